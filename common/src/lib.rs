@@ -1,0 +1,14 @@
+//! Shared code of the redline services: domain types, the Mars liquidation math, the chain
+//! client, the Redis job queue, config and telemetry.
+
+pub mod chain;
+pub mod config;
+pub mod manifest;
+pub mod math;
+pub mod metrics;
+pub mod msg;
+pub mod queue;
+pub mod service;
+pub mod telemetry;
+pub mod testkit;
+pub mod types;

@@ -1,0 +1,396 @@
+//! Deploying and configuring the devnet's contracts in one call.
+
+use cosmwasm_std::{Addr, Coin, Decimal, StdError, Storage, Uint128};
+use cw_multi_test::{AppResponse, BankSudo, Executor, SudoMsg};
+use redline_common::manifest::Contracts;
+use redline_common::msg::address_provider::{self, MarsAddressType};
+use redline_common::msg::oracle::{self, PriceUpdate};
+use redline_common::msg::params::{self as params_msg, AssetParamsUpdate};
+use redline_common::msg::red_bank::{self, CreateOrUpdateConfig, InitOrUpdateAssetParams};
+use redline_common::msg::swapper;
+use redline_common::types::{
+    AssetParams, CmSettings, InterestRateModel, LiquidationBonus, RedBankSettings,
+};
+
+use super::DevnetApp;
+
+/// One listed asset: its market, risk params and starting price.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AssetConfig {
+    pub denom: String,
+    pub decimals: u8,
+    /// Value of one smallest unit, in the oracle's base denom.
+    pub price: Decimal,
+    /// A separate price for liquidations (the oracle's `liquidation` kind), if any.
+    pub liquidation_price: Option<Decimal>,
+    /// Risk params; `params.denom` must equal `denom`.
+    pub params: AssetParams,
+    pub reserve_factor: Decimal,
+    pub interest_rate_model: InterestRateModel,
+}
+
+/// Constant-product pools for every pair of listed assets, balanced at the oracle prices.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SwapConfig {
+    /// Fee on the offered coin, in [0, 1).
+    pub fee: Decimal,
+    /// Value (in the oracle's base denom) of each side of each pool.
+    pub side_value: Uint128,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeployConfig {
+    /// Denom the oracle quotes prices in (need not be listed).
+    pub oracle_base_denom: String,
+    /// Target health factor of liquidations, in [1, 2].
+    pub target_health_factor: Decimal,
+    pub assets: Vec<AssetConfig>,
+    pub swap: Option<SwapConfig>,
+    /// Where protocol fees and reserve-factor rewards go; a fresh address when `None`.
+    pub rewards_collector: Option<Addr>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeployedContracts {
+    pub owner: Addr,
+    pub address_provider: Addr,
+    pub red_bank: Addr,
+    pub oracle: Addr,
+    pub params: Addr,
+    pub rewards_collector: Addr,
+    pub swapper: Option<Addr>,
+}
+
+impl DeployedContracts {
+    /// The `contracts` section of the manifest services read.
+    pub fn manifest_contracts(&self) -> Contracts {
+        Contracts {
+            red_bank: self.red_bank.to_string(),
+            oracle: self.oracle.to_string(),
+            params: self.params.to_string(),
+            rewards_collector: self.rewards_collector.to_string(),
+            swapper: self.swapper.as_ref().map(ToString::to_string),
+            credit_manager: None,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DeployError {
+    #[error("deploy config: {0}")]
+    Config(String),
+    #[error("{step}: {source}")]
+    Step { step: String, source: StdError },
+}
+
+trait StepContext<T> {
+    fn step(self, step: impl FnOnce() -> String) -> Result<T, DeployError>;
+}
+
+impl<T> StepContext<T> for Result<T, StdError> {
+    fn step(self, step: impl FnOnce() -> String) -> Result<T, DeployError> {
+        self.map_err(|source| DeployError::Step {
+            step: step(),
+            source,
+        })
+    }
+}
+
+/// Asset params for the Red Bank: enabled for deposits and borrows, not whitelisted in the
+/// credit manager.
+pub fn asset_params(
+    denom: &str,
+    max_loan_to_value: Decimal,
+    liquidation_threshold: Decimal,
+    liquidation_bonus: LiquidationBonus,
+    protocol_liquidation_fee: Decimal,
+    deposit_cap: Uint128,
+) -> AssetParams {
+    AssetParams {
+        denom: denom.to_string(),
+        credit_manager: CmSettings {
+            whitelisted: false,
+            hls: None,
+        },
+        red_bank: RedBankSettings {
+            deposit_enabled: true,
+            borrow_enabled: true,
+        },
+        max_loan_to_value,
+        liquidation_threshold,
+        liquidation_bonus,
+        protocol_liquidation_fee,
+        deposit_cap,
+    }
+}
+
+fn bech32_prefix(addr: &Addr) -> Result<String, DeployError> {
+    addr.as_str()
+        .rsplit_once('1')
+        .map(|(hrp, _)| hrp.to_string())
+        .ok_or_else(|| DeployError::Config(format!("owner {addr} is not a bech32 address")))
+}
+
+fn validate(cfg: &DeployConfig) -> Result<(), DeployError> {
+    if cfg.assets.is_empty() {
+        return Err(DeployError::Config(
+            "assets: at least one asset is needed".into(),
+        ));
+    }
+    for (i, asset) in cfg.assets.iter().enumerate() {
+        if asset.params.denom != asset.denom {
+            return Err(DeployError::Config(format!(
+                "assets[{i}].params.denom is {} but the asset is {}",
+                asset.params.denom, asset.denom
+            )));
+        }
+        if cfg.assets[..i].iter().any(|a| a.denom == asset.denom) {
+            return Err(DeployError::Config(format!(
+                "assets[{i}]: {} is listed twice",
+                asset.denom
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Stores and instantiates the address provider, oracle, params, Red Bank and (with
+/// `cfg.swap`) the swap contract, all owned by `owner`; lists every asset (params, market,
+/// price) and funds the swap pools by minting.
+pub fn deploy<S: Storage>(
+    app: &mut DevnetApp<S>,
+    owner: &Addr,
+    cfg: &DeployConfig,
+) -> Result<DeployedContracts, DeployError> {
+    validate(cfg)?;
+    let prefix = bech32_prefix(owner)?;
+    let rewards_collector = cfg
+        .rewards_collector
+        .clone()
+        .unwrap_or_else(|| app.api().addr_make("mars-rewards-collector"));
+
+    let address_provider_code = app.store_code(super::address_provider_contract());
+    let oracle_code = app.store_code(super::oracle_contract());
+    let params_code = app.store_code(super::params_contract());
+    let red_bank_code = app.store_code(super::red_bank_contract());
+
+    let address_provider = app
+        .instantiate_contract(
+            address_provider_code,
+            owner.clone(),
+            &address_provider::InstantiateMsg {
+                owner: owner.to_string(),
+                prefix,
+            },
+            &[],
+            "mars-address-provider",
+            Some(owner.to_string()),
+        )
+        .step(|| "instantiate address provider".into())?;
+    let oracle = app
+        .instantiate_contract(
+            oracle_code,
+            owner.clone(),
+            &oracle::InstantiateMsg {
+                owner: owner.to_string(),
+                base_denom: cfg.oracle_base_denom.clone(),
+                custom_init: None,
+            },
+            &[],
+            "mars-oracle",
+            Some(owner.to_string()),
+        )
+        .step(|| "instantiate oracle".into())?;
+    let params = app
+        .instantiate_contract(
+            params_code,
+            owner.clone(),
+            &params_msg::InstantiateMsg {
+                owner: owner.to_string(),
+                address_provider: address_provider.to_string(),
+                target_health_factor: cfg.target_health_factor,
+            },
+            &[],
+            "mars-params",
+            Some(owner.to_string()),
+        )
+        .step(|| "instantiate params".into())?;
+    let red_bank = app
+        .instantiate_contract(
+            red_bank_code,
+            owner.clone(),
+            &red_bank::InstantiateMsg {
+                owner: owner.to_string(),
+                config: CreateOrUpdateConfig {
+                    address_provider: Some(address_provider.to_string()),
+                },
+            },
+            &[],
+            "mars-red-bank",
+            Some(owner.to_string()),
+        )
+        .step(|| "instantiate red bank".into())?;
+    let swapper = match &cfg.swap {
+        Some(_) => {
+            let code = app.store_code(super::swapper_contract());
+            Some(
+                app.instantiate_contract(
+                    code,
+                    owner.clone(),
+                    &swapper::InstantiateMsg {
+                        owner: owner.to_string(),
+                    },
+                    &[],
+                    "redline-swapper",
+                    Some(owner.to_string()),
+                )
+                .step(|| "instantiate swapper".into())?,
+            )
+        }
+        None => None,
+    };
+
+    let mut addresses = vec![
+        (MarsAddressType::RedBank, &red_bank),
+        (MarsAddressType::Oracle, &oracle),
+        (MarsAddressType::Params, &params),
+        (MarsAddressType::RewardsCollector, &rewards_collector),
+    ];
+    if let Some(swapper) = &swapper {
+        addresses.push((MarsAddressType::Swapper, swapper));
+    }
+    for (address_type, address) in addresses {
+        app.execute_contract(
+            owner.clone(),
+            address_provider.clone(),
+            &address_provider::ExecuteMsg::SetAddress {
+                address_type,
+                address: address.to_string(),
+            },
+            &[],
+        )
+        .step(|| format!("set address {address_type}"))?;
+    }
+
+    app.execute_contract(
+        owner.clone(),
+        oracle.clone(),
+        &oracle::ExecuteMsg::SetPrices {
+            prices: cfg
+                .assets
+                .iter()
+                .map(|a| PriceUpdate {
+                    denom: a.denom.clone(),
+                    price: a.price,
+                    liquidation_price: a.liquidation_price,
+                })
+                .collect(),
+        },
+        &[],
+    )
+    .step(|| "set prices".into())?;
+
+    for asset in &cfg.assets {
+        app.execute_contract(
+            owner.clone(),
+            params.clone(),
+            &params_msg::ExecuteMsg::UpdateAssetParams(AssetParamsUpdate::AddOrUpdate {
+                params: asset.params.clone(),
+            }),
+            &[],
+        )
+        .step(|| format!("asset params of {}", asset.denom))?;
+        app.execute_contract(
+            owner.clone(),
+            red_bank.clone(),
+            &red_bank::ExecuteMsg::InitAsset {
+                denom: asset.denom.clone(),
+                params: InitOrUpdateAssetParams {
+                    reserve_factor: Some(asset.reserve_factor),
+                    interest_rate_model: Some(asset.interest_rate_model.clone()),
+                },
+            },
+            &[],
+        )
+        .step(|| format!("red bank market of {}", asset.denom))?;
+    }
+
+    if let (Some(swap), Some(swapper)) = (&cfg.swap, &swapper) {
+        fund_pools(app, owner, swapper, swap, &cfg.assets)?;
+    }
+
+    Ok(DeployedContracts {
+        owner: owner.clone(),
+        address_provider,
+        red_bank,
+        oracle,
+        params,
+        rewards_collector,
+        swapper,
+    })
+}
+
+fn fund_pools<S: Storage>(
+    app: &mut DevnetApp<S>,
+    owner: &Addr,
+    swapper: &Addr,
+    swap: &SwapConfig,
+    assets: &[AssetConfig],
+) -> Result<(), DeployError> {
+    for (i, a) in assets.iter().enumerate() {
+        for b in &assets[i + 1..] {
+            let denoms = [a.denom.clone(), b.denom.clone()];
+            app.execute_contract(
+                owner.clone(),
+                swapper.clone(),
+                &swapper::ExecuteMsg::CreatePool {
+                    denoms: denoms.clone(),
+                    fee: swap.fee,
+                },
+                &[],
+            )
+            .step(|| format!("create pool {}/{}", a.denom, b.denom))?;
+            let mut reserves = Vec::new();
+            for asset in [a, b] {
+                let amount = swap
+                    .side_value
+                    .checked_div_floor(asset.price)
+                    .map_err(|e| {
+                        DeployError::Config(format!("pool side of {}: {e}", asset.denom))
+                    })?;
+                reserves.push(Coin::new(amount, asset.denom.clone()));
+            }
+            reserves.sort_by(|x, y| x.denom.cmp(&y.denom));
+            app.sudo(SudoMsg::Bank(BankSudo::Mint {
+                to_address: owner.to_string(),
+                amount: reserves.clone(),
+            }))
+            .step(|| format!("mint pool reserves {}/{}", a.denom, b.denom))?;
+            app.execute_contract(
+                owner.clone(),
+                swapper.clone(),
+                &swapper::ExecuteMsg::ProvideLiquidity { denoms },
+                &reserves,
+            )
+            .step(|| format!("fund pool {}/{}", a.denom, b.denom))?;
+        }
+    }
+    Ok(())
+}
+
+/// Moves oracle prices as the oracle's owner (one `set_prices` message).
+pub fn set_prices<S: Storage>(
+    app: &mut DevnetApp<S>,
+    owner: &Addr,
+    oracle: &Addr,
+    prices: &[PriceUpdate],
+) -> Result<AppResponse, StdError> {
+    app.execute_contract(
+        owner.clone(),
+        oracle.clone(),
+        &oracle::ExecuteMsg::SetPrices {
+            prices: prices.to_vec(),
+        },
+        &[],
+    )
+}

@@ -1,0 +1,449 @@
+//! Owner actions and the user actions other than `liquidate`, step for step as Mars's
+//! `asset.rs`, `deposit.rs`, `withdraw.rs`, `borrow.rs`, `repay.rs` and `collateral.rs`.
+
+use cosmwasm_std::{Addr, BankMsg, Coin, DepsMut, Env, MessageInfo, Response, Uint128};
+use redline_common::math::{interest, params::validate_market, params::validate_native_denom};
+use redline_common::msg::oracle::ActionKind;
+use redline_common::msg::params::{QueryMsg as ParamsQuery, TotalDepositResponse};
+use redline_common::msg::red_bank::{CreateOrUpdateConfig, InitOrUpdateAssetParams, Market};
+
+use super::interest::{accrue_market, refresh_interest_rates};
+use super::peers::Peers;
+use super::positions::{load_market, query_asset_params, PricedPositions};
+use super::state::{
+    decrease_collateral, decrease_debt, increase_collateral, increase_debt, is_borrowing, user_key,
+    COLLATERALS, CONFIG, DEBTS, MARKETS,
+};
+use super::{RedBankError, RedBankResult};
+use crate::contracts::support::{assert_owner, Coin128};
+
+fn send(to: &Addr, denom: &str, amount: Uint128) -> BankMsg {
+    BankMsg::Send {
+        to_address: to.to_string(),
+        amount: vec![Coin::new(amount, denom)],
+    }
+}
+
+pub fn update_config(
+    deps: DepsMut,
+    info: MessageInfo,
+    config: CreateOrUpdateConfig,
+) -> RedBankResult<Response> {
+    assert_owner::<RedBankError>(deps.storage, &info.sender)?;
+    let mut current = CONFIG.load(deps.storage)?;
+    if let Some(address_provider) = config.address_provider {
+        current.address_provider = deps.api.addr_validate(&address_provider)?;
+    }
+    CONFIG.save(deps.storage, &current)?;
+    Ok(Response::new().add_attribute("action", "update_config"))
+}
+
+pub fn init_asset(
+    deps: DepsMut,
+    env: Env,
+    info: MessageInfo,
+    denom: String,
+    params: InitOrUpdateAssetParams,
+) -> RedBankResult<Response> {
+    assert_owner::<RedBankError>(deps.storage, &info.sender)?;
+    validate_native_denom(&denom)?;
+    if MARKETS.has(deps.storage, &denom) {
+        return Err(RedBankError::AssetAlreadyInitialized {});
+    }
+    let (Some(reserve_factor), Some(interest_rate_model)) =
+        (params.reserve_factor, params.interest_rate_model)
+    else {
+        return Err(RedBankError::InstantiateParamsUnavailable {});
+    };
+    let market = Market {
+        denom: denom.clone(),
+        reserve_factor,
+        interest_rate_model,
+        indexes_last_updated: env.block.time.seconds(),
+        ..Market::default()
+    };
+    validate_market(&market)?;
+    MARKETS.save(deps.storage, &denom, &market)?;
+    Ok(Response::new()
+        .add_attribute("action", "init_asset")
+        .add_attribute("denom", denom))
+}
+
+pub fn update_asset(
+    deps: DepsMut,
+    env: Env,
+    info: MessageInfo,
+    denom: String,
+    params: InitOrUpdateAssetParams,
+) -> RedBankResult<Response> {
+    assert_owner::<RedBankError>(deps.storage, &info.sender)?;
+    let mut market = MARKETS
+        .may_load(deps.storage, &denom)?
+        .ok_or(RedBankError::AssetNotInitialized {})?;
+    let now = env.block.time.seconds();
+
+    // Accrue at the old parameters up to now, so the new ones only apply from this block on.
+    let rates_change = params
+        .reserve_factor
+        .is_some_and(|rf| rf != market.reserve_factor)
+        || params.interest_rate_model.is_some();
+    let mut response = Response::new();
+    if rates_change {
+        let peers = Peers::load(deps.as_ref())?;
+        let rewards_collector = peers.rewards_collector()?.clone();
+        accrue_market(deps.storage, now, &mut market, &rewards_collector)?;
+    }
+    if let Some(reserve_factor) = params.reserve_factor {
+        market.reserve_factor = reserve_factor;
+    }
+    if let Some(model) = params.interest_rate_model {
+        market.interest_rate_model = model;
+    }
+    validate_market(&market)?;
+    if rates_change {
+        response = refresh_interest_rates(now, &mut market, response)?;
+    }
+    MARKETS.save(deps.storage, &denom, &market)?;
+    Ok(response
+        .add_attribute("action", "update_asset")
+        .add_attribute("denom", denom))
+}
+
+pub fn deposit(
+    deps: DepsMut,
+    env: Env,
+    info: MessageInfo,
+    on_behalf_of: Option<String>,
+    sent: Coin128,
+    account_id: Option<String>,
+) -> RedBankResult<Response> {
+    let peers = Peers::load(deps.as_ref())?;
+    let now = env.block.time.seconds();
+
+    // Only the credit manager opens positions under an account id.
+    if account_id.is_some() && !peers.is_credit_manager(&info.sender) {
+        return Err(RedBankError::Unauthorized {});
+    }
+    let user = match on_behalf_of.as_deref() {
+        Some(address)
+            if peers
+                .credit_manager()
+                .is_some_and(|cm| cm.as_str() == address) =>
+        {
+            return Err(RedBankError::Unauthorized {});
+        }
+        Some(address) => deps.api.addr_validate(address)?,
+        None => info.sender.clone(),
+    };
+    let denom = sent.denom;
+    let amount = sent.amount;
+
+    let mut market = load_market(deps.as_ref(), &denom)?;
+    let params_addr = peers.params()?.clone();
+    let asset_params = query_asset_params(deps.as_ref(), &params_addr, &denom)?;
+    if !asset_params.red_bank.deposit_enabled {
+        return Err(RedBankError::DepositNotEnabled { denom });
+    }
+    let total: TotalDepositResponse = deps.querier.query_wasm_smart(
+        &params_addr,
+        &ParamsQuery::TotalDeposit {
+            denom: denom.clone(),
+        },
+    )?;
+    if total.amount.checked_add(amount)? > asset_params.deposit_cap {
+        return Err(RedBankError::DepositCapExceeded { denom });
+    }
+
+    accrue_market(deps.storage, now, &mut market, peers.rewards_collector()?)?;
+    if market.liquidity_index.is_zero() {
+        return Err(RedBankError::InvalidLiquidityIndex {});
+    }
+    let amount_scaled = interest::scaled_liquidity_amount(amount, &market, now)?;
+    let key = user_key(&user, account_id.as_deref().unwrap_or(""));
+    increase_collateral(deps.storage, &key, &denom, amount_scaled)?;
+    market.collateral_total_scaled = market.collateral_total_scaled.checked_add(amount_scaled)?;
+    let response = refresh_interest_rates(now, &mut market, Response::new())?;
+    MARKETS.save(deps.storage, &denom, &market)?;
+
+    Ok(response
+        .add_attribute("action", "deposit")
+        .add_attribute("sender", &info.sender)
+        .add_attribute("on_behalf_of", &user)
+        .add_attribute("denom", denom)
+        .add_attribute("amount", amount)
+        .add_attribute("amount_scaled", amount_scaled))
+}
+
+#[allow(clippy::too_many_arguments)]
+pub fn withdraw(
+    deps: DepsMut,
+    env: Env,
+    info: MessageInfo,
+    denom: String,
+    amount: Option<Uint128>,
+    recipient: Option<String>,
+    account_id: Option<String>,
+    liquidation_related: bool,
+) -> RedBankResult<Response> {
+    let peers = Peers::load(deps.as_ref())?;
+    let now = env.block.time.seconds();
+    if account_id.is_some() && !peers.is_credit_manager(&info.sender) {
+        return Err(RedBankError::Unauthorized {});
+    }
+    let withdrawer = info.sender.clone();
+    let acc_id = account_id.unwrap_or_default();
+    let key = user_key(&withdrawer, &acc_id);
+
+    let mut market = load_market(deps.as_ref(), &denom)?;
+    let collateral = COLLATERALS
+        .may_load(deps.storage, (&key, &denom))?
+        .unwrap_or_default();
+    let balance_scaled_before = collateral.amount_scaled;
+    if balance_scaled_before.is_zero() {
+        return Err(RedBankError::UserNoCollateralBalance {
+            user: withdrawer.to_string(),
+            denom,
+        });
+    }
+    let balance_before =
+        interest::underlying_liquidity_amount(balance_scaled_before, &market, now)?;
+    let withdraw_amount = match amount {
+        Some(amount) if amount.is_zero() || amount > balance_before => {
+            return Err(RedBankError::InvalidWithdrawAmount { denom });
+        }
+        Some(amount) => amount,
+        None => balance_before,
+    };
+
+    // Mars checks the liquidation threshold here (not max LTV): a withdrawal may leave the
+    // account anywhere above liquidation.
+    let kind = if liquidation_related && peers.is_credit_manager(&info.sender) {
+        ActionKind::Liquidation
+    } else {
+        ActionKind::Default
+    };
+    if collateral.enabled && is_borrowing(deps.storage, &withdrawer) {
+        let mut positions = PricedPositions::load(
+            deps.as_ref(),
+            now,
+            &withdrawer,
+            &acc_id,
+            peers.oracle()?,
+            peers.params()?,
+            kind,
+        )?;
+        let holding = positions
+            .holding_mut(&denom)
+            .ok_or_else(|| cosmwasm_std::StdError::msg("No User Balance"))?;
+        holding.collateral_amount = holding.collateral_amount.checked_sub(withdraw_amount)?;
+        if positions.health()?.is_liquidatable() {
+            return Err(RedBankError::InvalidHealthFactorAfterWithdraw {});
+        }
+    }
+
+    accrue_market(deps.storage, now, &mut market, peers.rewards_collector()?)?;
+    let balance_after = balance_before.checked_sub(withdraw_amount)?;
+    let balance_scaled_after = interest::scaled_liquidity_amount(balance_after, &market, now)?;
+    let withdraw_amount_scaled = balance_scaled_before.checked_sub(balance_scaled_after)?;
+    decrease_collateral(deps.storage, &key, &denom, withdraw_amount_scaled)?;
+    market.collateral_total_scaled = market
+        .collateral_total_scaled
+        .checked_sub(withdraw_amount_scaled)?;
+    let response = refresh_interest_rates(now, &mut market, Response::new())?;
+    MARKETS.save(deps.storage, &denom, &market)?;
+
+    let recipient = match recipient {
+        Some(recipient) => deps.api.addr_validate(&recipient)?,
+        None => withdrawer.clone(),
+    };
+    Ok(response
+        .add_message(send(&recipient, &denom, withdraw_amount))
+        .add_attribute("action", "withdraw")
+        .add_attribute("sender", &withdrawer)
+        .add_attribute("recipient", &recipient)
+        .add_attribute("denom", denom)
+        .add_attribute("amount", withdraw_amount)
+        .add_attribute("amount_scaled", withdraw_amount_scaled))
+}
+
+pub fn borrow(
+    deps: DepsMut,
+    env: Env,
+    info: MessageInfo,
+    denom: String,
+    amount: Uint128,
+    recipient: Option<String>,
+) -> RedBankResult<Response> {
+    let peers = Peers::load(deps.as_ref())?;
+    let now = env.block.time.seconds();
+    let borrower = info.sender.clone();
+
+    let asset_params = query_asset_params(deps.as_ref(), peers.params()?, &denom)?;
+    if !asset_params.red_bank.borrow_enabled {
+        return Err(RedBankError::BorrowNotEnabled { denom });
+    }
+    let mut market = load_market(deps.as_ref(), &denom)?;
+    let collateral_total =
+        interest::underlying_liquidity_amount(market.collateral_total_scaled, &market, now)?;
+    let debt_total = interest::underlying_debt_amount(market.debt_total_scaled, &market, now)?;
+    let available_liquidity = collateral_total.checked_sub(debt_total)?;
+    if amount.is_zero() || amount > available_liquidity {
+        return Err(RedBankError::InvalidBorrowAmount { denom });
+    }
+
+    // The credit manager borrows without collateral here; it keeps its own accounts healthy.
+    let uncollateralized = peers.is_credit_manager(&borrower);
+    if !uncollateralized {
+        let mut positions = PricedPositions::load(
+            deps.as_ref(),
+            now,
+            &borrower,
+            "",
+            peers.oracle()?,
+            peers.params()?,
+            ActionKind::Default,
+        )?;
+        positions.add_priced_denom(
+            deps.as_ref(),
+            &denom,
+            peers.oracle()?,
+            peers.params()?,
+            ActionKind::Default,
+        )?;
+        match positions.holding_mut(&denom) {
+            Some(holding) => holding.debt_amount = holding.debt_amount.checked_add(amount)?,
+            None => positions
+                .holdings
+                .push(redline_common::types::DenomPosition {
+                    denom: denom.clone(),
+                    debt_amount: amount,
+                    ..Default::default()
+                }),
+        }
+        if positions.health()?.is_above_max_ltv() {
+            return Err(RedBankError::BorrowAmountExceedsGivenCollateral {});
+        }
+    }
+
+    accrue_market(deps.storage, now, &mut market, peers.rewards_collector()?)?;
+    let amount_scaled = interest::scaled_debt_amount(amount, &market, now)?;
+    market.debt_total_scaled = market.debt_total_scaled.checked_add(amount_scaled)?;
+    increase_debt(
+        deps.storage,
+        &borrower,
+        &denom,
+        amount_scaled,
+        uncollateralized,
+    )?;
+    let response = refresh_interest_rates(now, &mut market, Response::new())?;
+    MARKETS.save(deps.storage, &denom, &market)?;
+
+    let recipient = match recipient {
+        Some(recipient) => deps.api.addr_validate(&recipient)?,
+        None => borrower.clone(),
+    };
+    Ok(response
+        .add_message(send(&recipient, &denom, amount))
+        .add_attribute("action", "borrow")
+        .add_attribute("sender", &borrower)
+        .add_attribute("recipient", &recipient)
+        .add_attribute("denom", denom)
+        .add_attribute("amount", amount)
+        .add_attribute("amount_scaled", amount_scaled))
+}
+
+pub fn repay(
+    deps: DepsMut,
+    env: Env,
+    info: MessageInfo,
+    on_behalf_of: Option<String>,
+    sent: Coin128,
+) -> RedBankResult<Response> {
+    let peers = Peers::load(deps.as_ref())?;
+    let now = env.block.time.seconds();
+    let user = match on_behalf_of.as_deref() {
+        Some(address)
+            if peers
+                .credit_manager()
+                .is_some_and(|cm| cm.as_str() == address) =>
+        {
+            return Err(RedBankError::CannotRepayOnBehalfOfCreditManager {});
+        }
+        Some(address) => deps.api.addr_validate(address)?,
+        None => info.sender.clone(),
+    };
+    let denom = sent.denom;
+    let repay_amount = sent.amount;
+
+    let debt = DEBTS
+        .may_load(deps.storage, (&user, &denom))?
+        .ok_or(RedBankError::CannotRepayZeroDebt {})?;
+    let mut market = load_market(deps.as_ref(), &denom)?;
+    accrue_market(deps.storage, now, &mut market, peers.rewards_collector()?)?;
+
+    let debt_before = interest::underlying_debt_amount(debt.amount_scaled, &market, now)?;
+    let mut response = Response::new();
+    let (refund, debt_after) = if repay_amount > debt_before {
+        let refund = repay_amount - debt_before;
+        response = response.add_message(send(&info.sender, &denom, refund));
+        (refund, Uint128::zero())
+    } else {
+        (Uint128::zero(), debt_before - repay_amount)
+    };
+    let debt_scaled_after = interest::scaled_debt_amount(debt_after, &market, now)?;
+    let debt_scaled_delta = debt.amount_scaled.checked_sub(debt_scaled_after)?;
+    market.debt_total_scaled = market.debt_total_scaled.checked_sub(debt_scaled_delta)?;
+    decrease_debt(deps.storage, &user, &denom, debt_scaled_delta)?;
+    let response = refresh_interest_rates(now, &mut market, response)?;
+    MARKETS.save(deps.storage, &denom, &market)?;
+
+    Ok(response
+        .add_attribute("action", "repay")
+        .add_attribute("sender", &info.sender)
+        .add_attribute("on_behalf_of", &user)
+        .add_attribute("denom", denom)
+        .add_attribute("amount", repay_amount.checked_sub(refund)?)
+        .add_attribute("amount_scaled", debt_scaled_delta))
+}
+
+pub fn update_asset_collateral_status(
+    deps: DepsMut,
+    env: Env,
+    info: MessageInfo,
+    denom: String,
+    enable: bool,
+) -> RedBankResult<Response> {
+    let user = info.sender.clone();
+    let key = user_key(&user, "");
+    let mut collateral = COLLATERALS
+        .may_load(deps.storage, (&key, &denom))?
+        .ok_or_else(|| RedBankError::UserNoCollateralBalance {
+            user: user.to_string(),
+            denom: denom.clone(),
+        })?;
+    let previously_enabled = collateral.enabled;
+    collateral.enabled = enable;
+    COLLATERALS.save(deps.storage, (&key, &denom), &collateral)?;
+
+    if previously_enabled && !enable {
+        let peers = Peers::load(deps.as_ref())?;
+        let positions = PricedPositions::load(
+            deps.as_ref(),
+            env.block.time.seconds(),
+            &user,
+            "",
+            peers.oracle()?,
+            peers.params()?,
+            ActionKind::Default,
+        )?;
+        if positions.health()?.is_liquidatable() {
+            return Err(RedBankError::InvalidHealthFactorAfterDisablingCollateral {});
+        }
+    }
+
+    Ok(Response::new()
+        .add_attribute("action", "update_asset_collateral_status")
+        .add_attribute("user", &user)
+        .add_attribute("denom", denom)
+        .add_attribute("enable", enable.to_string()))
+}

@@ -1,0 +1,330 @@
+//! Every way the Red Bank refuses an action, with Mars's messages, and the refund of excess
+//! debt coins.
+
+mod contracts_support;
+
+/// Named so `cargo test -p redline-devnet contracts` selects these tests.
+mod contracts {
+    use crate::contracts_support::*;
+    use cosmwasm_std::{coin, Uint128};
+    use redline_common::msg::red_bank::{ExecuteMsg, UserHealthStatus};
+
+    fn liquidatable() -> (Devnet, cosmwasm_std::Addr, cosmwasm_std::Addr) {
+        let mut dn = Devnet::fixture();
+        let borrower = fixture_borrower(&mut dn);
+        dn.set_price(ATOM, "7.5");
+        let liquidator = dn.addr("liquidator");
+        dn.mint(&liquidator, vec![coin(100_000, USDC), coin(100_000, ATOM)]);
+        (dn, borrower, liquidator)
+    }
+
+    #[test]
+    fn cannot_liquidate_self() {
+        let (mut dn, borrower, _) = liquidatable();
+        dn.mint(&borrower, vec![coin(1_000, USDC)]);
+        let err = dn
+            .liquidate(&borrower, &borrower, ATOM, &[coin(1_000, USDC)])
+            .unwrap_err();
+        assert!(
+            err.contains("User cannot issue liquidation of own account"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn cannot_liquidate_healthy_position() {
+        let mut dn = Devnet::fixture();
+        let borrower = fixture_borrower(&mut dn);
+        let liquidator = dn.addr("liquidator");
+        dn.mint(&liquidator, vec![coin(1_000, USDC)]);
+        let err = dn
+            .liquidate(&liquidator, &borrower, ATOM, &[coin(1_000, USDC)])
+            .unwrap_err();
+        assert!(
+            err.contains("User's health factor is not less than 1 and thus cannot be liquidated"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn cannot_liquidate_disabled_collateral() {
+        let mut dn = Devnet::fixture();
+        let borrower = fixture_borrower(&mut dn);
+        dn.deposit(&borrower, 1_000, OSMO);
+        dn.execute(
+            &borrower,
+            &ExecuteMsg::UpdateAssetCollateralStatus {
+                denom: OSMO.into(),
+                enable: false,
+            },
+            &[],
+        )
+        .unwrap();
+        assert!(!dn.collateral(&borrower, OSMO).enabled);
+        dn.set_price(ATOM, "7.5");
+        let liquidator = dn.addr("liquidator");
+        dn.mint(&liquidator, vec![coin(1_000, USDC)]);
+        let err = dn
+            .liquidate(&liquidator, &borrower, OSMO, &[coin(1_000, USDC)])
+            .unwrap_err();
+        assert!(
+            err.contains(
+                r#"User can't be liquidated for asset "uosmo" not being used as collateral"#
+            ),
+            "{err}"
+        );
+        // Disabled collateral does not count in health either.
+        assert_eq!(
+            dn.position(&borrower).total_enabled_collateral,
+            Uint128::new(75_000)
+        );
+    }
+
+    #[test]
+    fn disabling_collateral_that_keeps_the_account_alive_is_refused() {
+        let mut dn = Devnet::fixture();
+        let borrower = fixture_borrower(&mut dn);
+        let err = dn
+            .execute(
+                &borrower,
+                &ExecuteMsg::UpdateAssetCollateralStatus {
+                    denom: ATOM.into(),
+                    enable: false,
+                },
+                &[],
+            )
+            .unwrap_err();
+        assert!(
+            err.contains("User's health factor can't be less than 1 after disabling collateral"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn cannot_liquidate_collateral_the_user_does_not_have() {
+        let (mut dn, borrower, liquidator) = liquidatable();
+        let err = dn
+            .liquidate(&liquidator, &borrower, USDC, &[coin(1_000, USDC)])
+            .unwrap_err();
+        assert!(
+            err.contains("User has no balance in specified collateral asset to be liquidated"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn cannot_liquidate_debt_the_user_does_not_have() {
+        let (mut dn, borrower, liquidator) = liquidatable();
+        let err = dn
+            .liquidate(&liquidator, &borrower, ATOM, &[coin(1_000, ATOM)])
+            .unwrap_err();
+        assert!(
+        err.contains(
+            "User has no outstanding debt in the specified debt asset and thus cannot be liquidated"
+        ),
+        "{err}"
+    );
+    }
+
+    #[test]
+    fn liquidate_needs_exactly_one_coin() {
+        let (mut dn, borrower, liquidator) = liquidatable();
+        let err = dn.liquidate(&liquidator, &borrower, ATOM, &[]).unwrap_err();
+        assert!(err.contains("No funds sent"), "{err}");
+        let err = dn
+            .liquidate(
+                &liquidator,
+                &borrower,
+                ATOM,
+                &[coin(1_000, ATOM), coin(1_000, USDC)],
+            )
+            .unwrap_err();
+        assert!(err.contains("Sent more than one denomination"), "{err}");
+    }
+
+    #[test]
+    fn excess_debt_coin_is_refunded() {
+        let (mut dn, borrower, liquidator) = liquidatable();
+        // Capped by the target health factor: (1.05·65,000 − 60,000) / (1.05 − 0.8·1.1) = 48,529.
+        let res = dn
+            .liquidate(&liquidator, &borrower, ATOM, &[coin(60_000, USDC)])
+            .unwrap();
+        assert_eq!(
+            wasm_attr(&res, "liquidate", "debt_amount").unwrap(),
+            "48529"
+        );
+        // floor(floor(48,529 · 1.1) / 7.5) = floor(53,381 / 7.5) = 7,117.
+        assert_eq!(
+            wasm_attr(&res, "liquidate", "collateral_amount").unwrap(),
+            "7117"
+        );
+        // fee = floor(ceil(floor(48,529 · 0.1) · 0.1) / 7.5) = floor(486 / 7.5) = 64.
+        assert_eq!(
+            dn.collateral(&liquidator, ATOM).amount,
+            Uint128::new(7_117 - 64)
+        );
+        assert_eq!(
+            dn.collateral(&dn.contracts.rewards_collector.clone(), ATOM)
+                .amount,
+            Uint128::new(64)
+        );
+        assert_eq!(dn.balance(&liquidator, USDC), 100_000 - 48_529);
+        assert_eq!(
+            dn.debt(&borrower, USDC).amount,
+            Uint128::new(65_000 - 48_529)
+        );
+        // Left at about the target health factor.
+        match dn.position(&borrower).health_status {
+            UserHealthStatus::Borrowing {
+                liq_threshold_hf, ..
+            } => {
+                assert!(liq_threshold_hf >= dec("1.05") && liq_threshold_hf < dec("1.051"))
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn liquidation_that_lowers_health_is_refused() {
+        let mut dn = Devnet::fixture();
+        let borrower = fixture_borrower(&mut dn);
+        // Under water: CR < 1 so LB = min_lb = 0.02 and LT·(1 + LB) = 0.816 > HF = 0.738.
+        dn.set_price(ATOM, "6");
+        let liquidator = dn.addr("liquidator");
+        dn.mint(&liquidator, vec![coin(10_000, USDC)]);
+        let err = dn
+            .liquidate(&liquidator, &borrower, ATOM, &[coin(10_000, USDC)])
+            .unwrap_err();
+        assert!(err.contains("health not improved"), "{err}");
+    }
+
+    #[test]
+    fn borrow_and_withdraw_checks() {
+        let mut dn = Devnet::fixture();
+        let lender = dn.addr("lender");
+        let borrower = dn.addr("borrower");
+        dn.deposit(&lender, 200_000, USDC);
+        dn.deposit(&borrower, 10_000, ATOM);
+        // Max LTV 0.7 of 100,000.
+        let err = dn.borrow(&borrower, 70_001, USDC).unwrap_err();
+        assert!(
+            err.contains("Borrow amount exceeds maximum allowed given current collateral value"),
+            "{err}"
+        );
+        dn.borrow(&borrower, 70_000, USDC).unwrap();
+        let err = dn.borrow(&borrower, 200_000, USDC).unwrap_err();
+        assert!(
+            err.contains(
+                "Borrow amount must be greater than 0 and less or equal available liquidity"
+            ),
+            "{err}"
+        );
+        // Withdrawing keeps the liquidation threshold (0.8): 70,000 / 0.8 = 87,500 must stay.
+        let withdraw = |amount: u128| ExecuteMsg::Withdraw {
+            denom: ATOM.into(),
+            amount: Some(Uint128::new(amount)),
+            recipient: None,
+            account_id: None,
+            liquidation_related: None,
+        };
+        let err = dn.execute(&borrower, &withdraw(1_251), &[]).unwrap_err();
+        assert!(
+            err.contains("User's health factor can't be less than 1 after withdraw"),
+            "{err}"
+        );
+        let res = dn.execute(&borrower, &withdraw(1_250), &[]).unwrap();
+        assert_eq!(wasm_attr(&res, "withdraw", "amount").unwrap(), "1250");
+        let err = dn.execute(&borrower, &withdraw(0), &[]).unwrap_err();
+        assert!(
+            err.contains("Withdraw amount must be greater than 0"),
+            "{err}"
+        );
+        // Payments where none are expected.
+        dn.mint(&borrower, vec![coin(1, ATOM)]);
+        let err = dn
+            .execute(&borrower, &withdraw(1), &[coin(1, ATOM)])
+            .unwrap_err();
+        assert!(err.contains("This message does no accept funds"), "{err}");
+        // Borrowing disabled in params.
+        let owner = dn.contracts.owner.clone();
+        let params = dn.contracts.params.clone();
+        use cw_multi_test::Executor;
+        dn.app
+            .execute_contract(
+                owner,
+                params,
+                &redline_common::msg::params::ExecuteMsg::EmergencyUpdate(
+                    redline_common::msg::params::EmergencyUpdate::RedBank(
+                        redline_common::msg::params::RedBankEmergencyUpdate::DisableBorrowing(
+                            USDC.into(),
+                        ),
+                    ),
+                ),
+                &[],
+            )
+            .unwrap();
+        let err = dn.borrow(&borrower, 1, USDC).unwrap_err();
+        assert!(
+            err.contains(r#"Borrow for "uusdc" is not enabled"#),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn repay_refunds_excess_and_clears_debt() {
+        let mut dn = Devnet::fixture();
+        let borrower = fixture_borrower(&mut dn);
+        dn.mint(&borrower, vec![coin(10_000, USDC)]);
+        let res = dn
+            .execute(
+                &borrower,
+                &ExecuteMsg::Repay { on_behalf_of: None },
+                &[coin(75_000, USDC)],
+            )
+            .unwrap();
+        assert_eq!(wasm_attr(&res, "repay", "amount").unwrap(), "65000");
+        assert_eq!(dn.balance(&borrower, USDC), 10_000);
+        assert_eq!(
+            dn.position(&borrower).health_status,
+            UserHealthStatus::NotBorrowing
+        );
+        let err = dn
+            .execute(
+                &borrower,
+                &ExecuteMsg::Repay { on_behalf_of: None },
+                &[coin(1, USDC)],
+            )
+            .unwrap_err();
+        assert!(err.contains("Cannot repay 0 debt"), "{err}");
+    }
+
+    #[test]
+    fn deposit_cap_and_unlisted_denoms() {
+        let mut cfg = fixture_config();
+        cfg.assets[2].params.deposit_cap = Uint128::new(1_000);
+        let mut dn = Devnet::with_config(&cfg);
+        let user = dn.addr("user");
+        dn.deposit(&user, 1_000, OSMO);
+        dn.mint(&user, vec![coin(1, OSMO), coin(5, "uion")]);
+        let deposit = ExecuteMsg::Deposit {
+            account_id: None,
+            on_behalf_of: None,
+        };
+        let err = dn.execute(&user, &deposit, &[coin(1, OSMO)]).unwrap_err();
+        assert!(err.contains(r#"Deposit Cap exceeded for "uosmo""#), "{err}");
+        let err = dn.execute(&user, &deposit, &[coin(5, "uion")]).unwrap_err();
+        assert!(err.contains("Market not found"), "{err}");
+        // Only the credit manager may use account ids.
+        let err = dn
+            .execute(
+                &user,
+                &ExecuteMsg::Deposit {
+                    account_id: Some("1".into()),
+                    on_behalf_of: None,
+                },
+                &[coin(1, OSMO)],
+            )
+            .unwrap_err();
+        assert!(err.contains("Unauthorized"), "{err}");
+    }
+}

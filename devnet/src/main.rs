@@ -1,0 +1,282 @@
+//! `devnet`: a local chain that behaves like Osmosis running Mars.
+//!
+//! `devnet --accounts 100000 --seed 1 --manifest /tmp/m.json` seeds the scenario, writes the
+//! manifest and serves CometBFT RPC on `--port`; `devnet prices uatom=7.5` moves prices on a
+//! running devnet.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context as _};
+use clap::{Args, Parser, Subcommand};
+use cosmwasm_std::Decimal;
+use redline_common::manifest::Manifest;
+use redline_common::telemetry::{self, LogArgs};
+use redline_devnet::chain::ChainConfig;
+use redline_devnet::rpc::{self, NodeConfig};
+use redline_devnet::scenario::{self, ScenarioConfig, DEFAULT_LIQUIDATOR_MNEMONIC};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "devnet",
+    version,
+    about = "A local chain running the Mars Red Bank behind CometBFT RPC"
+)]
+#[command(args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    run: RunArgs,
+    #[command(flatten)]
+    log: LogArgs,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Move oracle prices on a running devnet: `devnet prices uatom=7.5 uosmo=0.4`.
+    #[command(alias = "set-price")]
+    Prices(PricesArgs),
+}
+
+#[derive(Args, Debug)]
+struct RunArgs {
+    /// Chain id the node reports and txs must be signed for.
+    #[arg(long, env = "DEVNET_CHAIN_ID", default_value = "devnet-1")]
+    chain_id: String,
+    /// bech32 account prefix.
+    #[arg(long, env = "DEVNET_BECH32_PREFIX", default_value = "osmo")]
+    bech32_prefix: String,
+    /// Address the RPC server listens on.
+    #[arg(long, env = "DEVNET_HOST", default_value = "127.0.0.1")]
+    host: IpAddr,
+    /// RPC port (HTTP JSON-RPC, websocket at /websocket, admin at /admin); 0 picks a free one.
+    #[arg(long, env = "DEVNET_PORT", default_value_t = 26657)]
+    port: u16,
+    /// Block interval in milliseconds.
+    #[arg(long, env = "DEVNET_BLOCK_TIME_MS", default_value_t = 1000)]
+    block_time_ms: u64,
+    /// Minimum gas price CheckTx demands, in the fee denom.
+    #[arg(long, env = "DEVNET_GAS_PRICE", default_value = "0.025")]
+    gas_price: String,
+    /// Denom fees are paid in.
+    #[arg(long, env = "DEVNET_FEE_DENOM", default_value = "uosmo")]
+    fee_denom: String,
+    /// Borrower accounts to seed.
+    #[arg(long, env = "DEVNET_ACCOUNTS", default_value_t = 1000)]
+    accounts: usize,
+    /// Seed of the borrower generator (same seed, same chain).
+    #[arg(long, env = "DEVNET_SEED", default_value_t = 1)]
+    seed: u64,
+    /// Mnemonic of the liquidator wallets (defaults to a well-known test mnemonic).
+    #[arg(long, env = "LIQUIDATOR_MNEMONIC", hide_env_values = true)]
+    liquidator_mnemonic: Option<String>,
+    /// Liquidator wallets funded with every denom (m/44'/118'/0'/0/i).
+    #[arg(long, env = "DEVNET_LIQUIDATOR_WALLETS", default_value_t = 8)]
+    liquidator_wallets: u32,
+    /// Where to write the manifest services read (`--manifest` of every service).
+    #[arg(long, env = "DEVNET_MANIFEST")]
+    manifest: Option<PathBuf>,
+    /// Scripted price moves: CSV lines `HEIGHT,DENOM,PRICE` or `SECONDSs,DENOM,PRICE`, or JSON.
+    #[arg(long, env = "DEVNET_PRICE_PATH")]
+    price_path: Option<PathBuf>,
+    /// Blocks kept for `block`, `block_results` and `tx`.
+    #[arg(long, env = "DEVNET_HISTORY_BLOCKS", default_value_t = 10_000)]
+    history_blocks: usize,
+}
+
+#[derive(Args, Debug)]
+struct PricesArgs {
+    /// Admin URL of the devnet, e.g. http://127.0.0.1:26657/admin.
+    #[arg(long, env = "DEVNET_ADMIN_URL", conflicts_with = "manifest")]
+    admin: Option<String>,
+    /// Read the admin URL from this manifest instead.
+    #[arg(long, env = "DEVNET_MANIFEST")]
+    manifest: Option<PathBuf>,
+    /// Prices as DENOM=PRICE (price per smallest unit, in the oracle's base denom).
+    #[arg(required = true, value_name = "DENOM=PRICE")]
+    prices: Vec<String>,
+}
+
+fn node_config(args: &RunArgs) -> anyhow::Result<NodeConfig> {
+    if args.block_time_ms == 0 {
+        bail!("--block-time-ms must be positive");
+    }
+    if args.chain_id.trim().is_empty() {
+        bail!("--chain-id is empty");
+    }
+    if args.bech32_prefix.is_empty()
+        || !args
+            .bech32_prefix
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+    {
+        bail!(
+            "--bech32-prefix `{}` must be lowercase letters and digits",
+            args.bech32_prefix
+        );
+    }
+    let min_gas_price: Decimal = args
+        .gas_price
+        .parse()
+        .map_err(|e| anyhow::anyhow!("--gas-price `{}` is not a decimal: {e}", args.gas_price))?;
+    if args.history_blocks == 0 {
+        bail!("--history-blocks must be positive");
+    }
+    Ok(NodeConfig {
+        chain: ChainConfig {
+            chain_id: args.chain_id.clone(),
+            bech32_prefix: args.bech32_prefix.clone(),
+            fee_denom: args.fee_denom.clone(),
+            min_gas_price,
+            block_time: Duration::from_millis(args.block_time_ms),
+            history_blocks: args.history_blocks,
+            ..ChainConfig::default()
+        },
+        host: args.host,
+        port: args.port,
+        ..NodeConfig::default()
+    })
+}
+
+fn scenario_config(args: &RunArgs) -> anyhow::Result<ScenarioConfig> {
+    if args.liquidator_wallets == 0 {
+        bail!("--liquidator-wallets must be at least 1");
+    }
+    let liquidator_mnemonic = args
+        .liquidator_mnemonic
+        .clone()
+        .unwrap_or_else(|| DEFAULT_LIQUIDATOR_MNEMONIC.to_string());
+    scenario::liquidator_keys(&liquidator_mnemonic, 1).context("--liquidator-mnemonic")?;
+    let price_path = match &args.price_path {
+        None => Vec::new(),
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("--price-path {}: cannot read", path.display()))?;
+            scenario::parse_price_path(&text)
+                .map_err(|e| anyhow::anyhow!("--price-path {}: {e}", path.display()))?
+        }
+    };
+    Ok(ScenarioConfig {
+        accounts: args.accounts,
+        seed: args.seed,
+        liquidator_mnemonic,
+        liquidator_wallets: args.liquidator_wallets,
+        price_path,
+    })
+}
+
+async fn run(args: RunArgs) -> anyhow::Result<()> {
+    let node = node_config(&args)?;
+    let scenario = scenario_config(&args)?;
+    tracing::info!(
+        accounts = scenario.accounts,
+        seed = scenario.seed,
+        chain_id = %node.chain.chain_id,
+        "seeding the devnet"
+    );
+    let (mut handle, info, manifest) = scenario::start(node, scenario).await?;
+    tracing::info!(
+        borrowers = info.borrowers,
+        seeding_ms = info.seeding_time.as_millis() as u64,
+        genesis_ms = info.genesis_time.as_millis() as u64,
+        health = ?info.health,
+        red_bank = %info.contracts.red_bank,
+        oracle = %info.contracts.oracle,
+        liquidators = info.liquidators.len(),
+        "genesis done"
+    );
+    if let Some(path) = &args.manifest {
+        manifest
+            .write(path)
+            .with_context(|| format!("--manifest {}: cannot write", path.display()))?;
+        tracing::info!(path = %path.display(), "manifest written");
+    }
+    tracing::info!(
+        rpc = %handle.rpc_http_url(),
+        websocket = %handle.rpc_ws_url(),
+        admin = %handle.admin_url(),
+        "devnet is serving"
+    );
+    tokio::select! {
+        _ = handle.wait() => bail!("the RPC server stopped"),
+        signal = tokio::signal::ctrl_c() => {
+            signal.context("waiting for Ctrl-C")?;
+            tracing::info!("stopping");
+        }
+    }
+    handle.shutdown().await;
+    Ok(())
+}
+
+/// Posts JSON to a plain-HTTP URL and returns status and body (the devnet admin is loopback
+/// HTTP; no TLS client is needed).
+async fn post_json(url: &str, body: &str) -> anyhow::Result<(u16, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or_else(|| anyhow::anyhow!("`{url}`: only http:// admin URLs are supported"))?;
+    let (authority, path) = match rest.find('/') {
+        Some(at) => (&rest[..at], &rest[at..]),
+        None => (rest, "/"),
+    };
+    let mut stream = tokio::net::TcpStream::connect(authority)
+        .await
+        .with_context(|| format!("cannot connect to {authority}"))?;
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await?;
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("malformed HTTP answer from {authority}"))?;
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Ok((status, body))
+}
+
+async fn prices(args: PricesArgs) -> anyhow::Result<()> {
+    let admin = match (&args.admin, &args.manifest) {
+        (Some(url), _) => url.trim_end_matches('/').to_string(),
+        (None, Some(path)) => Manifest::load(path)?
+            .admin_url
+            .ok_or_else(|| anyhow::anyhow!("--manifest {}: no admin_url", path.display()))?,
+        (None, None) => bail!("give --admin URL or --manifest PATH"),
+    };
+    let mut prices = BTreeMap::new();
+    for entry in &args.prices {
+        let (denom, price) = entry
+            .split_once('=')
+            .ok_or_else(|| anyhow::anyhow!("`{entry}`: expected DENOM=PRICE"))?;
+        prices.insert(denom.trim().to_string(), price.trim().to_string());
+    }
+    rpc::parse_prices(&prices).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let body = serde_json::to_string(&rpc::PricesRequest { prices })?;
+    let (status, answer) = post_json(&format!("{admin}/prices"), &body).await?;
+    if status != 200 {
+        bail!("{admin}/prices answered {status}: {answer}");
+    }
+    let answer: rpc::PricesAnswer = serde_json::from_str(answer.trim())
+        .with_context(|| format!("unexpected answer: {answer}"))?;
+    println!("prices take effect at height {}", answer.height);
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    telemetry::init(&cli.log)?;
+    match cli.command {
+        Some(Command::Prices(args)) => prices(args).await,
+        None => run(cli.run).await,
+    }
+}

@@ -1,0 +1,620 @@
+//! [`TendermintClient`]: the [`ChainClient`] for any CometBFT 0.38 node, over tendermint-rpc's
+//! HTTP client with the Cosmos SDK's gRPC query paths carried in `abci_query`.
+
+use std::fmt;
+use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use cosmrs::proto::cosmos::auth::v1beta1::{
+    BaseAccount, ModuleAccount, QueryAccountRequest, QueryAccountResponse,
+};
+use cosmrs::proto::cosmos::bank::v1beta1::{QueryAllBalancesRequest, QueryAllBalancesResponse};
+use cosmrs::proto::cosmos::base::query::v1beta1::PageRequest;
+use cosmrs::proto::cosmos::tx::v1beta1::{SimulateRequest, SimulateResponse};
+use cosmrs::proto::cosmwasm::wasm::v1::{
+    QueryAllContractStateRequest, QueryAllContractStateResponse, QueryRawContractStateRequest,
+    QueryRawContractStateResponse, QuerySmartContractStateRequest, QuerySmartContractStateResponse,
+};
+use cosmwasm_std::{Coin, Timestamp, Uint256};
+use prost::Message;
+use serde::{de::DeserializeOwned, Serialize};
+use tendermint_rpc::client::CompatMode;
+use tendermint_rpc::error::ErrorDetail;
+use tendermint_rpc::{Client, HttpClient, HttpClientUrl};
+
+use super::scan::{self, Page, PageQuery, PageSource, RawEntry, ScanOptions};
+use super::subscribe::{self, BlockStream};
+use super::{
+    AccountInfo, ChainClient, ChainConfig, ChainConfigError, ChainError, NewBlock, TxEvent, TxHash,
+    TxOutcome, TxRejection, TxStage,
+};
+
+const SMART_QUERY: &str = "/cosmwasm.wasm.v1.Query/SmartContractState";
+const RAW_QUERY: &str = "/cosmwasm.wasm.v1.Query/RawContractState";
+const ALL_STATE_QUERY: &str = "/cosmwasm.wasm.v1.Query/AllContractState";
+const ACCOUNT_QUERY: &str = "/cosmos.auth.v1beta1.Query/Account";
+const BALANCES_QUERY: &str = "/cosmos.bank.v1beta1.Query/AllBalances";
+const SIMULATE: &str = "/cosmos.tx.v1beta1.Service/Simulate";
+
+struct Endpoint {
+    url: String,
+    http: HttpClient,
+}
+
+struct Inner {
+    config: ChainConfig,
+    endpoints: Vec<Endpoint>,
+    /// The endpoint that answered last; calls start there and fail over in config order.
+    preferred: AtomicUsize,
+}
+
+/// A [`ChainClient`] over CometBFT JSON-RPC. Cheap to clone (shared state behind an `Arc`).
+#[derive(Clone)]
+pub struct TendermintClient {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for TendermintClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TendermintClient")
+            .field("chain_id", &self.inner.config.chain_id)
+            .field(
+                "rpc_http",
+                &self
+                    .inner
+                    .endpoints
+                    .iter()
+                    .map(|e| &e.url)
+                    .collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+/// What went wrong in one RPC call, before it is tied to an endpoint.
+enum CallError {
+    /// The node answered with a JSON-RPC error: another node would most likely say the same.
+    Rpc(String),
+    /// No usable answer: try the next endpoint.
+    Transport(String),
+}
+
+fn classify(e: tendermint_rpc::Error) -> CallError {
+    match e.detail() {
+        // Codes 0..=2 are tendermint-rpc's own (HTTP, websocket, client internal), not the node's.
+        ErrorDetail::Response(d) if d.source.code().value() < 0 => {
+            CallError::Rpc(d.source.to_string())
+        }
+        // The trace in alternate form is the whole cause chain on one line ("HTTP error: error
+        // sending request ...: connection refused"); plain Display stops at "HTTP error".
+        _ => CallError::Transport(format!("{:#}", e.trace())),
+    }
+}
+
+fn decode_error(endpoint: &str, what: impl Into<String>, e: impl fmt::Display) -> ChainError {
+    ChainError::Decode {
+        endpoint: endpoint.to_string(),
+        what: what.into(),
+        message: e.to_string(),
+    }
+}
+
+fn height_arg(
+    endpoint: &str,
+    height: Option<u64>,
+) -> Result<Option<tendermint::block::Height>, ChainError> {
+    height
+        .map(|h| {
+            tendermint::block::Height::try_from(h)
+                .map_err(|e| decode_error(endpoint, format!("height {h}"), e))
+        })
+        .transpose()
+}
+
+/// The top-level key of a JSON query (`{"user_position": {...}}` → `user_position`), to name it
+/// in errors without dumping the whole message.
+fn query_name<Q: Serialize>(msg: &Q) -> String {
+    match serde_json::to_value(msg) {
+        Ok(serde_json::Value::Object(map)) => map.keys().next().cloned().unwrap_or_default(),
+        Ok(serde_json::Value::String(s)) => s,
+        _ => "?".into(),
+    }
+}
+
+pub(crate) fn to_timestamp(time: tendermint::Time) -> Timestamp {
+    Timestamp::from_nanos(u64::try_from(time.unix_timestamp_nanos()).unwrap_or(0))
+}
+
+pub(crate) fn block_to_new_block(block: &tendermint::Block) -> NewBlock {
+    NewBlock {
+        height: block.header.height.value(),
+        time: to_timestamp(block.header.time),
+        txs: block.data.clone(),
+    }
+}
+
+impl TendermintClient {
+    /// A client for `config.rpc_http`, tried in order. No request is made here.
+    pub fn new(config: ChainConfig) -> Result<Self, ChainError> {
+        config.validate()?;
+        let endpoints = config
+            .rpc_http
+            .iter()
+            .enumerate()
+            .map(|(i, url)| {
+                let field_error = |problem: String| ChainConfigError {
+                    field: format!("rpc_http[{i}]"),
+                    problem,
+                };
+                let rpc_url = HttpClientUrl::try_from(url.as_str())
+                    .map_err(|e| field_error(format!("`{url}` is not usable for RPC: {e}")))?;
+                let http = HttpClient::builder(rpc_url)
+                    .compat_mode(CompatMode::V0_38)
+                    .timeout(config.request_timeout)
+                    .build()
+                    .map_err(|e| field_error(format!("cannot build a client for `{url}`: {e}")))?;
+                Ok(Endpoint {
+                    url: url.as_str().trim_end_matches('/').to_string(),
+                    http,
+                })
+            })
+            .collect::<Result<Vec<_>, ChainConfigError>>()?;
+        Ok(TendermintClient {
+            inner: Arc::new(Inner {
+                config,
+                endpoints,
+                preferred: AtomicUsize::new(0),
+            }),
+        })
+    }
+
+    pub fn config(&self) -> &ChainConfig {
+        &self.inner.config
+    }
+
+    /// The endpoint calls start with (the last one that answered).
+    pub fn preferred_url(&self) -> &str {
+        let endpoints = &self.inner.endpoints;
+        &endpoints[self.inner.preferred.load(Ordering::Relaxed) % endpoints.len()].url
+    }
+
+    /// Runs `call` against the preferred endpoint, failing over to the others in config order
+    /// on transport errors. Returns the answer and the endpoint that gave it.
+    async fn call<T, F, Fut>(&self, method: &'static str, call: F) -> Result<(T, &str), ChainError>
+    where
+        F: Fn(HttpClient) -> Fut,
+        Fut: Future<Output = Result<T, tendermint_rpc::Error>>,
+    {
+        let endpoints = &self.inner.endpoints;
+        let first = self.inner.preferred.load(Ordering::Relaxed) % endpoints.len();
+        let mut last_error = None;
+        for i in 0..endpoints.len() {
+            let index = (first + i) % endpoints.len();
+            let endpoint = &endpoints[index];
+            match call(endpoint.http.clone()).await {
+                Ok(answer) => {
+                    if index != first {
+                        tracing::info!(endpoint = %endpoint.url, method, "RPC failed over");
+                        self.inner.preferred.store(index, Ordering::Relaxed);
+                    }
+                    return Ok((answer, &endpoint.url));
+                }
+                Err(e) => match classify(e) {
+                    CallError::Rpc(message) => {
+                        return Err(ChainError::Rpc {
+                            endpoint: endpoint.url.clone(),
+                            method,
+                            message,
+                        })
+                    }
+                    CallError::Transport(message) => {
+                        tracing::warn!(endpoint = %endpoint.url, method, error = %message, "RPC endpoint failed");
+                        last_error = Some(ChainError::Transport {
+                            endpoint: endpoint.url.clone(),
+                            method,
+                            message,
+                        });
+                    }
+                },
+            }
+        }
+        Err(last_error.unwrap_or_else(|| ChainError::Transport {
+            endpoint: String::new(),
+            method,
+            message: "no RPC endpoint configured".into(),
+        }))
+    }
+
+    /// An ABCI query on a gRPC path with protobuf request and answer.
+    async fn abci<Req, Resp>(
+        &self,
+        path: &'static str,
+        what: &str,
+        request: Req,
+        height: Option<u64>,
+    ) -> Result<(Resp, &str), ChainError>
+    where
+        Req: Message,
+        Resp: Message + Default,
+    {
+        let data = request.encode_to_vec();
+        let height = height_arg(self.preferred_url(), height)?;
+        let (answer, endpoint) = self
+            .call("abci_query", |http| {
+                let data = data.clone();
+                async move {
+                    http.abci_query(Some(path.to_string()), data, height, false)
+                        .await
+                }
+            })
+            .await?;
+        if answer.code.is_err() {
+            return Err(ChainError::Abci {
+                endpoint: endpoint.to_string(),
+                what: what.to_string(),
+                code: answer.code.value(),
+                codespace: answer.codespace,
+                log: answer.log,
+            });
+        }
+        let decoded = Resp::decode(answer.value.as_slice())
+            .map_err(|e| decode_error(endpoint, format!("{what} ({path})"), e))?;
+        Ok((decoded, endpoint))
+    }
+
+    async fn all_contract_state(
+        &self,
+        contract: &str,
+        query: PageQuery,
+        height: Option<u64>,
+    ) -> Result<Page, ChainError> {
+        let request = QueryAllContractStateRequest {
+            address: contract.to_string(),
+            pagination: Some(PageRequest {
+                key: query.key,
+                offset: query.offset,
+                limit: query.limit,
+                count_total: query.count_total,
+                reverse: false,
+            }),
+        };
+        let what = format!("AllContractState of contract {contract}");
+        let (answer, _): (QueryAllContractStateResponse, _) =
+            self.abci(ALL_STATE_QUERY, &what, request, height).await?;
+        let pagination = answer.pagination.unwrap_or_default();
+        Ok(Page {
+            entries: answer
+                .models
+                .into_iter()
+                .map(|m| RawEntry {
+                    key: m.key,
+                    value: m.value,
+                })
+                .collect(),
+            next_key: Some(pagination.next_key).filter(|k| !k.is_empty()),
+            total: query
+                .count_total
+                .then_some(pagination.total)
+                .filter(|t| *t > 0),
+        })
+    }
+
+    /// The block at `height`, or the latest with `None`.
+    pub async fn block(&self, height: Option<u64>) -> Result<NewBlock, ChainError> {
+        let response = match height_arg(self.preferred_url(), height)? {
+            Some(h) => {
+                self.call("block", |http| async move { http.block(h).await })
+                    .await
+            }
+            None => {
+                self.call("block", |http| async move { http.latest_block().await })
+                    .await
+            }
+        }?
+        .0;
+        Ok(block_to_new_block(&response.block))
+    }
+}
+
+struct ContractPages<'a> {
+    client: &'a TendermintClient,
+    contract: &'a str,
+    height: Option<u64>,
+}
+
+impl PageSource for ContractPages<'_> {
+    async fn page(&self, query: PageQuery) -> Result<Page, ChainError> {
+        self.client
+            .all_contract_state(self.contract, query, self.height)
+            .await
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "contract {} via {}",
+            self.contract,
+            self.client.preferred_url()
+        )
+    }
+}
+
+impl ChainClient for TendermintClient {
+    fn chain_id(&self) -> &str {
+        &self.inner.config.chain_id
+    }
+
+    async fn latest_height(&self) -> Result<u64, ChainError> {
+        let (status, _) = self
+            .call("status", |http| async move { http.status().await })
+            .await?;
+        Ok(status.sync_info.latest_block_height.value())
+    }
+
+    async fn block_time(&self, height: u64) -> Result<Timestamp, ChainError> {
+        Ok(self.block(Some(height)).await?.time)
+    }
+
+    async fn query_smart<Q, R>(
+        &self,
+        contract: &str,
+        msg: &Q,
+        height: Option<u64>,
+    ) -> Result<R, ChainError>
+    where
+        Q: Serialize + Sync,
+        R: DeserializeOwned + Send,
+    {
+        let what = format!("smart query `{}` to contract {contract}", query_name(msg));
+        let query_data = serde_json::to_vec(msg)
+            .map_err(|e| ChainError::Build(format!("{what}: cannot serialize: {e}")))?;
+        let request = QuerySmartContractStateRequest {
+            address: contract.to_string(),
+            query_data,
+        };
+        let (answer, endpoint): (QuerySmartContractStateResponse, _) =
+            self.abci(SMART_QUERY, &what, request, height).await?;
+        serde_json::from_slice(&answer.data).map_err(|e| decode_error(endpoint, what, e))
+    }
+
+    async fn query_raw(
+        &self,
+        contract: &str,
+        key: &[u8],
+        height: Option<u64>,
+    ) -> Result<Option<Vec<u8>>, ChainError> {
+        let what = format!("raw query {} to contract {contract}", hex::encode(key));
+        let request = QueryRawContractStateRequest {
+            address: contract.to_string(),
+            query_data: key.to_vec(),
+        };
+        let (answer, _): (QueryRawContractStateResponse, _) =
+            self.abci(RAW_QUERY, &what, request, height).await?;
+        Ok(Some(answer.data).filter(|d| !d.is_empty()))
+    }
+
+    async fn scan_raw_prefix(
+        &self,
+        contract: &str,
+        prefix: &[u8],
+        page_size: u32,
+    ) -> Result<Vec<RawEntry>, ChainError> {
+        let source = ContractPages {
+            client: self,
+            contract,
+            height: None,
+        };
+        scan::scan_serial(&source, prefix, page_size).await
+    }
+
+    async fn scan_raw_prefix_concurrent(
+        &self,
+        contract: &str,
+        prefix: &[u8],
+        options: ScanOptions,
+    ) -> Result<Vec<RawEntry>, ChainError> {
+        let source = ContractPages {
+            client: self,
+            contract,
+            height: options.height,
+        };
+        scan::scan_concurrent(&source, prefix, options).await
+    }
+
+    async fn account(&self, address: &str) -> Result<AccountInfo, ChainError> {
+        let what = format!("account query for {address}");
+        let request = QueryAccountRequest {
+            address: address.to_string(),
+        };
+        let (answer, endpoint) = match self
+            .abci::<_, QueryAccountResponse>(ACCOUNT_QUERY, &what, request, None)
+            .await
+        {
+            Err(ChainError::Abci { endpoint, log, .. })
+                if log.to_lowercase().contains("not found") =>
+            {
+                return Err(ChainError::AccountNotFound {
+                    endpoint,
+                    address: address.to_string(),
+                })
+            }
+            other => other?,
+        };
+        let any = answer.account.ok_or_else(|| ChainError::AccountNotFound {
+            endpoint: endpoint.to_string(),
+            address: address.to_string(),
+        })?;
+        let base = match any.type_url.as_str() {
+            "/cosmos.auth.v1beta1.BaseAccount" => BaseAccount::decode(any.value.as_slice())
+                .map_err(|e| decode_error(endpoint, &what, e))?,
+            "/cosmos.auth.v1beta1.ModuleAccount" => ModuleAccount::decode(any.value.as_slice())
+                .map_err(|e| decode_error(endpoint, &what, e))?
+                .base_account
+                .ok_or_else(|| {
+                    decode_error(endpoint, &what, "module account without base account")
+                })?,
+            other => {
+                return Err(decode_error(
+                    endpoint,
+                    &what,
+                    format!("unsupported account type `{other}`"),
+                ))
+            }
+        };
+        Ok(AccountInfo {
+            account_number: base.account_number,
+            sequence: base.sequence,
+        })
+    }
+
+    async fn balances(&self, address: &str) -> Result<Vec<Coin>, ChainError> {
+        let what = format!("balances of {address}");
+        let mut coins = Vec::new();
+        let mut key = Vec::new();
+        loop {
+            let request = QueryAllBalancesRequest {
+                address: address.to_string(),
+                pagination: Some(PageRequest {
+                    key: key.clone(),
+                    limit: 200,
+                    ..Default::default()
+                }),
+                resolve_denom: false,
+            };
+            let (answer, endpoint): (QueryAllBalancesResponse, _) =
+                self.abci(BALANCES_QUERY, &what, request, None).await?;
+            for coin in answer.balances {
+                let amount: Uint256 = coin.amount.parse().map_err(|e| {
+                    decode_error(endpoint, format!("{what}: amount of {}", coin.denom), e)
+                })?;
+                coins.push(Coin::new(amount, coin.denom));
+            }
+            match answer.pagination.map(|p| p.next_key) {
+                Some(next) if !next.is_empty() && next != key => key = next,
+                _ => return Ok(coins),
+            }
+        }
+    }
+
+    async fn simulate(&self, tx_bytes: Vec<u8>) -> Result<u64, ChainError> {
+        let request = SimulateRequest {
+            tx_bytes,
+            ..Default::default()
+        };
+        let answer = self
+            .abci::<_, SimulateResponse>(SIMULATE, "tx simulation", request, None)
+            .await;
+        let (answer, endpoint) = match answer {
+            Err(ChainError::Abci {
+                endpoint,
+                code,
+                codespace,
+                log,
+                ..
+            }) => {
+                return Err(ChainError::Rejected(Box::new(TxRejection::new(
+                    TxStage::Simulate,
+                    &endpoint,
+                    &codespace,
+                    code,
+                    log,
+                    None,
+                ))))
+            }
+            other => other?,
+        };
+        answer
+            .gas_info
+            .map(|g| g.gas_used)
+            .ok_or_else(|| decode_error(endpoint, "tx simulation", "answer has no gas_info"))
+    }
+
+    async fn broadcast_sync(&self, tx_bytes: Vec<u8>) -> Result<TxHash, ChainError> {
+        let (answer, endpoint) = self
+            .call("broadcast_tx_sync", |http| {
+                let tx = tx_bytes.clone();
+                async move { http.broadcast_tx_sync(tx).await }
+            })
+            .await?;
+        if answer.code.is_err() {
+            return Err(ChainError::Rejected(Box::new(TxRejection::new(
+                TxStage::CheckTx,
+                endpoint,
+                &answer.codespace,
+                answer.code.value(),
+                answer.log,
+                Some(answer.hash),
+            ))));
+        }
+        Ok(answer.hash)
+    }
+
+    async fn wait_for_tx(&self, hash: TxHash, timeout: Duration) -> Result<TxOutcome, ChainError> {
+        let poll = (self.inner.config.block_time / 4)
+            .clamp(Duration::from_millis(20), Duration::from_secs(1));
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut last_endpoint = self.preferred_url().to_string();
+        loop {
+            match self
+                .call("tx", |http| async move { http.tx(hash, false).await })
+                .await
+            {
+                Ok((answer, endpoint)) => {
+                    tracing::debug!(%hash, endpoint, "tx included");
+                    let result = answer.tx_result;
+                    return Ok(TxOutcome {
+                        hash: answer.hash,
+                        height: answer.height.value(),
+                        code: result.code.value(),
+                        codespace: result.codespace,
+                        log: result.log,
+                        gas_wanted: u64::try_from(result.gas_wanted).unwrap_or(0),
+                        gas_used: u64::try_from(result.gas_used).unwrap_or(0),
+                        events: result
+                            .events
+                            .into_iter()
+                            .map(|e| {
+                                let attributes = e
+                                    .attributes
+                                    .iter()
+                                    .map(|a| {
+                                        (
+                                            String::from_utf8_lossy(a.key_bytes()).into_owned(),
+                                            String::from_utf8_lossy(a.value_bytes()).into_owned(),
+                                        )
+                                    })
+                                    .collect();
+                                TxEvent {
+                                    kind: e.kind,
+                                    attributes,
+                                }
+                            })
+                            .collect(),
+                        endpoint: endpoint.to_string(),
+                    });
+                }
+                // Not indexed yet: the node says "tx (HASH) not found".
+                Err(ChainError::Rpc {
+                    endpoint, message, ..
+                }) if message.contains("not found") => last_endpoint = endpoint,
+                Err(e) if e.is_transient() => {
+                    tracing::warn!(%hash, error = %e, "polling for tx inclusion");
+                }
+                Err(e) => return Err(e),
+            }
+            if tokio::time::Instant::now() + poll > deadline {
+                return Err(ChainError::Timeout {
+                    endpoint: last_endpoint,
+                    what: format!("tx {hash} to be included"),
+                    after: timeout,
+                });
+            }
+            tokio::time::sleep(poll).await;
+        }
+    }
+
+    fn subscribe_blocks(&self) -> BlockStream {
+        subscribe::spawn_block_feed(self.clone())
+    }
+}

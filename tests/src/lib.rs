@@ -1,0 +1,244 @@
+//! Shared helpers of the end-to-end tests: an in-process devnet node on a free loopback port,
+//! the chain client and wallets pointed at it, and (re-exported) the Redis testkit.
+//!
+//! Every helper starts its own node (port 0 → the OS picks a free port), so tests run in
+//! parallel without sharing a chain.
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use redline_common::chain::{ChainConfig, TendermintClient, Wallet};
+use redline_devnet::chain::ChainState;
+use redline_devnet::rpc::{NodeConfig, NodeHandle};
+
+pub use redline_common::testkit;
+
+/// A public test mnemonic (cosmjs's test faucet): wallets of e2e tests derive from it.
+/// Never use it for anything of value.
+pub const TEST_MNEMONIC: &str = "economy stock theory fatal elder harbor betray wasp final emotion task crumble siren bottom lizard educate guess current outdoor pair theory focus wife stone";
+
+/// Block interval of test nodes: fast enough for quick tests, slow enough for a loaded
+/// 2-core CI machine to keep up.
+pub const TEST_BLOCK_TIME: Duration = Duration::from_millis(200);
+
+/// The devnet's chain parameters for tests: its defaults with [`TEST_BLOCK_TIME`].
+pub fn devnet_chain_config() -> redline_devnet::chain::ChainConfig {
+    redline_devnet::chain::ChainConfig {
+        block_time: TEST_BLOCK_TIME,
+        ..Default::default()
+    }
+}
+
+/// Wallet `index` of [`TEST_MNEMONIC`] with the chain's prefix.
+pub fn test_wallet(prefix: &str, index: u32) -> Wallet {
+    Wallet::from_mnemonic(TEST_MNEMONIC, prefix, index).expect("the test mnemonic derives")
+}
+
+/// A devnet node running in this process.
+pub struct TestNode {
+    pub node: NodeHandle,
+    pub chain: redline_devnet::chain::ChainConfig,
+}
+
+impl TestNode {
+    /// Starts a node on a free loopback port after running `genesis` (deploy contracts, fund
+    /// accounts) on its chain thread.
+    pub async fn start<G, T>(
+        chain: redline_devnet::chain::ChainConfig,
+        genesis: G,
+    ) -> anyhow::Result<(Self, T)>
+    where
+        G: FnOnce(&mut ChainState) -> anyhow::Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let config = NodeConfig {
+            chain: chain.clone(),
+            port: 0,
+            ..NodeConfig::default()
+        };
+        let (node, output) = redline_devnet::rpc::start(config, genesis)
+            .await
+            .context("starting the devnet node")?;
+        Ok((TestNode { node, chain }, output))
+    }
+
+    /// The chain client's view of this node: its HTTP and websocket URLs and fee settings.
+    pub fn chain_config(&self) -> ChainConfig {
+        ChainConfig::new(
+            &self.chain.chain_id,
+            &self.chain.bech32_prefix,
+            &[self.node.rpc_http_url()],
+            &[self.node.rpc_ws_url()],
+            &self.chain.fee_denom,
+            &self.chain.min_gas_price.to_string(),
+            self.chain.block_time,
+        )
+        .expect("a devnet node's settings are a valid chain config")
+    }
+
+    pub fn client(&self) -> TendermintClient {
+        TendermintClient::new(self.chain_config()).expect("a valid chain config builds a client")
+    }
+
+    pub fn wallet(&self, index: u32) -> Wallet {
+        test_wallet(&self.chain.bech32_prefix, index)
+    }
+
+    pub async fn shutdown(self) {
+        self.node.shutdown().await
+    }
+}
+
+/// An `http://` URL nothing listens on (for fail-over tests): a port the OS just handed out
+/// and that was released again.
+pub fn dead_http_url() -> String {
+    let port = testkit::free_port().expect("a free port");
+    format!("http://127.0.0.1:{port}")
+}
+
+/// A `ws://` URL nothing listens on.
+pub fn dead_ws_url() -> String {
+    let port = testkit::free_port().expect("a free port");
+    format!("ws://127.0.0.1:{port}/websocket")
+}
+
+/// A devnet running the default scenario (Mars contracts, seeded borrowers, funded liquidator
+/// wallets), plus what a test needs to check it against.
+pub struct TestScenario {
+    pub node: NodeHandle,
+    pub info: redline_devnet::scenario::ScenarioInfo,
+    pub manifest: redline_common::manifest::Manifest,
+    /// The seeded positions (borrowers first, then the lenders funding each market), as
+    /// genesis wrote them.
+    pub positions: Vec<redline_devnet::contracts::SeedPosition>,
+}
+
+impl TestScenario {
+    /// Starts the scenario with `accounts` borrowers drawn from `seed`, on a free port, with
+    /// [`TEST_BLOCK_TIME`] blocks.
+    pub async fn start(accounts: usize, seed: u64) -> anyhow::Result<Self> {
+        use redline_devnet::scenario::{self, ScenarioConfig};
+        let cfg = ScenarioConfig {
+            accounts,
+            seed,
+            liquidator_wallets: 4,
+            ..ScenarioConfig::default()
+        };
+        let node_config = NodeConfig {
+            chain: devnet_chain_config(),
+            port: 0,
+            ..NodeConfig::default()
+        };
+        let genesis_cfg = cfg.clone();
+        let (node, (info, positions)) = redline_devnet::rpc::start(node_config, move |state| {
+            let info = scenario::genesis(state, &genesis_cfg)?;
+            // The generator is deterministic: running it again gives what genesis seeded.
+            let positions = scenario::generate_positions(
+                state,
+                &scenario::markets(),
+                genesis_cfg.accounts,
+                genesis_cfg.seed,
+            )?;
+            Ok((info, positions))
+        })
+        .await
+        .context("starting the devnet scenario")?;
+        let manifest = scenario::manifest(&node, &info, &cfg);
+        Ok(TestScenario {
+            node,
+            info,
+            manifest,
+            positions,
+        })
+    }
+
+    /// The chain client's config, built from the manifest as services build it.
+    pub fn chain_config(&self) -> ChainConfig {
+        ChainConfig::from_manifest(&self.manifest).expect("the devnet writes a valid manifest")
+    }
+
+    pub fn client(&self) -> TendermintClient {
+        TendermintClient::new(self.chain_config()).expect("a valid chain config builds a client")
+    }
+
+    /// Funded liquidator wallet `index` of the manifest's mnemonic.
+    pub fn liquidator(&self, index: u32) -> Wallet {
+        let mnemonic = self
+            .manifest
+            .liquidator_mnemonic
+            .as_deref()
+            .expect("the devnet manifest carries the liquidator mnemonic");
+        Wallet::from_mnemonic(mnemonic, &self.manifest.bech32_prefix, index)
+            .expect("the liquidator mnemonic derives")
+    }
+
+    pub async fn shutdown(self) {
+        self.node.shutdown().await
+    }
+}
+
+/// A TCP proxy in front of a server that can cut every open connection at once, to see
+/// clients survive a dropped connection (a websocket that dies mid-stream).
+pub struct TcpProxy {
+    addr: std::net::SocketAddr,
+    accepted: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    cut: tokio::sync::watch::Sender<u64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl TcpProxy {
+    /// Listens on a free loopback port and forwards each connection to `target`.
+    pub async fn start(target: std::net::SocketAddr) -> anyhow::Result<Self> {
+        use std::sync::atomic::Ordering;
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .context("binding the proxy")?;
+        let addr = listener.local_addr().context("proxy address")?;
+        let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (cut, cuts) = tokio::sync::watch::channel(0u64);
+        let counter = accepted.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                counter.fetch_add(1, Ordering::SeqCst);
+                let mut cuts = cuts.clone();
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await else {
+                        return;
+                    };
+                    // Either side closing, or a cut, ends the connection (dropping both ends).
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = cuts.changed() => {}
+                    }
+                });
+            }
+        });
+        Ok(TcpProxy {
+            addr,
+            accepted,
+            cut,
+            task,
+        })
+    }
+
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.addr
+    }
+
+    /// Connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.accepted.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Closes every open connection; new ones are still accepted.
+    pub fn cut(&self) {
+        self.cut.send_modify(|generation| *generation += 1);
+    }
+}
+
+impl Drop for TcpProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+        self.cut();
+    }
+}

@@ -3,10 +3,13 @@
 
 pub mod chain;
 pub mod config;
+pub mod index;
+pub mod jobs;
 pub mod manifest;
 pub mod math;
 pub mod metrics;
 pub mod msg;
+pub mod notify;
 pub mod queue;
 pub mod service;
 pub mod telemetry;

@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,6 +19,7 @@ use cosmrs::proto::cosmwasm::wasm::v1::{
     QueryRawContractStateResponse, QuerySmartContractStateRequest, QuerySmartContractStateResponse,
 };
 use cosmwasm_std::{Coin, Timestamp, Uint256};
+use futures::FutureExt as _;
 use prost::Message;
 use serde::{de::DeserializeOwned, Serialize};
 use tendermint_rpc::client::CompatMode;
@@ -27,8 +29,8 @@ use tendermint_rpc::{Client, HttpClient, HttpClientUrl};
 use super::scan::{self, Page, PageQuery, PageSource, RawEntry, ScanOptions};
 use super::subscribe::{self, BlockStream};
 use super::{
-    AccountInfo, ChainClient, ChainConfig, ChainConfigError, ChainError, NewBlock, TxEvent, TxHash,
-    TxOutcome, TxRejection, TxStage,
+    AccountInfo, BlockResults, ChainClient, ChainConfig, ChainConfigError, ChainError, NewBlock,
+    TxEvent, TxHash, TxOutcome, TxRejection, TxStage,
 };
 
 const SMART_QUERY: &str = "/cosmwasm.wasm.v1.Query/SmartContractState";
@@ -93,6 +95,14 @@ fn classify(e: tendermint_rpc::Error) -> CallError {
     }
 }
 
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("panic")
+}
+
 fn decode_error(endpoint: &str, what: impl Into<String>, e: impl fmt::Display) -> ChainError {
     ChainError::Decode {
         endpoint: endpoint.to_string(),
@@ -125,6 +135,28 @@ fn query_name<Q: Serialize>(msg: &Q) -> String {
 
 pub(crate) fn to_timestamp(time: tendermint::Time) -> Timestamp {
     Timestamp::from_nanos(u64::try_from(time.unix_timestamp_nanos()).unwrap_or(0))
+}
+
+fn to_tx_events(events: Vec<tendermint::abci::Event>) -> Vec<TxEvent> {
+    events
+        .into_iter()
+        .map(|e| {
+            let attributes = e
+                .attributes
+                .iter()
+                .map(|a| {
+                    (
+                        String::from_utf8_lossy(a.key_bytes()).into_owned(),
+                        String::from_utf8_lossy(a.value_bytes()).into_owned(),
+                    )
+                })
+                .collect();
+            TxEvent {
+                kind: e.kind,
+                attributes,
+            }
+        })
+        .collect()
 }
 
 pub(crate) fn block_to_new_block(block: &tendermint::Block) -> NewBlock {
@@ -193,7 +225,20 @@ impl TendermintClient {
         for i in 0..endpoints.len() {
             let index = (first + i) % endpoints.len();
             let endpoint = &endpoints[index];
-            match call(endpoint.http.clone()).await {
+            // tendermint-rpc's decoders can panic on a malformed answer (subtle-encoding's
+            // base64 underflows on a value like "AAAA="); a bad answer must be an error of this
+            // endpoint, not a crash of the service.
+            let answer = match AssertUnwindSafe(call(endpoint.http.clone()))
+                .catch_unwind()
+                .await
+            {
+                Ok(answer) => answer,
+                Err(panic) => Err(tendermint_rpc::Error::client_internal(format!(
+                    "the answer crashed the RPC decoder: {}",
+                    panic_message(panic.as_ref())
+                ))),
+            };
+            match answer {
                 Ok(answer) => {
                     if index != first {
                         tracing::info!(endpoint = %endpoint.url, method, "RPC failed over");
@@ -352,8 +397,60 @@ impl ChainClient for TendermintClient {
         Ok(status.sync_info.latest_block_height.value())
     }
 
+    async fn earliest_height(&self) -> Result<u64, ChainError> {
+        let (status, _) = self
+            .call("status", |http| async move { http.status().await })
+            .await?;
+        Ok(status.sync_info.earliest_block_height.value())
+    }
+
     async fn block_time(&self, height: u64) -> Result<Timestamp, ChainError> {
         Ok(self.block(Some(height)).await?.time)
+    }
+
+    async fn block_results(&self, height: u64) -> Result<BlockResults, ChainError> {
+        let h = tendermint::block::Height::try_from(height)
+            .map_err(|e| decode_error(self.preferred_url(), format!("height {height}"), e))?;
+        let (block, results) = futures::try_join!(
+            self.block(Some(height)),
+            self.call("block_results", |http| async move {
+                http.block_results(h).await
+            })
+        )?;
+        let (results, endpoint) = results;
+        let tx_results = results.txs_results.unwrap_or_default();
+        if tx_results.len() != block.txs.len() {
+            return Err(decode_error(
+                endpoint,
+                format!("block_results at height {height}"),
+                format!(
+                    "{} tx results for {} transactions in the block",
+                    tx_results.len(),
+                    block.txs.len()
+                ),
+            ));
+        }
+        let txs = block
+            .txs
+            .iter()
+            .zip(tx_results)
+            .map(|(tx, result)| TxOutcome {
+                hash: super::tx_hash(tx),
+                height,
+                code: result.code.value(),
+                codespace: result.codespace,
+                log: result.log,
+                gas_wanted: u64::try_from(result.gas_wanted).unwrap_or(0),
+                gas_used: u64::try_from(result.gas_used).unwrap_or(0),
+                events: to_tx_events(result.events),
+                endpoint: endpoint.to_string(),
+            })
+            .collect();
+        Ok(BlockResults {
+            height,
+            time: block.time,
+            txs,
+        })
     }
 
     async fn query_smart<Q, R>(
@@ -571,26 +668,7 @@ impl ChainClient for TendermintClient {
                         log: result.log,
                         gas_wanted: u64::try_from(result.gas_wanted).unwrap_or(0),
                         gas_used: u64::try_from(result.gas_used).unwrap_or(0),
-                        events: result
-                            .events
-                            .into_iter()
-                            .map(|e| {
-                                let attributes = e
-                                    .attributes
-                                    .iter()
-                                    .map(|a| {
-                                        (
-                                            String::from_utf8_lossy(a.key_bytes()).into_owned(),
-                                            String::from_utf8_lossy(a.value_bytes()).into_owned(),
-                                        )
-                                    })
-                                    .collect();
-                                TxEvent {
-                                    kind: e.kind,
-                                    attributes,
-                                }
-                            })
-                            .collect(),
+                        events: to_tx_events(result.events),
                         endpoint: endpoint.to_string(),
                     });
                 }

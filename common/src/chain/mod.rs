@@ -122,6 +122,17 @@ impl TxOutcome {
     }
 }
 
+/// The executed transactions of one block (CometBFT `block_results` joined with the block's
+/// transactions for their hashes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlockResults {
+    pub height: u64,
+    /// Header time of the block.
+    pub time: Timestamp,
+    /// One outcome per transaction, in block order (failed transactions included).
+    pub txs: Vec<TxOutcome>,
+}
+
 /// What the services need from a chain. Implementations must be cheap to share (`&self` methods,
 /// `Send + Sync`) so one client serves many concurrent tasks.
 pub trait ChainClient: Send + Sync {
@@ -130,9 +141,19 @@ pub trait ChainClient: Send + Sync {
     /// Height of the latest committed block.
     fn latest_height(&self) -> impl Future<Output = Result<u64, ChainError>> + Send;
 
+    /// Lowest height whose block and results the node still keeps (pruning / history bound).
+    fn earliest_height(&self) -> impl Future<Output = Result<u64, ChainError>> + Send;
+
     /// Header time of the block at `height`.
     fn block_time(&self, height: u64)
         -> impl Future<Output = Result<Timestamp, ChainError>> + Send;
+
+    /// Every transaction outcome (code, events) of the block at `height`. A height the node
+    /// no longer keeps is a [`ChainError::Rpc`] naming the lowest height it has.
+    fn block_results(
+        &self,
+        height: u64,
+    ) -> impl Future<Output = Result<BlockResults, ChainError>> + Send;
 
     /// A CosmWasm smart query (`msg` serialized to JSON), answered as JSON into `R`.
     /// `height` pins the state version; `None` is the latest.

@@ -44,6 +44,15 @@ pub enum DecodeError {
     },
 }
 
+impl<J: Job> Envelope<J> {
+    /// Decodes a queue message's fields as a consumer does before it trusts the job: finds
+    /// [`JOB_FIELD`], checks kind and version, then the payload. Every malformation is an
+    /// error (its text is the dead-letter reason), never a panic.
+    pub fn from_fields(fields: &[(Vec<u8>, Vec<u8>)]) -> Result<Self, DecodeError> {
+        decode(fields)
+    }
+}
+
 /// [`Envelope`] borrowing its parts, for encoding without copies.
 #[derive(Serialize)]
 struct EnvelopeRef<'a, P> {

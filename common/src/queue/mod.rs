@@ -26,6 +26,7 @@
 
 mod config;
 mod envelope;
+mod priority;
 mod redis_stream;
 
 use std::future::Future;
@@ -36,6 +37,10 @@ use serde::{Deserialize, Serialize};
 
 pub use config::{QueueConfig, QueueConfigError};
 pub use envelope::{DecodeError, Envelope, JOB_FIELD};
+pub use priority::{
+    decimal_to_f64, liquidation_dedup_key, DedupKey, EnqueueStatus, Enqueued, PriorityJob,
+    PriorityKeys, PriorityQueue, Waiting,
+};
 pub use redis_stream::{DeadLetter, RedisStreamQueue};
 
 /// A type that travels through a queue as the payload of an [`Envelope`].

@@ -1,11 +1,10 @@
-//! redline collector: Finds every account with debt and keeps the index current block by block.
-//!
-//! In this release the service starts, validates its configuration, connects to the chain and
-//! to Redis, and follows blocks; its work loop lands with its own issue.
+//! redline collector: finds every account with debt and keeps the index current block by block.
 
 use anyhow::Context as _;
 use clap::Parser;
-use redline_common::service::{ServiceArgs, ServiceContext};
+use redline_collector::chain_state::RedBankContracts;
+use redline_collector::{Collector, Config, Connections};
+use redline_common::service::{shutdown_signal, ServiceArgs, ServiceContext};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -16,14 +15,39 @@ use redline_common::service::{ServiceArgs, ServiceContext};
 struct Cli {
     #[command(flatten)]
     service: ServiceArgs,
+    #[command(flatten)]
+    collector: Config,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    cli.collector.validate()?;
     let context = ServiceContext::start("collector", &cli.service)
         .await
         .context("starting collector")?;
-    context.follow_blocks_until_shutdown().await;
-    Ok(())
+    let collector = Collector::new(
+        Connections {
+            client: context.client.clone(),
+            chain_id: context.manifest.chain_id.clone(),
+            contracts: RedBankContracts::from_manifest(&context.manifest.contracts),
+            redis: context.redis.clone(),
+            queue: context.queue.clone(),
+            registry: context.registry.clone(),
+            health: context.health.clone(),
+        },
+        cli.collector,
+    )
+    .await?;
+    collector.run(shutdown_signal()).await
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    #[test]
+    fn flags_do_not_clash_with_the_shared_service_flags() {
+        super::Cli::command().debug_assert();
+    }
 }

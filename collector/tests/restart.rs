@@ -1,0 +1,200 @@
+//! Restarts: a collector stopped while transactions happen catches up block by block from the
+//! height it recorded; one that was away longer than the node's block history rebuilds the
+//! index with a full rescan. Either way the index ends equal to the chain.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{coin, eventually, index_contents, smart_walk, test_config, Devnet, Harness, Running};
+use cosmwasm_std::Uint128;
+use redline_common::chain::ChainClient;
+use redline_common::msg::red_bank::ExecuteMsg;
+
+const WAIT: Duration = Duration::from_secs(60);
+
+/// Every account the test may have touched: the seeded ones and the scenario wallets.
+fn all_users(devnet: &Devnet) -> Vec<String> {
+    let mut users = devnet.seeded_users.clone();
+    users.extend((0..4).map(|i| devnet.wallet(i).address().to_string()));
+    users
+}
+
+/// Transactions while the collector is down: a new borrower, and a seeded debtor repaid in
+/// full on its behalf (it must leave the index).
+async fn change_positions(devnet: &Devnet, repaid: &str, repaid_denom: &str, amount: Uint128) {
+    let borrower = devnet.wallet(3);
+    devnet
+        .red_bank(
+            &borrower,
+            ExecuteMsg::Deposit {
+                account_id: None,
+                on_behalf_of: None,
+            },
+            &[coin(5_000_000, "uatom")],
+        )
+        .await;
+    devnet
+        .red_bank(
+            &borrower,
+            ExecuteMsg::Borrow {
+                denom: "uosmo".into(),
+                amount: Uint128::new(20_000_000),
+                recipient: None,
+            },
+            &[],
+        )
+        .await;
+    devnet
+        .red_bank(
+            &devnet.wallet(0),
+            ExecuteMsg::Repay {
+                on_behalf_of: Some(repaid.to_string()),
+            },
+            &[coin(amount.u128() * 2 + 1_000_000, repaid_denom)],
+        )
+        .await;
+}
+
+/// A seeded debtor with exactly one debt that wallet 0 can repay twice over, with about what it
+/// owes (scaled amounts carry Mars's 10^6 scaling factor; the repay sends double and the
+/// excess is refunded).
+async fn single_debt_debtor(devnet: &Devnet) -> (String, String, Uint128) {
+    let client = devnet.client();
+    let balances = client
+        .balances(devnet.wallet(0).address().as_ref())
+        .await
+        .unwrap();
+    let balance = |denom: &str| {
+        balances
+            .iter()
+            .find(|c| c.denom == denom)
+            .map(|c| Uint128::try_from(c.amount).unwrap())
+            .unwrap_or_default()
+    };
+    let walked = smart_walk(
+        &client,
+        &devnet.manifest.contracts.red_bank,
+        &devnet.seeded_users,
+    )
+    .await;
+    walked
+        .iter()
+        .filter(|(_, p)| p.debts.len() == 1)
+        .map(|(address, p)| {
+            let (denom, debt) = p.debts.iter().next().unwrap();
+            let owed = debt.amount_scaled.u128() / 1_000_000 + 1;
+            (address.clone(), denom.clone(), Uint128::new(owed))
+        })
+        .find(|(_, denom, amount)| amount.u128() * 2 + 1_000_000 <= balance(denom).u128())
+        .expect("a debtor with one debt denom that wallet 0 can repay")
+}
+
+async fn assert_index_matches_chain(devnet: &Devnet, running: &Running) {
+    let client = devnet.client();
+    let walked = smart_walk(
+        &client,
+        &devnet.manifest.contracts.red_bank,
+        &all_users(devnet),
+    )
+    .await;
+    let indexed = index_contents(&running.collector).await;
+    assert_eq!(indexed.len(), walked.len());
+    for (address, positions) in &walked {
+        assert_eq!(indexed.get(address), Some(positions), "account {address}");
+    }
+}
+
+async fn wait_until_at_tip(devnet: &Devnet, running: &Running, at_least: u64) -> u64 {
+    let client = devnet.client();
+    eventually("the index to reach the tip", WAIT, || async {
+        let last = running.collector.last_indexed().await?;
+        let tip = client.latest_height().await.ok()?;
+        (last >= at_least && last + 1 >= tip).then_some(last)
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_catches_up_from_the_recorded_height() {
+    common::init_logs();
+    let devnet = Devnet::start(300, 21, 10_000).await;
+    let mut harness = Harness::new();
+    let running = Running::start(harness.collector(&devnet, test_config(16)).await);
+    let first = wait_until_at_tip(&devnet, &running, 2).await;
+    running.stop().await;
+
+    let (repaid, denom, amount) = single_debt_debtor(&devnet).await;
+    change_positions(&devnet, &repaid, &denom, amount).await;
+    let client = devnet.client();
+    let changed_at = client.latest_height().await.unwrap();
+    assert!(changed_at > first + 3);
+
+    let collector = harness.collector(&devnet, test_config(16)).await;
+    let recorded = collector
+        .index()
+        .last_indexed_height()
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        recorded >= first,
+        "the stopped collector recorded {recorded}"
+    );
+    let running = Running::start(collector);
+    wait_until_at_tip(&devnet, &running, changed_at).await;
+    let metrics = running.collector.metrics();
+    assert_eq!(metrics.full_rescans.get(), 0, "caught up without a rescan");
+    assert!(
+        metrics.blocks_indexed.get() >= changed_at - recorded,
+        "replayed {} blocks from {recorded} to {changed_at}",
+        metrics.blocks_indexed.get()
+    );
+    assert_eq!(
+        running.collector.index().account(&repaid).await.unwrap(),
+        None
+    );
+    assert!(running
+        .collector
+        .index()
+        .account(devnet.wallet(3).address().as_ref())
+        .await
+        .unwrap()
+        .is_some());
+    assert_index_matches_chain(&devnet, &running).await;
+    running.stop().await;
+    devnet.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gap_beyond_the_node_history_triggers_a_full_rescan() {
+    common::init_logs();
+    // The node keeps 10 blocks (2 s).
+    let devnet = Devnet::start(200, 22, 10).await;
+    let mut harness = Harness::new();
+    let running = Running::start(harness.collector(&devnet, test_config(16)).await);
+    let first = wait_until_at_tip(&devnet, &running, 2).await;
+    running.stop().await;
+
+    let (repaid, denom, amount) = single_debt_debtor(&devnet).await;
+    change_positions(&devnet, &repaid, &denom, amount).await;
+    let client = devnet.client();
+    eventually(
+        "the node to forget the collector's next block",
+        WAIT,
+        || async { (client.earliest_height().await.ok()? > first + 1).then_some(()) },
+    )
+    .await;
+
+    let running = Running::start(harness.collector(&devnet, test_config(16)).await);
+    let tip = client.latest_height().await.unwrap();
+    wait_until_at_tip(&devnet, &running, tip).await;
+    assert_eq!(running.collector.metrics().full_rescans.get(), 1);
+    assert_eq!(
+        running.collector.index().account(&repaid).await.unwrap(),
+        None
+    );
+    assert_index_matches_chain(&devnet, &running).await;
+    running.stop().await;
+    devnet.shutdown().await;
+}

@@ -1,11 +1,16 @@
-//! redline health-checker: Computes health factors and queues the liquidatable accounts.
-//!
-//! In this release the service starts, validates its configuration, connects to the chain and
-//! to Redis, and follows blocks; its work loop lands with its own issue.
+//! redline health-checker: computes health factors and queues the liquidatable accounts.
+
+use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::Parser;
-use redline_common::service::{ServiceArgs, ServiceContext};
+use redline_common::index::IndexArgs;
+use redline_common::service::{shutdown_signal, ServiceArgs, ServiceContext};
+use redline_health_checker::metrics::Metrics;
+use redline_health_checker::onchain::OnchainConfig;
+use redline_health_checker::{
+    HealthChecker, HealthSource, OnchainSource, OutputConfig, Outputs, ProfitConfig, WorkerConfig,
+};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -16,14 +21,58 @@ use redline_common::service::{ServiceArgs, ServiceContext};
 struct Cli {
     #[command(flatten)]
     service: ServiceArgs,
+    #[command(flatten)]
+    index: IndexArgs,
+    #[command(flatten)]
+    worker: WorkerConfig,
+    #[command(flatten)]
+    profit: ProfitConfig,
+    #[command(flatten)]
+    onchain: OnchainConfig,
+    #[command(flatten)]
+    output: OutputConfig,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    // Flag errors first, before any connection is attempted.
+    cli.worker.validate()?;
+    cli.profit.validate()?;
+    cli.onchain.validate()?;
+    cli.output.threshold()?;
     let context = ServiceContext::start("health-checker", &cli.service)
         .await
         .context("starting health-checker")?;
-    context.follow_blocks_until_shutdown().await;
+    let metrics = Metrics::register(&context.registry).context("registering metrics")?;
+    let outputs = Outputs::connect(&context.queue, &cli.output)
+        .await
+        .context("connecting the liquidation queue")?;
+    let onchain = (cli.worker.health_source == HealthSource::Onchain).then(|| OnchainSource {
+        client: context.client.clone(),
+        red_bank: context.manifest.contracts.red_bank.clone(),
+        config: cli.onchain.clone(),
+    });
+    let checker = Arc::new(HealthChecker::new(
+        cli.worker.clone(),
+        cli.profit.clone(),
+        cli.index.clone(),
+        context.redis.clone(),
+        outputs,
+        metrics,
+        onchain,
+    )?);
+    {
+        let mut health = context.health.write().await;
+        health["health_source"] = cli.worker.health_source.as_str().into();
+        health["workers"] = cli.worker.workers().into();
+    }
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop.send(true);
+    });
+    checker.run(&context.queue, stopped).await?;
+    tracing::info!("health-checker stopped");
     Ok(())
 }

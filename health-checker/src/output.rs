@@ -1,0 +1,383 @@
+//! Where a job's results go: liquidatable accounts to the liquidation priority queue, accounts
+//! close to liquidation to the near-liquidation set the dashboard reads.
+//!
+//! # Near-liquidation set
+//!
+//! Keys (`<prefix>` is `--queue-prefix`, `N` = `<prefix>:<chain id>:<protocol>`):
+//!
+//! | key | type | content |
+//! |-----|------|---------|
+//! | `N:near` | zset | every account whose liquidation HF < `--watch-threshold`, score = HF truncated to 6 decimals |
+//! | `N:near:bucket:<b>` | zset | the same, for the accounts of index bucket `b` only |
+//! | `N:near:heights` | hash | bucket → height of the job that last wrote it |
+//!
+//! A job covers whole buckets, so it knows which accounts of the set are its own: it reads its
+//! buckets' zsets, adds the accounts now under the threshold and removes those that recovered
+//! or left the index, in one `MULTI`. Accounts it had to skip (bad input) keep their previous
+//! entry: an account is never dropped from the watch list because it could not be checked. A
+//! bucket already written by a newer block's job is not overwritten by an older one.
+//!
+//! When an account that was liquidatable (score < 1) recovers or leaves the index, its
+//! candidate still waiting in the liquidation queue is withdrawn (an older block's plan for a
+//! healthy account is only a wasted transaction).
+
+use std::collections::{HashMap, HashSet};
+use std::ops::Range;
+
+use clap::Args;
+use cosmwasm_std::Decimal;
+use redis::aio::ConnectionManager;
+use redline_common::jobs::{LiquidationCandidate, ProtocolKind, LIQUIDATION_QUEUE};
+use redline_common::queue::{
+    liquidation_dedup_key, DedupKey, EnqueueStatus, PriorityQueue, QueueConfig, QueueError,
+};
+
+#[derive(Debug, Clone, Args)]
+pub struct OutputConfig {
+    /// Accounts whose liquidation health factor is below this go to the near-liquidation set
+    /// (score = HF) for the dashboard. At least 1, so every liquidatable account is watched.
+    #[arg(long, env = "WATCH_THRESHOLD", default_value = "1.05")]
+    pub watch_threshold: String,
+}
+
+impl Default for OutputConfig {
+    fn default() -> Self {
+        Self {
+            watch_threshold: "1.05".into(),
+        }
+    }
+}
+
+impl OutputConfig {
+    /// The threshold, validated.
+    pub fn threshold(&self) -> anyhow::Result<Decimal> {
+        let threshold: Decimal = self.watch_threshold.parse().map_err(|e| {
+            anyhow::anyhow!(
+                "--watch-threshold: `{}` is not a decimal: {e}",
+                self.watch_threshold
+            )
+        })?;
+        if threshold < Decimal::one() {
+            anyhow::bail!(
+                "--watch-threshold: {threshold} is below 1; liquidatable accounts (HF < 1) must \
+                 stay in the near-liquidation set"
+            );
+        }
+        Ok(threshold)
+    }
+}
+
+/// Digits of the health factor kept in the near-set score.
+const SCORE_DECIMALS: u32 = 6;
+
+/// The near-set score of a health factor: truncated to [`SCORE_DECIMALS`] digits, so that
+/// `score < 1` exactly when `HF < 1`, and an account whose HF only moved in far decimals (a
+/// block's interest) is not rewritten every block.
+pub fn near_score(health_factor: Decimal) -> String {
+    let unit = 10u128.pow(18 - SCORE_DECIMALS);
+    let truncated = health_factor.atomics().u128() / unit * unit;
+    Decimal::new(cosmwasm_std::Uint128::new(truncated)).to_string()
+}
+
+/// Keys of one chain's and protocol's near-liquidation set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NearKeys {
+    pub all: String,
+    pub heights: String,
+    bucket_prefix: String,
+}
+
+impl NearKeys {
+    pub fn new(prefix: &str, chain_id: &str, protocol: ProtocolKind) -> Self {
+        let base = format!("{prefix}:{chain_id}:{}:near", protocol.as_str());
+        Self {
+            heights: format!("{base}:heights"),
+            bucket_prefix: format!("{base}:bucket:"),
+            all: base,
+        }
+    }
+
+    pub fn bucket(&self, bucket: u32) -> String {
+        format!("{}{bucket}", self.bucket_prefix)
+    }
+}
+
+/// An account below the watch threshold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NearEntry {
+    pub account: String,
+    pub bucket: u32,
+    pub health_factor: Decimal,
+}
+
+/// Everything one job found.
+#[derive(Debug, Clone)]
+pub struct JobOutput {
+    pub chain_id: String,
+    pub protocol: ProtocolKind,
+    pub height: u64,
+    /// The index buckets the job covered.
+    pub buckets: Range<u32>,
+    pub candidates: Vec<LiquidationCandidate>,
+    pub near: Vec<NearEntry>,
+    /// Accounts that could not be checked: their near-set entries are left as they were.
+    pub skipped: HashSet<String>,
+}
+
+/// What writing a job's output did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OutputSummary {
+    /// Candidates now waiting in the liquidation queue (new or updated).
+    pub queued: u64,
+    /// Candidates dropped because a newer block's candidate for the account is queued.
+    pub stale: u64,
+    pub near_added: u64,
+    pub near_updated: u64,
+    pub near_removed: u64,
+    /// Waiting candidates withdrawn because their account recovered.
+    pub retracted: u64,
+    /// Buckets not written because a newer block's job already wrote them.
+    pub buckets_newer: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OutputError {
+    #[error("liquidation queue: {0}")]
+    Queue(#[from] QueueError),
+    #[error("near-liquidation set ({what}): {source}")]
+    Redis {
+        what: &'static str,
+        source: redis::RedisError,
+    },
+}
+
+/// The health checker's outputs. Cheap to clone.
+#[derive(Clone)]
+pub struct Outputs {
+    queue: PriorityQueue<LiquidationCandidate>,
+    conn: ConnectionManager,
+    prefix: String,
+    threshold: Decimal,
+}
+
+impl Outputs {
+    pub async fn connect(
+        queue_config: &QueueConfig,
+        config: &OutputConfig,
+    ) -> anyhow::Result<Self> {
+        let threshold = config.threshold()?;
+        let queue = PriorityQueue::connect(queue_config, LIQUIDATION_QUEUE).await?;
+        let client = redis::Client::open(queue_config.redis_url.as_str())?;
+        let conn = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            client.get_connection_manager(),
+        )
+        .await
+        .map_err(|_| {
+            anyhow::anyhow!(
+                "Redis {}: no answer within 10 s",
+                queue_config.redacted_url()
+            )
+        })??;
+        Ok(Self {
+            queue,
+            conn,
+            prefix: queue_config.queue_prefix.clone(),
+            threshold,
+        })
+    }
+
+    pub fn watch_threshold(&self) -> Decimal {
+        self.threshold
+    }
+
+    pub fn liquidation_queue(&self) -> &PriorityQueue<LiquidationCandidate> {
+        &self.queue
+    }
+
+    pub fn near_keys(&self, chain_id: &str, protocol: ProtocolKind) -> NearKeys {
+        NearKeys::new(&self.prefix, chain_id, protocol)
+    }
+
+    /// The `max` accounts closest to liquidation (lowest HF first), as the dashboard shows them.
+    pub async fn near_liquidation(
+        &self,
+        chain_id: &str,
+        protocol: ProtocolKind,
+        max: usize,
+    ) -> Result<Vec<(String, f64)>, OutputError> {
+        if max == 0 {
+            return Ok(Vec::new());
+        }
+        redis::cmd("ZRANGE")
+            .arg(self.near_keys(chain_id, protocol).all)
+            .arg(0)
+            .arg(max - 1)
+            .arg("WITHSCORES")
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(|source| OutputError::Redis {
+                what: "ZRANGE",
+                source,
+            })
+    }
+
+    /// Writes one job's results: candidates first (highest profit first), then the
+    /// near-liquidation set. Returns once everything is in Redis.
+    pub async fn write(&self, output: JobOutput) -> Result<OutputSummary, OutputError> {
+        let mut summary = OutputSummary::default();
+        let JobOutput {
+            chain_id,
+            protocol,
+            height,
+            buckets,
+            mut candidates,
+            near,
+            skipped,
+        } = output;
+
+        candidates.sort_by_key(|c| std::cmp::Reverse(c.priority()));
+        for outcome in self.queue.push(&candidates).await? {
+            match outcome.status {
+                EnqueueStatus::Stale => summary.stale += 1,
+                EnqueueStatus::InFlight => {}
+                _ => summary.queued += 1,
+            }
+        }
+
+        let keys = self.near_keys(&chain_id, protocol);
+        let mut conn = self.conn.clone();
+        let bucket_list: Vec<u32> = buckets.clone().collect();
+        if bucket_list.is_empty() {
+            return Ok(summary);
+        }
+        let mut read = redis::pipe();
+        read.cmd("HMGET").arg(&keys.heights).arg(&bucket_list);
+        for bucket in &bucket_list {
+            read.cmd("ZRANGE")
+                .arg(keys.bucket(*bucket))
+                .arg(0)
+                .arg(-1)
+                .arg("WITHSCORES");
+        }
+        let mut replies: Vec<redis::Value> =
+            read.query_async(&mut conn)
+                .await
+                .map_err(|source| OutputError::Redis {
+                    what: "reading the buckets' near sets",
+                    source,
+                })?;
+        let written_heights: Vec<Option<u64>> = redis::from_redis_value(replies.remove(0))
+            .map_err(|source| OutputError::Redis {
+                what: "near set heights",
+                source: source.into(),
+            })?;
+        let mut writable: HashSet<u32> = HashSet::new();
+        let mut previous: HashMap<String, (u32, f64)> = HashMap::new();
+        for ((bucket, written), members) in bucket_list.iter().zip(written_heights).zip(replies) {
+            if written.is_some_and(|w| w > height) {
+                summary.buckets_newer += 1;
+                continue;
+            }
+            writable.insert(*bucket);
+            let members: Vec<(String, f64)> =
+                redis::from_redis_value(members).map_err(|source| OutputError::Redis {
+                    what: "near set members",
+                    source: source.into(),
+                })?;
+            for (account, score) in members {
+                previous.insert(account, (*bucket, score));
+            }
+        }
+
+        let mut write = redis::pipe();
+        write.atomic();
+        let mut now_near: HashSet<&str> = HashSet::with_capacity(near.len());
+        let mut recovered: Vec<DedupKey> = Vec::new();
+        for entry in near.iter().filter(|e| writable.contains(&e.bucket)) {
+            now_near.insert(entry.account.as_str());
+            let shown = near_score(entry.health_factor);
+            let score: f64 = shown.parse().unwrap_or(0.0);
+            match previous.get(&entry.account) {
+                Some((_, old)) if *old == score => continue,
+                Some((_, old)) => {
+                    summary.near_updated += 1;
+                    if *old < 1.0 && entry.health_factor >= Decimal::one() {
+                        recovered.push(DedupKey {
+                            key: liquidation_dedup_key(&chain_id, protocol, &entry.account),
+                            generation: height,
+                        });
+                    }
+                }
+                None => summary.near_added += 1,
+            }
+            let hf = shown;
+            write
+                .cmd("ZADD")
+                .arg(&keys.all)
+                .arg(&hf)
+                .arg(&entry.account)
+                .ignore()
+                .cmd("ZADD")
+                .arg(keys.bucket(entry.bucket))
+                .arg(&hf)
+                .arg(&entry.account)
+                .ignore();
+        }
+        for (account, (bucket, score)) in &previous {
+            if now_near.contains(account.as_str()) || skipped.contains(account) {
+                continue;
+            }
+            summary.near_removed += 1;
+            if *score < 1.0 {
+                recovered.push(DedupKey {
+                    key: liquidation_dedup_key(&chain_id, protocol, account),
+                    generation: height,
+                });
+            }
+            write
+                .cmd("ZREM")
+                .arg(&keys.all)
+                .arg(account)
+                .ignore()
+                .cmd("ZREM")
+                .arg(keys.bucket(*bucket))
+                .arg(account)
+                .ignore();
+        }
+        let mut written: Vec<u32> = writable.into_iter().collect();
+        written.sort_unstable();
+        if !written.is_empty() {
+            let cmd = write.cmd("HSET").arg(&keys.heights);
+            for bucket in written {
+                cmd.arg(bucket).arg(height);
+            }
+            cmd.ignore();
+        }
+        let () = write
+            .query_async(&mut conn)
+            .await
+            .map_err(|source| OutputError::Redis {
+                what: "writing the near set",
+                source,
+            })?;
+        if !recovered.is_empty() {
+            summary.retracted = self.queue.retract(&recovered).await?;
+        }
+        Ok(summary)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scores_truncate_and_keep_the_liquidation_boundary() {
+        let hf = |s: &str| near_score(s.parse().unwrap());
+        assert_eq!(hf("0.999999999999999999"), "0.999999");
+        assert_eq!(hf("1"), "1");
+        assert_eq!(hf("1.0423456789"), "1.042345");
+        assert_eq!(hf("0.0000001"), "0");
+    }
+}

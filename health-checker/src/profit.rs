@@ -1,0 +1,328 @@
+//! The most profitable liquidation of a liquidatable account.
+//!
+//! Every `(debt denom, collateral denom)` pair the Red Bank would accept — debt owed in that
+//! denom, collateral enabled and non-zero — is priced with
+//! `redline_common::math::liquidation::calculate_liquidation_amounts` exactly as the contract's
+//! `liquidate` calls it: liquidation prices, the collateral's params (bonus, protocol fee), the
+//! target health factor, the account's whole debt in that denom sent. Pairs the contract would
+//! refuse (zero amounts, a liquidation that lowers the health factor) are left out.
+//!
+//! Profit of a pair = value of the collateral the liquidator receives (after the protocol fee)
+//! − value of the debt repaid, both `floor(amount · liquidation price)`. Oracle prices are the
+//! value in base-denom units of one unit of a denom; the base denom is a USD stablecoin in
+//! micro units (`uusdc`/`uusd`, 6 decimals) on Mars's deployments, so
+//! `USD = base units / 10^base_decimals` with `--base-denom-decimals` (default 6). The profit is
+//! before transaction fees and swap costs: the liquidator accounts for those.
+
+use clap::Args;
+use cosmwasm_std::{Decimal, Uint128};
+use redline_common::jobs::LiquidationPlan;
+use redline_common::math::health::compute_health;
+use redline_common::math::liquidation::{
+    apply_liquidation, assert_health_not_worse, calculate_liquidation_amounts, LiquidationInput,
+};
+use redline_common::math::MathError;
+use redline_common::types::{Health, LiquidationAmounts};
+
+use crate::compute::{BlockContext, Line};
+
+/// How profits are expressed.
+#[derive(Debug, Clone, Args)]
+pub struct ProfitConfig {
+    /// Decimals of the oracle's base denom (prices are base units per unit of a denom; the base
+    /// denom is a USD stablecoin such as `uusdc`, 6 decimals): profit in USD = base units /
+    /// 10^this.
+    #[arg(long, env = "BASE_DENOM_DECIMALS", default_value_t = 6)]
+    pub base_denom_decimals: u32,
+}
+
+impl Default for ProfitConfig {
+    fn default() -> Self {
+        Self {
+            base_denom_decimals: 6,
+        }
+    }
+}
+
+impl ProfitConfig {
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if self.base_denom_decimals > 18 {
+            anyhow::bail!(
+                "--base-denom-decimals: {} is more than the 18 decimals a Decimal holds",
+                self.base_denom_decimals
+            );
+        }
+        Ok(())
+    }
+
+    /// `10^base_denom_decimals`.
+    pub fn base_units_per_usd(&self) -> Uint128 {
+        Uint128::new(10u128.pow(self.base_denom_decimals.min(18)))
+    }
+}
+
+/// One priced pair: the plan and its numbers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PricedPair {
+    pub plan: LiquidationPlan,
+    pub amounts: LiquidationAmounts,
+    /// Value of the collateral received, in base units.
+    pub received_value: Uint128,
+    /// Value of the debt repaid, in base units.
+    pub repaid_value: Uint128,
+}
+
+/// The best plan among every valid pair, or `None` when no pair is possible or none earns
+/// anything (the account is still reported, with priority 0).
+pub fn best_plan(
+    ctx: &BlockContext,
+    lines: &[Line],
+    liquidation_health: &Health,
+    config: &ProfitConfig,
+) -> Result<Option<LiquidationPlan>, MathError> {
+    let mut best: Option<PricedPair> = None;
+    for pair in priced_pairs(ctx, lines, liquidation_health, config)? {
+        let better = match &best {
+            None => true,
+            Some(current) => {
+                (pair.plan.expected_profit_usd, pair.repaid_value)
+                    > (current.plan.expected_profit_usd, current.repaid_value)
+            }
+        };
+        if better {
+            best = Some(pair);
+        }
+    }
+    Ok(best
+        .filter(|pair| pair.received_value > pair.repaid_value)
+        .map(|pair| pair.plan))
+}
+
+/// Every pair the contract would accept, priced.
+pub fn priced_pairs(
+    ctx: &BlockContext,
+    lines: &[Line],
+    liquidation_health: &Health,
+    config: &ProfitConfig,
+) -> Result<Vec<PricedPair>, MathError> {
+    if !liquidation_health.is_liquidatable() {
+        return Ok(Vec::new());
+    }
+    let named = ctx.health_positions(lines, true, true)?;
+    let base_units_per_usd = config.base_units_per_usd();
+    let mut pairs = Vec::new();
+    for debt_line in lines.iter().filter(|l| !l.debt.is_zero()) {
+        for collateral_line in lines
+            .iter()
+            .filter(|l| l.collateral_enabled && !l.collateral.is_zero())
+        {
+            let (Ok(debt), Ok(collateral)) =
+                (ctx.denom(debt_line.denom), ctx.denom(collateral_line.denom))
+            else {
+                continue;
+            };
+            let input = LiquidationInput {
+                collateral_amount: collateral_line.collateral,
+                collateral_price: collateral.liquidation_price,
+                collateral_params: &collateral.params,
+                debt_amount: debt_line.debt,
+                debt_requested_to_repay: debt_line.debt,
+                debt_price: debt.liquidation_price,
+                target_health_factor: ctx.target_health_factor,
+                health: liquidation_health,
+            };
+            // The contract refuses these pairs; so do we.
+            let Ok(amounts) = calculate_liquidation_amounts(&input) else {
+                continue;
+            };
+            if amounts.debt_amount_to_repay.is_zero() {
+                continue;
+            }
+            let after = apply_liquidation(&named, &collateral.denom, &debt.denom, &amounts)?;
+            if assert_health_not_worse(liquidation_health, &compute_health(&after)?).is_err() {
+                continue;
+            }
+            let received_value = amounts
+                .collateral_amount_received_by_liquidator
+                .checked_mul_floor(collateral.liquidation_price)
+                .map_err(|_| MathError::Overflow {
+                    operation: "value of collateral received",
+                })?;
+            let repaid_value = amounts
+                .debt_amount_to_repay
+                .checked_mul_floor(debt.liquidation_price)
+                .map_err(|_| MathError::Overflow {
+                    operation: "value of debt repaid",
+                })?;
+            let profit = received_value.saturating_sub(repaid_value);
+            let expected_profit_usd = Decimal::checked_from_ratio(profit, base_units_per_usd)
+                .map_err(|_| MathError::Overflow {
+                    operation: "profit in USD",
+                })?;
+            pairs.push(PricedPair {
+                plan: LiquidationPlan {
+                    debt_denom: debt.denom.clone(),
+                    collateral_denom: collateral.denom.clone(),
+                    debt_to_repay: amounts.debt_amount_to_repay,
+                    collateral_received: amounts.collateral_amount_received_by_liquidator,
+                    expected_profit_usd,
+                },
+                amounts,
+                received_value,
+                repaid_value,
+            });
+        }
+    }
+    Ok(pairs)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use cosmwasm_std::Timestamp;
+    use redline_common::index::IndexedAccount;
+    use redline_common::index::{BlockSnapshot, CollateralEntry, DebtEntry, DenomId, DenomTable};
+    use redline_common::jobs::ProtocolKind;
+    use redline_common::types::{
+        AssetParams, CmSettings, LiquidationBonus, Market, RedBankSettings,
+    };
+
+    use super::*;
+
+    fn dec(text: &str) -> Decimal {
+        text.parse().unwrap()
+    }
+
+    fn params(denom: &str, max_ltv: &str, lt: &str) -> AssetParams {
+        AssetParams {
+            denom: denom.into(),
+            credit_manager: CmSettings::default(),
+            red_bank: RedBankSettings {
+                deposit_enabled: true,
+                borrow_enabled: true,
+            },
+            max_loan_to_value: dec(max_ltv),
+            liquidation_threshold: dec(lt),
+            liquidation_bonus: LiquidationBonus {
+                starting_lb: dec("0.01"),
+                slope: dec("2"),
+                min_lb: dec("0.02"),
+                max_lb: dec("0.1"),
+            },
+            protocol_liquidation_fee: dec("0.1"),
+            deposit_cap: Uint128::MAX,
+        }
+    }
+
+    /// The case measured on Mars: 10,000 uatom at 7.5, 65,000 uusdc debt, THF 1.05.
+    fn mars_case() -> (BlockContext, IndexedAccount) {
+        let snapshot = BlockSnapshot {
+            chain_id: "devnet-1".into(),
+            protocol: ProtocolKind::RedBank,
+            height: 3,
+            time: Timestamp::from_seconds(100),
+            prices: BTreeMap::from([("uatom".into(), dec("7.5")), ("uusdc".into(), dec("1"))]),
+            liquidation_prices: BTreeMap::new(),
+            markets: ["uatom", "uusdc"]
+                .into_iter()
+                .map(|d| Market {
+                    denom: d.into(),
+                    indexes_last_updated: 100,
+                    ..Market::default()
+                })
+                .collect(),
+            params: vec![
+                params("uatom", "0.7", "0.8"),
+                params("uusdc", "0.75", "0.8"),
+            ],
+            target_health_factor: dec("1.05"),
+            accounts: 1,
+        };
+        let table = DenomTable::from_names(vec!["uatom".into(), "uusdc".into()]);
+        let account = IndexedAccount {
+            address: "osmo1borrower".into(),
+            // Indexes are 1: scaled = underlying · 10^6.
+            collaterals: vec![CollateralEntry {
+                denom: DenomId(0),
+                amount_scaled: Uint128::new(10_000_000_000),
+                enabled: true,
+            }],
+            debts: vec![DebtEntry {
+                denom: DenomId(1),
+                amount_scaled: Uint128::new(65_000_000_000),
+                uncollateralized: false,
+            }],
+        };
+        (BlockContext::new(&snapshot, &table), account)
+    }
+
+    #[test]
+    fn the_mars_case_by_hand() {
+        let (ctx, account) = mars_case();
+        let health = ctx.evaluate(&account).unwrap();
+        // LT-adjusted collateral 10,000 · 7.5 · 0.8 = 60,000 over 65,000 debt.
+        assert_eq!(
+            health.liquidation_health.liquidation_health_factor,
+            Some(Decimal::from_ratio(60_000u128, 65_000u128))
+        );
+        let plan = best_plan(
+            &ctx,
+            &health.lines,
+            &health.liquidation_health,
+            &ProfitConfig::default(),
+        )
+        .unwrap()
+        .unwrap();
+        // HF 0.923076923076923076; LB = min(0.01 + 2·0.076923076923076924, max(min(75000/65000
+        // − 1, 0.1), 0.02)) = min(0.163846…, 0.1) = 0.1. LT·(1+LB) = 0.88 < 1.05: capped at
+        // (⌊1.05·65,000⌋ − 60,000) / (1.05 − 0.88) = 8,250 / 0.17 = 48,529 (floored).
+        // Collateral bound ⌊75,000 / 1.1⌋ = 68,181. Repay = min(65,000, 48,529, 68,181).
+        assert_eq!(plan.debt_denom, "uusdc");
+        assert_eq!(plan.collateral_denom, "uatom");
+        assert_eq!(plan.debt_to_repay, Uint128::new(48_529));
+        // Seized ⌊⌊48,529 · 1.1⌋ / 7.5⌋ = ⌊53,381 / 7.5⌋ = 7,117; fee ⌊⌈⌊48,529·0.1⌋·0.1⌉ / 7.5⌋
+        // = ⌊⌈485.2⌉ / 7.5⌋ = ⌊486 / 7.5⌋ = 64; received 7,053.
+        assert_eq!(plan.collateral_received, Uint128::new(7_053));
+        // Profit ⌊7,053 · 7.5⌋ − 48,529 = 52,897 − 48,529 = 4,368 uusdc = $0.004368.
+        assert_eq!(plan.expected_profit_usd, dec("0.004368"));
+    }
+
+    #[test]
+    fn healthy_accounts_have_no_plan() {
+        let (ctx, mut account) = mars_case();
+        account.debts[0].amount_scaled = Uint128::new(50_000_000_000);
+        let health = ctx.evaluate(&account).unwrap();
+        assert!(!health.liquidation_health.is_liquidatable());
+        assert_eq!(
+            best_plan(
+                &ctx,
+                &health.lines,
+                &health.liquidation_health,
+                &ProfitConfig::default()
+            )
+            .unwrap(),
+            None
+        );
+    }
+
+    #[test]
+    fn disabled_collateral_is_not_a_pair() {
+        let (ctx, mut account) = mars_case();
+        account.collaterals.push(CollateralEntry {
+            denom: DenomId(1),
+            amount_scaled: Uint128::new(1_000_000_000_000),
+            enabled: false,
+        });
+        let health = ctx.evaluate(&account).unwrap();
+        let pairs = priced_pairs(
+            &ctx,
+            &health.lines,
+            &health.liquidation_health,
+            &ProfitConfig::default(),
+        )
+        .unwrap();
+        assert_eq!(pairs.len(), 1);
+        assert_eq!(pairs[0].plan.collateral_denom, "uatom");
+    }
+}

@@ -1,0 +1,977 @@
+//! The liquidation run of issue 4, shared by its end-to-end test (small numbers) and `make
+//! bench` (10,000 accounts): a seeded devnet, a price drop that makes many accounts
+//! liquidatable, and liquidator workers (in several liquidator instances, as separate processes
+//! would run them) taking candidates from the priority queue until nothing profitable is left.
+//!
+//! Candidates come from the real pipeline ([`Candidates::Pipeline`]: the collector indexes the
+//! chain block by block and cuts health-check jobs, health-checker workers queue the
+//! liquidatable accounts) or from a stand-in for the health checker ([`Candidates::StandIn`]:
+//! every other block, the contract's math over the accounts liquidatable right after the drop,
+//! queueing those with a profitable liquidation). Either way the run watches the accounts that
+//! have a profitable liquidation right after the drop (one full pass over every borrower with
+//! the contract's math) and ends when none of them has one left.
+//!
+//! [`run`] measures and checks; [`Figures::check`] states the acceptance:
+//! - every account liquidatable after the drop is liquidated, and no account is left with
+//!   HF < 1 that the contract would still let anyone liquidate at a profit (each remaining
+//!   one is tried in simulation, every debt/collateral pair);
+//! - no tx fails for a wrong sequence or for gas;
+//! - no account is liquidated twice by us in one block (counted from the blocks' own events);
+//! - the recorded profits (Redis stream and CSV files) add up exactly to the change of the
+//!   wallets' balances valued at the oracle's prices.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use cosmwasm_std::{Decimal, Uint128, Uint256};
+use futures::StreamExt as _;
+use redline_common::chain::{ChainClient, TendermintClient, Wallet};
+use redline_common::config::Secret;
+use redline_common::jobs::{
+    LiquidationCandidate, LiquidationPlan, ProtocolKind, LIQUIDATION_QUEUE,
+};
+use redline_common::queue::{PriorityQueue, QueueConfig};
+use redline_common::testkit::RedisServer;
+use redline_liquidator::config::LiquidatorArgs;
+use redline_liquidator::execute::liquidate_msg;
+use redline_liquidator::locks::KeySpace;
+use redline_liquidator::plan::{Plan, PlanContext};
+use redline_liquidator::recheck::{
+    inclusion_window, AccountPosition, MarketSnapshot, PositionReader, RedBankContracts,
+};
+use redline_liquidator::record::{parse_csv_line, read_records, AttemptRecord, Outcome};
+use redline_liquidator::tx_sender::{SendOptions, SigningPermit, TxSender};
+use redline_liquidator::value::{parse_value, to_usd, Value};
+use redline_liquidator::Liquidator;
+
+use crate::TestScenario;
+
+/// Gas limit a one-account liquidation tx is assumed to take (simulated ≈ 215k, × 1.3), to
+/// value its fee: a liquidation that does not pay for its tx is not worth queueing, and an
+/// account left that would not pay for one is not a liquidation missed.
+const FEE_ESTIMATE_GAS: u128 = 300_000;
+/// The wallets the scenario funds (slots 0..=3; slot 4 is topped up by the master).
+const WALLETS: u32 = 5;
+
+/// Where liquidation candidates come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Candidates {
+    /// The real pipeline: the collector follows the chain into the position index and cuts
+    /// health-check jobs every block; health-checker workers queue the liquidatable accounts.
+    Pipeline,
+    /// A stand-in for the health checker (the contract's math over the accounts liquidatable
+    /// after the drop, queued every other block).
+    StandIn,
+}
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub candidates: Candidates,
+    /// Borrowers seeded.
+    pub accounts: usize,
+    pub seed: u64,
+    pub drop_denom: String,
+    /// The dropped denom's new price, in percent of the old one.
+    pub drop_to_percent: u64,
+    /// Liquidator instances (each as a separate process would be).
+    pub instances: usize,
+    pub workers_per_instance: u32,
+    pub max_liquidations_per_tx: usize,
+    /// Fail when liquidations are still due after this long.
+    pub deadline: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            candidates: Candidates::Pipeline,
+            accounts: 10_000,
+            seed: 4,
+            drop_denom: "uatom".into(),
+            drop_to_percent: 70,
+            instances: 2,
+            workers_per_instance: 2,
+            max_liquidations_per_tx: 4,
+            deadline: Duration::from_secs(600),
+        }
+    }
+}
+
+/// Everything measured and checked.
+#[derive(Debug, Clone, Default)]
+pub struct Figures {
+    pub candidates: Option<Candidates>,
+    pub accounts: usize,
+    pub borrowers: usize,
+    pub workers: usize,
+    pub block_time: Duration,
+    pub drop_height: u64,
+    /// Accounts with a profitable liquidation right after the drop.
+    pub liquidatable: usize,
+    pub missed: Vec<String>,
+    pub liquidations: usize,
+    pub liquidations_on_chain: usize,
+    pub txs: usize,
+    pub failed_txs: usize,
+    /// Why they failed (one line per failed attempt).
+    pub failures: Vec<String>,
+    pub sequence_or_gas_failures: Vec<String>,
+    /// `(height, account, times)` liquidated more than once in one block.
+    pub twice_in_a_block: Vec<(u64, String, usize)>,
+    /// Accounts left with HF < 1.
+    pub underwater_left: usize,
+    /// Of those, liquidatable only at a loss (the rest the contract refuses).
+    pub unprofitable_left: usize,
+    /// Accounts left that the contract would liquidate at a profit: must be empty.
+    pub profitable_left: Vec<String>,
+    pub recorded_profit: Value,
+    pub balance_change: Value,
+    pub csv_profit: Value,
+    pub csv_rows: usize,
+    pub records: usize,
+    /// Liquidations the contract refunded part of (account, sent, repaid): must be empty.
+    pub refunds: Vec<String>,
+    pub top_ups: usize,
+    pub worker_slots: Vec<u32>,
+    pub treasurers: usize,
+    pub producer_rounds: usize,
+    /// Per account, blocks from the price drop to its first liquidation's block (sorted).
+    pub blocks_from_drop: Vec<u64>,
+    /// Per liquidation, blocks from the candidate's health-check height to inclusion (sorted).
+    pub blocks_from_candidate: Vec<u64>,
+    /// Per liquidation, candidate enqueued → broadcast (sorted, ms).
+    pub job_to_broadcast_ms: Vec<u64>,
+    /// Reading every borrower's position before the drop (to know who becomes liquidatable).
+    pub initial_scan: Duration,
+    pub drop_to_done: Duration,
+    pub total: Duration,
+    pub profit_usd: Value,
+}
+
+/// The value at percentile `p` of sorted `values`.
+pub fn percentile(sorted: &[u64], p: f64) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let rank = ((p / 100.0) * (sorted.len() as f64 - 1.0)).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}
+
+impl Figures {
+    /// The acceptance criteria; the error lists every one that failed.
+    pub fn check(&self) -> anyhow::Result<()> {
+        let mut failures = Vec::new();
+        if !self.missed.is_empty() {
+            failures.push(format!("never liquidated: {:?}", self.missed));
+        }
+        if !self.profitable_left.is_empty() {
+            failures.push(format!(
+                "still liquidatable at a profit: {:?}",
+                self.profitable_left
+            ));
+        }
+        if !self.sequence_or_gas_failures.is_empty() {
+            failures.push(format!(
+                "txs failed for sequence or gas: {:?}",
+                self.sequence_or_gas_failures
+            ));
+        }
+        if !self.twice_in_a_block.is_empty() {
+            failures.push(format!(
+                "liquidated twice in one block: {:?}",
+                self.twice_in_a_block
+            ));
+        }
+        if self.liquidations_on_chain != self.liquidations {
+            failures.push(format!(
+                "{} liquidations on chain but {} recorded",
+                self.liquidations_on_chain, self.liquidations
+            ));
+        }
+        if self.recorded_profit != self.balance_change {
+            failures.push(format!(
+                "recorded profit {} ≠ wallets' balance change {}",
+                self.recorded_profit, self.balance_change
+            ));
+        }
+        if self.csv_profit != self.recorded_profit || self.csv_rows != self.records {
+            failures.push(format!(
+                "CSV: {} rows with profit {}, stream: {} records with profit {}",
+                self.csv_rows, self.csv_profit, self.records, self.recorded_profit
+            ));
+        }
+        if !self.refunds.is_empty() {
+            failures.push(format!("liquidations refunded: {:?}", self.refunds));
+        }
+        let mut slots = self.worker_slots.clone();
+        slots.sort();
+        slots.dedup();
+        if slots.len() != self.workers {
+            failures.push(format!(
+                "worker slots {:?} are not distinct",
+                self.worker_slots
+            ));
+        }
+        if self.treasurers != 1 {
+            failures.push(format!("{} instances topped up (want 1)", self.treasurers));
+        }
+        anyhow::ensure!(failures.is_empty(), "{}", failures.join("\n"));
+        Ok(())
+    }
+
+    /// One paragraph for test output.
+    pub fn summary(&self) -> String {
+        format!(
+            "{} borrowers, {} liquidatable after the drop, {} liquidations in {} txs ({} failed), \
+             {} worker(s), {} producer rounds; {} left with HF < 1 ({} only at a loss, the rest \
+             refused by the contract); pre-drop read of every borrower {:?}, drop → all done {:?}; blocks \
+             drop → inclusion p50 {} p99 {} max {}; candidate height → inclusion p50 {} p99 {}; \
+             job → broadcast p50 {} ms p99 {} ms; profit {} USD; total {:?}",
+            self.borrowers,
+            self.liquidatable,
+            self.liquidations,
+            self.txs,
+            self.failed_txs,
+            self.workers,
+            self.producer_rounds,
+            self.underwater_left,
+            self.unprofitable_left,
+            self.initial_scan,
+            self.drop_to_done,
+            percentile(&self.blocks_from_drop, 50.0),
+            percentile(&self.blocks_from_drop, 99.0),
+            self.blocks_from_drop.last().copied().unwrap_or_default(),
+            percentile(&self.blocks_from_candidate, 50.0),
+            percentile(&self.blocks_from_candidate, 99.0),
+            percentile(&self.job_to_broadcast_ms, 50.0),
+            percentile(&self.job_to_broadcast_ms, 99.0),
+            self.profit_usd,
+            self.total,
+        )
+    }
+
+    /// The `BENCHMARKS.md` section.
+    pub fn markdown(&self) -> String {
+        let mut md = String::new();
+        let _ = writeln!(md, "## Liquidations after a price drop\n");
+        let source = match self.candidates {
+            Some(Candidates::StandIn) => "a stand-in health checker (contract math over the \
+                                           accounts liquidatable after the drop, every other \
+                                           block)"
+                .to_string(),
+            _ => "the real pipeline (collector following blocks into the position index, \
+                  health-checker workers queueing every liquidatable account each block)"
+                .to_string(),
+        };
+        let _ = writeln!(
+            md,
+            "Devnet with {} accounts ({} borrowers), {} ms blocks; ATOM −30% at height {}; {} \
+             liquidator workers (2 instances, own wallets), up to 4 accounts per tx. Candidates \
+             from {source}.\n",
+            self.accounts,
+            self.borrowers,
+            self.block_time.as_millis(),
+            self.drop_height,
+            self.workers,
+        );
+        let _ = writeln!(md, "| | |\n|---|---|");
+        let _ = writeln!(
+            md,
+            "| Liquidatable after the drop | {} |",
+            self.liquidatable
+        );
+        let _ = writeln!(
+            md,
+            "| Liquidated | {} accounts ({} missed), {} liquidations in {} txs |",
+            self.liquidatable - self.missed.len(),
+            self.missed.len(),
+            self.liquidations,
+            self.txs
+        );
+        let _ = writeln!(
+            md,
+            "| Left with HF < 1 | {} ({} liquidatable only at a loss, the rest refused by the contract: liquidation would lower their health); {} profitable |",
+            self.underwater_left,
+            self.unprofitable_left,
+            self.profitable_left.len()
+        );
+        let _ = writeln!(
+            md,
+            "| Failed txs | {} ({} for sequence or gas) |",
+            self.failed_txs,
+            self.sequence_or_gas_failures.len()
+        );
+        let _ = writeln!(
+            md,
+            "| Accounts liquidated twice in one block | {} |",
+            self.twice_in_a_block.len()
+        );
+        let _ = writeln!(
+            md,
+            "| Blocks from the price drop to inclusion (per account, first liquidation) | p50 {}, p99 {}, max {} |",
+            percentile(&self.blocks_from_drop, 50.0),
+            percentile(&self.blocks_from_drop, 99.0),
+            self.blocks_from_drop.last().copied().unwrap_or_default()
+        );
+        let _ = writeln!(
+            md,
+            "| Blocks from the candidate's health-check height to inclusion | p50 {}, p99 {} |",
+            percentile(&self.blocks_from_candidate, 50.0),
+            percentile(&self.blocks_from_candidate, 99.0),
+        );
+        let _ = writeln!(
+            md,
+            "| Latency job → broadcast (per liquidation) | p50 {} ms, p99 {} ms |",
+            percentile(&self.job_to_broadcast_ms, 50.0),
+            percentile(&self.job_to_broadcast_ms, 99.0)
+        );
+        let _ = writeln!(
+            md,
+            "| Drop → last liquidation | {:.1} s |",
+            self.drop_to_done.as_secs_f64()
+        );
+        let _ = writeln!(
+            md,
+            "| Recorded profit = wallets' balance change | {} USD ({}) |",
+            self.profit_usd,
+            if self.recorded_profit == self.balance_change {
+                "equal to the unit"
+            } else {
+                "DIFFERENT"
+            }
+        );
+        md
+    }
+}
+
+/// The stored positions of `accounts` at the latest block.
+async fn read_positions(
+    reader: &PositionReader<TendermintClient>,
+    accounts: &[String],
+    height: u64,
+) -> anyhow::Result<Vec<AccountPosition>> {
+    futures::stream::iter(accounts.iter().cloned())
+        .map(|account| async move { reader.read_account(&account, height).await })
+        .buffer_unordered(16)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .map(|p| p.map_err(anyhow::Error::from))
+        .collect()
+}
+
+/// The plans (unlimited funds) that pay for a tx, of `positions` under `snapshot`.
+fn profitable_plans(
+    snapshot: &MarketSnapshot,
+    positions: &[AccountPosition],
+    block_time: Duration,
+    fee_denom: &str,
+    gas_price: Decimal,
+) -> anyhow::Result<Vec<Plan>> {
+    let (earliest, expected) = inclusion_window(snapshot, block_time);
+    let unlimited: BTreeMap<String, Uint128> = snapshot
+        .markets
+        .keys()
+        .map(|d| (d.clone(), Uint128::new(u128::MAX / 4)))
+        .collect();
+    // A liquidation that does not pay for its tx is not worth queueing (nor left undone).
+    let fee_value = snapshot.prices.value(
+        fee_denom,
+        Uint128::new(FEE_ESTIMATE_GAS).mul_ceil(gas_price),
+    )?;
+    let mut plans = Vec::new();
+    for position in positions {
+        if let Ok(context) = PlanContext::new(snapshot, position, earliest, expected) {
+            if let Ok(plan) = context.best_plan(&unlimited) {
+                if plan.expected_profit > fee_value {
+                    plans.push(plan);
+                }
+            }
+        }
+    }
+    Ok(plans)
+}
+
+/// Plans for every account in `accounts` that has a profitable one now (unlimited funds).
+async fn plannable(
+    reader: &PositionReader<TendermintClient>,
+    accounts: &[String],
+    block_time: Duration,
+    fee_denom: &str,
+    gas_price: Decimal,
+) -> anyhow::Result<(u64, Vec<Plan>)> {
+    let snapshot = reader.latest().await?;
+    let positions = read_positions(reader, accounts, snapshot.height).await?;
+    let plans = profitable_plans(&snapshot, &positions, block_time, fee_denom, gas_price)?;
+    Ok((snapshot.height, plans))
+}
+
+fn candidate(chain_id: &str, plan: &Plan, height: u64) -> LiquidationCandidate {
+    let usd = to_usd(plan.expected_profit, 6);
+    LiquidationCandidate {
+        chain_id: chain_id.to_string(),
+        protocol: ProtocolKind::RedBank,
+        account: plan.account.clone(),
+        height,
+        found_at_ms: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0),
+        health: plan.health_before.clone(),
+        plan: Some(LiquidationPlan {
+            debt_denom: plan.debt_denom.clone(),
+            collateral_denom: plan.collateral_denom.clone(),
+            debt_to_repay: plan.debt_to_send,
+            collateral_received: plan.amounts.collateral_amount_received_by_liquidator,
+            expected_profit_usd: usd.to_string().parse().unwrap_or_default(),
+        }),
+    }
+}
+
+async fn wallet_balances(
+    client: &TendermintClient,
+    wallets: &[String],
+) -> anyhow::Result<BTreeMap<(String, String), Uint256>> {
+    let mut all = BTreeMap::new();
+    for wallet in wallets {
+        for coin in client.balances(wallet).await? {
+            all.insert((wallet.clone(), coin.denom), coin.amount);
+        }
+    }
+    Ok(all)
+}
+
+/// Runs the scenario and measures it (see the module docs). Errors only when the run itself
+/// breaks; acceptance is [`Figures::check`].
+pub async fn run(options: &Options) -> anyhow::Result<Figures> {
+    let started = Instant::now();
+    let scenario = TestScenario::start(options.accounts, options.seed)
+        .await
+        .context("starting the scenario")?;
+    let manifest = scenario.manifest.clone();
+    let client = scenario.client();
+    let block_time = Duration::from_millis(manifest.block_time_ms);
+    let fee_denom = manifest.fee.denom.clone();
+    let gas_price: Decimal = manifest
+        .fee
+        .gas_price
+        .parse()
+        .map_err(|e| anyhow::anyhow!("manifest gas price: {e}"))?;
+    // CometBFT reports height 1 before the first block.
+    while client.latest_height().await? < 2 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let redis_server = RedisServer::start().context("starting redis-server")?;
+    let redis = redis::Client::open(redis_server.url())?
+        .get_connection_manager()
+        .await?;
+    let queue_config = QueueConfig {
+        queue_block_ms: 100,
+        ..QueueConfig::with_url(redis_server.url())
+    };
+    let mnemonic = Secret::new(
+        manifest
+            .liquidator_mnemonic
+            .clone()
+            .context("the devnet manifest has no liquidator mnemonic")?,
+    );
+    let wallets: Vec<String> = (0..WALLETS)
+        .map(|slot| {
+            Wallet::from_mnemonic(mnemonic.expose(), &manifest.bech32_prefix, slot)
+                .map(|w| w.address().to_string())
+        })
+        .collect::<Result<_, _>>()?;
+    let borrowers: Vec<String> = scenario.positions[..options.accounts]
+        .iter()
+        .filter(|p| !p.debt.is_empty())
+        .map(|p| p.user.to_string())
+        .collect();
+    let reader = Arc::new(PositionReader::new(
+        client.clone(),
+        RedBankContracts {
+            red_bank: manifest.contracts.red_bank.clone(),
+            oracle: manifest.contracts.oracle.clone(),
+            params: manifest.contracts.params.clone(),
+        },
+        6,
+    ));
+
+    // The real pipeline, when asked for: collector and health checker on the same Redis.
+    let (pipeline_stop, pipeline_stopped) = tokio::sync::watch::channel(false);
+    let mut pipeline_tasks = Vec::new();
+    if options.candidates == Candidates::Pipeline {
+        let registry = redline_liquidator::prometheus::Registry::new();
+        let collector = redline_collector::Collector::new(
+            redline_collector::Connections {
+                client: client.clone(),
+                chain_id: manifest.chain_id.clone(),
+                contracts: redline_collector::chain_state::RedBankContracts::from_manifest(
+                    &manifest.contracts,
+                ),
+                redis: redis.clone(),
+                queue: QueueConfig {
+                    queue_consumer: Some("collector".into()),
+                    ..queue_config.clone()
+                },
+                registry: registry.clone(),
+                health: Arc::new(tokio::sync::RwLock::new(serde_json::json!({}))),
+            },
+            redline_collector::Config::default(),
+        )
+        .await
+        .context("starting the collector")?;
+        let running = collector.clone();
+        let mut stopped = pipeline_stopped.clone();
+        pipeline_tasks.push(tokio::spawn(async move {
+            if let Err(error) = running
+                .run(async move {
+                    let _ = stopped.wait_for(|s| *s).await;
+                })
+                .await
+            {
+                tracing::error!(%error, "the collector stopped");
+            }
+        }));
+        let health_queue = QueueConfig {
+            queue_consumer: Some("health-checker".into()),
+            ..queue_config.clone()
+        };
+        let outputs = redline_health_checker::Outputs::connect(
+            &health_queue,
+            &redline_health_checker::OutputConfig::default(),
+        )
+        .await?;
+        let checker = Arc::new(
+            redline_health_checker::HealthChecker::<TendermintClient>::new(
+                redline_health_checker::WorkerConfig {
+                    workers: Some(2),
+                    compute_threads: Some(2),
+                    ..redline_health_checker::WorkerConfig::default()
+                },
+                redline_health_checker::ProfitConfig::default(),
+                redline_common::index::IndexArgs::default(),
+                redis.clone(),
+                outputs,
+                redline_health_checker::metrics::Metrics::register(&registry)?,
+                None,
+            )?,
+        );
+        let stopped = pipeline_stopped.clone();
+        pipeline_tasks.push(tokio::spawn(async move {
+            if let Err(error) = checker.run(&health_queue, stopped).await {
+                tracing::error!(%error, "the health checker stopped");
+            }
+        }));
+        // Discovery first: the index must hold every debtor before prices move.
+        let discovery = Instant::now();
+        while collector.last_indexed().await.is_none() {
+            anyhow::ensure!(
+                discovery.elapsed() < Duration::from_secs(120),
+                "the collector's discovery did not finish"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    // Every borrower read before the drop (the drop moves no position, only prices), so that
+    // finding who became liquidatable puts no load on the chain while the liquidators work.
+    let before_drop = reader.latest().await?;
+    let scan_started = Instant::now();
+    let positions = read_positions(&reader, &borrowers, before_drop.height).await?;
+    let initial_scan = scan_started.elapsed();
+
+    // The price drop.
+    let price = before_drop.prices.price(&options.drop_denom)?;
+    let drop_height = scenario
+        .node
+        .chain()
+        .set_prices(BTreeMap::from([(
+            options.drop_denom.clone(),
+            price * Decimal::percent(options.drop_to_percent),
+        )]))
+        .await?
+        .map_err(|e| anyhow::anyhow!("moving the price: {e}"))?;
+    while client.latest_height().await? < drop_height {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let drop_seen = Instant::now();
+    let balances_before = wallet_balances(&client, &wallets).await?;
+    let after_drop = reader.latest().await?;
+    let height = after_drop.height;
+    let initial = profitable_plans(&after_drop, &positions, block_time, &fee_denom, gas_price)?;
+    drop(positions);
+    let liquidatable: BTreeSet<String> = initial.iter().map(|p| p.account.clone()).collect();
+
+    // The liquidator instances.
+    let dir = tempfile::tempdir()?;
+    let csv = |instance: usize| dir.path().join(format!("attempts-{instance}.csv"));
+    let mut runs = Vec::new();
+    let mut stops = Vec::new();
+    let workers = options.instances * options.workers_per_instance as usize;
+    for instance in 0..options.instances {
+        let args = LiquidatorArgs {
+            workers: options.workers_per_instance,
+            max_worker_slots: workers as u32,
+            max_liquidations_per_tx: options.max_liquidations_per_tx,
+            csv: Some(csv(instance)),
+            inclusion_timeout_ms: 10_000,
+            wallet_slot_ttl_ms: 5_000,
+            top_up_interval_ms: 500,
+            top_up_debt_below_usd: "1000000".into(),
+            top_up_debt_target_usd: "2000000".into(),
+            ..LiquidatorArgs::default()
+        };
+        let mut queue = queue_config.clone();
+        queue.queue_consumer = Some(format!("liquidator-{instance}"));
+        let liquidator = Liquidator::new(
+            client.clone(),
+            scenario.chain_config(),
+            manifest.clone(),
+            queue,
+            redis.clone(),
+            redline_liquidator::prometheus::Registry::new(),
+            args.validate()?,
+            mnemonic.clone(),
+        );
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        stops.push(stop);
+        runs.push(tokio::spawn(liquidator.run(async move {
+            let _ = stopped.await;
+        })));
+    }
+
+    // The stand-in health checker: every other block, queue every watched account that still
+    // has a profitable plan; done when none has.
+    let producer = PriorityQueue::<LiquidationCandidate>::connect(
+        &QueueConfig {
+            queue_consumer: Some("health-checker-stand-in".into()),
+            ..queue_config.clone()
+        },
+        LIQUIDATION_QUEUE,
+    )
+    .await?;
+    let mut watched: Vec<String> = liquidatable.iter().cloned().collect();
+    let mut plans = initial;
+    let mut plan_height = height;
+    let mut producer_rounds = 0;
+    let mut overdue = None;
+    // Accounts on the `HF = LT·(1 + LB)` boundary can turn liquidatable a little later (rounding
+    // moves with interest): once the watched ones are done, one full pass over every borrower
+    // adds any such account to the watch, until a pass finds none.
+    let mut full_passes = 0;
+    let mut drop_to_done = None;
+    loop {
+        if plans.is_empty() {
+            // The first time nothing watched is left: the drop's liquidations are done.
+            drop_to_done.get_or_insert_with(|| drop_seen.elapsed());
+            if full_passes >= 3 {
+                break;
+            }
+            full_passes += 1;
+            (plan_height, plans) =
+                plannable(&reader, &borrowers, block_time, &fee_denom, gas_price).await?;
+            if plans.is_empty() {
+                break;
+            }
+            for plan in &plans {
+                if !watched.contains(&plan.account) {
+                    watched.push(plan.account.clone());
+                }
+            }
+        }
+        if started.elapsed() > options.deadline {
+            overdue = Some(plans.iter().map(|p| p.account.clone()).collect::<Vec<_>>());
+            break;
+        }
+        if options.candidates == Candidates::StandIn {
+            let jobs: Vec<LiquidationCandidate> = plans
+                .iter()
+                .map(|p| candidate(&manifest.chain_id, p, plan_height))
+                .collect();
+            producer.push(&jobs).await?;
+            producer_rounds += 1;
+        }
+        // The stand-in queues every other block; watching the real pipeline is lighter.
+        let pause = match options.candidates {
+            Candidates::StandIn => block_time * 2,
+            Candidates::Pipeline => block_time * 5,
+        };
+        tokio::time::sleep(pause).await;
+        (plan_height, plans) =
+            plannable(&reader, &watched, block_time, &fee_denom, gas_price).await?;
+    }
+    let drop_to_done = drop_to_done.unwrap_or_else(|| drop_seen.elapsed());
+    let _ = pipeline_stop.send(true);
+    for task in pipeline_tasks {
+        let _ = task.await;
+    }
+    // Let in-flight work settle, then stop every instance.
+    tokio::time::sleep(block_time * 3).await;
+    for stop in stops {
+        let _ = stop.send(());
+    }
+    let mut figures = Figures {
+        candidates: Some(options.candidates),
+        accounts: options.accounts,
+        borrowers: borrowers.len(),
+        workers,
+        block_time,
+        drop_height,
+        liquidatable: liquidatable.len(),
+        producer_rounds,
+        initial_scan,
+        drop_to_done,
+        ..Figures::default()
+    };
+    for run in runs {
+        let summary = run.await.context("a liquidator instance panicked")??;
+        figures.worker_slots.extend(summary.worker_slots);
+        figures.treasurers += usize::from(summary.ran_treasurer);
+    }
+
+    // Records.
+    let mut conn = redis.clone();
+    let stream =
+        KeySpace::new(&queue_config.queue_prefix, &manifest.chain_id).attempts_stream("attempts");
+    let records: Vec<AttemptRecord> = read_records(&mut conn, &stream).await?;
+    figures.records = records.len();
+    let liquidations: Vec<&AttemptRecord> = records
+        .iter()
+        .filter(|r| r.outcome == Outcome::Liquidated)
+        .collect();
+    figures.liquidations = liquidations.len();
+    let liquidated: BTreeSet<&str> = liquidations.iter().map(|r| r.account.as_str()).collect();
+    figures.missed = liquidatable
+        .iter()
+        .filter(|a| !liquidated.contains(a.as_str()))
+        .cloned()
+        .collect();
+    if let Some(overdue) = overdue {
+        for account in overdue {
+            if !figures.missed.contains(&account) {
+                figures.missed.push(account);
+            }
+        }
+    }
+    figures.txs = liquidations
+        .iter()
+        .map(|r| r.tx_hash.as_str())
+        .collect::<BTreeSet<_>>()
+        .len();
+    figures.refunds = liquidations
+        .iter()
+        .filter(|r| r.debt_repaid < r.debt_sent)
+        .map(|r| {
+            format!(
+                "{} sent {}{} repaid {} (candidate height {}, included {})",
+                r.account, r.debt_sent, r.debt_denom, r.debt_repaid, r.candidate_height, r.height
+            )
+        })
+        .collect();
+    figures.failed_txs = records
+        .iter()
+        .filter(|r| matches!(r.outcome, Outcome::CheckTxFailed | Outcome::DeliverTxFailed))
+        .map(|r| r.tx_hash.as_str())
+        .collect::<BTreeSet<_>>()
+        .len();
+    figures.failures = records
+        .iter()
+        .filter(|r| matches!(r.outcome, Outcome::CheckTxFailed | Outcome::DeliverTxFailed))
+        .map(|r| format!("{} {} {}: {}", r.outcome, r.account, r.tx_hash, r.error))
+        .collect();
+    figures.sequence_or_gas_failures = records
+        .iter()
+        .filter(|r| {
+            let e = r.error.to_lowercase();
+            e.contains("wrongsequence")
+                || e.contains("sequence mismatch")
+                || e.contains("outofgas")
+                || e.contains("out of gas")
+        })
+        .map(|r| format!("{} {}: {}", r.account, r.tx_hash, r.error))
+        .collect();
+    figures.top_ups = records
+        .iter()
+        .filter(|r| r.outcome == Outcome::TopUp)
+        .count();
+
+    // Each account at most once per block, from the blocks' own events.
+    let ours: BTreeSet<&str> = wallets.iter().map(String::as_str).collect();
+    let last_height = client.latest_height().await?;
+    let mut on_chain: BTreeMap<(u64, String), usize> = BTreeMap::new();
+    for h in drop_height..=last_height {
+        let block = client.block_results(h).await?;
+        for tx in block.txs.iter().filter(|t| t.is_success()) {
+            for event in tx.events_of("wasm") {
+                if event.attribute("action") == Some("liquidate")
+                    && event
+                        .attribute("liquidator")
+                        .is_some_and(|l| ours.contains(l))
+                {
+                    let user = event.attribute("user").unwrap_or_default().to_string();
+                    *on_chain.entry((h, user)).or_default() += 1;
+                }
+            }
+        }
+    }
+    figures.liquidations_on_chain = on_chain.values().sum();
+    figures.twice_in_a_block = on_chain
+        .into_iter()
+        .filter(|(_, n)| *n > 1)
+        .map(|((h, a), n)| (h, a, n))
+        .collect();
+
+    // Nothing left that the contract would let anyone liquidate at a profit.
+    let checker = TxSender::new(
+        client.clone(),
+        &scenario.chain_config(),
+        Wallet::from_mnemonic(mnemonic.expose(), &manifest.bech32_prefix, 0)?,
+        SendOptions {
+            dry_run: true,
+            ..SendOptions::default()
+        },
+        SigningPermit::granted(),
+    )
+    .await?;
+    reader.invalidate().await;
+    let snapshot = reader.latest().await?;
+    let (earliest, expected) = inclusion_window(&snapshot, block_time);
+    let positions: Vec<_> = futures::stream::iter(borrowers.iter().cloned())
+        .map(|account| {
+            let snapshot = &snapshot;
+            let reader = &reader;
+            async move { reader.read_account(&account, snapshot.height).await }
+        })
+        .buffer_unordered(16)
+        .collect()
+        .await;
+    for position in positions {
+        let position = position?;
+        let Ok(context) = PlanContext::new(&snapshot, &position, earliest, expected) else {
+            continue;
+        };
+        if !context.health().is_liquidatable() {
+            continue;
+        }
+        figures.underwater_left += 1;
+        let mut at_a_loss = false;
+        for debt in position.debts.iter().filter(|d| !d.amount.is_zero()) {
+            for collateral in position
+                .collaterals
+                .iter()
+                .filter(|c| c.enabled && !c.amount.is_zero())
+            {
+                let probe = Plan {
+                    account: position.account.clone(),
+                    debt_denom: debt.denom.clone(),
+                    collateral_denom: collateral.denom.clone(),
+                    debt_to_send: debt.amount,
+                    amounts: Default::default(),
+                    expected_profit: Value::zero(),
+                    health_before: Default::default(),
+                    health_after: Default::default(),
+                    expected_at: 0,
+                    fragile: false,
+                };
+                let msg = liquidate_msg(
+                    checker.wallet().address(),
+                    &manifest.contracts.red_bank,
+                    &probe,
+                )?;
+                let Ok(gas) = checker.simulate(&[msg]).await else {
+                    continue;
+                };
+                // The contract would take it: it must not pay for its tx (the fee it would pay,
+                // or the estimate the stand-in health checker queues by, whichever is higher).
+                let fee = checker.fee_for_gas(gas);
+                let fee_value = snapshot
+                    .prices
+                    .value(&fee.denom, Uint128::try_from(fee.amount)?)?
+                    .max(snapshot.prices.value(
+                        &fee_denom,
+                        Uint128::new(FEE_ESTIMATE_GAS).mul_ceil(gas_price),
+                    )?);
+                let profit = context
+                    .plan_pair(&debt.denom, &collateral.denom, debt.amount)
+                    .map(|p| p.expected_profit)
+                    .unwrap_or_default();
+                if profit > fee_value {
+                    figures.profitable_left.push(format!(
+                        "{} ({} for {}: profit {profit} > fee {fee_value})",
+                        position.account, debt.denom, collateral.denom
+                    ));
+                } else {
+                    at_a_loss = true;
+                }
+            }
+        }
+        figures.unprofitable_left += usize::from(at_a_loss);
+    }
+
+    // Profits: the stream, the CSV files and the wallets' value change.
+    let balances_after = wallet_balances(&client, &wallets).await?;
+    let keys: BTreeSet<&(String, String)> = balances_before
+        .keys()
+        .chain(balances_after.keys())
+        .collect();
+    for key in keys {
+        figures.balance_change += snapshot.prices.value_of_change(
+            &key.1,
+            balances_before.get(key).copied().unwrap_or_default(),
+            balances_after.get(key).copied().unwrap_or_default(),
+        )?;
+    }
+    figures.recorded_profit = records
+        .iter()
+        .map(|r| r.profit_value)
+        .fold(Value::zero(), |a, b| a + b);
+    figures.profit_usd = snapshot.prices.to_usd(figures.recorded_profit);
+    for instance in 0..options.instances {
+        let text = std::fs::read_to_string(csv(instance))?;
+        let mut lines = text.lines();
+        let header = parse_csv_line(lines.next().context("CSV header")?);
+        let column = header
+            .iter()
+            .position(|c| c == "profit_value")
+            .context("CSV has no profit_value column")?;
+        for line in lines {
+            let fields = parse_csv_line(line);
+            figures.csv_profit += fields
+                .get(column)
+                .and_then(|v| parse_value(v))
+                .with_context(|| format!("CSV row without a profit value: {line}"))?;
+            figures.csv_rows += 1;
+        }
+    }
+
+    // Latencies.
+    let mut first_inclusion: BTreeMap<&str, u64> = BTreeMap::new();
+    for r in &liquidations {
+        let first = first_inclusion
+            .entry(r.account.as_str())
+            .or_insert(r.height);
+        *first = (*first).min(r.height);
+    }
+    figures.blocks_from_drop = first_inclusion
+        .values()
+        .map(|h| h.saturating_sub(drop_height))
+        .collect();
+    figures.blocks_from_drop.sort();
+    figures.blocks_from_candidate = liquidations
+        .iter()
+        .map(|r| r.height.saturating_sub(r.candidate_height))
+        .collect();
+    figures.blocks_from_candidate.sort();
+    figures.job_to_broadcast_ms = liquidations
+        .iter()
+        .filter_map(|r| r.job_to_broadcast_ms)
+        .collect();
+    figures.job_to_broadcast_ms.sort();
+    figures.total = started.elapsed();
+    scenario.shutdown().await;
+    Ok(figures)
+}

@@ -1,0 +1,272 @@
+//! `BENCHMARKS.md`: the machine, the date, the commit and the measured figures.
+
+use std::fmt::Write as _;
+use std::process::Command;
+
+use redline_health_checker::HealthSource;
+
+use super::pipeline::RunResult;
+
+/// Where the figures were measured.
+#[derive(Debug, Clone)]
+pub struct Machine {
+    pub cpus: usize,
+    pub cpu_model: String,
+    pub memory: String,
+    pub os: String,
+    pub redis: String,
+    pub date: String,
+    pub commit: String,
+}
+
+fn command(program: &str, args: &[&str]) -> Option<String> {
+    let output = Command::new(program).args(args).output().ok()?;
+    output
+        .status
+        .success()
+        .then(|| String::from_utf8_lossy(&output.stdout).trim().to_string())
+}
+
+impl Machine {
+    pub fn describe() -> Machine {
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let cpu_model = cpuinfo
+            .lines()
+            .find_map(|l| l.strip_prefix("model name"))
+            .map(|l| l.trim_start_matches([' ', '\t', ':']).trim().to_string())
+            .unwrap_or_else(|| "unknown".into());
+        let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+        let memory = meminfo
+            .lines()
+            .find_map(|l| l.strip_prefix("MemTotal:"))
+            .and_then(|kb| kb.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map(|kb| format!("{:.1} GiB", kb as f64 / 1024.0 / 1024.0))
+            .unwrap_or_else(|| "unknown".into());
+        let commit = match command("git", &["rev-parse", "--short=12", "HEAD"]) {
+            Some(hash) => {
+                let dirty =
+                    command("git", &["status", "--porcelain"]).is_some_and(|s| !s.is_empty());
+                if dirty {
+                    format!("{hash} (with uncommitted changes)")
+                } else {
+                    hash
+                }
+            }
+            None => "unknown".into(),
+        };
+        Machine {
+            cpus: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
+            cpu_model,
+            memory,
+            os: command("uname", &["-srm"]).unwrap_or_else(|| "unknown".into()),
+            redis: command("redis-server", &["--version"])
+                .and_then(|v| {
+                    v.split_whitespace()
+                        .find_map(|w| w.strip_prefix("v=").map(str::to_string))
+                })
+                .unwrap_or_else(|| "unknown".into()),
+            date: command("date", &["-u", "+%Y-%m-%d %H:%M UTC"])
+                .unwrap_or_else(|| "unknown".into()),
+            commit,
+        }
+    }
+}
+
+/// One row of the results table.
+#[derive(Debug, Clone)]
+pub struct Row {
+    pub scenario: String,
+    pub indexed: u64,
+    pub result: RunResult,
+    /// How the figure was obtained (median of n runs, sample, ...).
+    pub note: String,
+}
+
+/// Everything the file says.
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub machine: Machine,
+    pub job_size: u64,
+    pub workers: usize,
+    pub compute_threads: usize,
+    pub onchain_concurrency: usize,
+    /// Accounts of each sampled on-chain run.
+    pub onchain_sample: u64,
+    /// Scenarios whose on-chain figure is sampled.
+    pub sampled: Vec<String>,
+    pub rows: Vec<Row>,
+    /// `(scenario, off-chain accounts/s, on-chain accounts/s)`.
+    pub ratios: Vec<(String, f64, f64)>,
+    /// `(accounts, median seconds, best seconds)` of the generated-positions case.
+    pub million: Option<(u64, f64, f64)>,
+    pub total_seconds: f64,
+    /// 1-minute load average at the start and at the end of the run.
+    pub load: (String, String),
+}
+
+/// The 1-minute load average (`/proc/loadavg`).
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_string))
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// `1234567` → `1,234,567`.
+pub fn thousands(n: u64) -> String {
+    let text = n.to_string();
+    let mut out = String::new();
+    for (i, c) in text.chars().enumerate() {
+        if i > 0 && (text.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+impl Report {
+    pub fn markdown(&self) -> String {
+        let m = &self.machine;
+        let mut md = String::new();
+        let _ = writeln!(md, "# Benchmarks\n");
+        let _ = writeln!(
+            md,
+            "Written by `make bench` (release build of `tests/src/bin/bench.rs`). Every figure \
+             below was measured in the run described here; rerun `make bench` to refresh it.\n"
+        );
+        let _ = writeln!(md, "| | |\n|---|---|");
+        let _ = writeln!(md, "| Date | {} |", m.date);
+        let _ = writeln!(md, "| Commit | `{}` |", m.commit);
+        let _ = writeln!(md, "| CPUs (nproc) | {} |", m.cpus);
+        let _ = writeln!(md, "| CPU model | {} |", m.cpu_model);
+        let _ = writeln!(md, "| Memory | {} |", m.memory);
+        let _ = writeln!(md, "| OS | {} |", m.os);
+        let _ = writeln!(
+            md,
+            "| Redis | {} (local, loopback, no persistence) |",
+            m.redis
+        );
+        let _ = writeln!(
+            md,
+            "| Health checker | {} workers × {} compute threads, in the bench process; jobs of ~{} accounts; on-chain baseline {} queries in flight |",
+            self.workers,
+            self.compute_threads,
+            thousands(self.job_size),
+            self.onchain_concurrency
+        );
+        let _ = writeln!(md, "| Bench wall time | {:.0} s |", self.total_seconds);
+        let _ = writeln!(
+            md,
+            "| Load average (1 min) | {} at the start, {} at the end (other work on the machine shares the CPUs and makes figures noisier) |\n",
+            self.load.0, self.load.1
+        );
+
+        let _ = writeln!(md, "## What is measured\n");
+        let _ = writeln!(
+            md,
+            "Positions health-checked per second, end to end: one block's health-check jobs are \
+             enqueued on the Redis job queue and the clock runs until the last job is \
+             acknowledged. In between, the health checker reads each job's index buckets from \
+             Redis, computes every account's health (off-chain: accrued market indexes, the \
+             block's prices, the contract's integer math; on-chain: one `user_position` smart \
+             query per account over the devnet's CometBFT RPC, as Mars's old pipeline did through \
+             Hive), prices the best liquidation of each liquidatable account, and writes the \
+             liquidation priority queue and the near-liquidation set. The health checker runs as \
+             a service would: started once per case, a first block processed untimed (it opens \
+             connections and the index, and fills the near-liquidation set), then each timed \
+             run is one new block (new block time, so interest, health factors and the near set \
+             change; the block's snapshot is loaded once, inside the timed window).\n"
+        );
+        let _ = writeln!(
+            md,
+            "- Devnet rows: the default scenario (`devnet --accounts N --seed 1`) running in the \
+             bench process; the index holds its borrowers with debt (about 90% of N), filled \
+             from raw scans of the Red Bank's state before the clock starts."
+        );
+        if let Some((accounts, _, _)) = self.million {
+            let _ = writeln!(
+                md,
+                "- Generated row: {} synthetic positions written straight into the Redis index \
+                 (`redline_common::index::synthetic_account`: one or two collateral denoms, one \
+                 debt denom), all prices 1, liquidation threshold 0.89, a day of interest to \
+                 accrue; off-chain only.",
+                thousands(accounts)
+            );
+        }
+        if !self.sampled.is_empty() {
+            let _ = writeln!(
+                md,
+                "- On-chain for {} is **sampled**: the jobs of the first index buckets holding at \
+                 least {} accounts are run, and the time for every account is extrapolated from \
+                 the measured rate (accounts ÷ rate).",
+                self.sampled.join(" and "),
+                thousands(self.onchain_sample)
+            );
+        }
+        let _ = writeln!(
+            md,
+            "- The devnet answers queries from memory on the same machine and shares its {} \
+             CPUs with the health checker and Redis: the on-chain baseline here has no network \
+             latency, so it is optimistic compared with a public RPC node.\n",
+            m.cpus
+        );
+
+        let _ = writeln!(md, "## Results\n");
+        let _ = writeln!(
+            md,
+            "| Scenario | Indexed accounts | Health source | Accounts checked | Jobs | Wall time | Accounts/s | Liquidatable | How |"
+        );
+        let _ = writeln!(md, "|---|---:|---|---:|---:|---:|---:|---:|---|");
+        for row in &self.rows {
+            let r = &row.result;
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} | {} | {:.3} s | {} | {} | {} |",
+                row.scenario,
+                thousands(row.indexed),
+                match r.source {
+                    HealthSource::Offchain => "off-chain",
+                    HealthSource::Onchain => "on-chain",
+                },
+                thousands(r.accounts),
+                r.jobs,
+                r.elapsed.as_secs_f64(),
+                thousands(r.per_second().round() as u64),
+                thousands(r.liquidatable),
+                row.note
+            );
+        }
+        let _ = writeln!(md);
+
+        let _ = writeln!(md, "## Targets\n");
+        if let Some((accounts, median, best)) = self.million {
+            let met = median <= 6.0;
+            let _ = writeln!(
+                md,
+                "- **{} positions within one 6 s block** on this {}-CPU machine: median {:.2} s, \
+                 best {:.2} s — **{}**.",
+                thousands(accounts),
+                m.cpus,
+                median,
+                best,
+                if met { "met" } else { "not met" }
+            );
+        }
+        for (scenario, off, on) in &self.ratios {
+            let ratio = off / on.max(1e-9);
+            let _ = writeln!(
+                md,
+                "- **Off-chain ≥ 100× the on-chain baseline**, {scenario}: {} vs {} accounts/s = \
+                 **{:.0}×** — **{}**.",
+                thousands(off.round() as u64),
+                thousands(on.round() as u64),
+                ratio,
+                if ratio >= 100.0 { "met" } else { "not met" }
+            );
+        }
+        md
+    }
+}

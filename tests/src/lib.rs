@@ -13,6 +13,8 @@ use redline_devnet::rpc::{NodeConfig, NodeHandle};
 
 pub use redline_common::testkit;
 
+pub mod bench;
+
 /// A public test mnemonic (cosmjs's test faucet): wallets of e2e tests derive from it.
 /// Never use it for anything of value.
 pub const TEST_MNEMONIC: &str = "economy stock theory fatal elder harbor betray wasp final emotion task crumble siren bottom lizard educate guess current outdoor pair theory focus wife stone";

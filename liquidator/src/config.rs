@@ -1,0 +1,322 @@
+//! The liquidator's own flags (the shared service, chain, queue, metrics and mnemonic flags
+//! come from `redline_common`), validated once at start into a [`LiquidatorConfig`].
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+use cosmwasm_std::{Decimal, Uint128};
+use redline_common::config::ConfigError;
+
+use crate::wallets::TopUpPolicy;
+
+fn flag(flag: &'static str, problem: impl Into<String>) -> ConfigError {
+    ConfigError::Flag {
+        flag,
+        problem: problem.into(),
+    }
+}
+
+fn decimal(flag_name: &'static str, text: &str) -> Result<Decimal, ConfigError> {
+    text.trim().parse().map_err(|_| {
+        flag(
+            flag_name,
+            format!("`{text}` is not a non-negative decimal number"),
+        )
+    })
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct LiquidatorArgs {
+    /// Workers in this process; each signs with its own wallet (a leased slot).
+    #[arg(long, env = "LIQUIDATOR_WORKERS", default_value_t = 1)]
+    pub workers: u32,
+    /// Highest wallet slot a worker may lease (m/44'/118'/0'/0/1..=N; slot 0 is the master).
+    #[arg(long, env = "MAX_WORKER_SLOTS", default_value_t = 64)]
+    pub max_worker_slots: u32,
+    /// Most accounts liquidated in one tx.
+    #[arg(long, env = "MAX_LIQUIDATIONS_PER_TX", default_value_t = 4)]
+    pub max_liquidations_per_tx: usize,
+    /// Candidates taken from the queue at once (planned together, sent in txs of at most
+    /// --max-liquidations-per-tx): stale ones then cost no extra round.
+    #[arg(long, env = "FETCH_BATCH", default_value_t = 16)]
+    pub fetch_batch: usize,
+    /// Gas limit = simulated gas × this.
+    #[arg(long, env = "GAS_ADJUSTMENT", default_value = "1.3")]
+    pub gas_adjustment: String,
+    /// Skip liquidations whose profit after tx fees is below this many USD.
+    #[arg(long, env = "MIN_PROFIT_USD", default_value = "0")]
+    pub min_profit_usd: String,
+    /// Do everything but broadcast; log the tx that would be sent.
+    #[arg(long, env = "DRY_RUN")]
+    pub dry_run: bool,
+    /// Also append every attempt to this CSV file (one file per process).
+    #[arg(long, env = "LIQUIDATIONS_CSV")]
+    pub csv: Option<PathBuf>,
+    /// How long to wait for a broadcast tx to be included, in milliseconds.
+    #[arg(long, env = "INCLUSION_TIMEOUT_MS", default_value_t = 30_000)]
+    pub inclusion_timeout_ms: u64,
+    /// How long a tx whose inclusion was not seen blocks its wallet before it is presumed
+    /// dropped (its sequence is then reused, so it can never execute twice), in milliseconds.
+    #[arg(long, env = "UNRESOLVED_GRACE_MS", default_value_t = 120_000)]
+    pub unresolved_grace_ms: u64,
+    /// Lifetime of a per-account lock if its worker dies, in milliseconds (default: the
+    /// inclusion timeout + 10 s).
+    #[arg(long, env = "ACCOUNT_LOCK_TTL_MS")]
+    pub account_lock_ttl_ms: Option<u64>,
+    /// Lifetime of a wallet slot lease if its worker dies, in milliseconds (renewed every
+    /// third of it).
+    #[arg(long, env = "WALLET_SLOT_TTL_MS", default_value_t = 15_000)]
+    pub wallet_slot_ttl_ms: u64,
+    /// Name of the Redis stream attempts are recorded to
+    /// (`<queue prefix>:liquidator:<chain id>:<name>`).
+    #[arg(long, env = "ATTEMPTS_STREAM", default_value = "attempts")]
+    pub attempts_stream: String,
+    /// Approximate cap on the attempts stream's length.
+    #[arg(long, env = "ATTEMPTS_STREAM_MAX_LEN", default_value_t = 1_000_000)]
+    pub attempts_stream_max_len: u64,
+    /// Decimals of the oracle's base denom (default: from the manifest's denoms).
+    #[arg(long, env = "BASE_DECIMALS")]
+    pub base_decimals: Option<u32>,
+    /// Do not top up worker wallets from the master wallet (slot 0).
+    #[arg(long, env = "NO_TOP_UP")]
+    pub no_top_up: bool,
+    /// Top up a worker's fee denom when it holds less than this (base units).
+    #[arg(long, env = "TOP_UP_FEE_BELOW", default_value_t = 1_000_000)]
+    pub top_up_fee_below: u128,
+    /// Fee denom sent per top-up (base units).
+    #[arg(long, env = "TOP_UP_FEE_AMOUNT", default_value_t = 10_000_000)]
+    pub top_up_fee_amount: u128,
+    /// Top up a debt denom when a worker holds less than this many USD of it (0: never).
+    #[arg(long, env = "TOP_UP_DEBT_BELOW_USD", default_value = "100")]
+    pub top_up_debt_below_usd: String,
+    /// ... back to this many USD.
+    #[arg(long, env = "TOP_UP_DEBT_TARGET_USD", default_value = "1000")]
+    pub top_up_debt_target_usd: String,
+    /// How often the master checks worker balances, in milliseconds.
+    #[arg(long, env = "TOP_UP_INTERVAL_MS", default_value_t = 10_000)]
+    pub top_up_interval_ms: u64,
+    /// Gas worth of the fee denom never spent on repayments (kept for fees).
+    #[arg(long, env = "FEE_RESERVE_GAS", default_value_t = 5_000_000)]
+    pub fee_reserve_gas: u64,
+}
+
+impl Default for LiquidatorArgs {
+    fn default() -> Self {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Only {
+            #[command(flatten)]
+            args: LiquidatorArgs,
+        }
+        Only::parse_from(["liquidator"]).args
+    }
+}
+
+/// Validated settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiquidatorConfig {
+    pub workers: u32,
+    pub max_worker_slots: u32,
+    pub max_liquidations_per_tx: usize,
+    pub fetch_batch: usize,
+    pub gas_adjustment: Decimal,
+    pub min_profit_usd: Decimal,
+    pub dry_run: bool,
+    pub csv: Option<PathBuf>,
+    pub inclusion_timeout: Duration,
+    pub unresolved_grace: Duration,
+    pub account_lock_ttl: Duration,
+    pub wallet_slot_ttl: Duration,
+    pub attempts_stream: String,
+    pub attempts_stream_max_len: u64,
+    pub base_decimals: Option<u32>,
+    pub top_up: Option<TopUpPolicy>,
+    pub fee_reserve_gas: u64,
+}
+
+impl LiquidatorArgs {
+    /// Checks every flag; the error names the first bad one.
+    pub fn validate(&self) -> Result<LiquidatorConfig, ConfigError> {
+        if self.workers == 0 {
+            return Err(flag("--workers", "must be at least 1"));
+        }
+        if self.max_worker_slots < self.workers {
+            return Err(flag(
+                "--max-worker-slots",
+                format!(
+                    "{} is fewer than --workers {}",
+                    self.max_worker_slots, self.workers
+                ),
+            ));
+        }
+        if !(1..=32).contains(&self.max_liquidations_per_tx) {
+            return Err(flag(
+                "--max-liquidations-per-tx",
+                format!("{} is not in 1..=32", self.max_liquidations_per_tx),
+            ));
+        }
+        if !(1..=1_000).contains(&self.fetch_batch) {
+            return Err(flag(
+                "--fetch-batch",
+                format!("{} is not in 1..=1000", self.fetch_batch),
+            ));
+        }
+        let gas_adjustment = decimal("--gas-adjustment", &self.gas_adjustment)?;
+        if gas_adjustment < Decimal::one() || gas_adjustment > Decimal::percent(1_000) {
+            return Err(flag(
+                "--gas-adjustment",
+                format!("{gas_adjustment} is not in [1, 10] (below 1 every tx runs out of gas)"),
+            ));
+        }
+        let min_profit_usd = decimal("--min-profit-usd", &self.min_profit_usd)?;
+        if self.inclusion_timeout_ms == 0 {
+            return Err(flag("--inclusion-timeout-ms", "must be above 0"));
+        }
+        let inclusion_timeout = Duration::from_millis(self.inclusion_timeout_ms);
+        let account_lock_ttl = Duration::from_millis(
+            self.account_lock_ttl_ms
+                .unwrap_or(self.inclusion_timeout_ms + 10_000),
+        );
+        if account_lock_ttl <= inclusion_timeout {
+            return Err(flag(
+                "--account-lock-ttl-ms",
+                format!(
+                    "{} ms must exceed --inclusion-timeout-ms {} (a lock must outlive the wait for its tx)",
+                    account_lock_ttl.as_millis(),
+                    self.inclusion_timeout_ms
+                ),
+            ));
+        }
+        if self.wallet_slot_ttl_ms < 1_000 {
+            return Err(flag(
+                "--wallet-slot-ttl-ms",
+                "must be at least 1000 (renewals need time to get through)",
+            ));
+        }
+        if self.attempts_stream.trim().is_empty()
+            || self.attempts_stream.chars().any(char::is_whitespace)
+        {
+            return Err(flag(
+                "--attempts-stream",
+                "must be a non-empty name without whitespace",
+            ));
+        }
+        if let Some(decimals) = self.base_decimals {
+            if decimals > 30 {
+                return Err(flag("--base-decimals", format!("{decimals} is above 30")));
+            }
+        }
+        let top_up = if self.no_top_up {
+            None
+        } else {
+            let debt_below_usd = decimal("--top-up-debt-below-usd", &self.top_up_debt_below_usd)?;
+            let debt_target_usd =
+                decimal("--top-up-debt-target-usd", &self.top_up_debt_target_usd)?;
+            if debt_target_usd < debt_below_usd {
+                return Err(flag(
+                    "--top-up-debt-target-usd",
+                    format!("{debt_target_usd} is below --top-up-debt-below-usd {debt_below_usd}"),
+                ));
+            }
+            if self.top_up_interval_ms == 0 {
+                return Err(flag("--top-up-interval-ms", "must be above 0"));
+            }
+            Some(TopUpPolicy {
+                fee_below: Uint128::new(self.top_up_fee_below),
+                fee_amount: Uint128::new(self.top_up_fee_amount),
+                debt_below_usd,
+                debt_target_usd,
+                interval: Duration::from_millis(self.top_up_interval_ms),
+            })
+        };
+        Ok(LiquidatorConfig {
+            workers: self.workers,
+            max_worker_slots: self.max_worker_slots,
+            max_liquidations_per_tx: self.max_liquidations_per_tx,
+            fetch_batch: self.fetch_batch,
+            gas_adjustment,
+            min_profit_usd,
+            dry_run: self.dry_run,
+            csv: self.csv.clone(),
+            inclusion_timeout,
+            unresolved_grace: Duration::from_millis(self.unresolved_grace_ms),
+            account_lock_ttl,
+            wallet_slot_ttl: Duration::from_millis(self.wallet_slot_ttl_ms),
+            attempts_stream: self.attempts_stream.trim().to_string(),
+            attempts_stream_max_len: self.attempts_stream_max_len,
+            base_decimals: self.base_decimals,
+            top_up,
+            fee_reserve_gas: self.fee_reserve_gas,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: LiquidatorArgs,
+    }
+
+    fn parse(flags: &[&str]) -> Result<LiquidatorConfig, String> {
+        let mut argv = vec!["liquidator"];
+        argv.extend_from_slice(flags);
+        Cli::try_parse_from(argv)
+            .map_err(|e| e.to_string())?
+            .args
+            .validate()
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        let config = parse(&[]).unwrap();
+        assert_eq!(config.max_liquidations_per_tx, 4);
+        assert_eq!(config.gas_adjustment, Decimal::percent(130));
+        assert_eq!(config.account_lock_ttl, Duration::from_secs(40));
+        assert!(config.top_up.is_some());
+        assert!(!config.dry_run);
+        assert_eq!(LiquidatorArgs::default().validate().unwrap(), config);
+    }
+
+    #[test]
+    fn bad_flags_are_named() {
+        let cases: &[(&[&str], &str)] = &[
+            (&["--workers", "0"], "--workers"),
+            (
+                &["--workers", "5", "--max-worker-slots", "4"],
+                "--max-worker-slots",
+            ),
+            (
+                &["--max-liquidations-per-tx", "0"],
+                "--max-liquidations-per-tx",
+            ),
+            (&["--gas-adjustment", "0.9"], "--gas-adjustment"),
+            (&["--gas-adjustment", "lots"], "--gas-adjustment"),
+            (&["--min-profit-usd=-1"], "--min-profit-usd"),
+            (&["--inclusion-timeout-ms", "0"], "--inclusion-timeout-ms"),
+            (&["--account-lock-ttl-ms", "1000"], "--account-lock-ttl-ms"),
+            (&["--wallet-slot-ttl-ms", "10"], "--wallet-slot-ttl-ms"),
+            (&["--attempts-stream", "a b"], "--attempts-stream"),
+            (
+                &[
+                    "--top-up-debt-below-usd",
+                    "10",
+                    "--top-up-debt-target-usd",
+                    "5",
+                ],
+                "--top-up-debt-target-usd",
+            ),
+        ];
+        for (flags, named) in cases {
+            let err = parse(flags).unwrap_err();
+            assert!(err.contains(named), "{flags:?}: {err}");
+        }
+        assert!(parse(&["--no-top-up"]).unwrap().top_up.is_none());
+    }
+}

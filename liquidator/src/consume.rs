@@ -1,0 +1,1110 @@
+//! The worker: candidates in, liquidations out.
+//!
+//! One [`Worker`] owns one wallet (through its [`TxSender`]) and runs one batch at a time:
+//!
+//! 1. take up to `--fetch-batch` candidates from the queue (most profitable first);
+//! 2. lock each account (`SET NX PX`): a locked account is being liquidated by another worker,
+//!    whose tx lands first; the candidate is acknowledged (the health checker queues the
+//!    account again next block if it is still liquidatable);
+//! 3. re-read each position at the latest height and plan it ([`crate::plan`]) against the
+//!    wallet's spendable balances; stale candidates are acknowledged quietly;
+//! 4. ask the [`Strategy`] (go / max repay);
+//! 5. in txs of up to `--max-liquidations-per-tx` accounts (fragile ones apart), simulate,
+//!    dropping failing liquidations, then sign, broadcast and wait;
+//! 6. record every attempt, settle each job (ack, release for retry, or dead-letter), release
+//!    the locks, and hand confirmed liquidations to the [`AfterLiquidation`] hook.
+//!
+//! Locks are held until the liquidation's block is committed (or its failure known), so no two
+//! workers ever liquidate one account in the same block. A tx whose inclusion was not seen keeps
+//! its accounts locked (renewed) until the [`TxSender`] settles it.
+//!
+//! Job rules: acknowledged when done or pointless to retry (liquidated, stale, locked elsewhere,
+//! unprofitable, declined, dry run); released for another delivery when the failure may pass
+//! (RPC or Redis trouble, a refused or failed tx, a wallet short of funds); dead-lettered with
+//! the reason when it can never succeed (another chain or protocol, the contract refusing this
+//! liquidation for a reason other than a race, undecodable account state).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use cosmwasm_std::{Coin, Decimal, Uint128};
+use futures::future::join_all;
+use redline_common::chain::{ChainClient, TxErrorCode, TxHash};
+use redline_common::jobs::{LiquidationCandidate, ProtocolKind};
+use redline_common::queue::{Delivery, Queue};
+use tracing::Instrument;
+
+use crate::execute::{self, Dropped, Executed, PreparedBatch};
+use crate::hooks::{AfterLiquidation, BatchReport, ConfirmedLiquidation, Opportunity, Strategy};
+use crate::locks::{KeySpace, Lease, Leases};
+use crate::metrics::LiquidatorMetrics;
+use crate::plan::{NoPlan, Plan, PlanContext};
+use crate::recheck::{inclusion_window, MarketSnapshot, PositionReader};
+use crate::record::{unix_ms, AttemptRecord, Outcome, Recorder};
+use crate::tx_sender::{Resolution, SendError, Sent, SentTx, TxSender};
+use crate::value::Value;
+
+/// Contract errors that mean someone else got there first (or the account recovered): expected
+/// races, logged quietly.
+const RACE_MARKERS: &[&str] = &[
+    "cannot be liquidated",
+    "no balance in specified collateral",
+    "no debt balance",
+    "Cannot liquidate when no debt",
+    "not less than 1",
+];
+
+/// Whether a contract's refusal is an expected race rather than a problem.
+pub fn is_race(log: &str) -> bool {
+    RACE_MARKERS.iter().any(|m| log.contains(m))
+}
+
+/// What a worker is told at start.
+#[derive(Debug, Clone)]
+pub struct WorkerSettings {
+    pub chain_id: String,
+    pub red_bank: String,
+    pub max_liquidations_per_tx: usize,
+    /// Candidates taken from the queue per step (planned together, sent in txs of at most
+    /// `max_liquidations_per_tx`): larger than a tx so that stale candidates cost no step.
+    pub fetch_batch: usize,
+    /// Profit floor after fees, in USD.
+    pub min_profit_usd: Decimal,
+    /// How long an account lock lives if its holder dies.
+    pub lock_ttl: Duration,
+    /// The chain's block interval (inclusion window, back-off).
+    pub block_interval: Duration,
+    /// How long a fetch waits for candidates.
+    pub fetch_wait: Duration,
+    /// Gas kept in reserve (not spent on repayments) when the fee denom is also a debt denom.
+    pub fee_reserve_gas: u64,
+}
+
+/// A candidate this worker has locked and planned.
+struct Planned {
+    delivery: Delivery<LiquidationCandidate>,
+    lock: Lease,
+    plan: Plan,
+    started_at: SystemTime,
+}
+
+/// A broadcast batch whose inclusion was not seen.
+struct InDoubt {
+    hash: TxHash,
+    items: Vec<Planned>,
+    snapshot: Arc<MarketSnapshot>,
+}
+
+enum Verdict {
+    Ack,
+    Release,
+    DeadLetter(String),
+}
+
+/// What one [`Worker::step`] did, for tests and logs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StepReport {
+    pub taken: usize,
+    pub liquidated: usize,
+    pub failed: usize,
+    pub skipped: usize,
+    pub tx: Option<String>,
+}
+
+/// One wallet's liquidation loop.
+pub struct Worker<C, Q> {
+    pub slot: u32,
+    settings: Arc<WorkerSettings>,
+    queue: Q,
+    sender: Arc<TxSender<C>>,
+    reader: Arc<PositionReader<C>>,
+    leases: Leases,
+    keys: KeySpace,
+    recorder: Arc<Recorder>,
+    metrics: LiquidatorMetrics,
+    strategy: Arc<dyn Strategy>,
+    after: Arc<dyn AfterLiquidation<C>>,
+    in_doubt: Option<InDoubt>,
+    sweep_due: bool,
+}
+
+impl<C, Q> Worker<C, Q>
+where
+    C: ChainClient + Clone + 'static,
+    Q: Queue<Job = LiquidationCandidate>,
+{
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        slot: u32,
+        settings: Arc<WorkerSettings>,
+        queue: Q,
+        sender: Arc<TxSender<C>>,
+        reader: Arc<PositionReader<C>>,
+        leases: Leases,
+        keys: KeySpace,
+        recorder: Arc<Recorder>,
+        metrics: LiquidatorMetrics,
+        strategy: Arc<dyn Strategy>,
+        after: Arc<dyn AfterLiquidation<C>>,
+    ) -> Self {
+        Worker {
+            slot,
+            settings,
+            queue,
+            sender,
+            reader,
+            leases,
+            keys,
+            recorder,
+            metrics,
+            strategy,
+            after,
+            in_doubt: None,
+            // Collateral left deposited by an earlier run is withdrawn first.
+            sweep_due: true,
+        }
+    }
+
+    pub fn sender(&self) -> &Arc<TxSender<C>> {
+        &self.sender
+    }
+
+    /// Steps until `shutdown` is set. A step is never cut short: a broadcast tx is always
+    /// waited for and settled before the worker stops.
+    pub async fn run(mut self, mut shutdown: tokio::sync::watch::Receiver<bool>) -> Self {
+        let span = tracing::info_span!("worker", slot = self.slot, wallet = %self.sender.address());
+        async {
+            tracing::info!("worker started");
+            while !*shutdown.borrow() {
+                let step = self.step();
+                match step.await {
+                    Ok(_) => {}
+                    Err(error) => {
+                        tracing::warn!(%error, "worker step failed; backing off");
+                        tokio::select! {
+                            _ = tokio::time::sleep(self.settings.block_interval) => {}
+                            _ = shutdown.changed() => {}
+                        }
+                    }
+                }
+            }
+            tracing::info!("worker stopping");
+        }
+        .instrument(span)
+        .await;
+        self
+    }
+
+    /// Accounts this worker still holds locked for a tx of unknown fate.
+    pub fn accounts_in_doubt(&self) -> Vec<String> {
+        self.in_doubt
+            .as_ref()
+            .map(|d| d.items.iter().map(|i| i.plan.account.clone()).collect())
+            .unwrap_or_default()
+    }
+
+    /// One batch: settle what is in doubt, take candidates, liquidate, record.
+    pub async fn step(&mut self) -> anyhow::Result<StepReport> {
+        if self.in_doubt.is_some() && !self.settle_in_doubt().await? {
+            tokio::time::sleep(self.settings.block_interval / 2).await;
+            return Ok(StepReport::default());
+        }
+        if !self.sender.permit().is_granted() {
+            tokio::time::sleep(self.settings.block_interval).await;
+            return Ok(StepReport::default());
+        }
+        if self.sweep_due {
+            self.sweep().await;
+        }
+        let deliveries = self
+            .queue
+            .fetch(
+                self.settings
+                    .fetch_batch
+                    .max(self.settings.max_liquidations_per_tx),
+                self.settings.fetch_wait,
+            )
+            .await?;
+        if deliveries.is_empty() {
+            return Ok(StepReport::default());
+        }
+        let started_at = SystemTime::now();
+        let mut report = StepReport {
+            taken: deliveries.len(),
+            ..StepReport::default()
+        };
+        let recheck_timer = self
+            .metrics
+            .stage_seconds
+            .with_label_values(&["recheck"])
+            .start_timer();
+        let (snapshot, spendable) = tokio::join!(self.reader.latest(), self.spendable());
+        let (snapshot, mut spendable) = match (snapshot, spendable) {
+            (Ok(snapshot), Ok(spendable)) => (snapshot, spendable),
+            (Err(error), _) => {
+                self.settle_all(&deliveries, Verdict::Release).await;
+                return Err(error.into());
+            }
+            (_, Err(error)) => {
+                self.settle_all(&deliveries, Verdict::Release).await;
+                return Err(error);
+            }
+        };
+        let taken = join_all(
+            deliveries
+                .into_iter()
+                .map(|delivery| self.take(delivery, &snapshot)),
+        )
+        .await;
+        recheck_timer.observe_duration();
+
+        let mut planned = Vec::new();
+        for (delivery, lock, position) in taken.into_iter().flatten() {
+            let span = tracing::info_span!(
+                "position",
+                account = %delivery.job.account,
+                candidate_height = delivery.job.height
+            );
+            let one = self
+                .plan_one(delivery, lock, position, &snapshot, &spendable, started_at)
+                .instrument(span)
+                .await;
+            match one {
+                Some(item) => {
+                    if let Some(left) = spendable.get_mut(&item.plan.debt_denom) {
+                        *left = left.saturating_sub(item.plan.debt_to_send);
+                    }
+                    planned.push(item);
+                }
+                None => report.skipped += 1,
+            }
+        }
+        if planned.is_empty() {
+            return Ok(report);
+        }
+        self.liquidate(planned, snapshot, &mut report).await;
+        Ok(report)
+    }
+
+    /// Plans one locked candidate against the wallet's spendable balances and asks the
+    /// strategy. `None` when the job was settled here (stale, unprofitable, declined, ...).
+    async fn plan_one(
+        &self,
+        delivery: Delivery<LiquidationCandidate>,
+        lock: Lease,
+        position: crate::recheck::AccountPosition,
+        snapshot: &MarketSnapshot,
+        spendable: &BTreeMap<String, Uint128>,
+        started_at: SystemTime,
+    ) -> Option<Planned> {
+        let (earliest, latest) = inclusion_window(snapshot, self.settings.block_interval);
+        let outcome = PlanContext::new(snapshot, &position, earliest, latest)
+            .and_then(|context| context.best_plan(spendable).map(|plan| (context, plan)));
+        match outcome {
+            Ok((context, plan)) => match self.consult(&delivery, snapshot, &context, plan).await {
+                Some(plan) => Some(Planned {
+                    delivery,
+                    lock,
+                    plan,
+                    started_at,
+                }),
+                None => {
+                    self.finish(&delivery, &lock, Verdict::Ack).await;
+                    None
+                }
+            },
+            Err(no_plan) => {
+                if no_plan.is_settled() {
+                    self.reader.remember_unliquidatable(
+                        &delivery.job.account,
+                        snapshot,
+                        no_plan.label(),
+                    );
+                }
+                let verdict = self.no_plan(&delivery.job.account, &no_plan);
+                self.finish(&delivery, &lock, verdict).await;
+                None
+            }
+        }
+    }
+
+    /// Validates a candidate, locks its account and reads its position. `None` when the job
+    /// was settled on the way.
+    async fn take(
+        &self,
+        delivery: Delivery<LiquidationCandidate>,
+        snapshot: &MarketSnapshot,
+    ) -> Option<(
+        Delivery<LiquidationCandidate>,
+        Lease,
+        crate::recheck::AccountPosition,
+    )> {
+        let candidate = &delivery.job;
+        if candidate.chain_id != self.settings.chain_id {
+            let reason = format!(
+                "candidate for chain `{}`; this liquidator serves `{}`",
+                candidate.chain_id, self.settings.chain_id
+            );
+            tracing::warn!(account = %candidate.account, %reason, "dead-lettering candidate");
+            self.metrics.job("wrong_chain");
+            self.settle(&delivery, Verdict::DeadLetter(reason)).await;
+            return None;
+        }
+        if candidate.protocol != ProtocolKind::RedBank {
+            let reason = format!(
+                "protocol `{}` is not supported by this liquidator (Red Bank only)",
+                candidate.protocol
+            );
+            tracing::warn!(account = %candidate.account, %reason, "dead-lettering candidate");
+            self.metrics.job("unsupported_protocol");
+            self.settle(&delivery, Verdict::DeadLetter(reason)).await;
+            return None;
+        }
+        if let Some(reason) = self
+            .reader
+            .known_unliquidatable(&candidate.account, snapshot)
+        {
+            tracing::debug!(account = %candidate.account, reason, "known to have no liquidation at these prices; skipping");
+            self.metrics.job("known_unliquidatable");
+            self.settle(&delivery, Verdict::Ack).await;
+            return None;
+        }
+        let key = self
+            .keys
+            .account_lock(candidate.protocol.as_str(), &candidate.account);
+        let lock = match self.leases.try_acquire(&key, self.settings.lock_ttl).await {
+            Ok(Some(lock)) => lock,
+            Ok(None) => {
+                tracing::debug!(account = %candidate.account, "account locked by another worker; skipping");
+                self.metrics.job("locked");
+                self.settle(&delivery, Verdict::Ack).await;
+                return None;
+            }
+            Err(error) => {
+                tracing::warn!(account = %candidate.account, %error, "cannot take the account lock; job released");
+                self.metrics.job("lock_error");
+                self.settle(&delivery, Verdict::Release).await;
+                return None;
+            }
+        };
+        match self
+            .reader
+            .read_account(&candidate.account, snapshot.height)
+            .await
+        {
+            Ok(position) => Some((delivery, lock, position)),
+            Err(error) => {
+                let verdict = if error.is_transient() {
+                    tracing::warn!(account = %candidate.account, %error, "cannot read the position; job released");
+                    Verdict::Release
+                } else {
+                    tracing::warn!(account = %candidate.account, %error, "position unreadable; dead-lettering");
+                    Verdict::DeadLetter(error.to_string())
+                };
+                self.metrics.job("recheck_error");
+                self.finish(&delivery, &lock, verdict).await;
+                None
+            }
+        }
+    }
+
+    fn no_plan(&self, account: &str, no_plan: &NoPlan) -> Verdict {
+        self.metrics.job(no_plan.label());
+        match no_plan {
+            NoPlan::NoDebt | NoPlan::Healthy { .. } => {
+                tracing::debug!(%account, reason = %no_plan, "stale candidate dropped");
+                Verdict::Ack
+            }
+            NoPlan::NoCollateral | NoPlan::Unprofitable { .. } => {
+                tracing::debug!(%account, reason = %no_plan, "nothing worth liquidating");
+                Verdict::Ack
+            }
+            NoPlan::HealthWouldWorsen { .. } => {
+                tracing::info!(%account, reason = %no_plan, "not liquidatable without lowering its health");
+                Verdict::Ack
+            }
+            NoPlan::NoFunds { denoms } => {
+                tracing::warn!(%account, wallet = %self.sender.address(), ?denoms, "wallet without funds to repay this account; job released for another worker or a top-up");
+                Verdict::Release
+            }
+            NoPlan::Math(reason) => {
+                tracing::warn!(%account, %reason, "cannot compute a liquidation; dead-lettering");
+                Verdict::DeadLetter(format!("cannot compute a liquidation: {reason}"))
+            }
+        }
+    }
+
+    /// Asks the strategy; applies its cap. `None` when declined (recorded).
+    async fn consult(
+        &self,
+        delivery: &Delivery<LiquidationCandidate>,
+        snapshot: &MarketSnapshot,
+        context: &PlanContext<'_>,
+        plan: Plan,
+    ) -> Option<Plan> {
+        let prices = &snapshot.prices;
+        let opportunity = Opportunity {
+            chain_id: self.settings.chain_id.clone(),
+            protocol: delivery.job.protocol.to_string(),
+            account: plan.account.clone(),
+            height: snapshot.height,
+            candidate_height: delivery.job.height,
+            liquidation_health_factor: plan.health_before.liquidation_health_factor,
+            debt_denom: plan.debt_denom.clone(),
+            collateral_denom: plan.collateral_denom.clone(),
+            debt_to_repay: plan.debt_to_send,
+            collateral_to_receive: plan.amounts.collateral_amount_received_by_liquidator,
+            liquidation_bonus: plan.amounts.liquidation_bonus,
+            debt_price: prices.price(&plan.debt_denom).unwrap_or_default(),
+            collateral_price: prices.price(&plan.collateral_denom).unwrap_or_default(),
+            expected_profit_usd: prices.to_usd(plan.expected_profit),
+            wallet: self.sender.address().to_string(),
+        };
+        let decision = self.strategy.decide(&opportunity).await;
+        if !decision.go {
+            let reason = decision.reason.unwrap_or_else(|| "strategy said no".into());
+            tracing::info!(account = %plan.account, %reason, "liquidation declined by the strategy");
+            let mut record = self.record_for(delivery, &plan, snapshot, SystemTime::now());
+            record.outcome = Outcome::Declined;
+            record.error = reason;
+            self.emit(record).await;
+            return None;
+        }
+        match decision.max_repay {
+            Some(cap) if cap < plan.debt_to_send => {
+                match context.plan_pair(&plan.debt_denom, &plan.collateral_denom, cap) {
+                    Ok(capped) => Some(capped),
+                    Err(why) => {
+                        tracing::info!(account = %plan.account, %cap, reason = %why, "no liquidation within the strategy's cap");
+                        None
+                    }
+                }
+            }
+            _ => Some(plan),
+        }
+    }
+
+    /// The wallet's balances usable for repayments (fee reserve kept back).
+    async fn spendable(&self) -> anyhow::Result<BTreeMap<String, Uint128>> {
+        let balances = self.sender.client().balances(self.sender.address()).await?;
+        let reserve = self.sender.fee_for_gas(self.settings.fee_reserve_gas);
+        Ok(balances
+            .into_iter()
+            .map(|coin| {
+                let mut amount = Uint128::try_from(coin.amount).unwrap_or(Uint128::MAX);
+                if coin.denom == reserve.denom {
+                    let keep = Uint128::try_from(reserve.amount).unwrap_or(Uint128::MAX);
+                    amount = amount.saturating_sub(keep);
+                }
+                (coin.denom, amount)
+            })
+            .collect())
+    }
+
+    fn record_for(
+        &self,
+        delivery: &Delivery<LiquidationCandidate>,
+        plan: &Plan,
+        snapshot: &MarketSnapshot,
+        started_at: SystemTime,
+    ) -> AttemptRecord {
+        AttemptRecord {
+            started_at,
+            height: snapshot.height,
+            candidate_height: delivery.job.height,
+            worker_slot: self.slot,
+            wallet: self.sender.address().to_string(),
+            account: plan.account.clone(),
+            debt_denom: plan.debt_denom.clone(),
+            collateral_denom: plan.collateral_denom.clone(),
+            debt_sent: plan.debt_to_send,
+            expected_profit_usd: snapshot.prices.to_usd(plan.expected_profit),
+            ..AttemptRecord::default()
+        }
+    }
+
+    async fn emit(&self, record: AttemptRecord) {
+        self.metrics
+            .attempt(record.outcome.as_str(), record.profit_usd);
+        self.recorder.record(&record).await;
+    }
+
+    /// Sends the planned liquidations: the sound ones in one tx, the fragile ones (their outcome
+    /// down to rounding at execution) in another, so that a fragile one failing sinks no sound
+    /// one.
+    async fn liquidate(
+        &mut self,
+        planned: Vec<Planned>,
+        snapshot: Arc<MarketSnapshot>,
+        report: &mut StepReport,
+    ) {
+        let (fragile, sound): (Vec<Planned>, Vec<Planned>) =
+            planned.into_iter().partition(|p| p.plan.fragile);
+        if !fragile.is_empty() {
+            tracing::debug!(accounts = fragile.len(), "fragile liquidations sent apart");
+        }
+        let per_tx = self.settings.max_liquidations_per_tx.max(1);
+        for group in [sound, fragile] {
+            let mut group = group.into_iter().peekable();
+            while group.peek().is_some() {
+                let batch: Vec<Planned> = group.by_ref().take(per_tx).collect();
+                self.liquidate_batch(batch, snapshot.clone(), report).await;
+            }
+        }
+    }
+
+    /// Simulates, sends and settles one batch.
+    async fn liquidate_batch(
+        &mut self,
+        planned: Vec<Planned>,
+        snapshot: Arc<MarketSnapshot>,
+        report: &mut StepReport,
+    ) {
+        let plans: Vec<Plan> = planned.iter().map(|p| p.plan.clone()).collect();
+        let min_profit = Value::from(self.settings.min_profit_usd);
+        let simulate_timer = self
+            .metrics
+            .stage_seconds
+            .with_label_values(&["simulate"])
+            .start_timer();
+        let prepared = execute::prepare_batch(
+            &self.sender,
+            &self.settings.red_bank,
+            &plans,
+            &snapshot.prices,
+            min_profit,
+        )
+        .await;
+        simulate_timer.observe_duration();
+        let prepared = match prepared {
+            Ok(prepared) => prepared,
+            Err(error) => {
+                tracing::warn!(%error, accounts = ?plans.iter().map(|p| &p.account).collect::<Vec<_>>(), "cannot simulate the batch; jobs released");
+                for item in &planned {
+                    let mut record =
+                        self.record_for(&item.delivery, &item.plan, &snapshot, item.started_at);
+                    record.outcome = Outcome::NotSent;
+                    record.error = error.to_string();
+                    self.emit(record).await;
+                    self.finish(&item.delivery, &item.lock, Verdict::Release)
+                        .await;
+                }
+                report.failed += planned.len();
+                return;
+            }
+        };
+        let mut slots: Vec<Option<Planned>> = planned.into_iter().map(Some).collect();
+        for (index, why) in &prepared.dropped {
+            let item = slots[*index].take().expect("each plan dropped once");
+            report.skipped += 1;
+            let mut record =
+                self.record_for(&item.delivery, &item.plan, &snapshot, item.started_at);
+            let verdict = match why {
+                Dropped::SimulationFailed(log) => {
+                    record.outcome = Outcome::SimulationFailed;
+                    record.error = log.clone();
+                    if is_race(log) {
+                        tracing::debug!(account = %item.plan.account, %log, "liquidation raced (already liquidated or healthy)");
+                        Verdict::Ack
+                    } else {
+                        tracing::warn!(account = %item.plan.account, %log, "the contract refuses this liquidation; dead-lettering");
+                        Verdict::DeadLetter(format!("liquidation refused in simulation: {log}"))
+                    }
+                }
+                Dropped::BelowMinProfit {
+                    profit_after_fee_usd,
+                } => {
+                    record.outcome = Outcome::BelowMinProfit;
+                    record.error = format!(
+                        "profit after fee {profit_after_fee_usd} USD < --min-profit-usd {}",
+                        self.settings.min_profit_usd
+                    );
+                    tracing::debug!(account = %item.plan.account, %profit_after_fee_usd, "below the profit floor");
+                    Verdict::Ack
+                }
+            };
+            self.emit(record).await;
+            self.finish(&item.delivery, &item.lock, verdict).await;
+        }
+        if prepared.is_empty() {
+            return;
+        }
+        if !prepared.left_deposited.is_empty() {
+            tracing::warn!(withdrawals = ?prepared.left_deposited, "seized collateral cannot be withdrawn in the same tx; it stays deposited and is swept later");
+            self.sweep_due = true;
+        }
+        let items: Vec<Planned> = prepared
+            .kept
+            .iter()
+            .map(|&i| slots[i].take().expect("kept plans are not dropped"))
+            .collect();
+        let accounts: Vec<&str> = items.iter().map(|i| i.plan.account.as_str()).collect();
+        tracing::debug!(
+            ?accounts,
+            gas = prepared.gas_used,
+            "sending liquidation batch"
+        );
+        let send_timer = self
+            .metrics
+            .stage_seconds
+            .with_label_values(&["send"])
+            .start_timer();
+        let memo = format!("redline liquidation ({} accounts)", items.len());
+        let result = self
+            .sender
+            .send_simulated(prepared.messages.clone(), &memo, prepared.gas_used)
+            .await;
+        send_timer.observe_duration();
+        self.settle_batch(items, &prepared, &snapshot, result, report)
+            .await;
+    }
+
+    /// Records and settles a batch after its send.
+    async fn settle_batch(
+        &mut self,
+        items: Vec<Planned>,
+        prepared: &PreparedBatch,
+        snapshot: &Arc<MarketSnapshot>,
+        result: Result<Sent, SendError>,
+        report: &mut StepReport,
+    ) {
+        match result {
+            Ok(Sent::Included(tx)) => {
+                report.tx = Some(tx.hash.to_string());
+                self.metrics.txs.with_label_values(&["included"]).inc();
+                self.observe_timing(&items, &tx);
+                let confirmed = self.record_included(&items, snapshot, &tx).await;
+                report.liquidated += confirmed.liquidations.len();
+                for item in &items {
+                    self.finish(&item.delivery, &item.lock, Verdict::Ack).await;
+                }
+                if !confirmed.liquidations.is_empty() {
+                    self.after
+                        .after_liquidations(&self.sender, &confirmed)
+                        .await;
+                }
+            }
+            Ok(Sent::DryRun(tx)) => {
+                self.metrics.txs.with_label_values(&["dry_run"]).inc();
+                let messages: Vec<String> = items
+                    .iter()
+                    .map(|i| {
+                        format!(
+                            "liquidate {{user: {}, collateral_denom: {}}} with {}{}",
+                            i.plan.account,
+                            i.plan.collateral_denom,
+                            i.plan.debt_to_send,
+                            i.plan.debt_denom
+                        )
+                    })
+                    .collect();
+                tracing::info!(
+                    tx = %tx.hash,
+                    sequence = tx.sequence,
+                    gas_limit = tx.gas_limit,
+                    fee = %tx.fee,
+                    withdrawals = ?prepared.withdrawals,
+                    ?messages,
+                    "dry run: would broadcast this liquidation tx"
+                );
+                for item in &items {
+                    let mut record =
+                        self.record_for(&item.delivery, &item.plan, snapshot, item.started_at);
+                    record.outcome = Outcome::DryRun;
+                    record.tx_hash = tx.hash.to_string();
+                    record.gas_wanted = tx.gas_limit;
+                    record.gas_used = tx.gas_used;
+                    record.batch_size = items.len() as u32;
+                    self.emit(record).await;
+                    self.finish(&item.delivery, &item.lock, Verdict::Ack).await;
+                }
+            }
+            Err(error) => {
+                report.failed += items.len();
+                self.metrics.txs.with_label_values(&[error.label()]).inc();
+                self.record_failure(items, prepared, snapshot, error).await;
+            }
+        }
+    }
+
+    fn observe_timing(&self, items: &[Planned], tx: &SentTx) {
+        let broadcast_ms = unix_ms(tx.broadcast_at);
+        for item in items {
+            let waited = broadcast_ms.saturating_sub(item.delivery.enqueued_at_ms);
+            self.metrics
+                .job_to_broadcast
+                .observe(waited as f64 / 1_000.0);
+            self.metrics
+                .blocks_to_inclusion
+                .observe(tx.height().saturating_sub(item.delivery.job.height) as f64);
+        }
+        if let Ok(elapsed) = SystemTime::now().duration_since(tx.broadcast_at) {
+            self.metrics
+                .broadcast_to_inclusion
+                .observe(elapsed.as_secs_f64());
+        }
+        self.metrics.gas_used.observe(tx.outcome.gas_used as f64);
+        self.metrics.batch_size.observe(items.len() as f64);
+    }
+
+    /// Records an included batch (success or DeliverTx failure) from its events.
+    async fn record_included(
+        &self,
+        items: &[Planned],
+        snapshot: &MarketSnapshot,
+        tx: &SentTx,
+    ) -> BatchReport {
+        let plans: Vec<&Plan> = items.iter().map(|i| &i.plan).collect();
+        let fee_amount = Uint128::try_from(tx.fee.amount).unwrap_or(Uint128::MAX);
+        let executed =
+            execute::read_outcome(&tx.outcome, &plans, self.sender.address(), fee_amount);
+        let succeeded = tx.outcome.is_success();
+        let mut liquidations = Vec::new();
+        let mut received: BTreeMap<String, Uint128> = BTreeMap::new();
+        let mut spent: BTreeMap<String, Uint128> = BTreeMap::new();
+        *spent.entry(tx.fee.denom.clone()).or_default() += fee_amount;
+        let broadcast_ms = unix_ms(tx.broadcast_at);
+        for (item, done) in items.iter().zip(&executed) {
+            let plan = &item.plan;
+            let mut record = self.record_for(&item.delivery, plan, snapshot, item.started_at);
+            record.height = tx.height();
+            record.tx_hash = tx.hash.to_string();
+            record.batch_size = items.len() as u32;
+            record.gas_wanted = tx.gas_limit;
+            record.gas_used = tx.outcome.gas_used;
+            record.fee = Coin::new(done.fee_share, tx.fee.denom.clone()).to_string();
+            record.job_to_broadcast_ms =
+                Some(broadcast_ms.saturating_sub(item.delivery.enqueued_at_ms));
+            record.found_to_broadcast_ms =
+                Some(broadcast_ms.saturating_sub(item.delivery.job.found_at_ms));
+            record.profit_value = profit(snapshot, plan, done, &tx.fee.denom);
+            record.profit_usd = snapshot.prices.to_usd(record.profit_value);
+            if succeeded {
+                record.outcome = Outcome::Liquidated;
+                record.debt_repaid = done.debt_repaid;
+                record.collateral_seized = done.collateral_seized;
+                record.collateral_received = done.collateral_received;
+                if done.debt_repaid < plan.debt_to_send {
+                    self.metrics.refunds.inc();
+                    tracing::warn!(account = %plan.account, sent = %plan.debt_to_send, repaid = %done.debt_repaid, "the contract refunded part of the debt sent");
+                }
+                tracing::info!(
+                    account = %plan.account,
+                    height = tx.height(),
+                    tx = %tx.hash,
+                    debt = %format!("{}{}", done.debt_repaid, plan.debt_denom),
+                    collateral = %format!("{}{}", done.collateral_received, plan.collateral_denom),
+                    profit_usd = %record.profit_usd,
+                    "liquidated"
+                );
+                *received.entry(plan.collateral_denom.clone()).or_default() +=
+                    done.collateral_received;
+                *spent.entry(plan.debt_denom.clone()).or_default() += done.debt_repaid;
+                liquidations.push(ConfirmedLiquidation {
+                    account: plan.account.clone(),
+                    debt_denom: plan.debt_denom.clone(),
+                    debt_repaid: done.debt_repaid,
+                    collateral_denom: plan.collateral_denom.clone(),
+                    collateral_received: done.collateral_received,
+                });
+            } else {
+                record.outcome = Outcome::DeliverTxFailed;
+                record.error = format!(
+                    "code {} ({}): {}",
+                    tx.outcome.code, tx.outcome.codespace, tx.outcome.log
+                );
+            }
+            self.emit(record).await;
+        }
+        let coins = |map: BTreeMap<String, Uint128>| {
+            map.into_iter()
+                .filter(|(_, a)| !a.is_zero())
+                .map(|(d, a)| Coin::new(a, d))
+                .collect()
+        };
+        BatchReport {
+            height: tx.height(),
+            tx_hash: tx.hash.to_string(),
+            liquidations,
+            received: coins(received),
+            spent: coins(spent),
+        }
+    }
+
+    async fn record_failure(
+        &mut self,
+        items: Vec<Planned>,
+        prepared: &PreparedBatch,
+        snapshot: &Arc<MarketSnapshot>,
+        error: SendError,
+    ) {
+        let accounts: Vec<&str> = items.iter().map(|i| i.plan.account.as_str()).collect();
+        let code = error.code();
+        // Wrong sequence or out of gas must never happen: they are errors, the rest warnings.
+        if matches!(
+            code,
+            Some(TxErrorCode::WrongSequence | TxErrorCode::OutOfGas)
+        ) {
+            tracing::error!(?accounts, %error, "liquidation tx failed");
+        } else if code == Some(TxErrorCode::InsufficientFunds) {
+            tracing::warn!(?accounts, wallet = %self.sender.address(), %error, "wallet without funds for this tx; jobs released");
+        } else {
+            tracing::warn!(?accounts, %error, "liquidation tx failed; jobs released");
+        }
+        if let SendError::DeliverTx { tx, .. } = &error {
+            // Included and failed: the fee is spent, recorded as a loss.
+            self.record_included(&items, snapshot, tx).await;
+            for item in &items {
+                self.finish(&item.delivery, &item.lock, Verdict::Release)
+                    .await;
+            }
+            return;
+        }
+        let outcome = match &error {
+            SendError::CheckTx(_) => Outcome::CheckTxFailed,
+            SendError::Unconfirmed { .. } => Outcome::Unconfirmed,
+            _ => Outcome::NotSent,
+        };
+        for item in &items {
+            let mut record = self.record_for(&item.delivery, &item.plan, snapshot, item.started_at);
+            record.outcome = outcome;
+            record.error = error.to_string();
+            record.batch_size = items.len() as u32;
+            record.gas_used = prepared.gas_used;
+            if let SendError::Unconfirmed { hash, .. } = &error {
+                record.tx_hash = hash.to_string();
+            }
+            self.emit(record).await;
+        }
+        match error {
+            SendError::Unconfirmed { hash, .. } => {
+                // The jobs go back (a re-check will see whatever happened); the locks stay
+                // until the tx is settled, so nobody liquidates these accounts meanwhile.
+                for item in &items {
+                    self.settle(&item.delivery, Verdict::Release).await;
+                }
+                self.in_doubt = Some(InDoubt {
+                    hash,
+                    items,
+                    snapshot: snapshot.clone(),
+                });
+            }
+            _ => {
+                for item in &items {
+                    self.finish(&item.delivery, &item.lock, Verdict::Release)
+                        .await;
+                }
+            }
+        }
+    }
+
+    /// Tries to settle the batch in doubt; `true` when settled.
+    async fn settle_in_doubt(&mut self) -> anyhow::Result<bool> {
+        let resolution = self.sender.resolve_unresolved().await?;
+        let Some(in_doubt) = self.in_doubt.as_ref() else {
+            return Ok(true);
+        };
+        let settled = match resolution {
+            None if self.sender.has_unresolved().await => false,
+            None => true,
+            Some(resolution) => {
+                match &resolution {
+                    Resolution::Included(tx) => {
+                        tracing::info!(tx = %tx.hash, height = tx.height(), "tx in doubt found in a block");
+                        self.record_included(&in_doubt.items, &in_doubt.snapshot, tx)
+                            .await;
+                    }
+                    other => {
+                        tracing::warn!(tx = %in_doubt.hash, resolution = ?other, "tx in doubt settled without its events");
+                    }
+                }
+                true
+            }
+        };
+        if !settled {
+            for item in &in_doubt.items {
+                if let Err(error) = self.leases.renew(&item.lock).await {
+                    tracing::warn!(account = %item.plan.account, %error, "cannot renew the lock of an account in doubt");
+                }
+            }
+            return Ok(false);
+        }
+        let in_doubt = self.in_doubt.take().expect("checked above");
+        for item in &in_doubt.items {
+            self.unlock(&item.lock).await;
+        }
+        Ok(true)
+    }
+
+    /// Withdraws any Red Bank deposit the wallet holds (collateral a liquidation left behind).
+    async fn sweep(&mut self) {
+        let snapshot = match self.reader.latest().await {
+            Ok(snapshot) => snapshot,
+            Err(error) => {
+                tracing::warn!(%error, "cannot check for deposits to sweep");
+                return;
+            }
+        };
+        let own = match self
+            .reader
+            .read_account(self.sender.address(), snapshot.height)
+            .await
+        {
+            Ok(own) => own,
+            Err(error) => {
+                tracing::warn!(%error, "cannot check for deposits to sweep");
+                return;
+            }
+        };
+        let denoms: Vec<String> = own
+            .collaterals
+            .iter()
+            .filter(|c| !c.amount.is_zero())
+            .map(|c| c.denom.clone())
+            .collect();
+        if denoms.is_empty() {
+            self.sweep_due = false;
+            return;
+        }
+        let from = self.sender.wallet().address();
+        let messages: Result<Vec<_>, _> = denoms
+            .iter()
+            .map(|denom| execute::withdraw_msg(from, &self.settings.red_bank, denom))
+            .collect();
+        let messages = match messages {
+            Ok(messages) => messages,
+            Err(error) => {
+                tracing::warn!(%error, "cannot build the sweep");
+                return;
+            }
+        };
+        let started_at = SystemTime::now();
+        match self.sender.send(messages, "redline sweep").await {
+            Ok(Sent::Included(tx)) => {
+                self.sweep_due = false;
+                let mut value = Value::zero();
+                let mut detail = Vec::new();
+                for event in tx.outcome.events_of("wasm") {
+                    if event.attribute("action") != Some("withdraw") {
+                        continue;
+                    }
+                    let (Some(denom), Some(amount)) = (
+                        event.attribute("denom"),
+                        event
+                            .attribute("amount")
+                            .and_then(|a| a.parse::<u128>().ok()),
+                    ) else {
+                        continue;
+                    };
+                    value += snapshot
+                        .prices
+                        .value(denom, Uint128::new(amount))
+                        .unwrap_or_default();
+                    detail.push(format!("{amount}{denom}"));
+                }
+                let fee = Uint128::try_from(tx.fee.amount).unwrap_or_default();
+                value -= snapshot
+                    .prices
+                    .value(&tx.fee.denom, fee)
+                    .unwrap_or_default();
+                let record = AttemptRecord {
+                    started_at,
+                    height: tx.height(),
+                    worker_slot: self.slot,
+                    wallet: self.sender.address().to_string(),
+                    tx_hash: tx.hash.to_string(),
+                    gas_wanted: tx.gas_limit,
+                    gas_used: tx.outcome.gas_used,
+                    fee: tx.fee.to_string(),
+                    profit_value: value,
+                    profit_usd: snapshot.prices.to_usd(value),
+                    outcome: Outcome::Sweep,
+                    detail: detail.join(" "),
+                    ..AttemptRecord::default()
+                };
+                tracing::info!(tx = %tx.hash, withdrawn = %record.detail, "swept deposits left by earlier liquidations");
+                self.emit(record).await;
+            }
+            Ok(Sent::DryRun(_)) => {
+                self.sweep_due = false;
+                tracing::info!(?denoms, "dry run: would withdraw leftover deposits");
+            }
+            Err(error) => {
+                tracing::warn!(%error, ?denoms, "sweeping leftover deposits failed; retried after the next batch");
+            }
+        }
+    }
+
+    async fn settle(&self, delivery: &Delivery<LiquidationCandidate>, verdict: Verdict) {
+        let account = &delivery.job.account;
+        let result = match &verdict {
+            Verdict::Ack => self.queue.ack(delivery).await.map(|_| ()),
+            Verdict::Release => self.queue.release(delivery).await,
+            Verdict::DeadLetter(reason) => self.queue.dead_letter(delivery, reason).await,
+        };
+        if let Err(error) = result {
+            // The job stays pending and comes back after the visibility timeout.
+            tracing::warn!(%account, job = %delivery.id, %error, "cannot settle the job in the queue");
+        }
+    }
+
+    async fn settle_all(&self, deliveries: &[Delivery<LiquidationCandidate>], verdict: Verdict) {
+        for delivery in deliveries {
+            let verdict = match &verdict {
+                Verdict::Ack => Verdict::Ack,
+                Verdict::Release => Verdict::Release,
+                Verdict::DeadLetter(r) => Verdict::DeadLetter(r.clone()),
+            };
+            self.settle(delivery, verdict).await;
+        }
+    }
+
+    async fn unlock(&self, lock: &Lease) {
+        if let Err(error) = self.leases.release(lock).await {
+            tracing::warn!(key = %lock.key, %error, "cannot release an account lock; it expires by itself");
+        }
+    }
+
+    /// Settles the job, then releases its account lock.
+    async fn finish(
+        &self,
+        delivery: &Delivery<LiquidationCandidate>,
+        lock: &Lease,
+        verdict: Verdict,
+    ) {
+        self.settle(delivery, verdict).await;
+        self.unlock(lock).await;
+    }
+}
+
+/// Received value − repaid value − fee share value, exact, at the snapshot's default prices.
+pub fn profit(snapshot: &MarketSnapshot, plan: &Plan, done: &Executed, fee_denom: &str) -> Value {
+    let prices = &snapshot.prices;
+    let received = prices
+        .value(&plan.collateral_denom, done.collateral_received)
+        .unwrap_or_default();
+    let repaid = prices
+        .value(&plan.debt_denom, done.debt_repaid)
+        .unwrap_or_default();
+    let fee = prices.value(fee_denom, done.fee_share).unwrap_or_default();
+    received - repaid - fee
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn races_are_recognised() {
+        assert!(is_race(
+            "failed to execute message; message index: 0: User's health factor is not less than 1 and thus cannot be liquidated: execute wasm contract failed"
+        ));
+        assert!(is_race(
+            "User has no balance in specified collateral asset to be liquidated"
+        ));
+        assert!(!is_race(
+            "health not improved: liquidation health factor 0.7 before, 0.69 after"
+        ));
+    }
+}

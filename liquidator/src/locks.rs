@@ -1,0 +1,215 @@
+//! Leases in Redis: per-account liquidation locks and worker wallet slots share one mechanism.
+//!
+//! A lease is `SET key token NX PX ttl`: only one holder at a time, and a holder that dies
+//! loses it after `ttl` without anyone cleaning up. Renewal and release compare the token first
+//! (a Lua script), so a holder whose lease expired and was taken by someone else can never
+//! extend or delete the new holder's lease.
+
+use std::time::Duration;
+
+use redis::aio::ConnectionManager;
+use redis::Script;
+
+const RENEW_LUA: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+";
+
+const RELEASE_LUA: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+";
+
+/// How long a Redis command may take before the lease operation counts as failed.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Debug, thiserror::Error)]
+pub enum LeaseError {
+    #[error("redis {operation} on `{key}`: {source}")]
+    Redis {
+        operation: &'static str,
+        key: String,
+        source: redis::RedisError,
+    },
+    #[error("redis {operation} on `{key}`: no answer within {COMMAND_TIMEOUT:?}")]
+    Timeout {
+        operation: &'static str,
+        key: String,
+    },
+}
+
+/// A held lease. Dropping it does not release it (that needs Redis): call
+/// [`Leases::release`]; otherwise it expires after its ttl.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    pub key: String,
+    pub token: String,
+    pub ttl: Duration,
+}
+
+/// Takes, renews and releases leases on one Redis.
+#[derive(Clone)]
+pub struct Leases {
+    redis: ConnectionManager,
+    /// Identifies this holder in every token (`<owner>:<random>`), for debugging who holds what.
+    owner: String,
+}
+
+impl std::fmt::Debug for Leases {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Leases")
+            .field("owner", &self.owner)
+            .finish_non_exhaustive()
+    }
+}
+
+async fn timed<T>(
+    operation: &'static str,
+    key: &str,
+    call: impl std::future::Future<Output = redis::RedisResult<T>>,
+) -> Result<T, LeaseError> {
+    match tokio::time::timeout(COMMAND_TIMEOUT, call).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(source)) => Err(LeaseError::Redis {
+            operation,
+            key: key.to_string(),
+            source,
+        }),
+        Err(_) => Err(LeaseError::Timeout {
+            operation,
+            key: key.to_string(),
+        }),
+    }
+}
+
+impl Leases {
+    pub fn new(redis: ConnectionManager, owner: impl Into<String>) -> Self {
+        Leases {
+            redis,
+            owner: owner.into(),
+        }
+    }
+
+    pub fn owner(&self) -> &str {
+        &self.owner
+    }
+
+    /// Takes `key` for `ttl` if nobody holds it.
+    pub async fn try_acquire(&self, key: &str, ttl: Duration) -> Result<Option<Lease>, LeaseError> {
+        let token = format!("{}:{:016x}", self.owner, rand::random::<u64>());
+        let mut redis = self.redis.clone();
+        let answer: Option<String> = timed(
+            "SET NX",
+            key,
+            redis::cmd("SET")
+                .arg(key)
+                .arg(&token)
+                .arg("NX")
+                .arg("PX")
+                .arg(ttl.as_millis().max(1) as u64)
+                .query_async(&mut redis),
+        )
+        .await?;
+        Ok(answer.map(|_| Lease {
+            key: key.to_string(),
+            token,
+            ttl,
+        }))
+    }
+
+    /// Restarts the lease's ttl; `false` when it is no longer ours (expired, taken over).
+    pub async fn renew(&self, lease: &Lease) -> Result<bool, LeaseError> {
+        let mut redis = self.redis.clone();
+        let renewed: i64 = timed(
+            "renew",
+            &lease.key,
+            Script::new(RENEW_LUA)
+                .key(&lease.key)
+                .arg(&lease.token)
+                .arg(lease.ttl.as_millis().max(1) as u64)
+                .invoke_async(&mut redis),
+        )
+        .await?;
+        Ok(renewed == 1)
+    }
+
+    /// Gives the lease up; `false` when it was no longer ours.
+    pub async fn release(&self, lease: &Lease) -> Result<bool, LeaseError> {
+        let mut redis = self.redis.clone();
+        let released: i64 = timed(
+            "release",
+            &lease.key,
+            Script::new(RELEASE_LUA)
+                .key(&lease.key)
+                .arg(&lease.token)
+                .invoke_async(&mut redis),
+        )
+        .await?;
+        Ok(released == 1)
+    }
+
+    /// Whether anyone holds `key`.
+    pub async fn is_held(&self, key: &str) -> Result<bool, LeaseError> {
+        let mut redis = self.redis.clone();
+        let exists: i64 = timed(
+            "EXISTS",
+            key,
+            redis::cmd("EXISTS").arg(key).query_async(&mut redis),
+        )
+        .await?;
+        Ok(exists == 1)
+    }
+}
+
+/// Key names under one deployment prefix and chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeySpace {
+    base: String,
+}
+
+impl KeySpace {
+    /// `<queue prefix>:liquidator:<chain id>`.
+    pub fn new(queue_prefix: &str, chain_id: &str) -> Self {
+        KeySpace {
+            base: format!("{queue_prefix}:liquidator:{chain_id}"),
+        }
+    }
+
+    /// The lock that keeps two workers from liquidating one account in one block.
+    pub fn account_lock(&self, protocol: &str, account: &str) -> String {
+        format!("{}:lock:{protocol}:{account}", self.base)
+    }
+
+    /// The lease on worker wallet slot `slot` (wallet m/44'/118'/0'/0/slot).
+    pub fn wallet_slot(&self, slot: u32) -> String {
+        format!("{}:slot:{slot}", self.base)
+    }
+
+    /// The stream every attempt is recorded to.
+    pub fn attempts_stream(&self, name: &str) -> String {
+        format!("{}:{name}", self.base)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_names() {
+        let keys = KeySpace::new("redline", "devnet-1");
+        assert_eq!(
+            keys.account_lock("red_bank", "osmo1a"),
+            "redline:liquidator:devnet-1:lock:red_bank:osmo1a"
+        );
+        assert_eq!(keys.wallet_slot(3), "redline:liquidator:devnet-1:slot:3");
+        assert_eq!(
+            keys.attempts_stream("attempts"),
+            "redline:liquidator:devnet-1:attempts"
+        );
+    }
+}

@@ -1,0 +1,126 @@
+//! The `liquidator` binary as an operator runs it: flags and a manifest file in, a candidate
+//! liquidated and recorded (stream and CSV), a clean stop on SIGTERM that gives its wallet slot
+//! back, and bad flags refused with the flag named.
+
+mod support;
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use cosmwasm_std::Decimal;
+use redline_common::testkit::wait_for;
+use redline_liquidator::record::Outcome;
+use support::Harness;
+
+const BINARY: &str = env!("CARGO_BIN_EXE_liquidator");
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_liquidates_records_and_stops_cleanly() {
+    let h = Harness::start(300, 41, 3).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("manifest.json");
+    h.manifest.write(&manifest).unwrap();
+    let csv = dir.path().join("attempts.csv");
+
+    let mut child = tokio::process::Command::new(BINARY)
+        .args([
+            "--manifest",
+            manifest.to_str().unwrap(),
+            "--redis-url",
+            &h.redis_server.url(),
+            "--queue-block-ms",
+            "100",
+            "--workers",
+            "1",
+            "--csv",
+            csv.to_str().unwrap(),
+            "--metrics-addr",
+            "off",
+            "--log-format",
+            "json",
+        ])
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+
+    let height = h.move_price("uatom", 70).await.unwrap();
+    let plans = h.liquidatable().await.unwrap();
+    assert!(!plans.is_empty());
+    let queue = h.queue("producer").await.unwrap();
+    queue
+        .push(&[h.candidate(&plans[0].account, height, Decimal::one())])
+        .await
+        .unwrap();
+    let account = plans[0].account.clone();
+    wait_for(
+        || async {
+            h.records()
+                .await
+                .unwrap()
+                .iter()
+                .any(|r| r.outcome == Outcome::Liquidated && r.account == account)
+        },
+        Duration::from_secs(60),
+    )
+    .await
+    .expect("the binary liquidates the candidate");
+    // Its worker leased slot 1 (slot 0 is the master, also leased: it tops up).
+    assert!(h.leases.is_held(&h.keys.wallet_slot(1)).await.unwrap());
+
+    // SIGTERM: the worker finishes, the slots are given back, the process exits 0.
+    let pid = child.id().unwrap() as i32;
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = tokio::time::timeout(Duration::from_secs(20), child.wait())
+        .await
+        .expect("stops within 20 s")
+        .unwrap();
+    assert!(exit.success(), "{exit:?}");
+    assert!(!h.leases.is_held(&h.keys.wallet_slot(1)).await.unwrap());
+    assert!(!h.leases.is_held(&h.keys.wallet_slot(0)).await.unwrap());
+    let rows = std::fs::read_to_string(&csv).unwrap();
+    assert!(rows.lines().count() >= 2, "{rows}");
+    assert!(rows.contains(&account));
+    let mut stderr = String::new();
+    use tokio::io::AsyncReadExt as _;
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .await
+        .unwrap();
+    assert!(stderr.contains("liquidated"), "{stderr}");
+    assert!(
+        !stderr.contains(redline_devnet::scenario::DEFAULT_LIQUIDATOR_MNEMONIC),
+        "the mnemonic must never be logged"
+    );
+}
+
+#[tokio::test]
+async fn bad_flags_are_refused_with_the_flag_named() {
+    for (flags, named) in [
+        (
+            &["--max-liquidations-per-tx", "0"][..],
+            "--max-liquidations-per-tx",
+        ),
+        (&["--gas-adjustment", "0.5"][..], "--gas-adjustment"),
+        (&["--min-profit-usd", "lots"][..], "--min-profit-usd"),
+    ] {
+        let output = tokio::process::Command::new(BINARY)
+            .args(flags)
+            .args(["--rpc", "http://127.0.0.1:1"])
+            .output()
+            .await
+            .unwrap();
+        assert!(!output.status.success());
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(named), "{flags:?}: {stderr}");
+    }
+}

@@ -1,0 +1,346 @@
+//! A devnet scenario, a throwaway Redis and the liquidator's parts wired as the service wires
+//! them, for tests that drive workers step by step.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use cosmwasm_std::{Decimal, Uint128};
+use redis::aio::ConnectionManager;
+use redline_common::chain::{ChainClient, ChainConfig, TendermintClient, Wallet};
+use redline_common::config::Secret;
+use redline_common::jobs::{
+    LiquidationCandidate, LiquidationPlan, ProtocolKind, LIQUIDATION_QUEUE,
+};
+use redline_common::manifest::Manifest;
+use redline_common::queue::{PriorityQueue, QueueConfig};
+use redline_common::testkit::RedisServer;
+use redline_devnet::rpc::{NodeConfig, NodeHandle};
+use redline_devnet::scenario::{self, ScenarioConfig};
+use redline_liquidator::consume::{Worker, WorkerSettings};
+use redline_liquidator::hooks::{AfterLiquidation, AlwaysGo, NoRebalance, Strategy};
+use redline_liquidator::locks::{KeySpace, Leases};
+use redline_liquidator::metrics::LiquidatorMetrics;
+use redline_liquidator::plan::{Plan, PlanContext};
+use redline_liquidator::recheck::{inclusion_window, PositionReader, RedBankContracts};
+use redline_liquidator::record::Recorder;
+use redline_liquidator::tx_sender::{SendOptions, SigningPermit, TxSender};
+
+pub const BLOCK_TIME: Duration = Duration::from_millis(200);
+
+pub type Queue = PriorityQueue<LiquidationCandidate>;
+
+pub struct Harness {
+    pub node: NodeHandle,
+    pub manifest: Manifest,
+    pub borrowers: Vec<String>,
+    pub redis_server: RedisServer,
+    pub redis: ConnectionManager,
+    pub queue_config: QueueConfig,
+    pub client: TendermintClient,
+    pub chain: ChainConfig,
+    pub reader: Arc<PositionReader<TendermintClient>>,
+    pub keys: KeySpace,
+    pub leases: Leases,
+    pub recorder: Arc<Recorder>,
+    pub metrics: LiquidatorMetrics,
+    pub registry: prometheus::Registry,
+    pub mnemonic: Secret,
+}
+
+impl Harness {
+    /// A devnet with `accounts` seeded borrowers and `wallets` funded liquidator wallets
+    /// (slots 0..wallets), and a fresh Redis.
+    pub async fn start(accounts: usize, seed: u64, wallets: u32) -> anyhow::Result<Self> {
+        let cfg = ScenarioConfig {
+            accounts,
+            seed,
+            liquidator_wallets: wallets,
+            ..ScenarioConfig::default()
+        };
+        let node_config = NodeConfig {
+            chain: redline_devnet::chain::ChainConfig {
+                block_time: BLOCK_TIME,
+                ..Default::default()
+            },
+            port: 0,
+            ..NodeConfig::default()
+        };
+        let genesis_cfg = cfg.clone();
+        let (node, (info, borrowers)) = redline_devnet::rpc::start(node_config, move |state| {
+            let info = scenario::genesis(state, &genesis_cfg)?;
+            let positions = scenario::generate_positions(
+                state,
+                &scenario::markets(),
+                genesis_cfg.accounts,
+                genesis_cfg.seed,
+            )?;
+            let borrowers: Vec<String> = positions
+                .iter()
+                .filter(|p| !p.debt.is_empty())
+                .map(|p| p.user.to_string())
+                .collect();
+            Ok((info, borrowers))
+        })
+        .await
+        .context("starting the devnet scenario")?;
+        let manifest = scenario::manifest(&node, &info, &cfg);
+        let chain = ChainConfig::from_manifest(&manifest)?;
+        let client = TendermintClient::new(chain.clone())?;
+        // CometBFT reports height 1 before the first block.
+        while client.latest_height().await? < 2 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let redis_server = RedisServer::start()?;
+        let queue_config = QueueConfig {
+            queue_block_ms: 100,
+            ..QueueConfig::with_url(redis_server.url())
+        };
+        let redis = redis::Client::open(redis_server.url())?
+            .get_connection_manager()
+            .await?;
+        let reader = Arc::new(PositionReader::new(
+            client.clone(),
+            RedBankContracts {
+                red_bank: manifest.contracts.red_bank.clone(),
+                oracle: manifest.contracts.oracle.clone(),
+                params: manifest.contracts.params.clone(),
+            },
+            6,
+        ));
+        let keys = KeySpace::new(&queue_config.queue_prefix, &manifest.chain_id);
+        let leases = Leases::new(redis.clone(), "test");
+        let recorder = Arc::new(Recorder::new(
+            Some(redis.clone()),
+            keys.attempts_stream("attempts"),
+            None,
+            None,
+        )?);
+        let metrics = LiquidatorMetrics::new();
+        let registry = prometheus::Registry::new();
+        metrics.register(&registry)?;
+        let mnemonic = Secret::new(
+            manifest
+                .liquidator_mnemonic
+                .clone()
+                .expect("devnet mnemonic"),
+        );
+        Ok(Harness {
+            node,
+            manifest,
+            borrowers,
+            redis_server,
+            redis,
+            queue_config,
+            client,
+            chain,
+            reader,
+            keys,
+            leases,
+            recorder,
+            metrics,
+            registry,
+            mnemonic,
+        })
+    }
+
+    pub fn wallet(&self, slot: u32) -> Wallet {
+        Wallet::from_mnemonic(self.mnemonic.expose(), &self.manifest.bech32_prefix, slot).unwrap()
+    }
+
+    /// Moves `denom`'s price to `percent`% of what it is, and waits for the block that applies it.
+    pub async fn move_price(&self, denom: &str, percent: u64) -> anyhow::Result<u64> {
+        self.reader.invalidate().await;
+        let snapshot = self.reader.latest().await?;
+        let price = snapshot.prices.price(denom)? * Decimal::percent(percent);
+        let height = self
+            .node
+            .chain()
+            .set_prices(BTreeMap::from([(denom.to_string(), price)]))
+            .await?
+            .map_err(|e| anyhow::anyhow!(e))?;
+        while self.client.latest_height().await? < height {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        self.reader.invalidate().await;
+        Ok(height)
+    }
+
+    /// Borrowers a liquidation plan exists for now (unlimited funds) that pays for a tx of
+    /// 300k gas, most profitable first.
+    pub async fn liquidatable(&self) -> anyhow::Result<Vec<Plan>> {
+        let snapshot = self.reader.latest().await?;
+        let (earliest, expected) = inclusion_window(&snapshot, BLOCK_TIME);
+        let unlimited: BTreeMap<String, Uint128> = snapshot
+            .markets
+            .keys()
+            .map(|d| (d.clone(), Uint128::new(u128::MAX / 4)))
+            .collect();
+        let fee = snapshot.prices.value(
+            &self.chain.fee_denom,
+            Uint128::new(300_000).mul_ceil(self.chain.gas_price),
+        )?;
+        let mut plans = Vec::new();
+        for account in &self.borrowers {
+            let position = self.reader.read_account(account, snapshot.height).await?;
+            let Ok(context) = PlanContext::new(&snapshot, &position, earliest, expected) else {
+                continue;
+            };
+            if let Ok(plan) = context.best_plan(&unlimited) {
+                if plan.expected_profit > fee {
+                    plans.push(plan);
+                }
+            }
+        }
+        plans.sort_by_key(|p| std::cmp::Reverse(p.expected_profit));
+        Ok(plans)
+    }
+
+    pub fn candidate(
+        &self,
+        account: &str,
+        height: u64,
+        profit_usd: Decimal,
+    ) -> LiquidationCandidate {
+        LiquidationCandidate {
+            chain_id: self.manifest.chain_id.clone(),
+            protocol: ProtocolKind::RedBank,
+            account: account.to_string(),
+            height,
+            found_at_ms: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis() as u64,
+            health: Default::default(),
+            plan: Some(LiquidationPlan {
+                debt_denom: String::new(),
+                collateral_denom: String::new(),
+                debt_to_repay: Uint128::zero(),
+                collateral_received: Uint128::zero(),
+                expected_profit_usd: profit_usd,
+            }),
+        }
+    }
+
+    pub async fn queue(&self, consumer: &str) -> anyhow::Result<Queue> {
+        let mut config = self.queue_config.clone();
+        config.queue_consumer = Some(consumer.to_string());
+        Ok(PriorityQueue::connect(&config, LIQUIDATION_QUEUE).await?)
+    }
+
+    pub async fn sender(
+        &self,
+        slot: u32,
+        options: SendOptions,
+    ) -> anyhow::Result<TxSender<TendermintClient>> {
+        Ok(TxSender::new(
+            self.client.clone(),
+            &self.chain,
+            self.wallet(slot),
+            options,
+            SigningPermit::granted(),
+        )
+        .await?)
+    }
+
+    pub fn settings(&self, max_per_tx: usize) -> WorkerSettings {
+        WorkerSettings {
+            chain_id: self.manifest.chain_id.clone(),
+            red_bank: self.manifest.contracts.red_bank.clone(),
+            max_liquidations_per_tx: max_per_tx,
+            fetch_batch: max_per_tx * 4,
+            min_profit_usd: Decimal::zero(),
+            lock_ttl: Duration::from_secs(20),
+            block_interval: BLOCK_TIME,
+            fetch_wait: Duration::from_millis(100),
+            fee_reserve_gas: 5_000_000,
+        }
+    }
+
+    pub async fn worker(
+        &self,
+        slot: u32,
+        settings: WorkerSettings,
+        options: SendOptions,
+    ) -> anyhow::Result<Worker<TendermintClient, Queue>> {
+        self.worker_with(
+            slot,
+            settings,
+            options,
+            Arc::new(AlwaysGo),
+            Arc::new(NoRebalance),
+        )
+        .await
+    }
+
+    pub async fn worker_with(
+        &self,
+        slot: u32,
+        settings: WorkerSettings,
+        options: SendOptions,
+        strategy: Arc<dyn Strategy>,
+        after: Arc<dyn AfterLiquidation<TendermintClient>>,
+    ) -> anyhow::Result<Worker<TendermintClient, Queue>> {
+        Ok(Worker::new(
+            slot,
+            Arc::new(settings),
+            self.queue(&format!("worker-{slot}")).await?,
+            Arc::new(self.sender(slot, options).await?),
+            self.reader.clone(),
+            self.leases.clone(),
+            self.keys.clone(),
+            self.recorder.clone(),
+            self.metrics.clone(),
+            strategy,
+            after,
+        ))
+    }
+
+    pub async fn records(&self) -> anyhow::Result<Vec<redline_liquidator::record::AttemptRecord>> {
+        let mut redis = self.redis.clone();
+        Ok(redline_liquidator::record::read_records(
+            &mut redis,
+            &self.keys.attempts_stream("attempts"),
+        )
+        .await?)
+    }
+
+    pub async fn health_factor(&self, account: &str) -> anyhow::Result<Option<Decimal>> {
+        use redline_common::msg::red_bank::{QueryMsg, UserPositionResponse};
+        use redline_common::types::UserHealthStatus;
+        let answer: UserPositionResponse = self
+            .client
+            .query_smart(
+                &self.manifest.contracts.red_bank,
+                &QueryMsg::UserPositionLiquidationPricing {
+                    user: account.to_string(),
+                    account_id: None,
+                },
+                None,
+            )
+            .await?;
+        Ok(match answer.health_status {
+            UserHealthStatus::Borrowing {
+                liq_threshold_hf, ..
+            } => Some(liq_threshold_hf),
+            UserHealthStatus::NotBorrowing => None,
+        })
+    }
+
+    pub fn metric(&self, name: &str) -> String {
+        use prometheus::Encoder;
+        let mut buffer = Vec::new();
+        prometheus::TextEncoder::new()
+            .encode(&self.registry.gather(), &mut buffer)
+            .unwrap();
+        String::from_utf8(buffer)
+            .unwrap()
+            .lines()
+            .filter(|l| l.starts_with(name))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}

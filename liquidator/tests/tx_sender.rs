@@ -1,0 +1,171 @@
+//! The TxSender against a real devnet: inclusion, wrong-sequence recovery, dry runs, and the
+//! never-twice rule for transactions whose inclusion was not seen.
+
+mod support;
+
+use std::time::Duration;
+
+use cosmwasm_std::{Coin, Uint256};
+use redline_common::chain::{bank_send_msg, ChainClient, TxErrorCode};
+use redline_liquidator::tx_sender::{Resolution, SendError, SendOptions, Sent};
+use support::Harness;
+
+async fn balance(h: &Harness, address: &str, denom: &str) -> Uint256 {
+    h.client
+        .balances(address)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|c| c.denom == denom)
+        .map(|c| c.amount)
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sends_resyncs_after_a_wrong_sequence_and_dry_runs() {
+    let h = Harness::start(10, 21, 3).await.unwrap();
+    let a = h.sender(1, SendOptions::default()).await.unwrap();
+    let to = h.wallet(2).address().to_string();
+    let send = |amount: u128| {
+        bank_send_msg(a.wallet().address(), &to, &[Coin::new(amount, "uatom")]).unwrap()
+    };
+    let before = balance(&h, &to, "uatom").await;
+
+    let Sent::Included(first) = a.send(vec![send(5)], "one").await.unwrap() else {
+        panic!("not a dry run")
+    };
+    assert!(first.outcome.is_success());
+    assert!(first.gas_limit >= first.outcome.gas_used);
+    assert_eq!(first.fee.denom, "uosmo");
+
+    // A second sender for the same wallet moves the chain's sequence behind `a`'s back.
+    let b = h.sender(1, SendOptions::default()).await.unwrap();
+    b.send(vec![send(7)], "two").await.unwrap();
+    // `a` signs with a stale sequence, is told code 32, resyncs and gets through once.
+    let Sent::Included(third) = a.send(vec![send(11)], "three").await.unwrap() else {
+        panic!("not a dry run")
+    };
+    assert_eq!(third.sequence, first.sequence + 2);
+    assert_eq!(
+        balance(&h, &to, "uatom").await,
+        before + Uint256::from(23u32)
+    );
+    // Same at CheckTx, without a simulation to catch it first.
+    b.send(vec![send(13)], "four").await.unwrap();
+    let Sent::Included(fifth) = a
+        .send_simulated(vec![send(17)], "five", 150_000)
+        .await
+        .unwrap()
+    else {
+        panic!("not a dry run")
+    };
+    assert_eq!(fifth.sequence, first.sequence + 4);
+    let before = before + Uint256::from(30u32);
+    assert_eq!(
+        balance(&h, &to, "uatom").await,
+        before + Uint256::from(23u32)
+    );
+
+    // Dry run: signed and simulated, never broadcast; the sequence is not used up.
+    let dry = h
+        .sender(
+            1,
+            SendOptions {
+                dry_run: true,
+                ..SendOptions::default()
+            },
+        )
+        .await
+        .unwrap();
+    let Sent::DryRun(tx) = dry.send(vec![send(1_000)], "dry").await.unwrap() else {
+        panic!("dry run broadcast")
+    };
+    assert!(tx.gas_limit > tx.gas_used);
+    tokio::time::sleep(support::BLOCK_TIME * 3).await;
+    assert!(h
+        .client
+        .wait_for_tx(tx.hash, Duration::from_millis(1))
+        .await
+        .is_err());
+    assert_eq!(
+        balance(&h, &to, "uatom").await,
+        before + Uint256::from(23u32)
+    );
+
+    // A revoked permit (lost wallet slot) stops signing.
+    let revoked = h.sender(1, SendOptions::default()).await.unwrap();
+    revoked.permit().revoke();
+    let err = revoked.send(vec![send(1)], "").await.unwrap_err();
+    assert!(matches!(err, SendError::PermitRevoked { .. }), "{err}");
+
+    // A tx the chain refuses in simulation: nothing broadcast, the error says why.
+    let err = a
+        .send(vec![send(u128::MAX / 2)], "too much")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, SendError::Simulation(_)), "{err}");
+    assert_eq!(err.code(), Some(TxErrorCode::InsufficientFunds));
+    assert!(!err.may_have_executed());
+}
+
+/// Inclusion not seen in time: the sender keeps the tx unresolved, refuses to send another
+/// until it knows, then finds it in a block. The coins move exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unconfirmed_tx_is_never_sent_twice() {
+    let h = Harness::start(10, 22, 3).await.unwrap();
+    let impatient = h
+        .sender(
+            1,
+            SendOptions {
+                inclusion_timeout: Duration::from_millis(1),
+                unresolved_grace: Duration::from_secs(60),
+                dry_run: false,
+            },
+        )
+        .await
+        .unwrap();
+    let to = h.wallet(2).address().to_string();
+    let before = balance(&h, &to, "uusdc").await;
+    let msg = bank_send_msg(
+        impatient.wallet().address(),
+        &to,
+        &[Coin::new(100u128, "uusdc")],
+    )
+    .unwrap();
+    let err = impatient.send(vec![msg.clone()], "").await.unwrap_err();
+    assert!(err.may_have_executed(), "{err}");
+    let SendError::Unconfirmed { hash, sequence, .. } = err else {
+        panic!("{err}")
+    };
+    // The next send waits for the first to be settled, whatever it is.
+    let err = impatient.send(vec![msg.clone()], "").await;
+    match err {
+        Err(SendError::Unresolved { hash: pending, .. }) => assert_eq!(pending, hash),
+        // The block may already be in: then the earlier tx is settled first and this one goes.
+        Ok(Sent::Included(_)) => {}
+        other => panic!("{other:?}"),
+    }
+    // Give the block time, then settle.
+    tokio::time::sleep(support::BLOCK_TIME * 3).await;
+    match impatient.resolve_unresolved().await.unwrap() {
+        Some(Resolution::Included(tx)) => {
+            assert_eq!(tx.hash, hash);
+            assert_eq!(tx.sequence, sequence);
+        }
+        None => {} // settled by the send above
+        other => panic!("{other:?}"),
+    }
+    assert!(!impatient.has_unresolved().await);
+    let moved = balance(&h, &to, "uusdc").await - before;
+    assert!(
+        moved == Uint256::from(100u32) || moved == Uint256::from(200u32),
+        "{moved}"
+    );
+    // Exactly the txs that succeeded moved coins: the first one once, and the second only if
+    // it was sent after the first was settled.
+    let account = h.client.account(impatient.address()).await.unwrap();
+    assert_eq!(
+        Uint256::from(100u32) * Uint256::from(account.sequence - sequence),
+        moved
+    );
+}

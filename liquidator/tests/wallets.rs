@@ -1,0 +1,159 @@
+//! Wallet slots leased in a real Redis, and the master wallet topping up an unfunded worker on
+//! a real devnet.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use cosmwasm_std::{Decimal, Uint128, Uint256};
+use redline_common::chain::ChainClient;
+use redline_liquidator::record::Outcome;
+use redline_liquidator::tx_sender::SendOptions;
+use redline_liquidator::wallets::{claim_slot, TopUpPolicy, Treasurer};
+use support::Harness;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slots_are_exclusive_and_a_lost_lease_stops_signing() {
+    let h = Harness::start(10, 31, 2).await.unwrap();
+    let prefix = h.manifest.bech32_prefix.clone();
+    let ttl = Duration::from_millis(1_200);
+    let first = claim_slot(&h.leases, &h.keys, &h.mnemonic, &prefix, 1..=3, ttl)
+        .await
+        .unwrap()
+        .unwrap();
+    let second = claim_slot(&h.leases, &h.keys, &h.mnemonic, &prefix, 1..=3, ttl)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((first.slot, second.slot), (1, 2));
+    assert_eq!(
+        first.wallet.address().to_string(),
+        h.wallet(1).address().to_string()
+    );
+    let _third = claim_slot(&h.leases, &h.keys, &h.mnemonic, &prefix, 1..=3, ttl)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        claim_slot(&h.leases, &h.keys, &h.mnemonic, &prefix, 1..=3, ttl)
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // Renewals keep a lease alive well past its ttl.
+    tokio::time::sleep(ttl * 2).await;
+    assert!(first.permit.is_granted());
+    assert!(h.leases.is_held(&h.keys.wallet_slot(1)).await.unwrap());
+
+    // Someone deletes (or takes over) slot 2's key: its worker stops signing.
+    let mut redis = h.redis.clone();
+    let _: () = redis::cmd("DEL")
+        .arg(h.keys.wallet_slot(2))
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    let permit = second.permit.clone();
+    redline_common::testkit::wait_for(|| async { !permit.is_granted() }, Duration::from_secs(5))
+        .await
+        .unwrap();
+
+    // Released slots are free again.
+    first.release(&h.leases).await;
+    let again = claim_slot(&h.leases, &h.keys, &h.mnemonic, &prefix, 1..=3, ttl)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(again.slot == 1 || again.slot == 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_master_tops_up_a_worker_wallet_that_runs_low() {
+    // Slots 0 and 1 funded; slot 5 has nothing (not even an account on chain).
+    let h = Harness::start(10, 32, 2).await.unwrap();
+    let prefix = h.manifest.bech32_prefix.clone();
+    let ttl = Duration::from_secs(10);
+    let worker = claim_slot(&h.leases, &h.keys, &h.mnemonic, &prefix, 5..=5, ttl)
+        .await
+        .unwrap()
+        .unwrap();
+    let address = worker.wallet.address().to_string();
+    assert!(h.client.balances(&address).await.unwrap().is_empty());
+
+    let master = claim_slot(&h.leases, &h.keys, &h.mnemonic, &prefix, 0..=0, ttl)
+        .await
+        .unwrap()
+        .unwrap();
+    let (master_wallet, guard) = master.into_parts();
+    let sender = Arc::new(
+        redline_liquidator::tx_sender::TxSender::new(
+            h.client.clone(),
+            &h.chain,
+            master_wallet,
+            SendOptions::default(),
+            guard.permit.clone(),
+        )
+        .await
+        .unwrap(),
+    );
+    let policy = TopUpPolicy {
+        fee_below: Uint128::new(1_000_000),
+        fee_amount: Uint128::new(10_000_000),
+        debt_below_usd: Decimal::percent(10_000),
+        debt_target_usd: Decimal::percent(100_000),
+        interval: Duration::from_secs(1),
+    };
+    let mut treasurer = Treasurer::new(
+        sender,
+        h.leases.clone(),
+        h.keys.clone(),
+        h.mnemonic.clone(),
+        prefix,
+        1..=8,
+        policy,
+        h.reader.clone(),
+        h.recorder.clone(),
+        "uosmo".into(),
+    );
+    let sent = treasurer.top_up_once().await.unwrap();
+    // Slot 1 is not leased; only slot 5 is topped up.
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].0, address);
+    let balances = h.client.balances(&address).await.unwrap();
+    let held = |denom: &str| {
+        balances
+            .iter()
+            .find(|c| c.denom == denom)
+            .map(|c| c.amount)
+            .unwrap_or_default()
+    };
+    // $1000 of each debt denom, plus gas money in uosmo.
+    assert_eq!(held("uusdc"), Uint256::from(1_000_000_000u64));
+    assert_eq!(held("uatom"), Uint256::from(100_000_000u64));
+    assert_eq!(held("uosmo"), Uint256::from(2_000_000_000u64 + 10_000_000));
+    assert!(held("weth-wei") > Uint256::zero());
+
+    // Topped up: nothing more to do next round.
+    assert!(treasurer.top_up_once().await.unwrap().is_empty());
+    let records = h.records().await.unwrap();
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].outcome, Outcome::TopUp);
+    assert!(
+        records[0].profit_value < redline_liquidator::value::Value::zero(),
+        "the fee is a cost"
+    );
+    assert!(records[0].detail.contains(&address));
+
+    // The worker can now send from its wallet.
+    let worker_sender = redline_liquidator::tx_sender::TxSender::new(
+        h.client.clone(),
+        &h.chain,
+        worker.wallet,
+        SendOptions::default(),
+        worker.permit.clone(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(worker_sender.address(), address);
+}

@@ -1,0 +1,488 @@
+//! Workers against a real devnet and a real Redis: batches, races, stale and locked
+//! candidates, dry runs, bad candidates, the strategy and after-liquidation seams.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use cosmwasm_std::{Decimal, Uint128, Uint256};
+use futures::future::BoxFuture;
+use redline_common::chain::{ChainClient, TendermintClient};
+use redline_common::queue::Queue as _;
+use redline_liquidator::execute::{self, Dropped};
+use redline_liquidator::hooks::{AfterLiquidation, BatchReport, Decision, Opportunity, Strategy};
+use redline_liquidator::record::Outcome;
+use redline_liquidator::tx_sender::{SendOptions, TxSender};
+use redline_liquidator::value::Value;
+use support::Harness;
+
+async fn balances(h: &Harness, address: &str) -> BTreeMap<String, Uint256> {
+    h.client
+        .balances(address)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| (c.denom, c.amount))
+        .collect()
+}
+
+/// Value of the change between two balance snapshots, at the current default prices.
+async fn value_change(
+    h: &Harness,
+    before: &BTreeMap<String, Uint256>,
+    after: &BTreeMap<String, Uint256>,
+) -> Value {
+    h.reader.invalidate().await;
+    let snapshot = h.reader.latest().await.unwrap();
+    let denoms: std::collections::BTreeSet<&String> = before.keys().chain(after.keys()).collect();
+    denoms
+        .into_iter()
+        .map(|d| {
+            snapshot
+                .prices
+                .value_of_change(
+                    d,
+                    before.get(d).copied().unwrap_or_default(),
+                    after.get(d).copied().unwrap_or_default(),
+                )
+                .unwrap()
+        })
+        .fold(Value::zero(), |a, b| a + b)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_liquidates_a_batch_exactly_and_records_it() {
+    let h = Harness::start(300, 11, 3).await.unwrap();
+    let drop_height = h.move_price("uatom", 70).await.unwrap();
+    let plans = h.liquidatable().await.unwrap();
+    assert!(
+        plans.len() >= 3,
+        "only {} liquidatable accounts",
+        plans.len()
+    );
+    let chosen: Vec<_> = plans.iter().take(6).collect();
+    let queue = h.queue("producer").await.unwrap();
+    let candidates: Vec<_> = chosen
+        .iter()
+        .map(|p| h.candidate(&p.account, drop_height, h.reader_usd(p.expected_profit)))
+        .collect();
+    queue.push(&candidates).await.unwrap();
+
+    let mut worker = h
+        .worker(1, h.settings(4), SendOptions::default())
+        .await
+        .unwrap();
+    let wallet = worker.sender().address().to_string();
+    let before = balances(&h, &wallet).await;
+    let accounts: Vec<String> = chosen.iter().map(|p| p.account.clone()).collect();
+    // As the health checker does every block: an account still liquidatable after a
+    // liquidation (e.g. one of two collaterals seized) is queued again.
+    for round in 0..10 {
+        for _ in 0..10 {
+            let report = worker.step().await.unwrap();
+            if queue.backlog().await.unwrap().lag == 0 && report.taken == 0 {
+                break;
+            }
+        }
+        let left: Vec<_> = h
+            .liquidatable()
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|p| accounts.contains(&p.account))
+            .collect();
+        if left.is_empty() {
+            break;
+        }
+        assert!(round < 9, "still liquidatable: {left:?}");
+        let height = h.client.latest_height().await.unwrap();
+        let again: Vec<_> = left
+            .iter()
+            .map(|p| h.candidate(&p.account, height, h.reader_usd(p.expected_profit)))
+            .collect();
+        queue.push(&again).await.unwrap();
+    }
+    let after = balances(&h, &wallet).await;
+
+    let records = h.records().await.unwrap();
+    let done: Vec<_> = records
+        .iter()
+        .filter(|r| r.outcome == Outcome::Liquidated)
+        .collect();
+    assert!(done.len() >= chosen.len(), "{records:#?}");
+    for account in &accounts {
+        assert!(
+            done.iter().any(|r| &r.account == account),
+            "{account} never liquidated"
+        );
+    }
+    // Batches of at most 4, each account once.
+    let mut per_tx: BTreeMap<&str, usize> = BTreeMap::new();
+    for record in &done {
+        *per_tx.entry(record.tx_hash.as_str()).or_default() += 1;
+        assert_eq!(
+            record.debt_repaid, record.debt_sent,
+            "no refund: {record:?}"
+        );
+        assert!(record.collateral_received > Uint128::zero());
+        assert!(record.profit_value > Value::zero(), "{record:?}");
+        assert!(record.job_to_broadcast_ms.is_some());
+        assert!(record.height > drop_height);
+    }
+    assert!(per_tx.values().all(|n| *n <= 4), "{per_tx:?}");
+    assert!(per_tx.len() >= 2);
+    // The recorded profits are the wallet's balance change, to the last digit.
+    let recorded: Value = records
+        .iter()
+        .map(|r| r.profit_value)
+        .fold(Value::zero(), |a, b| a + b);
+    assert_eq!(recorded, value_change(&h, &before, &after).await);
+    // Nothing left deposited in the Red Bank: the collateral was withdrawn in the same tx.
+    let own = h.reader.read_account(&wallet, 0).await.unwrap();
+    assert!(
+        own.collaterals.iter().all(|c| c.amount.is_zero()),
+        "{own:?}"
+    );
+    // Every liquidation left its account healthier, and none is liquidatable any more.
+    for record in &done {
+        assert!(record.debt_repaid > Uint128::zero());
+    }
+    assert!(h.metric("liquidator_attempts_total").contains("liquidated"));
+    assert_eq!(
+        h.metric("liquidator_refunds_total"),
+        "liquidator_refunds_total 0"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_locked_and_foreign_candidates_are_settled_without_a_tx() {
+    let h = Harness::start(200, 12, 2).await.unwrap();
+    let height = h.client.latest_height().await.unwrap();
+    let queue = h.queue("producer").await.unwrap();
+    let healthy = h.borrowers[0].clone();
+    // Healthy (no price move): stale.
+    queue
+        .push(&[h.candidate(&healthy, height, Decimal::percent(500))])
+        .await
+        .unwrap();
+    let mut worker = h
+        .worker(1, h.settings(4), SendOptions::default())
+        .await
+        .unwrap();
+    let report = worker.step().await.unwrap();
+    assert_eq!((report.taken, report.liquidated, report.skipped), (1, 0, 1));
+    assert!(report.tx.is_none());
+    assert_eq!(queue.backlog().await.unwrap().pending, 0);
+    assert!(
+        h.metric("liquidator_jobs_total").contains("healthy"),
+        "{}",
+        h.metric("liquidator_jobs_total")
+    );
+
+    // Locked by another worker: acknowledged without reading it.
+    let lock = h
+        .leases
+        .try_acquire(
+            &h.keys.account_lock("red_bank", &healthy),
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    queue
+        .push(&[h.candidate(&healthy, height + 1, Decimal::percent(500))])
+        .await
+        .unwrap();
+    let report = worker.step().await.unwrap();
+    assert_eq!(report.taken, 1);
+    assert!(h.metric("liquidator_jobs_total").contains("locked"));
+    assert!(
+        h.leases.release(&lock).await.unwrap(),
+        "the worker must not touch another's lock"
+    );
+
+    // Another chain: dead-lettered with the reason.
+    let mut foreign = h.candidate(&healthy, height + 2, Decimal::percent(500));
+    foreign.chain_id = "osmosis-1".into();
+    queue.push(&[foreign]).await.unwrap();
+    worker.step().await.unwrap();
+    let dead = queue.dead_letters(10).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert!(dead[0].reason.contains("osmosis-1"), "{}", dead[0].reason);
+    assert!(
+        h.records().await.unwrap().is_empty(),
+        "stale work is not an attempt"
+    );
+}
+
+/// Mars's old PR #48 problem: one account in a batch that can no longer be liquidated must not
+/// sink the others. A plan for a healthy account is slipped into a batch of real ones.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_liquidation_is_dropped_from_the_batch() {
+    let h = Harness::start(300, 13, 2).await.unwrap();
+    h.move_price("uatom", 70).await.unwrap();
+    let plans = h.liquidatable().await.unwrap();
+    assert!(plans.len() >= 2);
+    let liquidatable: Vec<&str> = plans.iter().map(|p| p.account.as_str()).collect();
+    let healthy = h
+        .borrowers
+        .iter()
+        .find(|b| !liquidatable.contains(&b.as_str()))
+        .unwrap();
+    let mut doomed = plans[0].clone();
+    doomed.account = healthy.clone();
+    let batch = vec![plans[0].clone(), doomed, plans[1].clone()];
+    let sender = h.sender(1, SendOptions::default()).await.unwrap();
+    let snapshot = h.reader.latest().await.unwrap();
+    let prepared = execute::prepare_batch(
+        &sender,
+        &h.manifest.contracts.red_bank,
+        &batch,
+        &snapshot.prices,
+        Value::zero(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(prepared.kept, vec![0, 2]);
+    assert_eq!(prepared.dropped.len(), 1);
+    let (index, Dropped::SimulationFailed(log)) = &prepared.dropped[0] else {
+        panic!("{:?}", prepared.dropped)
+    };
+    assert_eq!(*index, 1);
+    assert!(redline_liquidator::consume::is_race(log), "{log}");
+
+    // A profit floor above what a plan makes drops it too.
+    let floor = prepared_floor(&sender, &h, &batch[..1]).await;
+    assert!(matches!(floor.dropped[0].1, Dropped::BelowMinProfit { .. }));
+    assert!(floor.is_empty());
+
+    // The rest goes through in one tx.
+    let sent = sender
+        .send_simulated(prepared.messages.clone(), "", prepared.gas_used)
+        .await
+        .unwrap();
+    let redline_liquidator::tx_sender::Sent::Included(tx) = sent else {
+        panic!("not a dry run")
+    };
+    let kept: Vec<_> = prepared.kept.iter().map(|&i| &batch[i]).collect();
+    let executed = execute::read_outcome(
+        &tx.outcome,
+        &kept,
+        sender.address(),
+        Uint128::try_from(tx.fee.amount).unwrap(),
+    );
+    for (plan, done) in kept.iter().zip(&executed) {
+        assert_eq!(done.debt_repaid, plan.debt_to_send);
+        assert!(done.collateral_received > Uint128::zero());
+    }
+}
+
+async fn prepared_floor(
+    sender: &TxSender<TendermintClient>,
+    h: &Harness,
+    plans: &[redline_liquidator::plan::Plan],
+) -> execute::PreparedBatch {
+    let snapshot = h.reader.latest().await.unwrap();
+    execute::prepare_batch(
+        sender,
+        &h.manifest.contracts.red_bank,
+        plans,
+        &snapshot.prices,
+        Value::from(Decimal::percent(100_000_000)),
+    )
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_run_does_everything_but_broadcast() {
+    let h = Harness::start(200, 14, 2).await.unwrap();
+    let height = h.move_price("uatom", 70).await.unwrap();
+    let plans = h.liquidatable().await.unwrap();
+    assert!(!plans.is_empty());
+    let queue = h.queue("producer").await.unwrap();
+    queue
+        .push(&[h.candidate(&plans[0].account, height, Decimal::one())])
+        .await
+        .unwrap();
+    let options = SendOptions {
+        dry_run: true,
+        ..SendOptions::default()
+    };
+    let mut worker = h.worker(1, h.settings(4), options).await.unwrap();
+    let wallet = worker.sender().address().to_string();
+    let before = balances(&h, &wallet).await;
+    let sequence = h.client.account(&wallet).await.unwrap().sequence;
+    let report = worker.step().await.unwrap();
+    assert_eq!(report.taken, 1);
+    let records = h.records().await.unwrap();
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].outcome, Outcome::DryRun);
+    assert!(!records[0].tx_hash.is_empty());
+    assert!(records[0].gas_wanted > 0);
+    tokio::time::sleep(support::BLOCK_TIME * 3).await;
+    assert_eq!(balances(&h, &wallet).await, before);
+    assert_eq!(h.client.account(&wallet).await.unwrap().sequence, sequence);
+    assert!(h.health_factor(&plans[0].account).await.unwrap().unwrap() < Decimal::one());
+    assert_eq!(
+        queue.backlog().await.unwrap().pending,
+        0,
+        "dry-run jobs are acknowledged"
+    );
+}
+
+/// A strategy that declines one account and caps the repay of the others; an after-hook that
+/// sees what was confirmed.
+struct Picky {
+    decline: String,
+    cap: Uint128,
+    seen: Mutex<Vec<String>>,
+}
+
+impl Strategy for Picky {
+    fn decide<'a>(&'a self, opportunity: &'a Opportunity) -> BoxFuture<'a, Decision> {
+        Box::pin(async move {
+            self.seen.lock().unwrap().push(opportunity.account.clone());
+            if opportunity.account == self.decline {
+                Decision::decline("model says no")
+            } else {
+                Decision {
+                    go: true,
+                    max_repay: Some(self.cap),
+                    reason: None,
+                }
+            }
+        })
+    }
+}
+
+#[derive(Default)]
+struct Watcher {
+    reports: Mutex<Vec<BatchReport>>,
+}
+
+impl AfterLiquidation<TendermintClient> for Watcher {
+    fn after_liquidations<'a>(
+        &'a self,
+        sender: &'a TxSender<TendermintClient>,
+        report: &'a BatchReport,
+    ) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            assert!(!sender.address().is_empty());
+            self.reports.lock().unwrap().push(report.clone());
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_strategy_and_after_hook_seams_are_used() {
+    let h = Harness::start(300, 15, 2).await.unwrap();
+    let height = h.move_price("uatom", 70).await.unwrap();
+    let plans = h.liquidatable().await.unwrap();
+    assert!(plans.len() >= 2);
+    let queue = h.queue("producer").await.unwrap();
+    queue
+        .push(&[
+            h.candidate(&plans[0].account, height, Decimal::percent(200)),
+            h.candidate(&plans[1].account, height, Decimal::percent(100)),
+        ])
+        .await
+        .unwrap();
+    let cap = plans[1].debt_to_send.multiply_ratio(1u128, 2u128);
+    let strategy = Arc::new(Picky {
+        decline: plans[0].account.clone(),
+        cap,
+        seen: Mutex::new(Vec::new()),
+    });
+    let watcher = Arc::new(Watcher::default());
+    let mut worker = h
+        .worker_with(
+            1,
+            h.settings(4),
+            SendOptions::default(),
+            strategy.clone(),
+            watcher.clone(),
+        )
+        .await
+        .unwrap();
+    let report = worker.step().await.unwrap();
+    assert_eq!(report.liquidated, 1);
+    assert_eq!(strategy.seen.lock().unwrap().len(), 2);
+    let records = h.records().await.unwrap();
+    let declined = records
+        .iter()
+        .find(|r| r.outcome == Outcome::Declined)
+        .unwrap();
+    assert_eq!(declined.account, plans[0].account);
+    assert_eq!(declined.error, "model says no");
+    let done = records
+        .iter()
+        .find(|r| r.outcome == Outcome::Liquidated)
+        .unwrap();
+    assert_eq!(done.debt_repaid, cap);
+    let reports = watcher.reports.lock().unwrap();
+    assert_eq!(reports.len(), 1);
+    assert_eq!(reports[0].liquidations[0].account, plans[1].account);
+    assert_eq!(reports[0].liquidations[0].debt_repaid, cap);
+    assert!(!reports[0].received.is_empty());
+}
+
+impl Harness {
+    fn reader_usd(&self, value: Value) -> Decimal {
+        let usd = redline_liquidator::value::to_usd(value, 6);
+        usd.to_string().parse().unwrap_or_default()
+    }
+}
+
+/// A wallet that holds the fee denom but none of the debt denom: the job goes back to the queue
+/// for a worker (or a top-up) that can pay, with nothing sent or recorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wallet_without_the_debt_denom_releases_the_job() {
+    let h = Harness::start(300, 16, 2).await.unwrap();
+    let height = h.move_price("uatom", 70).await.unwrap();
+    let plans = h.liquidatable().await.unwrap();
+    assert!(!plans.is_empty());
+    // Slot 6 gets gas money only.
+    let funder = h.sender(1, SendOptions::default()).await.unwrap();
+    let poor = h.wallet(6).address().to_string();
+    funder
+        .send(
+            vec![redline_common::chain::bank_send_msg(
+                funder.wallet().address(),
+                &poor,
+                &[cosmwasm_std::Coin::new(50_000_000u128, "uosmo")],
+            )
+            .unwrap()],
+            "",
+        )
+        .await
+        .unwrap();
+    let target = plans
+        .iter()
+        .find(|p| p.debt_denom != "uosmo")
+        .expect("a debt in another denom than the fee's");
+    let queue = h.queue("producer").await.unwrap();
+    queue
+        .push(&[h.candidate(&target.account, height, Decimal::one())])
+        .await
+        .unwrap();
+    let mut worker = h
+        .worker(6, h.settings(4), SendOptions::default())
+        .await
+        .unwrap();
+    let report = worker.step().await.unwrap();
+    assert_eq!((report.taken, report.liquidated), (1, 0));
+    assert!(report.tx.is_none());
+    assert!(h.metric("liquidator_jobs_total").contains("no_funds"));
+    let backlog = queue.backlog().await.unwrap();
+    assert_eq!(backlog.lag, 1, "released for another worker: {backlog:?}");
+    assert!(h.records().await.unwrap().is_empty());
+    // The account lock was released too: another worker can take it at once.
+    assert!(!h
+        .leases
+        .is_held(&h.keys.account_lock("red_bank", &target.account))
+        .await
+        .unwrap());
+}

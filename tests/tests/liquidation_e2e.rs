@@ -1,0 +1,86 @@
+//! Issue 4's acceptance, end to end on the devnet with smaller numbers than `make bench`:
+//! 2,000 seeded accounts, a real redis-server, ATOM −30%, four liquidator workers in two
+//! liquidator instances (one of whose wallets the master has to top up first), until nothing
+//! profitable is left. Candidates come from the real collector and health checker; a second
+//! test feeds the same liquidators from a stand-in health checker, so a liquidator regression
+//! shows apart from the rest of the pipeline. See `redline_tests::bench::liquidation` for what
+//! is measured and checked.
+
+use std::time::Duration;
+
+use redline_tests::bench::liquidation::{self, Candidates, Options};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_workers_liquidate_every_liquidatable_account_after_a_price_drop() -> anyhow::Result<()>
+{
+    let _ = redline_common::telemetry::init(&redline_common::telemetry::LogArgs {
+        log_format: redline_common::telemetry::LogFormat::Pretty,
+        log_level: std::env::var("E2E_LOG").unwrap_or_else(|_| "warn".into()),
+    });
+    let figures = liquidation::run(&Options {
+        accounts: 2_000,
+        deadline: Duration::from_secs(100),
+        candidates: Candidates::Pipeline,
+        ..Options::default()
+    })
+    .await?;
+    eprintln!(
+        "liquidation e2e (collector + health checker): {}",
+        figures.summary()
+    );
+    assert!(
+        figures.liquidatable >= 50,
+        "only {} accounts liquidatable after the drop",
+        figures.liquidatable
+    );
+    assert!(
+        figures.top_ups >= 1,
+        "the unfunded worker wallet was never topped up"
+    );
+    assert!(figures.liquidations >= figures.liquidatable);
+    figures.check()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_liquidators_alone_clear_the_drop_from_a_stand_in_health_checker() -> anyhow::Result<()>
+{
+    let figures = liquidation::run(&Options {
+        accounts: 2_000,
+        deadline: Duration::from_secs(100),
+        candidates: Candidates::StandIn,
+        ..Options::default()
+    })
+    .await?;
+    eprintln!(
+        "liquidation e2e (stand-in health checker): {}",
+        figures.summary()
+    );
+    assert!(figures.liquidatable >= 50);
+    assert!(figures.liquidations >= figures.liquidatable);
+    figures.check()
+}
+
+/// The benchmark's numbers (10,000 accounts), for a manual run in a debug build:
+/// `cargo test -p redline-tests --test liquidation_e2e -- --ignored --nocapture`
+/// (`LIQUIDATION_ACCOUNTS`, `LIQUIDATION_MAX_PER_TX` override the defaults).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark scale; `make bench` runs it in release mode"]
+async fn benchmark_scale_liquidation_run() -> anyhow::Result<()> {
+    let _ = redline_common::telemetry::init(&redline_common::telemetry::LogArgs {
+        log_format: redline_common::telemetry::LogFormat::Pretty,
+        log_level: std::env::var("E2E_LOG").unwrap_or_else(|_| "warn".into()),
+    });
+    let env = |name: &str| std::env::var(name).ok().and_then(|v| v.parse().ok());
+    let defaults = Options::default();
+    let figures = liquidation::run(&Options {
+        accounts: env("LIQUIDATION_ACCOUNTS").unwrap_or(defaults.accounts),
+        max_liquidations_per_tx: env("LIQUIDATION_MAX_PER_TX")
+            .unwrap_or(defaults.max_liquidations_per_tx),
+        ..defaults
+    })
+    .await?;
+    eprintln!("{}", figures.markdown());
+    eprintln!("liquidation run: {}", figures.summary());
+    eprintln!("failures: {:#?}", figures.failures);
+    figures.check()
+}

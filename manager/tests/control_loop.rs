@@ -1,0 +1,244 @@
+//! The control loop against a real redis-server and real child processes, with the block feed
+//! driven by the test (so that blocks can stop coming): a block whose jobs are done before the
+//! next one is on time, one whose jobs are still queued is late, work wakes a pool scaled to
+//! zero at once, a silent feed raises the alarm and the next block clears it, and shutdown
+//! stops every worker.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cosmwasm_std::Timestamp;
+use redline_common::chain::{BlockStream, NewBlock};
+use redline_common::index::IndexNamespace;
+use redline_common::jobs::{HealthCheckJob, ProtocolKind, HEALTH_CHECK_QUEUE};
+use redline_common::metrics::HealthReport;
+use redline_common::queue::{Queue, QueueConfig, RedisStreamQueue};
+use redline_common::testkit::RedisServer;
+use redline_manager::autoscale::ScalingPolicy;
+use redline_manager::control::{blocks_stream_key, Manager, Settings};
+use redline_manager::metrics::ManagerMetrics;
+use redline_manager::scaler::process::{ProcessConfig, ProcessScaler};
+use redline_manager::scaler::{Scaler, WorkerKind};
+
+const IDLE_WORKER: &str = "#!/bin/sh\ntrap 'exit 0' TERM\nwhile true; do sleep 0.05; done\n";
+
+fn write_service(dir: &Path, name: &str) {
+    use std::os::unix::fs::PermissionsExt as _;
+    let path = dir.join(name);
+    std::fs::write(&path, IDLE_WORKER).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+fn block(height: u64) -> NewBlock {
+    NewBlock {
+        height,
+        time: Timestamp::from_seconds(1_700_000_000 + height),
+        txs: Vec::new(),
+    }
+}
+
+fn job(height: u64, bucket: u32) -> HealthCheckJob {
+    HealthCheckJob {
+        chain_id: "test-1".into(),
+        protocol: ProtocolKind::RedBank,
+        height,
+        bucket_start: bucket,
+        bucket_end: bucket + 1,
+        accounts: 100,
+    }
+}
+
+fn policy(max: u32) -> ScalingPolicy {
+    ScalingPolicy {
+        min_workers: 0,
+        max_workers: max,
+        initial_block_time_s: 0.4,
+        ..ScalingPolicy::default()
+    }
+}
+
+async fn wait_for(what: &str, timeout: Duration, mut check: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Every block record so far: (height, status, jobs_missed).
+async fn records(conn: &mut redis::aio::ConnectionManager, key: &str) -> Vec<(u64, String, u64)> {
+    let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+        .arg(key)
+        .arg("-")
+        .arg("+")
+        .query_async(conn)
+        .await
+        .unwrap();
+    reply
+        .ids
+        .iter()
+        .map(|entry| {
+            let raw: String = entry.get("record").unwrap();
+            let record: serde_json::Value = serde_json::from_str(&raw).unwrap();
+            (
+                record["height"].as_u64().unwrap(),
+                record["status"].as_str().unwrap().to_owned(),
+                record["jobs_missed"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deadlines_alarm_wake_and_shutdown() {
+    let server = RedisServer::start().unwrap();
+    let queue_config = QueueConfig::with_url(server.url());
+    let dir = tempfile::tempdir().unwrap();
+    write_service(dir.path(), "health-checker");
+    write_service(dir.path(), "liquidator");
+    let scaler = Arc::new(ProcessScaler::new(ProcessConfig {
+        bin_dir: dir.path().to_path_buf(),
+        env: Vec::new(),
+        args: BTreeMap::new(),
+        stop_grace: Duration::from_secs(5),
+    }));
+    let registry = prometheus::Registry::new();
+    let metrics = ManagerMetrics::register(&registry).unwrap();
+    let health: HealthReport = Arc::new(tokio::sync::RwLock::new(serde_json::json!({})));
+    let settings = Settings {
+        queue: queue_config.clone(),
+        index: IndexNamespace::new("redline", "test-1", ProtocolKind::RedBank),
+        block_time: Duration::from_millis(400),
+        deadline_blocks: 1,
+        poll: Duration::from_millis(20),
+        block_alarm: Duration::from_secs(1),
+        blocks_stream_max_len: 1_000,
+        backlog_scan_cap: 10_000,
+        attempts_stream: "redline:liquidator:test-1:attempts".into(),
+        print_liquidations: true,
+        health_checker_policy: policy(2),
+        liquidator_policy: policy(1),
+    };
+    let manager = Manager::start(settings, scaler.clone(), metrics.clone(), health.clone())
+        .await
+        .unwrap();
+    let (blocks_tx, blocks_rx) = tokio::sync::mpsc::channel(16);
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let run = tokio::spawn(
+        manager.run(BlockStream::from_channel(blocks_rx, None), async move {
+            let _ = stop_rx.await;
+        }),
+    );
+    // The collector's side and the health checkers' side of the queue, played by the test.
+    let producer: RedisStreamQueue<HealthCheckJob> =
+        RedisStreamQueue::connect(&queue_config, HEALTH_CHECK_QUEUE)
+            .await
+            .unwrap();
+    let consumer: RedisStreamQueue<HealthCheckJob> =
+        RedisStreamQueue::connect(&queue_config, HEALTH_CHECK_QUEUE)
+            .await
+            .unwrap();
+    // Let the manager's tail start.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        scaler
+            .observe(WorkerKind::HealthChecker)
+            .await
+            .unwrap()
+            .running,
+        0,
+        "no worker before there is work"
+    );
+
+    // Block 1: queued and done within the block.
+    blocks_tx.send(block(1)).await.unwrap();
+    producer
+        .enqueue_batch(&[job(1, 0), job(1, 1)])
+        .await
+        .unwrap();
+    // The work wakes the pool at once, without waiting for a block.
+    let woken = scaler.clone();
+    wait_for("a health checker", Duration::from_secs(5), async || {
+        woken
+            .observe(WorkerKind::HealthChecker)
+            .await
+            .unwrap()
+            .running
+            == 1
+    })
+    .await;
+    let done = consumer
+        .fetch(10, Duration::from_millis(500))
+        .await
+        .unwrap();
+    assert_eq!(done.len(), 2);
+    consumer.ack_many(&done).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+
+    // Block 2: queued, one job never done.
+    blocks_tx.send(block(2)).await.unwrap();
+    producer
+        .enqueue_batch(&[job(2, 0), job(2, 1)])
+        .await
+        .unwrap();
+    let mut half = consumer.fetch(1, Duration::from_millis(500)).await.unwrap();
+    consumer.ack(&half.remove(0)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    blocks_tx.send(block(3)).await.unwrap();
+
+    let mut conn = redis::Client::open(server.url())
+        .unwrap()
+        .get_connection_manager()
+        .await
+        .unwrap();
+    let key = blocks_stream_key(&queue_config.queue_prefix);
+    let mut seen = Vec::new();
+    for _ in 0..100 {
+        seen = records(&mut conn, &key).await;
+        if seen.len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        seen,
+        vec![(1, "on_time".to_owned(), 0), (2, "late".to_owned(), 1)]
+    );
+
+    // No block for over a second: the alarm.
+    let alarmed = health.clone();
+    wait_for("the alarm", Duration::from_secs(5), async || {
+        alarmed.read().await["status"] == "alarm"
+    })
+    .await;
+    assert_eq!(metrics.block_alarm.get(), 1);
+    blocks_tx.send(block(4)).await.unwrap();
+    let cleared = health.clone();
+    wait_for("the alarm to clear", Duration::from_secs(5), async || {
+        cleared.read().await["status"] == "ok"
+    })
+    .await;
+    assert_eq!(metrics.block_alarm.get(), 0);
+    assert_eq!(metrics.last_block_height.get(), 4);
+    assert_eq!(metrics.blocks.with_label_values(&["late"]).get(), 1);
+
+    // Shutdown stops every worker.
+    let pids: Vec<u32> = scaler.pids("health-checker").await.into_values().collect();
+    assert!(!pids.is_empty());
+    stop_tx.send(()).unwrap();
+    let summary = tokio::time::timeout(Duration::from_secs(10), run)
+        .await
+        .expect("the manager stops")
+        .unwrap()
+        .unwrap();
+    assert_eq!((summary.on_time, summary.late), (1, 1));
+    assert!(summary.scale_ups >= 1);
+    for pid in pids {
+        assert!(
+            !Path::new(&format!("/proc/{pid}")).exists(),
+            "worker {pid} outlived the manager"
+        );
+    }
+}

@@ -1,0 +1,465 @@
+//! The `docker` backend against this machine's real Docker engine, with the images
+//! `make docker_build` makes (built here when missing). Workers run for real: each container
+//! starts the service binary, which connects to a throwaway Redis and an in-process devnet on
+//! the host's 127.0.0.1 (host network) and stays up.
+//!
+//! Without a Docker daemon these tests print a loud SKIPPED line and pass; where a daemon
+//! answers they must run.
+
+use std::collections::HashMap;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use bollard::models::ContainerCreateBody;
+use bollard::query_parameters::{CreateContainerOptionsBuilder, KillContainerOptionsBuilder};
+use bollard::Docker;
+use redline_common::testkit::{wait_for, RedisServer};
+use redline_manager::scaler::docker::{
+    DockerConfig, DockerScaler, LABEL_DEPLOYMENT, LABEL_KIND, LABEL_MANAGED,
+};
+use redline_manager::scaler::{Scaler, ScalerError, WorkerCount, WorkerKind};
+
+/// Services whose images these tests run.
+const IMAGES_NEEDED: &str = "health-checker liquidator";
+
+/// A Docker daemon to test against, or `None` (after a loud message) when there is none.
+async fn docker_or_skip(test: &str) -> Option<Docker> {
+    let docker = match Docker::connect_with_local_defaults() {
+        Ok(docker) => docker,
+        Err(error) => {
+            eprintln!("\n*** SKIPPED {test}: no Docker daemon here ({error}) ***\n");
+            return None;
+        }
+    };
+    let docker = docker.negotiate_version().await.ok()?;
+    if let Err(error) = docker.ping().await {
+        eprintln!("\n*** SKIPPED {test}: the Docker daemon does not answer ({error}) ***\n");
+        return None;
+    }
+    Some(docker)
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("manager/ sits in the workspace")
+        .to_path_buf()
+}
+
+/// Builds the worker images with `docker/build.sh` (what `make docker_build` runs) unless the
+/// engine has them. One test binary builds at most once.
+async fn ensure_images(docker: &Docker) {
+    static BUILD: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+    BUILD
+        .get_or_init(|| async {
+            let mut missing = Vec::new();
+            for service in IMAGES_NEEDED.split_whitespace() {
+                if docker
+                    .inspect_image(&format!("redline/{service}:latest"))
+                    .await
+                    .is_err()
+                {
+                    missing.push(service);
+                }
+            }
+            if missing.is_empty() {
+                return;
+            }
+            eprintln!(
+                "building the missing images {missing:?} with docker/build.sh (make docker_build); \
+                 this is a release build and takes minutes"
+            );
+            let status = tokio::process::Command::new("bash")
+                .arg("docker/build.sh")
+                .env("SERVICES", missing.join(" "))
+                .current_dir(workspace_root())
+                .status()
+                .await
+                .expect("running docker/build.sh");
+            assert!(status.success(), "docker/build.sh failed: {status}");
+        })
+        .await;
+}
+
+/// A deployment name no other test (or earlier run) uses.
+fn unique_deployment(test: &str) -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "test-{test}-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Removes every container of a deployment when dropped, so a failed test leaves none behind.
+struct Cleanup(String);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let listed = std::process::Command::new("docker")
+            .args([
+                "ps",
+                "-aq",
+                "--filter",
+                &format!("label={LABEL_DEPLOYMENT}={}", self.0),
+            ])
+            .output();
+        if let Ok(output) = listed {
+            let ids: Vec<String> = String::from_utf8_lossy(&output.stdout)
+                .split_whitespace()
+                .map(str::to_string)
+                .collect();
+            if !ids.is_empty() {
+                let _ = std::process::Command::new("docker")
+                    .arg("rm")
+                    .arg("-f")
+                    .args(&ids)
+                    .output();
+            }
+        }
+    }
+}
+
+/// Redis and a devnet for the workers to connect to, and the manifest pointing at both.
+struct Backends {
+    redis: RedisServer,
+    node: redline_devnet::rpc::NodeHandle,
+    _dir: tempfile::TempDir,
+    manifest: PathBuf,
+}
+
+async fn start_backends() -> Backends {
+    let redis = RedisServer::start().expect("starting redis-server");
+    let node_config = redline_devnet::rpc::NodeConfig {
+        chain: redline_devnet::chain::ChainConfig {
+            block_time: Duration::from_millis(500),
+            ..Default::default()
+        },
+        port: 0,
+        ..Default::default()
+    };
+    let scenario = redline_devnet::scenario::ScenarioConfig {
+        accounts: 20,
+        seed: 7,
+        ..Default::default()
+    };
+    let (node, _info, manifest) = redline_devnet::scenario::start(node_config, scenario)
+        .await
+        .expect("starting the devnet");
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let path = dir.path().join("manifest.json");
+    manifest.write(&path).expect("writing the manifest");
+    // The images run as nobody: the mounted file must be world-readable.
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644))
+        .expect("making the manifest readable");
+    Backends {
+        redis,
+        node,
+        _dir: dir,
+        manifest: path,
+    }
+}
+
+fn config(deployment: &str, manifest: &Path) -> DockerConfig {
+    DockerConfig {
+        deployment: deployment.to_string(),
+        manifest: Some(manifest.to_path_buf()),
+        network: "host".into(),
+        stop_grace_secs: 3,
+        ..DockerConfig::default()
+    }
+}
+
+fn worker_env(backends: &Backends, deployment: &str) -> Vec<(String, String)> {
+    vec![
+        ("REDIS_URL".into(), backends.redis.url()),
+        ("QUEUE_PREFIX".into(), deployment.to_string()),
+        ("RUST_LOG".into(), "info".into()),
+        ("LOG_FORMAT".into(), "json".into()),
+    ]
+}
+
+async fn wait_for_count(scaler: &DockerScaler, kind: WorkerKind, want: WorkerCount) {
+    let result = wait_for(
+        || async { scaler.observe(kind).await.ok() == Some(want) },
+        Duration::from_secs(60),
+    )
+    .await;
+    if result.is_err() {
+        panic!(
+            "{kind}: wanted {want:?}, engine shows {:?}: {:?}",
+            scaler.observe(kind).await,
+            scaler.containers(kind).await
+        );
+    }
+}
+
+fn count(desired: u32, running: u32) -> WorkerCount {
+    WorkerCount {
+        desired,
+        running,
+        pending: 0,
+    }
+}
+
+async fn logs(docker: &Docker, name: &str) -> String {
+    use futures::StreamExt;
+    let options = bollard::query_parameters::LogsOptionsBuilder::default()
+        .stdout(true)
+        .stderr(true)
+        .build();
+    let mut stream = docker.logs(name, Some(options));
+    let mut text = String::new();
+    while let Some(Ok(chunk)) = stream.next().await {
+        text.push_str(&String::from_utf8_lossy(&chunk.into_bytes()));
+    }
+    text
+}
+
+/// Every container of `kind` is still running after `period`: the binary started, connected
+/// to Redis and the devnet (it exits at start when either fails) and stays up.
+async fn assert_stay_up(docker: &Docker, scaler: &DockerScaler, kind: WorkerKind) {
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let containers = scaler.containers(kind).await.unwrap();
+    for (name, state) in &containers {
+        let log = logs(docker, name).await;
+        assert_eq!(state, "running", "{name} did not stay up; its logs:\n{log}");
+        assert!(!log.trim().is_empty(), "{name} wrote no logs");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scales_adopts_and_removes_orphans() {
+    let Some(docker) = docker_or_skip("scales_adopts_and_removes_orphans").await else {
+        return;
+    };
+    ensure_images(&docker).await;
+    let backends = start_backends().await;
+    let deployment = unique_deployment("scale");
+    let _cleanup = Cleanup(deployment.clone());
+    let kind = WorkerKind::HealthChecker;
+
+    let scaler = DockerScaler::connect(
+        config(&deployment, &backends.manifest),
+        worker_env(&backends, &deployment),
+    )
+    .await
+    .expect("connecting to the engine");
+    assert_eq!(scaler.backend(), "docker");
+    assert_eq!(scaler.observe(kind).await.unwrap(), WorkerCount::default());
+
+    // 0 → 2: two containers run the health-checker binary and stay up.
+    scaler.scale_to(kind, 2).await.unwrap();
+    wait_for_count(&scaler, kind, count(2, 2)).await;
+    assert_stay_up(&docker, &scaler, kind).await;
+    let first_two = scaler.containers(kind).await.unwrap();
+    assert_eq!(first_two.len(), 2);
+    let log = logs(&docker, &first_two[0].0).await;
+    eprintln!("{} logs:\n{log}", first_two[0].0);
+    assert!(
+        log.contains("health-checker") || log.contains("health_checker"),
+        "the container runs the health-checker: {log}"
+    );
+    // Idempotent: asking again changes nothing.
+    scaler.scale_to(kind, 2).await.unwrap();
+    assert_eq!(scaler.containers(kind).await.unwrap(), first_two);
+
+    // 2 → 1: one stopped and removed, not just stopped.
+    scaler.scale_to(kind, 1).await.unwrap();
+    wait_for_count(&scaler, kind, count(1, 1)).await;
+    assert_eq!(scaler.containers(kind).await.unwrap().len(), 1);
+
+    // A new scaler (a restarted manager) adopts the running container.
+    let survivor = scaler.containers(kind).await.unwrap();
+    drop(scaler);
+    let scaler = DockerScaler::connect(
+        config(&deployment, &backends.manifest),
+        worker_env(&backends, &deployment),
+    )
+    .await
+    .unwrap();
+    assert_eq!(scaler.observe(kind).await.unwrap(), count(1, 1));
+    scaler.scale_to(kind, 1).await.unwrap();
+    assert_eq!(scaler.containers(kind).await.unwrap(), survivor);
+
+    // An orphan (one of ours that exited: here a worker given a flag it rejects) is removed
+    // by the next reconcile; the running worker is kept.
+    let orphan = format!("redline-{deployment}-orphan");
+    let labels = HashMap::from([
+        (LABEL_MANAGED.to_string(), "true".to_string()),
+        (LABEL_DEPLOYMENT.to_string(), deployment.clone()),
+        (LABEL_KIND.to_string(), kind.service().to_string()),
+    ]);
+    docker
+        .create_container(
+            Some(
+                CreateContainerOptionsBuilder::default()
+                    .name(&orphan)
+                    .build(),
+            ),
+            ContainerCreateBody {
+                image: Some("redline/health-checker:latest".into()),
+                cmd: Some(vec!["--no-such-flag".into()]),
+                labels: Some(labels),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    docker.start_container(&orphan, None).await.unwrap();
+    wait_for(
+        || async {
+            scaler
+                .containers(kind)
+                .await
+                .unwrap()
+                .iter()
+                .any(|(name, state)| *name == orphan && state == "exited")
+        },
+        Duration::from_secs(30),
+    )
+    .await
+    .expect("the orphan exits");
+    assert_eq!(scaler.observe(kind).await.unwrap(), count(1, 1));
+    scaler.scale_to(kind, 1).await.unwrap();
+    assert_eq!(scaler.containers(kind).await.unwrap(), survivor);
+
+    // A worker that dies is replaced: kill it, reconcile, and a new one runs.
+    docker
+        .kill_container(
+            &survivor[0].0,
+            Some(
+                KillContainerOptionsBuilder::default()
+                    .signal("SIGKILL")
+                    .build(),
+            ),
+        )
+        .await
+        .unwrap();
+    wait_for(
+        || async { scaler.observe(kind).await.unwrap().running == 0 },
+        Duration::from_secs(30),
+    )
+    .await
+    .expect("the killed worker stops");
+    scaler.scale_to(kind, 1).await.unwrap();
+    wait_for_count(&scaler, kind, count(1, 1)).await;
+    let replacement = scaler.containers(kind).await.unwrap();
+    assert_eq!(replacement.len(), 1);
+    assert_ne!(replacement[0].0, survivor[0].0);
+
+    // 1 → 0: nothing of ours is left.
+    scaler.scale_to(kind, 0).await.unwrap();
+    assert_eq!(scaler.observe(kind).await.unwrap(), count(0, 0));
+    assert!(scaler.containers(kind).await.unwrap().is_empty());
+    backends.node.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_stops_every_kind_and_leaves_other_deployments() {
+    let Some(docker) = docker_or_skip("shutdown_stops_every_kind").await else {
+        return;
+    };
+    ensure_images(&docker).await;
+    let backends = start_backends().await;
+    let ours = unique_deployment("shutdown");
+    let theirs = unique_deployment("neighbour");
+    let _cleanup = (Cleanup(ours.clone()), Cleanup(theirs.clone()));
+
+    let scaler = DockerScaler::connect(
+        config(&ours, &backends.manifest),
+        worker_env(&backends, &ours),
+    )
+    .await
+    .unwrap();
+    let neighbour = DockerScaler::connect(
+        config(&theirs, &backends.manifest),
+        worker_env(&backends, &theirs),
+    )
+    .await
+    .unwrap();
+    scaler.scale_to(WorkerKind::HealthChecker, 1).await.unwrap();
+    scaler.scale_to(WorkerKind::Liquidator, 1).await.unwrap();
+    neighbour
+        .scale_to(WorkerKind::HealthChecker, 1)
+        .await
+        .unwrap();
+    wait_for_count(&scaler, WorkerKind::Liquidator, count(1, 1)).await;
+    wait_for_count(&scaler, WorkerKind::HealthChecker, count(1, 1)).await;
+    wait_for_count(&neighbour, WorkerKind::HealthChecker, count(1, 1)).await;
+    // The liquidator binary runs too (its mnemonic comes from the devnet's manifest).
+    assert_stay_up(&docker, &scaler, WorkerKind::Liquidator).await;
+
+    scaler.shutdown().await.unwrap();
+    for kind in WorkerKind::ALL {
+        assert!(scaler.containers(kind).await.unwrap().is_empty());
+        assert_eq!(scaler.observe(kind).await.unwrap(), WorkerCount::default());
+    }
+    assert_eq!(
+        neighbour.observe(WorkerKind::HealthChecker).await.unwrap(),
+        count(1, 1),
+        "another deployment's workers are left alone"
+    );
+    neighbour.shutdown().await.unwrap();
+    backends.node.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_missing_image_names_the_build_target() {
+    let Some(_docker) = docker_or_skip("a_missing_image_names_the_build_target").await else {
+        return;
+    };
+    let deployment = unique_deployment("noimage");
+    let _cleanup = Cleanup(deployment.clone());
+    let scaler = DockerScaler::connect(
+        DockerConfig {
+            deployment: deployment.clone(),
+            image_prefix: "redline-test-absent/".into(),
+            ..DockerConfig::default()
+        },
+        Vec::new(),
+    )
+    .await
+    .unwrap();
+    let error = scaler
+        .scale_to(WorkerKind::Liquidator, 1)
+        .await
+        .unwrap_err();
+    let message = error.to_string();
+    assert!(matches!(error, ScalerError::Backend { .. }), "{message}");
+    assert!(
+        message.contains("redline-test-absent/liquidator:latest")
+            && message.contains("make docker_build"),
+        "{message}"
+    );
+    assert!(scaler
+        .containers(WorkerKind::Liquidator)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+#[tokio::test]
+async fn a_bad_engine_address_names_the_flag() {
+    let error = DockerScaler::connect(
+        DockerConfig {
+            host: Some("unix:///nonexistent/docker.sock".into()),
+            ..DockerConfig::default()
+        },
+        Vec::new(),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            ScalerError::Config {
+                field: "--docker-host",
+                ..
+            }
+        ),
+        "{error}"
+    );
+}

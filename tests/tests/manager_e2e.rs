@@ -1,0 +1,707 @@
+//! Issue 5's acceptance with the `process` backend: a real redis-server, a devnet (3 s
+//! blocks, 1,000 seeded accounts) and the real `manager` binary, which starts the collector
+//! itself and no workers; then
+//!
+//! 1. **baseline**: the first enqueued work wakes one health checker; every block in time;
+//! 2. **load**: healthy synthetic accounts are written into the position index (the collector
+//!    cuts them into every block's jobs like real ones): a 100,000-account probe lets the
+//!    manager measure a health checker's real throughput, then the load grows to 1.4 blocks
+//!    of one health checker's work per block. The manager must scale the health checkers up,
+//!    and once it has settled (6 blocks in time in a row), 6 further blocks must all be in
+//!    time too;
+//! 3. **load gone**: the synthetic accounts are removed; the manager must scale back to one;
+//! 4. **price drop**: ATOM falls 30 %; the manager scales liquidators up from none, and every
+//!    account a liquidator could liquidate at a profit is liquidated (none left);
+//! 5. **Ctrl-C**: SIGTERM to the manager stops it and every process it started.
+//!
+//! The binaries come from the workspace's target directory (`cargo build --bins` first; `make
+//! test` builds them). The figures the issue asks for (blocks missed before and after scaling,
+//! how long scale-up took) are printed: run with `-- --nocapture`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+use cosmwasm_std::{Decimal, Uint128};
+use futures::StreamExt as _;
+use redis::aio::ConnectionManager;
+use redline_common::chain::{ChainClient, TendermintClient};
+use redline_common::index::{
+    CollateralEntry, DebtEntry, IndexNamespace, IndexedAccount, PositionIndex,
+};
+use redline_common::jobs::ProtocolKind;
+use redline_common::testkit::{free_port, RedisServer};
+use redline_liquidator::plan::PlanContext;
+use redline_liquidator::recheck::{inclusion_window, PositionReader, RedBankContracts};
+use redline_tests::bench::devnet::Devnet;
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const ACCOUNTS: usize = 1_000;
+const BLOCK_TIME: Duration = Duration::from_secs(3);
+const QUEUE_PREFIX: &str = "e2e";
+const MAX_HEALTH_CHECKERS: u32 = 4;
+const MAX_LIQUIDATORS: u32 = 2;
+/// Consecutive on-time blocks that show a phase has settled.
+const SETTLED_BLOCKS: usize = 6;
+/// Healthy accounts of the throughput probe, and the most the load adds.
+const PROBE_LOAD: u64 = 100_000;
+const MAX_LOAD: u64 = 600_000;
+/// Blocks of work per block the load gives one health checker.
+const LOAD_BLOCKS: f64 = 1.4;
+/// Blocks after settling that must all be in time.
+const HOLD_BLOCKS: usize = 6;
+
+/// The directory `cargo build` puts the workspace's binaries in (this test runs from
+/// `target/<profile>/deps/`).
+fn bin_dir() -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .context("the test binary is not in target/<profile>/deps")?
+        .to_path_buf();
+    for binary in ["manager", "collector", "health-checker", "liquidator"] {
+        if !dir.join(binary).is_file() {
+            bail!(
+                "{} is missing: build the binaries first (cargo build --bins, or make test)",
+                dir.join(binary).display()
+            );
+        }
+    }
+    Ok(dir)
+}
+
+/// One block record the manager wrote (`e2e:manager:blocks`).
+#[derive(Debug, Clone)]
+struct Block {
+    height: u64,
+    status: String,
+    jobs_missed: u64,
+    accounts: u64,
+    lag_ms: Option<u64>,
+    health_checkers: u64,
+    liquidators: u64,
+    seen: Instant,
+}
+
+impl Block {
+    fn on_time(&self) -> bool {
+        self.status == "on_time"
+    }
+    fn missed(&self) -> bool {
+        self.status == "late" || self.status == "not_enqueued"
+    }
+}
+
+struct Records {
+    conn: ConnectionManager,
+    key: String,
+    last_id: String,
+    all: Vec<Block>,
+}
+
+impl Records {
+    async fn poll(&mut self) -> anyhow::Result<()> {
+        let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+            .arg(&self.key)
+            .arg(format!("({}", self.last_id))
+            .arg("+")
+            .query_async(&mut self.conn)
+            .await?;
+        for entry in reply.ids {
+            self.last_id = entry.id.clone();
+            let raw: String = entry
+                .get("record")
+                .context("a block record without `record`")?;
+            let record: Value = serde_json::from_str(&raw)?;
+            let number = |field: &str| record[field].as_u64().unwrap_or(0);
+            self.all.push(Block {
+                height: number("height"),
+                status: record["status"].as_str().unwrap_or_default().to_owned(),
+                jobs_missed: number("jobs_missed"),
+                accounts: number("accounts"),
+                lag_ms: record["lag_ms"].as_u64(),
+                health_checkers: number("health_checkers"),
+                liquidators: number("liquidators"),
+                seen: Instant::now(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Polls until `done` holds for the records so far, or fails after `timeout`.
+    async fn wait_until(
+        &mut self,
+        what: &str,
+        timeout: Duration,
+        mut done: impl FnMut(&[Block]) -> bool,
+    ) -> anyhow::Result<()> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            self.poll().await?;
+            if done(&self.all) {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                let tail: Vec<String> = self
+                    .all
+                    .iter()
+                    .rev()
+                    .take(12)
+                    .map(|b| {
+                        format!(
+                            "{}:{}:{}acc:{:?}ms:{}hc",
+                            b.height, b.status, b.accounts, b.lag_ms, b.health_checkers
+                        )
+                    })
+                    .collect();
+                bail!("timed out after {timeout:?} waiting for {what}; last blocks: {tail:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+}
+
+/// The last `n` records all on time with at least `workers` health checkers.
+fn settled(blocks: &[Block], since: usize, n: usize, workers: u64) -> bool {
+    let recent = &blocks[since.min(blocks.len())..];
+    recent.len() >= n
+        && recent[recent.len() - n..]
+            .iter()
+            .all(|b| b.on_time() && b.health_checkers >= workers)
+}
+
+async fn http_get(addr: &str, path: &str) -> anyhow::Result<Value> {
+    let mut stream = tokio::net::TcpStream::connect(addr).await?;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await?;
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body)
+        .unwrap_or_default();
+    Ok(serde_json::from_str(body)?)
+}
+
+/// `count` accounts with a healthy uusdc-backed uusdc loan (HF 8): pure load, never a
+/// liquidation candidate.
+fn healthy_accounts(
+    usdc: redline_common::index::DenomId,
+    first: u64,
+    count: u64,
+) -> Vec<IndexedAccount> {
+    (first..first + count)
+        .map(|i| IndexedAccount {
+            address: format!("loadtest1{i:038x}"),
+            collaterals: vec![CollateralEntry {
+                denom: usdc,
+                amount_scaled: Uint128::new(1_000_000_000),
+                enabled: true,
+            }],
+            debts: vec![DebtEntry {
+                denom: usdc,
+                amount_scaled: Uint128::new(100_000_000),
+                uncollateralized: false,
+            }],
+        })
+        .collect()
+}
+
+async fn remove_accounts(
+    conn: &mut ConnectionManager,
+    index: &PositionIndex,
+    accounts: &[IndexedAccount],
+) -> anyhow::Result<()> {
+    let mut by_bucket: BTreeMap<u32, Vec<&str>> = BTreeMap::new();
+    for account in accounts {
+        by_bucket
+            .entry(index.bucket_of(&account.address))
+            .or_default()
+            .push(&account.address);
+    }
+    let mut pipe = redis::pipe();
+    for (bucket, addresses) in by_bucket {
+        pipe.cmd("HDEL")
+            .arg(index.namespace().bucket(bucket))
+            .arg(addresses)
+            .ignore();
+    }
+    let () = pipe.query_async(conn).await?;
+    Ok(())
+}
+
+/// Borrowers that a liquidator could still liquidate at a profit now (unlimited funds, the
+/// fee of a generous 1M-gas tx counted).
+async fn profitable_left(
+    reader: &PositionReader<TendermintClient>,
+    borrowers: &[String],
+    gas_price: Decimal,
+    fee_denom: &str,
+) -> anyhow::Result<Vec<String>> {
+    let snapshot = reader.latest().await?;
+    let (earliest, expected) = inclusion_window(&snapshot, BLOCK_TIME);
+    let unlimited: BTreeMap<String, Uint128> = snapshot
+        .markets
+        .keys()
+        .map(|d| (d.clone(), Uint128::new(u128::MAX / 4)))
+        .collect();
+    let fee_value = snapshot
+        .prices
+        .value(fee_denom, Uint128::new(1_000_000).mul_ceil(gas_price))?;
+    let positions: Vec<_> = futures::stream::iter(borrowers.iter().cloned())
+        .map(|account| {
+            let snapshot = &snapshot;
+            async move { reader.read_account(&account, snapshot.height).await }
+        })
+        .buffer_unordered(16)
+        .collect()
+        .await;
+    let mut left = Vec::new();
+    for position in positions {
+        let position = position?;
+        if let Ok(context) = PlanContext::new(&snapshot, &position, earliest, expected) {
+            if let Ok(plan) = context.best_plan(&unlimited) {
+                if plan.expected_profit > fee_value {
+                    left.push(plan.account.clone());
+                }
+            }
+        }
+    }
+    Ok(left)
+}
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Unix milliseconds of the first JSON log line at or after `after_ms` whose fields match.
+fn log_event_ms(log: &str, after_ms: u64, matches: impl Fn(&Value) -> bool) -> Option<u64> {
+    log.lines()
+        .filter(|line| line.starts_with('{'))
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter_map(|entry| {
+            let time = tendermint::Time::parse_from_rfc3339(entry["timestamp"].as_str()?).ok()?;
+            let ms = (time.unix_timestamp_nanos() / 1_000_000) as u64;
+            (ms >= after_ms && matches(&entry["fields"])).then_some(ms)
+        })
+        .next()
+}
+
+/// Direct children of `pid` (from /proc).
+fn children_of(pid: u32) -> Vec<u32> {
+    let mut children = Vec::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return children;
+    };
+    for entry in entries.flatten() {
+        let Ok(child) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{child}/stat")) else {
+            continue;
+        };
+        // `pid (comm) state ppid …`; comm may hold spaces, so split after the last `)`.
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .map(|(_, rest)| rest.split_whitespace().collect())
+            .unwrap_or_default();
+        if fields.get(1).and_then(|p| p.parse::<u32>().ok()) == Some(pid) {
+            children.push(child);
+        }
+    }
+    children
+}
+
+/// Alive and not a zombie.
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|stat| {
+            stat.rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().next())
+                .is_some_and(|state| state != "Z" && state != "X")
+        })
+        .unwrap_or(false)
+}
+
+fn tail(path: &Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn manager_scales_with_the_load_and_the_liquidations_land() -> anyhow::Result<()> {
+    let bin = bin_dir()?;
+    let dir = tempfile::Builder::new().prefix("manager-e2e").tempdir()?;
+    let log_path = dir.path().join("manager.log");
+    let result = run(&bin, dir.path(), &log_path).await;
+    if result.is_err() {
+        eprintln!(
+            "manager log ({}), last lines:\n{}",
+            log_path.display(),
+            tail(&log_path, 80)
+        );
+        // Keep the directory for a look.
+        let kept = dir.keep();
+        eprintln!("kept {}", kept.display());
+    }
+    result
+}
+
+async fn run(bin: &Path, dir: &Path, log_path: &Path) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let redis_server = RedisServer::start()?;
+    let devnet = Devnet::start(ACCOUNTS, 11, BLOCK_TIME).await?;
+    let manifest_path = dir.join("manifest.json");
+    devnet.manifest.write(&manifest_path)?;
+    let metrics_addr = format!("127.0.0.1:{}", free_port()?);
+    let log = std::fs::File::create(log_path)?;
+    let mut manager = tokio::process::Command::new(bin.join("manager"))
+        .args(["--manifest", &manifest_path.display().to_string()])
+        .args(["--redis-url", &redis_server.url()])
+        .args([
+            "--queue-prefix",
+            QUEUE_PREFIX,
+            "--index-prefix",
+            QUEUE_PREFIX,
+        ])
+        .args([
+            "--backend",
+            "process",
+            "--bin-dir",
+            &bin.display().to_string(),
+        ])
+        .args(["--min-health-checkers", "0", "--min-liquidators", "0"])
+        .args(["--max-health-checkers", &MAX_HEALTH_CHECKERS.to_string()])
+        .args(["--max-liquidators", &MAX_LIQUIDATORS.to_string()])
+        .args(["--metrics-addr", &metrics_addr, "--log-format", "json"])
+        .args(["--worker-log-level", "warn", "--stop-grace-secs", "10"])
+        // One compute thread per health checker: capacity comes from processes, which is
+        // what the manager scales.
+        .args([
+            "--health-checker-arg=--workers=1",
+            "--health-checker-arg=--compute-threads=1",
+        ])
+        .args([
+            "--collector-arg=--reconcile-every-blocks=0",
+            "--collector-arg=--no-progress-bar",
+        ])
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .context("starting the manager")?;
+    let manager_pid = manager.id().context("manager pid")?;
+
+    let client = redis::Client::open(redis_server.url())?;
+    let conn = client.get_connection_manager().await?;
+    let mut records = Records {
+        conn: conn.clone(),
+        key: format!("{QUEUE_PREFIX}:manager:blocks"),
+        last_id: "0-0".into(),
+        all: Vec::new(),
+    };
+
+    // The manager starts no worker before there is work.
+    let health = loop {
+        if let Ok(health) = http_get(&metrics_addr, "/health").await {
+            break health;
+        }
+        if let Ok(Some(status)) = manager.try_wait() {
+            bail!("the manager exited at start: {status}");
+        }
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(120),
+            "the manager never served /health"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    eprintln!(
+        "manager up after {:.1} s: {health}",
+        started.elapsed().as_secs_f64()
+    );
+
+    // 1. Baseline: one health checker, every block in time.
+    records
+        .wait_until("the baseline to settle", Duration::from_secs(120), |b| {
+            settled(b, 0, SETTLED_BLOCKS, 1)
+        })
+        .await?;
+    let first_worker_block = records
+        .all
+        .iter()
+        .position(|b| b.health_checkers > 0)
+        .unwrap_or(0);
+    anyhow::ensure!(
+        records.all[..first_worker_block]
+            .iter()
+            .all(|b| b.health_checkers == 0),
+        "workers before any work"
+    );
+    let health = http_get(&metrics_addr, "/health").await?;
+    let throughput = health["workers"]["health-checker"]["throughput_per_worker_s"]
+        .as_f64()
+        .unwrap_or_default();
+    let baseline_accounts = records.all.last().map(|b| b.accounts).unwrap_or(0);
+    eprintln!(
+        "baseline: {baseline_accounts} accounts per block with 1 health checker, measured {throughput:.0} accounts/worker-s"
+    );
+
+    // 2. Load. First a probe of PROBE_LOAD healthy accounts, big enough that the manager
+    //    measures a health checker's real throughput (small jobs are mostly overhead); then,
+    //    unless the probe already needed more workers, enough to give one health checker
+    //    LOAD_BLOCKS blocks of work per block.
+    let index = PositionIndex::open(
+        conn.clone(),
+        IndexNamespace::new(
+            QUEUE_PREFIX,
+            &devnet.manifest.chain_id,
+            ProtocolKind::RedBank,
+        ),
+    )
+    .await?;
+    let usdc = index.denom_ids(&["uusdc"]).await?[0];
+    let mut synthetic = healthy_accounts(usdc, 0, PROBE_LOAD);
+    for chunk in synthetic.chunks(50_000) {
+        index.put_accounts(chunk).await?;
+    }
+    let probe_start = records.all.len();
+    // The probe's first blocks may briefly scale up on the throughput measured with tiny
+    // jobs; wait until the manager has measured and is back to one health checker.
+    records
+        .wait_until(
+            "blocks with the probe load on one health checker",
+            Duration::from_secs(90),
+            |b| {
+                let probed = &b[probe_start..];
+                probed.iter().filter(|b| b.accounts >= PROBE_LOAD).count() >= 4
+                    && probed.len() >= 2
+                    && probed[probed.len() - 2..]
+                        .iter()
+                        .all(|b| b.health_checkers == 1 && b.on_time())
+            },
+        )
+        .await?;
+    let health = http_get(&metrics_addr, "/health").await?;
+    let measured = health["workers"]["health-checker"]["throughput_per_worker_s"]
+        .as_f64()
+        .unwrap_or_default();
+    let load = ((measured * BLOCK_TIME.as_secs_f64() * LOAD_BLOCKS) as u64)
+        .clamp(2 * PROBE_LOAD, MAX_LOAD);
+    let more = healthy_accounts(usdc, PROBE_LOAD, load - PROBE_LOAD);
+    for chunk in more.chunks(50_000) {
+        index.put_accounts(chunk).await?;
+    }
+    synthetic.extend(more);
+    let load_at = (Instant::now(), unix_ms());
+    eprintln!(
+        "load: {load} accounts per block (one health checker measured at {measured:.0} accounts/s) from {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    let (load_at, load_at_ms) = load_at;
+    let before_load = records
+        .all
+        .iter()
+        .position(|b| b.seen >= load_at)
+        .unwrap_or(records.all.len());
+    records
+        .wait_until(
+            "the health checkers to scale up",
+            Duration::from_secs(60),
+            |b| b[before_load..].iter().any(|b| b.health_checkers >= 2),
+        )
+        .await?;
+    let scaled_at = records.all[before_load..]
+        .iter()
+        .find(|b| b.health_checkers >= 2)
+        .map(|b| b.seen)
+        .unwrap_or_else(Instant::now);
+    // Settled: SETTLED_BLOCKS blocks in time in a row with the scaled-up count; then every
+    // block of a further HOLD_BLOCKS must be in time too.
+    records
+        .wait_until(
+            "every block in time after the scale-up",
+            Duration::from_secs(120),
+            |b| settled(b, before_load, SETTLED_BLOCKS, 2),
+        )
+        .await?;
+    let settled_len = records.all.len();
+    records
+        .wait_until("the hold blocks", Duration::from_secs(60), |b| {
+            b.len() >= settled_len + HOLD_BLOCKS
+        })
+        .await?;
+    let loaded: Vec<Block> = records.all[before_load..].to_vec();
+    let first_on_time_scaled = loaded
+        .iter()
+        .position(|b| b.health_checkers >= 2 && b.on_time())
+        .unwrap_or(0);
+    let missed_before = loaded[..first_on_time_scaled]
+        .iter()
+        .filter(|b| b.missed())
+        .count();
+    let jobs_missed_before: u64 = loaded[..first_on_time_scaled]
+        .iter()
+        .map(|b| b.jobs_missed)
+        .sum();
+    let missed_after = loaded[first_on_time_scaled..]
+        .iter()
+        .filter(|b| b.missed())
+        .count();
+    let peak = loaded.iter().map(|b| b.health_checkers).max().unwrap_or(0);
+    let recovered_at = loaded[first_on_time_scaled].seen;
+    let held = &records.all[settled_len - SETTLED_BLOCKS..];
+    // From the manager's own log: when it decided, and when the new workers ran.
+    let log = std::fs::read_to_string(log_path)?;
+    let decided_ms = log_event_ms(&log, load_at_ms, |f| {
+        f["message"] == "scaling up" && f["kind"] == "health-checker"
+    });
+    let started_ms = log_event_ms(&log, load_at_ms, |f| {
+        f["message"] == "worker started" && f["service"] == "health-checker" && f["worker"] == 1
+    });
+    eprintln!(
+        "scale-up: decided {} ms and the second health checker started {} ms after the load was written; \
+         workers ≥ 2 in the block records after {:.1} s, first block in time with them after {:.1} s",
+        decided_ms.map(|t| (t - load_at_ms).to_string()).unwrap_or("?".into()),
+        started_ms.map(|t| (t - load_at_ms).to_string()).unwrap_or("?".into()),
+        scaled_at.duration_since(load_at).as_secs_f64(),
+        recovered_at.duration_since(load_at).as_secs_f64(),
+    );
+    eprintln!(
+        "scaled up to {peak} health checkers; blocks missed before scaling {missed_before} ({jobs_missed_before} jobs), \
+         after {missed_after}; lag of the {} blocks held: {:?} ms",
+        held.len(),
+        held.iter().map(|b| b.lag_ms.unwrap_or(0)).collect::<Vec<_>>(),
+    );
+    // Once scaled, every block's work finished within the block.
+    anyhow::ensure!(
+        held.iter().all(|b| b.on_time()),
+        "blocks missed once scaled: {:?}",
+        held.iter()
+            .filter(|b| !b.on_time())
+            .map(|b| (b.height, b.status.clone(), b.health_checkers))
+            .collect::<Vec<_>>()
+    );
+
+    // 3. The load goes away: back down.
+    remove_accounts(&mut conn.clone(), &index, &synthetic).await?;
+    let unload_at = Instant::now();
+    let before_unload = records.all.len();
+    records
+        .wait_until(
+            "the health checkers to scale down",
+            Duration::from_secs(90),
+            |b| {
+                b[before_unload..]
+                    .iter()
+                    .any(|b| b.health_checkers <= 1 && b.accounts < baseline_accounts + 100)
+            },
+        )
+        .await?;
+    eprintln!(
+        "scaled down to 1 health checker {:.1} s after the load went",
+        unload_at.elapsed().as_secs_f64()
+    );
+
+    // 4. The price drop: liquidators from none, every profitable liquidation made.
+    let reader = PositionReader::new(
+        devnet.client.clone(),
+        RedBankContracts {
+            red_bank: devnet.manifest.contracts.red_bank.clone(),
+            oracle: devnet.manifest.contracts.oracle.clone(),
+            params: devnet.manifest.contracts.params.clone(),
+        },
+        6,
+    );
+    let gas_price: Decimal = devnet
+        .manifest
+        .fee
+        .gas_price
+        .parse()
+        .map_err(|e| anyhow::anyhow!("manifest gas price: {e}"))?;
+    let fee_denom = devnet.manifest.fee.denom.clone();
+    let liquidators_before = records.all.last().map(|b| b.liquidators).unwrap_or(0);
+    let drop_at = Instant::now();
+    let drop_height = devnet.move_prices(&[("uatom", "7")]).await?;
+    let liquidatable = profitable_left(&reader, &devnet.borrowers, gas_price, &fee_denom).await?;
+    eprintln!(
+        "price drop at height {drop_height}: {} accounts liquidatable at a profit (liquidators running before: {liquidators_before})",
+        liquidatable.len()
+    );
+    anyhow::ensure!(
+        !liquidatable.is_empty(),
+        "the drop made nothing liquidatable"
+    );
+    let deadline = Instant::now() + Duration::from_secs(150);
+    let left = loop {
+        let left = profitable_left(&reader, &liquidatable, gas_price, &fee_denom).await?;
+        if left.is_empty() || Instant::now() > deadline {
+            break left;
+        }
+        tokio::time::sleep(BLOCK_TIME).await;
+    };
+    records.poll().await?;
+    let peak_liquidators = records.all.iter().map(|b| b.liquidators).max().unwrap_or(0);
+    let health = http_get(&metrics_addr, "/health").await?;
+    let landed = health["totals"]["liquidations_done"].as_u64().unwrap_or(0);
+    eprintln!(
+        "liquidations: {landed} landed in {:.1} s, {} of {} still profitable, liquidators up to {peak_liquidators}",
+        drop_at.elapsed().as_secs_f64(),
+        left.len(),
+        liquidatable.len()
+    );
+    anyhow::ensure!(left.is_empty(), "liquidatable accounts left: {left:?}");
+    anyhow::ensure!(
+        liquidators_before == 0,
+        "liquidators ran before there was anything to liquidate"
+    );
+    anyhow::ensure!(peak_liquidators >= 1, "no liquidator was started");
+    anyhow::ensure!(
+        landed as usize >= liquidatable.len(),
+        "the manager saw {landed} liquidations land for {} liquidatable accounts",
+        liquidatable.len()
+    );
+    let latest = devnet.client.latest_height().await?;
+    eprintln!("chain at height {latest}");
+
+    // 5. SIGTERM: the manager stops, and so does everything it started.
+    let children = children_of(manager_pid);
+    anyhow::ensure!(
+        children.len() >= 2,
+        "expected the collector and workers as children, found {children:?}"
+    );
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &manager_pid.to_string()])
+        .status()?;
+    anyhow::ensure!(killed.success(), "kill -TERM failed");
+    let status = tokio::time::timeout(Duration::from_secs(40), manager.wait())
+        .await
+        .context("the manager did not stop within 40 s of SIGTERM")??;
+    anyhow::ensure!(status.success(), "the manager exited with {status}");
+    let survivors: Vec<u32> = children.into_iter().filter(|pid| alive(*pid)).collect();
+    anyhow::ensure!(
+        survivors.is_empty(),
+        "processes outlived the manager: {survivors:?}"
+    );
+    let log = std::fs::read_to_string(log_path)?;
+    anyhow::ensure!(
+        log.contains("every worker stopped"),
+        "no clean stop in the log"
+    );
+    eprintln!(
+        "manager e2e done in {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
+    devnet.shutdown().await;
+    drop(redis_server);
+    Ok(())
+}

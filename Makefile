@@ -21,7 +21,7 @@ build: ## Build every crate (debug)
 deps: ## Install what this machine lacks (redis-server from Debian's packages)
 	@bash scripts/ensure-redis.sh >/dev/null
 
-test: deps ## Run every test (starts its own throwaway Redis servers and devnets)
+test: deps deps-py build ## Run every test (own throwaway Redis servers, devnets, Docker images, moto_server)
 	$(CARGO) test --workspace --no-fail-fast
 
 lint: ## rustfmt check and clippy with warnings as errors
@@ -31,9 +31,47 @@ lint: ## rustfmt check and clippy with warnings as errors
 fmt: ## Format the code
 	$(CARGO) fmt --all
 
-run: deps build ## The whole pipeline on a devnet with $(ACCOUNTS) accounts; Ctrl-C stops it
+BACKEND ?= process
+PRICE_DROP_AFTER ?= 30
+PRICE_DROP ?= uatom=7
+
+run: deps build $(if $(filter docker,$(BACKEND)),docker_build) ## The whole pipeline: devnet (ACCOUNTS=10000), manager + workers (BACKEND=process|docker), a price drop after PRICE_DROP_AFTER=30 s; Ctrl-C stops it
 	ACCOUNTS=$(ACCOUNTS) SEED=$(SEED) RPC_PORT=$(RPC_PORT) REDIS_PORT=$(REDIS_PORT) RUN_DIR=$(RUN_DIR) \
+		BACKEND=$(BACKEND) PRICE_DROP_AFTER=$(PRICE_DROP_AFTER) PRICE_DROP="$(PRICE_DROP)" \
 		bash scripts/run.sh
 
 clean-run: ## Remove the logs and state of `make run`
 	rm -rf $(RUN_DIR)
+
+# ---------------------------------------------------------------- images and AWS (docker/, deploy/)
+IMAGE_PREFIX ?= redline/
+IMAGE_TAG ?= latest
+IMAGES ?= collector health-checker liquidator manager devnet
+PYTHON ?= python3
+
+.PHONY: docker_build docker_push deps-py
+
+docker_build: ## Static binaries, then one FROM-scratch image per service: redline/<service>:latest
+	SERVICES="$(IMAGES)" IMAGE_PREFIX=$(IMAGE_PREFIX) TAG=$(IMAGE_TAG) CARGO=$(CARGO) bash docker/build.sh
+
+docker_push: ## Tag and push the images: make docker_push REGISTRY=<host[/path]> (e.g. your ECR registry)
+	@test -n "$(REGISTRY)" || { echo "usage: make docker_push REGISTRY=123456789012.dkr.ecr.us-east-1.amazonaws.com [IMAGE_TAG=latest]" >&2; exit 2; }
+	@set -e; for service in $(IMAGES); do \
+		source="$(IMAGE_PREFIX)$$service:$(IMAGE_TAG)"; \
+		target="$(REGISTRY)/$(IMAGE_PREFIX)$$service:$(IMAGE_TAG)"; \
+		docker image inspect "$$source" >/dev/null 2>&1 || { echo "$$source is missing: run make docker_build" >&2; exit 1; }; \
+		docker tag "$$source" "$$target"; \
+		echo "pushing $$target"; \
+		docker push "$$target"; \
+	done
+
+deps-py: ## Install moto[server] and cfn-lint from PyPI when missing (tests of the ecs backend and deploy/)
+	@$(PYTHON) -c 'import moto.server, boto3, cfnlint' 2>/dev/null || \
+		$(PYTHON) -m pip install --quiet 'moto[server]>=5,<6' 'cfn-lint>=1,<2' 2>/dev/null || \
+		$(PYTHON) -m pip install --quiet --break-system-packages 'moto[server]>=5,<6' 'cfn-lint>=1,<2'
+	@$(PYTHON) -c 'import moto.server, boto3, cfnlint' || { echo "deps-py: moto[server] and cfn-lint did not install for $(PYTHON)" >&2; exit 1; }
+
+.PHONY: bench
+bench: deps ## Run the benchmarks and write BENCHMARKS.md
+	$(CARGO) build --release -p redline-tests --bin bench
+	target/release/bench --output BENCHMARKS.md

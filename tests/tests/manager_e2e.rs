@@ -223,14 +223,21 @@ async fn remove_accounts(
             .or_default()
             .push(&account.address);
     }
-    let mut pipe = redis::pipe();
-    for (bucket, addresses) in by_bucket {
-        pipe.cmd("HDEL")
-            .arg(index.namespace().bucket(bucket))
-            .arg(addresses)
-            .ignore();
+    // Small pipelines: one huge reply can outlast the connection's response timeout on a
+    // loaded 2-core CI machine.
+    let buckets: Vec<_> = by_bucket.into_iter().collect();
+    for chunk in buckets.chunks(16) {
+        let mut pipe = redis::pipe();
+        for (bucket, addresses) in chunk {
+            for addresses in addresses.chunks(5_000) {
+                pipe.cmd("HDEL")
+                    .arg(index.namespace().bucket(*bucket))
+                    .arg(addresses)
+                    .ignore();
+            }
+        }
+        let () = pipe.query_async(conn).await?;
     }
-    let () = pipe.query_async(conn).await?;
     Ok(())
 }
 

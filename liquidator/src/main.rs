@@ -9,6 +9,8 @@ use redline_common::chain::ChainConfig;
 use redline_common::config::MnemonicArgs;
 use redline_common::service::{shutdown_signal, ServiceArgs, ServiceContext};
 use redline_liquidator::config::LiquidatorArgs;
+use redline_liquidator::model::ModelArgs;
+use redline_liquidator::rebalance::{RebalanceArgs, Rebalancer};
 use redline_liquidator::Liquidator;
 
 #[derive(Debug, Parser)]
@@ -24,6 +26,10 @@ struct Cli {
     mnemonic: MnemonicArgs,
     #[command(flatten)]
     liquidator: LiquidatorArgs,
+    #[command(flatten)]
+    model: ModelArgs,
+    #[command(flatten)]
+    rebalance: RebalanceArgs,
 }
 
 #[tokio::main]
@@ -31,12 +37,14 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     // Flags are checked before any connection is made, so a typo fails at once.
     let config = cli.liquidator.validate()?;
+    let model = cli.model.validate()?;
+    let rebalance = cli.rebalance.validate()?;
     let context = ServiceContext::start("liquidator", &cli.service)
         .await
         .context("starting liquidator")?;
     let mnemonic = cli.mnemonic.resolve(Some(&context.manifest))?;
     let chain = ChainConfig::from_manifest(&context.manifest)?;
-    let liquidator = Liquidator::new(
+    let mut liquidator = Liquidator::new(
         context.client.clone(),
         chain,
         context.manifest.clone(),
@@ -46,6 +54,21 @@ async fn main() -> anyhow::Result<()> {
         config,
         mnemonic,
     );
+    if let Some(model) = model {
+        tracing::info!(model = %model.name(), "decisions come from the external model");
+        liquidator = liquidator.with_strategy(std::sync::Arc::new(model));
+    }
+    if let Some(policy) = rebalance {
+        let swapper = context.manifest.contracts.swapper.clone().context(
+            "--target: the manifest names no swap contract (contracts.swapper) to rebalance through",
+        )?;
+        liquidator = liquidator.with_after_liquidation(std::sync::Arc::new(Rebalancer {
+            policy,
+            swapper,
+            oracle: context.manifest.contracts.oracle.clone(),
+            fee_denom: context.manifest.fee.denom.clone(),
+        }));
+    }
     let summary = liquidator.run(shutdown_signal()).await?;
     tracing::info!(slots = ?summary.worker_slots, "liquidator stopped");
     Ok(())

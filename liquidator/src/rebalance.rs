@@ -1,0 +1,470 @@
+//! Rebalancing after liquidations: swap seized collateral through the swap pool contract towards
+//! target balances, fixed (`--target uosmo:1000`) or a share of the wallet's value at oracle
+//! prices (`--target uusdc:50%`).
+//!
+//! Only deficits drive swaps: a target short by more than `--action-threshold` (relative) is
+//! bought with the wallet's surplus (non-target denoms, and target denoms above their target),
+//! largest surplus value first. The fee denom is never sold unless it is itself a target, so
+//! the wallet keeps paying for gas.
+
+use std::collections::BTreeMap;
+use std::str::FromStr;
+
+use cosmwasm_std::{Coin, Decimal, Uint128};
+use futures::future::BoxFuture;
+use redline_common::chain::ChainClient;
+use redline_common::msg::{oracle, swapper};
+use thiserror::Error;
+
+use crate::hooks::{AfterLiquidation, BatchReport};
+use crate::tx_sender::TxSender;
+use redline_common::chain::execute_contract_msg;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TargetAmount {
+    /// This many smallest units.
+    Fixed(Uint128),
+    /// This share of the wallet's value at oracle prices.
+    Share(Decimal),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub denom: String,
+    pub amount: TargetAmount,
+}
+
+impl FromStr for Target {
+    type Err = RebalanceError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let bad = |why: &str| RebalanceError::Config(format!("--target `{text}`: {why}"));
+        let (denom, amount) = text
+            .split_once(':')
+            .ok_or_else(|| bad("expected DENOM:AMOUNT or DENOM:PCT%"))?;
+        if denom.is_empty() {
+            return Err(bad("the denom is empty"));
+        }
+        let amount = if let Some(percent) = amount.strip_suffix('%') {
+            let share = Decimal::from_str(percent)
+                .map_err(|_| bad("the percentage is not a number"))?
+                / Decimal::percent(10_000);
+            if share > Decimal::one() {
+                return Err(bad("the percentage is above 100%"));
+            }
+            TargetAmount::Share(share)
+        } else {
+            TargetAmount::Fixed(
+                Uint128::from_str(amount).map_err(|_| bad("the amount is not an integer"))?,
+            )
+        };
+        Ok(Target {
+            denom: denom.to_string(),
+            amount,
+        })
+    }
+}
+
+/// The rebalancer's flags.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RebalanceArgs {
+    /// Target balance after liquidations, `DENOM:AMOUNT` (smallest units) or `DENOM:PCT%` (share
+    /// of the wallet's value at oracle prices); repeatable. None: collateral is kept as seized.
+    #[arg(
+        long = "target",
+        env = "LIQUIDATOR_TARGETS",
+        value_delimiter = ',',
+        value_name = "DENOM:AMOUNT|DENOM:PCT%"
+    )]
+    pub targets: Vec<String>,
+    /// Swap only when a target is short by more than this share of it.
+    #[arg(
+        long = "action-threshold",
+        env = "LIQUIDATOR_ACTION_THRESHOLD",
+        default_value = "0.01"
+    )]
+    pub action_threshold: String,
+    /// Accept at most this loss against the simulated swap (sets the swap's `min_receive`).
+    #[arg(
+        long = "max-slippage",
+        env = "LIQUIDATOR_MAX_SLIPPAGE",
+        default_value = "0.01"
+    )]
+    pub max_slippage: String,
+}
+
+impl RebalanceArgs {
+    /// The parsed targets, if any; errors name the flag.
+    pub fn validate(&self) -> Result<Option<RebalancePolicy>, RebalanceError> {
+        if self.targets.is_empty() {
+            return Ok(None);
+        }
+        let action_threshold = Decimal::from_str(&self.action_threshold).map_err(|_| {
+            RebalanceError::Config("--action-threshold: not a decimal like 0.01".into())
+        })?;
+        let max_slippage = Decimal::from_str(&self.max_slippage).map_err(|_| {
+            RebalanceError::Config("--max-slippage: not a decimal like 0.01".into())
+        })?;
+        if max_slippage >= Decimal::one() {
+            return Err(RebalanceError::Config(
+                "--max-slippage: must be below 1".into(),
+            ));
+        }
+        let targets = self
+            .targets
+            .iter()
+            .map(|t| t.parse())
+            .collect::<Result<Vec<Target>, _>>()?;
+        Ok(Some(RebalancePolicy {
+            targets,
+            action_threshold,
+            max_slippage,
+        }))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RebalancePolicy {
+    pub targets: Vec<Target>,
+    pub action_threshold: Decimal,
+    pub max_slippage: Decimal,
+}
+
+#[derive(Debug, Error)]
+pub enum RebalanceError {
+    #[error("{0}")]
+    Config(String),
+    #[error("no oracle price for `{0}`")]
+    MissingPrice(String),
+    #[error("value overflow for `{0}`")]
+    Overflow(String),
+    #[error(transparent)]
+    Chain(#[from] redline_common::chain::ChainError),
+}
+
+/// One swap of the plan: sell `offer` for `ask_denom`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedSwap {
+    pub offer: Coin,
+    pub ask_denom: String,
+}
+
+/// The swaps that bring the wallet towards its targets. Pure; integer math, values floored.
+pub fn plan_swaps(
+    balances: &[Coin],
+    prices: &BTreeMap<String, Decimal>,
+    targets: &[Target],
+    action_threshold: Decimal,
+    keep_denom: &str,
+) -> Result<Vec<PlannedSwap>, RebalanceError> {
+    let price = |denom: &str| {
+        prices
+            .get(denom)
+            .copied()
+            .ok_or_else(|| RebalanceError::MissingPrice(denom.to_string()))
+    };
+    let value = |denom: &str, amount: Uint128| -> Result<Uint128, RebalanceError> {
+        amount
+            .checked_mul_floor(price(denom)?)
+            .map_err(|_| RebalanceError::Overflow(denom.to_string()))
+    };
+    let balances = balances
+        .iter()
+        .map(|c| {
+            Uint128::try_from(c.amount)
+                .map(|amount| (c.denom.clone(), amount))
+                .map_err(|_| RebalanceError::Overflow(c.denom.clone()))
+        })
+        .collect::<Result<Vec<(String, Uint128)>, _>>()?;
+    let held = |denom: &str| {
+        balances
+            .iter()
+            .filter(|(d, _)| d == denom)
+            .map(|(_, amount)| *amount)
+            .sum::<Uint128>()
+    };
+    // Denoms without a price cannot be valued or sold; they do not count.
+    let mut total = Uint128::zero();
+    for (denom, amount) in balances.iter().filter(|(d, _)| prices.contains_key(d)) {
+        total += value(denom, *amount)?;
+    }
+    let mut deficits = Vec::new();
+    let mut surplus: BTreeMap<String, Uint128> = BTreeMap::new();
+    for target in targets {
+        let current = held(&target.denom);
+        let wanted = match &target.amount {
+            TargetAmount::Fixed(amount) => *amount,
+            TargetAmount::Share(share) => {
+                let wanted_value = total.mul_floor(*share);
+                let unit_price = price(&target.denom)?;
+                if unit_price.is_zero() {
+                    return Err(RebalanceError::MissingPrice(target.denom.clone()));
+                }
+                wanted_value
+                    .checked_div_floor(unit_price)
+                    .map_err(|_| RebalanceError::Overflow(target.denom.clone()))?
+            }
+        };
+        if current < wanted {
+            let short = wanted - current;
+            if short > wanted.mul_floor(action_threshold) {
+                deficits.push((target.denom.clone(), short));
+            }
+        } else if current > wanted {
+            surplus.insert(target.denom.clone(), current - wanted);
+        }
+    }
+    for (denom, amount) in &balances {
+        let targeted = targets.iter().any(|t| &t.denom == denom);
+        if !targeted && denom != keep_denom && prices.contains_key(denom) {
+            *surplus.entry(denom.clone()).or_default() += *amount;
+        }
+    }
+    let mut swaps = Vec::new();
+    for (ask_denom, short) in deficits {
+        let mut needed_value = value(&ask_denom, short)?;
+        // Largest surplus value first, so one swap usually covers the deficit.
+        let mut sources = surplus
+            .iter()
+            .filter(|(denom, amount)| **denom != ask_denom && !amount.is_zero())
+            .map(|(denom, amount)| Ok((value(denom, *amount)?, denom.clone(), *amount)))
+            .collect::<Result<Vec<_>, RebalanceError>>()?;
+        sources.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+        for (available_value, denom, available) in sources {
+            if needed_value.is_zero() {
+                break;
+            }
+            let offer = if available_value <= needed_value {
+                available
+            } else {
+                let unit_price = price(&denom)?;
+                needed_value
+                    .checked_div_ceil(unit_price)
+                    .map_err(|_| RebalanceError::Overflow(denom.clone()))?
+                    .min(available)
+            };
+            if offer.is_zero() {
+                continue;
+            }
+            needed_value = needed_value.saturating_sub(available_value.min(value(&denom, offer)?));
+            if let Some(left) = surplus.get_mut(&denom) {
+                *left -= offer;
+            }
+            swaps.push(PlannedSwap {
+                offer: Coin::new(offer, denom),
+                ask_denom: ask_denom.clone(),
+            });
+        }
+    }
+    Ok(swaps)
+}
+
+/// `min_receive` for a simulated return: the return less the slippage allowance, floored.
+pub fn min_receive(simulated: Uint128, max_slippage: Decimal) -> Uint128 {
+    simulated.mul_floor(Decimal::one() - max_slippage.min(Decimal::one()))
+}
+
+/// Swaps seized collateral towards the targets after each confirmed batch.
+#[derive(Debug, Clone)]
+pub struct Rebalancer {
+    pub policy: RebalancePolicy,
+    pub swapper: String,
+    pub oracle: String,
+    /// Never sold unless targeted (pays for gas).
+    pub fee_denom: String,
+}
+
+impl Rebalancer {
+    async fn prices<C: ChainClient>(
+        &self,
+        client: &C,
+    ) -> Result<BTreeMap<String, Decimal>, RebalanceError> {
+        let mut prices = BTreeMap::new();
+        let mut start_after = None;
+        loop {
+            let page: Vec<oracle::PriceResponse> = client
+                .query_smart(
+                    &self.oracle,
+                    &oracle::QueryMsg::Prices {
+                        start_after: start_after.clone(),
+                        limit: Some(100),
+                        kind: None,
+                    },
+                    None,
+                )
+                .await?;
+            let Some(last) = page.last() else { break };
+            start_after = Some(last.denom.clone());
+            let full = page.len() == 100;
+            prices.extend(page.into_iter().map(|p| (p.denom, p.price)));
+            if !full {
+                break;
+            }
+        }
+        Ok(prices)
+    }
+
+    /// Plans from the wallet's balances and sends each swap; returns how many were sent.
+    pub async fn rebalance<C: ChainClient>(
+        &self,
+        sender: &TxSender<C>,
+    ) -> Result<usize, RebalanceError> {
+        let client = sender.client();
+        let balances = client.balances(sender.address()).await?;
+        let prices = self.prices(client).await?;
+        let swaps = plan_swaps(
+            &balances,
+            &prices,
+            &self.policy.targets,
+            self.policy.action_threshold,
+            &self.fee_denom,
+        )?;
+        let mut sent = 0;
+        for swap in swaps {
+            let simulated: swapper::SimulateSwapResponse = client
+                .query_smart(
+                    &self.swapper,
+                    &swapper::QueryMsg::SimulateSwap {
+                        offer: swap.offer.clone(),
+                        ask_denom: swap.ask_denom.clone(),
+                    },
+                    None,
+                )
+                .await?;
+            let floor = min_receive(simulated.return_amount, self.policy.max_slippage);
+            let msg = execute_contract_msg(
+                sender.wallet().address(),
+                &self.swapper,
+                &swapper::ExecuteMsg::Swap {
+                    ask_denom: swap.ask_denom.clone(),
+                    min_receive: floor,
+                },
+                std::slice::from_ref(&swap.offer),
+            )?;
+            match sender.send(vec![msg], "redline rebalance").await {
+                Ok(_) => {
+                    sent += 1;
+                    tracing::info!(offer = %swap.offer, ask = %swap.ask_denom, min_receive = %floor, "rebalanced");
+                }
+                Err(error) => {
+                    tracing::warn!(offer = %swap.offer, ask = %swap.ask_denom, %error, "rebalancing swap failed");
+                }
+            }
+        }
+        Ok(sent)
+    }
+}
+
+impl<C: ChainClient + 'static> AfterLiquidation<C> for Rebalancer {
+    fn after_liquidations<'a>(
+        &'a self,
+        sender: &'a TxSender<C>,
+        report: &'a BatchReport,
+    ) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            if let Err(error) = self.rebalance(sender).await {
+                tracing::warn!(height = report.height, tx = %report.tx_hash, %error, "rebalancing failed");
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn prices() -> BTreeMap<String, Decimal> {
+        BTreeMap::from([
+            ("uatom".to_string(), Decimal::from_str("10").unwrap()),
+            ("uusdc".to_string(), Decimal::one()),
+            ("uosmo".to_string(), Decimal::from_str("0.5").unwrap()),
+        ])
+    }
+
+    #[test]
+    fn targets_parse() {
+        assert_eq!(
+            "uusdc:50%".parse::<Target>().unwrap(),
+            Target {
+                denom: "uusdc".into(),
+                amount: TargetAmount::Share(Decimal::percent(50))
+            }
+        );
+        assert_eq!(
+            "uosmo:1000".parse::<Target>().unwrap().amount,
+            TargetAmount::Fixed(Uint128::new(1000))
+        );
+        assert!("uosmo".parse::<Target>().is_err());
+        assert!("uosmo:abc".parse::<Target>().is_err());
+        assert!("uosmo:150%".parse::<Target>().is_err());
+    }
+
+    #[test]
+    fn a_share_target_sells_the_surplus_collateral() {
+        // 1,000 uatom (10,000) + 2,000 uusdc + 5,000 uosmo (2,500): total 14,500; 50% is 7,250
+        // uusdc, short 5,250 → sell 525 uatom. uosmo counts in the total but, as the fee
+        // denom, is not sold.
+        let balances = vec![
+            Coin::new(1_000u128, "uatom"),
+            Coin::new(2_000u128, "uusdc"),
+            Coin::new(5_000u128, "uosmo"),
+        ];
+        let target = "uusdc:50%".parse::<Target>().unwrap();
+        let swaps = plan_swaps(
+            &balances,
+            &prices(),
+            &[target],
+            Decimal::percent(1),
+            "uosmo",
+        )
+        .unwrap();
+        assert_eq!(
+            swaps,
+            vec![PlannedSwap {
+                offer: Coin::new(525u128, "uatom"),
+                ask_denom: "uusdc".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn a_fixed_target_rounds_the_offer_up() {
+        // Short 15 uusdc at 10 per uatom: 2 uatom (ceil).
+        let balances = vec![Coin::new(100u128, "uatom"), Coin::new(985u128, "uusdc")];
+        let target = "uusdc:1000".parse::<Target>().unwrap();
+        let swaps = plan_swaps(&balances, &prices(), &[target], Decimal::zero(), "uosmo").unwrap();
+        assert_eq!(swaps[0].offer, Coin::new(2u128, "uatom"));
+    }
+
+    #[test]
+    fn nothing_within_the_threshold() {
+        // Short 50 of 6,000 (0.83%) with a 1% threshold.
+        let balances = vec![Coin::new(595u128, "uatom"), Coin::new(5_950u128, "uusdc")];
+        let target = "uusdc:6000".parse::<Target>().unwrap();
+        let swaps = plan_swaps(
+            &balances,
+            &prices(),
+            &[target],
+            Decimal::percent(1),
+            "uosmo",
+        )
+        .unwrap();
+        assert!(swaps.is_empty());
+    }
+
+    #[test]
+    fn the_offer_is_capped_by_the_surplus() {
+        let balances = vec![Coin::new(10u128, "uatom"), Coin::new(0u128, "uusdc")];
+        let target = "uusdc:1000".parse::<Target>().unwrap();
+        let swaps = plan_swaps(&balances, &prices(), &[target], Decimal::zero(), "uosmo").unwrap();
+        assert_eq!(swaps[0].offer, Coin::new(10u128, "uatom"));
+    }
+
+    #[test]
+    fn slippage_floors_the_minimum() {
+        assert_eq!(
+            min_receive(Uint128::new(1_001), Decimal::percent(1)),
+            Uint128::new(990)
+        );
+    }
+}

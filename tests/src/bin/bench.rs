@@ -10,7 +10,7 @@ use redline_tests::bench::{self, Options};
 #[derive(Debug, Parser)]
 #[command(
     name = "bench",
-    about = "Benchmarks the health checker and writes BENCHMARKS.md"
+    about = "Benchmarks the health checker and the liquidator and writes BENCHMARKS.md"
 )]
 struct Cli {
     /// Where to write the report.
@@ -46,6 +46,9 @@ struct Cli {
     /// Threads one off-chain job is split across. Default: the number of CPUs.
     #[arg(long, env = "BENCH_COMPUTE_THREADS")]
     compute_threads: Option<usize>,
+    /// Liquidation benchmark: borrowers seeded before the price drop (0 skips it).
+    #[arg(long, env = "BENCH_LIQUIDATION_ACCOUNTS", default_value_t = 10_000)]
+    liquidation_accounts: usize,
     /// On-chain baseline: queries in flight at once.
     #[arg(long, env = "BENCH_ONCHAIN_CONCURRENCY", default_value_t = 32)]
     onchain_concurrency: usize,
@@ -80,7 +83,25 @@ async fn main() -> anyhow::Result<()> {
         ..defaults
     };
     let report = bench::run(&options).await?;
-    let markdown = report.markdown();
+    let mut markdown = report.markdown();
+    if cli.liquidation_accounts > 0 {
+        let liquidation = bench::liquidation::Options {
+            accounts: cli.liquidation_accounts,
+            ..Default::default()
+        };
+        eprintln!(
+            "[bench] liquidation: {} accounts, {}% price drop on {}",
+            liquidation.accounts,
+            100 - liquidation.drop_to_percent,
+            liquidation.drop_denom
+        );
+        let figures = bench::liquidation::run(&liquidation)
+            .await
+            .context("liquidation benchmark")?;
+        eprintln!("[bench] {}", figures.summary());
+        markdown.push('\n');
+        markdown.push_str(&figures.markdown());
+    }
     std::fs::write(&cli.output, &markdown)
         .with_context(|| format!("writing {}", cli.output.display()))?;
     println!("{markdown}");

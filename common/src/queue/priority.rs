@@ -703,8 +703,22 @@ impl<J: PriorityJob> PriorityQueue<J> {
         if max == 0 {
             return Ok(Vec::new());
         }
+        let claimed = self
+            .run_claim_script(&self.inner.scripts.claim, "claim", max)
+            .await?;
+        Ok(self.accept_all(claimed).await)
+    }
+
+    /// Runs one of the scripts that hand jobs to this consumer (`claim`, `take_expired`):
+    /// they share their keys, arguments and reply shape.
+    async fn run_claim_script(
+        &self,
+        script: &Script,
+        operation: &'static str,
+        max: usize,
+    ) -> Result<Vec<Claimed>, QueueError> {
         let inner = &self.inner;
-        let mut invocation = inner.scripts.claim.prepare_invoke();
+        let mut invocation = script.prepare_invoke();
         inner.add_keys(&mut invocation);
         invocation
             .arg(max)
@@ -715,9 +729,8 @@ impl<J: PriorityJob> PriorityQueue<J> {
         let reply: Value = invocation
             .invoke_async(&mut inner.conn.clone())
             .await
-            .map_err(|e| inner.redis_error("claim", e))?;
-        let claimed = parse_claimed(reply).map_err(|detail| inner.reply_error("claim", detail))?;
-        Ok(self.accept_all(claimed).await)
+            .map_err(|e| inner.redis_error(operation, e))?;
+        parse_claimed(reply).map_err(|detail| inner.reply_error(operation, detail))
     }
 
     /// Moves in-flight jobs past their deadline back into the queue (or to the dead-letter
@@ -1091,20 +1104,9 @@ impl<J: PriorityJob> Queue for PriorityQueue<J> {
             return Ok(Vec::new());
         }
         let inner = &self.inner;
-        let mut invocation = inner.scripts.take_expired.prepare_invoke();
-        inner.add_keys(&mut invocation);
-        invocation
-            .arg(max)
-            .arg(millis(inner.visibility))
-            .arg(inner.max_deliveries)
-            .arg(&inner.consumer)
-            .arg(inner.max_len_arg());
-        let reply: Value = invocation
-            .invoke_async(&mut inner.conn.clone())
-            .await
-            .map_err(|e| inner.redis_error("reclaim", e))?;
-        let claimed =
-            parse_claimed(reply).map_err(|detail| inner.reply_error("reclaim", detail))?;
+        let claimed = self
+            .run_claim_script(&inner.scripts.take_expired, "reclaim", max)
+            .await?;
         let ok = claimed
             .iter()
             .filter(|c| matches!(c.state, ClaimState::Ok))

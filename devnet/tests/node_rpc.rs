@@ -111,11 +111,15 @@ struct TestNode {
 }
 
 async fn start_node() -> TestNode {
+    start_node_with_blocks_every(Duration::from_millis(200)).await
+}
+
+async fn start_node_with_blocks_every(block_time: Duration) -> TestNode {
     let config = NodeConfig {
         chain: ChainConfig {
             chain_id: CHAIN_ID.into(),
             bech32_prefix: PREFIX.into(),
-            block_time: Duration::from_millis(200),
+            block_time,
             ..ChainConfig::default()
         },
         port: 0,
@@ -507,6 +511,20 @@ async fn node_rejects_wrong_sequence_bad_signature_poor_payer_and_low_gas() {
 
 async fn simulate(http: &HttpClient, wallet: &Wallet, msgs: Vec<Any>) -> SimulateResponse {
     let params = params_for(http, wallet).await;
+    simulate_at(http, wallet, msgs, params.sequence)
+        .await
+        .unwrap()
+}
+
+/// Simulates `msgs` signed (unsigned, as clients simulate) with `sequence`.
+async fn simulate_at(
+    http: &HttpClient,
+    wallet: &Wallet,
+    msgs: Vec<Any>,
+    sequence: u64,
+) -> Result<SimulateResponse, (u32, String)> {
+    let mut params = params_for(http, wallet).await;
+    params.sequence = sequence;
     let body = cosmrs::tx::Body::new(msgs, "redline test", 0u32);
     let auth_info = SignerInfo::single_direct(Some(wallet.key.public_key()), params.sequence)
         .auth_info(Fee::from_amount_and_gas(
@@ -531,7 +549,84 @@ async fn simulate(http: &HttpClient, wallet: &Wallet, msgs: Vec<Any>) -> Simulat
         },
     )
     .await
-    .unwrap()
+}
+
+#[tokio::test]
+async fn node_simulation_sees_txs_waiting_in_the_mempool() {
+    // Blocks far apart, so the first tx surely waits in the mempool while the second is
+    // simulated and broadcast.
+    let t = start_node_with_blocks_every(Duration::from_secs(3)).await;
+    let alice = wallet(6);
+    let bob = wallet(2);
+    let params = params_for(&t.http, &alice).await;
+    let committed = params.sequence;
+    let height = t.http.status().await.unwrap().sync_info.latest_block_height;
+    let first = t
+        .http
+        .broadcast_tx_sync(sign(
+            &alice,
+            vec![send_msg(&alice, &bob.address, 1)],
+            &params,
+        ))
+        .await
+        .unwrap();
+    assert!(first.code.is_ok(), "{first:?}");
+
+    // As in the SDK, simulation runs on the CheckTx state: the next sequence is the one after
+    // the tx waiting in the mempool, and the committed one is taken.
+    let next = simulate_at(
+        &t.http,
+        &alice,
+        vec![send_msg(&alice, &bob.address, 2)],
+        committed + 1,
+    )
+    .await
+    .expect("sequence N + 1 simulates while N waits in the mempool");
+    assert!(next.gas_info.unwrap().gas_used > 0);
+    let (code, log) = simulate_at(
+        &t.http,
+        &alice,
+        vec![send_msg(&alice, &bob.address, 2)],
+        committed,
+    )
+    .await
+    .expect_err("sequence N is taken by the tx in the mempool");
+    assert_eq!(code, 32, "{log}");
+    assert!(
+        log.contains(&format!("expected {}, got {committed}", committed + 1)),
+        "{log}"
+    );
+    // Nothing was committed meanwhile: the answers above came from the mempool's view.
+    assert_eq!(account(&t.http, &alice.address).await.sequence, committed);
+    assert_eq!(
+        t.http.status().await.unwrap().sync_info.latest_block_height,
+        height
+    );
+
+    let mut second_params = params_for(&t.http, &alice).await;
+    second_params.sequence = committed + 1;
+    let second = t
+        .http
+        .broadcast_tx_sync(sign(
+            &alice,
+            vec![send_msg(&alice, &bob.address, 2)],
+            &second_params,
+        ))
+        .await
+        .unwrap();
+    assert!(second.code.is_ok(), "{second:?}");
+    let (a, b) = (
+        wait_for_tx(&t.http, first.hash).await,
+        wait_for_tx(&t.http, second.hash).await,
+    );
+    assert!(a.tx_result.code.is_ok() && b.tx_result.code.is_ok());
+    assert_eq!(a.height, b.height, "both txs in the next block");
+    assert!(a.index < b.index);
+    assert_eq!(
+        account(&t.http, &alice.address).await.sequence,
+        committed + 2
+    );
+    t.node.shutdown().await;
 }
 
 #[tokio::test]

@@ -10,7 +10,10 @@
 //!    wallet's spendable balances; stale candidates are acknowledged quietly;
 //! 4. ask the [`Strategy`] (go / max repay);
 //! 5. in txs of up to `--max-liquidations-per-tx` accounts (fragile ones apart), simulate,
-//!    dropping failing liquidations, then sign, broadcast and wait;
+//!    dropping failing liquidations, then sign and broadcast each tx right after the one before
+//!    (sequences N, N + 1, ... all wait in the mempool for the next block, up to the sender's
+//!    in-flight limit); each is confirmed in the background while the worker goes on with
+//!    the next candidates (its wallet's coins those txs spend are held back from planning);
 //! 6. record every attempt, settle each job (ack, release for retry, or dead-letter), release
 //!    the locks, and hand confirmed liquidations to the [`AfterLiquidation`] hook.
 //!
@@ -42,7 +45,7 @@ use crate::metrics::LiquidatorMetrics;
 use crate::plan::{NoPlan, Plan, PlanContext};
 use crate::recheck::{inclusion_window, MarketSnapshot, PositionReader};
 use crate::record::{unix_ms, AttemptRecord, Outcome, Recorder};
-use crate::tx_sender::{Resolution, SendError, Sent, SentTx, TxSender};
+use crate::tx_sender::{Broadcast, Resolution, SendError, Sent, SentTx, TxSender};
 use crate::value::Value;
 
 /// Contract errors that mean someone else got there first (or the account recovered): expected
@@ -89,6 +92,16 @@ struct Planned {
     started_at: SystemTime,
 }
 
+/// A broadcast batch whose confirmation runs in the background.
+struct Unsettled {
+    items: Vec<Planned>,
+    prepared: PreparedBatch,
+    snapshot: Arc<MarketSnapshot>,
+    hash: TxHash,
+    sequence: u64,
+    confirmation: tokio::task::JoinHandle<Result<Sent, SendError>>,
+}
+
 /// A broadcast batch whose inclusion was not seen.
 struct InDoubt {
     hash: TxHash,
@@ -125,7 +138,11 @@ pub struct Worker<C, Q> {
     metrics: LiquidatorMetrics,
     strategy: Arc<dyn Strategy>,
     after: Arc<dyn AfterLiquidation<C>>,
-    in_doubt: Option<InDoubt>,
+    /// Broadcast batches whose inclusion was not seen, lowest sequence first.
+    in_doubt: Vec<InDoubt>,
+    /// Broadcast batches being confirmed, in broadcast order: their accounts stay locked, their
+    /// jobs unsettled and their coins reserved until each is recorded.
+    unsettled: Vec<Unsettled>,
     sweep_due: bool,
 }
 
@@ -160,7 +177,8 @@ where
             metrics,
             strategy,
             after,
-            in_doubt: None,
+            in_doubt: Vec::new(),
+            unsettled: Vec::new(),
             // Collateral left deposited by an earlier run is withdrawn first.
             sweep_due: true,
         }
@@ -170,14 +188,15 @@ where
         &self.sender
     }
 
-    /// Steps until `shutdown` is set. A step is never cut short: a broadcast tx is always
+    /// Steps until `shutdown` is set. Steps overlap: the txs of one are confirmed (and then
+    /// recorded) while the next takes and plans new candidates. A broadcast tx is always
     /// waited for and settled before the worker stops.
     pub async fn run(mut self, mut shutdown: tokio::sync::watch::Receiver<bool>) -> Self {
         let span = tracing::info_span!("worker", slot = self.slot, wallet = %self.sender.address());
         async {
             tracing::info!("worker started");
             while !*shutdown.borrow() {
-                let step = self.step();
+                let step = self.step_overlapping();
                 match step.await {
                     Ok(_) => {}
                     Err(error) => {
@@ -189,6 +208,8 @@ where
                     }
                 }
             }
+            let mut report = StepReport::default();
+            self.settle_unsettled(true, &mut report).await;
             tracing::info!("worker stopping");
         }
         .instrument(span)
@@ -196,17 +217,76 @@ where
         self
     }
 
+    /// Records and settles the broadcast batches whose confirmation is done (all of them, in
+    /// order, when `wait`), stopping at the first still running.
+    async fn settle_unsettled(&mut self, wait: bool, report: &mut StepReport) {
+        while let Some(first) = self.unsettled.first() {
+            if !wait && !first.confirmation.is_finished() {
+                return;
+            }
+            let Unsettled {
+                items,
+                prepared,
+                snapshot,
+                hash,
+                sequence,
+                confirmation,
+            } = self.unsettled.remove(0);
+            let result = match confirmation.await {
+                Ok(result) => result,
+                // The confirmation task died: its pending tx was dropped unconfirmed, so the
+                // sender holds it as unresolved.
+                Err(error) => Err(SendError::Unconfirmed {
+                    hash,
+                    sequence,
+                    broadcast_at: SystemTime::now(),
+                    reason: format!("confirmation task failed: {error}"),
+                }),
+            };
+            self.settle_batch(items, &prepared, &snapshot, result, report)
+                .await;
+        }
+    }
+
+    /// Coins that broadcast batches not yet settled will spend (repayments and fees).
+    fn reserved_by_unsettled(&self) -> BTreeMap<String, Uint128> {
+        let mut reserved: BTreeMap<String, Uint128> = BTreeMap::new();
+        for batch in &self.unsettled {
+            for item in &batch.items {
+                let entry = reserved.entry(item.plan.debt_denom.clone()).or_default();
+                *entry = entry.saturating_add(item.plan.debt_to_send);
+            }
+            let fee = Uint128::try_from(batch.prepared.fee.amount).unwrap_or(Uint128::MAX);
+            let entry = reserved
+                .entry(batch.prepared.fee.denom.clone())
+                .or_default();
+            *entry = entry.saturating_add(fee);
+        }
+        reserved
+    }
+
+    /// One batch, recorded and settled before it returns (see [`Worker::step_overlapping`]).
+    pub async fn step(&mut self) -> anyhow::Result<StepReport> {
+        let mut report = self.step_overlapping().await?;
+        self.settle_unsettled(true, &mut report).await;
+        Ok(report)
+    }
+
     /// Accounts this worker still holds locked for a tx of unknown fate.
     pub fn accounts_in_doubt(&self) -> Vec<String> {
         self.in_doubt
-            .as_ref()
-            .map(|d| d.items.iter().map(|i| i.plan.account.clone()).collect())
-            .unwrap_or_default()
+            .iter()
+            .flat_map(|d| d.items.iter().map(|i| i.plan.account.clone()))
+            .collect()
     }
 
-    /// One batch: settle what is in doubt, take candidates, liquidate, record.
-    pub async fn step(&mut self) -> anyhow::Result<StepReport> {
-        if self.in_doubt.is_some() && !self.settle_in_doubt().await? {
+    /// One batch: record what earlier steps' confirmations settled, settle what is in doubt,
+    /// take candidates, plan and broadcast; the confirmations of this step's txs run on and
+    /// are recorded by a later step.
+    async fn step_overlapping(&mut self) -> anyhow::Result<StepReport> {
+        let mut settled = StepReport::default();
+        self.settle_unsettled(false, &mut settled).await;
+        if !self.in_doubt.is_empty() && !self.settle_in_doubt().await? {
             tokio::time::sleep(self.settings.block_interval / 2).await;
             return Ok(StepReport::default());
         }
@@ -227,12 +307,12 @@ where
             )
             .await?;
         if deliveries.is_empty() {
-            return Ok(StepReport::default());
+            return Ok(settled);
         }
         let started_at = SystemTime::now();
         let mut report = StepReport {
             taken: deliveries.len(),
-            ..StepReport::default()
+            ..settled
         };
         let recheck_timer = self
             .metrics
@@ -241,7 +321,15 @@ where
             .start_timer();
         let (snapshot, spendable) = tokio::join!(self.reader.latest(), self.spendable());
         let (snapshot, mut spendable) = match (snapshot, spendable) {
-            (Ok(snapshot), Ok(spendable)) => (snapshot, spendable),
+            (Ok(snapshot), Ok(mut spendable)) => {
+                // What txs still being confirmed will spend is not this step's to plan with.
+                for (denom, amount) in self.reserved_by_unsettled() {
+                    if let Some(left) = spendable.get_mut(&denom) {
+                        *left = left.saturating_sub(amount);
+                    }
+                }
+                (snapshot, spendable)
+            }
             (Err(error), _) => {
                 self.settle_all(&deliveries, Verdict::Release).await;
                 return Err(error.into());
@@ -283,7 +371,18 @@ where
         if planned.is_empty() {
             return Ok(report);
         }
-        self.liquidate(planned, snapshot, &mut report).await;
+        // The fee denom left after this step's repayments, reserve included: what the step's
+        // txs may spend on fees. They are all in the mempool before the first is delivered, so
+        // one whose fee the wallet could not pay at delivery would break the sequence of the
+        // ones behind it.
+        let reserve = self.sender.fee_for_gas(self.settings.fee_reserve_gas);
+        let fee_budget = spendable
+            .get(&reserve.denom)
+            .copied()
+            .unwrap_or_default()
+            .saturating_add(Uint128::try_from(reserve.amount).unwrap_or(Uint128::MAX));
+        self.liquidate(planned, snapshot, fee_budget, &mut report)
+            .await;
         Ok(report)
     }
 
@@ -532,11 +631,13 @@ where
 
     /// Sends the planned liquidations: the sound ones in one tx, the fragile ones (their outcome
     /// down to rounding at execution) in another, so that a fragile one failing sinks no sound
-    /// one.
+    /// one. The txs are broadcast one after the other without waiting for inclusion (up to the
+    /// sender's in-flight limit), so they all land in the next block, then confirmed together.
     async fn liquidate(
         &mut self,
         planned: Vec<Planned>,
         snapshot: Arc<MarketSnapshot>,
+        mut fee_budget: Uint128,
         report: &mut StepReport,
     ) {
         let (fragile, sound): (Vec<Planned>, Vec<Planned>) =
@@ -545,22 +646,45 @@ where
             tracing::debug!(accounts = fragile.len(), "fragile liquidations sent apart");
         }
         let per_tx = self.settings.max_liquidations_per_tx.max(1);
+        let mut batches: Vec<Vec<Planned>> = Vec::new();
         for group in [sound, fragile] {
             let mut group = group.into_iter().peekable();
             while group.peek().is_some() {
-                let batch: Vec<Planned> = group.by_ref().take(per_tx).collect();
-                self.liquidate_batch(batch, snapshot.clone(), report).await;
+                batches.push(group.by_ref().take(per_tx).collect());
+            }
+        }
+        // Each tx is confirmed from the moment it is broadcast, beside the broadcasts of the
+        // next ones (the sender holds a broadcast back while `max_in_flight` are unsettled);
+        // the batches are recorded and settled as their confirmations finish.
+        for batch in batches {
+            if let Some((items, prepared, broadcast)) = self
+                .broadcast_batch(batch, snapshot.clone(), &mut fee_budget, report)
+                .await
+            {
+                let (hash, sequence) = (broadcast.hash(), broadcast.sequence());
+                let sender = self.sender.clone();
+                let confirmation = tokio::spawn(async move { sender.confirm(broadcast).await });
+                self.unsettled.push(Unsettled {
+                    items,
+                    prepared,
+                    snapshot: snapshot.clone(),
+                    hash,
+                    sequence,
+                    confirmation,
+                });
             }
         }
     }
 
-    /// Simulates, sends and settles one batch.
-    async fn liquidate_batch(
+    /// Simulates and broadcasts one batch. `None` when nothing was broadcast (everything
+    /// dropped, or the send failed: then the batch is already recorded and settled).
+    async fn broadcast_batch(
         &mut self,
         planned: Vec<Planned>,
         snapshot: Arc<MarketSnapshot>,
+        fee_budget: &mut Uint128,
         report: &mut StepReport,
-    ) {
+    ) -> Option<(Vec<Planned>, PreparedBatch, Broadcast)> {
         let plans: Vec<Plan> = planned.iter().map(|p| p.plan.clone()).collect();
         let min_profit = Value::from(self.settings.min_profit_usd);
         let simulate_timer = self
@@ -591,7 +715,7 @@ where
                         .await;
                 }
                 report.failed += planned.len();
-                return;
+                return None;
             }
         };
         let mut slots: Vec<Option<Planned>> = planned.into_iter().map(Some).collect();
@@ -628,7 +752,7 @@ where
             self.finish(&item.delivery, &item.lock, verdict).await;
         }
         if prepared.is_empty() {
-            return;
+            return None;
         }
         if !prepared.left_deposited.is_empty() {
             tracing::warn!(withdrawals = ?prepared.left_deposited, "seized collateral cannot be withdrawn in the same tx; it stays deposited and is swept later");
@@ -639,25 +763,51 @@ where
             .iter()
             .map(|&i| slots[i].take().expect("kept plans are not dropped"))
             .collect();
+        let fee = Uint128::try_from(prepared.fee.amount).unwrap_or(Uint128::MAX);
+        if fee > *fee_budget {
+            tracing::warn!(wallet = %self.sender.address(), fee = %prepared.fee, left = %fee_budget, "the step's fee budget is spent; jobs released for the next step");
+            for item in &items {
+                let mut record =
+                    self.record_for(&item.delivery, &item.plan, &snapshot, item.started_at);
+                record.outcome = Outcome::NotSent;
+                record.error = format!(
+                    "fee {} exceeds the {}{} left for fees after this step's repayments",
+                    prepared.fee, fee_budget, prepared.fee.denom
+                );
+                self.emit(record).await;
+                self.finish(&item.delivery, &item.lock, Verdict::Release)
+                    .await;
+            }
+            report.failed += items.len();
+            return None;
+        }
+        *fee_budget -= fee;
         let accounts: Vec<&str> = items.iter().map(|i| i.plan.account.as_str()).collect();
         tracing::debug!(
             ?accounts,
             gas = prepared.gas_used,
-            "sending liquidation batch"
+            in_flight = self.sender.in_flight(),
+            "broadcasting liquidation batch"
         );
+        let memo = format!("redline liquidation ({} accounts)", items.len());
         let send_timer = self
             .metrics
             .stage_seconds
             .with_label_values(&["send"])
             .start_timer();
-        let memo = format!("redline liquidation ({} accounts)", items.len());
-        let result = self
+        let broadcast = self
             .sender
-            .send_simulated(prepared.messages.clone(), &memo, prepared.gas_used)
+            .broadcast_simulated(prepared.messages.clone(), &memo, prepared.gas_used)
             .await;
         send_timer.observe_duration();
-        self.settle_batch(items, &prepared, &snapshot, result, report)
-            .await;
+        match broadcast {
+            Ok(broadcast) => Some((items, prepared, broadcast)),
+            Err(error) => {
+                self.settle_batch(items, &prepared, &snapshot, Err(error), report)
+                    .await;
+                None
+            }
+        }
     }
 
     /// Records and settles a batch after its send.
@@ -884,7 +1034,7 @@ where
                 for item in &items {
                     self.settle(&item.delivery, Verdict::Release).await;
                 }
-                self.in_doubt = Some(InDoubt {
+                self.in_doubt.push(InDoubt {
                     hash,
                     items,
                     snapshot: snapshot.clone(),
@@ -899,40 +1049,49 @@ where
         }
     }
 
-    /// Tries to settle the batch in doubt; `true` when settled.
+    /// Tries to settle the batches in doubt; `true` when all are settled.
     async fn settle_in_doubt(&mut self) -> anyhow::Result<bool> {
-        let resolution = self.sender.resolve_unresolved().await?;
-        let Some(in_doubt) = self.in_doubt.as_ref() else {
-            return Ok(true);
-        };
-        let settled = match resolution {
-            None if self.sender.has_unresolved().await => false,
-            None => true,
-            Some(resolution) => {
-                match &resolution {
-                    Resolution::Included(tx) => {
-                        tracing::info!(tx = %tx.hash, height = tx.height(), "tx in doubt found in a block");
-                        self.record_included(&in_doubt.items, &in_doubt.snapshot, tx)
-                            .await;
-                    }
-                    other => {
-                        tracing::warn!(tx = %in_doubt.hash, resolution = ?other, "tx in doubt settled without its events");
-                    }
+        while let Some(resolution) = self.sender.resolve_unresolved().await? {
+            let hash = match &resolution {
+                Resolution::Included(tx) => tx.hash,
+                Resolution::SequenceConsumed { hash, .. }
+                | Resolution::PresumedDropped { hash, .. } => *hash,
+            };
+            let Some(at) = self.in_doubt.iter().position(|d| d.hash == hash) else {
+                tracing::warn!(tx = %hash, resolution = ?resolution, "a tx of unknown fate settled that this worker does not hold");
+                continue;
+            };
+            let in_doubt = self.in_doubt.remove(at);
+            match &resolution {
+                Resolution::Included(tx) => {
+                    tracing::info!(tx = %tx.hash, height = tx.height(), "tx in doubt found in a block");
+                    self.record_included(&in_doubt.items, &in_doubt.snapshot, tx)
+                        .await;
                 }
-                true
+                other => {
+                    tracing::warn!(tx = %in_doubt.hash, resolution = ?other, "tx in doubt settled without its events");
+                }
             }
-        };
-        if !settled {
             for item in &in_doubt.items {
-                if let Err(error) = self.leases.renew(&item.lock).await {
-                    tracing::warn!(account = %item.plan.account, %error, "cannot renew the lock of an account in doubt");
+                self.unlock(&item.lock).await;
+            }
+        }
+        if self.sender.has_unresolved().await {
+            for in_doubt in &self.in_doubt {
+                for item in &in_doubt.items {
+                    if let Err(error) = self.leases.renew(&item.lock).await {
+                        tracing::warn!(account = %item.plan.account, %error, "cannot renew the lock of an account in doubt");
+                    }
                 }
             }
             return Ok(false);
         }
-        let in_doubt = self.in_doubt.take().expect("checked above");
-        for item in &in_doubt.items {
-            self.unlock(&item.lock).await;
+        // Settled by another caller of the sender (its outcome logged there).
+        for in_doubt in std::mem::take(&mut self.in_doubt) {
+            tracing::warn!(tx = %in_doubt.hash, "tx in doubt settled without its events");
+            for item in &in_doubt.items {
+                self.unlock(&item.lock).await;
+            }
         }
         Ok(true)
     }

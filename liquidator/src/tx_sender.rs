@@ -1,25 +1,36 @@
-//! [`TxSender`]: one wallet's transactions, one at a time, never sent twice.
+//! [`TxSender`]: one wallet's transactions, pipelined, never sent twice.
 //!
 //! `send` runs: simulate → gas limit ⌈gas × adjustment⌉ → fee ⌈gas limit × gas price⌉ → sign
-//! (SIGN_MODE_DIRECT, local sequence) → `broadcast_tx_sync` → wait for inclusion. Sends of one
-//! sender are serialised, so the local [`SequenceTracker`] never hands one sequence to two
-//! transactions, and rebalancing (or any other caller) can share a worker's sender.
+//! (SIGN_MODE_DIRECT, local sequence) → `broadcast_tx_sync` → wait for inclusion. It is
+//! [`TxSender::broadcast`] (everything up to the broadcast) followed by [`TxSender::confirm`]
+//! (the wait). A caller with several transactions broadcasts them one after the other and then
+//! confirms them together: the chain's CheckTx state (and simulation, which runs on it, as in
+//! the Cosmos SDK) already counts the wallet's transactions waiting in the mempool, so sequence
+//! N + 1 is simulated and accepted while N waits for its block, and all of them can land in the
+//! next block. At most `max_in_flight` transactions of one sender are broadcast and not yet
+//! settled (a further broadcast waits for room). Signing and broadcasting are serialised, so the
+//! local [`SequenceTracker`] never hands one sequence to two transactions, and rebalancing (or
+//! any other caller) can share a worker's sender.
 //!
 //! Safety against double spending rests on one rule: **the sequence never moves past a
 //! transaction whose fate is unknown.** When a broadcast was accepted (or may have been: the
 //! connection dropped mid-call) but inclusion was not seen in time, the transaction is kept as
-//! *unresolved* and the next `send` first looks it up:
+//! *unresolved*, and nothing new is signed until every unresolved transaction is settled. Once
+//! nothing of the sender's is in flight, they are looked up, lowest sequence first:
 //!
 //! - found in a block → resolved (its outcome is handed to the caller, who records it);
 //! - the account's sequence moved past it → it was executed (or replaced) → resolved;
 //! - neither, within `unresolved_grace` → still in some mempool, maybe: nothing is sent;
-//! - neither, after the grace → the next transaction is signed with the *same* sequence, so at
-//!   most one of the two can ever execute.
+//! - neither, after the grace → presumed dropped; when all are settled the next transaction is
+//!   signed with the account's committed sequence, so at most one transaction per sequence can
+//!   ever execute.
 //!
 //! A wrong-sequence rejection (code 32) resyncs from the account's *committed* sequence (not the
 //! sequence the log says the mempool expects, which would chain behind a transaction of unknown
-//! fate) and retries once.
+//! fate) and retries once. The committed sequence lags behind transactions still in flight, so
+//! the resync first waits until they are settled, and is refused while any is unresolved.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -30,7 +41,11 @@ use redline_common::chain::{
     tx_hash, ChainClient, ChainConfig, ChainError, SequenceTracker, TxBuilder, TxErrorCode, TxHash,
     TxOutcome, TxRejection, TxStage, Wallet,
 };
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, Notify};
+
+/// Transactions of one sender broadcast and not yet settled, unless configured otherwise
+/// ([`TxSender::with_max_in_flight`]).
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 8;
 
 /// How a [`TxSender`] behaves.
 #[derive(Debug, Clone)]
@@ -162,6 +177,13 @@ pub enum SendError {
     /// Failed before anything was broadcast (RPC down, bad message).
     #[error("before broadcast: {0}")]
     Chain(#[source] ChainError),
+    /// Nothing broadcast: the wallet's earlier txs did not settle in time to make room.
+    #[error("wallet {wallet}: {in_flight} txs still in flight after {waited:?}; not sending")]
+    InFlightStuck {
+        wallet: String,
+        in_flight: usize,
+        waited: Duration,
+    },
 }
 
 impl SendError {
@@ -201,6 +223,7 @@ impl SendError {
             SendError::DeliverTx { .. } => "deliver_tx_failed",
             SendError::Unconfirmed { .. } => "unconfirmed",
             SendError::Chain(_) => "rpc_error",
+            SendError::InFlightStuck { .. } => "in_flight_stuck",
         }
     }
 
@@ -213,7 +236,9 @@ impl SendError {
     }
 }
 
-struct Unresolved {
+/// A broadcast transaction, as the sender remembers it until it is settled.
+#[derive(Debug, Clone)]
+struct TxInfo {
     hash: TxHash,
     sequence: u64,
     gas_limit: u64,
@@ -222,7 +247,99 @@ struct Unresolved {
     since: Instant,
 }
 
-/// Sends one wallet's transactions. Cheap to share behind an `Arc`; sends are serialised.
+/// What became of one sender's broadcast transactions.
+#[derive(Debug, Default)]
+struct Ledger {
+    /// Accepted by CheckTx, inclusion being awaited: sequence → hash.
+    in_flight: BTreeMap<u64, TxHash>,
+    /// Inclusion not seen in time (or the broadcast's answer lost): fate unknown, by sequence.
+    unresolved: BTreeMap<u64, TxInfo>,
+}
+
+type SharedLedger = Arc<std::sync::Mutex<Ledger>>;
+
+fn lock(ledger: &SharedLedger) -> std::sync::MutexGuard<'_, Ledger> {
+    ledger
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// A transaction accepted by CheckTx whose inclusion is still to be confirmed
+/// ([`TxSender::confirm`]). Dropped unconfirmed, it counts as a transaction of unknown fate.
+#[derive(Debug)]
+pub struct PendingTx {
+    info: TxInfo,
+    ledger: SharedLedger,
+    settled: Arc<Notify>,
+    done: bool,
+}
+
+impl PendingTx {
+    pub fn hash(&self) -> TxHash {
+        self.info.hash
+    }
+
+    pub fn sequence(&self) -> u64 {
+        self.info.sequence
+    }
+
+    pub fn broadcast_at(&self) -> SystemTime {
+        self.info.broadcast_at
+    }
+
+    /// Leaves the in-flight set: included, or into the unresolved set when its fate is unknown.
+    fn settle(&mut self, included: bool) {
+        if self.done {
+            return;
+        }
+        self.done = true;
+        {
+            let mut ledger = lock(&self.ledger);
+            ledger.in_flight.remove(&self.info.sequence);
+            if !included {
+                ledger
+                    .unresolved
+                    .insert(self.info.sequence, self.info.clone());
+            }
+        }
+        self.settled.notify_waiters();
+    }
+}
+
+impl Drop for PendingTx {
+    fn drop(&mut self) {
+        // Never confirmed: nobody knows whether it was included.
+        self.settle(false);
+    }
+}
+
+/// What [`TxSender::broadcast`] produced.
+#[derive(Debug)]
+pub enum Broadcast {
+    /// Accepted by CheckTx; confirm it.
+    Pending(PendingTx),
+    /// `--dry-run`: signed, not broadcast.
+    DryRun(DryRunTx),
+}
+
+impl Broadcast {
+    pub fn hash(&self) -> TxHash {
+        match self {
+            Broadcast::Pending(tx) => tx.hash(),
+            Broadcast::DryRun(tx) => tx.hash,
+        }
+    }
+
+    pub fn sequence(&self) -> u64 {
+        match self {
+            Broadcast::Pending(tx) => tx.sequence(),
+            Broadcast::DryRun(tx) => tx.sequence,
+        }
+    }
+}
+
+/// Sends one wallet's transactions. Cheap to share behind an `Arc`; broadcasts are serialised,
+/// confirmations run side by side.
 pub struct TxSender<C> {
     client: C,
     builder: TxBuilder,
@@ -231,7 +348,14 @@ pub struct TxSender<C> {
     sequence: SequenceTracker,
     options: SendOptions,
     permit: SigningPermit,
-    unresolved: Mutex<Option<Unresolved>>,
+    max_in_flight: usize,
+    /// How often to look at the chain while waiting for it.
+    poll: Duration,
+    /// Held while signing and broadcasting, and while settling unresolved transactions.
+    turn: Mutex<()>,
+    ledger: SharedLedger,
+    /// Woken whenever a transaction leaves the in-flight set.
+    settled: Arc<Notify>,
 }
 
 impl<C> std::fmt::Debug for TxSender<C> {
@@ -239,6 +363,7 @@ impl<C> std::fmt::Debug for TxSender<C> {
         f.debug_struct("TxSender")
             .field("wallet", &self.wallet)
             .field("dry_run", &self.options.dry_run)
+            .field("max_in_flight", &self.max_in_flight)
             .finish_non_exhaustive()
     }
 }
@@ -263,8 +388,22 @@ impl<C: ChainClient> TxSender<C> {
             sequence,
             options,
             permit,
-            unresolved: Mutex::new(None),
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+            poll: (chain.block_time / 4).clamp(Duration::from_millis(20), Duration::from_secs(1)),
+            turn: Mutex::new(()),
+            ledger: SharedLedger::default(),
+            settled: Arc::new(Notify::new()),
         })
+    }
+
+    /// At most `max` transactions broadcast and not yet settled (at least 1).
+    pub fn with_max_in_flight(mut self, max: usize) -> Self {
+        self.max_in_flight = max.max(1);
+        self
+    }
+
+    pub fn max_in_flight(&self) -> usize {
+        self.max_in_flight
     }
 
     pub fn address(&self) -> &str {
@@ -295,10 +434,15 @@ impl<C: ChainClient> TxSender<C> {
         &self.permit
     }
 
-    /// Gas `messages` would use now (simulation against the latest state); a refusal names the
-    /// failing message in its log.
-    /// A wrong sequence (the chain's moved on without this sender) resyncs from the chain and
-    /// retries once, as a broadcast does.
+    /// Transactions broadcast whose inclusion is being awaited.
+    pub fn in_flight(&self) -> usize {
+        lock(&self.ledger).in_flight.len()
+    }
+
+    /// Gas `messages` would use now (simulation against the latest state, with the wallet's
+    /// transactions waiting in the mempool counted); a refusal names the failing message in its
+    /// log. A wrong sequence (the chain's moved on without this sender) resyncs from the chain
+    /// and retries once, as a broadcast does, when nothing of this sender's is in flight.
     pub async fn simulate(&self, messages: &[Any]) -> Result<u64, SendError> {
         let mut resynced = false;
         loop {
@@ -319,11 +463,9 @@ impl<C: ChainClient> TxSender<C> {
                     if rejection.kind == TxErrorCode::WrongSequence && !resynced =>
                 {
                     resynced = true;
-                    let committed = self
-                        .sequence
-                        .resync(&self.client)
-                        .await
-                        .map_err(SendError::Chain)?;
+                    let Some(committed) = self.resync_past_in_flight().await? else {
+                        return Err(SendError::Simulation(rejection));
+                    };
                     tracing::warn!(wallet = %self.address, signed_with = sequence, committed, "wrong sequence in simulation: resynced from the chain");
                 }
                 Err(ChainError::Rejected(rejection)) => {
@@ -336,7 +478,8 @@ impl<C: ChainClient> TxSender<C> {
 
     /// Simulates, signs, broadcasts and waits for inclusion.
     pub async fn send(&self, messages: Vec<Any>, memo: &str) -> Result<Sent, SendError> {
-        self.send_inner(messages, memo, None).await
+        let broadcast = self.broadcast_inner(messages, memo, None).await?;
+        self.confirm(broadcast).await
     }
 
     /// [`TxSender::send`] for messages the caller has just simulated at `gas_used`.
@@ -346,32 +489,33 @@ impl<C: ChainClient> TxSender<C> {
         memo: &str,
         gas_used: u64,
     ) -> Result<Sent, SendError> {
-        self.send_inner(messages, memo, Some(gas_used)).await
+        let broadcast = self.broadcast_inner(messages, memo, Some(gas_used)).await?;
+        self.confirm(broadcast).await
     }
 
-    async fn send_inner(
+    /// Simulates, signs and broadcasts; [`TxSender::confirm`] waits for the inclusion.
+    pub async fn broadcast(&self, messages: Vec<Any>, memo: &str) -> Result<Broadcast, SendError> {
+        self.broadcast_inner(messages, memo, None).await
+    }
+
+    /// [`TxSender::broadcast`] for messages the caller has just simulated at `gas_used`.
+    pub async fn broadcast_simulated(
+        &self,
+        messages: Vec<Any>,
+        memo: &str,
+        gas_used: u64,
+    ) -> Result<Broadcast, SendError> {
+        self.broadcast_inner(messages, memo, Some(gas_used)).await
+    }
+
+    async fn broadcast_inner(
         &self,
         messages: Vec<Any>,
         memo: &str,
         gas_used: Option<u64>,
-    ) -> Result<Sent, SendError> {
-        let mut unresolved = self.unresolved.lock().await;
-        if let Some(pending) = unresolved.as_ref() {
-            let (hash, sequence) = (pending.hash, pending.sequence);
-            match self.try_resolve(&mut unresolved).await {
-                Ok(Some(resolution)) => {
-                    tracing::info!(wallet = %self.address, %hash, ?resolution, "earlier unconfirmed tx settled")
-                }
-                Ok(None) => {
-                    return Err(SendError::Unresolved {
-                        wallet: self.address.clone(),
-                        hash,
-                        sequence,
-                    })
-                }
-                Err(e) => return Err(SendError::Chain(e)),
-            }
-        }
+    ) -> Result<Broadcast, SendError> {
+        let _turn = self.turn.lock().await;
+        self.settle_unresolved_or_refuse().await?;
         if !self.permit.is_granted() {
             return Err(SendError::PermitRevoked {
                 wallet: self.address.clone(),
@@ -382,6 +526,9 @@ impl<C: ChainClient> TxSender<C> {
             None => self.simulate(&messages).await?,
         };
         let gas_limit = self.builder.gas_limit_for(gas_used);
+        if !self.options.dry_run {
+            self.wait_for_in_flight_below(self.max_in_flight).await?;
+        }
         let mut resynced = false;
         loop {
             let sequence = self.sequence.peek();
@@ -397,7 +544,7 @@ impl<C: ChainClient> TxSender<C> {
                 )
                 .map_err(SendError::Chain)?;
             if self.options.dry_run {
-                return Ok(Sent::DryRun(DryRunTx {
+                return Ok(Broadcast::DryRun(DryRunTx {
                     hash: signed.hash,
                     sequence,
                     gas_used,
@@ -413,32 +560,31 @@ impl<C: ChainClient> TxSender<C> {
                 });
             }
             let hash = tx_hash(&signed.bytes);
-            match self.client.broadcast_sync(signed.bytes).await {
+            let info = |broadcast_at| TxInfo {
+                hash,
+                sequence,
+                gas_limit,
+                fee: signed.fee.clone(),
+                broadcast_at,
+                since: Instant::now(),
+            };
+            match self.client.broadcast_sync(signed.bytes.clone()).await {
                 Ok(_) => {
-                    let broadcast_at = SystemTime::now();
                     self.sequence.reset(sequence + 1);
-                    return self
-                        .await_inclusion(
-                            &mut unresolved,
-                            Unresolved {
-                                hash,
-                                sequence,
-                                gas_limit,
-                                fee: signed.fee,
-                                broadcast_at,
-                                since: Instant::now(),
-                            },
-                        )
-                        .await;
+                    lock(&self.ledger).in_flight.insert(sequence, hash);
+                    return Ok(Broadcast::Pending(PendingTx {
+                        info: info(SystemTime::now()),
+                        ledger: self.ledger.clone(),
+                        settled: self.settled.clone(),
+                        done: false,
+                    }));
                 }
                 Err(ChainError::Rejected(rejection)) => {
                     if rejection.kind == TxErrorCode::WrongSequence && !resynced {
                         resynced = true;
-                        let committed = self
-                            .sequence
-                            .resync(&self.client)
-                            .await
-                            .map_err(SendError::Chain)?;
+                        let Some(committed) = self.resync_past_in_flight().await? else {
+                            return Err(SendError::CheckTx(rejection));
+                        };
                         tracing::warn!(
                             wallet = %self.address,
                             signed_with = sequence,
@@ -454,15 +600,9 @@ impl<C: ChainClient> TxSender<C> {
                 // unknown, so it is kept unresolved rather than re-sent.
                 Err(e) => {
                     let broadcast_at = SystemTime::now();
-                    *unresolved = Some(Unresolved {
-                        hash,
-                        sequence,
-                        gas_limit,
-                        fee: signed.fee,
-                        broadcast_at,
-                        since: Instant::now(),
-                    });
-                    self.sequence.reset(sequence);
+                    lock(&self.ledger)
+                        .unresolved
+                        .insert(sequence, info(broadcast_at));
                     return Err(SendError::Unconfirmed {
                         hash,
                         sequence,
@@ -474,40 +614,127 @@ impl<C: ChainClient> TxSender<C> {
         }
     }
 
-    async fn await_inclusion(
-        &self,
-        unresolved: &mut Option<Unresolved>,
-        pending: Unresolved,
-    ) -> Result<Sent, SendError> {
+    /// Waits for a broadcast transaction's inclusion. A dry run passes through.
+    pub async fn confirm(&self, broadcast: Broadcast) -> Result<Sent, SendError> {
+        let mut pending = match broadcast {
+            Broadcast::DryRun(tx) => return Ok(Sent::DryRun(tx)),
+            Broadcast::Pending(pending) => pending,
+        };
         match self
             .client
-            .wait_for_tx(pending.hash, self.options.inclusion_timeout)
+            .wait_for_tx(pending.info.hash, self.options.inclusion_timeout)
             .await
         {
-            Ok(outcome) => self.included(pending, outcome),
+            Ok(outcome) => {
+                pending.settle(true);
+                self.included(pending.info.clone(), outcome)
+            }
             Err(e) => {
-                let (hash, sequence, broadcast_at) =
-                    (pending.hash, pending.sequence, pending.broadcast_at);
-                // Never sign past a tx of unknown fate: the next one reuses its sequence.
-                self.sequence.reset(sequence);
-                *unresolved = Some(pending);
+                // Kept unresolved: nothing is signed past it until it is settled.
+                pending.settle(false);
                 Err(SendError::Unconfirmed {
-                    hash,
-                    sequence,
-                    broadcast_at,
+                    hash: pending.info.hash,
+                    sequence: pending.info.sequence,
+                    broadcast_at: pending.info.broadcast_at,
                     reason: e.to_string(),
                 })
             }
         }
     }
 
-    fn included(&self, pending: Unresolved, outcome: TxOutcome) -> Result<Sent, SendError> {
+    /// Waits until fewer than `limit` transactions are in flight. In-flight transactions settle
+    /// within the inclusion timeout (or when their [`PendingTx`] is dropped); a wait longer than
+    /// twice that is an error.
+    async fn wait_for_in_flight_below(&self, limit: usize) -> Result<(), SendError> {
+        let patience = self.options.inclusion_timeout * 2 + Duration::from_secs(1);
+        let deadline = tokio::time::Instant::now() + patience;
+        loop {
+            let settled = self.settled.notified();
+            tokio::pin!(settled);
+            settled.as_mut().enable();
+            if self.in_flight() < limit {
+                return Ok(());
+            }
+            if tokio::time::timeout_at(deadline, settled).await.is_err() {
+                return Err(SendError::InFlightStuck {
+                    wallet: self.address.clone(),
+                    in_flight: self.in_flight(),
+                    waited: patience,
+                });
+            }
+        }
+    }
+
+    /// Resyncs the sequence from the chain's committed one, once that is past every tx of
+    /// this sender in flight (the committed sequence lags behind them; resyncing earlier would
+    /// hand their sequences out again). `None`, without a resync, while a tx of unknown fate
+    /// exists or when the txs in flight are not all committed within the inclusion timeout.
+    async fn resync_past_in_flight(&self) -> Result<Option<u64>, SendError> {
+        let deadline = tokio::time::Instant::now() + self.options.inclusion_timeout;
+        loop {
+            let highest = {
+                let ledger = lock(&self.ledger);
+                if !ledger.unresolved.is_empty() {
+                    return Ok(None);
+                }
+                ledger.in_flight.keys().next_back().copied()
+            };
+            let committed = self
+                .client
+                .account(&self.address)
+                .await
+                .map_err(SendError::Chain)?
+                .sequence;
+            if highest.is_none_or(|highest| committed > highest) {
+                self.sequence.reset(committed);
+                return Ok(Some(committed));
+            }
+            if tokio::time::Instant::now() + self.poll > deadline {
+                return Ok(None);
+            }
+            tokio::time::sleep(self.poll).await;
+        }
+    }
+
+    fn has_unresolved_now(&self) -> bool {
+        !lock(&self.ledger).unresolved.is_empty()
+    }
+
+    /// Settles unresolved transactions (lowest sequence first) as far as possible; refuses
+    /// (`Unresolved`) while any remains. Called with the turn held.
+    async fn settle_unresolved_or_refuse(&self) -> Result<(), SendError> {
+        loop {
+            let lowest = lock(&self.ledger)
+                .unresolved
+                .values()
+                .next()
+                .map(|tx| (tx.hash, tx.sequence));
+            let Some((hash, sequence)) = lowest else {
+                return Ok(());
+            };
+            match self.try_resolve().await {
+                Ok(Some(resolution)) => {
+                    tracing::info!(wallet = %self.address, %hash, ?resolution, "earlier unconfirmed tx settled")
+                }
+                Ok(None) => {
+                    return Err(SendError::Unresolved {
+                        wallet: self.address.clone(),
+                        hash,
+                        sequence,
+                    })
+                }
+                Err(e) => return Err(SendError::Chain(e)),
+            }
+        }
+    }
+
+    fn included(&self, info: TxInfo, outcome: TxOutcome) -> Result<Sent, SendError> {
         let tx = Box::new(SentTx {
-            hash: pending.hash,
-            sequence: pending.sequence,
-            gas_limit: pending.gas_limit,
-            fee: pending.fee,
-            broadcast_at: pending.broadcast_at,
+            hash: info.hash,
+            sequence: info.sequence,
+            gas_limit: info.gas_limit,
+            fee: info.fee,
+            broadcast_at: info.broadcast_at,
             outcome,
         });
         if tx.outcome.is_success() {
@@ -524,26 +751,38 @@ impl<C: ChainClient> TxSender<C> {
         Err(SendError::DeliverTx { tx, rejection })
     }
 
-    /// Settles an earlier unconfirmed tx if possible; `Ok(None)` when there was none or it is
-    /// still unknown (then [`TxSender::send`] refuses to send).
+    /// Settles the lowest unresolved tx if possible; `Ok(None)` when there is none, while
+    /// transactions are still in flight, or when it is still unknown (then
+    /// [`TxSender::send`] refuses to send).
     pub async fn resolve_unresolved(&self) -> Result<Option<Resolution>, ChainError> {
-        let mut unresolved = self.unresolved.lock().await;
-        self.try_resolve(&mut unresolved).await
+        let _turn = self.turn.lock().await;
+        self.try_resolve().await
     }
 
     /// Whether a tx of unknown fate blocks this sender.
     pub async fn has_unresolved(&self) -> bool {
-        self.unresolved.lock().await.is_some()
+        self.has_unresolved_now()
     }
 
-    async fn try_resolve(
-        &self,
-        unresolved: &mut Option<Unresolved>,
-    ) -> Result<Option<Resolution>, ChainError> {
-        let Some(pending) = unresolved.as_ref() else {
-            return Ok(None);
+    /// Called with the turn held.
+    async fn try_resolve(&self) -> Result<Option<Resolution>, ChainError> {
+        let pending = {
+            let ledger = lock(&self.ledger);
+            // What is still in flight settles first (it may be the proof of what came before).
+            if !ledger.in_flight.is_empty() {
+                return Ok(None);
+            }
+            match ledger.unresolved.values().next() {
+                Some(tx) => tx.clone(),
+                None => return Ok(None),
+            }
         };
         let (hash, sequence) = (pending.hash, pending.sequence);
+        let forget = || {
+            let mut ledger = lock(&self.ledger);
+            ledger.unresolved.remove(&sequence);
+            ledger.unresolved.is_empty()
+        };
         // One short look: the normal wait has already timed out once.
         match self
             .client
@@ -551,8 +790,9 @@ impl<C: ChainClient> TxSender<C> {
             .await
         {
             Ok(outcome) => {
-                let pending = unresolved.take().expect("checked above");
-                self.sequence.resync(&self.client).await?;
+                if forget() {
+                    self.sequence.resync(&self.client).await?;
+                }
                 let resolution = match self.included(pending, outcome) {
                     Ok(Sent::Included(tx)) => Resolution::Included(tx),
                     Err(SendError::DeliverTx { tx, .. }) => Resolution::Included(tx),
@@ -565,14 +805,17 @@ impl<C: ChainClient> TxSender<C> {
         }
         let committed = self.client.account(&self.address).await?.sequence;
         if committed > sequence {
-            *unresolved = None;
-            self.sequence.reset(committed);
+            if forget() {
+                self.sequence.reset(committed);
+            }
             return Ok(Some(Resolution::SequenceConsumed { hash, sequence }));
         }
         if pending.since.elapsed() >= self.options.unresolved_grace {
-            *unresolved = None;
-            // The next tx takes the same sequence: at most one of the two can execute.
-            self.sequence.reset(committed);
+            if forget() {
+                // The next tx takes the committed sequence: at most one tx per sequence can
+                // execute.
+                self.sequence.reset(committed);
+            }
             tracing::warn!(wallet = %self.address, %hash, sequence, "unconfirmed tx presumed dropped; its sequence is reused");
             return Ok(Some(Resolution::PresumedDropped { hash, sequence }));
         }

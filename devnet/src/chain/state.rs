@@ -446,7 +446,9 @@ impl ChainState {
         }
         for coin in &tx.fee {
             let balance = self.balance(&tx.fee_payer, &coin.denom);
-            let pending = if mode == Mode::Check {
+            // CheckTx and simulation run on the CheckTx state (as the SDK's do): fees of txs
+            // waiting in the mempool are already spent there.
+            let pending = if mode != Mode::Deliver {
                 self.check
                     .fees
                     .get(&tx.fee_payer)
@@ -485,19 +487,22 @@ impl ChainState {
                     Some(key.clone())
                 }
                 None => known_pubkey.or_else(|| {
-                    (mode == Mode::Check)
+                    (mode != Mode::Deliver)
                         .then(|| self.check.pubkeys.get(&signer.address).cloned())
                         .flatten()
                 }),
             };
+            // CheckTx and simulation expect the sequence after the signer's txs waiting in the
+            // mempool (the SDK's CheckTx state), so a client can simulate and broadcast sequence
+            // N + 1 while N waits for its block; delivery expects the committed one.
             let expected_sequence = match mode {
-                Mode::Check => self
+                Mode::Check | Mode::Simulate => self
                     .check
                     .sequences
                     .get(&signer.address)
                     .copied()
                     .unwrap_or(committed_sequence),
-                Mode::Deliver | Mode::Simulate => committed_sequence,
+                Mode::Deliver => committed_sequence,
             };
             if signer.sequence != expected_sequence {
                 return Err(fail(TxError::wrong_sequence(
@@ -884,7 +889,10 @@ impl ChainState {
     }
 
     /// Simulate: the whole tx against the current state, then forgotten. Signatures are not
-    /// checked (they may be empty) and gas is not limited.
+    /// checked (they may be empty) and gas is not limited. As in the SDK, the ante checks see
+    /// the CheckTx state (sequences and fees of txs waiting in the mempool); the messages run on
+    /// the committed state (CheckTx never executes messages, so neither state holds their
+    /// effects).
     pub fn simulate(&mut self, bytes: &[u8]) -> Result<SimulateOutcome, TxError> {
         let tx = tx::decode(bytes)?;
         for signer in &tx.signers {

@@ -8,12 +8,12 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use clap::Args;
 use cosmwasm_std::Timestamp;
-use redis::aio::ConnectionManager;
 use redline_common::chain::ChainClient;
 use redline_common::index::{IndexArgs, PositionIndex};
 use redline_common::jobs::{HealthCheckJob, ProtocolKind, HEALTH_CHECK_QUEUE};
 use redline_common::metrics::HealthReport;
 use redline_common::queue::{QueueConfig, RedisStreamQueue};
+use redline_common::redis_conn::RedisConn;
 
 use crate::chain_state::{RedBankContracts, ScanSettings};
 use crate::metrics::CollectorMetrics;
@@ -79,7 +79,7 @@ pub struct Connections<C> {
     pub client: C,
     pub chain_id: String,
     pub contracts: RedBankContracts,
-    pub redis: ConnectionManager,
+    pub redis: RedisConn,
     pub queue: QueueConfig,
     pub registry: prometheus::Registry,
     pub health: HealthReport,

@@ -11,6 +11,7 @@ pub mod metrics;
 pub mod msg;
 pub mod notify;
 pub mod queue;
+pub mod redis_conn;
 pub mod service;
 pub mod telemetry;
 pub mod testkit;

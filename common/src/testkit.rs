@@ -4,6 +4,10 @@
 //! Every [`RedisServer`] is its own process with its own port and directory, so tests can run
 //! in parallel without sharing state. Servers keep nothing on disk (`--save ""`,
 //! `--appendonly no`) and die with their [`RedisServer`] value.
+//!
+//! [`RedisOptions`] adds what production Redis has: a password (`requirepass`), an ACL user (the
+//! default user then disabled), TLS with a CA made for the server at start, and
+//! [`RedisCluster`] runs a cluster of such servers on loopback.
 
 use std::future::Future;
 use std::io::{Read, Write};
@@ -47,6 +51,10 @@ pub enum TestkitError {
     },
     #[error("condition not met within {0:?}")]
     Timeout(Duration),
+    #[error("making the test TLS certificates: {0}")]
+    Certificates(String),
+    #[error("redis-cli {what}: {detail}")]
+    Cli { what: String, detail: String },
 }
 
 fn io_error(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> TestkitError {
@@ -108,6 +116,49 @@ pub fn wait_for_blocking(
     }
 }
 
+/// How a [`RedisServer`] is secured and whether it is a cluster node.
+#[derive(Debug, Clone, Default)]
+pub struct RedisOptions {
+    /// `requirepass`: the default user's password.
+    pub password: Option<String>,
+    /// An ACL user `(name, password)` with every right; the default user is disabled, so
+    /// only this user gets in.
+    pub acl_user: Option<(String, String)>,
+    /// Serve TLS on a second port, with a server certificate for `127.0.0.1` signed by a CA
+    /// made at start ([`RedisServer::ca_cert`]). Clients use [`RedisServer::url`] (`rediss://`);
+    /// the plain port stays for the testkit's own readiness checks.
+    pub tls: bool,
+    /// `cluster-enabled yes` (see [`RedisCluster`]).
+    pub cluster: bool,
+}
+
+impl RedisOptions {
+    /// `AUTH` arguments that get in, if any.
+    fn auth(&self) -> Option<(Option<String>, String)> {
+        match (&self.acl_user, &self.password) {
+            (Some((user, password)), _) => Some((Some(user.clone()), password.clone())),
+            (None, Some(password)) => Some((None, password.clone())),
+            (None, None) => None,
+        }
+    }
+
+    /// `user:password@` / `:password@` for URLs.
+    fn url_credentials(&self) -> String {
+        match self.auth() {
+            Some((Some(user), password)) => format!("{user}:{password}@"),
+            Some((None, password)) => format!(":{password}@"),
+            None => String::new(),
+        }
+    }
+}
+
+/// Ports of one server besides its main (plain) port.
+#[derive(Debug, Clone, Copy, Default)]
+struct ExtraPorts {
+    tls: Option<u16>,
+    cluster_bus: Option<u16>,
+}
+
 /// A `redis-server` process of our own on a free loopback port, killed (SIGKILL) on drop.
 #[derive(Debug)]
 pub struct RedisServer {
@@ -115,27 +166,68 @@ pub struct RedisServer {
     port: u16,
     dir: PathBuf,
     child: Option<Child>,
+    options: RedisOptions,
+    extra: ExtraPorts,
 }
 
 impl RedisServer {
     /// Starts a server on a free port and waits until it answers. Blocks for the few
     /// milliseconds that takes, so it can be called from sync and async tests alike.
     pub fn start() -> Result<Self, TestkitError> {
+        Self::start_with(RedisOptions::default())
+    }
+
+    /// [`start`](Self::start) with a password, an ACL user, TLS or cluster mode.
+    pub fn start_with(options: RedisOptions) -> Result<Self, TestkitError> {
+        Self::start_sharing_tls(options, None)
+    }
+
+    /// [`start_with`](Self::start_with); a TLS server takes its CA and certificate from
+    /// `tls_files` (a directory [`write_tls_files`] wrote) instead of making its own, so the
+    /// nodes of a cluster share one CA.
+    fn start_sharing_tls(
+        options: RedisOptions,
+        tls_files: Option<&Path>,
+    ) -> Result<Self, TestkitError> {
         static SWEEP: Once = Once::new();
         SWEEP.call_once(sweep_orphans);
 
         let binary = find_redis_server()?;
         let dir = make_server_dir()?;
+        if options.tls {
+            let written = match tls_files {
+                Some(source) => copy_tls_files(source, &dir),
+                None => write_tls_files(&dir),
+            };
+            if let Err(error) = written {
+                let _ = std::fs::remove_dir_all(&dir);
+                return Err(error);
+            }
+        }
         let mut last_error = None;
         for _ in 0..START_ATTEMPTS {
             let port = free_port()?;
-            match spawn_server(&binary, port, &dir) {
+            let extra = ExtraPorts {
+                tls: if options.tls {
+                    Some(free_port()?)
+                } else {
+                    None
+                },
+                cluster_bus: if options.cluster {
+                    Some(free_port()?)
+                } else {
+                    None
+                },
+            };
+            match spawn_server(&binary, port, &dir, &options, extra) {
                 Ok(child) => {
                     return Ok(Self {
                         binary,
                         port,
                         dir,
                         child: Some(child),
+                        options,
+                        extra,
                     })
                 }
                 // Someone bound the port between our probe and redis-server's bind.
@@ -152,9 +244,32 @@ impl RedisServer {
         Err(last_error.unwrap_or(TestkitError::Timeout(START_TIMEOUT)))
     }
 
-    /// `redis://127.0.0.1:<port>`.
+    /// The URL clients use: `redis://127.0.0.1:<port>`, with the password or ACL user
+    /// (`redis://user:password@…`) when the server has one, and `rediss://…:<tls port>` for
+    /// a TLS server (whose CA is [`ca_cert`](Self::ca_cert)).
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        let credentials = self.options.url_credentials();
+        match self.extra.tls {
+            Some(tls_port) => format!("rediss://{credentials}127.0.0.1:{tls_port}"),
+            None => format!("redis://{credentials}127.0.0.1:{}", self.port),
+        }
+    }
+
+    /// The PEM file of the CA that signed a TLS server's certificate.
+    pub fn ca_cert(&self) -> Option<PathBuf> {
+        self.options.tls.then(|| self.dir.join(CA_CERT_FILE))
+    }
+
+    /// A queue config that reaches this server: [`url`](Self::url), and the CA for TLS.
+    pub fn queue_config(&self) -> crate::queue::QueueConfig {
+        crate::queue::QueueConfig {
+            redis_ca_cert: self.ca_cert(),
+            ..crate::queue::QueueConfig::with_url(self.url())
+        }
+    }
+
+    pub fn options(&self) -> &RedisOptions {
+        &self.options
     }
 
     pub fn port(&self) -> u16 {
@@ -204,7 +319,13 @@ impl RedisServer {
         let mut last_error = None;
         // The old socket is closed by now; a short retry covers the rare slow release.
         for _ in 0..START_ATTEMPTS {
-            match spawn_server(&self.binary, self.port, &self.dir) {
+            match spawn_server(
+                &self.binary,
+                self.port,
+                &self.dir,
+                &self.options,
+                self.extra,
+            ) {
                 Ok(child) => {
                     self.child = Some(child);
                     return Ok(());
@@ -224,6 +345,143 @@ impl Drop for RedisServer {
     fn drop(&mut self) {
         let _ = self.kill();
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A Redis Cluster on loopback: `n` primaries (no replicas), each a [`RedisServer`] with
+/// `cluster-enabled`, the 16384 slots spread over them by `redis-cli --cluster create`.
+/// Dropping it kills every node.
+#[derive(Debug)]
+pub struct RedisCluster {
+    nodes: Vec<RedisServer>,
+}
+
+/// How long a new cluster may take to agree that every slot is served.
+const CLUSTER_READY_TIMEOUT: Duration = Duration::from_secs(30);
+
+impl RedisCluster {
+    /// Starts `nodes` servers with `options` (password, ACL user, TLS: then one CA for all
+    /// nodes, and the cluster bus on TLS too), joins them into a cluster and waits until every
+    /// node reports `cluster_state:ok`.
+    pub fn start(nodes: usize, options: RedisOptions) -> Result<Self, TestkitError> {
+        let options = RedisOptions {
+            cluster: true,
+            ..options
+        };
+        let shared_tls = if options.tls {
+            let dir = make_server_dir()?;
+            if let Err(error) = write_tls_files(&dir) {
+                let _ = std::fs::remove_dir_all(&dir);
+                return Err(error);
+            }
+            Some(dir)
+        } else {
+            None
+        };
+        let started = (0..nodes)
+            .map(|_| RedisServer::start_sharing_tls(options.clone(), shared_tls.as_deref()))
+            .collect::<Result<Vec<_>, _>>();
+        if let Some(dir) = shared_tls {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+        let nodes = started?;
+        let cluster = Self { nodes };
+        let mut create = vec!["--cluster".to_owned(), "create".to_owned()];
+        create.extend(
+            cluster
+                .nodes
+                .iter()
+                .map(|node| format!("127.0.0.1:{}", node.port())),
+        );
+        create.extend([
+            "--cluster-replicas".to_owned(),
+            "0".to_owned(),
+            "--cluster-yes".to_owned(),
+        ]);
+        let first = &cluster.nodes[0];
+        first.cli(&create)?;
+        for node in &cluster.nodes {
+            wait_for_blocking(
+                || {
+                    node.cli(&["CLUSTER".to_owned(), "INFO".to_owned()])
+                        .is_ok_and(|info| info.contains("cluster_state:ok"))
+                },
+                CLUSTER_READY_TIMEOUT,
+            )?;
+        }
+        Ok(cluster)
+    }
+
+    pub fn nodes(&self) -> &[RedisServer] {
+        &self.nodes
+    }
+
+    /// The nodes, for a caller that keeps them alive its own way (each dies when dropped).
+    pub fn into_nodes(self) -> Vec<RedisServer> {
+        self.nodes
+    }
+
+    /// Every node's URL (with credentials), comma-separated: the seeds for `--redis-url`.
+    pub fn url(&self) -> String {
+        self.nodes
+            .iter()
+            .map(RedisServer::url)
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// A queue config for this cluster: its seeds, `--redis-cluster`, and the queue prefix
+    /// `prefix`, which must carry a hash tag (e.g. `{redline}`).
+    pub fn queue_config(&self, prefix: &str) -> crate::queue::QueueConfig {
+        crate::queue::QueueConfig {
+            redis_cluster: true,
+            redis_ca_cert: self.nodes[0].ca_cert(),
+            queue_prefix: prefix.to_owned(),
+            ..crate::queue::QueueConfig::with_url(self.url())
+        }
+    }
+}
+
+impl RedisServer {
+    /// Runs `redis-cli` against this server's plain port (authenticated as clients are) and
+    /// returns its output; an error when it fails or answers with an error.
+    pub fn cli(&self, args: &[String]) -> Result<String, TestkitError> {
+        let cli = self.binary.with_file_name("redis-cli");
+        let cli = if is_executable(&cli) {
+            cli
+        } else {
+            PathBuf::from("redis-cli")
+        };
+        let mut command = Command::new(&cli);
+        command
+            .args(["-h", "127.0.0.1", "-p"])
+            .arg(self.port.to_string());
+        if let Some((user, password)) = self.options.auth() {
+            if let Some(user) = user {
+                command.args(["--user", &user]);
+            }
+            // Through the environment, so the password is not on the command line.
+            command.env("REDISCLI_AUTH", password);
+        }
+        let what = args.join(" ");
+        let output = command
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(io_error(format!("running {} {what}", cli.display())))?;
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        if !output.status.success()
+            || stdout.starts_with("ERR")
+            || stdout.contains("[ERR]")
+            || stdout.starts_with("NOAUTH")
+        {
+            return Err(TestkitError::Cli {
+                what,
+                detail: format!("{}: {stdout}{stderr}", output.status),
+            });
+        }
+        Ok(stdout)
     }
 }
 
@@ -277,10 +535,119 @@ fn log_tail(dir: &Path) -> String {
     lines[lines.len().saturating_sub(20)..].join("\n")
 }
 
-fn spawn_server(binary: &Path, port: u16, dir: &Path) -> Result<Child, TestkitError> {
+const CA_CERT_FILE: &str = "ca.pem";
+const SERVER_CERT_FILE: &str = "server.pem";
+const SERVER_KEY_FILE: &str = "server.key";
+
+/// A fresh CA and a server certificate for 127.0.0.1 and localhost signed by it, as PEM files
+/// in the server's directory.
+fn write_tls_files(dir: &Path) -> Result<(), TestkitError> {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+    let error = |e: rcgen::Error| TestkitError::Certificates(e.to_string());
+    let ca_key = KeyPair::generate().map_err(error)?;
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(error)?;
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "redline test CA");
+    let ca = ca_params.self_signed(&ca_key).map_err(error)?;
+    let server_key = KeyPair::generate().map_err(error)?;
+    let mut server_params =
+        CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
+            .map_err(error)?;
+    server_params
+        .distinguished_name
+        .push(DnType::CommonName, "redline test redis");
+    let server = server_params
+        .signed_by(&server_key, &ca, &ca_key)
+        .map_err(error)?;
+    for (name, pem) in [
+        (CA_CERT_FILE, ca.pem()),
+        (SERVER_CERT_FILE, server.pem()),
+        (SERVER_KEY_FILE, server_key.serialize_pem()),
+    ] {
+        let path = dir.join(name);
+        std::fs::write(&path, pem).map_err(io_error(format!("writing {}", path.display())))?;
+    }
+    Ok(())
+}
+
+fn copy_tls_files(source: &Path, dir: &Path) -> Result<(), TestkitError> {
+    for name in [CA_CERT_FILE, SERVER_CERT_FILE, SERVER_KEY_FILE] {
+        std::fs::copy(source.join(name), dir.join(name))
+            .map_err(io_error(format!("copying {name} to {}", dir.display())))?;
+    }
+    Ok(())
+}
+
+/// The `redis-server` arguments for `options`.
+fn option_args(dir: &Path, options: &RedisOptions, extra: ExtraPorts) -> Vec<String> {
+    let mut args = Vec::new();
+    if let Some(password) = &options.password {
+        args.extend(["--requirepass".to_owned(), password.clone()]);
+    }
+    if let Some((user, password)) = &options.acl_user {
+        // Each word its own argument: redis-server joins a directive's arguments itself.
+        args.extend(
+            [
+                "--user",
+                user,
+                "on",
+                &format!(">{password}"),
+                "~*",
+                "&*",
+                "+@all",
+            ]
+            .map(str::to_owned),
+        );
+        args.extend(["--user", "default", "off"].map(str::to_owned));
+    }
+    if let Some(tls_port) = extra.tls {
+        let file = |name: &str| dir.join(name).display().to_string();
+        args.extend([
+            "--tls-port".to_owned(),
+            tls_port.to_string(),
+            "--tls-cert-file".to_owned(),
+            file(SERVER_CERT_FILE),
+            "--tls-key-file".to_owned(),
+            file(SERVER_KEY_FILE),
+            "--tls-ca-cert-file".to_owned(),
+            file(CA_CERT_FILE),
+            "--tls-auth-clients".to_owned(),
+            "no".to_owned(),
+        ]);
+        if extra.cluster_bus.is_some() {
+            // Nodes talk TLS to each other, and tell TLS clients their TLS ports.
+            args.extend(["--tls-cluster", "yes", "--tls-replication", "yes"].map(str::to_owned));
+        }
+    }
+    if let Some(bus_port) = extra.cluster_bus {
+        args.extend([
+            "--cluster-enabled".to_owned(),
+            "yes".to_owned(),
+            "--cluster-port".to_owned(),
+            bus_port.to_string(),
+            "--cluster-config-file".to_owned(),
+            dir.join("nodes.conf").display().to_string(),
+            "--cluster-node-timeout".to_owned(),
+            "5000".to_owned(),
+        ]);
+    }
+    args
+}
+
+fn spawn_server(
+    binary: &Path,
+    port: u16,
+    dir: &Path,
+    options: &RedisOptions,
+    extra: ExtraPorts,
+) -> Result<Child, TestkitError> {
     let log = dir.join("redis.log");
     // A fresh log per start, so errors quote this start only.
     let _ = std::fs::remove_file(&log);
+    // A restarted cluster node starts empty, as a crashed one without persistence would.
+    let _ = std::fs::remove_file(dir.join("nodes.conf"));
     let mut child = Command::new(binary)
         .arg("--port")
         .arg(port.to_string())
@@ -290,6 +657,7 @@ fn spawn_server(binary: &Path, port: u16, dir: &Path) -> Result<Child, TestkitEr
         .arg(dir)
         .arg("--logfile")
         .arg(&log)
+        .args(option_args(dir, options, extra))
         .current_dir(dir)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -314,7 +682,7 @@ fn spawn_server(binary: &Path, port: u16, dir: &Path) -> Result<Child, TestkitEr
         }
         // Answering is not enough: it must be *our* process answering, not a server that
         // beat us to the port.
-        if answering_pid(port) == Some(child.id()) {
+        if answering_pid(port, options.auth().as_ref()) == Some(child.id()) {
             return Ok(child);
         }
         if started.elapsed() > START_TIMEOUT {
@@ -330,17 +698,37 @@ fn spawn_server(binary: &Path, port: u16, dir: &Path) -> Result<Child, TestkitEr
     }
 }
 
-/// Sends `PING` and `INFO server`; the process id of the server that answered `+PONG`.
-fn answering_pid(port: u16) -> Option<u32> {
+/// A command in the Redis protocol.
+fn resp_command(args: &[&str]) -> Vec<u8> {
+    let mut out = format!("*{}\r\n", args.len()).into_bytes();
+    for arg in args {
+        out.extend_from_slice(format!("${}\r\n{arg}\r\n", arg.len()).as_bytes());
+    }
+    out
+}
+
+/// Sends `AUTH` (when `auth` is set), `PING` and `INFO server`; the process id of the server
+/// that answered `+PONG`.
+fn answering_pid(port: u16, auth: Option<&(Option<String>, String)>) -> Option<u32> {
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(200)).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(1))).ok()?;
     stream
         .set_write_timeout(Some(Duration::from_secs(1)))
         .ok()?;
-    stream
-        .write_all(b"*1\r\n$4\r\nPING\r\n*2\r\n$4\r\nINFO\r\n$6\r\nserver\r\n")
-        .ok()?;
+    let mut request = Vec::new();
+    let mut expected = String::new();
+    if let Some((user, password)) = auth {
+        match user {
+            Some(user) => request.extend(resp_command(&["AUTH", user, password])),
+            None => request.extend(resp_command(&["AUTH", password])),
+        }
+        expected.push_str("+OK\r\n");
+    }
+    request.extend(resp_command(&["PING"]));
+    request.extend(resp_command(&["INFO", "server"]));
+    expected.push_str("+PONG\r\n$");
+    stream.write_all(&request).ok()?;
     let mut reply = Vec::new();
     let mut chunk = [0u8; 4096];
     loop {
@@ -350,8 +738,8 @@ fn answering_pid(port: u16) -> Option<u32> {
         }
         reply.extend_from_slice(&chunk[..n]);
         let text = String::from_utf8_lossy(&reply);
-        let Some(info) = text.strip_prefix("+PONG\r\n$") else {
-            if reply.len() >= 7 && !text.starts_with("+PONG") {
+        let Some(info) = text.strip_prefix(expected.as_str()) else {
+            if reply.len() >= expected.len() || !expected.starts_with(text.as_ref()) {
                 return None;
             }
             continue;

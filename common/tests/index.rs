@@ -5,20 +5,18 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use cosmwasm_std::{Decimal, Timestamp, Uint128};
-use redis::aio::ConnectionManager;
 use redline_common::index::{
     synthetic_account, write_synthetic_accounts, AccountChange, AccountPositions, BlockSnapshot,
     BlockUpdate, IndexNamespace, IndexedAccount, PositionIndex,
 };
 use redline_common::jobs::ProtocolKind;
 use redline_common::msg::red_bank::{Collateral, Debt};
+use redline_common::redis_conn::{self, ConnectOptions, RedisConn};
 use redline_common::testkit::RedisServer;
 use redline_common::types::Market;
 
-async fn connect(server: &RedisServer) -> ConnectionManager {
-    redis::Client::open(server.url())
-        .unwrap()
-        .get_connection_manager()
+async fn connect(server: &RedisServer) -> RedisConn {
+    redis_conn::connect(&server.queue_config(), ConnectOptions::default())
         .await
         .unwrap()
 }

@@ -26,11 +26,11 @@ use std::ops::Range;
 
 use clap::Args;
 use cosmwasm_std::Decimal;
-use redis::aio::ConnectionManager;
 use redline_common::jobs::{LiquidationCandidate, ProtocolKind, LIQUIDATION_QUEUE};
 use redline_common::queue::{
     liquidation_dedup_key, DedupKey, EnqueueStatus, PriorityQueue, QueueConfig, QueueError,
 };
+use redline_common::redis_conn::{ConnectOptions, RedisConn};
 
 #[derive(Debug, Clone, Args)]
 pub struct OutputConfig {
@@ -155,7 +155,7 @@ pub enum OutputError {
 #[derive(Clone)]
 pub struct Outputs {
     queue: PriorityQueue<LiquidationCandidate>,
-    conn: ConnectionManager,
+    conn: RedisConn,
     prefix: String,
     threshold: Decimal,
 }
@@ -167,18 +167,8 @@ impl Outputs {
     ) -> anyhow::Result<Self> {
         let threshold = config.threshold()?;
         let queue = PriorityQueue::connect(queue_config, LIQUIDATION_QUEUE).await?;
-        let client = redis::Client::open(queue_config.redis_url.as_str())?;
-        let conn = tokio::time::timeout(
-            std::time::Duration::from_secs(10),
-            client.get_connection_manager(),
-        )
-        .await
-        .map_err(|_| {
-            anyhow::anyhow!(
-                "Redis {}: no answer within 10 s",
-                queue_config.redacted_url()
-            )
-        })??;
+        let conn =
+            redline_common::redis_conn::connect(queue_config, ConnectOptions::default()).await?;
         Ok(Self {
             queue,
             conn,

@@ -34,7 +34,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use clap::{Args, ValueEnum};
 use cosmwasm_std::Decimal;
 use futures::{StreamExt, TryStreamExt};
-use redis::aio::ConnectionManager;
 use redline_common::chain::ChainClient;
 use redline_common::index::{
     BlockSnapshot, BucketRead, IndexArgs, IndexError, IndexNamespace, IndexedAccount, PositionIndex,
@@ -43,6 +42,7 @@ use redline_common::jobs::{
     HealthCheckJob, LiquidationCandidate, ProtocolKind, HEALTH_CHECK_QUEUE,
 };
 use redline_common::queue::{Delivery, Queue, QueueConfig, QueueError, RedisStreamQueue};
+use redline_common::redis_conn::RedisConn;
 use redline_common::types::Health;
 use tokio::sync::{watch, OnceCell};
 use tracing::{debug, error, info, warn};
@@ -430,7 +430,7 @@ pub struct HealthChecker<C> {
     config: WorkerConfig,
     profit: ProfitConfig,
     index_args: IndexArgs,
-    redis: ConnectionManager,
+    redis: RedisConn,
     indexes: tokio::sync::Mutex<HashMap<IndexNamespace, PositionIndex>>,
     snapshots: SnapshotCache,
     outputs: Outputs,
@@ -454,7 +454,7 @@ impl<C: ChainClient + 'static> HealthChecker<C> {
         config: WorkerConfig,
         profit: ProfitConfig,
         index_args: IndexArgs,
-        redis: ConnectionManager,
+        redis: RedisConn,
         outputs: Outputs,
         metrics: Metrics,
         onchain: Option<OnchainSource<C>>,

@@ -1,5 +1,7 @@
 //! Every attempt, recorded: to a Redis stream (for the dashboard and for tests) and to a CSV
-//! file when `--csv PATH` is given.
+//! file when `--csv PATH` is given; notified to the operator's `--notify-*` targets (see
+//! [`notification`]); and a settled transaction asks for its wallet's balances to be read again
+//! ([`crate::balances`]).
 //!
 //! One record per liquidation attempted (a multi-account tx gives one record per account, the
 //! fee split between them to the unit), plus one per wallet top-up. Profits are exact values in
@@ -10,10 +12,13 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use cosmwasm_std::Uint128;
-use redis::aio::ConnectionManager;
+use cosmwasm_std::{SignedDecimal, Uint128};
+use redline_common::jobs::ProtocolKind;
+use redline_common::notify::{LiquidationAttempt, LiquidationOutcome, Notifier};
+use redline_common::redis_conn::RedisConn;
 use serde::{Deserialize, Serialize};
 
+use crate::balances::BalanceTrigger;
 use crate::value::Value;
 
 /// Field of a stream entry that carries the record's JSON.
@@ -274,10 +279,13 @@ pub fn parse_csv_line(line: &str) -> Vec<String> {
 
 /// Where records go. Recording never fails the attempt: a sink that errors is logged.
 pub struct Recorder {
-    redis: Option<ConnectionManager>,
+    redis: Option<RedisConn>,
     stream: String,
     max_len: Option<u64>,
     csv: Option<(PathBuf, std::sync::Mutex<std::fs::File>)>,
+    /// Notifications of liquidation attempts, with the chain id they name.
+    notifier: Option<(Notifier, String)>,
+    balances: Option<BalanceTrigger>,
 }
 
 impl std::fmt::Debug for Recorder {
@@ -293,7 +301,7 @@ impl Recorder {
     /// Records to `stream` on `redis` (capped near `max_len` entries when set) and, when
     /// given, appends to the CSV file at `csv` (header written when the file is new).
     pub fn new(
-        redis: Option<ConnectionManager>,
+        redis: Option<RedisConn>,
         stream: String,
         max_len: Option<u64>,
         csv: Option<&Path>,
@@ -316,7 +324,23 @@ impl Recorder {
             stream,
             max_len,
             csv,
+            notifier: None,
+            balances: None,
         })
+    }
+
+    /// Also notifies every liquidation attempt (see [`notification`]) on chain `chain_id`.
+    pub fn with_notifier(mut self, notifier: Notifier, chain_id: &str) -> Self {
+        if notifier.is_enabled() {
+            self.notifier = Some((notifier, chain_id.to_string()));
+        }
+        self
+    }
+
+    /// Also asks for a wallet's balances to be read again when one of its txs settled.
+    pub fn with_balance_trigger(mut self, trigger: BalanceTrigger) -> Self {
+        self.balances = Some(trigger);
+        self
     }
 
     pub fn stream(&self) -> &str {
@@ -324,6 +348,16 @@ impl Recorder {
     }
 
     pub async fn record(&self, record: &AttemptRecord) {
+        if let Some(trigger) = &self.balances {
+            if moves_funds(record.outcome) && !record.wallet.is_empty() {
+                trigger.touch(&record.wallet);
+            }
+        }
+        if let Some((notifier, chain_id)) = &self.notifier {
+            if let Some(attempt) = notification(record, chain_id) {
+                notifier.notify(&attempt.into()).await;
+            }
+        }
         if let Some((path, file)) = &self.csv {
             let row = record.csv_row();
             let written = file
@@ -367,9 +401,75 @@ impl Recorder {
     }
 }
 
+/// Whether an attempt with this outcome changed its wallet's balances (a tx was included).
+fn moves_funds(outcome: Outcome) -> bool {
+    matches!(
+        outcome,
+        Outcome::Liquidated | Outcome::DeliverTxFailed | Outcome::TopUp | Outcome::Sweep
+    )
+}
+
+/// The notification of an attempt, if it is one an operator hears about: a liquidation that
+/// landed (succeeded), and one that was tried and failed — refused at CheckTx, failed in its
+/// block (fee spent), refused in simulation for another reason than a race with someone who
+/// liquidated first, or not sent because of an error (RPC down, no funds). Dry runs, plans
+/// under the profit floor, the model's refusals, txs whose fate is still unknown (notified once
+/// settled) and wallet housekeeping are not liquidation attempts.
+pub fn notification(record: &AttemptRecord, chain_id: &str) -> Option<LiquidationAttempt> {
+    let outcome = match record.outcome {
+        Outcome::Liquidated => LiquidationOutcome::Succeeded,
+        Outcome::CheckTxFailed | Outcome::DeliverTxFailed => LiquidationOutcome::Failed,
+        Outcome::SimulationFailed if !crate::consume::is_race(&record.error) => {
+            LiquidationOutcome::Failed
+        }
+        Outcome::NotSent if !record.error.is_empty() => LiquidationOutcome::Failed,
+        _ => return None,
+    };
+    let succeeded = outcome == LiquidationOutcome::Succeeded;
+    let included = succeeded || record.outcome == Outcome::DeliverTxFailed;
+    // Realised profit once the tx was included; the plan's expectation otherwise.
+    let profit = if included {
+        record.profit_usd
+    } else {
+        record.expected_profit_usd
+    };
+    Some(LiquidationAttempt {
+        chain_id: chain_id.to_string(),
+        protocol: ProtocolKind::RedBank,
+        account: record.account.clone(),
+        liquidator: record.wallet.clone(),
+        debt_denom: record.debt_denom.clone(),
+        debt_amount: if succeeded {
+            record.debt_repaid
+        } else {
+            record.debt_sent
+        },
+        collateral_denom: record.collateral_denom.clone(),
+        collateral_amount: record.collateral_received,
+        profit_usd: usd_for_notification(profit),
+        tx_hash: (!record.tx_hash.is_empty()).then(|| record.tx_hash.clone()),
+        height: included.then_some(record.height),
+        outcome,
+        error: (!record.error.is_empty()).then(|| record.error.clone()),
+    })
+}
+
+/// A USD value for a message: cut to cents towards zero (18 decimals of dust say nothing to a
+/// reader), `None` beyond what a message's decimal holds.
+fn usd_for_notification(value: Value) -> Option<SignedDecimal> {
+    let scaled = value.checked_mul(Value::percent(10_000)).ok()?;
+    let cents = if scaled >= Value::zero() {
+        scaled.to_int_floor()
+    } else {
+        scaled.to_int_ceil()
+    };
+    let cents = cosmwasm_std::Int128::try_from(cents).ok()?;
+    SignedDecimal::from_atomics(cents, 2).ok()
+}
+
 /// Every record in `stream`, oldest first (for tests, benchmarks and tools).
 pub async fn read_records(
-    redis: &mut ConnectionManager,
+    redis: &mut RedisConn,
     stream: &str,
 ) -> Result<Vec<AttemptRecord>, redis::RedisError> {
     let entries: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE")
@@ -430,6 +530,73 @@ mod tests {
         assert!(json.contains("\"outcome\":\"liquidated\""), "{json}");
         let back: AttemptRecord = serde_json::from_str(&json).unwrap();
         assert_eq!(back, record);
+    }
+
+    #[test]
+    fn attempts_map_to_notifications() {
+        let landed = AttemptRecord {
+            account: "osmo1acc".into(),
+            wallet: "osmo1w".into(),
+            debt_denom: "uusdc".into(),
+            collateral_denom: "uatom".into(),
+            debt_sent: Uint128::new(30_000),
+            debt_repaid: Uint128::new(29_000),
+            collateral_received: Uint128::new(4_360),
+            tx_hash: "AB12".into(),
+            height: 77,
+            profit_usd: "2.708999".parse().unwrap(),
+            expected_profit_usd: "3".parse().unwrap(),
+            outcome: Outcome::Liquidated,
+            ..AttemptRecord::default()
+        };
+        let event = notification(&landed, "devnet-1").unwrap();
+        assert_eq!(event.outcome, LiquidationOutcome::Succeeded);
+        assert_eq!(event.debt_amount, Uint128::new(29_000));
+        assert_eq!(event.profit_usd.unwrap().to_string(), "2.7");
+        assert_eq!(event.height, Some(77));
+        assert_eq!(event.tx_hash.as_deref(), Some("AB12"));
+
+        let failed = AttemptRecord {
+            outcome: Outcome::DeliverTxFailed,
+            profit_usd: "-0.019".parse().unwrap(),
+            error: "code 5: insufficient funds".into(),
+            ..landed.clone()
+        };
+        let event = notification(&failed, "devnet-1").unwrap();
+        assert_eq!(event.outcome, LiquidationOutcome::Failed);
+        assert_eq!(event.debt_amount, Uint128::new(30_000));
+        assert_eq!(event.profit_usd.unwrap().to_string(), "-0.01");
+        assert!(event.error.unwrap().contains("insufficient"));
+
+        let refused = AttemptRecord {
+            outcome: Outcome::CheckTxFailed,
+            tx_hash: String::new(),
+            ..failed.clone()
+        };
+        let event = notification(&refused, "devnet-1").unwrap();
+        assert_eq!((event.height, event.tx_hash), (None, None));
+        assert_eq!(event.profit_usd.unwrap().to_string(), "3");
+
+        let raced = AttemptRecord {
+            outcome: Outcome::SimulationFailed,
+            error: "User has no balance in specified collateral asset to be liquidated".into(),
+            ..landed.clone()
+        };
+        assert!(notification(&raced, "devnet-1").is_none());
+        for quiet in [
+            Outcome::DryRun,
+            Outcome::BelowMinProfit,
+            Outcome::Declined,
+            Outcome::Unconfirmed,
+            Outcome::TopUp,
+            Outcome::Sweep,
+        ] {
+            let record = AttemptRecord {
+                outcome: quiet,
+                ..landed.clone()
+            };
+            assert!(notification(&record, "devnet-1").is_none(), "{quiet}");
+        }
     }
 
     #[test]

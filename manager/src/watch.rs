@@ -12,11 +12,11 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::streams::{StreamId, StreamRangeReply, StreamReadReply};
-use redis::{AsyncConnectionConfig, Value};
+use redis::Value;
 use redline_common::jobs::{HealthCheckJob, LiquidationCandidate, LIQUIDATION_QUEUE};
 use redline_common::queue::{Envelope, PriorityQueue, Queue, QueueConfig, QueueError, JOB_FIELD};
+use redline_common::redis_conn::{ConnectOptions, RedisConn, RedisTarget};
 use serde::Deserialize;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -48,20 +48,20 @@ pub enum WatchError {
     Queue(#[from] QueueError),
 }
 
-/// A connection manager with a response timeout fit for scans.
-pub async fn connect(queue: &QueueConfig) -> Result<ConnectionManager, WatchError> {
+/// A connection (standalone or cluster, as the flags say) with a response timeout fit for
+/// scans.
+pub async fn connect(queue: &QueueConfig) -> Result<RedisConn, WatchError> {
     let connect_error = |source| WatchError::Connect {
         url: queue.redacted_url(),
         source,
     };
-    let client = redis::Client::open(queue.redis_url.as_str()).map_err(connect_error)?;
-    client
-        .get_connection_manager_with_config(
-            ConnectionManagerConfig::new()
-                .set_connection_timeout(Some(Duration::from_secs(5)))
-                .set_response_timeout(Some(COMMAND_TIMEOUT))
-                .set_max_delay(Duration::from_secs(2)),
-        )
+    RedisTarget::from_config(queue)
+        .map_err(connect_error)?
+        .connect(ConnectOptions {
+            connect_timeout: Duration::from_secs(5),
+            response_timeout: Some(COMMAND_TIMEOUT),
+            max_reconnect_delay: Duration::from_secs(2),
+        })
         .await
         .map_err(connect_error)
 }
@@ -114,13 +114,13 @@ impl Backlog {
 /// The health-check job stream, read without consuming.
 #[derive(Clone)]
 pub struct HealthCheckWatch {
-    conn: ConnectionManager,
+    conn: RedisConn,
     stream: String,
     scan_cap: usize,
 }
 
 impl HealthCheckWatch {
-    pub fn new(conn: ConnectionManager, stream: String, scan_cap: usize) -> Self {
+    pub fn new(conn: RedisConn, stream: String, scan_cap: usize) -> Self {
         Self {
             conn,
             stream,
@@ -206,30 +206,27 @@ impl HealthCheckWatch {
         stream: String,
         sender: mpsc::Sender<Enqueued>,
     ) -> Result<JoinHandle<()>, WatchError> {
-        let client = redis::Client::open(queue.redis_url.as_str()).map_err(|source| {
-            WatchError::Connect {
-                url: queue.redacted_url(),
-                source,
-            }
+        let target = RedisTarget::from_config(queue).map_err(|source| WatchError::Connect {
+            url: queue.redacted_url(),
+            source,
         })?;
         Ok(tokio::spawn(async move {
-            tail(client, stream, sender).await;
+            tail(target, stream, sender).await;
         }))
     }
 }
 
-async fn tail(client: redis::Client, stream: String, sender: mpsc::Sender<Enqueued>) {
+async fn tail(target: RedisTarget, stream: String, sender: mpsc::Sender<Enqueued>) {
     // A blocking read needs a connection of its own and a response timeout beyond its block.
-    let config = AsyncConnectionConfig::new()
-        .set_connection_timeout(Some(Duration::from_secs(5)))
-        .set_response_timeout(Some(TAIL_BLOCK + COMMAND_TIMEOUT));
+    let options = ConnectOptions {
+        connect_timeout: Duration::from_secs(5),
+        response_timeout: Some(TAIL_BLOCK + COMMAND_TIMEOUT),
+        max_reconnect_delay: Duration::from_secs(2),
+    };
     let mut last_id = "$".to_owned();
     let mut backoff = Duration::from_millis(100);
     loop {
-        let mut conn = match client
-            .get_multiplexed_async_connection_with_config(&config)
-            .await
-        {
+        let mut conn = match target.connect(options).await {
             Ok(conn) => conn,
             Err(error) => {
                 warn!(%stream, %error, "cannot connect to tail the health-check stream; retrying");
@@ -303,7 +300,7 @@ async fn tail(client: redis::Client, stream: String, sender: mpsc::Sender<Enqueu
 /// The id of the newest entry ever added to `stream` (even if deleted since); `0-0` when the
 /// stream does not exist yet (every entry to come is new).
 async fn last_generated_id(
-    conn: &mut redis::aio::MultiplexedConnection,
+    conn: &mut RedisConn,
     stream: &str,
 ) -> Result<String, redis::RedisError> {
     let exists: bool = redis::cmd("EXISTS").arg(stream).query_async(conn).await?;
@@ -412,14 +409,14 @@ pub fn plain(value: &serde_json::Value) -> String {
 /// Reads the attempts stream from where it left off (records are kept, so plain paging is
 /// enough: nothing is deleted under the reader).
 pub struct AttemptsTail {
-    conn: ConnectionManager,
+    conn: RedisConn,
     stream: String,
     last_id: String,
 }
 
 impl AttemptsTail {
     /// Starts after the newest record now in the stream.
-    pub async fn start(conn: ConnectionManager, stream: String) -> Result<Self, WatchError> {
+    pub async fn start(conn: RedisConn, stream: String) -> Result<Self, WatchError> {
         let newest: StreamRangeReply = redis::cmd("XREVRANGE")
             .arg(&stream)
             .arg("+")

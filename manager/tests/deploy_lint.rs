@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use clap::{CommandFactory, Parser};
+use redline_common::index::IndexArgs;
 use redline_common::service::ServiceArgs;
 use redline_manager::scaler::ecs::EcsConfig;
 use redline_manager::scaler::WorkerKind;
@@ -86,6 +87,8 @@ fn cfn_lint_catches_a_broken_template() {
 struct Everything {
     #[command(flatten)]
     service: ServiceArgs,
+    #[command(flatten)]
+    index: IndexArgs,
     #[command(flatten)]
     ecs: EcsConfig,
 }

@@ -280,11 +280,12 @@ async fn offchain_health_equals_user_position_for_10000_accounts() {
     .await
     .unwrap();
     let redis = RedisServer::start().unwrap();
-    let conn = redis::Client::open(redis.url())
-        .unwrap()
-        .get_connection_manager()
-        .await
-        .unwrap();
+    let conn = redline_common::redis_conn::connect(
+        &redis.queue_config(),
+        redline_common::redis_conn::ConnectOptions::default(),
+    )
+    .await
+    .unwrap();
     let index = PositionIndex::create_or_open(
         conn,
         IndexArgs::default().namespace(&devnet.manifest.chain_id, ProtocolKind::RedBank),

@@ -286,11 +286,12 @@ impl Harness {
         config: Config,
     ) -> Collector<TendermintClient> {
         self.registry = prometheus::Registry::new();
-        let redis = redis::Client::open(self.redis.url())
-            .unwrap()
-            .get_connection_manager()
-            .await
-            .unwrap();
+        let redis = redline_common::redis_conn::connect(
+            &self.queue_config(),
+            redline_common::redis_conn::ConnectOptions::default(),
+        )
+        .await
+        .unwrap();
         Collector::new(
             Connections {
                 client: devnet.client(),

@@ -1,6 +1,7 @@
 //! Command-line/env configuration of a queue connection, shared by every service that produces
 //! or consumes jobs (flatten [`QueueConfig`] into the service's clap arguments).
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
@@ -30,12 +31,27 @@ const DEFAULT_BLOCK_MS: u64 = 2_000;
 /// Where the queues live and how consumers treat jobs.
 #[derive(Clone, Args)]
 pub struct QueueConfig {
-    /// Redis URL: `redis://[user][:password@]host[:port][/db]`, or `rediss://` for TLS (needs a
-    /// build with the redis crate's TLS feature).
+    /// Redis URL: `redis://[user][:password@]host[:port][/db]`, or `rediss://` for TLS. The user
+    /// is an ACL user (`AUTH user password`); a password alone is `redis://:password@host`.
+    /// With `--redis-cluster`: one or more seed nodes of the cluster, comma-separated.
     #[arg(long, env = "REDIS_URL", default_value = DEFAULT_REDIS_URL)]
     pub redis_url: String,
+    /// `--redis-url` names Redis Cluster seed nodes: commands follow the cluster's slot map.
+    /// Needs `--queue-prefix` (and `--index-prefix`) with a hash tag, e.g. `{redline}`, so every
+    /// multi-key script and transaction stays in one slot.
+    #[arg(long, env = "REDIS_CLUSTER")]
+    pub redis_cluster: bool,
+    /// File holding the Redis password (or ACL user's password); a trailing newline is ignored.
+    /// Overrides a password in `--redis-url`, so the URL can stay free of secrets.
+    #[arg(long, env = "REDIS_PASSWORD_FILE")]
+    pub redis_password_file: Option<PathBuf>,
+    /// PEM file of the CA that signed the Redis server's certificate, for `rediss://` servers
+    /// whose certificate is not signed by a public CA (the bundled Mozilla roots are used
+    /// otherwise).
+    #[arg(long, env = "REDIS_CA_CERT")]
+    pub redis_ca_cert: Option<PathBuf>,
     /// Prefix of every queue's stream key (`<prefix>:<queue>`), so several deployments can share
-    /// one Redis.
+    /// one Redis. On a cluster it must contain a hash tag, e.g. `{redline}`.
     #[arg(long, env = "QUEUE_PREFIX", default_value = DEFAULT_PREFIX)]
     pub queue_prefix: String,
     /// Consumer group: the consumers that share (split) one queue's jobs.
@@ -67,6 +83,9 @@ impl Default for QueueConfig {
     fn default() -> Self {
         Self {
             redis_url: DEFAULT_REDIS_URL.to_owned(),
+            redis_cluster: false,
+            redis_password_file: None,
+            redis_ca_cert: None,
             queue_prefix: DEFAULT_PREFIX.to_owned(),
             queue_group: DEFAULT_GROUP.to_owned(),
             queue_consumer: None,
@@ -82,6 +101,9 @@ impl std::fmt::Debug for QueueConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("QueueConfig")
             .field("redis_url", &self.redacted_url())
+            .field("redis_cluster", &self.redis_cluster)
+            .field("redis_password_file", &self.redis_password_file)
+            .field("redis_ca_cert", &self.redis_ca_cert)
             .field("queue_prefix", &self.queue_prefix)
             .field("queue_group", &self.queue_group)
             .field("queue_consumer", &self.queue_consumer)
@@ -107,8 +129,49 @@ impl QueueConfig {
 
     /// Checks every flag; the error names the first bad one.
     pub fn validate(&self) -> Result<(), QueueConfigError> {
-        validate_redis_url(&self.redis_url)?;
+        let urls = self.redis_urls();
+        if urls.len() > 1 && !self.redis_cluster {
+            return Err(flag_error(
+                "--redis-url",
+                format!(
+                    "{} URLs given: several (comma-separated) URLs are the seed nodes of a \
+                     cluster and need --redis-cluster",
+                    urls.len()
+                ),
+            ));
+        }
+        for url in &urls {
+            validate_redis_url(url)?;
+            if self.redis_cluster && (url.starts_with("unix:") || url.starts_with("redis+unix:")) {
+                return Err(flag_error(
+                    "--redis-url",
+                    "a cluster is reached over TCP, not a unix socket",
+                ));
+            }
+        }
+        for (flag, path) in [
+            ("--redis-password-file", &self.redis_password_file),
+            ("--redis-ca-cert", &self.redis_ca_cert),
+        ] {
+            if let Some(path) = path {
+                if !path.is_file() {
+                    return Err(flag_error(
+                        flag,
+                        format!("{} is not a readable file", path.display()),
+                    ));
+                }
+            }
+        }
+        if self.redis_ca_cert.is_some() && !urls.iter().all(|url| url.starts_with("rediss://")) {
+            return Err(flag_error(
+                "--redis-ca-cert",
+                "is only used with TLS: --redis-url must be rediss://",
+            ));
+        }
         validate_name("--queue-prefix", &self.queue_prefix)?;
+        if self.redis_cluster {
+            validate_cluster_prefix("--queue-prefix", &self.queue_prefix)?;
+        }
         validate_name("--queue-group", &self.queue_group)?;
         if let Some(consumer) = &self.queue_consumer {
             validate_name("--queue-consumer", consumer)?;
@@ -137,9 +200,22 @@ impl QueueConfig {
         Ok(())
     }
 
-    /// The Redis URL with any password replaced by `***`, for logs and errors.
+    /// The Redis URL(s) with any password replaced by `***`, for logs and errors.
     pub fn redacted_url(&self) -> String {
-        redact_url(&self.redis_url)
+        self.redis_urls()
+            .into_iter()
+            .map(redact_url)
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// `--redis-url` split at commas: the one server, or the seed nodes of a cluster.
+    pub fn redis_urls(&self) -> Vec<&str> {
+        self.redis_url
+            .split(',')
+            .map(str::trim)
+            .filter(|url| !url.is_empty())
+            .collect()
     }
 
     /// Stream key of the queue `name`: `<prefix>:<name>`.
@@ -174,6 +250,20 @@ fn validate_name(flag: &'static str, value: &str) -> Result<(), QueueConfigError
         ));
     }
     Ok(())
+}
+
+/// On a cluster every key of a deployment must hash to one slot (see `crate::redis_conn`).
+fn validate_cluster_prefix(flag: &'static str, prefix: &str) -> Result<(), QueueConfigError> {
+    if crate::redis_conn::has_hash_tag(prefix) {
+        return Ok(());
+    }
+    Err(flag_error(
+        flag,
+        format!(
+            "{prefix:?} has no hash tag: with --redis-cluster every key must hash to one slot, \
+             so write the prefix in braces, e.g. {{{prefix}}}"
+        ),
+    ))
 }
 
 fn validate_redis_url(raw: &str) -> Result<(), QueueConfigError> {
@@ -258,6 +348,46 @@ mod tests {
             name.ends_with(&format!("-{}", std::process::id())),
             "{name}"
         );
+    }
+
+    #[test]
+    fn cluster_flags_are_checked() {
+        let mut config = QueueConfig::with_url("redis://a:7000,redis://b:7001");
+        let err = config.validate().unwrap_err();
+        assert_eq!(err.flag, "--redis-url");
+        config.redis_cluster = true;
+        let err = config.validate().unwrap_err();
+        assert_eq!(err.flag, "--queue-prefix", "{err}");
+        assert!(err.to_string().contains("{redline}"), "{err}");
+        config.queue_prefix = "{redline}".into();
+        config.validate().unwrap();
+        assert_eq!(config.redis_urls(), ["redis://a:7000", "redis://b:7001"]);
+        config.redis_url = "redis://:pw@a:7000, redis://:pw@b:7001".into();
+        assert_eq!(
+            config.redacted_url(),
+            "redis://:***@a:7000,redis://:***@b:7001"
+        );
+        config.redis_url = "unix:///tmp/redis.sock".into();
+        assert_eq!(config.validate().unwrap_err().flag, "--redis-url");
+    }
+
+    #[test]
+    fn tls_and_secret_files_are_checked() {
+        let mut config = QueueConfig::with_url("redis://127.0.0.1:6379");
+        config.redis_password_file = Some("/nonexistent/redis-password".into());
+        assert_eq!(config.validate().unwrap_err().flag, "--redis-password-file");
+        config.redis_password_file = None;
+        config.redis_ca_cert = Some("/nonexistent/ca.pem".into());
+        assert_eq!(config.validate().unwrap_err().flag, "--redis-ca-cert");
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("ca.pem");
+        std::fs::write(&ca, "pem").unwrap();
+        config.redis_ca_cert = Some(ca);
+        let err = config.validate().unwrap_err();
+        assert_eq!(err.flag, "--redis-ca-cert");
+        assert!(err.to_string().contains("rediss://"), "{err}");
+        config.redis_url = "rediss://127.0.0.1:6380".into();
+        config.validate().unwrap();
     }
 
     #[test]

@@ -35,6 +35,7 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+pub(crate) use config::redact_url;
 pub use config::{QueueConfig, QueueConfigError};
 pub use envelope::{DecodeError, Envelope, JOB_FIELD};
 pub use priority::{

@@ -8,8 +8,10 @@
 //!
 //! # Keys
 //!
-//! All keys of the queue `name` share the base `<prefix>:{<name>}` (the braces are a Redis
-//! Cluster hash tag, so every script touches one slot):
+//! All keys of the queue `name` share the base `<prefix>:{<name>}`. The braces are a Redis
+//! Cluster hash tag, so every script touches one slot; on a cluster `--queue-prefix` carries a
+//! tag too (e.g. `{redline}`), and as Redis hashes the first tag of a key, the whole deployment
+//! then shares that slot (see [`crate::redis_conn`]):
 //!
 //! | key                      | type   | holds                                                   |
 //! |--------------------------|--------|---------------------------------------------------------|
@@ -60,14 +62,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cosmwasm_std::Decimal;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{RedisError, Script, Value};
 
-use super::config::{redact_url, QueueConfig};
+use super::config::QueueConfig;
 use super::envelope::{self, JOB_FIELD};
 use super::redis_stream::DeadLetter;
 use super::{Backlog, Delivery, Job, JobId, Queue, QueueCounters, QueueError};
 use crate::jobs::{LiquidationCandidate, ProtocolKind};
+use crate::redis_conn::{ConnectOptions, RedisConn, RedisTarget};
 
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(10);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -525,7 +527,7 @@ struct Inner {
     visibility: Duration,
     max_deliveries: u64,
     max_len: Option<u64>,
-    conn: ConnectionManager,
+    conn: RedisConn,
     scripts: Scripts,
     counters: Counters,
 }
@@ -596,19 +598,18 @@ impl<J: PriorityJob> PriorityQueue<J> {
                 name: name.to_owned(),
             });
         }
-        let redacted_url = redact_url(&config.redis_url);
+        let redacted_url = config.redacted_url();
         let connect_error = |source| QueueError::Connect {
             url: redacted_url.clone(),
             source,
         };
-        let client = redis::Client::open(config.redis_url.as_str()).map_err(connect_error)?;
-        let conn = client
-            .get_connection_manager_with_config(
-                ConnectionManagerConfig::new()
-                    .set_connection_timeout(Some(CONNECT_TIMEOUT))
-                    .set_response_timeout(Some(COMMAND_TIMEOUT))
-                    .set_max_delay(Duration::from_secs(2)),
-            )
+        let conn = RedisTarget::from_config(config)
+            .map_err(connect_error)?
+            .connect(ConnectOptions {
+                connect_timeout: CONNECT_TIMEOUT,
+                response_timeout: Some(COMMAND_TIMEOUT),
+                max_reconnect_delay: Duration::from_secs(2),
+            })
             .await
             .map_err(connect_error)?;
         let inner = Inner {

@@ -30,13 +30,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::streams::StreamInfoGroupsReply;
 use redis::{Cmd, FromRedisValue, Pipeline, RedisError, Value};
 
-use super::config::{redact_url, QueueConfig};
+use super::config::QueueConfig;
 use super::envelope::{self, JOB_FIELD};
 use super::{Backlog, Delivery, Job, JobId, Queue, QueueCounters, QueueError};
+use crate::redis_conn::{ConnectOptions, RedisConn, RedisTarget};
 
 /// Answer time allowed for one ordinary command or pipeline.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(10);
@@ -146,7 +146,7 @@ impl Counters {
 }
 
 struct Inner {
-    client: redis::Client,
+    target: RedisTarget,
     redacted_url: String,
     stream: String,
     dead_stream: String,
@@ -155,10 +155,10 @@ struct Inner {
     visibility: Duration,
     max_deliveries: u64,
     max_len: Option<u64>,
-    conn: ConnectionManager,
+    conn: RedisConn,
     /// Connection for `XREADGROUP … BLOCK`; dropped and rebuilt when a read outlives its
     /// deadline, since a connection that stopped answering would otherwise stay stuck.
-    blocking: tokio::sync::Mutex<Option<ConnectionManager>>,
+    blocking: tokio::sync::Mutex<Option<RedisConn>>,
     /// Where the next `XAUTOCLAIM` scan of the pending list resumes.
     claim_cursor: Mutex<String>,
     owned_reclaim: redis::Script,
@@ -176,11 +176,12 @@ fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
-fn connection_config(response_timeout: Option<Duration>) -> ConnectionManagerConfig {
-    ConnectionManagerConfig::new()
-        .set_connection_timeout(Some(CONNECT_TIMEOUT))
-        .set_response_timeout(response_timeout)
-        .set_max_delay(Duration::from_secs(2))
+fn connect_options(response_timeout: Option<Duration>) -> ConnectOptions {
+    ConnectOptions {
+        connect_timeout: CONNECT_TIMEOUT,
+        response_timeout,
+        max_reconnect_delay: Duration::from_secs(2),
+    }
 }
 
 /// The group (or the whole stream) is gone, typically because Redis restarted empty.
@@ -199,18 +200,18 @@ impl<J: Job> RedisStreamQueue<J> {
                 name: name.to_owned(),
             });
         }
-        let redacted_url = redact_url(&config.redis_url);
+        let redacted_url = config.redacted_url();
         let connect_error = |source| QueueError::Connect {
             url: redacted_url.clone(),
             source,
         };
-        let client = redis::Client::open(config.redis_url.as_str()).map_err(connect_error)?;
-        let conn = client
-            .get_connection_manager_with_config(connection_config(Some(COMMAND_TIMEOUT)))
+        let target = RedisTarget::from_config(config).map_err(connect_error)?;
+        let conn = target
+            .connect(connect_options(Some(COMMAND_TIMEOUT)))
             .await
             .map_err(connect_error)?;
         let inner = Inner {
-            client,
+            target,
             redacted_url: redacted_url.clone(),
             dead_stream: format!("{stream}:dead"),
             stream,
@@ -460,13 +461,16 @@ impl Inner {
             let mut conn = match slot.as_ref() {
                 Some(conn) => conn.clone(),
                 None => {
-                    let conn = self
-                        .client
-                        .get_connection_manager_lazy(connection_config(None))
-                        .map_err(|source| QueueError::Connect {
-                            url: self.redacted_url.clone(),
-                            source,
-                        })?;
+                    // Its own connection: on a multiplexed one (standalone or cluster) a
+                    // blocked read would hold up every command queued behind it.
+                    let conn =
+                        self.target
+                            .connect(connect_options(None))
+                            .await
+                            .map_err(|source| QueueError::Connect {
+                                url: self.redacted_url.clone(),
+                                source,
+                            })?;
                     *slot = Some(conn.clone());
                     conn
                 }

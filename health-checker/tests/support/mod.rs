@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use cosmwasm_std::Decimal;
 use futures::stream::{self, StreamExt};
-use redis::aio::ConnectionManager;
 use redline_common::chain::{ChainClient, ChainConfig, TendermintClient};
 use redline_common::index::{
     AccountPositions, BlockSnapshot, IndexArgs, IndexedAccount, PositionIndex,
@@ -23,6 +22,7 @@ use redline_common::msg::red_bank::{
     Collateral, Debt, QueryMsg, UserCollateralResponse, UserDebtResponse,
 };
 use redline_common::queue::QueueConfig;
+use redline_common::redis_conn::{ConnectOptions, RedisConn};
 use redline_common::testkit::RedisServer;
 use redline_common::types::{AssetParams, Market};
 use redline_devnet::rpc::{NodeConfig, NodeHandle};
@@ -254,10 +254,8 @@ impl Devnet {
     }
 }
 
-pub async fn redis_conn(server: &RedisServer) -> ConnectionManager {
-    redis::Client::open(server.url())
-        .unwrap()
-        .get_connection_manager()
+pub async fn redis_conn(server: &RedisServer) -> RedisConn {
+    redline_common::redis_conn::connect(&server.queue_config(), ConnectOptions::default())
         .await
         .unwrap()
 }

@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use cosmwasm_std::{Decimal, Uint128};
-use redis::aio::ConnectionManager;
 use redline_common::chain::{ChainClient, ChainConfig, TendermintClient, Wallet};
 use redline_common::config::Secret;
 use redline_common::jobs::{
@@ -17,7 +16,8 @@ use redline_common::jobs::{
 };
 use redline_common::manifest::Manifest;
 use redline_common::queue::{PriorityQueue, QueueConfig};
-use redline_common::testkit::RedisServer;
+use redline_common::redis_conn::RedisConn;
+use redline_common::testkit::{RedisCluster, RedisOptions, RedisServer};
 use redline_devnet::rpc::{NodeConfig, NodeHandle};
 use redline_devnet::scenario::{self, ScenarioConfig};
 use redline_liquidator::consume::{Worker, WorkerSettings};
@@ -33,12 +33,22 @@ pub const BLOCK_TIME: Duration = Duration::from_millis(200);
 
 pub type Queue = PriorityQueue<LiquidationCandidate>;
 
+/// The Redis a harness runs on.
+pub enum RedisSetup {
+    /// One server, secured as the options say (password, ACL user, TLS).
+    Server(RedisOptions),
+    /// A 3-node cluster (with these options) and this queue prefix (it needs a hash tag).
+    Cluster(RedisOptions, String),
+}
+
 pub struct Harness {
     pub node: NodeHandle,
     pub manifest: Manifest,
     pub borrowers: Vec<String>,
     pub redis_server: RedisServer,
-    pub redis: ConnectionManager,
+    /// The other nodes when the harness runs on a cluster (`redis_server` is its first node).
+    pub cluster_nodes: Vec<RedisServer>,
+    pub redis: RedisConn,
     pub queue_config: QueueConfig,
     pub client: TendermintClient,
     pub chain: ChainConfig,
@@ -55,6 +65,22 @@ impl Harness {
     /// A devnet with `accounts` seeded borrowers and `wallets` funded liquidator wallets
     /// (slots 0..wallets), and a fresh Redis.
     pub async fn start(accounts: usize, seed: u64, wallets: u32) -> anyhow::Result<Self> {
+        Self::start_with_redis(
+            accounts,
+            seed,
+            wallets,
+            RedisSetup::Server(RedisOptions::default()),
+        )
+        .await
+    }
+
+    /// [`start`](Self::start) on another Redis: a secured server or a cluster.
+    pub async fn start_with_redis(
+        accounts: usize,
+        seed: u64,
+        wallets: u32,
+        redis: RedisSetup,
+    ) -> anyhow::Result<Self> {
         let cfg = ScenarioConfig {
             accounts,
             seed,
@@ -94,14 +120,29 @@ impl Harness {
         while client.latest_height().await? < 2 {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        let redis_server = RedisServer::start()?;
+        let (redis_server, cluster_nodes, base_config) = match redis {
+            RedisSetup::Server(options) => {
+                let server = RedisServer::start_with(options)?;
+                let config = server.queue_config();
+                (server, Vec::new(), config)
+            }
+            RedisSetup::Cluster(options, prefix) => {
+                let cluster = RedisCluster::start(3, options)?;
+                let config = cluster.queue_config(&prefix);
+                let mut nodes = cluster.into_nodes();
+                let first = nodes.remove(0);
+                (first, nodes, config)
+            }
+        };
         let queue_config = QueueConfig {
             queue_block_ms: 100,
-            ..QueueConfig::with_url(redis_server.url())
+            ..base_config
         };
-        let redis = redis::Client::open(redis_server.url())?
-            .get_connection_manager()
-            .await?;
+        let redis = redline_common::redis_conn::connect(
+            &queue_config,
+            redline_common::redis_conn::ConnectOptions::default(),
+        )
+        .await?;
         let reader = Arc::new(PositionReader::new(
             client.clone(),
             RedBankContracts {
@@ -133,6 +174,7 @@ impl Harness {
             manifest,
             borrowers,
             redis_server,
+            cluster_nodes,
             redis,
             queue_config,
             client,

@@ -41,7 +41,8 @@ use clap::Args;
 use futures::StreamExt;
 use tracing::{info, warn};
 
-use super::{Scaler, ScalerError, WorkerCount, WorkerKind};
+use super::env::{parse_env_entries, with_overrides};
+use super::{Scaler, ScalerError, WorkerCount, WorkerImage, WorkerImageFlags, WorkerKind};
 
 const BACKEND: &str = "docker";
 
@@ -62,14 +63,25 @@ const API_TIMEOUT_SECS: u64 = 120;
 const ORPHAN_LOG_LINES: &str = "20";
 
 /// Flags of the `docker` backend. Every flag has an `env` twin.
+///
+/// Every argument has an explicit clap id `docker_<field>`: ids must be unique in the
+/// manager's one command, and the ECS backend and the shared chain flags have fields of the
+/// same names (`env`, `image_prefix`, `image_tag`, `manifest`).
 #[derive(Debug, Clone, Args)]
 pub struct DockerConfig {
     /// Docker engine address: `unix:///var/run/docker.sock`, `tcp://host:2375` or
     /// `http://host:2375`. Default: the local socket.
-    #[arg(long = "docker-host", env = "DOCKER_HOST")]
+    #[arg(
+        id = "docker_host",
+        value_name = "HOST",
+        long = "docker-host",
+        env = "DOCKER_HOST"
+    )]
     pub host: Option<String>,
     /// Image name prefix; workers run `<prefix><service>:<tag>`.
     #[arg(
+        id = "docker_image_prefix",
+        value_name = "IMAGE_PREFIX",
         long = "docker-image-prefix",
         env = "REDLINE_DOCKER_IMAGE_PREFIX",
         default_value = "redline/"
@@ -77,6 +89,8 @@ pub struct DockerConfig {
     pub image_prefix: String,
     /// Image tag of the worker images.
     #[arg(
+        id = "docker_image_tag",
+        value_name = "IMAGE_TAG",
         long = "docker-image-tag",
         env = "REDLINE_DOCKER_IMAGE_TAG",
         default_value = "latest"
@@ -85,6 +99,8 @@ pub struct DockerConfig {
     /// Network of the worker containers: `host` (they reach Redis and the RPC on the host's
     /// 127.0.0.1, as `make run BACKEND=docker` needs), `bridge`, or a user network's name.
     #[arg(
+        id = "docker_network",
+        value_name = "NETWORK",
         long = "docker-network",
         env = "REDLINE_DOCKER_NETWORK",
         default_value = "host"
@@ -93,6 +109,8 @@ pub struct DockerConfig {
     /// Deployment name, written to every container's `redline.deployment` label and name:
     /// managers with different names on one engine leave each other's workers alone.
     #[arg(
+        id = "docker_deployment",
+        value_name = "DEPLOYMENT",
         long = "docker-deployment",
         env = "REDLINE_DOCKER_DEPLOYMENT",
         default_value = "redline"
@@ -101,15 +119,28 @@ pub struct DockerConfig {
     /// Chain manifest on the Docker host, mounted read-only into every worker at
     /// /etc/redline/manifest.json (and REDLINE_MANIFEST set to it). It must be world-readable:
     /// the images run as nobody.
-    #[arg(long = "docker-manifest", env = "REDLINE_DOCKER_MANIFEST")]
+    #[arg(
+        id = "docker_manifest",
+        value_name = "MANIFEST",
+        long = "docker-manifest",
+        env = "REDLINE_DOCKER_MANIFEST"
+    )]
     pub manifest: Option<PathBuf>,
     /// Extra worker environment, `KEY=VALUE`; repeat the flag (`;`-separated in the env var).
     /// Overrides what the manager passes on.
-    #[arg(long = "docker-env", env = "REDLINE_DOCKER_ENV", value_delimiter = ';')]
+    #[arg(
+        id = "docker_env",
+        value_name = "ENV",
+        long = "docker-env",
+        env = "REDLINE_DOCKER_ENV",
+        value_delimiter = ';'
+    )]
     pub env: Vec<String>,
     /// Extra bind mounts, `HOST_PATH:CONTAINER_PATH[:ro]`; repeat the flag (`,`-separated in
     /// the env var).
     #[arg(
+        id = "docker_mounts",
+        value_name = "MOUNTS",
         long = "docker-mount",
         env = "REDLINE_DOCKER_MOUNTS",
         value_delimiter = ','
@@ -117,19 +148,33 @@ pub struct DockerConfig {
     pub mounts: Vec<String>,
     /// Seconds a stopping worker gets between SIGTERM and SIGKILL to finish its jobs.
     #[arg(
+        id = "docker_stop_grace_secs",
+        value_name = "STOP_GRACE_SECS",
         long = "docker-stop-grace-secs",
         env = "REDLINE_DOCKER_STOP_GRACE_SECS",
         default_value_t = 10
     )]
     pub stop_grace_secs: u32,
     /// Memory limit of each worker container in MiB (default: none).
-    #[arg(long = "docker-memory-mb", env = "REDLINE_DOCKER_MEMORY_MB")]
+    #[arg(
+        id = "docker_memory_mb",
+        value_name = "MEMORY_MB",
+        long = "docker-memory-mb",
+        env = "REDLINE_DOCKER_MEMORY_MB"
+    )]
     pub memory_mb: Option<u64>,
     /// CPU limit of each worker container in cores, e.g. `0.5` (default: none).
-    #[arg(long = "docker-cpus", env = "REDLINE_DOCKER_CPUS")]
+    #[arg(
+        id = "docker_cpus",
+        value_name = "CPUS",
+        long = "docker-cpus",
+        env = "REDLINE_DOCKER_CPUS"
+    )]
     pub cpus: Option<f64>,
     /// Run Docker's init (tini) as pid 1 so signals reach the worker and zombies are reaped.
     #[arg(
+        id = "docker_init",
+        value_name = "INIT",
         long = "docker-init",
         env = "REDLINE_DOCKER_INIT",
         default_value_t = true,
@@ -172,33 +217,6 @@ fn is_docker_name(value: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
 }
 
-/// Splits `KEY=VALUE` entries, checking each key is a usable variable name.
-fn parse_env(
-    field: &'static str,
-    entries: &[String],
-) -> Result<Vec<(String, String)>, ScalerError> {
-    entries
-        .iter()
-        .filter(|entry| !entry.trim().is_empty())
-        .map(|entry| {
-            let (key, value) = entry
-                .split_once('=')
-                .ok_or_else(|| config_error(field, format!("`{entry}` is not KEY=VALUE")))?;
-            let key = key.trim();
-            if key.is_empty()
-                || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-                || key.starts_with(|c: char| c.is_ascii_digit())
-            {
-                return Err(config_error(
-                    field,
-                    format!("`{key}` is not an environment variable name"),
-                ));
-            }
-            Ok((key.to_string(), value.to_string()))
-        })
-        .collect()
-}
-
 impl DockerConfig {
     /// Checks every flag; errors name the flag.
     pub fn validate(&self) -> Result<(), ScalerError> {
@@ -211,23 +229,11 @@ impl DockerConfig {
                 ),
             ));
         }
-        if self.image_prefix.chars().any(char::is_whitespace) {
-            return Err(config_error(
-                "--docker-image-prefix",
-                format!("`{}` contains whitespace", self.image_prefix),
-            ));
-        }
-        if self.image_tag.is_empty()
-            || !self
-                .image_tag
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
-        {
-            return Err(config_error(
-                "--docker-image-tag",
-                format!("`{}` is not a Docker tag", self.image_tag),
-            ));
-        }
+        self.images().validate(WorkerImageFlags {
+            backend: BACKEND,
+            prefix: "--docker-image-prefix",
+            tag: "--docker-image-tag",
+        })?;
         if self.network.trim().is_empty() {
             return Err(config_error("--docker-network", "is empty"));
         }
@@ -242,7 +248,7 @@ impl DockerConfig {
                 ));
             }
         }
-        parse_env("--docker-env", &self.env)?;
+        parse_env_entries(BACKEND, "--docker-env", &self.env)?;
         for mount in &self.mounts {
             let parts: Vec<&str> = mount.split(':').collect();
             let well_formed = match parts.as_slice() {
@@ -277,9 +283,17 @@ impl DockerConfig {
         Ok(())
     }
 
+    /// The worker images, `--docker-image-prefix` and `--docker-image-tag`.
+    pub fn images(&self) -> WorkerImage<'_> {
+        WorkerImage {
+            prefix: &self.image_prefix,
+            tag: &self.image_tag,
+        }
+    }
+
     /// The image workers of `kind` run.
     pub fn image(&self, kind: WorkerKind) -> String {
-        format!("{}{}:{}", self.image_prefix, kind.service(), self.image_tag)
+        self.images().of(kind)
     }
 }
 
@@ -413,11 +427,10 @@ impl DockerScaler {
             .ping()
             .await
             .map_err(|error| backend_error("ping", error))?;
-        let mut env = worker_env;
-        for (key, value) in parse_env("--docker-env", &config.env)? {
-            env.retain(|(existing, _)| *existing != key);
-            env.push((key, value));
-        }
+        let env = with_overrides(
+            worker_env,
+            parse_env_entries(BACKEND, "--docker-env", &config.env)?,
+        );
         Ok(DockerScaler {
             docker,
             config,
@@ -836,11 +849,5 @@ mod tests {
         assert_eq!(bad(|c| c.memory_mb = Some(0)), "--docker-memory-mb");
         assert_eq!(bad(|c| c.cpus = Some(f64::NAN)), "--docker-cpus");
         assert_eq!(bad(|c| c.cpus = Some(0.0)), "--docker-cpus");
-    }
-
-    #[test]
-    fn env_values_keep_their_equals_signs() {
-        let parsed = parse_env("--docker-env", &["A=b=c".into(), "".into()]).unwrap();
-        assert_eq!(parsed, [("A".to_string(), "b=c".to_string())]);
     }
 }

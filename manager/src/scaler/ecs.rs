@@ -39,7 +39,8 @@ use aws_sdk_ecs::Client;
 use clap::{Args, ValueEnum};
 use tracing::{debug, info};
 
-use super::{Scaler, ScalerError, WorkerCount, WorkerKind};
+use super::env::{parse_env_entries, with_overrides};
+use super::{Scaler, ScalerError, WorkerCount, WorkerImage, WorkerImageFlags, WorkerKind};
 
 const BACKEND: &str = "ecs";
 
@@ -57,21 +58,42 @@ pub enum TaskDefinitionMode {
 }
 
 /// Flags of the `ecs` backend. Every flag has an `env` twin.
+///
+/// Every argument has an explicit clap id `ecs_<field>`: ids must be unique in the manager's
+/// one command, and the Docker backend has fields of the same names (`env`, `image_prefix`,
+/// `image_tag`).
 #[derive(Debug, Clone, Args)]
 pub struct EcsConfig {
     /// ECS cluster (name or ARN) the worker services run in. Required with `--backend ecs`.
-    #[arg(long = "ecs-cluster", env = "ECS_CLUSTER")]
+    #[arg(
+        id = "ecs_cluster",
+        value_name = "CLUSTER",
+        long = "ecs-cluster",
+        env = "ECS_CLUSTER"
+    )]
     pub cluster: Option<String>,
     /// ECS API endpoint, e.g. `http://127.0.0.1:5000` for a local moto_server (default: AWS's
     /// endpoint for the region).
-    #[arg(long = "ecs-endpoint", env = "ECS_ENDPOINT")]
+    #[arg(
+        id = "ecs_endpoint",
+        value_name = "ENDPOINT",
+        long = "ecs-endpoint",
+        env = "ECS_ENDPOINT"
+    )]
     pub endpoint: Option<String>,
     /// AWS region (default: the standard chain: AWS_REGION, the profile, instance metadata).
-    #[arg(long = "ecs-region", env = "ECS_REGION")]
+    #[arg(
+        id = "ecs_region",
+        value_name = "REGION",
+        long = "ecs-region",
+        env = "ECS_REGION"
+    )]
     pub region: Option<String>,
     /// Prefix of the worker services' and task definition families' names:
     /// `<prefix>health-checker`, `<prefix>liquidator`.
     #[arg(
+        id = "ecs_service_prefix",
+        value_name = "SERVICE_PREFIX",
         long = "ecs-service-prefix",
         env = "ECS_SERVICE_PREFIX",
         default_value = "redline-"
@@ -80,6 +102,8 @@ pub struct EcsConfig {
     /// `register`: the manager registers task definitions from these flags and creates
     /// missing services; `existing`: services come from infrastructure code (deploy/).
     #[arg(
+        id = "ecs_task_definitions",
+        value_name = "TASK_DEFINITIONS",
         long = "ecs-task-definitions",
         env = "ECS_TASK_DEFINITIONS",
         value_enum,
@@ -88,33 +112,70 @@ pub struct EcsConfig {
     pub task_definitions: TaskDefinitionMode,
     /// Image repository prefix; workers run `<prefix><service>:<tag>`, e.g.
     /// `123456789012.dkr.ecr.us-east-1.amazonaws.com/redline/`. Required with `register`.
-    #[arg(long = "ecs-image-prefix", env = "ECS_IMAGE_PREFIX")]
+    #[arg(
+        id = "ecs_image_prefix",
+        value_name = "IMAGE_PREFIX",
+        long = "ecs-image-prefix",
+        env = "ECS_IMAGE_PREFIX"
+    )]
     pub image_prefix: Option<String>,
     /// Image tag of the worker images.
     #[arg(
+        id = "ecs_image_tag",
+        value_name = "IMAGE_TAG",
         long = "ecs-image-tag",
         env = "ECS_IMAGE_TAG",
         default_value = "latest"
     )]
     pub image_tag: String,
     /// Task CPU units (Fargate: 256, 512, 1024, 2048, 4096, 8192, 16384).
-    #[arg(long = "ecs-cpu", env = "ECS_CPU", default_value_t = 256)]
+    #[arg(
+        id = "ecs_cpu",
+        value_name = "CPU",
+        long = "ecs-cpu",
+        env = "ECS_CPU",
+        default_value_t = 256
+    )]
     pub cpu: u32,
     /// Task memory in MiB; must suit `--ecs-cpu` on Fargate (256 CPU: 512, 1024 or 2048).
-    #[arg(long = "ecs-memory", env = "ECS_MEMORY", default_value_t = 512)]
+    #[arg(
+        id = "ecs_memory",
+        value_name = "MEMORY",
+        long = "ecs-memory",
+        env = "ECS_MEMORY",
+        default_value_t = 512
+    )]
     pub memory: u32,
     /// Role ECS uses to pull the image, read the secrets and write logs. Required with secrets
     /// or a log group.
-    #[arg(long = "ecs-execution-role-arn", env = "ECS_EXECUTION_ROLE_ARN")]
+    #[arg(
+        id = "ecs_execution_role_arn",
+        value_name = "EXECUTION_ROLE_ARN",
+        long = "ecs-execution-role-arn",
+        env = "ECS_EXECUTION_ROLE_ARN"
+    )]
     pub execution_role_arn: Option<String>,
     /// Role the worker itself runs as (it needs no AWS permissions by default).
-    #[arg(long = "ecs-task-role-arn", env = "ECS_TASK_ROLE_ARN")]
+    #[arg(
+        id = "ecs_task_role_arn",
+        value_name = "TASK_ROLE_ARN",
+        long = "ecs-task-role-arn",
+        env = "ECS_TASK_ROLE_ARN"
+    )]
     pub task_role_arn: Option<String>,
     /// Subnets of the worker tasks (`awsvpc`), comma-separated. Required to create services.
-    #[arg(long = "ecs-subnets", env = "ECS_SUBNETS", value_delimiter = ',')]
+    #[arg(
+        id = "ecs_subnets",
+        value_name = "SUBNETS",
+        long = "ecs-subnets",
+        env = "ECS_SUBNETS",
+        value_delimiter = ','
+    )]
     pub subnets: Vec<String>,
     /// Security groups of the worker tasks, comma-separated (default: the VPC's default).
     #[arg(
+        id = "ecs_security_groups",
+        value_name = "SECURITY_GROUPS",
         long = "ecs-security-groups",
         env = "ECS_SECURITY_GROUPS",
         value_delimiter = ','
@@ -122,6 +183,8 @@ pub struct EcsConfig {
     pub security_groups: Vec<String>,
     /// Give worker tasks a public IP (needed in public subnets without a NAT gateway).
     #[arg(
+        id = "ecs_assign_public_ip",
+        value_name = "ASSIGN_PUBLIC_IP",
         long = "ecs-assign-public-ip",
         env = "ECS_ASSIGN_PUBLIC_IP",
         default_value_t = false,
@@ -130,18 +193,37 @@ pub struct EcsConfig {
     pub assign_public_ip: bool,
     /// Extra worker environment, `KEY=VALUE`; repeat the flag (`;`-separated in the env var).
     /// Overrides what the manager passes on. Secrets belong in `--ecs-secret`.
-    #[arg(long = "ecs-env", env = "ECS_ENV", value_delimiter = ';')]
+    #[arg(
+        id = "ecs_env",
+        value_name = "ENV",
+        long = "ecs-env",
+        env = "ECS_ENV",
+        value_delimiter = ';'
+    )]
     pub env: Vec<String>,
     /// Worker secrets, `NAME=ARN` of a Secrets Manager secret (or SSM parameter), e.g.
     /// `MNEMONIC=arn:aws:secretsmanager:…:secret:redline/mnemonic`; repeat the flag
     /// (`;`-separated in the env var).
-    #[arg(long = "ecs-secret", env = "ECS_SECRETS", value_delimiter = ';')]
+    #[arg(
+        id = "ecs_secrets",
+        value_name = "SECRETS",
+        long = "ecs-secret",
+        env = "ECS_SECRETS",
+        value_delimiter = ';'
+    )]
     pub secrets: Vec<String>,
     /// CloudWatch Logs group of the workers (awslogs driver). Default: no log configuration.
-    #[arg(long = "ecs-log-group", env = "ECS_LOG_GROUP")]
+    #[arg(
+        id = "ecs_log_group",
+        value_name = "LOG_GROUP",
+        long = "ecs-log-group",
+        env = "ECS_LOG_GROUP"
+    )]
     pub log_group: Option<String>,
     /// awslogs stream prefix: streams are `<prefix>/worker/<task id>`.
     #[arg(
+        id = "ecs_log_stream_prefix",
+        value_name = "LOG_STREAM_PREFIX",
         long = "ecs-log-stream-prefix",
         env = "ECS_LOG_STREAM_PREFIX",
         default_value = "redline"
@@ -149,6 +231,8 @@ pub struct EcsConfig {
     pub log_stream_prefix: String,
     /// Seconds between SIGTERM and SIGKILL when ECS stops a worker (Fargate: at most 120).
     #[arg(
+        id = "ecs_stop_timeout_secs",
+        value_name = "STOP_TIMEOUT_SECS",
         long = "ecs-stop-timeout-secs",
         env = "ECS_STOP_TIMEOUT_SECS",
         default_value_t = 60
@@ -157,6 +241,8 @@ pub struct EcsConfig {
     /// Scale every worker service to 0 when the manager stops. Off by default: a manager
     /// restarted by ECS adopts the running workers.
     #[arg(
+        id = "ecs_scale_down_on_shutdown",
+        value_name = "SCALE_DOWN_ON_SHUTDOWN",
         long = "ecs-scale-down-on-shutdown",
         env = "ECS_SCALE_DOWN_ON_SHUTDOWN",
         default_value_t = false,
@@ -236,33 +322,6 @@ fn fargate_memory_range(cpu: u32) -> Option<(u32, u32, u32)> {
     }
 }
 
-/// Splits `KEY=VALUE` entries, checking each key is a usable variable name.
-fn parse_pairs(
-    field: &'static str,
-    entries: &[String],
-) -> Result<Vec<(String, String)>, ScalerError> {
-    entries
-        .iter()
-        .filter(|entry| !entry.trim().is_empty())
-        .map(|entry| {
-            let (key, value) = entry
-                .split_once('=')
-                .ok_or_else(|| config_error(field, format!("`{entry}` is not NAME=VALUE")))?;
-            let key = key.trim();
-            let valid = !key.is_empty()
-                && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-                && !key.starts_with(|c: char| c.is_ascii_digit());
-            if !valid {
-                return Err(config_error(
-                    field,
-                    format!("`{key}` is not an environment variable name"),
-                ));
-            }
-            Ok((key.to_string(), value.trim().to_string()))
-        })
-        .collect()
-}
-
 impl EcsConfig {
     /// Checks every flag; errors name the flag.
     pub fn validate(&self) -> Result<(), ScalerError> {
@@ -301,32 +360,21 @@ impl EcsConfig {
         if self.task_definitions == TaskDefinitionMode::Existing {
             return Ok(());
         }
-        match self.image_prefix.as_deref().map(str::trim) {
-            None | Some("") => {
-                return Err(config_error(
-                    "--ecs-image-prefix",
-                    "is required with --ecs-task-definitions register",
-                ))
-            }
-            Some(prefix) if prefix.chars().any(char::is_whitespace) => {
-                return Err(config_error(
-                    "--ecs-image-prefix",
-                    format!("`{prefix}` contains whitespace"),
-                ))
-            }
-            Some(_) => {}
-        }
-        if self.image_tag.is_empty()
-            || !self
-                .image_tag
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+        if self
+            .image_prefix
+            .as_deref()
+            .is_none_or(|prefix| prefix.trim().is_empty())
         {
             return Err(config_error(
-                "--ecs-image-tag",
-                format!("`{}` is not an image tag", self.image_tag),
+                "--ecs-image-prefix",
+                "is required with --ecs-task-definitions register",
             ));
         }
+        self.images().validate(WorkerImageFlags {
+            backend: BACKEND,
+            prefix: "--ecs-image-prefix",
+            tag: "--ecs-image-tag",
+        })?;
         let Some((min, max, step)) = fargate_memory_range(self.cpu) else {
             return Err(config_error(
                 "--ecs-cpu",
@@ -351,8 +399,8 @@ impl EcsConfig {
                 "at least one subnet is required to create the worker services (awsvpc)",
             ));
         }
-        parse_pairs("--ecs-env", &self.env)?;
-        for (name, arn) in parse_pairs("--ecs-secret", &self.secrets)? {
+        parse_env_entries(BACKEND, "--ecs-env", &self.env)?;
+        for (name, arn) in parse_env_entries(BACKEND, "--ecs-secret", &self.secrets)? {
             if !arn.starts_with("arn:") {
                 return Err(config_error(
                     "--ecs-secret",
@@ -395,6 +443,14 @@ impl EcsConfig {
         Ok(())
     }
 
+    /// The worker images, `--ecs-image-prefix` (empty when not given) and `--ecs-image-tag`.
+    pub fn images(&self) -> WorkerImage<'_> {
+        WorkerImage {
+            prefix: self.image_prefix.as_deref().unwrap_or_default(),
+            tag: &self.image_tag,
+        }
+    }
+
     /// The ECS service (and task definition family) of `kind`.
     pub fn service_name(&self, kind: WorkerKind) -> String {
         format!("{}{}", self.service_prefix, kind.service())
@@ -430,7 +486,7 @@ impl TaskSpec {
         env: &[(String, String)],
         kind: WorkerKind,
     ) -> Result<TaskSpec, ScalerError> {
-        let secrets = parse_pairs("--ecs-secret", &config.secrets)?
+        let secrets = parse_env_entries(BACKEND, "--ecs-secret", &config.secrets)?
             .into_iter()
             .collect();
         let log_options = match &config.log_group {
@@ -454,12 +510,7 @@ impl TaskSpec {
         };
         Ok(TaskSpec {
             family: config.service_name(kind),
-            image: format!(
-                "{}{}:{}",
-                config.image_prefix.as_deref().unwrap_or_default().trim(),
-                kind.service(),
-                config.image_tag
-            ),
+            image: config.images().of(kind),
             cpu: config.cpu.to_string(),
             memory: config.memory.to_string(),
             environment: env.iter().cloned().collect(),
@@ -595,11 +646,10 @@ impl EcsScaler {
         worker_env: Vec<(String, String)>,
     ) -> Result<Self, ScalerError> {
         config.validate()?;
-        let mut env = worker_env;
-        for (key, value) in parse_pairs("--ecs-env", &config.env)? {
-            env.retain(|(existing, _)| *existing != key);
-            env.push((key, value));
-        }
+        let env = with_overrides(
+            worker_env,
+            parse_env_entries(BACKEND, "--ecs-env", &config.env)?,
+        );
         let scaler = EcsScaler {
             client,
             config,

@@ -8,6 +8,8 @@ use std::io::IsTerminal;
 use redline_common::service::ServiceArgs;
 use redline_common::telemetry::LogFormat;
 
+use super::ScalerError;
+
 /// Variables a worker must not inherit from the manager: each worker names its own queue
 /// consumer, and serves metrics on its own port.
 pub const NOT_INHERITED: &[&str] = &["QUEUE_CONSUMER", "METRICS_ADDR"];
@@ -63,9 +65,23 @@ pub fn worker_env(args: &ServiceArgs) -> Vec<(String, String)> {
     if let Some(block_time) = chain.block_time_ms {
         set("BLOCK_TIME_MS", block_time.to_string());
     }
+    if let Some(timeout) = chain.rpc_timeout_ms {
+        set("RPC_TIMEOUT_MS", timeout.to_string());
+    }
 
     let queue = &args.queue;
     set("REDIS_URL", queue.redis_url.clone());
+    if queue.redis_cluster {
+        set("REDIS_CLUSTER", "true".to_owned());
+    }
+    // Paths: the worker reads the same secret and CA files (same host, or the same mounted
+    // secret in its container).
+    if let Some(path) = &queue.redis_password_file {
+        set("REDIS_PASSWORD_FILE", path.display().to_string());
+    }
+    if let Some(path) = &queue.redis_ca_cert {
+        set("REDIS_CA_CERT", path.display().to_string());
+    }
     set("QUEUE_PREFIX", queue.queue_prefix.clone());
     set("QUEUE_GROUP", queue.queue_group.clone());
     set(
@@ -81,6 +97,53 @@ pub fn worker_env(args: &ServiceArgs) -> Vec<(String, String)> {
         set("QUEUE_MAX_LEN", max_len.to_string());
     }
     env
+}
+
+/// Splits the `KEY=VALUE` entries of a backend's list flag (`--docker-env`, `--ecs-env`,
+/// `--ecs-secret`), checking each key is a usable variable name; errors name `field`. Blank
+/// entries (a trailing `;` in the env twin) are skipped; whitespace around key and value is
+/// dropped, the value's own `=` signs are kept.
+pub fn parse_env_entries(
+    backend: &'static str,
+    field: &'static str,
+    entries: &[String],
+) -> Result<Vec<(String, String)>, ScalerError> {
+    let error = |problem: String| ScalerError::Config {
+        backend,
+        field,
+        problem,
+    };
+    entries
+        .iter()
+        .filter(|entry| !entry.trim().is_empty())
+        .map(|entry| {
+            let (key, value) = entry
+                .split_once('=')
+                .ok_or_else(|| error(format!("`{entry}` is not KEY=VALUE")))?;
+            let key = key.trim();
+            let valid = !key.is_empty()
+                && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                && !key.starts_with(|c: char| c.is_ascii_digit());
+            if !valid {
+                return Err(error(format!(
+                    "`{key}` is not an environment variable name"
+                )));
+            }
+            Ok((key.to_string(), value.trim().to_string()))
+        })
+        .collect()
+}
+
+/// `base` with each of `overrides` replacing the variable of the same name (or added).
+pub fn with_overrides(
+    mut base: Vec<(String, String)>,
+    overrides: Vec<(String, String)>,
+) -> Vec<(String, String)> {
+    for (key, value) in overrides {
+        base.retain(|(existing, _)| *existing != key);
+        base.push((key, value));
+    }
+    base
 }
 
 #[cfg(test)]
@@ -110,10 +173,13 @@ mod tests {
             "http://a:1",
             "--rpc",
             "http://b:2",
+            "--rpc-timeout-ms",
+            "2500",
         ])
         .unwrap();
         let env = worker_env(&cli.service);
         let get = |key: &str| env.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str());
+        assert_eq!(get("RPC_TIMEOUT_MS"), Some("2500"));
         assert_eq!(get("REDIS_URL"), Some("redis://127.0.0.1:7000"));
         assert_eq!(get("QUEUE_PREFIX"), Some("t1"));
         assert_eq!(get("LOG_FORMAT"), Some("json"));
@@ -127,5 +193,72 @@ mod tests {
         for key in NOT_INHERITED {
             assert_eq!(get(key), None);
         }
+    }
+
+    #[test]
+    fn redis_access_flags_are_passed_on() {
+        let cli = Cli::try_parse_from([
+            "manager",
+            "--redis-url",
+            "rediss://a:7000,rediss://b:7001",
+            "--redis-cluster",
+            "--redis-password-file",
+            "/run/secrets/redis-password",
+            "--redis-ca-cert",
+            "/run/redis-ca.pem",
+            "--queue-prefix",
+            "{t1}",
+        ])
+        .unwrap();
+        let env = worker_env(&cli.service);
+        let get = |key: &str| env.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str());
+        assert_eq!(get("REDIS_URL"), Some("rediss://a:7000,rediss://b:7001"));
+        assert_eq!(get("REDIS_CLUSTER"), Some("true"));
+        assert_eq!(
+            get("REDIS_PASSWORD_FILE"),
+            Some("/run/secrets/redis-password")
+        );
+        assert_eq!(get("REDIS_CA_CERT"), Some("/run/redis-ca.pem"));
+        assert_eq!(get("QUEUE_PREFIX"), Some("{t1}"));
+        let plain = Cli::try_parse_from(["manager"]).unwrap();
+        let env = worker_env(&plain.service);
+        assert!(!env.iter().any(|(k, _)| k == "REDIS_CLUSTER"));
+    }
+
+    #[test]
+    fn entries_split_at_the_first_equals_sign() {
+        let entries = ["A=b=c".to_string(), " ".into(), " KEY = v ".into()];
+        let parsed = parse_env_entries("docker", "--docker-env", &entries).unwrap();
+        assert_eq!(
+            parsed,
+            [
+                ("A".to_string(), "b=c".to_string()),
+                ("KEY".to_string(), "v".to_string())
+            ]
+        );
+        for bad in ["NOVALUE", "1X=2", "A-B=1", "=1"] {
+            let error = parse_env_entries("ecs", "--ecs-env", &[bad.to_string()]).unwrap_err();
+            assert!(
+                matches!(
+                    error,
+                    ScalerError::Config {
+                        backend: "ecs",
+                        field: "--ecs-env",
+                        ..
+                    }
+                ),
+                "{bad}: {error}"
+            );
+        }
+    }
+
+    #[test]
+    fn overrides_replace_variables_of_the_same_name() {
+        let pair = |k: &str, v: &str| (k.to_string(), v.to_string());
+        let merged = with_overrides(
+            vec![pair("A", "1"), pair("B", "2")],
+            vec![pair("B", "3"), pair("C", "4")],
+        );
+        assert_eq!(merged, [pair("A", "1"), pair("B", "3"), pair("C", "4")]);
     }
 }

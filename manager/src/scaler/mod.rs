@@ -37,6 +37,63 @@ impl std::fmt::Display for WorkerKind {
     }
 }
 
+/// The worker images of a container backend: `<prefix><service>:<tag>`. The `docker` and
+/// `ecs` backends take the same two settings under flags of their own (`--docker-image-*`,
+/// `--ecs-image-*`); this is the naming and checking they share.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WorkerImage<'a> {
+    /// Registry and repository path up to the service name, e.g. `redline/` or
+    /// `123456789012.dkr.ecr.us-east-1.amazonaws.com/redline/`.
+    pub prefix: &'a str,
+    pub tag: &'a str,
+}
+
+/// Flag names a backend gives [`WorkerImage`]'s two settings, for its error messages.
+#[derive(Debug, Clone, Copy)]
+pub struct WorkerImageFlags {
+    pub backend: &'static str,
+    pub prefix: &'static str,
+    pub tag: &'static str,
+}
+
+impl WorkerImage<'_> {
+    /// The image workers of `kind` run.
+    pub fn of(&self, kind: WorkerKind) -> String {
+        format!("{}{}:{}", self.prefix.trim(), kind.service(), self.tag)
+    }
+
+    /// Checks prefix and tag; errors name `flags`.
+    pub fn validate(&self, flags: WorkerImageFlags) -> Result<(), ScalerError> {
+        let error = |field, problem| ScalerError::Config {
+            backend: flags.backend,
+            field,
+            problem,
+        };
+        if self.prefix.trim().chars().any(char::is_whitespace) {
+            return Err(error(
+                flags.prefix,
+                format!("`{}` contains whitespace", self.prefix),
+            ));
+        }
+        // Docker's tag grammar: `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`.
+        let mut chars = self.tag.chars();
+        let tag_ok = self.tag.len() <= 128
+            && matches!(chars.next(), Some(c) if c.is_ascii_alphanumeric() || c == '_')
+            && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+        if !tag_ok {
+            return Err(error(
+                flags.tag,
+                format!(
+                    "`{}` is not an image tag (letters, digits, `_`, `.` and `-`, not starting \
+                     with `.` or `-`, at most 128)",
+                    self.tag
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// What a backend reports for one worker kind.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WorkerCount {
@@ -86,4 +143,47 @@ pub trait Scaler: Send + Sync {
     /// Stops every worker this scaler started (the manager's Ctrl-C path for local backends;
     /// cloud backends may leave their services running).
     fn shutdown(&self) -> impl Future<Output = Result<(), ScalerError>> + Send;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FLAGS: WorkerImageFlags = WorkerImageFlags {
+        backend: "docker",
+        prefix: "--docker-image-prefix",
+        tag: "--docker-image-tag",
+    };
+
+    fn field_of(image: WorkerImage) -> &'static str {
+        match image.validate(FLAGS).unwrap_err() {
+            ScalerError::Config { field, .. } => field,
+            other => panic!("expected a config error, got {other}"),
+        }
+    }
+
+    #[test]
+    fn worker_images_are_named_and_checked() {
+        let image = WorkerImage {
+            prefix: "registry.example:5000/redline/",
+            tag: "v1.2_rc-3",
+        };
+        image.validate(FLAGS).unwrap();
+        assert_eq!(
+            image.of(WorkerKind::Liquidator),
+            "registry.example:5000/redline/liquidator:v1.2_rc-3"
+        );
+        let bad_prefix = WorkerImage {
+            prefix: "my repo/",
+            tag: "latest",
+        };
+        assert_eq!(field_of(bad_prefix), "--docker-image-prefix");
+        for tag in ["", "v1 2", ".hidden", "-x", &"a".repeat(129)] {
+            let image = WorkerImage {
+                prefix: "redline/",
+                tag,
+            };
+            assert_eq!(field_of(image), "--docker-image-tag", "{tag:?}");
+        }
+    }
 }

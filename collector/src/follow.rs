@@ -83,6 +83,7 @@ impl<C: ChainClient + Clone + 'static> Collector<C> {
             return Ok(());
         }
         let mut progress = self.inner.progress.lock().await;
+        self.rebuild_if_index_lost(&mut progress).await?;
         let mut checked_history = false;
         loop {
             let Some(last) = progress.last_indexed else {
@@ -142,6 +143,36 @@ impl<C: ChainClient + Clone + 'static> Collector<C> {
                 }
             }
         }
+    }
+
+    /// Redis can lose the index under a running collector (restarted without persistence,
+    /// failed over to an empty replica). Replaying block deltas onto nothing would leave an
+    /// empty index that every later block confirms, so when the meta hash is gone (or records
+    /// no indexed block) while this process remembers one, the meta is re-created and the next
+    /// step is a full discovery rescan.
+    async fn rebuild_if_index_lost(&self, progress: &mut IndexProgress) -> anyhow::Result<()> {
+        let Some(remembered) = progress.last_indexed else {
+            return Ok(());
+        };
+        let lost = match self.inner.index.meta().await {
+            Err(redline_common::index::IndexError::NotCreated(_)) => true,
+            Ok(meta) => meta.last_indexed_height.is_none(),
+            Err(error) => return Err(error).context("reading the index meta"),
+        };
+        if lost {
+            warn!(
+                last_indexed = remembered,
+                "the index is gone from Redis (restarted empty?); rebuilding it with a full rescan"
+            );
+            self.inner
+                .index
+                .recreate_meta()
+                .await
+                .context("re-creating the lost index")?;
+            progress.last_indexed = None;
+            progress.last_reconciled = None;
+        }
+        Ok(())
     }
 
     /// A full rescan; when it lands at or past `target` (nothing left to replay), that height is

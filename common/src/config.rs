@@ -48,6 +48,10 @@ pub struct ChainArgs {
     /// CometBFT websocket URL; defaults to each --rpc URL with ws(s):// and `/websocket`.
     #[arg(long = "ws", env = "WS_URLS", value_delimiter = ',')]
     pub ws: Vec<String>,
+    /// How long one RPC request may take before the client gives up on that endpoint and tries
+    /// the next: a hung (not refusing) node costs this much once per fail-over. Default 10000.
+    #[arg(long, env = "RPC_TIMEOUT_MS")]
+    pub rpc_timeout_ms: Option<u64>,
     /// Target block interval in milliseconds.
     #[arg(long, env = "BLOCK_TIME_MS")]
     pub block_time_ms: Option<u64>,
@@ -75,8 +79,29 @@ pub struct ChainArgs {
 }
 
 impl ChainArgs {
+    /// The per-request RPC timeout (`--rpc-timeout-ms`).
+    pub fn request_timeout(&self) -> Result<Duration, ConfigError> {
+        match self.rpc_timeout_ms {
+            None => Ok(crate::chain::ChainConfig::DEFAULT_REQUEST_TIMEOUT),
+            Some(0) => Err(flag_error("--rpc-timeout-ms", "must be positive")),
+            Some(ms) => Ok(Duration::from_millis(ms)),
+        }
+    }
+
+    /// The client config for the resolved manifest, with this command line's RPC timeout.
+    pub fn chain_config(
+        &self,
+        manifest: &Manifest,
+    ) -> Result<crate::chain::ChainConfig, ConfigError> {
+        let timeout = self.request_timeout()?;
+        crate::chain::ChainConfig::from_manifest(manifest)
+            .and_then(|config| config.with_request_timeout(timeout))
+            .map_err(|error| flag_error("--manifest/--rpc", error.to_string()))
+    }
+
     /// Resolves to one validated [`Manifest`].
     pub fn resolve(&self) -> Result<Manifest, ConfigError> {
+        self.request_timeout()?;
         let mut manifest = match &self.manifest {
             Some(path) => {
                 wait_for_file(path, Duration::from_secs(self.manifest_wait_secs))?;

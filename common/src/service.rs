@@ -5,14 +5,14 @@ use std::time::Duration;
 
 use clap::Args;
 use futures::StreamExt;
-use redis::aio::ConnectionManager;
 use tracing::{info, info_span, warn, Instrument};
 
-use crate::chain::{ChainClient, ChainConfig, TendermintClient};
+use crate::chain::{ChainClient, TendermintClient};
 use crate::config::ChainArgs;
 use crate::manifest::Manifest;
 use crate::metrics::{HealthReport, MetricsArgs};
 use crate::queue::QueueConfig;
+use crate::redis_conn::{ConnectOptions, RedisConn};
 use crate::telemetry::LogArgs;
 
 /// Flags every service shares.
@@ -60,7 +60,7 @@ pub struct ServiceContext {
     pub name: &'static str,
     pub manifest: Manifest,
     pub client: TendermintClient,
-    pub redis: ConnectionManager,
+    pub redis: RedisConn,
     pub queue: QueueConfig,
     /// The service registers its metrics here; `/metrics` serves them.
     pub registry: prometheus::Registry,
@@ -78,7 +78,7 @@ impl ServiceContext {
         args.queue.validate()?;
         let manifest = args.chain.resolve()?;
         let client =
-            TendermintClient::new(ChainConfig::from_manifest(&manifest)?).map_err(|source| {
+            TendermintClient::new(args.chain.chain_config(&manifest)?).map_err(|source| {
                 StartError::Chain {
                     endpoint: manifest.rpc_http.join(","),
                     source,
@@ -91,28 +91,19 @@ impl ServiceContext {
                 endpoint: manifest.rpc_http.join(","),
                 source,
             })?;
-        let redis_error = |source| StartError::Redis {
-            url: args.queue.redacted_url(),
-            source,
-        };
-        let redis_client =
-            redis::Client::open(args.queue.redis_url.as_str()).map_err(redis_error)?;
-        let mut redis = tokio::time::timeout(
-            Duration::from_secs(10),
-            redis_client.get_connection_manager(),
+        // Standalone or cluster, plain or TLS, as the --redis-* flags say; PINGs once.
+        let redis = crate::redis_conn::connect(
+            &args.queue,
+            ConnectOptions {
+                connect_timeout: Duration::from_secs(5),
+                ..ConnectOptions::default()
+            },
         )
         .await
-        .map_err(|_| {
-            redis_error(redis::RedisError::from((
-                redis::ErrorKind::Io,
-                "no answer within 10 s",
-            )))
-        })?
-        .map_err(redis_error)?;
-        let _: String = redis::cmd("PING")
-            .query_async(&mut redis)
-            .await
-            .map_err(redis_error)?;
+        .map_err(|error| StartError::Redis {
+            url: error.url,
+            source: error.source,
+        })?;
         let registry = prometheus::Registry::new_custom(Some("redline".into()), None)
             .expect("a static prefix is valid");
         let health: HealthReport = std::sync::Arc::new(tokio::sync::RwLock::new(

@@ -7,8 +7,8 @@
 
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
 use redis::Script;
+use redline_common::redis_conn::RedisConn;
 
 const RENEW_LUA: &str = r"
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -54,7 +54,7 @@ pub struct Lease {
 /// Takes, renews and releases leases on one Redis.
 #[derive(Clone)]
 pub struct Leases {
-    redis: ConnectionManager,
+    redis: RedisConn,
     /// Identifies this holder in every token (`<owner>:<random>`), for debugging who holds what.
     owner: String,
 }
@@ -87,7 +87,7 @@ async fn timed<T>(
 }
 
 impl Leases {
-    pub fn new(redis: ConnectionManager, owner: impl Into<String>) -> Self {
+    pub fn new(redis: RedisConn, owner: impl Into<String>) -> Self {
         Leases {
             redis,
             owner: owner.into(),
@@ -119,6 +119,25 @@ impl Leases {
             token,
             ttl,
         }))
+    }
+
+    /// Takes a lost lease back with its own token if nobody holds the key now (it expired, or
+    /// Redis lost it in a restart); `false` while someone else holds it.
+    pub async fn retake(&self, lease: &Lease) -> Result<bool, LeaseError> {
+        let mut redis = self.redis.clone();
+        let answer: Option<String> = timed(
+            "SET NX",
+            &lease.key,
+            redis::cmd("SET")
+                .arg(&lease.key)
+                .arg(&lease.token)
+                .arg("NX")
+                .arg("PX")
+                .arg(lease.ttl.as_millis().max(1) as u64)
+                .query_async(&mut redis),
+        )
+        .await?;
+        Ok(answer.is_some())
     }
 
     /// Restarts the lease's ttl; `false` when it is no longer ours (expired, taken over).

@@ -144,7 +144,8 @@ pub async fn claim_slot(
 }
 
 /// Renews every third of the ttl; revokes the permit when the lease is lost or when renewals
-/// have failed for two thirds of the ttl (before the lease can expire under us).
+/// have failed for two thirds of the ttl (before the lease can expire under us), and grants it
+/// again once the lease is renewed or, when lost, taken back while nobody holds it.
 async fn keep_renewed(leases: Leases, lease: Lease, permit: SigningPermit, slot: u32) {
     let period = (lease.ttl / 3).max(Duration::from_millis(10));
     let mut last_renewed = Instant::now();
@@ -159,9 +160,25 @@ async fn keep_renewed(leases: Leases, lease: Lease, permit: SigningPermit, slot:
                 }
             }
             Ok(false) => {
-                permit.revoke();
-                tracing::error!(slot, "wallet slot lease lost (expired and possibly taken over); this worker stops signing");
-                return;
+                if permit.is_granted() {
+                    permit.revoke();
+                    tracing::error!(slot, "wallet slot lease lost (expired and possibly taken over); this worker stops signing");
+                }
+                // A slot nobody holds (it expired, or Redis restarted empty) is taken back:
+                // SET NX means no other worker holds it now, and a stale sequence after a
+                // takeover in between is resynced by the tx sender. One that another worker
+                // holds stays theirs; the next rounds ask again.
+                match leases.retake(&lease).await {
+                    Ok(true) => {
+                        last_renewed = Instant::now();
+                        permit.grant();
+                        tracing::warn!(slot, "wallet slot lease taken back; signing resumes");
+                    }
+                    Ok(false) => {}
+                    Err(error) => {
+                        tracing::warn!(slot, %error, "taking the wallet slot lease back failed; retrying")
+                    }
+                }
             }
             Err(error) => {
                 if last_renewed.elapsed() >= lease.ttl * 2 / 3 && permit.is_granted() {

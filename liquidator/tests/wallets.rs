@@ -31,7 +31,7 @@ async fn slots_are_exclusive_and_a_lost_lease_stops_signing() {
         first.wallet.address().to_string(),
         h.wallet(1).address().to_string()
     );
-    let _third = claim_slot(&h.leases, &h.keys, &h.mnemonic, &prefix, 1..=3, ttl)
+    let third = claim_slot(&h.leases, &h.keys, &h.mnemonic, &prefix, 1..=3, ttl)
         .await
         .unwrap()
         .unwrap();
@@ -47,10 +47,14 @@ async fn slots_are_exclusive_and_a_lost_lease_stops_signing() {
     assert!(first.permit.is_granted());
     assert!(h.leases.is_held(&h.keys.wallet_slot(1)).await.unwrap());
 
-    // Someone deletes (or takes over) slot 2's key: its worker stops signing.
+    // Another worker takes slot 2's key over: its worker stops signing (and stays stopped
+    // while the other holds it).
     let mut redis = h.redis.clone();
-    let _: () = redis::cmd("DEL")
+    let _: () = redis::cmd("SET")
         .arg(h.keys.wallet_slot(2))
+        .arg("another-worker")
+        .arg("PX")
+        .arg(60_000)
         .query_async(&mut redis)
         .await
         .unwrap();
@@ -58,6 +62,28 @@ async fn slots_are_exclusive_and_a_lost_lease_stops_signing() {
     redline_common::testkit::wait_for(|| async { !permit.is_granted() }, Duration::from_secs(5))
         .await
         .unwrap();
+    tokio::time::sleep(ttl).await;
+    assert!(!second.permit.is_granted());
+
+    // Slot 3's key vanishes (Redis restarted empty): nobody holds it, so its worker takes it
+    // back and signs again.
+    let _: () = redis::cmd("DEL")
+        .arg(h.keys.wallet_slot(3))
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    let (leases, key, permit) = (
+        h.leases.clone(),
+        h.keys.wallet_slot(3),
+        third.permit.clone(),
+    );
+    // Held again (only the retake can set the deleted key) and signing.
+    redline_common::testkit::wait_for(
+        || async { leases.is_held(&key).await.unwrap_or(false) && permit.is_granted() },
+        Duration::from_secs(5),
+    )
+    .await
+    .unwrap();
 
     // Released slots are free again.
     first.release(&h.leases).await;

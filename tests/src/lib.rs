@@ -14,6 +14,7 @@ use redline_devnet::rpc::{NodeConfig, NodeHandle};
 pub use redline_common::testkit;
 
 pub mod bench;
+pub mod chaos;
 
 /// A public test mnemonic (cosmjs's test faucet): wallets of e2e tests derive from it.
 /// Never use it for anything of value.
@@ -184,6 +185,8 @@ impl TestScenario {
 pub struct TcpProxy {
     addr: std::net::SocketAddr,
     accepted: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    /// [`ProxyMode`] as a number, read by every connection.
+    mode: std::sync::Arc<std::sync::atomic::AtomicU8>,
     cut: tokio::sync::watch::Sender<u64>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -197,12 +200,31 @@ impl TcpProxy {
             .context("binding the proxy")?;
         let addr = listener.local_addr().context("proxy address")?;
         let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let mode = std::sync::Arc::new(std::sync::atomic::AtomicU8::new(ProxyMode::Open as u8));
         let (cut, cuts) = tokio::sync::watch::channel(0u64);
         let counter = accepted.clone();
+        let modes = mode.clone();
         let task = tokio::spawn(async move {
             while let Ok((mut inbound, _)) = listener.accept().await {
                 counter.fetch_add(1, Ordering::SeqCst);
                 let mut cuts = cuts.clone();
+                // A clone has seen what the original saw (nothing): mark the cuts so far as
+                // seen, or every connection after the first cut would be closed at once.
+                cuts.borrow_and_update();
+                let current = modes.load(Ordering::SeqCst);
+                if current == ProxyMode::Down as u8 {
+                    // Closed at once, as a dead endpoint's connection is reset.
+                    drop(inbound);
+                    continue;
+                }
+                if current == ProxyMode::Stalled as u8 {
+                    // Accepted, never answered: held until the next cut (or the client gives up).
+                    tokio::spawn(async move {
+                        let _ = cuts.changed().await;
+                        drop(inbound);
+                    });
+                    continue;
+                }
                 tokio::spawn(async move {
                     let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await else {
                         return;
@@ -218,6 +240,7 @@ impl TcpProxy {
         Ok(TcpProxy {
             addr,
             accepted,
+            mode,
             cut,
             task,
         })
@@ -236,6 +259,29 @@ impl TcpProxy {
     pub fn cut(&self) {
         self.cut.send_modify(|generation| *generation += 1);
     }
+
+    /// Switches how new connections are treated; leaving `Open` also cuts the open ones (an
+    /// endpoint going down or hanging drops what it was serving).
+    pub fn set_mode(&self, mode: ProxyMode) {
+        let before = self
+            .mode
+            .swap(mode as u8, std::sync::atomic::Ordering::SeqCst);
+        if mode != ProxyMode::Open || before == ProxyMode::Stalled as u8 {
+            self.cut();
+        }
+    }
+}
+
+/// What a [`TcpProxy`] does with new connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum ProxyMode {
+    /// Forwards them to the target.
+    Open = 0,
+    /// Closes them at once (an endpoint that is down).
+    Down = 1,
+    /// Accepts them and never answers (an endpoint that hangs).
+    Stalled = 2,
 }
 
 impl Drop for TcpProxy {

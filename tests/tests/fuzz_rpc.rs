@@ -8,6 +8,12 @@
 //! the real `TendermintClient` must come back as a value or a `ChainError`, never a panic or a
 //! hang; unmutated replies must still decode.
 //!
+//! Two more tests use a node that answers garbage on purpose (malformed JSON, an HTML 502 page,
+//! wrong protobuf inside valid replies, a 48 MiB reply, 1 MiB of nesting): every client call
+//! must fail with an error naming the endpoint, and the real `collector` binary must keep
+//! running through each kind and catch up afterwards, while a service started against such a
+//! node exits with a clear error (code 1, no panic).
+//!
 //! The output shows a few "panicked at .../subtle-encoding-.../base64.rs" lines: tendermint-rpc's
 //! base64 decoder panics on values like `"AAAA="`, and the client catches that and returns an
 //! error of the endpoint (see `TendermintClient::call`). A panic that escaped would fail the test.
@@ -534,4 +540,325 @@ proptest! {
             (_, Ok(())) => {}
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// A node that answers garbage on purpose: malformed JSON, an HTML error page, wrong protobuf
+// inside valid JSON-RPC replies, a huge reply, deeply nested JSON. The client must turn each into
+// an error naming the endpoint (no panic, no hang), and a running service binary must keep
+// running through it and recover when the node answers properly again.
+// ---------------------------------------------------------------------------------------------
+
+/// What the garbage node answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Garbage {
+    /// Forwards to the devnet (a healthy node).
+    Forward,
+    /// `{"jsonrpc":"2.0","id":` and nothing more.
+    MalformedJson,
+    /// A proxy's HTML error page with status 502.
+    HtmlError,
+    /// The devnet's real reply with every base64 `value` replaced by bytes that are no protobuf.
+    WrongProtobuf,
+    /// 48 MiB: one JSON string.
+    Huge,
+    /// 1 MiB of `[`: deeper than any decoder should recurse.
+    Nested,
+}
+
+const GARBAGE: [Garbage; 5] = [
+    Garbage::MalformedJson,
+    Garbage::HtmlError,
+    Garbage::WrongProtobuf,
+    Garbage::Huge,
+    Garbage::Nested,
+];
+
+struct GarbageNode {
+    upstream: String,
+    http: reqwest::Client,
+    mode: Mutex<Garbage>,
+}
+
+impl GarbageNode {
+    /// Serves on a free loopback port; returns the node and its URL.
+    async fn start(upstream: String) -> (Arc<GarbageNode>, String) {
+        let node = Arc::new(GarbageNode {
+            upstream,
+            http: reqwest::Client::new(),
+            mode: Mutex::new(Garbage::Forward),
+        });
+        let app = axum::Router::new()
+            .fallback(garbage_node)
+            .with_state(node.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr: SocketAddr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        (node, format!("http://{addr}"))
+    }
+
+    fn set(&self, mode: Garbage) {
+        *self.mode.lock().unwrap() = mode;
+    }
+}
+
+/// Replaces every base64 string under a `value` key with base64 of bytes that no protobuf
+/// message decodes from (a field tag with wire type 7, which does not exist).
+fn break_protobuf(value: &mut Value) {
+    let engine = base64::engine::general_purpose::STANDARD;
+    match value {
+        Value::Object(map) => {
+            for (key, child) in map.iter_mut() {
+                let replace = key == "value"
+                    && child
+                        .as_str()
+                        .is_some_and(|s| !s.is_empty() && engine.decode(s).is_ok());
+                if replace {
+                    *child = Value::String(engine.encode([0x0f, 0xff, 0xff, 0xff, 0x07, 0x0f]));
+                } else {
+                    break_protobuf(child);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(break_protobuf),
+        _ => {}
+    }
+}
+
+async fn garbage_node(State(node): State<Arc<GarbageNode>>, body: Bytes) -> Response {
+    let mode = *node.mode.lock().unwrap();
+    let json = |body: Vec<u8>| {
+        (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json")],
+            body,
+        )
+            .into_response()
+    };
+    match mode {
+        Garbage::MalformedJson => json(br#"{"jsonrpc":"2.0","id":"#.to_vec()),
+        Garbage::HtmlError => (
+            StatusCode::BAD_GATEWAY,
+            [(header::CONTENT_TYPE, "text/html")],
+            "<html><body><h1>502 Bad Gateway</h1></body></html>",
+        )
+            .into_response(),
+        Garbage::Huge => {
+            let mut body = Vec::with_capacity(48 << 20);
+            body.push(b'"');
+            body.resize(48 << 20, b'x');
+            body.push(b'"');
+            json(body)
+        }
+        Garbage::Nested => json(vec![b'['; 1 << 20]),
+        Garbage::Forward | Garbage::WrongProtobuf => {
+            let reply = match node
+                .http
+                .post(&node.upstream)
+                .header("content-type", "application/json")
+                .body(body.to_vec())
+                .send()
+                .await
+            {
+                Ok(reply) => reply.bytes().await.map(|b| b.to_vec()).unwrap_or_default(),
+                Err(_) => return StatusCode::BAD_GATEWAY.into_response(),
+            };
+            if mode == Garbage::Forward {
+                return json(reply);
+            }
+            match serde_json::from_slice::<Value>(&reply) {
+                Ok(mut value) => {
+                    break_protobuf(&mut value);
+                    json(serde_json::to_vec(&value).unwrap())
+                }
+                Err(_) => json(reply),
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_answers_become_errors_naming_the_endpoint() -> anyhow::Result<()> {
+    let scenario = TestScenario::start(3, 7).await?;
+    let (node, url) = GarbageNode::start(scenario.node.rpc_http_url()).await;
+    let manifest = &scenario.manifest;
+    let config = ChainConfig::new(
+        &manifest.chain_id,
+        &manifest.bech32_prefix,
+        std::slice::from_ref(&url),
+        &[scenario.node.rpc_ws_url()],
+        &manifest.fee.denom,
+        &manifest.fee.gas_price,
+        Duration::from_millis(manifest.block_time_ms),
+    )?
+    .with_request_timeout(Duration::from_secs(10))?;
+    let client = TendermintClient::new(config)?;
+    let red_bank = manifest.contracts.red_bank.clone();
+    let address = scenario.liquidator(0).address().to_string();
+    let mut colls_prefix = (namespace::COLLATERALS.len() as u16).to_be_bytes().to_vec();
+    colls_prefix.extend_from_slice(namespace::COLLATERALS.as_bytes());
+
+    for mode in GARBAGE {
+        node.set(mode);
+        // Each call: its name, whether it reads protobuf from `abci_query`, and its result.
+        let calls: Vec<(&str, bool, Result<(), ChainError>)> = vec![
+            ("status", false, client.latest_height().await.map(drop)),
+            ("block", false, client.block(None).await.map(drop)),
+            ("balances", true, client.balances(&address).await.map(drop)),
+            (
+                "smart query",
+                true,
+                client
+                    .query_smart::<_, PaginationResponse<MarketV2Response>>(
+                        &red_bank,
+                        &markets_query(),
+                        None,
+                    )
+                    .await
+                    .map(drop),
+            ),
+            (
+                "raw scan",
+                true,
+                client
+                    .scan_raw_prefix(&red_bank, &colls_prefix, 100)
+                    .await
+                    .map(drop),
+            ),
+        ];
+        for (call, reads_protobuf, result) in calls {
+            // Without protobuf inside, a call may still decode (the mutation only touched a
+            // `value` it does not read); the others must fail.
+            if mode == Garbage::WrongProtobuf && !reads_protobuf && result.is_ok() {
+                continue;
+            }
+            let error = match result {
+                Ok(()) => anyhow::bail!("{call} accepted {mode:?}"),
+                Err(error) => error.to_string(),
+            };
+            anyhow::ensure!(
+                error.contains(url.trim_start_matches("http://")),
+                "{call} on {mode:?}: the error does not name the endpoint {url}: {error}"
+            );
+            // An error quoting a whole huge reply would flood every log line it reaches.
+            anyhow::ensure!(
+                error.len() <= 4_096,
+                "{call} on {mode:?}: a {} byte error: {}…",
+                error.len(),
+                &error[..200]
+            );
+            eprintln!("{mode:?} / {call}: {}", &error[..error.len().min(200)]);
+        }
+    }
+    node.set(Garbage::Forward);
+    client.latest_height().await?;
+    scenario.shutdown().await;
+    Ok(())
+}
+
+/// The collector keeps running while its HTTP endpoint answers each kind of garbage in turn
+/// (blocks still arrive over the devnet's websocket, so it keeps trying to read them), logs
+/// errors naming the endpoint, and catches up once the endpoint answers properly again. A
+/// health checker started against a node that only answers garbage exits at once with an
+/// error naming the endpoint (exit code 1, not a panic's 101).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_keeps_running_through_garbage_and_recovers() -> anyhow::Result<()> {
+    use redline_tests::chaos::{bin_dir, http_get, wait_until};
+    let bin = bin_dir()?;
+    let dir = tempfile::Builder::new().prefix("garbage-node").tempdir()?;
+    let scenario = TestScenario::start(200, 7).await?;
+    let (node, url) = GarbageNode::start(scenario.node.rpc_http_url()).await;
+    let redis = redline_common::testkit::RedisServer::start()?;
+    let mut manifest = scenario.manifest.clone();
+    manifest.rpc_http = vec![url.clone()];
+    manifest.rpc_ws = vec![scenario.node.rpc_ws_url()];
+    let manifest_path = dir.path().join("manifest.json");
+    manifest.write(&manifest_path)?;
+    let metrics = format!("127.0.0.1:{}", redline_common::testkit::free_port()?);
+    let log_path = dir.path().join("collector.log");
+    let log = std::fs::File::create(&log_path)?;
+    let mut collector = tokio::process::Command::new(bin.join("collector"))
+        .args(["--manifest", &manifest_path.display().to_string()])
+        .args(["--redis-url", &redis.url(), "--metrics-addr", &metrics])
+        .args(["--log-format", "json", "--no-progress-bar"])
+        .args(["--max-retry-delay-ms", "2000"])
+        .env_remove("RUST_LOG")
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()?;
+    let client = scenario.client();
+    let indexed = || async {
+        let (_, body) = http_get(&metrics, "/health").await?;
+        let health: Value = serde_json::from_str(&body)?;
+        Ok::<u64, anyhow::Error>(health["last_indexed_height"].as_u64().unwrap_or(0))
+    };
+    let caught_up = |what: String| {
+        let client = client.clone();
+        async move {
+            let tip = client.latest_height().await?;
+            wait_until(&what, Duration::from_secs(120), || async {
+                Ok(indexed().await? >= tip)
+            })
+            .await
+        }
+    };
+    caught_up("the collector to index the chain".into()).await?;
+    for mode in GARBAGE {
+        node.set(mode);
+        let from = client.latest_height().await?;
+        wait_until(
+            "five blocks of garbage",
+            Duration::from_secs(60),
+            || async { Ok(client.latest_height().await? >= from + 5) },
+        )
+        .await?;
+        anyhow::ensure!(
+            collector.try_wait()?.is_none(),
+            "the collector exited on {mode:?}: {}",
+            redline_tests::chaos::tail(&log_path, 20)
+        );
+        node.set(Garbage::Forward);
+        caught_up(format!("the collector to catch up after {mode:?}")).await?;
+    }
+    let text = std::fs::read_to_string(&log_path)?;
+    anyhow::ensure!(!text.contains("panicked"), "a panic in the collector's log");
+    // Errors quote garbage only in part: a 48 MiB answer must not become 48 MiB log lines.
+    anyhow::ensure!(
+        text.len() < 8 << 20,
+        "the collector's log grew to {} bytes",
+        text.len()
+    );
+    let naming = text
+        .lines()
+        .filter(|l| l.contains("\"level\":\"WARN\"") || l.contains("\"level\":\"ERROR\""))
+        .filter(|l| l.contains(url.trim_start_matches("http://")))
+        .count();
+    anyhow::ensure!(naming > 0, "no warning names the garbage endpoint {url}");
+    redline_tests::chaos::signal(collector.id().unwrap(), "TERM")?;
+    let status = tokio::time::timeout(Duration::from_secs(30), collector.wait()).await??;
+    anyhow::ensure!(status.success(), "the collector exited with {status}");
+    eprintln!("collector: {naming} warnings naming {url}, caught up after each kind of garbage");
+
+    // At start: a clear error, exit code 1.
+    node.set(Garbage::MalformedJson);
+    let output = tokio::process::Command::new(bin.join("health-checker"))
+        .args(["--manifest", &manifest_path.display().to_string()])
+        .args(["--redis-url", &redis.url(), "--log-format", "json"])
+        .env_remove("RUST_LOG")
+        .output()
+        .await?;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    anyhow::ensure!(
+        output.status.code() == Some(1),
+        "health-checker on a garbage node exited with {} (want 1): {stderr}",
+        output.status
+    );
+    anyhow::ensure!(
+        stderr.contains(url.trim_start_matches("http://")) && !stderr.contains("panicked"),
+        "health-checker's start error does not name {url}: {stderr}"
+    );
+    eprintln!("health-checker at start: {}", stderr.trim());
+    scenario.shutdown().await;
+    Ok(())
 }

@@ -87,12 +87,30 @@ fn classify(e: tendermint_rpc::Error) -> CallError {
     match e.detail() {
         // Codes 0..=2 are tendermint-rpc's own (HTTP, websocket, client internal), not the node's.
         ErrorDetail::Response(d) if d.source.code().value() < 0 => {
-            CallError::Rpc(d.source.to_string())
+            CallError::Rpc(bounded(d.source.to_string()))
         }
         // The trace in alternate form is the whole cause chain on one line ("HTTP error: error
         // sending request ...: connection refused"); plain Display stops at "HTTP error".
-        _ => CallError::Transport(format!("{:#}", e.trace())),
+        _ => CallError::Transport(bounded(format!("{:#}", e.trace()))),
     }
+}
+
+/// Longest error message kept from a node's answer.
+const MAX_ERROR_MESSAGE: usize = 1_024;
+
+/// `message` cut to [`MAX_ERROR_MESSAGE`] bytes: decoders quote what they choke on, and a
+/// garbage answer of megabytes would otherwise travel whole into every log line and error.
+fn bounded(mut message: String) -> String {
+    if message.len() > MAX_ERROR_MESSAGE {
+        let mut end = MAX_ERROR_MESSAGE;
+        while !message.is_char_boundary(end) {
+            end -= 1;
+        }
+        let cut = message.len() - end;
+        message.truncate(end);
+        message.push_str(&format!("… ({cut} more bytes)"));
+    }
+    message
 }
 
 fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
@@ -107,7 +125,7 @@ fn decode_error(endpoint: &str, what: impl Into<String>, e: impl fmt::Display) -
     ChainError::Decode {
         endpoint: endpoint.to_string(),
         what: what.into(),
-        message: e.to_string(),
+        message: bounded(e.to_string()),
     }
 }
 

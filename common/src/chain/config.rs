@@ -46,7 +46,7 @@ impl ChainConfig {
     /// Default multiplier from simulated gas to gas limit.
     pub const DEFAULT_GAS_ADJUSTMENT: Decimal =
         Decimal::new(Uint128::new(1_300_000_000_000_000_000));
-    pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+    pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
     /// Builds and validates a config from string inputs; errors name the field.
     #[allow(clippy::too_many_arguments)]

@@ -3,7 +3,9 @@
 //!
 //! The collector is the only writer; health checkers read. Everything of one chain and one
 //! protocol lives under a namespace `<prefix>:<chain_id>:<protocol>` (e.g.
-//! `redline:devnet-1:red_bank`), so a second chain or Rover accounts get their own index.
+//! `redline:devnet-1:red_bank`), so a second chain or Rover accounts get their own index. On a
+//! Redis Cluster the prefix carries a hash tag (`{redline}:devnet-1:red_bank`), so that the
+//! per-block `MULTI` and the denom script, which touch many keys, stay in one slot.
 //!
 //! # Key layout (`N` = namespace)
 //!
@@ -37,12 +39,12 @@ use std::time::Duration;
 
 use clap::Args;
 use cosmwasm_std::{Decimal, Timestamp, Uint128};
-use redis::aio::ConnectionManager;
 use redis::{Pipeline, Value};
 use serde::{Deserialize, Serialize};
 
 use crate::jobs::ProtocolKind;
 use crate::msg::red_bank::{Collateral, Debt};
+use crate::redis_conn::{has_hash_tag, RedisConn};
 use crate::types::{AssetParams, Market};
 
 pub use codec::CodecError;
@@ -71,7 +73,8 @@ return ids
 #[derive(Debug, Clone, Args)]
 pub struct IndexArgs {
     /// First part of every index key (`<prefix>:<chain_id>:<protocol>:…`), so several
-    /// deployments can share one Redis.
+    /// deployments can share one Redis. On a cluster it must contain a hash tag, e.g.
+    /// `{redline}`.
     #[arg(long, env = "INDEX_PREFIX", default_value = "redline")]
     pub index_prefix: String,
 }
@@ -169,6 +172,11 @@ pub enum IndexError {
     UnknownDenomId(u32),
     #[error("index bucket count must be at least 1")]
     ZeroBuckets,
+    #[error(
+        "index {0}: on a Redis Cluster --index-prefix needs a hash tag, e.g. {{redline}}, so \
+         that all of the index's keys share one slot"
+    )]
+    NoHashTag(IndexNamespace),
 }
 
 fn redis_error(what: impl Into<String>) -> impl FnOnce(redis::RedisError) -> IndexError {
@@ -423,7 +431,7 @@ pub struct BlockUpdate {
 /// The index of one chain and protocol in Redis. Cheap to clone.
 #[derive(Clone)]
 pub struct PositionIndex {
-    conn: ConnectionManager,
+    conn: RedisConn,
     namespace: IndexNamespace,
     buckets: u32,
     denoms: Arc<RwLock<DenomTable>>,
@@ -447,13 +455,14 @@ impl PositionIndex {
     /// An existing index keeps its own bucket count (a different `buckets` is logged, not an
     /// error: it only applies to new indexes).
     pub async fn create_or_open(
-        conn: ConnectionManager,
+        conn: RedisConn,
         namespace: IndexNamespace,
         buckets: u32,
     ) -> Result<Self, IndexError> {
         if buckets == 0 {
             return Err(IndexError::ZeroBuckets);
         }
+        check_cluster_namespace(&conn, &namespace)?;
         let now_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_millis() as u64)
@@ -491,11 +500,44 @@ impl PositionIndex {
         Ok(index)
     }
 
+    /// Writes the meta's `format`, `buckets` and `created_at_ms` again where they are missing
+    /// and reloads the denom table: after Redis lost the index (restarted without persistence,
+    /// failed over to an empty replica), a rebuild starts from a well-formed empty index
+    /// instead of cached denom ids that Redis no longer knows.
+    pub async fn recreate_meta(&self) -> Result<(), IndexError> {
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        let meta = self.namespace.meta();
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .cmd("HSETNX")
+            .arg(&meta)
+            .arg("format")
+            .arg(INDEX_FORMAT)
+            .ignore()
+            .cmd("HSETNX")
+            .arg(&meta)
+            .arg("buckets")
+            .arg(self.buckets)
+            .ignore()
+            .cmd("HSETNX")
+            .arg(&meta)
+            .arg("created_at_ms")
+            .arg(now_ms)
+            .ignore();
+        let () = pipe
+            .query_async(&mut self.conn())
+            .await
+            .map_err(redis_error(format!("re-creating index {}", self.namespace)))?;
+        self.reload_denoms().await?;
+        Ok(())
+    }
+
     /// Opens an existing index ([`IndexError::NotCreated`] when there is none).
-    pub async fn open(
-        conn: ConnectionManager,
-        namespace: IndexNamespace,
-    ) -> Result<Self, IndexError> {
+    pub async fn open(conn: RedisConn, namespace: IndexNamespace) -> Result<Self, IndexError> {
+        check_cluster_namespace(&conn, &namespace)?;
         let meta = read_meta(&mut conn.clone(), &namespace).await?;
         if meta.format != INDEX_FORMAT {
             return Err(IndexError::Format {
@@ -534,7 +576,7 @@ impl PositionIndex {
         codec::bucket_of(address.as_bytes(), self.buckets)
     }
 
-    fn conn(&self) -> ConnectionManager {
+    fn conn(&self) -> RedisConn {
         self.conn.clone()
     }
 
@@ -986,13 +1028,15 @@ impl PositionIndex {
         let mut conn = self.conn();
         let mut cursor: u64 = 0;
         loop {
-            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-                .arg(cursor)
+            let mut scan = redis::cmd("SCAN");
+            scan.arg(cursor)
                 .arg("MATCH")
                 .arg(&pattern)
                 .arg("COUNT")
-                .arg(1000)
-                .query_async(&mut conn)
+                .arg(1000);
+            // On a cluster, the node that holds the namespace's slot holds all its keys.
+            let (next, keys): (u64, Vec<String>) = conn
+                .query_on_slot_of(&self.namespace.meta(), &scan)
                 .await
                 .map_err(redis_error("listing index keys"))?;
             if !keys.is_empty() {
@@ -1068,8 +1112,17 @@ fn push_last_indexed(
     cmd.ignore();
 }
 
+/// On a cluster, one block's `MULTI` and the denom script touch many keys of the namespace:
+/// they must share a slot, which only a hash tag in `--index-prefix` guarantees.
+fn check_cluster_namespace(conn: &RedisConn, namespace: &IndexNamespace) -> Result<(), IndexError> {
+    if conn.is_cluster() && !has_hash_tag(namespace.as_str()) {
+        return Err(IndexError::NoHashTag(namespace.clone()));
+    }
+    Ok(())
+}
+
 async fn read_meta(
-    conn: &mut ConnectionManager,
+    conn: &mut RedisConn,
     namespace: &IndexNamespace,
 ) -> Result<IndexMeta, IndexError> {
     let fields: HashMap<String, String> = redis::cmd("HGETALL")

@@ -1,0 +1,267 @@
+//! Fault tests: an RPC endpoint goes down or hangs.
+//!
+//! Every service (collector, health checker, liquidator, manager) reads its endpoints from the
+//! manifest the test writes; the endpoints are [`TcpProxy`]s in front of one in-process devnet
+//! (300 accounts, 500 ms blocks), so the test decides what each endpoint does: forward, close
+//! every connection at once (down), or accept and never answer (hung).
+//!
+//! - **Several endpoints**: the preferred endpoint first hangs, then comes back while the
+//!   other goes down. Blocks must stay on time after each switch (the services moved to the
+//!   working endpoint), every service process must be the one that started (no crash), the
+//!   working endpoint must get new connections, and after a 30 % ATOM drop every account
+//!   liquidatable at a profit is liquidated, none twice in one block.
+//! - **One endpoint**: it goes down for ten blocks, then comes back. Every service must keep
+//!   running through the outage (same processes) without spinning (its log stays short), and
+//!   after the endpoint returns blocks are on time again and the liquidations land.
+//!
+//! Run with `-- --nocapture` for the figures (RELIABILITY.md).
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use redline_tests::bench::devnet::Devnet;
+use redline_tests::chaos::{self, LiquidationTally, Pipeline, PipelineOptions};
+use redline_tests::{ProxyMode, TcpProxy};
+
+const SERVICES: [&str; 3] = ["collector", "health-checker", "liquidator"];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_two_endpoints_every_service_fails_over_when_one_hangs_or_goes_down(
+) -> anyhow::Result<()> {
+    let dir = tempfile::Builder::new().prefix("chaos-rpc-two").tempdir()?;
+    let result = two_endpoints(dir.path()).await;
+    keep_on_failure(dir, &result);
+    result
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_one_endpoint_every_service_waits_out_the_outage_and_recovers() -> anyhow::Result<()> {
+    let dir = tempfile::Builder::new().prefix("chaos-rpc-one").tempdir()?;
+    let result = one_endpoint(dir.path()).await;
+    keep_on_failure(dir, &result);
+    result
+}
+
+fn keep_on_failure(dir: tempfile::TempDir, result: &anyhow::Result<()>) {
+    if result.is_err() {
+        eprintln!(
+            "manager log, last lines:\n{}",
+            chaos::tail(&dir.path().join("manager.log"), 80)
+        );
+        eprintln!("kept {}", dir.keep().display());
+    }
+}
+
+/// The devnet and `n` proxies in front of its RPC port.
+async fn devnet_behind_proxies(n: usize) -> anyhow::Result<(Devnet, Vec<TcpProxy>)> {
+    let defaults = PipelineOptions::default();
+    let devnet = Devnet::start(defaults.accounts, defaults.seed, defaults.block_time).await?;
+    let target: SocketAddr = devnet
+        .node
+        .rpc_http_url()
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .parse()?;
+    let mut proxies = Vec::new();
+    for _ in 0..n {
+        proxies.push(TcpProxy::start(target).await?);
+    }
+    Ok((devnet, proxies))
+}
+
+fn url(proxy: &TcpProxy) -> String {
+    format!("http://{}", proxy.addr())
+}
+
+/// The worker processes by service, to compare before and after.
+fn processes(p: &Pipeline) -> Vec<(&'static str, Vec<u32>)> {
+    SERVICES.iter().map(|s| (*s, p.workers(s))).collect()
+}
+
+fn same_processes(
+    p: &Pipeline,
+    before: &[(&'static str, Vec<u32>)],
+    when: &str,
+) -> anyhow::Result<()> {
+    for (service, pids) in before {
+        let now = p.workers(service);
+        anyhow::ensure!(
+            &now == pids,
+            "{service} processes were {pids:?} and are {now:?} {when} (one exited)"
+        );
+    }
+    anyhow::ensure!(chaos::alive(p.manager_pid), "the manager died {when}");
+    Ok(())
+}
+
+/// A 30 % ATOM drop; every account liquidatable at a profit must be liquidated, none twice in
+/// one block. Returns (liquidatable, liquidations on chain).
+async fn liquidations_land(p: &Pipeline) -> anyhow::Result<(usize, usize)> {
+    let chain = p.chain()?;
+    let drop_height = p.devnet.move_prices(&[("uatom", "7")]).await?;
+    let liquidatable = chain.profitable_left(&p.devnet.borrowers).await?;
+    anyhow::ensure!(
+        !liquidatable.is_empty(),
+        "the drop made nothing liquidatable"
+    );
+    chain
+        .wait_all_liquidated(&liquidatable, Duration::from_secs(180))
+        .await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let last = chain.height().await?;
+    let tally = LiquidationTally::of(&chain.liquidations(drop_height, last).await?);
+    anyhow::ensure!(
+        tally.twice_in_a_block.is_empty(),
+        "liquidated twice in one block: {:?}",
+        tally.twice_in_a_block
+    );
+    let never: Vec<&String> = liquidatable
+        .iter()
+        .filter(|a| !tally.accounts.contains(*a))
+        .collect();
+    anyhow::ensure!(never.is_empty(), "never liquidated: {never:?}");
+    Ok((liquidatable.len(), tally.total))
+}
+
+async fn two_endpoints(dir: &std::path::Path) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let (devnet, proxies) = devnet_behind_proxies(2).await?;
+    let (first, second) = (&proxies[0], &proxies[1]);
+    let options = PipelineOptions {
+        rpc: vec![url(first), url(second)],
+        // A hung endpoint costs one request timeout per fail-over: 4 blocks of 500 ms here
+        // (the default, 10 s, is under 2 blocks of a 6 s chain).
+        manager_args: vec!["--rpc-timeout-ms=2000".to_owned()],
+        ..PipelineOptions::default()
+    };
+    let mut p = Pipeline::start_on(dir, options, devnet).await?;
+    p.wait_on_time("the pipeline to settle", 0, 4, Duration::from_secs(180))
+        .await?;
+    let chain = p.chain()?;
+    let before = processes(&p);
+    for (service, pids) in &before {
+        anyhow::ensure!(pids.len() == 1, "{} {service} processes", pids.len());
+    }
+
+    // The preferred endpoint hangs: connections accepted, never answered.
+    let second_before = second.connections();
+    first.set_mode(ProxyMode::Stalled);
+    let hung_at = chain.height().await?;
+    let t = Instant::now();
+    p.wait_on_time(
+        "blocks on time with the first endpoint hung",
+        hung_at,
+        4,
+        Duration::from_secs(180),
+    )
+    .await?;
+    let hung_recovery = t.elapsed();
+    let missed_hung = p.blocks.after(hung_at).filter(|b| b.missed()).count();
+    same_processes(&p, &before, "while the first endpoint hung")?;
+    let second_gained = second.connections() - second_before;
+    anyhow::ensure!(
+        second_gained > 0,
+        "no connection moved to the second endpoint"
+    );
+
+    // It comes back, and the second one goes down (connections closed at once).
+    first.set_mode(ProxyMode::Open);
+    let first_before = first.connections();
+    second.set_mode(ProxyMode::Down);
+    let down_at = chain.height().await?;
+    let t = Instant::now();
+    p.wait_on_time(
+        "blocks on time with the second endpoint down",
+        down_at,
+        4,
+        Duration::from_secs(180),
+    )
+    .await?;
+    let down_recovery = t.elapsed();
+    let missed_down = p.blocks.after(down_at).filter(|b| b.missed()).count();
+    same_processes(&p, &before, "while the second endpoint was down")?;
+    let first_gained = first.connections() - first_before;
+    anyhow::ensure!(
+        first_gained > 0,
+        "no connection moved back to the first endpoint"
+    );
+
+    let (liquidatable, liquidations) = liquidations_land(&p).await?;
+    same_processes(&p, &before, "after the liquidations")?;
+    eprintln!(
+        "two endpoints: first hung at height {hung_at}: {second_gained} connections to the second, 4 blocks on time in a row after {:.1} s, \
+         {missed_hung} blocks missed; second down at {down_at}: {first_gained} connections back to the first, on time after {:.1} s, \
+         {missed_down} missed; then {liquidatable} liquidatable accounts, {liquidations} liquidations, none twice in a block; \
+         no service restarted; {:.0} s",
+        hung_recovery.as_secs_f64(),
+        down_recovery.as_secs_f64(),
+        started.elapsed().as_secs_f64()
+    );
+    p.stop().await?;
+    Ok(())
+}
+
+async fn one_endpoint(dir: &std::path::Path) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let (devnet, proxies) = devnet_behind_proxies(1).await?;
+    let only = &proxies[0];
+    let options = PipelineOptions {
+        rpc: vec![url(only)],
+        ..PipelineOptions::default()
+    };
+    let mut p = Pipeline::start_on(dir, options, devnet).await?;
+    p.wait_on_time("the pipeline to settle", 0, 4, Duration::from_secs(180))
+        .await?;
+    let chain = p.chain()?;
+    let before = processes(&p);
+    for (service, pids) in &before {
+        anyhow::ensure!(pids.len() == 1, "{} {service} processes", pids.len());
+    }
+
+    // Down for ten blocks (the test's own client talks to the devnet directly).
+    let log_before = p.log().lines().count();
+    only.set_mode(ProxyMode::Down);
+    let down_at = chain.height().await?;
+    chaos::wait_until(
+        "ten blocks with the endpoint down",
+        Duration::from_secs(60),
+        || async { Ok(chain.height().await? >= down_at + 10) },
+    )
+    .await?;
+    same_processes(&p, &before, "during the outage")?;
+    let outage_lines = p.log().lines().count() - log_before;
+    only.set_mode(ProxyMode::Open);
+    let back_at = chain.height().await?;
+    let t = Instant::now();
+    p.wait_on_time(
+        "blocks on time after the endpoint returned",
+        back_at,
+        4,
+        Duration::from_secs(180),
+    )
+    .await?;
+    let recovery = t.elapsed();
+    let _ = p.poll_blocks().await;
+    let missed = p
+        .blocks
+        .all
+        .iter()
+        .filter(|b| b.height > down_at && b.missed())
+        .count();
+    same_processes(&p, &before, "after the outage")?;
+    // Backing off, not spinning: a few lines per service per second of outage at most.
+    anyhow::ensure!(
+        outage_lines < 2_000,
+        "{outage_lines} log lines during a ten-block outage: a service is spinning"
+    );
+    let (liquidatable, liquidations) = liquidations_land(&p).await?;
+    eprintln!(
+        "one endpoint: down at height {down_at} for 10 blocks, back at {back_at}; {outage_lines} log lines during the outage; \
+         4 blocks on time in a row {:.1} s after it returned; {missed} blocks missed; then {liquidatable} liquidatable accounts, \
+         {liquidations} liquidations, none twice in a block; no service restarted; {:.0} s",
+        recovery.as_secs_f64(),
+        started.elapsed().as_secs_f64()
+    );
+    p.stop().await?;
+    Ok(())
+}

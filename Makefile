@@ -18,8 +18,9 @@ help: ## List the targets
 build: ## Build every crate (debug)
 	$(CARGO) build --workspace --bins
 
-deps: ## Install what this machine lacks (redis-server from Debian's packages)
+deps: ## Install what this machine lacks (redis-server and chromium from Debian's packages)
 	@bash scripts/ensure-redis.sh >/dev/null
+	@bash scripts/ensure-chromium.sh >/dev/null
 
 test: deps deps-py build ## Run every test (own throwaway Redis servers, devnets, Docker images, moto_server)
 	$(CARGO) test --workspace --no-fail-fast
@@ -34,11 +35,12 @@ fmt: ## Format the code
 BACKEND ?= process
 PRICE_DROP_AFTER ?= 30
 PRICE_DROP ?= uatom=7
+DASHBOARD_ADDR ?= 127.0.0.1:9300
 
 run: deps build $(if $(filter docker,$(BACKEND)),docker_build) ## The whole pipeline: devnet (ACCOUNTS=10000), manager + workers (BACKEND=process|docker), a price drop after PRICE_DROP_AFTER=30 s; Ctrl-C stops it
 	ACCOUNTS=$(ACCOUNTS) SEED=$(SEED) RPC_PORT=$(RPC_PORT) REDIS_PORT=$(REDIS_PORT) RUN_DIR=$(RUN_DIR) \
 		BACKEND=$(BACKEND) PRICE_DROP_AFTER=$(PRICE_DROP_AFTER) PRICE_DROP="$(PRICE_DROP)" \
-		bash scripts/run.sh
+		DASHBOARD_ADDR=$(DASHBOARD_ADDR) bash scripts/run.sh
 
 clean-run: ## Remove the logs and state of `make run`
 	rm -rf $(RUN_DIR)

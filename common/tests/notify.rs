@@ -11,7 +11,7 @@ use axum::extract::State;
 use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use clap::{CommandFactory, Parser};
-use cosmwasm_std::{Decimal, Uint128};
+use cosmwasm_std::{SignedDecimal, Uint128};
 use redline_common::jobs::ProtocolKind;
 use redline_common::notify::{
     LiquidationAttempt, LiquidationOutcome, Notifier, NotifyArgs, NotifyEvent, NotifyStats,
@@ -136,7 +136,7 @@ fn attempt(n: u64, outcome: LiquidationOutcome) -> NotifyEvent {
         debt_amount: Uint128::new(1_000_000 + u128::from(n)),
         collateral_denom: "uosmo".into(),
         collateral_amount: Uint128::new(2_500_000),
-        profit_usd: Some(Decimal::percent(1234)),
+        profit_usd: Some(SignedDecimal::percent(1234)),
         tx_hash: Some(format!("ABCDEF{n:04}")),
         height: Some(100 + n),
         outcome,
@@ -632,4 +632,99 @@ async fn no_targets_means_nothing_to_do() {
 fn starting_outside_a_runtime_is_an_error_not_a_panic() {
     let error = NotifyArgs::default().start().unwrap_err();
     assert!(error.to_string().contains("tokio runtime"), "{error}");
+}
+
+#[tokio::test]
+async fn a_repeated_error_is_sent_once_per_window() {
+    let receiver = Receiver::start().await;
+    let notifier = NotifyArgs {
+        notify_errors: vec![format!("slack:{}", receiver.url("/errors"))],
+        notify_liquidations: vec![format!("discord:{}", receiver.url("/liquidations"))],
+        ..args()
+    }
+    .start()
+    .unwrap();
+    assert!(
+        notifier
+            .error("manager", "ALARM: no new block after 7")
+            .await
+    );
+    assert!(
+        !notifier
+            .error("manager", "ALARM: no new block after 7")
+            .await
+    );
+    assert!(
+        notifier
+            .error("manager", "ALARM: no new block after 9")
+            .await
+    );
+    let stats = flushed(&notifier).await;
+    assert_eq!(stats.sent, 2, "{stats:?}");
+    let texts: Vec<String> = receiver
+        .requests_to("/errors")
+        .iter()
+        .map(|r| r.body["text"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(
+        texts,
+        [
+            "[redline] manager error: ALARM: no new block after 7",
+            "[redline] manager error: ALARM: no new block after 9"
+        ]
+    );
+    // Errors never reach a target that only takes liquidations.
+    assert!(receiver.requests_to("/liquidations").is_empty());
+    let quiet = NotifyArgs {
+        notify_liquidations: vec![format!("discord:{}", receiver.url("/liquidations"))],
+        ..args()
+    }
+    .start()
+    .unwrap();
+    assert!(!quiet.error("manager", "nobody listens").await);
+}
+
+#[test]
+fn workers_get_the_targets_as_their_env_twins() {
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        notify: NotifyArgs,
+    }
+    let cli = Cli::try_parse_from([
+        "manager",
+        "--notify-liquidations",
+        "discord:https://discord.com/api/webhooks/1/x",
+        "--notify-liquidations=csvfile:/tmp/l.csv",
+        "--notify-errors",
+        "slack:https://hooks.slack.com/services/T/B/y",
+        "--notify-retries",
+        "5",
+    ])
+    .unwrap();
+    let env: std::collections::BTreeMap<String, String> =
+        cli.notify.worker_env().into_iter().collect();
+    assert_eq!(
+        env["NOTIFY_LIQUIDATIONS"],
+        "discord:https://discord.com/api/webhooks/1/x,csvfile:/tmp/l.csv"
+    );
+    assert_eq!(
+        env["NOTIFY_ERRORS"],
+        "slack:https://hooks.slack.com/services/T/B/y"
+    );
+    assert!(!env.contains_key("NOTIFY_FAILED_LIQUIDATIONS"));
+    assert_eq!(env["NOTIFY_RETRIES"], "5");
+    // Read back as a worker reads its environment: the same targets.
+    let back = Cli::try_parse_from([
+        "liquidator".to_string(),
+        format!("--notify-liquidations={}", env["NOTIFY_LIQUIDATIONS"]),
+    ])
+    .unwrap();
+    assert_eq!(
+        back.notify.notify_liquidations,
+        cli.notify.notify_liquidations
+    );
+    // Without targets the workers' own environment stays in charge.
+    let none = Cli::try_parse_from(["manager"]).unwrap();
+    assert!(none.notify.worker_env().is_empty());
 }

@@ -38,8 +38,9 @@ pub struct LiquidatorArgs {
     #[arg(long, env = "MAX_LIQUIDATIONS_PER_TX", default_value_t = 4)]
     pub max_liquidations_per_tx: usize,
     /// Candidates taken from the queue at once (planned together, sent in txs of at most
-    /// --max-liquidations-per-tx): stale ones then cost no extra round.
-    #[arg(long, env = "FETCH_BATCH", default_value_t = 16)]
+    /// --max-liquidations-per-tx and broadcast back to back, up to 8 in flight): stale ones
+    /// then cost no extra round, and a price drop's backlog clears in fewer blocks.
+    #[arg(long, env = "FETCH_BATCH", default_value_t = 64)]
     pub fetch_batch: usize,
     /// Gas limit = simulated gas × this.
     #[arg(long, env = "GAS_ADJUSTMENT", default_value = "1.3")]
@@ -99,6 +100,11 @@ pub struct LiquidatorArgs {
     /// Gas worth of the fee denom never spent on repayments (kept for fees).
     #[arg(long, env = "FEE_RESERVE_GAS", default_value_t = 5_000_000)]
     pub fee_reserve_gas: u64,
+    /// How often each wallet's balances are read and published (Redis hash
+    /// `<queue prefix>:liquidator:<chain id>:wallets`, metric `liquidator_wallet_balance`,
+    /// `/health`), in milliseconds; a wallet is also read right after each of its txs.
+    #[arg(long, env = "BALANCE_INTERVAL_MS", default_value_t = 10_000)]
+    pub balance_interval_ms: u64,
 }
 
 impl Default for LiquidatorArgs {
@@ -133,6 +139,7 @@ pub struct LiquidatorConfig {
     pub base_decimals: Option<u32>,
     pub top_up: Option<TopUpPolicy>,
     pub fee_reserve_gas: u64,
+    pub balance_interval: Duration,
 }
 
 impl LiquidatorArgs {
@@ -207,6 +214,12 @@ impl LiquidatorArgs {
                 return Err(flag("--base-decimals", format!("{decimals} is above 30")));
             }
         }
+        if self.balance_interval_ms < 100 {
+            return Err(flag(
+                "--balance-interval-ms",
+                format!("{} is below 100", self.balance_interval_ms),
+            ));
+        }
         let top_up = if self.no_top_up {
             None
         } else {
@@ -248,6 +261,7 @@ impl LiquidatorArgs {
             base_decimals: self.base_decimals,
             top_up,
             fee_reserve_gas: self.fee_reserve_gas,
+            balance_interval: Duration::from_millis(self.balance_interval_ms),
         })
     }
 }
@@ -303,6 +317,7 @@ mod tests {
             (&["--account-lock-ttl-ms", "1000"], "--account-lock-ttl-ms"),
             (&["--wallet-slot-ttl-ms", "10"], "--wallet-slot-ttl-ms"),
             (&["--attempts-stream", "a b"], "--attempts-stream"),
+            (&["--balance-interval-ms", "5"], "--balance-interval-ms"),
             (
                 &[
                     "--top-up-debt-below-usd",

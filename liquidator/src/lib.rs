@@ -13,10 +13,14 @@
 //! - [`tx_sender`]: [`tx_sender::TxSender`], one wallet's sequence-safe send path (usable by
 //!   any caller that needs to send messages from a worker's wallet);
 //! - [`wallets`]: HD wallet slots leased in Redis, and the master wallet's top-ups;
-//! - [`record`], [`metrics`]: every attempt to a Redis stream and CSV; Prometheus metrics.
+//! - [`record`], [`metrics`]: every attempt to a Redis stream and CSV (and to the operator's
+//!   `--notify-*` targets); Prometheus metrics;
+//! - [`balances`]: each wallet's balances, published to Redis (the manager's dashboard), the
+//!   `liquidator_wallet_balance` gauge and `/health`.
 //!
 //! [`Liquidator::run`] wires them into a running service.
 
+pub mod balances;
 pub mod config;
 pub mod consume;
 pub mod execute;
@@ -39,13 +43,16 @@ use std::future::Future;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use redis::aio::ConnectionManager;
 use redline_common::chain::{ChainClient, ChainConfig, ChainError};
 use redline_common::config::Secret;
 use redline_common::jobs::{LiquidationCandidate, LIQUIDATION_QUEUE};
 use redline_common::manifest::Manifest;
+use redline_common::metrics::HealthReport;
+use redline_common::notify::Notifier;
 use redline_common::queue::{PriorityQueue, QueueConfig};
+use redline_common::redis_conn::RedisConn;
 
+use crate::balances::{wallets_key, BalanceBook};
 use crate::config::LiquidatorConfig;
 use crate::consume::{Worker, WorkerSettings};
 use crate::hooks::{AfterLiquidation, AlwaysGo, NoRebalance, Strategy};
@@ -63,12 +70,16 @@ pub struct Liquidator<C> {
     pub chain: ChainConfig,
     pub manifest: Manifest,
     pub queue: QueueConfig,
-    pub redis: ConnectionManager,
+    pub redis: RedisConn,
     pub registry: prometheus::Registry,
     pub config: LiquidatorConfig,
     pub mnemonic: Secret,
     pub strategy: Arc<dyn Strategy>,
     pub after: Arc<dyn AfterLiquidation<C>>,
+    /// Liquidation attempts and errors go to the operator's targets.
+    pub notifier: Notifier,
+    /// The service's `/health` report: wallet balances are published into it.
+    pub health: Option<HealthReport>,
 }
 
 /// What a run did, for logs and tests.
@@ -86,7 +97,7 @@ impl<C: ChainClient + Clone + 'static> Liquidator<C> {
         chain: ChainConfig,
         manifest: Manifest,
         queue: QueueConfig,
-        redis: ConnectionManager,
+        redis: RedisConn,
         registry: prometheus::Registry,
         config: LiquidatorConfig,
         mnemonic: Secret,
@@ -102,7 +113,21 @@ impl<C: ChainClient + Clone + 'static> Liquidator<C> {
             mnemonic,
             strategy: Arc::new(AlwaysGo),
             after: Arc::new(NoRebalance),
+            notifier: Notifier::disabled(),
+            health: None,
         }
+    }
+
+    /// Notifies liquidation attempts and errors (see [`redline_common::notify`]).
+    pub fn with_notifier(mut self, notifier: Notifier) -> Self {
+        self.notifier = notifier;
+        self
+    }
+
+    /// Publishes the wallets' balances into this `/health` report.
+    pub fn with_health(mut self, health: HealthReport) -> Self {
+        self.health = Some(health);
+        self
     }
 
     pub fn with_strategy(mut self, strategy: Arc<dyn Strategy>) -> Self {
@@ -152,6 +177,17 @@ impl<C: ChainClient + Clone + 'static> Liquidator<C> {
             base_decimals,
         ));
         let keys = KeySpace::new(&self.queue.queue_prefix, &self.manifest.chain_id);
+        let metrics = LiquidatorMetrics::new();
+        metrics
+            .register(&self.registry)
+            .context("registering the liquidator's metrics")?;
+        let balances = Arc::new(BalanceBook::new(
+            self.client.clone(),
+            self.redis.clone(),
+            wallets_key(&self.queue.queue_prefix, &self.manifest.chain_id),
+            metrics.wallet_balance.clone(),
+            self.health.clone(),
+        ));
         let recorder = Arc::new(
             Recorder::new(
                 Some(self.redis.clone()),
@@ -168,12 +204,10 @@ impl<C: ChainClient + Clone + 'static> Liquidator<C> {
                         .unwrap_or(std::path::Path::new(""))
                         .display()
                 )
-            })?,
+            })?
+            .with_notifier(self.notifier.clone(), &self.manifest.chain_id)
+            .with_balance_trigger(balances.trigger()),
         );
-        let metrics = LiquidatorMetrics::new();
-        metrics
-            .register(&self.registry)
-            .context("registering the liquidator's metrics")?;
         let consumer = self.queue.consumer_name();
         let leases = Leases::new(self.redis.clone(), consumer.clone());
         let chain = self
@@ -188,6 +222,12 @@ impl<C: ChainClient + Clone + 'static> Liquidator<C> {
         };
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let mut summary = RunSummary::default();
+        let balances_task = {
+            let mut stop = stop_rx.clone();
+            tokio::spawn(balances.clone().run(config.balance_interval, async move {
+                let _ = stop.wait_for(|s| *s).await;
+            }))
+        };
 
         let mut treasurer_task = None;
         let mut master_guard = None;
@@ -204,6 +244,7 @@ impl<C: ChainClient + Clone + 'static> Liquidator<C> {
             {
                 let (wallet, guard) = slot.into_parts();
                 let address = wallet.address().to_string();
+                balances.register(MASTER_SLOT, &address);
                 match TxSender::new(
                     self.client.clone(),
                     &chain,
@@ -234,7 +275,13 @@ impl<C: ChainClient + Clone + 'static> Liquidator<C> {
                         tracing::info!(master = %address, "this process tops up worker wallets");
                     }
                     Err(error) => {
-                        tracing::warn!(master = %address, %error, "master wallet unusable; no top-ups from this process")
+                        tracing::warn!(master = %address, %error, "master wallet unusable; no top-ups from this process");
+                        self.notifier
+                            .error(
+                                "liquidator",
+                                format!("master wallet {address} unusable, no top-ups: {error}"),
+                            )
+                            .await;
                     }
                 }
                 master_guard = Some(guard);
@@ -271,6 +318,7 @@ impl<C: ChainClient + Clone + 'static> Liquidator<C> {
             let slot_number = slot.slot;
             summary.worker_slots.push(slot_number);
             let (wallet, guard) = slot.into_parts();
+            balances.register(slot_number, wallet.address().as_ref());
             let permit = guard.permit.clone();
             guards.push(guard);
             let mut queue_config = self.queue.clone();
@@ -346,6 +394,9 @@ impl<C: ChainClient + Clone + 'static> Liquidator<C> {
         for worker in workers {
             if let Err(error) = worker.await {
                 tracing::error!(%error, "a worker task failed");
+                self.notifier
+                    .error("liquidator", format!("a worker task failed: {error}"))
+                    .await;
             }
         }
         if let Some(task) = treasurer_task {
@@ -356,6 +407,10 @@ impl<C: ChainClient + Clone + 'static> Liquidator<C> {
         }
         if let Some(guard) = master_guard {
             guard.release(&leases).await;
+        }
+        // The last balances, read after every tx settled.
+        if let Err(error) = balances_task.await {
+            tracing::warn!(%error, "the balance publisher failed");
         }
         Ok(summary)
     }

@@ -5,8 +5,8 @@
 
 use anyhow::Context as _;
 use clap::Parser;
-use redline_common::chain::ChainConfig;
 use redline_common::config::MnemonicArgs;
+use redline_common::notify::{Notifier, NotifyArgs};
 use redline_common::service::{shutdown_signal, ServiceArgs, ServiceContext};
 use redline_liquidator::config::LiquidatorArgs;
 use redline_liquidator::model::ModelArgs;
@@ -30,6 +30,8 @@ struct Cli {
     model: ModelArgs,
     #[command(flatten)]
     rebalance: RebalanceArgs,
+    #[command(flatten, next_help_heading = "Notifications")]
+    notify: NotifyArgs,
 }
 
 #[tokio::main]
@@ -39,11 +41,34 @@ async fn main() -> anyhow::Result<()> {
     let config = cli.liquidator.validate()?;
     let model = cli.model.validate()?;
     let rebalance = cli.rebalance.validate()?;
+    let notifier = cli.notify.start()?;
+    let result = run(cli, config, model, rebalance, notifier.clone()).await;
+    if let Err(error) = &result {
+        tracing::error!(error = %format!("{error:#}"), "liquidator failed");
+        notifier
+            .error("liquidator", format!("stopped: {error:#}"))
+            .await;
+    }
+    // What is queued still goes out before the process ends.
+    notifier.flush(std::time::Duration::from_secs(10)).await;
+    result
+}
+
+async fn run(
+    cli: Cli,
+    config: redline_liquidator::config::LiquidatorConfig,
+    model: Option<redline_liquidator::model::ModelStrategy>,
+    rebalance: Option<redline_liquidator::rebalance::RebalancePolicy>,
+    notifier: Notifier,
+) -> anyhow::Result<()> {
     let context = ServiceContext::start("liquidator", &cli.service)
         .await
         .context("starting liquidator")?;
+    notifier
+        .register_metrics(&context.registry)
+        .context("registering the notification metrics")?;
     let mnemonic = cli.mnemonic.resolve(Some(&context.manifest))?;
-    let chain = ChainConfig::from_manifest(&context.manifest)?;
+    let chain = cli.service.chain.chain_config(&context.manifest)?;
     let mut liquidator = Liquidator::new(
         context.client.clone(),
         chain,
@@ -53,7 +78,9 @@ async fn main() -> anyhow::Result<()> {
         context.registry.clone(),
         config,
         mnemonic,
-    );
+    )
+    .with_notifier(notifier)
+    .with_health(context.health.clone());
     if let Some(model) = model {
         tracing::info!(model = %model.name(), "decisions come from the external model");
         liquidator = liquidator.with_strategy(std::sync::Arc::new(model));

@@ -4,7 +4,8 @@
 //! liquidator acts on stays in integer math.
 
 use prometheus::{
-    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
+    Registry,
 };
 
 use crate::value::Value;
@@ -32,6 +33,9 @@ pub struct LiquidatorMetrics {
     /// Stage latencies of one batch (`recheck`, `simulate`, `send`).
     pub stage_seconds: HistogramVec,
     pub workers: IntGauge,
+    /// Balance of each wallet this process signs with, by `wallet` address, HD `slot` and
+    /// `denom`, in base units (kept current by [`crate::balances::BalanceBook`]).
+    pub wallet_balance: GaugeVec,
 }
 
 fn buckets_seconds() -> Vec<f64> {
@@ -116,6 +120,14 @@ impl LiquidatorMetrics {
             .expect("static metric definition"),
             workers: IntGauge::new("liquidator_workers", "Workers running in this process")
                 .expect("static metric definition"),
+            wallet_balance: GaugeVec::new(
+                Opts::new(
+                    "liquidator_wallet_balance",
+                    "Balance of a liquidator wallet by address, HD slot and denom, in base units",
+                ),
+                &["wallet", "slot", "denom"],
+            )
+            .expect("static metric definition"),
         }
     }
 
@@ -135,6 +147,7 @@ impl LiquidatorMetrics {
         registry.register(Box::new(self.refunds.clone()))?;
         registry.register(Box::new(self.stage_seconds.clone()))?;
         registry.register(Box::new(self.workers.clone()))?;
+        registry.register(Box::new(self.wallet_balance.clone()))?;
         Ok(())
     }
 
@@ -171,6 +184,10 @@ mod tests {
         metrics.attempt("liquidated", "12.5".parse().unwrap());
         metrics.attempt("deliver_tx_failed", "-0.25".parse().unwrap());
         metrics.job("stale");
+        metrics
+            .wallet_balance
+            .with_label_values(&["osmo1w", "1", "uusdc"])
+            .set(2_500_000.0);
         let text = {
             use prometheus::Encoder;
             let mut buffer = Vec::new();
@@ -185,6 +202,12 @@ mod tests {
         );
         assert!(text.contains("liquidator_profit_usd_total 12.5"), "{text}");
         assert!(text.contains("liquidator_loss_usd_total 0.25"), "{text}");
+        assert!(
+            text.contains(
+                "liquidator_wallet_balance{denom=\"uusdc\",slot=\"1\",wallet=\"osmo1w\"} 2500000"
+            ),
+            "{text}"
+        );
         assert!(LiquidatorMetrics::new().register(&registry).is_err());
     }
 }

@@ -1,12 +1,43 @@
-//! The manager's own flags (besides the shared service flags and each backend's).
+//! The manager's command line: the flags every service shares, the manager's own, and each
+//! backend's, in one clap command (every flag with its `env` twin).
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, ValueEnum};
+use clap::{Args, Parser, ValueEnum};
+use redline_common::index::IndexArgs;
+use redline_common::service::ServiceArgs;
 
 use crate::autoscale::{PolicyError, PolicySettingNames, ScalingPolicy};
+use crate::scaler::docker::DockerConfig;
+use crate::scaler::ecs::EcsConfig;
 use crate::scaler::WorkerKind;
+
+/// Everything `manager` takes. The backends' structs give their arguments explicit ids
+/// (`docker_*`, `ecs_*`), so fields of the same name (`env`, `image_tag`, the chain's and the
+/// Docker backend's `manifest`) live side by side in one command.
+#[derive(Debug, Parser)]
+#[command(
+    name = "manager",
+    version,
+    about = "Follows blocks, enforces the per-block deadline and scales the workers"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub service: ServiceArgs,
+    #[command(flatten)]
+    pub index: IndexArgs,
+    #[command(flatten, next_help_heading = "Manager")]
+    pub manager: ManagerArgs,
+    #[command(flatten, next_help_heading = "Docker backend")]
+    pub docker: DockerConfig,
+    #[command(flatten, next_help_heading = "ECS backend")]
+    pub ecs: EcsConfig,
+    /// Errors go to `--notify-errors`; all four target lists are also handed to the workers
+    /// the manager starts (the liquidators notify their attempts).
+    #[command(flatten, next_help_heading = "Notifications")]
+    pub notify: redline_common::notify::NotifyArgs,
+}
 
 /// Where workers run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -63,6 +94,11 @@ pub struct ManagerArgs {
     /// manager's own `--log-level`.
     #[arg(long, env = "WORKER_LOG_LEVEL")]
     pub worker_log_level: Option<String>,
+    /// Address of the web dashboard (`/`, and its figures as JSON on `/api/dashboard`); `off`
+    /// disables it. Loopback by default (it shows positions and wallet balances), on a free
+    /// port that is logged and shown in `/health` as `dashboard`.
+    #[arg(long, env = "DASHBOARD_ADDR", default_value = crate::dashboard::DEFAULT_ADDR)]
+    pub dashboard_addr: String,
     #[command(flatten, next_help_heading = "Scaling")]
     pub scaling: ScalingArgs,
     #[command(flatten, next_help_heading = "Process backend")]
@@ -232,6 +268,7 @@ impl ManagerArgs {
         if self.blocks_stream_max_len == 0 {
             return Err("--blocks-stream-max-len: must be at least 1".into());
         }
+        crate::dashboard::parse_addr(&self.dashboard_addr)?;
         if self.attempts_stream.trim().is_empty()
             || self.attempts_stream.chars().any(char::is_whitespace)
         {
@@ -264,18 +301,101 @@ impl ManagerArgs {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
+    use clap::CommandFactory as _;
 
-    #[derive(Parser)]
-    struct Cli {
-        #[command(flatten)]
-        manager: ManagerArgs,
+    fn parse_all(args: &[&str]) -> Result<Cli, clap::Error> {
+        let mut all = vec!["manager"];
+        all.extend_from_slice(args);
+        Cli::try_parse_from(all)
     }
 
     fn parse(args: &[&str]) -> ManagerArgs {
-        let mut all = vec!["manager"];
-        all.extend_from_slice(args);
-        Cli::try_parse_from(all).unwrap().manager
+        parse_all(args).unwrap().manager
+    }
+
+    /// clap's own consistency checks (unique ids, unique long flags…), which it otherwise
+    /// makes only when a debug build parses, panicking.
+    #[test]
+    fn the_command_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    /// `--help` shows value placeholders (`<IMAGE_TAG>`), never the internal ids
+    /// (`<docker_image_tag>`) clap falls back to when an argument has an explicit id.
+    #[test]
+    fn help_shows_placeholders_not_ids() {
+        let command = Cli::command();
+        for arg in command.get_arguments() {
+            for name in arg.get_value_names().unwrap_or_default() {
+                assert_eq!(
+                    name.as_str(),
+                    name.to_uppercase(),
+                    "--{}",
+                    arg.get_long().unwrap_or_default()
+                );
+            }
+        }
+    }
+
+    /// Fields of the same name in different parts land where their flag says.
+    #[test]
+    fn same_named_fields_stay_apart() {
+        let cli = parse_all(&[
+            "--manifest",
+            "/run/chain.json",
+            "--docker-manifest",
+            "/host/chain.json",
+            "--docker-env",
+            "A=1;B=2",
+            "--docker-env=C=3",
+            "--ecs-env",
+            "X=y",
+            "--docker-image-tag",
+            "v1",
+            "--ecs-image-tag",
+            "v2",
+            "--docker-image-prefix",
+            "local/",
+            "--ecs-image-prefix",
+            "ecr/",
+            "--docker-stop-grace-secs",
+            "4",
+            "--stop-grace-secs",
+            "7",
+        ])
+        .unwrap();
+        assert_eq!(
+            cli.service.chain.manifest.as_deref(),
+            Some(std::path::Path::new("/run/chain.json"))
+        );
+        assert_eq!(
+            cli.docker.manifest.as_deref(),
+            Some(std::path::Path::new("/host/chain.json"))
+        );
+        assert_eq!(cli.docker.env, ["A=1", "B=2", "C=3"]);
+        assert_eq!(cli.ecs.env, ["X=y"]);
+        assert_eq!(
+            cli.docker.image(WorkerKind::Liquidator),
+            "local/liquidator:v1"
+        );
+        assert_eq!(
+            cli.ecs.images().of(WorkerKind::Liquidator),
+            "ecr/liquidator:v2"
+        );
+        assert_eq!(cli.docker.stop_grace_secs, 4);
+        assert_eq!(cli.manager.process.stop_grace_secs, 7);
+    }
+
+    #[test]
+    fn backend_flags_report_their_own_name() {
+        let error = parse_all(&["--docker-cpus", "many"])
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("--docker-cpus"), "{error}");
+        let error = parse_all(&["--ecs-memory", "lots"])
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("--ecs-memory"), "{error}");
     }
 
     #[test]

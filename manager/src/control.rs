@@ -26,11 +26,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::{Stream, StreamExt};
-use redis::aio::ConnectionManager;
 use redline_common::chain::NewBlock;
 use redline_common::index::IndexNamespace;
 use redline_common::metrics::HealthReport;
+use redline_common::notify::Notifier;
 use redline_common::queue::QueueConfig;
+use redline_common::redis_conn::RedisConn;
 use serde_json::json;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -111,6 +112,7 @@ fn spawn_scaling_task<S: Scaler + 'static>(
     kind: WorkerKind,
     initial: u32,
     metrics: ManagerMetrics,
+    notifier: Notifier,
 ) -> ScalingTask {
     let (desired_tx, mut desired_rx) = watch::channel(initial);
     let (observed_tx, observed_rx) = watch::channel(WorkerCount {
@@ -147,6 +149,12 @@ fn spawn_scaling_task<S: Scaler + 'static>(
                         .inc();
                     if !failing {
                         warn!(%kind, %error, "scaling failed; retrying");
+                        notifier
+                            .error(
+                                "manager",
+                                format!("scaling the {kind} workers fails: {error}"),
+                            )
+                            .await;
                         failing = true;
                     } else {
                         debug!(%kind, %error, "scaling still failing");
@@ -166,6 +174,7 @@ fn spawn_scaling_task<S: Scaler + 'static>(
 pub fn supervise_collector(
     scaler: Arc<ProcessScaler>,
     mut stop: watch::Receiver<bool>,
+    notifier: Notifier,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut failing = false;
@@ -177,6 +186,9 @@ pub fn supervise_collector(
                 Ok(()) => failing = false,
                 Err(error) if !failing => {
                     error!(%error, "cannot run the collector; retrying");
+                    notifier
+                        .error("manager", format!("cannot run the collector: {error}"))
+                        .await;
                     failing = true;
                 }
                 Err(_) => {}
@@ -215,7 +227,9 @@ pub struct Manager<S: Scaler + 'static> {
     scaler: Arc<S>,
     metrics: ManagerMetrics,
     health: HealthReport,
-    conn: ConnectionManager,
+    /// Errors an operator must hear about (no blocks, scaling failing) go here.
+    notifier: Notifier,
+    conn: RedisConn,
     health_checks: HealthCheckWatch,
     liquidations: LiquidationWatch,
     attempts: AttemptsTail,
@@ -245,6 +259,18 @@ impl<S: Scaler + 'static> Manager<S> {
         metrics: ManagerMetrics,
         health: HealthReport,
     ) -> Result<Self, ControlError> {
+        Self::start_notifying(settings, scaler, metrics, health, Notifier::disabled()).await
+    }
+
+    /// [`Manager::start`], reporting errors an operator must act on (no new block, scaling
+    /// or the collector failing) through `notifier`.
+    pub async fn start_notifying(
+        settings: Settings,
+        scaler: Arc<S>,
+        metrics: ManagerMetrics,
+        health: HealthReport,
+        notifier: Notifier,
+    ) -> Result<Self, ControlError> {
         let conn = connect_redis(&settings.queue).await?;
         let stream = settings
             .queue
@@ -272,7 +298,13 @@ impl<S: Scaler + 'static> Manager<S> {
             info!(%kind, backend = scaler.backend(), found = running, starting_with = initial, min = policy.min_workers, max = policy.max_workers, "scaling");
             kinds.push(KindState {
                 kind,
-                task: spawn_scaling_task(scaler.clone(), kind, initial, metrics.clone()),
+                task: spawn_scaling_task(
+                    scaler.clone(),
+                    kind,
+                    initial,
+                    metrics.clone(),
+                    notifier.clone(),
+                ),
                 autoscaler,
                 busy_worker_seconds: 0.0,
                 completed: 0,
@@ -288,6 +320,7 @@ impl<S: Scaler + 'static> Manager<S> {
             scaler,
             metrics,
             health,
+            notifier,
             conn,
             health_checks,
             liquidations,
@@ -432,6 +465,18 @@ impl<S: Scaler + 'static> Manager<S> {
             );
             self.alarmed_at = Some(Instant::now());
             self.metrics.block_alarm.set(1);
+            // One text per stall (sent again only after a while, see `Notifier::error`).
+            self.notifier
+                .error(
+                    "manager",
+                    format!(
+                        "ALARM: no new block after height {}; the block feed keeps reconnecting",
+                        self.ledger
+                            .newest()
+                            .map_or_else(|| "none".to_string(), |h| h.to_string())
+                    ),
+                )
+                .await;
             let mut health = self.health.write().await;
             health["status"] = "alarm".into();
             health["alarm"] = json!({

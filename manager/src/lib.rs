@@ -2,9 +2,9 @@
 //! backlog and scales the health-checker and liquidator workers through a [`scaler::Scaler`].
 
 pub mod autoscale;
-pub mod cli;
 pub mod config;
 pub mod control;
+pub mod dashboard;
 pub mod ledger;
 pub mod metrics;
 pub mod scaler;

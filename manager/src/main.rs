@@ -8,57 +8,34 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use clap::{CommandFactory as _, FromArgMatches as _, Parser};
+use clap::Parser as _;
 use redline_common::chain::ChainClient;
-use redline_common::index::IndexArgs;
 use redline_common::jobs::ProtocolKind;
-use redline_common::service::{shutdown_signal, ServiceArgs, ServiceContext};
-use redline_manager::cli::{add_namespaced, extract_namespaced};
-use redline_manager::config::{BackendKind, ManagerArgs};
+use redline_common::notify::Notifier;
+use redline_common::service::{shutdown_signal, ServiceContext};
+use redline_manager::config::{BackendKind, Cli};
 use redline_manager::control::{self, Manager, Settings};
+use redline_manager::dashboard::{self, Dashboard, DashboardConfig};
 use redline_manager::metrics::ManagerMetrics;
-use redline_manager::scaler::docker::{DockerConfig, DockerScaler};
-use redline_manager::scaler::ecs::{EcsConfig, EcsScaler};
+use redline_manager::scaler::docker::DockerScaler;
+use redline_manager::scaler::ecs::EcsScaler;
 use redline_manager::scaler::env::worker_env;
 use redline_manager::scaler::process::{ProcessConfig, ProcessScaler};
 use redline_manager::scaler::{Scaler, WorkerKind};
 use redline_manager::watch::attempts_stream_key;
 
-#[derive(Debug, Parser)]
-#[command(
-    name = "manager",
-    version,
-    about = "Follows blocks, enforces the per-block deadline and scales the workers"
-)]
-struct Cli {
-    #[command(flatten)]
-    service: ServiceArgs,
-    #[command(flatten)]
-    index: IndexArgs,
-    #[command(flatten, next_help_heading = "Manager")]
-    manager: ManagerArgs,
-}
-
-/// The command line: the manager's flags, then each backend's (under their own ids, see
-/// [`redline_manager::cli`]).
-fn parse() -> anyhow::Result<(Cli, DockerConfig, EcsConfig)> {
-    let command = add_namespaced::<DockerConfig>(Cli::command(), "docker", "Docker backend");
-    let command = add_namespaced::<EcsConfig>(command, "ecs", "ECS backend");
-    let matches = command.get_matches();
-    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
-    let docker = extract_namespaced(&matches, "docker").unwrap_or_else(|e| e.exit());
-    let ecs = extract_namespaced(&matches, "ecs").unwrap_or_else(|e| e.exit());
-    Ok((cli, docker, ecs))
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let (cli, docker, ecs) = parse()?;
+    let cli = Cli::parse();
     cli.manager.validate().map_err(anyhow::Error::msg)?;
     let context = ServiceContext::start("manager", &cli.service)
         .await
         .context("starting manager")?;
     let metrics = ManagerMetrics::register(&context.registry)?;
+    let notifier = cli.notify.start()?;
+    notifier
+        .register_metrics(&context.registry)
+        .context("registering the notification metrics")?;
     let block_time = Duration::from_millis(context.manifest.block_time_ms.max(1));
     let args = &cli.manager;
     let settings = Settings {
@@ -91,6 +68,7 @@ async fn main() -> anyhow::Result<()> {
     };
     let mut env = worker_env(&cli.service);
     env.push(("INDEX_PREFIX".into(), cli.index.index_prefix.clone()));
+    env.extend(cli.notify.worker_env());
     if let Some(level) = &args.worker_log_level {
         env.retain(|(key, _)| key != "RUST_LOG");
         env.push(("RUST_LOG".into(), level.clone()));
@@ -100,6 +78,34 @@ async fn main() -> anyhow::Result<()> {
         health["backend"] = args.backend.as_str().into();
         health["status"] = "starting".into();
     }
+    let _dashboard =
+        match dashboard::parse_addr(&args.dashboard_addr).map_err(anyhow::Error::msg)? {
+            Some(addr) => {
+                let mut config = DashboardConfig::new(
+                    &context.queue.queue_prefix,
+                    &context.manifest.chain_id,
+                    settings.attempts_stream.clone(),
+                );
+                config.decimals = context
+                    .manifest
+                    .denoms
+                    .iter()
+                    .map(|d| (d.denom.clone(), d.decimals))
+                    .collect();
+                let board = Arc::new(Dashboard::new(
+                    config,
+                    context.redis.clone(),
+                    context.health.clone(),
+                ));
+                let (bound, task) = dashboard::serve(addr, board)
+                    .await
+                    .with_context(|| format!("--dashboard-addr {addr}: cannot listen"))?;
+                tracing::info!(url = %format!("http://{bound}/"), "dashboard");
+                context.health.write().await["dashboard"] = format!("http://{bound}/").into();
+                Some(task)
+            }
+            None => None,
+        };
 
     match args.backend {
         BackendKind::Process => {
@@ -135,39 +141,43 @@ async fn main() -> anyhow::Result<()> {
             let scaler = Arc::new(ProcessScaler::new(config));
             let (stop_collector, stop) = tokio::sync::watch::channel(false);
             let collector = (!args.process.no_collector)
-                .then(|| control::supervise_collector(scaler.clone(), stop));
+                .then(|| control::supervise_collector(scaler.clone(), stop, notifier.clone()));
             let shutdown = async move {
                 shutdown_signal().await;
                 let _ = stop_collector.send(true);
             };
-            run(&context, settings, scaler, metrics, shutdown).await?;
+            run(&context, settings, scaler, metrics, &notifier, shutdown).await?;
             if let Some(collector) = collector {
                 collector.abort();
             }
         }
         BackendKind::Docker => {
-            let scaler = DockerScaler::connect(docker, env).await?;
+            let scaler = DockerScaler::connect(cli.docker, env).await?;
             run(
                 &context,
                 settings,
                 Arc::new(scaler),
                 metrics,
+                &notifier,
                 shutdown_signal(),
             )
             .await?;
         }
         BackendKind::Ecs => {
-            let scaler = EcsScaler::connect(ecs, env).await?;
+            let scaler = EcsScaler::connect(cli.ecs, env).await?;
             run(
                 &context,
                 settings,
                 Arc::new(scaler),
                 metrics,
+                &notifier,
                 shutdown_signal(),
             )
             .await?;
         }
     }
+    // Errors queued for the operator still go out before the process ends.
+    notifier.flush(Duration::from_secs(10)).await;
     Ok(())
 }
 
@@ -176,11 +186,18 @@ async fn run<S: Scaler + 'static>(
     settings: Settings,
     scaler: Arc<S>,
     metrics: ManagerMetrics,
+    notifier: &Notifier,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    let manager = Manager::start(settings, scaler, metrics, context.health.clone())
-        .await
-        .context("starting the control loop")?;
+    let manager = Manager::start_notifying(
+        settings,
+        scaler,
+        metrics,
+        context.health.clone(),
+        notifier.clone(),
+    )
+    .await
+    .context("starting the control loop")?;
     let summary = manager
         .run(context.client.subscribe_blocks(), shutdown)
         .await

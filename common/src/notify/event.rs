@@ -1,6 +1,6 @@
 //! What gets notified, and how it reads in a chat message and in a CSV row.
 
-use cosmwasm_std::{Decimal, Uint128};
+use cosmwasm_std::{SignedDecimal, Uint128};
 use serde::Serialize;
 
 use crate::jobs::ProtocolKind;
@@ -39,9 +39,9 @@ pub struct LiquidationAttempt {
     pub collateral_denom: String,
     /// Collateral received (or expected, when the attempt failed), in base units.
     pub collateral_amount: Uint128,
-    /// Profit in USD as the liquidator reckons it: realised when known, else the plan's
-    /// expected profit.
-    pub profit_usd: Option<Decimal>,
+    /// Profit in USD as the liquidator reckons it: realised when known (negative for a failed
+    /// tx that spent its fee), else the plan's expected profit.
+    pub profit_usd: Option<SignedDecimal>,
     /// Hash of the liquidation transaction, once it was signed.
     pub tx_hash: Option<String>,
     /// Block the transaction was included in.

@@ -288,6 +288,58 @@ impl NotifyArgs {
         })
     }
 
+    /// The flags as the environment twins a worker started by the manager reads, so that
+    /// `manager --notify-liquidations …` reaches the liquidators it starts. Empty lists are
+    /// left out (the worker's own environment then applies); without any target, nothing is.
+    pub fn worker_env(&self) -> Vec<(String, String)> {
+        let mut env = Vec::new();
+        let any_target = [
+            &self.notify_liquidations,
+            &self.notify_successful_liquidations,
+            &self.notify_failed_liquidations,
+            &self.notify_errors,
+        ]
+        .iter()
+        .any(|targets| !targets.is_empty());
+        if !any_target {
+            return env;
+        }
+        for (key, targets) in [
+            ("NOTIFY_LIQUIDATIONS", &self.notify_liquidations),
+            (
+                "NOTIFY_SUCCESSFUL_LIQUIDATIONS",
+                &self.notify_successful_liquidations,
+            ),
+            (
+                "NOTIFY_FAILED_LIQUIDATIONS",
+                &self.notify_failed_liquidations,
+            ),
+            ("NOTIFY_ERRORS", &self.notify_errors),
+        ] {
+            if !targets.is_empty() {
+                env.push((key.to_string(), targets.join(",")));
+            }
+        }
+        env.push((
+            "NOTIFY_TELEGRAM_API".into(),
+            self.notify_telegram_api.clone(),
+        ));
+        env.push((
+            "NOTIFY_TIMEOUT_MS".into(),
+            self.notify_timeout_ms.to_string(),
+        ));
+        env.push(("NOTIFY_RETRIES".into(), self.notify_retries.to_string()));
+        env.push((
+            "NOTIFY_BACKOFF_MS".into(),
+            self.notify_backoff_ms.to_string(),
+        ));
+        env.push((
+            "NOTIFY_QUEUE_SIZE".into(),
+            self.notify_queue_size.to_string(),
+        ));
+        env
+    }
+
     /// Validates the flags and starts a [`Notifier`] (see [`Notifier::start`]).
     pub fn start(&self) -> Result<Notifier, NotifyError> {
         Notifier::start(self.config()?)
@@ -403,7 +455,13 @@ struct Route {
 struct Inner {
     routes: Vec<Route>,
     shared: Arc<Shared>,
+    /// When each error text was last sent by [`Notifier::error`].
+    errors_sent: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
 }
+
+/// An error with the same text is sent again only after this long (an alarm that repeats
+/// every 30 s must not flood the channel).
+pub const ERROR_REPEAT_AFTER: Duration = Duration::from_secs(600);
 
 /// Sends [`NotifyEvent`]s to the configured targets in the background. Cheap to clone; the
 /// sending tasks finish what is queued and stop once every clone is dropped.
@@ -464,7 +522,11 @@ impl Notifier {
             })
             .collect();
         Ok(Notifier {
-            inner: Arc::new(Inner { routes, shared }),
+            inner: Arc::new(Inner {
+                routes,
+                shared,
+                errors_sent: Default::default(),
+            }),
         })
     }
 
@@ -474,6 +536,7 @@ impl Notifier {
             inner: Arc::new(Inner {
                 routes: Vec::new(),
                 shared: Arc::new(Shared::new()),
+                errors_sent: Default::default(),
             }),
         }
     }
@@ -517,6 +580,36 @@ impl Notifier {
                 tracing::warn!(notify_target = %route.target, reason, "notification dropped");
             }
         }
+    }
+
+    /// Reports a service error to the `--notify-errors` targets, unless the same `message` was
+    /// reported less than [`ERROR_REPEAT_AFTER`] ago. Returns whether it was queued.
+    pub async fn error(&self, service: &str, message: impl Into<String>) -> bool {
+        let message = message.into();
+        if !self.inner.routes.iter().any(|r| r.subscriptions.errors) {
+            return false;
+        }
+        {
+            let Ok(mut sent) = self.inner.errors_sent.lock() else {
+                return false;
+            };
+            let now = std::time::Instant::now();
+            if sent
+                .get(&message)
+                .is_some_and(|at| now.duration_since(*at) < ERROR_REPEAT_AFTER)
+            {
+                return false;
+            }
+            // Bounded: texts older than the window are forgotten.
+            sent.retain(|_, at| now.duration_since(*at) < ERROR_REPEAT_AFTER);
+            sent.insert(message.clone(), now);
+        }
+        self.notify(&NotifyEvent::Error {
+            service: service.to_string(),
+            message,
+        })
+        .await;
+        true
     }
 
     /// What was sent, failed and dropped so far.

@@ -1,0 +1,293 @@
+//! What an operator sees of a running `liquidator` binary: its wallets' balances in `/health`,
+//! in the `redline_liquidator_wallet_balance` gauge and in the Redis hash the manager's
+//! dashboard reads, each equal to the chain's balances once its txs settled; and each
+//! liquidation it makes posted to a webhook (a local HTTP receiver standing in for Discord) and
+//! written to a `csvfile:` target.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use cosmwasm_std::Decimal;
+use redline_common::chain::ChainClient;
+use redline_common::testkit::{free_port, wait_for};
+use redline_liquidator::balances::{read_wallets, wallets_key};
+use redline_liquidator::record::Outcome;
+use support::Harness;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_liquidator");
+
+/// A loopback HTTP server that answers 200 to every request and keeps each body.
+struct Receiver {
+    addr: std::net::SocketAddr,
+    bodies: Arc<Mutex<Vec<(String, serde_json::Value)>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Receiver {
+    async fn start() -> Receiver {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let bodies: Arc<Mutex<Vec<(String, serde_json::Value)>>> = Arc::default();
+        let seen = bodies.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let seen = seen.clone();
+                tokio::spawn(async move {
+                    let mut data = Vec::new();
+                    let mut buffer = [0u8; 4096];
+                    // Headers, then as many body bytes as Content-Length says.
+                    loop {
+                        let Ok(n) = stream.read(&mut buffer).await else {
+                            return;
+                        };
+                        if n == 0 {
+                            return;
+                        }
+                        data.extend_from_slice(&buffer[..n]);
+                        let text = String::from_utf8_lossy(&data).to_string();
+                        let Some((head, body)) = text.split_once("\r\n\r\n") else {
+                            continue;
+                        };
+                        let length = head
+                            .lines()
+                            .find_map(|l| {
+                                let (name, value) = l.split_once(':')?;
+                                name.eq_ignore_ascii_case("content-length")
+                                    .then(|| value.trim().parse::<usize>().ok())?
+                            })
+                            .unwrap_or(0);
+                        if body.len() < length {
+                            continue;
+                        }
+                        let path = head
+                            .split_whitespace()
+                            .nth(1)
+                            .unwrap_or_default()
+                            .to_string();
+                        let json = serde_json::from_str(body).unwrap_or_default();
+                        seen.lock().unwrap().push((path, json));
+                        let _ = stream
+                            .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+                            .await;
+                        return;
+                    }
+                });
+            }
+        });
+        Receiver { addr, bodies, task }
+    }
+
+    fn contents(&self) -> Vec<(String, String)> {
+        self.bodies
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(path, body)| {
+                (
+                    path.clone(),
+                    body["content"].as_str().unwrap_or_default().to_string(),
+                )
+            })
+            .collect()
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn http_get(addr: &str, path: &str) -> anyhow::Result<String> {
+    let mut stream = tokio::net::TcpStream::connect(addr).await?;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await?;
+    Ok(response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_string())
+        .unwrap_or_default())
+}
+
+/// Every coin of `address` on chain: denom → amount.
+async fn chain_balances(h: &Harness, address: &str) -> BTreeMap<String, String> {
+    h.client
+        .balances(address)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| (c.denom, c.amount.to_string()))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn balances_are_published_and_liquidations_notified() {
+    let h = Harness::start(300, 47, 3).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("manifest.json");
+    h.manifest.write(&manifest).unwrap();
+    let receiver = Receiver::start().await;
+    let csv = dir.path().join("notified.csv");
+    let metrics_addr = format!("127.0.0.1:{}", free_port().unwrap());
+
+    let mut child = tokio::process::Command::new(BINARY)
+        .args(["--manifest", manifest.to_str().unwrap()])
+        .args(["--redis-url", &h.redis_server.url()])
+        .args(["--queue-block-ms", "100", "--workers", "1"])
+        .args(["--balance-interval-ms", "500"])
+        .args(["--metrics-addr", &metrics_addr, "--log-format", "json"])
+        .arg(format!(
+            "--notify-liquidations=discord:http://{}/webhook/SECRETPATH",
+            receiver.addr
+        ))
+        .arg(format!(
+            "--notify-successful-liquidations=csvfile:{}",
+            csv.display()
+        ))
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+
+    let height = h.move_price("uatom", 70).await.unwrap();
+    let plans = h.liquidatable().await.unwrap();
+    assert!(!plans.is_empty());
+    let queue = h.queue("producer").await.unwrap();
+    queue
+        .push(&[h.candidate(&plans[0].account, height, Decimal::one())])
+        .await
+        .unwrap();
+    let account = plans[0].account.clone();
+    wait_for(
+        || async {
+            h.records()
+                .await
+                .unwrap()
+                .iter()
+                .any(|r| r.outcome == Outcome::Liquidated && r.account == account)
+        },
+        Duration::from_secs(60),
+    )
+    .await
+    .expect("the binary liquidates the candidate");
+    let record = h
+        .records()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|r| r.outcome == Outcome::Liquidated && r.account == account)
+        .unwrap();
+    let worker_wallet = h.wallet(1).address().to_string();
+    assert_eq!(record.wallet, worker_wallet);
+
+    // The Redis hash, `/health` and the gauge all follow the chain (the wallet is read again
+    // after its liquidation, and every 500 ms). The master may still top the wallet up, so
+    // each round compares against the chain's balances of that moment.
+    let key = wallets_key(&h.queue_config.queue_prefix, &h.manifest.chain_id);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let (health, metrics, on_chain) = loop {
+        let on_chain = chain_balances(&h, &worker_wallet).await;
+        let mut redis = h.redis.clone();
+        let published = read_wallets(&mut redis, &key).await.unwrap();
+        let in_redis = published
+            .iter()
+            .any(|w| w.address == worker_wallet && w.slot == 1 && w.balances == on_chain);
+        let health: serde_json::Value =
+            serde_json::from_str(&http_get(&metrics_addr, "/health").await.unwrap_or_default())
+                .unwrap_or_default();
+        let in_health = health["wallets"].as_array().is_some_and(|wallets| {
+            wallets.iter().any(|w| {
+                w["address"] == worker_wallet.as_str()
+                    && w["balances"] == serde_json::to_value(&on_chain).unwrap()
+            })
+        });
+        let metrics = http_get(&metrics_addr, "/metrics")
+            .await
+            .unwrap_or_default();
+        let gauge = format!(
+            "redline_liquidator_wallet_balance{{denom=\"uusdc\",slot=\"1\",wallet=\"{worker_wallet}\"}} {}",
+            on_chain.get("uusdc").map(String::as_str).unwrap_or("?")
+        );
+        if in_redis && in_health && metrics.contains(&gauge) {
+            break (health, metrics, on_chain);
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "balances never published: chain {on_chain:?}, Redis {published:?} ({in_redis}), \
+             /health {health} ({in_health}), gauge `{gauge}` in /metrics: {}",
+            metrics.contains(&gauge)
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    assert!(on_chain.contains_key("uusdc"), "{on_chain:?}");
+    // The master wallet (slot 0, it runs the top-ups) is followed too.
+    let master = h.wallet(0).address().to_string();
+    assert!(
+        health["wallets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w["address"] == master.as_str() && w["slot"] == 0),
+        "{health}"
+    );
+    assert!(metrics.contains("redline_notifications_total"), "{metrics}");
+
+    // The liquidation was notified: one webhook post, one CSV row.
+    wait_for(
+        || async { !receiver.contents().is_empty() && std::fs::read_to_string(&csv).is_ok() },
+        Duration::from_secs(30),
+    )
+    .await
+    .expect("the liquidation is notified");
+    let posts = receiver.contents();
+    assert_eq!(posts.len(), 1, "{posts:?}");
+    assert_eq!(posts[0].0, "/webhook/SECRETPATH");
+    let text = &posts[0].1;
+    assert!(text.contains("Liquidation succeeded"), "{text}");
+    assert!(
+        text.contains(&account) && text.contains(&record.tx_hash),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("at height {}", record.height)),
+        "{text}"
+    );
+    let rows = std::fs::read_to_string(&csv).unwrap();
+    let lines: Vec<&str> = rows.lines().collect();
+    assert_eq!(lines.len(), 2, "{rows}");
+    assert!(lines[0].starts_with("timestamp,chain_id,protocol,account"));
+    assert!(
+        lines[1].contains(&account) && lines[1].contains(",succeeded,"),
+        "{rows}"
+    );
+    assert!(lines[1].contains(&record.tx_hash));
+
+    let pid = child.id().unwrap() as i32;
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    let exit = tokio::time::timeout(Duration::from_secs(20), child.wait())
+        .await
+        .expect("stops within 20 s")
+        .unwrap();
+    assert!(exit.success(), "{exit:?}");
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .await
+        .unwrap();
+    // The webhook's path is a credential: never in the logs.
+    assert!(!stderr.contains("SECRETPATH"), "{stderr}");
+}

@@ -38,10 +38,14 @@ pub struct LiquidatorArgs {
     #[arg(long, env = "MAX_LIQUIDATIONS_PER_TX", default_value_t = 4)]
     pub max_liquidations_per_tx: usize,
     /// Candidates taken from the queue at once (planned together, sent in txs of at most
-    /// --max-liquidations-per-tx and broadcast back to back, up to 8 in flight): stale ones
-    /// then cost no extra round, and a price drop's backlog clears in fewer blocks.
-    #[arg(long, env = "FETCH_BATCH", default_value_t = 64)]
+    /// --max-liquidations-per-tx and broadcast back to back, up to --max-txs-in-flight): stale
+    /// ones then cost no extra round, and a price drop's backlog clears in fewer blocks.
+    #[arg(long, env = "FETCH_BATCH", default_value_t = 128)]
     pub fetch_batch: usize,
+    /// Txs of one wallet broadcast and not yet included, at most. More lets one block take more
+    /// of a backlog; each costs a fee up front, so a wallet needs fees for all of them.
+    #[arg(long, env = "MAX_TXS_IN_FLIGHT", default_value_t = 64)]
+    pub max_txs_in_flight: usize,
     /// Gas limit = simulated gas × this.
     #[arg(long, env = "GAS_ADJUSTMENT", default_value = "1.3")]
     pub gas_adjustment: String,
@@ -126,6 +130,7 @@ pub struct LiquidatorConfig {
     pub max_worker_slots: u32,
     pub max_liquidations_per_tx: usize,
     pub fetch_batch: usize,
+    pub max_txs_in_flight: usize,
     pub gas_adjustment: Decimal,
     pub min_profit_usd: Decimal,
     pub dry_run: bool,
@@ -167,6 +172,12 @@ impl LiquidatorArgs {
             return Err(flag(
                 "--fetch-batch",
                 format!("{} is not in 1..=1000", self.fetch_batch),
+            ));
+        }
+        if !(1..=256).contains(&self.max_txs_in_flight) {
+            return Err(flag(
+                "--max-txs-in-flight",
+                format!("{} is not in 1..=256", self.max_txs_in_flight),
             ));
         }
         let gas_adjustment = decimal("--gas-adjustment", &self.gas_adjustment)?;
@@ -248,6 +259,7 @@ impl LiquidatorArgs {
             max_worker_slots: self.max_worker_slots,
             max_liquidations_per_tx: self.max_liquidations_per_tx,
             fetch_batch: self.fetch_batch,
+            max_txs_in_flight: self.max_txs_in_flight,
             gas_adjustment,
             min_profit_usd,
             dry_run: self.dry_run,

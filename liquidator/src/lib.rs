@@ -219,6 +219,7 @@ impl<C: ChainClient + Clone + 'static> Liquidator<C> {
             inclusion_timeout: config.inclusion_timeout,
             unresolved_grace: config.unresolved_grace,
             dry_run: config.dry_run,
+            max_in_flight: config.max_txs_in_flight,
         };
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let mut summary = RunSummary::default();

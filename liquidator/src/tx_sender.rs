@@ -45,7 +45,7 @@ use tokio::sync::{Mutex, Notify};
 
 /// Transactions of one sender broadcast and not yet settled, unless configured otherwise
 /// ([`TxSender::with_max_in_flight`]).
-pub const DEFAULT_MAX_IN_FLIGHT: usize = 8;
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 64;
 
 /// How a [`TxSender`] behaves.
 #[derive(Debug, Clone)]
@@ -57,6 +57,8 @@ pub struct SendOptions {
     pub unresolved_grace: Duration,
     /// Do everything but broadcast.
     pub dry_run: bool,
+    /// At most this many txs broadcast and not yet settled (at least 1).
+    pub max_in_flight: usize,
 }
 
 impl Default for SendOptions {
@@ -65,6 +67,7 @@ impl Default for SendOptions {
             inclusion_timeout: Duration::from_secs(30),
             unresolved_grace: Duration::from_secs(60),
             dry_run: false,
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
         }
     }
 }
@@ -380,6 +383,7 @@ impl<C: ChainClient> TxSender<C> {
     ) -> Result<Self, ChainError> {
         let address = wallet.address().to_string();
         let sequence = SequenceTracker::load(&client, &address).await?;
+        let max_in_flight = options.max_in_flight.max(1);
         Ok(TxSender {
             client,
             builder: TxBuilder::new(chain),
@@ -388,7 +392,7 @@ impl<C: ChainClient> TxSender<C> {
             sequence,
             options,
             permit,
-            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+            max_in_flight,
             poll: (chain.block_time / 4).clamp(Duration::from_millis(20), Duration::from_secs(1)),
             turn: Mutex::new(()),
             ledger: SharedLedger::default(),

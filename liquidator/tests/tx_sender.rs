@@ -120,6 +120,7 @@ async fn an_unconfirmed_tx_is_never_sent_twice() {
                 inclusion_timeout: Duration::from_millis(1),
                 unresolved_grace: Duration::from_secs(60),
                 dry_run: false,
+                ..SendOptions::default()
             },
         )
         .await

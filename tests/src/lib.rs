@@ -120,6 +120,15 @@ impl TestScenario {
     /// Starts the scenario with `accounts` borrowers drawn from `seed`, on a free port, with
     /// [`TEST_BLOCK_TIME`] blocks.
     pub async fn start(accounts: usize, seed: u64) -> anyhow::Result<Self> {
+        Self::start_with_block_time(accounts, seed, TEST_BLOCK_TIME).await
+    }
+
+    /// [`TestScenario::start`] with another block interval.
+    pub async fn start_with_block_time(
+        accounts: usize,
+        seed: u64,
+        block_time: Duration,
+    ) -> anyhow::Result<Self> {
         use redline_devnet::scenario::{self, ScenarioConfig};
         let cfg = ScenarioConfig {
             accounts,
@@ -128,7 +137,10 @@ impl TestScenario {
             ..ScenarioConfig::default()
         };
         let node_config = NodeConfig {
-            chain: devnet_chain_config(),
+            chain: redline_devnet::chain::ChainConfig {
+                block_time,
+                ..devnet_chain_config()
+            },
             port: 0,
             ..NodeConfig::default()
         };

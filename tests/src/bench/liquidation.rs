@@ -81,6 +81,12 @@ pub struct Options {
     pub instances: usize,
     pub workers_per_instance: u32,
     pub max_liquidations_per_tx: usize,
+    /// Candidates a liquidator worker takes per step (`--fetch-batch`); `None`: its default.
+    pub fetch_batch: Option<usize>,
+    /// Txs per wallet in flight (`--max-txs-in-flight`); `None`: the liquidator's default.
+    pub max_txs_in_flight: Option<usize>,
+    /// The devnet's block interval.
+    pub block_time: Duration,
     /// Fail when liquidations are still due after this long.
     pub deadline: Duration,
 }
@@ -96,6 +102,9 @@ impl Default for Options {
             instances: 2,
             workers_per_instance: 2,
             max_liquidations_per_tx: 4,
+            fetch_batch: None,
+            max_txs_in_flight: None,
+            block_time: crate::TEST_BLOCK_TIME,
             deadline: Duration::from_secs(600),
         }
     }
@@ -108,6 +117,9 @@ pub struct Figures {
     pub accounts: usize,
     pub borrowers: usize,
     pub workers: usize,
+    /// Candidates per worker step.
+    pub fetch_batch: usize,
+    pub max_txs_in_flight: usize,
     pub block_time: Duration,
     pub drop_height: u64,
     /// Accounts with a profitable liquidation right after the drop.
@@ -145,6 +157,18 @@ pub struct Figures {
     pub blocks_from_candidate: Vec<u64>,
     /// Per liquidation, candidate enqueued → broadcast (sorted, ms).
     pub job_to_broadcast_ms: Vec<u64>,
+    /// Per liquidated account, blocks from the price drop to the height of the first candidate
+    /// queued for it (sorted): the health-check side of the latency.
+    pub blocks_drop_to_queued: Vec<u64>,
+    /// Per liquidated account, ms from the drop block's commit being seen to its first
+    /// candidate showing in the queue (sorted).
+    pub ms_drop_to_queued: Vec<u64>,
+    /// Per liquidated account, blocks from its first candidate's height to its first inclusion
+    /// (sorted): the liquidator side of the latency.
+    pub blocks_queued_to_inclusion: Vec<u64>,
+    /// Our liquidation txs (and accounts liquidated) per block after the drop, in height
+    /// order: `(blocks after the drop, txs, liquidations)`.
+    pub per_block: Vec<(u64, usize, usize)>,
     /// Reading every borrower's position before the drop (to know who becomes liquidatable).
     pub initial_scan: Duration,
     pub drop_to_done: Duration,
@@ -230,7 +254,9 @@ impl Figures {
              {} worker(s), {} producer rounds; {} left with HF < 1 ({} only at a loss, the rest \
              refused by the contract); pre-drop read of every borrower {:?}, drop → all done {:?}; blocks \
              drop → inclusion p50 {} p99 {} max {}; candidate height → inclusion p50 {} p99 {}; \
-             job → broadcast p50 {} ms p99 {} ms; profit {} USD; total {:?}",
+             job → broadcast p50 {} ms p99 {} ms; drop → first queued p50 {} p99 {} blocks \
+             (p50 {} ms p99 {} ms); first queued → inclusion p50 {} p99 {} blocks; profit {} USD; \
+             total {:?}",
             self.borrowers,
             self.liquidatable,
             self.liquidations,
@@ -249,6 +275,12 @@ impl Figures {
             percentile(&self.blocks_from_candidate, 99.0),
             percentile(&self.job_to_broadcast_ms, 50.0),
             percentile(&self.job_to_broadcast_ms, 99.0),
+            percentile(&self.blocks_drop_to_queued, 50.0),
+            percentile(&self.blocks_drop_to_queued, 99.0),
+            percentile(&self.ms_drop_to_queued, 50.0),
+            percentile(&self.ms_drop_to_queued, 99.0),
+            percentile(&self.blocks_queued_to_inclusion, 50.0),
+            percentile(&self.blocks_queued_to_inclusion, 99.0),
             self.profit_usd,
             self.total,
         )
@@ -270,13 +302,16 @@ impl Figures {
         let _ = writeln!(
             md,
             "Devnet with {} accounts ({} borrowers), {} ms blocks; ATOM −30% at height {}; {} \
-             liquidator workers (2 instances, own wallets), up to 4 accounts per tx. Candidates \
-             from {source}.\n",
+             liquidator workers (2 instances, own wallets), up to 4 accounts per tx, {} \
+             candidates per worker step, up to {} txs per wallet in flight. Candidates from \
+             {source}.\n",
             self.accounts,
             self.borrowers,
             self.block_time.as_millis(),
             self.drop_height,
             self.workers,
+            self.fetch_batch,
+            self.max_txs_in_flight,
         );
         let _ = writeln!(md, "| | |\n|---|---|");
         let _ = writeln!(
@@ -322,6 +357,20 @@ impl Figures {
             "| Blocks from the candidate's health-check height to inclusion | p50 {}, p99 {} |",
             percentile(&self.blocks_from_candidate, 50.0),
             percentile(&self.blocks_from_candidate, 99.0),
+        );
+        let _ = writeln!(
+            md,
+            "| Blocks from the price drop to the account's first candidate in the queue | p50 {}, p99 {} (p50 {} ms, p99 {} ms after the drop block) |",
+            percentile(&self.blocks_drop_to_queued, 50.0),
+            percentile(&self.blocks_drop_to_queued, 99.0),
+            percentile(&self.ms_drop_to_queued, 50.0),
+            percentile(&self.ms_drop_to_queued, 99.0),
+        );
+        let _ = writeln!(
+            md,
+            "| Blocks from the account's first candidate to inclusion | p50 {}, p99 {} |",
+            percentile(&self.blocks_queued_to_inclusion, 50.0),
+            percentile(&self.blocks_queued_to_inclusion, 99.0),
         );
         let _ = writeln!(
             md,
@@ -449,9 +498,10 @@ async fn wallet_balances(
 /// breaks; acceptance is [`Figures::check`].
 pub async fn run(options: &Options) -> anyhow::Result<Figures> {
     let started = Instant::now();
-    let scenario = TestScenario::start(options.accounts, options.seed)
-        .await
-        .context("starting the scenario")?;
+    let scenario =
+        TestScenario::start_with_block_time(options.accounts, options.seed, options.block_time)
+            .await
+            .context("starting the scenario")?;
     let manifest = scenario.manifest.clone();
     let client = scenario.client();
     let block_time = Duration::from_millis(manifest.block_time_ms);
@@ -466,9 +516,11 @@ pub async fn run(options: &Options) -> anyhow::Result<Figures> {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let redis_server = RedisServer::start().context("starting redis-server")?;
-    let redis = redis::Client::open(redis_server.url())?
-        .get_connection_manager()
-        .await?;
+    let redis = redline_common::redis_conn::connect(
+        &redis_server.queue_config(),
+        redline_common::redis_conn::ConnectOptions::default(),
+    )
+    .await?;
     let queue_config = QueueConfig {
         queue_block_ms: 100,
         ..QueueConfig::with_url(redis_server.url())
@@ -584,6 +636,51 @@ pub async fn run(options: &Options) -> anyhow::Result<Figures> {
     let positions = read_positions(&reader, &borrowers, before_drop.height).await?;
     let initial_scan = scan_started.elapsed();
 
+    // Where each account's first candidate shows up: the queue's `latest` hash names the
+    // newest candidate of every account (`<chain>/<protocol>/<account>@<height>`), waiting or
+    // in flight, so polling it sees every account's first candidate height and (to the poll
+    // interval) when it was queued.
+    let first_queued: Arc<std::sync::Mutex<BTreeMap<String, (u64, Instant)>>> = Arc::default();
+    let (watch_stop, mut watch_stopped) = tokio::sync::watch::channel(false);
+    let watcher = {
+        let latest_key =
+            redline_common::queue::PriorityKeys::new(&queue_config.queue_prefix, LIQUIDATION_QUEUE)
+                .latest;
+        let mut conn = redis::Client::open(redis_server.url())?
+            .get_multiplexed_async_connection()
+            .await
+            .context("connecting the queue watcher to Redis")?;
+        let first_queued = first_queued.clone();
+        tokio::spawn(async move {
+            while !*watch_stopped.borrow() {
+                let ids: Vec<String> = redis::cmd("HVALS")
+                    .arg(&latest_key)
+                    .query_async(&mut conn)
+                    .await
+                    .unwrap_or_default();
+                let seen = Instant::now();
+                {
+                    let mut first = first_queued.lock().unwrap_or_else(|p| p.into_inner());
+                    for id in ids {
+                        let Some((key, height)) = id.rsplit_once('@') else {
+                            continue;
+                        };
+                        let (Some(account), Ok(height)) =
+                            (key.rsplit('/').next(), height.parse::<u64>())
+                        else {
+                            continue;
+                        };
+                        first.entry(account.to_string()).or_insert((height, seen));
+                    }
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(10)) => {}
+                    _ = watch_stopped.changed() => {}
+                }
+            }
+        })
+    };
+
     // The price drop.
     let price = before_drop.prices.price(&options.drop_denom)?;
     let drop_height = scenario
@@ -617,6 +714,12 @@ pub async fn run(options: &Options) -> anyhow::Result<Figures> {
             workers: options.workers_per_instance,
             max_worker_slots: workers as u32,
             max_liquidations_per_tx: options.max_liquidations_per_tx,
+            fetch_batch: options
+                .fetch_batch
+                .unwrap_or(LiquidatorArgs::default().fetch_batch),
+            max_txs_in_flight: options
+                .max_txs_in_flight
+                .unwrap_or(LiquidatorArgs::default().max_txs_in_flight),
             csv: Some(csv(instance)),
             inclusion_timeout_ms: 10_000,
             wallet_slot_ttl_ms: 5_000,
@@ -705,6 +808,8 @@ pub async fn run(options: &Options) -> anyhow::Result<Figures> {
             plannable(&reader, &watched, block_time, &fee_denom, gas_price).await?;
     }
     let drop_to_done = drop_to_done.unwrap_or_else(|| drop_seen.elapsed());
+    let _ = watch_stop.send(true);
+    let _ = watcher.await;
     let _ = pipeline_stop.send(true);
     for task in pipeline_tasks {
         let _ = task.await;
@@ -719,6 +824,12 @@ pub async fn run(options: &Options) -> anyhow::Result<Figures> {
         accounts: options.accounts,
         borrowers: borrowers.len(),
         workers,
+        fetch_batch: options
+            .fetch_batch
+            .unwrap_or(LiquidatorArgs::default().fetch_batch),
+        max_txs_in_flight: options
+            .max_txs_in_flight
+            .unwrap_or(LiquidatorArgs::default().max_txs_in_flight),
         block_time,
         drop_height,
         liquidatable: liquidatable.len(),
@@ -961,6 +1072,41 @@ pub async fn run(options: &Options) -> anyhow::Result<Figures> {
         .map(|h| h.saturating_sub(drop_height))
         .collect();
     figures.blocks_from_drop.sort();
+    {
+        let first_queued = first_queued.lock().unwrap_or_else(|p| p.into_inner());
+        for (account, included) in &first_inclusion {
+            let Some((queued_height, queued_at)) = first_queued.get(*account) else {
+                continue;
+            };
+            figures
+                .blocks_drop_to_queued
+                .push(queued_height.saturating_sub(drop_height));
+            figures.ms_drop_to_queued.push(
+                queued_at
+                    .checked_duration_since(drop_seen)
+                    .unwrap_or_default()
+                    .as_millis() as u64,
+            );
+            figures
+                .blocks_queued_to_inclusion
+                .push(included.saturating_sub(*queued_height));
+        }
+    }
+    {
+        let mut per_block: BTreeMap<u64, (BTreeSet<&str>, usize)> = BTreeMap::new();
+        for r in &liquidations {
+            let entry = per_block.entry(r.height).or_default();
+            entry.0.insert(r.tx_hash.as_str());
+            entry.1 += 1;
+        }
+        figures.per_block = per_block
+            .into_iter()
+            .map(|(h, (txs, n))| (h.saturating_sub(drop_height), txs.len(), n))
+            .collect();
+    }
+    figures.blocks_drop_to_queued.sort();
+    figures.ms_drop_to_queued.sort();
+    figures.blocks_queued_to_inclusion.sort();
     figures.blocks_from_candidate = liquidations
         .iter()
         .map(|r| r.height.saturating_sub(r.candidate_height))

@@ -80,10 +80,12 @@ async fn open_index(
     chain_id: &str,
     buckets: u32,
 ) -> anyhow::Result<PositionIndex> {
-    let conn = redis::Client::open(server.url())?
-        .get_connection_manager()
-        .await
-        .context("connecting to the bench Redis")?;
+    let conn = redline_common::redis_conn::connect(
+        &server.queue_config(),
+        redline_common::redis_conn::ConnectOptions::default(),
+    )
+    .await
+    .context("connecting to the bench Redis")?;
     Ok(PositionIndex::create_or_open(
         conn,
         IndexArgs::default().namespace(chain_id, ProtocolKind::RedBank),

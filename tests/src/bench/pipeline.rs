@@ -123,10 +123,12 @@ impl Bench {
         onchain: Option<OnchainSource<TendermintClient>>,
     ) -> anyhow::Result<Running> {
         let queue = self.queue_config("bench");
-        let redis = redis::Client::open(self.redis_url.as_str())?
-            .get_connection_manager()
-            .await
-            .context("connecting to Redis")?;
+        let redis = redline_common::redis_conn::connect(
+            &queue,
+            redline_common::redis_conn::ConnectOptions::default(),
+        )
+        .await
+        .context("connecting to Redis")?;
         let outputs = Outputs::connect(&queue, &OutputConfig::default()).await?;
         let metrics = Metrics::unregistered();
         let checker = Arc::new(HealthChecker::new(

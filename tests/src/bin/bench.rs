@@ -4,8 +4,17 @@
 use std::path::PathBuf;
 
 use anyhow::Context as _;
-use clap::Parser;
+use clap::{Parser, ValueEnum};
 use redline_tests::bench::{self, Options};
+
+/// One part of the benchmark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Part {
+    /// Health checks per second (devnets, generated positions, on-chain baseline).
+    Health,
+    /// The price drop liquidated by the real pipeline.
+    Liquidation,
+}
 
 #[derive(Debug, Parser)]
 #[command(
@@ -49,9 +58,31 @@ struct Cli {
     /// Liquidation benchmark: borrowers seeded before the price drop (0 skips it).
     #[arg(long, env = "BENCH_LIQUIDATION_ACCOUNTS", default_value_t = 10_000)]
     liquidation_accounts: usize,
+    /// Liquidation benchmark: candidates each liquidator worker takes per step (its
+    /// `--fetch-batch`). Default: the liquidator's default.
+    #[arg(long, env = "BENCH_LIQUIDATION_FETCH_BATCH")]
+    liquidation_fetch_batch: Option<usize>,
+    /// Liquidation benchmark: txs per wallet in flight (its `--max-txs-in-flight`). Default:
+    /// the liquidator's default.
+    #[arg(long, env = "BENCH_LIQUIDATION_MAX_TXS_IN_FLIGHT")]
+    liquidation_max_txs_in_flight: Option<usize>,
+    /// Liquidation benchmark: the devnet block intervals to run it at, in milliseconds,
+    /// comma-separated (one report section each). 200 ms compresses time; 1000 ms is close to
+    /// Neutron's and Osmosis's blocks.
+    #[arg(
+        long,
+        env = "BENCH_LIQUIDATION_BLOCK_MS",
+        value_delimiter = ',',
+        default_value = "200,1000"
+    )]
+    liquidation_block_ms: Vec<u64>,
     /// On-chain baseline: queries in flight at once.
     #[arg(long, env = "BENCH_ONCHAIN_CONCURRENCY", default_value_t = 32)]
     onchain_concurrency: usize,
+    /// Run only this part (`health` or `liquidation`); the report then holds only its section.
+    /// Default: both.
+    #[arg(long, env = "BENCH_ONLY", value_enum)]
+    only: Option<Part>,
 }
 
 #[tokio::main]
@@ -82,25 +113,55 @@ async fn main() -> anyhow::Result<()> {
         onchain_concurrency: cli.onchain_concurrency,
         ..defaults
     };
-    let report = bench::run(&options).await?;
-    let mut markdown = report.markdown();
-    if cli.liquidation_accounts > 0 {
-        let liquidation = bench::liquidation::Options {
-            accounts: cli.liquidation_accounts,
-            ..Default::default()
-        };
-        eprintln!(
-            "[bench] liquidation: {} accounts, {}% price drop on {}",
-            liquidation.accounts,
-            100 - liquidation.drop_to_percent,
-            liquidation.drop_denom
+    let runs = |part: Part| cli.only.is_none_or(|only| only == part);
+    anyhow::ensure!(
+        cli.only != Some(Part::Liquidation) || cli.liquidation_accounts > 0,
+        "--only liquidation with --liquidation-accounts 0 runs nothing"
+    );
+    let mut markdown = String::new();
+    if runs(Part::Health) {
+        markdown = bench::run(&options).await?.markdown();
+    }
+    if runs(Part::Liquidation) && cli.liquidation_accounts > 0 {
+        anyhow::ensure!(
+            !cli.liquidation_block_ms.is_empty() && !cli.liquidation_block_ms.contains(&0),
+            "--liquidation-block-ms: give one or more positive block intervals"
         );
-        let figures = bench::liquidation::run(&liquidation)
-            .await
-            .context("liquidation benchmark")?;
-        eprintln!("[bench] {}", figures.summary());
-        markdown.push('\n');
-        markdown.push_str(&figures.markdown());
+        for &block_ms in &cli.liquidation_block_ms {
+            let liquidation = bench::liquidation::Options {
+                accounts: cli.liquidation_accounts,
+                fetch_batch: cli.liquidation_fetch_batch,
+                max_txs_in_flight: cli.liquidation_max_txs_in_flight,
+                block_time: std::time::Duration::from_millis(block_ms),
+                ..Default::default()
+            };
+            eprintln!(
+                "[bench] liquidation: {} accounts, {}% price drop on {}, {block_ms} ms blocks",
+                liquidation.accounts,
+                100 - liquidation.drop_to_percent,
+                liquidation.drop_denom
+            );
+            let figures = bench::liquidation::run(&liquidation)
+                .await
+                .with_context(|| format!("liquidation benchmark, {block_ms} ms blocks"))?;
+            eprintln!("[bench] {}", figures.summary());
+            eprintln!(
+                "[bench] liquidation txs per block (blocks after the drop: txs / liquidations): {}",
+                figures
+                    .per_block
+                    .iter()
+                    .map(|(after, txs, n)| format!("+{after}: {txs}/{n}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            for failure in &figures.failures {
+                eprintln!("[bench] failed: {failure}");
+            }
+            if !markdown.is_empty() {
+                markdown.push('\n');
+            }
+            markdown.push_str(&figures.markdown());
+        }
     }
     std::fs::write(&cli.output, &markdown)
         .with_context(|| format!("writing {}", cli.output.display()))?;

@@ -7,9 +7,6 @@ mod support;
 use std::process::Stdio;
 use std::time::Duration;
 
-use cosmwasm_std::Decimal;
-use redline_common::testkit::wait_for;
-use redline_liquidator::record::Outcome;
 use support::Harness;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_liquidator");
@@ -46,27 +43,10 @@ async fn the_binary_liquidates_records_and_stops_cleanly() {
         .spawn()
         .unwrap();
 
-    let height = h.move_price("uatom", 70).await.unwrap();
-    let plans = h.liquidatable().await.unwrap();
-    assert!(!plans.is_empty());
-    let queue = h.queue("producer").await.unwrap();
-    queue
-        .push(&[h.candidate(&plans[0].account, height, Decimal::one())])
+    let (account, _queue) = h
+        .liquidate_first_candidate()
         .await
-        .unwrap();
-    let account = plans[0].account.clone();
-    wait_for(
-        || async {
-            h.records()
-                .await
-                .unwrap()
-                .iter()
-                .any(|r| r.outcome == Outcome::Liquidated && r.account == account)
-        },
-        Duration::from_secs(60),
-    )
-    .await
-    .expect("the binary liquidates the candidate");
+        .expect("the binary liquidates the candidate");
     // Its worker leased slot 1 (slot 0 is the master, also leased: it tops up).
     assert!(h.leases.is_held(&h.keys.wallet_slot(1)).await.unwrap());
 

@@ -11,7 +11,6 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use cosmwasm_std::Decimal;
 use redline_common::chain::ChainClient;
 use redline_common::testkit::{free_port, wait_for};
 use redline_liquidator::balances::{read_wallets, wallets_key};
@@ -157,27 +156,10 @@ async fn balances_are_published_and_liquidations_notified() {
         .spawn()
         .unwrap();
 
-    let height = h.move_price("uatom", 70).await.unwrap();
-    let plans = h.liquidatable().await.unwrap();
-    assert!(!plans.is_empty());
-    let queue = h.queue("producer").await.unwrap();
-    queue
-        .push(&[h.candidate(&plans[0].account, height, Decimal::one())])
+    let (account, _queue) = h
+        .liquidate_first_candidate()
         .await
-        .unwrap();
-    let account = plans[0].account.clone();
-    wait_for(
-        || async {
-            h.records()
-                .await
-                .unwrap()
-                .iter()
-                .any(|r| r.outcome == Outcome::Liquidated && r.account == account)
-        },
-        Duration::from_secs(60),
-    )
-    .await
-    .expect("the binary liquidates the candidate");
+        .expect("the binary liquidates the candidate");
     let record = h
         .records()
         .await

@@ -11,10 +11,8 @@ mod support;
 use std::process::Stdio;
 use std::time::Duration;
 
-use cosmwasm_std::Decimal;
 use redline_common::queue::Queue as _;
 use redline_common::testkit::{wait_for, RedisOptions};
-use redline_liquidator::record::Outcome;
 use support::{Harness, RedisSetup};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_liquidator");
@@ -47,27 +45,10 @@ async fn liquidate_one(h: &Harness, env: &[(&str, String)]) -> String {
         .spawn()
         .unwrap();
 
-    let height = h.move_price("uatom", 70).await.unwrap();
-    let plans = h.liquidatable().await.unwrap();
-    assert!(!plans.is_empty());
-    let queue = h.queue("producer").await.unwrap();
-    queue
-        .push(&[h.candidate(&plans[0].account, height, Decimal::one())])
+    let (_account, queue) = h
+        .liquidate_first_candidate()
         .await
-        .unwrap();
-    let account = plans[0].account.clone();
-    wait_for(
-        || async {
-            h.records()
-                .await
-                .unwrap()
-                .iter()
-                .any(|r| r.outcome == Outcome::Liquidated && r.account == account)
-        },
-        Duration::from_secs(60),
-    )
-    .await
-    .expect("the binary liquidates the candidate");
+        .expect("the binary liquidates the candidate");
     wait_for(
         || async { queue.pending_count().await.unwrap() == 0 },
         Duration::from_secs(30),

@@ -267,6 +267,37 @@ impl Harness {
         }
     }
 
+    /// Drops ATOM by 30%, queues the first liquidatable account as a candidate (as a health
+    /// checker would) and waits until a running liquidator records it liquidated. Returns the
+    /// account and the producer's queue handle.
+    pub async fn liquidate_first_candidate(&self) -> anyhow::Result<(String, Queue)> {
+        let height = self.move_price("uatom", 70).await?;
+        let plans = self.liquidatable().await?;
+        let account = plans
+            .first()
+            .context("no account is liquidatable after the price drop")?
+            .account
+            .clone();
+        let queue = self.queue("producer").await?;
+        queue
+            .push(&[self.candidate(&account, height, Decimal::one())])
+            .await?;
+        redline_common::testkit::wait_for(
+            || async {
+                self.records().await.is_ok_and(|records| {
+                    records.iter().any(|r| {
+                        r.outcome == redline_liquidator::record::Outcome::Liquidated
+                            && r.account == account
+                    })
+                })
+            },
+            Duration::from_secs(60),
+        )
+        .await
+        .with_context(|| format!("no liquidation of {account} recorded"))?;
+        Ok((account, queue))
+    }
+
     pub async fn queue(&self, consumer: &str) -> anyhow::Result<Queue> {
         let mut config = self.queue_config.clone();
         config.queue_consumer = Some(consumer.to_string());

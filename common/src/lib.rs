@@ -1,6 +1,7 @@
 //! Shared code of the redline services: domain types, the Mars liquidation math, the chain
 //! client, the Redis job queue, config and telemetry.
 
+pub mod capital;
 pub mod chain;
 pub mod config;
 pub mod index;

@@ -184,18 +184,41 @@ mod contracts {
         }
     }
 
+    /// Mars removed its health-after check in Sep 2023 ("Should be possible to liquidate even if
+    /// HF decrease after liquidation"): an underwater account is liquidated, its health factor
+    /// falls, and the liquidator is paid the minimum bonus.
     #[test]
-    fn liquidation_that_lowers_health_is_refused() {
+    fn underwater_liquidation_lowers_health_and_pays_the_bonus() {
         let mut dn = Devnet::fixture();
         let borrower = fixture_borrower(&mut dn);
-        // Under water: CR < 1 so LB = min_lb = 0.02 and LT·(1 + LB) = 0.816 > HF = 0.738.
+        // 10,000 uatom at 6 = 60,000 against 65,000 uusdc debt: under water (CR 0.923).
+        // HF = ⌊48,000 / 65,000⌋ = 0.738461538461538461; LB = min(0.01 + 2·0.2615…,
+        // max(min(0, 0.1), 0.02)) = 0.02. LT·(1 + LB) = 0.816 < THF 1.05, so the cap is
+        // ⌊(68,250 − 48,000) / 0.234⌋ = 86,538; the collateral bound ⌊⌊60,000 / 1.02⌋ / 1⌋ =
+        // 58,823. Sent 10,000: repaid 10,000.
         dn.set_price(ATOM, "6");
         let liquidator = dn.addr("liquidator");
         dn.mint(&liquidator, vec![coin(10_000, USDC)]);
-        let err = dn
+        let res = dn
             .liquidate(&liquidator, &borrower, ATOM, &[coin(10_000, USDC)])
-            .unwrap_err();
-        assert!(err.contains("health not improved"), "{err}");
+            .unwrap();
+        let attr = |key: &str| wasm_attr(&res, "liquidate", key).unwrap();
+        assert_eq!(attr("debt_amount"), "10000");
+        // Seized ⌊⌊10,000 · 1.02⌋ / 6⌋ = ⌊10,200 / 6⌋ = 1,700.
+        assert_eq!(attr("collateral_amount"), "1700");
+        // Fee ⌊⌈⌊10,000 · 0.02⌋ · 0.1⌉ / 6⌋ = ⌊20 / 6⌋ = 3: the liquidator gets 1,697 uatom,
+        // worth 10,182 uusdc for the 10,000 it repaid.
+        assert_eq!(dn.collateral(&liquidator, ATOM).amount, Uint128::new(1_697));
+        assert_eq!(dn.balance(&liquidator, USDC), 0, "nothing to refund");
+        // Health after: 8,300 uatom · 6 · 0.8 = 39,840 against 55,000: 0.724363… < 0.738….
+        let position = dn.position(&borrower);
+        assert_eq!(position.total_collateralized_debt, Uint128::new(55_000));
+        match position.health_status {
+            UserHealthStatus::Borrowing {
+                liq_threshold_hf, ..
+            } => assert_eq!(liq_threshold_hf, dec("0.724363636363636363")),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

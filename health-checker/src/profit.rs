@@ -5,7 +5,9 @@
 //! `redline_common::math::liquidation::calculate_liquidation_amounts` exactly as the contract's
 //! `liquidate` calls it: liquidation prices, the collateral's params (bonus, protocol fee), the
 //! target health factor, the account's whole debt in that denom sent. Pairs the contract would
-//! refuse (zero amounts, a liquidation that lowers the health factor) are left out.
+//! refuse (nothing to repay or nothing to seize) are left out. A liquidation that lowers the
+//! health factor is not refused: the Red Bank has no health check after a liquidation, and
+//! accounts under water (collateral worth less than the debt) pay the bonus like any other.
 //!
 //! Profit of a pair = value of the collateral the liquidator receives (after the protocol fee)
 //! − value of the debt repaid, both `floor(amount · liquidation price)`. Oracle prices are the
@@ -17,10 +19,7 @@
 use clap::Args;
 use cosmwasm_std::{Decimal, Uint128};
 use redline_common::jobs::LiquidationPlan;
-use redline_common::math::health::compute_health;
-use redline_common::math::liquidation::{
-    apply_liquidation, assert_health_not_worse, calculate_liquidation_amounts, LiquidationInput,
-};
+use redline_common::math::liquidation::{calculate_liquidation_amounts, LiquidationInput};
 use redline_common::math::MathError;
 use redline_common::types::{Health, LiquidationAmounts};
 
@@ -108,7 +107,6 @@ pub fn priced_pairs(
     if !liquidation_health.is_liquidatable() {
         return Ok(Vec::new());
     }
-    let named = ctx.health_positions(lines, true, true)?;
     let base_units_per_usd = config.base_units_per_usd();
     let mut pairs = Vec::new();
     for debt_line in lines.iter().filter(|l| !l.debt.is_zero()) {
@@ -136,10 +134,6 @@ pub fn priced_pairs(
                 continue;
             };
             if amounts.debt_amount_to_repay.is_zero() {
-                continue;
-            }
-            let after = apply_liquidation(&named, &collateral.denom, &debt.denom, &amounts)?;
-            if assert_health_not_worse(liquidation_health, &compute_health(&after)?).is_err() {
                 continue;
             }
             let received_value = amounts
@@ -216,8 +210,8 @@ mod tests {
     }
 
     /// The case measured on Mars: 10,000 uatom at 7.5, 65,000 uusdc debt, THF 1.05.
-    fn mars_case() -> (BlockContext, IndexedAccount) {
-        let snapshot = BlockSnapshot {
+    fn mars_snapshot() -> BlockSnapshot {
+        BlockSnapshot {
             chain_id: "devnet-1".into(),
             protocol: ProtocolKind::RedBank,
             height: 3,
@@ -238,7 +232,11 @@ mod tests {
             ],
             target_health_factor: dec("1.05"),
             accounts: 1,
-        };
+        }
+    }
+
+    fn mars_case() -> (BlockContext, IndexedAccount) {
+        let snapshot = mars_snapshot();
         let table = DenomTable::from_names(vec!["uatom".into(), "uusdc".into()]);
         let account = IndexedAccount {
             address: "osmo1borrower".into(),
@@ -286,6 +284,41 @@ mod tests {
         assert_eq!(plan.collateral_received, Uint128::new(7_053));
         // Profit ⌊7,053 · 7.5⌋ − 48,529 = 52,897 − 48,529 = 4,368 uusdc = $0.004368.
         assert_eq!(plan.expected_profit_usd, dec("0.004368"));
+    }
+
+    /// Under water (collateral worth less than the debt): the Red Bank still liquidates, at the
+    /// minimum bonus, and the health factor falls; the plan takes the whole collateral bound.
+    #[test]
+    fn underwater_accounts_pay_the_minimum_bonus() {
+        let (_, account) = mars_case();
+        let snapshot = BlockSnapshot {
+            prices: BTreeMap::from([("uatom".into(), dec("6")), ("uusdc".into(), dec("1"))]),
+            ..mars_snapshot()
+        };
+        let table = DenomTable::from_names(vec!["uatom".into(), "uusdc".into()]);
+        let ctx = BlockContext::new(&snapshot, &table);
+        let health = ctx.evaluate(&account).unwrap();
+        // 10,000 · 6 · 0.8 = 48,000 over 65,000.
+        assert_eq!(
+            health.liquidation_health.liquidation_health_factor,
+            Some(dec("0.738461538461538461"))
+        );
+        let plan = best_plan(
+            &ctx,
+            &health.lines,
+            &health.liquidation_health,
+            &ProfitConfig::default(),
+        )
+        .unwrap()
+        .unwrap();
+        // CR = 60,000 / 65,000 < 1: LB = min_lb = 0.02. Cap ⌊(68,250 − 48,000) / (1.05 − 0.816)⌋
+        // = 86,538; collateral bound ⌊⌊60,000 / 1.02⌋ / 1⌋ = 58,823 wins.
+        assert_eq!(plan.debt_to_repay, Uint128::new(58_823));
+        // Seized ⌊⌊58,823 · 1.02⌋ / 6⌋ = ⌊59,999 / 6⌋ = 9,999; fee ⌊⌈⌊58,823 · 0.02⌋ · 0.1⌉ / 6⌋
+        // = ⌊⌈117.6⌉ / 6⌋ = 19; received 9,980.
+        assert_eq!(plan.collateral_received, Uint128::new(9_980));
+        // Profit ⌊9,980 · 6⌋ − 58,823 = 59,880 − 58,823 = 1,057 uusdc.
+        assert_eq!(plan.expected_profit_usd, dec("0.001057"));
     }
 
     #[test]

@@ -9,7 +9,7 @@
 //! 3. re-read each position at the latest height and plan it ([`crate::plan`]) against the
 //!    wallet's spendable balances; stale candidates are acknowledged quietly;
 //! 4. ask the [`Strategy`] (go / max repay);
-//! 5. in txs of up to `--max-liquidations-per-tx` accounts (fragile ones apart), simulate,
+//! 5. in txs of up to `--max-liquidations-per-tx` accounts, simulate,
 //!    dropping failing liquidations, then sign and broadcast each tx right after the one before
 //!    (sequences N, N + 1, ... all wait in the mempool for the next block, up to the sender's
 //!    in-flight limit); each is confirmed in the background while the worker goes on with
@@ -23,8 +23,10 @@
 //!
 //! Job rules: acknowledged when done or pointless to retry (liquidated, stale, locked elsewhere,
 //! unprofitable, declined, dry run); released for another delivery when the failure may pass
-//! (RPC or Redis trouble, a refused or failed tx, a wallet short of funds); dead-lettered with
-//! the reason when it can never succeed (another chain or protocol, the contract refusing this
+//! (RPC or Redis trouble, a refused or failed tx); set aside to wait, uncounted, when the
+//! wallet lacks the debt coin or the fee (parked in the queue, ordered by profit per unit of
+//! capital, woken when a wallet's funds change: see [`crate::capital`]); dead-lettered with the
+//! reason when it can never succeed (another chain or protocol, the contract refusing this
 //! liquidation for a reason other than a race, undecodable account state).
 
 use std::collections::BTreeMap;
@@ -35,14 +37,15 @@ use cosmwasm_std::{Coin, Decimal, Uint128};
 use futures::future::join_all;
 use redline_common::chain::{ChainClient, TxErrorCode, TxHash};
 use redline_common::jobs::{LiquidationCandidate, ProtocolKind};
-use redline_common::queue::{Delivery, Queue};
+use redline_common::queue::{Delivery, Parking};
 use tracing::Instrument;
 
+use crate::capital::{CapitalBoard, Shortages};
 use crate::execute::{self, Dropped, Executed, PreparedBatch};
 use crate::hooks::{AfterLiquidation, BatchReport, ConfirmedLiquidation, Opportunity, Strategy};
 use crate::locks::{KeySpace, Lease, Leases};
 use crate::metrics::LiquidatorMetrics;
-use crate::plan::{NoPlan, Plan, PlanContext};
+use crate::plan::{NoPlan, Plan, PlanContext, Shortfall};
 use crate::recheck::{inclusion_window, MarketSnapshot, PositionReader};
 use crate::record::{unix_ms, AttemptRecord, Outcome, Recorder};
 use crate::tx_sender::{Broadcast, Resolution, SendError, Sent, SentTx, TxSender};
@@ -109,10 +112,58 @@ struct InDoubt {
     snapshot: Arc<MarketSnapshot>,
 }
 
+#[derive(Debug, Clone)]
 enum Verdict {
     Ack,
     Release,
+    /// Set aside until funds come: the score orders the waiting jobs (profit per unit of
+    /// capital, highest woken first).
+    Wait(f64),
     DeadLetter(String),
+}
+
+/// A value as a sorted-set score (ordering only, so a float is fine).
+fn score_of(value: Value) -> f64 {
+    value.to_string().parse().unwrap_or(0.0)
+}
+
+/// The wait order of a job whose best liquidations lack funds: their best profit per unit of
+/// capital.
+fn wait_score(short: &[Shortfall]) -> f64 {
+    short
+        .iter()
+        .map(|s| score_of(s.profit_per_capital))
+        .fold(0.0, f64::max)
+}
+
+/// The wait order of a planned liquidation that could not be sent for want of fees.
+fn plan_wait_score(plan: &Plan, snapshot: &MarketSnapshot) -> f64 {
+    let capital = snapshot
+        .prices
+        .value(&plan.debt_denom, plan.debt_to_send)
+        .unwrap_or_default();
+    if capital <= Value::zero() {
+        return 0.0;
+    }
+    plan.expected_profit
+        .checked_div(capital)
+        .map(score_of)
+        .unwrap_or(0.0)
+}
+
+/// Everything a [`Worker`] works with.
+pub struct WorkerDeps<C, Q> {
+    pub settings: Arc<WorkerSettings>,
+    pub queue: Q,
+    pub sender: Arc<TxSender<C>>,
+    pub reader: Arc<PositionReader<C>>,
+    pub leases: Leases,
+    pub keys: KeySpace,
+    pub recorder: Arc<Recorder>,
+    pub metrics: LiquidatorMetrics,
+    pub strategy: Arc<dyn Strategy>,
+    pub after: Arc<dyn AfterLiquidation<C>>,
+    pub capital: CapitalBoard,
 }
 
 /// What one [`Worker::step`] did, for tests and logs.
@@ -138,6 +189,18 @@ pub struct Worker<C, Q> {
     metrics: LiquidatorMetrics,
     strategy: Arc<dyn Strategy>,
     after: Arc<dyn AfterLiquidation<C>>,
+    capital: CapitalBoard,
+    /// What this step set aside for want of funds.
+    shortages: std::sync::Mutex<Shortages>,
+    /// Whether the latest capital report published said something was missing.
+    reported_shortage: bool,
+    /// What the latest step that set jobs aside lacked, per denom (cleared by a step that
+    /// lacked nothing): handed to the rebalancer to recycle seized collateral into.
+    recent_short: BTreeMap<String, Uint128>,
+    /// Spendable balances when waiting jobs were last woken (or set aside) by this worker.
+    funds_at_wake: Option<BTreeMap<String, Uint128>>,
+    /// When waiting jobs were last considered.
+    wake_checked_at: Option<std::time::Instant>,
     /// Broadcast batches whose inclusion was not seen, lowest sequence first.
     in_doubt: Vec<InDoubt>,
     /// Broadcast batches being confirmed, in broadcast order: their accounts stay locked, their
@@ -149,34 +212,27 @@ pub struct Worker<C, Q> {
 impl<C, Q> Worker<C, Q>
 where
     C: ChainClient + Clone + 'static,
-    Q: Queue<Job = LiquidationCandidate>,
+    Q: Parking<Job = LiquidationCandidate>,
 {
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        slot: u32,
-        settings: Arc<WorkerSettings>,
-        queue: Q,
-        sender: Arc<TxSender<C>>,
-        reader: Arc<PositionReader<C>>,
-        leases: Leases,
-        keys: KeySpace,
-        recorder: Arc<Recorder>,
-        metrics: LiquidatorMetrics,
-        strategy: Arc<dyn Strategy>,
-        after: Arc<dyn AfterLiquidation<C>>,
-    ) -> Self {
+    pub fn new(slot: u32, deps: WorkerDeps<C, Q>) -> Self {
         Worker {
             slot,
-            settings,
-            queue,
-            sender,
-            reader,
-            leases,
-            keys,
-            recorder,
-            metrics,
-            strategy,
-            after,
+            settings: deps.settings,
+            queue: deps.queue,
+            sender: deps.sender,
+            reader: deps.reader,
+            leases: deps.leases,
+            keys: deps.keys,
+            recorder: deps.recorder,
+            metrics: deps.metrics,
+            strategy: deps.strategy,
+            after: deps.after,
+            capital: deps.capital,
+            shortages: Default::default(),
+            reported_shortage: false,
+            recent_short: BTreeMap::new(),
+            funds_at_wake: None,
+            wake_checked_at: None,
             in_doubt: Vec::new(),
             unsettled: Vec::new(),
             // Collateral left deposited by an earlier run is withdrawn first.
@@ -297,6 +353,7 @@ where
         if self.sweep_due {
             self.sweep().await;
         }
+        self.wake_waiting().await;
         let deliveries = self
             .queue
             .fetch(
@@ -369,6 +426,7 @@ where
             }
         }
         if planned.is_empty() {
+            self.publish_capital(snapshot.height).await;
             return Ok(report);
         }
         // The fee denom left after this step's repayments, reserve included: what the step's
@@ -381,9 +439,67 @@ where
             .copied()
             .unwrap_or_default()
             .saturating_add(Uint128::try_from(reserve.amount).unwrap_or(Uint128::MAX));
+        let height = snapshot.height;
         self.liquidate(planned, snapshot, fee_budget, &mut report)
             .await;
+        self.publish_capital(height).await;
         Ok(report)
+    }
+
+    /// Publishes what this step set aside for want of funds (and, once, that nothing was).
+    async fn publish_capital(&mut self, height: u64) {
+        let step = std::mem::take(&mut *self.shortages.lock().unwrap_or_else(|e| e.into_inner()));
+        if step.is_empty() && !self.reported_shortage {
+            return;
+        }
+        if !step.is_empty() {
+            // Jobs this worker just set aside must not wake themselves: only a change of funds
+            // from here on does.
+            if let Ok(funds) = self.spendable().await {
+                self.funds_at_wake = Some(funds);
+            }
+            tracing::debug!(waiting = step.waiting, missing = ?step.missing, "liquidations wait for funds");
+        }
+        self.reported_shortage = !step.is_empty();
+        self.recent_short = step.missing.clone();
+        let report = step.report(self.sender.address(), self.slot, height);
+        self.capital.publish(&report).await;
+    }
+
+    /// Once a block: when jobs wait for funds and this wallet's spendable balances changed
+    /// since it last woke them (a top-up, a swap, a landed liquidation), puts the best-placed of
+    /// them back in the queue.
+    async fn wake_waiting(&mut self) {
+        let now = std::time::Instant::now();
+        if self
+            .wake_checked_at
+            .is_some_and(|at| now.duration_since(at) < self.settings.block_interval)
+        {
+            return;
+        }
+        self.wake_checked_at = Some(now);
+        match self.queue.parked_count().await {
+            Ok(0) => return,
+            Ok(_) => {}
+            Err(error) => {
+                tracing::debug!(%error, "cannot count the jobs waiting for funds");
+                return;
+            }
+        }
+        let Ok(funds) = self.spendable().await else {
+            return;
+        };
+        if self.funds_at_wake.as_ref() == Some(&funds) || funds.values().all(|a| a.is_zero()) {
+            return;
+        }
+        let batch = self.settings.fetch_batch.max(1);
+        match self.queue.wake(batch).await {
+            Ok(woken) => {
+                tracing::debug!(woken, "funds changed: jobs waiting for funds woken");
+                self.funds_at_wake = Some(funds);
+            }
+            Err(error) => tracing::debug!(%error, "cannot wake the jobs waiting for funds"),
+        }
     }
 
     /// Plans one locked candidate against the wallet's spendable balances and asks the
@@ -519,13 +635,13 @@ where
                 tracing::debug!(%account, reason = %no_plan, "nothing worth liquidating");
                 Verdict::Ack
             }
-            NoPlan::HealthWouldWorsen { .. } => {
-                tracing::info!(%account, reason = %no_plan, "not liquidatable without lowering its health");
-                Verdict::Ack
-            }
-            NoPlan::NoFunds { denoms } => {
-                tracing::warn!(%account, wallet = %self.sender.address(), ?denoms, "wallet without funds to repay this account; job released for another worker or a top-up");
-                Verdict::Release
+            NoPlan::NoFunds { short } => {
+                tracing::debug!(%account, reason = %no_plan, "waiting for funds");
+                self.shortages
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .note(short);
+                Verdict::Wait(wait_score(short))
             }
             NoPlan::Math(reason) => {
                 tracing::warn!(%account, %reason, "cannot compute a liquidation; dead-lettering");
@@ -629,10 +745,9 @@ where
         self.recorder.record(&record).await;
     }
 
-    /// Sends the planned liquidations: the sound ones in one tx, the fragile ones (their outcome
-    /// down to rounding at execution) in another, so that a fragile one failing sinks no sound
-    /// one. The txs are broadcast one after the other without waiting for inclusion (up to the
-    /// sender's in-flight limit), so they all land in the next block, then confirmed together.
+    /// Sends the planned liquidations in txs of up to `--max-liquidations-per-tx`, broadcast one
+    /// after the other without waiting for inclusion (up to the sender's in-flight limit), so
+    /// they all land in the next block, then confirmed together.
     async fn liquidate(
         &mut self,
         planned: Vec<Planned>,
@@ -640,18 +755,11 @@ where
         mut fee_budget: Uint128,
         report: &mut StepReport,
     ) {
-        let (fragile, sound): (Vec<Planned>, Vec<Planned>) =
-            planned.into_iter().partition(|p| p.plan.fragile);
-        if !fragile.is_empty() {
-            tracing::debug!(accounts = fragile.len(), "fragile liquidations sent apart");
-        }
         let per_tx = self.settings.max_liquidations_per_tx.max(1);
         let mut batches: Vec<Vec<Planned>> = Vec::new();
-        for group in [sound, fragile] {
-            let mut group = group.into_iter().peekable();
-            while group.peek().is_some() {
-                batches.push(group.by_ref().take(per_tx).collect());
-            }
+        let mut planned = planned.into_iter().peekable();
+        while planned.peek().is_some() {
+            batches.push(planned.by_ref().take(per_tx).collect());
         }
         // Each tx is confirmed from the moment it is broadcast, beside the broadcasts of the
         // next ones (the sender holds a broadcast back while `max_in_flight` are unsettled);
@@ -765,7 +873,11 @@ where
             .collect();
         let fee = Uint128::try_from(prepared.fee.amount).unwrap_or(Uint128::MAX);
         if fee > *fee_budget {
-            tracing::warn!(wallet = %self.sender.address(), fee = %prepared.fee, left = %fee_budget, "the step's fee budget is spent; jobs released for the next step");
+            tracing::debug!(wallet = %self.sender.address(), fee = %prepared.fee, left = %fee_budget, "the step's fee budget is spent; jobs wait for funds");
+            self.shortages
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .note_amount(&prepared.fee.denom, fee.saturating_sub(*fee_budget));
             for item in &items {
                 let mut record =
                     self.record_for(&item.delivery, &item.plan, &snapshot, item.started_at);
@@ -775,10 +887,10 @@ where
                     prepared.fee, fee_budget, prepared.fee.denom
                 );
                 self.emit(record).await;
-                self.finish(&item.delivery, &item.lock, Verdict::Release)
-                    .await;
+                let verdict = Verdict::Wait(plan_wait_score(&item.plan, &snapshot));
+                self.finish(&item.delivery, &item.lock, verdict).await;
             }
-            report.failed += items.len();
+            report.skipped += items.len();
             return None;
         }
         *fee_budget -= fee;
@@ -979,6 +1091,7 @@ where
             liquidations,
             received: coins(received),
             spent: coins(spent),
+            short: coins(self.recent_short.clone()),
         }
     }
 
@@ -998,7 +1111,7 @@ where
         ) {
             tracing::error!(?accounts, %error, "liquidation tx failed");
         } else if code == Some(TxErrorCode::InsufficientFunds) {
-            tracing::warn!(?accounts, wallet = %self.sender.address(), %error, "wallet without funds for this tx; jobs released");
+            tracing::info!(?accounts, wallet = %self.sender.address(), %error, "wallet without funds for this tx; jobs wait for funds");
         } else {
             tracing::warn!(?accounts, %error, "liquidation tx failed; jobs released");
         }
@@ -1041,9 +1154,14 @@ where
                 });
             }
             _ => {
+                let short_of_funds = code == Some(TxErrorCode::InsufficientFunds);
                 for item in &items {
-                    self.finish(&item.delivery, &item.lock, Verdict::Release)
-                        .await;
+                    let verdict = if short_of_funds {
+                        Verdict::Wait(plan_wait_score(&item.plan, snapshot))
+                    } else {
+                        Verdict::Release
+                    };
+                    self.finish(&item.delivery, &item.lock, verdict).await;
                 }
             }
         }
@@ -1200,6 +1318,7 @@ where
         let result = match &verdict {
             Verdict::Ack => self.queue.ack(delivery).await.map(|_| ()),
             Verdict::Release => self.queue.release(delivery).await,
+            Verdict::Wait(score) => self.queue.park(delivery, *score).await.map(|_| ()),
             Verdict::DeadLetter(reason) => self.queue.dead_letter(delivery, reason).await,
         };
         if let Err(error) = result {
@@ -1210,12 +1329,7 @@ where
 
     async fn settle_all(&self, deliveries: &[Delivery<LiquidationCandidate>], verdict: Verdict) {
         for delivery in deliveries {
-            let verdict = match &verdict {
-                Verdict::Ack => Verdict::Ack,
-                Verdict::Release => Verdict::Release,
-                Verdict::DeadLetter(r) => Verdict::DeadLetter(r.clone()),
-            };
-            self.settle(delivery, verdict).await;
+            self.settle(delivery, verdict.clone()).await;
         }
     }
 
@@ -1262,8 +1376,6 @@ mod tests {
         assert!(is_race(
             "User has no balance in specified collateral asset to be liquidated"
         ));
-        assert!(!is_race(
-            "health not improved: liquidation health factor 0.7 before, 0.69 after"
-        ));
+        assert!(!is_race("Sent more than one denomination"));
     }
 }

@@ -350,7 +350,6 @@ mod tests {
             health_before: Health::default(),
             health_after: Health::default(),
             expected_at: 0,
-            fragile: false,
         }
     }
 

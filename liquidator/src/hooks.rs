@@ -109,6 +109,9 @@ pub struct BatchReport {
     pub received: Vec<Coin>,
     /// Coins the wallet spent (debt repaid and the fee), by denom.
     pub spent: Vec<Coin>,
+    /// What the wallet lacked (debt coins, fees) in its latest step that set jobs aside for
+    /// want of funds: what seized collateral is best turned into.
+    pub short: Vec<Coin>,
 }
 
 /// Runs after liquidations are confirmed, on the worker that sent them, before it takes more

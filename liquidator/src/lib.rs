@@ -21,6 +21,7 @@
 //! [`Liquidator::run`] wires them into a running service.
 
 pub mod balances;
+pub mod capital;
 pub mod config;
 pub mod consume;
 pub mod execute;
@@ -53,8 +54,9 @@ use redline_common::queue::{PriorityQueue, QueueConfig};
 use redline_common::redis_conn::RedisConn;
 
 use crate::balances::{wallets_key, BalanceBook};
+use crate::capital::{capital_key, CapitalBoard};
 use crate::config::LiquidatorConfig;
-use crate::consume::{Worker, WorkerSettings};
+use crate::consume::{Worker, WorkerDeps, WorkerSettings};
 use crate::hooks::{AfterLiquidation, AlwaysGo, NoRebalance, Strategy};
 use crate::locks::{KeySpace, Leases};
 use crate::metrics::LiquidatorMetrics;
@@ -208,6 +210,11 @@ impl<C: ChainClient + Clone + 'static> Liquidator<C> {
             .with_notifier(self.notifier.clone(), &self.manifest.chain_id)
             .with_balance_trigger(balances.trigger()),
         );
+        let capital = CapitalBoard::new(
+            Some(self.redis.clone()),
+            capital_key(&self.queue.queue_prefix, &self.manifest.chain_id),
+            &self.registry,
+        );
         let consumer = self.queue.consumer_name();
         let leases = Leases::new(self.redis.clone(), consumer.clone());
         let chain = self
@@ -336,6 +343,7 @@ impl<C: ChainClient + Clone + 'static> Liquidator<C> {
             let leases = leases.clone();
             let keys = keys.clone();
             let recorder = recorder.clone();
+            let capital = capital.clone();
             let metrics = metrics.clone();
             let strategy = self.strategy.clone();
             let after = self.after.clone();
@@ -373,16 +381,19 @@ impl<C: ChainClient + Clone + 'static> Liquidator<C> {
                 let Some(sender) = sender else { return };
                 let worker = Worker::new(
                     slot_number,
-                    settings,
-                    queue,
-                    Arc::new(sender),
-                    reader,
-                    leases,
-                    keys,
-                    recorder,
-                    metrics.clone(),
-                    strategy,
-                    after,
+                    WorkerDeps {
+                        settings,
+                        queue,
+                        sender: Arc::new(sender),
+                        reader,
+                        leases,
+                        keys,
+                        recorder,
+                        metrics: metrics.clone(),
+                        strategy,
+                        after,
+                        capital,
+                    },
                 );
                 worker.run(stop).await;
                 metrics.workers.dec();

@@ -85,16 +85,22 @@ async fn run(
         tracing::info!(model = %model.name(), "decisions come from the external model");
         liquidator = liquidator.with_strategy(std::sync::Arc::new(model));
     }
-    if let Some(policy) = rebalance {
-        let swapper = context.manifest.contracts.swapper.clone().context(
-            "--target: the manifest names no swap contract (contracts.swapper) to rebalance through",
-        )?;
-        liquidator = liquidator.with_after_liquidation(std::sync::Arc::new(Rebalancer {
-            policy,
-            swapper,
-            oracle: context.manifest.contracts.oracle.clone(),
-            fee_denom: context.manifest.fee.denom.clone(),
-        }));
+    match (rebalance, context.manifest.contracts.swapper.clone()) {
+        (Some(policy), Some(swapper)) => {
+            liquidator = liquidator.with_after_liquidation(std::sync::Arc::new(Rebalancer {
+                policy,
+                swapper,
+                oracle: context.manifest.contracts.oracle.clone(),
+                fee_denom: context.manifest.fee.denom.clone(),
+            }));
+        }
+        (Some(policy), None) if !policy.targets.is_empty() => anyhow::bail!(
+            "--target: the manifest names no swap contract (contracts.swapper) to rebalance through"
+        ),
+        (Some(_), None) => tracing::info!(
+            "the manifest names no swap contract (contracts.swapper): seized collateral is kept"
+        ),
+        (None, _) => {}
     }
     let summary = liquidator.run(shutdown_signal()).await?;
     tracing::info!(slots = ?summary.worker_slots, "liquidator stopped");

@@ -5,18 +5,17 @@
 //! fee) gives what a liquidation would repay and pay out; the pair with the highest profit at
 //! oracle prices wins.
 //!
-//! Two rules keep the transaction from failing or paying a refund:
+//! The liquidation executes at the time of its block, not of the check, so every bound on the
+//! repayable debt (the debt itself, the target-health cap, the collateral) is evaluated at every
+//! second of the inclusion window (the snapshot block's second to a few blocks later); the
+//! amount sent is the smallest result, less a millionth against rate moves by other txs in
+//! between, so the contract takes all of it and refunds nothing.
 //!
-//! - **Interest.** The liquidation executes at the time of its block, not of the check. Every
-//!   bound on the repayable debt (the debt itself, the target-health cap, the collateral) is
-//!   evaluated at every second of the inclusion window (the snapshot block's second to a few
-//!   blocks later); the amount sent is the smallest result, less a millionth against rate
-//!   moves by other txs in between, so the contract takes all of it.
-//! - **Health must not get worse.** The devnet (as a guard against Mars's known edge case)
-//!   refuses a liquidation that lowers the account's liquidation health factor, which happens
-//!   whenever `HF < LT_c·(1 + LB)`: such pairs are skipped instead of sent to fail. The health
-//!   after is replayed with the contract's scaled bookkeeping, so the check is exact; accounts
-//!   right on `HF = LT_c·(1 + LB)` are liquidated with an amount whose rounding keeps the rule.
+//! The Red Bank does not look at the account's health after a liquidation: one that lowers the
+//! health factor (`HF < LT_c·(1 + LB)`, accounts under water among them) is accepted and pays the
+//! full bonus, so such pairs are planned like any other. The health after is still replayed with
+//! the contract's scaled bookkeeping, to tell whether a liquidation leaves the account
+//! liquidatable.
 
 use std::collections::BTreeMap;
 
@@ -25,9 +24,7 @@ use redline_common::math::health::{compute_health, red_bank_health_positions};
 use redline_common::math::interest::{
     scaled_debt_amount, scaled_liquidity_amount, underlying_debt_amount,
 };
-use redline_common::math::liquidation::{
-    assert_health_not_worse, calculate_liquidation_amounts, LiquidationInput,
-};
+use redline_common::math::liquidation::{calculate_liquidation_amounts, LiquidationInput};
 use redline_common::math::MathError;
 use redline_common::types::{DenomPosition, Health, HealthPosition, LiquidationAmounts};
 use serde::Serialize;
@@ -52,10 +49,21 @@ pub struct Plan {
     pub health_after: Health,
     /// Block time (seconds) the amounts were computed for.
     pub expected_at: u64,
-    /// The health factor barely moves (the account sits where `HF ≈ LT_c·(1 + LB)`): whether
-    /// the contract accepts it is down to rounding at execution, so it is sent apart from
-    /// sound liquidations, whose tx it could otherwise sink.
-    pub fragile: bool,
+}
+
+/// Debt the wallet cannot repay right now: the plan it would make with unlimited funds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shortfall {
+    pub denom: String,
+    /// What the best liquidation in this denom would send.
+    pub wanted: Uint128,
+    /// What the wallet can spend of it now.
+    pub available: Uint128,
+    /// That liquidation's profit (base units, before fees).
+    pub expected_profit: Value,
+    /// Profit per unit of capital: `expected_profit / value of wanted`, the order in which
+    /// waiting jobs are served when funds come in.
+    pub profit_per_capital: Value,
 }
 
 /// Why there is nothing to send for an account. Ordered from the most to the least telling,
@@ -68,15 +76,8 @@ pub enum NoPlan {
     Healthy { health_factor: String },
     #[error("no enabled collateral to seize")]
     NoCollateral,
-    #[error("every liquidation would lower the health factor ({detail})")]
-    HealthWouldWorsen {
-        detail: String,
-        /// On the `HF = LT_c·(1 + LB)` boundary, where rounding decides and a later block may
-        /// give an amount that passes: not a settled verdict.
-        boundary: bool,
-    },
-    #[error("wallet holds none of the debt denoms {denoms:?}")]
-    NoFunds { denoms: Vec<String> },
+    #[error("wallet holds none of the debt to repay ({} short)", short_summary(.short))]
+    NoFunds { short: Vec<Shortfall> },
     #[error("no profitable liquidation (best profit {best_profit} in base units)")]
     Unprofitable { best_profit: String },
     #[error("{0}")]
@@ -87,11 +88,7 @@ impl NoPlan {
     /// A verdict that holds while prices do not move (worth remembering for a while), as
     /// opposed to one that a later block's rounding or the wallet's funds may change.
     pub fn is_settled(&self) -> bool {
-        match self {
-            NoPlan::HealthWouldWorsen { boundary, .. } => !boundary,
-            NoPlan::NoCollateral | NoPlan::Unprofitable { .. } => true,
-            _ => false,
-        }
+        matches!(self, NoPlan::NoCollateral | NoPlan::Unprofitable { .. })
     }
 
     /// Expected outcomes of a race or of the position itself, logged quietly.
@@ -105,7 +102,6 @@ impl NoPlan {
             NoPlan::NoDebt => "no_debt",
             NoPlan::Healthy { .. } => "healthy",
             NoPlan::NoCollateral => "no_collateral",
-            NoPlan::HealthWouldWorsen { .. } => "health_would_worsen",
             NoPlan::NoFunds { .. } => "no_funds",
             NoPlan::Unprofitable { .. } => "unprofitable",
             NoPlan::Math(_) => "math_error",
@@ -117,12 +113,19 @@ impl NoPlan {
             NoPlan::NoDebt => 0,
             NoPlan::Healthy { .. } => 1,
             NoPlan::NoCollateral => 2,
-            NoPlan::HealthWouldWorsen { .. } => 3,
-            NoPlan::NoFunds { .. } => 4,
-            NoPlan::Unprofitable { .. } => 5,
-            NoPlan::Math(_) => 6,
+            NoPlan::NoFunds { .. } => 3,
+            NoPlan::Unprofitable { .. } => 4,
+            NoPlan::Math(_) => 5,
         }
     }
+}
+
+fn short_summary(short: &[Shortfall]) -> String {
+    short
+        .iter()
+        .map(|s| format!("{}{}", s.wanted.saturating_sub(s.available), s.denom))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 impl From<MathError> for NoPlan {
@@ -175,10 +178,6 @@ struct PricedAt {
 /// Most block times (seconds) of the inclusion window that are priced: every second of a short
 /// window, an even sample of a long one (ends included).
 const MAX_WINDOW_POINTS: u64 = 32;
-
-/// Health-factor improvement under which a liquidation counts as fragile: its outcome is down
-/// to rounding, which another tx in the same block (moving a market's rates) can flip.
-const FRAGILE_IMPROVEMENT: Decimal = Decimal::new(Uint128::new(1_000_000_000_000)); // 1e-6
 
 /// An account's position priced at every second a liquidation sent now may execute at.
 pub struct PlanContext<'a> {
@@ -308,8 +307,6 @@ impl<'a> PlanContext<'a> {
     /// The account's health after the liquidation, as the contract books it: the seized
     /// collateral leaves the scaled deposit (`scaled(seized)`, truncated) and the debt is
     /// re-scaled from what is left (ceiled), then both are read back at the same block time.
-    /// Errors when the liquidation would lower the health factor (equal is allowed, as the
-    /// contract allows it).
     fn health_after(
         &self,
         at: &PricedAt,
@@ -346,26 +343,18 @@ impl<'a> PlanContext<'a> {
         debt.amount_scaled = scaled_debt_amount(left, debt_market, at.time)?;
         let holdings = after.holdings_at(self.snapshot, at.time)?;
         let (_, health_after) = price(self.snapshot, &holdings)?;
-        assert_health_not_worse(&at.health, &health_after).map_err(|e| {
-            NoPlan::HealthWouldWorsen {
-                detail: format!("{debt_denom} for {collateral_denom}: {e}"),
-                boundary: false,
-            }
-        })?;
         Ok(health_after)
     }
 
     /// Sends `send` through every point of the window: the contract must repay exactly `send`
-    /// and keep the health rule at each. Returns the amounts and health after at the latest
-    /// point, and the smallest health-factor improvement seen (`None`: all debt repaid).
+    /// at each. Returns the amounts and the health after at the latest point.
     fn checked_send(
         &self,
         debt_denom: &str,
         collateral_denom: &str,
         send: Uint128,
-    ) -> Result<(LiquidationAmounts, Health, Option<Decimal>), NoPlan> {
+    ) -> Result<(LiquidationAmounts, Health), NoPlan> {
         let mut result = None;
-        let mut smallest_gain: Option<Decimal> = None;
         for point in &self.points {
             let amounts = self.amounts(point, debt_denom, collateral_denom, send)?;
             if amounts.debt_amount_to_repay != send {
@@ -374,77 +363,27 @@ impl<'a> PlanContext<'a> {
                     amounts.debt_amount_to_repay
                 )));
             }
-            let after = self.health_after(point, debt_denom, collateral_denom, &amounts)?;
-            if let (Some(before), Some(now)) = (
-                point.health.liquidation_health_factor,
-                after.liquidation_health_factor,
-            ) {
-                let gain = now.saturating_sub(before);
-                smallest_gain = Some(smallest_gain.map_or(gain, |g| g.min(gain)));
-            }
-            result = Some((amounts, after));
+            result = Some((point, amounts));
         }
-        let (amounts, after) = result.ok_or_else(|| NoPlan::Math("empty window".into()))?;
-        Ok((amounts, after, smallest_gain))
+        let (point, amounts) = result.ok_or_else(|| NoPlan::Math("empty window".into()))?;
+        let after = self.health_after(point, debt_denom, collateral_denom, &amounts)?;
+        Ok((amounts, after))
     }
 
-    /// Repay amounts below `send` to try when `send` itself would lower the health factor by
-    /// rounding alone (the account sits where `HF ≈ LT_c·(1 + LB)`, so a liquidation leaves its
-    /// health factor unchanged but for rounding): steps of one unit, then of a fraction of one
-    /// collateral unit's worth of debt, so that the seized amount's rounding goes through full
-    /// cycles.
-    fn boundary_candidates(
+    /// The most the contract would repay of `debt_denom` for `collateral_denom` anywhere in the
+    /// window when offered `max_send`.
+    fn repay_bound(
         &self,
         debt_denom: &str,
         collateral_denom: &str,
-        send: Uint128,
-    ) -> Vec<Uint128> {
-        const FINE: u128 = 32;
-        const COARSE: u128 = 128;
-        let prices = &self.snapshot.liquidation_prices;
-        let (Some(debt_price), Some(collateral_price)) =
-            (prices.get(debt_denom), prices.get(collateral_denom))
-        else {
-            return Vec::new();
-        };
-        if debt_price.is_zero() {
-            return Vec::new();
+        max_send: Uint128,
+    ) -> Result<Uint128, NoPlan> {
+        let mut bound = max_send;
+        for point in &self.points {
+            let amounts = self.amounts(point, debt_denom, collateral_denom, max_send)?;
+            bound = bound.min(amounts.debt_amount_to_repay);
         }
-        // Debt units worth one collateral unit.
-        let per_unit = Uint128::one()
-            .checked_mul_ceil(*collateral_price / *debt_price)
-            .unwrap_or(Uint128::one())
-            .max(Uint128::one());
-        let stride = (per_unit / Uint128::new(16)).max(Uint128::one());
-        let mut candidates: Vec<Uint128> = (1..=FINE)
-            .map(|k| send.saturating_sub(Uint128::new(k)))
-            .chain((1..=COARSE).map(|k| send.saturating_sub(stride * Uint128::new(k))))
-            .filter(|r| !r.is_zero())
-            .collect();
-        candidates.sort_unstable_by(|a, b| b.cmp(a));
-        candidates.dedup();
-        candidates
-    }
-
-    /// Whether the account sits on the `HF = LT_c·(1 + LB)` boundary (to within 0.1%), where a
-    /// liquidation's effect on the health factor is down to rounding.
-    fn on_boundary(&self, collateral_denom: &str, amounts: &LiquidationAmounts) -> bool {
-        let (Some(hf), Some(params)) = (
-            self.latest().health.liquidation_health_factor,
-            self.snapshot.params.get(collateral_denom),
-        ) else {
-            return false;
-        };
-        let weight = params
-            .liquidation_threshold
-            .checked_mul(Decimal::one() + amounts.liquidation_bonus)
-            .unwrap_or(Decimal::MAX);
-        let gap = if hf > weight {
-            hf - weight
-        } else {
-            weight - hf
-        };
-        gap <= Decimal::permille(1)
+        Ok(bound)
     }
 
     /// The liquidation of `debt_denom` for `collateral_denom` sending at most `max_send`.
@@ -452,8 +391,7 @@ impl<'a> PlanContext<'a> {
     /// The amount is the smallest the contract would repay anywhere in the window; when one of
     /// the contract's bounds (debt, target health, collateral) sets it, less a millionth (at
     /// least one unit), so that rate moves by other txs in between cannot make the contract
-    /// take less (a refund) — without that margin when it would break the health rule. On the `HF = LT_c·(1 + LB)` boundary, the amount with the widest rounding margin
-    /// among those just below is taken, and the plan is marked fragile.
+    /// take less (a refund).
     pub fn plan_pair(
         &self,
         debt_denom: &str,
@@ -462,17 +400,9 @@ impl<'a> PlanContext<'a> {
     ) -> Result<Plan, NoPlan> {
         self.check_liquidatable()?;
         if max_send.is_zero() {
-            return Err(NoPlan::NoFunds {
-                denoms: vec![debt_denom.to_string()],
-            });
+            return Err(NoPlan::NoFunds { short: Vec::new() });
         }
-        let mut bound = max_send;
-        let mut latest_amounts = None;
-        for point in &self.points {
-            let amounts = self.amounts(point, debt_denom, collateral_denom, max_send)?;
-            bound = bound.min(amounts.debt_amount_to_repay);
-            latest_amounts = Some(amounts);
-        }
+        let bound = self.repay_bound(debt_denom, collateral_denom, max_send)?;
         if bound.is_zero() {
             return Err(NoPlan::Unprofitable {
                 best_profit: "0".into(),
@@ -496,46 +426,21 @@ impl<'a> PlanContext<'a> {
         // A margin that would leave a liquidatable remnant (the collateral-bound case: a sliver
         // of collateral against the rest of the debt) is not worth it: that bound only grows
         // with time, so the exact amount is sent instead.
-        let leaves_remnant = matches!(&tried, Ok((_, (_, after, _))) if after.is_liquidatable());
-        let tried = if leaves_remnant && !margin.is_zero() {
-            match self.checked_send(debt_denom, collateral_denom, bound) {
-                Ok(exact) if !exact.1.is_liquidatable() => Ok((bound, exact)),
-                _ => tried,
-            }
-        } else {
-            tried
-        };
-        let (send, (amounts, health_after, gain), boundary) = match tried {
-            Ok((send, checked)) => (send, checked, false),
-            Err(_) => match self.checked_send(debt_denom, collateral_denom, bound) {
-                Ok(checked) => (bound, checked, false),
-                Err(NoPlan::HealthWouldWorsen { detail, .. })
-                    if latest_amounts
-                        .as_ref()
-                        .is_some_and(|a| self.on_boundary(collateral_denom, a)) =>
-                {
-                    // The widest rounding margin wins; ties go to the larger repay.
-                    let best = self
-                        .boundary_candidates(debt_denom, collateral_denom, bound)
-                        .into_iter()
-                        .filter_map(|r| {
-                            self.checked_send(debt_denom, collateral_denom, r)
-                                .ok()
-                                .map(|checked| (r, checked))
-                        })
-                        .max_by(|(ra, a), (rb, b)| {
-                            let gain = |g: &Option<Decimal>| g.unwrap_or(Decimal::MAX);
-                            gain(&a.2).cmp(&gain(&b.2)).then(ra.cmp(rb))
-                        })
-                        .ok_or(NoPlan::HealthWouldWorsen {
-                            detail,
-                            boundary: true,
-                        })?;
-                    (best.0, best.1, true)
+        let leaves_remnant = matches!(&tried, Ok((_, (_, after))) if after.is_liquidatable());
+        let tried = match tried {
+            Ok(ok) if leaves_remnant && !margin.is_zero() => {
+                match self.checked_send(debt_denom, collateral_denom, bound) {
+                    Ok(exact) if !exact.1.is_liquidatable() => (bound, exact),
+                    _ => ok,
                 }
-                Err(other) => return Err(other),
-            },
+            }
+            Ok(ok) => ok,
+            Err(_) => (
+                bound,
+                self.checked_send(debt_denom, collateral_denom, bound)?,
+            ),
         };
+        let (send, (amounts, health_after)) = tried;
 
         let prices = &self.snapshot.prices;
         let received = prices.value(
@@ -553,58 +458,123 @@ impl<'a> PlanContext<'a> {
             health_before: self.latest().health.clone(),
             health_after,
             expected_at: self.latest().time,
-            fragile: boundary || gain.is_some_and(|g| g < FRAGILE_IMPROVEMENT),
         })
     }
 
-    /// The most profitable liquidation given the wallet's spendable balance of each denom.
+    /// The debt the account owes in `denom` at the latest planned time.
+    fn owed(&self, denom: &str) -> Uint128 {
+        self.latest()
+            .holdings
+            .iter()
+            .find(|h| h.denom == denom)
+            .map(|h| h.debt_amount)
+            .unwrap_or_default()
+    }
+
+    /// The most profitable plan over every collateral, repaying up to `max_send` of
+    /// `debt_denom`; the reason of the most telling failure otherwise.
+    fn best_for_debt(
+        &self,
+        debt_denom: &str,
+        collaterals: &[String],
+        max_send: Uint128,
+    ) -> Result<Plan, NoPlan> {
+        let mut best: Option<Plan> = None;
+        let mut reason: Option<NoPlan> = None;
+        for collateral_denom in collaterals {
+            match self.plan_pair(debt_denom, collateral_denom, max_send) {
+                Ok(plan) => {
+                    if best
+                        .as_ref()
+                        .is_none_or(|b| plan.expected_profit > b.expected_profit)
+                    {
+                        best = Some(plan);
+                    }
+                }
+                Err(why) => {
+                    if reason.as_ref().is_none_or(|r| why.rank() < r.rank()) {
+                        reason = Some(why);
+                    }
+                }
+            }
+        }
+        best.ok_or_else(|| reason.unwrap_or(NoPlan::NoCollateral))
+    }
+
+    /// What the wallet lacks to liquidate in `debt_denom`: the plan unlimited funds would make.
+    fn shortfall(
+        &self,
+        debt_denom: &str,
+        collaterals: &[String],
+        available: Uint128,
+    ) -> Option<Shortfall> {
+        let plan = self
+            .best_for_debt(debt_denom, collaterals, self.owed(debt_denom))
+            .ok()?;
+        if plan.expected_profit <= Value::zero() {
+            return None;
+        }
+        let capital = self
+            .snapshot
+            .prices
+            .value(debt_denom, plan.debt_to_send)
+            .ok()?;
+        Some(Shortfall {
+            denom: debt_denom.to_string(),
+            wanted: plan.debt_to_send,
+            available,
+            expected_profit: plan.expected_profit,
+            profit_per_capital: plan
+                .expected_profit
+                .checked_div(capital)
+                .unwrap_or(Value::zero()),
+        })
+    }
+
+    /// The most profitable liquidation given the wallet's spendable balance of each denom. When
+    /// the wallet holds none of the debt of every profitable liquidation, [`NoPlan::NoFunds`]
+    /// says what it lacks.
     pub fn best_plan(&self, spendable: &BTreeMap<String, Uint128>) -> Result<Plan, NoPlan> {
         self.check_liquidatable()?;
-        let debts = self.debt_denoms();
         let collaterals = self.collateral_denoms();
         if collaterals.is_empty() {
             return Err(NoPlan::NoCollateral);
         }
         let mut best: Option<Plan> = None;
         let mut reason: Option<NoPlan> = None;
-        let mut unfunded = Vec::new();
-        for debt_denom in &debts {
-            let owed = self
-                .latest()
-                .holdings
-                .iter()
-                .find(|h| &h.denom == debt_denom)
-                .map(|h| h.debt_amount)
-                .unwrap_or_default();
+        let mut short = Vec::new();
+        for debt_denom in &self.debt_denoms() {
             let available = spendable.get(debt_denom).copied().unwrap_or_default();
             if available.is_zero() {
-                unfunded.push(debt_denom.clone());
+                short.extend(self.shortfall(debt_denom, &collaterals, available));
                 continue;
             }
-            for collateral_denom in &collaterals {
-                match self.plan_pair(debt_denom, collateral_denom, available.min(owed)) {
-                    Ok(plan) => {
-                        if best
-                            .as_ref()
-                            .is_none_or(|b| plan.expected_profit > b.expected_profit)
-                        {
-                            best = Some(plan);
-                        }
+            let owed = self.owed(debt_denom);
+            match self.best_for_debt(debt_denom, &collaterals, available.min(owed)) {
+                Ok(plan) => {
+                    if best
+                        .as_ref()
+                        .is_none_or(|b| plan.expected_profit > b.expected_profit)
+                    {
+                        best = Some(plan);
                     }
-                    Err(why) => {
-                        if reason.as_ref().is_none_or(|r| why.rank() < r.rank()) {
-                            reason = Some(why);
-                        }
+                }
+                Err(why) => {
+                    if reason.as_ref().is_none_or(|r| why.rank() < r.rank()) {
+                        reason = Some(why);
                     }
                 }
             }
         }
         match best {
             Some(plan) if plan.expected_profit > Value::zero() => Ok(plan),
+            _ if !short.is_empty() => Err(NoPlan::NoFunds { short }),
             Some(plan) => Err(NoPlan::Unprofitable {
                 best_profit: plan.expected_profit.to_string(),
             }),
-            None => Err(reason.unwrap_or(NoPlan::NoFunds { denoms: unfunded })),
+            None => Err(reason.unwrap_or(NoPlan::Unprofitable {
+                best_profit: "0".into(),
+            })),
         }
     }
 }
@@ -772,41 +742,59 @@ mod tests {
         let mut wallet = funds(1_000_000);
         wallet.remove("uusdc");
         let err = context.best_plan(&wallet).unwrap_err();
-        assert_eq!(
-            err,
-            NoPlan::NoFunds {
-                denoms: vec!["uusdc".into()]
-            }
-        );
+        let NoPlan::NoFunds { short } = err else {
+            panic!("{err}")
+        };
+        // What unlimited funds would send: the THF cap of the measured case, 48,529 (see
+        // health-checker's profit tests), less the one-unit margin.
+        assert_eq!(short.len(), 1);
+        assert_eq!(short[0].denom, "uusdc");
+        assert_eq!(short[0].wanted, Uint128::new(48_528));
+        assert_eq!(short[0].available, Uint128::zero());
         // A small balance still gives a (smaller) plan: exactly what the wallet holds.
         wallet.insert("uusdc".into(), Uint128::new(1_234));
         let plan = context.best_plan(&wallet).unwrap();
         assert_eq!(plan.debt_to_send, Uint128::new(1_234));
     }
 
-    /// HF below LT_c·(1 + LB): seizing collateral lowers the health factor, so nothing is sent.
+    /// Under water (collateral worth less than the debt): the Red Bank liquidates anyway, at
+    /// the minimum bonus, and the health factor falls. Numbers by hand from Mars's formulas.
     #[test]
-    fn deeply_underwater_positions_are_skipped() {
+    fn underwater_positions_are_liquidated_at_the_minimum_bonus() {
         let snapshot = snapshot("5");
-        // 10,000 uatom × 5 × 0.8 = 40,000 against 65,000 debt: HF 0.615 < 0.8 × 1.02.
+        // 10,000 uatom × 5 = 50,000 against 65,000: HF = 40,000 / 65,000 = 0.615…, CR < 1, so
+        // LB = min_lb = 0.02 and LT·(1 + LB) = 0.816 > HF: the health factor will fall.
         let position = position(&[("uatom", 10_000)], &[("uusdc", 65_000)]);
         let context = PlanContext::new(&snapshot, &position, 1_000, 1_001).unwrap();
-        let err = context.best_plan(&funds(1_000_000)).unwrap_err();
-        assert!(matches!(err, NoPlan::HealthWouldWorsen { .. }), "{err}");
+        let plan = context.best_plan(&funds(1_000_000)).unwrap();
+        assert_eq!(plan.amounts.liquidation_bonus, dec("0.02"));
+        // Collateral bound ⌊⌊50,000 / 1.02⌋ / 1⌋ = 49,019 (the THF cap, 120,726, is higher),
+        // less the one-unit margin: 49,018 sent.
+        assert_eq!(plan.debt_to_send, Uint128::new(49_018));
+        // Seized ⌊⌊49,018 · 1.02⌋ / 5⌋ = ⌊49,998 / 5⌋ = 9,999; fee ⌊⌈⌊980.36⌋ · 0.1⌉ / 5⌋ =
+        // ⌊98 / 5⌋ = 19; received 9,980 uatom worth 49,900: profit 882.
+        assert_eq!(
+            plan.amounts.collateral_amount_received_by_liquidator,
+            Uint128::new(9_980)
+        );
+        assert_eq!(plan.expected_profit.to_string(), "882");
+        let before = plan.health_before.liquidation_health_factor.unwrap();
+        let after = plan.health_after.liquidation_health_factor.unwrap();
+        assert!(after < before, "{after} < {before}");
     }
 
-    /// Two collaterals: the one with the lower liquidation threshold can still be seized when
-    /// the other cannot, and the choice maximises profit.
+    /// Two collaterals: the choice maximises profit over every pair.
     #[test]
-    fn chooses_the_pair_that_keeps_the_health_rule_and_pays_most() {
+    fn chooses_the_pair_that_pays_most() {
         let snapshot = snapshot("7.5");
         let position = position(&[("uatom", 6_000), ("uosmo", 40_000)], &[("uusdc", 50_000)]);
         let context = PlanContext::new(&snapshot, &position, 1_000, 1_001).unwrap();
         let best = context.best_plan(&funds(1_000_000)).unwrap();
         for collateral in ["uatom", "uosmo"] {
-            if let Ok(other) = context.plan_pair("uusdc", collateral, Uint128::new(1_000_000)) {
-                assert!(other.expected_profit <= best.expected_profit);
-            }
+            let other = context
+                .plan_pair("uusdc", collateral, Uint128::new(1_000_000))
+                .unwrap();
+            assert!(other.expected_profit <= best.expected_profit);
         }
         assert!(best.expected_profit > Value::zero());
     }
@@ -858,10 +846,6 @@ mod tests {
                     prop_assert!(plan.debt_to_send <= Uint128::new(debt));
                     prop_assert_eq!(plan.amounts.debt_amount_to_repay, plan.debt_to_send);
                     prop_assert!(plan.expected_profit > Value::zero());
-                    let before = plan.health_before.liquidation_health_factor.unwrap();
-                    if let Some(after) = plan.health_after.liquidation_health_factor {
-                        prop_assert!(after > before);
-                    }
                 }
             }
         }

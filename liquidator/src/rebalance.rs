@@ -1,6 +1,8 @@
 //! Rebalancing after liquidations: swap seized collateral through the swap pool contract towards
 //! target balances, fixed (`--target uosmo:1000`) or a share of the wallet's value at oracle
-//! prices (`--target uusdc:50%`).
+//! prices (`--target uusdc:50%`), and — unless `--keep-collateral` — back into the debt denoms
+//! the wallet lacked for the liquidations waiting for funds (each short denom becomes a target
+//! of its balance plus what was missing), so capital recycles within a few blocks.
 //!
 //! Only deficits drive swaps: a target short by more than `--action-threshold` (relative) is
 //! bought with the wallet's surplus (non-target denoms, and target denoms above their target),
@@ -91,12 +93,17 @@ pub struct RebalanceArgs {
         default_value = "0.01"
     )]
     pub max_slippage: String,
+    /// Keep seized collateral as it is instead of swapping it into the debt denoms the wallet
+    /// lacks (explicit `--target`s still apply).
+    #[arg(long = "keep-collateral", env = "LIQUIDATOR_KEEP_COLLATERAL")]
+    pub keep_collateral: bool,
 }
 
 impl RebalanceArgs {
-    /// The parsed targets, if any; errors name the flag.
+    /// The parsed policy, `None` when there is nothing to rebalance (no targets and
+    /// `--keep-collateral`); errors name the flag.
     pub fn validate(&self) -> Result<Option<RebalancePolicy>, RebalanceError> {
-        if self.targets.is_empty() {
+        if self.targets.is_empty() && self.keep_collateral {
             return Ok(None);
         }
         let action_threshold = Decimal::from_str(&self.action_threshold).map_err(|_| {
@@ -119,6 +126,7 @@ impl RebalanceArgs {
             targets,
             action_threshold,
             max_slippage,
+            recycle: !self.keep_collateral,
         }))
     }
 }
@@ -128,6 +136,34 @@ pub struct RebalancePolicy {
     pub targets: Vec<Target>,
     pub action_threshold: Decimal,
     pub max_slippage: Decimal,
+    /// Also buy back what the wallet lacked (see the module docs).
+    pub recycle: bool,
+}
+
+/// The configured targets plus, for each denom in `short` not targeted already, a fixed target
+/// of what the wallet holds of it plus what it lacked.
+pub fn targets_with_shortfalls(
+    targets: &[Target],
+    balances: &[Coin],
+    short: &[Coin],
+) -> Vec<Target> {
+    let mut all = targets.to_vec();
+    for coin in short {
+        if coin.amount.is_zero() || targets.iter().any(|t| t.denom == coin.denom) {
+            continue;
+        }
+        let held: Uint128 = balances
+            .iter()
+            .filter(|b| b.denom == coin.denom)
+            .map(|b| Uint128::try_from(b.amount).unwrap_or(Uint128::MAX))
+            .fold(Uint128::zero(), Uint128::saturating_add);
+        let lacked = Uint128::try_from(coin.amount).unwrap_or(Uint128::MAX);
+        all.push(Target {
+            denom: coin.denom.clone(),
+            amount: TargetAmount::Fixed(held.saturating_add(lacked)),
+        });
+    }
+    all
 }
 
 #[derive(Debug, Error)]
@@ -308,14 +344,23 @@ impl Rebalancer {
     pub async fn rebalance<C: ChainClient>(
         &self,
         sender: &TxSender<C>,
+        short: &[Coin],
     ) -> Result<usize, RebalanceError> {
         let client = sender.client();
         let balances = client.balances(sender.address()).await?;
+        let targets = if self.policy.recycle {
+            targets_with_shortfalls(&self.policy.targets, &balances, short)
+        } else {
+            self.policy.targets.clone()
+        };
+        if targets.is_empty() {
+            return Ok(0);
+        }
         let prices = self.prices(client).await?;
         let swaps = plan_swaps(
             &balances,
             &prices,
-            &self.policy.targets,
+            &targets,
             self.policy.action_threshold,
             &self.fee_denom,
         )?;
@@ -362,7 +407,7 @@ impl<C: ChainClient + 'static> AfterLiquidation<C> for Rebalancer {
         report: &'a BatchReport,
     ) -> BoxFuture<'a, ()> {
         Box::pin(async move {
-            if let Err(error) = self.rebalance(sender).await {
+            if let Err(error) = self.rebalance(sender, &report.short).await {
                 tracing::warn!(height = report.height, tx = %report.tx_hash, %error, "rebalancing failed");
             }
         })
@@ -379,6 +424,42 @@ mod tests {
             ("uusdc".to_string(), Decimal::one()),
             ("uosmo".to_string(), Decimal::from_str("0.5").unwrap()),
         ])
+    }
+
+    /// Recycling: a wallet short of 500 uusdc for waiting liquidations, holding 200 uusdc and
+    /// seized uatom at 10, sells ⌈500 / 10⌉ = 50 uatom for uusdc; the fee denom is kept.
+    #[test]
+    fn shortfalls_become_targets_and_collateral_is_sold_for_them() {
+        let balances = vec![
+            Coin::new(1_000u128, "uatom"),
+            Coin::new(200u128, "uusdc"),
+            Coin::new(5_000u128, "uosmo"),
+        ];
+        let targets = targets_with_shortfalls(&[], &balances, &[Coin::new(500u128, "uusdc")]);
+        assert_eq!(
+            targets,
+            vec![Target {
+                denom: "uusdc".into(),
+                amount: TargetAmount::Fixed(Uint128::new(700)),
+            }]
+        );
+        let swaps =
+            plan_swaps(&balances, &prices(), &targets, Decimal::percent(1), "uosmo").unwrap();
+        assert_eq!(
+            swaps,
+            vec![PlannedSwap {
+                offer: Coin::new(50u128, "uatom"),
+                ask_denom: "uusdc".into(),
+            }]
+        );
+        // A configured target for the denom wins over the shortfall.
+        let fixed = "uusdc:100".parse::<Target>().unwrap();
+        let targets = targets_with_shortfalls(
+            std::slice::from_ref(&fixed),
+            &balances,
+            &[Coin::new(500u128, "uusdc")],
+        );
+        assert_eq!(targets, vec![fixed]);
     }
 
     #[test]

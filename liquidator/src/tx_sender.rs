@@ -462,7 +462,7 @@ impl<C: ChainClient> TxSender<C> {
                 )
                 .map_err(SendError::Chain)?;
             match self.client.simulate(probe).await {
-                Ok(gas) => return Ok(gas),
+                Ok(simulation) => return Ok(simulation.gas_used),
                 Err(ChainError::Rejected(rejection))
                     if rejection.kind == TxErrorCode::WrongSequence && !resynced =>
                 {

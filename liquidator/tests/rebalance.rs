@@ -40,6 +40,7 @@ async fn swaps_towards_a_share_target_by_the_pool_math_and_not_below_the_thresho
             targets: vec![target.clone()],
             action_threshold: Decimal::percent(1),
             max_slippage: Decimal::percent(1),
+            recycle: true,
         },
         swapper: swapper_addr.clone(),
         oracle: h.manifest.contracts.oracle.clone(),
@@ -85,7 +86,7 @@ async fn swaps_towards_a_share_target_by_the_pool_math_and_not_below_the_thresho
         expected_usdc += simulated.return_amount;
     }
 
-    let sent = rebalancer.rebalance(&sender).await.unwrap();
+    let sent = rebalancer.rebalance(&sender, &[]).await.unwrap();
     assert_eq!(sent, plan.len());
     let after = balances(&h, &address).await;
     let gained = after["uusdc"] - before["uusdc"];
@@ -108,6 +109,6 @@ async fn swaps_towards_a_share_target_by_the_pool_math_and_not_below_the_thresho
         },
         ..rebalancer.clone()
     };
-    assert_eq!(idle.rebalance(&sender).await.unwrap(), 0);
+    assert_eq!(idle.rebalance(&sender, &[]).await.unwrap(), 0);
     assert_eq!(balances(&h, &address).await, after);
 }

@@ -68,6 +68,8 @@ pub struct Settings {
     pub backlog_scan_cap: usize,
     /// Full key of the liquidator's attempts stream.
     pub attempts_stream: String,
+    /// The liquidators' capital reports (`redline_common::capital::capital_key`).
+    pub capital_key: String,
     pub print_liquidations: bool,
     pub health_checker_policy: ScalingPolicy,
     pub liquidator_policy: ScalingPolicy,
@@ -248,6 +250,8 @@ pub struct Manager<S: Scaler + 'static> {
     previous_liquidation_backlog: u64,
     liquidations_done: u64,
     previous_block_at: Option<Instant>,
+    /// The capital line last printed, and the block it was printed at.
+    capital_said: Option<(String, u64)>,
 }
 
 impl<S: Scaler + 'static> Manager<S> {
@@ -338,6 +342,7 @@ impl<S: Scaler + 'static> Manager<S> {
             previous_liquidation_backlog: 0,
             liquidations_done: 0,
             previous_block_at: None,
+            capital_said: None,
         })
     }
 
@@ -597,6 +602,53 @@ impl<S: Scaler + 'static> Manager<S> {
             .with_label_values(&[WorkerKind::Liquidator.service()])
             .set(liquidation_backlog as i64);
         self.update_health(height).await;
+        self.report_capital(height).await;
+    }
+
+    /// One line per block at most while liquidations wait for funds: how many and what the
+    /// wallets lack (repeated every 10 blocks while unchanged), and one when they no longer do.
+    async fn report_capital(&mut self, height: u64) {
+        let max_age_ms =
+            u64::try_from(self.settings.block_time.as_millis() * 10).unwrap_or(u64::MAX);
+        let total = match redline_common::capital::read_total(
+            &mut self.conn,
+            &self.settings.capital_key,
+            unix_ms(),
+            max_age_ms.max(5_000),
+        )
+        .await
+        {
+            Ok(total) => total,
+            Err(error) => {
+                debug!(%error, "reading the liquidators' capital reports failed");
+                return;
+            }
+        };
+        let parked = self.liquidations.parked().await.unwrap_or(0);
+        self.metrics
+            .liquidations_waiting_for_funds
+            .set(parked as i64);
+        if total.is_empty() && parked == 0 {
+            if self.capital_said.take().is_some() {
+                info!(height, "capital: no liquidation waits for funds any more");
+            }
+            return;
+        }
+        let line = format!("{parked} waiting, short {}", total.missing_text());
+        let repeat = match &self.capital_said {
+            Some((said, at)) => said != &line || height >= at + 10,
+            None => true,
+        };
+        if repeat {
+            info!(
+                height,
+                waiting = parked,
+                short = %total.missing_text(),
+                wallets = total.wallets,
+                "capital: liquidations wait for funds (top-ups and swaps of seized collateral refill the wallets)"
+            );
+            self.capital_said = Some((line, height));
+        }
     }
 
     /// The block just enqueued brings clearly more work than the last decision planned for

@@ -17,6 +17,7 @@
 //! | near-liquidation accounts | the health checkers' set `<queue prefix>:<chain id>:red_bank:near` (score = HF) |
 //! | liquidations and profit | the liquidators' attempts stream `<queue prefix>:liquidator:<chain id>:<name>` |
 //! | wallet balances | the liquidators' hash `<queue prefix>:liquidator:<chain id>:wallets` |
+//! | capital shortfalls | the liquidation queue's parked set and the liquidators' hash `<queue prefix>:liquidator:<chain id>:capital` |
 //!
 //! Liquidation totals are kept incrementally: each request reads only the attempts recorded
 //! since the previous one, and sums profits exactly (18 decimals, no float).
@@ -81,6 +82,10 @@ pub struct DashboardConfig {
     pub attempts_key: String,
     pub near_key: String,
     pub wallets_key: String,
+    /// The liquidators' capital reports.
+    pub capital_key: String,
+    /// The liquidation queue's set of candidates waiting for funds.
+    pub parked_key: String,
     /// Decimals per denom (from the manifest), to show balances in whole units too.
     pub decimals: BTreeMap<String, u8>,
     /// Blocks in the charts.
@@ -102,6 +107,12 @@ impl DashboardConfig {
             attempts_key,
             near_key: near_key(queue_prefix, chain_id),
             wallets_key: wallets_key(queue_prefix, chain_id),
+            capital_key: redline_common::capital::capital_key(queue_prefix, chain_id),
+            parked_key: redline_common::queue::PriorityKeys::new(
+                queue_prefix,
+                redline_common::jobs::LIQUIDATION_QUEUE,
+            )
+            .parked,
             decimals: BTreeMap::new(),
             blocks_shown: 120,
             near_shown: 12,
@@ -128,8 +139,18 @@ pub struct Snapshot {
     pub near_liquidation: NearLiquidation,
     pub liquidations: Liquidations,
     pub wallets: Vec<WalletBalances>,
+    pub capital: Capital,
     /// Sources that could not be read (the rest is still shown).
     pub errors: Vec<String>,
+}
+
+/// Liquidations waiting for funds and what the wallets lack.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Capital {
+    /// Candidates set aside in the liquidation queue until a wallet can pay for them.
+    pub waiting: u64,
+    /// The liquidators' fresh reports, summed.
+    pub short: redline_common::capital::CapitalTotal,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -326,7 +347,32 @@ where
                 self.config.wallets_key
             )),
         }
+        match self.capital(now).await {
+            Ok(capital) => snapshot.capital = capital,
+            Err(error) => snapshot.errors.push(format!(
+                "capital reports ({}): {error}",
+                self.config.capital_key
+            )),
+        }
         snapshot
+    }
+
+    async fn capital(&self, now: u64) -> Result<Capital, redis::RedisError> {
+        let waiting: u64 = redis::cmd("ZCARD")
+            .arg(&self.config.parked_key)
+            .query_async(&mut self.redis.clone())
+            .await?;
+        let raw: Vec<String> = redis::cmd("HVALS")
+            .arg(&self.config.capital_key)
+            .query_async(&mut self.redis.clone())
+            .await?;
+        let reports: Vec<redline_common::capital::CapitalReport> = raw
+            .iter()
+            .filter_map(|json| serde_json::from_str(json).ok())
+            .collect();
+        // Reports older than a minute describe a step long gone.
+        let short = redline_common::capital::total(&reports, now, 60_000);
+        Ok(Capital { waiting, short })
     }
 
     async fn blocks(&self) -> Result<Vec<BlockRecord>, redis::RedisError> {
@@ -692,6 +738,7 @@ pub fn render(snapshot: &Snapshot, config: &DashboardConfig) -> String {
     render_near(&mut html, snapshot);
     render_wallets(&mut html, snapshot, config);
     html.push_str("</div><div style=\"height:16px\"></div>");
+    render_capital(&mut html, snapshot, config);
     render_liquidations(&mut html, snapshot, config);
     html.push_str("</main></div>");
     let _ = write!(html, "<script>{SCRIPT}</script></body></html>");
@@ -1081,6 +1128,34 @@ fn render_wallets(html: &mut String, snapshot: &Snapshot, config: &DashboardConf
     html.push_str("</tbody></table></section>");
 }
 
+fn render_capital(html: &mut String, snapshot: &Snapshot, config: &DashboardConfig) {
+    let capital = &snapshot.capital;
+    html.push_str("<section id=\"capital\"><h2>Capital</h2>");
+    if capital.waiting == 0 && capital.short.is_empty() {
+        html.push_str("<p class=\"empty\">No liquidation waits for funds.</p></section>");
+        return;
+    }
+    let _ = write!(
+        html,
+        "<p><span id=\"capital-waiting\">{waiting}</span> liquidations wait for funds; \
+         {wallets} wallets reported lacking:</p>",
+        waiting = capital.waiting,
+        wallets = capital.short.wallets,
+    );
+    html.push_str(
+        "<table><thead><tr><th>denom</th><th class=\"num\">missing</th></tr></thead><tbody>",
+    );
+    for (denom, amount) in &capital.short.missing {
+        let _ = write!(
+            html,
+            "<tr class=\"short\"><td>{denom}</td>{cell}</tr>",
+            denom = esc(denom),
+            cell = coin_cell(&amount.to_string(), denom, config),
+        );
+    }
+    html.push_str("</tbody></table></section>");
+}
+
 /// `amount` of `denom` in whole units when its decimals are known (`1,234.5 uusdc`), with the
 /// base units in the title.
 fn coin_cell(amount: &str, denom: &str, config: &DashboardConfig) -> String {
@@ -1128,6 +1203,7 @@ fn render_liquidations(html: &mut String, snapshot: &Snapshot, config: &Dashboar
 #[cfg(test)]
 mod tests {
     use super::*;
+    use cosmwasm_std::Uint128;
 
     #[test]
     fn numbers_for_display() {
@@ -1236,6 +1312,14 @@ mod tests {
                 height: 41,
                 updated_at_ms: 1_699_999_998_000,
             }],
+            capital: Capital {
+                waiting: 7,
+                short: redline_common::capital::CapitalTotal {
+                    wallets: 2,
+                    waiting: 7,
+                    missing: BTreeMap::from([("uusdc".into(), Uint128::new(1_500_000))]),
+                },
+            },
             ..Snapshot::default()
         };
         let mut config = DashboardConfig::new("redline", "devnet-1", "a".into());
@@ -1251,6 +1335,8 @@ mod tests {
             "osmo1r5v5srd…ns5tpd"
         );
         assert!(html.contains(">2.5</td>"));
+        assert!(html.contains("<span id=\"capital-waiting\">7</span>"));
+        assert!(html.contains("title=\"1500000uusdc (base units)\">1.5 "));
         assert!(html.contains("osmo1&lt;script&gt;"));
         assert!(!html.contains("osmo1<script>"));
         assert!(html.contains("devnet&lt;1&gt;"));

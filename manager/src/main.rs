@@ -54,6 +54,10 @@ async fn main() -> anyhow::Result<()> {
             &context.manifest.chain_id,
             &args.attempts_stream,
         ),
+        capital_key: redline_common::capital::capital_key(
+            &context.queue.queue_prefix,
+            &context.manifest.chain_id,
+        ),
         print_liquidations: !args.quiet_liquidations,
         health_checker_policy: args.scaling.policy(
             WorkerKind::HealthChecker,

@@ -21,6 +21,8 @@ pub struct ManagerMetrics {
     pub seconds_since_block: Gauge,
     /// 1 while no block has arrived for `--block-alarm-secs`.
     pub block_alarm: IntGauge,
+    /// Liquidation candidates set aside until a liquidator has the funds for them.
+    pub liquidations_waiting_for_funds: IntGauge,
     /// Workers by kind and state (`desired`, `running`, `pending`).
     pub workers: IntGaugeVec,
     /// Outstanding work units by kind (accounts, liquidation candidates).
@@ -81,6 +83,10 @@ impl ManagerMetrics {
                 "manager_block_alarm",
                 "1 while no block has arrived for --block-alarm-secs",
             )?,
+            liquidations_waiting_for_funds: IntGauge::new(
+                "manager_liquidations_waiting_for_funds",
+                "Liquidation candidates set aside until a liquidator has the funds for them",
+            )?,
             workers: IntGaugeVec::new(
                 Opts::new("manager_workers", "Workers by kind and state"),
                 &["kind", "state"],
@@ -117,6 +123,7 @@ impl ManagerMetrics {
         registry.register(Box::new(metrics.last_block_height.clone()))?;
         registry.register(Box::new(metrics.seconds_since_block.clone()))?;
         registry.register(Box::new(metrics.block_alarm.clone()))?;
+        registry.register(Box::new(metrics.liquidations_waiting_for_funds.clone()))?;
         registry.register(Box::new(metrics.workers.clone()))?;
         registry.register(Box::new(metrics.backlog.clone()))?;
         registry.register(Box::new(metrics.throughput.clone()))?;

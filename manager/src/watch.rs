@@ -15,7 +15,9 @@ use std::time::{Duration, Instant};
 use redis::streams::{StreamId, StreamRangeReply, StreamReadReply};
 use redis::Value;
 use redline_common::jobs::{HealthCheckJob, LiquidationCandidate, LIQUIDATION_QUEUE};
-use redline_common::queue::{Envelope, PriorityQueue, Queue, QueueConfig, QueueError, JOB_FIELD};
+use redline_common::queue::{
+    Envelope, Parking, PriorityQueue, Queue, QueueConfig, QueueError, JOB_FIELD,
+};
 use redline_common::redis_conn::{ConnectOptions, RedisConn, RedisTarget};
 use serde::Deserialize;
 use tokio::sync::mpsc;
@@ -358,6 +360,11 @@ impl LiquidationWatch {
     pub async fn outstanding(&self) -> Result<u64, WatchError> {
         let backlog = self.queue.backlog().await?;
         Ok(backlog.pending + backlog.lag)
+    }
+
+    /// Candidates set aside until a liquidator has the funds for them.
+    pub async fn parked(&self) -> Result<u64, WatchError> {
+        Ok(self.queue.parked_count().await?)
     }
 }
 

@@ -117,6 +117,7 @@ async fn deadlines_alarm_wake_and_shutdown() {
         blocks_stream_max_len: 1_000,
         backlog_scan_cap: 10_000,
         attempts_stream: "redline:liquidator:test-1:attempts".into(),
+        capital_key: "redline:liquidator:test-1:capital".into(),
         print_liquidations: true,
         health_checker_policy: policy(2),
         liquidator_policy: policy(1),

@@ -127,6 +127,7 @@ async fn a_silent_feed_and_a_failing_backend_are_notified() {
         blocks_stream_max_len: 1_000,
         backlog_scan_cap: 10_000,
         attempts_stream: "redline:liquidator:test-1:attempts".into(),
+        capital_key: "redline:liquidator:test-1:capital".into(),
         print_liquidations: true,
         health_checker_policy: policy(0),
         liquidator_policy: policy(1),

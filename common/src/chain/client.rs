@@ -30,7 +30,7 @@ use super::scan::{self, Page, PageQuery, PageSource, RawEntry, ScanOptions};
 use super::subscribe::{self, BlockStream};
 use super::{
     AccountInfo, BlockResults, ChainClient, ChainConfig, ChainConfigError, ChainError, NewBlock,
-    TxEvent, TxHash, TxOutcome, TxRejection, TxStage,
+    Simulation, TxEvent, TxHash, TxOutcome, TxRejection, TxStage,
 };
 
 const SMART_QUERY: &str = "/cosmwasm.wasm.v1.Query/SmartContractState";
@@ -612,7 +612,7 @@ impl ChainClient for TendermintClient {
         }
     }
 
-    async fn simulate(&self, tx_bytes: Vec<u8>) -> Result<u64, ChainError> {
+    async fn simulate(&self, tx_bytes: Vec<u8>) -> Result<Simulation, ChainError> {
         let request = SimulateRequest {
             tx_bytes,
             ..Default::default()
@@ -639,10 +639,29 @@ impl ChainClient for TendermintClient {
             }
             other => other?,
         };
-        answer
+        let gas_used = answer
             .gas_info
             .map(|g| g.gas_used)
-            .ok_or_else(|| decode_error(endpoint, "tx simulation", "answer has no gas_info"))
+            .ok_or_else(|| decode_error(endpoint, "tx simulation", "answer has no gas_info"))?;
+        #[allow(deprecated)]
+        let events = answer
+            .result
+            .map(|result| {
+                result
+                    .events
+                    .into_iter()
+                    .map(|event| TxEvent {
+                        kind: event.r#type,
+                        attributes: event
+                            .attributes
+                            .into_iter()
+                            .map(|a| (a.key, a.value))
+                            .collect(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(Simulation { gas_used, events })
     }
 
     async fn broadcast_sync(&self, tx_bytes: Vec<u8>) -> Result<TxHash, ChainError> {

@@ -71,6 +71,19 @@ impl TxEvent {
     }
 }
 
+/// A simulated transaction: the gas it used and the events it emitted (nothing is kept).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Simulation {
+    pub gas_used: u64,
+    pub events: Vec<TxEvent>,
+}
+
+impl Simulation {
+    pub fn events_of<'a>(&'a self, kind: &'a str) -> impl Iterator<Item = &'a TxEvent> + 'a {
+        self.events.iter().filter(move |e| e.kind == kind)
+    }
+}
+
 /// The outcome of a transaction included in a block (DeliverTx / ExecTxResult).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TxOutcome {
@@ -203,9 +216,12 @@ pub trait ChainClient: Send + Sync {
     fn balances(&self, address: &str)
         -> impl Future<Output = Result<Vec<Coin>, ChainError>> + Send;
 
-    /// Gas a signed transaction would use; failures come back as [`ChainError::Rejected`] at
-    /// [`TxStage::Simulate`].
-    fn simulate(&self, tx_bytes: Vec<u8>) -> impl Future<Output = Result<u64, ChainError>> + Send;
+    /// What a signed transaction would do (gas, events); failures come back as
+    /// [`ChainError::Rejected`] at [`TxStage::Simulate`].
+    fn simulate(
+        &self,
+        tx_bytes: Vec<u8>,
+    ) -> impl Future<Output = Result<Simulation, ChainError>> + Send;
 
     /// Broadcasts and waits for CheckTx only. A non-zero CheckTx code is
     /// [`ChainError::Rejected`] at [`TxStage::CheckTx`].

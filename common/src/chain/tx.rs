@@ -223,7 +223,7 @@ pub async fn sign_with_simulated_gas<C: ChainClient>(
 ) -> Result<SignedTx, ChainError> {
     let probe =
         builder.sign_for_simulation(wallet, account_number, sequence, messages.clone(), memo)?;
-    let gas_used = client.simulate(probe).await?;
+    let gas_used = client.simulate(probe).await?.gas_used;
     builder.sign(
         wallet,
         account_number,

@@ -275,23 +275,3 @@ pub fn apply_liquidation(
     )?;
     Ok(after)
 }
-
-/// Refuses a change that lowers the liquidation health factor. Repaying all debt (no health
-/// factor after) counts as an improvement.
-///
-/// The Mars Red Bank itself does not check this on `liquidate`; it matters because a liquidation
-/// lowers the health factor whenever `HF < LT_c·(1 + LB)` (for instance when `min_lb` exceeds
-/// `CR − 1`, or when the seized collateral carries a higher threshold than the account's
-/// average), and callers that want to refuse such liquidations use this.
-pub fn assert_health_not_worse(before: &Health, after: &Health) -> Result<(), MathError> {
-    match (
-        before.liquidation_health_factor,
-        after.liquidation_health_factor,
-    ) {
-        (Some(prev_hf), Some(new_hf)) if new_hf < prev_hf => Err(MathError::HealthNotImproved {
-            prev_hf: prev_hf.to_string(),
-            new_hf: new_hf.to_string(),
-        }),
-        _ => Ok(()),
-    }
-}

@@ -42,9 +42,6 @@ pub enum MathError {
         debt_amount_to_repay: Uint128,
     },
 
-    #[error("health not improved: liquidation health factor {prev_hf} before, {new_hf} after")]
-    HealthNotImproved { prev_hf: String, new_hf: String },
-
     #[error("position has no {side} in denom {denom}")]
     MissingPosition { side: &'static str, denom: String },
 

@@ -339,6 +339,25 @@ pub trait Queue: Send + Sync {
     fn counters(&self) -> QueueCounters;
 }
 
+/// A queue whose consumers can set a job aside while they lack what it needs (a liquidator
+/// short of the debt coin or of fees): the job waits, durable, and is never counted as a failed
+/// delivery, until a consumer that may now have it wakes the waiting jobs.
+pub trait Parking: Queue {
+    /// Moves a claimed job to the waiting set, `wait_score` ordering it there (highest woken
+    /// first); its delivery is not counted. Returns `false` when it was no longer in flight.
+    fn park(
+        &self,
+        delivery: &Delivery<Self::Job>,
+        wait_score: f64,
+    ) -> impl Future<Output = Result<bool, QueueError>> + Send;
+
+    /// Puts up to `max` waiting jobs, best score first, back in the queue. Returns how many.
+    fn wake(&self, max: usize) -> impl Future<Output = Result<u64, QueueError>> + Send;
+
+    /// How many jobs wait.
+    fn parked_count(&self) -> impl Future<Output = Result<u64, QueueError>> + Send;
+}
+
 #[cfg(test)]
 mod tests {
     use super::JobId;

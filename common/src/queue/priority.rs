@@ -24,6 +24,7 @@
 //! | `<base>:latest`          | hash   | dedup key → id of the newest job for that key            |
 //! | `<base>:seq`             | string | counter for ids of jobs without a dedup key              |
 //! | `<base>:dead`            | stream | dead letters: reason, source id, deliveries, original job |
+//! | `<base>:parked`          | zset   | jobs waiting for a resource, score = wait order (highest first) |
 //!
 //! # Job ids and deduplication
 //!
@@ -52,7 +53,12 @@
 //!   to the dead-letter stream once they were delivered `max deliveries` times, or are dropped
 //!   when a newer job for the same dedup key is queued (it covers them);
 //! - dead-letter: `XADD <base>:dead` with the reason and the original payload, then delete.
-//!   A payload that does not decode is dead-lettered as soon as it is claimed.
+//!   A payload that does not decode is dead-lettered as soon as it is claimed;
+//! - park: a claimed job that cannot run for want of something its consumer lacks (a
+//!   liquidator's funds) leaves `inflight` for `parked`, its delivery not counted; a newer
+//!   generation of its dedup key replaces it there (it does not go back to `ready` and spin);
+//! - wake: the best-scored parked jobs go back to `ready` with their priority, when the
+//!   resource they wait for may have come (see [`Parking`](super::Parking)).
 //!
 //! Delivery is at least once, as with the stream queue.
 
@@ -67,7 +73,7 @@ use redis::{RedisError, Script, Value};
 use super::config::QueueConfig;
 use super::envelope::{self, JOB_FIELD};
 use super::redis_stream::DeadLetter;
-use super::{Backlog, Delivery, Job, JobId, Queue, QueueCounters, QueueError};
+use super::{Backlog, Delivery, Job, JobId, Parking, Queue, QueueCounters, QueueError};
 use crate::jobs::{LiquidationCandidate, ProtocolKind};
 use crate::redis_conn::{ConnectOptions, RedisConn, RedisTarget};
 
@@ -181,7 +187,7 @@ pub struct Waiting<J> {
 
 // Shared Lua: removes a job from every structure; keeps `latest` unless it points to this job.
 // KEYS order for every script: 1 ready, 2 inflight, 3 payloads, 4 priorities, 5 deliveries,
-// 6 owners, 7 latest, 8 seq, 9 dead.
+// 6 owners, 7 latest, 8 seq, 9 dead, 10 parked.
 const LUA_HELPERS: &str = r"
 local function dedup_key_of(id)
   return string.match(id, '^(.*)@%d+$')
@@ -189,6 +195,7 @@ end
 local function forget(id)
   redis.call('ZREM', KEYS[1], id)
   redis.call('ZREM', KEYS[2], id)
+  redis.call('ZREM', KEYS[10], id)
   redis.call('HDEL', KEYS[3], id)
   redis.call('HDEL', KEYS[4], id)
   redis.call('HDEL', KEYS[5], id)
@@ -232,6 +239,7 @@ for i = 0, n - 1 do
   local payload = ARGV[5 + i * 4]
   local id
   local status = 'queued'
+  local parked_score = nil
   if key == '' then
     id = 'seq:' .. redis.call('INCR', KEYS[8])
   else
@@ -246,9 +254,13 @@ for i = 0, n - 1 do
           status = 'in_flight'
         elseif redis.call('ZSCORE', KEYS[1], id) then
           status = 'replaced'
+        else
+          parked_score = redis.call('ZSCORE', KEYS[10], id)
+          if parked_score then status = 'replaced' end
         end
       else
-        if redis.call('ZSCORE', KEYS[1], current) then
+        parked_score = redis.call('ZSCORE', KEYS[10], current)
+        if parked_score or redis.call('ZSCORE', KEYS[1], current) then
           forget(current)
         end
         status = 'superseded'
@@ -256,7 +268,11 @@ for i = 0, n - 1 do
     end
   end
   if status == 'queued' or status == 'replaced' or status == 'superseded' then
-    redis.call('ZADD', KEYS[1], score, id)
+    if parked_score then
+      redis.call('ZADD', KEYS[10], parked_score, id)
+    else
+      redis.call('ZADD', KEYS[1], score, id)
+    end
     redis.call('HSET', KEYS[3], id, payload)
     redis.call('HSET', KEYS[4], id, score)
     if key ~= '' then
@@ -338,6 +354,7 @@ const ACK_LUA: &str = r"
 local acked = 0
 for _, id in ipairs(ARGV) do
   local present = redis.call('ZSCORE', KEYS[2], id) or redis.call('ZSCORE', KEYS[1], id)
+    or redis.call('ZSCORE', KEYS[10], id)
   if present then
     acked = acked + 1
   end
@@ -363,7 +380,8 @@ for i = 1, #ARGV, 2 do
   local current = redis.call('HGET', KEYS[7], ARGV[i])
   if current then
     local current_generation = tonumber(string.match(current, '@(%d+)$')) or -1
-    if current_generation < tonumber(ARGV[i + 1]) and redis.call('ZSCORE', KEYS[1], current) then
+    local waiting = redis.call('ZSCORE', KEYS[1], current) or redis.call('ZSCORE', KEYS[10], current)
+    if current_generation < tonumber(ARGV[i + 1]) and waiting then
       forget(current)
       removed = removed + 1
     end
@@ -381,6 +399,33 @@ if redis.call('ZREM', KEYS[2], ARGV[1]) == 1 then
   return 1
 end
 return 0
+";
+
+/// ARGV: id, wait score. In flight → parked, this delivery not counted. Returns 1 if it was in
+/// flight.
+const PARK_LUA: &str = r"
+if redis.call('ZREM', KEYS[2], ARGV[1]) == 1 then
+  redis.call('HDEL', KEYS[6], ARGV[1])
+  if tonumber(redis.call('HINCRBY', KEYS[5], ARGV[1], -1)) <= 0 then
+    redis.call('HDEL', KEYS[5], ARGV[1])
+  end
+  redis.call('ZADD', KEYS[10], ARGV[2], ARGV[1])
+  return 1
+end
+return 0
+";
+
+/// ARGV: max. The `max` best-scored parked jobs → ready with their priority. Returns how many.
+const WAKE_LUA: &str = r"
+local woken = redis.call('ZPOPMAX', KEYS[10], tonumber(ARGV[1]))
+local n = 0
+for i = 1, #woken, 2 do
+  local id = woken[i]
+  local score = redis.call('HGET', KEYS[4], id) or '0'
+  redis.call('ZADD', KEYS[1], score, id)
+  n = n + 1
+end
+return n
 ";
 
 /// ARGV: id, visibility ms. Returns 1 if the job was in flight.
@@ -440,6 +485,8 @@ struct Scripts {
     dead_letter: Script,
     release: Script,
     extend: Script,
+    park: Script,
+    wake: Script,
 }
 
 impl Scripts {
@@ -454,6 +501,8 @@ impl Scripts {
             dead_letter: script(DEAD_LETTER_LUA),
             release: script(RELEASE_LUA),
             extend: script(EXTEND_LUA),
+            park: script(PARK_LUA),
+            wake: script(WAKE_LUA),
         }
     }
 }
@@ -470,6 +519,7 @@ pub struct PriorityKeys {
     pub latest: String,
     pub seq: String,
     pub dead: String,
+    pub parked: String,
 }
 
 impl PriorityKeys {
@@ -487,10 +537,11 @@ impl PriorityKeys {
             latest: key("latest"),
             seq: key("seq"),
             dead: key("dead"),
+            parked: key("parked"),
         }
     }
 
-    fn in_order(&self) -> [&str; 9] {
+    fn in_order(&self) -> [&str; 10] {
         [
             &self.ready,
             &self.inflight,
@@ -501,6 +552,7 @@ impl PriorityKeys {
             &self.latest,
             &self.seq,
             &self.dead,
+            &self.parked,
         ]
     }
 }
@@ -1231,6 +1283,48 @@ impl<J: PriorityJob> Queue for PriorityQueue<J> {
     }
 }
 
+impl<J: PriorityJob> Parking for PriorityQueue<J> {
+    async fn park(&self, delivery: &Delivery<J>, wait_score: f64) -> Result<bool, QueueError> {
+        let inner = &self.inner;
+        let score = if wait_score.is_finite() {
+            wait_score
+        } else {
+            0.0
+        };
+        let mut invocation = inner.scripts.park.prepare_invoke();
+        inner.add_keys(&mut invocation);
+        invocation.arg(delivery.id.as_str()).arg(score.to_string());
+        let parked: i64 = invocation
+            .invoke_async(&mut inner.conn.clone())
+            .await
+            .map_err(|e| inner.redis_error("park", e))?;
+        Ok(parked == 1)
+    }
+
+    async fn wake(&self, max: usize) -> Result<u64, QueueError> {
+        let inner = &self.inner;
+        if max == 0 {
+            return Ok(0);
+        }
+        let mut invocation = inner.scripts.wake.prepare_invoke();
+        inner.add_keys(&mut invocation);
+        invocation.arg(max);
+        invocation
+            .invoke_async(&mut inner.conn.clone())
+            .await
+            .map_err(|e| inner.redis_error("wake", e))
+    }
+
+    async fn parked_count(&self) -> Result<u64, QueueError> {
+        let inner = &self.inner;
+        redis::cmd("ZCARD")
+            .arg(&inner.keys.parked)
+            .query_async(&mut inner.conn.clone())
+            .await
+            .map_err(|e| inner.redis_error("ZCARD parked", e))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::HashSet;
@@ -1371,6 +1465,67 @@ mod tests {
         let got = q.fetch(10, Duration::ZERO).await.unwrap();
         assert_eq!(got[0].job.height, 13);
         q.ack(&got[0]).await.unwrap();
+        assert_eq!(q.backlog().await.unwrap(), Backlog::default());
+    }
+
+    /// Jobs set aside for want of funds: never counted as deliveries (parking the same job more
+    /// often than the delivery limit dead-letters nothing), not handed out until woken (best
+    /// wait score first), kept parked when a newer generation of their key arrives, removed by
+    /// retract and ack like waiting jobs.
+    #[tokio::test]
+    async fn priority_parked_jobs_wait_uncounted_until_woken() {
+        let server = RedisServer::start().unwrap();
+        let q = queue(&server, "a").await;
+        q.push(&[
+            bid("alice", 10, 5.0),
+            bid("bob", 10, 9.0),
+            bid("carol", 10, 1.0),
+        ])
+        .await
+        .unwrap();
+        // Limit 3: park alice five times; each claim sees delivery 1.
+        for _ in 0..5 {
+            let got = q.fetch(3, Duration::ZERO).await.unwrap();
+            let alice = got.iter().find(|d| d.job.account == "alice").unwrap();
+            assert_eq!(alice.deliveries, 1);
+            for d in &got {
+                let score = if d.job.account == "alice" { 0.5 } else { 0.1 };
+                assert!(q.park(d, score).await.unwrap());
+            }
+            assert_eq!(q.lag().await.unwrap(), 0, "parked jobs are not handed out");
+            assert_eq!(q.pending_count().await.unwrap(), 0);
+            assert_eq!(q.parked_count().await.unwrap(), 3);
+            assert!(q.fetch(3, Duration::ZERO).await.unwrap().is_empty());
+            assert_eq!(q.wake(10).await.unwrap(), 3);
+        }
+        assert!(q.dead_letters(10).await.unwrap().is_empty());
+        let got = q.fetch(3, Duration::ZERO).await.unwrap();
+        for d in &got {
+            let score = match d.job.account.as_str() {
+                "alice" => 0.5,
+                "bob" => 0.1,
+                _ => 0.9,
+            };
+            q.park(d, score).await.unwrap();
+        }
+        // A newer generation of a parked key replaces it in the parked set, not in `ready`.
+        let newer = q.push(&[bid("alice", 11, 50.0)]).await.unwrap();
+        assert_eq!(newer[0].status, EnqueueStatus::Superseded);
+        assert_eq!(q.lag().await.unwrap(), 0);
+        assert_eq!(q.parked_count().await.unwrap(), 3);
+        // Woken by wait score: carol (0.9), then alice (0.5); they go back with their priority.
+        assert_eq!(q.wake(2).await.unwrap(), 2);
+        let woken = q.fetch(10, Duration::ZERO).await.unwrap();
+        assert_eq!(accounts(&woken), ["alice", "carol"]);
+        assert_eq!(woken[0].job, bid("alice", 11, 50.0));
+        q.ack_many(&woken).await.unwrap();
+        // Retract reaches the parked set too.
+        let key = DedupKey {
+            key: "bob".into(),
+            generation: 11,
+        };
+        assert_eq!(q.retract(&[key]).await.unwrap(), 1);
+        assert_eq!(q.parked_count().await.unwrap(), 0);
         assert_eq!(q.backlog().await.unwrap(), Backlog::default());
     }
 

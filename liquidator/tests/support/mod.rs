@@ -20,7 +20,8 @@ use redline_common::redis_conn::RedisConn;
 use redline_common::testkit::{RedisCluster, RedisOptions, RedisServer};
 use redline_devnet::rpc::{NodeConfig, NodeHandle};
 use redline_devnet::scenario::{self, ScenarioConfig};
-use redline_liquidator::consume::{Worker, WorkerSettings};
+use redline_liquidator::capital::{capital_key, CapitalBoard};
+use redline_liquidator::consume::{Worker, WorkerDeps, WorkerSettings};
 use redline_liquidator::hooks::{AfterLiquidation, AlwaysGo, NoRebalance, Strategy};
 use redline_liquidator::locks::{KeySpace, Leases};
 use redline_liquidator::metrics::LiquidatorMetrics;
@@ -359,16 +360,23 @@ impl Harness {
     ) -> anyhow::Result<Worker<TendermintClient, Queue>> {
         Ok(Worker::new(
             slot,
-            Arc::new(settings),
-            self.queue(&format!("worker-{slot}")).await?,
-            Arc::new(self.sender(slot, options).await?),
-            self.reader.clone(),
-            self.leases.clone(),
-            self.keys.clone(),
-            self.recorder.clone(),
-            self.metrics.clone(),
-            strategy,
-            after,
+            WorkerDeps {
+                settings: Arc::new(settings),
+                queue: self.queue(&format!("worker-{slot}")).await?,
+                sender: Arc::new(self.sender(slot, options).await?),
+                reader: self.reader.clone(),
+                leases: self.leases.clone(),
+                keys: self.keys.clone(),
+                recorder: self.recorder.clone(),
+                metrics: self.metrics.clone(),
+                strategy,
+                after,
+                capital: CapitalBoard::new(
+                    Some(self.redis.clone()),
+                    capital_key(&self.queue_config.queue_prefix, &self.manifest.chain_id),
+                    &self.registry,
+                ),
+            },
         ))
     }
 

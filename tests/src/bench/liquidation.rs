@@ -986,7 +986,6 @@ pub async fn run(options: &Options) -> anyhow::Result<Figures> {
                     health_before: Default::default(),
                     health_after: Default::default(),
                     expected_at: 0,
-                    fragile: false,
                 };
                 let msg = liquidate_msg(
                     checker.wallet().address(),

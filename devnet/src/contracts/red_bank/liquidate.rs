@@ -3,14 +3,13 @@
 //!
 //! The liquidator receives collateral *shares*: the seized collateral moves, scaled, from the
 //! user's position to the recipient's (and the protocol fee to the rewards collector's), and
-//! the underlying coins stay in the Red Bank until withdrawn. One check is added to Mars's: the
-//! liquidation must not lower the user's liquidation health factor.
+//! the underlying coins stay in the Red Bank until withdrawn. As in Mars (since Sep 2023), nothing
+//! checks the user's health after the liquidation: one that lowers the health factor (an
+//! account with `HF < LT_c·(1 + LB)`, underwater ones included) succeeds and pays the full bonus.
 
 use cosmwasm_std::{Addr, BankMsg, Coin, DepsMut, Env, MessageInfo, Response};
 use redline_common::math::interest;
-use redline_common::math::liquidation::{
-    assert_health_not_worse, calculate_liquidation_amounts, LiquidationInput,
-};
+use redline_common::math::liquidation::{calculate_liquidation_amounts, LiquidationInput};
 use redline_common::msg::oracle::ActionKind;
 
 use super::interest::{accrue_market, refresh_interest_rates};
@@ -175,19 +174,6 @@ pub fn liquidate(
     debt_market_after.debt_total_scaled = market_debt_total_scaled_after;
     let mut response = refresh_interest_rates(now, &mut debt_market_after, Response::new())?;
     MARKETS.save(deps.storage, &debt_denom, &debt_market_after)?;
-
-    // Ours: a liquidation must leave the user no less healthy than it found them.
-    let health_after = PricedPositions::load(
-        deps.as_ref(),
-        now,
-        &user,
-        "",
-        &oracle,
-        &params,
-        ActionKind::Liquidation,
-    )?
-    .health()?;
-    assert_health_not_worse(&health_before, &health_after)?;
 
     // 7. Refund what was sent beyond the repaid debt.
     if !refund_amount.is_zero() {

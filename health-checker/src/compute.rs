@@ -209,11 +209,15 @@ impl BlockContext {
                         }),
                         Some(price) => Ok(*price),
                     };
+                // The collector reads markets at the node's latest state, which may be a block
+                // (even a second) past the snapshot's: indexes already updated later than the
+                // block's time are taken as they are, as the contract would at that later time.
+                let at = block_seconds.max(market.indexes_last_updated);
                 Ok(PricedDenom {
                     denom: denom.to_string(),
-                    liquidity_index: updated_liquidity_index(market, block_seconds)
+                    liquidity_index: updated_liquidity_index(market, at)
                         .map_err(|e| math_problem("liquidity index", denom, e))?,
-                    borrow_index: updated_borrow_index(market, block_seconds)
+                    borrow_index: updated_borrow_index(market, at)
                         .map_err(|e| math_problem("borrow index", denom, e))?,
                     price: price(&snapshot.prices, "default")?,
                     liquidation_price: price(liquidation_prices, "liquidation")?,

@@ -46,7 +46,7 @@ use crate::hooks::{AfterLiquidation, BatchReport, ConfirmedLiquidation, Opportun
 use crate::locks::{KeySpace, Lease, Leases};
 use crate::metrics::LiquidatorMetrics;
 use crate::plan::{NoPlan, Plan, PlanContext, Shortfall};
-use crate::recheck::{inclusion_window, MarketSnapshot, PositionReader};
+use crate::recheck::{inclusion_window, MarketSnapshot, PositionReader, RecheckError};
 use crate::record::{unix_ms, AttemptRecord, Outcome, Recorder};
 use crate::tx_sender::{Broadcast, Resolution, SendError, Sent, SentTx, TxSender};
 use crate::value::Value;
@@ -199,8 +199,12 @@ pub struct Worker<C, Q> {
     recent_short: BTreeMap<String, Uint128>,
     /// Spendable balances when waiting jobs were last woken (or set aside) by this worker.
     funds_at_wake: Option<BTreeMap<String, Uint128>>,
+    /// The spendable balances read by the latest step.
+    step_funds: Option<BTreeMap<String, Uint128>>,
     /// When waiting jobs were last considered.
     wake_checked_at: Option<std::time::Instant>,
+    /// One of this wallet's liquidations landed since: consider waiting jobs at the next step.
+    wake_due: bool,
     /// Broadcast batches whose inclusion was not seen, lowest sequence first.
     in_doubt: Vec<InDoubt>,
     /// Broadcast batches being confirmed, in broadcast order: their accounts stay locked, their
@@ -232,7 +236,9 @@ where
             reported_shortage: false,
             recent_short: BTreeMap::new(),
             funds_at_wake: None,
+            step_funds: None,
             wake_checked_at: None,
+            wake_due: true,
             in_doubt: Vec::new(),
             unsettled: Vec::new(),
             // Collateral left deposited by an earlier run is withdrawn first.
@@ -256,7 +262,14 @@ where
                 match step.await {
                     Ok(_) => {}
                     Err(error) => {
-                        tracing::warn!(%error, "worker step failed; backing off");
+                        if error
+                            .downcast_ref::<RecheckError>()
+                            .is_some_and(RecheckError::is_no_block_yet)
+                        {
+                            tracing::debug!(%error, "waiting for the chain's first block");
+                        } else {
+                            tracing::warn!(%error, "worker step failed; backing off");
+                        }
                         tokio::select! {
                             _ = tokio::time::sleep(self.settings.block_interval) => {}
                             _ = shutdown.changed() => {}
@@ -379,6 +392,7 @@ where
         let (snapshot, spendable) = tokio::join!(self.reader.latest(), self.spendable());
         let (snapshot, mut spendable) = match (snapshot, spendable) {
             (Ok(snapshot), Ok(mut spendable)) => {
+                self.step_funds = Some(spendable.clone());
                 // What txs still being confirmed will spend is not this step's to plan with.
                 for (denom, amount) in self.reserved_by_unsettled() {
                     if let Some(left) = spendable.get_mut(&denom) {
@@ -455,9 +469,7 @@ where
         if !step.is_empty() {
             // Jobs this worker just set aside must not wake themselves: only a change of funds
             // from here on does.
-            if let Ok(funds) = self.spendable().await {
-                self.funds_at_wake = Some(funds);
-            }
+            self.funds_at_wake = self.step_funds.clone();
             tracing::debug!(waiting = step.waiting, missing = ?step.missing, "liquidations wait for funds");
         }
         self.reported_shortage = !step.is_empty();
@@ -466,15 +478,18 @@ where
         self.capital.publish(&report).await;
     }
 
-    /// Once a block: when jobs wait for funds and this wallet's spendable balances changed
-    /// since it last woke them (a top-up, a swap, a landed liquidation), puts the best-placed of
-    /// them back in the queue.
+    /// When jobs wait for funds, puts the best-placed of them back in the queue if this wallet
+    /// may pay for them: at once after one of its own liquidations landed (its coins moved),
+    /// and otherwise at most once a block when its latest step lacked nothing or its spendable
+    /// balances changed since it last woke or set jobs aside (a top-up, a swap). A wallet that
+    /// set jobs aside and has had no new funds since leaves them.
     async fn wake_waiting(&mut self) {
         let now = std::time::Instant::now();
-        if self
+        let due = std::mem::take(&mut self.wake_due);
+        let checked_recently = self
             .wake_checked_at
-            .is_some_and(|at| now.duration_since(at) < self.settings.block_interval)
-        {
+            .is_some_and(|at| now.duration_since(at) < self.settings.block_interval);
+        if !due && checked_recently {
             return;
         }
         self.wake_checked_at = Some(now);
@@ -489,13 +504,14 @@ where
         let Ok(funds) = self.spendable().await else {
             return;
         };
-        if self.funds_at_wake.as_ref() == Some(&funds) || funds.values().all(|a| a.is_zero()) {
+        let unchanged = self.funds_at_wake.as_ref() == Some(&funds);
+        if (self.reported_shortage && unchanged) || funds.values().all(|a| a.is_zero()) {
             return;
         }
         let batch = self.settings.fetch_batch.max(1);
         match self.queue.wake(batch).await {
             Ok(woken) => {
-                tracing::debug!(woken, "funds changed: jobs waiting for funds woken");
+                tracing::debug!(woken, "jobs waiting for funds woken");
                 self.funds_at_wake = Some(funds);
             }
             Err(error) => tracing::debug!(%error, "cannot wake the jobs waiting for funds"),
@@ -945,6 +961,7 @@ where
                     self.after
                         .after_liquidations(&self.sender, &confirmed)
                         .await;
+                    self.wake_due = true;
                 }
             }
             Ok(Sent::DryRun(tx)) => {
@@ -1218,6 +1235,11 @@ where
     async fn sweep(&mut self) {
         let snapshot = match self.reader.latest().await {
             Ok(snapshot) => snapshot,
+            // Started before the chain's first block: the sweep stays due, checked next step.
+            Err(error) if error.is_no_block_yet() => {
+                tracing::debug!(%error, "deposits to sweep: waiting for the chain's first block");
+                return;
+            }
             Err(error) => {
                 tracing::warn!(%error, "cannot check for deposits to sweep");
                 return;

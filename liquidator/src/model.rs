@@ -197,9 +197,19 @@ impl ModelStrategy {
                 .map_err(ModelError::Read)?
                 .ok_or(ModelError::Exited)
         };
-        let answer = tokio::time::timeout(self.timeout, exchange)
-            .await
-            .map_err(|_| ModelError::Timeout(self.timeout))??;
+        let answer = match tokio::time::timeout(self.timeout, exchange).await {
+            Err(_) => return Err(ModelError::Timeout(self.timeout)),
+            // A child that exits before reading its stdin breaks the pipe: say it exited.
+            Ok(Err(ModelError::Write(error))) => {
+                let exited =
+                    tokio::time::timeout(Duration::from_millis(500), process.child.wait()).await;
+                return Err(match exited {
+                    Ok(Ok(_)) => ModelError::Exited,
+                    _ => ModelError::Write(error),
+                });
+            }
+            Ok(answer) => answer?,
+        };
         serde_json::from_str::<Decision>(answer.trim()).map_err(|source| ModelError::Garbage {
             line: answer.chars().take(200).collect(),
             source,

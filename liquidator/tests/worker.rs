@@ -436,10 +436,14 @@ impl Harness {
     }
 }
 
-/// A wallet that holds the fee denom but none of the debt denom: the job goes back to the queue
-/// for a worker (or a top-up) that can pay, with nothing sent or recorded.
+/// A wallet that holds the fee denom but none of the debt denom: the job waits in the queue's
+/// parked set (not counted as a delivery, nothing sent or recorded), the wallet's capital report
+/// says what it lacks, and once a top-up lands the same worker wakes the job and liquidates.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_wallet_without_the_debt_denom_releases_the_job() {
+async fn a_wallet_without_the_debt_denom_waits_for_funds_then_liquidates() {
+    use redline_common::capital::{capital_key, CapitalReport};
+    use redline_common::queue::Parking;
+
     let h = Harness::start(300, 16, 2).await.unwrap();
     let height = h.move_price("uatom", 70).await.unwrap();
     let plans = h.liquidatable().await.unwrap();
@@ -447,14 +451,12 @@ async fn a_wallet_without_the_debt_denom_releases_the_job() {
     // Slot 6 gets gas money only.
     let funder = h.sender(1, SendOptions::default()).await.unwrap();
     let poor = h.wallet(6).address().to_string();
+    let send = |coin: cosmwasm_std::Coin| {
+        redline_common::chain::bank_send_msg(funder.wallet().address(), &poor, &[coin]).unwrap()
+    };
     funder
         .send(
-            vec![redline_common::chain::bank_send_msg(
-                funder.wallet().address(),
-                &poor,
-                &[cosmwasm_std::Coin::new(50_000_000u128, "uosmo")],
-            )
-            .unwrap()],
+            vec![send(cosmwasm_std::Coin::new(50_000_000u128, "uosmo"))],
             "",
         )
         .await
@@ -477,7 +479,13 @@ async fn a_wallet_without_the_debt_denom_releases_the_job() {
     assert!(report.tx.is_none());
     assert!(h.metric("liquidator_jobs_total").contains("no_funds"));
     let backlog = queue.backlog().await.unwrap();
-    assert_eq!(backlog.lag, 1, "released for another worker: {backlog:?}");
+    assert_eq!(
+        backlog.lag + backlog.pending,
+        0,
+        "waiting, not queued: {backlog:?}"
+    );
+    assert_eq!(backlog.dead_letters, 0);
+    assert_eq!(queue.parked_count().await.unwrap(), 1);
     assert!(h.records().await.unwrap().is_empty());
     // The account lock was released too: another worker can take it at once.
     assert!(!h
@@ -485,4 +493,44 @@ async fn a_wallet_without_the_debt_denom_releases_the_job() {
         .is_held(&h.keys.account_lock("red_bank", &target.account))
         .await
         .unwrap());
+    // The capital report names the denom and a shortfall of at least what the plan wanted.
+    let mut redis = h.redis.clone();
+    let json: String = redis::cmd("HGET")
+        .arg(capital_key(
+            &h.queue_config.queue_prefix,
+            &h.manifest.chain_id,
+        ))
+        .arg(&poor)
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    let capital: CapitalReport = serde_json::from_str(&json).unwrap();
+    assert_eq!(capital.waiting, 1);
+    let missing: u128 = capital.missing[&target.debt_denom].parse().unwrap();
+    assert!(missing > 0, "{capital:?}");
+
+    // A top-up of the debt denom: the next step wakes the job and liquidates it.
+    funder
+        .send(
+            vec![send(cosmwasm_std::Coin::new(
+                missing * 2,
+                target.debt_denom.clone(),
+            ))],
+            "",
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(h.settings(4).block_interval * 2).await;
+    let mut liquidated = 0;
+    for _ in 0..5 {
+        liquidated += worker.step().await.unwrap().liquidated;
+        if liquidated > 0 {
+            break;
+        }
+    }
+    assert_eq!(liquidated, 1);
+    assert_eq!(queue.parked_count().await.unwrap(), 0);
+    let records = h.records().await.unwrap();
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].account, target.account);
 }

@@ -14,6 +14,7 @@ use redline_devnet::rpc::{NodeConfig, NodeHandle};
 pub use redline_common::testkit;
 
 pub mod bench;
+pub mod capture;
 pub mod chaos;
 
 /// A public test mnemonic (cosmjs's test faucet): wallets of e2e tests derive from it.

@@ -13,6 +13,7 @@ pub mod liquidation;
 pub mod pipeline;
 pub mod report;
 pub mod synthetic;
+pub mod targets;
 
 use std::time::{Duration, Instant};
 
@@ -231,61 +232,13 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
         devnet.shutdown().await;
     }
 
-    let mut million = None;
+    let mut generated = Vec::new();
     if options.synthetic_accounts > 0 {
-        let n = options.synthetic_accounts;
-        let scenario = format!("generated, {} positions", thousands(n));
-        let chain_id = "bench-1";
-        let server = RedisServer::start().context("starting redis-server")?;
-        let index = open_index(&server, chain_id, options.buckets).await?;
-        log(format!("{scenario}: writing the index"));
-        let writing = Instant::now();
-        write_synthetic_accounts(&index, &synthetic::DENOMS, 0, n).await?;
-        log(format!(
-            "{scenario}: written in {:.1} s",
-            writing.elapsed().as_secs_f64()
-        ));
-        let bench = Bench {
-            redis_url: server.url(),
-            index: index.clone(),
-            chain_id: chain_id.to_string(),
-            workers: options.workers,
-            compute_threads: options.compute_threads,
-        };
-        let sizes = index.bucket_sizes().await?;
-        let genesis = 1_700_000_000;
-        let mut runs = Vec::new();
-        let checker = bench.start(HealthSource::Offchain, None).await?;
-        // Block 1 warms the service up (and fills the near set); not timed.
-        for block in 1..=options.repeats.max(1) as u64 + 1 {
-            bench
-                .publish_snapshot(&synthetic::snapshot(chain_id, block, genesis + 6 * block))
-                .await?;
-            let jobs = plan_jobs(chain_id, block, &sizes, options.job_size);
-            let result = checker.block(jobs).await?;
-            if block == 1 {
-                continue;
-            }
-            log(format!(
-                "{scenario}: off-chain {} accounts in {:.3} s (job phases summed: read {:.2} s, health {:.2} s, output {:.2} s)",
-                result.accounts,
-                result.elapsed.as_secs_f64(),
-                result.phases[0],
-                result.phases[1],
-                result.phases[2]
-            ));
-            runs.push(result);
+        for dataset in [Dataset::Simple, Dataset::Realistic] {
+            let (row, figures) = generated_case(options, dataset).await?;
+            rows.push(row);
+            generated.push(figures);
         }
-        checker.stop().await?;
-        let count = runs.len();
-        let (result, best) = median(runs);
-        million = Some((result.accounts, result.elapsed.as_secs_f64(), best));
-        rows.push(Row {
-            scenario,
-            indexed: n,
-            result,
-            note: format!("median of {count} runs; best {best:.3} s"),
-        });
     }
 
     Ok(Report {
@@ -298,10 +251,108 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
         sampled: sampled_scenarios,
         rows,
         ratios,
-        million,
+        generated,
         total_seconds: started.elapsed().as_secs_f64(),
         load: (load_before, report::load_average()),
     })
+}
+
+/// Which generated positions a case runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dataset {
+    /// The earlier data: one or two collaterals, one debt, every price 1, one threshold.
+    Simple,
+    /// Six denoms with distinct prices and liquidation prices, 1–4 collaterals, 1–3 debts.
+    Realistic,
+}
+
+impl Dataset {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Dataset::Simple => "simple (the earlier data: 1–2 collaterals, 1 debt, every price 1, one LT)",
+            Dataset::Realistic => "realistic (6 denoms, distinct default and liquidation prices, per-denom params and interest, 1–4 collaterals, 1–3 debts)",
+        }
+    }
+}
+
+/// One generated-positions case: written to a fresh index, then each block checked end to end.
+async fn generated_case(
+    options: &Options,
+    dataset: Dataset,
+) -> anyhow::Result<(Row, report::Generated)> {
+    let n = options.synthetic_accounts;
+    let name = match dataset {
+        Dataset::Simple => "simple",
+        Dataset::Realistic => "realistic",
+    };
+    let scenario = format!("generated ({name}), {} positions", thousands(n));
+    let chain_id = "bench-1";
+    let server = RedisServer::start().context("starting redis-server")?;
+    let index = open_index(&server, chain_id, options.buckets).await?;
+    log(format!("{scenario}: writing the index"));
+    let writing = Instant::now();
+    match dataset {
+        Dataset::Simple => {
+            write_synthetic_accounts(&index, &synthetic::DENOMS, 0, n).await?;
+        }
+        Dataset::Realistic => synthetic::realistic::write(&index, n).await?,
+    }
+    log(format!(
+        "{scenario}: written in {:.1} s",
+        writing.elapsed().as_secs_f64()
+    ));
+    let bench = Bench {
+        redis_url: server.url(),
+        index: index.clone(),
+        chain_id: chain_id.to_string(),
+        workers: options.workers,
+        compute_threads: options.compute_threads,
+    };
+    let sizes = index.bucket_sizes().await?;
+    let genesis = 1_700_000_000;
+    let mut runs = Vec::new();
+    let checker = bench.start(HealthSource::Offchain, None).await?;
+    // Block 1 warms the service up (and fills the near set); not timed.
+    for block in 1..=options.repeats.max(1) as u64 + 1 {
+        let time = genesis + 6 * block;
+        let snapshot = match dataset {
+            Dataset::Simple => synthetic::snapshot(chain_id, block, time),
+            Dataset::Realistic => synthetic::realistic::snapshot(chain_id, block, time),
+        };
+        bench.publish_snapshot(&snapshot).await?;
+        let jobs = plan_jobs(chain_id, block, &sizes, options.job_size);
+        let result = checker.block(jobs).await?;
+        if block == 1 {
+            continue;
+        }
+        log(format!(
+            "{scenario}: off-chain {} accounts in {:.3} s (job phases summed: read {:.2} s, health {:.2} s, output {:.2} s)",
+            result.accounts,
+            result.elapsed.as_secs_f64(),
+            result.phases[0],
+            result.phases[1],
+            result.phases[2]
+        ));
+        runs.push(result);
+    }
+    checker.stop().await?;
+    let count = runs.len();
+    let (result, best) = median(runs);
+    let figures = report::Generated {
+        dataset,
+        accounts: result.accounts,
+        median: result.elapsed.as_secs_f64(),
+        best,
+        phases: result.phases,
+        liquidatable: result.liquidatable,
+    };
+    let row = Row {
+        scenario,
+        indexed: n,
+        result,
+        note: format!("median of {count} runs; best {best:.3} s"),
+    };
+    Ok((row, figures))
 }
 
 /// The first height after `after` (a new block: new time, so every run computes afresh).

@@ -7,6 +7,20 @@ use redline_health_checker::HealthSource;
 
 use super::pipeline::RunResult;
 
+/// One generated-positions case.
+#[derive(Debug, Clone)]
+pub struct Generated {
+    pub dataset: super::Dataset,
+    pub accounts: u64,
+    /// Seconds, median and best.
+    pub median: f64,
+    pub best: f64,
+    /// Seconds summed over jobs in the read (Redis reads and decoding), health (math) and
+    /// output (queue and near-set writes) phases, of the median run.
+    pub phases: [f64; 3],
+    pub liquidatable: u64,
+}
+
 /// Where the figures were measured.
 #[derive(Debug, Clone)]
 pub struct Machine {
@@ -100,7 +114,8 @@ pub struct Report {
     /// `(scenario, off-chain accounts/s, on-chain accounts/s)`.
     pub ratios: Vec<(String, f64, f64)>,
     /// `(accounts, median seconds, best seconds)` of the generated-positions case.
-    pub million: Option<(u64, f64, f64)>,
+    /// The generated-positions cases, simple then realistic.
+    pub generated: Vec<Generated>,
     pub total_seconds: f64,
     /// 1-minute load average at the start and at the end of the run.
     pub load: (String, String),
@@ -128,6 +143,49 @@ pub fn thousands(n: u64) -> String {
 }
 
 impl Report {
+    /// The health-check goals: the realistic million within 1 s is enforced; the earlier
+    /// goals (a million simple positions within a 6 s block, off-chain ≥ 100× on-chain) are
+    /// reported.
+    pub fn targets(&self) -> Vec<super::targets::Target> {
+        use super::targets::Target;
+        let mut targets = Vec::new();
+        for g in &self.generated {
+            let measured = format!("median {:.3} s, best {:.3} s", g.median, g.best);
+            targets.push(match g.dataset {
+                super::Dataset::Realistic => Target::enforced(
+                    format!(
+                        "{} realistic positions health-checked end to end",
+                        thousands(g.accounts)
+                    ),
+                    "≤ 1 s (jobs enqueued → last ack, queue written)",
+                    measured,
+                    g.median <= 1.0,
+                ),
+                super::Dataset::Simple => Target::informational(
+                    format!("{} simple positions (earlier data)", thousands(g.accounts)),
+                    "within one 6 s block",
+                    measured,
+                    g.median <= 6.0,
+                ),
+            });
+        }
+        for (scenario, off, on) in &self.ratios {
+            let ratio = off / on.max(1e-9);
+            targets.push(Target::informational(
+                format!("off-chain vs on-chain, {scenario}"),
+                "≥ 100×",
+                format!(
+                    "{} vs {} accounts/s = {:.0}×",
+                    thousands(off.round() as u64),
+                    thousands(on.round() as u64),
+                    ratio
+                ),
+                ratio >= 100.0,
+            ));
+        }
+        targets
+    }
+
     pub fn markdown(&self) -> String {
         let m = &self.machine;
         let mut md = String::new();
@@ -186,14 +244,13 @@ impl Report {
              bench process; the index holds its borrowers with debt (about 90% of N), filled \
              from raw scans of the Red Bank's state before the clock starts."
         );
-        if let Some((accounts, _, _)) = self.million {
+        for g in &self.generated {
             let _ = writeln!(
                 md,
-                "- Generated row: {} synthetic positions written straight into the Redis index \
-                 (`redline_common::index::synthetic_account`: one or two collateral denoms, one \
-                 debt denom), all prices 1, liquidation threshold 0.89, a day of interest to \
-                 accrue; off-chain only.",
-                thousands(accounts)
+                "- Generated row, {}: {} positions written straight into the Redis index, a day \
+                 of interest to accrue; off-chain only.",
+                g.dataset.describe(),
+                thousands(g.accounts)
             );
         }
         if !self.sampled.is_empty() {
@@ -241,32 +298,39 @@ impl Report {
         }
         let _ = writeln!(md);
 
+        if !self.generated.is_empty() {
+            let _ = writeln!(
+                md,
+                "## Generated positions: earlier data and realistic data\n"
+            );
+            let _ = writeln!(
+                md,
+                "| Data | Positions | Median | Best | Liquidatable | Read (Redis + decoding) | Health math | Output (queue, near set) |"
+            );
+            let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|---:|");
+            for g in &self.generated {
+                let _ = writeln!(
+                    md,
+                    "| {} | {} | {:.3} s | {:.3} s | {} | {:.2} s | {:.2} s | {:.2} s |",
+                    g.dataset.describe(),
+                    thousands(g.accounts),
+                    g.median,
+                    g.best,
+                    thousands(g.liquidatable),
+                    g.phases[0],
+                    g.phases[1],
+                    g.phases[2]
+                );
+            }
+            let _ = writeln!(
+                md,
+                "\nPhases are summed over jobs ({} workers × {} compute threads run them side by side), \
+                 so they add up to more than the wall time; they say where the time goes.\n",
+                self.workers, self.compute_threads
+            );
+        }
         let _ = writeln!(md, "## Targets\n");
-        if let Some((accounts, median, best)) = self.million {
-            let met = median <= 6.0;
-            let _ = writeln!(
-                md,
-                "- **{} positions within one 6 s block** on this {}-CPU machine: median {:.2} s, \
-                 best {:.2} s — **{}**.",
-                thousands(accounts),
-                m.cpus,
-                median,
-                best,
-                if met { "met" } else { "not met" }
-            );
-        }
-        for (scenario, off, on) in &self.ratios {
-            let ratio = off / on.max(1e-9);
-            let _ = writeln!(
-                md,
-                "- **Off-chain ≥ 100× the on-chain baseline**, {scenario}: {} vs {} accounts/s = \
-                 **{:.0}×** — **{}**.",
-                thousands(off.round() as u64),
-                thousands(on.round() as u64),
-                ratio,
-                if ratio >= 100.0 { "met" } else { "not met" }
-            );
-        }
+        md.push_str(&super::targets::markdown(&self.targets()));
         md
     }
 }

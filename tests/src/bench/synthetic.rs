@@ -78,3 +78,160 @@ pub fn snapshot(chain_id: &str, height: u64, time_seconds: u64) -> BlockSnapshot
         accounts: 0,
     }
 }
+
+/// The realistic generated positions: six denoms with distinct prices and distinct
+/// liquidation-kind prices, their own params and interest, 1–4 collaterals and 1–3 debts per
+/// account, debt sized so that a few percent are liquidatable after a day of interest.
+pub mod realistic {
+    use super::*;
+    use redline_common::index::{
+        codec::address_hash, CollateralEntry, DebtEntry, DenomId, IndexedAccount, PositionIndex,
+    };
+
+    /// `(denom, default price, liquidation price, liquidation threshold, max LTV)`.
+    pub const ASSETS: [(&str, &str, &str, &str, &str); 6] = [
+        ("uatom", "9.52", "9.47", "0.78", "0.74"),
+        ("uosmo", "0.553", "0.549", "0.70", "0.65"),
+        ("uusdc", "1", "0.9998", "0.92", "0.9"),
+        ("uweth", "2301.7", "2296.4", "0.83", "0.8"),
+        ("utia", "6.18", "6.11", "0.65", "0.6"),
+        ("ustars", "0.0213", "0.0209", "0.55", "0.5"),
+    ];
+
+    fn asset(denom_index: usize) -> (Decimal, Decimal, Decimal) {
+        let (_, price, _, lt, _) = ASSETS[denom_index];
+        (dec(price), dec(lt), dec(ASSETS[denom_index].2))
+    }
+
+    /// The snapshot of block `height` for the realistic positions.
+    pub fn snapshot(chain_id: &str, height: u64, time_seconds: u64) -> BlockSnapshot {
+        let prices = ASSETS
+            .iter()
+            .map(|(d, p, ..)| (d.to_string(), dec(p)))
+            .collect();
+        let liquidation_prices = ASSETS
+            .iter()
+            .map(|(d, _, lp, ..)| (d.to_string(), dec(lp)))
+            .collect();
+        BlockSnapshot {
+            chain_id: chain_id.to_string(),
+            protocol: ProtocolKind::RedBank,
+            height,
+            time: Timestamp::from_seconds(time_seconds),
+            prices,
+            liquidation_prices,
+            markets: ASSETS
+                .iter()
+                .enumerate()
+                .map(|(i, (d, ..))| Market {
+                    denom: d.to_string(),
+                    reserve_factor: dec("0.1"),
+                    interest_rate_model: InterestRateModel {
+                        optimal_utilization_rate: dec("0.8"),
+                        base: Decimal::zero(),
+                        slope_1: dec("0.2"),
+                        slope_2: dec("2"),
+                    },
+                    borrow_index: Decimal::permille(1_010 + 7 * i as u64),
+                    liquidity_index: Decimal::permille(1_004 + 3 * i as u64),
+                    borrow_rate: Decimal::permille(80 + 25 * i as u64),
+                    liquidity_rate: Decimal::permille(40 + 12 * i as u64),
+                    indexes_last_updated: time_seconds - 86_400,
+                    collateral_total_scaled: Uint128::zero(),
+                    debt_total_scaled: Uint128::zero(),
+                })
+                .collect(),
+            params: ASSETS
+                .iter()
+                .map(|(d, _, _, lt, ltv)| AssetParams {
+                    denom: d.to_string(),
+                    credit_manager: CmSettings::default(),
+                    red_bank: RedBankSettings {
+                        deposit_enabled: true,
+                        borrow_enabled: true,
+                    },
+                    max_loan_to_value: dec(ltv),
+                    liquidation_threshold: dec(lt),
+                    liquidation_bonus: LiquidationBonus {
+                        starting_lb: dec("0.01"),
+                        slope: dec("2"),
+                        min_lb: dec("0.02"),
+                        max_lb: dec("0.1"),
+                    },
+                    protocol_liquidation_fee: dec("0.1"),
+                    deposit_cap: Uint128::MAX,
+                })
+                .collect(),
+            target_health_factor: dec("1.05"),
+            accounts: 0,
+        }
+    }
+
+    /// Account `i`: deterministic, `denoms` the ids of [`ASSETS`] in order. Collateral worth
+    /// $100–$1M spread over 1–4 denoms (about one in eight disabled), debt in 1–3 other denoms
+    /// worth 35–101.5% of the LT-weighted collateral (so ~2–3% start below HF 1, and interest
+    /// moves a few more across).
+    pub fn account(i: u64, denoms: &[DenomId]) -> IndexedAccount {
+        let mut mix = address_hash(&i.to_le_bytes());
+        let mut next = |n: u64| {
+            mix = mix.rotate_left(17) ^ mix.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+            mix % n
+        };
+        let n = ASSETS.len() as u64;
+        let first = next(n);
+        let collaterals_n = 1 + next(4);
+        let debts_n = 1 + next(3);
+        let value_usd = 100 + next(1_000_000);
+        let mut collaterals = Vec::new();
+        let mut weighted = Decimal::zero();
+        for k in 0..collaterals_n {
+            let index = ((first + k) % n) as usize;
+            let (price, lt, _) = asset(index);
+            let share_usd = Decimal::from_ratio(value_usd * (1 + next(3)), collaterals_n * 2);
+            // Micro-units: USD · 10^6 / price.
+            let amount = (share_usd * Decimal::from_ratio(1_000_000u128, 1u128)) / price;
+            let enabled = next(8) != 0;
+            if enabled {
+                weighted += share_usd * lt;
+            }
+            collaterals.push(CollateralEntry {
+                denom: denoms[index],
+                amount_scaled: amount.to_uint_floor() * Uint128::new(1_000_000),
+                enabled,
+            });
+        }
+        let debt_usd = weighted * Decimal::permille(350 + next(666));
+        let debts = (0..debts_n)
+            .map(|k| {
+                let index = ((first + collaterals_n + k) % n) as usize;
+                let (price, _, _) = asset(index);
+                let share = debt_usd / Decimal::from_ratio(debts_n, 1u64);
+                let amount = (share * Decimal::from_ratio(1_000_000u128, 1u128)) / price;
+                DebtEntry {
+                    denom: denoms[index],
+                    amount_scaled: amount.to_uint_floor() * Uint128::new(1_000_000),
+                    uncollateralized: false,
+                }
+            })
+            .collect();
+        IndexedAccount {
+            address: format!("realistic1{i:038x}"),
+            collaterals,
+            debts,
+        }
+    }
+
+    /// Writes `count` realistic accounts in chunks.
+    pub async fn write(index: &PositionIndex, count: u64) -> anyhow::Result<()> {
+        let names: Vec<&str> = ASSETS.iter().map(|a| a.0).collect();
+        let ids = index.denom_ids(&names).await?;
+        let mut next = 0;
+        while next < count {
+            let end = (next + 50_000).min(count);
+            let accounts: Vec<IndexedAccount> = (next..end).map(|i| account(i, &ids)).collect();
+            index.put_accounts(&accounts).await?;
+            next = end;
+        }
+        Ok(())
+    }
+}

@@ -119,8 +119,11 @@ async fn main() -> anyhow::Result<()> {
         "--only liquidation with --liquidation-accounts 0 runs nothing"
     );
     let mut markdown = String::new();
+    let mut targets = Vec::new();
     if runs(Part::Health) {
-        markdown = bench::run(&options).await?.markdown();
+        let report = bench::run(&options).await?;
+        targets.extend(report.targets());
+        markdown = report.markdown();
     }
     if runs(Part::Liquidation) && cli.liquidation_accounts > 0 {
         anyhow::ensure!(
@@ -161,11 +164,29 @@ async fn main() -> anyhow::Result<()> {
                 markdown.push('\n');
             }
             markdown.push_str(&figures.markdown());
+            targets.extend(figures.targets().into_iter().map(|mut target| {
+                target.name = format!("{} ({block_ms} ms blocks)", target.name);
+                target
+            }));
         }
     }
     std::fs::write(&cli.output, &markdown)
         .with_context(|| format!("writing {}", cli.output.display()))?;
     println!("{markdown}");
     eprintln!("[bench] wrote {}", cli.output.display());
+    let missed = bench::targets::missed(&targets);
+    if !missed.is_empty() {
+        for target in &missed {
+            eprintln!("[bench] target not met: {target}");
+        }
+        eprintln!(
+            "[bench] {} of {} enforced targets not met (see {})",
+            missed.len(),
+            targets.iter().filter(|t| t.enforced).count(),
+            cli.output.display()
+        );
+        std::process::exit(1);
+    }
+    eprintln!("[bench] every enforced target met");
     Ok(())
 }

@@ -534,3 +534,70 @@ async fn a_wallet_without_the_debt_denom_waits_for_funds_then_liquidates() {
     assert_eq!(records.len(), 1);
     assert_eq!(records[0].account, target.account);
 }
+
+/// An account under water (its collateral worth less than its debt, at the Red Bank's own
+/// `user_position`): the worker liquidates it, and the wallet's balances — read from the chain,
+/// not from the planner — gain the bonus: collateral worth more than the debt repaid and the fee.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_underwater_account_is_liquidated_and_pays_the_bonus() {
+    use redline_common::msg::red_bank::{QueryMsg, UserPositionResponse};
+
+    let h = Harness::start(300, 12, 2).await.unwrap();
+    let height = h.move_price("uatom", 40).await.unwrap();
+    let mut underwater = None;
+    for account in &h.borrowers {
+        let position: UserPositionResponse = h
+            .client
+            .query_smart(
+                &h.manifest.contracts.red_bank,
+                &QueryMsg::UserPositionLiquidationPricing {
+                    user: account.clone(),
+                    account_id: None,
+                },
+                None,
+            )
+            .await
+            .unwrap();
+        if position.total_enabled_collateral < position.total_collateralized_debt
+            && position.total_enabled_collateral > Uint128::new(1_000_000)
+        {
+            underwater = Some(account.clone());
+            break;
+        }
+    }
+    let account = underwater.expect("a 60% ATOM drop leaves some account under water");
+    let queue = h.queue("producer").await.unwrap();
+    queue
+        .push(&[h.candidate(&account, height, Decimal::one())])
+        .await
+        .unwrap();
+    let mut worker = h
+        .worker(1, h.settings(4), SendOptions::default())
+        .await
+        .unwrap();
+    let wallet = worker.sender().address().to_string();
+    let before = balances(&h, &wallet).await;
+    let mut liquidated = 0;
+    for _ in 0..5 {
+        liquidated += worker.step().await.unwrap().liquidated;
+        if liquidated > 0 {
+            break;
+        }
+    }
+    assert_eq!(liquidated, 1, "{:#?}", h.records().await.unwrap());
+    let after = balances(&h, &wallet).await;
+    let gained = value_change(&h, &before, &after).await;
+    assert!(
+        gained > Value::zero(),
+        "the wallet's value fell by {gained}"
+    );
+    let records = h.records().await.unwrap();
+    let record = records
+        .iter()
+        .find(|r| r.outcome == Outcome::Liquidated && r.account == account)
+        .unwrap();
+    assert_eq!(
+        record.profit_value, gained,
+        "recorded profit = balance change"
+    );
+}

@@ -152,6 +152,34 @@ impl From<RecheckError> for NoPlan {
     }
 }
 
+/// The most profitable plan seen, or the most telling reason none was.
+#[derive(Default)]
+struct Best {
+    plan: Option<Plan>,
+    reason: Option<NoPlan>,
+}
+
+impl Best {
+    fn offer(&mut self, outcome: Result<Plan, NoPlan>) {
+        match outcome {
+            Ok(plan) => {
+                if self
+                    .plan
+                    .as_ref()
+                    .is_none_or(|b| plan.expected_profit > b.expected_profit)
+                {
+                    self.plan = Some(plan);
+                }
+            }
+            Err(why) => {
+                if self.reason.as_ref().is_none_or(|r| why.rank() < r.rank()) {
+                    self.reason = Some(why);
+                }
+            }
+        }
+    }
+}
+
 /// Health inputs and health of `holdings` at the snapshot's liquidation prices.
 fn price(
     snapshot: &MarketSnapshot,
@@ -479,26 +507,12 @@ impl<'a> PlanContext<'a> {
         collaterals: &[String],
         max_send: Uint128,
     ) -> Result<Plan, NoPlan> {
-        let mut best: Option<Plan> = None;
-        let mut reason: Option<NoPlan> = None;
+        let mut best = Best::default();
         for collateral_denom in collaterals {
-            match self.plan_pair(debt_denom, collateral_denom, max_send) {
-                Ok(plan) => {
-                    if best
-                        .as_ref()
-                        .is_none_or(|b| plan.expected_profit > b.expected_profit)
-                    {
-                        best = Some(plan);
-                    }
-                }
-                Err(why) => {
-                    if reason.as_ref().is_none_or(|r| why.rank() < r.rank()) {
-                        reason = Some(why);
-                    }
-                }
-            }
+            best.offer(self.plan_pair(debt_denom, collateral_denom, max_send));
         }
-        best.ok_or_else(|| reason.unwrap_or(NoPlan::NoCollateral))
+        best.plan
+            .ok_or_else(|| best.reason.unwrap_or(NoPlan::NoCollateral))
     }
 
     /// What the wallet lacks to liquidate in `debt_denom`: the plan unlimited funds would make.
@@ -540,8 +554,7 @@ impl<'a> PlanContext<'a> {
         if collaterals.is_empty() {
             return Err(NoPlan::NoCollateral);
         }
-        let mut best: Option<Plan> = None;
-        let mut reason: Option<NoPlan> = None;
+        let mut best = Best::default();
         let mut short = Vec::new();
         for debt_denom in &self.debt_denoms() {
             let available = spendable.get(debt_denom).copied().unwrap_or_default();
@@ -550,22 +563,9 @@ impl<'a> PlanContext<'a> {
                 continue;
             }
             let owed = self.owed(debt_denom);
-            match self.best_for_debt(debt_denom, &collaterals, available.min(owed)) {
-                Ok(plan) => {
-                    if best
-                        .as_ref()
-                        .is_none_or(|b| plan.expected_profit > b.expected_profit)
-                    {
-                        best = Some(plan);
-                    }
-                }
-                Err(why) => {
-                    if reason.as_ref().is_none_or(|r| why.rank() < r.rank()) {
-                        reason = Some(why);
-                    }
-                }
-            }
+            best.offer(self.best_for_debt(debt_denom, &collaterals, available.min(owed)));
         }
+        let Best { plan: best, reason } = best;
         match best {
             Some(plan) if plan.expected_profit > Value::zero() => Ok(plan),
             _ if !short.is_empty() => Err(NoPlan::NoFunds { short }),

@@ -99,6 +99,17 @@ fn log(message: impl AsRef<str>) {
     eprintln!("[bench] {}", message.as_ref());
 }
 
+fn log_offchain(scenario: &str, result: &RunResult) {
+    log(format!(
+        "{scenario}: off-chain {} accounts in {:.3} s (job phases summed: read {:.2} s, health {:.2} s, output {:.2} s)",
+        result.accounts,
+        result.elapsed.as_secs_f64(),
+        result.phases[0],
+        result.phases[1],
+        result.phases[2]
+    ));
+}
+
 /// Measures every case of `options`.
 pub async fn run(options: &Options) -> anyhow::Result<Report> {
     let started = Instant::now();
@@ -141,14 +152,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
             if block == 0 {
                 continue;
             }
-            log(format!(
-                "{scenario}: off-chain {} accounts in {:.3} s (job phases summed: read {:.2} s, health {:.2} s, output {:.2} s)",
-                result.accounts,
-                result.elapsed.as_secs_f64(),
-                result.phases[0],
-                result.phases[1],
-                result.phases[2]
-            ));
+            log_offchain(&scenario, &result);
             offchain.push(result);
         }
         checker.stop().await?;
@@ -325,14 +329,7 @@ async fn generated_case(
         if block == 1 {
             continue;
         }
-        log(format!(
-            "{scenario}: off-chain {} accounts in {:.3} s (job phases summed: read {:.2} s, health {:.2} s, output {:.2} s)",
-            result.accounts,
-            result.elapsed.as_secs_f64(),
-            result.phases[0],
-            result.phases[1],
-            result.phases[2]
-        ));
+        log_offchain(&scenario, &result);
         runs.push(result);
     }
     checker.stop().await?;

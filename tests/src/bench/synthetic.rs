@@ -20,63 +20,106 @@ fn dec(text: &str) -> Decimal {
     text.parse().expect("constant decimals parse")
 }
 
+/// A market a day behind the block, with the given indexes and rates.
+fn market(
+    denom: &str,
+    indexes: (Decimal, Decimal),
+    rates: (Decimal, Decimal),
+    time: u64,
+) -> Market {
+    Market {
+        denom: denom.to_string(),
+        reserve_factor: dec("0.1"),
+        interest_rate_model: InterestRateModel {
+            optimal_utilization_rate: dec("0.8"),
+            base: Decimal::zero(),
+            slope_1: dec("0.2"),
+            slope_2: dec("2"),
+        },
+        borrow_index: indexes.0,
+        liquidity_index: indexes.1,
+        borrow_rate: rates.0,
+        liquidity_rate: rates.1,
+        indexes_last_updated: time - 86_400,
+        collateral_total_scaled: Uint128::zero(),
+        debt_total_scaled: Uint128::zero(),
+    }
+}
+
+/// Params with Mars's usual bonus curve and protocol fee.
+fn params(denom: &str, max_ltv: Decimal, liquidation_threshold: Decimal) -> AssetParams {
+    AssetParams {
+        denom: denom.to_string(),
+        credit_manager: CmSettings::default(),
+        red_bank: RedBankSettings {
+            deposit_enabled: true,
+            borrow_enabled: true,
+        },
+        max_loan_to_value: max_ltv,
+        liquidation_threshold,
+        liquidation_bonus: LiquidationBonus {
+            starting_lb: dec("0.01"),
+            slope: dec("2"),
+            min_lb: dec("0.02"),
+            max_lb: dec("0.1"),
+        },
+        protocol_liquidation_fee: dec("0.1"),
+        deposit_cap: Uint128::MAX,
+    }
+}
+
+/// A snapshot of `prices`, `markets` and `params`.
+fn block(
+    chain_id: &str,
+    height: u64,
+    time_seconds: u64,
+    prices: (BTreeMap<String, Decimal>, BTreeMap<String, Decimal>),
+    markets: Vec<Market>,
+    params: Vec<AssetParams>,
+) -> BlockSnapshot {
+    BlockSnapshot {
+        chain_id: chain_id.to_string(),
+        protocol: ProtocolKind::RedBank,
+        height,
+        time: Timestamp::from_seconds(time_seconds),
+        prices: prices.0,
+        liquidation_prices: prices.1,
+        markets,
+        params,
+        target_health_factor: dec("1.05"),
+        accounts: 0,
+    }
+}
+
 /// The snapshot of block `height` for the generated accounts.
 pub fn snapshot(chain_id: &str, height: u64, time_seconds: u64) -> BlockSnapshot {
     let prices: BTreeMap<String, Decimal> = DENOMS
         .iter()
         .map(|d| (d.to_string(), Decimal::one()))
         .collect();
-    BlockSnapshot {
-        chain_id: chain_id.to_string(),
-        protocol: ProtocolKind::RedBank,
+    let markets = DENOMS
+        .iter()
+        .map(|d| {
+            market(
+                d,
+                (dec("1.02"), dec("1.01")),
+                (dec("0.1625"), dec("0.095")),
+                time_seconds,
+            )
+        })
+        .collect();
+    let params = DENOMS
+        .iter()
+        .map(|d| params(d, dec("0.85"), dec("0.89")))
+        .collect();
+    block(
+        chain_id,
         height,
-        time: Timestamp::from_seconds(time_seconds),
-        liquidation_prices: prices.clone(),
-        prices,
-        markets: DENOMS
-            .iter()
-            .map(|d| Market {
-                denom: d.to_string(),
-                reserve_factor: dec("0.1"),
-                interest_rate_model: InterestRateModel {
-                    optimal_utilization_rate: dec("0.8"),
-                    base: Decimal::zero(),
-                    slope_1: dec("0.2"),
-                    slope_2: dec("2"),
-                },
-                borrow_index: dec("1.02"),
-                liquidity_index: dec("1.01"),
-                borrow_rate: dec("0.1625"),
-                liquidity_rate: dec("0.095"),
-                indexes_last_updated: time_seconds - 86_400,
-                collateral_total_scaled: Uint128::zero(),
-                debt_total_scaled: Uint128::zero(),
-            })
-            .collect(),
-        params: DENOMS
-            .iter()
-            .map(|d| AssetParams {
-                denom: d.to_string(),
-                credit_manager: CmSettings::default(),
-                red_bank: RedBankSettings {
-                    deposit_enabled: true,
-                    borrow_enabled: true,
-                },
-                max_loan_to_value: dec("0.85"),
-                liquidation_threshold: dec("0.89"),
-                liquidation_bonus: LiquidationBonus {
-                    starting_lb: dec("0.01"),
-                    slope: dec("2"),
-                    min_lb: dec("0.02"),
-                    max_lb: dec("0.1"),
-                },
-                protocol_liquidation_fee: dec("0.1"),
-                deposit_cap: Uint128::MAX,
-            })
-            .collect(),
-        target_health_factor: dec("1.05"),
-        accounts: 0,
-    }
+        time_seconds,
+        (prices.clone(), prices),
+        markets,
+        params,
+    )
 }
 
 /// The realistic generated positions: six denoms with distinct prices and distinct
@@ -113,58 +156,37 @@ pub mod realistic {
             .iter()
             .map(|(d, _, lp, ..)| (d.to_string(), dec(lp)))
             .collect();
-        BlockSnapshot {
-            chain_id: chain_id.to_string(),
-            protocol: ProtocolKind::RedBank,
+        let markets = ASSETS
+            .iter()
+            .enumerate()
+            .map(|(i, (d, ..))| {
+                let i = i as u64;
+                market(
+                    d,
+                    (
+                        Decimal::permille(1_010 + 7 * i),
+                        Decimal::permille(1_004 + 3 * i),
+                    ),
+                    (
+                        Decimal::permille(80 + 25 * i),
+                        Decimal::permille(40 + 12 * i),
+                    ),
+                    time_seconds,
+                )
+            })
+            .collect();
+        let params = ASSETS
+            .iter()
+            .map(|(d, _, _, lt, ltv)| params(d, dec(ltv), dec(lt)))
+            .collect();
+        block(
+            chain_id,
             height,
-            time: Timestamp::from_seconds(time_seconds),
-            prices,
-            liquidation_prices,
-            markets: ASSETS
-                .iter()
-                .enumerate()
-                .map(|(i, (d, ..))| Market {
-                    denom: d.to_string(),
-                    reserve_factor: dec("0.1"),
-                    interest_rate_model: InterestRateModel {
-                        optimal_utilization_rate: dec("0.8"),
-                        base: Decimal::zero(),
-                        slope_1: dec("0.2"),
-                        slope_2: dec("2"),
-                    },
-                    borrow_index: Decimal::permille(1_010 + 7 * i as u64),
-                    liquidity_index: Decimal::permille(1_004 + 3 * i as u64),
-                    borrow_rate: Decimal::permille(80 + 25 * i as u64),
-                    liquidity_rate: Decimal::permille(40 + 12 * i as u64),
-                    indexes_last_updated: time_seconds - 86_400,
-                    collateral_total_scaled: Uint128::zero(),
-                    debt_total_scaled: Uint128::zero(),
-                })
-                .collect(),
-            params: ASSETS
-                .iter()
-                .map(|(d, _, _, lt, ltv)| AssetParams {
-                    denom: d.to_string(),
-                    credit_manager: CmSettings::default(),
-                    red_bank: RedBankSettings {
-                        deposit_enabled: true,
-                        borrow_enabled: true,
-                    },
-                    max_loan_to_value: dec(ltv),
-                    liquidation_threshold: dec(lt),
-                    liquidation_bonus: LiquidationBonus {
-                        starting_lb: dec("0.01"),
-                        slope: dec("2"),
-                        min_lb: dec("0.02"),
-                        max_lb: dec("0.1"),
-                    },
-                    protocol_liquidation_fee: dec("0.1"),
-                    deposit_cap: Uint128::MAX,
-                })
-                .collect(),
-            target_health_factor: dec("1.05"),
-            accounts: 0,
-        }
+            time_seconds,
+            (prices, liquidation_prices),
+            markets,
+            params,
+        )
     }
 
     /// Account `i`: deterministic, `denoms` the ids of [`ASSETS`] in order. Collateral worth

@@ -3,8 +3,9 @@
 //! starts the service binary, which connects to a throwaway Redis and an in-process devnet on
 //! the host's 127.0.0.1 (host network) and stays up.
 //!
-//! Without a Docker daemon these tests print a loud SKIPPED line and pass; where a daemon
-//! answers they must run.
+//! They gate on `redline_common::testkit::docker_or_skip`: without a Docker engine they print
+//! a loud SKIPPED line and pass, unless `CI=true` or `REDLINE_REQUIRE_DOCKER=1`, where they
+//! fail; where an engine answers they must run.
 
 use std::collections::HashMap;
 use std::os::unix::fs::PermissionsExt;
@@ -15,7 +16,7 @@ use std::time::Duration;
 use bollard::models::ContainerCreateBody;
 use bollard::query_parameters::{CreateContainerOptionsBuilder, KillContainerOptionsBuilder};
 use bollard::Docker;
-use redline_common::testkit::{wait_for, RedisServer};
+use redline_common::testkit::{self, wait_for, RedisServer};
 use redline_manager::scaler::docker::{
     DockerConfig, DockerScaler, LABEL_DEPLOYMENT, LABEL_KIND, LABEL_MANAGED,
 };
@@ -24,19 +25,22 @@ use redline_manager::scaler::{Scaler, ScalerError, WorkerCount, WorkerKind};
 /// Services whose images these tests run.
 const IMAGES_NEEDED: &str = "health-checker liquidator";
 
-/// A Docker daemon to test against, or `None` (after a loud message) when there is none.
+/// The Docker engine to test against, or `None` when `test` is skipped under the shared policy
+/// ([`testkit::docker_or_skip`]). Once the CLI has reached an engine, an API client that
+/// cannot is a failure, not a skip.
 async fn docker_or_skip(test: &str) -> Option<Docker> {
-    let docker = match Docker::connect_with_local_defaults() {
-        Ok(docker) => docker,
-        Err(error) => {
-            eprintln!("\n*** SKIPPED {test}: no Docker daemon here ({error}) ***\n");
-            return None;
-        }
-    };
-    let docker = docker.negotiate_version().await.ok()?;
-    if let Err(error) = docker.ping().await {
-        eprintln!("\n*** SKIPPED {test}: the Docker daemon does not answer ({error}) ***\n");
+    if !testkit::docker_or_skip(test) {
         return None;
+    }
+    let docker = Docker::connect_with_local_defaults().unwrap_or_else(|error| {
+        panic!("{test}: the docker CLI reaches an engine, the API client cannot: {error}")
+    });
+    let docker = docker
+        .negotiate_version()
+        .await
+        .unwrap_or_else(|error| panic!("{test}: negotiating the Docker API version: {error}"));
+    if let Err(error) = docker.ping().await {
+        panic!("{test}: the docker CLI reaches an engine, the API ping fails: {error}");
     }
     Some(docker)
 }

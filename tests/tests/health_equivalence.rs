@@ -1,8 +1,20 @@
-//! THE equivalence test of the health checker: for more than 10,000 random devnet accounts, the
-//! health computed off-chain from the Redis index and the block snapshot equals the Red Bank's
-//! own `user_position` answer exactly — all four figures and both health factors — across price
-//! moves, elapsed interest, markets updated by transactions, and liquidation prices that differ
-//! from the default ones.
+//! The health checker's inputs against the chain: for more than 10,000 random devnet accounts,
+//! the health computed off-chain from the Redis index and the block snapshot equals the Red
+//! Bank's own `user_position` answer exactly — all four figures and both health factors —
+//! across price moves, elapsed interest, markets updated by transactions, and liquidation
+//! prices that differ from the default ones.
+//!
+//! What the equality shows: both sides run the same math. The off-chain side calls
+//! `redline_common::math` (health, interest), and the devnet's Red Bank contract calls the very
+//! same functions, so a mistake in the formulas would appear on both sides and cancel out. The
+//! test proves the wiring around the math: the index holds each account's scaled amounts and
+//! flags as the chain does, the block snapshot (markets with their indexes and rates, params,
+//! prices, THF) survives its Redis round trip, interest is brought to the answering block's
+//! header time (a control shifts it by an hour and must see most accounts change), the default
+//! and liquidation price kinds go to the matching query, and markets updated mid-test are
+//! picked up. The formulas themselves are checked against hand-worked numbers elsewhere
+//! (`common/tests/math_cases.rs`, the health checker's `the_mars_case_by_hand` and
+//! `a_hand_made_account_gets_the_plan_worked_out_by_hand`, the devnet's Mars fixture).
 //!
 //! The devnet answers queries from its latest state and its block time follows the wall clock,
 //! so every answer is taken over the RPC together with the height that answered it, and the
@@ -260,8 +272,12 @@ async fn deposit(devnet: &Devnet, wallet: &Wallet, coins: Vec<cosmwasm_std::Coin
     devnet.wait_for_height(outcome.height).await.unwrap();
 }
 
+/// Index + block snapshot + header time give the chain's `user_position` figures for 10,000+
+/// accounts, at both price kinds, through price moves and market updates. Both sides run the
+/// shared `redline_common::math` (the devnet contract calls the same functions): the equality
+/// proves the inputs and their timing, not the formulas (see the module docs).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn offchain_health_equals_user_position_for_10000_accounts() {
+async fn index_and_snapshot_inputs_reproduce_user_position_for_10000_accounts() {
     // Genesis also quotes ATOM's liquidation price apart from its default price.
     let devnet = Devnet::start_with(BORROWERS, 42, Duration::from_millis(400), |state, info| {
         redline_devnet::contracts::set_prices(

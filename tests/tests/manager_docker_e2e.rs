@@ -8,20 +8,21 @@
 //! pulled); images already there are used as they are, so after changing a worker's code run
 //! `make docker_build` first. Every container of the run carries the label
 //! `redline.deployment=<unique name>` and is removed at the end, also when the test fails.
-//! Without a Docker daemon the test prints a loud SKIPPED line and passes; where a daemon
-//! answers it must run.
+//! It gates on `redline_common::testkit::docker_or_skip`: without a Docker engine it prints a
+//! loud SKIPPED line and passes, unless `CI=true` or `REDLINE_REQUIRE_DOCKER=1`, where it
+//! fails; where an engine answers it must run.
 //!
 //! The manager binary comes from the workspace's target directory (`cargo build --bins`
 //! first; `make test` builds it). Run with `-- --nocapture` for the figures.
 
 mod manager_acceptance;
 
-use manager_acceptance::{docker_available, ensure_images, run_acceptance, Backend, DockerCleanup};
+use manager_acceptance::{ensure_images, run_acceptance, Backend, DockerCleanup};
+use redline_common::testkit::docker_or_skip;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn docker_manager_scales_with_the_load_and_the_liquidations_land() -> anyhow::Result<()> {
-    if !docker_available() {
-        eprintln!("\n*** SKIPPED docker_manager_scales_with_the_load: no Docker daemon answers here ***\n");
+    if !docker_or_skip("docker_manager_scales_with_the_load_and_the_liquidations_land") {
         return Ok(());
     }
     ensure_images(&["collector", "health-checker", "liquidator"])?;

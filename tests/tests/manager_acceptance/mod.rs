@@ -2,7 +2,11 @@
 //! the `docker` backend test (`manager_docker_e2e.rs`): a real redis-server, a devnet (3 s
 //! blocks, 1,000 seeded accounts) and the real `manager` binary with no workers; then
 //!
-//! 1. **baseline**: the first enqueued work wakes one health checker; every block in time;
+//! 1. **baseline**: the manager runs without any health checker until the first health-check
+//!    job exists, then that work wakes one; every block in time. The test watches this from
+//!    outside the manager (the process list or the engine's containers, and the health-check
+//!    stream in Redis) from the moment it starts it, and must see it up without work first
+//!    (with Docker the test holds the collector back for two block times to make sure);
 //! 2. **load**: healthy synthetic accounts are written into the position index (the collector
 //!    cuts them into every block's jobs like real ones): a 100,000-account probe lets the
 //!    manager measure a health checker's real throughput, then the load grows to 1.4 blocks
@@ -138,9 +142,10 @@ pub fn docker(args: &[&str]) -> anyhow::Result<String> {
     Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
-/// Whether a Docker daemon answers here.
+/// Whether a Docker engine answers here: the shared probe, without the skip policy (for
+/// cleanup decisions). A test decides whether it runs with `testkit::docker_or_skip`.
 pub fn docker_available() -> bool {
-    docker(&["version", "--format", "{{.Server.Version}}"]).is_ok()
+    redline_common::testkit::docker_engine().is_ok()
 }
 
 /// Builds the images of `services` that the engine lacks with `docker/build.sh` (what `make
@@ -292,6 +297,165 @@ impl Records {
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
     }
+}
+
+/// Where the manager's health checkers can be seen from outside it.
+#[derive(Clone)]
+enum WorkerPlace {
+    /// Child processes of the manager with this pid.
+    Children(u32),
+    /// Containers of this deployment.
+    Containers(String),
+}
+
+impl WorkerPlace {
+    /// Health checkers that exist now: child processes running the `health-checker` binary, or
+    /// containers labelled as health checkers (created, starting or running).
+    async fn health_checkers(&self) -> anyhow::Result<usize> {
+        match self {
+            WorkerPlace::Children(pid) => Ok(children_of(*pid)
+                .into_iter()
+                .filter(|child| alive(*child) && runs_binary(*child, "health-checker"))
+                .count()),
+            WorkerPlace::Containers(deployment) => {
+                let deployment = format!("label={LABEL_DEPLOYMENT}={deployment}");
+                let kind = format!("label={LABEL_KIND}=health-checker");
+                let ids = tokio::task::spawn_blocking(move || {
+                    docker(&["ps", "-aq", "--filter", &deployment, "--filter", &kind])
+                })
+                .await??;
+                Ok(ids.split_whitespace().count())
+            }
+        }
+    }
+}
+
+/// Whether process `pid` runs the binary named `name` (its `argv[0]`).
+fn runs_binary(pid: u32, name: &str) -> bool {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .ok()
+        .and_then(|cmdline| {
+            let argv0 = cmdline.split(|b| *b == 0).next()?.to_vec();
+            let argv0 = String::from_utf8(argv0).ok()?;
+            Some(Path::new(&argv0).file_name()? == name)
+        })
+        .unwrap_or(false)
+}
+
+/// Whether any job was ever added to `stream`: its last generated id is not `0-0`. Acknowledged
+/// jobs are deleted from the stream, the id stays.
+async fn jobs_ever_added(conn: &mut RedisConn, stream: &str) -> anyhow::Result<bool> {
+    let exists: bool = redis::cmd("EXISTS").arg(stream).query_async(conn).await?;
+    if !exists {
+        return Ok(false);
+    }
+    let info: std::collections::HashMap<String, redis::Value> = redis::cmd("XINFO")
+        .arg("STREAM")
+        .arg(stream)
+        .query_async(conn)
+        .await?;
+    let last_id: String = redis::from_redis_value(
+        info.get("last-generated-id")
+            .cloned()
+            .context("XINFO STREAM without last-generated-id")?,
+    )?;
+    Ok(last_id != "0-0")
+}
+
+/// One look from outside at the manager's start.
+#[derive(Debug, Clone, Copy)]
+struct StartLook {
+    /// Since the manager was started.
+    at: Duration,
+    /// The manager answered `/health` (it was up, running its loop).
+    manager_up: bool,
+    /// Health checkers that existed (looked at first).
+    health_checkers: usize,
+    /// Whether a health-check job had ever been queued (looked at after the health checkers).
+    work: bool,
+}
+
+/// Looks every 50 ms, from the manager's start until a health checker exists (at most
+/// `timeout`), at whether the manager is up, how many health checkers exist and whether any
+/// health-check job was ever queued. The health checkers are looked at before the work: a look
+/// with a health checker and no work means the health checker existed before any work did.
+async fn watch_start(
+    place: WorkerPlace,
+    mut conn: RedisConn,
+    metrics_addr: String,
+    since: Instant,
+    timeout: Duration,
+) -> anyhow::Result<Vec<StartLook>> {
+    let stream = format!(
+        "{QUEUE_PREFIX}:{}",
+        redline_common::jobs::HEALTH_CHECK_QUEUE
+    );
+    let mut looks = Vec::new();
+    loop {
+        let manager_up = http_get(&metrics_addr, "/health").await.is_ok();
+        let health_checkers = place.health_checkers().await?;
+        let work = jobs_ever_added(&mut conn, &stream).await?;
+        looks.push(StartLook {
+            at: since.elapsed(),
+            manager_up,
+            health_checkers,
+            work,
+        });
+        if health_checkers > 0 || since.elapsed() > timeout {
+            return Ok(looks);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The checks of the manager's start on the looks of [`watch_start`]: it was seen up without
+/// work, no health checker existed before the first health-check job, and one came after.
+fn check_start(backend: &Backend, looks: &[StartLook]) -> anyhow::Result<()> {
+    let early: Vec<&StartLook> = looks
+        .iter()
+        .filter(|look| look.health_checkers > 0 && !look.work)
+        .collect();
+    anyhow::ensure!(
+        early.is_empty(),
+        "health checkers existed before any health-check job was queued: {early:?}"
+    );
+    let idle: Vec<&StartLook> = looks
+        .iter()
+        .filter(|look| look.manager_up && !look.work)
+        .collect();
+    let last_looks = &looks[looks.len().saturating_sub(5)..];
+    anyhow::ensure!(
+        !idle.is_empty(),
+        "the manager was never seen up before the first health-check job, so its start without \
+         work was not observed ({} looks; the last: {last_looks:?})",
+        looks.len()
+    );
+    let first_work = looks.iter().find(|look| look.work).map(|look| look.at);
+    let first_worker = looks
+        .iter()
+        .find(|look| look.health_checkers > 0)
+        .map(|look| look.at);
+    let (Some(first_work), Some(first_worker)) = (first_work, first_worker) else {
+        bail!(
+            "no health checker appeared after the first health-check job ({} looks; the last: \
+             {last_looks:?})",
+            looks.len()
+        );
+    };
+    eprintln!(
+        "[{}] start: manager up without work for {:.1} s ({} looks, no health checker); first \
+         job seen at {:.1} s, first health checker at {:.1} s after the manager started",
+        backend.name(),
+        idle.last()
+            .map(|l| l.at)
+            .unwrap_or_default()
+            .saturating_sub(idle[0].at)
+            .as_secs_f64(),
+        idle.len(),
+        first_work.as_secs_f64(),
+        first_worker.as_secs_f64(),
+    );
+    Ok(())
 }
 
 /// The last `n` records all on time with at least `workers` health checkers.
@@ -618,11 +782,10 @@ async fn run(backend: &Backend, dir: &Path, log_path: &Path) -> anyhow::Result<(
     let devnet = Devnet::start(ACCOUNTS, 11, BLOCK_TIME).await?;
     let manifest_path = dir.join("manifest.json");
     devnet.manifest.write(&manifest_path)?;
-    if let Backend::Docker { deployment, .. } = backend {
+    if let Backend::Docker { .. } = backend {
         // Mounted into the containers, whose binaries run as nobody.
         use std::os::unix::fs::PermissionsExt as _;
         std::fs::set_permissions(&manifest_path, std::fs::Permissions::from_mode(0o644))?;
-        start_collector_container(deployment, &manifest_path, &redis_server.url())?;
     }
     let metrics_addr = format!("127.0.0.1:{}", free_port()?);
     let log = std::fs::File::create(log_path)?;
@@ -640,9 +803,23 @@ async fn run(backend: &Backend, dir: &Path, log_path: &Path) -> anyhow::Result<(
     .spawn()
     .context("starting the manager")?;
     let manager_pid = manager.id().context("manager pid")?;
+    let manager_started = Instant::now();
 
     let client = redis::Client::open(redis_server.url())?;
     let conn = RedisConn::Standalone(client.get_connection_manager().await?);
+    // Watched from outside from now on: the manager must run without health checkers until
+    // the first health-check job exists.
+    let place = match backend {
+        Backend::Process => WorkerPlace::Children(manager_pid),
+        Backend::Docker { deployment, .. } => WorkerPlace::Containers(deployment.clone()),
+    };
+    let start_watch = tokio::spawn(watch_start(
+        place,
+        conn.clone(),
+        metrics_addr.clone(),
+        manager_started,
+        Duration::from_secs(180),
+    ));
     let mut records = Records {
         conn: conn.clone(),
         key: format!("{QUEUE_PREFIX}:manager:blocks"),
@@ -650,7 +827,6 @@ async fn run(backend: &Backend, dir: &Path, log_path: &Path) -> anyhow::Result<(
         all: Vec::new(),
     };
 
-    // The manager starts no worker before there is work.
     let health = loop {
         if let Ok(health) = http_get(&metrics_addr, "/health").await {
             break health;
@@ -669,24 +845,20 @@ async fn run(backend: &Backend, dir: &Path, log_path: &Path) -> anyhow::Result<(
         backend.name(),
         started.elapsed().as_secs_f64()
     );
+    if let Backend::Docker { deployment, .. } = backend {
+        // The work starts with the collector: the manager runs two blocks without it first.
+        tokio::time::sleep(2 * BLOCK_TIME).await;
+        start_collector_container(deployment, &manifest_path, &redis_server.url())?;
+    }
 
-    // 1. Baseline: one health checker, every block in time.
+    // 1. Baseline: no health checker before the first job, then one, every block in time.
+    let looks = start_watch.await??;
+    check_start(backend, &looks)?;
     records
         .wait_until("the baseline to settle", Duration::from_secs(120), |b| {
             settled(b, 0, SETTLED_BLOCKS, 1)
         })
         .await?;
-    let first_worker_block = records
-        .all
-        .iter()
-        .position(|b| b.health_checkers > 0)
-        .unwrap_or(0);
-    anyhow::ensure!(
-        records.all[..first_worker_block]
-            .iter()
-            .all(|b| b.health_checkers == 0),
-        "workers before any work"
-    );
     let health = http_get(&metrics_addr, "/health").await?;
     let throughput = health["workers"]["health-checker"]["throughput_per_worker_s"]
         .as_f64()

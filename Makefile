@@ -37,8 +37,11 @@ PRICE_DROP_AFTER ?= 30
 PRICE_DROP ?= uatom=7
 DASHBOARD_ADDR ?= 127.0.0.1:9300
 
-run: deps build $(if $(filter docker,$(BACKEND)),docker_build) ## The whole pipeline: devnet (ACCOUNTS=10000), manager + workers (BACKEND=process|docker), a price drop after PRICE_DROP_AFTER=30 s; Ctrl-C stops it
-	ACCOUNTS=$(ACCOUNTS) SEED=$(SEED) RPC_PORT=$(RPC_PORT) REDIS_PORT=$(REDIS_PORT) RUN_DIR=$(RUN_DIR) \
+# `exec`: the script replaces the recipe's shell, so the signals make passes on to its child
+# (SIGTERM; SIGINT/SIGHUP reach the whole process group) land in the script's trap, which stops
+# everything it started.
+run: deps build $(if $(filter docker,$(BACKEND)),docker_build) ## The whole pipeline: devnet (ACCOUNTS=10000), manager + workers (BACKEND=process|docker), a price drop after PRICE_DROP_AFTER=30 s; Ctrl-C or SIGTERM stops it
+	exec env ACCOUNTS=$(ACCOUNTS) SEED=$(SEED) RPC_PORT=$(RPC_PORT) REDIS_PORT=$(REDIS_PORT) RUN_DIR=$(RUN_DIR) \
 		BACKEND=$(BACKEND) PRICE_DROP_AFTER=$(PRICE_DROP_AFTER) PRICE_DROP="$(PRICE_DROP)" \
 		DASHBOARD_ADDR=$(DASHBOARD_ADDR) bash scripts/run.sh
 

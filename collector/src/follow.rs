@@ -74,6 +74,16 @@ fn is_transient(error: &anyhow::Error) -> bool {
         .any(|cause| matches!(cause.downcast_ref::<ChainError>(), Some(e) if e.is_transient()))
 }
 
+/// The node has committed no block yet (the collector started before the chain's first block).
+fn is_no_block_yet(error: &anyhow::Error) -> bool {
+    error
+        .chain()
+        .any(|cause| matches!(cause.downcast_ref::<ChainError>(), Some(e) if e.is_no_block_yet()))
+}
+
+/// How often a collector started before the chain's first block asks again.
+const FIRST_BLOCK_POLL: Duration = Duration::from_millis(500);
+
 impl<C: ChainClient + Clone + 'static> Collector<C> {
     /// Brings the index to `target` (discovering first when it was never built). The last
     /// block it indexes gets a snapshot and jobs.
@@ -394,6 +404,15 @@ impl<C: ChainClient + Clone + 'static> Collector<C> {
         Ok(jobs.len())
     }
 
+    /// Whether the node has block `height` (false only when it says it has no block yet; other
+    /// errors are left to the indexing that follows, with its warnings and back-off).
+    async fn has_block(&self, height: u64) -> bool {
+        match self.inner.client.block_time(height).await {
+            Err(e) => !e.is_no_block_yet(),
+            Ok(_) => true,
+        }
+    }
+
     /// Follows the chain until `shutdown` resolves: catch up, then index each new block;
     /// failures are logged and retried with backoff; reconciliations run beside it.
     pub async fn run(&self, shutdown: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
@@ -403,6 +422,7 @@ impl<C: ChainClient + Clone + 'static> Collector<C> {
         let mut delay = Duration::from_millis(100);
         let mut blocks = inner.client.subscribe_blocks();
         let mut tip: Option<u64> = None;
+        let mut waiting_for_first_block = false;
         let mut reconcile_task: Option<tokio::task::JoinHandle<()>> = None;
         let health = {
             let collector = self.clone();
@@ -422,6 +442,22 @@ impl<C: ChainClient + Clone + 'static> Collector<C> {
                         latest = inner.client.latest_height() => latest,
                     };
                     match latest {
+                        // Before the chain's first block a node may report height 1 (CometBFT
+                        // and the devnet do) without having it: wait for it quietly, before a
+                        // discovery scan that could not finish.
+                        Ok(height) if height == 1 && !self.has_block(height).await => {
+                            if waiting_for_first_block {
+                                debug!("still no block on the chain");
+                            } else {
+                                info!("waiting for the chain's first block");
+                                waiting_for_first_block = true;
+                            }
+                            tokio::select! {
+                                _ = &mut shutdown => break Ok(()),
+                                _ = tokio::time::sleep(FIRST_BLOCK_POLL) => {}
+                            }
+                            continue;
+                        }
                         Ok(height) => {
                             tip = Some(height);
                             height
@@ -444,6 +480,25 @@ impl<C: ChainClient + Clone + 'static> Collector<C> {
             };
             match caught_up {
                 Ok(()) => delay = Duration::from_millis(100),
+                // Not a failure: a quiet wait (one line), at a steady pace rather than a
+                // growing back-off, so that indexing starts right after the first block.
+                Err(e) if is_no_block_yet(&e) => {
+                    if waiting_for_first_block {
+                        debug!(
+                            target,
+                            error = format!("{e:#}"),
+                            "still no block on the chain"
+                        );
+                    } else {
+                        info!("waiting for the chain's first block");
+                        waiting_for_first_block = true;
+                    }
+                    tokio::select! {
+                        _ = &mut shutdown => break Ok(()),
+                        _ = tokio::time::sleep(FIRST_BLOCK_POLL) => {}
+                    }
+                    continue;
+                }
                 Err(e) => {
                     warn!(
                         target,

@@ -62,15 +62,30 @@ impl RecheckError {
             _ => false,
         }
     }
+
+    /// The chain has produced no block yet: callers wait quietly (debug) and ask again;
+    /// [`PositionReader::latest`] says so once per process, at info.
+    pub fn is_no_block_yet(&self) -> bool {
+        matches!(self, RecheckError::NoBlockYet)
+    }
 }
 
 fn chain_error(what: impl Into<String>) -> impl FnOnce(ChainError) -> RecheckError {
     let what = what.into();
-    move |source| RecheckError::Chain {
-        what,
-        source: Box::new(source),
+    move |source| {
+        if source.is_no_block_yet() {
+            return RecheckError::NoBlockYet;
+        }
+        RecheckError::Chain {
+            what,
+            source: Box::new(source),
+        }
     }
 }
+
+/// Whether this process already said it waits for the chain's first block.
+static SAID_WAITING_FOR_FIRST_BLOCK: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
 
 /// The Mars contracts a Red Bank liquidator talks to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -267,8 +282,19 @@ impl<C: ChainClient> PositionReader<C> {
         Ok(config.base_denom)
     }
 
-    /// The snapshot of the latest block, read once per block.
+    /// The snapshot of the latest block, read once per block. [`RecheckError::NoBlockYet`]
+    /// before the chain's first block (said once per process, at info).
     pub async fn latest(&self) -> Result<Arc<MarketSnapshot>, RecheckError> {
+        let latest = self.read_latest().await;
+        if matches!(latest, Err(RecheckError::NoBlockYet))
+            && !SAID_WAITING_FOR_FIRST_BLOCK.swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            tracing::info!("waiting for the chain's first block");
+        }
+        latest
+    }
+
+    async fn read_latest(&self) -> Result<Arc<MarketSnapshot>, RecheckError> {
         let height = self
             .client
             .latest_height()

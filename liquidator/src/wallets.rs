@@ -21,7 +21,7 @@ use redline_common::config::Secret;
 use tokio::task::JoinHandle;
 
 use crate::locks::{KeySpace, Lease, LeaseError, Leases};
-use crate::recheck::PositionReader;
+use crate::recheck::{PositionReader, RecheckError};
 use crate::record::{AttemptRecord, Outcome, Recorder};
 use crate::tx_sender::{Sent, SigningPermit, TxSender};
 use crate::value::Value;
@@ -313,12 +313,22 @@ impl<C: ChainClient + Clone + 'static> Treasurer<C> {
     pub async fn run(mut self, stop: impl std::future::Future<Output = ()>) {
         tokio::pin!(stop);
         loop {
+            let mut pause = self.policy.interval;
             if let Err(error) = self.top_up_once().await {
-                tracing::warn!(%error, "top-up round failed");
+                if error
+                    .downcast_ref::<RecheckError>()
+                    .is_some_and(RecheckError::is_no_block_yet)
+                {
+                    // Started before the chain's first block: a quiet wait, asked again soon.
+                    tracing::debug!(%error, "top-up: waiting for the chain's first block");
+                    pause = pause.min(Duration::from_secs(1));
+                } else {
+                    tracing::warn!(%error, "top-up round failed");
+                }
             }
             tokio::select! {
                 _ = &mut stop => return,
-                _ = tokio::time::sleep(self.policy.interval) => {}
+                _ = tokio::time::sleep(pause) => {}
             }
         }
     }

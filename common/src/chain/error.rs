@@ -76,6 +76,25 @@ impl ChainError {
             ChainError::Transport { .. } | ChainError::Timeout { .. }
         )
     }
+
+    /// The node answered that it has committed no block yet: a chain that has just started
+    /// (a service started before the devnet's first block). Not a failure: wait and ask again.
+    /// CometBFT says `height 1 must be less than or equal to the current blockchain height 0`
+    /// (its status may still report height 1, tendermint-rs's default), the Cosmos SDK answers
+    /// a query at height 1 with `cannot query with height in the future (1 > 0)` (code 26), and
+    /// the devnet also says `no block has been committed yet`.
+    pub fn is_no_block_yet(&self) -> bool {
+        match self {
+            ChainError::Rpc { message, .. } => {
+                message.contains("current blockchain height 0")
+                    || message.contains("no block has been committed yet")
+            }
+            ChainError::Abci { log, .. } => {
+                log.contains("cannot query with height in the future") && log.contains(" > 0)")
+            }
+            _ => false,
+        }
+    }
 }
 
 /// Where in its life a transaction was refused.
@@ -216,5 +235,49 @@ mod tests {
         );
         let other = TxRejection::new(TxStage::CheckTx, "n", "sdk", 5, "expected 3".into(), None);
         assert_eq!(other.expected_sequence(), None);
+    }
+
+    #[test]
+    fn tells_a_chain_without_blocks_from_other_rpc_errors() {
+        let rpc = |message: &str| ChainError::Rpc {
+            endpoint: "http://n".into(),
+            method: "block",
+            message: message.into(),
+        };
+        let beyond = |height: u64, latest: u64| {
+            rpc(&format!(
+                "Internal error: height {height} must be less than or equal to the current \
+                 blockchain height {latest} (code: -32603)"
+            ))
+        };
+        assert!(beyond(1, 0).is_no_block_yet());
+        assert!(rpc("Internal error: no block has been committed yet").is_no_block_yet());
+        assert!(!beyond(12, 10).is_no_block_yet());
+        assert!(!beyond(101, 100).is_no_block_yet());
+        assert!(
+            !rpc("Internal error: height 3 is not available, lowest height is 5").is_no_block_yet()
+        );
+        let abci = |log: &str| ChainError::Abci {
+            endpoint: "http://n".into(),
+            what: "smart query `markets`".into(),
+            code: 26,
+            codespace: "sdk".into(),
+            log: log.into(),
+        };
+        assert!(abci(
+            "cannot query with height in the future (1 > 0); please provide a valid height: \
+             invalid height"
+        )
+        .is_no_block_yet());
+        assert!(!abci(
+            "cannot query with height in the future (9 > 8); please provide a valid height"
+        )
+        .is_no_block_yet());
+        let transport = ChainError::Transport {
+            endpoint: "http://n".into(),
+            method: "block",
+            message: "no block has been committed yet".into(),
+        };
+        assert!(!transport.is_no_block_yet());
     }
 }

@@ -142,6 +142,11 @@ impl Feed {
         let mut delivered = false;
         let reason = loop {
             match tokio::time::timeout(stall, subscription.next()).await {
+                // A chain that has not produced its first block yet is not stalled: keep
+                // waiting on this subscription, quietly.
+                Err(_) if self.last.is_none() && self.chain_has_no_block().await => {
+                    tracing::debug!(%url, "block feed: waiting for the chain's first block");
+                }
                 Err(_) => break format!("no block for {stall:?}"),
                 Ok(None) => break "subscription closed".to_string(),
                 Ok(Some(Err(e))) => break format!("subscription error: {e}"),
@@ -172,9 +177,14 @@ impl Feed {
         let interval = (self.client.config().block_time / 2).max(Duration::from_millis(20));
         loop {
             match self.client.latest_height().await {
+                // Height 0: the chain has committed no block yet.
+                Ok(0) => tracing::debug!("block feed: waiting for the chain's first block"),
                 Ok(latest) if self.last.is_none_or(|last| latest > last) => {
                     match self.client.block(Some(latest)).await {
                         Ok(block) => self.deliver(block).await?,
+                        Err(e) if e.is_no_block_yet() => {
+                            tracing::debug!("block feed: waiting for the chain's first block")
+                        }
                         Err(e) => {
                             tracing::warn!(error = %e, "block feed: fetching the latest block")
                         }
@@ -194,6 +204,21 @@ impl Feed {
                 }
                 _ => tokio::time::sleep_until(next).await,
             }
+        }
+    }
+
+    /// Whether the node says it has committed no block yet (status at height 0, or, as the
+    /// devnet and CometBFT do before the first block, a status height whose block is not
+    /// there). Errors count as "no": the caller then treats the silence as a stall.
+    async fn chain_has_no_block(&self) -> bool {
+        match self.client.latest_height().await {
+            Ok(0) => true,
+            Ok(latest) if latest <= 1 => self
+                .client
+                .block(Some(latest))
+                .await
+                .is_err_and(|e| e.is_no_block_yet()),
+            _ => false,
         }
     }
 

@@ -340,6 +340,56 @@ impl Rebalancer {
         Ok(prices)
     }
 
+    /// The part of `swap.offer` the pool takes at a rate within a quarter of `--max-slippage` of
+    /// its marginal rate (that of a 1/1024 probe; halving the offer until it does, up to 12
+    /// times), with its simulated return; `None` when even a small part moves the price more.
+    /// Small swaps keep several wallets swapping the same pair in one block within each
+    /// other's `min_receive`.
+    async fn sized_offer<C: ChainClient>(
+        &self,
+        client: &C,
+        swap: &PlannedSwap,
+    ) -> Result<Option<(Coin, Uint128)>, RebalanceError> {
+        let impact = self.policy.max_slippage / Decimal::from_ratio(4u128, 1u128);
+        let simulate = |amount: Uint128| {
+            let offer = Coin::new(amount, swap.offer.denom.clone());
+            async move {
+                let simulated: swapper::SimulateSwapResponse = client
+                    .query_smart(
+                        &self.swapper,
+                        &swapper::QueryMsg::SimulateSwap {
+                            offer,
+                            ask_denom: swap.ask_denom.clone(),
+                        },
+                        None,
+                    )
+                    .await?;
+                Ok::<_, RebalanceError>(simulated.return_amount)
+            }
+        };
+        let mut amount = Uint128::try_from(swap.offer.amount)
+            .map_err(|_| RebalanceError::Overflow(swap.offer.denom.clone()))?;
+        let probe = (amount / Uint128::new(1_024)).max(Uint128::one());
+        let probe_return = simulate(probe).await?;
+        for _ in 0..12 {
+            if amount.is_zero() || probe_return.is_zero() {
+                return Ok(None);
+            }
+            let returned = simulate(amount).await?;
+            // returned / amount ≥ (probe_return / probe) · (1 − impact), without division.
+            let got = returned.full_mul(probe);
+            let marginal = probe_return.full_mul(amount);
+            if got >= marginal.mul_floor(Decimal::one() - impact) {
+                return Ok(Some((
+                    Coin::new(amount, swap.offer.denom.clone()),
+                    returned,
+                )));
+            }
+            amount /= Uint128::new(2);
+        }
+        Ok(None)
+    }
+
     /// Plans from the wallet's balances and sends each swap; returns how many were sent.
     pub async fn rebalance<C: ChainClient>(
         &self,
@@ -366,17 +416,11 @@ impl Rebalancer {
         )?;
         let mut sent = 0;
         for swap in swaps {
-            let simulated: swapper::SimulateSwapResponse = client
-                .query_smart(
-                    &self.swapper,
-                    &swapper::QueryMsg::SimulateSwap {
-                        offer: swap.offer.clone(),
-                        ask_denom: swap.ask_denom.clone(),
-                    },
-                    None,
-                )
-                .await?;
-            let floor = min_receive(simulated.return_amount, self.policy.max_slippage);
+            let Some((offer, returned)) = self.sized_offer(client, &swap).await? else {
+                tracing::debug!(offer = %swap.offer, ask = %swap.ask_denom, "the pool is too shallow for this swap now; skipped");
+                continue;
+            };
+            let floor = min_receive(returned, self.policy.max_slippage);
             let msg = execute_contract_msg(
                 sender.wallet().address(),
                 &self.swapper,
@@ -384,15 +428,15 @@ impl Rebalancer {
                     ask_denom: swap.ask_denom.clone(),
                     min_receive: floor,
                 },
-                std::slice::from_ref(&swap.offer),
+                std::slice::from_ref(&offer),
             )?;
             match sender.send(vec![msg], "redline rebalance").await {
                 Ok(_) => {
                     sent += 1;
-                    tracing::info!(offer = %swap.offer, ask = %swap.ask_denom, min_receive = %floor, "rebalanced");
+                    tracing::info!(%offer, ask = %swap.ask_denom, min_receive = %floor, "rebalanced");
                 }
                 Err(error) => {
-                    tracing::warn!(offer = %swap.offer, ask = %swap.ask_denom, %error, "rebalancing swap failed");
+                    tracing::warn!(%offer, ask = %swap.ask_denom, %error, "rebalancing swap failed");
                 }
             }
         }

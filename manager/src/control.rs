@@ -252,6 +252,18 @@ pub struct Manager<S: Scaler + 'static> {
     previous_block_at: Option<Instant>,
     /// The capital line last printed, and the block it was printed at.
     capital_said: Option<(String, u64)>,
+    /// Liquidations printed and summarised, per block of inclusion.
+    printed: BTreeMap<u64, PrintedBlock>,
+}
+
+/// Liquidations printed one by one per block; the rest go into one summary line.
+const LIQUIDATIONS_SHOWN_PER_BLOCK: usize = 10;
+
+#[derive(Debug, Default)]
+struct PrintedBlock {
+    shown: usize,
+    hidden: usize,
+    hidden_profit_usd: cosmwasm_std::SignedDecimal256,
 }
 
 impl<S: Scaler + 'static> Manager<S> {
@@ -343,6 +355,7 @@ impl<S: Scaler + 'static> Manager<S> {
             liquidations_done: 0,
             previous_block_at: None,
             capital_said: None,
+            printed: BTreeMap::new(),
         })
     }
 
@@ -438,18 +451,53 @@ impl<S: Scaler + 'static> Manager<S> {
         }
         self.liquidations_done += 1;
         self.summary.liquidations_done += 1;
-        if self.settings.print_liquidations {
-            info!(
-                account = %attempt.account,
-                height = attempt.height,
-                found_at = attempt.candidate_height,
-                repaid = format!("{}{}", plain(&attempt.debt_repaid), attempt.debt_denom),
-                received = format!("{}{}", plain(&attempt.collateral_received), attempt.collateral_denom),
-                profit_usd = %plain(&attempt.profit_usd),
-                tx = %attempt.tx_hash,
-                liquidator = attempt.worker_slot,
-                "liquidation landed"
-            );
+        if !self.settings.print_liquidations {
+            return;
+        }
+        let block = self.printed.entry(attempt.height).or_default();
+        if block.shown >= LIQUIDATIONS_SHOWN_PER_BLOCK {
+            block.hidden += 1;
+            let profit = plain(&attempt.profit_usd)
+                .parse::<cosmwasm_std::SignedDecimal256>()
+                .unwrap_or_default();
+            block.hidden_profit_usd += profit;
+            return;
+        }
+        block.shown += 1;
+        info!(
+            account = %attempt.account,
+            height = attempt.height,
+            found_at = attempt.candidate_height,
+            repaid = format!("{}{}", plain(&attempt.debt_repaid), attempt.debt_denom),
+            received = format!("{}{}", plain(&attempt.collateral_received), attempt.collateral_denom),
+            profit_usd = %plain(&attempt.profit_usd),
+            tx = %attempt.tx_hash,
+            liquidator = attempt.worker_slot,
+            "liquidation landed"
+        );
+    }
+
+    /// One line for the liquidations of settled blocks that were not printed one by one.
+    fn summarise_printed(&mut self, newest: u64) {
+        let settled: Vec<u64> = self
+            .printed
+            .keys()
+            .copied()
+            .filter(|h| *h + 1 < newest)
+            .collect();
+        for height in settled {
+            let Some(block) = self.printed.remove(&height) else {
+                continue;
+            };
+            if block.hidden > 0 {
+                info!(
+                    height,
+                    shown = block.shown,
+                    more = block.hidden,
+                    more_profit_usd = %block.hidden_profit_usd,
+                    "more liquidations landed in this block (not printed one by one)"
+                );
+            }
         }
     }
 
@@ -603,6 +651,7 @@ impl<S: Scaler + 'static> Manager<S> {
             .set(liquidation_backlog as i64);
         self.update_health(height).await;
         self.report_capital(height).await;
+        self.summarise_printed(height);
     }
 
     /// One line per block at most while liquidations wait for funds: how many and what the

@@ -27,6 +27,7 @@ pub mod consume;
 pub mod execute;
 pub mod hooks;
 pub mod locks;
+pub mod master;
 pub mod metrics;
 pub mod model;
 pub mod plan;
@@ -59,11 +60,12 @@ use crate::config::LiquidatorConfig;
 use crate::consume::{Worker, WorkerDeps, WorkerSettings};
 use crate::hooks::{AfterLiquidation, AlwaysGo, NoRebalance, Strategy};
 use crate::locks::{KeySpace, Leases};
+use crate::master::MasterDuty;
 use crate::metrics::LiquidatorMetrics;
 use crate::recheck::{PositionReader, RedBankContracts};
 use crate::record::Recorder;
 use crate::tx_sender::{SendOptions, TxSender};
-use crate::wallets::{claim_slot, SlotError, Treasurer, MASTER_SLOT};
+use crate::wallets::{claim_slot, SlotError};
 
 /// Everything a running liquidator needs, connected.
 pub struct Liquidator<C> {
@@ -237,64 +239,25 @@ impl<C: ChainClient + Clone + 'static> Liquidator<C> {
             }))
         };
 
-        let mut treasurer_task = None;
-        let mut master_guard = None;
-        if let Some(policy) = config.top_up.clone() {
-            if let Some(slot) = claim_slot(
-                &leases,
-                &keys,
-                &self.mnemonic,
-                &self.manifest.bech32_prefix,
-                MASTER_SLOT..=MASTER_SLOT,
-                config.wallet_slot_ttl,
-            )
-            .await?
-            {
-                let (wallet, guard) = slot.into_parts();
-                let address = wallet.address().to_string();
-                balances.register(MASTER_SLOT, &address);
-                match TxSender::new(
-                    self.client.clone(),
-                    &chain,
-                    wallet,
-                    options.clone(),
-                    guard.permit.clone(),
-                )
-                .await
-                {
-                    Ok(sender) => {
-                        let treasurer = Treasurer::new(
-                            Arc::new(sender),
-                            leases.clone(),
-                            keys.clone(),
-                            self.mnemonic.clone(),
-                            self.manifest.bech32_prefix.clone(),
-                            1..=config.max_worker_slots,
-                            policy,
-                            reader.clone(),
-                            recorder.clone(),
-                            chain.fee_denom.clone(),
-                        );
-                        let mut stop = stop_rx.clone();
-                        treasurer_task = Some(tokio::spawn(treasurer.run(async move {
-                            let _ = stop.wait_for(|s| *s).await;
-                        })));
-                        summary.ran_treasurer = true;
-                        tracing::info!(master = %address, "this process tops up worker wallets");
-                    }
-                    Err(error) => {
-                        tracing::warn!(master = %address, %error, "master wallet unusable; no top-ups from this process");
-                        self.notifier
-                            .error(
-                                "liquidator",
-                                format!("master wallet {address} unusable, no top-ups: {error}"),
-                            )
-                            .await;
-                    }
-                }
-                master_guard = Some(guard);
-            }
-        }
+        let treasurer_task = config.top_up.clone().map(|policy| {
+            let duty = MasterDuty {
+                client: self.client.clone(),
+                chain: chain.clone(),
+                options: options.clone(),
+                leases: leases.clone(),
+                keys: keys.clone(),
+                mnemonic: self.mnemonic.clone(),
+                bech32_prefix: self.manifest.bech32_prefix.clone(),
+                slot_ttl: config.wallet_slot_ttl,
+                max_worker_slots: config.max_worker_slots,
+                policy,
+                reader: reader.clone(),
+                recorder: recorder.clone(),
+                balances: balances.clone(),
+                notifier: self.notifier.clone(),
+            };
+            tokio::spawn(duty.serve(stop_rx.clone()))
+        });
 
         let settings = Arc::new(WorkerSettings {
             chain_id: self.manifest.chain_id.clone(),
@@ -412,12 +375,9 @@ impl<C: ChainClient + Clone + 'static> Liquidator<C> {
             }
         }
         if let Some(task) = treasurer_task {
-            let _ = task.await;
+            summary.ran_treasurer = task.await.unwrap_or(false);
         }
         for guard in guards {
-            guard.release(&leases).await;
-        }
-        if let Some(guard) = master_guard {
             guard.release(&leases).await;
         }
         // The last balances, read after every tx settled.

@@ -183,3 +183,57 @@ async fn the_master_tops_up_a_worker_wallet_that_runs_low() {
     .unwrap();
     assert_eq!(worker_sender.address(), address);
 }
+
+/// A master that died holding slot 0 (its lease no longer renewed): a running liquidator that
+/// did not get the slot at start takes it over once the lease expires and runs the top-ups.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_masters_slot_is_taken_over_by_a_running_liquidator() {
+    use redline_liquidator::config::LiquidatorArgs;
+    use redline_liquidator::locks::Leases;
+    use redline_liquidator::Liquidator;
+
+    let h = Harness::start(10, 32, 2).await.unwrap();
+    let dead = Leases::new(h.redis.clone(), "a-killed-process".to_string());
+    let held = dead
+        .try_acquire(&h.keys.wallet_slot(0), Duration::from_millis(1_500))
+        .await
+        .unwrap();
+    assert!(held.is_some(), "the dead master's lease");
+    let args = LiquidatorArgs {
+        workers: 1,
+        max_worker_slots: 2,
+        wallet_slot_ttl_ms: 1_000,
+        top_up_interval_ms: 200,
+        ..LiquidatorArgs::default()
+    };
+    let liquidator = Liquidator::new(
+        h.client.clone(),
+        h.chain.clone(),
+        h.manifest.clone(),
+        h.queue_config.clone(),
+        h.redis.clone(),
+        prometheus::Registry::new(),
+        args.validate().unwrap(),
+        h.mnemonic.clone(),
+    );
+    let summary = liquidator
+        .run(tokio::time::sleep(Duration::from_secs(4)))
+        .await
+        .unwrap();
+    assert!(
+        summary.ran_treasurer,
+        "the master slot was never taken over after its holder died"
+    );
+    // The slot is given back on stop: free to lease again.
+    assert!(claim_slot(
+        &h.leases,
+        &h.keys,
+        &h.mnemonic,
+        &h.manifest.bech32_prefix,
+        0..=0,
+        Duration::from_secs(1)
+    )
+    .await
+    .unwrap()
+    .is_some());
+}

@@ -80,3 +80,14 @@ deps-py: ## Install moto[server] and cfn-lint from PyPI when missing (tests of t
 bench: deps ## Run the benchmarks and write BENCHMARKS.md
 	$(CARGO) build --release -p redline-tests --bin bench
 	target/release/bench --output BENCHMARKS.md
+
+# The fault tests write their figures as JSON fragments to RELIABILITY_DIR (also under
+# `make test`, harmlessly); only this target renders RELIABILITY.md from them.
+RELIABILITY_DIR ?= target/reliability
+
+.PHONY: reliability
+reliability: deps ## Run the fault tests (chaos_kill, chaos_redis, chaos_rpc) and write RELIABILITY.md from their figures
+	rm -f $(RELIABILITY_DIR)/*.json
+	$(CARGO) build --workspace --bins
+	RELIABILITY_DIR=$(abspath $(RELIABILITY_DIR)) $(CARGO) test -p redline-tests --test chaos_kill --test chaos_redis --test chaos_rpc
+	$(CARGO) run --quiet -p redline-tests --bin reliability -- --dir $(RELIABILITY_DIR) --output RELIABILITY.md

@@ -11,8 +11,15 @@
 //!   pause`) before Redis is asked what they hold, so what the test sees is what the victim
 //!   holds when it dies; when none holds anything they are thawed and asked again a moment
 //!   later;
-//! - on chain: every `liquidate` event per block and account, and the borrowers a liquidator
-//!   could still liquidate at a profit.
+//! - on chain: every `liquidate` event per block and account, read block by block as the chain
+//!   grows ([`LiquidationWatch`]), and a wait for the liquidations to settle that uses no
+//!   planning code (every expected account liquidated, the liquidation queue empty, then a
+//!   quiet spell);
+//! - after the pipeline is stopped, the capture oracle ([`crate::capture`], which shares no code
+//!   with the planner) judges whether anything is left to liquidate at a profit
+//!   ([`judge_capture`]);
+//! - each test's figures, written as a JSON fragment ([`report`]) that `make reliability`
+//!   renders into RELIABILITY.md.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -23,7 +30,7 @@ use anyhow::{bail, Context as _};
 use cosmwasm_std::{Decimal, Uint128};
 use futures::StreamExt as _;
 use redis::aio::ConnectionManager;
-use redline_common::chain::{ChainClient, TendermintClient};
+use redline_common::chain::{ChainClient, ChainConfig, TendermintClient, Wallet};
 use redline_common::testkit::{free_port, RedisServer};
 use redline_liquidator::plan::PlanContext;
 use redline_liquidator::recheck::{inclusion_window, PositionReader, RedBankContracts};
@@ -31,6 +38,9 @@ use serde_json::Value;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 use crate::bench::devnet::Devnet;
+use crate::capture::{CaptureOracle, CaptureReport};
+
+pub mod report;
 
 /// Queue prefix every service of a fault test uses (the services' default, so that the
 /// manager, which passes only the queue prefix on to its workers, and the workers agree on the
@@ -261,6 +271,57 @@ impl BlockLog {
             .map(|b| format!("{}:{}:{}jobs", b.height, b.status, b.jobs))
             .collect::<Vec<_>>()
             .join(" ")
+    }
+}
+
+impl BlockLog {
+    /// The newest height recorded so far.
+    pub fn newest(&self) -> Option<u64> {
+        self.all.iter().map(|b| b.height).max()
+    }
+
+    /// Blocks `from..=to`, each classified. A block counts as missed when it has no record at
+    /// all, when its record is late or not enqueued, or when no record of it passes `full` (an
+    /// "on time" block over an index that a Redis restart emptied, say); pass
+    /// [`BlockRecord::on_time`] when on time is enough. Call it once the manager has recorded
+    /// past `to`, or the blocks it has not reached yet count as missed.
+    pub fn window(
+        &self,
+        from: u64,
+        to: u64,
+        full: impl Fn(&BlockRecord) -> bool,
+    ) -> report::BlockWindow {
+        let mut window = report::BlockWindow {
+            from,
+            to,
+            ..report::BlockWindow::default()
+        };
+        for height in from..=to {
+            let records: Vec<&BlockRecord> =
+                self.all.iter().filter(|b| b.height == height).collect();
+            let Some(last) = records.last() else {
+                window.no_record.push(height);
+                continue;
+            };
+            window.recorded += 1;
+            if records.iter().any(|b| b.on_time() && full(b)) {
+                window.on_time += 1;
+                continue;
+            }
+            match last.status.as_str() {
+                "late" => window.late.push(height),
+                "not_enqueued" => window.not_enqueued.push(height),
+                "on_time" => window.other.push(report::OtherBlock {
+                    height,
+                    why: format!("on time with {} accounts", last.accounts),
+                }),
+                status => window.other.push(report::OtherBlock {
+                    height,
+                    why: status.replace('_', " "),
+                }),
+            }
+        }
+        window
     }
 }
 
@@ -548,6 +609,108 @@ impl Pipeline {
     pub fn chain(&self) -> anyhow::Result<ChainCheck> {
         ChainCheck::new(&self.devnet)
     }
+
+    /// How this run is set up, for its report fragment.
+    pub fn setup(&self) -> report::Setup {
+        let options = &self.options;
+        report::Setup {
+            backend: match options.backend {
+                Backend::Process => "process",
+                Backend::Docker => "docker",
+            }
+            .to_string(),
+            accounts: self.devnet.borrowers.len(),
+            block_ms: self.devnet.manifest.block_time_ms,
+            health_checkers: options.health_checkers,
+            liquidators: options.liquidators,
+            visibility_ms: VISIBILITY_MS,
+            rpc_endpoints: options.rpc.len(),
+            manager_args: options.manager_args.clone(),
+        }
+    }
+
+    /// Sets the oracle price of `denom` to `price` at the next block and waits for it; returns
+    /// the drop as the report tells it (the price before is read from the oracle first).
+    pub async fn price_drop(&self, denom: &str, price: &str) -> anyhow::Result<report::PriceDrop> {
+        let before: Value = self
+            .devnet
+            .client
+            .query_smart(
+                &self.devnet.manifest.contracts.oracle,
+                &serde_json::json!({"price": {"denom": denom}}),
+                None,
+            )
+            .await
+            .with_context(|| format!("the oracle price of {denom}"))?;
+        let from = before["price"]
+            .as_str()
+            .with_context(|| format!("no price of {denom} in {before}"))?
+            .to_string();
+        let height = self.devnet.move_prices(&[(denom, price)]).await?;
+        Ok(report::PriceDrop {
+            denom: denom.to_string(),
+            from,
+            to: price.to_string(),
+            height,
+        })
+    }
+
+    /// Entries of the dead-letter streams of the health checks and of the liquidations.
+    pub async fn dead_letters(&self) -> anyhow::Result<report::DeadLetters> {
+        let mut conn = self.conn.clone();
+        let health_checks: usize = redis::cmd("XLEN")
+            .arg(format!("{HEALTH_STREAM}:dead"))
+            .query_async(&mut conn)
+            .await?;
+        let liquidations: usize = redis::cmd("XLEN")
+            .arg(format!("{LIQUIDATION_BASE}:dead"))
+            .query_async(&mut conn)
+            .await?;
+        Ok(report::DeadLetters {
+            health_checks,
+            liquidations,
+        })
+    }
+}
+
+/// The capture oracle's verdict ([`crate::capture`]) on `accounts`. Call it after the pipeline
+/// is stopped: the oracle's wallet is funded by the master wallet (slot 0 of the manifest's
+/// liquidator mnemonic), which the liquidators' treasurer must no longer be using.
+pub async fn judge_capture(devnet: &Devnet, accounts: &[String]) -> anyhow::Result<CaptureReport> {
+    let manifest = &devnet.manifest;
+    let mnemonic = manifest
+        .liquidator_mnemonic
+        .as_deref()
+        .context("the devnet manifest carries no liquidator mnemonic")?;
+    let chain = ChainConfig::from_manifest(manifest)
+        .map_err(|e| anyhow::anyhow!("the devnet manifest: {e}"))?;
+    let master = Wallet::from_mnemonic(mnemonic, &manifest.bech32_prefix, 0)
+        .map_err(|e| anyhow::anyhow!("the master wallet: {e}"))?;
+    let block_time = Duration::from_millis(manifest.block_time_ms);
+    let mut attempt = 0;
+    let oracle = loop {
+        attempt += 1;
+        match CaptureOracle::prepare(
+            devnet.client.clone(),
+            &chain,
+            (&manifest.contracts.red_bank, &manifest.contracts.oracle),
+            mnemonic,
+            &master,
+            accounts,
+        )
+        .await
+        {
+            Ok(oracle) => break oracle,
+            // A top-up the treasurer sent just before the stop may still be landing, with the
+            // sequence the funding tx was signed with: try again a few blocks later.
+            Err(error) if attempt < 3 => {
+                eprintln!("preparing the capture oracle failed ({error:#}); trying again");
+                tokio::time::sleep(block_time * 4).await;
+            }
+            Err(error) => return Err(error.context("preparing the capture oracle")),
+        }
+    };
+    oracle.judge(accounts).await.context("the capture oracle")
 }
 
 /// The last `lines` lines of a file.
@@ -576,6 +739,14 @@ impl Victim {
             Victim::Container(name) => {
                 consumer == name || consumer.starts_with(&format!("{name}-"))
             }
+        }
+    }
+
+    /// `process 1234` or `container <name>`, for reports.
+    pub fn describe(&self) -> String {
+        match self {
+            Victim::Process(pid) => format!("process {pid}"),
+            Victim::Container(name) => format!("container {name}"),
         }
     }
 
@@ -804,7 +975,10 @@ impl ChainCheck {
     }
 
     /// Of `accounts`, those a liquidator could liquidate now at a profit (unlimited funds, the
-    /// fee of a generous 1M-gas tx counted).
+    /// fee of a generous 1M-gas tx counted), by the liquidator's own planning code. The fault
+    /// tests use it only to pick a moment (a liquidator holding live candidates) or the
+    /// accounts to expect liquidated; whether anything profitable is left at the end is the
+    /// capture oracle's call ([`judge_capture`]), which shares no code with the planner.
     pub async fn profitable_left(&self, accounts: &[String]) -> anyhow::Result<Vec<String>> {
         self.reader.invalidate().await;
         let snapshot = self.reader.latest().await?;
@@ -864,6 +1038,49 @@ impl ChainCheck {
         }
     }
 
+    /// Waits, without any planning code, for the liquidations watched by `watch` to settle:
+    /// every account of `expected` liquidated at least once, the liquidation queue (read through
+    /// `queue`) empty (no candidate waiting, parked for funds or in flight), and no liquidation
+    /// landing for `quiet` (counted in blocks). Returns the chain's height when it settled.
+    pub async fn wait_settled(
+        &self,
+        watch: &mut LiquidationWatch,
+        queue: &ConnectionManager,
+        expected: &[String],
+        quiet: Duration,
+        timeout: Duration,
+    ) -> anyhow::Result<u64> {
+        let block_ms = self.block_time.as_millis().max(1);
+        let quiet_blocks = quiet.as_millis().div_ceil(block_ms) as u64;
+        let deadline = Instant::now() + timeout;
+        loop {
+            let latest = watch.poll(self).await?;
+            let missing: Vec<&String> = expected
+                .iter()
+                .filter(|account| !watch.liquidated(account))
+                .collect();
+            let since = watch.last_height().unwrap_or(watch.start);
+            let queued: usize = redis::cmd("HLEN")
+                .arg(format!("{LIQUIDATION_BASE}:payloads"))
+                .query_async(&mut queue.clone())
+                .await?;
+            if missing.is_empty() && queued == 0 && latest >= since + quiet_blocks {
+                return Ok(latest);
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "liquidations did not settle within {timeout:?}: {} of {} expected accounts \
+                     never liquidated {missing:?}; {queued} candidates still queued; last \
+                     liquidation at height {since}, chain at {latest} ({quiet_blocks} quiet blocks \
+                     wanted)",
+                    missing.len(),
+                    expected.len()
+                );
+            }
+            tokio::time::sleep(self.block_time).await;
+        }
+    }
+
     /// Successful `liquidate` events in blocks `from..=to`, counted per (height, account).
     pub async fn liquidations(
         &self,
@@ -887,6 +1104,67 @@ impl ChainCheck {
 
     pub async fn height(&self) -> anyhow::Result<u64> {
         Ok(self.client.latest_height().await?)
+    }
+
+    /// Seconds between the header times of blocks `from` and `to`.
+    pub async fn block_seconds(&self, from: u64, to: u64) -> anyhow::Result<f64> {
+        let from = self.client.block_time(from).await?;
+        let to = self.client.block_time(to).await?;
+        Ok(to.nanos().saturating_sub(from.nanos()) as f64 / 1e9)
+    }
+}
+
+/// Every successful `liquidate` event from a height on, read block by block as the chain grows.
+#[derive(Debug, Clone)]
+pub struct LiquidationWatch {
+    /// The first height watched.
+    pub start: u64,
+    next: u64,
+    /// Times liquidated, per (height, account).
+    pub events: BTreeMap<(u64, String), usize>,
+}
+
+impl LiquidationWatch {
+    /// Watches blocks from `height` on (the height of a price drop, say).
+    pub fn from(height: u64) -> Self {
+        LiquidationWatch {
+            start: height,
+            next: height,
+            events: BTreeMap::new(),
+        }
+    }
+
+    /// Reads the blocks that came since the last poll; returns the latest height.
+    pub async fn poll(&mut self, chain: &ChainCheck) -> anyhow::Result<u64> {
+        let latest = chain.height().await?;
+        if latest >= self.next {
+            self.events
+                .extend(chain.liquidations(self.next, latest).await?);
+            self.next = latest + 1;
+        }
+        Ok(latest)
+    }
+
+    /// The height of the last liquidation seen.
+    pub fn last_height(&self) -> Option<u64> {
+        self.events.keys().map(|(height, _)| *height).max()
+    }
+
+    pub fn liquidated(&self, account: &str) -> bool {
+        self.events.keys().any(|(_, a)| a == account)
+    }
+
+    /// The heights `account` was liquidated at (once per liquidation).
+    pub fn heights_of(&self, account: &str) -> Vec<u64> {
+        self.events
+            .iter()
+            .filter(|((_, a), _)| a == account)
+            .flat_map(|((height, _), times)| std::iter::repeat_n(*height, *times))
+            .collect()
+    }
+
+    pub fn tally(&self) -> LiquidationTally {
+        LiquidationTally::of(&self.events)
     }
 }
 

@@ -13,28 +13,42 @@
 //!    the block's work done (on time or late, never "not enqueued");
 //! 2. ATOM falls 30 %; a liquidator is killed the same way while it holds candidates (the
 //!    queue's `owners` hash) of accounts still liquidatable at a profit (read from the chain
-//!    while it is frozen). Then no borrower may be left liquidatable at a profit, the accounts
-//!    it held must be liquidated on chain, its candidates must leave the queue without a dead
-//!    letter, and no account may be liquidated twice in one block.
+//!    while it is frozen, by the liquidator's own planning code: it only picks the moment).
+//!    The accounts it held must be liquidated on chain, its candidates must leave the queue
+//!    without a dead letter, and no account may be liquidated twice in one block. Once the
+//!    liquidations have settled (no planning code: the held accounts liquidated, the liquidation
+//!    queue empty, then a quiet spell) the pipeline is stopped and the capture oracle (`redline_tests::capture`) must find
+//!    no borrower left liquidatable at a profit, nor any refused for an unexplained reason.
 //!
 //! The docker variant does the same with the `docker` backend: the victims are containers,
 //! frozen with `docker pause` and killed with `docker kill --signal KILL`. It needs the images
 //! `redline/{collector,health-checker,liquidator}:latest` and builds the missing ones with
-//! `docker/build.sh` (as `manager/tests/docker.rs` does); without a Docker daemon it prints a
-//! loud SKIPPED line and passes.
+//! `docker/build.sh` (as `manager/tests/docker.rs` does). It gates on
+//! `redline_common::testkit::docker_or_skip`: without a Docker engine it prints a loud SKIPPED
+//! line and passes, unless `CI=true` or `REDLINE_REQUIRE_DOCKER=1`, where it fails.
 //!
-//! Run with `-- --nocapture` for the figures (RELIABILITY.md).
+//! Each case writes its figures to a report fragment (`chaos_kill-process.json`,
+//! `chaos_kill-docker.json`; see `redline_tests::chaos::report`), from which
+//! `make reliability` renders RELIABILITY.md. Run with `-- --nocapture` to see them as they come.
 
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use redline_common::jobs::HealthCheckJob;
 use redline_common::queue::Envelope;
+use redline_tests::chaos::report::{
+    self, Fragment, HealthCheckerKill, HeldCandidate, HeldJob, KillFigures, Liquidations,
+    LiquidatorKill,
+};
 use redline_tests::chaos::{
     self, kill_one_holding, liquidation_queued, liquidations_in_flight, pending_health_checks,
-    stream_all, stream_entry, stream_holds, Backend, LiquidationTally, Pipeline, PipelineOptions,
-    Victim, HEALTH_STREAM, LIQUIDATION_BASE,
+    stream_all, stream_entry, stream_holds, Backend, BlockRecord, LiquidationWatch, Pipeline,
+    PipelineOptions, Victim, HEALTH_STREAM, LIQUIDATION_BASE,
 };
+
+/// No liquidation for this long (after the held accounts were liquidated) and the liquidations
+/// count as settled: longer than the account lock (8 s) a reclaimed candidate waits out.
+const QUIET: Duration = Duration::from_secs(12);
 use serde_json::Value;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -49,7 +63,18 @@ async fn kill_9_of_a_health_checker_and_a_liquidator_loses_nothing_process_backe
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_of_a_health_checker_and_a_liquidator_loses_nothing_docker_backend(
 ) -> anyhow::Result<()> {
-    if !docker_ready("kill_9 docker backend").await {
+    if !docker_ready("kill_9_of_a_health_checker_and_a_liquidator_loses_nothing_docker_backend")
+        .await
+    {
+        let why = redline_common::testkit::docker_engine()
+            .err()
+            .unwrap_or_else(|| "the Docker engine was not ready".into());
+        Fragment::skipped(
+            "chaos_kill",
+            "docker",
+            &format!("no Docker engine answers here ({why})"),
+        )
+        .write()?;
         return Ok(());
     }
     let deployment = format!("chaos-kill-{}", std::process::id());
@@ -145,7 +170,15 @@ async fn run(
     deployment: Option<&str>,
 ) -> anyhow::Result<()> {
     let started = Instant::now();
+    let mut fragment = Fragment::new(
+        "chaos_kill",
+        match backend {
+            Backend::Process => "process",
+            Backend::Docker => "docker",
+        },
+    );
     let mut p = Pipeline::start(dir, options(backend, deployment, dir)).await?;
+    fragment.setup = Some(p.setup());
     p.wait_on_time("the pipeline to settle", 0, 4, Duration::from_secs(180))
         .await?;
     let chain = p.chain()?;
@@ -199,6 +232,7 @@ async fn run(
         Backend::Process => p.log(),
         Backend::Docker => container_logs(deployment.expect("a docker run names its deployment")),
     };
+    let mut jobs_report = Vec::new();
     for (id, job) in &held_jobs {
         let buckets = format!("{}..{}", job.bucket_start, job.bucket_end);
         let done = count_log(&log, |f| {
@@ -212,6 +246,12 @@ async fn run(
             reclaimed_after.as_secs_f64()
         );
         anyhow::ensure!(done == 1, "held job {id} done {done} times, want once");
+        jobs_report.push(HeldJob {
+            id: id.clone(),
+            height: job.height,
+            buckets,
+            done,
+        });
     }
     // The manager replaces the dead worker, and every block's work since the kill got done.
     if backend == Backend::Process {
@@ -232,34 +272,37 @@ async fn run(
         Duration::from_secs(120),
     )
     .await?;
-    let window: Vec<_> = p
+    // A block with no record at all counts as missed, besides late and not enqueued ones.
+    let window = p
         .blocks
-        .all
-        .iter()
-        .filter(|b| b.height >= kill_height && b.height <= settled_height)
-        .cloned()
-        .collect();
-    let late = window.iter().filter(|b| b.status == "late").count();
-    let not_enqueued: Vec<u64> = window
-        .iter()
-        .filter(|b| b.status == "not_enqueued")
-        .map(|b| b.height)
-        .collect();
+        .window(kill_height, settled_height, BlockRecord::on_time);
     eprintln!(
-        "health checker killed at height {kill_height}: blocks {kill_height}..={settled_height}: {} recorded, {late} late (finished after their deadline), not enqueued: {not_enqueued:?}",
-        window.len()
+        "health checker killed at height {kill_height}: blocks {kill_height}..={settled_height}: {} recorded, {}",
+        window.recorded,
+        window.describe()
     );
     anyhow::ensure!(
-        not_enqueued.is_empty(),
-        "blocks whose work was never queued: {not_enqueued:?}"
+        window.not_enqueued.is_empty(),
+        "blocks whose work was never queued: {:?}",
+        window.not_enqueued
     );
+    let health_checker = HealthCheckerKill {
+        victim: victim.describe(),
+        height: kill_height,
+        jobs: jobs_report,
+        reclaimed_after_s: reclaimed_after.as_secs_f64(),
+        replaced: (backend == Backend::Process).then_some(true),
+        window,
+    };
 
     // 2. Price drop, then a liquidator dies holding candidates of accounts that are still
-    //    liquidatable at a profit (checked while it is frozen).
-    let drop_height = p.devnet.move_prices(&[("uatom", "7")]).await?;
+    //    liquidatable at a profit (by the planner, while it is frozen: this picks the moment).
+    let drop = p.price_drop("uatom", "7").await?;
+    let drop_height = drop.height;
+    let mut watch = LiquidationWatch::from(drop_height);
     let victims = running_workers(&p, backend, deployment, "liquidator").await?;
     let chain_ref = &chain;
-    let (_, held) = kill_one_holding(&victims, Duration::from_secs(90), || {
+    let (liquidator_victim, held) = kill_one_holding(&victims, Duration::from_secs(90), || {
         let mut conn = conn.clone();
         async move {
             let owned: Vec<(String, String)> = liquidations_in_flight(&mut conn)
@@ -284,9 +327,17 @@ async fn run(
     .await?;
     let killed_at = Instant::now();
     let kill_height = chain.height().await?;
-    // Nothing anyone could liquidate at a profit is left, among all borrowers.
-    chain
-        .wait_all_liquidated(&p.devnet.borrowers, Duration::from_secs(240))
+    // The liquidations settle: every held account liquidated, the queue empty, then a quiet
+    // spell (no planning code; what is left is the capture oracle's call, after the stop).
+    let held_accounts: Vec<String> = held.iter().map(|id| account_of(id).to_string()).collect();
+    let settled_height = chain
+        .wait_settled(
+            &mut watch,
+            &p.conn,
+            &held_accounts,
+            QUIET,
+            Duration::from_secs(240),
+        )
         .await?;
     let all_done = killed_at.elapsed();
     for id in &held {
@@ -311,20 +362,18 @@ async fn run(
         dead_held.is_empty(),
         "held candidates dead-lettered: {dead_held:?}"
     );
-    // Let the last txs land, then count every liquidation on chain.
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let last = chain.height().await?;
-    let events = chain.liquidations(drop_height, last).await?;
-    let tally = LiquidationTally::of(&events);
-    let held_accounts: Vec<&str> = held.iter().map(|id| account_of(id)).collect();
-    let held_landed: Vec<(u64, &str)> = events
+    // Count every liquidation on chain (the watch read every block up to the settled height).
+    let last = watch.poll(&chain).await?;
+    let tally = watch.tally();
+    let held_landed: Vec<(u64, &str)> = watch
+        .events
         .keys()
-        .filter(|(_, a)| held_accounts.contains(&a.as_str()))
+        .filter(|(_, a)| held_accounts.contains(a))
         .map(|(h, a)| (*h, a.as_str()))
         .collect();
     eprintln!(
         "liquidator killed at height {kill_height} holding {} candidate(s) of accounts liquidatable at a profit; \
-         their liquidations on chain (height, account): {held_landed:?}; nothing profitable left {:.1} s after the kill; \
+         their liquidations on chain (height, account): {held_landed:?}; liquidations settled {:.1} s after the kill; \
          {} liquidations of {} accounts in blocks {drop_height}..={last}, twice in one block: {:?}; dead letters: {}",
         held.len(),
         all_done.as_secs_f64(),
@@ -340,15 +389,61 @@ async fn run(
     );
     for account in &held_accounts {
         anyhow::ensure!(
-            tally.accounts.contains(*account),
+            tally.accounts.contains(account),
             "held account {account} was never liquidated"
         );
     }
+    let dead_letters = p.dead_letters().await?;
+    let liquidator = LiquidatorKill {
+        victim: liquidator_victim.describe(),
+        height: kill_height,
+        candidates: held
+            .iter()
+            .map(|id| HeldCandidate {
+                id: id.clone(),
+                account: account_of(id).to_string(),
+                liquidated_at: watch.heights_of(account_of(id)),
+            })
+            .collect(),
+        dead_lettered: dead_held.len(),
+        settled_after_s: all_done.as_secs_f64(),
+    };
+    let quiet_blocks = QUIET
+        .as_millis()
+        .div_ceil(u128::from(p.devnet.manifest.block_time_ms.max(1))) as u64;
+    let drop_to_settled = chain.block_seconds(drop_height, settled_height).await?;
+    let liquidations = Liquidations::of(
+        drop,
+        None,
+        &watch,
+        quiet_blocks,
+        settled_height,
+        drop_to_settled,
+    );
 
     p.stop().await?;
+    // Nothing anyone could liquidate at a profit is left, among all borrowers, by the capture
+    // oracle (it funds its wallet from the master wallet, idle now).
+    let capture = chaos::judge_capture(&p.devnet, &p.devnet.borrowers).await?;
+    eprintln!("capture oracle after the stop: {}", capture.summary());
+    anyhow::ensure!(
+        capture.profitable.is_empty() && capture.other.is_empty(),
+        "capture oracle: {}: {:?}",
+        capture.summary(),
+        capture.check().err()
+    );
+    fragment.runtime_s = started.elapsed().as_secs_f64();
+    fragment.figures = Some(report::Figures::Kill(KillFigures {
+        health_checker,
+        liquidator,
+    }));
+    fragment.liquidations = Some(liquidations);
+    fragment.dead_letters = Some(dead_letters);
+    fragment.capture = Some((&capture).into());
+    fragment.write()?;
     eprintln!(
         "kill test ({backend:?}) done in {:.0} s",
-        started.elapsed().as_secs_f64()
+        fragment.runtime_s
     );
     p.devnet.shutdown().await;
     Ok(())
@@ -469,17 +564,11 @@ fn remove_containers(deployment: &str) {
     }
 }
 
-/// Whether the Docker test can run: a daemon answers (else a loud SKIPPED and `false`), and
-/// the worker images exist (built with `docker/build.sh` when missing, as
-/// `manager/tests/docker.rs` does).
+/// Whether the Docker test can run: an engine answers (else the shared skip policy of
+/// `testkit::docker_or_skip`: a loud SKIPPED and `false`, or a failure on CI), and the worker
+/// images exist (built with `docker/build.sh` when missing, as `manager/tests/docker.rs` does).
 async fn docker_ready(test: &str) -> bool {
-    let answers = std::process::Command::new("docker")
-        .args(["info", "--format", "{{.ServerVersion}}"])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if !answers {
-        eprintln!("\n*** SKIPPED {test}: no Docker daemon answers here ***\n");
+    if !redline_common::testkit::docker_or_skip(test) {
         return false;
     }
     let missing: Vec<&str> = ["collector", "health-checker", "liquidator"]

@@ -11,14 +11,23 @@
 //! - blocks are on time again, and the blocks missed (no record, or recorded late / not
 //!   enqueued) between the last good block before the kill and the first good one after are
 //!   reported;
-//! - after a 30 % ATOM drop every account liquidatable at a profit is liquidated, none twice in
-//!   one block.
+//! - after a 30 % ATOM drop every account the liquidator's planning finds liquidatable at a
+//!   profit is liquidated, none twice in one block; once the liquidations have settled the
+//!   pipeline is stopped and the capture oracle (`redline_tests::capture`) must find no
+//!   borrower left liquidatable at a profit, nor any refused for an unexplained reason.
 //!
-//! Run with `-- --nocapture` for the figures (RELIABILITY.md).
+//! The figures go to a report fragment (`chaos_redis-restart.json`; see
+//! `redline_tests::chaos::report`), from which `make reliability` renders RELIABILITY.md. Run
+//! with `-- --nocapture` to see them as they come.
 
 use std::time::{Duration, Instant};
 
-use redline_tests::chaos::{self, LiquidationTally, Pipeline, PipelineOptions};
+use redline_tests::chaos::report::{self, Fragment, Liquidations, RedisFigures};
+use redline_tests::chaos::{self, LiquidationWatch, Pipeline, PipelineOptions};
+
+/// No liquidation for this long (after the expected accounts were liquidated) and the
+/// liquidations count as settled.
+const QUIET: Duration = Duration::from_secs(10);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_restart_mid_run_every_service_carries_on() -> anyhow::Result<()> {
@@ -36,7 +45,9 @@ async fn redis_restart_mid_run_every_service_carries_on() -> anyhow::Result<()> 
 
 async fn run(dir: &std::path::Path) -> anyhow::Result<()> {
     let started = Instant::now();
+    let mut fragment = Fragment::new("chaos_redis", "restart");
     let mut p = Pipeline::start(dir, PipelineOptions::default()).await?;
+    fragment.setup = Some(p.setup());
     p.wait_on_time("the pipeline to settle", 0, 4, Duration::from_secs(180))
         .await?;
     let chain = p.chain()?;
@@ -99,17 +110,8 @@ async fn run(dir: &std::path::Path) -> anyhow::Result<()> {
     // the rebuild that has no full record (no record at all, late, not enqueued, or on time
     // over the empty index).
     let first_good = rebuilt;
-    let missed_heights: Vec<u64> = (last_good + 1..first_good)
-        .filter(|h| !p.blocks.all.iter().any(|b| b.height == *h && full(b)))
-        .collect();
-    let recorded_missed: Vec<String> = p
-        .blocks
-        .all
-        .iter()
-        .filter(|b| missed_heights.contains(&b.height))
-        .map(|b| format!("{}:{}:{}acc", b.height, b.status, b.accounts))
-        .collect();
-    let missed = missed_heights.len();
+    let window = p.blocks.window(last_good + 1, first_good - 1, full);
+    let missed = window.describe();
     let accounts_after = p
         .blocks
         .after(restart_height)
@@ -118,10 +120,12 @@ async fn run(dir: &std::path::Path) -> anyhow::Result<()> {
         .unwrap_or(0);
     eprintln!(
         "Redis killed at height {killed_height}, back at {restart_height} ({:.1} s down); last block on time before: {last_good}, \
-         first after: {first_good} ({:.1} s after the kill); blocks missed: {missed} (recorded among them: {recorded_missed:?}); \
+         first after: {first_good} ({:.1} s after the kill); blocks {}..={}: {missed}; \
          accounts per block before {accounts_before}, after {accounts_after}",
         down_for.as_secs_f64(),
-        recovered_at.as_secs_f64()
+        recovered_at.as_secs_f64(),
+        window.from,
+        window.to,
     );
     // Every service reconnected: the same processes run, none was replaced.
     for (service, pids) in &before {
@@ -138,23 +142,32 @@ async fn run(dir: &std::path::Path) -> anyhow::Result<()> {
     let health = p.health().await?;
     eprintln!("manager /health after the restart: {health}");
 
-    // Liquidations still land.
-    let drop_height = p.devnet.move_prices(&[("uatom", "7")]).await?;
+    // Liquidations still land. The planner's view right after the drop says which accounts to
+    // expect liquidated; the wait for them to settle uses no planning code.
+    let drop = p.price_drop("uatom", "7").await?;
+    let drop_height = drop.height;
+    let mut watch = LiquidationWatch::from(drop_height);
     let liquidatable = chain.profitable_left(&p.devnet.borrowers).await?;
     anyhow::ensure!(
         !liquidatable.is_empty(),
         "the drop made nothing liquidatable"
     );
-    chain
-        .wait_all_liquidated(&liquidatable, Duration::from_secs(180))
+    let settled_height = chain
+        .wait_settled(
+            &mut watch,
+            &p.conn,
+            &liquidatable,
+            QUIET,
+            Duration::from_secs(180),
+        )
         .await?;
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let last = chain.height().await?;
-    let tally = LiquidationTally::of(&chain.liquidations(drop_height, last).await?);
+    let last = watch.poll(&chain).await?;
+    let tally = watch.tally();
     eprintln!(
-        "after the restart: {} accounts liquidatable at a profit, {} liquidations on chain, twice in one block: {:?}",
+        "after the restart: {} accounts liquidatable at a profit, {} liquidations on chain of {} accounts in blocks {drop_height}..={last}, twice in one block: {:?}",
         liquidatable.len(),
         tally.total,
+        tally.accounts.len(),
         tally.twice_in_a_block
     );
     anyhow::ensure!(
@@ -167,11 +180,46 @@ async fn run(dir: &std::path::Path) -> anyhow::Result<()> {
         .filter(|a| !tally.accounts.contains(*a))
         .collect();
     anyhow::ensure!(never.is_empty(), "never liquidated: {never:?}");
-    p.stop().await?;
-    eprintln!(
-        "Redis restart test done in {:.0} s",
-        started.elapsed().as_secs_f64()
+    let dead_letters = p.dead_letters().await?;
+    let quiet_blocks = QUIET
+        .as_millis()
+        .div_ceil(u128::from(p.devnet.manifest.block_time_ms.max(1))) as u64;
+    let liquidations = Liquidations::of(
+        drop,
+        Some(liquidatable.len()),
+        &watch,
+        quiet_blocks,
+        settled_height,
+        chain.block_seconds(drop_height, settled_height).await?,
     );
+    p.stop().await?;
+    // Nothing anyone could liquidate at a profit is left, among all borrowers, by the capture
+    // oracle (it funds its wallet from the master wallet, idle now).
+    let capture = chaos::judge_capture(&p.devnet, &p.devnet.borrowers).await?;
+    eprintln!("capture oracle after the stop: {}", capture.summary());
+    anyhow::ensure!(
+        capture.profitable.is_empty() && capture.other.is_empty(),
+        "capture oracle: {}: {:?}",
+        capture.summary(),
+        capture.check().err()
+    );
+    fragment.runtime_s = started.elapsed().as_secs_f64();
+    fragment.figures = Some(report::Figures::Redis(RedisFigures {
+        killed_height,
+        restart_height,
+        down_s: down_for.as_secs_f64(),
+        last_good,
+        first_good,
+        recovered_after_s: recovered_at.as_secs_f64(),
+        window,
+        accounts_before,
+        accounts_after,
+    }));
+    fragment.liquidations = Some(liquidations);
+    fragment.dead_letters = Some(dead_letters);
+    fragment.capture = Some((&capture).into());
+    fragment.write()?;
+    eprintln!("Redis restart test done in {:.0} s", fragment.runtime_s);
     p.devnet.shutdown().await;
     Ok(())
 }

@@ -8,22 +8,40 @@
 //! - **Several endpoints**: the preferred endpoint first hangs, then comes back while the
 //!   other goes down. Blocks must stay on time after each switch (the services moved to the
 //!   working endpoint), every service process must be the one that started (no crash), the
-//!   working endpoint must get new connections, and after a 30 % ATOM drop every account
-//!   liquidatable at a profit is liquidated, none twice in one block.
+//!   working endpoint must get new connections, and after a 30 % ATOM drop every account the
+//!   liquidator's planning finds liquidatable at a profit is liquidated, none twice in one
+//!   block.
 //! - **One endpoint**: it goes down for ten blocks, then comes back. Every service must keep
 //!   running through the outage (same processes) without spinning (its log stays short), and
 //!   after the endpoint returns blocks are on time again and the liquidations land.
 //!
-//! Run with `-- --nocapture` for the figures (RELIABILITY.md).
+//! A block with no record at all counts as missed, besides late and not-enqueued ones. Once the
+//! liquidations have settled the pipeline is stopped and the capture oracle
+//! (`redline_tests::capture`) must find no borrower left liquidatable at a profit, nor any
+//! refused for an unexplained reason. Each case writes its figures to a report fragment
+//! (`chaos_rpc-two-endpoints.json`, `chaos_rpc-one-endpoint.json`; see
+//! `redline_tests::chaos::report`), from which `make reliability` renders RELIABILITY.md. Run
+//! with `-- --nocapture` to see them as they come.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use redline_tests::bench::devnet::Devnet;
-use redline_tests::chaos::{self, LiquidationTally, Pipeline, PipelineOptions};
+use redline_tests::chaos::report::{
+    self, BlockWindow, Capture, DeadLetters, Fragment, Liquidations, RpcOneFigures, RpcPhase,
+    RpcTwoFigures,
+};
+use redline_tests::chaos::{self, BlockRecord, LiquidationWatch, Pipeline, PipelineOptions};
 use redline_tests::{ProxyMode, TcpProxy};
 
 const SERVICES: [&str; 3] = ["collector", "health-checker", "liquidator"];
+
+/// On-time blocks in a row that count as recovered.
+const ON_TIME_RUN: usize = 4;
+
+/// No liquidation for this long (after the expected accounts were liquidated) and the
+/// liquidations count as settled.
+const QUIET: Duration = Duration::from_secs(10);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_two_endpoints_every_service_fails_over_when_one_hangs_or_goes_down(
@@ -94,22 +112,37 @@ fn same_processes(
     Ok(())
 }
 
-/// A 30 % ATOM drop; every account liquidatable at a profit must be liquidated, none twice in
-/// one block. Returns (liquidatable, liquidations on chain).
-async fn liquidations_land(p: &Pipeline) -> anyhow::Result<(usize, usize)> {
+/// Blocks from `after + 1` to the newest recorded one (call it once blocks are on time again):
+/// a block with no record counts as missed.
+fn window_since(p: &Pipeline, after: u64) -> BlockWindow {
+    let newest = p.blocks.newest().unwrap_or(after).max(after);
+    p.blocks.window(after + 1, newest, BlockRecord::on_time)
+}
+
+/// A 30 % ATOM drop; every account the liquidator's planning finds liquidatable at a profit
+/// right after it must be liquidated, none twice in one block. Waits for the liquidations to
+/// settle (no planning code) and reads the dead letters, with the pipeline still running.
+async fn liquidations_land(p: &Pipeline) -> anyhow::Result<(Liquidations, DeadLetters)> {
     let chain = p.chain()?;
-    let drop_height = p.devnet.move_prices(&[("uatom", "7")]).await?;
+    let drop = p.price_drop("uatom", "7").await?;
+    let drop_height = drop.height;
+    let mut watch = LiquidationWatch::from(drop_height);
     let liquidatable = chain.profitable_left(&p.devnet.borrowers).await?;
     anyhow::ensure!(
         !liquidatable.is_empty(),
         "the drop made nothing liquidatable"
     );
-    chain
-        .wait_all_liquidated(&liquidatable, Duration::from_secs(180))
+    let settled_height = chain
+        .wait_settled(
+            &mut watch,
+            &p.conn,
+            &liquidatable,
+            QUIET,
+            Duration::from_secs(180),
+        )
         .await?;
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let last = chain.height().await?;
-    let tally = LiquidationTally::of(&chain.liquidations(drop_height, last).await?);
+    watch.poll(&chain).await?;
+    let tally = watch.tally();
     anyhow::ensure!(
         tally.twice_in_a_block.is_empty(),
         "liquidated twice in one block: {:?}",
@@ -120,11 +153,38 @@ async fn liquidations_land(p: &Pipeline) -> anyhow::Result<(usize, usize)> {
         .filter(|a| !tally.accounts.contains(*a))
         .collect();
     anyhow::ensure!(never.is_empty(), "never liquidated: {never:?}");
-    Ok((liquidatable.len(), tally.total))
+    let quiet_blocks = QUIET
+        .as_millis()
+        .div_ceil(u128::from(p.devnet.manifest.block_time_ms.max(1))) as u64;
+    let liquidations = Liquidations::of(
+        drop,
+        Some(liquidatable.len()),
+        &watch,
+        quiet_blocks,
+        settled_height,
+        chain.block_seconds(drop_height, settled_height).await?,
+    );
+    Ok((liquidations, p.dead_letters().await?))
+}
+
+/// Stops the pipeline, then the capture oracle judges every borrower: nothing may be left
+/// liquidatable at a profit, nor refused for an unexplained reason.
+async fn stop_and_judge(p: &mut Pipeline) -> anyhow::Result<Capture> {
+    p.stop().await?;
+    let capture = chaos::judge_capture(&p.devnet, &p.devnet.borrowers).await?;
+    eprintln!("capture oracle after the stop: {}", capture.summary());
+    anyhow::ensure!(
+        capture.profitable.is_empty() && capture.other.is_empty(),
+        "capture oracle: {}: {:?}",
+        capture.summary(),
+        capture.check().err()
+    );
+    Ok((&capture).into())
 }
 
 async fn two_endpoints(dir: &std::path::Path) -> anyhow::Result<()> {
     let started = Instant::now();
+    let mut fragment = Fragment::new("chaos_rpc", "two-endpoints");
     let (devnet, proxies) = devnet_behind_proxies(2).await?;
     let (first, second) = (&proxies[0], &proxies[1]);
     let options = PipelineOptions {
@@ -135,6 +195,7 @@ async fn two_endpoints(dir: &std::path::Path) -> anyhow::Result<()> {
         ..PipelineOptions::default()
     };
     let mut p = Pipeline::start_on(dir, options, devnet).await?;
+    fragment.setup = Some(p.setup());
     p.wait_on_time("the pipeline to settle", 0, 4, Duration::from_secs(180))
         .await?;
     let chain = p.chain()?;
@@ -151,12 +212,13 @@ async fn two_endpoints(dir: &std::path::Path) -> anyhow::Result<()> {
     p.wait_on_time(
         "blocks on time with the first endpoint hung",
         hung_at,
-        4,
+        ON_TIME_RUN,
         Duration::from_secs(180),
     )
     .await?;
     let hung_recovery = t.elapsed();
-    let missed_hung = p.blocks.after(hung_at).filter(|b| b.missed()).count();
+    let hung_window = window_since(&p, hung_at);
+    let missed_hung = hung_window.missed();
     same_processes(&p, &before, "while the first endpoint hung")?;
     let second_gained = second.connections() - second_before;
     anyhow::ensure!(
@@ -173,12 +235,13 @@ async fn two_endpoints(dir: &std::path::Path) -> anyhow::Result<()> {
     p.wait_on_time(
         "blocks on time with the second endpoint down",
         down_at,
-        4,
+        ON_TIME_RUN,
         Duration::from_secs(180),
     )
     .await?;
     let down_recovery = t.elapsed();
-    let missed_down = p.blocks.after(down_at).filter(|b| b.missed()).count();
+    let down_window = window_since(&p, down_at);
+    let missed_down = down_window.missed();
     same_processes(&p, &before, "while the second endpoint was down")?;
     let first_gained = first.connections() - first_before;
     anyhow::ensure!(
@@ -186,23 +249,49 @@ async fn two_endpoints(dir: &std::path::Path) -> anyhow::Result<()> {
         "no connection moved back to the first endpoint"
     );
 
-    let (liquidatable, liquidations) = liquidations_land(&p).await?;
+    let (liquidations, dead_letters) = liquidations_land(&p).await?;
     same_processes(&p, &before, "after the liquidations")?;
     eprintln!(
-        "two endpoints: first hung at height {hung_at}: {second_gained} connections to the second, 4 blocks on time in a row after {:.1} s, \
-         {missed_hung} blocks missed; second down at {down_at}: {first_gained} connections back to the first, on time after {:.1} s, \
-         {missed_down} missed; then {liquidatable} liquidatable accounts, {liquidations} liquidations, none twice in a block; \
+        "two endpoints: first hung at height {hung_at}: {second_gained} connections to the second, {ON_TIME_RUN} blocks on time in a row after {:.1} s, \
+         {missed_hung} blocks missed ({}); second down at {down_at}: {first_gained} connections back to the first, on time after {:.1} s, \
+         {missed_down} missed ({}); then {:?} liquidatable accounts, {} liquidations, none twice in a block; \
          no service restarted; {:.0} s",
         hung_recovery.as_secs_f64(),
+        hung_window.describe(),
         down_recovery.as_secs_f64(),
+        down_window.describe(),
+        liquidations.expected,
+        liquidations.total,
         started.elapsed().as_secs_f64()
     );
-    p.stop().await?;
+    let capture = stop_and_judge(&mut p).await?;
+    fragment.runtime_s = started.elapsed().as_secs_f64();
+    fragment.figures = Some(report::Figures::RpcTwo(RpcTwoFigures {
+        hung: RpcPhase {
+            at_height: hung_at,
+            connections_moved: second_gained,
+            on_time_run: ON_TIME_RUN,
+            recovery_s: hung_recovery.as_secs_f64(),
+            window: hung_window,
+        },
+        down: RpcPhase {
+            at_height: down_at,
+            connections_moved: first_gained,
+            on_time_run: ON_TIME_RUN,
+            recovery_s: down_recovery.as_secs_f64(),
+            window: down_window,
+        },
+    }));
+    fragment.liquidations = Some(liquidations);
+    fragment.dead_letters = Some(dead_letters);
+    fragment.capture = Some(capture);
+    fragment.write()?;
     Ok(())
 }
 
 async fn one_endpoint(dir: &std::path::Path) -> anyhow::Result<()> {
     let started = Instant::now();
+    let mut fragment = Fragment::new("chaos_rpc", "one-endpoint");
     let (devnet, proxies) = devnet_behind_proxies(1).await?;
     let only = &proxies[0];
     let options = PipelineOptions {
@@ -210,6 +299,7 @@ async fn one_endpoint(dir: &std::path::Path) -> anyhow::Result<()> {
         ..PipelineOptions::default()
     };
     let mut p = Pipeline::start_on(dir, options, devnet).await?;
+    fragment.setup = Some(p.setup());
     p.wait_on_time("the pipeline to settle", 0, 4, Duration::from_secs(180))
         .await?;
     let chain = p.chain()?;
@@ -222,10 +312,11 @@ async fn one_endpoint(dir: &std::path::Path) -> anyhow::Result<()> {
     let log_before = p.log().lines().count();
     only.set_mode(ProxyMode::Down);
     let down_at = chain.height().await?;
+    let outage_blocks = 10;
     chaos::wait_until(
         "ten blocks with the endpoint down",
         Duration::from_secs(60),
-        || async { Ok(chain.height().await? >= down_at + 10) },
+        || async { Ok(chain.height().await? >= down_at + outage_blocks) },
     )
     .await?;
     same_processes(&p, &before, "during the outage")?;
@@ -236,32 +327,45 @@ async fn one_endpoint(dir: &std::path::Path) -> anyhow::Result<()> {
     p.wait_on_time(
         "blocks on time after the endpoint returned",
         back_at,
-        4,
+        ON_TIME_RUN,
         Duration::from_secs(180),
     )
     .await?;
     let recovery = t.elapsed();
     let _ = p.poll_blocks().await;
-    let missed = p
-        .blocks
-        .all
-        .iter()
-        .filter(|b| b.height > down_at && b.missed())
-        .count();
+    let window = window_since(&p, down_at);
+    let missed = window.missed();
     same_processes(&p, &before, "after the outage")?;
     // Backing off, not spinning: a few lines per service per second of outage at most.
     anyhow::ensure!(
         outage_lines < 2_000,
         "{outage_lines} log lines during a ten-block outage: a service is spinning"
     );
-    let (liquidatable, liquidations) = liquidations_land(&p).await?;
+    let (liquidations, dead_letters) = liquidations_land(&p).await?;
     eprintln!(
-        "one endpoint: down at height {down_at} for 10 blocks, back at {back_at}; {outage_lines} log lines during the outage; \
-         4 blocks on time in a row {:.1} s after it returned; {missed} blocks missed; then {liquidatable} liquidatable accounts, \
-         {liquidations} liquidations, none twice in a block; no service restarted; {:.0} s",
+        "one endpoint: down at height {down_at} for {outage_blocks} blocks, back at {back_at}; {outage_lines} log lines during the outage; \
+         {ON_TIME_RUN} blocks on time in a row {:.1} s after it returned; {missed} blocks missed ({}); then {:?} liquidatable accounts, \
+         {} liquidations, none twice in a block; no service restarted; {:.0} s",
         recovery.as_secs_f64(),
+        window.describe(),
+        liquidations.expected,
+        liquidations.total,
         started.elapsed().as_secs_f64()
     );
-    p.stop().await?;
+    let capture = stop_and_judge(&mut p).await?;
+    fragment.runtime_s = started.elapsed().as_secs_f64();
+    fragment.figures = Some(report::Figures::RpcOne(RpcOneFigures {
+        down_at,
+        back_at,
+        outage_blocks,
+        outage_log_lines: outage_lines,
+        on_time_run: ON_TIME_RUN,
+        recovery_s: recovery.as_secs_f64(),
+        window,
+    }));
+    fragment.liquidations = Some(liquidations);
+    fragment.dead_letters = Some(dead_letters);
+    fragment.capture = Some(capture);
+    fragment.write()?;
     Ok(())
 }

@@ -869,7 +869,17 @@ where
                         self.settings.min_profit_usd
                     );
                     tracing::debug!(account = %item.plan.account, %profit_after_fee_usd, "below the profit floor");
-                    Verdict::Ack
+                    match &item.plan.shortfall {
+                        // Only the wallet's balance kept it small: worth it once funds come.
+                        Some(lacking) => {
+                            self.shortages
+                                .lock()
+                                .unwrap_or_else(|e| e.into_inner())
+                                .note(std::slice::from_ref(lacking));
+                            Verdict::Wait(wait_score(std::slice::from_ref(lacking)))
+                        }
+                        None => Verdict::Ack,
+                    }
                 }
             };
             self.emit(record).await;

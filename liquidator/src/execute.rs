@@ -350,6 +350,7 @@ mod tests {
             health_before: Health::default(),
             health_after: Health::default(),
             expected_at: 0,
+            shortfall: None,
         }
     }
 

@@ -49,10 +49,13 @@ pub struct Plan {
     pub health_after: Health,
     /// Block time (seconds) the amounts were computed for.
     pub expected_at: u64,
+    /// Set when the wallet's balance capped the repay below what unlimited funds would send:
+    /// what it lacks for the full liquidation.
+    pub shortfall: Option<Shortfall>,
 }
 
 /// Debt the wallet cannot repay right now: the plan it would make with unlimited funds.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Shortfall {
     pub denom: String,
     /// What the best liquidation in this denom would send.
@@ -486,6 +489,7 @@ impl<'a> PlanContext<'a> {
             health_before: self.latest().health.clone(),
             health_after,
             expected_at: self.latest().time,
+            shortfall: None,
         })
     }
 
@@ -545,9 +549,9 @@ impl<'a> PlanContext<'a> {
         })
     }
 
-    /// The most profitable liquidation given the wallet's spendable balance of each denom. When
-    /// the wallet holds none of the debt of every profitable liquidation, [`NoPlan::NoFunds`]
-    /// says what it lacks.
+    /// The most profitable liquidation given the wallet's spendable balance of each denom (a
+    /// plan the wallet's balance capped carries its [`Plan::shortfall`]). When nothing the
+    /// wallet can fund pays, but unlimited funds would, [`NoPlan::NoFunds`] says what it lacks.
     pub fn best_plan(&self, spendable: &BTreeMap<String, Uint128>) -> Result<Plan, NoPlan> {
         self.check_liquidatable()?;
         let collaterals = self.collateral_denoms();
@@ -563,7 +567,24 @@ impl<'a> PlanContext<'a> {
                 continue;
             }
             let owed = self.owed(debt_denom);
-            best.offer(self.best_for_debt(debt_denom, &collaterals, available.min(owed)));
+            let mut funded = self.best_for_debt(debt_denom, &collaterals, available.min(owed));
+            let capped = match &funded {
+                Ok(plan) => available < owed && plan.debt_to_send >= available,
+                Err(_) => available < owed,
+            };
+            if capped {
+                // The wallet, not the contract, set the amount (or made it dust): say what it
+                // lacks for the liquidation unlimited funds would make.
+                let sent = funded.as_ref().map_or(Uint128::zero(), |p| p.debt_to_send);
+                let lacking = self
+                    .shortfall(debt_denom, &collaterals, available)
+                    .filter(|s| s.wanted > sent);
+                if let Ok(plan) = &mut funded {
+                    plan.shortfall = lacking.clone();
+                }
+                short.extend(lacking);
+            }
+            best.offer(funded);
         }
         let Best { plan: best, reason } = best;
         match best {
@@ -751,10 +772,25 @@ mod tests {
         assert_eq!(short[0].denom, "uusdc");
         assert_eq!(short[0].wanted, Uint128::new(48_528));
         assert_eq!(short[0].available, Uint128::zero());
-        // A small balance still gives a (smaller) plan: exactly what the wallet holds.
+        // A small balance still gives a (smaller) plan: exactly what the wallet holds, with
+        // what it lacks for the full one.
         wallet.insert("uusdc".into(), Uint128::new(1_234));
         let plan = context.best_plan(&wallet).unwrap();
         assert_eq!(plan.debt_to_send, Uint128::new(1_234));
+        let lacking = plan.shortfall.expect("capped by the wallet");
+        assert_eq!(
+            (lacking.wanted, lacking.available),
+            (Uint128::new(48_528), Uint128::new(1_234))
+        );
+        // A dust balance (1 uusdc seizes nothing): no plan, but a wait for funds.
+        wallet.insert("uusdc".into(), Uint128::new(1));
+        let err = context.best_plan(&wallet).unwrap_err();
+        assert!(matches!(err, NoPlan::NoFunds { .. }), "{err}");
+        // Unlimited funds: the contract's cap sets the amount, nothing lacks.
+        assert_eq!(
+            context.best_plan(&funds(1_000_000)).unwrap().shortfall,
+            None
+        );
     }
 
     /// Under water (collateral worth less than the debt): the Red Bank liquidates anyway, at

@@ -116,10 +116,38 @@ struct InDoubt {
 enum Verdict {
     Ack,
     Release,
-    /// Set aside until funds come: the score orders the waiting jobs (profit per unit of
-    /// capital, highest woken first).
-    Wait(f64),
+    /// Set aside until funds come.
+    Wait(Waiting),
     DeadLetter(String),
+}
+
+/// How a job waits for funds: its order among the waiting (profit per unit of capital, highest
+/// woken first) and what it needs (a wallet holding a tenth of it in some denom wakes it).
+#[derive(Debug, Clone)]
+struct Waiting {
+    score: f64,
+    needs: Vec<(String, u128)>,
+}
+
+impl Waiting {
+    /// A job whose best liquidations lack what `short` says.
+    fn for_shortfalls(short: &[Shortfall]) -> Self {
+        Waiting {
+            score: wait_score(short),
+            needs: short
+                .iter()
+                .map(|s| (s.denom.clone(), s.wanted.saturating_sub(s.available).u128()))
+                .collect(),
+        }
+    }
+
+    /// A planned liquidation that could not be sent for want of `needs`.
+    fn for_plan(plan: &Plan, snapshot: &MarketSnapshot, needs: (String, Uint128)) -> Self {
+        Waiting {
+            score: plan_wait_score(plan, snapshot),
+            needs: vec![(needs.0, needs.1.u128())],
+        }
+    }
 }
 
 /// A value as a sorted-set score (ordering only, so a float is fine).
@@ -197,10 +225,6 @@ pub struct Worker<C, Q> {
     /// What the latest step that set jobs aside lacked, per denom (cleared by a step that
     /// lacked nothing): handed to the rebalancer to recycle seized collateral into.
     recent_short: BTreeMap<String, Uint128>,
-    /// Spendable balances when waiting jobs were last woken (or set aside) by this worker.
-    funds_at_wake: Option<BTreeMap<String, Uint128>>,
-    /// The spendable balances read by the latest step.
-    step_funds: Option<BTreeMap<String, Uint128>>,
     /// When waiting jobs were last considered.
     wake_checked_at: Option<std::time::Instant>,
     /// One of this wallet's liquidations landed since: consider waiting jobs at the next step.
@@ -235,8 +259,6 @@ where
             shortages: Default::default(),
             reported_shortage: false,
             recent_short: BTreeMap::new(),
-            funds_at_wake: None,
-            step_funds: None,
             wake_checked_at: None,
             wake_due: true,
             in_doubt: Vec::new(),
@@ -392,7 +414,6 @@ where
         let (snapshot, spendable) = tokio::join!(self.reader.latest(), self.spendable());
         let (snapshot, mut spendable) = match (snapshot, spendable) {
             (Ok(snapshot), Ok(mut spendable)) => {
-                self.step_funds = Some(spendable.clone());
                 // What txs still being confirmed will spend is not this step's to plan with.
                 for (denom, amount) in self.reserved_by_unsettled() {
                     if let Some(left) = spendable.get_mut(&denom) {
@@ -467,9 +488,6 @@ where
             return;
         }
         if !step.is_empty() {
-            // Jobs this worker just set aside must not wake themselves: only a change of funds
-            // from here on does.
-            self.funds_at_wake = self.step_funds.clone();
             tracing::debug!(waiting = step.waiting, missing = ?step.missing, "liquidations wait for funds");
         }
         self.reported_shortage = !step.is_empty();
@@ -478,11 +496,10 @@ where
         self.capital.publish(&report).await;
     }
 
-    /// When jobs wait for funds, puts the best-placed of them back in the queue if this wallet
-    /// may pay for them: at once after one of its own liquidations landed (its coins moved),
-    /// and otherwise at most once a block when its latest step lacked nothing or its spendable
-    /// balances changed since it last woke or set jobs aside (a top-up, a swap). A wallet that
-    /// set jobs aside and has had no new funds since leaves them.
+    /// When jobs wait for funds, puts back in the queue the best-placed of those this wallet
+    /// may pay for (it holds at least a tenth of what they need in some denom): at once after
+    /// one of its own liquidations landed (its coins moved), otherwise at most once a block
+    /// (top-ups and swaps change its balances in between).
     async fn wake_waiting(&mut self) {
         let now = std::time::Instant::now();
         let due = std::mem::take(&mut self.wake_due);
@@ -504,16 +521,18 @@ where
         let Ok(funds) = self.spendable().await else {
             return;
         };
-        let unchanged = self.funds_at_wake.as_ref() == Some(&funds);
-        if (self.reported_shortage && unchanged) || funds.values().all(|a| a.is_zero()) {
+        let holdings: Vec<(String, u128)> = funds
+            .into_iter()
+            .filter(|(_, amount)| !amount.is_zero())
+            .map(|(denom, amount)| (denom, amount.u128()))
+            .collect();
+        if holdings.is_empty() {
             return;
         }
         let batch = self.settings.fetch_batch.max(1);
-        match self.queue.wake(batch).await {
-            Ok(woken) => {
-                tracing::debug!(woken, "jobs waiting for funds woken");
-                self.funds_at_wake = Some(funds);
-            }
+        match self.queue.wake(batch, Some(&holdings)).await {
+            Ok(0) => {}
+            Ok(woken) => tracing::debug!(woken, "jobs waiting for funds woken"),
             Err(error) => tracing::debug!(%error, "cannot wake the jobs waiting for funds"),
         }
     }
@@ -657,7 +676,7 @@ where
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .note(short);
-                Verdict::Wait(wait_score(short))
+                Verdict::Wait(Waiting::for_shortfalls(short))
             }
             NoPlan::Math(reason) => {
                 tracing::warn!(%account, %reason, "cannot compute a liquidation; dead-lettering");
@@ -876,7 +895,7 @@ where
                                 .lock()
                                 .unwrap_or_else(|e| e.into_inner())
                                 .note(std::slice::from_ref(lacking));
-                            Verdict::Wait(wait_score(std::slice::from_ref(lacking)))
+                            Verdict::Wait(Waiting::for_shortfalls(std::slice::from_ref(lacking)))
                         }
                         None => Verdict::Ack,
                     }
@@ -913,7 +932,8 @@ where
                     prepared.fee, fee_budget, prepared.fee.denom
                 );
                 self.emit(record).await;
-                let verdict = Verdict::Wait(plan_wait_score(&item.plan, &snapshot));
+                let needs = (prepared.fee.denom.clone(), fee.saturating_sub(*fee_budget));
+                let verdict = Verdict::Wait(Waiting::for_plan(&item.plan, &snapshot, needs));
                 self.finish(&item.delivery, &item.lock, verdict).await;
             }
             report.skipped += items.len();
@@ -1184,7 +1204,8 @@ where
                 let short_of_funds = code == Some(TxErrorCode::InsufficientFunds);
                 for item in &items {
                     let verdict = if short_of_funds {
-                        Verdict::Wait(plan_wait_score(&item.plan, snapshot))
+                        let needs = (item.plan.debt_denom.clone(), item.plan.debt_to_send);
+                        Verdict::Wait(Waiting::for_plan(&item.plan, snapshot, needs))
                     } else {
                         Verdict::Release
                     };
@@ -1350,7 +1371,11 @@ where
         let result = match &verdict {
             Verdict::Ack => self.queue.ack(delivery).await.map(|_| ()),
             Verdict::Release => self.queue.release(delivery).await,
-            Verdict::Wait(score) => self.queue.park(delivery, *score).await.map(|_| ()),
+            Verdict::Wait(waiting) => self
+                .queue
+                .park(delivery, waiting.score, &waiting.needs)
+                .await
+                .map(|_| ()),
             Verdict::DeadLetter(reason) => self.queue.dead_letter(delivery, reason).await,
         };
         if let Err(error) = result {

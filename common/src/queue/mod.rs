@@ -344,15 +344,24 @@ pub trait Queue: Send + Sync {
 /// delivery, until a consumer that may now have it wakes the waiting jobs.
 pub trait Parking: Queue {
     /// Moves a claimed job to the waiting set, `wait_score` ordering it there (highest woken
-    /// first); its delivery is not counted. Returns `false` when it was no longer in flight.
+    /// first), with what it waits for (`(denom, amount)`; empty: anything); its delivery is not
+    /// counted. Returns `false` when it was no longer in flight.
     fn park(
         &self,
         delivery: &Delivery<Self::Job>,
         wait_score: f64,
+        needs: &[(String, u128)],
     ) -> impl Future<Output = Result<bool, QueueError>> + Send;
 
-    /// Puts up to `max` waiting jobs, best score first, back in the queue. Returns how many.
-    fn wake(&self, max: usize) -> impl Future<Output = Result<u64, QueueError>> + Send;
+    /// Puts up to `max` waiting jobs, best score first, back in the queue: with `holdings`,
+    /// only those whose needs the holdings meet at least a tenth of in some denom (a wallet
+    /// wakes the jobs it may pay for, not those waiting for a coin it lacks); with `None`, any.
+    /// Returns how many.
+    fn wake(
+        &self,
+        max: usize,
+        holdings: Option<&[(String, u128)]>,
+    ) -> impl Future<Output = Result<u64, QueueError>> + Send;
 
     /// How many jobs wait.
     fn parked_count(&self) -> impl Future<Output = Result<u64, QueueError>> + Send;

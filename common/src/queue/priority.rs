@@ -25,6 +25,7 @@
 //! | `<base>:seq`             | string | counter for ids of jobs without a dedup key              |
 //! | `<base>:dead`            | stream | dead letters: reason, source id, deliveries, original job |
 //! | `<base>:parked`          | zset   | jobs waiting for a resource, score = wait order (highest first) |
+//! | `<base>:parked_needs`    | hash   | parked job id → what it waits for (`denom=amount,…`)    |
 //!
 //! # Job ids and deduplication
 //!
@@ -58,7 +59,8 @@
 //!   liquidator's funds) leaves `inflight` for `parked`, its delivery not counted; a newer
 //!   generation of its dedup key replaces it there (it does not go back to `ready` and spin);
 //! - wake: the best-scored parked jobs go back to `ready` with their priority, when the
-//!   resource they wait for may have come (see [`Parking`](super::Parking)).
+//!   resource they wait for may have come: those whose needs the waking consumer holds at
+//!   least a tenth of (see [`Parking`](super::Parking)).
 //!
 //! Delivery is at least once, as with the stream queue.
 
@@ -187,7 +189,7 @@ pub struct Waiting<J> {
 
 // Shared Lua: removes a job from every structure; keeps `latest` unless it points to this job.
 // KEYS order for every script: 1 ready, 2 inflight, 3 payloads, 4 priorities, 5 deliveries,
-// 6 owners, 7 latest, 8 seq, 9 dead, 10 parked.
+// 6 owners, 7 latest, 8 seq, 9 dead, 10 parked, 11 parked_needs.
 const LUA_HELPERS: &str = r"
 local function dedup_key_of(id)
   return string.match(id, '^(.*)@%d+$')
@@ -196,6 +198,7 @@ local function forget(id)
   redis.call('ZREM', KEYS[1], id)
   redis.call('ZREM', KEYS[2], id)
   redis.call('ZREM', KEYS[10], id)
+  redis.call('HDEL', KEYS[11], id)
   redis.call('HDEL', KEYS[3], id)
   redis.call('HDEL', KEYS[4], id)
   redis.call('HDEL', KEYS[5], id)
@@ -240,6 +243,7 @@ for i = 0, n - 1 do
   local id
   local status = 'queued'
   local parked_score = nil
+  local parked_needs = nil
   if key == '' then
     id = 'seq:' .. redis.call('INCR', KEYS[8])
   else
@@ -260,6 +264,9 @@ for i = 0, n - 1 do
         end
       else
         parked_score = redis.call('ZSCORE', KEYS[10], current)
+        if parked_score then
+          parked_needs = redis.call('HGET', KEYS[11], current)
+        end
         if parked_score or redis.call('ZSCORE', KEYS[1], current) then
           forget(current)
         end
@@ -270,6 +277,9 @@ for i = 0, n - 1 do
   if status == 'queued' or status == 'replaced' or status == 'superseded' then
     if parked_score then
       redis.call('ZADD', KEYS[10], parked_score, id)
+      if parked_needs then
+        redis.call('HSET', KEYS[11], id, parked_needs)
+      end
     else
       redis.call('ZADD', KEYS[1], score, id)
     end
@@ -401,8 +411,8 @@ end
 return 0
 ";
 
-/// ARGV: id, wait score. In flight → parked, this delivery not counted. Returns 1 if it was in
-/// flight.
+/// ARGV: id, wait score, needs (`denom=amount,…`, '' = anything). In flight → parked, this
+/// delivery not counted. Returns 1 if it was in flight.
 const PARK_LUA: &str = r"
 if redis.call('ZREM', KEYS[2], ARGV[1]) == 1 then
   redis.call('HDEL', KEYS[6], ARGV[1])
@@ -410,20 +420,49 @@ if redis.call('ZREM', KEYS[2], ARGV[1]) == 1 then
     redis.call('HDEL', KEYS[5], ARGV[1])
   end
   redis.call('ZADD', KEYS[10], ARGV[2], ARGV[1])
+  if ARGV[3] ~= '' then
+    redis.call('HSET', KEYS[11], ARGV[1], ARGV[3])
+  else
+    redis.call('HDEL', KEYS[11], ARGV[1])
+  end
   return 1
 end
 return 0
 ";
 
-/// ARGV: max. The `max` best-scored parked jobs → ready with their priority. Returns how many.
+/// ARGV: max, holdings (`denom=amount,…`; '' = wake regardless of needs). Up to `max` parked
+/// jobs, best score first, whose needs the holdings meet a tenth of in some denom → ready with
+/// their priority. Returns how many.
 const WAKE_LUA: &str = r"
-local woken = redis.call('ZPOPMAX', KEYS[10], tonumber(ARGV[1]))
+local function parse(text)
+  local t = {}
+  for denom, amount in string.gmatch(text, '([^,=]+)=([^,]+)') do
+    t[denom] = tonumber(amount) or 0
+  end
+  return t
+end
+local any = ARGV[2] == ''
+local have = parse(ARGV[2])
+local max = tonumber(ARGV[1])
 local n = 0
-for i = 1, #woken, 2 do
-  local id = woken[i]
-  local score = redis.call('HGET', KEYS[4], id) or '0'
-  redis.call('ZADD', KEYS[1], score, id)
-  n = n + 1
+local ids = redis.call('ZREVRANGE', KEYS[10], 0, -1)
+for _, id in ipairs(ids) do
+  if n >= max then break end
+  local needs = redis.call('HGET', KEYS[11], id)
+  local ok = any or not needs
+  if not ok then
+    for denom, amount in pairs(parse(needs)) do
+      local held = have[denom] or 0
+      if held > 0 and held * 10 >= amount then ok = true end
+    end
+  end
+  if ok then
+    redis.call('ZREM', KEYS[10], id)
+    redis.call('HDEL', KEYS[11], id)
+    local score = redis.call('HGET', KEYS[4], id) or '0'
+    redis.call('ZADD', KEYS[1], score, id)
+    n = n + 1
+  end
 end
 return n
 ";
@@ -520,6 +559,7 @@ pub struct PriorityKeys {
     pub seq: String,
     pub dead: String,
     pub parked: String,
+    pub parked_needs: String,
 }
 
 impl PriorityKeys {
@@ -538,10 +578,11 @@ impl PriorityKeys {
             seq: key("seq"),
             dead: key("dead"),
             parked: key("parked"),
+            parked_needs: key("parked_needs"),
         }
     }
 
-    fn in_order(&self) -> [&str; 10] {
+    fn in_order(&self) -> [&str; 11] {
         [
             &self.ready,
             &self.inflight,
@@ -553,6 +594,7 @@ impl PriorityKeys {
             &self.seq,
             &self.dead,
             &self.parked,
+            &self.parked_needs,
         ]
     }
 }
@@ -1283,8 +1325,23 @@ impl<J: PriorityJob> Queue for PriorityQueue<J> {
     }
 }
 
+/// `denom=amount,…`; denoms with `,` or `=` are left out (no denom has them).
+fn holdings_arg(coins: &[(String, u128)]) -> String {
+    coins
+        .iter()
+        .filter(|(denom, _)| !denom.contains([',', '=']))
+        .map(|(denom, amount)| format!("{denom}={amount}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 impl<J: PriorityJob> Parking for PriorityQueue<J> {
-    async fn park(&self, delivery: &Delivery<J>, wait_score: f64) -> Result<bool, QueueError> {
+    async fn park(
+        &self,
+        delivery: &Delivery<J>,
+        wait_score: f64,
+        needs: &[(String, u128)],
+    ) -> Result<bool, QueueError> {
         let inner = &self.inner;
         let score = if wait_score.is_finite() {
             wait_score
@@ -1293,7 +1350,10 @@ impl<J: PriorityJob> Parking for PriorityQueue<J> {
         };
         let mut invocation = inner.scripts.park.prepare_invoke();
         inner.add_keys(&mut invocation);
-        invocation.arg(delivery.id.as_str()).arg(score.to_string());
+        invocation
+            .arg(delivery.id.as_str())
+            .arg(score.to_string())
+            .arg(holdings_arg(needs));
         let parked: i64 = invocation
             .invoke_async(&mut inner.conn.clone())
             .await
@@ -1301,14 +1361,20 @@ impl<J: PriorityJob> Parking for PriorityQueue<J> {
         Ok(parked == 1)
     }
 
-    async fn wake(&self, max: usize) -> Result<u64, QueueError> {
+    async fn wake(
+        &self,
+        max: usize,
+        holdings: Option<&[(String, u128)]>,
+    ) -> Result<u64, QueueError> {
         let inner = &self.inner;
         if max == 0 {
             return Ok(0);
         }
         let mut invocation = inner.scripts.wake.prepare_invoke();
         inner.add_keys(&mut invocation);
-        invocation.arg(max);
+        invocation
+            .arg(max)
+            .arg(holdings.map(holdings_arg).unwrap_or_default());
         invocation
             .invoke_async(&mut inner.conn.clone())
             .await
@@ -1490,13 +1556,13 @@ mod tests {
             assert_eq!(alice.deliveries, 1);
             for d in &got {
                 let score = if d.job.account == "alice" { 0.5 } else { 0.1 };
-                assert!(q.park(d, score).await.unwrap());
+                assert!(q.park(d, score, &[]).await.unwrap());
             }
             assert_eq!(q.lag().await.unwrap(), 0, "parked jobs are not handed out");
             assert_eq!(q.pending_count().await.unwrap(), 0);
             assert_eq!(q.parked_count().await.unwrap(), 3);
             assert!(q.fetch(3, Duration::ZERO).await.unwrap().is_empty());
-            assert_eq!(q.wake(10).await.unwrap(), 3);
+            assert_eq!(q.wake(10, None).await.unwrap(), 3);
         }
         assert!(q.dead_letters(10).await.unwrap().is_empty());
         let got = q.fetch(3, Duration::ZERO).await.unwrap();
@@ -1506,15 +1572,28 @@ mod tests {
                 "bob" => 0.1,
                 _ => 0.9,
             };
-            q.park(d, score).await.unwrap();
+            let needs = [(format!("u{}", d.job.account), 1_000u128)];
+            q.park(d, score, &needs).await.unwrap();
         }
         // A newer generation of a parked key replaces it in the parked set, not in `ready`.
         let newer = q.push(&[bid("alice", 11, 50.0)]).await.unwrap();
         assert_eq!(newer[0].status, EnqueueStatus::Superseded);
         assert_eq!(q.lag().await.unwrap(), 0);
         assert_eq!(q.parked_count().await.unwrap(), 3);
-        // Woken by wait score: carol (0.9), then alice (0.5); they go back with their priority.
-        assert_eq!(q.wake(2).await.unwrap(), 2);
+        // A consumer holding none of what they wait for (or too little: less than a tenth)
+        // wakes nothing.
+        let dust = [
+            ("ualice".to_string(), 99u128),
+            ("ucarol".to_string(), 0u128),
+        ];
+        assert_eq!(q.wake(10, Some(&dust)).await.unwrap(), 0);
+        // Woken by wait score among those the holdings meet: carol (0.9), then alice (0.5),
+        // not bob; they go back with their priority.
+        let holdings = [
+            ("ualice".to_string(), 100u128),
+            ("ucarol".to_string(), 5_000u128),
+        ];
+        assert_eq!(q.wake(10, Some(&holdings)).await.unwrap(), 2);
         let woken = q.fetch(10, Duration::ZERO).await.unwrap();
         assert_eq!(accounts(&woken), ["alice", "carol"]);
         assert_eq!(woken[0].job, bid("alice", 11, 50.0));

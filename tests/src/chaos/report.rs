@@ -1429,9 +1429,9 @@ mod tests {
         }
     }
 
-    #[test]
-    fn setup_flags_are_found_also_when_passed_on_to_a_worker() {
-        let fragment = ran(
+    /// The one-endpoint RPC case, as the test records it.
+    fn rpc_one() -> Fragment {
+        ran(
             "chaos_rpc",
             "one-endpoint",
             Figures::RpcOne(RpcOneFigures {
@@ -1443,7 +1443,12 @@ mod tests {
                 recovery_s: 2.5,
                 window: window(6, 20, &[]),
             }),
-        );
+        )
+    }
+
+    #[test]
+    fn setup_flags_are_found_also_when_passed_on_to_a_worker() {
+        let fragment = rpc_one();
         let setup = fragment.setup.unwrap();
         assert_eq!(setup.flag("--account-lock-ttl-ms"), Some("8000"));
         assert_eq!(setup.flag("--rpc-timeout-ms"), Some("2000"));
@@ -1529,19 +1534,7 @@ mod tests {
             error.to_string().contains("chaos_rpc-one-endpoint.json"),
             "{error}"
         );
-        fragments.push(ran(
-            "chaos_rpc",
-            "one-endpoint",
-            Figures::RpcOne(RpcOneFigures {
-                down_at: 5,
-                back_at: 15,
-                outage_blocks: 10,
-                outage_log_lines: 90,
-                on_time_run: 4,
-                recovery_s: 2.5,
-                window: window(6, 20, &[]),
-            }),
-        ));
+        fragments.push(rpc_one());
         let md = render(&fragments, "target/reliability").unwrap();
         for expected in [
             "job of height 6, buckets 385..572 at height 6",

@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# `make docker_build`: static binaries of every service, then one FROM-scratch image per service
-# (docker/Dockerfile.scratch), then a check that each image's binary runs in its empty root.
+# `make docker_build`: static binaries of every service (cargo rebuilds only what changed), then
+# one FROM-scratch image per service (docker/Dockerfile.scratch) whose binary differs from the
+# image's (label redline.binary-sha256), then a check that each new image's binary runs in its
+# empty root. A cold build of all five takes about 11 minutes on 2 cores; with nothing changed,
+# seconds.
 #
 # Environment: SERVICES (default: all five), IMAGE_PREFIX (redline/), TAG (latest),
 # CARGO (cargo). Static-pie binaries come from glibc's static libraries with
@@ -62,10 +65,18 @@ done
 
 for service in $SERVICES; do
     image="${IMAGE_PREFIX}${service}:${TAG}"
+    # An image is rebuilt only when its binary changed: the image carries the binary's digest.
+    digest=$(sha256sum "$context/bin/$service" | cut -d' ' -f1)
+    current=$(docker image inspect --format '{{index .Config.Labels "redline.binary-sha256"}}' "$image" 2>/dev/null || true)
+    if [ "$current" = "$digest" ]; then
+        echo "docker_build: $image is up to date"
+        continue
+    fi
     echo "docker_build: $image"
     # The classic builder: FROM scratch needs nothing BuildKit adds, and buildx may be absent.
     # Its output (a deprecation notice included) is shown only when the build fails.
     if ! log=$(DOCKER_BUILDKIT=0 docker build -f docker/Dockerfile.scratch \
+        --label "redline.binary-sha256=$digest" \
         --build-arg SERVICE="$service" -t "$image" "$context" 2>&1); then
         echo "$log" >&2
         echo "docker_build: building $image failed" >&2

@@ -156,6 +156,32 @@ pub fn docker_engine() -> Result<String, String> {
     Ok(version)
 }
 
+/// Makes the images `redline/<service>:latest` of `services` current: runs `docker/build.sh`
+/// (what `make docker_build` runs: static release binaries, images `FROM scratch`, nothing
+/// pulled), which rebuilds only what changed — cargo's incremental build, then an image only
+/// when its binary's digest differs from the image's label — so a test never runs an image
+/// left from older sources. Seconds when nothing changed; a cold build takes minutes. Calls in
+/// one process are serialised.
+pub fn docker_images(services: &[&str]) -> Result<(), String> {
+    static BUILDING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = BUILDING.lock().unwrap_or_else(|e| e.into_inner());
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .ok_or("common/ sits in the workspace")?;
+    eprintln!("docker images {services:?}: docker/build.sh rebuilds what changed");
+    let status = Command::new("bash")
+        .arg("docker/build.sh")
+        .env("SERVICES", services.join(" "))
+        .current_dir(root)
+        .status()
+        .map_err(|e| format!("running docker/build.sh: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("docker/build.sh failed: {status}"))
+    }
+}
+
 /// The gate of every test that needs a Docker engine: `true` when one answers (the test runs);
 /// otherwise the policy decides.
 ///

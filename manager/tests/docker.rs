@@ -45,44 +45,17 @@ async fn docker_or_skip(test: &str) -> Option<Docker> {
     Some(docker)
 }
 
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("manager/ sits in the workspace")
-        .to_path_buf()
-}
-
-/// Builds the worker images with `docker/build.sh` (what `make docker_build` runs) unless the
-/// engine has them. One test binary builds at most once.
-async fn ensure_images(docker: &Docker) {
+/// The worker images, current with the sources (`testkit::docker_images`); one test binary
+/// builds at most once.
+async fn ensure_images(_docker: &Docker) {
     static BUILD: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
     BUILD
         .get_or_init(|| async {
-            let mut missing = Vec::new();
-            for service in IMAGES_NEEDED.split_whitespace() {
-                if docker
-                    .inspect_image(&format!("redline/{service}:latest"))
-                    .await
-                    .is_err()
-                {
-                    missing.push(service);
-                }
-            }
-            if missing.is_empty() {
-                return;
-            }
-            eprintln!(
-                "building the missing images {missing:?} with docker/build.sh (make docker_build); \
-                 this is a release build and takes minutes"
-            );
-            let status = tokio::process::Command::new("bash")
-                .arg("docker/build.sh")
-                .env("SERVICES", missing.join(" "))
-                .current_dir(workspace_root())
-                .status()
+            let services: Vec<&'static str> = IMAGES_NEEDED.split_whitespace().collect();
+            tokio::task::spawn_blocking(move || redline_common::testkit::docker_images(&services))
                 .await
-                .expect("running docker/build.sh");
-            assert!(status.success(), "docker/build.sh failed: {status}");
+                .expect("the image build task")
+                .expect("building the worker images");
         })
         .await;
 }

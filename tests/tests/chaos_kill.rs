@@ -566,37 +566,18 @@ fn remove_containers(deployment: &str) {
 
 /// Whether the Docker test can run: an engine answers (else the shared skip policy of
 /// `testkit::docker_or_skip`: a loud SKIPPED and `false`, or a failure on CI), and the worker
-/// images exist (built with `docker/build.sh` when missing, as `manager/tests/docker.rs` does).
+/// images are current with the sources (`testkit::docker_images`).
 async fn docker_ready(test: &str) -> bool {
     if !redline_common::testkit::docker_or_skip(test) {
         return false;
     }
-    let missing: Vec<&str> = ["collector", "health-checker", "liquidator"]
-        .into_iter()
-        .filter(|service| {
-            !std::process::Command::new("docker")
-                .args(["image", "inspect", &format!("redline/{service}:latest")])
-                .output()
-                .map(|o| o.status.success())
-                .unwrap_or(false)
-        })
-        .collect();
-    if !missing.is_empty() {
-        eprintln!(
-            "building the missing images {missing:?} with docker/build.sh (make docker_build); \
-             this is a release build and takes minutes"
-        );
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .parent()
-            .expect("tests/ sits in the workspace");
-        let status = tokio::process::Command::new("bash")
-            .arg("docker/build.sh")
-            .env("SERVICES", missing.join(" "))
-            .current_dir(root)
-            .status()
+    let services = ["collector", "health-checker", "liquidator"];
+    let built =
+        tokio::task::spawn_blocking(move || redline_common::testkit::docker_images(&services))
             .await
-            .expect("running docker/build.sh");
-        assert!(status.success(), "docker/build.sh failed: {status}");
+            .expect("the image build task");
+    if let Err(error) = built {
+        panic!("{test}: {error}");
     }
     true
 }

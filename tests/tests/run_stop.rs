@@ -38,10 +38,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
 use manager_acceptance::{bin_dir, docker, ensure_images, DockerCleanup};
-use redline_common::testkit::{
-    docker_engine, docker_or_skip, docker_required, free_port, wait_for_blocking,
-    REQUIRE_DOCKER_ENV,
-};
+use redline_common::testkit::{docker_engine, docker_or_skip, free_port, wait_for_blocking};
 use redline_tests::chaos::{alive, unix_ms};
 
 /// The cases share the machine's 2 cores: one at a time.
@@ -93,30 +90,14 @@ fn docker_backend_sigterm_stops_everything() -> anyhow::Result<()> {
 
 /// Whether the docker case can run here. The engine: `testkit::docker_or_skip` (a loud
 /// SKIPPED line without one, a failure when `CI=true` or `REDLINE_REQUIRE_DOCKER=1`). The
-/// images: missing ones are a loud SKIPPED line too, unless Docker is required: then they are
-/// built with `docker/build.sh` (the helper `manager_docker_e2e.rs` uses).
+/// images: made current with the sources (`testkit::docker_images`).
 fn docker_ready(case: &str) -> anyhow::Result<bool> {
     const SERVICES: [&str; 3] = ["collector", "health-checker", "liquidator"];
     if !docker_or_skip(case) {
         return Ok(false);
     }
-    let missing: Vec<&str> = SERVICES
-        .into_iter()
-        .filter(|s| docker(&["image", "inspect", &format!("redline/{s}:latest")]).is_err())
-        .collect();
-    if missing.is_empty() {
-        return Ok(true);
-    }
-    if docker_required() {
-        ensure_images(&SERVICES)
-            .with_context(|| format!("{case}: building the missing images {missing:?}"))?;
-        return Ok(true);
-    }
-    eprintln!(
-        "\n*** SKIPPED {case}: images {missing:?} are missing (make docker_build; \
-         {REQUIRE_DOCKER_ENV}=1 builds them and makes this a failure) ***\n"
-    );
-    Ok(false)
+    ensure_images(&SERVICES).with_context(|| format!("{case}: building the images"))?;
+    Ok(true)
 }
 
 fn workspace_root() -> PathBuf {

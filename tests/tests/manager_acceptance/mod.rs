@@ -148,31 +148,9 @@ pub fn docker_available() -> bool {
     redline_common::testkit::docker_engine().is_ok()
 }
 
-/// Builds the images of `services` that the engine lacks with `docker/build.sh` (what `make
-/// docker_build` runs: static release binaries, images `FROM scratch`; nothing is pulled).
+/// The images of `services`, current with the sources (see `testkit::docker_images`).
 pub fn ensure_images(services: &[&str]) -> anyhow::Result<()> {
-    let missing: Vec<&str> = services
-        .iter()
-        .copied()
-        .filter(|service| {
-            docker(&["image", "inspect", &format!("redline/{service}:latest")]).is_err()
-        })
-        .collect();
-    if missing.is_empty() {
-        return Ok(());
-    }
-    eprintln!(
-        "building the missing images {missing:?} with docker/build.sh (make docker_build); \
-         this is a release build and takes minutes"
-    );
-    let status = std::process::Command::new("bash")
-        .arg("docker/build.sh")
-        .env("SERVICES", missing.join(" "))
-        .current_dir(workspace_root())
-        .status()
-        .context("running docker/build.sh")?;
-    anyhow::ensure!(status.success(), "docker/build.sh failed: {status}");
-    Ok(())
+    redline_common::testkit::docker_images(services).map_err(anyhow::Error::msg)
 }
 
 /// Removes every container labelled with a deployment when dropped: the manager's workers and

@@ -15,10 +15,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
 use cosmwasm_std::Uint128;
-use prometheus::{GaugeVec, IntGaugeVec, Opts};
+use prometheus::{GaugeVec, IntGaugeVec};
 use redline_common::redis_conn::RedisConn;
 
-use crate::plan::Shortfall;
+use crate::metrics::LiquidatorMetrics;
 use crate::record::unix_ms;
 
 pub use redline_common::capital::{capital_key, CapitalReport};
@@ -31,20 +31,13 @@ pub struct Shortages {
 }
 
 impl Shortages {
-    /// One job set aside: what its best liquidations lacked.
-    pub fn note(&mut self, short: &[Shortfall]) {
+    /// One job set aside for want of `needs` (`(denom, amount missing)`).
+    pub fn note(&mut self, needs: &[(String, u128)]) {
         self.waiting += 1;
-        for s in short {
-            let entry = self.missing.entry(s.denom.clone()).or_default();
-            *entry = entry.saturating_add(s.wanted.saturating_sub(s.available));
+        for (denom, amount) in needs {
+            let entry = self.missing.entry(denom.clone()).or_default();
+            *entry = entry.saturating_add(Uint128::new(*amount));
         }
-    }
-
-    /// One job set aside for want of `amount` of `denom` (fees).
-    pub fn note_amount(&mut self, denom: &str, amount: Uint128) {
-        self.waiting += 1;
-        let entry = self.missing.entry(denom.to_string()).or_default();
-        *entry = entry.saturating_add(amount);
     }
 
     pub fn is_empty(&self) -> bool {
@@ -87,32 +80,13 @@ impl std::fmt::Debug for CapitalBoard {
 }
 
 impl CapitalBoard {
-    /// Publishes to `key` on `redis` (when given) and registers the gauges in `registry`.
-    pub fn new(redis: Option<RedisConn>, key: String, registry: &prometheus::Registry) -> Self {
-        let waiting = IntGaugeVec::new(
-            Opts::new(
-                "redline_liquidator_jobs_waiting_for_funds",
-                "Liquidation jobs the wallet set aside in its latest step for want of funds",
-            ),
-            &["wallet"],
-        )
-        .expect("static metric definition");
-        let missing = GaugeVec::new(
-            Opts::new(
-                "redline_liquidator_capital_missing",
-                "Debt coin (or fee) the wallet lacked in its latest step, in base units",
-            ),
-            &["wallet", "denom"],
-        )
-        .expect("static metric definition");
-        // Registered once per registry; a second board on the same registry shares the gauges.
-        let _ = registry.register(Box::new(waiting.clone()));
-        let _ = registry.register(Box::new(missing.clone()));
+    /// Publishes to `key` on `redis` (when given) and to the capital gauges of `metrics`.
+    pub fn new(redis: Option<RedisConn>, key: String, metrics: &LiquidatorMetrics) -> Self {
         CapitalBoard {
             redis,
             key,
-            waiting,
-            missing,
+            waiting: metrics.jobs_waiting_for_funds.clone(),
+            missing: metrics.capital_missing.clone(),
             reported: Arc::default(),
         }
     }
@@ -160,24 +134,13 @@ impl CapitalBoard {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::value::Value;
-
-    fn short(denom: &str, wanted: u128, available: u128) -> Shortfall {
-        Shortfall {
-            denom: denom.into(),
-            wanted: Uint128::new(wanted),
-            available: Uint128::new(available),
-            expected_profit: Value::zero(),
-            profit_per_capital: Value::zero(),
-        }
-    }
 
     #[test]
     fn shortages_sum_what_is_missing_per_denom() {
         let mut step = Shortages::default();
-        step.note(&[short("uusdc", 1_000, 0), short("uatom", 50, 0)]);
-        step.note(&[short("uusdc", 500, 0)]);
-        step.note_amount("uosmo", Uint128::new(7));
+        step.note(&[("uusdc".into(), 1_000), ("uatom".into(), 50)]);
+        step.note(&[("uusdc".into(), 500)]);
+        step.note(&[("uosmo".into(), 7)]);
         assert_eq!(step.waiting, 3);
         assert_eq!(step.missing["uusdc"], Uint128::new(1_500));
         assert_eq!(step.missing["uatom"], Uint128::new(50));

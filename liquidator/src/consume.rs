@@ -672,10 +672,6 @@ where
             }
             NoPlan::NoFunds { short } => {
                 tracing::debug!(%account, reason = %no_plan, "waiting for funds");
-                self.shortages
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .note(short);
                 Verdict::Wait(Waiting::for_shortfalls(short))
             }
             NoPlan::Math(reason) => {
@@ -891,10 +887,6 @@ where
                     match &item.plan.shortfall {
                         // Only the wallet's balance kept it small: worth it once funds come.
                         Some(lacking) => {
-                            self.shortages
-                                .lock()
-                                .unwrap_or_else(|e| e.into_inner())
-                                .note(std::slice::from_ref(lacking));
                             Verdict::Wait(Waiting::for_shortfalls(std::slice::from_ref(lacking)))
                         }
                         None => Verdict::Ack,
@@ -919,10 +911,9 @@ where
         let fee = Uint128::try_from(prepared.fee.amount).unwrap_or(Uint128::MAX);
         if fee > *fee_budget {
             tracing::debug!(wallet = %self.sender.address(), fee = %prepared.fee, left = %fee_budget, "the step's fee budget is spent; jobs wait for funds");
-            self.shortages
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .note_amount(&prepared.fee.denom, fee.saturating_sub(*fee_budget));
+            // The batch's jobs share the missing fee.
+            let jobs = items.len().max(1) as u128;
+            let share = Uint128::new(fee.saturating_sub(*fee_budget).u128().div_ceil(jobs));
             for item in &items {
                 let mut record =
                     self.record_for(&item.delivery, &item.plan, &snapshot, item.started_at);
@@ -932,7 +923,7 @@ where
                     prepared.fee, fee_budget, prepared.fee.denom
                 );
                 self.emit(record).await;
-                let needs = (prepared.fee.denom.clone(), fee.saturating_sub(*fee_budget));
+                let needs = (prepared.fee.denom.clone(), share);
                 let verdict = Verdict::Wait(Waiting::for_plan(&item.plan, &snapshot, needs));
                 self.finish(&item.delivery, &item.lock, verdict).await;
             }
@@ -1371,11 +1362,17 @@ where
         let result = match &verdict {
             Verdict::Ack => self.queue.ack(delivery).await.map(|_| ()),
             Verdict::Release => self.queue.release(delivery).await,
-            Verdict::Wait(waiting) => self
-                .queue
-                .park(delivery, waiting.score, &waiting.needs)
-                .await
-                .map(|_| ()),
+            Verdict::Wait(waiting) => {
+                // Every job set aside counts in this step's capital report, whatever set it aside.
+                self.shortages
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .note(&waiting.needs);
+                self.queue
+                    .park(delivery, waiting.score, &waiting.needs)
+                    .await
+                    .map(|_| ())
+            }
             Verdict::DeadLetter(reason) => self.queue.dead_letter(delivery, reason).await,
         };
         if let Err(error) = result {
@@ -1424,6 +1421,26 @@ pub fn profit(snapshot: &MarketSnapshot, plan: &Plan, done: &Executed, fee_denom
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_waiting_job_needs_what_its_shortfalls_lack() {
+        let short = |denom: &str, wanted: u128, available: u128, per_capital: &str| Shortfall {
+            denom: denom.into(),
+            wanted: Uint128::new(wanted),
+            available: Uint128::new(available),
+            expected_profit: Value::zero(),
+            profit_per_capital: per_capital.parse().unwrap(),
+        };
+        let waiting = Waiting::for_shortfalls(&[
+            short("uusdc", 1_000, 300, "0.05"),
+            short("uatom", 50, 0, "0.08"),
+        ]);
+        assert_eq!(
+            waiting.needs,
+            vec![("uusdc".to_string(), 700), ("uatom".to_string(), 50)]
+        );
+        assert_eq!(waiting.score, 0.08);
+    }
 
     #[test]
     fn races_are_recognised() {

@@ -215,7 +215,7 @@ impl<C: ChainClient + Clone + 'static> Liquidator<C> {
         let capital = CapitalBoard::new(
             Some(self.redis.clone()),
             capital_key(&self.queue.queue_prefix, &self.manifest.chain_id),
-            &self.registry,
+            &metrics,
         );
         let consumer = self.queue.consumer_name();
         let leases = Leases::new(self.redis.clone(), consumer.clone());

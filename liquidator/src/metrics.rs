@@ -4,8 +4,8 @@
 //! liquidator acts on stays in integer math.
 
 use prometheus::{
-    GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
-    Registry,
+    GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry,
 };
 
 use crate::value::Value;
@@ -36,6 +36,10 @@ pub struct LiquidatorMetrics {
     /// Balance of each wallet this process signs with, by `wallet` address, HD `slot` and
     /// `denom`, in base units (kept current by [`crate::balances::BalanceBook`]).
     pub wallet_balance: GaugeVec,
+    /// Jobs each wallet set aside in its latest step for want of funds, by `wallet`.
+    pub jobs_waiting_for_funds: IntGaugeVec,
+    /// What each wallet lacked in its latest step, by `wallet` and `denom`, in base units.
+    pub capital_missing: GaugeVec,
 }
 
 fn buckets_seconds() -> Vec<f64> {
@@ -128,6 +132,22 @@ impl LiquidatorMetrics {
                 &["wallet", "slot", "denom"],
             )
             .expect("static metric definition"),
+            jobs_waiting_for_funds: IntGaugeVec::new(
+                Opts::new(
+                    "liquidator_jobs_waiting_for_funds",
+                    "Liquidation jobs the wallet set aside in its latest step for want of funds",
+                ),
+                &["wallet"],
+            )
+            .expect("static metric definition"),
+            capital_missing: GaugeVec::new(
+                Opts::new(
+                    "liquidator_capital_missing",
+                    "Debt coin (or fee) the wallet lacked in its latest step, in base units",
+                ),
+                &["wallet", "denom"],
+            )
+            .expect("static metric definition"),
         }
     }
 
@@ -148,6 +168,8 @@ impl LiquidatorMetrics {
         registry.register(Box::new(self.stage_seconds.clone()))?;
         registry.register(Box::new(self.workers.clone()))?;
         registry.register(Box::new(self.wallet_balance.clone()))?;
+        registry.register(Box::new(self.jobs_waiting_for_funds.clone()))?;
+        registry.register(Box::new(self.capital_missing.clone()))?;
         Ok(())
     }
 

@@ -508,6 +508,8 @@ async fn a_wallet_without_the_debt_denom_waits_for_funds_then_liquidates() {
     assert_eq!(capital.waiting, 1);
     let missing: u128 = capital.missing[&target.debt_denom].parse().unwrap();
     assert!(missing > 0, "{capital:?}");
+    let gauge = h.metric("liquidator_jobs_waiting_for_funds");
+    assert!(gauge.contains(&poor) && gauge.ends_with(" 1"), "{gauge}");
 
     // A top-up of the debt denom: the next step wakes the job and liquidates it.
     funder

@@ -374,7 +374,7 @@ impl Harness {
                 capital: CapitalBoard::new(
                     Some(self.redis.clone()),
                     capital_key(&self.queue_config.queue_prefix, &self.manifest.chain_id),
-                    &self.registry,
+                    &self.metrics,
                 ),
             },
         ))

@@ -210,13 +210,16 @@ mod tests {
     }
 
     /// The case measured on Mars: 10,000 uatom at 7.5, 65,000 uusdc debt, THF 1.05.
-    fn mars_snapshot() -> BlockSnapshot {
+    fn mars_snapshot(atom_price: &str) -> BlockSnapshot {
         BlockSnapshot {
             chain_id: "devnet-1".into(),
             protocol: ProtocolKind::RedBank,
             height: 3,
             time: Timestamp::from_seconds(100),
-            prices: BTreeMap::from([("uatom".into(), dec("7.5")), ("uusdc".into(), dec("1"))]),
+            prices: BTreeMap::from([
+                ("uatom".into(), dec(atom_price)),
+                ("uusdc".into(), dec("1")),
+            ]),
             liquidation_prices: BTreeMap::new(),
             markets: ["uatom", "uusdc"]
                 .into_iter()
@@ -236,7 +239,12 @@ mod tests {
     }
 
     fn mars_case() -> (BlockContext, IndexedAccount) {
-        let snapshot = mars_snapshot();
+        mars_case_at("7.5")
+    }
+
+    /// The measured case with ATOM at `atom_price`.
+    fn mars_case_at(atom_price: &str) -> (BlockContext, IndexedAccount) {
+        let snapshot = mars_snapshot(atom_price);
         let table = DenomTable::from_names(vec!["uatom".into(), "uusdc".into()]);
         let account = IndexedAccount {
             address: "osmo1borrower".into(),
@@ -290,13 +298,7 @@ mod tests {
     /// minimum bonus, and the health factor falls; the plan takes the whole collateral bound.
     #[test]
     fn underwater_accounts_pay_the_minimum_bonus() {
-        let (_, account) = mars_case();
-        let snapshot = BlockSnapshot {
-            prices: BTreeMap::from([("uatom".into(), dec("6")), ("uusdc".into(), dec("1"))]),
-            ..mars_snapshot()
-        };
-        let table = DenomTable::from_names(vec!["uatom".into(), "uusdc".into()]);
-        let ctx = BlockContext::new(&snapshot, &table);
+        let (ctx, account) = mars_case_at("6");
         let health = ctx.evaluate(&account).unwrap();
         // 10,000 · 6 · 0.8 = 48,000 over 65,000.
         assert_eq!(

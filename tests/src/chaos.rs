@@ -673,6 +673,81 @@ impl Pipeline {
     }
 }
 
+/// A 30 % ATOM drop; every account the liquidator's planning finds liquidatable at a profit
+/// right after it must be liquidated, none twice in one block. Waits for the liquidations to
+/// settle (no planning code) and reads the dead letters, with the pipeline still running; `quiet`: how long
+/// no liquidation may land before they count as settled.
+pub async fn liquidations_land(
+    p: &Pipeline,
+    quiet: Duration,
+) -> anyhow::Result<(report::Liquidations, report::DeadLetters)> {
+    let chain = p.chain()?;
+    let drop = p.price_drop("uatom", "7").await?;
+    let drop_height = drop.height;
+    let mut watch = LiquidationWatch::from(drop_height);
+    let liquidatable = chain.profitable_left(&p.devnet.borrowers).await?;
+    anyhow::ensure!(
+        !liquidatable.is_empty(),
+        "the drop made nothing liquidatable"
+    );
+    let settled_height = chain
+        .wait_settled(
+            &mut watch,
+            &p.conn,
+            &liquidatable,
+            quiet,
+            Duration::from_secs(180),
+        )
+        .await?;
+    let last = watch.poll(&chain).await?;
+    let tally = watch.tally();
+    eprintln!(
+        "after the drop: {} accounts liquidatable at a profit, {} liquidations on chain of {} accounts in blocks {drop_height}..={last}, twice in one block: {:?}",
+        liquidatable.len(),
+        tally.total,
+        tally.accounts.len(),
+        tally.twice_in_a_block
+    );
+    anyhow::ensure!(
+        tally.twice_in_a_block.is_empty(),
+        "liquidated twice in one block: {:?}",
+        tally.twice_in_a_block
+    );
+    let never: Vec<&String> = liquidatable
+        .iter()
+        .filter(|a| !tally.accounts.contains(*a))
+        .collect();
+    anyhow::ensure!(never.is_empty(), "never liquidated: {never:?}");
+    let quiet_blocks = quiet
+        .as_millis()
+        .div_ceil(u128::from(p.devnet.manifest.block_time_ms.max(1))) as u64;
+    let liquidations = report::Liquidations::of(
+        drop,
+        Some(liquidatable.len()),
+        &watch,
+        quiet_blocks,
+        settled_height,
+        chain.block_seconds(drop_height, settled_height).await?,
+    );
+    Ok((liquidations, p.dead_letters().await?))
+}
+
+/// Stops the pipeline, then the capture oracle judges every borrower (funding its wallet from
+/// the master wallet, idle now): nothing may be left liquidatable at a profit, nor refused for
+/// an unexplained reason.
+pub async fn stop_and_judge(p: &mut Pipeline) -> anyhow::Result<report::Capture> {
+    p.stop().await?;
+    let capture = judge_capture(&p.devnet, &p.devnet.borrowers).await?;
+    eprintln!("capture oracle after the stop: {}", capture.summary());
+    anyhow::ensure!(
+        capture.profitable.is_empty() && capture.other.is_empty(),
+        "capture oracle: {}: {:?}",
+        capture.summary(),
+        capture.check().err()
+    );
+    Ok((&capture).into())
+}
+
 /// The capture oracle's verdict ([`crate::capture`]) on `accounts`. Call it after the pipeline
 /// is stopped: the oracle's wallet is funded by the master wallet (slot 0 of the manifest's
 /// liquidator mnemonic), which the liquidators' treasurer must no longer be using.

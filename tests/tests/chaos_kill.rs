@@ -421,17 +421,7 @@ async fn run(
         drop_to_settled,
     );
 
-    p.stop().await?;
-    // Nothing anyone could liquidate at a profit is left, among all borrowers, by the capture
-    // oracle (it funds its wallet from the master wallet, idle now).
-    let capture = chaos::judge_capture(&p.devnet, &p.devnet.borrowers).await?;
-    eprintln!("capture oracle after the stop: {}", capture.summary());
-    anyhow::ensure!(
-        capture.profitable.is_empty() && capture.other.is_empty(),
-        "capture oracle: {}: {:?}",
-        capture.summary(),
-        capture.check().err()
-    );
+    let capture = chaos::stop_and_judge(&mut p).await?;
     fragment.runtime_s = started.elapsed().as_secs_f64();
     fragment.figures = Some(report::Figures::Kill(KillFigures {
         health_checker,
@@ -439,7 +429,7 @@ async fn run(
     }));
     fragment.liquidations = Some(liquidations);
     fragment.dead_letters = Some(dead_letters);
-    fragment.capture = Some((&capture).into());
+    fragment.capture = Some(capture);
     fragment.write()?;
     eprintln!(
         "kill test ({backend:?}) done in {:.0} s",

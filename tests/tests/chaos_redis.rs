@@ -22,8 +22,8 @@
 
 use std::time::{Duration, Instant};
 
-use redline_tests::chaos::report::{self, Fragment, Liquidations, RedisFigures};
-use redline_tests::chaos::{self, LiquidationWatch, Pipeline, PipelineOptions};
+use redline_tests::chaos::report::{self, Fragment, RedisFigures};
+use redline_tests::chaos::{self, Pipeline, PipelineOptions};
 
 /// No liquidation for this long (after the expected accounts were liquidated) and the
 /// liquidations count as settled.
@@ -144,65 +144,8 @@ async fn run(dir: &std::path::Path) -> anyhow::Result<()> {
 
     // Liquidations still land. The planner's view right after the drop says which accounts to
     // expect liquidated; the wait for them to settle uses no planning code.
-    let drop = p.price_drop("uatom", "7").await?;
-    let drop_height = drop.height;
-    let mut watch = LiquidationWatch::from(drop_height);
-    let liquidatable = chain.profitable_left(&p.devnet.borrowers).await?;
-    anyhow::ensure!(
-        !liquidatable.is_empty(),
-        "the drop made nothing liquidatable"
-    );
-    let settled_height = chain
-        .wait_settled(
-            &mut watch,
-            &p.conn,
-            &liquidatable,
-            QUIET,
-            Duration::from_secs(180),
-        )
-        .await?;
-    let last = watch.poll(&chain).await?;
-    let tally = watch.tally();
-    eprintln!(
-        "after the restart: {} accounts liquidatable at a profit, {} liquidations on chain of {} accounts in blocks {drop_height}..={last}, twice in one block: {:?}",
-        liquidatable.len(),
-        tally.total,
-        tally.accounts.len(),
-        tally.twice_in_a_block
-    );
-    anyhow::ensure!(
-        tally.twice_in_a_block.is_empty(),
-        "liquidated twice in one block: {:?}",
-        tally.twice_in_a_block
-    );
-    let never: Vec<&String> = liquidatable
-        .iter()
-        .filter(|a| !tally.accounts.contains(*a))
-        .collect();
-    anyhow::ensure!(never.is_empty(), "never liquidated: {never:?}");
-    let dead_letters = p.dead_letters().await?;
-    let quiet_blocks = QUIET
-        .as_millis()
-        .div_ceil(u128::from(p.devnet.manifest.block_time_ms.max(1))) as u64;
-    let liquidations = Liquidations::of(
-        drop,
-        Some(liquidatable.len()),
-        &watch,
-        quiet_blocks,
-        settled_height,
-        chain.block_seconds(drop_height, settled_height).await?,
-    );
-    p.stop().await?;
-    // Nothing anyone could liquidate at a profit is left, among all borrowers, by the capture
-    // oracle (it funds its wallet from the master wallet, idle now).
-    let capture = chaos::judge_capture(&p.devnet, &p.devnet.borrowers).await?;
-    eprintln!("capture oracle after the stop: {}", capture.summary());
-    anyhow::ensure!(
-        capture.profitable.is_empty() && capture.other.is_empty(),
-        "capture oracle: {}: {:?}",
-        capture.summary(),
-        capture.check().err()
-    );
+    let (liquidations, dead_letters) = chaos::liquidations_land(&p, QUIET).await?;
+    let capture = chaos::stop_and_judge(&mut p).await?;
     fragment.runtime_s = started.elapsed().as_secs_f64();
     fragment.figures = Some(report::Figures::Redis(RedisFigures {
         killed_height,
@@ -217,7 +160,7 @@ async fn run(dir: &std::path::Path) -> anyhow::Result<()> {
     }));
     fragment.liquidations = Some(liquidations);
     fragment.dead_letters = Some(dead_letters);
-    fragment.capture = Some((&capture).into());
+    fragment.capture = Some(capture);
     fragment.write()?;
     eprintln!("Redis restart test done in {:.0} s", fragment.runtime_s);
     p.devnet.shutdown().await;

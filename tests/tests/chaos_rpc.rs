@@ -28,10 +28,9 @@ use std::time::{Duration, Instant};
 
 use redline_tests::bench::devnet::Devnet;
 use redline_tests::chaos::report::{
-    self, BlockWindow, Capture, DeadLetters, Fragment, Liquidations, RpcOneFigures, RpcPhase,
-    RpcTwoFigures,
+    self, BlockWindow, Fragment, RpcOneFigures, RpcPhase, RpcTwoFigures,
 };
-use redline_tests::chaos::{self, BlockRecord, LiquidationWatch, Pipeline, PipelineOptions};
+use redline_tests::chaos::{self, BlockRecord, Pipeline, PipelineOptions};
 use redline_tests::{ProxyMode, TcpProxy};
 
 const SERVICES: [&str; 3] = ["collector", "health-checker", "liquidator"];
@@ -119,69 +118,6 @@ fn window_since(p: &Pipeline, after: u64) -> BlockWindow {
     p.blocks.window(after + 1, newest, BlockRecord::on_time)
 }
 
-/// A 30 % ATOM drop; every account the liquidator's planning finds liquidatable at a profit
-/// right after it must be liquidated, none twice in one block. Waits for the liquidations to
-/// settle (no planning code) and reads the dead letters, with the pipeline still running.
-async fn liquidations_land(p: &Pipeline) -> anyhow::Result<(Liquidations, DeadLetters)> {
-    let chain = p.chain()?;
-    let drop = p.price_drop("uatom", "7").await?;
-    let drop_height = drop.height;
-    let mut watch = LiquidationWatch::from(drop_height);
-    let liquidatable = chain.profitable_left(&p.devnet.borrowers).await?;
-    anyhow::ensure!(
-        !liquidatable.is_empty(),
-        "the drop made nothing liquidatable"
-    );
-    let settled_height = chain
-        .wait_settled(
-            &mut watch,
-            &p.conn,
-            &liquidatable,
-            QUIET,
-            Duration::from_secs(180),
-        )
-        .await?;
-    watch.poll(&chain).await?;
-    let tally = watch.tally();
-    anyhow::ensure!(
-        tally.twice_in_a_block.is_empty(),
-        "liquidated twice in one block: {:?}",
-        tally.twice_in_a_block
-    );
-    let never: Vec<&String> = liquidatable
-        .iter()
-        .filter(|a| !tally.accounts.contains(*a))
-        .collect();
-    anyhow::ensure!(never.is_empty(), "never liquidated: {never:?}");
-    let quiet_blocks = QUIET
-        .as_millis()
-        .div_ceil(u128::from(p.devnet.manifest.block_time_ms.max(1))) as u64;
-    let liquidations = Liquidations::of(
-        drop,
-        Some(liquidatable.len()),
-        &watch,
-        quiet_blocks,
-        settled_height,
-        chain.block_seconds(drop_height, settled_height).await?,
-    );
-    Ok((liquidations, p.dead_letters().await?))
-}
-
-/// Stops the pipeline, then the capture oracle judges every borrower: nothing may be left
-/// liquidatable at a profit, nor refused for an unexplained reason.
-async fn stop_and_judge(p: &mut Pipeline) -> anyhow::Result<Capture> {
-    p.stop().await?;
-    let capture = chaos::judge_capture(&p.devnet, &p.devnet.borrowers).await?;
-    eprintln!("capture oracle after the stop: {}", capture.summary());
-    anyhow::ensure!(
-        capture.profitable.is_empty() && capture.other.is_empty(),
-        "capture oracle: {}: {:?}",
-        capture.summary(),
-        capture.check().err()
-    );
-    Ok((&capture).into())
-}
-
 async fn two_endpoints(dir: &std::path::Path) -> anyhow::Result<()> {
     let started = Instant::now();
     let mut fragment = Fragment::new("chaos_rpc", "two-endpoints");
@@ -249,7 +185,7 @@ async fn two_endpoints(dir: &std::path::Path) -> anyhow::Result<()> {
         "no connection moved back to the first endpoint"
     );
 
-    let (liquidations, dead_letters) = liquidations_land(&p).await?;
+    let (liquidations, dead_letters) = chaos::liquidations_land(&p, QUIET).await?;
     same_processes(&p, &before, "after the liquidations")?;
     eprintln!(
         "two endpoints: first hung at height {hung_at}: {second_gained} connections to the second, {ON_TIME_RUN} blocks on time in a row after {:.1} s, \
@@ -264,7 +200,7 @@ async fn two_endpoints(dir: &std::path::Path) -> anyhow::Result<()> {
         liquidations.total,
         started.elapsed().as_secs_f64()
     );
-    let capture = stop_and_judge(&mut p).await?;
+    let capture = chaos::stop_and_judge(&mut p).await?;
     fragment.runtime_s = started.elapsed().as_secs_f64();
     fragment.figures = Some(report::Figures::RpcTwo(RpcTwoFigures {
         hung: RpcPhase {
@@ -341,7 +277,7 @@ async fn one_endpoint(dir: &std::path::Path) -> anyhow::Result<()> {
         outage_lines < 2_000,
         "{outage_lines} log lines during a ten-block outage: a service is spinning"
     );
-    let (liquidations, dead_letters) = liquidations_land(&p).await?;
+    let (liquidations, dead_letters) = chaos::liquidations_land(&p, QUIET).await?;
     eprintln!(
         "one endpoint: down at height {down_at} for {outage_blocks} blocks, back at {back_at}; {outage_lines} log lines during the outage; \
          {ON_TIME_RUN} blocks on time in a row {:.1} s after it returned; {missed} blocks missed ({}); then {:?} liquidatable accounts, \
@@ -352,7 +288,7 @@ async fn one_endpoint(dir: &std::path::Path) -> anyhow::Result<()> {
         liquidations.total,
         started.elapsed().as_secs_f64()
     );
-    let capture = stop_and_judge(&mut p).await?;
+    let capture = chaos::stop_and_judge(&mut p).await?;
     fragment.runtime_s = started.elapsed().as_secs_f64();
     fragment.figures = Some(report::Figures::RpcOne(RpcOneFigures {
         down_at,

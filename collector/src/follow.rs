@@ -446,12 +446,7 @@ impl<C: ChainClient + Clone + 'static> Collector<C> {
                         // and the devnet do) without having it: wait for it quietly, before a
                         // discovery scan that could not finish.
                         Ok(height) if height == 1 && !self.has_block(height).await => {
-                            if waiting_for_first_block {
-                                debug!("still no block on the chain");
-                            } else {
-                                info!("waiting for the chain's first block");
-                                waiting_for_first_block = true;
-                            }
+                            log_waiting_for_first_block(&mut waiting_for_first_block, "");
                             tokio::select! {
                                 _ = &mut shutdown => break Ok(()),
                                 _ = tokio::time::sleep(FIRST_BLOCK_POLL) => {}
@@ -483,16 +478,7 @@ impl<C: ChainClient + Clone + 'static> Collector<C> {
                 // Not a failure: a quiet wait (one line), at a steady pace rather than a
                 // growing back-off, so that indexing starts right after the first block.
                 Err(e) if is_no_block_yet(&e) => {
-                    if waiting_for_first_block {
-                        debug!(
-                            target,
-                            error = format!("{e:#}"),
-                            "still no block on the chain"
-                        );
-                    } else {
-                        info!("waiting for the chain's first block");
-                        waiting_for_first_block = true;
-                    }
+                    log_waiting_for_first_block(&mut waiting_for_first_block, &format!("{e:#}"));
                     tokio::select! {
                         _ = &mut shutdown => break Ok(()),
                         _ = tokio::time::sleep(FIRST_BLOCK_POLL) => {}
@@ -549,5 +535,15 @@ impl<C: ChainClient + Clone + 'static> Collector<C> {
         }
         info!("collector stopped");
         outcome
+    }
+}
+/// Waiting for the chain's first block is no failure: one INFO line the first time, debug
+/// after (with `detail` when there is one).
+fn log_waiting_for_first_block(waiting: &mut bool, detail: &str) {
+    if *waiting {
+        debug!(detail, "still no block on the chain");
+    } else {
+        info!("waiting for the chain's first block");
+        *waiting = true;
     }
 }

@@ -11,6 +11,7 @@ use cosmwasm_std::{Decimal, Uint128, Uint256};
 use futures::future::BoxFuture;
 use redline_common::chain::{ChainClient, TendermintClient};
 use redline_common::queue::Queue as _;
+use redline_liquidator::consume::Worker;
 use redline_liquidator::execute::{self, Dropped};
 use redline_liquidator::hooks::{AfterLiquidation, BatchReport, Decision, Opportunity, Strategy};
 use redline_liquidator::record::Outcome;
@@ -26,6 +27,17 @@ async fn balances(h: &Harness, address: &str) -> BTreeMap<String, Uint256> {
         .into_iter()
         .map(|c| (c.denom, c.amount))
         .collect()
+}
+
+/// Steps `worker` until a step liquidates something (at most 5 steps); how many it liquidated.
+async fn step_until_liquidated(worker: &mut Worker<TendermintClient, support::Queue>) -> usize {
+    for _ in 0..5 {
+        let liquidated = worker.step().await.unwrap().liquidated;
+        if liquidated > 0 {
+            return liquidated;
+        }
+    }
+    0
 }
 
 /// Value of the change between two balance snapshots, at the current default prices.
@@ -523,13 +535,7 @@ async fn a_wallet_without_the_debt_denom_waits_for_funds_then_liquidates() {
         .await
         .unwrap();
     tokio::time::sleep(h.settings(4).block_interval * 2).await;
-    let mut liquidated = 0;
-    for _ in 0..5 {
-        liquidated += worker.step().await.unwrap().liquidated;
-        if liquidated > 0 {
-            break;
-        }
-    }
+    let liquidated = step_until_liquidated(&mut worker).await;
     assert_eq!(liquidated, 1);
     assert_eq!(queue.parked_count().await.unwrap(), 0);
     let records = h.records().await.unwrap();
@@ -542,24 +548,11 @@ async fn a_wallet_without_the_debt_denom_waits_for_funds_then_liquidates() {
 /// not from the planner — gain the bonus: collateral worth more than the debt repaid and the fee.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_underwater_account_is_liquidated_and_pays_the_bonus() {
-    use redline_common::msg::red_bank::{QueryMsg, UserPositionResponse};
-
     let h = Harness::start(300, 12, 2).await.unwrap();
     let height = h.move_price("uatom", 40).await.unwrap();
     let mut underwater = None;
     for account in &h.borrowers {
-        let position: UserPositionResponse = h
-            .client
-            .query_smart(
-                &h.manifest.contracts.red_bank,
-                &QueryMsg::UserPositionLiquidationPricing {
-                    user: account.clone(),
-                    account_id: None,
-                },
-                None,
-            )
-            .await
-            .unwrap();
+        let position = h.position(account).await.unwrap();
         if position.total_enabled_collateral < position.total_collateralized_debt
             && position.total_enabled_collateral > Uint128::new(1_000_000)
         {
@@ -579,13 +572,7 @@ async fn an_underwater_account_is_liquidated_and_pays_the_bonus() {
         .unwrap();
     let wallet = worker.sender().address().to_string();
     let before = balances(&h, &wallet).await;
-    let mut liquidated = 0;
-    for _ in 0..5 {
-        liquidated += worker.step().await.unwrap().liquidated;
-        if liquidated > 0 {
-            break;
-        }
-    }
+    let liquidated = step_until_liquidated(&mut worker).await;
     assert_eq!(liquidated, 1, "{:#?}", h.records().await.unwrap());
     let after = balances(&h, &wallet).await;
     let gained = value_change(&h, &before, &after).await;

@@ -389,10 +389,13 @@ impl Harness {
         .await?)
     }
 
-    pub async fn health_factor(&self, account: &str) -> anyhow::Result<Option<Decimal>> {
-        use redline_common::msg::red_bank::{QueryMsg, UserPositionResponse};
-        use redline_common::types::UserHealthStatus;
-        let answer: UserPositionResponse = self
+    /// The Red Bank's `user_position` of `account` at liquidation prices.
+    pub async fn position(
+        &self,
+        account: &str,
+    ) -> anyhow::Result<redline_common::msg::red_bank::UserPositionResponse> {
+        use redline_common::msg::red_bank::QueryMsg;
+        Ok(self
             .client
             .query_smart(
                 &self.manifest.contracts.red_bank,
@@ -402,7 +405,12 @@ impl Harness {
                 },
                 None,
             )
-            .await?;
+            .await?)
+    }
+
+    pub async fn health_factor(&self, account: &str) -> anyhow::Result<Option<Decimal>> {
+        use redline_common::types::UserHealthStatus;
+        let answer = self.position(account).await?;
         Ok(match answer.health_status {
             UserHealthStatus::Borrowing {
                 liq_threshold_hf, ..

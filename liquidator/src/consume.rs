@@ -220,11 +220,9 @@ pub struct Worker<C, Q> {
     capital: CapitalBoard,
     /// What this step set aside for want of funds.
     shortages: std::sync::Mutex<Shortages>,
-    /// Whether the latest capital report published said something was missing.
-    reported_shortage: bool,
-    /// What the latest step that set jobs aside lacked, per denom (cleared by a step that
-    /// lacked nothing): handed to the rebalancer to recycle seized collateral into.
-    recent_short: BTreeMap<String, Uint128>,
+    /// What the latest published step set aside (empty when it lacked nothing): its missing
+    /// coins go to the rebalancer to recycle seized collateral into.
+    reported: Shortages,
     /// When waiting jobs were last considered.
     wake_checked_at: Option<std::time::Instant>,
     /// One of this wallet's liquidations landed since: consider waiting jobs at the next step.
@@ -257,8 +255,7 @@ where
             after: deps.after,
             capital: deps.capital,
             shortages: Default::default(),
-            reported_shortage: false,
-            recent_short: BTreeMap::new(),
+            reported: Shortages::default(),
             wake_checked_at: None,
             wake_due: true,
             in_doubt: Vec::new(),
@@ -484,15 +481,14 @@ where
     /// Publishes what this step set aside for want of funds (and, once, that nothing was).
     async fn publish_capital(&mut self, height: u64) {
         let step = std::mem::take(&mut *self.shortages.lock().unwrap_or_else(|e| e.into_inner()));
-        if step.is_empty() && !self.reported_shortage {
+        if step.is_empty() && self.reported.is_empty() {
             return;
         }
         if !step.is_empty() {
             tracing::debug!(waiting = step.waiting, missing = ?step.missing, "liquidations wait for funds");
         }
-        self.reported_shortage = !step.is_empty();
-        self.recent_short = step.missing.clone();
         let report = step.report(self.sender.address(), self.slot, height);
+        self.reported = step;
         self.capital.publish(&report).await;
     }
 
@@ -1129,7 +1125,7 @@ where
             liquidations,
             received: coins(received),
             spent: coins(spent),
-            short: coins(self.recent_short.clone()),
+            short: coins(self.reported.missing.clone()),
         }
     }
 

@@ -13,11 +13,11 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use redline_common::chain::{ChainClient, ScanOptions};
-use redline_common::index::{BlockUpdate, IndexedAccount};
+use redline_chain::{ChainClient, ScanOptions};
+use redline_pipeline::index::{BlockUpdate, IndexedAccount};
 use tracing::{info, info_span, warn, Instrument};
 
-use crate::chain_state::{self, ScanSettings};
+use crate::red_bank_scan::{self, ScanSettings};
 use crate::service::{Collector, IndexProgress};
 
 #[derive(Debug, Clone, Args)]
@@ -192,7 +192,7 @@ impl<C: ChainClient + Clone + 'static> Collector<C> {
                 .context("reading the chain height before the scan")?;
             anyhow::ensure!(height > 0, "the chain has not committed a block yet");
             shown.phase(&format!("full scan of the Red Bank from height {height} ({reason})"));
-            let scan = chain_state::scan_debtors(
+            let scan = red_bank_scan::scan_debtors(
                 &inner.client,
                 &inner.contracts,
                 self.scan_settings(),
@@ -201,9 +201,9 @@ impl<C: ChainClient + Clone + 'static> Collector<C> {
             )
             .await?;
             let (markets, params, thf, time) = futures::try_join!(
-                chain_state::markets(&inner.client, &inner.contracts),
-                chain_state::asset_params(&inner.client, &inner.contracts),
-                chain_state::target_health_factor(&inner.client, &inner.contracts),
+                red_bank_scan::markets(&inner.client, &inner.contracts),
+                red_bank_scan::asset_params(&inner.client, &inner.contracts),
+                red_bank_scan::target_health_factor(&inner.client, &inner.contracts),
                 async {
                     inner
                         .client

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use clap::Args;
-use redline_common::jobs::{HealthCheckJob, ProtocolKind};
+use redline_pipeline::jobs::{HealthCheckJob, ProtocolKind};
 
 #[derive(Debug, Clone, Args)]
 #[group(id = "enqueue")]

@@ -12,17 +12,17 @@ use anyhow::Context as _;
 use clap::Args;
 use cosmwasm_std::{Decimal, Timestamp};
 use futures::{FutureExt as _, StreamExt as _};
-use redline_common::chain::{ChainClient, ChainError};
-use redline_common::index::{AccountChange, BlockSnapshot, BlockUpdate};
-use redline_common::msg::oracle::ActionKind;
-use redline_common::queue::Queue as _;
-use redline_common::types::{AssetParams, Market};
+use mars::msg::oracle::ActionKind;
+use mars::types::{AssetParams, Market};
+use redline_chain::{ChainClient, ChainError};
+use redline_pipeline::index::{AccountChange, BlockSnapshot, BlockUpdate};
+use redline_pipeline::queue::Queue as _;
 use tracing::{debug, info, info_span, warn, Instrument};
 
-use crate::chain_state;
 use crate::enqueue::plan_jobs;
-use crate::events;
+use crate::red_bank_scan;
 use crate::service::{Collector, IndexProgress, PROTOCOL};
+use redline_protocol::red_bank::events;
 
 /// What a block snapshot holds besides the index.
 #[derive(Debug, Clone)]
@@ -165,7 +165,7 @@ impl<C: ChainClient + Clone + 'static> Collector<C> {
             return Ok(());
         };
         let lost = match self.inner.index.meta().await {
-            Err(redline_common::index::IndexError::NotCreated(_)) => true,
+            Err(redline_pipeline::index::IndexError::NotCreated(_)) => true,
             Ok(meta) => meta.last_indexed_height.is_none(),
             Err(error) => return Err(error).context("reading the index meta"),
         };
@@ -228,7 +228,7 @@ impl<C: ChainClient + Clone + 'static> Collector<C> {
 
             let addresses: Vec<String> = touches.accounts.iter().cloned().collect();
             let (reads, fresh) = tokio::join!(
-                chain_state::read_accounts(
+                red_bank_scan::read_accounts(
                     &inner.client,
                     &inner.contracts,
                     &addresses,
@@ -240,7 +240,7 @@ impl<C: ChainClient + Clone + 'static> Collector<C> {
                             .await
                             .map(|tip| (Some(tip.markets.clone()), Some(tip)))
                     } else if touches.touched_red_bank() {
-                        chain_state::markets(&inner.client, &inner.contracts)
+                        red_bank_scan::markets(&inner.client, &inner.contracts)
                             .await
                             .map(|markets| (Some(markets), None))
                     } else {
@@ -347,11 +347,11 @@ impl<C: ChainClient + Clone + 'static> Collector<C> {
     ) -> anyhow::Result<TipData> {
         let inner = &self.inner;
         let (markets, params, target_health_factor, prices, liquidation_prices) = futures::try_join!(
-            chain_state::markets(&inner.client, &inner.contracts),
-            chain_state::asset_params(&inner.client, &inner.contracts),
-            chain_state::target_health_factor(&inner.client, &inner.contracts),
-            chain_state::prices(&inner.client, &inner.contracts, ActionKind::Default),
-            chain_state::prices(&inner.client, &inner.contracts, ActionKind::Liquidation),
+            red_bank_scan::markets(&inner.client, &inner.contracts),
+            red_bank_scan::asset_params(&inner.client, &inner.contracts),
+            red_bank_scan::target_health_factor(&inner.client, &inner.contracts),
+            red_bank_scan::prices(&inner.client, &inner.contracts, ActionKind::Default),
+            red_bank_scan::prices(&inner.client, &inner.contracts, ActionKind::Liquidation),
         )?;
         Ok(TipData {
             height,

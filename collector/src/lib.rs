@@ -8,13 +8,12 @@
 //!
 //! `src/main.rs` only wires flags and connections to [`Collector`].
 
-pub mod chain_state;
 pub mod discovery;
 pub mod enqueue;
-pub mod events;
 pub mod follow;
 pub mod metrics;
 pub mod reconcile;
+pub mod red_bank_scan;
 pub mod service;
 
 pub use service::{Collector, Config, Connections, PROTOCOL};

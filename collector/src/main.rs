@@ -2,9 +2,9 @@
 
 use anyhow::Context as _;
 use clap::Parser;
-use redline_collector::chain_state::RedBankContracts;
+use redline_collector::red_bank_scan::RedBankContracts;
 use redline_collector::{Collector, Config, Connections};
-use redline_common::service::{shutdown_signal, ServiceArgs, ServiceContext};
+use redline_service::service::{shutdown_signal, ServiceArgs, ServiceContext};
 
 #[derive(Debug, Parser)]
 #[command(

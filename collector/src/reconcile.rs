@@ -13,11 +13,11 @@ use std::time::Instant;
 
 use anyhow::Context as _;
 use clap::Args;
-use redline_common::chain::ChainClient;
-use redline_common::index::{AccountChange, AccountPositions, BlockUpdate};
+use redline_chain::ChainClient;
+use redline_pipeline::index::{AccountChange, AccountPositions, BlockUpdate};
 use tracing::{info, info_span, warn, Instrument};
 
-use crate::chain_state;
+use crate::red_bank_scan;
 use crate::service::Collector;
 
 #[derive(Debug, Clone, Args)]
@@ -196,7 +196,7 @@ impl<C: ChainClient + Clone + 'static> Collector<C> {
         let inner = &self.inner;
         let started = Instant::now();
         info!("reconciliation scan started");
-        let scan = chain_state::scan_debtors(
+        let scan = red_bank_scan::scan_debtors(
             &inner.client,
             &inner.contracts,
             self.scan_settings(),

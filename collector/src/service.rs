@@ -8,15 +8,15 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use clap::Args;
 use cosmwasm_std::Timestamp;
-use redline_common::chain::ChainClient;
-use redline_common::index::{IndexArgs, PositionIndex};
-use redline_common::jobs::{HealthCheckJob, ProtocolKind, HEALTH_CHECK_QUEUE};
-use redline_common::metrics::HealthReport;
-use redline_common::queue::{QueueConfig, RedisStreamQueue};
-use redline_common::redis_conn::RedisConn;
+use redline_chain::ChainClient;
+use redline_pipeline::index::{IndexArgs, PositionIndex};
+use redline_pipeline::jobs::{HealthCheckJob, ProtocolKind, HEALTH_CHECK_QUEUE};
+use redline_pipeline::queue::{QueueConfig, RedisStreamQueue};
+use redline_pipeline::redis_conn::RedisConn;
+use redline_service::metrics::HealthReport;
 
-use crate::chain_state::{RedBankContracts, ScanSettings};
 use crate::metrics::CollectorMetrics;
+use crate::red_bank_scan::{RedBankContracts, ScanSettings};
 use crate::{discovery, enqueue, follow, reconcile};
 
 /// The protocol this collector indexes.
@@ -30,7 +30,7 @@ pub struct Config {
     pub index: IndexArgs,
     /// Buckets of a new index (fixed at creation; an existing index keeps its own). More
     /// buckets make smaller jobs possible; each is one Redis hash.
-    #[arg(long, env = "INDEX_BUCKETS", default_value_t = redline_common::index::DEFAULT_BUCKETS)]
+    #[arg(long, env = "INDEX_BUCKETS", default_value_t = redline_pipeline::index::DEFAULT_BUCKETS)]
     pub index_buckets: u32,
     #[command(flatten, next_help_heading = "Discovery (full scans)")]
     pub discovery: discovery::Config,
@@ -46,7 +46,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             index: IndexArgs::default(),
-            index_buckets: redline_common::index::DEFAULT_BUCKETS,
+            index_buckets: redline_pipeline::index::DEFAULT_BUCKETS,
             discovery: discovery::Config::default(),
             follow: follow::Config::default(),
             reconcile: reconcile::Config::default(),

@@ -6,7 +6,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{index_contents, smart_walk, test_config, Devnet, Harness};
-use redline_common::chain::ChainClient;
+use redline_chain::ChainClient;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn discovery_finds_exactly_the_debtors() {

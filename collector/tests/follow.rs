@@ -9,10 +9,10 @@ use std::time::Duration;
 
 use common::{coin, eventually, smart_positions, test_config, Devnet, Harness, Running};
 use cosmwasm_std::{Decimal, Uint128};
-use redline_common::chain::ChainClient;
-use redline_common::jobs::HealthCheckJob;
-use redline_common::msg::red_bank::ExecuteMsg;
-use redline_common::queue::{Queue, QueueConfig, RedisStreamQueue};
+use mars::msg::red_bank::ExecuteMsg;
+use redline_chain::ChainClient;
+use redline_pipeline::jobs::HealthCheckJob;
+use redline_pipeline::queue::{Queue, QueueConfig, RedisStreamQueue};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -229,7 +229,7 @@ async fn transactions_after_start_reach_the_index() {
 /// Every block's jobs cover buckets `0..buckets` exactly once and carry the block height.
 async fn check_jobs(config: &QueueConfig, buckets: u32) {
     let queue: RedisStreamQueue<HealthCheckJob> =
-        RedisStreamQueue::connect(config, redline_common::jobs::HEALTH_CHECK_QUEUE)
+        RedisStreamQueue::connect(config, redline_pipeline::jobs::HEALTH_CHECK_QUEUE)
             .await
             .unwrap();
     let mut by_height: BTreeMap<u64, Vec<HealthCheckJob>> = BTreeMap::new();

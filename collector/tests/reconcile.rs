@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use common::{eventually, index_contents, smart_walk, test_config, Devnet, Harness, Running};
 use cosmwasm_std::Uint128;
-use redline_common::chain::ChainClient;
-use redline_common::index::synthetic_account;
+use redline_chain::ChainClient;
+use redline_pipeline::index::synthetic_account;
 
 const WAIT: Duration = Duration::from_secs(60);
 

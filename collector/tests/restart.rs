@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use common::{coin, eventually, index_contents, smart_walk, test_config, Devnet, Harness, Running};
 use cosmwasm_std::Uint128;
-use redline_common::chain::ChainClient;
-use redline_common::msg::red_bank::ExecuteMsg;
+use mars::msg::red_bank::ExecuteMsg;
+use redline_chain::ChainClient;
 
 const WAIT: Duration = Duration::from_secs(60);
 

@@ -12,11 +12,11 @@ use std::time::Duration;
 use anyhow::{bail, Context as _};
 use clap::{Args, Parser, Subcommand};
 use cosmwasm_std::Decimal;
-use redline_common::manifest::Manifest;
-use redline_common::telemetry::{self, LogArgs};
+use mars::manifest::Manifest;
 use redline_devnet::chain::ChainConfig;
 use redline_devnet::rpc::{self, NodeConfig};
 use redline_devnet::scenario::{self, ScenarioConfig, DEFAULT_LIQUIDATOR_MNEMONIC};
+use redline_telemetry::LogArgs;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -274,7 +274,7 @@ async fn prices(args: PricesArgs) -> anyhow::Result<()> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    telemetry::init(&cli.log)?;
+    redline_telemetry::init(&cli.log)?;
     match cli.command {
         Some(Command::Prices(args)) => prices(args).await,
         None => run(cli.run).await,

@@ -30,12 +30,12 @@ use anyhow::Context as _;
 use cosmrs::bip32::{Language, Mnemonic};
 use cosmrs::crypto::secp256k1::SigningKey;
 use cosmwasm_std::{Addr, Api as _, CanonicalAddr, Coin, Decimal, Uint128};
+use mars::manifest::{Contracts, DenomInfo, FeeConfig, Manifest};
+use mars::math::health::compute_health;
+use mars::msg::oracle::PriceUpdate;
+use mars::types::{HealthPosition, InterestRateModel, LiquidationBonus};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
-use redline_common::manifest::{Contracts, DenomInfo, FeeConfig, Manifest};
-use redline_common::math::health::compute_health;
-use redline_common::msg::oracle::PriceUpdate;
-use redline_common::types::{HealthPosition, InterestRateModel, LiquidationBonus};
 use sha2::{Digest, Sha256};
 
 use crate::chain::{ChainState, PriceMove, PriceTrigger};
@@ -449,6 +449,7 @@ pub fn manifest(node: &NodeHandle, info: &ScenarioInfo, cfg: &ScenarioConfig) ->
         rpc_http: vec![node.rpc_http_url()],
         rpc_ws: vec![node.rpc_ws_url()],
         block_time_ms: chain.block_time.as_millis() as u64,
+        liquidation_rule: mars::rule::LiquidationRule::TargetHealthFactor,
         contracts: info.contracts.clone(),
         denoms: info.denoms.clone(),
         fee: FeeConfig {

@@ -7,7 +7,7 @@ mod contracts_support;
 mod contracts {
     use crate::contracts_support::*;
     use cosmwasm_std::{coin, Uint128};
-    use redline_common::msg::red_bank::UserHealthStatus;
+    use mars::msg::red_bank::UserHealthStatus;
 
     #[test]
     fn mars_fixture_reproduced_to_the_unit() {
@@ -95,7 +95,7 @@ mod contracts {
         // The liquidator turns its collateral shares into coins.
         dn.execute(
             &liquidator,
-            &redline_common::msg::red_bank::ExecuteMsg::Withdraw {
+            &mars::msg::red_bank::ExecuteMsg::Withdraw {
                 denom: ATOM.into(),
                 amount: None,
                 recipient: None,
@@ -119,16 +119,16 @@ mod contracts {
             &mut dn.app,
             &owner,
             &oracle,
-            &[redline_common::msg::oracle::PriceUpdate {
+            &[mars::msg::oracle::PriceUpdate {
                 denom: ATOM.into(),
                 price: dec("10"),
                 liquidation_price: Some(dec("7.5")),
             }],
         )
         .unwrap();
-        let default: redline_common::msg::red_bank::UserPositionResponse = dn.position(&borrower);
-        let liquidation: redline_common::msg::red_bank::UserPositionResponse = dn.query(
-            &redline_common::msg::red_bank::QueryMsg::UserPositionLiquidationPricing {
+        let default: mars::msg::red_bank::UserPositionResponse = dn.position(&borrower);
+        let liquidation: mars::msg::red_bank::UserPositionResponse = dn.query(
+            &mars::msg::red_bank::QueryMsg::UserPositionLiquidationPricing {
                 user: borrower.to_string(),
                 account_id: None,
             },
@@ -164,11 +164,11 @@ mod contracts {
         debt_key.extend(length_prefixed(borrower.as_bytes()));
         debt_key.extend_from_slice(USDC.as_bytes());
         let debt = raw.iter().find(|(k, _)| *k == debt_key).expect("debt key");
-        let debt: redline_common::msg::red_bank::Debt = serde_json::from_slice(&debt.1).unwrap();
+        let debt: mars::msg::red_bank::Debt = serde_json::from_slice(&debt.1).unwrap();
         assert_eq!(debt.amount_scaled, Uint128::new(65_000_000_000));
         assert!(!debt.uncollateralized);
 
-        let user_id = redline_common::msg::red_bank::UserId::red_bank(borrower.clone());
+        let user_id = mars::msg::red_bank::UserId::red_bank(borrower.clone());
         let mut coll_key = length_prefixed(b"colls");
         coll_key.extend(length_prefixed(&user_id.key_bytes()));
         coll_key.extend_from_slice(ATOM.as_bytes());
@@ -176,8 +176,7 @@ mod contracts {
             .iter()
             .find(|(k, _)| *k == coll_key)
             .expect("collateral key");
-        let coll: redline_common::msg::red_bank::Collateral =
-            serde_json::from_slice(&coll.1).unwrap();
+        let coll: mars::msg::red_bank::Collateral = serde_json::from_slice(&coll.1).unwrap();
         assert_eq!(coll.amount_scaled, Uint128::new(10_000_000_000));
         assert!(coll.enabled);
 

@@ -1,6 +1,6 @@
 //! Interest accrues over block time as Mars accrues it: indexes move linearly at the rates of
 //! the elapsed period, the reserve factor's share goes to the rewards collector as collateral,
-//! and every figure matches `redline_common::math::interest`.
+//! and every figure matches `mars::math::interest`.
 
 mod contracts_support;
 
@@ -8,8 +8,8 @@ mod contracts_support;
 mod contracts {
     use crate::contracts_support::*;
     use cosmwasm_std::{coin, Uint128};
-    use redline_common::math::interest;
-    use redline_common::msg::red_bank::{ExecuteMsg, Market, QueryMsg};
+    use mars::math::interest;
+    use mars::msg::red_bank::{ExecuteMsg, Market, QueryMsg};
 
     const YEAR: u64 = 31_536_000;
 

@@ -8,10 +8,10 @@ mod contracts {
     use crate::contracts_support::*;
     use cosmwasm_std::{Decimal, Uint128};
     use cw_multi_test::Executor;
-    use redline_common::msg::address_provider::{self, AddressResponseItem, MarsAddressType};
-    use redline_common::msg::oracle::{self, ActionKind, PriceResponse};
-    use redline_common::msg::params::{AssetParamsUpdate, ExecuteMsg, QueryMsg};
-    use redline_common::types::AssetParams;
+    use mars::msg::address_provider::{self, AddressResponseItem, MarsAddressType};
+    use mars::msg::oracle::{self, ActionKind, PriceResponse};
+    use mars::msg::params::{AssetParamsUpdate, ExecuteMsg, QueryMsg};
+    use mars::types::AssetParams;
 
     fn update(dn: &mut Devnet, params: AssetParams) -> Result<(), String> {
         let owner = dn.contracts.owner.clone();
@@ -151,7 +151,7 @@ mod contracts {
             .unwrap();
         assert_eq!(all.len(), 1);
         assert_eq!(all[0].denom, OSMO);
-        let total: redline_common::msg::params::TotalDepositResponse = dn
+        let total: mars::msg::params::TotalDepositResponse = dn
             .app
             .wrap()
             .query_wasm_smart(&params, &QueryMsg::TotalDeposit { denom: ATOM.into() })

@@ -7,7 +7,7 @@ mod contracts_support;
 mod contracts {
     use crate::contracts_support::*;
     use cosmwasm_std::{coin, Uint128};
-    use redline_common::msg::red_bank::{ExecuteMsg, UserHealthStatus};
+    use mars::msg::red_bank::{ExecuteMsg, UserHealthStatus};
 
     fn liquidatable() -> (Devnet, cosmwasm_std::Addr, cosmwasm_std::Addr) {
         let mut dn = Devnet::fixture();
@@ -276,11 +276,9 @@ mod contracts {
             .execute_contract(
                 owner,
                 params,
-                &redline_common::msg::params::ExecuteMsg::EmergencyUpdate(
-                    redline_common::msg::params::EmergencyUpdate::RedBank(
-                        redline_common::msg::params::RedBankEmergencyUpdate::DisableBorrowing(
-                            USDC.into(),
-                        ),
+                &mars::msg::params::ExecuteMsg::EmergencyUpdate(
+                    mars::msg::params::EmergencyUpdate::RedBank(
+                        mars::msg::params::RedBankEmergencyUpdate::DisableBorrowing(USDC.into()),
                     ),
                 ),
                 &[],

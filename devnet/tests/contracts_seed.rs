@@ -9,7 +9,7 @@ mod contracts {
 
     use crate::contracts_support::*;
     use cosmwasm_std::{coin, Uint128};
-    use redline_common::msg::red_bank::{Market, QueryMsg, UserHealthStatus};
+    use mars::msg::red_bank::{Market, QueryMsg, UserHealthStatus};
     use redline_devnet::contracts::{seed_positions, SeedError, SeedPosition};
 
     #[test]
@@ -84,7 +84,7 @@ mod contracts {
         // And a seeded borrower can repay out of the wallet the loan landed in.
         dn.execute(
             &first,
-            &redline_common::msg::red_bank::ExecuteMsg::Repay { on_behalf_of: None },
+            &mars::msg::red_bank::ExecuteMsg::Repay { on_behalf_of: None },
             &[coin(4_000, USDC)],
         )
         .unwrap();

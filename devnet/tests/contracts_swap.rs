@@ -7,7 +7,7 @@ mod contracts {
     use crate::contracts_support::*;
     use cosmwasm_std::{coin, Addr, Uint128};
     use cw_multi_test::Executor;
-    use redline_common::msg::swapper::{
+    use mars::msg::swapper::{
         ExecuteMsg, InstantiateMsg, PoolResponse, QueryMsg, SimulateSwapResponse,
     };
     use redline_devnet::contracts::{new_app, swapper_contract, DevnetApp};

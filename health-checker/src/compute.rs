@@ -1,6 +1,6 @@
 //! Off-chain health, exactly as the Red Bank computes it: index entries (scaled amounts) →
 //! underlying amounts at the block time → [`HealthPosition`]s → [`Health`] with
-//! `redline_common::math`.
+//! `mars::math`.
 //!
 //! Per block, a [`BlockContext`] prepares every denom of the index's denom table once: each
 //! market's indexes accrued to the block time (`math::interest`), the oracle's default and
@@ -23,14 +23,14 @@
 use std::sync::Arc;
 
 use cosmwasm_std::{Decimal, Timestamp, Uint128};
-use redline_common::index::{BlockSnapshot, DenomId, DenomTable, IndexedAccount};
-use redline_common::jobs::ProtocolKind;
-use redline_common::math::health::compute_health;
-use redline_common::math::interest::{
+use mars::math::health::compute_health;
+use mars::math::interest::{
     compute_underlying_amount, updated_borrow_index, updated_liquidity_index, ScalingOperation,
 };
-use redline_common::math::MathError;
-use redline_common::types::{AssetParams, Health, HealthPosition};
+use mars::math::MathError;
+use mars::types::{AssetParams, Health, HealthPosition};
+use redline_pipeline::index::{BlockSnapshot, DenomId, DenomTable, IndexedAccount};
+use redline_pipeline::jobs::ProtocolKind;
 
 /// Why an account was skipped (the `reason` label of the skip counter).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -406,13 +406,13 @@ fn line_for(lines: &mut Vec<Line>, denom: DenomId) -> &mut Line {
 mod tests {
     use std::collections::BTreeMap;
 
-    use redline_common::index::{CollateralEntry, DebtEntry};
-    use redline_common::math::health::{red_bank_health_positions, user_position_figures};
-    use redline_common::math::interest::{underlying_debt_amount, underlying_liquidity_amount};
-    use redline_common::types::{
+    use mars::math::health::{red_bank_health_positions, user_position_figures};
+    use mars::math::interest::{underlying_debt_amount, underlying_liquidity_amount};
+    use mars::types::{
         CmSettings, DenomPosition, InterestRateModel, LiquidationBonus, Market, RedBankSettings,
         UserHealthStatus,
     };
+    use redline_pipeline::index::{CollateralEntry, DebtEntry};
 
     use super::*;
 
@@ -438,6 +438,7 @@ mod tests {
             },
             protocol_liquidation_fee: dec("0.1"),
             deposit_cap: Uint128::MAX,
+            close_factor: None,
         }
     }
 

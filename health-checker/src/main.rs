@@ -4,13 +4,13 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::Parser;
-use redline_common::index::IndexArgs;
-use redline_common::service::{shutdown_signal, ServiceArgs, ServiceContext};
 use redline_health_checker::metrics::Metrics;
 use redline_health_checker::onchain::OnchainConfig;
 use redline_health_checker::{
     HealthChecker, HealthSource, OnchainSource, OutputConfig, Outputs, ProfitConfig, WorkerConfig,
 };
+use redline_pipeline::index::IndexArgs;
+use redline_service::service::{shutdown_signal, ServiceArgs, ServiceContext};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -38,7 +38,6 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     // Flag errors first, before any connection is attempted.
     cli.worker.validate()?;
-    cli.profit.validate()?;
     cli.onchain.validate()?;
     cli.output.threshold()?;
     let context = ServiceContext::start("health-checker", &cli.service)
@@ -53,9 +52,13 @@ async fn main() -> anyhow::Result<()> {
         red_bank: context.manifest.contracts.red_bank.clone(),
         config: cli.onchain.clone(),
     });
+    let profit = ProfitConfig {
+        liquidation_rule: context.manifest.liquidation_rule,
+        ..cli.profit.clone()
+    };
     let checker = Arc::new(HealthChecker::new(
         cli.worker.clone(),
-        cli.profit.clone(),
+        profit,
         cli.index.clone(),
         context.redis.clone(),
         outputs,

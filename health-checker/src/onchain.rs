@@ -13,9 +13,9 @@
 use clap::Args;
 use cosmwasm_std::Decimal;
 use futures::stream::{self, StreamExt};
-use redline_common::chain::{ChainClient, ChainError};
-use redline_common::msg::red_bank::{QueryMsg, UserCollateralResponse, UserDebtResponse};
-use redline_common::types::{Health, UserHealthStatus, UserPositionFigures};
+use mars::msg::red_bank::{QueryMsg, UserCollateralResponse, UserDebtResponse};
+use mars::types::{Health, UserHealthStatus, UserPositionFigures};
+use redline_chain::{ChainClient, ChainError};
 
 use crate::compute::{BlockContext, Line};
 
@@ -123,7 +123,7 @@ pub async fn account_lines<C: ChainClient>(
     client: &C,
     red_bank: &str,
     ctx: &BlockContext,
-    denoms: &redline_common::index::DenomTable,
+    denoms: &redline_pipeline::index::DenomTable,
     account: &str,
     height: u64,
 ) -> Result<Vec<Line>, String> {
@@ -186,7 +186,7 @@ pub async fn account_lines<C: ChainClient>(
 fn line_of(
     lines: &mut Vec<Line>,
     ctx: &BlockContext,
-    denoms: &redline_common::index::DenomTable,
+    denoms: &redline_pipeline::index::DenomTable,
     denom: &str,
 ) -> Result<usize, String> {
     let id = denoms
@@ -218,7 +218,7 @@ pub fn is_liquidatable(health: &Health) -> bool {
 #[cfg(test)]
 mod tests {
     use cosmwasm_std::Uint128;
-    use redline_common::math::health::user_position_figures;
+    use mars::math::health::user_position_figures;
 
     use super::*;
 

@@ -26,11 +26,11 @@ use std::ops::Range;
 
 use clap::Args;
 use cosmwasm_std::Decimal;
-use redline_common::jobs::{LiquidationCandidate, ProtocolKind, LIQUIDATION_QUEUE};
-use redline_common::queue::{
+use redline_pipeline::jobs::{LiquidationCandidate, ProtocolKind, LIQUIDATION_QUEUE};
+use redline_pipeline::queue::{
     liquidation_dedup_key, DedupKey, EnqueueStatus, PriorityQueue, QueueConfig, QueueError,
 };
-use redline_common::redis_conn::{ConnectOptions, RedisConn};
+use redline_pipeline::redis_conn::{ConnectOptions, RedisConn};
 
 #[derive(Debug, Clone, Args)]
 pub struct OutputConfig {
@@ -168,7 +168,7 @@ impl Outputs {
         let threshold = config.threshold()?;
         let queue = PriorityQueue::connect(queue_config, LIQUIDATION_QUEUE).await?;
         let conn =
-            redline_common::redis_conn::connect(queue_config, ConnectOptions::default()).await?;
+            redline_pipeline::redis_conn::connect(queue_config, ConnectOptions::default()).await?;
         Ok(Self {
             queue,
             conn,

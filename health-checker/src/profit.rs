@@ -2,7 +2,7 @@
 //!
 //! Every `(debt denom, collateral denom)` pair the Red Bank would accept — debt owed in that
 //! denom, collateral enabled and non-zero — is priced with
-//! `redline_common::math::liquidation::calculate_liquidation_amounts` exactly as the contract's
+//! `mars::math::liquidation::calculate_liquidation_amounts` exactly as the contract's
 //! `liquidate` calls it: liquidation prices, the collateral's params (bonus, protocol fee), the
 //! target health factor, the account's whole debt in that denom sent. Pairs the contract would
 //! refuse (nothing to repay or nothing to seize) are left out. A liquidation that lowers the
@@ -18,10 +18,12 @@
 
 use clap::Args;
 use cosmwasm_std::{Decimal, Uint128};
-use redline_common::jobs::LiquidationPlan;
-use redline_common::math::liquidation::{calculate_liquidation_amounts, LiquidationInput};
-use redline_common::math::MathError;
-use redline_common::types::{Health, LiquidationAmounts};
+use mars::math::liquidation::{calculate_liquidation_amounts, LiquidationInput};
+use mars::math::MathError;
+use mars::types::{Health, LiquidationAmounts};
+use redline_pipeline::jobs::LiquidationPlan;
+
+use mars::rule::LiquidationRule;
 
 use crate::compute::{BlockContext, Line};
 
@@ -31,29 +33,24 @@ pub struct ProfitConfig {
     /// Decimals of the oracle's base denom (prices are base units per unit of a denom; the base
     /// denom is a USD stablecoin such as `uusdc`, 6 decimals): profit in USD = base units /
     /// 10^this.
-    #[arg(long, env = "BASE_DENOM_DECIMALS", default_value_t = 6)]
+    #[arg(long, env = "BASE_DENOM_DECIMALS", default_value_t = 6,
+          value_parser = clap::value_parser!(u32).range(0..=18))]
     pub base_denom_decimals: u32,
+    /// The deployment's liquidation rule (from the manifest, not a flag).
+    #[arg(skip)]
+    pub liquidation_rule: LiquidationRule,
 }
 
 impl Default for ProfitConfig {
     fn default() -> Self {
         Self {
             base_denom_decimals: 6,
+            liquidation_rule: LiquidationRule::TargetHealthFactor,
         }
     }
 }
 
 impl ProfitConfig {
-    pub fn validate(&self) -> anyhow::Result<()> {
-        if self.base_denom_decimals > 18 {
-            anyhow::bail!(
-                "--base-denom-decimals: {} is more than the 18 decimals a Decimal holds",
-                self.base_denom_decimals
-            );
-        }
-        Ok(())
-    }
-
     /// `10^base_denom_decimals`.
     pub fn base_units_per_usd(&self) -> Uint128 {
         Uint128::new(10u128.pow(self.base_denom_decimals.min(18)))
@@ -119,6 +116,12 @@ pub fn priced_pairs(
             else {
                 continue;
             };
+            let Ok(repay_limit) = config
+                .liquidation_rule
+                .repay_limit(ctx.target_health_factor, &debt.params)
+            else {
+                continue;
+            };
             let input = LiquidationInput {
                 collateral_amount: collateral_line.collateral,
                 collateral_price: collateral.liquidation_price,
@@ -126,7 +129,7 @@ pub fn priced_pairs(
                 debt_amount: debt_line.debt,
                 debt_requested_to_repay: debt_line.debt,
                 debt_price: debt.liquidation_price,
-                target_health_factor: ctx.target_health_factor,
+                repay_limit,
                 health: liquidation_health,
             };
             // The contract refuses these pairs; so do we.
@@ -175,12 +178,10 @@ mod tests {
     use std::collections::BTreeMap;
 
     use cosmwasm_std::Timestamp;
-    use redline_common::index::IndexedAccount;
-    use redline_common::index::{BlockSnapshot, CollateralEntry, DebtEntry, DenomId, DenomTable};
-    use redline_common::jobs::ProtocolKind;
-    use redline_common::types::{
-        AssetParams, CmSettings, LiquidationBonus, Market, RedBankSettings,
-    };
+    use mars::types::{AssetParams, CmSettings, LiquidationBonus, Market, RedBankSettings};
+    use redline_pipeline::index::IndexedAccount;
+    use redline_pipeline::index::{BlockSnapshot, CollateralEntry, DebtEntry, DenomId, DenomTable};
+    use redline_pipeline::jobs::ProtocolKind;
 
     use super::*;
 
@@ -206,6 +207,7 @@ mod tests {
             },
             protocol_liquidation_fee: dec("0.1"),
             deposit_cap: Uint128::MAX,
+            close_factor: None,
         }
     }
 

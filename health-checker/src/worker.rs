@@ -34,16 +34,16 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use clap::{Args, ValueEnum};
 use cosmwasm_std::Decimal;
 use futures::{StreamExt, TryStreamExt};
-use redline_common::chain::ChainClient;
-use redline_common::index::{
+use mars::types::Health;
+use redline_chain::ChainClient;
+use redline_pipeline::index::{
     BlockSnapshot, BucketRead, IndexArgs, IndexError, IndexNamespace, IndexedAccount, PositionIndex,
 };
-use redline_common::jobs::{
+use redline_pipeline::jobs::{
     HealthCheckJob, LiquidationCandidate, ProtocolKind, HEALTH_CHECK_QUEUE,
 };
-use redline_common::queue::{Delivery, Queue, QueueConfig, QueueError, RedisStreamQueue};
-use redline_common::redis_conn::RedisConn;
-use redline_common::types::Health;
+use redline_pipeline::queue::{Delivery, Queue, QueueConfig, QueueError, RedisStreamQueue};
+use redline_pipeline::redis_conn::RedisConn;
 use tokio::sync::{watch, OnceCell};
 use tracing::{debug, error, info, warn};
 
@@ -206,7 +206,11 @@ impl JobError {
 pub struct Evaluation {
     pub checked: u64,
     /// `(account index, liquidation-priced health, plan)`.
-    pub liquidatable: Vec<(usize, Health, Option<redline_common::jobs::LiquidationPlan>)>,
+    pub liquidatable: Vec<(
+        usize,
+        Health,
+        Option<redline_pipeline::jobs::LiquidationPlan>,
+    )>,
     /// `(account index, liquidation HF)` of accounts under the watch threshold.
     pub near: Vec<(usize, Decimal)>,
     pub skipped: Vec<Skip>,
@@ -460,7 +464,6 @@ impl<C: ChainClient + 'static> HealthChecker<C> {
         onchain: Option<OnchainSource<C>>,
     ) -> anyhow::Result<Self> {
         config.validate()?;
-        profit.validate()?;
         if config.health_source == HealthSource::Onchain {
             match &onchain {
                 Some(source) => source.config.validate()?,
@@ -669,7 +672,7 @@ impl<C: ChainClient + 'static> HealthChecker<C> {
     async fn evaluate_onchain(
         &self,
         ctx: &BlockContext,
-        denoms: &redline_common::index::DenomTable,
+        denoms: &redline_pipeline::index::DenomTable,
         accounts: &[IndexedAccount],
         height: u64,
         threshold: Decimal,

@@ -8,15 +8,15 @@ mod support;
 use std::time::Duration;
 
 use cosmwasm_std::{Decimal, Uint128};
-use redline_common::index::{
-    write_synthetic_accounts, CollateralEntry, DebtEntry, DenomId, IndexedAccount, PositionIndex,
-};
-use redline_common::jobs::{HealthCheckJob, ProtocolKind, HEALTH_CHECK_QUEUE};
-use redline_common::queue::{Queue, QueueConfig, RedisStreamQueue};
-use redline_common::testkit::{wait_for, RedisServer};
 use redline_health_checker::metrics::outcome;
 use redline_health_checker::{HealthSource, JobOutcome, SkipReason};
+use redline_pipeline::index::{
+    write_synthetic_accounts, CollateralEntry, DebtEntry, DenomId, IndexedAccount, PositionIndex,
+};
+use redline_pipeline::jobs::{HealthCheckJob, ProtocolKind, HEALTH_CHECK_QUEUE};
+use redline_pipeline::queue::{Queue, QueueConfig, RedisStreamQueue};
 use support::*;
+use testkit::{wait_for, RedisServer};
 
 const CHAIN: &str = "devnet-1";
 const TTL: Duration = Duration::from_secs(600);

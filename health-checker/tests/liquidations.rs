@@ -12,16 +12,16 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use cosmwasm_std::{Decimal, Timestamp, Uint128};
-use redline_common::chain::ChainClient;
-use redline_common::index::{BlockSnapshot, CollateralEntry, DebtEntry, IndexedAccount};
-use redline_common::jobs::ProtocolKind;
-use redline_common::msg::red_bank::QueryMsg;
-use redline_common::queue::Queue;
-use redline_common::testkit::RedisServer;
-use redline_common::types::{Health, Market, UserPositionFigures};
+use mars::msg::red_bank::QueryMsg;
+use mars::types::{Health, Market, UserPositionFigures};
+use redline_chain::ChainClient;
 use redline_health_checker::onchain::health_from_figures;
 use redline_health_checker::HealthSource;
+use redline_pipeline::index::{BlockSnapshot, CollateralEntry, DebtEntry, IndexedAccount};
+use redline_pipeline::jobs::ProtocolKind;
+use redline_pipeline::queue::Queue;
 use support::*;
+use testkit::RedisServer;
 
 const SNAPSHOT_TTL: Duration = Duration::from_secs(600);
 
@@ -56,7 +56,7 @@ async fn chain_health_factors(devnet: &Devnet) -> Vec<(String, Option<Decimal>)>
 /// The queued and near accounts are the ones the chain's `user_position_liquidation_pricing`
 /// health factors say, highest expected profit first; the on-chain baseline agrees.
 ///
-/// Both sides run the shared math (`redline_common::math`; the devnet's Red Bank calls the same
+/// Both sides run the shared math (`mars::math`; the devnet's Red Bank calls the same
 /// functions), so agreement proves the wiring, not the math: the index filled from the chain's
 /// positions (scaled amounts, enabled flags), the block snapshot (markets, params, both price
 /// kinds, the THF) read at the right height, interest brought to the block's time, the 1.05
@@ -384,7 +384,6 @@ async fn checker_for(
     redis: &RedisServer,
     source: HealthSource,
     devnet: Option<&Devnet>,
-) -> std::sync::Arc<redline_health_checker::HealthChecker<redline_common::chain::TendermintClient>>
-{
+) -> std::sync::Arc<redline_health_checker::HealthChecker<redline_chain::TendermintClient>> {
     checker(redis, source, devnet, 1_000).await
 }

@@ -20,9 +20,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use prometheus::GaugeVec;
-use redline_common::chain::ChainClient;
-use redline_common::metrics::HealthReport;
-use redline_common::redis_conn::RedisConn;
+use redline_chain::ChainClient;
+use redline_pipeline::redis_conn::RedisConn;
+use redline_service::metrics::HealthReport;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 

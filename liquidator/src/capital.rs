@@ -1,7 +1,7 @@
 //! Capital the liquidator lacks: liquidations waiting for funds.
 //!
 //! A wallet short of the debt coin (or of fees) is a normal state, not a failure: the job waits
-//! in the queue's parked set (see [`redline_common::queue::Parking`]) and is woken when the
+//! in the queue's parked set (see [`redline_pipeline::queue::Parking`]) and is woken when the
 //! wallet's funds change (a top-up, a rebalancing swap, a landed liquidation). What each wallet
 //! lacks is published for operators:
 //!
@@ -16,12 +16,12 @@ use std::sync::{Arc, Mutex};
 
 use cosmwasm_std::Uint128;
 use prometheus::{GaugeVec, IntGaugeVec};
-use redline_common::redis_conn::RedisConn;
+use redline_pipeline::redis_conn::RedisConn;
 
 use crate::metrics::LiquidatorMetrics;
 use crate::record::unix_ms;
 
-pub use redline_common::capital::{capital_key, CapitalReport};
+pub use redline_pipeline::capital::{capital_key, CapitalReport};
 
 /// One step's shortfalls, summed per denom.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -1,12 +1,12 @@
 //! The liquidator's own flags (the shared service, chain, queue, metrics and mnemonic flags
-//! come from `redline_common`), validated once at start into a [`LiquidatorConfig`].
+//! come from `redline_service`), validated once at start into a [`LiquidatorConfig`].
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
 use cosmwasm_std::{Decimal, Uint128};
-use redline_common::config::ConfigError;
+use redline_service::config::ConfigError;
 
 use crate::wallets::TopUpPolicy;
 

@@ -35,9 +35,9 @@ use std::time::{Duration, SystemTime};
 
 use cosmwasm_std::{Coin, Decimal, Uint128};
 use futures::future::join_all;
-use redline_common::chain::{ChainClient, TxErrorCode, TxHash};
-use redline_common::jobs::{LiquidationCandidate, ProtocolKind};
-use redline_common::queue::{Delivery, Parking};
+use redline_chain::{ChainClient, TxErrorCode, TxHash};
+use redline_pipeline::jobs::{LiquidationCandidate, ProtocolKind};
+use redline_pipeline::queue::{Delivery, Parking};
 use tracing::Instrument;
 
 use crate::capital::{CapitalBoard, Shortages};
@@ -46,10 +46,10 @@ use crate::hooks::{AfterLiquidation, BatchReport, ConfirmedLiquidation, Opportun
 use crate::locks::{KeySpace, Lease, Leases};
 use crate::metrics::LiquidatorMetrics;
 use crate::plan::{NoPlan, Plan, PlanContext, Shortfall};
-use crate::recheck::{inclusion_window, MarketSnapshot, PositionReader, RecheckError};
+use crate::recheck::{inclusion_window, MarketSnapshot, PositionReader, ReadError};
 use crate::record::{unix_ms, AttemptRecord, Outcome, Recorder};
 use crate::tx_sender::{Broadcast, Resolution, SendError, Sent, SentTx, TxSender};
-use crate::value::Value;
+use mars::value::Value;
 
 /// Contract errors that mean someone else got there first (or the account recovered): expected
 /// races, logged quietly.
@@ -282,8 +282,8 @@ where
                     Ok(_) => {}
                     Err(error) => {
                         if error
-                            .downcast_ref::<RecheckError>()
-                            .is_some_and(RecheckError::is_no_block_yet)
+                            .downcast_ref::<ReadError>()
+                            .is_some_and(ReadError::is_no_block_yet)
                         {
                             tracing::debug!(%error, "waiting for the chain's first block");
                         } else {

@@ -18,12 +18,12 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use cosmrs::{AccountId, Any};
 use cosmwasm_std::{Coin, Uint128};
-use redline_common::chain::{execute_contract_msg, ChainClient, ChainError, TxOutcome};
-use redline_common::msg::red_bank::ExecuteMsg;
+use mars::msg::red_bank::ExecuteMsg;
+use redline_chain::{execute_contract_msg, ChainClient, ChainError, TxOutcome};
 
 use crate::plan::Plan;
 use crate::tx_sender::{SendError, TxSender};
-use crate::value::{PriceBook, Value};
+use mars::value::{PriceBook, Value};
 
 /// `{"liquidate":{"user":…,"collateral_denom":…,"recipient":null}}` with the debt coin.
 pub fn liquidate_msg(sender: &AccountId, red_bank: &str, plan: &Plan) -> Result<Any, ChainError> {
@@ -289,7 +289,7 @@ pub fn read_outcome(
     let mut repaid = vec![Uint128::zero(); plans.len()];
     let mut seized = vec![Uint128::zero(); plans.len()];
     let mut withdrawn: BTreeMap<String, Uint128> = BTreeMap::new();
-    let amount = |event: &redline_common::chain::TxEvent, key: &str| {
+    let amount = |event: &redline_chain::TxEvent, key: &str| {
         event
             .attribute(key)
             .and_then(|v| v.parse::<u128>().ok())
@@ -336,8 +336,8 @@ pub fn read_outcome(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use redline_common::chain::TxEvent;
-    use redline_common::types::{Health, LiquidationAmounts};
+    use mars::types::{Health, LiquidationAmounts};
+    use redline_chain::TxEvent;
 
     fn plan(account: &str, collateral: &str) -> Plan {
         Plan {
@@ -389,7 +389,7 @@ mod tests {
         let b = plan("osmo1b", "uatom");
         let c = plan("osmo1c", "uosmo");
         let outcome = TxOutcome {
-            hash: redline_common::chain::tx_hash(b"x"),
+            hash: redline_chain::tx_hash(b"x"),
             height: 7,
             code: 0,
             codespace: String::new(),
@@ -449,7 +449,7 @@ mod tests {
 
     #[test]
     fn liquidate_message_json_is_mars() {
-        let wallet = redline_common::chain::Wallet::from_mnemonic(
+        let wallet = redline_chain::Wallet::from_mnemonic(
             redline_devnet::scenario::DEFAULT_LIQUIDATOR_MNEMONIC,
             "osmo",
             0,

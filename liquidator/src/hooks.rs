@@ -15,7 +15,7 @@ use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
 use crate::tx_sender::TxSender;
-use crate::value::Value;
+use mars::value::Value;
 
 /// One planned liquidation, as shown to a [`Strategy`] (and serialised as one JSON line to an
 /// external model).

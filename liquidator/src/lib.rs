@@ -35,7 +35,6 @@ pub mod rebalance;
 pub mod recheck;
 pub mod record;
 pub mod tx_sender;
-pub mod value;
 pub mod wallets;
 
 /// The metrics registry type [`Liquidator`] takes, for embedders without their own dependency.
@@ -45,14 +44,14 @@ use std::future::Future;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use redline_common::chain::{ChainClient, ChainConfig, ChainError};
-use redline_common::config::Secret;
-use redline_common::jobs::{LiquidationCandidate, LIQUIDATION_QUEUE};
-use redline_common::manifest::Manifest;
-use redline_common::metrics::HealthReport;
-use redline_common::notify::Notifier;
-use redline_common::queue::{PriorityQueue, QueueConfig};
-use redline_common::redis_conn::RedisConn;
+use mars::manifest::Manifest;
+use redline_chain::{ChainClient, ChainConfig, ChainError};
+use redline_pipeline::jobs::{LiquidationCandidate, LIQUIDATION_QUEUE};
+use redline_pipeline::queue::{PriorityQueue, QueueConfig};
+use redline_pipeline::redis_conn::RedisConn;
+use redline_service::config::Secret;
+use redline_service::metrics::HealthReport;
+use redline_service::notify::Notifier;
 
 use crate::balances::{wallets_key, BalanceBook};
 use crate::capital::{capital_key, CapitalBoard};
@@ -62,10 +61,11 @@ use crate::hooks::{AfterLiquidation, AlwaysGo, NoRebalance, Strategy};
 use crate::locks::{KeySpace, Leases};
 use crate::master::MasterDuty;
 use crate::metrics::LiquidatorMetrics;
-use crate::recheck::{PositionReader, RedBankContracts};
+use crate::recheck::PositionReader;
 use crate::record::Recorder;
 use crate::tx_sender::{SendOptions, TxSender};
 use crate::wallets::{claim_slot, SlotError};
+use redline_protocol::{RedBank, RedBankContracts};
 
 /// Everything a running liquidator needs, connected.
 pub struct Liquidator<C> {
@@ -122,7 +122,7 @@ impl<C: ChainClient + Clone + 'static> Liquidator<C> {
         }
     }
 
-    /// Notifies liquidation attempts and errors (see [`redline_common::notify`]).
+    /// Notifies liquidation attempts and errors (see [`redline_service::notify`]).
     pub fn with_notifier(mut self, notifier: Notifier) -> Self {
         self.notifier = notifier;
         self
@@ -170,16 +170,12 @@ impl<C: ChainClient + Clone + 'static> Liquidator<C> {
     ) -> anyhow::Result<RunSummary> {
         let config = &self.config;
         let base_decimals = self.base_decimals().await?;
-        let contracts = RedBankContracts {
-            red_bank: self.manifest.contracts.red_bank.clone(),
-            oracle: self.manifest.contracts.oracle.clone(),
-            params: self.manifest.contracts.params.clone(),
-        };
-        let reader = Arc::new(PositionReader::new(
+        let reader = Arc::new(PositionReader::new(RedBank::new(
             self.client.clone(),
-            contracts,
+            RedBankContracts::from_manifest(&self.manifest.contracts),
+            self.manifest.liquidation_rule,
             base_decimals,
-        ));
+        )));
         let keys = KeySpace::new(&self.queue.queue_prefix, &self.manifest.chain_id);
         let metrics = LiquidatorMetrics::new();
         metrics
@@ -322,7 +318,7 @@ impl<C: ChainClient + Clone + 'static> Liquidator<C> {
                 let sender = loop {
                     let attempt = match wallet.take() {
                         Some(wallet) => TxSender::new(client.clone(), &chain, wallet, options.clone(), permit.clone()).await,
-                        None => match redline_common::chain::Wallet::from_mnemonic(mnemonic.expose(), &prefix, slot_number) {
+                        None => match redline_chain::Wallet::from_mnemonic(mnemonic.expose(), &prefix, slot_number) {
                             Ok(wallet) => TxSender::new(client.clone(), &chain, wallet, options.clone(), permit.clone()).await,
                             Err(error) => Err(ChainError::Wallet(error)),
                         },

@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use redis::Script;
-use redline_common::redis_conn::RedisConn;
+use redline_pipeline::redis_conn::RedisConn;
 
 const RENEW_LUA: &str = r"
 if redis.call('GET', KEYS[1]) == ARGV[1] then

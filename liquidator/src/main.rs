@@ -5,13 +5,13 @@
 
 use anyhow::Context as _;
 use clap::Parser;
-use redline_common::config::MnemonicArgs;
-use redline_common::notify::{Notifier, NotifyArgs};
-use redline_common::service::{shutdown_signal, ServiceArgs, ServiceContext};
 use redline_liquidator::config::LiquidatorArgs;
 use redline_liquidator::model::ModelArgs;
 use redline_liquidator::rebalance::{RebalanceArgs, Rebalancer};
 use redline_liquidator::Liquidator;
+use redline_service::config::MnemonicArgs;
+use redline_service::notify::{Notifier, NotifyArgs};
+use redline_service::service::{shutdown_signal, ServiceArgs, ServiceContext};
 
 #[derive(Debug, Parser)]
 #[command(

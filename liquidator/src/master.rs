@@ -11,9 +11,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use redline_common::chain::{ChainClient, ChainConfig};
-use redline_common::config::Secret;
-use redline_common::notify::Notifier;
+use redline_chain::{ChainClient, ChainConfig};
+use redline_service::config::Secret;
+use redline_service::notify::Notifier;
 use tokio::sync::watch;
 
 use crate::balances::BalanceBook;

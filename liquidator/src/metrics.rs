@@ -8,7 +8,7 @@ use prometheus::{
     IntGaugeVec, Opts, Registry,
 };
 
-use crate::value::Value;
+use mars::value::Value;
 
 #[derive(Clone)]
 pub struct LiquidatorMetrics {

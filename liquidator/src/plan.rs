@@ -20,17 +20,15 @@
 use std::collections::BTreeMap;
 
 use cosmwasm_std::{Decimal, Uint128};
-use redline_common::math::health::{compute_health, red_bank_health_positions};
-use redline_common::math::interest::{
-    scaled_debt_amount, scaled_liquidity_amount, underlying_debt_amount,
-};
-use redline_common::math::liquidation::{calculate_liquidation_amounts, LiquidationInput};
-use redline_common::math::MathError;
-use redline_common::types::{DenomPosition, Health, HealthPosition, LiquidationAmounts};
+use mars::math::health::{compute_health, red_bank_health_positions};
+use mars::math::interest::{scaled_debt_amount, scaled_liquidity_amount, underlying_debt_amount};
+use mars::math::liquidation::{calculate_liquidation_amounts, LiquidationInput};
+use mars::math::MathError;
+use mars::types::{DenomPosition, Health, HealthPosition, LiquidationAmounts};
 use serde::Serialize;
 
-use crate::recheck::{AccountPosition, MarketSnapshot, RecheckError};
-use crate::value::{Value, ValueError};
+use crate::recheck::{AccountPosition, MarketSnapshot, ReadError};
+use mars::value::{Value, ValueError};
 
 /// One liquidation, ready to send.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -149,8 +147,8 @@ impl From<ValueError> for NoPlan {
     }
 }
 
-impl From<RecheckError> for NoPlan {
-    fn from(e: RecheckError) -> Self {
+impl From<ReadError> for NoPlan {
+    fn from(e: ReadError) -> Self {
         NoPlan::Math(e.to_string())
     }
 }
@@ -330,7 +328,7 @@ impl<'a> PlanContext<'a> {
             debt_amount: debt.debt_amount,
             debt_requested_to_repay: requested,
             debt_price: debt.price,
-            target_health_factor: self.snapshot.target_health_factor,
+            repay_limit: self.snapshot.repay_limit(debt_denom)?,
             health: &at.health,
         })?)
     }
@@ -603,11 +601,9 @@ impl<'a> PlanContext<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::value::PriceBook;
-    use redline_common::msg::red_bank::{UserCollateralResponse, UserDebtResponse};
-    use redline_common::types::{
-        AssetParams, CmSettings, LiquidationBonus, Market, RedBankSettings,
-    };
+    use mars::msg::red_bank::{UserCollateralResponse, UserDebtResponse};
+    use mars::types::{AssetParams, CmSettings, LiquidationBonus, Market, RedBankSettings};
+    use mars::value::PriceBook;
 
     fn dec(s: &str) -> Decimal {
         s.parse().unwrap()
@@ -631,6 +627,7 @@ mod tests {
             },
             protocol_liquidation_fee: dec("0.1"),
             deposit_cap: Uint128::MAX,
+            close_factor: None,
         }
     }
 
@@ -666,6 +663,7 @@ mod tests {
                 ("uosmo".to_string(), params("uosmo", "0.55", "0.65")),
             ]
             .into(),
+            liquidation_rule: mars::rule::LiquidationRule::TargetHealthFactor,
             target_health_factor: dec("1.05"),
         }
     }

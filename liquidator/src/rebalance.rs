@@ -14,13 +14,13 @@ use std::str::FromStr;
 
 use cosmwasm_std::{Coin, Decimal, Uint128};
 use futures::future::BoxFuture;
-use redline_common::chain::ChainClient;
-use redline_common::msg::{oracle, swapper};
+use mars::msg::{oracle, swapper};
+use redline_chain::ChainClient;
 use thiserror::Error;
 
 use crate::hooks::{AfterLiquidation, BatchReport};
 use crate::tx_sender::TxSender;
-use redline_common::chain::execute_contract_msg;
+use redline_chain::execute_contract_msg;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TargetAmount {
@@ -175,7 +175,7 @@ pub enum RebalanceError {
     #[error("value overflow for `{0}`")]
     Overflow(String),
     #[error(transparent)]
-    Chain(#[from] redline_common::chain::ChainError),
+    Chain(#[from] redline_chain::ChainError),
 }
 
 /// One swap of the plan: sell `offer` for `ask_denom`.

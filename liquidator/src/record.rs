@@ -5,7 +5,7 @@
 //!
 //! One record per liquidation attempted (a multi-account tx gives one record per account, the
 //! fee split between them to the unit), plus one per wallet top-up. Profits are exact values in
-//! the oracle's base units (see [`crate::value`]) so that their sum equals the wallets' balance
+//! the oracle's base units (see [`mars::value`]) so that their sum equals the wallets' balance
 //! change valued at the same prices.
 
 use std::io::Write as _;
@@ -13,13 +13,13 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use cosmwasm_std::{SignedDecimal, Uint128};
-use redline_common::jobs::ProtocolKind;
-use redline_common::notify::{LiquidationAttempt, LiquidationOutcome, Notifier};
-use redline_common::redis_conn::RedisConn;
+use redline_pipeline::jobs::ProtocolKind;
+use redline_pipeline::redis_conn::RedisConn;
+use redline_service::notify::{LiquidationAttempt, LiquidationOutcome, Notifier};
 use serde::{Deserialize, Serialize};
 
 use crate::balances::BalanceTrigger;
-use crate::value::Value;
+use mars::value::Value;
 
 /// Field of a stream entry that carries the record's JSON.
 pub const RECORD_FIELD: &str = "record";

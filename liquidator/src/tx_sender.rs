@@ -37,7 +37,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use cosmrs::Any;
 use cosmwasm_std::Coin;
-use redline_common::chain::{
+use redline_chain::{
     tx_hash, ChainClient, ChainConfig, ChainError, SequenceTracker, TxBuilder, TxErrorCode, TxHash,
     TxOutcome, TxRejection, TxStage, Wallet,
 };

@@ -16,15 +16,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use cosmwasm_std::{Coin, Decimal, Uint128, Uint256};
-use redline_common::chain::{bank_send_msg, ChainClient, Wallet, WalletError};
-use redline_common::config::Secret;
+use redline_chain::{bank_send_msg, ChainClient, Wallet, WalletError};
+use redline_service::config::Secret;
 use tokio::task::JoinHandle;
 
 use crate::locks::{KeySpace, Lease, LeaseError, Leases};
-use crate::recheck::{PositionReader, RecheckError};
+use crate::recheck::{PositionReader, ReadError};
 use crate::record::{AttemptRecord, Outcome, Recorder};
 use crate::tx_sender::{Sent, SigningPermit, TxSender};
-use crate::value::Value;
+use mars::value::Value;
 
 /// The master wallet's slot.
 pub const MASTER_SLOT: u32 = 0;
@@ -213,7 +213,7 @@ impl TopUpPolicy {
         balances: &[Coin],
         fee_denom: &str,
         debt_denoms: &[String],
-        prices: &crate::value::PriceBook,
+        prices: &mars::value::PriceBook,
     ) -> Vec<Coin> {
         let held = |denom: &str| -> Uint256 {
             balances
@@ -316,8 +316,8 @@ impl<C: ChainClient + Clone + 'static> Treasurer<C> {
             let mut pause = self.policy.interval;
             if let Err(error) = self.top_up_once().await {
                 if error
-                    .downcast_ref::<RecheckError>()
-                    .is_some_and(RecheckError::is_no_block_yet)
+                    .downcast_ref::<ReadError>()
+                    .is_some_and(ReadError::is_no_block_yet)
                 {
                     // Started before the chain's first block: a quiet wait, asked again soon.
                     tracing::debug!(%error, "top-up: waiting for the chain's first block");
@@ -456,7 +456,7 @@ impl<C: ChainClient + Clone + 'static> Treasurer<C> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::value::PriceBook;
+    use mars::value::PriceBook;
 
     #[test]
     fn top_up_needs_follow_the_policy() {

@@ -5,9 +5,9 @@ use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use cosmwasm_std::{Decimal, Uint128};
+use mars::value::Value;
 use redline_liquidator::hooks::{Opportunity, Strategy};
 use redline_liquidator::model::{ModelArgs, ModelStrategy};
-use redline_liquidator::value::Value;
 
 fn opportunity(account: &str, profit: &str, debt: u128) -> Opportunity {
     Opportunity {

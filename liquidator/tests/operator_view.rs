@@ -11,11 +11,11 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use redline_common::chain::ChainClient;
-use redline_common::testkit::{free_port, wait_for};
+use redline_chain::ChainClient;
 use redline_liquidator::balances::{read_wallets, wallets_key};
 use redline_liquidator::record::Outcome;
 use support::Harness;
+use testkit::{free_port, wait_for};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_liquidator");

@@ -5,8 +5,8 @@ mod support;
 use std::collections::BTreeMap;
 
 use cosmwasm_std::{Decimal, Uint128, Uint256};
-use redline_common::chain::ChainClient;
-use redline_common::msg::{oracle, swapper};
+use mars::msg::{oracle, swapper};
+use redline_chain::ChainClient;
 use redline_liquidator::rebalance::{plan_swaps, RebalancePolicy, Rebalancer, Target};
 use redline_liquidator::tx_sender::SendOptions;
 use support::Harness;

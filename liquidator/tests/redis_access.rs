@@ -11,9 +11,9 @@ mod support;
 use std::process::Stdio;
 use std::time::Duration;
 
-use redline_common::queue::Queue as _;
-use redline_common::testkit::{wait_for, RedisOptions};
+use redline_pipeline::queue::Queue as _;
 use support::{Harness, RedisSetup};
+use testkit::{wait_for, RedisOptions};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_liquidator");
 const PASSWORD: &str = "tls-and-auth-token-7f3a";

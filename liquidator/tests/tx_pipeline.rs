@@ -8,7 +8,7 @@ mod support;
 use std::time::Duration;
 
 use cosmwasm_std::{Coin, Uint256};
-use redline_common::chain::{bank_send_msg, ChainClient};
+use redline_chain::{bank_send_msg, ChainClient};
 use redline_liquidator::tx_sender::{Broadcast, SendError, SendOptions, Sent};
 use support::Harness;
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cosmwasm_std::{Decimal, Uint128, Uint256};
-use redline_common::chain::ChainClient;
+use redline_chain::ChainClient;
 use redline_liquidator::record::Outcome;
 use redline_liquidator::tx_sender::SendOptions;
 use redline_liquidator::wallets::{claim_slot, TopUpPolicy, Treasurer};
@@ -59,7 +59,7 @@ async fn slots_are_exclusive_and_a_lost_lease_stops_signing() {
         .await
         .unwrap();
     let permit = second.permit.clone();
-    redline_common::testkit::wait_for(|| async { !permit.is_granted() }, Duration::from_secs(5))
+    testkit::wait_for(|| async { !permit.is_granted() }, Duration::from_secs(5))
         .await
         .unwrap();
     tokio::time::sleep(ttl).await;
@@ -78,7 +78,7 @@ async fn slots_are_exclusive_and_a_lost_lease_stops_signing() {
         third.permit.clone(),
     );
     // Held again (only the retake can set the deleted key) and signing.
-    redline_common::testkit::wait_for(
+    testkit::wait_for(
         || async { leases.is_held(&key).await.unwrap_or(false) && permit.is_granted() },
         Duration::from_secs(5),
     )
@@ -166,7 +166,7 @@ async fn the_master_tops_up_a_worker_wallet_that_runs_low() {
     assert_eq!(records.len(), 1);
     assert_eq!(records[0].outcome, Outcome::TopUp);
     assert!(
-        records[0].profit_value < redline_liquidator::value::Value::zero(),
+        records[0].profit_value < mars::value::Value::zero(),
         "the fee is a cost"
     );
     assert!(records[0].detail.contains(&address));

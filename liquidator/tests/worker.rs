@@ -9,14 +9,14 @@ use std::time::Duration;
 
 use cosmwasm_std::{Decimal, Uint128, Uint256};
 use futures::future::BoxFuture;
-use redline_common::chain::{ChainClient, TendermintClient};
-use redline_common::queue::Queue as _;
+use mars::value::Value;
+use redline_chain::{ChainClient, TendermintClient};
 use redline_liquidator::consume::Worker;
 use redline_liquidator::execute::{self, Dropped};
 use redline_liquidator::hooks::{AfterLiquidation, BatchReport, Decision, Opportunity, Strategy};
 use redline_liquidator::record::Outcome;
 use redline_liquidator::tx_sender::{SendOptions, TxSender};
-use redline_liquidator::value::Value;
+use redline_pipeline::queue::Queue as _;
 use support::Harness;
 
 async fn balances(h: &Harness, address: &str) -> BTreeMap<String, Uint256> {
@@ -443,7 +443,7 @@ async fn the_strategy_and_after_hook_seams_are_used() {
 
 impl Harness {
     fn reader_usd(&self, value: Value) -> Decimal {
-        let usd = redline_liquidator::value::to_usd(value, 6);
+        let usd = mars::value::to_usd(value, 6);
         usd.to_string().parse().unwrap_or_default()
     }
 }
@@ -453,8 +453,8 @@ impl Harness {
 /// says what it lacks, and once a top-up lands the same worker wakes the job and liquidates.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wallet_without_the_debt_denom_waits_for_funds_then_liquidates() {
-    use redline_common::capital::{capital_key, CapitalReport};
-    use redline_common::queue::Parking;
+    use redline_pipeline::capital::{capital_key, CapitalReport};
+    use redline_pipeline::queue::Parking;
 
     let h = Harness::start(300, 16, 2).await.unwrap();
     let height = h.move_price("uatom", 70).await.unwrap();
@@ -464,7 +464,7 @@ async fn a_wallet_without_the_debt_denom_waits_for_funds_then_liquidates() {
     let funder = h.sender(1, SendOptions::default()).await.unwrap();
     let poor = h.wallet(6).address().to_string();
     let send = |coin: cosmwasm_std::Coin| {
-        redline_common::chain::bank_send_msg(funder.wallet().address(), &poor, &[coin]).unwrap()
+        redline_chain::bank_send_msg(funder.wallet().address(), &poor, &[coin]).unwrap()
     };
     funder
         .send(

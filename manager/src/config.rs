@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, ValueEnum};
-use redline_common::index::IndexArgs;
-use redline_common::service::ServiceArgs;
+use redline_pipeline::index::IndexArgs;
+use redline_service::service::ServiceArgs;
 
 use crate::autoscale::{PolicyError, PolicySettingNames, ScalingPolicy};
 use crate::scaler::docker::DockerConfig;
@@ -36,7 +36,7 @@ pub struct Cli {
     /// Errors go to `--notify-errors`; all four target lists are also handed to the workers
     /// the manager starts (the liquidators notify their attempts).
     #[command(flatten, next_help_heading = "Notifications")]
-    pub notify: redline_common::notify::NotifyArgs,
+    pub notify: redline_service::notify::NotifyArgs,
 }
 
 /// Where workers run.

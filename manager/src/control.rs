@@ -26,12 +26,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::{Stream, StreamExt};
-use redline_common::chain::NewBlock;
-use redline_common::index::IndexNamespace;
-use redline_common::metrics::HealthReport;
-use redline_common::notify::Notifier;
-use redline_common::queue::QueueConfig;
-use redline_common::redis_conn::RedisConn;
+use redline_chain::NewBlock;
+use redline_pipeline::index::IndexNamespace;
+use redline_pipeline::queue::QueueConfig;
+use redline_pipeline::redis_conn::RedisConn;
+use redline_service::metrics::HealthReport;
+use redline_service::notify::Notifier;
 use serde_json::json;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -68,7 +68,7 @@ pub struct Settings {
     pub backlog_scan_cap: usize,
     /// Full key of the liquidator's attempts stream.
     pub attempts_stream: String,
-    /// The liquidators' capital reports (`redline_common::capital::capital_key`).
+    /// The liquidators' capital reports (`redline_pipeline::capital::capital_key`).
     pub capital_key: String,
     pub print_liquidations: bool,
     pub health_checker_policy: ScalingPolicy,
@@ -290,7 +290,7 @@ impl<S: Scaler + 'static> Manager<S> {
         let conn = connect_redis(&settings.queue).await?;
         let stream = settings
             .queue
-            .stream_key(redline_common::jobs::HEALTH_CHECK_QUEUE);
+            .stream_key(redline_pipeline::jobs::HEALTH_CHECK_QUEUE);
         let health_checks =
             HealthCheckWatch::new(conn.clone(), stream.clone(), settings.backlog_scan_cap);
         let (enqueued_tx, enqueued) = mpsc::channel(4_096);
@@ -659,7 +659,7 @@ impl<S: Scaler + 'static> Manager<S> {
     async fn report_capital(&mut self, height: u64) {
         let max_age_ms =
             u64::try_from(self.settings.block_time.as_millis() * 10).unwrap_or(u64::MAX);
-        let total = match redline_common::capital::read_total(
+        let total = match redline_pipeline::capital::read_total(
             &mut self.conn,
             &self.settings.capital_key,
             unix_ms(),

@@ -36,7 +36,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use cosmwasm_std::SignedDecimal256;
 use redis::aio::ConnectionLike;
-use redline_common::metrics::HealthReport;
+use redline_service::metrics::HealthReport;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
@@ -107,10 +107,10 @@ impl DashboardConfig {
             attempts_key,
             near_key: near_key(queue_prefix, chain_id),
             wallets_key: wallets_key(queue_prefix, chain_id),
-            capital_key: redline_common::capital::capital_key(queue_prefix, chain_id),
-            parked_key: redline_common::queue::PriorityKeys::new(
+            capital_key: redline_pipeline::capital::capital_key(queue_prefix, chain_id),
+            parked_key: redline_pipeline::queue::PriorityKeys::new(
                 queue_prefix,
-                redline_common::jobs::LIQUIDATION_QUEUE,
+                redline_pipeline::jobs::LIQUIDATION_QUEUE,
             )
             .parked,
             decimals: BTreeMap::new(),
@@ -150,7 +150,7 @@ pub struct Capital {
     /// Candidates set aside in the liquidation queue until a wallet can pay for them.
     pub waiting: u64,
     /// The liquidators' fresh reports, summed.
-    pub short: redline_common::capital::CapitalTotal,
+    pub short: redline_pipeline::capital::CapitalTotal,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -366,12 +366,12 @@ where
             .arg(&self.config.capital_key)
             .query_async(&mut self.redis.clone())
             .await?;
-        let reports: Vec<redline_common::capital::CapitalReport> = raw
+        let reports: Vec<redline_pipeline::capital::CapitalReport> = raw
             .iter()
             .filter_map(|json| serde_json::from_str(json).ok())
             .collect();
         // Reports older than a minute describe a step long gone.
-        let short = redline_common::capital::total(&reports, now, 60_000);
+        let short = redline_pipeline::capital::total(&reports, now, 60_000);
         Ok(Capital { waiting, short })
     }
 
@@ -1314,7 +1314,7 @@ mod tests {
             }],
             capital: Capital {
                 waiting: 7,
-                short: redline_common::capital::CapitalTotal {
+                short: redline_pipeline::capital::CapitalTotal {
                     wallets: 2,
                     waiting: 7,
                     missing: BTreeMap::from([("uusdc".into(), Uint128::new(1_500_000))]),

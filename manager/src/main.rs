@@ -9,10 +9,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Parser as _;
-use redline_common::chain::ChainClient;
-use redline_common::jobs::ProtocolKind;
-use redline_common::notify::Notifier;
-use redline_common::service::{shutdown_signal, ServiceContext};
+use redline_chain::ChainClient;
 use redline_manager::config::{BackendKind, Cli};
 use redline_manager::control::{self, Manager, Settings};
 use redline_manager::dashboard::{self, Dashboard, DashboardConfig};
@@ -23,6 +20,9 @@ use redline_manager::scaler::env::worker_env;
 use redline_manager::scaler::process::{ProcessConfig, ProcessScaler};
 use redline_manager::scaler::{Scaler, WorkerKind};
 use redline_manager::watch::attempts_stream_key;
+use redline_pipeline::jobs::ProtocolKind;
+use redline_service::notify::Notifier;
+use redline_service::service::{shutdown_signal, ServiceContext};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -54,7 +54,7 @@ async fn main() -> anyhow::Result<()> {
             &context.manifest.chain_id,
             &args.attempts_stream,
         ),
-        capital_key: redline_common::capital::capital_key(
+        capital_key: redline_pipeline::capital::capital_key(
             &context.queue.queue_prefix,
             &context.manifest.chain_id,
         ),

@@ -14,11 +14,11 @@ use std::time::{Duration, Instant};
 
 use redis::streams::{StreamId, StreamRangeReply, StreamReadReply};
 use redis::Value;
-use redline_common::jobs::{HealthCheckJob, LiquidationCandidate, LIQUIDATION_QUEUE};
-use redline_common::queue::{
+use redline_pipeline::jobs::{HealthCheckJob, LiquidationCandidate, LIQUIDATION_QUEUE};
+use redline_pipeline::queue::{
     Envelope, Parking, PriorityQueue, Queue, QueueConfig, QueueError, JOB_FIELD,
 };
-use redline_common::redis_conn::{ConnectOptions, RedisConn, RedisTarget};
+use redline_pipeline::redis_conn::{ConnectOptions, RedisConn, RedisTarget};
 use serde::Deserialize;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;

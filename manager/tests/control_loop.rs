@@ -10,17 +10,17 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cosmwasm_std::Timestamp;
-use redline_common::chain::{BlockStream, NewBlock};
-use redline_common::index::IndexNamespace;
-use redline_common::jobs::{HealthCheckJob, ProtocolKind, HEALTH_CHECK_QUEUE};
-use redline_common::metrics::HealthReport;
-use redline_common::queue::{Queue, QueueConfig, RedisStreamQueue};
-use redline_common::testkit::RedisServer;
+use redline_chain::{BlockStream, NewBlock};
 use redline_manager::autoscale::ScalingPolicy;
 use redline_manager::control::{blocks_stream_key, Manager, Settings};
 use redline_manager::metrics::ManagerMetrics;
 use redline_manager::scaler::process::{ProcessConfig, ProcessScaler};
 use redline_manager::scaler::{Scaler, WorkerKind};
+use redline_pipeline::index::IndexNamespace;
+use redline_pipeline::jobs::{HealthCheckJob, ProtocolKind, HEALTH_CHECK_QUEUE};
+use redline_pipeline::queue::{Queue, QueueConfig, RedisStreamQueue};
+use redline_service::metrics::HealthReport;
+use testkit::RedisServer;
 
 const IDLE_WORKER: &str = "#!/bin/sh\ntrap 'exit 0' TERM\nwhile true; do sleep 0.05; done\n";
 

@@ -7,10 +7,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use clap::{CommandFactory, Parser};
-use redline_common::index::IndexArgs;
-use redline_common::service::ServiceArgs;
 use redline_manager::scaler::ecs::EcsConfig;
 use redline_manager::scaler::WorkerKind;
+use redline_pipeline::index::IndexArgs;
+use redline_service::service::ServiceArgs;
 
 const PYTHON: &str = "python3";
 

@@ -3,7 +3,7 @@
 //! starts the service binary, which connects to a throwaway Redis and an in-process devnet on
 //! the host's 127.0.0.1 (host network) and stays up.
 //!
-//! They gate on `redline_common::testkit::docker_or_skip`: without a Docker engine they print
+//! They gate on `testkit::docker_or_skip`: without a Docker engine they print
 //! a loud SKIPPED line and pass, unless `CI=true` or `REDLINE_REQUIRE_DOCKER=1`, where they
 //! fail; where an engine answers they must run.
 
@@ -16,11 +16,11 @@ use std::time::Duration;
 use bollard::models::ContainerCreateBody;
 use bollard::query_parameters::{CreateContainerOptionsBuilder, KillContainerOptionsBuilder};
 use bollard::Docker;
-use redline_common::testkit::{self, wait_for, RedisServer};
 use redline_manager::scaler::docker::{
     DockerConfig, DockerScaler, LABEL_DEPLOYMENT, LABEL_KIND, LABEL_MANAGED,
 };
 use redline_manager::scaler::{Scaler, ScalerError, WorkerCount, WorkerKind};
+use testkit::{self, wait_for, RedisServer};
 
 /// Services whose images these tests run.
 const IMAGES_NEEDED: &str = "health-checker liquidator";
@@ -52,7 +52,7 @@ async fn ensure_images(_docker: &Docker) {
     BUILD
         .get_or_init(|| async {
             let services: Vec<&'static str> = IMAGES_NEEDED.split_whitespace().collect();
-            tokio::task::spawn_blocking(move || redline_common::testkit::docker_images(&services))
+            tokio::task::spawn_blocking(move || testkit::docker_images(&services))
                 .await
                 .expect("the image build task")
                 .expect("building the worker images");

@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_ecs::types::{Compatibility, LaunchType, LogDriver, NetworkMode};
 use aws_sdk_ecs::Client;
-use redline_common::testkit::free_port;
 use redline_manager::scaler::ecs::{client_for, EcsConfig, EcsScaler, TaskDefinitionMode};
 use redline_manager::scaler::{Scaler, ScalerError, WorkerCount, WorkerKind};
+use testkit::free_port;
 
 const REGION: &str = "us-east-1";
 const SECRET_ARN: &str = "arn:aws:secretsmanager:us-east-1:123456789012:secret:redline/mnemonic";

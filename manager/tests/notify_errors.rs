@@ -8,17 +8,17 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use cosmwasm_std::Timestamp;
-use redline_common::chain::{BlockStream, NewBlock};
-use redline_common::index::IndexNamespace;
-use redline_common::jobs::ProtocolKind;
-use redline_common::metrics::HealthReport;
-use redline_common::notify::NotifyArgs;
-use redline_common::queue::QueueConfig;
-use redline_common::testkit::RedisServer;
+use redline_chain::{BlockStream, NewBlock};
 use redline_manager::autoscale::ScalingPolicy;
 use redline_manager::control::{Manager, Settings};
 use redline_manager::metrics::ManagerMetrics;
 use redline_manager::scaler::process::{ProcessConfig, ProcessScaler};
+use redline_pipeline::index::IndexNamespace;
+use redline_pipeline::jobs::ProtocolKind;
+use redline_pipeline::queue::QueueConfig;
+use redline_service::metrics::HealthReport;
+use redline_service::notify::NotifyArgs;
+use testkit::RedisServer;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const IDLE_WORKER: &str = "#!/bin/sh\ntrap 'exit 0' TERM\nwhile true; do sleep 0.05; done\n";

@@ -4,10 +4,10 @@
 
 use std::time::Duration;
 
-use redline_common::jobs::{HealthCheckJob, ProtocolKind, HEALTH_CHECK_QUEUE};
-use redline_common::queue::{Queue, QueueConfig, RedisStreamQueue};
-use redline_common::testkit::RedisServer;
 use redline_manager::watch::{connect, HealthCheckWatch};
+use redline_pipeline::jobs::{HealthCheckJob, ProtocolKind, HEALTH_CHECK_QUEUE};
+use redline_pipeline::queue::{Queue, QueueConfig, RedisStreamQueue};
+use testkit::RedisServer;
 
 fn job(height: u64, bucket: u32, accounts: u64) -> HealthCheckJob {
     HealthCheckJob {

@@ -30,7 +30,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use cosmwasm_std::{Coin, Decimal, Decimal256, SignedDecimal256, Uint128, Uint256};
 use futures::StreamExt as _;
-use redline_common::chain::{
+use redline_chain::{
     bank_send_msg, execute_contract_msg, sign_with_simulated_gas, ChainClient, ChainConfig,
     ChainError, TendermintClient, TxBuilder, Wallet,
 };

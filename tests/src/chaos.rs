@@ -30,11 +30,12 @@ use anyhow::{bail, Context as _};
 use cosmwasm_std::{Decimal, Uint128};
 use futures::StreamExt as _;
 use redis::aio::ConnectionManager;
-use redline_common::chain::{ChainClient, ChainConfig, TendermintClient, Wallet};
-use redline_common::testkit::{free_port, RedisServer};
+use redline_chain::{ChainClient, ChainConfig, TendermintClient, Wallet};
 use redline_liquidator::plan::PlanContext;
-use redline_liquidator::recheck::{inclusion_window, PositionReader, RedBankContracts};
+use redline_liquidator::recheck::{inclusion_window, PositionReader};
+use redline_protocol::RedBank;
 use serde_json::Value;
+use testkit::{free_port, RedisServer};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 use crate::bench::devnet::Devnet;
@@ -387,7 +388,7 @@ pub struct Pipeline {
     pub devnet: Devnet,
     pub manifest_path: PathBuf,
     /// The manifest as written for the services.
-    pub manifest: redline_common::manifest::Manifest,
+    pub manifest: mars::manifest::Manifest,
     pub metrics_addr: String,
     pub log_path: PathBuf,
     pub manager: tokio::process::Child,
@@ -422,7 +423,7 @@ impl Pipeline {
             manifest.rpc_ws = options
                 .rpc
                 .iter()
-                .map(|url| redline_common::config::websocket_url_for(url))
+                .map(|url| redline_service::config::websocket_url_for(url))
                 .collect();
         }
         if options.strip_mnemonic {
@@ -1026,15 +1027,8 @@ pub struct ChainCheck {
 impl ChainCheck {
     pub fn new(devnet: &Devnet) -> anyhow::Result<Self> {
         let manifest = &devnet.manifest;
-        let reader = PositionReader::new(
-            devnet.client.clone(),
-            RedBankContracts {
-                red_bank: manifest.contracts.red_bank.clone(),
-                oracle: manifest.contracts.oracle.clone(),
-                params: manifest.contracts.params.clone(),
-            },
-            6,
-        );
+        let reader =
+            PositionReader::new(RedBank::from_manifest(devnet.client.clone(), manifest, 6));
         let gas_price: Decimal = manifest
             .fee
             .gas_price

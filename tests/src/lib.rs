@@ -7,11 +7,11 @@
 use std::time::Duration;
 
 use anyhow::Context as _;
-use redline_common::chain::{ChainConfig, TendermintClient, Wallet};
+use redline_chain::{ChainConfig, TendermintClient, Wallet};
 use redline_devnet::chain::ChainState;
 use redline_devnet::rpc::{NodeConfig, NodeHandle};
 
-pub use redline_common::testkit;
+pub use testkit;
 
 pub mod bench;
 pub mod capture;
@@ -111,7 +111,7 @@ pub fn dead_ws_url() -> String {
 pub struct TestScenario {
     pub node: NodeHandle,
     pub info: redline_devnet::scenario::ScenarioInfo,
-    pub manifest: redline_common::manifest::Manifest,
+    pub manifest: mars::manifest::Manifest,
     /// The seeded positions (borrowers first, then the lenders funding each market), as
     /// genesis wrote them.
     pub positions: Vec<redline_devnet::contracts::SeedPosition>,

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use anyhow::Context as _;
 use cosmwasm_std::Decimal;
-use redline_common::chain::{ChainClient, Wallet};
+use redline_chain::{ChainClient, Wallet};
 use redline_tests::capture::CaptureOracle;
 use redline_tests::TestScenario;
 

@@ -24,7 +24,7 @@
 //! frozen with `docker pause` and killed with `docker kill --signal KILL`. It needs the images
 //! `redline/{collector,health-checker,liquidator}:latest` and builds the missing ones with
 //! `docker/build.sh` (as `manager/tests/docker.rs` does). It gates on
-//! `redline_common::testkit::docker_or_skip`: without a Docker engine it prints a loud SKIPPED
+//! `testkit::docker_or_skip`: without a Docker engine it prints a loud SKIPPED
 //! line and passes, unless `CI=true` or `REDLINE_REQUIRE_DOCKER=1`, where it fails.
 //!
 //! Each case writes its figures to a report fragment (`chaos_kill-process.json`,
@@ -34,8 +34,8 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use redline_common::jobs::HealthCheckJob;
-use redline_common::queue::Envelope;
+use redline_pipeline::jobs::HealthCheckJob;
+use redline_pipeline::queue::Envelope;
 use redline_tests::chaos::report::{
     self, Fragment, HealthCheckerKill, HeldCandidate, HeldJob, KillFigures, Liquidations,
     LiquidatorKill,
@@ -66,7 +66,7 @@ async fn kill_9_of_a_health_checker_and_a_liquidator_loses_nothing_docker_backen
     if !docker_ready("kill_9_of_a_health_checker_and_a_liquidator_loses_nothing_docker_backend")
         .await
     {
-        let why = redline_common::testkit::docker_engine()
+        let why = testkit::docker_engine()
             .err()
             .unwrap_or_else(|| "the Docker engine was not ready".into());
         Fragment::skipped(
@@ -558,14 +558,13 @@ fn remove_containers(deployment: &str) {
 /// `testkit::docker_or_skip`: a loud SKIPPED and `false`, or a failure on CI), and the worker
 /// images are current with the sources (`testkit::docker_images`).
 async fn docker_ready(test: &str) -> bool {
-    if !redline_common::testkit::docker_or_skip(test) {
+    if !testkit::docker_or_skip(test) {
         return false;
     }
     let services = ["collector", "health-checker", "liquidator"];
-    let built =
-        tokio::task::spawn_blocking(move || redline_common::testkit::docker_images(&services))
-            .await
-            .expect("the image build task");
+    let built = tokio::task::spawn_blocking(move || testkit::docker_images(&services))
+        .await
+        .expect("the image build task");
     if let Err(error) = built {
         panic!("{test}: {error}");
     }

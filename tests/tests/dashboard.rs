@@ -25,13 +25,13 @@ use anyhow::{bail, ensure, Context as _};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::Uri;
-use redline_common::chain::ChainClient;
-use redline_common::redis_conn::RedisConn;
-use redline_common::testkit::{free_port, RedisServer};
+use mars::value::Value as Usd;
+use redline_chain::ChainClient;
 use redline_liquidator::record::{notification, read_records, Outcome};
-use redline_liquidator::value::Value as Usd;
+use redline_pipeline::redis_conn::RedisConn;
 use redline_tests::bench::devnet::Devnet;
 use serde_json::Value;
+use testkit::{free_port, RedisServer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const ACCOUNTS: usize = 300;

@@ -18,9 +18,6 @@
 //! base64 decoder panics on values like `"AAAA="`, and the client catches that and returns an
 //! error of the endpoint (see `TendermintClient::call`). A panic that escaped would fail the test.
 
-#[path = "../../common/tests/fuzz_support/mod.rs"]
-mod fuzz_support;
-
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -32,16 +29,16 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use cosmwasm_std::coin;
-use fuzz_support::{bytes, json_value, mutated, mutations, Mutation};
+use mars::msg::red_bank::{self, namespace, MarketV2Response, PaginationResponse};
 use proptest::prelude::*;
 use proptest::test_runner::{Config as ProptestConfig, TestCaseError};
-use redline_common::chain::{
+use redline_chain::{
     bank_send_msg, sign_with_simulated_gas, ChainClient, ChainConfig, ChainError, ScanOptions,
     SequenceTracker, TendermintClient, TxBuilder, TxHash,
 };
-use redline_common::msg::red_bank::{self, namespace, MarketV2Response, PaginationResponse};
 use redline_tests::TestScenario;
 use serde_json::Value;
+use testkit::fuzz::{bytes, json_value, mutated, mutations, Mutation};
 
 const SMART: &str = "abci_query /cosmwasm.wasm.v1.Query/SmartContractState";
 const RAW: &str = "abci_query /cosmwasm.wasm.v1.Query/RawContractState";
@@ -768,13 +765,13 @@ async fn a_service_keeps_running_through_garbage_and_recovers() -> anyhow::Resul
     let dir = tempfile::Builder::new().prefix("garbage-node").tempdir()?;
     let scenario = TestScenario::start(200, 7).await?;
     let (node, url) = GarbageNode::start(scenario.node.rpc_http_url()).await;
-    let redis = redline_common::testkit::RedisServer::start()?;
+    let redis = testkit::RedisServer::start()?;
     let mut manifest = scenario.manifest.clone();
     manifest.rpc_http = vec![url.clone()];
     manifest.rpc_ws = vec![scenario.node.rpc_ws_url()];
     let manifest_path = dir.path().join("manifest.json");
     manifest.write(&manifest_path)?;
-    let metrics = format!("127.0.0.1:{}", redline_common::testkit::free_port()?);
+    let metrics = format!("127.0.0.1:{}", testkit::free_port()?);
     let log_path = dir.path().join("collector.log");
     let log = std::fs::File::create(&log_path)?;
     let mut collector = tokio::process::Command::new(bin.join("collector"))

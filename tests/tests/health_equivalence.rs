@@ -5,7 +5,7 @@
 //! prices that differ from the default ones.
 //!
 //! What the equality shows: both sides run the same math. The off-chain side calls
-//! `redline_common::math` (health, interest), and the devnet's Red Bank contract calls the very
+//! `mars::math` (health, interest), and the devnet's Red Bank contract calls the very
 //! same functions, so a mistake in the formulas would appear on both sides and cancel out. The
 //! test proves the wiring around the math: the index holds each account's scaled amounts and
 //! flags as the chain does, the block snapshot (markets with their indexes and rates, params,
@@ -32,19 +32,19 @@ use cosmrs::proto::cosmwasm::wasm::v1::{
 use cosmrs::proto::traits::Message as _;
 use cosmwasm_std::{coin, Addr};
 use futures::stream::{self, StreamExt};
-use redline_common::chain::{
+use mars::math::health::user_position_figures;
+use mars::msg::oracle::PriceUpdate;
+use mars::msg::red_bank::QueryMsg;
+use mars::types::UserPositionFigures;
+use redline_chain::{
     execute_contract_msg, sign_with_simulated_gas, ChainClient, SequenceTracker, TxBuilder, Wallet,
 };
-use redline_common::index::{BlockSnapshot, IndexArgs, IndexedAccount, PositionIndex};
-use redline_common::jobs::ProtocolKind;
-use redline_common::math::health::user_position_figures;
-use redline_common::msg::oracle::PriceUpdate;
-use redline_common::msg::red_bank::QueryMsg;
-use redline_common::testkit::RedisServer;
-use redline_common::types::UserPositionFigures;
 use redline_health_checker::BlockContext;
+use redline_pipeline::index::{BlockSnapshot, IndexArgs, IndexedAccount, PositionIndex};
+use redline_pipeline::jobs::ProtocolKind;
 use redline_tests::bench::devnet::Devnet;
 use tendermint_rpc::{Client as _, HttpClient};
+use testkit::RedisServer;
 
 const SMART_QUERY: &str = "/cosmwasm.wasm.v1.Query/SmartContractState";
 /// Enough borrowers that more than 10,000 of them have debt (about 90% borrow).
@@ -106,7 +106,7 @@ struct Round<'a> {
     http: &'a HttpClient,
     index: &'a PositionIndex,
     accounts: &'a [IndexedAccount],
-    denoms: &'a redline_common::index::DenomTable,
+    denoms: &'a redline_pipeline::index::DenomTable,
 }
 
 impl Round<'_> {
@@ -174,7 +174,7 @@ impl Round<'_> {
             let figures = user_position_figures(health);
             if matches!(
                 figures.health_status,
-                redline_common::types::UserHealthStatus::Borrowing { .. }
+                mars::types::UserHealthStatus::Borrowing { .. }
             ) {
                 borrowing += 1;
             }
@@ -274,7 +274,7 @@ async fn deposit(devnet: &Devnet, wallet: &Wallet, coins: Vec<cosmwasm_std::Coin
 
 /// Index + block snapshot + header time give the chain's `user_position` figures for 10,000+
 /// accounts, at both price kinds, through price moves and market updates. Both sides run the
-/// shared `redline_common::math` (the devnet contract calls the same functions): the equality
+/// shared `mars::math` (the devnet contract calls the same functions): the equality
 /// proves the inputs and their timing, not the formulas (see the module docs).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn index_and_snapshot_inputs_reproduce_user_position_for_10000_accounts() {
@@ -296,9 +296,9 @@ async fn index_and_snapshot_inputs_reproduce_user_position_for_10000_accounts() 
     .await
     .unwrap();
     let redis = RedisServer::start().unwrap();
-    let conn = redline_common::redis_conn::connect(
+    let conn = redline_pipeline::redis_conn::connect(
         &redis.queue_config(),
-        redline_common::redis_conn::ConnectOptions::default(),
+        redline_pipeline::redis_conn::ConnectOptions::default(),
     )
     .await
     .unwrap();

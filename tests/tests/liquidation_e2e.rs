@@ -13,8 +13,8 @@ use redline_tests::bench::liquidation::{self, Candidates, Options};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn four_workers_liquidate_every_liquidatable_account_after_a_price_drop() -> anyhow::Result<()>
 {
-    let _ = redline_common::telemetry::init(&redline_common::telemetry::LogArgs {
-        log_format: redline_common::telemetry::LogFormat::Pretty,
+    let _ = redline_telemetry::init(&redline_telemetry::LogArgs {
+        log_format: redline_telemetry::LogFormat::Pretty,
         log_level: std::env::var("E2E_LOG").unwrap_or_else(|_| "warn".into()),
     });
     let figures = liquidation::run(&Options {
@@ -66,8 +66,8 @@ async fn the_liquidators_alone_clear_the_drop_from_a_stand_in_health_checker() -
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "benchmark scale; `make bench` runs it in release mode"]
 async fn benchmark_scale_liquidation_run() -> anyhow::Result<()> {
-    let _ = redline_common::telemetry::init(&redline_common::telemetry::LogArgs {
-        log_format: redline_common::telemetry::LogFormat::Pretty,
+    let _ = redline_telemetry::init(&redline_telemetry::LogArgs {
+        log_format: redline_telemetry::LogFormat::Pretty,
         log_level: std::env::var("E2E_LOG").unwrap_or_else(|_| "warn".into()),
     });
     let env = |name: &str| std::env::var(name).ok().and_then(|v| v.parse().ok());

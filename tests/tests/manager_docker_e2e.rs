@@ -8,7 +8,7 @@
 //! pulled); images already there are used as they are, so after changing a worker's code run
 //! `make docker_build` first. Every container of the run carries the label
 //! `redline.deployment=<unique name>` and is removed at the end, also when the test fails.
-//! It gates on `redline_common::testkit::docker_or_skip`: without a Docker engine it prints a
+//! It gates on `testkit::docker_or_skip`: without a Docker engine it prints a
 //! loud SKIPPED line and passes, unless `CI=true` or `REDLINE_REQUIRE_DOCKER=1`, where it
 //! fails; where an engine answers it must run.
 //!
@@ -18,7 +18,7 @@
 mod manager_acceptance;
 
 use manager_acceptance::{ensure_images, run_acceptance, Backend, DockerCleanup};
-use redline_common::testkit::docker_or_skip;
+use testkit::docker_or_skip;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn docker_manager_scales_with_the_load_and_the_liquidations_land() -> anyhow::Result<()> {

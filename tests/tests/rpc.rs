@@ -9,12 +9,12 @@ use std::time::Duration;
 use cosmrs::proto::traits::Message as _;
 use cosmwasm_std::{coin, Coin, Decimal, Uint256};
 use futures::StreamExt;
-use redline_common::chain::{
+use mars::msg::red_bank::namespace;
+use redline_chain::{
     bank_send_msg, execute_contract_msg, sign_with_simulated_gas, tx_hash, BlockStream,
     ChainClient, ChainConfig, ChainError, NewBlock, ScanOptions, SequenceTracker, TendermintClient,
     TxBuilder, TxErrorCode, TxStage, Wallet,
 };
-use redline_common::msg::red_bank::namespace;
 use redline_devnet::chain::ChainState;
 use redline_tests::{
     dead_http_url, dead_ws_url, devnet_chain_config, test_wallet, TcpProxy, TestNode, TestScenario,
@@ -70,7 +70,7 @@ async fn send(
     tracker: &SequenceTracker,
     to: &Wallet,
     amount: Coin,
-) -> Result<redline_common::chain::TxOutcome, ChainError> {
+) -> Result<redline_chain::TxOutcome, ChainError> {
     let msg = bank_send_msg(from.address(), to.address().as_ref(), &[amount])?;
     let sequence = tracker.next();
     let signed = sign_with_simulated_gas(
@@ -464,7 +464,7 @@ async fn execute(
     contract: &str,
     msg: &serde_json::Value,
     funds: &[Coin],
-) -> Result<redline_common::chain::TxOutcome, ChainError> {
+) -> Result<redline_chain::TxOutcome, ChainError> {
     let any = execute_contract_msg(wallet.address(), contract, msg, funds)?;
     let signed = sign_with_simulated_gas(
         client,

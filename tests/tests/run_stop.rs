@@ -38,8 +38,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
 use manager_acceptance::{bin_dir, docker, ensure_images, DockerCleanup};
-use redline_common::testkit::{docker_engine, docker_or_skip, free_port, wait_for_blocking};
 use redline_tests::chaos::{alive, unix_ms};
+use testkit::{docker_engine, docker_or_skip, free_port, wait_for_blocking};
 
 /// The cases share the machine's 2 cores: one at a time.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());

@@ -21,9 +21,9 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use cosmrs::bip32::{DerivationPath, Language, Mnemonic, XPrv};
 use redis::aio::ConnectionManager;
-use redline_common::testkit::free_port;
 use redline_tests::bench::devnet::Devnet;
 use redline_tests::chaos::{self, http_get, LiquidationTally, Pipeline, PipelineOptions};
+use testkit::free_port;
 
 /// What would betray the mnemonic, and the search for it.
 struct Leaks {
@@ -134,7 +134,7 @@ async fn run(source: Source, dir: &std::path::Path) -> anyhow::Result<()> {
 
     let mut env = vec![(
         "RUST_LOG".to_string(),
-        "info,redline_common=debug,redline_collector=debug,redline_health_checker=debug,\
+        "info,redline_service=debug,redline_pipeline=debug,redline_chain=debug,redline_collector=debug,redline_health_checker=debug,\
          redline_liquidator=debug,redline_manager=debug"
             .to_string(),
     )];

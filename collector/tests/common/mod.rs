@@ -8,32 +8,32 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use cosmwasm_std::{Coin, Decimal, Uint128};
-use redline_collector::chain_state::RedBankContracts;
-use redline_collector::{Collector, Config, Connections};
-use redline_common::chain::{
+use mars::manifest::Manifest;
+use mars::msg::red_bank::{
+    Collateral, Debt, ExecuteMsg, QueryMsg, UserCollateralResponse, UserDebtResponse,
+};
+use redline_chain::{
     execute_contract_msg, sign_with_simulated_gas, ChainClient, ChainConfig, TendermintClient,
     TxBuilder, TxOutcome, Wallet,
 };
-use redline_common::index::AccountPositions;
-use redline_common::manifest::Manifest;
-use redline_common::msg::red_bank::{
-    Collateral, Debt, ExecuteMsg, QueryMsg, UserCollateralResponse, UserDebtResponse,
-};
-use redline_common::queue::QueueConfig;
-use redline_common::testkit::RedisServer;
+use redline_collector::red_bank_scan::RedBankContracts;
+use redline_collector::{Collector, Config, Connections};
 use redline_devnet::rpc::{NodeConfig, NodeHandle};
 use redline_devnet::scenario::{self, ScenarioConfig, DEFAULT_LIQUIDATOR_MNEMONIC};
+use redline_pipeline::index::AccountPositions;
+use redline_pipeline::queue::QueueConfig;
+use testkit::RedisServer;
 
 pub const BLOCK_TIME: Duration = Duration::from_millis(200);
 
 /// Logs to the test output when `RUST_LOG` is set.
 pub fn init_logs() {
     if let Ok(level) = std::env::var("RUST_LOG") {
-        let args = redline_common::telemetry::LogArgs {
+        let args = redline_telemetry::LogArgs {
             log_level: level,
             ..Default::default()
         };
-        let _ = redline_common::telemetry::init(&args);
+        let _ = redline_telemetry::init(&args);
     }
 }
 
@@ -259,7 +259,7 @@ pub fn test_config(buckets: u32) -> Config {
 pub struct Harness {
     pub redis: RedisServer,
     pub registry: prometheus::Registry,
-    pub health: redline_common::metrics::HealthReport,
+    pub health: redline_service::metrics::HealthReport,
 }
 
 impl Harness {
@@ -286,9 +286,9 @@ impl Harness {
         config: Config,
     ) -> Collector<TendermintClient> {
         self.registry = prometheus::Registry::new();
-        let redis = redline_common::redis_conn::connect(
+        let redis = redline_pipeline::redis_conn::connect(
             &self.queue_config(),
-            redline_common::redis_conn::ConnectOptions::default(),
+            redline_pipeline::redis_conn::ConnectOptions::default(),
         )
         .await
         .unwrap();

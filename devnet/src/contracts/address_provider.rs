@@ -5,7 +5,7 @@ use cosmwasm_std::{
     to_json_binary, Addr, Binary, Deps, DepsMut, Env, MessageInfo, Order, Response, StdError,
 };
 use cw_storage_plus::{Bound, Item, Map};
-use redline_common::msg::address_provider::{
+use mars::msg::address_provider::{
     AddressResponseItem, ConfigResponse, ExecuteMsg, InstantiateMsg, MarsAddressType, QueryMsg,
 };
 use serde::{Deserialize, Serialize};

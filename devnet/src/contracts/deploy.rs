@@ -2,15 +2,13 @@
 
 use cosmwasm_std::{Addr, Coin, Decimal, StdError, Storage, Uint128};
 use cw_multi_test::{AppResponse, BankSudo, Executor, SudoMsg};
-use redline_common::manifest::Contracts;
-use redline_common::msg::address_provider::{self, MarsAddressType};
-use redline_common::msg::oracle::{self, PriceUpdate};
-use redline_common::msg::params::{self as params_msg, AssetParamsUpdate};
-use redline_common::msg::red_bank::{self, CreateOrUpdateConfig, InitOrUpdateAssetParams};
-use redline_common::msg::swapper;
-use redline_common::types::{
-    AssetParams, CmSettings, InterestRateModel, LiquidationBonus, RedBankSettings,
-};
+use mars::manifest::Contracts;
+use mars::msg::address_provider::{self, MarsAddressType};
+use mars::msg::oracle::{self, PriceUpdate};
+use mars::msg::params::{self as params_msg, AssetParamsUpdate};
+use mars::msg::red_bank::{self, CreateOrUpdateConfig, InitOrUpdateAssetParams};
+use mars::msg::swapper;
+use mars::types::{AssetParams, CmSettings, InterestRateModel, LiquidationBonus, RedBankSettings};
 
 use super::DevnetApp;
 
@@ -121,6 +119,7 @@ pub fn asset_params(
         liquidation_bonus,
         protocol_liquidation_fee,
         deposit_cap,
+        close_factor: None,
     }
 }
 

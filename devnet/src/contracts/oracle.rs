@@ -4,13 +4,13 @@ use cosmwasm_std::{
     to_json_binary, Binary, Deps, DepsMut, Env, MessageInfo, Order, Response, StdError,
 };
 use cw_storage_plus::{Bound, Item, Map};
-use redline_common::msg::oracle::{
+use mars::msg::oracle::{
     ActionKind, ConfigResponse, ExecuteMsg, InstantiateMsg, PriceResponse, PriceSource,
     PriceSourceResponse, QueryMsg,
 };
 use serde::{Deserialize, Serialize};
 
-use redline_common::math::{params::validate_native_denom, MathError};
+use mars::math::{params::validate_native_denom, MathError};
 
 use super::support::{assert_owner, page_limit, OwnerError, OWNER};
 

@@ -1,17 +1,17 @@
 //! The params contract: Mars's asset risk parameters and target health factor, validated as
-//! Mars's params contract validates them (through `redline_common::math::params`).
+//! Mars's params contract validates them (through `mars::math::params`).
 
 use cosmwasm_std::{
     to_json_binary, Addr, Binary, Decimal, Deps, DepsMut, Env, MessageInfo, Order, Response,
     StdError, Uint128,
 };
 use cw_storage_plus::{Bound, Item, Map};
-use redline_common::math::{
+use mars::math::{
     interest::underlying_liquidity_amount,
     params::{validate_asset_params, validate_target_health_factor},
     MathError,
 };
-use redline_common::msg::{
+use mars::msg::{
     address_provider::MarsAddressType,
     params::{
         AssetParams, AssetParamsUpdate, ConfigResponse, EmergencyUpdate, ExecuteMsg,

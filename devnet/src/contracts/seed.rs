@@ -10,8 +10,8 @@ use std::collections::BTreeMap;
 
 use cosmwasm_std::{Addr, BankMsg, Coin, Order, StdError, Storage, Uint128};
 use cw_multi_test::{BankSudo, Module};
-use redline_common::math::{interest, MathError};
-use redline_common::msg::red_bank::Market;
+use mars::math::{interest, MathError};
+use mars::msg::red_bank::Market;
 
 use super::red_bank::state::{increase_collateral, increase_debt, user_key, MARKETS};
 use super::red_bank::{refresh_interest_rates, RedBankError};

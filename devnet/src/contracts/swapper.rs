@@ -6,12 +6,12 @@ use cosmwasm_std::{
     Response, StdError, Uint128,
 };
 use cw_storage_plus::{Bound, Item, Map};
-use redline_common::msg::swapper::{
+use mars::msg::swapper::{
     ConfigResponse, ExecuteMsg, InstantiateMsg, PoolResponse, QueryMsg, SimulateSwapResponse,
 };
 use serde::{Deserialize, Serialize};
 
-use redline_common::math::{params::validate_native_denom, MathError};
+use mars::math::{params::validate_native_denom, MathError};
 
 use super::support::{
     assert_owner, one_coin, page_limit, Coin128, OwnerError, PaymentError, OWNER,

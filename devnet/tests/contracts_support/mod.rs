@@ -3,11 +3,11 @@
 
 use cosmwasm_std::{coin, Addr, BlockInfo, Coin, Decimal, Timestamp, Uint128};
 use cw_multi_test::{AppResponse, BankSudo, Executor, SudoMsg};
-use redline_common::msg::oracle::PriceUpdate;
-use redline_common::msg::red_bank::{
+use mars::msg::oracle::PriceUpdate;
+use mars::msg::red_bank::{
     ExecuteMsg, QueryMsg, UserCollateralResponse, UserDebtResponse, UserPositionResponse,
 };
-use redline_common::types::{InterestRateModel, LiquidationBonus};
+use mars::types::{InterestRateModel, LiquidationBonus};
 use redline_devnet::contracts::{
     asset_params, deploy, new_app, set_prices, AssetConfig, DeployConfig, DeployedContracts,
     DevnetApp, SwapConfig,

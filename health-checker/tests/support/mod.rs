@@ -10,21 +10,12 @@ use std::time::Duration;
 
 use cosmwasm_std::Decimal;
 use futures::stream::{self, StreamExt};
-use redline_common::chain::{ChainClient, ChainConfig, TendermintClient};
-use redline_common::index::{
-    AccountPositions, BlockSnapshot, IndexArgs, IndexedAccount, PositionIndex,
-};
-use redline_common::jobs::{HealthCheckJob, ProtocolKind};
-use redline_common::manifest::Manifest;
-use redline_common::msg::oracle::{self, ActionKind, PriceResponse};
-use redline_common::msg::params;
-use redline_common::msg::red_bank::{
-    Collateral, Debt, QueryMsg, UserCollateralResponse, UserDebtResponse,
-};
-use redline_common::queue::QueueConfig;
-use redline_common::redis_conn::{ConnectOptions, RedisConn};
-use redline_common::testkit::RedisServer;
-use redline_common::types::{AssetParams, Market};
+use mars::manifest::Manifest;
+use mars::msg::oracle::{self, ActionKind, PriceResponse};
+use mars::msg::params;
+use mars::msg::red_bank::{Collateral, Debt, QueryMsg, UserCollateralResponse, UserDebtResponse};
+use mars::types::{AssetParams, Market};
+use redline_chain::{ChainClient, ChainConfig, TendermintClient};
 use redline_devnet::rpc::{NodeConfig, NodeHandle};
 use redline_devnet::scenario::{self, ScenarioConfig};
 use redline_health_checker::metrics::Metrics;
@@ -32,6 +23,13 @@ use redline_health_checker::onchain::OnchainConfig;
 use redline_health_checker::{
     HealthChecker, HealthSource, OnchainSource, OutputConfig, Outputs, ProfitConfig, WorkerConfig,
 };
+use redline_pipeline::index::{
+    AccountPositions, BlockSnapshot, IndexArgs, IndexedAccount, PositionIndex,
+};
+use redline_pipeline::jobs::{HealthCheckJob, ProtocolKind};
+use redline_pipeline::queue::QueueConfig;
+use redline_pipeline::redis_conn::{ConnectOptions, RedisConn};
+use testkit::RedisServer;
 
 pub const BUCKETS: u32 = 32;
 
@@ -255,7 +253,7 @@ impl Devnet {
 }
 
 pub async fn redis_conn(server: &RedisServer) -> RedisConn {
-    redline_common::redis_conn::connect(&server.queue_config(), ConnectOptions::default())
+    redline_pipeline::redis_conn::connect(&server.queue_config(), ConnectOptions::default())
         .await
         .unwrap()
 }
@@ -336,7 +334,7 @@ fn dec(text: &str) -> Decimal {
 
 /// Params like the devnet scenario's, with the given LTVs.
 pub fn asset_params(denom: &str, max_ltv: &str, lt: &str) -> AssetParams {
-    use redline_common::types::{CmSettings, LiquidationBonus, RedBankSettings};
+    use mars::types::{CmSettings, LiquidationBonus, RedBankSettings};
 
     AssetParams {
         denom: denom.into(),
@@ -355,6 +353,7 @@ pub fn asset_params(denom: &str, max_ltv: &str, lt: &str) -> AssetParams {
         },
         protocol_liquidation_fee: dec("0.1"),
         deposit_cap: cosmwasm_std::Uint128::MAX,
+        close_factor: None,
     }
 }
 

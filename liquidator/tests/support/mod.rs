@@ -9,15 +9,8 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use cosmwasm_std::{Decimal, Uint128};
-use redline_common::chain::{ChainClient, ChainConfig, TendermintClient, Wallet};
-use redline_common::config::Secret;
-use redline_common::jobs::{
-    LiquidationCandidate, LiquidationPlan, ProtocolKind, LIQUIDATION_QUEUE,
-};
-use redline_common::manifest::Manifest;
-use redline_common::queue::{PriorityQueue, QueueConfig};
-use redline_common::redis_conn::RedisConn;
-use redline_common::testkit::{RedisCluster, RedisOptions, RedisServer};
+use mars::manifest::Manifest;
+use redline_chain::{ChainClient, ChainConfig, TendermintClient, Wallet};
 use redline_devnet::rpc::{NodeConfig, NodeHandle};
 use redline_devnet::scenario::{self, ScenarioConfig};
 use redline_liquidator::capital::{capital_key, CapitalBoard};
@@ -26,9 +19,17 @@ use redline_liquidator::hooks::{AfterLiquidation, AlwaysGo, NoRebalance, Strateg
 use redline_liquidator::locks::{KeySpace, Leases};
 use redline_liquidator::metrics::LiquidatorMetrics;
 use redline_liquidator::plan::{Plan, PlanContext};
-use redline_liquidator::recheck::{inclusion_window, PositionReader, RedBankContracts};
+use redline_liquidator::recheck::{inclusion_window, PositionReader};
 use redline_liquidator::record::Recorder;
 use redline_liquidator::tx_sender::{SendOptions, SigningPermit, TxSender};
+use redline_pipeline::jobs::{
+    LiquidationCandidate, LiquidationPlan, ProtocolKind, LIQUIDATION_QUEUE,
+};
+use redline_pipeline::queue::{PriorityQueue, QueueConfig};
+use redline_pipeline::redis_conn::RedisConn;
+use redline_protocol::RedBank;
+use redline_service::config::Secret;
+use testkit::{RedisCluster, RedisOptions, RedisServer};
 
 pub const BLOCK_TIME: Duration = Duration::from_millis(200);
 
@@ -139,20 +140,16 @@ impl Harness {
             queue_block_ms: 100,
             ..base_config
         };
-        let redis = redline_common::redis_conn::connect(
+        let redis = redline_pipeline::redis_conn::connect(
             &queue_config,
-            redline_common::redis_conn::ConnectOptions::default(),
+            redline_pipeline::redis_conn::ConnectOptions::default(),
         )
         .await?;
-        let reader = Arc::new(PositionReader::new(
+        let reader = Arc::new(PositionReader::new(RedBank::from_manifest(
             client.clone(),
-            RedBankContracts {
-                red_bank: manifest.contracts.red_bank.clone(),
-                oracle: manifest.contracts.oracle.clone(),
-                params: manifest.contracts.params.clone(),
-            },
+            &manifest,
             6,
-        ));
+        )));
         let keys = KeySpace::new(&queue_config.queue_prefix, &manifest.chain_id);
         let leases = Leases::new(redis.clone(), "test");
         let recorder = Arc::new(Recorder::new(
@@ -283,7 +280,7 @@ impl Harness {
         queue
             .push(&[self.candidate(&account, height, Decimal::one())])
             .await?;
-        redline_common::testkit::wait_for(
+        testkit::wait_for(
             || async {
                 self.records().await.is_ok_and(|records| {
                     records.iter().any(|r| {
@@ -393,8 +390,8 @@ impl Harness {
     pub async fn position(
         &self,
         account: &str,
-    ) -> anyhow::Result<redline_common::msg::red_bank::UserPositionResponse> {
-        use redline_common::msg::red_bank::QueryMsg;
+    ) -> anyhow::Result<mars::msg::red_bank::UserPositionResponse> {
+        use mars::msg::red_bank::QueryMsg;
         Ok(self
             .client
             .query_smart(
@@ -409,7 +406,7 @@ impl Harness {
     }
 
     pub async fn health_factor(&self, account: &str) -> anyhow::Result<Option<Decimal>> {
-        use redline_common::types::UserHealthStatus;
+        use mars::types::UserHealthStatus;
         let answer = self.position(account).await?;
         Ok(match answer.health_status {
             UserHealthStatus::Borrowing {

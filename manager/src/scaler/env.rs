@@ -5,8 +5,8 @@
 
 use std::io::IsTerminal;
 
-use redline_common::service::ServiceArgs;
-use redline_common::telemetry::LogFormat;
+use redline_service::service::ServiceArgs;
+use redline_telemetry::LogFormat;
 
 use super::ScalerError;
 

@@ -9,17 +9,17 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use cosmwasm_std::Decimal;
-use redline_common::chain::{ChainClient, ChainConfig, ScanOptions, TendermintClient};
-use redline_common::index::{AccountPositions, BlockSnapshot, IndexedAccount, PositionIndex};
-use redline_common::jobs::ProtocolKind;
-use redline_common::manifest::Manifest;
-use redline_common::msg::oracle::{self, ActionKind, PriceResponse};
-use redline_common::msg::params;
-use redline_common::msg::red_bank::{namespace, Collateral, Debt, QueryMsg, UserId};
-use redline_common::types::{AssetParams, Market};
+use mars::manifest::Manifest;
+use mars::msg::oracle::{self, ActionKind, PriceResponse};
+use mars::msg::params;
+use mars::msg::red_bank::{namespace, Collateral, Debt, QueryMsg, UserId};
+use mars::types::{AssetParams, Market};
+use redline_chain::{ChainClient, ChainConfig, ScanOptions, TendermintClient};
 use redline_devnet::chain::ChainState;
 use redline_devnet::rpc::{NodeConfig, NodeHandle};
 use redline_devnet::scenario::{self, ScenarioConfig, ScenarioInfo};
+use redline_pipeline::index::{AccountPositions, BlockSnapshot, IndexedAccount, PositionIndex};
+use redline_pipeline::jobs::ProtocolKind;
 
 /// A scenario devnet in this process.
 pub struct Devnet {

@@ -32,22 +32,23 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use cosmwasm_std::{Decimal, Uint128, Uint256};
 use futures::StreamExt as _;
-use redline_common::chain::{ChainClient, TendermintClient, Wallet};
-use redline_common::config::Secret;
-use redline_common::jobs::{
-    LiquidationCandidate, LiquidationPlan, ProtocolKind, LIQUIDATION_QUEUE,
-};
-use redline_common::queue::{PriorityQueue, QueueConfig};
-use redline_common::testkit::RedisServer;
+use mars::value::{parse_value, to_usd, Value};
+use redline_chain::{ChainClient, TendermintClient, Wallet};
 use redline_liquidator::config::LiquidatorArgs;
 use redline_liquidator::locks::KeySpace;
 use redline_liquidator::plan::{Plan, PlanContext};
 use redline_liquidator::recheck::{
-    inclusion_window, AccountPosition, MarketSnapshot, PositionReader, RedBankContracts,
+    inclusion_window, AccountPosition, MarketSnapshot, PositionReader,
 };
 use redline_liquidator::record::{parse_csv_line, read_records, AttemptRecord, Outcome};
-use redline_liquidator::value::{parse_value, to_usd, Value};
 use redline_liquidator::Liquidator;
+use redline_pipeline::jobs::{
+    LiquidationCandidate, LiquidationPlan, ProtocolKind, LIQUIDATION_QUEUE,
+};
+use redline_pipeline::queue::{PriorityQueue, QueueConfig};
+use redline_protocol::RedBank;
+use redline_service::config::Secret;
+use testkit::RedisServer;
 
 use super::targets::{self, Target};
 use crate::capture::{CaptureOracle, CaptureReport};
@@ -593,9 +594,9 @@ pub async fn run(options: &Options) -> anyhow::Result<Figures> {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let redis_server = RedisServer::start().context("starting redis-server")?;
-    let redis = redline_common::redis_conn::connect(
+    let redis = redline_pipeline::redis_conn::connect(
         &redis_server.queue_config(),
-        redline_common::redis_conn::ConnectOptions::default(),
+        redline_pipeline::redis_conn::ConnectOptions::default(),
     )
     .await?;
     let queue_config = QueueConfig {
@@ -619,15 +620,11 @@ pub async fn run(options: &Options) -> anyhow::Result<Figures> {
         .filter(|p| !p.debt.is_empty())
         .map(|p| p.user.to_string())
         .collect();
-    let reader = Arc::new(PositionReader::new(
+    let reader = Arc::new(PositionReader::new(RedBank::from_manifest(
         client.clone(),
-        RedBankContracts {
-            red_bank: manifest.contracts.red_bank.clone(),
-            oracle: manifest.contracts.oracle.clone(),
-            params: manifest.contracts.params.clone(),
-        },
+        &manifest,
         6,
-    ));
+    )));
 
     // The real pipeline, when asked for: collector and health checker on the same Redis.
     let (pipeline_stop, pipeline_stopped) = tokio::sync::watch::channel(false);
@@ -638,9 +635,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Figures> {
             redline_collector::Connections {
                 client: client.clone(),
                 chain_id: manifest.chain_id.clone(),
-                contracts: redline_collector::chain_state::RedBankContracts::from_manifest(
-                    &manifest.contracts,
-                ),
+                contracts: redline_protocol::RedBankContracts::from_manifest(&manifest.contracts),
                 redis: redis.clone(),
                 queue: QueueConfig {
                     queue_consumer: Some("collector".into()),
@@ -682,7 +677,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Figures> {
                     ..redline_health_checker::WorkerConfig::default()
                 },
                 redline_health_checker::ProfitConfig::default(),
-                redline_common::index::IndexArgs::default(),
+                redline_pipeline::index::IndexArgs::default(),
                 redis.clone(),
                 outputs,
                 redline_health_checker::metrics::Metrics::register(&registry)?,
@@ -720,9 +715,11 @@ pub async fn run(options: &Options) -> anyhow::Result<Figures> {
     let first_queued: Arc<std::sync::Mutex<BTreeMap<String, (u64, Instant)>>> = Arc::default();
     let (watch_stop, mut watch_stopped) = tokio::sync::watch::channel(false);
     let watcher = {
-        let latest_key =
-            redline_common::queue::PriorityKeys::new(&queue_config.queue_prefix, LIQUIDATION_QUEUE)
-                .latest;
+        let latest_key = redline_pipeline::queue::PriorityKeys::new(
+            &queue_config.queue_prefix,
+            LIQUIDATION_QUEUE,
+        )
+        .latest;
         let mut conn = redis::Client::open(redis_server.url())?
             .get_multiplexed_async_connection()
             .await

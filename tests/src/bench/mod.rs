@@ -18,12 +18,12 @@ pub mod targets;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use redline_common::chain::ChainClient;
-use redline_common::index::{write_synthetic_accounts, IndexArgs, PositionIndex};
-use redline_common::jobs::ProtocolKind;
-use redline_common::testkit::RedisServer;
+use redline_chain::ChainClient;
 use redline_health_checker::onchain::OnchainConfig;
 use redline_health_checker::{HealthSource, OnchainSource};
+use redline_pipeline::index::{write_synthetic_accounts, IndexArgs, PositionIndex};
+use redline_pipeline::jobs::ProtocolKind;
+use testkit::RedisServer;
 
 use pipeline::{plan_jobs, sample_jobs, Bench, RunResult};
 use report::{thousands, Machine, Report, Row};
@@ -65,7 +65,7 @@ impl Default for Options {
             workers: cpus,
             compute_threads: cpus,
             onchain_concurrency: 32,
-            buckets: redline_common::index::DEFAULT_BUCKETS,
+            buckets: redline_pipeline::index::DEFAULT_BUCKETS,
         }
     }
 }
@@ -81,9 +81,9 @@ async fn open_index(
     chain_id: &str,
     buckets: u32,
 ) -> anyhow::Result<PositionIndex> {
-    let conn = redline_common::redis_conn::connect(
+    let conn = redline_pipeline::redis_conn::connect(
         &server.queue_config(),
-        redline_common::redis_conn::ConnectOptions::default(),
+        redline_pipeline::redis_conn::ConnectOptions::default(),
     )
     .await
     .context("connecting to the bench Redis")?;

@@ -8,14 +8,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use redline_common::chain::TendermintClient;
-use redline_common::index::{BlockSnapshot, IndexArgs, PositionIndex};
-use redline_common::jobs::{HealthCheckJob, ProtocolKind, HEALTH_CHECK_QUEUE};
-use redline_common::queue::{Queue, QueueConfig, RedisStreamQueue};
+use redline_chain::TendermintClient;
 use redline_health_checker::metrics::{outcome, Metrics};
 use redline_health_checker::{
     HealthChecker, HealthSource, OnchainSource, OutputConfig, Outputs, ProfitConfig, WorkerConfig,
 };
+use redline_pipeline::index::{BlockSnapshot, IndexArgs, PositionIndex};
+use redline_pipeline::jobs::{HealthCheckJob, ProtocolKind, HEALTH_CHECK_QUEUE};
+use redline_pipeline::queue::{Queue, QueueConfig, RedisStreamQueue};
 
 /// Snapshots live long enough for any run.
 const SNAPSHOT_TTL: Duration = Duration::from_secs(3_600);
@@ -123,9 +123,9 @@ impl Bench {
         onchain: Option<OnchainSource<TendermintClient>>,
     ) -> anyhow::Result<Running> {
         let queue = self.queue_config("bench");
-        let redis = redline_common::redis_conn::connect(
+        let redis = redline_pipeline::redis_conn::connect(
             &queue,
-            redline_common::redis_conn::ConnectOptions::default(),
+            redline_pipeline::redis_conn::ConnectOptions::default(),
         )
         .await
         .context("connecting to Redis")?;

@@ -1,4 +1,4 @@
-//! Generated positions for the 1,000,000-account run: `redline_common::index`'s deterministic
+//! Generated positions for the 1,000,000-account run: `redline_pipeline::index`'s deterministic
 //! synthetic accounts (collateral in one denom, sometimes a second one, possibly disabled; debt
 //! of 30–90% of the collateral amount in another denom) and a block snapshot that gives them a
 //! realistic spread of health: every price 1, liquidation threshold 0.89, markets with a day of
@@ -7,11 +7,11 @@
 use std::collections::BTreeMap;
 
 use cosmwasm_std::{Decimal, Timestamp, Uint128};
-use redline_common::index::BlockSnapshot;
-use redline_common::jobs::ProtocolKind;
-use redline_common::types::{
+use mars::types::{
     AssetParams, CmSettings, InterestRateModel, LiquidationBonus, Market, RedBankSettings,
 };
+use redline_pipeline::index::BlockSnapshot;
+use redline_pipeline::jobs::ProtocolKind;
 
 /// Denoms of the generated accounts.
 pub const DENOMS: [&str; 4] = ["uatom", "uosmo", "uusdc", "uweth"];
@@ -65,6 +65,7 @@ fn params(denom: &str, max_ltv: Decimal, liquidation_threshold: Decimal) -> Asse
         },
         protocol_liquidation_fee: dec("0.1"),
         deposit_cap: Uint128::MAX,
+        close_factor: None,
     }
 }
 
@@ -127,7 +128,7 @@ pub fn snapshot(chain_id: &str, height: u64, time_seconds: u64) -> BlockSnapshot
 /// account, debt sized so that a few percent are liquidatable after a day of interest.
 pub mod realistic {
     use super::*;
-    use redline_common::index::{
+    use redline_pipeline::index::{
         codec::address_hash, CollateralEntry, DebtEntry, DenomId, IndexedAccount, PositionIndex,
     };
 

@@ -37,17 +37,18 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _};
 use cosmwasm_std::{Decimal, Uint128};
 use futures::StreamExt as _;
-use redline_common::chain::{ChainClient, TendermintClient};
-use redline_common::index::{
+use redline_chain::{ChainClient, TendermintClient};
+use redline_liquidator::plan::PlanContext;
+use redline_liquidator::recheck::{inclusion_window, PositionReader};
+use redline_pipeline::index::{
     CollateralEntry, DebtEntry, IndexNamespace, IndexedAccount, PositionIndex,
 };
-use redline_common::jobs::ProtocolKind;
-use redline_common::redis_conn::RedisConn;
-use redline_common::testkit::{free_port, RedisServer};
-use redline_liquidator::plan::PlanContext;
-use redline_liquidator::recheck::{inclusion_window, PositionReader, RedBankContracts};
+use redline_pipeline::jobs::ProtocolKind;
+use redline_pipeline::redis_conn::RedisConn;
+use redline_protocol::RedBank;
 use redline_tests::bench::devnet::Devnet;
 use serde_json::Value;
+use testkit::{free_port, RedisServer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const ACCOUNTS: usize = 1_000;
@@ -145,12 +146,12 @@ pub fn docker(args: &[&str]) -> anyhow::Result<String> {
 /// Whether a Docker engine answers here: the shared probe, without the skip policy (for
 /// cleanup decisions). A test decides whether it runs with `testkit::docker_or_skip`.
 pub fn docker_available() -> bool {
-    redline_common::testkit::docker_engine().is_ok()
+    testkit::docker_engine().is_ok()
 }
 
 /// The images of `services`, current with the sources (see `testkit::docker_images`).
 pub fn ensure_images(services: &[&str]) -> anyhow::Result<()> {
-    redline_common::testkit::docker_images(services).map_err(anyhow::Error::msg)
+    testkit::docker_images(services).map_err(anyhow::Error::msg)
 }
 
 /// Removes every container labelled with a deployment when dropped: the manager's workers and
@@ -366,7 +367,7 @@ async fn watch_start(
 ) -> anyhow::Result<Vec<StartLook>> {
     let stream = format!(
         "{QUEUE_PREFIX}:{}",
-        redline_common::jobs::HEALTH_CHECK_QUEUE
+        redline_pipeline::jobs::HEALTH_CHECK_QUEUE
     );
     let mut looks = Vec::new();
     loop {
@@ -461,7 +462,7 @@ async fn http_get(addr: &str, path: &str) -> anyhow::Result<Value> {
 /// `count` accounts with a healthy uusdc-backed uusdc loan (HF 8): pure load, never a
 /// liquidation candidate.
 fn healthy_accounts(
-    usdc: redline_common::index::DenomId,
+    usdc: redline_pipeline::index::DenomId,
     first: u64,
     count: u64,
 ) -> Vec<IndexedAccount> {
@@ -1015,15 +1016,11 @@ async fn run(backend: &Backend, dir: &Path, log_path: &Path) -> anyhow::Result<(
     );
 
     // 4. The price drop: liquidators from none, every profitable liquidation made.
-    let reader = PositionReader::new(
+    let reader = PositionReader::new(RedBank::from_manifest(
         devnet.client.clone(),
-        RedBankContracts {
-            red_bank: devnet.manifest.contracts.red_bank.clone(),
-            oracle: devnet.manifest.contracts.oracle.clone(),
-            params: devnet.manifest.contracts.params.clone(),
-        },
+        &devnet.manifest,
         6,
-    );
+    ));
     let gas_price: Decimal = devnet
         .manifest
         .fee

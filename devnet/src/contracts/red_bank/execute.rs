@@ -2,10 +2,10 @@
 //! `asset.rs`, `deposit.rs`, `withdraw.rs`, `borrow.rs`, `repay.rs` and `collateral.rs`.
 
 use cosmwasm_std::{Addr, BankMsg, Coin, DepsMut, Env, MessageInfo, Response, Uint128};
-use redline_common::math::{interest, params::validate_market, params::validate_native_denom};
-use redline_common::msg::oracle::ActionKind;
-use redline_common::msg::params::{QueryMsg as ParamsQuery, TotalDepositResponse};
-use redline_common::msg::red_bank::{CreateOrUpdateConfig, InitOrUpdateAssetParams, Market};
+use mars::math::{interest, params::validate_market, params::validate_native_denom};
+use mars::msg::oracle::ActionKind;
+use mars::msg::params::{QueryMsg as ParamsQuery, TotalDepositResponse};
+use mars::msg::red_bank::{CreateOrUpdateConfig, InitOrUpdateAssetParams, Market};
 
 use super::interest::{accrue_market, refresh_interest_rates};
 use super::peers::Peers;
@@ -312,13 +312,11 @@ pub fn borrow(
         )?;
         match positions.holding_mut(&denom) {
             Some(holding) => holding.debt_amount = holding.debt_amount.checked_add(amount)?,
-            None => positions
-                .holdings
-                .push(redline_common::types::DenomPosition {
-                    denom: denom.clone(),
-                    debt_amount: amount,
-                    ..Default::default()
-                }),
+            None => positions.holdings.push(mars::types::DenomPosition {
+                denom: denom.clone(),
+                debt_amount: amount,
+                ..Default::default()
+            }),
         }
         if positions.health()?.is_above_max_ltv() {
             return Err(RedBankError::BorrowAmountExceedsGivenCollateral {});

@@ -1,10 +1,10 @@
-//! Index accrual and rate updates around `redline_common::math::interest`, with the Red Bank's
+//! Index accrual and rate updates around `mars::math::interest`, with the Red Bank's
 //! side effects: the reserve-factor reward credited to the rewards collector as collateral, and
 //! the `interests_updated` event.
 
 use cosmwasm_std::{Addr, Event, Response, Storage};
-use redline_common::math::interest;
-use redline_common::msg::red_bank::Market;
+use mars::math::interest;
+use mars::msg::red_bank::Market;
 
 use super::state::{increase_collateral, user_key};
 use super::RedBankResult;

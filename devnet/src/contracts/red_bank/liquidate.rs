@@ -1,5 +1,5 @@
 //! `liquidate`, step for step as Mars's `contracts/red-bank/src/liquidate.rs`, with the amounts
-//! from `redline_common::math::liquidation` at the oracle's liquidation prices.
+//! from `mars::math::liquidation` at the oracle's liquidation prices.
 //!
 //! The liquidator receives collateral *shares*: the seized collateral moves, scaled, from the
 //! user's position to the recipient's (and the protocol fee to the rewards collector's), and
@@ -8,9 +8,10 @@
 //! account with `HF < LT_c·(1 + LB)`, underwater ones included) succeeds and pays the full bonus.
 
 use cosmwasm_std::{Addr, BankMsg, Coin, DepsMut, Env, MessageInfo, Response};
-use redline_common::math::interest;
-use redline_common::math::liquidation::{calculate_liquidation_amounts, LiquidationInput};
-use redline_common::msg::oracle::ActionKind;
+use mars::math::interest;
+use mars::math::liquidation::{calculate_liquidation_amounts, LiquidationInput};
+use mars::msg::oracle::ActionKind;
+use mars::rule::RepayLimit;
 
 use super::interest::{accrue_market, refresh_interest_rates};
 use super::peers::Peers;
@@ -111,7 +112,8 @@ pub fn liquidate(
         debt_amount: user_debt_amount,
         debt_requested_to_repay: sent_debt_amount,
         debt_price,
-        target_health_factor,
+        // contracts v2.1 (Osmosis) caps a liquidation at the target health factor.
+        repay_limit: RepayLimit::TargetHealthFactor(target_health_factor),
         health: &health_before,
     })?;
     let protocol_fee = amounts.protocol_fee();

@@ -3,7 +3,7 @@
 //! Scaled collateral and debt with liquidity/borrow indexes accrued over block time; every
 //! market-touching action first applies accumulated interest (crediting the reserve-factor
 //! share to the rewards collector as collateral), then changes totals, then resets rates. The
-//! money math is `redline_common::math`, shared with the services.
+//! money math is `mars::math`, shared with the services.
 //!
 //! Not modelled: the incentives contract (Mars notifies it of every collateral change; nothing
 //! here pays incentives) and contract migration.
@@ -17,9 +17,9 @@ mod query;
 pub mod state;
 
 use cosmwasm_std::{Binary, Deps, DepsMut, Env, MessageInfo, OverflowError, Response, StdError};
-use redline_common::math::MathError;
-use redline_common::msg::address_provider::MarsAddressType;
-use redline_common::msg::red_bank::{ExecuteMsg, InstantiateMsg, QueryMsg};
+use mars::math::MathError;
+use mars::msg::address_provider::MarsAddressType;
+use mars::msg::red_bank::{ExecuteMsg, InstantiateMsg, QueryMsg};
 
 use super::support::{nonpayable, one_coin, OwnerError, PaymentError, OWNER};
 pub use interest::{accrue_market, refresh_interest_rates};

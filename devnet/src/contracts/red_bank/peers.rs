@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use cosmwasm_std::{Addr, Deps};
-use redline_common::msg::address_provider::MarsAddressType;
+use mars::msg::address_provider::MarsAddressType;
 
 use super::{RedBankError, RedBankResult, CONFIG};
 use crate::contracts::address_provider::query_address_map;

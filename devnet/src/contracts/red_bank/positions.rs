@@ -5,10 +5,10 @@
 use std::collections::{BTreeSet, HashMap};
 
 use cosmwasm_std::{Addr, Decimal, Deps, Order, StdResult, Uint128};
-use redline_common::math::{health, interest};
-use redline_common::msg::oracle::{self, ActionKind, PriceResponse};
-use redline_common::msg::params;
-use redline_common::types::{AssetParams, DenomPosition, Health};
+use mars::math::{health, interest};
+use mars::msg::oracle::{self, ActionKind, PriceResponse};
+use mars::msg::params;
+use mars::types::{AssetParams, DenomPosition, Health};
 
 use super::state::{user_key, COLLATERALS, DEBTS, MARKETS};
 use super::{RedBankError, RedBankResult};
@@ -114,10 +114,7 @@ impl PricedPositions {
     }
 }
 
-pub fn load_market(
-    deps: Deps,
-    denom: &str,
-) -> RedBankResult<redline_common::msg::red_bank::Market> {
+pub fn load_market(deps: Deps, denom: &str) -> RedBankResult<mars::msg::red_bank::Market> {
     MARKETS
         .may_load(deps.storage, denom)?
         .ok_or_else(|| RedBankError::MarketNotFound {

@@ -2,9 +2,9 @@
 
 use cosmwasm_std::{to_json_binary, Addr, Binary, Decimal, Deps, Env, Order, StdResult};
 use cw_storage_plus::Bound;
-use redline_common::math::{health::user_position_figures, interest};
-use redline_common::msg::oracle::ActionKind;
-use redline_common::msg::red_bank::{
+use mars::math::{health::user_position_figures, interest};
+use mars::msg::oracle::ActionKind;
+use mars::msg::red_bank::{
     ConfigResponse, Market, MarketV2Response, Metadata, PaginationResponse, QueryMsg,
     UserCollateralResponse, UserDebtResponse,
 };
@@ -243,7 +243,7 @@ fn user_position(
     user: &str,
     account_id: Option<String>,
     kind: ActionKind,
-) -> RedBankResult<redline_common::msg::red_bank::UserPositionResponse> {
+) -> RedBankResult<mars::msg::red_bank::UserPositionResponse> {
     let user = deps.api.addr_validate(user)?;
     let peers = Peers::load(deps)?;
     let positions = PricedPositions::load(

@@ -3,7 +3,7 @@
 
 use cosmwasm_std::{Addr, Order, StdResult, Storage, Uint128};
 use cw_storage_plus::{Item, Map};
-use redline_common::msg::red_bank::{namespace, Collateral, Debt, Market, UserId};
+use mars::msg::red_bank::{namespace, Collateral, Debt, Market, UserId};
 use serde::{Deserialize, Serialize};
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]

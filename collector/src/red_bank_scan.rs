@@ -1,0 +1,410 @@
+//! Reading the Red Bank's state from the chain: raw-state scans of its `debts` and `colls` maps
+//! (decoded as cw-storage-plus keys), per-account smart queries, and the markets, asset params,
+//! target health factor and oracle prices.
+//!
+//! The node answers at its latest height; every reader says so in its name or docs, and callers
+//! account for blocks committed while they read (see `follow` and `reconcile`).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use anyhow::Context as _;
+use cosmwasm_std::{Decimal, Uint128};
+use futures::{stream, StreamExt};
+use mars::msg::oracle::ActionKind;
+use mars::msg::red_bank::{namespace, Collateral, Debt, UserId};
+use mars::types::{AssetParams, Market};
+use redline_chain::{ChainClient, RawEntry, ScanOptions};
+use redline_pipeline::index::AccountPositions;
+use redline_protocol::red_bank;
+pub use redline_protocol::{RedBank, RedBankContracts};
+use serde::de::DeserializeOwned;
+
+use crate::metrics::CollectorMetrics;
+
+/// Why a raw map entry could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EntryError {
+    #[error("key does not start with the `{0}` namespace")]
+    Namespace(&'static str),
+    #[error("key ends inside the {0}")]
+    Truncated(&'static str),
+    #[error("{what} is not UTF-8")]
+    NotUtf8 { what: &'static str },
+    #[error("user key is not Mars's UserId JSON: {0}")]
+    UserId(String),
+    #[error("value is not a {what}: {message}")]
+    Value { what: &'static str, message: String },
+}
+
+/// The cw-storage-plus prefix of a map: 2-byte big-endian length, then the namespace.
+pub fn map_prefix(namespace: &str) -> Vec<u8> {
+    let mut prefix = (namespace.len() as u16).to_be_bytes().to_vec();
+    prefix.extend_from_slice(namespace.as_bytes());
+    prefix
+}
+
+/// Splits `(first, last)` key bytes after the namespace: the first part is length-prefixed,
+/// the last is the rest.
+fn split_pair<'a>(
+    key: &'a [u8],
+    prefix: &[u8],
+    ns: &'static str,
+) -> Result<(&'a [u8], &'a [u8]), EntryError> {
+    let rest = key.strip_prefix(prefix).ok_or(EntryError::Namespace(ns))?;
+    if rest.len() < 2 {
+        return Err(EntryError::Truncated("length of the first key part"));
+    }
+    let len = u16::from_be_bytes([rest[0], rest[1]]) as usize;
+    let rest = &rest[2..];
+    if rest.len() < len {
+        return Err(EntryError::Truncated("first key part"));
+    }
+    Ok((&rest[..len], &rest[len..]))
+}
+
+fn utf8(bytes: &[u8], what: &'static str) -> Result<String, EntryError> {
+    String::from_utf8(bytes.to_vec()).map_err(|_| EntryError::NotUtf8 { what })
+}
+
+/// `(address, denom)` of a `debts` key.
+pub fn decode_debt_key(key: &[u8]) -> Result<(String, String), EntryError> {
+    let prefix = map_prefix(namespace::DEBTS);
+    let (addr, denom) = split_pair(key, &prefix, namespace::DEBTS)?;
+    if denom.is_empty() {
+        return Err(EntryError::Truncated("denom"));
+    }
+    Ok((utf8(addr, "address")?, utf8(denom, "denom")?))
+}
+
+/// `(user id, denom)` of a `colls` key.
+pub fn decode_collateral_key(key: &[u8]) -> Result<(UserId, String), EntryError> {
+    let prefix = map_prefix(namespace::COLLATERALS);
+    let (user, denom) = split_pair(key, &prefix, namespace::COLLATERALS)?;
+    if denom.is_empty() {
+        return Err(EntryError::Truncated("denom"));
+    }
+    let user = UserId::from_key_bytes(user).map_err(|e| EntryError::UserId(e.to_string()))?;
+    Ok((user, utf8(denom, "denom")?))
+}
+
+fn decode_value<T: DeserializeOwned>(bytes: &[u8], what: &'static str) -> Result<T, EntryError> {
+    serde_json::from_slice(bytes).map_err(|e| EntryError::Value {
+        what,
+        message: e.to_string(),
+    })
+}
+
+/// How a full scan reads the chain.
+#[derive(Debug, Clone, Copy)]
+pub struct ScanSettings {
+    pub scan: ScanOptions,
+    /// Smart queries in flight at once (accounts re-read one by one).
+    pub query_concurrency: usize,
+}
+
+/// Every debtor of the Red Bank with its positions, from one full scan.
+#[derive(Debug, Default)]
+pub struct ChainScan {
+    pub accounts: BTreeMap<String, AccountPositions>,
+    pub debt_entries: usize,
+    pub collateral_entries: usize,
+    /// Entries whose key could not be read at all (logged and counted).
+    pub undecodable_keys: usize,
+    /// Accounts with an unreadable value, re-read with smart queries.
+    pub reread: usize,
+    /// Collateral entries of credit-manager accounts (another protocol's index).
+    pub other_protocol_entries: usize,
+}
+
+/// Scans the `debts` map, then the `colls` map (both at the node's latest state, pages
+/// concurrently), and assembles every account with debt. Accounts with an undecodable value
+/// are re-read with smart queries; keys that cannot be read at all are logged and counted.
+pub async fn scan_debtors<C: ChainClient>(
+    client: &C,
+    contracts: &RedBankContracts,
+    settings: ScanSettings,
+    metrics: &CollectorMetrics,
+    progress: &(dyn Fn(&str) + Sync),
+) -> anyhow::Result<ChainScan> {
+    let mut scan = ChainScan::default();
+    let mut reread: BTreeSet<String> = BTreeSet::new();
+
+    progress("scanning the debts map");
+    let debts = client
+        .scan_raw_prefix_concurrent(
+            &contracts.red_bank,
+            &map_prefix(namespace::DEBTS),
+            settings.scan,
+        )
+        .await
+        .with_context(|| format!("scanning the debts map of {}", contracts.red_bank))?;
+    scan.debt_entries = debts.len();
+    for RawEntry { key, value } in &debts {
+        let (address, denom) = match decode_debt_key(key) {
+            Ok(parts) => parts,
+            Err(e) => {
+                tracing::warn!(key = %hex::encode(key), error = %e, "skipping undecodable debts key");
+                metrics
+                    .decode_errors
+                    .with_label_values(&["debts_key"])
+                    .inc();
+                scan.undecodable_keys += 1;
+                continue;
+            }
+        };
+        match decode_value::<Debt>(value, "Debt") {
+            Ok(debt) => {
+                scan.accounts
+                    .entry(address.clone())
+                    .or_insert_with(|| AccountPositions::new(&address))
+                    .debts
+                    .insert(denom, debt);
+            }
+            Err(e) => {
+                tracing::warn!(%address, %denom, error = %e, "undecodable debts value; re-reading the account");
+                metrics
+                    .decode_errors
+                    .with_label_values(&["debts_value"])
+                    .inc();
+                reread.insert(address);
+            }
+        }
+    }
+    drop(debts);
+    progress(&format!(
+        "debts map: {} entries, {} debtors; scanning the colls map",
+        scan.debt_entries,
+        scan.accounts.len() + reread.len()
+    ));
+
+    let colls = client
+        .scan_raw_prefix_concurrent(
+            &contracts.red_bank,
+            &map_prefix(namespace::COLLATERALS),
+            settings.scan,
+        )
+        .await
+        .with_context(|| format!("scanning the colls map of {}", contracts.red_bank))?;
+    scan.collateral_entries = colls.len();
+    for RawEntry { key, value } in &colls {
+        let (user, denom) = match decode_collateral_key(key) {
+            Ok(parts) => parts,
+            Err(e) => {
+                tracing::warn!(key = %hex::encode(key), error = %e, "skipping undecodable colls key");
+                metrics
+                    .decode_errors
+                    .with_label_values(&["colls_key"])
+                    .inc();
+                scan.undecodable_keys += 1;
+                continue;
+            }
+        };
+        if !user.acc_id.is_empty() {
+            scan.other_protocol_entries += 1;
+            continue;
+        }
+        let address = user.addr.as_str();
+        let Some(account) = scan.accounts.get_mut(address) else {
+            // Not a debtor (or one being re-read as a whole).
+            continue;
+        };
+        match decode_value::<Collateral>(value, "Collateral") {
+            Ok(collateral) => {
+                account.collaterals.insert(denom, collateral);
+            }
+            Err(e) => {
+                tracing::warn!(%address, %denom, error = %e, "undecodable colls value; re-reading the account");
+                metrics
+                    .decode_errors
+                    .with_label_values(&["colls_value"])
+                    .inc();
+                reread.insert(address.to_string());
+            }
+        }
+    }
+    drop(colls);
+
+    for address in &reread {
+        scan.accounts.remove(address);
+    }
+    scan.reread = reread.len();
+    if !reread.is_empty() {
+        progress(&format!(
+            "re-reading {} accounts with smart queries",
+            reread.len()
+        ));
+        let addresses: Vec<String> = reread.into_iter().collect();
+        for (address, result) in
+            read_accounts(client, contracts, &addresses, settings.query_concurrency).await
+        {
+            let positions = result.with_context(|| format!("re-reading account {address}"))?;
+            scan.accounts.insert(address, positions);
+        }
+    }
+    scan.accounts.retain(|_, account| account.has_debt());
+    Ok(scan)
+}
+
+/// One account's Red Bank positions (`user_collaterals` and `user_debts`, at the node's latest
+/// height), without the zero entries.
+pub async fn read_account<C: ChainClient>(
+    client: &C,
+    contracts: &RedBankContracts,
+    address: &str,
+) -> anyhow::Result<AccountPositions> {
+    let position = red_bank::read::position(client, contracts, address, None)
+        .await
+        .with_context(|| format!("reading the positions of {address}"))?;
+    let mut positions = AccountPositions::new(address);
+    for c in position
+        .collaterals
+        .into_iter()
+        .filter(|c| !c.amount_scaled.is_zero())
+    {
+        let collateral = Collateral {
+            amount_scaled: c.amount_scaled,
+            enabled: c.enabled,
+        };
+        positions.collaterals.insert(c.denom, collateral);
+    }
+    for d in position
+        .debts
+        .into_iter()
+        .filter(|d| !d.amount_scaled.is_zero())
+    {
+        let debt = Debt {
+            amount_scaled: d.amount_scaled,
+            uncollateralized: d.uncollateralized,
+        };
+        positions.debts.insert(d.denom, debt);
+    }
+    Ok(positions)
+}
+
+/// [`read_account`] for many accounts, `concurrency` at a time; results in input order.
+pub async fn read_accounts<C: ChainClient>(
+    client: &C,
+    contracts: &RedBankContracts,
+    addresses: &[String],
+    concurrency: usize,
+) -> Vec<(String, anyhow::Result<AccountPositions>)> {
+    stream::iter(addresses.iter().cloned())
+        .map(|address| async move {
+            let result = read_account(client, contracts, &address).await;
+            (address, result)
+        })
+        .buffered(concurrency.max(1))
+        .collect()
+        .await
+}
+
+/// Every market, at the node's latest height.
+pub async fn markets<C: ChainClient>(
+    client: &C,
+    contracts: &RedBankContracts,
+) -> anyhow::Result<Vec<Market>> {
+    red_bank::markets(client, contracts, None)
+        .await
+        .context("reading the Red Bank markets")
+}
+
+/// Every asset's params, at the node's latest height.
+pub async fn asset_params<C: ChainClient>(
+    client: &C,
+    contracts: &RedBankContracts,
+) -> anyhow::Result<Vec<AssetParams>> {
+    red_bank::asset_params(client, contracts, None)
+        .await
+        .context("reading the asset params")
+}
+
+pub async fn target_health_factor<C: ChainClient>(
+    client: &C,
+    contracts: &RedBankContracts,
+) -> anyhow::Result<Decimal> {
+    red_bank::target_health_factor(client, contracts, None)
+        .await
+        .context("reading the target health factor")
+}
+
+/// Every oracle price of `kind`, denom → price, at the node's latest height.
+pub async fn prices<C: ChainClient>(
+    client: &C,
+    contracts: &RedBankContracts,
+    kind: ActionKind,
+) -> anyhow::Result<BTreeMap<String, Decimal>> {
+    red_bank::prices(client, contracts, kind, None)
+        .await
+        .with_context(|| format!("reading the oracle's {kind:?} prices"))
+}
+
+/// Total scaled debt of an account (for logs).
+pub fn total_debt_scaled(account: &AccountPositions) -> Uint128 {
+    account.debts.values().fold(Uint128::zero(), |sum, d| {
+        sum.saturating_add(d.amount_scaled)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cosmwasm_std::Addr;
+
+    fn debt_key(addr: &str, denom: &str) -> Vec<u8> {
+        let mut key = map_prefix("debts");
+        key.extend((addr.len() as u16).to_be_bytes());
+        key.extend(addr.as_bytes());
+        key.extend(denom.as_bytes());
+        key
+    }
+
+    #[test]
+    fn decodes_cw_storage_plus_keys() {
+        assert_eq!(
+            decode_debt_key(&debt_key("osmo1abc", "uatom")).unwrap(),
+            ("osmo1abc".to_string(), "uatom".to_string())
+        );
+        let user = UserId::red_bank(Addr::unchecked("osmo1abc"));
+        let mut key = map_prefix("colls");
+        let user_bytes = user.key_bytes();
+        key.extend((user_bytes.len() as u16).to_be_bytes());
+        key.extend(&user_bytes);
+        key.extend(b"ibc/27394FB0");
+        assert_eq!(
+            decode_collateral_key(&key).unwrap(),
+            (user, "ibc/27394FB0".to_string())
+        );
+    }
+
+    #[test]
+    fn rejects_malformed_keys_with_a_reason() {
+        assert_eq!(
+            decode_debt_key(b"\x00\x05markets"),
+            Err(EntryError::Namespace("debts"))
+        );
+        let mut short = map_prefix("debts");
+        short.extend([0, 50, b'o']);
+        assert_eq!(
+            decode_debt_key(&short),
+            Err(EntryError::Truncated("first key part"))
+        );
+        assert_eq!(
+            decode_debt_key(&debt_key("osmo1abc", "")),
+            Err(EntryError::Truncated("denom"))
+        );
+        let mut not_json = map_prefix("colls");
+        not_json.extend([0, 3]);
+        not_json.extend(b"abcuatom");
+        assert!(matches!(
+            decode_collateral_key(&not_json),
+            Err(EntryError::UserId(_))
+        ));
+        let mut bad_utf8 = map_prefix("debts");
+        bad_utf8.extend([0, 2, 0xff, 0xfe]);
+        bad_utf8.extend(b"uatom");
+        assert_eq!(
+            decode_debt_key(&bad_utf8),
+            Err(EntryError::NotUtf8 { what: "address" })
+        );
+    }
+}

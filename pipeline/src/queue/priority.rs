@@ -1,0 +1,1869 @@
+//! [`Queue`] that hands out the highest-priority job first, on Redis, without losing any.
+//!
+//! Redis Streams are first-in first-out, but a liquidator must take the most profitable
+//! liquidation first. This queue keeps the same guarantees as [`RedisStreamQueue`](super::RedisStreamQueue)
+//! (a job stays until its consumer acknowledges it after the effect is durable; a dead consumer's
+//! job comes back after the visibility timeout; a job that keeps failing or cannot be decoded is
+//! parked in a dead-letter stream with the reason) and adds priority order and deduplication.
+//!
+//! # Keys
+//!
+//! All keys of the queue `name` share the base `<prefix>:{<name>}`. The braces are a Redis
+//! Cluster hash tag, so every script touches one slot; on a cluster `--queue-prefix` carries a
+//! tag too (e.g. `{redline}`), and as Redis hashes the first tag of a key, the whole deployment
+//! then shares that slot (see [`crate::redis_conn`]):
+//!
+//! | key                      | type   | holds                                                   |
+//! |--------------------------|--------|---------------------------------------------------------|
+//! | `<base>:ready`           | zset   | waiting job ids, score = priority (highest first)       |
+//! | `<base>:inflight`        | zset   | claimed job ids, score = claim deadline (Unix ms)       |
+//! | `<base>:payloads`        | hash   | job id → envelope JSON (see [`Envelope`](super::Envelope)) |
+//! | `<base>:priorities`      | hash   | job id → priority (to put a reclaimed job back)          |
+//! | `<base>:deliveries`      | hash   | job id → times handed to a consumer                      |
+//! | `<base>:owners`          | hash   | job id → consumer holding it                             |
+//! | `<base>:latest`          | hash   | dedup key → id of the newest job for that key            |
+//! | `<base>:seq`             | string | counter for ids of jobs without a dedup key              |
+//! | `<base>:dead`            | stream | dead letters: reason, source id, deliveries, original job |
+//! | `<base>:parked`          | zset   | jobs waiting for a resource, score = wait order (highest first) |
+//! | `<base>:parked_needs`    | hash   | parked job id → what it waits for (`denom=amount,…`)    |
+//!
+//! # Job ids and deduplication
+//!
+//! A job with a [`DedupKey`] `{key, generation}` gets the id `<key>@<generation>`; for a
+//! liquidation candidate that is `<chain id>/<protocol>/<account>@<height>`. Enqueueing:
+//!
+//! - a newer generation for a key whose older job is still waiting replaces it (the older one
+//!   leaves the queue); an older job that is in flight is left to finish;
+//! - the same key and generation again updates the waiting job's payload and priority (a
+//!   repeated health check of one block), or does nothing while that job is in flight;
+//! - an older generation than the key's newest is dropped as stale.
+//!
+//! Jobs without a dedup key get `seq:<n>` and are never merged.
+//!
+//! # Life of a job
+//!
+//! Every step is one Lua script, so it is atomic with respect to other consumers, and uses the
+//! Redis server's clock (`TIME`), so consumers with skewed clocks agree on deadlines:
+//!
+//! - claim: pop the highest score from `ready`, add to `inflight` with deadline now +
+//!   visibility timeout, delivery count + 1; a job claimed more than `max deliveries` times
+//!   goes to the dead-letter stream instead;
+//! - ack: delete the job everywhere (also from `ready` when it was reclaimed meanwhile: its
+//!   work is done);
+//! - reclaim: jobs in `inflight` past their deadline go back to `ready` with their priority, or
+//!   to the dead-letter stream once they were delivered `max deliveries` times, or are dropped
+//!   when a newer job for the same dedup key is queued (it covers them);
+//! - dead-letter: `XADD <base>:dead` with the reason and the original payload, then delete.
+//!   A payload that does not decode is dead-lettered as soon as it is claimed;
+//! - park: a claimed job that cannot run for want of something its consumer lacks (a
+//!   liquidator's funds) leaves `inflight` for `parked`, its delivery not counted; a newer
+//!   generation of its dedup key replaces it there (it does not go back to `ready` and spin);
+//! - wake: the best-scored parked jobs go back to `ready` with their priority, when the
+//!   resource they wait for may have come: those whose needs the waking consumer holds at
+//!   least a tenth of (see [`Parking`](super::Parking)).
+//!
+//! Delivery is at least once, as with the stream queue.
+
+use std::marker::PhantomData;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cosmwasm_std::Decimal;
+use redis::{RedisError, Script, Value};
+
+use super::config::QueueConfig;
+use super::envelope::{self, JOB_FIELD};
+use super::redis_stream::DeadLetter;
+use super::{Backlog, Delivery, Job, JobId, Parking, Queue, QueueCounters, QueueError};
+use crate::jobs::{LiquidationCandidate, ProtocolKind};
+use crate::redis_conn::{ConnectOptions, RedisConn, RedisTarget};
+
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(10);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Expired in-flight jobs moved per reclaim script call (bounds the script's run time).
+const RECLAIM_BATCH: usize = 1_000;
+/// Polling interval bounds while a fetch waits for jobs.
+const POLL_MIN: Duration = Duration::from_millis(5);
+const POLL_MAX: Duration = Duration::from_millis(100);
+/// Prefix of the original message's fields in a dead letter (as the stream queue writes them).
+const ORIGINAL_FIELD_PREFIX: &str = "original:";
+
+/// Groups jobs that replace one another: for one `key`, only the highest `generation` is kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DedupKey {
+    /// What the jobs are about, e.g. `<chain id>/<protocol>/<account>`. Any text; the id of the
+    /// job is `<key>@<generation>`.
+    pub key: String,
+    /// Orders versions of the same key, e.g. the block height the job was computed at.
+    pub generation: u64,
+}
+
+/// A job that a [`PriorityQueue`] can order and deduplicate.
+pub trait PriorityJob: Job {
+    /// Higher is served first. Only used for ordering (a Redis sorted-set score, a double), so
+    /// rounding of nearly equal priorities is harmless; non-finite values count as 0.
+    fn priority(&self) -> f64;
+
+    /// Jobs with the same key replace one another (newest generation wins); `None` never merges.
+    fn dedup_key(&self) -> Option<DedupKey> {
+        None
+    }
+}
+
+/// Liquidation candidates: the most profitable first; one per account, the latest block wins.
+impl PriorityJob for LiquidationCandidate {
+    fn priority(&self) -> f64 {
+        decimal_to_f64(self.priority())
+    }
+
+    fn dedup_key(&self) -> Option<DedupKey> {
+        Some(DedupKey {
+            key: liquidation_dedup_key(&self.chain_id, self.protocol, &self.account),
+            generation: self.height,
+        })
+    }
+}
+
+/// The dedup key of an account's liquidation candidates: `<chain id>/<protocol>/<account>`.
+pub fn liquidation_dedup_key(chain_id: &str, protocol: ProtocolKind, account: &str) -> String {
+    format!("{chain_id}/{protocol}/{account}")
+}
+
+/// A Decimal as a double, for ordering only.
+pub fn decimal_to_f64(value: Decimal) -> f64 {
+    // 10^18 atomics per unit; u128 → f64 keeps ~16 significant digits, plenty for ordering.
+    value.atomics().u128() as f64 / 1e18
+}
+
+/// What enqueueing did with one job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EnqueueStatus {
+    /// A new job in the queue.
+    Queued,
+    /// The same key and generation was waiting: its payload and priority were updated.
+    Replaced,
+    /// An older generation of the key was waiting and was removed in favour of this job (or
+    /// was in flight and is left to finish).
+    Superseded,
+    /// A newer generation of the key is already queued or in flight: this job was dropped.
+    Stale,
+    /// The same key and generation is being worked on: nothing changed.
+    InFlight,
+}
+
+impl EnqueueStatus {
+    fn parse(text: &str) -> Option<Self> {
+        Some(match text {
+            "queued" => Self::Queued,
+            "replaced" => Self::Replaced,
+            "superseded" => Self::Superseded,
+            "stale" => Self::Stale,
+            "in_flight" => Self::InFlight,
+            _ => return None,
+        })
+    }
+
+    /// Whether the job's payload is now in the queue.
+    pub fn is_queued(self) -> bool {
+        matches!(self, Self::Queued | Self::Replaced | Self::Superseded)
+    }
+}
+
+/// One job's enqueue outcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Enqueued {
+    pub id: JobId,
+    pub status: EnqueueStatus,
+}
+
+/// One waiting job as [`PriorityQueue::peek`] shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Waiting<J> {
+    pub id: JobId,
+    pub priority: f64,
+    /// `None` when the payload does not decode (it will be dead-lettered when claimed).
+    pub job: Option<J>,
+}
+
+// Shared Lua: removes a job from every structure; keeps `latest` unless it points to this job.
+// KEYS order for every script: 1 ready, 2 inflight, 3 payloads, 4 priorities, 5 deliveries,
+// 6 owners, 7 latest, 8 seq, 9 dead, 10 parked, 11 parked_needs.
+const LUA_HELPERS: &str = r"
+local function dedup_key_of(id)
+  return string.match(id, '^(.*)@%d+$')
+end
+local function forget(id)
+  redis.call('ZREM', KEYS[1], id)
+  redis.call('ZREM', KEYS[2], id)
+  redis.call('ZREM', KEYS[10], id)
+  redis.call('HDEL', KEYS[11], id)
+  redis.call('HDEL', KEYS[3], id)
+  redis.call('HDEL', KEYS[4], id)
+  redis.call('HDEL', KEYS[5], id)
+  redis.call('HDEL', KEYS[6], id)
+  local key = dedup_key_of(id)
+  if key and redis.call('HGET', KEYS[7], key) == id then
+    redis.call('HDEL', KEYS[7], key)
+  end
+end
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local function bury(id, reason, consumer, now, fallback_payload, max_len)
+  local payload = redis.call('HGET', KEYS[3], id) or fallback_payload
+  local deliveries = redis.call('HGET', KEYS[5], id) or '0'
+  local args = {KEYS[9]}
+  if max_len ~= '' then
+    table.insert(args, 'MAXLEN'); table.insert(args, '~'); table.insert(args, max_len)
+  end
+  for _, v in ipairs({'*', 'reason', reason, 'source_stream', KEYS[1], 'source_id', id,
+      'consumer', consumer, 'deliveries', deliveries, 'dead_lettered_at_ms', tostring(now),
+      'original:job', payload}) do
+    table.insert(args, v)
+  end
+  redis.call('XADD', unpack(args))
+  forget(id)
+end
+";
+
+/// ARGV: n, then n × (dedup key or '', generation, score, payload).
+/// Returns n × (id, status).
+const ENQUEUE_LUA: &str = r"
+local out = {}
+local n = tonumber(ARGV[1])
+for i = 0, n - 1 do
+  local key = ARGV[2 + i * 4]
+  local generation_text = ARGV[3 + i * 4]
+  local generation = tonumber(generation_text)
+  local score = ARGV[4 + i * 4]
+  local payload = ARGV[5 + i * 4]
+  local id
+  local status = 'queued'
+  local parked_score = nil
+  local parked_needs = nil
+  if key == '' then
+    id = 'seq:' .. redis.call('INCR', KEYS[8])
+  else
+    id = key .. '@' .. generation_text
+    local current = redis.call('HGET', KEYS[7], key)
+    if current then
+      local current_generation = tonumber(string.match(current, '@(%d+)$')) or -1
+      if current_generation > generation then
+        status = 'stale'
+      elseif current == id then
+        if redis.call('ZSCORE', KEYS[2], id) then
+          status = 'in_flight'
+        elseif redis.call('ZSCORE', KEYS[1], id) then
+          status = 'replaced'
+        else
+          parked_score = redis.call('ZSCORE', KEYS[10], id)
+          if parked_score then status = 'replaced' end
+        end
+      else
+        parked_score = redis.call('ZSCORE', KEYS[10], current)
+        if parked_score then
+          parked_needs = redis.call('HGET', KEYS[11], current)
+        end
+        if parked_score or redis.call('ZSCORE', KEYS[1], current) then
+          forget(current)
+        end
+        status = 'superseded'
+      end
+    end
+  end
+  if status == 'queued' or status == 'replaced' or status == 'superseded' then
+    if parked_score then
+      redis.call('ZADD', KEYS[10], parked_score, id)
+      if parked_needs then
+        redis.call('HSET', KEYS[11], id, parked_needs)
+      end
+    else
+      redis.call('ZADD', KEYS[1], score, id)
+    end
+    redis.call('HSET', KEYS[3], id, payload)
+    redis.call('HSET', KEYS[4], id, score)
+    if key ~= '' then
+      redis.call('HSET', KEYS[7], key, id)
+    end
+  end
+  table.insert(out, id)
+  table.insert(out, status)
+end
+return out
+";
+
+/// ARGV: max jobs, visibility ms, max deliveries, consumer, dead-letter max len ('' = none).
+/// Returns a flat list of (id, payload or '', deliveries, state) with state 'ok', 'missing'
+/// (payload gone) or 'dead' (over the delivery limit, already dead-lettered).
+const CLAIM_LUA: &str = r"
+local out = {}
+local now = now_ms()
+local deadline = now + tonumber(ARGV[2])
+local max_deliveries = tonumber(ARGV[3])
+local remaining = tonumber(ARGV[1])
+while remaining > 0 do
+  local popped = redis.call('ZPOPMAX', KEYS[1])
+  if #popped == 0 then break end
+  local id = popped[1]
+  local count = redis.call('HINCRBY', KEYS[5], id, 1)
+  local payload = redis.call('HGET', KEYS[3], id)
+  if count > max_deliveries then
+    bury(id, 'delivered ' .. (count - 1) .. ' times without an acknowledgement (limit ' ..
+      max_deliveries .. ')', ARGV[4], now, '', ARGV[5])
+    table.insert(out, id); table.insert(out, ''); table.insert(out, count); table.insert(out, 'dead')
+  else
+    redis.call('ZADD', KEYS[2], deadline, id)
+    redis.call('HSET', KEYS[6], id, ARGV[4])
+    if payload then
+      table.insert(out, id); table.insert(out, payload); table.insert(out, count)
+      table.insert(out, 'ok')
+      remaining = remaining - 1
+    else
+      table.insert(out, id); table.insert(out, ''); table.insert(out, count)
+      table.insert(out, 'missing')
+    end
+  end
+end
+return out
+";
+
+/// ARGV: max deliveries, limit, consumer, dead-letter max len.
+/// Returns {requeued, dead-lettered, dropped}.
+const RECLAIM_LUA: &str = r"
+local now = now_ms()
+local max_deliveries = tonumber(ARGV[1])
+local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, tonumber(ARGV[2]))
+local requeued, buried, dropped = 0, 0, 0
+for _, id in ipairs(expired) do
+  redis.call('ZREM', KEYS[2], id)
+  redis.call('HDEL', KEYS[6], id)
+  local count = tonumber(redis.call('HGET', KEYS[5], id) or '0')
+  local key = dedup_key_of(id)
+  local latest = key and redis.call('HGET', KEYS[7], key)
+  if latest and latest ~= id then
+    forget(id)
+    dropped = dropped + 1
+  elseif count >= max_deliveries then
+    bury(id, 'not acknowledged after ' .. count .. ' deliveries (limit ' .. max_deliveries .. ')',
+      ARGV[3], now, '', ARGV[4])
+    buried = buried + 1
+  else
+    local score = redis.call('HGET', KEYS[4], id) or '0'
+    redis.call('ZADD', KEYS[1], score, id)
+    requeued = requeued + 1
+  end
+end
+return {requeued, buried, dropped}
+";
+
+/// ARGV: ids. Returns how many were still queued or in flight.
+const ACK_LUA: &str = r"
+local acked = 0
+for _, id in ipairs(ARGV) do
+  local present = redis.call('ZSCORE', KEYS[2], id) or redis.call('ZSCORE', KEYS[1], id)
+    or redis.call('ZSCORE', KEYS[10], id)
+  if present then
+    acked = acked + 1
+  end
+  forget(id)
+end
+return acked
+";
+
+/// ARGV: id, reason, consumer, fallback payload, dead-letter max len. Returns 1 if the job was
+/// still known.
+const DEAD_LETTER_LUA: &str = r"
+local id = ARGV[1]
+local known = redis.call('HEXISTS', KEYS[3], id) == 1 or redis.call('ZSCORE', KEYS[2], id)
+bury(id, ARGV[2], ARGV[3], now_ms(), ARGV[4], ARGV[5])
+if known then return 1 else return 0 end
+";
+
+/// ARGV: n × (dedup key, generation). Removes each key's waiting job when it is of an older
+/// generation. Returns how many were removed.
+const RETRACT_LUA: &str = r"
+local removed = 0
+for i = 1, #ARGV, 2 do
+  local current = redis.call('HGET', KEYS[7], ARGV[i])
+  if current then
+    local current_generation = tonumber(string.match(current, '@(%d+)$')) or -1
+    local waiting = redis.call('ZSCORE', KEYS[1], current) or redis.call('ZSCORE', KEYS[10], current)
+    if current_generation < tonumber(ARGV[i + 1]) and waiting then
+      forget(current)
+      removed = removed + 1
+    end
+  end
+end
+return removed
+";
+
+/// ARGV: id, consumer. In flight → back to ready now. Returns 1 if it was in flight.
+const RELEASE_LUA: &str = r"
+if redis.call('ZREM', KEYS[2], ARGV[1]) == 1 then
+  redis.call('HDEL', KEYS[6], ARGV[1])
+  local score = redis.call('HGET', KEYS[4], ARGV[1]) or '0'
+  redis.call('ZADD', KEYS[1], score, ARGV[1])
+  return 1
+end
+return 0
+";
+
+/// ARGV: id, wait score, needs (`denom=amount,…`, '' = anything). In flight → parked, this
+/// delivery not counted. Returns 1 if it was in flight.
+const PARK_LUA: &str = r"
+if redis.call('ZREM', KEYS[2], ARGV[1]) == 1 then
+  redis.call('HDEL', KEYS[6], ARGV[1])
+  if tonumber(redis.call('HINCRBY', KEYS[5], ARGV[1], -1)) <= 0 then
+    redis.call('HDEL', KEYS[5], ARGV[1])
+  end
+  redis.call('ZADD', KEYS[10], ARGV[2], ARGV[1])
+  if ARGV[3] ~= '' then
+    redis.call('HSET', KEYS[11], ARGV[1], ARGV[3])
+  else
+    redis.call('HDEL', KEYS[11], ARGV[1])
+  end
+  return 1
+end
+return 0
+";
+
+/// ARGV: max, holdings (`denom=amount,…`; '' = wake regardless of needs). Up to `max` parked
+/// jobs, best score first, whose needs the holdings meet a tenth of in some denom → ready with
+/// their priority. Returns how many.
+const WAKE_LUA: &str = r"
+local function parse(text)
+  local t = {}
+  for denom, amount in string.gmatch(text, '([^,=]+)=([^,]+)') do
+    t[denom] = tonumber(amount) or 0
+  end
+  return t
+end
+local any = ARGV[2] == ''
+local have = parse(ARGV[2])
+local max = tonumber(ARGV[1])
+local n = 0
+local ids = redis.call('ZREVRANGE', KEYS[10], 0, -1)
+for _, id in ipairs(ids) do
+  if n >= max then break end
+  local needs = redis.call('HGET', KEYS[11], id)
+  local ok = any or not needs
+  if not ok then
+    for denom, amount in pairs(parse(needs)) do
+      local held = have[denom] or 0
+      if held > 0 and held * 10 >= amount then ok = true end
+    end
+  end
+  if ok then
+    redis.call('ZREM', KEYS[10], id)
+    redis.call('HDEL', KEYS[11], id)
+    local score = redis.call('HGET', KEYS[4], id) or '0'
+    redis.call('ZADD', KEYS[1], score, id)
+    n = n + 1
+  end
+end
+return n
+";
+
+/// ARGV: id, visibility ms. Returns 1 if the job was in flight.
+const EXTEND_LUA: &str = r"
+if redis.call('ZSCORE', KEYS[2], ARGV[1]) then
+  redis.call('ZADD', KEYS[2], now_ms() + tonumber(ARGV[2]), ARGV[1])
+  return 1
+end
+return 0
+";
+
+/// ARGV: max jobs, visibility ms, max deliveries, consumer, dead-letter max len.
+/// Takes over expired in-flight jobs directly (for [`Queue::reclaim_stale`]); same reply as claim.
+const TAKE_EXPIRED_LUA: &str = r"
+local out = {}
+local now = now_ms()
+local deadline = now + tonumber(ARGV[2])
+local max_deliveries = tonumber(ARGV[3])
+local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
+for _, id in ipairs(expired) do
+  local count = redis.call('HINCRBY', KEYS[5], id, 1)
+  local payload = redis.call('HGET', KEYS[3], id)
+  local key = dedup_key_of(id)
+  local latest = key and redis.call('HGET', KEYS[7], key)
+  if latest and latest ~= id then
+    forget(id)
+  elseif count > max_deliveries then
+    bury(id, 'not acknowledged after ' .. (count - 1) .. ' deliveries (limit ' ..
+      max_deliveries .. ')', ARGV[4], now, '', ARGV[5])
+    table.insert(out, id); table.insert(out, ''); table.insert(out, count); table.insert(out, 'dead')
+  else
+    redis.call('ZADD', KEYS[2], deadline, id)
+    redis.call('HSET', KEYS[6], id, ARGV[4])
+    if payload then
+      table.insert(out, id); table.insert(out, payload); table.insert(out, count)
+      table.insert(out, 'ok')
+    else
+      table.insert(out, id); table.insert(out, ''); table.insert(out, count)
+      table.insert(out, 'missing')
+    end
+  end
+end
+return out
+";
+
+fn script(body: &str) -> Script {
+    Script::new(&format!("{LUA_HELPERS}\n{body}"))
+}
+
+struct Scripts {
+    enqueue: Script,
+    claim: Script,
+    reclaim: Script,
+    take_expired: Script,
+    ack: Script,
+    retract: Script,
+    dead_letter: Script,
+    release: Script,
+    extend: Script,
+    park: Script,
+    wake: Script,
+}
+
+impl Scripts {
+    fn new() -> Self {
+        Self {
+            enqueue: script(ENQUEUE_LUA),
+            claim: script(CLAIM_LUA),
+            reclaim: script(RECLAIM_LUA),
+            take_expired: script(TAKE_EXPIRED_LUA),
+            ack: script(ACK_LUA),
+            retract: script(RETRACT_LUA),
+            dead_letter: script(DEAD_LETTER_LUA),
+            release: script(RELEASE_LUA),
+            extend: script(EXTEND_LUA),
+            park: script(PARK_LUA),
+            wake: script(WAKE_LUA),
+        }
+    }
+}
+
+/// The keys of one priority queue (see the module docs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PriorityKeys {
+    pub ready: String,
+    pub inflight: String,
+    pub payloads: String,
+    pub priorities: String,
+    pub deliveries: String,
+    pub owners: String,
+    pub latest: String,
+    pub seq: String,
+    pub dead: String,
+    pub parked: String,
+    pub parked_needs: String,
+}
+
+impl PriorityKeys {
+    /// Keys of queue `name` under `prefix`: `<prefix>:{<name>}:<part>`.
+    pub fn new(prefix: &str, name: &str) -> Self {
+        let base = format!("{prefix}:{{{name}}}");
+        let key = |part: &str| format!("{base}:{part}");
+        Self {
+            ready: key("ready"),
+            inflight: key("inflight"),
+            payloads: key("payloads"),
+            priorities: key("priorities"),
+            deliveries: key("deliveries"),
+            owners: key("owners"),
+            latest: key("latest"),
+            seq: key("seq"),
+            dead: key("dead"),
+            parked: key("parked"),
+            parked_needs: key("parked_needs"),
+        }
+    }
+
+    fn in_order(&self) -> [&str; 11] {
+        [
+            &self.ready,
+            &self.inflight,
+            &self.payloads,
+            &self.priorities,
+            &self.deliveries,
+            &self.owners,
+            &self.latest,
+            &self.seq,
+            &self.dead,
+            &self.parked,
+            &self.parked_needs,
+        ]
+    }
+}
+
+#[derive(Default)]
+struct Counters {
+    enqueued: AtomicU64,
+    delivered: AtomicU64,
+    acked: AtomicU64,
+    reclaimed: AtomicU64,
+    dead_lettered: AtomicU64,
+    malformed: AtomicU64,
+    vanished: AtomicU64,
+}
+
+fn add(counter: &AtomicU64, n: u64) {
+    counter.fetch_add(n, Ordering::Relaxed);
+}
+
+struct Inner {
+    redacted_url: String,
+    keys: PriorityKeys,
+    consumer: String,
+    visibility: Duration,
+    max_deliveries: u64,
+    max_len: Option<u64>,
+    conn: RedisConn,
+    scripts: Scripts,
+    counters: Counters,
+}
+
+/// A reliable priority queue of `J` jobs on Redis. Cheap to clone; clones share the connection,
+/// consumer name and counters.
+pub struct PriorityQueue<J> {
+    inner: Arc<Inner>,
+    job: PhantomData<fn() -> J>,
+}
+
+impl<J> Clone for PriorityQueue<J> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+            job: PhantomData,
+        }
+    }
+}
+
+impl<J> std::fmt::Debug for PriorityQueue<J> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PriorityQueue")
+            .field("url", &self.inner.redacted_url)
+            .field("ready", &self.inner.keys.ready)
+            .field("consumer", &self.inner.consumer)
+            .finish_non_exhaustive()
+    }
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+/// One entry of a claim script's reply.
+struct Claimed {
+    id: String,
+    payload: Vec<u8>,
+    deliveries: u64,
+    state: ClaimState,
+}
+
+enum ClaimState {
+    Ok,
+    Missing,
+    Dead,
+}
+
+impl<J: PriorityJob> PriorityQueue<J> {
+    /// Connects to the priority queue `name` under `config`'s prefix. Validates `config` first;
+    /// uses its URL, prefix, consumer name, visibility timeout, delivery limit and max length
+    /// (for the dead-letter stream).
+    pub async fn connect(config: &QueueConfig, name: &str) -> Result<Self, QueueError> {
+        config.validate()?;
+        if name.is_empty()
+            || name
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control() || c == '{' || c == '}')
+        {
+            return Err(QueueError::InvalidName {
+                name: name.to_owned(),
+            });
+        }
+        let redacted_url = config.redacted_url();
+        let connect_error = |source| QueueError::Connect {
+            url: redacted_url.clone(),
+            source,
+        };
+        let conn = RedisTarget::from_config(config)
+            .map_err(connect_error)?
+            .connect(ConnectOptions {
+                connect_timeout: CONNECT_TIMEOUT,
+                response_timeout: Some(COMMAND_TIMEOUT),
+                max_reconnect_delay: Duration::from_secs(2),
+            })
+            .await
+            .map_err(connect_error)?;
+        let inner = Inner {
+            redacted_url,
+            keys: PriorityKeys::new(&config.queue_prefix, name),
+            consumer: config.consumer_name(),
+            visibility: config.visibility_timeout(),
+            max_deliveries: u64::from(config.queue_max_deliveries),
+            max_len: config.queue_max_len,
+            conn,
+            scripts: Scripts::new(),
+            counters: Counters::default(),
+        };
+        Ok(Self {
+            inner: Arc::new(inner),
+            job: PhantomData,
+        })
+    }
+
+    pub fn keys(&self) -> &PriorityKeys {
+        &self.inner.keys
+    }
+
+    pub fn consumer(&self) -> &str {
+        &self.inner.consumer
+    }
+
+    pub fn visibility_timeout(&self) -> Duration {
+        self.inner.visibility
+    }
+
+    pub fn max_deliveries(&self) -> u64 {
+        self.inner.max_deliveries
+    }
+
+    /// Enqueues `jobs` in one atomic script and says what happened to each (see
+    /// [`EnqueueStatus`]).
+    pub async fn push(&self, jobs: &[J]) -> Result<Vec<Enqueued>, QueueError> {
+        let inner = &self.inner;
+        if jobs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let at = now_ms();
+        let mut invocation = inner.scripts.enqueue.prepare_invoke();
+        inner.add_keys(&mut invocation);
+        invocation.arg(jobs.len());
+        for job in jobs {
+            let payload = envelope::encode(job, at).map_err(|source| QueueError::Encode {
+                stream: inner.keys.ready.clone(),
+                kind: J::KIND,
+                source,
+            })?;
+            let (key, generation) = match job.dedup_key() {
+                Some(dedup) => (dedup.key, dedup.generation),
+                None => (String::new(), 0),
+            };
+            let priority = job.priority();
+            let score = if priority.is_finite() { priority } else { 0.0 };
+            invocation
+                .arg(key)
+                .arg(generation)
+                .arg(score.to_string())
+                .arg(payload);
+        }
+        let reply: Vec<String> = invocation
+            .invoke_async(&mut inner.conn.clone())
+            .await
+            .map_err(|e| inner.redis_error("enqueue", e))?;
+        if reply.len() != jobs.len() * 2 {
+            return Err(inner.reply_error(
+                "enqueue",
+                format!("{} reply items for {} jobs", reply.len(), jobs.len()),
+            ));
+        }
+        let mut outcomes = Vec::with_capacity(jobs.len());
+        for pair in reply.chunks(2) {
+            let status = EnqueueStatus::parse(&pair[1]).ok_or_else(|| {
+                inner.reply_error("enqueue", format!("unknown status {:?}", pair[1]))
+            })?;
+            outcomes.push(Enqueued {
+                id: JobId::new(pair[0].clone()),
+                status,
+            });
+        }
+        let queued = outcomes.iter().filter(|o| o.status.is_queued()).count();
+        add(&inner.counters.enqueued, queued as u64);
+        Ok(outcomes)
+    }
+
+    /// Claims up to `max` jobs, highest priority first, without waiting.
+    pub async fn claim(&self, max: usize) -> Result<Vec<Delivery<J>>, QueueError> {
+        if max == 0 {
+            return Ok(Vec::new());
+        }
+        let claimed = self
+            .run_claim_script(&self.inner.scripts.claim, "claim", max)
+            .await?;
+        Ok(self.accept_all(claimed).await)
+    }
+
+    /// Runs one of the scripts that hand jobs to this consumer (`claim`, `take_expired`):
+    /// they share their keys, arguments and reply shape.
+    async fn run_claim_script(
+        &self,
+        script: &Script,
+        operation: &'static str,
+        max: usize,
+    ) -> Result<Vec<Claimed>, QueueError> {
+        let inner = &self.inner;
+        let mut invocation = script.prepare_invoke();
+        inner.add_keys(&mut invocation);
+        invocation
+            .arg(max)
+            .arg(millis(inner.visibility))
+            .arg(inner.max_deliveries)
+            .arg(&inner.consumer)
+            .arg(inner.max_len_arg());
+        let reply: Value = invocation
+            .invoke_async(&mut inner.conn.clone())
+            .await
+            .map_err(|e| inner.redis_error(operation, e))?;
+        parse_claimed(reply).map_err(|detail| inner.reply_error(operation, detail))
+    }
+
+    /// Moves in-flight jobs past their deadline back into the queue (or to the dead-letter
+    /// stream past the delivery limit, or drops them when a newer job for the same key is
+    /// queued). Returns how many went back.
+    pub async fn requeue_expired(&self) -> Result<u64, QueueError> {
+        let inner = &self.inner;
+        let mut requeued_total = 0;
+        loop {
+            let mut invocation = inner.scripts.reclaim.prepare_invoke();
+            inner.add_keys(&mut invocation);
+            invocation
+                .arg(inner.max_deliveries)
+                .arg(RECLAIM_BATCH)
+                .arg(&inner.consumer)
+                .arg(inner.max_len_arg());
+            let (requeued, buried, dropped): (u64, u64, u64) = invocation
+                .invoke_async(&mut inner.conn.clone())
+                .await
+                .map_err(|e| inner.redis_error("reclaim", e))?;
+            if requeued + buried + dropped > 0 {
+                tracing::info!(
+                    queue = %inner.keys.ready,
+                    requeued,
+                    dead_lettered = buried,
+                    superseded = dropped,
+                    "reclaimed jobs held past the visibility timeout"
+                );
+            }
+            add(&inner.counters.reclaimed, requeued);
+            add(&inner.counters.dead_lettered, buried);
+            requeued_total += requeued;
+            if ((requeued + buried + dropped) as usize) < RECLAIM_BATCH {
+                return Ok(requeued_total);
+            }
+        }
+    }
+
+    /// Withdraws waiting jobs that became moot: for each `(key, generation)`, the key's waiting
+    /// job is removed if it is of an older generation (e.g. an account found healthy again at a
+    /// later block). Jobs in flight are left alone. Returns how many were removed.
+    pub async fn retract(&self, keys: &[DedupKey]) -> Result<u64, QueueError> {
+        let inner = &self.inner;
+        let mut removed = 0;
+        for chunk in keys.chunks(1_000) {
+            let mut invocation = inner.scripts.retract.prepare_invoke();
+            inner.add_keys(&mut invocation);
+            for key in chunk {
+                invocation.arg(&key.key).arg(key.generation);
+            }
+            let n: u64 = invocation
+                .invoke_async(&mut inner.conn.clone())
+                .await
+                .map_err(|e| inner.redis_error("retract", e))?;
+            removed += n;
+        }
+        Ok(removed)
+    }
+
+    /// The `max` highest-priority waiting jobs, without claiming them.
+    pub async fn peek(&self, max: usize) -> Result<Vec<Waiting<J>>, QueueError> {
+        let inner = &self.inner;
+        if max == 0 {
+            return Ok(Vec::new());
+        }
+        let ranked: Vec<(String, f64)> = redis::cmd("ZREVRANGE")
+            .arg(&inner.keys.ready)
+            .arg(0)
+            .arg(max - 1)
+            .arg("WITHSCORES")
+            .query_async(&mut inner.conn.clone())
+            .await
+            .map_err(|e| inner.redis_error("ZREVRANGE", e))?;
+        if ranked.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<&str> = ranked.iter().map(|(id, _)| id.as_str()).collect();
+        let payloads: Vec<Option<Vec<u8>>> = redis::cmd("HMGET")
+            .arg(&inner.keys.payloads)
+            .arg(&ids)
+            .query_async(&mut inner.conn.clone())
+            .await
+            .map_err(|e| inner.redis_error("HMGET payloads", e))?;
+        Ok(ranked
+            .into_iter()
+            .zip(payloads)
+            .map(|((id, priority), payload)| Waiting {
+                id: JobId::new(id),
+                priority,
+                job: payload.and_then(|raw| {
+                    envelope::decode::<J>(&[(JOB_FIELD.as_bytes().to_vec(), raw)])
+                        .ok()
+                        .map(|e| e.payload)
+                }),
+            })
+            .collect())
+    }
+
+    /// The oldest `max` dead letters.
+    pub async fn dead_letters(&self, max: usize) -> Result<Vec<DeadLetter>, QueueError> {
+        let inner = &self.inner;
+        let entries: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+            .arg(&inner.keys.dead)
+            .arg("-")
+            .arg("+")
+            .arg("COUNT")
+            .arg(max)
+            .query_async(&mut inner.conn.clone())
+            .await
+            .map_err(|e| inner.redis_error("XRANGE dead letters", e))?;
+        Ok(entries
+            .ids
+            .into_iter()
+            .map(|entry| {
+                let mut letter = DeadLetter {
+                    id: entry.id,
+                    source_id: String::new(),
+                    reason: String::new(),
+                    deliveries: 0,
+                    consumer: String::new(),
+                    dead_lettered_at_ms: 0,
+                    original_fields: Vec::new(),
+                };
+                for (name, value) in entry.map {
+                    let bytes = match value {
+                        Value::BulkString(bytes) => bytes,
+                        Value::SimpleString(text) => text.into_bytes(),
+                        _ => continue,
+                    };
+                    if let Some(original) = name.strip_prefix(ORIGINAL_FIELD_PREFIX) {
+                        letter.original_fields.push((original.to_owned(), bytes));
+                        continue;
+                    }
+                    let text = String::from_utf8_lossy(&bytes).into_owned();
+                    match name.as_str() {
+                        "source_id" => letter.source_id = text,
+                        "reason" => letter.reason = text,
+                        "deliveries" => letter.deliveries = text.parse().unwrap_or(0),
+                        "consumer" => letter.consumer = text,
+                        "dead_lettered_at_ms" => {
+                            letter.dead_lettered_at_ms = text.parse().unwrap_or(0)
+                        }
+                        _ => {}
+                    }
+                }
+                letter
+            })
+            .collect())
+    }
+
+    /// Decodes claimed entries; dead-letters the undecodable ones.
+    async fn accept_all(&self, claimed: Vec<Claimed>) -> Vec<Delivery<J>> {
+        let inner = &self.inner;
+        let mut deliveries = Vec::with_capacity(claimed.len());
+        for entry in claimed {
+            match entry.state {
+                ClaimState::Dead => {
+                    add(&inner.counters.dead_lettered, 1);
+                    tracing::warn!(
+                        queue = %inner.keys.ready,
+                        id = %entry.id,
+                        deliveries = entry.deliveries,
+                        "job over the delivery limit moved to the dead-letter stream"
+                    );
+                }
+                ClaimState::Missing => {
+                    add(&inner.counters.vanished, 1);
+                    inner
+                        .bury_logged(
+                            &entry.id,
+                            "payload missing from the payload hash",
+                            b"",
+                            true,
+                        )
+                        .await;
+                }
+                ClaimState::Ok => {
+                    let fields = vec![(JOB_FIELD.as_bytes().to_vec(), entry.payload)];
+                    match envelope::decode::<J>(&fields) {
+                        Ok(envelope) => {
+                            add(&inner.counters.delivered, 1);
+                            deliveries.push(
+                                Delivery::new(
+                                    JobId::new(entry.id),
+                                    envelope.payload,
+                                    envelope.version,
+                                    envelope.enqueued_at_ms,
+                                    entry.deliveries,
+                                )
+                                .with_original_fields(fields),
+                            );
+                        }
+                        Err(problem) => {
+                            inner
+                                .bury_logged(&entry.id, &problem.to_string(), &fields[0].1, true)
+                                .await;
+                        }
+                    }
+                }
+            }
+        }
+        deliveries
+    }
+}
+
+impl Inner {
+    fn redis_error(&self, operation: &'static str, source: RedisError) -> QueueError {
+        QueueError::Redis {
+            stream: self.keys.ready.clone(),
+            operation,
+            source,
+        }
+    }
+
+    fn reply_error(&self, operation: &'static str, detail: impl Into<String>) -> QueueError {
+        QueueError::Reply {
+            stream: self.keys.ready.clone(),
+            operation,
+            detail: detail.into(),
+        }
+    }
+
+    fn add_keys(&self, invocation: &mut redis::ScriptInvocation<'_>) {
+        for key in self.keys.in_order() {
+            invocation.key(key);
+        }
+    }
+
+    fn max_len_arg(&self) -> String {
+        self.max_len.map(|n| n.to_string()).unwrap_or_default()
+    }
+
+    async fn bury(
+        &self,
+        id: &str,
+        reason: &str,
+        fallback_payload: &[u8],
+        malformed: bool,
+    ) -> Result<bool, QueueError> {
+        let mut invocation = self.scripts.dead_letter.prepare_invoke();
+        self.add_keys(&mut invocation);
+        invocation
+            .arg(id)
+            .arg(reason)
+            .arg(&self.consumer)
+            .arg(fallback_payload)
+            .arg(self.max_len_arg());
+        let known: i64 = invocation
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(|e| self.redis_error("dead-letter", e))?;
+        add(&self.counters.dead_lettered, 1);
+        if malformed {
+            add(&self.counters.malformed, 1);
+        }
+        tracing::warn!(
+            queue = %self.keys.ready,
+            dead_letter_stream = %self.keys.dead,
+            id,
+            reason,
+            "job moved to the dead-letter stream"
+        );
+        Ok(known == 1)
+    }
+
+    /// [`bury`](Self::bury) on the claim path: a failure is logged; the job stays in flight and
+    /// is reclaimed (and dead-lettered) later.
+    async fn bury_logged(&self, id: &str, reason: &str, fallback_payload: &[u8], malformed: bool) {
+        if let Err(error) = self.bury(id, reason, fallback_payload, malformed).await {
+            tracing::error!(
+                queue = %self.keys.ready,
+                id,
+                reason,
+                %error,
+                "could not dead-letter a job; it stays in flight and will be retried"
+            );
+        }
+    }
+}
+
+fn value_bytes(value: Value) -> Option<Vec<u8>> {
+    match value {
+        Value::BulkString(bytes) => Some(bytes),
+        Value::SimpleString(text) => Some(text.into_bytes()),
+        Value::Int(n) => Some(n.to_string().into_bytes()),
+        Value::Nil => Some(Vec::new()),
+        _ => None,
+    }
+}
+
+fn parse_claimed(reply: Value) -> Result<Vec<Claimed>, String> {
+    let items = match reply {
+        Value::Array(items) => items,
+        Value::Nil => return Ok(Vec::new()),
+        other => return Err(format!("reply is {other:?}")),
+    };
+    if items.len() % 4 != 0 {
+        return Err(format!("{} items, not groups of 4", items.len()));
+    }
+    let mut items = items.into_iter();
+    let mut claimed = Vec::new();
+    while let (Some(id), Some(payload), Some(count), Some(state)) =
+        (items.next(), items.next(), items.next(), items.next())
+    {
+        let id = value_bytes(id)
+            .and_then(|b| String::from_utf8(b).ok())
+            .ok_or("job id is not text")?;
+        let payload = value_bytes(payload).ok_or("payload is not a string")?;
+        let deliveries = match count {
+            Value::Int(n) => u64::try_from(n).unwrap_or(0),
+            other => value_bytes(other)
+                .and_then(|b| String::from_utf8(b).ok())
+                .and_then(|t| t.parse().ok())
+                .ok_or("delivery count is not a number")?,
+        };
+        let state = match value_bytes(state).as_deref() {
+            Some(b"ok") => ClaimState::Ok,
+            Some(b"missing") => ClaimState::Missing,
+            Some(b"dead") => ClaimState::Dead,
+            other => return Err(format!("unknown claim state {other:?}")),
+        };
+        claimed.push(Claimed {
+            id,
+            payload,
+            deliveries,
+            state,
+        });
+    }
+    Ok(claimed)
+}
+
+impl<J: PriorityJob> Queue for PriorityQueue<J> {
+    type Job = J;
+
+    async fn enqueue(&self, job: &J) -> Result<JobId, QueueError> {
+        let mut outcomes = self.push(std::slice::from_ref(job)).await?;
+        outcomes
+            .pop()
+            .map(|o| o.id)
+            .ok_or_else(|| self.inner.reply_error("enqueue", "no id in the reply"))
+    }
+
+    async fn enqueue_batch(&self, jobs: &[J]) -> Result<Vec<JobId>, QueueError> {
+        Ok(self.push(jobs).await?.into_iter().map(|o| o.id).collect())
+    }
+
+    /// Requeues expired jobs (so they compete by priority with the rest), then claims the
+    /// highest-priority ones; when there are none, polls until `block` has passed.
+    async fn fetch(&self, max: usize, block: Duration) -> Result<Vec<Delivery<J>>, QueueError> {
+        if max == 0 {
+            return Ok(Vec::new());
+        }
+        let deadline = Instant::now() + block;
+        let mut pause = POLL_MIN;
+        loop {
+            self.requeue_expired().await?;
+            let deliveries = self.claim(max).await?;
+            let now = Instant::now();
+            if !deliveries.is_empty() || now >= deadline {
+                return Ok(deliveries);
+            }
+            tokio::time::sleep(pause.min(deadline - now)).await;
+            pause = (pause * 2).min(POLL_MAX);
+        }
+    }
+
+    /// Takes over up to `max` expired in-flight jobs directly (in deadline order, not by
+    /// priority; [`fetch`](Queue::fetch) puts them back by priority instead).
+    async fn reclaim_stale(&self, max: usize) -> Result<Vec<Delivery<J>>, QueueError> {
+        if max == 0 {
+            return Ok(Vec::new());
+        }
+        let inner = &self.inner;
+        let claimed = self
+            .run_claim_script(&inner.scripts.take_expired, "reclaim", max)
+            .await?;
+        let ok = claimed
+            .iter()
+            .filter(|c| matches!(c.state, ClaimState::Ok))
+            .count();
+        add(&inner.counters.reclaimed, ok as u64);
+        Ok(self.accept_all(claimed).await)
+    }
+
+    async fn ack(&self, delivery: &Delivery<J>) -> Result<bool, QueueError> {
+        Ok(self.ack_many(std::slice::from_ref(delivery)).await? == 1)
+    }
+
+    async fn ack_many(&self, deliveries: &[Delivery<J>]) -> Result<u64, QueueError> {
+        if deliveries.is_empty() {
+            return Ok(0);
+        }
+        let inner = &self.inner;
+        let mut invocation = inner.scripts.ack.prepare_invoke();
+        inner.add_keys(&mut invocation);
+        for delivery in deliveries {
+            invocation.arg(delivery.id.as_str());
+        }
+        let acked: u64 = invocation
+            .invoke_async(&mut inner.conn.clone())
+            .await
+            .map_err(|e| inner.redis_error("ack", e))?;
+        add(&inner.counters.acked, acked);
+        Ok(acked)
+    }
+
+    async fn release(&self, delivery: &Delivery<J>) -> Result<(), QueueError> {
+        let inner = &self.inner;
+        let mut invocation = inner.scripts.release.prepare_invoke();
+        inner.add_keys(&mut invocation);
+        invocation.arg(delivery.id.as_str()).arg(&inner.consumer);
+        let released: i64 = invocation
+            .invoke_async(&mut inner.conn.clone())
+            .await
+            .map_err(|e| inner.redis_error("release", e))?;
+        if released == 0 {
+            tracing::debug!(queue = %inner.keys.ready, id = %delivery.id, "released job was no longer in flight");
+        }
+        Ok(())
+    }
+
+    async fn extend_visibility(&self, delivery: &Delivery<J>) -> Result<bool, QueueError> {
+        let inner = &self.inner;
+        let mut invocation = inner.scripts.extend.prepare_invoke();
+        inner.add_keys(&mut invocation);
+        invocation
+            .arg(delivery.id.as_str())
+            .arg(millis(inner.visibility));
+        let extended: i64 = invocation
+            .invoke_async(&mut inner.conn.clone())
+            .await
+            .map_err(|e| inner.redis_error("extend visibility", e))?;
+        Ok(extended == 1)
+    }
+
+    async fn dead_letter(&self, delivery: &Delivery<J>, reason: &str) -> Result<(), QueueError> {
+        let fallback = delivery
+            .original_fields()
+            .first()
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default();
+        self.inner
+            .bury(delivery.id.as_str(), reason, &fallback, false)
+            .await?;
+        Ok(())
+    }
+
+    async fn pending_count(&self) -> Result<u64, QueueError> {
+        let inner = &self.inner;
+        redis::cmd("ZCARD")
+            .arg(&inner.keys.inflight)
+            .query_async(&mut inner.conn.clone())
+            .await
+            .map_err(|e| inner.redis_error("ZCARD inflight", e))
+    }
+
+    async fn lag(&self) -> Result<u64, QueueError> {
+        let inner = &self.inner;
+        redis::cmd("ZCARD")
+            .arg(&inner.keys.ready)
+            .query_async(&mut inner.conn.clone())
+            .await
+            .map_err(|e| inner.redis_error("ZCARD ready", e))
+    }
+
+    async fn backlog(&self) -> Result<Backlog, QueueError> {
+        let inner = &self.inner;
+        let mut pipe = redis::pipe();
+        pipe.cmd("ZCARD")
+            .arg(&inner.keys.inflight)
+            .cmd("ZCARD")
+            .arg(&inner.keys.ready)
+            .cmd("XLEN")
+            .arg(&inner.keys.dead);
+        let (pending, lag, dead_letters): (u64, u64, u64) = pipe
+            .query_async(&mut inner.conn.clone())
+            .await
+            .map_err(|e| inner.redis_error("backlog", e))?;
+        Ok(Backlog {
+            pending,
+            lag,
+            dead_letters,
+        })
+    }
+
+    fn counters(&self) -> QueueCounters {
+        let c = &self.inner.counters;
+        QueueCounters {
+            enqueued: c.enqueued.load(Ordering::Relaxed),
+            delivered: c.delivered.load(Ordering::Relaxed),
+            acked: c.acked.load(Ordering::Relaxed),
+            reclaimed: c.reclaimed.load(Ordering::Relaxed),
+            dead_lettered: c.dead_lettered.load(Ordering::Relaxed),
+            malformed: c.malformed.load(Ordering::Relaxed),
+            vanished: c.vanished.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// `denom=amount,…`; denoms with `,` or `=` are left out (no denom has them).
+fn holdings_arg(coins: &[(String, u128)]) -> String {
+    coins
+        .iter()
+        .filter(|(denom, _)| !denom.contains([',', '=']))
+        .map(|(denom, amount)| format!("{denom}={amount}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+impl<J: PriorityJob> Parking for PriorityQueue<J> {
+    async fn park(
+        &self,
+        delivery: &Delivery<J>,
+        wait_score: f64,
+        needs: &[(String, u128)],
+    ) -> Result<bool, QueueError> {
+        let inner = &self.inner;
+        let score = if wait_score.is_finite() {
+            wait_score
+        } else {
+            0.0
+        };
+        let mut invocation = inner.scripts.park.prepare_invoke();
+        inner.add_keys(&mut invocation);
+        invocation
+            .arg(delivery.id.as_str())
+            .arg(score.to_string())
+            .arg(holdings_arg(needs));
+        let parked: i64 = invocation
+            .invoke_async(&mut inner.conn.clone())
+            .await
+            .map_err(|e| inner.redis_error("park", e))?;
+        Ok(parked == 1)
+    }
+
+    async fn wake(
+        &self,
+        max: usize,
+        holdings: Option<&[(String, u128)]>,
+    ) -> Result<u64, QueueError> {
+        let inner = &self.inner;
+        if max == 0 {
+            return Ok(0);
+        }
+        let mut invocation = inner.scripts.wake.prepare_invoke();
+        inner.add_keys(&mut invocation);
+        invocation
+            .arg(max)
+            .arg(holdings.map(holdings_arg).unwrap_or_default());
+        invocation
+            .invoke_async(&mut inner.conn.clone())
+            .await
+            .map_err(|e| inner.redis_error("wake", e))
+    }
+
+    async fn parked_count(&self) -> Result<u64, QueueError> {
+        let inner = &self.inner;
+        redis::cmd("ZCARD")
+            .arg(&inner.keys.parked)
+            .query_async(&mut inner.conn.clone())
+            .await
+            .map_err(|e| inner.redis_error("ZCARD parked", e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use serde::{Deserialize, Serialize};
+
+    use super::*;
+    use crate::jobs::{LiquidationPlan, ProtocolKind};
+    use mars::types::Health;
+    use testkit::RedisServer;
+
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    struct Bid {
+        account: String,
+        height: u64,
+        profit: f64,
+    }
+
+    impl Job for Bid {
+        const KIND: &'static str = "bid";
+    }
+
+    impl PriorityJob for Bid {
+        fn priority(&self) -> f64 {
+            self.profit
+        }
+
+        fn dedup_key(&self) -> Option<DedupKey> {
+            Some(DedupKey {
+                key: self.account.clone(),
+                generation: self.height,
+            })
+        }
+    }
+
+    fn bid(account: &str, height: u64, profit: f64) -> Bid {
+        Bid {
+            account: account.into(),
+            height,
+            profit,
+        }
+    }
+
+    const VISIBILITY_MS: u64 = 200;
+
+    fn config(server: &RedisServer, consumer: &str, max_deliveries: u32) -> QueueConfig {
+        QueueConfig {
+            queue_consumer: Some(consumer.to_owned()),
+            queue_visibility_timeout_ms: VISIBILITY_MS,
+            queue_max_deliveries: max_deliveries,
+            ..QueueConfig::with_url(server.url())
+        }
+    }
+
+    async fn queue(server: &RedisServer, consumer: &str) -> PriorityQueue<Bid> {
+        PriorityQueue::connect(&config(server, consumer, 3), "bids")
+            .await
+            .unwrap()
+    }
+
+    fn accounts(deliveries: &[Delivery<Bid>]) -> Vec<String> {
+        deliveries.iter().map(|d| d.job.account.clone()).collect()
+    }
+
+    #[tokio::test]
+    async fn priority_order_highest_first() {
+        let server = RedisServer::start().unwrap();
+        let q = queue(&server, "a").await;
+        let jobs = [
+            bid("low", 1, 1.5),
+            bid("top", 1, 900.0),
+            bid("mid", 1, 42.0),
+            bid("zero", 1, 0.0),
+        ];
+        q.enqueue_batch(&jobs).await.unwrap();
+        q.enqueue(&bid("second", 1, 100.0)).await.unwrap();
+        assert_eq!(q.lag().await.unwrap(), 5);
+        let peeked = q.peek(2).await.unwrap();
+        assert_eq!(peeked[0].job.as_ref().unwrap().account, "top");
+        assert_eq!(peeked[1].priority, 100.0);
+
+        let first = q.fetch(2, Duration::ZERO).await.unwrap();
+        assert_eq!(accounts(&first), ["top", "second"]);
+        assert_eq!(first[0].deliveries, 1);
+        assert_eq!(first[0].id.as_str(), "top@1");
+        let rest = q.fetch(10, Duration::ZERO).await.unwrap();
+        assert_eq!(accounts(&rest), ["mid", "low", "zero"]);
+        assert_eq!(q.pending_count().await.unwrap(), 5);
+        assert_eq!(q.ack_many(&first).await.unwrap(), 2);
+        assert_eq!(q.ack_many(&rest).await.unwrap(), 3);
+        assert!(
+            !q.ack(&rest[0]).await.unwrap(),
+            "a second ack finds nothing"
+        );
+        let backlog = q.backlog().await.unwrap();
+        assert_eq!(backlog, Backlog::default());
+        // Nothing is left behind in any key.
+        let mut conn = q.inner.conn.clone();
+        for key in q.keys().in_order() {
+            if key == q.keys().seq {
+                continue;
+            }
+            let exists: u64 = redis::cmd("EXISTS")
+                .arg(key)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            assert_eq!(exists, 0, "{key} still exists");
+        }
+    }
+
+    #[tokio::test]
+    async fn priority_newer_height_replaces_older() {
+        let server = RedisServer::start().unwrap();
+        let q = queue(&server, "a").await;
+        let first = q.push(&[bid("alice", 10, 5.0)]).await.unwrap();
+        assert_eq!(first[0].status, EnqueueStatus::Queued);
+        // Same block again (a repeated check): updated in place.
+        let again = q.push(&[bid("alice", 10, 6.0)]).await.unwrap();
+        assert_eq!(again[0].status, EnqueueStatus::Replaced);
+        // A newer block replaces it.
+        let newer = q.push(&[bid("alice", 12, 7.0)]).await.unwrap();
+        assert_eq!(newer[0].status, EnqueueStatus::Superseded);
+        assert_eq!(newer[0].id.as_str(), "alice@12");
+        // An older block arriving late is dropped.
+        let late = q.push(&[bid("alice", 11, 1000.0)]).await.unwrap();
+        assert_eq!(late[0].status, EnqueueStatus::Stale);
+        assert_eq!(q.lag().await.unwrap(), 1);
+        let got = q.fetch(10, Duration::ZERO).await.unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].job, bid("alice", 12, 7.0));
+        // While it is in flight, the same block is not queued twice, a newer one is.
+        let in_flight = q.push(&[bid("alice", 12, 7.0)]).await.unwrap();
+        assert_eq!(in_flight[0].status, EnqueueStatus::InFlight);
+        let next = q.push(&[bid("alice", 13, 8.0)]).await.unwrap();
+        assert_eq!(next[0].status, EnqueueStatus::Superseded);
+        assert!(q.ack(&got[0]).await.unwrap());
+        let got = q.fetch(10, Duration::ZERO).await.unwrap();
+        assert_eq!(got[0].job.height, 13);
+        q.ack(&got[0]).await.unwrap();
+        assert_eq!(q.backlog().await.unwrap(), Backlog::default());
+    }
+
+    /// Jobs set aside for want of funds: never counted as deliveries (parking the same job more
+    /// often than the delivery limit dead-letters nothing), not handed out until woken (best
+    /// wait score first), kept parked when a newer generation of their key arrives, removed by
+    /// retract and ack like waiting jobs.
+    #[tokio::test]
+    async fn priority_parked_jobs_wait_uncounted_until_woken() {
+        let server = RedisServer::start().unwrap();
+        let q = queue(&server, "a").await;
+        q.push(&[
+            bid("alice", 10, 5.0),
+            bid("bob", 10, 9.0),
+            bid("carol", 10, 1.0),
+        ])
+        .await
+        .unwrap();
+        // Limit 3: park alice five times; each claim sees delivery 1.
+        for _ in 0..5 {
+            let got = q.fetch(3, Duration::ZERO).await.unwrap();
+            let alice = got.iter().find(|d| d.job.account == "alice").unwrap();
+            assert_eq!(alice.deliveries, 1);
+            for d in &got {
+                let score = if d.job.account == "alice" { 0.5 } else { 0.1 };
+                assert!(q.park(d, score, &[]).await.unwrap());
+            }
+            assert_eq!(q.lag().await.unwrap(), 0, "parked jobs are not handed out");
+            assert_eq!(q.pending_count().await.unwrap(), 0);
+            assert_eq!(q.parked_count().await.unwrap(), 3);
+            assert!(q.fetch(3, Duration::ZERO).await.unwrap().is_empty());
+            assert_eq!(q.wake(10, None).await.unwrap(), 3);
+        }
+        assert!(q.dead_letters(10).await.unwrap().is_empty());
+        let got = q.fetch(3, Duration::ZERO).await.unwrap();
+        for d in &got {
+            let score = match d.job.account.as_str() {
+                "alice" => 0.5,
+                "bob" => 0.1,
+                _ => 0.9,
+            };
+            let needs = [(format!("u{}", d.job.account), 1_000u128)];
+            q.park(d, score, &needs).await.unwrap();
+        }
+        // A newer generation of a parked key replaces it in the parked set, not in `ready`.
+        let newer = q.push(&[bid("alice", 11, 50.0)]).await.unwrap();
+        assert_eq!(newer[0].status, EnqueueStatus::Superseded);
+        assert_eq!(q.lag().await.unwrap(), 0);
+        assert_eq!(q.parked_count().await.unwrap(), 3);
+        // A consumer holding none of what they wait for (or too little: less than a tenth)
+        // wakes nothing.
+        let dust = [
+            ("ualice".to_string(), 99u128),
+            ("ucarol".to_string(), 0u128),
+        ];
+        assert_eq!(q.wake(10, Some(&dust)).await.unwrap(), 0);
+        // Woken by wait score among those the holdings meet: carol (0.9), then alice (0.5),
+        // not bob; they go back with their priority.
+        let holdings = [
+            ("ualice".to_string(), 100u128),
+            ("ucarol".to_string(), 5_000u128),
+        ];
+        assert_eq!(q.wake(10, Some(&holdings)).await.unwrap(), 2);
+        let woken = q.fetch(10, Duration::ZERO).await.unwrap();
+        assert_eq!(accounts(&woken), ["alice", "carol"]);
+        assert_eq!(woken[0].job, bid("alice", 11, 50.0));
+        q.ack_many(&woken).await.unwrap();
+        // Retract reaches the parked set too.
+        let key = DedupKey {
+            key: "bob".into(),
+            generation: 11,
+        };
+        assert_eq!(q.retract(&[key]).await.unwrap(), 1);
+        assert_eq!(q.parked_count().await.unwrap(), 0);
+        assert_eq!(q.backlog().await.unwrap(), Backlog::default());
+    }
+
+    #[tokio::test]
+    async fn priority_retract_removes_only_older_waiting_jobs() {
+        let server = RedisServer::start().unwrap();
+        let q = queue(&server, "a").await;
+        q.push(&[
+            bid("alice", 10, 5.0),
+            bid("bob", 10, 6.0),
+            bid("carol", 10, 1.0),
+        ])
+        .await
+        .unwrap();
+        let in_flight = q.fetch(1, Duration::ZERO).await.unwrap();
+        assert_eq!(in_flight[0].job.account, "bob");
+        let key = |k: &str, g: u64| DedupKey {
+            key: k.into(),
+            generation: g,
+        };
+        // alice healthy at 11: removed; bob is in flight: kept; carol at the same block: kept.
+        let removed = q
+            .retract(&[
+                key("alice", 11),
+                key("bob", 11),
+                key("carol", 10),
+                key("nobody", 99),
+            ])
+            .await
+            .unwrap();
+        assert_eq!(removed, 1);
+        let rest = q.fetch(10, Duration::ZERO).await.unwrap();
+        assert_eq!(accounts(&rest), ["carol"]);
+        // alice can come back later.
+        let again = q.push(&[bid("alice", 12, 5.0)]).await.unwrap();
+        assert_eq!(again[0].status, EnqueueStatus::Queued);
+    }
+
+    #[tokio::test]
+    async fn priority_unacked_job_comes_back_once() {
+        let server = RedisServer::start().unwrap();
+        let dying = queue(&server, "dying").await;
+        let live = queue(&server, "live").await;
+        dying
+            .enqueue_batch(&[bid("a", 1, 3.0), bid("b", 1, 2.0)])
+            .await
+            .unwrap();
+        // The dying consumer claims the best job and never acknowledges it.
+        let lost = dying.fetch(1, Duration::ZERO).await.unwrap();
+        assert_eq!(accounts(&lost), ["a"]);
+        drop(dying);
+        // Before the timeout only the other job is available.
+        let other = live.fetch(10, Duration::ZERO).await.unwrap();
+        assert_eq!(accounts(&other), ["b"]);
+        live.ack(&other[0]).await.unwrap();
+        assert!(live.fetch(10, Duration::ZERO).await.unwrap().is_empty());
+        // After it, the job comes back, second delivery, and is processed once.
+        let back = live
+            .fetch(10, Duration::from_millis(VISIBILITY_MS * 5))
+            .await
+            .unwrap();
+        assert_eq!(accounts(&back), ["a"]);
+        assert_eq!(back[0].deliveries, 2);
+        assert!(live.ack(&back[0]).await.unwrap());
+        tokio::time::sleep(Duration::from_millis(VISIBILITY_MS * 2)).await;
+        assert!(live.fetch(10, Duration::ZERO).await.unwrap().is_empty());
+        assert_eq!(live.counters().reclaimed, 1);
+        assert_eq!(live.backlog().await.unwrap(), Backlog::default());
+    }
+
+    #[tokio::test]
+    async fn priority_extend_and_release() {
+        let server = RedisServer::start().unwrap();
+        let q = queue(&server, "a").await;
+        q.enqueue(&bid("a", 1, 1.0)).await.unwrap();
+        let got = q.fetch(1, Duration::ZERO).await.unwrap();
+        for _ in 0..4 {
+            tokio::time::sleep(Duration::from_millis(VISIBILITY_MS / 2)).await;
+            assert!(q.extend_visibility(&got[0]).await.unwrap());
+            assert_eq!(q.requeue_expired().await.unwrap(), 0);
+        }
+        q.release(&got[0]).await.unwrap();
+        let again = q.fetch(1, Duration::ZERO).await.unwrap();
+        assert_eq!(again[0].deliveries, 2);
+        q.ack(&again[0]).await.unwrap();
+        assert!(!q.extend_visibility(&again[0]).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn priority_dead_letter_after_max_deliveries() {
+        let server = RedisServer::start().unwrap();
+        let q: PriorityQueue<Bid> = PriorityQueue::connect(&config(&server, "a", 2), "bids")
+            .await
+            .unwrap();
+        q.enqueue(&bid("cursed", 7, 1.0)).await.unwrap();
+        for delivery in 1..=2 {
+            let got = q
+                .fetch(1, Duration::from_millis(VISIBILITY_MS * 5))
+                .await
+                .unwrap();
+            assert_eq!(got.len(), 1, "delivery {delivery}");
+            assert_eq!(got[0].deliveries, delivery);
+            // Never acknowledged.
+        }
+        tokio::time::sleep(Duration::from_millis(VISIBILITY_MS + 50)).await;
+        assert!(q.fetch(1, Duration::ZERO).await.unwrap().is_empty());
+        let dead = q.dead_letters(10).await.unwrap();
+        assert_eq!(dead.len(), 1);
+        assert_eq!(dead[0].source_id, "cursed@7");
+        assert_eq!(dead[0].deliveries, 2);
+        assert!(
+            dead[0].reason.contains("2 deliveries"),
+            "{}",
+            dead[0].reason
+        );
+        let original = dead[0].original(JOB_FIELD).unwrap();
+        let decoded = envelope::decode::<Bid>(&[(JOB_FIELD.into(), original.to_vec())]).unwrap();
+        assert_eq!(decoded.payload, bid("cursed", 7, 1.0));
+        let backlog = q.backlog().await.unwrap();
+        assert_eq!(
+            (backlog.pending, backlog.lag, backlog.dead_letters),
+            (0, 0, 1)
+        );
+        // The key is free again for a new candidate.
+        let fresh = q.push(&[bid("cursed", 7, 1.0)]).await.unwrap();
+        assert_eq!(fresh[0].status, EnqueueStatus::Queued);
+    }
+
+    #[tokio::test]
+    async fn priority_malformed_payload_dead_lettered() {
+        let server = RedisServer::start().unwrap();
+        let q = queue(&server, "a").await;
+        q.enqueue(&bid("fine", 1, 1.0)).await.unwrap();
+        let mut conn = q.inner.conn.clone();
+        let keys = q.keys().clone();
+        let _: () = redis::pipe()
+            .cmd("ZADD")
+            .arg(&keys.ready)
+            .arg(50)
+            .arg("junk@1")
+            .ignore()
+            .cmd("HSET")
+            .arg(&keys.payloads)
+            .arg("junk@1")
+            .arg("{not json")
+            .ignore()
+            .cmd("ZADD")
+            .arg(&keys.ready)
+            .arg(40)
+            .arg("other-kind@1")
+            .ignore()
+            .cmd("HSET")
+            .arg(&keys.payloads)
+            .arg("other-kind@1")
+            .arg(r#"{"kind":"other","version":1,"enqueued_at_ms":1,"payload":{}}"#)
+            .ignore()
+            .cmd("ZADD")
+            .arg(&keys.ready)
+            .arg(30)
+            .arg("no-payload@1")
+            .ignore()
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        let got = q.fetch(10, Duration::ZERO).await.unwrap();
+        assert_eq!(accounts(&got), ["fine"], "only the good job is handed out");
+        let dead = q.dead_letters(10).await.unwrap();
+        let reasons: Vec<(&str, &str)> = dead
+            .iter()
+            .map(|d| (d.source_id.as_str(), d.reason.as_str()))
+            .collect();
+        assert_eq!(reasons.len(), 3, "{reasons:?}");
+        assert!(reasons[0].0 == "junk@1" && reasons[0].1.contains("not a job envelope"));
+        assert!(reasons[1].0 == "other-kind@1" && reasons[1].1.contains("kind `other`"));
+        assert!(reasons[2].0 == "no-payload@1" && reasons[2].1.contains("payload missing"));
+        assert_eq!(dead[0].original(JOB_FIELD).unwrap(), b"{not json");
+        let counters = q.counters();
+        assert_eq!(counters.malformed, 3);
+        assert_eq!(counters.dead_lettered, 3);
+        assert_eq!(q.pending_count().await.unwrap(), 1);
+    }
+
+    #[tokio::test]
+    async fn priority_concurrent_consumers_get_distinct_jobs() {
+        let server = RedisServer::start().unwrap();
+        let producer = queue(&server, "producer").await;
+        let jobs: Vec<Bid> = (0..400)
+            .map(|i| bid(&format!("acct{i}"), 1, f64::from(i)))
+            .collect();
+        producer.enqueue_batch(&jobs).await.unwrap();
+        let mut tasks = Vec::new();
+        for c in 0..4 {
+            let q = queue(&server, &format!("consumer-{c}")).await;
+            tasks.push(tokio::spawn(async move {
+                let mut seen = Vec::new();
+                loop {
+                    let got = q.fetch(7, Duration::from_millis(50)).await.unwrap();
+                    if got.is_empty() {
+                        return seen;
+                    }
+                    q.ack_many(&got).await.unwrap();
+                    seen.extend(got.into_iter().map(|d| d.job.account));
+                }
+            }));
+        }
+        let mut all = Vec::new();
+        for task in tasks {
+            let seen = task.await.unwrap();
+            assert!(!seen.is_empty(), "every consumer got work");
+            all.extend(seen);
+        }
+        assert_eq!(all.len(), 400, "no job handed out twice");
+        assert_eq!(all.iter().collect::<HashSet<_>>().len(), 400);
+    }
+
+    #[tokio::test]
+    async fn priority_liquidation_candidates_by_profit_one_per_account() {
+        let server = RedisServer::start().unwrap();
+        let q: PriorityQueue<LiquidationCandidate> =
+            PriorityQueue::connect(&config(&server, "a", 3), crate::jobs::LIQUIDATION_QUEUE)
+                .await
+                .unwrap();
+        let candidate = |account: &str, height: u64, profit: u64| LiquidationCandidate {
+            chain_id: "devnet-1".into(),
+            protocol: ProtocolKind::RedBank,
+            account: account.into(),
+            height,
+            found_at_ms: 0,
+            health: Health::default(),
+            plan: (profit > 0).then(|| LiquidationPlan {
+                debt_denom: "uusdc".into(),
+                collateral_denom: "uatom".into(),
+                debt_to_repay: 1u128.into(),
+                collateral_received: 1u128.into(),
+                expected_profit_usd: Decimal::from_ratio(profit, 100u128),
+            }),
+        };
+        q.push(&[
+            candidate("osmo1a", 5, 150),
+            candidate("osmo1b", 5, 99_999),
+            candidate("osmo1c", 5, 0),
+            candidate("osmo1a", 6, 151),
+        ])
+        .await
+        .unwrap();
+        let got = q.fetch(10, Duration::ZERO).await.unwrap();
+        let order: Vec<(&str, u64)> = got
+            .iter()
+            .map(|d| (d.job.account.as_str(), d.job.height))
+            .collect();
+        assert_eq!(order, [("osmo1b", 5), ("osmo1a", 6), ("osmo1c", 5)]);
+        assert_eq!(got[1].id.as_str(), "devnet-1/red_bank/osmo1a@6");
+        assert_eq!(q.keys().ready, "redline:{liquidations}:ready");
+    }
+
+    #[test]
+    fn decimal_priority_conversion() {
+        assert_eq!(decimal_to_f64(Decimal::percent(150)), 1.5);
+        assert_eq!(decimal_to_f64(Decimal::zero()), 0.0);
+        assert!(decimal_to_f64(Decimal::MAX) > 1e20);
+    }
+}

@@ -1,0 +1,216 @@
+//! Reading the Red Bank, the params contract and the oracle: every list query through the
+//! chain crate's one paging helper.
+
+use std::collections::BTreeMap;
+use std::hash::{Hash, Hasher};
+
+use cosmwasm_std::Decimal;
+use mars::msg::oracle::{ActionKind, PriceResponse, QueryMsg as OracleQuery};
+use mars::msg::params::QueryMsg as ParamsQuery;
+use mars::msg::red_bank::{QueryMsg as RedBankQuery, UserCollateralResponse, UserDebtResponse};
+use mars::types::{AssetParams, Market};
+use mars::value::PriceBook;
+use redline_chain::{query_all_pages, ChainClient, ChainError};
+
+use super::{RedBank, RedBankContracts};
+use crate::snapshot::chain_error;
+use crate::{AccountPosition, MarketSnapshot, ReadError};
+
+/// Every market (`markets`).
+pub async fn markets<C: ChainClient>(
+    client: &C,
+    contracts: &RedBankContracts,
+    height: Option<u64>,
+) -> Result<Vec<Market>, ChainError> {
+    query_all_pages(
+        client,
+        &contracts.red_bank,
+        height,
+        |start_after, limit| RedBankQuery::Markets {
+            start_after,
+            limit: Some(limit),
+        },
+        |m: &Market| m.denom.clone(),
+    )
+    .await
+}
+
+/// Every asset's params (`all_asset_params`).
+pub async fn asset_params<C: ChainClient>(
+    client: &C,
+    contracts: &RedBankContracts,
+    height: Option<u64>,
+) -> Result<Vec<AssetParams>, ChainError> {
+    query_all_pages(
+        client,
+        &contracts.params,
+        height,
+        |start_after, limit| ParamsQuery::AllAssetParams {
+            start_after,
+            limit: Some(limit),
+        },
+        |p: &AssetParams| p.denom.clone(),
+    )
+    .await
+}
+
+/// The params contract's target health factor.
+pub async fn target_health_factor<C: ChainClient>(
+    client: &C,
+    contracts: &RedBankContracts,
+    height: Option<u64>,
+) -> Result<Decimal, ChainError> {
+    client
+        .query_smart(
+            &contracts.params,
+            &ParamsQuery::TargetHealthFactor {},
+            height,
+        )
+        .await
+}
+
+/// Every oracle price of `kind` (`prices`), denom → price.
+pub async fn prices<C: ChainClient>(
+    client: &C,
+    contracts: &RedBankContracts,
+    kind: ActionKind,
+    height: Option<u64>,
+) -> Result<BTreeMap<String, Decimal>, ChainError> {
+    let prices = query_all_pages(
+        client,
+        &contracts.oracle,
+        height,
+        |start_after, limit| OracleQuery::Prices {
+            start_after,
+            limit: Some(limit),
+            kind: Some(kind),
+        },
+        |p: &PriceResponse| p.denom.clone(),
+    )
+    .await?;
+    Ok(prices.into_iter().map(|p| (p.denom, p.price)).collect())
+}
+
+/// One account's stored collateral and debt (`user_collaterals`, `user_debts`) at `height`
+/// (`None`: the node's latest state, reported as height 0).
+pub async fn position<C: ChainClient>(
+    client: &C,
+    contracts: &RedBankContracts,
+    account: &str,
+    height: Option<u64>,
+) -> Result<AccountPosition, ReadError> {
+    let contract = &contracts.red_bank;
+    let collaterals = query_all_pages(
+        client,
+        contract,
+        height,
+        |start_after, limit| RedBankQuery::UserCollaterals {
+            user: account.to_string(),
+            account_id: None,
+            start_after,
+            limit: Some(limit),
+        },
+        |c: &UserCollateralResponse| c.denom.clone(),
+    );
+    let debts = query_all_pages(
+        client,
+        contract,
+        height,
+        |start_after, limit| RedBankQuery::UserDebts {
+            user: account.to_string(),
+            start_after,
+            limit: Some(limit),
+        },
+        |d: &UserDebtResponse| d.denom.clone(),
+    );
+    let (collaterals, debts) = futures::try_join!(collaterals, debts).map_err(chain_error(
+        format!("the positions of {account} in {contract}"),
+    ))?;
+    Ok(AccountPosition {
+        account: account.to_string(),
+        height: height.unwrap_or_default(),
+        collaterals,
+        debts,
+    })
+}
+
+/// The market-wide inputs at `height`: markets, both kinds of prices, asset params, and the
+/// target health factor when the deployment's rule reads it.
+pub async fn snapshot<C: ChainClient>(
+    red_bank: &RedBank<C>,
+    height: u64,
+) -> Result<MarketSnapshot, ReadError> {
+    let (client, contracts, at) = (&red_bank.client, &red_bank.contracts, Some(height));
+    let block_time = async {
+        match client.block_time(height).await {
+            Ok(time) => Ok(time),
+            // CometBFT reports height 1 before the first block is committed.
+            Err(ChainError::Rpc { .. }) if height <= 1 => Err(ReadError::NoBlockYet),
+            Err(e) => Err(chain_error(format!("time of block {height}"))(e)),
+        }
+    };
+    let markets = async {
+        markets(client, contracts, at)
+            .await
+            .map_err(chain_error(format!("markets of {}", contracts.red_bank)))
+    };
+    let price_list = |kind: ActionKind| async move {
+        prices(client, contracts, kind, at)
+            .await
+            .map_err(chain_error(format!(
+                "{kind:?} prices of {}",
+                contracts.oracle
+            )))
+    };
+    let params = async {
+        asset_params(client, contracts, at)
+            .await
+            .map_err(chain_error(format!("asset params of {}", contracts.params)))
+    };
+    let target = async {
+        if !red_bank.rule.reads_target_health_factor() {
+            return Ok(Decimal::zero());
+        }
+        target_health_factor(client, contracts, at)
+            .await
+            .map_err(chain_error("target health factor"))
+    };
+    let (block_time, markets, liquidation_prices, default_prices, params, thf) = futures::try_join!(
+        block_time,
+        markets,
+        price_list(ActionKind::Liquidation),
+        price_list(ActionKind::Default),
+        params,
+        target
+    )?;
+    Ok(MarketSnapshot {
+        height,
+        fingerprint: fingerprint(&liquidation_prices, &default_prices, &params, thf),
+        block_time_secs: block_time.seconds(),
+        markets: markets.into_iter().map(|m| (m.denom.clone(), m)).collect(),
+        liquidation_prices,
+        prices: PriceBook::new(default_prices, red_bank.base_decimals),
+        params: params.into_iter().map(|p| (p.denom.clone(), p)).collect(),
+        liquidation_rule: red_bank.rule,
+        target_health_factor: thf,
+    })
+}
+
+/// Identifies the prices, params and target health factor (not the height).
+fn fingerprint(
+    liquidation_prices: &BTreeMap<String, Decimal>,
+    default_prices: &BTreeMap<String, Decimal>,
+    params: &[AssetParams],
+    target_health_factor: Decimal,
+) -> u64 {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    for (denom, price) in liquidation_prices.iter().chain(default_prices.iter()) {
+        denom.hash(&mut hasher);
+        price.to_string().hash(&mut hasher);
+    }
+    serde_json::to_string(params)
+        .unwrap_or_default()
+        .hash(&mut hasher);
+    target_health_factor.to_string().hash(&mut hasher);
+    hasher.finish()
+}

@@ -252,7 +252,7 @@ pub async fn read_account<C: ChainClient>(
     contracts: &RedBankContracts,
     address: &str,
 ) -> anyhow::Result<AccountPositions> {
-    let position = red_bank::read::position(client, contracts, address, None)
+    let position = red_bank::read::position(client, &contracts.red_bank, address, None)
         .await
         .with_context(|| format!("reading the positions of {address}"))?;
     let mut positions = AccountPositions::new(address);

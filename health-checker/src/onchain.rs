@@ -13,14 +13,11 @@
 use clap::Args;
 use cosmwasm_std::Decimal;
 use futures::stream::{self, StreamExt};
-use mars::msg::red_bank::{QueryMsg, UserCollateralResponse, UserDebtResponse};
+use mars::msg::red_bank::QueryMsg;
 use mars::types::{Health, UserHealthStatus, UserPositionFigures};
 use redline_chain::{ChainClient, ChainError};
 
 use crate::compute::{BlockContext, Line};
-
-/// Most entries one `user_collaterals`/`user_debts` page returns (Mars's maximum).
-const POSITIONS_PAGE: u32 = 30;
 
 #[derive(Debug, Clone, Args)]
 pub struct OnchainConfig {
@@ -127,57 +124,20 @@ pub async fn account_lines<C: ChainClient>(
     account: &str,
     height: u64,
 ) -> Result<Vec<Line>, String> {
+    let position =
+        redline_protocol::red_bank::read::position(client, red_bank, account, Some(height))
+            .await
+            .map_err(|e| e.to_string())?;
     let mut lines: Vec<Line> = Vec::new();
-    let mut start_after: Option<String> = None;
-    loop {
-        let page: Vec<UserCollateralResponse> = client
-            .query_smart(
-                red_bank,
-                &QueryMsg::UserCollaterals {
-                    user: account.to_string(),
-                    account_id: None,
-                    start_after: start_after.clone(),
-                    limit: Some(POSITIONS_PAGE),
-                },
-                Some(height),
-            )
-            .await
-            .map_err(|e| format!("user_collaterals: {e}"))?;
-        let full = page.len() as u32 == POSITIONS_PAGE;
-        start_after = page.last().map(|c| c.denom.clone());
-        for collateral in page {
-            let at = line_of(&mut lines, ctx, denoms, &collateral.denom)?;
-            lines[at].collateral = collateral.amount;
-            lines[at].collateral_enabled = collateral.enabled;
-        }
-        if !full {
-            break;
-        }
+    for collateral in position.collaterals {
+        let at = line_of(&mut lines, ctx, denoms, &collateral.denom)?;
+        lines[at].collateral = collateral.amount;
+        lines[at].collateral_enabled = collateral.enabled;
     }
-    let mut start_after: Option<String> = None;
-    loop {
-        let page: Vec<UserDebtResponse> = client
-            .query_smart(
-                red_bank,
-                &QueryMsg::UserDebts {
-                    user: account.to_string(),
-                    start_after: start_after.clone(),
-                    limit: Some(POSITIONS_PAGE),
-                },
-                Some(height),
-            )
-            .await
-            .map_err(|e| format!("user_debts: {e}"))?;
-        let full = page.len() as u32 == POSITIONS_PAGE;
-        start_after = page.last().map(|d| d.denom.clone());
-        for debt in page {
-            let at = line_of(&mut lines, ctx, denoms, &debt.denom)?;
-            lines[at].debt = debt.amount;
-            lines[at].uncollateralized_debt = debt.uncollateralized;
-        }
-        if !full {
-            break;
-        }
+    for debt in position.debts {
+        let at = line_of(&mut lines, ctx, denoms, &debt.denom)?;
+        lines[at].debt = debt.amount;
+        lines[at].uncollateralized_debt = debt.uncollateralized;
     }
     Ok(lines)
 }

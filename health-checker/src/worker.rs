@@ -516,11 +516,14 @@ impl<C: ChainClient + 'static> HealthChecker<C> {
     /// Processes one job: everything but the acknowledgement.
     pub async fn process(&self, job: &HealthCheckJob) -> Result<JobReport, JobError> {
         let started = Instant::now();
-        if job.protocol != ProtocolKind::RedBank {
-            return Err(JobError::Unprocessable(format!(
-                "protocol {} has no health computation in this build",
-                job.protocol
-            )));
+        // One health computation per protocol: the Red Bank's from the index and snapshot.
+        match job.protocol {
+            ProtocolKind::RedBank => {}
+            other => {
+                return Err(JobError::Unprocessable(
+                    redline_protocol::Unsupported(other).to_string(),
+                ))
+            }
         }
         if job.bucket_start > job.bucket_end {
             return Err(JobError::Unprocessable(format!(

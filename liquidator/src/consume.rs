@@ -36,7 +36,7 @@ use std::time::{Duration, SystemTime};
 use cosmwasm_std::{Coin, Decimal, Uint128};
 use futures::future::join_all;
 use redline_chain::{ChainClient, TxErrorCode, TxHash};
-use redline_pipeline::jobs::{LiquidationCandidate, ProtocolKind};
+use redline_pipeline::jobs::LiquidationCandidate;
 use redline_pipeline::queue::{Delivery, Parking};
 use tracing::Instrument;
 
@@ -597,11 +597,8 @@ where
             self.settle(&delivery, Verdict::DeadLetter(reason)).await;
             return None;
         }
-        if candidate.protocol != ProtocolKind::RedBank {
-            let reason = format!(
-                "protocol `{}` is not supported by this liquidator (Red Bank only)",
-                candidate.protocol
-            );
+        if let Err(unsupported) = self.reader.protocols().get(candidate.protocol) {
+            let reason = unsupported.to_string();
             tracing::warn!(account = %candidate.account, %reason, "dead-lettering candidate");
             self.metrics.job("unsupported_protocol");
             self.settle(&delivery, Verdict::DeadLetter(reason)).await;

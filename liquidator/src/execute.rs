@@ -20,27 +20,22 @@ use cosmrs::{AccountId, Any};
 use cosmwasm_std::{Coin, Uint128};
 use mars::msg::red_bank::ExecuteMsg;
 use redline_chain::{execute_contract_msg, ChainClient, ChainError, TxOutcome};
+use redline_protocol::{AccountKey, LiquidationOrder};
 
 use crate::plan::Plan;
 use crate::tx_sender::{SendError, TxSender};
 use mars::value::{PriceBook, Value};
 
-/// `{"liquidate":{"user":…,"collateral_denom":…,"recipient":null}}` with the debt coin.
+/// The Red Bank's `liquidate` message for `plan`, with the debt coin attached.
 pub fn liquidate_msg(sender: &AccountId, red_bank: &str, plan: &Plan) -> Result<Any, ChainError> {
-    // Mars clients send an explicit null recipient (the sender receives).
-    let msg = serde_json::json!({
-        "liquidate": {
-            "user": plan.account,
-            "collateral_denom": plan.collateral_denom,
-            "recipient": null,
-        }
-    });
-    execute_contract_msg(
-        sender,
-        red_bank,
-        &msg,
-        &[Coin::new(plan.debt_to_send, plan.debt_denom.clone())],
-    )
+    let account = AccountKey::Address(plan.account.clone());
+    let order = LiquidationOrder {
+        account: &account,
+        debt_denom: &plan.debt_denom,
+        debt_to_send: plan.debt_to_send,
+        collateral_denom: &plan.collateral_denom,
+    };
+    redline_protocol::red_bank::liquidate_msg(red_bank, sender, &order)
 }
 
 /// Withdraws the sender's whole Red Bank deposit of `denom`.

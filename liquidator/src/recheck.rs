@@ -17,7 +17,7 @@ use cosmwasm_std::Uint128;
 use mars::msg::oracle::{ConfigResponse as OracleConfig, QueryMsg as OracleQuery};
 use mars::types::DenomPosition;
 use redline_chain::ChainClient;
-use redline_protocol::{chain_error, AccountKey, Protocol, RedBank, RedBankContracts};
+use redline_protocol::{chain_error, AccountKey, Protocol, Protocols, RedBank, RedBankContracts};
 use tokio::sync::Mutex;
 
 pub use redline_protocol::{AccountPosition, MarketSnapshot, ReadError};
@@ -29,7 +29,7 @@ static SAID_WAITING_FOR_FIRST_BLOCK: std::sync::atomic::AtomicBool =
 /// Reads positions and keeps one [`MarketSnapshot`] per block, shared by the workers of a
 /// process.
 pub struct PositionReader<C> {
-    red_bank: RedBank<C>,
+    protocols: Protocols<C>,
     snapshot: Mutex<Option<Arc<MarketSnapshot>>>,
     verdicts: std::sync::Mutex<std::collections::HashMap<String, Verdict>>,
 }
@@ -51,7 +51,7 @@ const MAX_VERDICTS: usize = 200_000;
 impl<C: ChainClient> PositionReader<C> {
     pub fn new(red_bank: RedBank<C>) -> Self {
         PositionReader {
-            red_bank,
+            protocols: Protocols::new(red_bank),
             snapshot: Mutex::new(None),
             verdicts: std::sync::Mutex::new(std::collections::HashMap::new()),
         }
@@ -98,15 +98,16 @@ impl<C: ChainClient> PositionReader<C> {
     }
 
     pub fn client(&self) -> &C {
-        &self.red_bank.client
+        &self.protocols.red_bank.client
     }
 
     pub fn contracts(&self) -> &RedBankContracts {
-        &self.red_bank.contracts
+        &self.protocols.red_bank.contracts
     }
 
-    pub fn red_bank(&self) -> &RedBank<C> {
-        &self.red_bank
+    /// The protocols this deployment runs, to dispatch a job on its kind.
+    pub fn protocols(&self) -> &Protocols<C> {
+        &self.protocols
     }
 
     /// The oracle's base denom (what prices are quoted in).
@@ -143,7 +144,7 @@ impl<C: ChainClient> PositionReader<C> {
         if let Some(snapshot) = cached.as_ref().filter(|s| s.height >= height) {
             return Ok(snapshot.clone());
         }
-        let snapshot = Arc::new(self.red_bank.read_snapshot(height).await?);
+        let snapshot = Arc::new(self.protocols.red_bank.read_snapshot(height).await?);
         *cached = Some(snapshot.clone());
         Ok(snapshot)
     }
@@ -159,7 +160,8 @@ impl<C: ChainClient> PositionReader<C> {
         account: &str,
         height: u64,
     ) -> Result<AccountPosition, ReadError> {
-        self.red_bank
+        self.protocols
+            .red_bank
             .read_position(&AccountKey::Address(account.to_string()), height)
             .await
     }

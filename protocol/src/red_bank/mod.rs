@@ -87,7 +87,13 @@ impl<C: ChainClient> Protocol for RedBank<C> {
     ) -> Result<AccountPosition, ReadError> {
         match account {
             AccountKey::Address(address) => {
-                read::position(&self.client, &self.contracts, address, Some(height)).await
+                read::position(
+                    &self.client,
+                    &self.contracts.red_bank,
+                    address,
+                    Some(height),
+                )
+                .await
             }
             AccountKey::CreditAccount(_) => Err(ReadError::NotAnAccount {
                 account: account.to_string(),
@@ -100,25 +106,34 @@ impl<C: ChainClient> Protocol for RedBank<C> {
         events::touches(results, &self.contracts.red_bank)
     }
 
-    /// `{"liquidate":{"user":…,"collateral_denom":…,"recipient":null}}` with the debt coin.
     fn liquidate_msg(
         &self,
         liquidator: &AccountId,
         order: &LiquidationOrder<'_>,
     ) -> Result<Any, ChainError> {
-        // Mars clients send an explicit null recipient (the sender receives).
-        let msg = serde_json::json!({
-            "liquidate": {
-                "user": order.account.as_string(),
-                "collateral_denom": order.collateral_denom,
-                "recipient": null,
-            }
-        });
-        execute_contract_msg(
-            liquidator,
-            &self.contracts.red_bank,
-            &msg,
-            &[Coin::new(order.debt_to_send, order.debt_denom)],
-        )
+        liquidate_msg(&self.contracts.red_bank, liquidator, order)
     }
+}
+
+/// `{"liquidate":{"user":…,"collateral_denom":…,"recipient":null}}` to `red_bank`, with the
+/// debt coin attached.
+pub fn liquidate_msg(
+    red_bank: &str,
+    liquidator: &AccountId,
+    order: &LiquidationOrder<'_>,
+) -> Result<Any, ChainError> {
+    // Mars clients send an explicit null recipient (the sender receives).
+    let msg = serde_json::json!({
+        "liquidate": {
+            "user": order.account.as_string(),
+            "collateral_denom": order.collateral_denom,
+            "recipient": null,
+        }
+    });
+    execute_contract_msg(
+        liquidator,
+        red_bank,
+        &msg,
+        &[Coin::new(order.debt_to_send, order.debt_denom)],
+    )
 }

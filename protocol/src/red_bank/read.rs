@@ -95,11 +95,10 @@ pub async fn prices<C: ChainClient>(
 /// (`None`: the node's latest state, reported as height 0).
 pub async fn position<C: ChainClient>(
     client: &C,
-    contracts: &RedBankContracts,
+    contract: &str,
     account: &str,
     height: Option<u64>,
 ) -> Result<AccountPosition, ReadError> {
-    let contract = &contracts.red_bank;
     let collaterals = query_all_pages(
         client,
         contract,

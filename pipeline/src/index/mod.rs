@@ -56,18 +56,7 @@ const BULK_CHUNK: usize = 1_000;
 /// Buckets read per pipelined round trip.
 const READ_BUCKETS_PER_TRIP: u32 = 16;
 
-const ASSIGN_DENOMS_LUA: &str = r#"
-local ids = {}
-for i, denom in ipairs(ARGV) do
-  local id = redis.call('HGET', KEYS[1], denom)
-  if not id then
-    id = redis.call('RPUSH', KEYS[2], denom) - 1
-    redis.call('HSET', KEYS[1], denom, id)
-  end
-  ids[i] = tonumber(id)
-end
-return ids
-"#;
+const ASSIGN_DENOMS_LUA: &str = include_str!("../lua/index_assign_denoms.lua");
 
 /// Flags shared by the index's writer and readers.
 #[derive(Debug, Clone, Args)]

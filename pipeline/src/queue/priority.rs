@@ -190,325 +190,50 @@ pub struct Waiting<J> {
 // Shared Lua: removes a job from every structure; keeps `latest` unless it points to this job.
 // KEYS order for every script: 1 ready, 2 inflight, 3 payloads, 4 priorities, 5 deliveries,
 // 6 owners, 7 latest, 8 seq, 9 dead, 10 parked, 11 parked_needs.
-const LUA_HELPERS: &str = r"
-local function dedup_key_of(id)
-  return string.match(id, '^(.*)@%d+$')
-end
-local function forget(id)
-  redis.call('ZREM', KEYS[1], id)
-  redis.call('ZREM', KEYS[2], id)
-  redis.call('ZREM', KEYS[10], id)
-  redis.call('HDEL', KEYS[11], id)
-  redis.call('HDEL', KEYS[3], id)
-  redis.call('HDEL', KEYS[4], id)
-  redis.call('HDEL', KEYS[5], id)
-  redis.call('HDEL', KEYS[6], id)
-  local key = dedup_key_of(id)
-  if key and redis.call('HGET', KEYS[7], key) == id then
-    redis.call('HDEL', KEYS[7], key)
-  end
-end
-local function now_ms()
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
-local function bury(id, reason, consumer, now, fallback_payload, max_len)
-  local payload = redis.call('HGET', KEYS[3], id) or fallback_payload
-  local deliveries = redis.call('HGET', KEYS[5], id) or '0'
-  local args = {KEYS[9]}
-  if max_len ~= '' then
-    table.insert(args, 'MAXLEN'); table.insert(args, '~'); table.insert(args, max_len)
-  end
-  for _, v in ipairs({'*', 'reason', reason, 'source_stream', KEYS[1], 'source_id', id,
-      'consumer', consumer, 'deliveries', deliveries, 'dead_lettered_at_ms', tostring(now),
-      'original:job', payload}) do
-    table.insert(args, v)
-  end
-  redis.call('XADD', unpack(args))
-  forget(id)
-end
-";
+const LUA_HELPERS: &str = include_str!("../lua/priority_helpers.lua");
 
 /// ARGV: n, then n × (dedup key or '', generation, score, payload).
 /// Returns n × (id, status).
-const ENQUEUE_LUA: &str = r"
-local out = {}
-local n = tonumber(ARGV[1])
-for i = 0, n - 1 do
-  local key = ARGV[2 + i * 4]
-  local generation_text = ARGV[3 + i * 4]
-  local generation = tonumber(generation_text)
-  local score = ARGV[4 + i * 4]
-  local payload = ARGV[5 + i * 4]
-  local id
-  local status = 'queued'
-  local parked_score = nil
-  local parked_needs = nil
-  if key == '' then
-    id = 'seq:' .. redis.call('INCR', KEYS[8])
-  else
-    id = key .. '@' .. generation_text
-    local current = redis.call('HGET', KEYS[7], key)
-    if current then
-      local current_generation = tonumber(string.match(current, '@(%d+)$')) or -1
-      if current_generation > generation then
-        status = 'stale'
-      elseif current == id then
-        if redis.call('ZSCORE', KEYS[2], id) then
-          status = 'in_flight'
-        elseif redis.call('ZSCORE', KEYS[1], id) then
-          status = 'replaced'
-        else
-          parked_score = redis.call('ZSCORE', KEYS[10], id)
-          if parked_score then status = 'replaced' end
-        end
-      else
-        parked_score = redis.call('ZSCORE', KEYS[10], current)
-        if parked_score then
-          parked_needs = redis.call('HGET', KEYS[11], current)
-        end
-        if parked_score or redis.call('ZSCORE', KEYS[1], current) then
-          forget(current)
-        end
-        status = 'superseded'
-      end
-    end
-  end
-  if status == 'queued' or status == 'replaced' or status == 'superseded' then
-    if parked_score then
-      redis.call('ZADD', KEYS[10], parked_score, id)
-      if parked_needs then
-        redis.call('HSET', KEYS[11], id, parked_needs)
-      end
-    else
-      redis.call('ZADD', KEYS[1], score, id)
-    end
-    redis.call('HSET', KEYS[3], id, payload)
-    redis.call('HSET', KEYS[4], id, score)
-    if key ~= '' then
-      redis.call('HSET', KEYS[7], key, id)
-    end
-  end
-  table.insert(out, id)
-  table.insert(out, status)
-end
-return out
-";
+const ENQUEUE_LUA: &str = include_str!("../lua/priority_enqueue.lua");
 
 /// ARGV: max jobs, visibility ms, max deliveries, consumer, dead-letter max len ('' = none).
 /// Returns a flat list of (id, payload or '', deliveries, state) with state 'ok', 'missing'
 /// (payload gone) or 'dead' (over the delivery limit, already dead-lettered).
-const CLAIM_LUA: &str = r"
-local out = {}
-local now = now_ms()
-local deadline = now + tonumber(ARGV[2])
-local max_deliveries = tonumber(ARGV[3])
-local remaining = tonumber(ARGV[1])
-while remaining > 0 do
-  local popped = redis.call('ZPOPMAX', KEYS[1])
-  if #popped == 0 then break end
-  local id = popped[1]
-  local count = redis.call('HINCRBY', KEYS[5], id, 1)
-  local payload = redis.call('HGET', KEYS[3], id)
-  if count > max_deliveries then
-    bury(id, 'delivered ' .. (count - 1) .. ' times without an acknowledgement (limit ' ..
-      max_deliveries .. ')', ARGV[4], now, '', ARGV[5])
-    table.insert(out, id); table.insert(out, ''); table.insert(out, count); table.insert(out, 'dead')
-  else
-    redis.call('ZADD', KEYS[2], deadline, id)
-    redis.call('HSET', KEYS[6], id, ARGV[4])
-    if payload then
-      table.insert(out, id); table.insert(out, payload); table.insert(out, count)
-      table.insert(out, 'ok')
-      remaining = remaining - 1
-    else
-      table.insert(out, id); table.insert(out, ''); table.insert(out, count)
-      table.insert(out, 'missing')
-    end
-  end
-end
-return out
-";
+const CLAIM_LUA: &str = include_str!("../lua/priority_claim.lua");
 
 /// ARGV: max deliveries, limit, consumer, dead-letter max len.
 /// Returns {requeued, dead-lettered, dropped}.
-const RECLAIM_LUA: &str = r"
-local now = now_ms()
-local max_deliveries = tonumber(ARGV[1])
-local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, tonumber(ARGV[2]))
-local requeued, buried, dropped = 0, 0, 0
-for _, id in ipairs(expired) do
-  redis.call('ZREM', KEYS[2], id)
-  redis.call('HDEL', KEYS[6], id)
-  local count = tonumber(redis.call('HGET', KEYS[5], id) or '0')
-  local key = dedup_key_of(id)
-  local latest = key and redis.call('HGET', KEYS[7], key)
-  if latest and latest ~= id then
-    forget(id)
-    dropped = dropped + 1
-  elseif count >= max_deliveries then
-    bury(id, 'not acknowledged after ' .. count .. ' deliveries (limit ' .. max_deliveries .. ')',
-      ARGV[3], now, '', ARGV[4])
-    buried = buried + 1
-  else
-    local score = redis.call('HGET', KEYS[4], id) or '0'
-    redis.call('ZADD', KEYS[1], score, id)
-    requeued = requeued + 1
-  end
-end
-return {requeued, buried, dropped}
-";
+const RECLAIM_LUA: &str = include_str!("../lua/priority_reclaim.lua");
 
 /// ARGV: ids. Returns how many were still queued or in flight.
-const ACK_LUA: &str = r"
-local acked = 0
-for _, id in ipairs(ARGV) do
-  local present = redis.call('ZSCORE', KEYS[2], id) or redis.call('ZSCORE', KEYS[1], id)
-    or redis.call('ZSCORE', KEYS[10], id)
-  if present then
-    acked = acked + 1
-  end
-  forget(id)
-end
-return acked
-";
+const ACK_LUA: &str = include_str!("../lua/priority_ack.lua");
 
 /// ARGV: id, reason, consumer, fallback payload, dead-letter max len. Returns 1 if the job was
 /// still known.
-const DEAD_LETTER_LUA: &str = r"
-local id = ARGV[1]
-local known = redis.call('HEXISTS', KEYS[3], id) == 1 or redis.call('ZSCORE', KEYS[2], id)
-bury(id, ARGV[2], ARGV[3], now_ms(), ARGV[4], ARGV[5])
-if known then return 1 else return 0 end
-";
+const DEAD_LETTER_LUA: &str = include_str!("../lua/priority_dead_letter.lua");
 
 /// ARGV: n × (dedup key, generation). Removes each key's waiting job when it is of an older
 /// generation. Returns how many were removed.
-const RETRACT_LUA: &str = r"
-local removed = 0
-for i = 1, #ARGV, 2 do
-  local current = redis.call('HGET', KEYS[7], ARGV[i])
-  if current then
-    local current_generation = tonumber(string.match(current, '@(%d+)$')) or -1
-    local waiting = redis.call('ZSCORE', KEYS[1], current) or redis.call('ZSCORE', KEYS[10], current)
-    if current_generation < tonumber(ARGV[i + 1]) and waiting then
-      forget(current)
-      removed = removed + 1
-    end
-  end
-end
-return removed
-";
+const RETRACT_LUA: &str = include_str!("../lua/priority_retract.lua");
 
 /// ARGV: id, consumer. In flight → back to ready now. Returns 1 if it was in flight.
-const RELEASE_LUA: &str = r"
-if redis.call('ZREM', KEYS[2], ARGV[1]) == 1 then
-  redis.call('HDEL', KEYS[6], ARGV[1])
-  local score = redis.call('HGET', KEYS[4], ARGV[1]) or '0'
-  redis.call('ZADD', KEYS[1], score, ARGV[1])
-  return 1
-end
-return 0
-";
+const RELEASE_LUA: &str = include_str!("../lua/priority_release.lua");
 
 /// ARGV: id, wait score, needs (`denom=amount,…`, '' = anything). In flight → parked, this
 /// delivery not counted. Returns 1 if it was in flight.
-const PARK_LUA: &str = r"
-if redis.call('ZREM', KEYS[2], ARGV[1]) == 1 then
-  redis.call('HDEL', KEYS[6], ARGV[1])
-  if tonumber(redis.call('HINCRBY', KEYS[5], ARGV[1], -1)) <= 0 then
-    redis.call('HDEL', KEYS[5], ARGV[1])
-  end
-  redis.call('ZADD', KEYS[10], ARGV[2], ARGV[1])
-  if ARGV[3] ~= '' then
-    redis.call('HSET', KEYS[11], ARGV[1], ARGV[3])
-  else
-    redis.call('HDEL', KEYS[11], ARGV[1])
-  end
-  return 1
-end
-return 0
-";
+const PARK_LUA: &str = include_str!("../lua/priority_park.lua");
 
 /// ARGV: max, holdings (`denom=amount,…`; '' = wake regardless of needs). Up to `max` parked
 /// jobs, best score first, whose needs the holdings meet a tenth of in some denom → ready with
 /// their priority. Returns how many.
-const WAKE_LUA: &str = r"
-local function parse(text)
-  local t = {}
-  for denom, amount in string.gmatch(text, '([^,=]+)=([^,]+)') do
-    t[denom] = tonumber(amount) or 0
-  end
-  return t
-end
-local any = ARGV[2] == ''
-local have = parse(ARGV[2])
-local max = tonumber(ARGV[1])
-local n = 0
-local ids = redis.call('ZREVRANGE', KEYS[10], 0, -1)
-for _, id in ipairs(ids) do
-  if n >= max then break end
-  local needs = redis.call('HGET', KEYS[11], id)
-  local ok = any or not needs
-  if not ok then
-    for denom, amount in pairs(parse(needs)) do
-      local held = have[denom] or 0
-      if held > 0 and held * 10 >= amount then ok = true end
-    end
-  end
-  if ok then
-    redis.call('ZREM', KEYS[10], id)
-    redis.call('HDEL', KEYS[11], id)
-    local score = redis.call('HGET', KEYS[4], id) or '0'
-    redis.call('ZADD', KEYS[1], score, id)
-    n = n + 1
-  end
-end
-return n
-";
+const WAKE_LUA: &str = include_str!("../lua/priority_wake.lua");
 
 /// ARGV: id, visibility ms. Returns 1 if the job was in flight.
-const EXTEND_LUA: &str = r"
-if redis.call('ZSCORE', KEYS[2], ARGV[1]) then
-  redis.call('ZADD', KEYS[2], now_ms() + tonumber(ARGV[2]), ARGV[1])
-  return 1
-end
-return 0
-";
+const EXTEND_LUA: &str = include_str!("../lua/priority_extend.lua");
 
 /// ARGV: max jobs, visibility ms, max deliveries, consumer, dead-letter max len.
 /// Takes over expired in-flight jobs directly (for [`Queue::reclaim_stale`]); same reply as claim.
-const TAKE_EXPIRED_LUA: &str = r"
-local out = {}
-local now = now_ms()
-local deadline = now + tonumber(ARGV[2])
-local max_deliveries = tonumber(ARGV[3])
-local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
-for _, id in ipairs(expired) do
-  local count = redis.call('HINCRBY', KEYS[5], id, 1)
-  local payload = redis.call('HGET', KEYS[3], id)
-  local key = dedup_key_of(id)
-  local latest = key and redis.call('HGET', KEYS[7], key)
-  if latest and latest ~= id then
-    forget(id)
-  elseif count > max_deliveries then
-    bury(id, 'not acknowledged after ' .. (count - 1) .. ' deliveries (limit ' ..
-      max_deliveries .. ')', ARGV[4], now, '', ARGV[5])
-    table.insert(out, id); table.insert(out, ''); table.insert(out, count); table.insert(out, 'dead')
-  else
-    redis.call('ZADD', KEYS[2], deadline, id)
-    redis.call('HSET', KEYS[6], id, ARGV[4])
-    if payload then
-      table.insert(out, id); table.insert(out, payload); table.insert(out, count)
-      table.insert(out, 'ok')
-    else
-      table.insert(out, id); table.insert(out, ''); table.insert(out, count)
-      table.insert(out, 'missing')
-    end
-  end
-end
-return out
-";
+const TAKE_EXPIRED_LUA: &str = include_str!("../lua/priority_take_expired.lua");
 
 fn script(body: &str) -> Script {
     Script::new(&format!("{LUA_HELPERS}\n{body}"))

@@ -51,14 +51,7 @@ const ORIGINAL_FIELD_PREFIX: &str = "original:";
 /// Resets a pending entry's idle time, but only while `consumer` still owns it: a slow consumer
 /// must not take back a job another consumer has already reclaimed.
 /// KEYS[1] stream; ARGV group, consumer, id, idle ms to set.
-const OWNED_RECLAIM_LUA: &str = r"
-local pending = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[3], ARGV[3], 1)
-if #pending == 0 or pending[1][2] ~= ARGV[2] then
-  return 0
-end
-redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[3], 'IDLE', ARGV[4], 'JUSTID')
-return 1
-";
+const OWNED_RECLAIM_LUA: &str = include_str!("../lua/stream_owned_reclaim.lua");
 
 /// A [`Queue`] of `J` jobs on one Redis stream. Cheap to clone; clones share connections,
 /// consumer name and counters. Blocking fetches of one handle (and its clones) take turns on

@@ -52,8 +52,15 @@ async fn main() -> anyhow::Result<()> {
         red_bank: context.manifest.contracts.red_bank.clone(),
         config: cli.onchain.clone(),
     });
+    let base_denom_decimals = match cli.profit.base_denom_decimals_override {
+        Some(decimals) => decimals,
+        None => redline_protocol::red_bank::base_decimals(&context.client, &context.manifest)
+            .await
+            .context("--base-denom-decimals")?,
+    };
     let profit = ProfitConfig {
         liquidation_rule: context.manifest.liquidation_rule,
+        base_denom_decimals,
         ..cli.profit.clone()
     };
     let checker = Arc::new(HealthChecker::new(

@@ -31,10 +31,14 @@ use crate::compute::{BlockContext, Line};
 #[derive(Debug, Clone, Args)]
 pub struct ProfitConfig {
     /// Decimals of the oracle's base denom (prices are base units per unit of a denom; the base
-    /// denom is a USD stablecoin such as `uusdc`, 6 decimals): profit in USD = base units /
-    /// 10^this.
-    #[arg(long, env = "BASE_DENOM_DECIMALS", default_value_t = 6,
+    /// denom is a USD stablecoin such as `uusdc`): profit in USD = base units / 10^this. By
+    /// default read at start: the oracle's base denom, looked up in the manifest's denoms (as
+    /// the liquidator values).
+    #[arg(long = "base-denom-decimals", env = "BASE_DENOM_DECIMALS",
           value_parser = clap::value_parser!(u32).range(0..=18))]
+    pub base_denom_decimals_override: Option<u32>,
+    /// The decimals in use: the override, or what start-up read from the oracle.
+    #[arg(skip = 6u32)]
     pub base_denom_decimals: u32,
     /// The deployment's liquidation rule (from the manifest, not a flag).
     #[arg(skip)]
@@ -44,6 +48,7 @@ pub struct ProfitConfig {
 impl Default for ProfitConfig {
     fn default() -> Self {
         Self {
+            base_denom_decimals_override: None,
             base_denom_decimals: 6,
             liquidation_rule: LiquidationRule::TargetHealthFactor,
         }

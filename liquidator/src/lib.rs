@@ -149,17 +149,9 @@ impl<C: ChainClient + Clone + 'static> Liquidator<C> {
         if let Some(decimals) = self.config.base_decimals {
             return Ok(decimals);
         }
-        let base = PositionReader::base_denom(&self.client, &self.manifest.contracts.oracle)
+        redline_protocol::red_bank::base_decimals(&self.client, &self.manifest)
             .await
-            .context("reading the oracle's base denom")?;
-        self.manifest
-            .denoms
-            .iter()
-            .find(|d| d.denom == base)
-            .map(|d| u32::from(d.decimals))
-            .with_context(|| {
-                format!("--base-decimals: the oracle quotes prices in `{base}`, which the manifest's denoms do not list; give its decimals")
-            })
+            .context("--base-decimals")
     }
 
     /// Runs the workers (and, if this process leases the master slot, the top-ups) until

@@ -14,7 +14,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cosmwasm_std::Uint128;
-use mars::msg::oracle::{ConfigResponse as OracleConfig, QueryMsg as OracleQuery};
 use mars::types::DenomPosition;
 use redline_chain::ChainClient;
 use redline_protocol::{chain_error, AccountKey, Protocol, Protocols, RedBank, RedBankContracts};
@@ -108,15 +107,6 @@ impl<C: ChainClient> PositionReader<C> {
     /// The protocols this deployment runs, to dispatch a job on its kind.
     pub fn protocols(&self) -> &Protocols<C> {
         &self.protocols
-    }
-
-    /// The oracle's base denom (what prices are quoted in).
-    pub async fn base_denom(client: &C, oracle: &str) -> Result<String, ReadError> {
-        let config: OracleConfig = client
-            .query_smart(oracle, &OracleQuery::Config {}, None)
-            .await
-            .map_err(chain_error("oracle config"))?;
-        Ok(config.base_denom)
     }
 
     /// The snapshot of the latest block, read once per block. [`ReadError::NoBlockYet`]

@@ -10,7 +10,9 @@ use mars::rule::LiquidationRule;
 use redline_chain::{execute_contract_msg, BlockResults, ChainClient, ChainError};
 
 pub use events::{BlockTouches, ACCOUNT_ATTRIBUTES, MARKET_ACTIONS, POSITION_ACTIONS};
-pub use read::{asset_params, markets, prices, target_health_factor};
+pub use read::{
+    asset_params, base_decimals, markets, prices, target_health_factor, BaseDecimalsError,
+};
 
 use crate::{
     AccountKey, AccountPosition, LiquidationOrder, MarketSnapshot, Protocol, ProtocolKind,

@@ -213,3 +213,31 @@ fn fingerprint(
     target_health_factor.to_string().hash(&mut hasher);
     hasher.finish()
 }
+
+/// Decimals of the oracle's base denom (what its prices are quoted in), from the manifest's
+/// denoms: the one figure every valuation in USD needs (`10^decimals` base units are one USD).
+pub async fn base_decimals<C: ChainClient>(
+    client: &C,
+    manifest: &mars::manifest::Manifest,
+) -> Result<u32, BaseDecimalsError> {
+    let config: mars::msg::oracle::ConfigResponse = client
+        .query_smart(&manifest.contracts.oracle, &OracleQuery::Config {}, None)
+        .await
+        .map_err(chain_error("oracle config"))?;
+    manifest
+        .denoms
+        .iter()
+        .find(|d| d.denom == config.base_denom)
+        .map(|d| u32::from(d.decimals))
+        .ok_or(BaseDecimalsError::Unlisted {
+            base_denom: config.base_denom,
+        })
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BaseDecimalsError {
+    #[error(transparent)]
+    Read(#[from] ReadError),
+    #[error("the oracle quotes prices in `{base_denom}`, which the manifest's denoms do not list; give its decimals")]
+    Unlisted { base_denom: String },
+}

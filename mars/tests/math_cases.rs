@@ -112,13 +112,18 @@ fn amounts(repay: u128, seized: u128, received: u128, lb: &str) -> LiquidationAm
     }
 }
 
-/// 10,000 uatom at 7.5 against 65,000 uusdc at 1 (the measured case after the price drop).
-fn fixture_health() -> Health {
+/// Health of `atom` uatom at `price` (collateral) against `debt` uusdc at 1.
+fn atom_against_usdc(atom_amount: u128, price: &str, debt: u128) -> Health {
     compute_health(&[
-        line("uatom", "7.5", 10_000, 0, &atom()),
-        line("uusdc", "1", 0, 65_000, &usdc()),
+        line("uatom", price, atom_amount, 0, &atom()),
+        line("uusdc", "1", 0, debt, &usdc()),
     ])
     .unwrap()
+}
+
+/// 10,000 uatom at 7.5 against 65,000 uusdc at 1 (the measured case after the price drop).
+fn fixture_health() -> Health {
+    atom_against_usdc(10_000, "7.5", 65_000)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -290,11 +295,7 @@ fn math_case_05_collateral_limited_with_min_bonus() {
     // LT·(1 + LB) = 0.816 < 1.05, cap = ⌊(⌊10,395⌋ − 8,000)/0.234⌋ = ⌊10,235.04⌋ = 10,235.
     // From collateral: ⌊10,000/1.02 = 9,803.9⌋ = 9,803. repay = min(9,900, 9,900, 10,235, 9,803).
     // seized ⌊⌊9,803·1.02 = 9,999.06⌋/10⌋ = 999; fee ⌊⌈⌊196.06⌋·0.1 = 19.6⌉/10⌋ = 2.
-    let health = compute_health(&[
-        line("uatom", "10", 1_000, 0, &atom()),
-        line("uusdc", "1", 0, 9_900, &usdc()),
-    ])
-    .unwrap();
+    let health = atom_against_usdc(1_000, "10", 9_900);
     assert_eq!(
         health.liquidation_health_factor,
         Some(dec("0.80808080808080808"))
@@ -336,11 +337,7 @@ fn math_case_07_bonus_limited_by_cr_minus_one_and_cap_rounding() {
     // From collateral: ⌊70,000/1.076923076923076923 = 65,000.000000000000006⌋ = 65,000.
     // repay 64,999; seized ⌊⌊64,999·1.076923076923076923 = 69,998.92⌋/7⌋ = ⌊9,999.71⌋ = 9,999.
     // fee: ⌊64,999·0.076923076923076923 = 4,999.92⌋ = 4,999; ⌈499.9⌉ = 500; ⌊500/7⌋ = 71.
-    let health = compute_health(&[
-        line("uatom", "7", 10_000, 0, &atom()),
-        line("uusdc", "1", 0, 65_000, &usdc()),
-    ])
-    .unwrap();
+    let health = atom_against_usdc(10_000, "7", 65_000);
     let result = liquidate(10_000, "7", &atom(), 65_000, 65_000, "1", &health).unwrap();
     assert_eq!(
         result,
@@ -358,11 +355,7 @@ fn math_case_08_bonus_from_starting_lb_and_slope() {
     // cap = ⌊(68,250 − 64,000)/0.217384615384615384 = 19,550.6⌋ = 19,550.
     // seized = ⌊⌊19,550·1.04076923076923077 = 20,347.04⌋/8 = 2,543.4⌋ = 2,543.
     // fee: ⌊19,550·0.04076923076923077 = 797.04⌋ = 797; ⌈79.7⌉ = 80; ⌊80/8⌋ = 10.
-    let health = compute_health(&[
-        line("uatom", "8", 10_000, 0, &atom()),
-        line("uusdc", "1", 0, 65_000, &usdc()),
-    ])
-    .unwrap();
+    let health = atom_against_usdc(10_000, "8", 65_000);
     assert_eq!(
         health.liquidation_health_factor,
         Some(dec("0.984615384615384615"))
@@ -590,11 +583,7 @@ fn math_case_17_no_debt_means_no_health_factor_and_not_liquidatable() {
 #[test]
 fn math_case_18_health_factor_exactly_one_is_not_liquidatable() {
     // 1,000 at 1 with LT 0.8 → 800 against 800 debt: HF = 1, max-LTV HF = 700/800 = 0.875.
-    let health = compute_health(&[
-        line("uatom", "1", 1_000, 0, &atom()),
-        line("uusdc", "1", 0, 800, &usdc()),
-    ])
-    .unwrap();
+    let health = atom_against_usdc(1_000, "1", 800);
     assert_eq!(health.liquidation_health_factor, Some(Decimal::one()));
     assert_eq!(health.max_ltv_health_factor, Some(dec("0.875")));
     assert!(!health.is_liquidatable());

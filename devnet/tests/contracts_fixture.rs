@@ -35,12 +35,9 @@ mod contracts {
         assert_eq!(dn.balance(&borrower, USDC), 65_000);
 
         dn.mint(&liquidator, vec![coin(30_000, USDC)]);
-        let err = dn
-            .liquidate(&liquidator, &borrower, ATOM, &[coin(30_000, USDC)])
-            .unwrap_err();
-        assert!(
-            err.contains("User's health factor is not less than 1 and thus cannot be liquidated"),
-            "{err}"
+        assert_err(
+            dn.liquidate(&liquidator, &borrower, ATOM, &[coin(30_000, USDC)]),
+            "User's health factor is not less than 1 and thus cannot be liquidated",
         );
 
         // ATOM falls to 7.5: HF 0.923.
@@ -136,8 +133,7 @@ mod contracts {
         assert_eq!(default.total_enabled_collateral, Uint128::new(100_000));
         assert_eq!(liquidation.total_enabled_collateral, Uint128::new(75_000));
 
-        let liquidator = dn.addr("liquidator");
-        dn.mint(&liquidator, vec![coin(30_000, USDC)]);
+        let liquidator = dn.liquidator(vec![coin(30_000, USDC)]);
         let res = dn
             .liquidate(&liquidator, &borrower, ATOM, &[coin(30_000, USDC)])
             .unwrap();

@@ -7,33 +7,20 @@ mod contracts_support;
 mod contracts {
     use crate::contracts_support::*;
     use cosmwasm_std::{Decimal, Uint128};
-    use cw_multi_test::Executor;
     use mars::msg::address_provider::{self, AddressResponseItem, MarsAddressType};
     use mars::msg::oracle::{self, ActionKind, PriceResponse};
     use mars::msg::params::{AssetParamsUpdate, ExecuteMsg, QueryMsg};
     use mars::types::AssetParams;
 
     fn update(dn: &mut Devnet, params: AssetParams) -> Result<(), String> {
-        let owner = dn.contracts.owner.clone();
         let contract = dn.contracts.params.clone();
-        dn.app
-            .execute_contract(
-                owner,
-                contract,
-                &ExecuteMsg::UpdateAssetParams(AssetParamsUpdate::AddOrUpdate { params }),
-                &[],
-            )
-            .map(|_| ())
-            .map_err(|e| e.to_string())
+        let msg = ExecuteMsg::UpdateAssetParams(AssetParamsUpdate::AddOrUpdate { params });
+        dn.execute_as_owner(&contract, &msg).map(|_| ())
     }
 
     fn atom(dn: &Devnet) -> AssetParams {
-        dn.app
-            .wrap()
-            .query_wasm_smart::<Option<AssetParams>>(
-                &dn.contracts.params,
-                &QueryMsg::AssetParams { denom: ATOM.into() },
-            )
+        let query = QueryMsg::AssetParams { denom: ATOM.into() };
+        dn.query_on::<Option<AssetParams>>(&dn.contracts.params, &query)
             .unwrap()
             .unwrap()
     }
@@ -94,54 +81,29 @@ mod contracts {
     #[test]
     fn target_health_factor_range_and_owner() {
         let mut dn = Devnet::fixture();
-        let owner = dn.contracts.owner.clone();
         let params = dn.contracts.params.clone();
         let thf: Decimal = dn
-            .app
-            .wrap()
-            .query_wasm_smart(&params, &QueryMsg::TargetHealthFactor {})
+            .query_on(&params, &QueryMsg::TargetHealthFactor {})
             .unwrap();
         assert_eq!(thf, dec("1.05"));
+        let set_target = |value: &str| ExecuteMsg::UpdateTargetHealthFactor(dec(value));
         for bad in ["0.99", "2.01"] {
-            let err = dn
-                .app
-                .execute_contract(
-                    owner.clone(),
-                    params.clone(),
-                    &ExecuteMsg::UpdateTargetHealthFactor(dec(bad)),
-                    &[],
-                )
-                .unwrap_err()
-                .to_string();
-            assert!(err.contains("target_health_factor"), "{err}");
+            assert_err(
+                dn.execute_as_owner(&params, &set_target(bad)),
+                "target_health_factor",
+            );
         }
         for good in ["1", "2"] {
-            dn.app
-                .execute_contract(
-                    owner.clone(),
-                    params.clone(),
-                    &ExecuteMsg::UpdateTargetHealthFactor(dec(good)),
-                    &[],
-                )
-                .unwrap();
+            dn.execute_as_owner(&params, &set_target(good)).unwrap();
         }
         let stranger = dn.addr("stranger");
-        let err = dn
-            .app
-            .execute_contract(
-                stranger,
-                params.clone(),
-                &ExecuteMsg::UpdateTargetHealthFactor(dec("1.1")),
-                &[],
-            )
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("Caller is not owner"), "{err}");
+        assert_err(
+            dn.execute_on(&stranger, &params, &set_target("1.1")),
+            "Caller is not owner",
+        );
 
         let all: Vec<AssetParams> = dn
-            .app
-            .wrap()
-            .query_wasm_smart(
+            .query_on(
                 &params,
                 &QueryMsg::AllAssetParams {
                     start_after: Some(ATOM.into()),
@@ -152,9 +114,7 @@ mod contracts {
         assert_eq!(all.len(), 1);
         assert_eq!(all[0].denom, OSMO);
         let total: mars::msg::params::TotalDepositResponse = dn
-            .app
-            .wrap()
-            .query_wasm_smart(&params, &QueryMsg::TotalDeposit { denom: ATOM.into() })
+            .query_on(&params, &QueryMsg::TotalDeposit { denom: ATOM.into() })
             .unwrap();
         assert_eq!(total.amount, Uint128::zero());
     }
@@ -162,24 +122,19 @@ mod contracts {
     #[test]
     fn oracle_and_address_provider_answer_mars_queries() {
         let mut dn = Devnet::fixture();
-        let price: PriceResponse = dn
-            .app
-            .wrap()
-            .query_wasm_smart(
-                &dn.contracts.oracle,
-                &oracle::QueryMsg::Price {
-                    denom: ATOM.into(),
-                    kind: Some(ActionKind::Liquidation),
-                },
-            )
+        let oracle_addr = dn.contracts.oracle.clone();
+        let price = |denom: &str, kind| oracle::QueryMsg::Price {
+            denom: denom.into(),
+            kind,
+        };
+        let atom: PriceResponse = dn
+            .query_on(&oracle_addr, &price(ATOM, Some(ActionKind::Liquidation)))
             .unwrap();
-        assert_eq!(price.price, dec("10"));
+        assert_eq!(atom.price, dec("10"));
         dn.set_price(OSMO, "0.5");
         let prices: Vec<PriceResponse> = dn
-            .app
-            .wrap()
-            .query_wasm_smart(
-                &dn.contracts.oracle,
+            .query_on(
+                &oracle_addr,
                 &oracle::QueryMsg::Prices {
                     start_after: None,
                     limit: None,
@@ -194,40 +149,22 @@ mod contracts {
                 .collect::<Vec<_>>(),
             vec![(ATOM, dec("10")), (OSMO, dec("0.5")), (USDC, dec("1"))]
         );
-        let err = dn
-            .app
-            .wrap()
-            .query_wasm_smart::<PriceResponse>(
-                &dn.contracts.oracle,
-                &oracle::QueryMsg::Price {
-                    denom: "uion".into(),
-                    kind: None,
-                },
-            )
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("price source not found for denom: uion"),
-            "{err}"
+        assert_err(
+            dn.query_on::<PriceResponse>(&oracle_addr, &price("uion", None)),
+            "price source not found for denom: uion",
         );
         let stranger = dn.addr("stranger");
-        let oracle_addr = dn.contracts.oracle.clone();
-        let err = dn
-            .app
-            .execute_contract(
-                stranger,
-                oracle_addr,
+        assert_err(
+            dn.execute_on(
+                &stranger,
+                &oracle_addr,
                 &oracle::ExecuteMsg::SetPrices { prices: vec![] },
-                &[],
-            )
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("Caller is not owner"), "{err}");
+            ),
+            "Caller is not owner",
+        );
 
         let item: AddressResponseItem = dn
-            .app
-            .wrap()
-            .query_wasm_smart(
+            .query_on(
                 &dn.contracts.address_provider,
                 &address_provider::QueryMsg::Address(MarsAddressType::RedBank),
             )

@@ -7,14 +7,14 @@ mod contracts_support;
 mod contracts {
     use crate::contracts_support::*;
     use cosmwasm_std::{coin, Uint128};
+    use mars::msg::params::{EmergencyUpdate, ExecuteMsg as ParamsMsg, RedBankEmergencyUpdate};
     use mars::msg::red_bank::{ExecuteMsg, UserHealthStatus};
 
     fn liquidatable() -> (Devnet, cosmwasm_std::Addr, cosmwasm_std::Addr) {
         let mut dn = Devnet::fixture();
         let borrower = fixture_borrower(&mut dn);
         dn.set_price(ATOM, "7.5");
-        let liquidator = dn.addr("liquidator");
-        dn.mint(&liquidator, vec![coin(100_000, USDC), coin(100_000, ATOM)]);
+        let liquidator = dn.liquidator(vec![coin(100_000, USDC), coin(100_000, ATOM)]);
         (dn, borrower, liquidator)
     }
 
@@ -22,12 +22,9 @@ mod contracts {
     fn cannot_liquidate_self() {
         let (mut dn, borrower, _) = liquidatable();
         dn.mint(&borrower, vec![coin(1_000, USDC)]);
-        let err = dn
-            .liquidate(&borrower, &borrower, ATOM, &[coin(1_000, USDC)])
-            .unwrap_err();
-        assert!(
-            err.contains("User cannot issue liquidation of own account"),
-            "{err}"
+        assert_err(
+            dn.liquidate(&borrower, &borrower, ATOM, &[coin(1_000, USDC)]),
+            "User cannot issue liquidation of own account",
         );
     }
 
@@ -35,14 +32,10 @@ mod contracts {
     fn cannot_liquidate_healthy_position() {
         let mut dn = Devnet::fixture();
         let borrower = fixture_borrower(&mut dn);
-        let liquidator = dn.addr("liquidator");
-        dn.mint(&liquidator, vec![coin(1_000, USDC)]);
-        let err = dn
-            .liquidate(&liquidator, &borrower, ATOM, &[coin(1_000, USDC)])
-            .unwrap_err();
-        assert!(
-            err.contains("User's health factor is not less than 1 and thus cannot be liquidated"),
-            "{err}"
+        let liquidator = dn.liquidator(vec![coin(1_000, USDC)]);
+        assert_err(
+            dn.liquidate(&liquidator, &borrower, ATOM, &[coin(1_000, USDC)]),
+            "User's health factor is not less than 1 and thus cannot be liquidated",
         );
     }
 
@@ -51,27 +44,13 @@ mod contracts {
         let mut dn = Devnet::fixture();
         let borrower = fixture_borrower(&mut dn);
         dn.deposit(&borrower, 1_000, OSMO);
-        dn.execute(
-            &borrower,
-            &ExecuteMsg::UpdateAssetCollateralStatus {
-                denom: OSMO.into(),
-                enable: false,
-            },
-            &[],
-        )
-        .unwrap();
+        dn.set_collateral_enabled(&borrower, OSMO, false).unwrap();
         assert!(!dn.collateral(&borrower, OSMO).enabled);
         dn.set_price(ATOM, "7.5");
-        let liquidator = dn.addr("liquidator");
-        dn.mint(&liquidator, vec![coin(1_000, USDC)]);
-        let err = dn
-            .liquidate(&liquidator, &borrower, OSMO, &[coin(1_000, USDC)])
-            .unwrap_err();
-        assert!(
-            err.contains(
-                r#"User can't be liquidated for asset "uosmo" not being used as collateral"#
-            ),
-            "{err}"
+        let liquidator = dn.liquidator(vec![coin(1_000, USDC)]);
+        assert_err(
+            dn.liquidate(&liquidator, &borrower, OSMO, &[coin(1_000, USDC)]),
+            r#"User can't be liquidated for asset "uosmo" not being used as collateral"#,
         );
         // Disabled collateral does not count in health either.
         assert_eq!(
@@ -84,62 +63,43 @@ mod contracts {
     fn disabling_collateral_that_keeps_the_account_alive_is_refused() {
         let mut dn = Devnet::fixture();
         let borrower = fixture_borrower(&mut dn);
-        let err = dn
-            .execute(
-                &borrower,
-                &ExecuteMsg::UpdateAssetCollateralStatus {
-                    denom: ATOM.into(),
-                    enable: false,
-                },
-                &[],
-            )
-            .unwrap_err();
-        assert!(
-            err.contains("User's health factor can't be less than 1 after disabling collateral"),
-            "{err}"
+        assert_err(
+            dn.set_collateral_enabled(&borrower, ATOM, false),
+            "User's health factor can't be less than 1 after disabling collateral",
         );
     }
 
     #[test]
     fn cannot_liquidate_collateral_the_user_does_not_have() {
         let (mut dn, borrower, liquidator) = liquidatable();
-        let err = dn
-            .liquidate(&liquidator, &borrower, USDC, &[coin(1_000, USDC)])
-            .unwrap_err();
-        assert!(
-            err.contains("User has no balance in specified collateral asset to be liquidated"),
-            "{err}"
+        assert_err(
+            dn.liquidate(&liquidator, &borrower, USDC, &[coin(1_000, USDC)]),
+            "User has no balance in specified collateral asset to be liquidated",
         );
     }
 
     #[test]
     fn cannot_liquidate_debt_the_user_does_not_have() {
         let (mut dn, borrower, liquidator) = liquidatable();
-        let err = dn
-            .liquidate(&liquidator, &borrower, ATOM, &[coin(1_000, ATOM)])
-            .unwrap_err();
-        assert!(
-        err.contains(
-            "User has no outstanding debt in the specified debt asset and thus cannot be liquidated"
-        ),
-        "{err}"
-    );
+        assert_err(dn.liquidate(&liquidator, &borrower, ATOM, &[coin(1_000, ATOM)]), "User has no outstanding debt in the specified debt asset and thus cannot be liquidated");
     }
 
     #[test]
     fn liquidate_needs_exactly_one_coin() {
         let (mut dn, borrower, liquidator) = liquidatable();
-        let err = dn.liquidate(&liquidator, &borrower, ATOM, &[]).unwrap_err();
-        assert!(err.contains("No funds sent"), "{err}");
-        let err = dn
-            .liquidate(
+        assert_err(
+            dn.liquidate(&liquidator, &borrower, ATOM, &[]),
+            "No funds sent",
+        );
+        assert_err(
+            dn.liquidate(
                 &liquidator,
                 &borrower,
                 ATOM,
                 &[coin(1_000, ATOM), coin(1_000, USDC)],
-            )
-            .unwrap_err();
-        assert!(err.contains("Sent more than one denomination"), "{err}");
+            ),
+            "Sent more than one denomination",
+        );
     }
 
     #[test]
@@ -174,14 +134,8 @@ mod contracts {
             Uint128::new(65_000 - 48_529)
         );
         // Left at about the target health factor.
-        match dn.position(&borrower).health_status {
-            UserHealthStatus::Borrowing {
-                liq_threshold_hf, ..
-            } => {
-                assert!(liq_threshold_hf >= dec("1.05") && liq_threshold_hf < dec("1.051"))
-            }
-            other => panic!("{other:?}"),
-        }
+        let hf = liq_threshold_hf(&dn.position(&borrower));
+        assert!(hf >= dec("1.05") && hf < dec("1.051"), "{hf}");
     }
 
     /// Mars removed its health-after check in Sep 2023 ("Should be possible to liquidate even if
@@ -197,8 +151,7 @@ mod contracts {
         // ⌊(68,250 − 48,000) / 0.234⌋ = 86,538; the collateral bound ⌊⌊60,000 / 1.02⌋ / 1⌋ =
         // 58,823. Sent 10,000: repaid 10,000.
         dn.set_price(ATOM, "6");
-        let liquidator = dn.addr("liquidator");
-        dn.mint(&liquidator, vec![coin(10_000, USDC)]);
+        let liquidator = dn.liquidator(vec![coin(10_000, USDC)]);
         let res = dn
             .liquidate(&liquidator, &borrower, ATOM, &[coin(10_000, USDC)])
             .unwrap();
@@ -213,12 +166,7 @@ mod contracts {
         // Health after: 8,300 uatom · 6 · 0.8 = 39,840 against 55,000: 0.724363… < 0.738….
         let position = dn.position(&borrower);
         assert_eq!(position.total_collateralized_debt, Uint128::new(55_000));
-        match position.health_status {
-            UserHealthStatus::Borrowing {
-                liq_threshold_hf, ..
-            } => assert_eq!(liq_threshold_hf, dec("0.724363636363636363")),
-            other => panic!("{other:?}"),
-        }
+        assert_eq!(liq_threshold_hf(&position), dec("0.724363636363636363"));
     }
 
     #[test]
@@ -229,18 +177,14 @@ mod contracts {
         dn.deposit(&lender, 200_000, USDC);
         dn.deposit(&borrower, 10_000, ATOM);
         // Max LTV 0.7 of 100,000.
-        let err = dn.borrow(&borrower, 70_001, USDC).unwrap_err();
-        assert!(
-            err.contains("Borrow amount exceeds maximum allowed given current collateral value"),
-            "{err}"
+        assert_err(
+            dn.borrow(&borrower, 70_001, USDC),
+            "Borrow amount exceeds maximum allowed given current collateral value",
         );
         dn.borrow(&borrower, 70_000, USDC).unwrap();
-        let err = dn.borrow(&borrower, 200_000, USDC).unwrap_err();
-        assert!(
-            err.contains(
-                "Borrow amount must be greater than 0 and less or equal available liquidity"
-            ),
-            "{err}"
+        assert_err(
+            dn.borrow(&borrower, 200_000, USDC),
+            "Borrow amount must be greater than 0 and less or equal available liquidity",
         );
         // Withdrawing keeps the liquidation threshold (0.8): 70,000 / 0.8 = 87,500 must stay.
         let withdraw = |amount: u128| ExecuteMsg::Withdraw {
@@ -250,44 +194,34 @@ mod contracts {
             account_id: None,
             liquidation_related: None,
         };
-        let err = dn.execute(&borrower, &withdraw(1_251), &[]).unwrap_err();
-        assert!(
-            err.contains("User's health factor can't be less than 1 after withdraw"),
-            "{err}"
+        assert_err(
+            dn.execute(&borrower, &withdraw(1_251), &[]),
+            "User's health factor can't be less than 1 after withdraw",
         );
         let res = dn.execute(&borrower, &withdraw(1_250), &[]).unwrap();
         assert_eq!(wasm_attr(&res, "withdraw", "amount").unwrap(), "1250");
-        let err = dn.execute(&borrower, &withdraw(0), &[]).unwrap_err();
-        assert!(
-            err.contains("Withdraw amount must be greater than 0"),
-            "{err}"
+        assert_err(
+            dn.execute(&borrower, &withdraw(0), &[]),
+            "Withdraw amount must be greater than 0",
         );
         // Payments where none are expected.
         dn.mint(&borrower, vec![coin(1, ATOM)]);
-        let err = dn
-            .execute(&borrower, &withdraw(1), &[coin(1, ATOM)])
-            .unwrap_err();
-        assert!(err.contains("This message does no accept funds"), "{err}");
+        assert_err(
+            dn.execute(&borrower, &withdraw(1), &[coin(1, ATOM)]),
+            "This message does no accept funds",
+        );
         // Borrowing disabled in params.
-        let owner = dn.contracts.owner.clone();
         let params = dn.contracts.params.clone();
-        use cw_multi_test::Executor;
-        dn.app
-            .execute_contract(
-                owner,
-                params,
-                &mars::msg::params::ExecuteMsg::EmergencyUpdate(
-                    mars::msg::params::EmergencyUpdate::RedBank(
-                        mars::msg::params::RedBankEmergencyUpdate::DisableBorrowing(USDC.into()),
-                    ),
-                ),
-                &[],
-            )
-            .unwrap();
-        let err = dn.borrow(&borrower, 1, USDC).unwrap_err();
-        assert!(
-            err.contains(r#"Borrow for "uusdc" is not enabled"#),
-            "{err}"
+        dn.execute_as_owner(
+            &params,
+            &ParamsMsg::EmergencyUpdate(EmergencyUpdate::RedBank(
+                RedBankEmergencyUpdate::DisableBorrowing(USDC.into()),
+            )),
+        )
+        .unwrap();
+        assert_err(
+            dn.borrow(&borrower, 1, USDC),
+            r#"Borrow for "uusdc" is not enabled"#,
         );
     }
 
@@ -309,14 +243,14 @@ mod contracts {
             dn.position(&borrower).health_status,
             UserHealthStatus::NotBorrowing
         );
-        let err = dn
-            .execute(
+        assert_err(
+            dn.execute(
                 &borrower,
                 &ExecuteMsg::Repay { on_behalf_of: None },
                 &[coin(1, USDC)],
-            )
-            .unwrap_err();
-        assert!(err.contains("Cannot repay 0 debt"), "{err}");
+            ),
+            "Cannot repay 0 debt",
+        );
     }
 
     #[test]
@@ -331,21 +265,25 @@ mod contracts {
             account_id: None,
             on_behalf_of: None,
         };
-        let err = dn.execute(&user, &deposit, &[coin(1, OSMO)]).unwrap_err();
-        assert!(err.contains(r#"Deposit Cap exceeded for "uosmo""#), "{err}");
-        let err = dn.execute(&user, &deposit, &[coin(5, "uion")]).unwrap_err();
-        assert!(err.contains("Market not found"), "{err}");
+        assert_err(
+            dn.execute(&user, &deposit, &[coin(1, OSMO)]),
+            r#"Deposit Cap exceeded for "uosmo""#,
+        );
+        assert_err(
+            dn.execute(&user, &deposit, &[coin(5, "uion")]),
+            "Market not found",
+        );
         // Only the credit manager may use account ids.
-        let err = dn
-            .execute(
+        assert_err(
+            dn.execute(
                 &user,
                 &ExecuteMsg::Deposit {
                     account_id: Some("1".into()),
                     on_behalf_of: None,
                 },
                 &[coin(1, OSMO)],
-            )
-            .unwrap_err();
-        assert!(err.contains("Unauthorized"), "{err}");
+            ),
+            "Unauthorized",
+        );
     }
 }

@@ -75,8 +75,7 @@ mod contracts {
         // Seeded accounts behave like any other: the riskiest becomes liquidatable when ATOM falls.
         let riskiest = positions[3_000].user.clone(); // 6,999 uusdc against 1,000 uatom
         dn.set_price(ATOM, "7.5");
-        let liquidator = dn.addr("liquidator");
-        dn.mint(&liquidator, vec![coin(1_000, USDC)]);
+        let liquidator = dn.liquidator(vec![coin(1_000, USDC)]);
         let res = dn
             .liquidate(&liquidator, &riskiest, ATOM, &[coin(1_000, USDC)])
             .unwrap();

@@ -5,8 +5,8 @@ mod contracts_support;
 /// Named so `cargo test -p redline-devnet contracts` selects these tests.
 mod contracts {
     use crate::contracts_support::*;
-    use cosmwasm_std::{coin, Addr, Uint128};
-    use cw_multi_test::Executor;
+    use cosmwasm_std::{coin, Addr, Coin, Uint128};
+    use cw_multi_test::{BankSudo, Executor, SudoMsg};
     use mars::msg::swapper::{
         ExecuteMsg, InstantiateMsg, PoolResponse, QueryMsg, SimulateSwapResponse,
     };
@@ -35,40 +35,64 @@ mod contracts {
                 None,
             )
             .unwrap();
-        app.execute_contract(
-            owner.clone(),
-            swapper.clone(),
-            &ExecuteMsg::CreatePool {
-                denoms: [USDC.into(), ATOM.into()],
-                fee: dec("0.003"),
-            },
-            &[],
-        )
-        .unwrap();
-        app.sudo(cw_multi_test::SudoMsg::Bank(
-            cw_multi_test::BankSudo::Mint {
-                to_address: owner.to_string(),
-                amount: vec![coin(1_000_000, ATOM), coin(10_000_000, USDC)],
-            },
-        ))
-        .unwrap();
-        app.execute_contract(
-            owner.clone(),
-            swapper.clone(),
-            &ExecuteMsg::ProvideLiquidity {
-                denoms: [ATOM.into(), USDC.into()],
-            },
-            &[coin(1_000_000, ATOM), coin(10_000_000, USDC)],
-        )
-        .unwrap();
-        Pool {
+        let mut pool = Pool {
             app,
             swapper,
-            owner,
-        }
+            owner: owner.clone(),
+        };
+        pool.create_pool(&owner, [USDC, ATOM], "0.003").unwrap();
+        let reserves = vec![coin(1_000_000, ATOM), coin(10_000_000, USDC)];
+        pool.mint(&owner, reserves.clone());
+        pool.app
+            .execute_contract(
+                owner,
+                pool.swapper.clone(),
+                &ExecuteMsg::ProvideLiquidity {
+                    denoms: [ATOM.into(), USDC.into()],
+                },
+                &reserves,
+            )
+            .unwrap();
+        pool
     }
 
     impl Pool {
+        fn mint(&mut self, to: &Addr, amount: Vec<Coin>) {
+            self.app
+                .sudo(SudoMsg::Bank(BankSudo::Mint {
+                    to_address: to.to_string(),
+                    amount,
+                }))
+                .unwrap();
+        }
+
+        /// A trader holding `coins`.
+        fn trader(&mut self, coins: Vec<Coin>) -> Addr {
+            let trader = self.app.api().addr_make("trader");
+            self.mint(&trader, coins);
+            trader
+        }
+
+        fn create_pool(
+            &mut self,
+            sender: &Addr,
+            denoms: [&str; 2],
+            fee: &str,
+        ) -> Result<(), String> {
+            self.app
+                .execute_contract(
+                    sender.clone(),
+                    self.swapper.clone(),
+                    &ExecuteMsg::CreatePool {
+                        denoms: denoms.map(Into::into),
+                        fee: dec(fee),
+                    },
+                    &[],
+                )
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        }
+
         fn simulate(&self, amount: u128, offer: &str, ask: &str) -> SimulateSwapResponse {
             self.app
                 .wrap()
@@ -85,7 +109,7 @@ mod contracts {
         fn swap(
             &mut self,
             trader: &Addr,
-            funds: &[cosmwasm_std::Coin],
+            funds: &[Coin],
             ask: &str,
             min: u128,
         ) -> Result<(), String> {
@@ -125,25 +149,17 @@ mod contracts {
     #[test]
     fn constant_product_by_hand() {
         let mut pool = pool();
-        let trader = pool.app.api().addr_make("trader");
-        pool.app
-            .sudo(cw_multi_test::SudoMsg::Bank(
-                cw_multi_test::BankSudo::Mint {
-                    to_address: trader.to_string(),
-                    amount: vec![coin(10_000, ATOM), coin(50_000, USDC)],
-                },
-            ))
-            .unwrap();
+        let trader = pool.trader(vec![coin(10_000, ATOM), coin(50_000, USDC)]);
 
         // Sell 10,000 uatom: fee ⌈10,000 · 0.003⌉ = 30, net 9,970,
         // return ⌊10,000,000 · 9,970 / (1,000,000 + 9,970)⌋ = ⌊98,715.80⌋ = 98,715.
         let sim = pool.simulate(10_000, ATOM, USDC);
         assert_eq!(sim.fee_amount, Uint128::new(30));
         assert_eq!(sim.return_amount, Uint128::new(98_715));
-        let err = pool
-            .swap(&trader, &[coin(10_000, ATOM)], USDC, 98_716)
-            .unwrap_err();
-        assert!(err.contains("less than min_receive"), "{err}");
+        assert_err(
+            pool.swap(&trader, &[coin(10_000, ATOM)], USDC, 98_716),
+            "less than min_receive",
+        );
         pool.swap(&trader, &[coin(10_000, ATOM)], USDC, 98_715)
             .unwrap();
         assert_eq!(pool.balance(&trader, USDC), 50_000 + 98_715);
@@ -168,59 +184,31 @@ mod contracts {
     #[test]
     fn swap_rejections() {
         let mut pool = pool();
-        let trader = pool.app.api().addr_make("trader");
-        pool.app
-            .sudo(cw_multi_test::SudoMsg::Bank(
-                cw_multi_test::BankSudo::Mint {
-                    to_address: trader.to_string(),
-                    amount: vec![coin(10, ATOM), coin(10, USDC), coin(10, OSMO)],
-                },
-            ))
-            .unwrap();
-        let err = pool.swap(&trader, &[], USDC, 0).unwrap_err();
-        assert!(err.contains("No funds sent"), "{err}");
-        let err = pool
-            .swap(&trader, &[coin(1, ATOM), coin(1, USDC)], USDC, 0)
-            .unwrap_err();
-        assert!(err.contains("Sent more than one denomination"), "{err}");
-        let err = pool.swap(&trader, &[coin(1, OSMO)], USDC, 0).unwrap_err();
-        assert!(err.contains("no pool for uosmo and uusdc"), "{err}");
+        let trader = pool.trader(vec![coin(10, ATOM), coin(10, USDC), coin(10, OSMO)]);
+        assert_err(pool.swap(&trader, &[], USDC, 0), "No funds sent");
+        assert_err(
+            pool.swap(&trader, &[coin(1, ATOM), coin(1, USDC)], USDC, 0),
+            "Sent more than one denomination",
+        );
+        assert_err(
+            pool.swap(&trader, &[coin(1, OSMO)], USDC, 0),
+            "no pool for uosmo and uusdc",
+        );
         // One unit pays a one-unit fee and buys nothing.
-        let err = pool.swap(&trader, &[coin(1, ATOM)], USDC, 0).unwrap_err();
-        assert!(
-            err.contains("pool has no liquidity to pay out uusdc"),
-            "{err}"
+        assert_err(
+            pool.swap(&trader, &[coin(1, ATOM)], USDC, 0),
+            "pool has no liquidity to pay out uusdc",
         );
         // Only the owner opens pools; fees stay below one.
-        let err = pool
-            .app
-            .execute_contract(
-                trader.clone(),
-                pool.swapper.clone(),
-                &ExecuteMsg::CreatePool {
-                    denoms: [OSMO.into(), USDC.into()],
-                    fee: dec("0.003"),
-                },
-                &[],
-            )
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("Caller is not owner"), "{err}");
+        assert_err(
+            pool.create_pool(&trader, [OSMO, USDC], "0.003"),
+            "Caller is not owner",
+        );
         let owner = pool.owner.clone();
-        let err = pool
-            .app
-            .execute_contract(
-                owner,
-                pool.swapper.clone(),
-                &ExecuteMsg::CreatePool {
-                    denoms: [OSMO.into(), USDC.into()],
-                    fee: dec("1"),
-                },
-                &[],
-            )
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("fee must be in [0, 1)"), "{err}");
+        assert_err(
+            pool.create_pool(&owner, [OSMO, USDC], "1"),
+            "fee must be in [0, 1)",
+        );
     }
 
     #[test]

@@ -20,7 +20,7 @@ use tendermint::{AppHash, Time};
 use super::accounts::Accounts;
 use super::block::{self, BlockInput, BlockRecord, Validator};
 use super::gas;
-use super::tx::{self, DecodedTx, TxError, TxMsg};
+use super::tx::{self, DecodedTx, SignerData, TxError, TxMsg};
 use super::DevApp;
 use cosmwasm_std::Api as _;
 
@@ -206,6 +206,13 @@ fn amount_of(coins: &[Coin], denom: &str) -> Uint256 {
         .fold(Uint256::zero(), |a, b| a.saturating_add(b))
 }
 
+fn insufficient_funds(spendable: Uint256, needed: &Coin) -> TxError {
+    TxError::insufficient_funds(format!(
+        "spendable balance {spendable}{} is smaller than {}{}",
+        needed.denom, needed.amount, needed.denom
+    ))
+}
+
 /// The SDK's module account address: the first 20 bytes of sha256(module name).
 pub fn module_address(app: &DevApp, name: &str) -> Addr {
     let bytes: [u8; 32] = Sha256::digest(name.as_bytes()).into();
@@ -383,7 +390,6 @@ impl ChainState {
             .map(|_| gas::SIGNATURE_BYTES)
             .sum();
         let ante_gas = gas::ante_gas(tx.size + missing_sig_bytes, tx.signers.len() as u64);
-        let fail = |e: TxError| (e, ante_gas);
         if mode != Mode::Simulate && tx.gas_limit < ante_gas {
             return Err((
                 TxError::out_of_gas(format!(
@@ -393,40 +399,55 @@ impl ChainState {
                 tx.gas_limit,
             ));
         }
+        let fail = |e: TxError| (e, ante_gas);
+        self.check_tx_fields(tx).map_err(fail)?;
+        self.check_fee(tx, mode).map_err(fail)?;
+        for (index, signer) in tx.signers.iter().enumerate() {
+            self.check_signer(tx, index, signer, mode).map_err(fail)?;
+        }
+        Ok(ante_gas)
+    }
+
+    /// Memo, timeout height, signer addresses and fee payer.
+    fn check_tx_fields(&self, tx: &DecodedTx) -> Result<(), TxError> {
         let memo_chars = tx.memo.chars().count();
         if memo_chars > 256 {
-            return Err(fail(TxError::memo_too_large(format!(
+            return Err(TxError::memo_too_large(format!(
                 "maximum number of characters is 256 but received {memo_chars} characters"
-            ))));
+            )));
         }
         let next_height = self.height() + 1;
         if tx.timeout_height > 0 && next_height > tx.timeout_height {
-            return Err(fail(TxError::tx_timeout_height(format!(
+            return Err(TxError::tx_timeout_height(format!(
                 "block height: {next_height}, timeout height: {}",
                 tx.timeout_height
-            ))));
+            )));
         }
         for signer in &tx.signers {
             if self.app.api().addr_validate(&signer.address).is_err() {
-                return Err(fail(TxError::invalid_address(format!(
+                return Err(TxError::invalid_address(format!(
                     "invalid signer address `{}`",
                     signer.address
-                ))));
+                )));
             }
         }
         if !tx.signers.iter().any(|s| s.address == tx.fee_payer) {
-            return Err(fail(TxError::unauthorized(format!(
+            return Err(TxError::unauthorized(format!(
                 "fee payer {} is not a signer",
                 tx.fee_payer
-            ))));
+            )));
         }
-        // Fees: the minimum gas price is a mempool rule (CheckTx only), the balance a state rule.
+        Ok(())
+    }
+
+    /// The fee: the minimum gas price is a mempool rule (CheckTx only), the balance a state rule.
+    fn check_fee(&mut self, tx: &DecodedTx, mode: Mode) -> Result<(), TxError> {
         if mode == Mode::Check && !self.config.min_gas_price.is_zero() {
             let required =
                 Uint256::from(Uint128::from(tx.gas_limit).mul_ceil(self.config.min_gas_price));
             let offered = amount_of(&tx.fee, &self.config.fee_denom);
             if offered < required {
-                return Err(fail(TxError::insufficient_fee(format!(
+                return Err(TxError::insufficient_fee(format!(
                     "insufficient fees; got: {} required: {}{}",
                     if tx.fee.is_empty() {
                         "0".to_string()
@@ -435,14 +456,14 @@ impl ChainState {
                     },
                     required,
                     self.config.fee_denom
-                ))));
+                )));
             }
         }
         if self.existing_account(&tx.fee_payer).is_none() {
-            return Err(fail(TxError::unknown_address(format!(
+            return Err(TxError::unknown_address(format!(
                 "fee payer address: {} does not exist",
                 tx.fee_payer
-            ))));
+            )));
         }
         for coin in &tx.fee {
             let balance = self.balance(&tx.fee_payer, &coin.denom);
@@ -459,75 +480,78 @@ impl ChainState {
             };
             let spendable = balance.saturating_sub(pending);
             if spendable < coin.amount {
-                return Err(fail(TxError::insufficient_funds(format!(
-                    "spendable balance {spendable}{} is smaller than {}{}",
-                    coin.denom, coin.amount, coin.denom
-                ))));
+                return Err(insufficient_funds(spendable, coin));
             }
         }
-        for (index, signer) in tx.signers.iter().enumerate() {
-            let Some((number, committed_sequence, known_pubkey)) =
-                self.existing_account(&signer.address)
-            else {
-                return Err(fail(TxError::unknown_address(format!(
-                    "account {} not found",
-                    signer.address
-                ))));
-            };
-            let pubkey = match &signer.pubkey {
-                Some(key) => {
-                    if tx::address_of(key, &self.config.bech32_prefix).as_deref()
-                        != Some(signer.address.as_str())
-                    {
-                        return Err(fail(TxError::invalid_pubkey(format!(
-                            "pubKey does not match signer address {} with signer index: {index}",
-                            signer.address
-                        ))));
-                    }
-                    Some(key.clone())
+        Ok(())
+    }
+
+    /// The signer's account, public key, sequence and (except in simulation) signature.
+    fn check_signer(
+        &mut self,
+        tx: &DecodedTx,
+        index: usize,
+        signer: &SignerData,
+        mode: Mode,
+    ) -> Result<(), TxError> {
+        let Some((number, committed_sequence, known_pubkey)) =
+            self.existing_account(&signer.address)
+        else {
+            return Err(TxError::unknown_address(format!(
+                "account {} not found",
+                signer.address
+            )));
+        };
+        let pubkey = match &signer.pubkey {
+            Some(key) => {
+                if tx::address_of(key, &self.config.bech32_prefix).as_deref()
+                    != Some(signer.address.as_str())
+                {
+                    return Err(TxError::invalid_pubkey(format!(
+                        "pubKey does not match signer address {} with signer index: {index}",
+                        signer.address
+                    )));
                 }
-                None => known_pubkey.or_else(|| {
-                    (mode != Mode::Deliver)
-                        .then(|| self.check.pubkeys.get(&signer.address).cloned())
-                        .flatten()
-                }),
-            };
-            // CheckTx and simulation expect the sequence after the signer's txs waiting in the
-            // mempool (the SDK's CheckTx state), so a client can simulate and broadcast sequence
-            // N + 1 while N waits for its block; delivery expects the committed one.
-            let expected_sequence = match mode {
-                Mode::Check | Mode::Simulate => self
-                    .check
-                    .sequences
-                    .get(&signer.address)
-                    .copied()
-                    .unwrap_or(committed_sequence),
-                Mode::Deliver => committed_sequence,
-            };
-            if signer.sequence != expected_sequence {
-                return Err(fail(TxError::wrong_sequence(
-                    expected_sequence,
-                    signer.sequence,
-                )));
+                Some(key.clone())
             }
-            if mode == Mode::Simulate {
-                continue;
-            }
-            let Some(pubkey) = pubkey else {
-                return Err(fail(TxError::invalid_pubkey(format!(
-                    "pubkey on account {} is not set",
-                    signer.address
-                ))));
-            };
-            let sign_doc = tx::sign_doc_bytes(tx, &self.config.chain_id, number);
-            if !tx::verify_secp256k1(&pubkey, &sign_doc, &signer.signature) {
-                return Err(fail(TxError::unauthorized(format!(
-                    "signature verification failed; please verify account number ({number}) and chain-id ({}): (unable to verify single signer signature)",
-                    self.config.chain_id
-                ))));
-            }
+            None => known_pubkey.or_else(|| {
+                (mode != Mode::Deliver)
+                    .then(|| self.check.pubkeys.get(&signer.address).cloned())
+                    .flatten()
+            }),
+        };
+        // CheckTx and simulation expect the sequence after the signer's txs waiting in the
+        // mempool (the SDK's CheckTx state), so a client can simulate and broadcast sequence
+        // N + 1 while N waits for its block; delivery expects the committed one.
+        let expected_sequence = match mode {
+            Mode::Check | Mode::Simulate => self
+                .check
+                .sequences
+                .get(&signer.address)
+                .copied()
+                .unwrap_or(committed_sequence),
+            Mode::Deliver => committed_sequence,
+        };
+        if signer.sequence != expected_sequence {
+            return Err(TxError::wrong_sequence(expected_sequence, signer.sequence));
         }
-        Ok(ante_gas)
+        if mode == Mode::Simulate {
+            return Ok(());
+        }
+        let Some(pubkey) = pubkey else {
+            return Err(TxError::invalid_pubkey(format!(
+                "pubkey on account {} is not set",
+                signer.address
+            )));
+        };
+        let sign_doc = tx::sign_doc_bytes(tx, &self.config.chain_id, number);
+        if !tx::verify_secp256k1(&pubkey, &sign_doc, &signer.signature) {
+            return Err(TxError::unauthorized(format!(
+                "signature verification failed; please verify account number ({number}) and chain-id ({}): (unable to verify single signer signature)",
+                self.config.chain_id
+            )));
+        }
+        Ok(())
     }
 
     /// Fee deduction, sequence bumps and pubkeys: what a passed ante handler writes.
@@ -615,10 +639,7 @@ impl ChainState {
         for coin in coins {
             let balance = self.balance(owner, &coin.denom);
             if balance < coin.amount {
-                return Err(TxError::insufficient_funds(format!(
-                    "spendable balance {balance}{} is smaller than {}{}",
-                    coin.denom, coin.amount, coin.denom
-                )));
+                return Err(insufficient_funds(balance, coin));
             }
         }
         Ok(())

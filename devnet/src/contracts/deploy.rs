@@ -11,6 +11,8 @@ use mars::msg::swapper;
 use mars::types::{AssetParams, CmSettings, InterestRateModel, LiquidationBonus, RedBankSettings};
 
 use super::DevnetApp;
+use serde::Serialize;
+use std::fmt::Debug;
 
 /// One listed asset: its market, risk params and starting price.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -167,214 +169,248 @@ pub fn deploy<S: Storage>(
         .rewards_collector
         .clone()
         .unwrap_or_else(|| app.api().addr_make("mars-rewards-collector"));
+    let mut deployer = Deployer { app, owner };
+    let contracts = deployer.instantiate_all(cfg, prefix, rewards_collector)?;
+    deployer.register_addresses(&contracts)?;
+    deployer.list_assets(&contracts, &cfg.assets)?;
+    if let (Some(swap), Some(swapper)) = (&cfg.swap, &contracts.swapper) {
+        deployer.fund_pools(swapper, swap, &cfg.assets)?;
+    }
+    Ok(contracts)
+}
 
-    let address_provider_code = app.store_code(super::address_provider_contract());
-    let oracle_code = app.store_code(super::oracle_contract());
-    let params_code = app.store_code(super::params_contract());
-    let red_bank_code = app.store_code(super::red_bank_contract());
+/// The app and the owner every deploy step acts as.
+struct Deployer<'a, S: Storage> {
+    app: &'a mut DevnetApp<S>,
+    owner: &'a Addr,
+}
 
-    let address_provider = app
-        .instantiate_contract(
+impl<S: Storage> Deployer<'_, S> {
+    fn instantiate<T: Serialize>(
+        &mut self,
+        code_id: u64,
+        msg: &T,
+        label: &str,
+        step: &str,
+    ) -> Result<Addr, DeployError> {
+        self.app
+            .instantiate_contract(
+                code_id,
+                self.owner.clone(),
+                msg,
+                &[],
+                label,
+                Some(self.owner.to_string()),
+            )
+            .step(|| format!("instantiate {step}"))
+    }
+
+    fn execute<T: Serialize + Debug>(
+        &mut self,
+        contract: &Addr,
+        msg: &T,
+        funds: &[Coin],
+    ) -> Result<AppResponse, StdError> {
+        self.app
+            .execute_contract(self.owner.clone(), contract.clone(), msg, funds)
+    }
+
+    /// Stores the Mars contracts' code first, then instantiates them (code ids and addresses
+    /// follow that order), then the swapper if there is one.
+    fn instantiate_all(
+        &mut self,
+        cfg: &DeployConfig,
+        prefix: String,
+        rewards_collector: Addr,
+    ) -> Result<DeployedContracts, DeployError> {
+        let owner = self.owner.to_string();
+        let address_provider_code = self.app.store_code(super::address_provider_contract());
+        let oracle_code = self.app.store_code(super::oracle_contract());
+        let params_code = self.app.store_code(super::params_contract());
+        let red_bank_code = self.app.store_code(super::red_bank_contract());
+
+        let address_provider = self.instantiate(
             address_provider_code,
-            owner.clone(),
             &address_provider::InstantiateMsg {
-                owner: owner.to_string(),
+                owner: owner.clone(),
                 prefix,
             },
-            &[],
             "mars-address-provider",
-            Some(owner.to_string()),
-        )
-        .step(|| "instantiate address provider".into())?;
-    let oracle = app
-        .instantiate_contract(
+            "address provider",
+        )?;
+        let oracle = self.instantiate(
             oracle_code,
-            owner.clone(),
             &oracle::InstantiateMsg {
-                owner: owner.to_string(),
+                owner: owner.clone(),
                 base_denom: cfg.oracle_base_denom.clone(),
                 custom_init: None,
             },
-            &[],
             "mars-oracle",
-            Some(owner.to_string()),
-        )
-        .step(|| "instantiate oracle".into())?;
-    let params = app
-        .instantiate_contract(
+            "oracle",
+        )?;
+        let params = self.instantiate(
             params_code,
-            owner.clone(),
             &params_msg::InstantiateMsg {
-                owner: owner.to_string(),
+                owner: owner.clone(),
                 address_provider: address_provider.to_string(),
                 target_health_factor: cfg.target_health_factor,
             },
-            &[],
             "mars-params",
-            Some(owner.to_string()),
-        )
-        .step(|| "instantiate params".into())?;
-    let red_bank = app
-        .instantiate_contract(
+            "params",
+        )?;
+        let red_bank = self.instantiate(
             red_bank_code,
-            owner.clone(),
             &red_bank::InstantiateMsg {
-                owner: owner.to_string(),
+                owner: owner.clone(),
                 config: CreateOrUpdateConfig {
                     address_provider: Some(address_provider.to_string()),
                 },
             },
-            &[],
             "mars-red-bank",
-            Some(owner.to_string()),
-        )
-        .step(|| "instantiate red bank".into())?;
-    let swapper = match &cfg.swap {
-        Some(_) => {
-            let code = app.store_code(super::swapper_contract());
-            Some(
-                app.instantiate_contract(
-                    code,
-                    owner.clone(),
-                    &swapper::InstantiateMsg {
-                        owner: owner.to_string(),
-                    },
-                    &[],
-                    "redline-swapper",
-                    Some(owner.to_string()),
-                )
-                .step(|| "instantiate swapper".into())?,
-            )
+            "red bank",
+        )?;
+        let swapper = match &cfg.swap {
+            Some(_) => {
+                let code = self.app.store_code(super::swapper_contract());
+                let msg = swapper::InstantiateMsg { owner };
+                Some(self.instantiate(code, &msg, "redline-swapper", "swapper")?)
+            }
+            None => None,
+        };
+        Ok(DeployedContracts {
+            owner: self.owner.clone(),
+            address_provider,
+            red_bank,
+            oracle,
+            params,
+            rewards_collector,
+            swapper,
+        })
+    }
+
+    fn register_addresses(&mut self, contracts: &DeployedContracts) -> Result<(), DeployError> {
+        let mut addresses = vec![
+            (MarsAddressType::RedBank, &contracts.red_bank),
+            (MarsAddressType::Oracle, &contracts.oracle),
+            (MarsAddressType::Params, &contracts.params),
+            (
+                MarsAddressType::RewardsCollector,
+                &contracts.rewards_collector,
+            ),
+        ];
+        if let Some(swapper) = &contracts.swapper {
+            addresses.push((MarsAddressType::Swapper, swapper));
         }
-        None => None,
-    };
-
-    let mut addresses = vec![
-        (MarsAddressType::RedBank, &red_bank),
-        (MarsAddressType::Oracle, &oracle),
-        (MarsAddressType::Params, &params),
-        (MarsAddressType::RewardsCollector, &rewards_collector),
-    ];
-    if let Some(swapper) = &swapper {
-        addresses.push((MarsAddressType::Swapper, swapper));
-    }
-    for (address_type, address) in addresses {
-        app.execute_contract(
-            owner.clone(),
-            address_provider.clone(),
-            &address_provider::ExecuteMsg::SetAddress {
-                address_type,
-                address: address.to_string(),
-            },
-            &[],
-        )
-        .step(|| format!("set address {address_type}"))?;
-    }
-
-    app.execute_contract(
-        owner.clone(),
-        oracle.clone(),
-        &oracle::ExecuteMsg::SetPrices {
-            prices: cfg
-                .assets
-                .iter()
-                .map(|a| PriceUpdate {
-                    denom: a.denom.clone(),
-                    price: a.price,
-                    liquidation_price: a.liquidation_price,
-                })
-                .collect(),
-        },
-        &[],
-    )
-    .step(|| "set prices".into())?;
-
-    for asset in &cfg.assets {
-        app.execute_contract(
-            owner.clone(),
-            params.clone(),
-            &params_msg::ExecuteMsg::UpdateAssetParams(AssetParamsUpdate::AddOrUpdate {
-                params: asset.params.clone(),
-            }),
-            &[],
-        )
-        .step(|| format!("asset params of {}", asset.denom))?;
-        app.execute_contract(
-            owner.clone(),
-            red_bank.clone(),
-            &red_bank::ExecuteMsg::InitAsset {
-                denom: asset.denom.clone(),
-                params: InitOrUpdateAssetParams {
-                    reserve_factor: Some(asset.reserve_factor),
-                    interest_rate_model: Some(asset.interest_rate_model.clone()),
-                },
-            },
-            &[],
-        )
-        .step(|| format!("red bank market of {}", asset.denom))?;
-    }
-
-    if let (Some(swap), Some(swapper)) = (&cfg.swap, &swapper) {
-        fund_pools(app, owner, swapper, swap, &cfg.assets)?;
-    }
-
-    Ok(DeployedContracts {
-        owner: owner.clone(),
-        address_provider,
-        red_bank,
-        oracle,
-        params,
-        rewards_collector,
-        swapper,
-    })
-}
-
-fn fund_pools<S: Storage>(
-    app: &mut DevnetApp<S>,
-    owner: &Addr,
-    swapper: &Addr,
-    swap: &SwapConfig,
-    assets: &[AssetConfig],
-) -> Result<(), DeployError> {
-    for (i, a) in assets.iter().enumerate() {
-        for b in &assets[i + 1..] {
-            let denoms = [a.denom.clone(), b.denom.clone()];
-            app.execute_contract(
-                owner.clone(),
-                swapper.clone(),
-                &swapper::ExecuteMsg::CreatePool {
-                    denoms: denoms.clone(),
-                    fee: swap.fee,
+        for (address_type, address) in addresses {
+            self.execute(
+                &contracts.address_provider,
+                &address_provider::ExecuteMsg::SetAddress {
+                    address_type,
+                    address: address.to_string(),
                 },
                 &[],
             )
-            .step(|| format!("create pool {}/{}", a.denom, b.denom))?;
-            let mut reserves = Vec::new();
-            for asset in [a, b] {
-                let amount = swap
-                    .side_value
-                    .checked_div_floor(asset.price)
-                    .map_err(|e| {
-                        DeployError::Config(format!("pool side of {}: {e}", asset.denom))
-                    })?;
-                reserves.push(Coin::new(amount, asset.denom.clone()));
-            }
-            reserves.sort_by(|x, y| x.denom.cmp(&y.denom));
-            app.sudo(SudoMsg::Bank(BankSudo::Mint {
-                to_address: owner.to_string(),
-                amount: reserves.clone(),
-            }))
-            .step(|| format!("mint pool reserves {}/{}", a.denom, b.denom))?;
-            app.execute_contract(
-                owner.clone(),
-                swapper.clone(),
-                &swapper::ExecuteMsg::ProvideLiquidity { denoms },
-                &reserves,
-            )
-            .step(|| format!("fund pool {}/{}", a.denom, b.denom))?;
+            .step(|| format!("set address {address_type}"))?;
         }
+        Ok(())
     }
-    Ok(())
+
+    /// Prices all assets in one message, then gives each its params and its market.
+    fn list_assets(
+        &mut self,
+        contracts: &DeployedContracts,
+        assets: &[AssetConfig],
+    ) -> Result<(), DeployError> {
+        let prices = assets
+            .iter()
+            .map(|a| PriceUpdate {
+                denom: a.denom.clone(),
+                price: a.price,
+                liquidation_price: a.liquidation_price,
+            })
+            .collect();
+        self.execute(
+            &contracts.oracle,
+            &oracle::ExecuteMsg::SetPrices { prices },
+            &[],
+        )
+        .step(|| "set prices".into())?;
+        for asset in assets {
+            self.execute(
+                &contracts.params,
+                &params_msg::ExecuteMsg::UpdateAssetParams(AssetParamsUpdate::AddOrUpdate {
+                    params: asset.params.clone(),
+                }),
+                &[],
+            )
+            .step(|| format!("asset params of {}", asset.denom))?;
+            self.execute(
+                &contracts.red_bank,
+                &red_bank::ExecuteMsg::InitAsset {
+                    denom: asset.denom.clone(),
+                    params: InitOrUpdateAssetParams {
+                        reserve_factor: Some(asset.reserve_factor),
+                        interest_rate_model: Some(asset.interest_rate_model.clone()),
+                    },
+                },
+                &[],
+            )
+            .step(|| format!("red bank market of {}", asset.denom))?;
+        }
+        Ok(())
+    }
+
+    /// One pool per pair of assets, funded with coins minted to the owner.
+    fn fund_pools(
+        &mut self,
+        swapper: &Addr,
+        swap: &SwapConfig,
+        assets: &[AssetConfig],
+    ) -> Result<(), DeployError> {
+        for (i, a) in assets.iter().enumerate() {
+            for b in &assets[i + 1..] {
+                let denoms = [a.denom.clone(), b.denom.clone()];
+                let pool = format!("{}/{}", a.denom, b.denom);
+                self.execute(
+                    swapper,
+                    &swapper::ExecuteMsg::CreatePool {
+                        denoms: denoms.clone(),
+                        fee: swap.fee,
+                    },
+                    &[],
+                )
+                .step(|| format!("create pool {pool}"))?;
+                let reserves = pool_reserves(swap, [a, b])?;
+                self.app
+                    .sudo(SudoMsg::Bank(BankSudo::Mint {
+                        to_address: self.owner.to_string(),
+                        amount: reserves.clone(),
+                    }))
+                    .step(|| format!("mint pool reserves {pool}"))?;
+                self.execute(
+                    swapper,
+                    &swapper::ExecuteMsg::ProvideLiquidity { denoms },
+                    &reserves,
+                )
+                .step(|| format!("fund pool {pool}"))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Both sides of a pool worth `swap.side_value` each at the oracle prices, sorted by denom.
+fn pool_reserves(swap: &SwapConfig, pair: [&AssetConfig; 2]) -> Result<Vec<Coin>, DeployError> {
+    let mut reserves = Vec::new();
+    for asset in pair {
+        let amount = swap
+            .side_value
+            .checked_div_floor(asset.price)
+            .map_err(|e| DeployError::Config(format!("pool side of {}: {e}", asset.denom)))?;
+        reserves.push(Coin::new(amount, asset.denom.clone()));
+    }
+    reserves.sort_by(|x, y| x.denom.cmp(&y.denom));
+    Ok(reserves)
 }
 
 /// Moves oracle prices as the oracle's owner (one `set_prices` message).

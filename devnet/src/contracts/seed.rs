@@ -69,20 +69,51 @@ pub fn seed_positions<S: Storage>(
     };
 
     // Validate and total everything first, so a refused seed leaves the storage untouched.
-    let accrued: BTreeMap<String, interest::AccruedInterest> = {
-        let storage = app.contract_storage(&contracts.red_bank);
-        MARKETS
-            .range(storage.as_ref(), None, None, Order::Ascending)
-            .map(|item| {
-                let (denom, market) = item?;
-                Ok((denom, interest::apply_accumulated_interests(&market, now)?))
-            })
-            .collect::<Result<_, SeedError>>()?
-    };
+    let accrued = accrue_markets(app, contracts, now)?;
     let mut markets: BTreeMap<String, Market> = accrued
         .iter()
         .map(|(denom, a)| (denom.clone(), a.market.clone()))
         .collect();
+    add_positions(&mut markets, &mut summary, positions, now)?;
+    refresh_markets(&mut markets, now)?;
+
+    {
+        let mut storage = app.contract_storage_mut(&contracts.red_bank);
+        let store = storage.as_mut();
+        credit_rewards(store, &contracts.rewards_collector, &accrued)?;
+        write_positions(store, &accrued, positions, now)?;
+        for (denom, market) in &markets {
+            MARKETS.save(store, denom, market)?;
+        }
+    }
+
+    move_coins(app, contracts, &summary, positions)?;
+    Ok(summary)
+}
+
+/// Every market brought to `now`, with the reward each owes the rewards collector.
+fn accrue_markets<S: Storage>(
+    app: &DevnetApp<S>,
+    contracts: &DeployedContracts,
+    now: u64,
+) -> Result<BTreeMap<String, interest::AccruedInterest>, SeedError> {
+    let storage = app.contract_storage(&contracts.red_bank);
+    MARKETS
+        .range(storage.as_ref(), None, None, Order::Ascending)
+        .map(|item| {
+            let (denom, market) = item?;
+            Ok((denom, interest::apply_accumulated_interests(&market, now)?))
+        })
+        .collect()
+}
+
+/// Adds the positions to the market totals and the summary.
+fn add_positions(
+    markets: &mut BTreeMap<String, Market>,
+    summary: &mut SeedSummary,
+    positions: &[SeedPosition],
+    now: u64,
+) -> Result<(), SeedError> {
     for position in positions {
         for (coins, is_debt) in [(&position.collateral, false), (&position.debt, true)] {
             for coin in coins.iter().filter(|c| !c.amount.is_zero()) {
@@ -107,6 +138,11 @@ pub fn seed_positions<S: Storage>(
             }
         }
     }
+    Ok(())
+}
+
+/// Refuses markets that lend more than they hold, and resets every market's rates.
+fn refresh_markets(markets: &mut BTreeMap<String, Market>, now: u64) -> Result<(), SeedError> {
     for (denom, market) in markets.iter_mut() {
         let collateral =
             interest::underlying_liquidity_amount(market.collateral_total_scaled, market, now)?;
@@ -120,41 +156,56 @@ pub fn seed_positions<S: Storage>(
         }
         refresh_interest_rates(now, market, cosmwasm_std::Response::new())?;
     }
+    Ok(())
+}
 
-    {
-        let mut storage = app.contract_storage_mut(&contracts.red_bank);
-        let store = storage.as_mut();
-        let rewards_key = user_key(&contracts.rewards_collector, "");
-        for (denom, a) in &accrued {
-            if !a.reward_amount_scaled.is_zero() {
-                increase_collateral(store, &rewards_key, denom, a.reward_amount_scaled)?;
-            }
-        }
-        for position in positions {
-            let key = user_key(&position.user, "");
-            for coin in position.collateral.iter().filter(|c| !c.amount.is_zero()) {
-                let coin = Coin128::try_from_coin(coin)?;
-                let scaled = interest::scaled_liquidity_amount(
-                    coin.amount,
-                    &accrued[&coin.denom].market,
-                    now,
-                )?;
-                increase_collateral(store, &key, &coin.denom, scaled)?;
-            }
-            for coin in position.debt.iter().filter(|c| !c.amount.is_zero()) {
-                let coin = Coin128::try_from_coin(coin)?;
-                let scaled =
-                    interest::scaled_debt_amount(coin.amount, &accrued[&coin.denom].market, now)?;
-                increase_debt(store, &position.user, &coin.denom, scaled, false)?;
-            }
-        }
-        for (denom, market) in &markets {
-            MARKETS.save(store, denom, market)?;
+fn credit_rewards(
+    store: &mut dyn Storage,
+    rewards_collector: &Addr,
+    accrued: &BTreeMap<String, interest::AccruedInterest>,
+) -> Result<(), SeedError> {
+    let rewards_key = user_key(rewards_collector, "");
+    for (denom, a) in accrued {
+        if !a.reward_amount_scaled.is_zero() {
+            increase_collateral(store, &rewards_key, denom, a.reward_amount_scaled)?;
         }
     }
+    Ok(())
+}
 
-    // The deposited coins are minted into the Red Bank; the borrowed ones leave it for the
-    // borrowers' wallets. Straight through the bank module: one call per borrower, no tx cache.
+/// Scaled at the indexes of `now`, as a deposit or borrow in this block would be.
+fn write_positions(
+    store: &mut dyn Storage,
+    accrued: &BTreeMap<String, interest::AccruedInterest>,
+    positions: &[SeedPosition],
+    now: u64,
+) -> Result<(), SeedError> {
+    for position in positions {
+        let key = user_key(&position.user, "");
+        for coin in position.collateral.iter().filter(|c| !c.amount.is_zero()) {
+            let coin = Coin128::try_from_coin(coin)?;
+            let scaled =
+                interest::scaled_liquidity_amount(coin.amount, &accrued[&coin.denom].market, now)?;
+            increase_collateral(store, &key, &coin.denom, scaled)?;
+        }
+        for coin in position.debt.iter().filter(|c| !c.amount.is_zero()) {
+            let coin = Coin128::try_from_coin(coin)?;
+            let scaled =
+                interest::scaled_debt_amount(coin.amount, &accrued[&coin.denom].market, now)?;
+            increase_debt(store, &position.user, &coin.denom, scaled, false)?;
+        }
+    }
+    Ok(())
+}
+
+/// The deposited coins are minted into the Red Bank; the borrowed ones leave it for the
+/// borrowers' wallets. Straight through the bank module: one call per borrower, no tx cache.
+fn move_coins<S: Storage>(
+    app: &mut DevnetApp<S>,
+    contracts: &DeployedContracts,
+    summary: &SeedSummary,
+    positions: &[SeedPosition],
+) -> Result<(), SeedError> {
     let block = app.block_info();
     let red_bank = contracts.red_bank.clone();
     let deposits = to_coins(&summary.deposited);
@@ -191,9 +242,7 @@ pub fn seed_positions<S: Storage>(
             )?;
         }
         Ok(())
-    })?;
-
-    Ok(summary)
+    })
 }
 
 fn checked_add(a: Uint128, b: Uint128) -> Result<Uint128, StdError> {

@@ -1,14 +1,62 @@
 //! Small pieces every devnet contract shares: owner checks, payment checks with cw-utils'
-//! messages and pagination limits.
+//! messages and pagination.
 
-use cosmwasm_std::{Addr, Coin, MessageInfo, StdError, Storage, Uint128};
-use cw_storage_plus::Item;
+use cosmwasm_std::{Addr, Coin, MessageInfo, Order, StdError, StdResult, Storage, Uint128};
+use cw_storage_plus::{Bound, Item, Map};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 
 pub const DEFAULT_LIMIT: u32 = 10;
 pub const MAX_LIMIT: u32 = 30;
 
 pub fn page_limit(limit: Option<u32>) -> usize {
     limit.unwrap_or(DEFAULT_LIMIT).min(MAX_LIMIT) as usize
+}
+
+/// One page of a denom-keyed map: the entries after `start_after`, at most `limit` of them.
+pub fn page<'a, V>(
+    storage: &'a dyn Storage,
+    map: &Map<&'a str, V>,
+    start_after: Option<&'a str>,
+    limit: Option<u32>,
+) -> impl Iterator<Item = StdResult<(String, V)>> + 'a
+where
+    V: Serialize + DeserializeOwned + 'a,
+{
+    map.range(
+        storage,
+        start_after.map(Bound::exclusive),
+        None,
+        Order::Ascending,
+    )
+    .take(page_limit(limit))
+}
+
+/// The values of [`page`].
+pub fn page_values<'a, V>(
+    storage: &'a dyn Storage,
+    map: &Map<&'a str, V>,
+    start_after: Option<&'a str>,
+    limit: Option<u32>,
+) -> StdResult<Vec<V>>
+where
+    V: Serialize + DeserializeOwned + 'a,
+{
+    page(storage, map, start_after, limit)
+        .map(|item| Ok(item?.1))
+        .collect()
+}
+
+/// The first `limit` of `entries` (already past the page's start) and whether more follow.
+pub fn page_with_more<T>(
+    entries: impl Iterator<Item = StdResult<T>>,
+    limit: Option<u32>,
+) -> StdResult<(Vec<T>, bool)> {
+    let limit = page_limit(limit);
+    let mut entries = entries.take(limit + 1).collect::<StdResult<Vec<_>>>()?;
+    let has_more = entries.len() > limit;
+    entries.truncate(limit);
+    Ok((entries, has_more))
 }
 
 /// The owner of a contract, under Mars's `owner` namespace.

@@ -5,13 +5,17 @@ use cosmwasm_std::{coin, Addr, BlockInfo, Coin, Decimal, Timestamp, Uint128};
 use cw_multi_test::{AppResponse, BankSudo, Executor, SudoMsg};
 use mars::msg::oracle::PriceUpdate;
 use mars::msg::red_bank::{
-    ExecuteMsg, QueryMsg, UserCollateralResponse, UserDebtResponse, UserPositionResponse,
+    ExecuteMsg, QueryMsg, UserCollateralResponse, UserDebtResponse, UserHealthStatus,
+    UserPositionResponse,
 };
 use mars::types::{InterestRateModel, LiquidationBonus};
 use redline_devnet::contracts::{
     asset_params, deploy, new_app, set_prices, AssetConfig, DeployConfig, DeployedContracts,
     DevnetApp, SwapConfig,
 };
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::fmt::Debug;
 
 pub const ATOM: &str = "uatom";
 pub const USDC: &str = "uusdc";
@@ -213,11 +217,8 @@ impl Devnet {
         .unwrap();
     }
 
-    pub fn query<T: serde::de::DeserializeOwned>(&self, msg: &QueryMsg) -> T {
-        self.app
-            .wrap()
-            .query_wasm_smart(&self.contracts.red_bank, msg)
-            .unwrap()
+    pub fn query<T: DeserializeOwned>(&self, msg: &QueryMsg) -> T {
+        self.query_on(&self.contracts.red_bank, msg).unwrap()
     }
 
     pub fn position(&self, user: &Addr) -> UserPositionResponse {
@@ -242,6 +243,63 @@ impl Devnet {
         })
     }
 
+    /// A liquidator holding `coins`.
+    pub fn liquidator(&mut self, coins: Vec<Coin>) -> Addr {
+        let liquidator = self.addr("liquidator");
+        self.mint(&liquidator, coins);
+        liquidator
+    }
+
+    /// Executes `msg` on any contract, without funds.
+    pub fn execute_on<T: Serialize + Debug>(
+        &mut self,
+        sender: &Addr,
+        contract: &Addr,
+        msg: &T,
+    ) -> Result<AppResponse, String> {
+        self.app
+            .execute_contract(sender.clone(), contract.clone(), msg, &[])
+            .map_err(|e| e.to_string())
+    }
+
+    /// Executes `msg` on `contract` as the owner of the deployed contracts.
+    pub fn execute_as_owner<T: Serialize + Debug>(
+        &mut self,
+        contract: &Addr,
+        msg: &T,
+    ) -> Result<AppResponse, String> {
+        let owner = self.contracts.owner.clone();
+        self.execute_on(&owner, contract, msg)
+    }
+
+    /// Queries any contract.
+    pub fn query_on<T: DeserializeOwned>(
+        &self,
+        contract: &Addr,
+        msg: &impl Serialize,
+    ) -> Result<T, String> {
+        self.app
+            .wrap()
+            .query_wasm_smart(contract, msg)
+            .map_err(|e| e.to_string())
+    }
+
+    pub fn set_collateral_enabled(
+        &mut self,
+        user: &Addr,
+        denom: &str,
+        enable: bool,
+    ) -> Result<AppResponse, String> {
+        self.execute(
+            user,
+            &ExecuteMsg::UpdateAssetCollateralStatus {
+                denom: denom.into(),
+                enable,
+            },
+            &[],
+        )
+    }
+
     pub fn advance(&mut self, seconds: u64) {
         self.app.update_block(|b| {
             b.time = b.time.plus_seconds(seconds);
@@ -262,6 +320,22 @@ pub fn wasm_attr(res: &AppResponse, action: &str, key: &str) -> Option<String> {
         })
         .and_then(|e| e.attributes.iter().find(|a| a.key == key))
         .map(|a| a.value.clone())
+}
+
+/// Asserts that `result` failed with a message containing `expected`.
+pub fn assert_err<T: std::fmt::Debug>(result: Result<T, String>, expected: &str) {
+    let err = result.unwrap_err();
+    assert!(err.contains(expected), "{err}");
+}
+
+/// The health factor at the liquidation threshold of a borrowing account.
+pub fn liq_threshold_hf(position: &UserPositionResponse) -> Decimal {
+    match &position.health_status {
+        UserHealthStatus::Borrowing {
+            liq_threshold_hf, ..
+        } => *liq_threshold_hf,
+        UserHealthStatus::NotBorrowing => panic!("not borrowing"),
+    }
 }
 
 /// The fixture's borrower: 10,000 uatom deposited at price 10, 65,000 uusdc borrowed from a

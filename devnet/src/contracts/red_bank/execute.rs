@@ -1,7 +1,7 @@
 //! Owner actions and the user actions other than `liquidate`, step for step as Mars's
 //! `asset.rs`, `deposit.rs`, `withdraw.rs`, `borrow.rs`, `repay.rs` and `collateral.rs`.
 
-use cosmwasm_std::{Addr, BankMsg, Coin, DepsMut, Env, MessageInfo, Response, Uint128};
+use cosmwasm_std::{Addr, BankMsg, Coin, Deps, DepsMut, Env, MessageInfo, Response, Uint128};
 use mars::math::{interest, params::validate_market, params::validate_native_denom};
 use mars::msg::oracle::ActionKind;
 use mars::msg::params::{QueryMsg as ParamsQuery, TotalDepositResponse};
@@ -21,6 +21,63 @@ fn send(to: &Addr, denom: &str, amount: Uint128) -> BankMsg {
     BankMsg::Send {
         to_address: to.to_string(),
         amount: vec![Coin::new(amount, denom)],
+    }
+}
+
+/// `recipient` if one is named, else `default`.
+pub(super) fn recipient_or(
+    deps: Deps,
+    recipient: Option<String>,
+    default: &Addr,
+) -> RedBankResult<Addr> {
+    Ok(match recipient {
+        Some(recipient) => deps.api.addr_validate(&recipient)?,
+        None => default.clone(),
+    })
+}
+
+/// Whom a deposit or repayment is for: `on_behalf_of` if named, else the sender. Never the
+/// credit manager itself (`refused` says so).
+fn beneficiary(
+    deps: Deps,
+    peers: &Peers,
+    on_behalf_of: Option<&str>,
+    sender: &Addr,
+    refused: RedBankError,
+) -> RedBankResult<Addr> {
+    match on_behalf_of {
+        Some(address)
+            if peers
+                .credit_manager()
+                .is_some_and(|cm| cm.as_str() == address) =>
+        {
+            Err(refused)
+        }
+        Some(address) => Ok(deps.api.addr_validate(address)?),
+        None => Ok(sender.clone()),
+    }
+}
+
+/// The attributes a deposit, withdrawal, borrow or repayment reports.
+struct Report<'a> {
+    action: &'static str,
+    sender: &'a Addr,
+    /// `on_behalf_of` or `recipient`, and that address.
+    party: (&'static str, &'a Addr),
+    denom: String,
+    amount: Uint128,
+    amount_scaled: Uint128,
+}
+
+impl Report<'_> {
+    fn add_to(self, response: Response) -> Response {
+        response
+            .add_attribute("action", self.action)
+            .add_attribute("sender", self.sender)
+            .add_attribute(self.party.0, self.party.1)
+            .add_attribute("denom", self.denom)
+            .add_attribute("amount", self.amount)
+            .add_attribute("amount_scaled", self.amount_scaled)
     }
 }
 
@@ -124,17 +181,13 @@ pub fn deposit(
     if account_id.is_some() && !peers.is_credit_manager(&info.sender) {
         return Err(RedBankError::Unauthorized {});
     }
-    let user = match on_behalf_of.as_deref() {
-        Some(address)
-            if peers
-                .credit_manager()
-                .is_some_and(|cm| cm.as_str() == address) =>
-        {
-            return Err(RedBankError::Unauthorized {});
-        }
-        Some(address) => deps.api.addr_validate(address)?,
-        None => info.sender.clone(),
-    };
+    let user = beneficiary(
+        deps.as_ref(),
+        &peers,
+        on_behalf_of.as_deref(),
+        &info.sender,
+        RedBankError::Unauthorized {},
+    )?;
     let denom = sent.denom;
     let amount = sent.amount;
 
@@ -165,13 +218,15 @@ pub fn deposit(
     let response = refresh_interest_rates(now, &mut market, Response::new())?;
     MARKETS.save(deps.storage, &denom, &market)?;
 
-    Ok(response
-        .add_attribute("action", "deposit")
-        .add_attribute("sender", &info.sender)
-        .add_attribute("on_behalf_of", &user)
-        .add_attribute("denom", denom)
-        .add_attribute("amount", amount)
-        .add_attribute("amount_scaled", amount_scaled))
+    Ok(Report {
+        action: "deposit",
+        sender: &info.sender,
+        party: ("on_behalf_of", &user),
+        denom,
+        amount,
+        amount_scaled,
+    }
+    .add_to(response))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -223,15 +278,8 @@ pub fn withdraw(
         ActionKind::Default
     };
     if collateral.enabled && is_borrowing(deps.storage, &withdrawer) {
-        let mut positions = PricedPositions::load(
-            deps.as_ref(),
-            now,
-            &withdrawer,
-            &acc_id,
-            peers.oracle()?,
-            peers.params()?,
-            kind,
-        )?;
+        let mut positions =
+            PricedPositions::load(deps.as_ref(), now, &withdrawer, &acc_id, &peers, kind)?;
         let holding = positions
             .holding_mut(&denom)
             .ok_or_else(|| cosmwasm_std::StdError::msg("No User Balance"))?;
@@ -252,18 +300,16 @@ pub fn withdraw(
     let response = refresh_interest_rates(now, &mut market, Response::new())?;
     MARKETS.save(deps.storage, &denom, &market)?;
 
-    let recipient = match recipient {
-        Some(recipient) => deps.api.addr_validate(&recipient)?,
-        None => withdrawer.clone(),
-    };
-    Ok(response
-        .add_message(send(&recipient, &denom, withdraw_amount))
-        .add_attribute("action", "withdraw")
-        .add_attribute("sender", &withdrawer)
-        .add_attribute("recipient", &recipient)
-        .add_attribute("denom", denom)
-        .add_attribute("amount", withdraw_amount)
-        .add_attribute("amount_scaled", withdraw_amount_scaled))
+    let recipient = recipient_or(deps.as_ref(), recipient, &withdrawer)?;
+    Ok(Report {
+        action: "withdraw",
+        sender: &withdrawer,
+        party: ("recipient", &recipient),
+        amount: withdraw_amount,
+        amount_scaled: withdraw_amount_scaled,
+        denom: denom.clone(),
+    }
+    .add_to(response.add_message(send(&recipient, &denom, withdraw_amount))))
 }
 
 pub fn borrow(
@@ -299,17 +345,10 @@ pub fn borrow(
             now,
             &borrower,
             "",
-            peers.oracle()?,
-            peers.params()?,
+            &peers,
             ActionKind::Default,
         )?;
-        positions.add_priced_denom(
-            deps.as_ref(),
-            &denom,
-            peers.oracle()?,
-            peers.params()?,
-            ActionKind::Default,
-        )?;
+        positions.add_priced_denom(deps.as_ref(), &denom, &peers, ActionKind::Default)?;
         match positions.holding_mut(&denom) {
             Some(holding) => holding.debt_amount = holding.debt_amount.checked_add(amount)?,
             None => positions.holdings.push(mars::types::DenomPosition {
@@ -336,18 +375,16 @@ pub fn borrow(
     let response = refresh_interest_rates(now, &mut market, Response::new())?;
     MARKETS.save(deps.storage, &denom, &market)?;
 
-    let recipient = match recipient {
-        Some(recipient) => deps.api.addr_validate(&recipient)?,
-        None => borrower.clone(),
-    };
-    Ok(response
-        .add_message(send(&recipient, &denom, amount))
-        .add_attribute("action", "borrow")
-        .add_attribute("sender", &borrower)
-        .add_attribute("recipient", &recipient)
-        .add_attribute("denom", denom)
-        .add_attribute("amount", amount)
-        .add_attribute("amount_scaled", amount_scaled))
+    let recipient = recipient_or(deps.as_ref(), recipient, &borrower)?;
+    Ok(Report {
+        action: "borrow",
+        sender: &borrower,
+        party: ("recipient", &recipient),
+        amount,
+        amount_scaled,
+        denom: denom.clone(),
+    }
+    .add_to(response.add_message(send(&recipient, &denom, amount))))
 }
 
 pub fn repay(
@@ -359,17 +396,13 @@ pub fn repay(
 ) -> RedBankResult<Response> {
     let peers = Peers::load(deps.as_ref())?;
     let now = env.block.time.seconds();
-    let user = match on_behalf_of.as_deref() {
-        Some(address)
-            if peers
-                .credit_manager()
-                .is_some_and(|cm| cm.as_str() == address) =>
-        {
-            return Err(RedBankError::CannotRepayOnBehalfOfCreditManager {});
-        }
-        Some(address) => deps.api.addr_validate(address)?,
-        None => info.sender.clone(),
-    };
+    let user = beneficiary(
+        deps.as_ref(),
+        &peers,
+        on_behalf_of.as_deref(),
+        &info.sender,
+        RedBankError::CannotRepayOnBehalfOfCreditManager {},
+    )?;
     let denom = sent.denom;
     let repay_amount = sent.amount;
 
@@ -395,13 +428,15 @@ pub fn repay(
     let response = refresh_interest_rates(now, &mut market, response)?;
     MARKETS.save(deps.storage, &denom, &market)?;
 
-    Ok(response
-        .add_attribute("action", "repay")
-        .add_attribute("sender", &info.sender)
-        .add_attribute("on_behalf_of", &user)
-        .add_attribute("denom", denom)
-        .add_attribute("amount", repay_amount.checked_sub(refund)?)
-        .add_attribute("amount_scaled", debt_scaled_delta))
+    Ok(Report {
+        action: "repay",
+        sender: &info.sender,
+        party: ("on_behalf_of", &user),
+        denom,
+        amount: repay_amount.checked_sub(refund)?,
+        amount_scaled: debt_scaled_delta,
+    }
+    .add_to(response))
 }
 
 pub fn update_asset_collateral_status(
@@ -430,8 +465,7 @@ pub fn update_asset_collateral_status(
             env.block.time.seconds(),
             &user,
             "",
-            peers.oracle()?,
-            peers.params()?,
+            &peers,
             ActionKind::Default,
         )?;
         if positions.health()?.is_liquidatable() {

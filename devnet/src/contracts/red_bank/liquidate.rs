@@ -7,12 +7,17 @@
 //! checks the user's health after the liquidation: one that lowers the health factor (an
 //! account with `HF < LT_c·(1 + LB)`, underwater ones included) succeeds and pays the full bonus.
 
-use cosmwasm_std::{Addr, BankMsg, Coin, DepsMut, Env, MessageInfo, Response};
+use cosmwasm_std::{
+    Addr, BankMsg, Coin, Deps, DepsMut, Env, MessageInfo, Response, Storage, Uint128,
+};
 use mars::math::interest;
 use mars::math::liquidation::{calculate_liquidation_amounts, LiquidationInput};
 use mars::msg::oracle::ActionKind;
+use mars::msg::red_bank::{Collateral, Debt, Market};
 use mars::rule::RepayLimit;
+use mars::types::{Health, LiquidationAmounts};
 
+use super::execute::recipient_or;
 use super::interest::{accrue_market, refresh_interest_rates};
 use super::peers::Peers;
 use super::positions::{load_market, query_target_health_factor, PricedPositions};
@@ -31,169 +36,292 @@ pub fn liquidate(
     sent: Coin128,
     recipient: Option<String>,
 ) -> RedBankResult<Response> {
-    let now = env.block.time.seconds();
-    let debt_denom = sent.denom;
-    let sent_debt_amount = sent.amount;
-    let recipient = match recipient {
-        Some(recipient) => deps.api.addr_validate(&recipient)?,
-        None => info.sender.clone(),
+    let request = Request {
+        now: env.block.time.seconds(),
+        user,
+        liquidator: info.sender,
+        recipient,
+        collateral_denom,
+        sent,
     };
-    let peers = Peers::load(deps.as_ref())?;
-    let oracle = peers.oracle()?.clone();
-    let params = peers.params()?.clone();
-    let rewards_collector = peers.rewards_collector()?.clone();
+    let liquidation = Liquidation::new(deps.as_ref(), request)?;
+    let held = liquidation.held(deps.as_ref())?;
+    let figures = liquidation.figures(deps.as_ref(), &held)?;
+    liquidation.move_collateral(deps.storage, &figures)?;
+    let (response, debt_amount_scaled) = liquidation.reduce_debt(deps.storage, held, &figures)?;
+    Ok(liquidation.respond(response, &figures, debt_amount_scaled))
+}
 
-    // 1. Validate.
-    if info.sender == user {
-        return Err(RedBankError::CannotLiquidateSelf {});
+/// The message as the liquidator sent it.
+struct Request {
+    now: u64,
+    user: Addr,
+    liquidator: Addr,
+    recipient: Option<String>,
+    collateral_denom: String,
+    sent: Coin128,
+}
+
+/// One liquidation, with the peers it consults.
+struct Liquidation {
+    now: u64,
+    user: Addr,
+    user_key: Vec<u8>,
+    liquidator: Addr,
+    recipient: Addr,
+    collateral_denom: String,
+    debt_denom: String,
+    sent_debt_amount: Uint128,
+    peers: Peers,
+    params: Addr,
+    rewards_collector: Addr,
+}
+
+/// The user's collateral and debt in the two denoms, their markets before this block's
+/// interest, and the health at liquidation prices (with the prices and params behind it).
+struct Held {
+    collateral: Collateral,
+    debt: Debt,
+    collateral_market: Market,
+    debt_market: Market,
+    positions: PricedPositions,
+    health: Health,
+}
+
+/// What the liquidation takes and pays.
+struct Figures {
+    amounts: LiquidationAmounts,
+    user_debt_amount: Uint128,
+    protocol_fee: Uint128,
+    refund_amount: Uint128,
+    collateral_amount_scaled: Uint128,
+    received_scaled: Uint128,
+    protocol_fee_scaled: Uint128,
+}
+
+impl Liquidation {
+    fn new(deps: Deps, request: Request) -> RedBankResult<Self> {
+        let recipient = recipient_or(deps, request.recipient, &request.liquidator)?;
+        let peers = Peers::load(deps)?;
+        // Mars reads every peer before its first check: a missing one is the error.
+        peers.oracle()?;
+        let params = peers.params()?.clone();
+        let rewards_collector = peers.rewards_collector()?.clone();
+        Ok(Liquidation {
+            now: request.now,
+            user_key: user_key(&request.user, ""),
+            user: request.user,
+            liquidator: request.liquidator,
+            recipient,
+            collateral_denom: request.collateral_denom,
+            debt_denom: request.sent.denom,
+            sent_debt_amount: request.sent.amount,
+            peers,
+            params,
+            rewards_collector,
+        })
     }
-    if peers.is_credit_manager(&user) {
-        return Err(RedBankError::CannotLiquidateCreditManager {});
-    }
-    let user_key_bytes = user_key(&user, "");
-    let user_collateral = COLLATERALS
-        .may_load(deps.storage, (&user_key_bytes, &collateral_denom))?
-        .ok_or(RedBankError::CannotLiquidateWhenNoCollateralBalance {})?;
-    if !user_collateral.enabled {
-        return Err(RedBankError::CannotLiquidateWhenCollateralUnset {
-            denom: collateral_denom,
-        });
-    }
-    let user_debt = DEBTS
-        .may_load(deps.storage, (&user, &debt_denom))?
-        .ok_or(RedBankError::CannotLiquidateWhenNoDebtBalance {})?;
-    let collateral_market = load_market(deps.as_ref(), &collateral_denom)?;
 
-    // 2. Health at liquidation prices.
-    let positions = PricedPositions::load(
-        deps.as_ref(),
-        now,
-        &user,
-        "",
-        &oracle,
-        &params,
-        ActionKind::Liquidation,
-    )?;
-    let health_before = positions.health()?;
-    if !health_before.is_liquidatable() {
-        return Err(RedBankError::CannotLiquidateHealthyPosition {});
-    }
-    let debt_market = if debt_denom != collateral_denom {
-        load_market(deps.as_ref(), &debt_denom)?
-    } else {
-        collateral_market.clone()
-    };
-
-    // 3. Amounts.
-    let collateral_price = *positions
-        .prices
-        .get(&collateral_denom)
-        .ok_or(RedBankError::CannotLiquidateWhenNoCollateralBalance {})?;
-    let debt_price = *positions
-        .prices
-        .get(&debt_denom)
-        .ok_or(RedBankError::CannotLiquidateWhenNoDebtBalance {})?;
-    let collateral_params = positions
-        .params
-        .get(&collateral_denom)
-        .ok_or(RedBankError::CannotLiquidateWhenNoCollateralBalance {})?;
-    let user_debt_amount =
-        interest::underlying_debt_amount(user_debt.amount_scaled, &debt_market, now)?;
-    let user_collateral_amount = interest::underlying_liquidity_amount(
-        user_collateral.amount_scaled,
-        &collateral_market,
-        now,
-    )?;
-    let target_health_factor = query_target_health_factor(deps.as_ref(), &params)?;
-    let amounts = calculate_liquidation_amounts(&LiquidationInput {
-        collateral_amount: user_collateral_amount,
-        collateral_price,
-        collateral_params,
-        debt_amount: user_debt_amount,
-        debt_requested_to_repay: sent_debt_amount,
-        debt_price,
-        // contracts v2.1 (Osmosis) caps a liquidation at the target health factor.
-        repay_limit: RepayLimit::TargetHealthFactor(target_health_factor),
-        health: &health_before,
-    })?;
-    let protocol_fee = amounts.protocol_fee();
-    let refund_amount = sent_debt_amount.checked_sub(amounts.debt_amount_to_repay)?;
-
-    let collateral_amount_scaled = interest::scaled_liquidity_amount(
-        amounts.collateral_amount_to_liquidate,
-        &collateral_market,
-        now,
-    )?;
-    let received_scaled = interest::scaled_liquidity_amount(
-        amounts.collateral_amount_received_by_liquidator,
-        &collateral_market,
-        now,
-    )?;
-    let protocol_fee_scaled =
-        interest::scaled_liquidity_amount(protocol_fee, &collateral_market, now)?;
-
-    // 4. Move collateral shares to the recipient and the rewards collector.
-    decrease_collateral(
-        deps.storage,
-        &user_key_bytes,
-        &collateral_denom,
-        collateral_amount_scaled,
-    )?;
-    increase_collateral(
-        deps.storage,
-        &user_key(&recipient, ""),
-        &collateral_denom,
-        received_scaled,
-    )?;
-    if !protocol_fee.is_zero() {
-        increase_collateral(
-            deps.storage,
-            &user_key(&rewards_collector, ""),
-            &collateral_denom,
-            protocol_fee_scaled,
+    /// Validates the request, then requires the user to be liquidatable at liquidation prices.
+    fn held(&self, deps: Deps) -> RedBankResult<Held> {
+        let (collateral, debt, collateral_market) = self.validate(deps)?;
+        let positions = PricedPositions::load(
+            deps,
+            self.now,
+            &self.user,
+            "",
+            &self.peers,
+            ActionKind::Liquidation,
         )?;
+        let health = positions.health()?;
+        if !health.is_liquidatable() {
+            return Err(RedBankError::CannotLiquidateHealthyPosition {});
+        }
+        let debt_market = if self.debt_denom != self.collateral_denom {
+            load_market(deps, &self.debt_denom)?
+        } else {
+            collateral_market.clone()
+        };
+        Ok(Held {
+            collateral,
+            debt,
+            collateral_market,
+            debt_market,
+            positions,
+            health,
+        })
     }
 
-    // 5. Reduce the user's debt.
-    let user_debt_after = user_debt_amount.checked_sub(amounts.debt_amount_to_repay)?;
-    let user_debt_scaled_after = interest::scaled_debt_amount(user_debt_after, &debt_market, now)?;
-    let debt_amount_scaled_delta = user_debt
-        .amount_scaled
-        .checked_sub(user_debt_scaled_after)?;
-    decrease_debt(deps.storage, &user, &debt_denom, debt_amount_scaled_delta)?;
-    let market_debt_total_scaled_after = debt_market
-        .debt_total_scaled
-        .checked_sub(debt_amount_scaled_delta)?;
-
-    // 6. Update the debt market.
-    let mut debt_market_after = debt_market;
-    accrue_market(
-        deps.storage,
-        now,
-        &mut debt_market_after,
-        &rewards_collector,
-    )?;
-    debt_market_after.debt_total_scaled = market_debt_total_scaled_after;
-    let mut response = refresh_interest_rates(now, &mut debt_market_after, Response::new())?;
-    MARKETS.save(deps.storage, &debt_denom, &debt_market_after)?;
-
-    // 7. Refund what was sent beyond the repaid debt.
-    if !refund_amount.is_zero() {
-        response = response.add_message(BankMsg::Send {
-            to_address: info.sender.to_string(),
-            amount: vec![Coin::new(refund_amount, debt_denom.clone())],
-        });
+    fn validate(&self, deps: Deps) -> RedBankResult<(Collateral, Debt, Market)> {
+        if self.liquidator == self.user {
+            return Err(RedBankError::CannotLiquidateSelf {});
+        }
+        if self.peers.is_credit_manager(&self.user) {
+            return Err(RedBankError::CannotLiquidateCreditManager {});
+        }
+        let collateral = COLLATERALS
+            .may_load(deps.storage, (&self.user_key, &self.collateral_denom))?
+            .ok_or(RedBankError::CannotLiquidateWhenNoCollateralBalance {})?;
+        if !collateral.enabled {
+            return Err(RedBankError::CannotLiquidateWhenCollateralUnset {
+                denom: self.collateral_denom.clone(),
+            });
+        }
+        let debt = DEBTS
+            .may_load(deps.storage, (&self.user, &self.debt_denom))?
+            .ok_or(RedBankError::CannotLiquidateWhenNoDebtBalance {})?;
+        let collateral_market = load_market(deps, &self.collateral_denom)?;
+        Ok((collateral, debt, collateral_market))
     }
 
-    Ok(response
-        .add_attribute("action", "liquidate")
-        .add_attribute("user", &user)
-        .add_attribute("liquidator", &info.sender)
-        .add_attribute("recipient", &recipient)
-        .add_attribute("collateral_denom", collateral_denom)
-        .add_attribute("collateral_amount", amounts.collateral_amount_to_liquidate)
-        .add_attribute("collateral_amount_scaled", collateral_amount_scaled)
-        .add_attribute("debt_denom", debt_denom)
-        .add_attribute("debt_amount", amounts.debt_amount_to_repay)
-        .add_attribute("debt_amount_scaled", debt_amount_scaled_delta))
+    /// The amounts, from the user's underlying positions at this block.
+    fn figures(&self, deps: Deps, held: &Held) -> RedBankResult<Figures> {
+        let now = self.now;
+        let collateral_price = *held
+            .positions
+            .prices
+            .get(&self.collateral_denom)
+            .ok_or(RedBankError::CannotLiquidateWhenNoCollateralBalance {})?;
+        let debt_price = *held
+            .positions
+            .prices
+            .get(&self.debt_denom)
+            .ok_or(RedBankError::CannotLiquidateWhenNoDebtBalance {})?;
+        let collateral_params = held
+            .positions
+            .params
+            .get(&self.collateral_denom)
+            .ok_or(RedBankError::CannotLiquidateWhenNoCollateralBalance {})?;
+        let user_debt_amount =
+            interest::underlying_debt_amount(held.debt.amount_scaled, &held.debt_market, now)?;
+        let user_collateral_amount = interest::underlying_liquidity_amount(
+            held.collateral.amount_scaled,
+            &held.collateral_market,
+            now,
+        )?;
+        let target_health_factor = query_target_health_factor(deps, &self.params)?;
+        let amounts = calculate_liquidation_amounts(&LiquidationInput {
+            collateral_amount: user_collateral_amount,
+            collateral_price,
+            collateral_params,
+            debt_amount: user_debt_amount,
+            debt_requested_to_repay: self.sent_debt_amount,
+            debt_price,
+            // contracts v2.1 (Osmosis) caps a liquidation at the target health factor.
+            repay_limit: RepayLimit::TargetHealthFactor(target_health_factor),
+            health: &held.health,
+        })?;
+        let protocol_fee = amounts.protocol_fee();
+        let refund_amount = self
+            .sent_debt_amount
+            .checked_sub(amounts.debt_amount_to_repay)?;
+        let scaled =
+            |amount| interest::scaled_liquidity_amount(amount, &held.collateral_market, now);
+        Ok(Figures {
+            collateral_amount_scaled: scaled(amounts.collateral_amount_to_liquidate)?,
+            received_scaled: scaled(amounts.collateral_amount_received_by_liquidator)?,
+            protocol_fee_scaled: scaled(protocol_fee)?,
+            amounts,
+            user_debt_amount,
+            protocol_fee,
+            refund_amount,
+        })
+    }
+
+    /// Moves collateral shares to the recipient and the rewards collector.
+    fn move_collateral(&self, storage: &mut dyn Storage, figures: &Figures) -> RedBankResult<()> {
+        let denom = &self.collateral_denom;
+        decrease_collateral(
+            storage,
+            &self.user_key,
+            denom,
+            figures.collateral_amount_scaled,
+        )?;
+        increase_collateral(
+            storage,
+            &user_key(&self.recipient, ""),
+            denom,
+            figures.received_scaled,
+        )?;
+        if !figures.protocol_fee.is_zero() {
+            increase_collateral(
+                storage,
+                &user_key(&self.rewards_collector, ""),
+                denom,
+                figures.protocol_fee_scaled,
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Reduces the user's debt and updates the debt market. Returns the response so far and the
+    /// scaled debt repaid.
+    fn reduce_debt(
+        &self,
+        storage: &mut dyn Storage,
+        held: Held,
+        figures: &Figures,
+    ) -> RedBankResult<(Response, Uint128)> {
+        let now = self.now;
+        let debt_market = held.debt_market;
+        let user_debt_after = figures
+            .user_debt_amount
+            .checked_sub(figures.amounts.debt_amount_to_repay)?;
+        let user_debt_scaled_after =
+            interest::scaled_debt_amount(user_debt_after, &debt_market, now)?;
+        let debt_amount_scaled_delta = held
+            .debt
+            .amount_scaled
+            .checked_sub(user_debt_scaled_after)?;
+        decrease_debt(
+            storage,
+            &self.user,
+            &self.debt_denom,
+            debt_amount_scaled_delta,
+        )?;
+        let market_debt_total_scaled_after = debt_market
+            .debt_total_scaled
+            .checked_sub(debt_amount_scaled_delta)?;
+
+        let mut debt_market_after = debt_market;
+        accrue_market(
+            storage,
+            now,
+            &mut debt_market_after,
+            &self.rewards_collector,
+        )?;
+        debt_market_after.debt_total_scaled = market_debt_total_scaled_after;
+        let response = refresh_interest_rates(now, &mut debt_market_after, Response::new())?;
+        MARKETS.save(storage, &self.debt_denom, &debt_market_after)?;
+        Ok((response, debt_amount_scaled_delta))
+    }
+
+    /// Refunds what was sent beyond the repaid debt, and reports.
+    fn respond(
+        self,
+        mut response: Response,
+        figures: &Figures,
+        debt_amount_scaled: Uint128,
+    ) -> Response {
+        if !figures.refund_amount.is_zero() {
+            response = response.add_message(BankMsg::Send {
+                to_address: self.liquidator.to_string(),
+                amount: vec![Coin::new(figures.refund_amount, self.debt_denom.clone())],
+            });
+        }
+        response
+            .add_attribute("action", "liquidate")
+            .add_attribute("user", &self.user)
+            .add_attribute("liquidator", &self.liquidator)
+            .add_attribute("recipient", &self.recipient)
+            .add_attribute("collateral_denom", self.collateral_denom)
+            .add_attribute(
+                "collateral_amount",
+                figures.amounts.collateral_amount_to_liquidate,
+            )
+            .add_attribute("collateral_amount_scaled", figures.collateral_amount_scaled)
+            .add_attribute("debt_denom", self.debt_denom)
+            .add_attribute("debt_amount", figures.amounts.debt_amount_to_repay)
+            .add_attribute("debt_amount_scaled", debt_amount_scaled)
+    }
 }

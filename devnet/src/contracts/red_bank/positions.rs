@@ -10,6 +10,7 @@ use mars::msg::oracle::{self, ActionKind, PriceResponse};
 use mars::msg::params;
 use mars::types::{AssetParams, DenomPosition, Health};
 
+use super::peers::Peers;
 use super::state::{user_key, COLLATERALS, DEBTS, MARKETS};
 use super::{RedBankError, RedBankResult};
 
@@ -26,10 +27,11 @@ impl PricedPositions {
         now: u64,
         user: &Addr,
         account_id: &str,
-        oracle: &Addr,
-        params: &Addr,
+        peers: &Peers,
         kind: ActionKind,
     ) -> RedBankResult<Self> {
+        let oracle = peers.oracle()?;
+        let params = peers.params()?;
         let key = user_key(user, account_id);
         let mut denoms: BTreeSet<String> = COLLATERALS
             .prefix(&key)
@@ -66,7 +68,7 @@ impl PricedPositions {
                     ),
                     None => (Uint128::zero(), false),
                 };
-            positions.add_priced_denom(deps, &denom, oracle, params, kind)?;
+            positions.price_denom(deps, &denom, oracle, params, kind)?;
             positions.holdings.push(DenomPosition {
                 denom,
                 collateral_amount,
@@ -80,6 +82,16 @@ impl PricedPositions {
 
     /// Makes sure `denom` has a price and params, querying them if not yet known.
     pub fn add_priced_denom(
+        &mut self,
+        deps: Deps,
+        denom: &str,
+        peers: &Peers,
+        kind: ActionKind,
+    ) -> RedBankResult<()> {
+        self.price_denom(deps, denom, peers.oracle()?, peers.params()?, kind)
+    }
+
+    fn price_denom(
         &mut self,
         deps: Deps,
         denom: &str,

@@ -113,6 +113,25 @@ pub fn max_debt_repayable_amount(
     )?))
 }
 
+/// The deployment rule's cap on the repayment, `None` when the rule sets none.
+fn repay_cap(
+    input: &LiquidationInput<'_>,
+    liquidation_bonus: Decimal,
+) -> Result<Option<Uint128>, MathError> {
+    match input.repay_limit {
+        RepayLimit::TargetHealthFactor(target_health_factor) => max_debt_repayable_amount(
+            input.health,
+            input.collateral_params.liquidation_threshold,
+            liquidation_bonus,
+            target_health_factor,
+            input.debt_price,
+        ),
+        RepayLimit::CloseFactor(close_factor) => {
+            Ok(Some(close_factor_cap(input.debt_amount, close_factor)?))
+        }
+    }
+}
+
 /// Debt to repay, collateral to seize and the liquidator's part of it, rounding as Mars does:
 ///
 /// - `repay = min(user debt, sent, cap, floor(floor(collateral_value / (1 + LB)) / debt_price))`
@@ -168,18 +187,7 @@ pub fn calculate_liquidation_amounts(
         "one plus liquidation bonus",
     )?;
 
-    let max_repayable = match input.repay_limit {
-        RepayLimit::TargetHealthFactor(target_health_factor) => max_debt_repayable_amount(
-            health,
-            params.liquidation_threshold,
-            liquidation_bonus,
-            target_health_factor,
-            input.debt_price,
-        )?,
-        RepayLimit::CloseFactor(close_factor) => {
-            Some(close_factor_cap(input.debt_amount, close_factor)?)
-        }
-    };
+    let max_repayable = repay_cap(input, liquidation_bonus)?;
 
     let repayable_from_collateral = div_floor(
         div_floor(

@@ -175,37 +175,15 @@ fn parse_urls(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mars::manifest::{Contracts, DenomInfo, FeeConfig};
 
     fn manifest() -> Manifest {
         Manifest {
-            chain_id: "devnet-1".into(),
-            bech32_prefix: "osmo".into(),
             rpc_http: vec![
                 "http://127.0.0.1:26657".into(),
                 "http://127.0.0.1:26658".into(),
             ],
-            rpc_ws: vec!["ws://127.0.0.1:26657/websocket".into()],
             block_time_ms: 500,
-            liquidation_rule: Default::default(),
-            contracts: Contracts {
-                red_bank: "osmo1redbank".into(),
-                oracle: "osmo1oracle".into(),
-                params: "osmo1params".into(),
-                rewards_collector: "osmo1rewards".into(),
-                swapper: None,
-                credit_manager: None,
-            },
-            denoms: vec![DenomInfo {
-                denom: "uosmo".into(),
-                decimals: 6,
-            }],
-            fee: FeeConfig {
-                denom: "uosmo".into(),
-                gas_price: "0.025".into(),
-            },
-            liquidator_mnemonic: None,
-            admin_url: None,
+            ..Manifest::example()
         }
     }
 

@@ -105,6 +105,37 @@ impl std::fmt::Debug for Manifest {
 }
 
 impl Manifest {
+    /// A devnet-like manifest (Osmosis prefix, one RPC endpoint, no mnemonic), for tests
+    /// and examples.
+    pub fn example() -> Manifest {
+        Manifest {
+            chain_id: "devnet-1".into(),
+            bech32_prefix: "osmo".into(),
+            rpc_http: vec!["http://127.0.0.1:26657".into()],
+            rpc_ws: vec!["ws://127.0.0.1:26657/websocket".into()],
+            block_time_ms: 1000,
+            liquidation_rule: crate::rule::LiquidationRule::TargetHealthFactor,
+            contracts: Contracts {
+                red_bank: "osmo1redbank".into(),
+                oracle: "osmo1oracle".into(),
+                params: "osmo1params".into(),
+                rewards_collector: "osmo1rewards".into(),
+                swapper: None,
+                credit_manager: None,
+            },
+            denoms: vec![DenomInfo {
+                denom: "uosmo".into(),
+                decimals: 6,
+            }],
+            fee: FeeConfig {
+                denom: "uosmo".into(),
+                gas_price: "0.025".into(),
+            },
+            liquidator_mnemonic: None,
+            admin_url: None,
+        }
+    }
+
     pub fn load(path: &Path) -> Result<Self, ManifestError> {
         let shown = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|source| ManifestError::Read {
@@ -204,30 +235,8 @@ mod tests {
 
     fn sample() -> Manifest {
         Manifest {
-            chain_id: "devnet-1".into(),
-            bech32_prefix: "osmo".into(),
-            rpc_http: vec!["http://127.0.0.1:26657".into()],
-            rpc_ws: vec!["ws://127.0.0.1:26657/websocket".into()],
-            block_time_ms: 1000,
-            liquidation_rule: crate::rule::LiquidationRule::TargetHealthFactor,
-            contracts: Contracts {
-                red_bank: "osmo1redbank".into(),
-                oracle: "osmo1oracle".into(),
-                params: "osmo1params".into(),
-                rewards_collector: "osmo1rewards".into(),
-                swapper: None,
-                credit_manager: None,
-            },
-            denoms: vec![DenomInfo {
-                denom: "uosmo".into(),
-                decimals: 6,
-            }],
-            fee: FeeConfig {
-                denom: "uosmo".into(),
-                gas_price: "0.025".into(),
-            },
             liquidator_mnemonic: Some("secret words".into()),
-            admin_url: None,
+            ..Manifest::example()
         }
     }
 

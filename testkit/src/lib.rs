@@ -12,6 +12,8 @@
 //! Tests that need a Docker engine gate on [`docker_or_skip`], which applies the one skip
 //! policy (see there): skip loudly on a machine without an engine, fail on CI.
 
+pub mod fake_chain;
+pub use fake_chain::FakeChain;
 pub mod fuzz;
 
 use std::future::Future;

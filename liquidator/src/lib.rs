@@ -3,11 +3,11 @@
 //!
 //! The pieces, in the order a candidate meets them:
 //!
-//! - [`consume`]: the [`consume::Worker`] loop (queue, per-account locks, batching, job rules);
+//! - [`worker`]: the [`worker::Worker`] loop (queue, per-account locks, batching, job rules);
 //! - [`recheck`]: the position re-read at the latest height and the per-block market snapshot;
 //! - [`plan`]: which debt to repay and which collateral to seize, and the exact amount to send;
-//! - [`hooks`]: the [`hooks::Strategy`] consulted before sending and the
-//!   [`hooks::AfterLiquidation`] hook run after confirmed liquidations (the seams for the
+//! - [`strategy`]: the [`strategy::Strategy`] consulted before sending and the
+//!   [`strategy::AfterLiquidation`] hook run after confirmed liquidations (the seams for the
 //!   external model and for rebalancing);
 //! - [`execute`]: messages, batch simulation that drops failing liquidations, event parsing;
 //! - [`tx_sender`]: [`tx_sender::TxSender`], one wallet's sequence-safe send path (usable by
@@ -23,9 +23,7 @@
 pub mod balances;
 pub mod capital;
 pub mod config;
-pub mod consume;
 pub mod execute;
-pub mod hooks;
 pub mod locks;
 pub mod master;
 pub mod metrics;
@@ -34,8 +32,10 @@ pub mod plan;
 pub mod rebalance;
 pub mod recheck;
 pub mod record;
+pub mod strategy;
 pub mod tx_sender;
 pub mod wallets;
+pub mod worker;
 
 /// The metrics registry type [`Liquidator`] takes, for embedders without their own dependency.
 pub use prometheus;
@@ -56,15 +56,15 @@ use redline_service::notify::Notifier;
 use crate::balances::{wallets_key, BalanceBook};
 use crate::capital::{capital_key, CapitalBoard};
 use crate::config::LiquidatorConfig;
-use crate::consume::{Worker, WorkerDeps, WorkerSettings};
-use crate::hooks::{AfterLiquidation, AlwaysGo, NoRebalance, Strategy};
 use crate::locks::{KeySpace, Leases};
 use crate::master::MasterDuty;
 use crate::metrics::LiquidatorMetrics;
 use crate::recheck::PositionReader;
 use crate::record::Recorder;
+use crate::strategy::{AfterLiquidation, AlwaysGo, NoRebalance, Strategy};
 use crate::tx_sender::{SendOptions, TxSender};
 use crate::wallets::{claim_slot, SlotError};
+use crate::worker::{Worker, WorkerDeps, WorkerSettings};
 use redline_protocol::{RedBank, RedBankContracts};
 
 /// Everything a running liquidator needs, connected.

@@ -18,7 +18,7 @@ use mars::msg::{oracle, swapper};
 use redline_chain::ChainClient;
 use thiserror::Error;
 
-use crate::hooks::{AfterLiquidation, BatchReport};
+use crate::strategy::{AfterLiquidation, BatchReport};
 use crate::tx_sender::TxSender;
 use redline_chain::execute_contract_msg;
 

@@ -42,12 +42,12 @@ use tracing::Instrument;
 
 use crate::capital::{CapitalBoard, Shortages};
 use crate::execute::{self, Dropped, Executed, PreparedBatch};
-use crate::hooks::{AfterLiquidation, BatchReport, ConfirmedLiquidation, Opportunity, Strategy};
 use crate::locks::{KeySpace, Lease, Leases};
 use crate::metrics::LiquidatorMetrics;
 use crate::plan::{NoPlan, Plan, PlanContext, Shortfall};
 use crate::recheck::{inclusion_window, MarketSnapshot, PositionReader, ReadError};
 use crate::record::{unix_ms, AttemptRecord, Outcome, Recorder};
+use crate::strategy::{AfterLiquidation, BatchReport, ConfirmedLiquidation, Opportunity, Strategy};
 use crate::tx_sender::{Broadcast, Resolution, SendError, Sent, SentTx, TxSender};
 use mars::value::Value;
 

@@ -47,6 +47,7 @@ use crate::metrics::LiquidatorMetrics;
 use crate::plan::{NoPlan, Plan, PlanContext, Shortfall};
 use crate::recheck::{inclusion_window, MarketSnapshot, PositionReader, ReadError};
 use crate::record::{unix_ms, AttemptRecord, Outcome, Recorder};
+use crate::shutdown::Shutdown;
 use crate::strategy::{AfterLiquidation, BatchReport, ConfirmedLiquidation, Opportunity, Strategy};
 use crate::tx_sender::{Broadcast, Resolution, SendError, Sent, SentTx, TxSender};
 use mars::value::Value;
@@ -272,11 +273,11 @@ where
     /// Steps until `shutdown` is set. Steps overlap: the txs of one are confirmed (and then
     /// recorded) while the next takes and plans new candidates. A broadcast tx is always
     /// waited for and settled before the worker stops.
-    pub async fn run(mut self, mut shutdown: tokio::sync::watch::Receiver<bool>) -> Self {
+    pub async fn run(mut self, shutdown: Shutdown) -> Self {
         let span = tracing::info_span!("worker", slot = self.slot, wallet = %self.sender.address());
         async {
             tracing::info!("worker started");
-            while !*shutdown.borrow() {
+            while !shutdown.is_requested() {
                 let step = self.step_overlapping();
                 match step.await {
                     Ok(_) => {}
@@ -291,7 +292,7 @@ where
                         }
                         tokio::select! {
                             _ = tokio::time::sleep(self.settings.block_interval) => {}
-                            _ = shutdown.changed() => {}
+                            _ = shutdown.requested() => {}
                         }
                     }
                 }

@@ -17,41 +17,61 @@ fn flag(flag: &'static str, problem: impl Into<String>) -> ConfigError {
     }
 }
 
-fn decimal(flag_name: &'static str, text: &str) -> Result<Decimal, ConfigError> {
-    text.trim().parse().map_err(|_| {
-        flag(
-            flag_name,
-            format!("`{text}` is not a non-negative decimal number"),
-        )
-    })
+fn decimal(text: &str) -> Result<Decimal, String> {
+    text.trim()
+        .parse()
+        .map_err(|_| format!("`{text}` is not a non-negative decimal number"))
+}
+
+fn gas_adjustment(text: &str) -> Result<Decimal, String> {
+    let value = decimal(text)?;
+    if value < Decimal::one() || value > Decimal::percent(1_000) {
+        return Err(format!(
+            "{value} is not in [1, 10] (below 1 every tx runs out of gas)"
+        ));
+    }
+    Ok(value)
+}
+
+/// The name ends up in a Redis key, where whitespace would be a trap for every reader.
+fn stream_name(text: &str) -> Result<String, String> {
+    if text.is_empty() || text.chars().any(char::is_whitespace) {
+        return Err("must be a non-empty name without whitespace".into());
+    }
+    Ok(text.to_string())
+}
+
+fn usize_in(range: std::ops::RangeInclusive<u64>) -> clap::builder::RangedU64ValueParser<usize> {
+    clap::builder::RangedU64ValueParser::new().range(range)
 }
 
 #[derive(Debug, Clone, Args)]
 pub struct LiquidatorArgs {
     /// Workers in this process; each signs with its own wallet (a leased slot).
-    #[arg(long, env = "LIQUIDATOR_WORKERS", default_value_t = 1)]
+    #[arg(long, env = "LIQUIDATOR_WORKERS", default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(1..))]
     pub workers: u32,
     /// Highest wallet slot a worker may lease (m/44'/118'/0'/0/1..=N; slot 0 is the master).
     #[arg(long, env = "MAX_WORKER_SLOTS", default_value_t = 64)]
     pub max_worker_slots: u32,
     /// Most accounts liquidated in one tx.
-    #[arg(long, env = "MAX_LIQUIDATIONS_PER_TX", default_value_t = 4)]
+    #[arg(long, env = "MAX_LIQUIDATIONS_PER_TX", default_value_t = 4, value_parser = usize_in(1..=32))]
     pub max_liquidations_per_tx: usize,
     /// Candidates taken from the queue at once (planned together, sent in txs of at most
     /// --max-liquidations-per-tx and broadcast back to back, up to --max-txs-in-flight): stale
     /// ones then cost no extra round, and a price drop's backlog clears in fewer blocks.
-    #[arg(long, env = "FETCH_BATCH", default_value_t = 128)]
+    #[arg(long, env = "FETCH_BATCH", default_value_t = 128, value_parser = usize_in(1..=1_000))]
     pub fetch_batch: usize,
     /// Txs of one wallet broadcast and not yet included, at most. More lets one block take more
     /// of a backlog; each costs a fee up front, so a wallet needs fees for all of them.
-    #[arg(long, env = "MAX_TXS_IN_FLIGHT", default_value_t = 64)]
+    #[arg(long, env = "MAX_TXS_IN_FLIGHT", default_value_t = 64, value_parser = usize_in(1..=256))]
     pub max_txs_in_flight: usize,
     /// Gas limit = simulated gas × this.
-    #[arg(long, env = "GAS_ADJUSTMENT", default_value = "1.3")]
-    pub gas_adjustment: String,
+    #[arg(long, env = "GAS_ADJUSTMENT", default_value = "1.3", value_parser = gas_adjustment)]
+    pub gas_adjustment: Decimal,
     /// Skip liquidations whose profit after tx fees is below this many USD.
-    #[arg(long, env = "MIN_PROFIT_USD", default_value = "0")]
-    pub min_profit_usd: String,
+    #[arg(long, env = "MIN_PROFIT_USD", default_value = "0", value_parser = decimal)]
+    pub min_profit_usd: Decimal,
     /// Do everything but broadcast; log the tx that would be sent.
     #[arg(long, env = "DRY_RUN")]
     pub dry_run: bool,
@@ -59,7 +79,8 @@ pub struct LiquidatorArgs {
     #[arg(long, env = "LIQUIDATIONS_CSV")]
     pub csv: Option<PathBuf>,
     /// How long to wait for a broadcast tx to be included, in milliseconds.
-    #[arg(long, env = "INCLUSION_TIMEOUT_MS", default_value_t = 30_000)]
+    #[arg(long, env = "INCLUSION_TIMEOUT_MS", default_value_t = 30_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
     pub inclusion_timeout_ms: u64,
     /// How long a tx whose inclusion was not seen blocks its wallet before it is presumed
     /// dropped (its sequence is then reused, so it can never execute twice), in milliseconds.
@@ -71,17 +92,18 @@ pub struct LiquidatorArgs {
     pub account_lock_ttl_ms: Option<u64>,
     /// Lifetime of a wallet slot lease if its worker dies, in milliseconds (renewed every
     /// third of it).
-    #[arg(long, env = "WALLET_SLOT_TTL_MS", default_value_t = 15_000)]
+    #[arg(long, env = "WALLET_SLOT_TTL_MS", default_value_t = 15_000,
+          value_parser = clap::value_parser!(u64).range(1_000..))]
     pub wallet_slot_ttl_ms: u64,
     /// Name of the Redis stream attempts are recorded to
     /// (`<queue prefix>:liquidator:<chain id>:<name>`).
-    #[arg(long, env = "ATTEMPTS_STREAM", default_value = "attempts")]
+    #[arg(long, env = "ATTEMPTS_STREAM", default_value = "attempts", value_parser = stream_name)]
     pub attempts_stream: String,
     /// Approximate cap on the attempts stream's length.
     #[arg(long, env = "ATTEMPTS_STREAM_MAX_LEN", default_value_t = 1_000_000)]
     pub attempts_stream_max_len: u64,
     /// Decimals of the oracle's base denom (default: from the manifest's denoms).
-    #[arg(long, env = "BASE_DECIMALS")]
+    #[arg(long, env = "BASE_DECIMALS", value_parser = clap::value_parser!(u32).range(..=30))]
     pub base_decimals: Option<u32>,
     /// Do not top up worker wallets from the master wallet (slot 0).
     #[arg(long, env = "NO_TOP_UP")]
@@ -93,13 +115,14 @@ pub struct LiquidatorArgs {
     #[arg(long, env = "TOP_UP_FEE_AMOUNT", default_value_t = 10_000_000)]
     pub top_up_fee_amount: u128,
     /// Top up a debt denom when a worker holds less than this many USD of it (0: never).
-    #[arg(long, env = "TOP_UP_DEBT_BELOW_USD", default_value = "100")]
-    pub top_up_debt_below_usd: String,
+    #[arg(long, env = "TOP_UP_DEBT_BELOW_USD", default_value = "100", value_parser = decimal)]
+    pub top_up_debt_below_usd: Decimal,
     /// ... back to this many USD.
-    #[arg(long, env = "TOP_UP_DEBT_TARGET_USD", default_value = "1000")]
-    pub top_up_debt_target_usd: String,
+    #[arg(long, env = "TOP_UP_DEBT_TARGET_USD", default_value = "1000", value_parser = decimal)]
+    pub top_up_debt_target_usd: Decimal,
     /// How often the master checks worker balances, in milliseconds.
-    #[arg(long, env = "TOP_UP_INTERVAL_MS", default_value_t = 10_000)]
+    #[arg(long, env = "TOP_UP_INTERVAL_MS", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
     pub top_up_interval_ms: u64,
     /// Gas worth of the fee denom never spent on repayments (kept for fees).
     #[arg(long, env = "FEE_RESERVE_GAS", default_value_t = 5_000_000)]
@@ -107,7 +130,8 @@ pub struct LiquidatorArgs {
     /// How often each wallet's balances are read and published (Redis hash
     /// `<queue prefix>:liquidator:<chain id>:wallets`, metric `liquidator_wallet_balance`,
     /// `/health`), in milliseconds; a wallet is also read right after each of its txs.
-    #[arg(long, env = "BALANCE_INTERVAL_MS", default_value_t = 10_000)]
+    #[arg(long, env = "BALANCE_INTERVAL_MS", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(100..))]
     pub balance_interval_ms: u64,
 }
 
@@ -148,11 +172,9 @@ pub struct LiquidatorConfig {
 }
 
 impl LiquidatorArgs {
-    /// Checks every flag; the error names the first bad one.
+    /// Checks what spans several flags (clap checks each flag alone); the error names the flag
+    /// to change.
     pub fn validate(&self) -> Result<LiquidatorConfig, ConfigError> {
-        if self.workers == 0 {
-            return Err(flag("--workers", "must be at least 1"));
-        }
         if self.max_worker_slots < self.workers {
             return Err(flag(
                 "--max-worker-slots",
@@ -161,35 +183,6 @@ impl LiquidatorArgs {
                     self.max_worker_slots, self.workers
                 ),
             ));
-        }
-        if !(1..=32).contains(&self.max_liquidations_per_tx) {
-            return Err(flag(
-                "--max-liquidations-per-tx",
-                format!("{} is not in 1..=32", self.max_liquidations_per_tx),
-            ));
-        }
-        if !(1..=1_000).contains(&self.fetch_batch) {
-            return Err(flag(
-                "--fetch-batch",
-                format!("{} is not in 1..=1000", self.fetch_batch),
-            ));
-        }
-        if !(1..=256).contains(&self.max_txs_in_flight) {
-            return Err(flag(
-                "--max-txs-in-flight",
-                format!("{} is not in 1..=256", self.max_txs_in_flight),
-            ));
-        }
-        let gas_adjustment = decimal("--gas-adjustment", &self.gas_adjustment)?;
-        if gas_adjustment < Decimal::one() || gas_adjustment > Decimal::percent(1_000) {
-            return Err(flag(
-                "--gas-adjustment",
-                format!("{gas_adjustment} is not in [1, 10] (below 1 every tx runs out of gas)"),
-            ));
-        }
-        let min_profit_usd = decimal("--min-profit-usd", &self.min_profit_usd)?;
-        if self.inclusion_timeout_ms == 0 {
-            return Err(flag("--inclusion-timeout-ms", "must be above 0"));
         }
         let inclusion_timeout = Duration::from_millis(self.inclusion_timeout_ms);
         let account_lock_ttl = Duration::from_millis(
@@ -206,75 +199,47 @@ impl LiquidatorArgs {
                 ),
             ));
         }
-        if self.wallet_slot_ttl_ms < 1_000 {
-            return Err(flag(
-                "--wallet-slot-ttl-ms",
-                "must be at least 1000 (renewals need time to get through)",
-            ));
-        }
-        if self.attempts_stream.trim().is_empty()
-            || self.attempts_stream.chars().any(char::is_whitespace)
-        {
-            return Err(flag(
-                "--attempts-stream",
-                "must be a non-empty name without whitespace",
-            ));
-        }
-        if let Some(decimals) = self.base_decimals {
-            if decimals > 30 {
-                return Err(flag("--base-decimals", format!("{decimals} is above 30")));
-            }
-        }
-        if self.balance_interval_ms < 100 {
-            return Err(flag(
-                "--balance-interval-ms",
-                format!("{} is below 100", self.balance_interval_ms),
-            ));
-        }
-        let top_up = if self.no_top_up {
-            None
-        } else {
-            let debt_below_usd = decimal("--top-up-debt-below-usd", &self.top_up_debt_below_usd)?;
-            let debt_target_usd =
-                decimal("--top-up-debt-target-usd", &self.top_up_debt_target_usd)?;
-            if debt_target_usd < debt_below_usd {
-                return Err(flag(
-                    "--top-up-debt-target-usd",
-                    format!("{debt_target_usd} is below --top-up-debt-below-usd {debt_below_usd}"),
-                ));
-            }
-            if self.top_up_interval_ms == 0 {
-                return Err(flag("--top-up-interval-ms", "must be above 0"));
-            }
-            Some(TopUpPolicy {
-                fee_below: Uint128::new(self.top_up_fee_below),
-                fee_amount: Uint128::new(self.top_up_fee_amount),
-                debt_below_usd,
-                debt_target_usd,
-                interval: Duration::from_millis(self.top_up_interval_ms),
-            })
-        };
         Ok(LiquidatorConfig {
             workers: self.workers,
             max_worker_slots: self.max_worker_slots,
             max_liquidations_per_tx: self.max_liquidations_per_tx,
             fetch_batch: self.fetch_batch,
             max_txs_in_flight: self.max_txs_in_flight,
-            gas_adjustment,
-            min_profit_usd,
+            gas_adjustment: self.gas_adjustment,
+            min_profit_usd: self.min_profit_usd,
             dry_run: self.dry_run,
             csv: self.csv.clone(),
             inclusion_timeout,
             unresolved_grace: Duration::from_millis(self.unresolved_grace_ms),
             account_lock_ttl,
             wallet_slot_ttl: Duration::from_millis(self.wallet_slot_ttl_ms),
-            attempts_stream: self.attempts_stream.trim().to_string(),
+            attempts_stream: self.attempts_stream.clone(),
             attempts_stream_max_len: self.attempts_stream_max_len,
             base_decimals: self.base_decimals,
-            top_up,
+            top_up: self.top_up_policy()?,
             fee_reserve_gas: self.fee_reserve_gas,
             balance_interval: Duration::from_millis(self.balance_interval_ms),
         })
+    }
+
+    fn top_up_policy(&self) -> Result<Option<TopUpPolicy>, ConfigError> {
+        if self.no_top_up {
+            return Ok(None);
+        }
+        let (below, target) = (self.top_up_debt_below_usd, self.top_up_debt_target_usd);
+        if target < below {
+            return Err(flag(
+                "--top-up-debt-target-usd",
+                format!("{target} is below --top-up-debt-below-usd {below}"),
+            ));
+        }
+        Ok(Some(TopUpPolicy {
+            fee_below: Uint128::new(self.top_up_fee_below),
+            fee_amount: Uint128::new(self.top_up_fee_amount),
+            debt_below_usd: below,
+            debt_target_usd: target,
+            interval: Duration::from_millis(self.top_up_interval_ms),
+        }))
     }
 }
 
@@ -322,6 +287,10 @@ mod tests {
                 &["--max-liquidations-per-tx", "0"],
                 "--max-liquidations-per-tx",
             ),
+            (&["--fetch-batch", "1001"], "--fetch-batch"),
+            (&["--max-txs-in-flight", "0"], "--max-txs-in-flight"),
+            (&["--base-decimals", "31"], "--base-decimals"),
+            (&["--top-up-interval-ms", "0"], "--top-up-interval-ms"),
             (&["--gas-adjustment", "0.9"], "--gas-adjustment"),
             (&["--gas-adjustment", "lots"], "--gas-adjustment"),
             (&["--min-profit-usd=-1"], "--min-profit-usd"),

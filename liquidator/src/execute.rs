@@ -6,7 +6,7 @@
 //! same transaction turns it into coins at once (one fee, no second round trip, no deposit
 //! left behind if the tx fails, since a failed tx reverts both). If a withdraw itself cannot
 //! execute (e.g. the market's liquidity is lent out), it is left out and the deposit is swept
-//! by a later transaction ([`crate::consume`]).
+//! by a later transaction ([`crate::worker`]).
 //!
 //! Before sending, the batch is simulated. A failing message is found (the SDK names its
 //! index; failing that, each liquidation is simulated alone) and dropped, and the rest

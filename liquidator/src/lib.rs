@@ -3,11 +3,11 @@
 //!
 //! The pieces, in the order a candidate meets them:
 //!
-//! - [`consume`]: the [`consume::Worker`] loop (queue, per-account locks, batching, job rules);
+//! - [`worker`]: the [`worker::Worker`] loop (queue, per-account locks, batching, job rules);
 //! - [`recheck`]: the position re-read at the latest height and the per-block market snapshot;
 //! - [`plan`]: which debt to repay and which collateral to seize, and the exact amount to send;
-//! - [`hooks`]: the [`hooks::Strategy`] consulted before sending and the
-//!   [`hooks::AfterLiquidation`] hook run after confirmed liquidations (the seams for the
+//! - [`strategy`]: the [`strategy::Strategy`] consulted before sending and the
+//!   [`strategy::AfterLiquidation`] hook run after confirmed liquidations (the seams for the
 //!   external model and for rebalancing);
 //! - [`execute`]: messages, batch simulation that drops failing liquidations, event parsing;
 //! - [`tx_sender`]: [`tx_sender::TxSender`], one wallet's sequence-safe send path (usable by
@@ -23,9 +23,7 @@
 pub mod balances;
 pub mod capital;
 pub mod config;
-pub mod consume;
 pub mod execute;
-pub mod hooks;
 pub mod locks;
 pub mod master;
 pub mod metrics;
@@ -34,8 +32,11 @@ pub mod plan;
 pub mod rebalance;
 pub mod recheck;
 pub mod record;
+pub mod shutdown;
+pub mod strategy;
 pub mod tx_sender;
 pub mod wallets;
+pub mod worker;
 
 /// The metrics registry type [`Liquidator`] takes, for embedders without their own dependency.
 pub use prometheus;
@@ -45,26 +46,28 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use mars::manifest::Manifest;
-use redline_chain::{ChainClient, ChainConfig, ChainError};
+use redline_chain::{ChainClient, ChainConfig, ChainError, Wallet};
 use redline_pipeline::jobs::{LiquidationCandidate, LIQUIDATION_QUEUE};
 use redline_pipeline::queue::{PriorityQueue, QueueConfig};
 use redline_pipeline::redis_conn::RedisConn;
 use redline_service::config::Secret;
 use redline_service::metrics::HealthReport;
 use redline_service::notify::Notifier;
+use tokio::task::JoinHandle;
 
 use crate::balances::{wallets_key, BalanceBook};
 use crate::capital::{capital_key, CapitalBoard};
 use crate::config::LiquidatorConfig;
-use crate::consume::{Worker, WorkerDeps, WorkerSettings};
-use crate::hooks::{AfterLiquidation, AlwaysGo, NoRebalance, Strategy};
 use crate::locks::{KeySpace, Leases};
 use crate::master::MasterDuty;
 use crate::metrics::LiquidatorMetrics;
 use crate::recheck::PositionReader;
 use crate::record::Recorder;
-use crate::tx_sender::{SendOptions, TxSender};
-use crate::wallets::{claim_slot, SlotError};
+use crate::shutdown::{shutdown_channel, Shutdown};
+use crate::strategy::{AfterLiquidation, AlwaysGo, NoRebalance, Strategy};
+use crate::tx_sender::{SendOptions, SigningPermit, TxSender};
+use crate::wallets::{claim_slot, SlotError, SlotGuard};
+use crate::worker::{Worker, WorkerDeps, WorkerSettings};
 use redline_protocol::{RedBank, RedBankContracts};
 
 /// Everything a running liquidator needs, connected.
@@ -160,6 +163,37 @@ impl<C: ChainClient + Clone + 'static> Liquidator<C> {
         self,
         shutdown: impl Future<Output = ()> + Send,
     ) -> anyhow::Result<RunSummary> {
+        let shared = self.share().await?;
+        let (trigger, stop) = shutdown_channel();
+        let balances = tokio::spawn(
+            shared
+                .balances
+                .clone()
+                .run(self.config.balance_interval, stop.requested()),
+        );
+        let treasurer = self.spawn_treasurer(&shared, &stop);
+        let mut workers = Vec::new();
+        for _ in 0..self.config.workers {
+            workers.push(self.spawn_worker(&shared, &stop).await?);
+        }
+        let worker_slots: Vec<u32> = workers.iter().map(|w| w.guard.slot).collect();
+        tracing::info!(slots = ?worker_slots, dry_run = self.config.dry_run, "liquidator workers running");
+
+        shutdown.await;
+        trigger.trigger();
+        let ran_treasurer = self.drain(&shared, workers, treasurer).await;
+        // The last balances, read after every tx settled.
+        if let Err(error) = balances.await {
+            tracing::warn!(%error, "the balance publisher failed");
+        }
+        Ok(RunSummary {
+            worker_slots,
+            ran_treasurer,
+        })
+    }
+
+    /// Builds what the workers and the master's duty share.
+    async fn share(&self) -> anyhow::Result<Shared<C>> {
         let config = &self.config;
         let base_decimals = self.base_decimals().await?;
         let reader = Arc::new(PositionReader::new(RedBank::new(
@@ -180,74 +214,69 @@ impl<C: ChainClient + Clone + 'static> Liquidator<C> {
             metrics.wallet_balance.clone(),
             self.health.clone(),
         ));
-        let recorder = Arc::new(
-            Recorder::new(
-                Some(self.redis.clone()),
-                keys.attempts_stream(&config.attempts_stream),
-                Some(config.attempts_stream_max_len),
-                config.csv.as_deref(),
-            )
-            .with_context(|| {
-                format!(
-                    "--csv {}: cannot open for appending",
-                    config
-                        .csv
-                        .as_deref()
-                        .unwrap_or(std::path::Path::new(""))
-                        .display()
-                )
-            })?
-            .with_notifier(self.notifier.clone(), &self.manifest.chain_id)
-            .with_balance_trigger(balances.trigger()),
-        );
+        let recorder = self.recorder(&keys, &balances)?;
         let capital = CapitalBoard::new(
             Some(self.redis.clone()),
             capital_key(&self.queue.queue_prefix, &self.manifest.chain_id),
             &metrics,
         );
         let consumer = self.queue.consumer_name();
-        let leases = Leases::new(self.redis.clone(), consumer.clone());
         let chain = self
             .chain
             .clone()
             .with_gas_adjustment(config.gas_adjustment)
             .context("--gas-adjustment")?;
-        let options = SendOptions {
-            inclusion_timeout: config.inclusion_timeout,
-            unresolved_grace: config.unresolved_grace,
-            dry_run: config.dry_run,
-            max_in_flight: config.max_txs_in_flight,
-        };
-        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let mut summary = RunSummary::default();
-        let balances_task = {
-            let mut stop = stop_rx.clone();
-            tokio::spawn(balances.clone().run(config.balance_interval, async move {
-                let _ = stop.wait_for(|s| *s).await;
-            }))
-        };
+        Ok(Shared {
+            client: self.client.clone(),
+            settings: Arc::new(self.worker_settings(&chain)),
+            chain,
+            options: SendOptions {
+                inclusion_timeout: config.inclusion_timeout,
+                unresolved_grace: config.unresolved_grace,
+                dry_run: config.dry_run,
+                max_in_flight: config.max_txs_in_flight,
+            },
+            leases: Leases::new(self.redis.clone(), consumer.clone()),
+            consumer,
+            keys,
+            reader,
+            recorder,
+            balances,
+            capital,
+            metrics,
+            strategy: self.strategy.clone(),
+            after: self.after.clone(),
+            mnemonic: self.mnemonic.clone(),
+            bech32_prefix: self.manifest.bech32_prefix.clone(),
+        })
+    }
 
-        let treasurer_task = config.top_up.clone().map(|policy| {
-            let duty = MasterDuty {
-                client: self.client.clone(),
-                chain: chain.clone(),
-                options: options.clone(),
-                leases: leases.clone(),
-                keys: keys.clone(),
-                mnemonic: self.mnemonic.clone(),
-                bech32_prefix: self.manifest.bech32_prefix.clone(),
-                slot_ttl: config.wallet_slot_ttl,
-                max_worker_slots: config.max_worker_slots,
-                policy,
-                reader: reader.clone(),
-                recorder: recorder.clone(),
-                balances: balances.clone(),
-                notifier: self.notifier.clone(),
-            };
-            tokio::spawn(duty.serve(stop_rx.clone()))
-        });
+    fn recorder(
+        &self,
+        keys: &KeySpace,
+        balances: &BalanceBook<C>,
+    ) -> anyhow::Result<Arc<Recorder>> {
+        let config = &self.config;
+        let recorder = Recorder::new(
+            Some(self.redis.clone()),
+            keys.attempts_stream(&config.attempts_stream),
+            Some(config.attempts_stream_max_len),
+            config.csv.as_deref(),
+        )
+        .with_context(|| {
+            let csv = config.csv.as_deref().unwrap_or(std::path::Path::new(""));
+            format!("--csv {}: cannot open for appending", csv.display())
+        })?;
+        Ok(Arc::new(
+            recorder
+                .with_notifier(self.notifier.clone(), &self.manifest.chain_id)
+                .with_balance_trigger(balances.trigger()),
+        ))
+    }
 
-        let settings = Arc::new(WorkerSettings {
+    fn worker_settings(&self, chain: &ChainConfig) -> WorkerSettings {
+        let config = &self.config;
+        WorkerSettings {
             chain_id: self.manifest.chain_id.clone(),
             red_bank: self.manifest.contracts.red_bank.clone(),
             max_liquidations_per_tx: config.max_liquidations_per_tx,
@@ -257,121 +286,198 @@ impl<C: ChainClient + Clone + 'static> Liquidator<C> {
             block_interval: chain.block_time,
             fetch_wait: self.queue.block_timeout(),
             fee_reserve_gas: config.fee_reserve_gas,
-        });
-        let mut workers = Vec::new();
-        let mut guards = Vec::new();
-        for _ in 0..config.workers {
-            let slot = claim_slot(
-                &leases,
-                &keys,
-                &self.mnemonic,
-                &self.manifest.bech32_prefix,
-                1..=config.max_worker_slots,
-                config.wallet_slot_ttl,
-            )
-            .await?
-            .ok_or(SlotError::AllTaken {
-                first: 1,
-                last: config.max_worker_slots,
-            })?;
-            let slot_number = slot.slot;
-            summary.worker_slots.push(slot_number);
-            let (wallet, guard) = slot.into_parts();
-            balances.register(slot_number, wallet.address().as_ref());
-            let permit = guard.permit.clone();
-            guards.push(guard);
-            let mut queue_config = self.queue.clone();
-            queue_config.queue_consumer = Some(format!("{consumer}-slot{slot_number}"));
-            let queue =
-                PriorityQueue::<LiquidationCandidate>::connect(&queue_config, LIQUIDATION_QUEUE)
-                    .await
-                    .context("connecting to the liquidation queue")?;
-            let client = self.client.clone();
-            let chain = chain.clone();
-            let options = options.clone();
-            let settings = settings.clone();
-            let reader = reader.clone();
-            let leases = leases.clone();
-            let keys = keys.clone();
-            let recorder = recorder.clone();
-            let capital = capital.clone();
-            let metrics = metrics.clone();
-            let strategy = self.strategy.clone();
-            let after = self.after.clone();
-            let mut stop = stop_rx.clone();
-            let mnemonic = self.mnemonic.clone();
-            let prefix = self.manifest.bech32_prefix.clone();
-            metrics.workers.inc();
-            workers.push(tokio::spawn(async move {
-                let address = wallet.address().to_string();
-                // A worker wallet nobody has funded yet does not exist on chain: wait for the
-                // master's top-up instead of failing.
-                let mut wallet = Some(wallet);
-                let sender = loop {
-                    let attempt = match wallet.take() {
-                        Some(wallet) => TxSender::new(client.clone(), &chain, wallet, options.clone(), permit.clone()).await,
-                        None => match redline_chain::Wallet::from_mnemonic(mnemonic.expose(), &prefix, slot_number) {
-                            Ok(wallet) => TxSender::new(client.clone(), &chain, wallet, options.clone(), permit.clone()).await,
-                            Err(error) => Err(ChainError::Wallet(error)),
-                        },
-                    };
-                    match attempt {
-                        Ok(sender) => break Some(sender),
-                        Err(ChainError::AccountNotFound { .. }) => {
-                            tracing::warn!(slot = slot_number, wallet = %address, "worker wallet has no account on chain (never funded); waiting for a top-up from the master wallet");
-                        }
-                        Err(error) => {
-                            tracing::warn!(slot = slot_number, wallet = %address, %error, "cannot load the worker wallet's account; retrying");
-                        }
-                    }
-                    tokio::select! {
-                        _ = tokio::time::sleep(chain.block_time * 5) => {}
-                        _ = stop.wait_for(|s| *s) => break None,
-                    }
-                };
-                let Some(sender) = sender else { return };
-                let worker = Worker::new(
-                    slot_number,
-                    WorkerDeps {
-                        settings,
-                        queue,
-                        sender: Arc::new(sender),
-                        reader,
-                        leases,
-                        keys,
-                        recorder,
-                        metrics: metrics.clone(),
-                        strategy,
-                        after,
-                        capital,
-                    },
-                );
-                worker.run(stop).await;
-                metrics.workers.dec();
-            }));
         }
-        tracing::info!(slots = ?summary.worker_slots, dry_run = config.dry_run, "liquidator workers running");
+    }
 
-        shutdown.await;
-        let _ = stop_tx.send(true);
-        for worker in workers {
-            if let Err(error) = worker.await {
+    /// With top-ups on, serves the master wallet's duty (see [`master`]) until `stop`; the
+    /// task answers whether this process ran the top-ups.
+    fn spawn_treasurer(&self, shared: &Shared<C>, stop: &Shutdown) -> Option<JoinHandle<bool>> {
+        let policy = self.config.top_up.clone()?;
+        let duty = MasterDuty {
+            client: shared.client.clone(),
+            chain: shared.chain.clone(),
+            options: shared.options.clone(),
+            leases: shared.leases.clone(),
+            keys: shared.keys.clone(),
+            mnemonic: shared.mnemonic.clone(),
+            bech32_prefix: shared.bech32_prefix.clone(),
+            slot_ttl: self.config.wallet_slot_ttl,
+            max_worker_slots: self.config.max_worker_slots,
+            policy,
+            reader: shared.reader.clone(),
+            recorder: shared.recorder.clone(),
+            balances: shared.balances.clone(),
+            notifier: self.notifier.clone(),
+        };
+        Some(tokio::spawn(duty.serve(stop.clone())))
+    }
+
+    /// Leases a free worker slot and starts a worker on its wallet and its own queue consumer.
+    async fn spawn_worker(
+        &self,
+        shared: &Shared<C>,
+        stop: &Shutdown,
+    ) -> anyhow::Result<RunningWorker> {
+        let slots = 1..=self.config.max_worker_slots;
+        let slot = claim_slot(
+            &shared.leases,
+            &shared.keys,
+            &shared.mnemonic,
+            &shared.bech32_prefix,
+            slots.clone(),
+            self.config.wallet_slot_ttl,
+        )
+        .await?
+        .ok_or(SlotError::AllTaken {
+            first: *slots.start(),
+            last: *slots.end(),
+        })?;
+        let (wallet, guard) = slot.into_parts();
+        shared
+            .balances
+            .register(guard.slot, wallet.address().as_ref());
+        let mut queue_config = self.queue.clone();
+        queue_config.queue_consumer = Some(format!("{}-slot{}", shared.consumer, guard.slot));
+        let queue =
+            PriorityQueue::<LiquidationCandidate>::connect(&queue_config, LIQUIDATION_QUEUE)
+                .await
+                .context("connecting to the liquidation queue")?;
+        let (slot, permit) = (guard.slot, guard.permit.clone());
+        let (shared, stop) = (shared.clone(), stop.clone());
+        shared.metrics.workers.inc();
+        let task = tokio::spawn(async move {
+            let Some(sender) = shared.worker_sender(slot, wallet, permit, &stop).await else {
+                return;
+            };
+            let worker = Worker::new(slot, shared.worker_deps(queue, sender));
+            worker.run(stop).await;
+            shared.metrics.workers.dec();
+        });
+        Ok(RunningWorker { guard, task })
+    }
+
+    /// Lets every worker finish, then the master's duty, then gives the worker slots back;
+    /// whether this process ran the top-ups.
+    async fn drain(
+        &self,
+        shared: &Shared<C>,
+        workers: Vec<RunningWorker>,
+        treasurer: Option<JoinHandle<bool>>,
+    ) -> bool {
+        let mut guards = Vec::new();
+        for RunningWorker { guard, task } in workers {
+            guards.push(guard);
+            if let Err(error) = task.await {
                 tracing::error!(%error, "a worker task failed");
                 self.notifier
                     .error("liquidator", format!("a worker task failed: {error}"))
                     .await;
             }
         }
-        if let Some(task) = treasurer_task {
-            summary.ran_treasurer = task.await.unwrap_or(false);
-        }
+        let ran_treasurer = match treasurer {
+            Some(task) => task.await.unwrap_or(false),
+            None => false,
+        };
         for guard in guards {
-            guard.release(&leases).await;
+            guard.release(&shared.leases).await;
         }
-        // The last balances, read after every tx settled.
-        if let Err(error) = balances_task.await {
-            tracing::warn!(%error, "the balance publisher failed");
+        ran_treasurer
+    }
+}
+
+/// What the workers and the master's duty of one run share.
+#[derive(Clone)]
+struct Shared<C> {
+    client: C,
+    /// With the run's gas adjustment.
+    chain: ChainConfig,
+    options: SendOptions,
+    settings: Arc<WorkerSettings>,
+    /// This process's queue consumer name; each worker consumes as `<consumer>-slot<n>`.
+    consumer: String,
+    leases: Leases,
+    keys: KeySpace,
+    reader: Arc<PositionReader<C>>,
+    recorder: Arc<Recorder>,
+    balances: Arc<BalanceBook<C>>,
+    capital: CapitalBoard,
+    metrics: LiquidatorMetrics,
+    strategy: Arc<dyn Strategy>,
+    after: Arc<dyn AfterLiquidation<C>>,
+    mnemonic: Secret,
+    bech32_prefix: String,
+}
+
+/// A worker task and the lease on its wallet slot, given back once the task is done.
+struct RunningWorker {
+    guard: SlotGuard,
+    task: JoinHandle<()>,
+}
+
+impl<C: ChainClient + Clone + 'static> Shared<C> {
+    /// The worker's send path. A worker wallet nobody has funded yet does not exist on chain:
+    /// waits for the master's top-up instead of failing. `None` when stopped first.
+    async fn worker_sender(
+        &self,
+        slot: u32,
+        wallet: Wallet,
+        permit: SigningPermit,
+        stop: &Shutdown,
+    ) -> Option<TxSender<C>> {
+        let address = wallet.address().to_string();
+        let mut wallet = Some(wallet);
+        loop {
+            let derived = wallet.take().map_or_else(
+                || Wallet::from_mnemonic(self.mnemonic.expose(), &self.bech32_prefix, slot),
+                Ok,
+            );
+            let attempt = match derived {
+                Ok(wallet) => {
+                    let options = self.options.clone();
+                    TxSender::new(
+                        self.client.clone(),
+                        &self.chain,
+                        wallet,
+                        options,
+                        permit.clone(),
+                    )
+                    .await
+                }
+                Err(error) => Err(ChainError::Wallet(error)),
+            };
+            match attempt {
+                Ok(sender) => return Some(sender),
+                Err(ChainError::AccountNotFound { .. }) => {
+                    tracing::warn!(slot, wallet = %address, "worker wallet has no account on chain (never funded); waiting for a top-up from the master wallet");
+                }
+                Err(error) => {
+                    tracing::warn!(slot, wallet = %address, %error, "cannot load the worker wallet's account; retrying");
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(self.chain.block_time * 5) => {}
+                _ = stop.requested() => return None,
+            }
         }
-        Ok(summary)
+    }
+
+    fn worker_deps(
+        &self,
+        queue: PriorityQueue<LiquidationCandidate>,
+        sender: TxSender<C>,
+    ) -> WorkerDeps<C, PriorityQueue<LiquidationCandidate>> {
+        WorkerDeps {
+            settings: self.settings.clone(),
+            queue,
+            sender: Arc::new(sender),
+            reader: self.reader.clone(),
+            leases: self.leases.clone(),
+            keys: self.keys.clone(),
+            recorder: self.recorder.clone(),
+            metrics: self.metrics.clone(),
+            strategy: self.strategy.clone(),
+            after: self.after.clone(),
+            capital: self.capital.clone(),
+        }
     }
 }

@@ -14,12 +14,12 @@ use std::time::Duration;
 use redline_chain::{ChainClient, ChainConfig};
 use redline_service::config::Secret;
 use redline_service::notify::Notifier;
-use tokio::sync::watch;
 
 use crate::balances::BalanceBook;
 use crate::locks::{KeySpace, Leases};
 use crate::recheck::PositionReader;
 use crate::record::Recorder;
+use crate::shutdown::Shutdown;
 use crate::tx_sender::{SendOptions, TxSender};
 use crate::wallets::{claim_slot, TopUpPolicy, Treasurer, MASTER_SLOT};
 
@@ -44,10 +44,10 @@ pub struct MasterDuty<C> {
 impl<C: ChainClient + Clone + 'static> MasterDuty<C> {
     /// Leases the master slot when it is free and tops up the workers until `stop` is set.
     /// Returns whether this process ran the top-ups at any point.
-    pub async fn serve(self, mut stop: watch::Receiver<bool>) -> bool {
+    pub async fn serve(self, stop: Shutdown) -> bool {
         let retry = (self.slot_ttl / 2).max(Duration::from_millis(100));
         let mut waited = false;
-        while !*stop.borrow() {
+        while !stop.is_requested() {
             match claim_slot(
                 &self.leases,
                 &self.keys,
@@ -77,7 +77,7 @@ impl<C: ChainClient + Clone + 'static> MasterDuty<C> {
                     .await;
                     let ran = match sender {
                         Ok(sender) => {
-                            self.top_up_until_stopped(Arc::new(sender), &address, stop.clone())
+                            self.top_up_until_stopped(Arc::new(sender), &address, &stop)
                                 .await;
                             true
                         }
@@ -91,7 +91,7 @@ impl<C: ChainClient + Clone + 'static> MasterDuty<C> {
                                     ),
                                 )
                                 .await;
-                            let _ = stop.wait_for(|s| *s).await;
+                            stop.requested().await;
                             false
                         }
                     };
@@ -104,18 +104,13 @@ impl<C: ChainClient + Clone + 'static> MasterDuty<C> {
             waited = true;
             tokio::select! {
                 _ = tokio::time::sleep(retry) => {}
-                _ = stop.wait_for(|s| *s) => {}
+                _ = stop.requested() => {}
             }
         }
         false
     }
 
-    async fn top_up_until_stopped(
-        &self,
-        sender: Arc<TxSender<C>>,
-        address: &str,
-        mut stop: watch::Receiver<bool>,
-    ) {
+    async fn top_up_until_stopped(&self, sender: Arc<TxSender<C>>, address: &str, stop: &Shutdown) {
         let treasurer = Treasurer::new(
             sender,
             self.leases.clone(),
@@ -129,10 +124,6 @@ impl<C: ChainClient + Clone + 'static> MasterDuty<C> {
             self.chain.fee_denom.clone(),
         );
         tracing::info!(master = %address, "this process tops up worker wallets");
-        treasurer
-            .run(async move {
-                let _ = stop.wait_for(|s| *s).await;
-            })
-            .await;
+        treasurer.run(stop.requested()).await;
     }
 }

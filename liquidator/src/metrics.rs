@@ -173,6 +173,12 @@ impl LiquidatorMetrics {
         Ok(())
     }
 
+    /// Times one stage of a step into `liquidator_stage_seconds` (observed when dropped, or
+    /// at `observe_duration`).
+    pub fn stage_timer(&self, stage: &str) -> prometheus::HistogramTimer {
+        self.stage_seconds.with_label_values(&[stage]).start_timer()
+    }
+
     pub fn job(&self, result: &str) {
         self.jobs.with_label_values(&[result]).inc();
     }

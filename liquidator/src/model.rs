@@ -16,7 +16,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 use tokio::sync::Mutex;
 
-use crate::hooks::{Decision, Opportunity, Strategy};
+use crate::strategy::{Decision, Opportunity, Strategy};
 
 /// The model's flags.
 #[derive(Debug, Clone, clap::Args)]

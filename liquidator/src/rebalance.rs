@@ -18,7 +18,7 @@ use mars::msg::{oracle, swapper};
 use redline_chain::ChainClient;
 use thiserror::Error;
 
-use crate::hooks::{AfterLiquidation, BatchReport};
+use crate::strategy::{AfterLiquidation, BatchReport};
 use crate::tx_sender::TxSender;
 use redline_chain::execute_contract_msg;
 
@@ -470,6 +470,12 @@ mod tests {
         ])
     }
 
+    /// The swaps toward one target, with uosmo as the fee denom (never sold).
+    fn swaps_toward(balances: &[Coin], target: &str, threshold: Decimal) -> Vec<PlannedSwap> {
+        let target = target.parse::<Target>().unwrap();
+        plan_swaps(balances, &prices(), &[target], threshold, "uosmo").unwrap()
+    }
+
     /// Recycling: a wallet short of 500 uusdc for waiting liquidations, holding 200 uusdc and
     /// seized uatom at 10, sells ⌈500 / 10⌉ = 50 uatom for uusdc; the fee denom is kept.
     #[test]
@@ -534,15 +540,7 @@ mod tests {
             Coin::new(2_000u128, "uusdc"),
             Coin::new(5_000u128, "uosmo"),
         ];
-        let target = "uusdc:50%".parse::<Target>().unwrap();
-        let swaps = plan_swaps(
-            &balances,
-            &prices(),
-            &[target],
-            Decimal::percent(1),
-            "uosmo",
-        )
-        .unwrap();
+        let swaps = swaps_toward(&balances, "uusdc:50%", Decimal::percent(1));
         assert_eq!(
             swaps,
             vec![PlannedSwap {
@@ -556,8 +554,7 @@ mod tests {
     fn a_fixed_target_rounds_the_offer_up() {
         // Short 15 uusdc at 10 per uatom: 2 uatom (ceil).
         let balances = vec![Coin::new(100u128, "uatom"), Coin::new(985u128, "uusdc")];
-        let target = "uusdc:1000".parse::<Target>().unwrap();
-        let swaps = plan_swaps(&balances, &prices(), &[target], Decimal::zero(), "uosmo").unwrap();
+        let swaps = swaps_toward(&balances, "uusdc:1000", Decimal::zero());
         assert_eq!(swaps[0].offer, Coin::new(2u128, "uatom"));
     }
 
@@ -565,23 +562,14 @@ mod tests {
     fn nothing_within_the_threshold() {
         // Short 50 of 6,000 (0.83%) with a 1% threshold.
         let balances = vec![Coin::new(595u128, "uatom"), Coin::new(5_950u128, "uusdc")];
-        let target = "uusdc:6000".parse::<Target>().unwrap();
-        let swaps = plan_swaps(
-            &balances,
-            &prices(),
-            &[target],
-            Decimal::percent(1),
-            "uosmo",
-        )
-        .unwrap();
+        let swaps = swaps_toward(&balances, "uusdc:6000", Decimal::percent(1));
         assert!(swaps.is_empty());
     }
 
     #[test]
     fn the_offer_is_capped_by_the_surplus() {
         let balances = vec![Coin::new(10u128, "uatom"), Coin::new(0u128, "uusdc")];
-        let target = "uusdc:1000".parse::<Target>().unwrap();
-        let swaps = plan_swaps(&balances, &prices(), &[target], Decimal::zero(), "uosmo").unwrap();
+        let swaps = swaps_toward(&balances, "uusdc:1000", Decimal::zero());
         assert_eq!(swaps[0].offer, Coin::new(10u128, "uatom"));
     }
 

@@ -419,7 +419,7 @@ pub fn notification(record: &AttemptRecord, chain_id: &str) -> Option<Liquidatio
     let outcome = match record.outcome {
         Outcome::Liquidated => LiquidationOutcome::Succeeded,
         Outcome::CheckTxFailed | Outcome::DeliverTxFailed => LiquidationOutcome::Failed,
-        Outcome::SimulationFailed if !crate::consume::is_race(&record.error) => {
+        Outcome::SimulationFailed if !crate::worker::is_race(&record.error) => {
             LiquidationOutcome::Failed
         }
         Outcome::NotSent if !record.error.is_empty() => LiquidationOutcome::Failed,

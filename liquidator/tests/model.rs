@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use cosmwasm_std::{Decimal, Uint128};
 use mars::value::Value;
-use redline_liquidator::hooks::{Opportunity, Strategy};
 use redline_liquidator::model::{ModelArgs, ModelStrategy};
+use redline_liquidator::strategy::{Opportunity, Strategy};
 
 fn opportunity(account: &str, profit: &str, debt: u128) -> Opportunity {
     Opportunity {

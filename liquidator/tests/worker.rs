@@ -11,11 +11,13 @@ use cosmwasm_std::{Decimal, Uint128, Uint256};
 use futures::future::BoxFuture;
 use mars::value::Value;
 use redline_chain::{ChainClient, TendermintClient};
-use redline_liquidator::consume::Worker;
 use redline_liquidator::execute::{self, Dropped};
-use redline_liquidator::hooks::{AfterLiquidation, BatchReport, Decision, Opportunity, Strategy};
 use redline_liquidator::record::Outcome;
+use redline_liquidator::strategy::{
+    AfterLiquidation, BatchReport, Decision, Opportunity, Strategy,
+};
 use redline_liquidator::tx_sender::{SendOptions, TxSender};
+use redline_liquidator::worker::Worker;
 use redline_pipeline::queue::Queue as _;
 use support::Harness;
 
@@ -263,7 +265,7 @@ async fn a_failing_liquidation_is_dropped_from_the_batch() {
         panic!("{:?}", prepared.dropped)
     };
     assert_eq!(*index, 1);
-    assert!(redline_liquidator::consume::is_race(log), "{log}");
+    assert!(redline_liquidator::worker::is_race(log), "{log}");
 
     // A profit floor above what a plan makes drops it too.
     let floor = prepared_floor(&sender, &h, &batch[..1]).await;

@@ -14,14 +14,14 @@ use redline_chain::{ChainClient, ChainConfig, TendermintClient, Wallet};
 use redline_devnet::rpc::{NodeConfig, NodeHandle};
 use redline_devnet::scenario::{self, ScenarioConfig};
 use redline_liquidator::capital::{capital_key, CapitalBoard};
-use redline_liquidator::consume::{Worker, WorkerDeps, WorkerSettings};
-use redline_liquidator::hooks::{AfterLiquidation, AlwaysGo, NoRebalance, Strategy};
 use redline_liquidator::locks::{KeySpace, Leases};
 use redline_liquidator::metrics::LiquidatorMetrics;
 use redline_liquidator::plan::{Plan, PlanContext};
 use redline_liquidator::recheck::{inclusion_window, PositionReader};
 use redline_liquidator::record::Recorder;
+use redline_liquidator::strategy::{AfterLiquidation, AlwaysGo, NoRebalance, Strategy};
 use redline_liquidator::tx_sender::{SendOptions, SigningPermit, TxSender};
+use redline_liquidator::worker::{Worker, WorkerDeps, WorkerSettings};
 use redline_pipeline::jobs::{
     LiquidationCandidate, LiquidationPlan, ProtocolKind, LIQUIDATION_QUEUE,
 };

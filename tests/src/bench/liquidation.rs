@@ -798,8 +798,8 @@ pub async fn run(options: &Options) -> anyhow::Result<Figures> {
             inclusion_timeout_ms: 10_000,
             wallet_slot_ttl_ms: 5_000,
             top_up_interval_ms: 500,
-            top_up_debt_below_usd: "1000000".into(),
-            top_up_debt_target_usd: "2000000".into(),
+            top_up_debt_below_usd: Decimal::from_ratio(1_000_000u128, 1u128),
+            top_up_debt_target_usd: Decimal::from_ratio(2_000_000u128, 1u128),
             ..LiquidatorArgs::default()
         };
         let mut queue = queue_config.clone();

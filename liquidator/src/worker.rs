@@ -42,12 +42,13 @@ use tracing::Instrument;
 
 use crate::capital::{CapitalBoard, Shortages};
 use crate::execute::{self, Dropped, Executed, PreparedBatch};
-use crate::hooks::{AfterLiquidation, BatchReport, ConfirmedLiquidation, Opportunity, Strategy};
 use crate::locks::{KeySpace, Lease, Leases};
 use crate::metrics::LiquidatorMetrics;
 use crate::plan::{NoPlan, Plan, PlanContext, Shortfall};
 use crate::recheck::{inclusion_window, MarketSnapshot, PositionReader, ReadError};
 use crate::record::{unix_ms, AttemptRecord, Outcome, Recorder};
+use crate::shutdown::Shutdown;
+use crate::strategy::{AfterLiquidation, BatchReport, ConfirmedLiquidation, Opportunity, Strategy};
 use crate::tx_sender::{Broadcast, Resolution, SendError, Sent, SentTx, TxSender};
 use mars::value::Value;
 
@@ -272,11 +273,11 @@ where
     /// Steps until `shutdown` is set. Steps overlap: the txs of one are confirmed (and then
     /// recorded) while the next takes and plans new candidates. A broadcast tx is always
     /// waited for and settled before the worker stops.
-    pub async fn run(mut self, mut shutdown: tokio::sync::watch::Receiver<bool>) -> Self {
+    pub async fn run(mut self, shutdown: Shutdown) -> Self {
         let span = tracing::info_span!("worker", slot = self.slot, wallet = %self.sender.address());
         async {
             tracing::info!("worker started");
-            while !*shutdown.borrow() {
+            while !shutdown.is_requested() {
                 let step = self.step_overlapping();
                 match step.await {
                     Ok(_) => {}
@@ -291,7 +292,7 @@ where
                         }
                         tokio::select! {
                             _ = tokio::time::sleep(self.settings.block_interval) => {}
-                            _ = shutdown.changed() => {}
+                            _ = shutdown.requested() => {}
                         }
                     }
                 }
@@ -403,11 +404,7 @@ where
             taken: deliveries.len(),
             ..settled
         };
-        let recheck_timer = self
-            .metrics
-            .stage_seconds
-            .with_label_values(&["recheck"])
-            .start_timer();
+        let recheck_timer = self.metrics.stage_timer("recheck");
         let (snapshot, spendable) = tokio::join!(self.reader.latest(), self.spendable());
         let (snapshot, mut spendable) = match (snapshot, spendable) {
             (Ok(snapshot), Ok(mut spendable)) => {
@@ -817,78 +814,10 @@ where
         fee_budget: &mut Uint128,
         report: &mut StepReport,
     ) -> Option<(Vec<Planned>, PreparedBatch, Broadcast)> {
-        let plans: Vec<Plan> = planned.iter().map(|p| p.plan.clone()).collect();
-        let min_profit = Value::from(self.settings.min_profit_usd);
-        let simulate_timer = self
-            .metrics
-            .stage_seconds
-            .with_label_values(&["simulate"])
-            .start_timer();
-        let prepared = execute::prepare_batch(
-            &self.sender,
-            &self.settings.red_bank,
-            &plans,
-            &snapshot.prices,
-            min_profit,
-        )
-        .await;
-        simulate_timer.observe_duration();
-        let prepared = match prepared {
-            Ok(prepared) => prepared,
-            Err(error) => {
-                tracing::warn!(%error, accounts = ?plans.iter().map(|p| &p.account).collect::<Vec<_>>(), "cannot simulate the batch; jobs released");
-                for item in &planned {
-                    let mut record =
-                        self.record_for(&item.delivery, &item.plan, &snapshot, item.started_at);
-                    record.outcome = Outcome::NotSent;
-                    record.error = error.to_string();
-                    self.emit(record).await;
-                    self.finish(&item.delivery, &item.lock, Verdict::Release)
-                        .await;
-                }
-                report.failed += planned.len();
-                return None;
-            }
-        };
-        let mut slots: Vec<Option<Planned>> = planned.into_iter().map(Some).collect();
-        for (index, why) in &prepared.dropped {
-            let item = slots[*index].take().expect("each plan dropped once");
-            report.skipped += 1;
-            let mut record =
-                self.record_for(&item.delivery, &item.plan, &snapshot, item.started_at);
-            let verdict = match why {
-                Dropped::SimulationFailed(log) => {
-                    record.outcome = Outcome::SimulationFailed;
-                    record.error = log.clone();
-                    if is_race(log) {
-                        tracing::debug!(account = %item.plan.account, %log, "liquidation raced (already liquidated or healthy)");
-                        Verdict::Ack
-                    } else {
-                        tracing::warn!(account = %item.plan.account, %log, "the contract refuses this liquidation; dead-lettering");
-                        Verdict::DeadLetter(format!("liquidation refused in simulation: {log}"))
-                    }
-                }
-                Dropped::BelowMinProfit {
-                    profit_after_fee_usd,
-                } => {
-                    record.outcome = Outcome::BelowMinProfit;
-                    record.error = format!(
-                        "profit after fee {profit_after_fee_usd} USD < --min-profit-usd {}",
-                        self.settings.min_profit_usd
-                    );
-                    tracing::debug!(account = %item.plan.account, %profit_after_fee_usd, "below the profit floor");
-                    match &item.plan.shortfall {
-                        // Only the wallet's balance kept it small: worth it once funds come.
-                        Some(lacking) => {
-                            Verdict::Wait(Waiting::for_shortfalls(std::slice::from_ref(lacking)))
-                        }
-                        None => Verdict::Ack,
-                    }
-                }
-            };
-            self.emit(record).await;
-            self.finish(&item.delivery, &item.lock, verdict).await;
-        }
+        let prepared = self.simulate(&planned, &snapshot, report).await?;
+        let items = self
+            .settle_dropped(planned, &prepared, &snapshot, report)
+            .await;
         if prepared.is_empty() {
             return None;
         }
@@ -896,34 +825,12 @@ where
             tracing::warn!(withdrawals = ?prepared.left_deposited, "seized collateral cannot be withdrawn in the same tx; it stays deposited and is swept later");
             self.sweep_due = true;
         }
-        let items: Vec<Planned> = prepared
-            .kept
-            .iter()
-            .map(|&i| slots[i].take().expect("kept plans are not dropped"))
-            .collect();
-        let fee = Uint128::try_from(prepared.fee.amount).unwrap_or(Uint128::MAX);
-        if fee > *fee_budget {
-            tracing::debug!(wallet = %self.sender.address(), fee = %prepared.fee, left = %fee_budget, "the step's fee budget is spent; jobs wait for funds");
-            // The batch's jobs share the missing fee.
-            let jobs = items.len().max(1) as u128;
-            let share = Uint128::new(fee.saturating_sub(*fee_budget).u128().div_ceil(jobs));
-            for item in &items {
-                let mut record =
-                    self.record_for(&item.delivery, &item.plan, &snapshot, item.started_at);
-                record.outcome = Outcome::NotSent;
-                record.error = format!(
-                    "fee {} exceeds the {}{} left for fees after this step's repayments",
-                    prepared.fee, fee_budget, prepared.fee.denom
-                );
-                self.emit(record).await;
-                let needs = (prepared.fee.denom.clone(), share);
-                let verdict = Verdict::Wait(Waiting::for_plan(&item.plan, &snapshot, needs));
-                self.finish(&item.delivery, &item.lock, verdict).await;
-            }
-            report.skipped += items.len();
+        if !self
+            .take_fee(&items, &prepared, &snapshot, fee_budget, report)
+            .await
+        {
             return None;
         }
-        *fee_budget -= fee;
         let accounts: Vec<&str> = items.iter().map(|i| i.plan.account.as_str()).collect();
         tracing::debug!(
             ?accounts,
@@ -932,11 +839,7 @@ where
             "broadcasting liquidation batch"
         );
         let memo = format!("redline liquidation ({} accounts)", items.len());
-        let send_timer = self
-            .metrics
-            .stage_seconds
-            .with_label_values(&["send"])
-            .start_timer();
+        let send_timer = self.metrics.stage_timer("send");
         let broadcast = self
             .sender
             .broadcast_simulated(prepared.messages.clone(), &memo, prepared.gas_used)
@@ -950,6 +853,146 @@ where
                 None
             }
         }
+    }
+
+    /// Simulates the batch, which drops the liquidations that fail or fall below the profit
+    /// floor. `None` when the simulation itself failed: the jobs are then recorded and released.
+    async fn simulate(
+        &self,
+        planned: &[Planned],
+        snapshot: &MarketSnapshot,
+        report: &mut StepReport,
+    ) -> Option<PreparedBatch> {
+        let plans: Vec<Plan> = planned.iter().map(|p| p.plan.clone()).collect();
+        let simulate_timer = self.metrics.stage_timer("simulate");
+        let prepared = execute::prepare_batch(
+            &self.sender,
+            &self.settings.red_bank,
+            &plans,
+            &snapshot.prices,
+            Value::from(self.settings.min_profit_usd),
+        )
+        .await;
+        simulate_timer.observe_duration();
+        match prepared {
+            Ok(prepared) => Some(prepared),
+            Err(error) => {
+                tracing::warn!(%error, accounts = ?plans.iter().map(|p| &p.account).collect::<Vec<_>>(), "cannot simulate the batch; jobs released");
+                for item in planned {
+                    self.record_unsent(item, snapshot, Outcome::NotSent, error.to_string())
+                        .await;
+                    self.finish(&item.delivery, &item.lock, Verdict::Release)
+                        .await;
+                }
+                report.failed += planned.len();
+                None
+            }
+        }
+    }
+
+    /// Records and settles the liquidations the simulation dropped; the kept ones, in the
+    /// batch's order.
+    async fn settle_dropped(
+        &self,
+        planned: Vec<Planned>,
+        prepared: &PreparedBatch,
+        snapshot: &MarketSnapshot,
+        report: &mut StepReport,
+    ) -> Vec<Planned> {
+        let mut slots: Vec<Option<Planned>> = planned.into_iter().map(Some).collect();
+        for (index, why) in &prepared.dropped {
+            let item = slots[*index].take().expect("each plan dropped once");
+            report.skipped += 1;
+            let (outcome, error, verdict) = self.dropped_verdict(&item.plan, why);
+            self.record_unsent(&item, snapshot, outcome, error).await;
+            self.finish(&item.delivery, &item.lock, verdict).await;
+        }
+        prepared
+            .kept
+            .iter()
+            .map(|&i| slots[i].take().expect("kept plans are not dropped"))
+            .collect()
+    }
+
+    /// What a liquidation the simulation dropped is recorded as, and what becomes of its job.
+    fn dropped_verdict(&self, plan: &Plan, why: &Dropped) -> (Outcome, String, Verdict) {
+        match why {
+            Dropped::SimulationFailed(log) => {
+                let verdict = if is_race(log) {
+                    tracing::debug!(account = %plan.account, %log, "liquidation raced (already liquidated or healthy)");
+                    Verdict::Ack
+                } else {
+                    tracing::warn!(account = %plan.account, %log, "the contract refuses this liquidation; dead-lettering");
+                    Verdict::DeadLetter(format!("liquidation refused in simulation: {log}"))
+                };
+                (Outcome::SimulationFailed, log.clone(), verdict)
+            }
+            Dropped::BelowMinProfit {
+                profit_after_fee_usd,
+            } => {
+                let error = format!(
+                    "profit after fee {profit_after_fee_usd} USD < --min-profit-usd {}",
+                    self.settings.min_profit_usd
+                );
+                tracing::debug!(account = %plan.account, %profit_after_fee_usd, "below the profit floor");
+                let verdict = match &plan.shortfall {
+                    // Only the wallet's balance kept it small: worth it once funds come.
+                    Some(lacking) => {
+                        Verdict::Wait(Waiting::for_shortfalls(std::slice::from_ref(lacking)))
+                    }
+                    None => Verdict::Ack,
+                };
+                (Outcome::BelowMinProfit, error, verdict)
+            }
+        }
+    }
+
+    /// Takes the batch's fee from what the step has left for fees; `false` when it does not
+    /// fit: the batch's jobs then wait for funds (recorded and settled here).
+    async fn take_fee(
+        &self,
+        items: &[Planned],
+        prepared: &PreparedBatch,
+        snapshot: &MarketSnapshot,
+        fee_budget: &mut Uint128,
+        report: &mut StepReport,
+    ) -> bool {
+        let fee = Uint128::try_from(prepared.fee.amount).unwrap_or(Uint128::MAX);
+        if fee <= *fee_budget {
+            *fee_budget -= fee;
+            return true;
+        }
+        tracing::debug!(wallet = %self.sender.address(), fee = %prepared.fee, left = %fee_budget, "the step's fee budget is spent; jobs wait for funds");
+        // The batch's jobs share the missing fee.
+        let jobs = items.len().max(1) as u128;
+        let share = Uint128::new(fee.saturating_sub(*fee_budget).u128().div_ceil(jobs));
+        for item in items {
+            let error = format!(
+                "fee {} exceeds the {}{} left for fees after this step's repayments",
+                prepared.fee, fee_budget, prepared.fee.denom
+            );
+            self.record_unsent(item, snapshot, Outcome::NotSent, error)
+                .await;
+            let needs = (prepared.fee.denom.clone(), share);
+            let verdict = Verdict::Wait(Waiting::for_plan(&item.plan, snapshot, needs));
+            self.finish(&item.delivery, &item.lock, verdict).await;
+        }
+        report.skipped += items.len();
+        false
+    }
+
+    /// Records an attempt that ended before its tx was sent.
+    async fn record_unsent(
+        &self,
+        item: &Planned,
+        snapshot: &MarketSnapshot,
+        outcome: Outcome,
+        error: String,
+    ) {
+        let mut record = self.record_for(&item.delivery, &item.plan, snapshot, item.started_at);
+        record.outcome = outcome;
+        record.error = error;
+        self.emit(record).await;
     }
 
     /// Records and settles a batch after its send.

@@ -1,6 +1,7 @@
 //! The manager: follows blocks, checks each block's work is done within the block, measures the
 //! backlog and scales the health-checker and liquidator workers through a [`scaler::Scaler`].
 
+pub mod app;
 pub mod autoscale;
 pub mod config;
 pub mod control;

@@ -4,32 +4,20 @@
 //! zero at once, a silent feed raises the alarm and the next block clears it, and shutdown
 //! stops every worker.
 
-use std::collections::BTreeMap;
+mod support;
+
 use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cosmwasm_std::Timestamp;
-use redline_chain::{BlockStream, NewBlock};
-use redline_manager::autoscale::ScalingPolicy;
-use redline_manager::control::{blocks_stream_key, Manager, Settings};
-use redline_manager::metrics::ManagerMetrics;
-use redline_manager::scaler::process::{ProcessConfig, ProcessScaler};
+use redline_chain::NewBlock;
+use redline_manager::control::blocks_stream_key;
 use redline_manager::scaler::{Scaler, WorkerKind};
-use redline_pipeline::index::IndexNamespace;
-use redline_pipeline::jobs::{HealthCheckJob, ProtocolKind, HEALTH_CHECK_QUEUE};
+use redline_pipeline::jobs::{HealthCheckJob, HEALTH_CHECK_QUEUE};
 use redline_pipeline::queue::{Queue, QueueConfig, RedisStreamQueue};
-use redline_service::metrics::HealthReport;
+use redline_service::notify::Notifier;
+use support::{policy, process_scaler, run_manager, settings, write_service, Running};
 use testkit::RedisServer;
-
-const IDLE_WORKER: &str = "#!/bin/sh\ntrap 'exit 0' TERM\nwhile true; do sleep 0.05; done\n";
-
-fn write_service(dir: &Path, name: &str) {
-    use std::os::unix::fs::PermissionsExt as _;
-    let path = dir.join(name);
-    std::fs::write(&path, IDLE_WORKER).unwrap();
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-}
 
 fn block(height: u64) -> NewBlock {
     NewBlock {
@@ -40,23 +28,7 @@ fn block(height: u64) -> NewBlock {
 }
 
 fn job(height: u64, bucket: u32) -> HealthCheckJob {
-    HealthCheckJob {
-        chain_id: "test-1".into(),
-        protocol: ProtocolKind::RedBank,
-        height,
-        bucket_start: bucket,
-        bucket_end: bucket + 1,
-        accounts: 100,
-    }
-}
-
-fn policy(max: u32) -> ScalingPolicy {
-    ScalingPolicy {
-        min_workers: 0,
-        max_workers: max,
-        initial_block_time_s: 0.4,
-        ..ScalingPolicy::default()
-    }
+    support::job(height, bucket, 100)
 }
 
 async fn wait_for(what: &str, timeout: Duration, mut check: impl AsyncFnMut() -> bool) {
@@ -98,40 +70,15 @@ async fn deadlines_alarm_wake_and_shutdown() {
     let dir = tempfile::tempdir().unwrap();
     write_service(dir.path(), "health-checker");
     write_service(dir.path(), "liquidator");
-    let scaler = Arc::new(ProcessScaler::new(ProcessConfig {
-        bin_dir: dir.path().to_path_buf(),
-        env: Vec::new(),
-        args: BTreeMap::new(),
-        stop_grace: Duration::from_secs(5),
-    }));
-    let registry = prometheus::Registry::new();
-    let metrics = ManagerMetrics::register(&registry).unwrap();
-    let health: HealthReport = Arc::new(tokio::sync::RwLock::new(serde_json::json!({})));
-    let settings = Settings {
-        queue: queue_config.clone(),
-        index: IndexNamespace::new("redline", "test-1", ProtocolKind::RedBank),
-        block_time: Duration::from_millis(400),
-        deadline_blocks: 1,
-        poll: Duration::from_millis(20),
-        block_alarm: Duration::from_secs(1),
-        blocks_stream_max_len: 1_000,
-        backlog_scan_cap: 10_000,
-        attempts_stream: "redline:liquidator:test-1:attempts".into(),
-        capital_key: "redline:liquidator:test-1:capital".into(),
-        print_liquidations: true,
-        health_checker_policy: policy(2),
-        liquidator_policy: policy(1),
-    };
-    let manager = Manager::start(settings, scaler.clone(), metrics.clone(), health.clone())
-        .await
-        .unwrap();
-    let (blocks_tx, blocks_rx) = tokio::sync::mpsc::channel(16);
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let run = tokio::spawn(
-        manager.run(BlockStream::from_channel(blocks_rx, None), async move {
-            let _ = stop_rx.await;
-        }),
-    );
+    let scaler = process_scaler(dir.path());
+    let settings = settings(&queue_config, policy(0, 2), policy(0, 1));
+    let Running {
+        metrics,
+        health,
+        blocks: blocks_tx,
+        stop: stop_tx,
+        run,
+    } = run_manager(settings, scaler.clone(), Notifier::disabled()).await;
     // The collector's side and the health checkers' side of the queue, played by the test.
     let producer: RedisStreamQueue<HealthCheckJob> =
         RedisStreamQueue::connect(&queue_config, HEALTH_CHECK_QUEUE)

@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Once;
 use std::time::{Duration, Instant};
 
-use aws_sdk_ecs::types::{Compatibility, LaunchType, LogDriver, NetworkMode};
+use aws_sdk_ecs::types::{Compatibility, LaunchType, LogDriver, NetworkMode, Service};
 use aws_sdk_ecs::Client;
 use redline_manager::scaler::ecs::{client_for, EcsConfig, EcsScaler, TaskDefinitionMode};
 use redline_manager::scaler::{Scaler, ScalerError, WorkerCount, WorkerKind};
@@ -201,6 +201,18 @@ fn assert_count(count: WorkerCount, desired: u32) {
     assert_eq!(count.running + count.pending, desired, "{count:?}");
 }
 
+async fn describe_service(client: &Client, cluster: &str, name: &str) -> Service {
+    client
+        .describe_services()
+        .cluster(cluster)
+        .services(name)
+        .send()
+        .await
+        .unwrap()
+        .services()[0]
+        .clone()
+}
+
 async fn revisions(client: &Client, family: &str) -> Vec<String> {
     client
         .list_task_definitions()
@@ -232,15 +244,7 @@ fn registers_creates_and_scales_a_fargate_service() {
         scaler.scale_to(kind, 3).await.unwrap();
         assert_count(scaler.observe(kind).await.unwrap(), 3);
 
-        let service = client
-            .describe_services()
-            .cluster("redline-test")
-            .services("redline-health-checker")
-            .send()
-            .await
-            .unwrap()
-            .services()[0]
-            .clone();
+        let service = describe_service(&client, "redline-test", "redline-health-checker").await;
         assert_eq!(service.launch_type(), Some(&LaunchType::Fargate));
         let vpc = service
             .network_configuration()
@@ -325,15 +329,7 @@ fn registers_creates_and_scales_a_fargate_service() {
         let scaler = EcsScaler::connect(retagged, worker_env()).await.unwrap();
         scaler.scale_to(kind, 1).await.unwrap();
         assert_eq!(revisions(&client, "redline-health-checker").await.len(), 2);
-        let service = client
-            .describe_services()
-            .cluster("redline-test")
-            .services("redline-health-checker")
-            .send()
-            .await
-            .unwrap()
-            .services()[0]
-            .clone();
+        let service = describe_service(&client, "redline-test", "redline-health-checker").await;
         assert!(
             service
                 .task_definition()

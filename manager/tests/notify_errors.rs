@@ -2,33 +2,18 @@
 //! silent (the alarm) and a backend that cannot start workers, each posted to a webhook (a local
 //! HTTP receiver standing in for Slack), against a real redis-server and the process backend.
 
-use std::collections::BTreeMap;
-use std::path::Path;
+mod support;
+
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use cosmwasm_std::Timestamp;
-use redline_chain::{BlockStream, NewBlock};
-use redline_manager::autoscale::ScalingPolicy;
-use redline_manager::control::{Manager, Settings};
-use redline_manager::metrics::ManagerMetrics;
-use redline_manager::scaler::process::{ProcessConfig, ProcessScaler};
-use redline_pipeline::index::IndexNamespace;
-use redline_pipeline::jobs::ProtocolKind;
+use redline_chain::NewBlock;
 use redline_pipeline::queue::QueueConfig;
-use redline_service::metrics::HealthReport;
 use redline_service::notify::NotifyArgs;
+use support::{policy, process_scaler, run_manager, settings, write_service, Running};
 use testkit::RedisServer;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-const IDLE_WORKER: &str = "#!/bin/sh\ntrap 'exit 0' TERM\nwhile true; do sleep 0.05; done\n";
-
-fn write_service(dir: &Path, name: &str) {
-    use std::os::unix::fs::PermissionsExt as _;
-    let path = dir.join(name);
-    std::fs::write(&path, IDLE_WORKER).unwrap();
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-}
 
 /// A loopback HTTP server that answers 200 and keeps each JSON body's `text`.
 async fn receiver() -> (std::net::SocketAddr, Arc<Mutex<Vec<String>>>) {
@@ -82,15 +67,6 @@ async fn receiver() -> (std::net::SocketAddr, Arc<Mutex<Vec<String>>>) {
     (addr, texts)
 }
 
-fn policy(min: u32) -> ScalingPolicy {
-    ScalingPolicy {
-        min_workers: min,
-        max_workers: 2,
-        initial_block_time_s: 0.4,
-        ..ScalingPolicy::default()
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_silent_feed_and_a_failing_backend_are_notified() {
     let server = RedisServer::start().unwrap();
@@ -99,12 +75,7 @@ async fn a_silent_feed_and_a_failing_backend_are_notified() {
     // Health checkers can start; the liquidator binary is missing, so the one liquidator the
     // policy asks for cannot.
     write_service(dir.path(), "health-checker");
-    let scaler = Arc::new(ProcessScaler::new(ProcessConfig {
-        bin_dir: dir.path().to_path_buf(),
-        env: Vec::new(),
-        args: BTreeMap::new(),
-        stop_grace: Duration::from_secs(5),
-    }));
+    let scaler = process_scaler(dir.path());
     let (addr, texts) = receiver().await;
     let notifier = NotifyArgs {
         notify_errors: vec![format!("slack:http://{addr}/services/T0/B0/SECRET")],
@@ -114,34 +85,13 @@ async fn a_silent_feed_and_a_failing_backend_are_notified() {
     }
     .start()
     .unwrap();
-    let registry = prometheus::Registry::new();
-    let metrics = ManagerMetrics::register(&registry).unwrap();
-    let health: HealthReport = Arc::new(tokio::sync::RwLock::new(serde_json::json!({})));
-    let settings = Settings {
-        queue: queue_config.clone(),
-        index: IndexNamespace::new("redline", "test-1", ProtocolKind::RedBank),
-        block_time: Duration::from_millis(400),
-        deadline_blocks: 1,
-        poll: Duration::from_millis(20),
-        block_alarm: Duration::from_secs(1),
-        blocks_stream_max_len: 1_000,
-        backlog_scan_cap: 10_000,
-        attempts_stream: "redline:liquidator:test-1:attempts".into(),
-        capital_key: "redline:liquidator:test-1:capital".into(),
-        print_liquidations: true,
-        health_checker_policy: policy(0),
-        liquidator_policy: policy(1),
-    };
-    let manager = Manager::start_notifying(settings, scaler, metrics, health, notifier.clone())
-        .await
-        .unwrap();
-    let (blocks_tx, blocks_rx) = tokio::sync::mpsc::channel(16);
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let run = tokio::spawn(
-        manager.run(BlockStream::from_channel(blocks_rx, None), async move {
-            let _ = stop_rx.await;
-        }),
-    );
+    let settings = settings(&queue_config, policy(0, 2), policy(1, 2));
+    let Running {
+        blocks: blocks_tx,
+        stop: stop_tx,
+        run,
+        ..
+    } = run_manager(settings, scaler, notifier.clone()).await;
     blocks_tx
         .send(NewBlock {
             height: 7,

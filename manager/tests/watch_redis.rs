@@ -2,23 +2,15 @@
 //! a consumer acknowledges (and deletes) the jobs at once; the oldest outstanding block and the
 //! backlog per block come from the stream.
 
+mod support;
+
 use std::time::Duration;
 
 use redline_manager::watch::{connect, HealthCheckWatch};
-use redline_pipeline::jobs::{HealthCheckJob, ProtocolKind, HEALTH_CHECK_QUEUE};
+use redline_pipeline::jobs::{HealthCheckJob, HEALTH_CHECK_QUEUE};
 use redline_pipeline::queue::{Queue, QueueConfig, RedisStreamQueue};
+use support::job;
 use testkit::RedisServer;
-
-fn job(height: u64, bucket: u32, accounts: u64) -> HealthCheckJob {
-    HealthCheckJob {
-        chain_id: "test-1".into(),
-        protocol: ProtocolKind::RedBank,
-        height,
-        bucket_start: bucket,
-        bucket_end: bucket + 1,
-        accounts,
-    }
-}
 
 #[tokio::test]
 async fn the_tail_sees_jobs_that_were_consumed_at_once() {

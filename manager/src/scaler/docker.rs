@@ -41,7 +41,7 @@ use clap::Args;
 use futures::StreamExt;
 use tracing::{info, warn};
 
-use super::env::{parse_env_entries, with_overrides};
+use super::env::{self, parse_env_entries};
 use super::{Scaler, ScalerError, WorkerCount, WorkerImage, WorkerImageFlags, WorkerKind};
 
 const BACKEND: &str = "docker";
@@ -203,11 +203,7 @@ impl Default for DockerConfig {
 }
 
 fn config_error(field: &'static str, problem: impl Into<String>) -> ScalerError {
-    ScalerError::Config {
-        backend: BACKEND,
-        field,
-        problem: problem.into(),
-    }
+    ScalerError::config(BACKEND, field, problem)
 }
 
 /// A Docker container name part: what the engine accepts (`[a-zA-Z0-9][a-zA-Z0-9_.-]*`).
@@ -362,23 +358,15 @@ pub struct DockerScaler {
 
 impl std::fmt::Debug for DockerScaler {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // The environment may carry secrets (MNEMONIC): only its keys are shown.
         f.debug_struct("DockerScaler")
             .field("config", &self.config.deployment)
-            .field(
-                "env",
-                &self.env.iter().map(|(key, _)| key).collect::<Vec<_>>(),
-            )
+            .field("env", &env::keys(&self.env))
             .finish()
     }
 }
 
 fn backend_error(operation: impl Into<String>, message: impl std::fmt::Display) -> ScalerError {
-    ScalerError::Backend {
-        backend: BACKEND,
-        operation: operation.into(),
-        message: message.to_string(),
-    }
+    ScalerError::backend(BACKEND, operation, message)
 }
 
 /// The engine's status code of a failed call, if it answered at all.
@@ -427,10 +415,7 @@ impl DockerScaler {
             .ping()
             .await
             .map_err(|error| backend_error("ping", error))?;
-        let env = with_overrides(
-            worker_env,
-            parse_env_entries(BACKEND, "--docker-env", &config.env)?,
-        );
+        let env = env::with_entries(BACKEND, "--docker-env", worker_env, &config.env)?;
         Ok(DockerScaler {
             docker,
             config,
@@ -769,17 +754,11 @@ impl Scaler for DockerScaler {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
-
-    #[derive(Parser)]
-    struct Cli {
-        #[command(flatten)]
-        docker: DockerConfig,
-    }
+    use crate::scaler::testing::{config_field, parse};
 
     #[test]
     fn clap_defaults_match_default() {
-        let parsed = Cli::try_parse_from(["manager"]).unwrap().docker;
+        let parsed: DockerConfig = parse(&[]);
         assert_eq!(
             format!("{parsed:?}"),
             format!("{:?}", DockerConfig::default())
@@ -792,8 +771,7 @@ mod tests {
 
     #[test]
     fn flags_parse() {
-        let parsed = Cli::try_parse_from([
-            "manager",
+        let parsed: DockerConfig = parse(&[
             "--docker-env",
             "RUST_LOG=debug",
             "--docker-env",
@@ -802,19 +780,10 @@ mod tests {
             "/data:/data:ro",
             "--docker-init",
             "false",
-        ])
-        .unwrap()
-        .docker;
+        ]);
         assert_eq!(parsed.env, ["RUST_LOG=debug", "RPC_URLS=http://a,http://b"]);
         assert!(!parsed.init);
         parsed.validate().unwrap();
-    }
-
-    fn field_of(error: ScalerError) -> &'static str {
-        match error {
-            ScalerError::Config { field, .. } => field,
-            other => panic!("expected a config error, got {other}"),
-        }
     }
 
     #[test]
@@ -822,7 +791,7 @@ mod tests {
         let bad = |change: fn(&mut DockerConfig)| {
             let mut config = DockerConfig::default();
             change(&mut config);
-            field_of(config.validate().unwrap_err())
+            config_field(config.validate().unwrap_err())
         };
         assert_eq!(bad(|c| c.deployment = "-x".into()), "--docker-deployment");
         assert_eq!(bad(|c| c.deployment = "a b".into()), "--docker-deployment");

@@ -27,7 +27,6 @@
 //! `moto_server` in the tests).
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
 
 use aws_sdk_ecs::error::{DisplayErrorContext, ProvideErrorMetadata};
 use aws_sdk_ecs::types::{
@@ -39,7 +38,7 @@ use aws_sdk_ecs::Client;
 use clap::{Args, ValueEnum};
 use tracing::{debug, info};
 
-use super::env::{parse_env_entries, with_overrides};
+use super::env::{self, parse_env_entries};
 use super::{Scaler, ScalerError, WorkerCount, WorkerImage, WorkerImageFlags, WorkerKind};
 
 const BACKEND: &str = "ecs";
@@ -279,19 +278,11 @@ impl Default for EcsConfig {
 }
 
 fn config_error(field: &'static str, problem: impl Into<String>) -> ScalerError {
-    ScalerError::Config {
-        backend: BACKEND,
-        field,
-        problem: problem.into(),
-    }
+    ScalerError::config(BACKEND, field, problem)
 }
 
 fn backend_error(operation: impl Into<String>, message: impl std::fmt::Display) -> ScalerError {
-    ScalerError::Backend {
-        backend: BACKEND,
-        operation: operation.into(),
-        message: message.to_string(),
-    }
+    ScalerError::backend(BACKEND, operation, message)
 }
 
 /// An SDK error with its service code and message (`ClusterNotFoundException: Cluster not
@@ -597,8 +588,6 @@ pub struct EcsScaler {
     env: Vec<(String, String)>,
     /// Task definition ARN per kind, once registered (or found matching) by this scaler.
     task_definitions: tokio::sync::Mutex<HashMap<WorkerKind, String>>,
-    /// The last count asked for per kind (ECS reports its own; this only feeds logs).
-    asked: Mutex<HashMap<WorkerKind, u32>>,
 }
 
 impl std::fmt::Debug for EcsScaler {
@@ -606,10 +595,7 @@ impl std::fmt::Debug for EcsScaler {
         f.debug_struct("EcsScaler")
             .field("cluster", &self.config.cluster())
             .field("region", &self.region)
-            .field(
-                "env",
-                &self.env.iter().map(|(key, _)| key).collect::<Vec<_>>(),
-            )
+            .field("env", &env::keys(&self.env))
             .finish()
     }
 }
@@ -646,17 +632,13 @@ impl EcsScaler {
         worker_env: Vec<(String, String)>,
     ) -> Result<Self, ScalerError> {
         config.validate()?;
-        let env = with_overrides(
-            worker_env,
-            parse_env_entries(BACKEND, "--ecs-env", &config.env)?,
-        );
+        let env = env::with_entries(BACKEND, "--ecs-env", worker_env, &config.env)?;
         let scaler = EcsScaler {
             client,
             config,
             region,
             env,
             task_definitions: tokio::sync::Mutex::new(HashMap::new()),
-            asked: Mutex::new(HashMap::new()),
         };
         scaler.check_cluster().await?;
         Ok(scaler)
@@ -789,21 +771,79 @@ impl EcsScaler {
         Ok(arn)
     }
 
+    /// Sets the service's count, and moves it to `task_definition` when that is new to it.
+    async fn update_service(
+        &self,
+        kind: WorkerKind,
+        service: &Service,
+        desired_count: i32,
+        task_definition: Option<String>,
+    ) -> Result<(), ScalerError> {
+        let name = self.config.service_name(kind);
+        let new_definition =
+            task_definition.filter(|arn| service.task_definition() != Some(arn.as_str()));
+        if service.desired_count() == desired_count && new_definition.is_none() {
+            return Ok(());
+        }
+        self.client
+            .update_service()
+            .cluster(self.config.cluster())
+            .service(&name)
+            .desired_count(desired_count)
+            .set_task_definition(new_definition.clone())
+            .send()
+            .await
+            .map_err(|error| sdk_error(format!("UpdateService {name}"), error))?;
+        info!(
+            %kind,
+            service = %name,
+            from = service.desired_count(),
+            to = desired_count,
+            new_task_definition = ?new_definition,
+            "set desiredCount"
+        );
+        Ok(())
+    }
+
+    /// Creates the Fargate service of `kind` (register mode's first scale-up).
+    async fn create_service(
+        &self,
+        kind: WorkerKind,
+        desired_count: i32,
+        task_definition: &str,
+    ) -> Result<(), ScalerError> {
+        let name = self.config.service_name(kind);
+        self.client
+            .create_service()
+            .cluster(self.config.cluster())
+            .service_name(&name)
+            .task_definition(task_definition)
+            .desired_count(desired_count)
+            .launch_type(LaunchType::Fargate)
+            .network_configuration(self.network_configuration()?)
+            .send()
+            .await
+            .map_err(|error| sdk_error(format!("CreateService {name}"), error))?;
+        info!(
+            %kind,
+            service = %name,
+            %task_definition,
+            desired = desired_count,
+            "created the worker service"
+        );
+        Ok(())
+    }
+
     fn network_configuration(&self) -> Result<NetworkConfiguration, ScalerError> {
-        let subnets: Vec<String> = self
-            .config
-            .subnets
-            .iter()
-            .map(|s| s.trim().to_string())
-            .filter(|s| !s.is_empty())
-            .collect();
-        let security_groups: Vec<String> = self
-            .config
-            .security_groups
-            .iter()
-            .map(|s| s.trim().to_string())
-            .filter(|s| !s.is_empty())
-            .collect();
+        // The env twins are comma-separated: a stray space or trailing comma is no id.
+        let ids = |list: &[String]| -> Vec<String> {
+            list.iter()
+                .map(|id| id.trim().to_string())
+                .filter(|id| !id.is_empty())
+                .collect()
+        };
+        let subnets = ids(&self.config.subnets);
+        let security_groups = ids(&self.config.security_groups);
         let vpc = AwsVpcConfiguration::builder()
             .set_subnets(Some(subnets))
             .set_security_groups((!security_groups.is_empty()).then_some(security_groups))
@@ -868,62 +908,24 @@ impl Scaler for EcsScaler {
 
     async fn scale_to(&self, kind: WorkerKind, desired: u32) -> Result<(), ScalerError> {
         let name = self.config.service_name(kind);
-        let cluster = self.config.cluster();
         let desired_count = i32::try_from(desired)
             .map_err(|_| backend_error(format!("UpdateService {name}"), "count too large"))?;
-        self.asked
-            .lock()
-            .expect("the asked-count lock is never poisoned")
-            .insert(kind, desired);
         let service = self.describe(kind).await?;
         let task_definition = match self.config.task_definitions {
             TaskDefinitionMode::Register => Some(self.ensure_task_definition(kind).await?),
             TaskDefinitionMode::Existing => None,
         };
-        match service {
-            Some(service) => {
-                let new_definition =
-                    task_definition.filter(|arn| service.task_definition() != Some(arn.as_str()));
-                if service.desired_count() == desired_count && new_definition.is_none() {
-                    return Ok(());
-                }
-                self.client
-                    .update_service()
-                    .cluster(cluster)
-                    .service(&name)
-                    .desired_count(desired_count)
-                    .set_task_definition(new_definition.clone())
-                    .send()
+        match (service, task_definition) {
+            (Some(service), task_definition) => {
+                self.update_service(kind, &service, desired_count, task_definition)
                     .await
-                    .map_err(|error| sdk_error(format!("UpdateService {name}"), error))?;
-                info!(
-                    %kind,
-                    service = %name,
-                    from = service.desired_count(),
-                    to = desired,
-                    new_task_definition = ?new_definition,
-                    "set desiredCount"
-                );
             }
-            None => {
-                let Some(task_definition) = task_definition else {
-                    return Err(self.missing_service(kind));
-                };
-                self.client
-                    .create_service()
-                    .cluster(cluster)
-                    .service_name(&name)
-                    .task_definition(&task_definition)
-                    .desired_count(desired_count)
-                    .launch_type(LaunchType::Fargate)
-                    .network_configuration(self.network_configuration()?)
-                    .send()
+            (None, Some(task_definition)) => {
+                self.create_service(kind, desired_count, &task_definition)
                     .await
-                    .map_err(|error| sdk_error(format!("CreateService {name}"), error))?;
-                info!(%kind, service = %name, %task_definition, desired, "created the worker service");
             }
+            (None, None) => Err(self.missing_service(kind)),
         }
-        Ok(())
     }
 
     async fn shutdown(&self) -> Result<(), ScalerError> {
@@ -946,13 +948,7 @@ impl Scaler for EcsScaler {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
-
-    #[derive(Parser)]
-    struct Cli {
-        #[command(flatten)]
-        ecs: EcsConfig,
-    }
+    use crate::scaler::testing::{config_field, parse};
 
     fn valid() -> EcsConfig {
         EcsConfig {
@@ -965,14 +961,13 @@ mod tests {
 
     #[test]
     fn clap_defaults_match_default() {
-        let parsed = Cli::try_parse_from(["manager"]).unwrap().ecs;
+        let parsed: EcsConfig = parse(&[]);
         assert_eq!(format!("{parsed:?}"), format!("{:?}", EcsConfig::default()));
     }
 
     #[test]
     fn flags_parse_and_validate() {
-        let parsed = Cli::try_parse_from([
-            "manager",
+        let parsed: EcsConfig = parse(&[
             "--ecs-cluster",
             "prod",
             "--ecs-image-prefix",
@@ -989,9 +984,7 @@ mod tests {
             "512",
             "--ecs-memory",
             "2048",
-        ])
-        .unwrap()
-        .ecs;
+        ]);
         assert_eq!(parsed.subnets, ["subnet-a", "subnet-b"]);
         assert_eq!(parsed.env, ["RUST_LOG=info", "REDIS_URL=rediss://x:6379"]);
         parsed.validate().unwrap();
@@ -1001,20 +994,13 @@ mod tests {
         );
     }
 
-    fn field_of(config: EcsConfig) -> &'static str {
-        match config.validate().unwrap_err() {
-            ScalerError::Config { field, .. } => field,
-            other => panic!("expected a config error, got {other}"),
-        }
-    }
-
     #[test]
     fn validation_names_the_flag() {
         valid().validate().unwrap();
         let bad = |change: fn(&mut EcsConfig)| {
             let mut config = valid();
             change(&mut config);
-            field_of(config)
+            config_field(config.validate().unwrap_err())
         };
         assert_eq!(bad(|c| c.cluster = None), "--ecs-cluster");
         assert_eq!(

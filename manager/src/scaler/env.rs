@@ -108,11 +108,7 @@ pub fn parse_env_entries(
     field: &'static str,
     entries: &[String],
 ) -> Result<Vec<(String, String)>, ScalerError> {
-    let error = |problem: String| ScalerError::Config {
-        backend,
-        field,
-        problem,
-    };
+    let error = |problem: String| ScalerError::config(backend, field, problem);
     entries
         .iter()
         .filter(|entry| !entry.trim().is_empty())
@@ -134,6 +130,25 @@ pub fn parse_env_entries(
         .collect()
 }
 
+/// `base` with a backend's `KEY=VALUE` flag entries (`--docker-env`, `--ecs-env`) on top;
+/// errors name `field`.
+pub fn with_entries(
+    backend: &'static str,
+    field: &'static str,
+    base: Vec<(String, String)>,
+    entries: &[String],
+) -> Result<Vec<(String, String)>, ScalerError> {
+    Ok(with_overrides(
+        base,
+        parse_env_entries(backend, field, entries)?,
+    ))
+}
+
+/// The variable names of `env`, for `Debug` output: values may hold secrets (a mnemonic).
+pub fn keys(env: &[(String, String)]) -> Vec<&str> {
+    env.iter().map(|(key, _)| key.as_str()).collect()
+}
+
 /// `base` with each of `overrides` replacing the variable of the same name (or added).
 pub fn with_overrides(
     mut base: Vec<(String, String)>,
@@ -149,18 +164,22 @@ pub fn with_overrides(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
+    use crate::scaler::testing::parse;
 
-    #[derive(Parser)]
-    struct Cli {
-        #[command(flatten)]
-        service: ServiceArgs,
+    /// The worker environment of a manager started with `args`.
+    fn worker_env_of(args: &[&str]) -> Vec<(String, String)> {
+        worker_env(&parse::<ServiceArgs>(args))
+    }
+
+    fn value<'a>(env: &'a [(String, String)], key: &str) -> Option<&'a str> {
+        env.iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, value)| value.as_str())
     }
 
     #[test]
     fn flags_become_their_env_twins() {
-        let cli = Cli::try_parse_from([
-            "manager",
+        let env = worker_env_of(&[
             "--manifest",
             "run/manifest.json",
             "--redis-url",
@@ -175,10 +194,8 @@ mod tests {
             "http://b:2",
             "--rpc-timeout-ms",
             "2500",
-        ])
-        .unwrap();
-        let env = worker_env(&cli.service);
-        let get = |key: &str| env.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str());
+        ]);
+        let get = |key: &str| value(&env, key);
         assert_eq!(get("RPC_TIMEOUT_MS"), Some("2500"));
         assert_eq!(get("REDIS_URL"), Some("redis://127.0.0.1:7000"));
         assert_eq!(get("QUEUE_PREFIX"), Some("t1"));
@@ -197,8 +214,7 @@ mod tests {
 
     #[test]
     fn redis_access_flags_are_passed_on() {
-        let cli = Cli::try_parse_from([
-            "manager",
+        let env = worker_env_of(&[
             "--redis-url",
             "rediss://a:7000,rediss://b:7001",
             "--redis-cluster",
@@ -208,10 +224,8 @@ mod tests {
             "/run/redis-ca.pem",
             "--queue-prefix",
             "{t1}",
-        ])
-        .unwrap();
-        let env = worker_env(&cli.service);
-        let get = |key: &str| env.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str());
+        ]);
+        let get = |key: &str| value(&env, key);
         assert_eq!(get("REDIS_URL"), Some("rediss://a:7000,rediss://b:7001"));
         assert_eq!(get("REDIS_CLUSTER"), Some("true"));
         assert_eq!(
@@ -220,9 +234,7 @@ mod tests {
         );
         assert_eq!(get("REDIS_CA_CERT"), Some("/run/redis-ca.pem"));
         assert_eq!(get("QUEUE_PREFIX"), Some("{t1}"));
-        let plain = Cli::try_parse_from(["manager"]).unwrap();
-        let env = worker_env(&plain.service);
-        assert!(!env.iter().any(|(k, _)| k == "REDIS_CLUSTER"));
+        assert_eq!(value(&worker_env_of(&[]), "REDIS_CLUSTER"), None);
     }
 
     #[test]

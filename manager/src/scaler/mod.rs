@@ -64,11 +64,7 @@ impl WorkerImage<'_> {
 
     /// Checks prefix and tag; errors name `flags`.
     pub fn validate(&self, flags: WorkerImageFlags) -> Result<(), ScalerError> {
-        let error = |field, problem| ScalerError::Config {
-            backend: flags.backend,
-            field,
-            problem,
-        };
+        let error = |field, problem: String| ScalerError::config(flags.backend, field, problem);
         if self.prefix.trim().chars().any(char::is_whitespace) {
             return Err(error(
                 flags.prefix,
@@ -121,6 +117,30 @@ pub enum ScalerError {
     },
 }
 
+impl ScalerError {
+    /// `field` (a flag of `backend`) cannot work.
+    pub fn config(backend: &'static str, field: &'static str, problem: impl Into<String>) -> Self {
+        ScalerError::Config {
+            backend,
+            field,
+            problem: problem.into(),
+        }
+    }
+
+    /// A call to `backend`'s platform failed.
+    pub fn backend(
+        backend: &'static str,
+        operation: impl Into<String>,
+        message: impl std::fmt::Display,
+    ) -> Self {
+        ScalerError::Backend {
+            backend,
+            operation: operation.into(),
+            message: message.to_string(),
+        }
+    }
+}
+
 /// One platform that runs workers. Implementations are idempotent: `scale_to(kind, n)` twice is
 /// the same as once, and a manager restarted over a running fleet adopts it via `observe`.
 pub trait Scaler: Send + Sync {
@@ -145,8 +165,37 @@ pub trait Scaler: Send + Sync {
     fn shutdown(&self) -> impl Future<Output = Result<(), ScalerError>> + Send;
 }
 
+/// What the backends' unit tests share.
+#[cfg(test)]
+pub(crate) mod testing {
+    use clap::{Args, Parser};
+
+    use super::ScalerError;
+
+    #[derive(Parser)]
+    struct Flags<T: Args> {
+        #[command(flatten)]
+        flags: T,
+    }
+
+    /// One backend's flags parsed from `args` (without the program name).
+    pub fn parse<T: Args>(args: &[&str]) -> T {
+        let command_line = std::iter::once("manager").chain(args.iter().copied());
+        Flags::<T>::try_parse_from(command_line).unwrap().flags
+    }
+
+    /// The flag a configuration error names.
+    pub fn config_field(error: ScalerError) -> &'static str {
+        match error {
+            ScalerError::Config { field, .. } => field,
+            other => panic!("expected a config error, got {other}"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::testing::config_field;
     use super::*;
 
     const FLAGS: WorkerImageFlags = WorkerImageFlags {
@@ -156,10 +205,7 @@ mod tests {
     };
 
     fn field_of(image: WorkerImage) -> &'static str {
-        match image.validate(FLAGS).unwrap_err() {
-            ScalerError::Config { field, .. } => field,
-            other => panic!("expected a config error, got {other}"),
-        }
+        config_field(image.validate(FLAGS).unwrap_err())
     }
 
     #[test]

@@ -35,7 +35,7 @@ use tokio::sync::Mutex;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
-use super::env::NOT_INHERITED;
+use super::env::{self, NOT_INHERITED};
 use super::{Scaler, ScalerError, WorkerCount, WorkerKind};
 
 const BACKEND: &str = "process";
@@ -70,11 +70,11 @@ impl ProcessConfig {
     pub fn validate(&self, services: &[&str]) -> Result<(), ScalerError> {
         use std::os::unix::fs::PermissionsExt as _;
         if !self.bin_dir.is_dir() {
-            return Err(ScalerError::Config {
-                backend: BACKEND,
-                field: "--bin-dir",
-                problem: format!("{} is not a directory", self.bin_dir.display()),
-            });
+            return Err(ScalerError::config(
+                BACKEND,
+                "--bin-dir",
+                format!("{} is not a directory", self.bin_dir.display()),
+            ));
         }
         for service in services {
             let binary = self.binary(service);
@@ -82,14 +82,14 @@ impl ProcessConfig {
                 .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
                 .unwrap_or(false);
             if !executable {
-                return Err(ScalerError::Config {
-                    backend: BACKEND,
-                    field: "--bin-dir",
-                    problem: format!(
+                return Err(ScalerError::config(
+                    BACKEND,
+                    "--bin-dir",
+                    format!(
                         "no executable `{service}` at {} (build it with `cargo build --bins`)",
                         binary.display()
                     ),
-                });
+                ));
             }
         }
         Ok(())
@@ -142,21 +142,13 @@ impl std::fmt::Debug for ProcessScaler {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ProcessScaler")
             .field("bin_dir", &self.config.bin_dir)
-            // Values may hold secrets (a mnemonic): keys only.
-            .field(
-                "env",
-                &self.config.env.iter().map(|(k, _)| k).collect::<Vec<_>>(),
-            )
+            .field("env", &env::keys(&self.config.env))
             .finish_non_exhaustive()
     }
 }
 
-fn backend_error(operation: impl Into<String>, message: impl ToString) -> ScalerError {
-    ScalerError::Backend {
-        backend: BACKEND,
-        operation: operation.into(),
-        message: message.to_string(),
-    }
+fn backend_error(operation: impl Into<String>, message: impl std::fmt::Display) -> ScalerError {
+    ScalerError::backend(BACKEND, operation, message)
 }
 
 fn describe(status: ExitStatus) -> String {

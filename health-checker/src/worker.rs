@@ -450,6 +450,52 @@ fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
+/// What a job writes: its liquidatable accounts as candidates, its near ones with their buckets,
+/// and the accounts it could not check.
+fn job_output(
+    job: &HealthCheckJob,
+    index: &PositionIndex,
+    accounts: &[IndexedAccount],
+    evaluation: &Evaluation,
+) -> JobOutput {
+    let found_at_ms = now_ms();
+    let candidates = evaluation
+        .liquidatable
+        .iter()
+        .map(|(i, health, plan)| LiquidationCandidate {
+            chain_id: job.chain_id.clone(),
+            protocol: job.protocol,
+            account: accounts[*i].address.clone(),
+            height: job.height,
+            found_at_ms,
+            health: health.clone(),
+            plan: plan.clone(),
+        })
+        .collect();
+    let near = evaluation
+        .near
+        .iter()
+        .map(|(i, hf)| NearEntry {
+            account: accounts[*i].address.clone(),
+            bucket: index.bucket_of(&accounts[*i].address),
+            health_factor: *hf,
+        })
+        .collect();
+    JobOutput {
+        chain_id: job.chain_id.clone(),
+        protocol: job.protocol,
+        height: job.height,
+        buckets: job.bucket_start..job.bucket_end,
+        candidates,
+        near,
+        skipped: evaluation
+            .skipped
+            .iter()
+            .map(|s| s.account.clone())
+            .collect::<HashSet<_>>(),
+    }
+}
+
 impl<C: ChainClient + 'static> HealthChecker<C> {
     /// A health checker writing to `outputs`. `onchain` is required for
     /// `--health-source onchain`.
@@ -516,6 +562,35 @@ impl<C: ChainClient + 'static> HealthChecker<C> {
     /// Processes one job: everything but the acknowledgement.
     pub async fn process(&self, job: &HealthCheckJob) -> Result<JobReport, JobError> {
         let started = Instant::now();
+        let index = self.job_index(job).await?;
+        let snapshot = match self.job_snapshot(job, &index).await? {
+            Ok(snapshot) => snapshot,
+            Err(missed) => return Ok(JobReport::missed(missed, started.elapsed())),
+        };
+        let (accounts, evaluation) = self.compute(job, &index, &snapshot).await?;
+        let output = job_output(job, &index, &accounts, &evaluation);
+        self.report_skips(job, &evaluation.skipped);
+        let liquidatable = output.candidates.len() as u64;
+        let near = output.near.len() as u64;
+        let phase = Instant::now();
+        let output = self.outputs.write(output).await?;
+        self.metrics.observe_phase("output", phase);
+
+        let duration = started.elapsed();
+        self.record_done(evaluation.checked, liquidatable, duration);
+        Ok(JobReport {
+            outcome: JobOutcome::Done,
+            checked: evaluation.checked,
+            liquidatable,
+            near,
+            skipped: evaluation.skipped.len() as u64,
+            output,
+            duration,
+        })
+    }
+
+    /// The index a job refers to, once the job is known to fit it.
+    async fn job_index(&self, job: &HealthCheckJob) -> Result<PositionIndex, JobError> {
         // One health computation per protocol: the Red Bank's from the index and snapshot.
         match job.protocol {
             ProtocolKind::RedBank => {}
@@ -540,7 +615,15 @@ impl<C: ChainClient + 'static> HealthChecker<C> {
                 index.buckets()
             )));
         }
+        Ok(index)
+    }
 
+    /// The snapshot of the job's block, or how the job is missed (stale, or its snapshot gone).
+    async fn job_snapshot(
+        &self,
+        job: &HealthCheckJob,
+        index: &PositionIndex,
+    ) -> Result<Result<Arc<BlockSnapshot>, JobOutcome>, JobError> {
         let newest = index
             .last_indexed_height()
             .await?
@@ -548,16 +631,10 @@ impl<C: ChainClient + 'static> HealthChecker<C> {
             .max(self.newest_seen.fetch_max(job.height, Ordering::Relaxed))
             .max(job.height);
         if newest - job.height > self.config.max_job_age_blocks {
-            return Ok(JobReport::missed(
-                JobOutcome::MissedStale { newest },
-                started.elapsed(),
-            ));
+            return Ok(Err(JobOutcome::MissedStale { newest }));
         }
-        let Some(snapshot) = self.snapshots.get(&index, job.height).await? else {
-            return Ok(JobReport::missed(
-                JobOutcome::MissedNoSnapshot,
-                started.elapsed(),
-            ));
+        let Some(snapshot) = self.snapshots.get(index, job.height).await? else {
+            return Ok(Err(JobOutcome::MissedNoSnapshot));
         };
         if snapshot.chain_id != job.chain_id {
             return Err(JobError::Unprocessable(format!(
@@ -565,11 +642,21 @@ impl<C: ChainClient + 'static> HealthChecker<C> {
                 job.height, snapshot.chain_id, job.chain_id
             )));
         }
+        Ok(Ok(snapshot))
+    }
 
+    /// Reads the job's accounts and evaluates them; the evaluation's skips include the entries
+    /// that could not be decoded (first) as well as the accounts that could not be evaluated.
+    async fn compute(
+        &self,
+        job: &HealthCheckJob,
+        index: &PositionIndex,
+        snapshot: &BlockSnapshot,
+    ) -> Result<(Arc<Vec<IndexedAccount>>, Evaluation), JobError> {
         let phase = Instant::now();
-        let read = read_buckets_concurrently(&index, job.bucket_start..job.bucket_end).await?;
+        let read = read_buckets_concurrently(index, job.bucket_start..job.bucket_end).await?;
         self.metrics.observe_phase("read", phase);
-        let ctx = Arc::new(BlockContext::new(&snapshot, &read.denoms));
+        let ctx = Arc::new(BlockContext::new(snapshot, &read.denoms));
         let mut skipped: Vec<Skip> = read
             .errors
             .iter()
@@ -580,96 +667,59 @@ impl<C: ChainClient + 'static> HealthChecker<C> {
             })
             .collect();
         let accounts = Arc::new(read.accounts);
-        let threshold = self.outputs.watch_threshold();
 
         let phase = Instant::now();
-        let evaluation = match self.config.health_source {
+        let mut evaluation = self
+            .evaluate(ctx, &read.denoms, accounts.clone(), job.height)
+            .await?;
+        self.metrics.observe_phase("health", phase);
+        skipped.append(&mut evaluation.skipped);
+        evaluation.skipped = skipped;
+        Ok((accounts, evaluation))
+    }
+
+    /// Health of `accounts` from the configured source.
+    async fn evaluate(
+        &self,
+        ctx: Arc<BlockContext>,
+        denoms: &redline_pipeline::index::DenomTable,
+        accounts: Arc<Vec<IndexedAccount>>,
+        height: u64,
+    ) -> Result<Evaluation, JobError> {
+        let threshold = self.outputs.watch_threshold();
+        match self.config.health_source {
             HealthSource::Offchain => {
-                let (ctx, accounts, profit) = (ctx.clone(), accounts.clone(), self.profit.clone());
+                let profit = self.profit.clone();
                 let threads = self.config.compute_threads();
                 tokio::task::spawn_blocking(move || {
                     evaluate_parallel(&ctx, &accounts, threshold, &profit, threads)
                 })
                 .await
-                .map_err(|e| JobError::Task(e.to_string()))?
+                .map_err(|e| JobError::Task(e.to_string()))
             }
-            HealthSource::Onchain => {
-                self.evaluate_onchain(&ctx, &read.denoms, &accounts, job.height, threshold)
-                    .await
-            }
-        };
-        self.metrics.observe_phase("health", phase);
-        skipped.extend(evaluation.skipped);
+            HealthSource::Onchain => Ok(self
+                .evaluate_onchain(&ctx, denoms, &accounts, height, threshold)
+                .await),
+        }
+    }
 
-        let found_at_ms = now_ms();
-        let candidates: Vec<LiquidationCandidate> = evaluation
-            .liquidatable
-            .iter()
-            .map(|(i, health, plan)| LiquidationCandidate {
-                chain_id: job.chain_id.clone(),
-                protocol: job.protocol,
-                account: accounts[*i].address.clone(),
-                height: job.height,
-                found_at_ms,
-                health: health.clone(),
-                plan: plan.clone(),
-            })
-            .collect();
-        let near: Vec<NearEntry> = evaluation
-            .near
-            .iter()
-            .map(|(i, hf)| NearEntry {
-                account: accounts[*i].address.clone(),
-                bucket: index.bucket_of(&accounts[*i].address),
-                health_factor: *hf,
-            })
-            .collect();
-        self.report_skips(job, &skipped);
-        let report_near = near.len() as u64;
-        let liquidatable = candidates.len() as u64;
-        let phase = Instant::now();
-        let output = self
-            .outputs
-            .write(JobOutput {
-                chain_id: job.chain_id.clone(),
-                protocol: job.protocol,
-                height: job.height,
-                buckets: job.bucket_start..job.bucket_end,
-                candidates,
-                near,
-                skipped: skipped
-                    .iter()
-                    .map(|s| s.account.clone())
-                    .collect::<HashSet<_>>(),
-            })
-            .await?;
-        self.metrics.observe_phase("output", phase);
-
-        let duration = started.elapsed();
+    /// The metrics of a job done in `duration`.
+    fn record_done(&self, checked: u64, liquidatable: u64, duration: Duration) {
         let source = self.config.health_source.as_str();
         self.metrics
             .accounts_checked
             .with_label_values(&[source])
-            .inc_by(evaluation.checked);
+            .inc_by(checked);
         self.metrics.liquidatable_found.inc_by(liquidatable);
         self.metrics
             .job_duration
             .with_label_values(&[source])
             .observe(duration.as_secs_f64());
-        if evaluation.checked > 0 {
+        if checked > 0 {
             self.metrics
                 .positions_per_second
-                .set(evaluation.checked as f64 / duration.as_secs_f64().max(1e-9));
+                .set(checked as f64 / duration.as_secs_f64().max(1e-9));
         }
-        Ok(JobReport {
-            outcome: JobOutcome::Done,
-            checked: evaluation.checked,
-            liquidatable,
-            near: report_near,
-            skipped: skipped.len() as u64,
-            output,
-            duration,
-        })
     }
 
     async fn evaluate_onchain(

@@ -22,7 +22,8 @@ use crate::compute::{line_for, BlockContext, Line};
 #[derive(Debug, Clone, Args)]
 pub struct OnchainConfig {
     /// On-chain baseline: most `user_position` queries in flight at once.
-    #[arg(long, env = "ONCHAIN_CONCURRENCY", default_value_t = 32)]
+    #[arg(long, env = "ONCHAIN_CONCURRENCY", default_value_t = 32,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=10_000))]
     pub onchain_concurrency: usize,
 }
 
@@ -31,18 +32,6 @@ impl Default for OnchainConfig {
         Self {
             onchain_concurrency: 32,
         }
-    }
-}
-
-impl OnchainConfig {
-    pub fn validate(&self) -> anyhow::Result<()> {
-        if self.onchain_concurrency == 0 || self.onchain_concurrency > 10_000 {
-            anyhow::bail!(
-                "--onchain-concurrency: {} is not in 1..=10000",
-                self.onchain_concurrency
-            );
-        }
-        Ok(())
     }
 }
 

@@ -36,35 +36,30 @@ use redline_pipeline::redis_conn::{ConnectOptions, RedisConn};
 pub struct OutputConfig {
     /// Accounts whose liquidation health factor is below this go to the near-liquidation set
     /// (score = HF) for the dashboard. At least 1, so every liquidatable account is watched.
-    #[arg(long, env = "WATCH_THRESHOLD", default_value = "1.05")]
-    pub watch_threshold: String,
+    #[arg(long, env = "WATCH_THRESHOLD", default_value = "1.05", value_parser = watch_threshold)]
+    pub watch_threshold: Decimal,
 }
 
 impl Default for OutputConfig {
     fn default() -> Self {
         Self {
-            watch_threshold: "1.05".into(),
+            watch_threshold: Decimal::percent(105),
         }
     }
 }
 
-impl OutputConfig {
-    /// The threshold, validated.
-    pub fn threshold(&self) -> anyhow::Result<Decimal> {
-        let threshold: Decimal = self.watch_threshold.parse().map_err(|e| {
-            anyhow::anyhow!(
-                "--watch-threshold: `{}` is not a decimal: {e}",
-                self.watch_threshold
-            )
-        })?;
-        if threshold < Decimal::one() {
-            anyhow::bail!(
-                "--watch-threshold: {threshold} is below 1; liquidatable accounts (HF < 1) must \
-                 stay in the near-liquidation set"
-            );
-        }
-        Ok(threshold)
+/// Parses `--watch-threshold`.
+fn watch_threshold(text: &str) -> Result<Decimal, String> {
+    let threshold: Decimal = text
+        .parse()
+        .map_err(|e| format!("`{text}` is not a decimal: {e}"))?;
+    if threshold < Decimal::one() {
+        return Err(format!(
+            "{threshold} is below 1; liquidatable accounts (HF < 1) must stay in the \
+             near-liquidation set"
+        ));
     }
+    Ok(threshold)
 }
 
 /// Digits of the health factor kept in the near-set score.
@@ -165,7 +160,6 @@ impl Outputs {
         queue_config: &QueueConfig,
         config: &OutputConfig,
     ) -> anyhow::Result<Self> {
-        let threshold = config.threshold()?;
         let queue = PriorityQueue::connect(queue_config, LIQUIDATION_QUEUE).await?;
         let conn =
             redline_pipeline::redis_conn::connect(queue_config, ConnectOptions::default()).await?;
@@ -173,7 +167,7 @@ impl Outputs {
             queue,
             conn,
             prefix: queue_config.queue_prefix.clone(),
-            threshold,
+            threshold: config.watch_threshold,
         })
     }
 

@@ -84,17 +84,17 @@ pub struct WorkerConfig {
     pub health_source: HealthSource,
     /// Jobs processed at once by this process (each with its own queue consumer). Default: the
     /// number of CPUs.
-    #[arg(long, env = "HEALTH_WORKERS")]
+    #[arg(long, env = "HEALTH_WORKERS", value_parser = at_least_one())]
     pub workers: Option<usize>,
     /// Threads one off-chain job's accounts are split across. Default: the number of CPUs.
-    #[arg(long, env = "COMPUTE_THREADS")]
+    #[arg(long, env = "COMPUTE_THREADS", value_parser = at_least_one())]
     pub compute_threads: Option<usize>,
     /// A job whose height is older than the newest indexed block by more than this is skipped
     /// (acknowledged, counted as missed): a newer job covers the same buckets.
     #[arg(long, env = "MAX_JOB_AGE_BLOCKS", default_value_t = 1)]
     pub max_job_age_blocks: u64,
     /// Block snapshots kept in memory (one per height).
-    #[arg(long, env = "SNAPSHOT_CACHE_BLOCKS", default_value_t = 8)]
+    #[arg(long, env = "SNAPSHOT_CACHE_BLOCKS", default_value_t = 8, value_parser = at_least_one())]
     pub snapshot_cache_blocks: usize,
 }
 
@@ -116,20 +116,12 @@ fn cpus() -> usize {
         .unwrap_or(1)
 }
 
-impl WorkerConfig {
-    pub fn validate(&self) -> anyhow::Result<()> {
-        if self.workers == Some(0) {
-            anyhow::bail!("--workers: must be at least 1");
-        }
-        if self.compute_threads == Some(0) {
-            anyhow::bail!("--compute-threads: must be at least 1");
-        }
-        if self.snapshot_cache_blocks == 0 {
-            anyhow::bail!("--snapshot-cache-blocks: must be at least 1");
-        }
-        Ok(())
-    }
+/// A count flag that must be at least 1.
+fn at_least_one() -> clap::builder::RangedU64ValueParser<usize> {
+    clap::builder::RangedU64ValueParser::new().range(1..)
+}
 
+impl WorkerConfig {
     pub fn workers(&self) -> usize {
         self.workers.unwrap_or_else(cpus)
     }
@@ -509,14 +501,8 @@ impl<C: ChainClient + 'static> HealthChecker<C> {
         metrics: Metrics,
         onchain: Option<OnchainSource<C>>,
     ) -> anyhow::Result<Self> {
-        config.validate()?;
-        if config.health_source == HealthSource::Onchain {
-            match &onchain {
-                Some(source) => source.config.validate()?,
-                None => anyhow::bail!(
-                    "--health-source onchain needs a chain client and the Red Bank address"
-                ),
-            }
+        if config.health_source == HealthSource::Onchain && onchain.is_none() {
+            anyhow::bail!("--health-source onchain needs a chain client and the Red Bank address");
         }
         Ok(Self {
             snapshots: SnapshotCache::new(config.snapshot_cache_blocks),

@@ -12,6 +12,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use clap::builder::RangedU64ValueParser;
 use clap::Args;
 use cosmwasm_std::{Decimal, Timestamp};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -27,13 +28,16 @@ use crate::service::{Collector, IndexProgress};
 #[group(id = "discovery")]
 pub struct Config {
     /// Entries per AllContractState page in full scans.
-    #[arg(long, env = "SCAN_PAGE_SIZE", default_value_t = 1_000)]
+    #[arg(long, env = "SCAN_PAGE_SIZE", default_value_t = 1_000,
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub scan_page_size: u32,
     /// AllContractState pages in flight at once in full scans.
-    #[arg(long, env = "SCAN_CONCURRENCY", default_value_t = 8)]
+    #[arg(long, env = "SCAN_CONCURRENCY", default_value_t = 8,
+          value_parser = RangedU64ValueParser::<usize>::new().range(1..=256))]
     pub scan_concurrency: usize,
     /// Smart queries in flight at once when re-reading accounts.
-    #[arg(long, env = "QUERY_CONCURRENCY", default_value_t = 16)]
+    #[arg(long, env = "QUERY_CONCURRENCY", default_value_t = 16,
+          value_parser = RangedU64ValueParser::<usize>::new().range(1..=1024))]
     pub query_concurrency: usize,
     /// Never draw a progress bar (one is drawn during scans when stderr is a terminal;
     /// progress is logged either way).
@@ -53,25 +57,6 @@ impl Default for Config {
 }
 
 impl Config {
-    pub fn validate(&self) -> anyhow::Result<()> {
-        anyhow::ensure!(
-            (1..=100_000).contains(&self.scan_page_size),
-            "--scan-page-size must be between 1 and 100000, not {}",
-            self.scan_page_size
-        );
-        anyhow::ensure!(
-            (1..=256).contains(&self.scan_concurrency),
-            "--scan-concurrency must be between 1 and 256, not {}",
-            self.scan_concurrency
-        );
-        anyhow::ensure!(
-            (1..=1024).contains(&self.query_concurrency),
-            "--query-concurrency must be between 1 and 1024, not {}",
-            self.query_concurrency
-        );
-        Ok(())
-    }
-
     pub fn scan_settings(&self) -> ScanSettings {
         ScanSettings {
             scan: ScanOptions {

@@ -6,31 +6,38 @@
 //! replayed as usual, and every account they touch is re-read — so an account that changed
 //! during the scan ends up current either way.
 
+use std::collections::BTreeMap;
 use std::io::IsTerminal as _;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use clap::builder::RangedU64ValueParser;
 use clap::Args;
+use cosmwasm_std::{Decimal, Timestamp};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use mars::types::{AssetParams, Market};
 use redline_chain::{ChainClient, ScanOptions};
-use redline_pipeline::index::{BlockUpdate, IndexedAccount};
+use redline_pipeline::index::{AccountChange, AccountPositions, BlockUpdate, IndexedAccount};
 use tracing::{info, info_span, warn, Instrument};
 
-use crate::red_bank_scan::{self, ScanSettings};
+use crate::red_bank_scan::{self, ChainScan, ScanSettings};
 use crate::service::{Collector, IndexProgress};
 
 #[derive(Debug, Clone, Args)]
 #[group(id = "discovery")]
 pub struct Config {
     /// Entries per AllContractState page in full scans.
-    #[arg(long, env = "SCAN_PAGE_SIZE", default_value_t = 1_000)]
+    #[arg(long, env = "SCAN_PAGE_SIZE", default_value_t = 1_000,
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub scan_page_size: u32,
     /// AllContractState pages in flight at once in full scans.
-    #[arg(long, env = "SCAN_CONCURRENCY", default_value_t = 8)]
+    #[arg(long, env = "SCAN_CONCURRENCY", default_value_t = 8,
+          value_parser = RangedU64ValueParser::<usize>::new().range(1..=256))]
     pub scan_concurrency: usize,
     /// Smart queries in flight at once when re-reading accounts.
-    #[arg(long, env = "QUERY_CONCURRENCY", default_value_t = 16)]
+    #[arg(long, env = "QUERY_CONCURRENCY", default_value_t = 16,
+          value_parser = RangedU64ValueParser::<usize>::new().range(1..=1024))]
     pub query_concurrency: usize,
     /// Never draw a progress bar (one is drawn during scans when stderr is a terminal;
     /// progress is logged either way).
@@ -50,25 +57,6 @@ impl Default for Config {
 }
 
 impl Config {
-    pub fn validate(&self) -> anyhow::Result<()> {
-        anyhow::ensure!(
-            (1..=100_000).contains(&self.scan_page_size),
-            "--scan-page-size must be between 1 and 100000, not {}",
-            self.scan_page_size
-        );
-        anyhow::ensure!(
-            (1..=256).contains(&self.scan_concurrency),
-            "--scan-concurrency must be between 1 and 256, not {}",
-            self.scan_concurrency
-        );
-        anyhow::ensure!(
-            (1..=1024).contains(&self.query_concurrency),
-            "--query-concurrency must be between 1 and 1024, not {}",
-            self.query_concurrency
-        );
-        Ok(())
-    }
-
     pub fn scan_settings(&self) -> ScanSettings {
         ScanSettings {
             scan: ScanOptions {
@@ -172,6 +160,31 @@ pub struct RescanReport {
 /// Accounts converted and written per step of a bulk load.
 const BULK_STEP: usize = 10_000;
 
+/// What a rescan reads besides the accounts: the state the index is marked complete with.
+struct ScannedState {
+    height: u64,
+    time: Timestamp,
+    markets: Vec<Market>,
+    params: Vec<AssetParams>,
+    target_health_factor: Decimal,
+}
+
+impl ScannedState {
+    /// The one atomic step that applies `accounts` and marks the index complete at the scan's
+    /// height.
+    fn block_update(self, accounts: Vec<AccountChange>) -> BlockUpdate {
+        BlockUpdate {
+            height: self.height,
+            time: Some(self.time),
+            accounts,
+            markets: self.markets,
+            params: self.params,
+            target_health_factor: Some(self.target_health_factor),
+            reconciled: true,
+        }
+    }
+}
+
 impl<C: ChainClient + Clone + 'static> Collector<C> {
     /// Scans the whole Red Bank and makes the index equal to it, complete at the height read
     /// before the scan. Runs with the index lock held (`progress`).
@@ -185,128 +198,157 @@ impl<C: ChainClient + Clone + 'static> Collector<C> {
             let started = Instant::now();
             let inner = &self.inner;
             let shown = Progress::new(reason, !inner.config.discovery.no_progress_bar);
-            let height = inner
-                .client
-                .latest_height()
-                .await
-                .context("reading the chain height before the scan")?;
-            anyhow::ensure!(height > 0, "the chain has not committed a block yet");
-            shown.phase(&format!("full scan of the Red Bank from height {height} ({reason})"));
-            let scan = red_bank_scan::scan_debtors(
-                &inner.client,
-                &inner.contracts,
-                self.scan_settings(),
-                &inner.metrics,
-                &|message| shown.phase(message),
-            )
-            .await?;
-            let (markets, params, thf, time) = futures::try_join!(
-                red_bank_scan::markets(&inner.client, &inner.contracts),
-                red_bank_scan::asset_params(&inner.client, &inner.contracts),
-                red_bank_scan::target_health_factor(&inner.client, &inner.contracts),
-                async {
-                    inner
-                        .client
-                        .block_time(height)
-                        .await
-                        .context("reading the scan height's block time")
-                },
-            )?;
-            shown.phase(&format!(
-                "scanned {} debt and {} collateral entries: {} debtors, {} markets",
-                scan.debt_entries,
-                scan.collateral_entries,
-                scan.accounts.len(),
-                markets.len()
-            ));
-
+            let (scan, state) = self.scan_for_rescan(reason, &shown).await?;
+            let (height, time) = (state.height, state.time);
             let indexed_before = inner.index.account_count().await?;
             let changes = if indexed_before == 0 {
-                // Empty index: bulk load, then mark complete in one atomic step.
-                let total = scan.accounts.len();
-                shown.start_counting(total as u64, "writing the index");
-                let accounts: Vec<_> = scan.accounts.into_values().collect();
-                let mut written = 0usize;
-                for chunk in accounts.chunks(BULK_STEP) {
-                    let mut indexed: Vec<IndexedAccount> = Vec::with_capacity(chunk.len());
-                    for account in chunk {
-                        indexed.push(inner.index.to_indexed(account).await?);
-                    }
-                    inner
-                        .index
-                        .put_accounts(&indexed)
-                        .await
-                        .context("writing discovered accounts")?;
-                    written += chunk.len();
-                    shown.advance(written as u64, total as u64);
-                }
-                inner
-                    .index
-                    .apply_block(&BlockUpdate {
-                        height,
-                        time: Some(time),
-                        markets,
-                        params,
-                        target_health_factor: Some(thf),
-                        reconciled: true,
-                        ..Default::default()
-                    })
-                    .await?;
-                total
+                self.bulk_load(scan.accounts, state, &shown).await?
             } else {
-                // Entries exist (a rescan after a gap, or an interrupted discovery): repair the
-                // differences in one atomic step.
-                let drift = self
-                    .diff_with_index(&scan.accounts, &Default::default())
-                    .await?;
-                if !drift.is_empty() {
-                    warn!(
-                        missing = drift.missing.len(),
-                        stale = drift.stale.len(),
-                        extra = drift.extra.len(),
-                        undecodable = drift.undecodable.len(),
-                        "full rescan found the index out of date"
-                    );
-                }
-                let count = drift.changes.len();
-                inner
-                    .index
-                    .apply_block(&BlockUpdate {
-                        height,
-                        time: Some(time),
-                        accounts: drift.changes,
-                        markets,
-                        params,
-                        target_health_factor: Some(thf),
-                        reconciled: true,
-                    })
-                    .await?;
-                count
+                self.repair_index(&scan.accounts, state).await?
             };
             progress.last_indexed = Some(height);
             progress.last_block_time = Some(time);
             progress.last_reconciled = Some(height);
-            let accounts = inner.index.account_count().await?;
-            inner.metrics.accounts_indexed.set(accounts as i64);
-            inner.metrics.last_indexed_height.set(height as i64);
-            inner.metrics.full_rescans.inc();
-            inner
-                .metrics
-                .scan_seconds
-                .observe(started.elapsed().as_secs_f64());
-            let report = RescanReport {
-                height,
-                accounts: accounts as usize,
-                changes,
-                duration: started.elapsed(),
-            };
-            shown.finish(&format!(
-                "index complete at height {height}: {accounts} accounts, {changes} written or removed, {:.1} s",
-                report.duration.as_secs_f64()
-            ));
-            Ok(report)
+            self.finish_rescan(height, changes, started, &shown).await
         }
         .instrument(span)
         .await
+    }
+
+    /// Every debtor, and the state around them, as of the height read before the scan.
+    async fn scan_for_rescan(
+        &self,
+        reason: &'static str,
+        shown: &Progress,
+    ) -> anyhow::Result<(ChainScan, ScannedState)> {
+        let inner = &self.inner;
+        let height = inner
+            .client
+            .latest_height()
+            .await
+            .context("reading the chain height before the scan")?;
+        anyhow::ensure!(height > 0, "the chain has not committed a block yet");
+        shown.phase(&format!(
+            "full scan of the Red Bank from height {height} ({reason})"
+        ));
+        let scan = red_bank_scan::scan_debtors(
+            &inner.client,
+            &inner.contracts,
+            self.scan_settings(),
+            &inner.metrics,
+            &|message| shown.phase(message),
+        )
+        .await?;
+        let (markets, params, target_health_factor, time) = futures::try_join!(
+            red_bank_scan::markets(&inner.client, &inner.contracts),
+            red_bank_scan::asset_params(&inner.client, &inner.contracts),
+            red_bank_scan::target_health_factor(&inner.client, &inner.contracts),
+            async {
+                inner
+                    .client
+                    .block_time(height)
+                    .await
+                    .context("reading the scan height's block time")
+            },
+        )?;
+        shown.phase(&format!(
+            "scanned {} debt and {} collateral entries: {} debtors, {} markets",
+            scan.debt_entries,
+            scan.collateral_entries,
+            scan.accounts.len(),
+            markets.len()
+        ));
+        let state = ScannedState {
+            height,
+            time,
+            markets,
+            params,
+            target_health_factor,
+        };
+        Ok((scan, state))
+    }
+
+    /// Fills an empty index: accounts in steps, then the completion mark in one atomic step.
+    /// Returns the number of accounts written.
+    async fn bulk_load(
+        &self,
+        accounts: BTreeMap<String, AccountPositions>,
+        state: ScannedState,
+        shown: &Progress,
+    ) -> anyhow::Result<usize> {
+        let index = &self.inner.index;
+        let total = accounts.len();
+        shown.start_counting(total as u64, "writing the index");
+        let accounts: Vec<_> = accounts.into_values().collect();
+        let mut written = 0usize;
+        for chunk in accounts.chunks(BULK_STEP) {
+            let mut indexed: Vec<IndexedAccount> = Vec::with_capacity(chunk.len());
+            for account in chunk {
+                indexed.push(index.to_indexed(account).await?);
+            }
+            index
+                .put_accounts(&indexed)
+                .await
+                .context("writing discovered accounts")?;
+            written += chunk.len();
+            shown.advance(written as u64, total as u64);
+        }
+        index.apply_block(&state.block_update(Vec::new())).await?;
+        Ok(total)
+    }
+
+    /// Entries exist (a rescan after a gap, or an interrupted discovery): repairs the
+    /// differences in one atomic step. Returns the number of entries written or removed.
+    async fn repair_index(
+        &self,
+        chain: &BTreeMap<String, AccountPositions>,
+        state: ScannedState,
+    ) -> anyhow::Result<usize> {
+        let drift = self.diff_with_index(chain, &Default::default()).await?;
+        if !drift.is_empty() {
+            warn!(
+                missing = drift.missing.len(),
+                stale = drift.stale.len(),
+                extra = drift.extra.len(),
+                undecodable = drift.undecodable.len(),
+                "full rescan found the index out of date"
+            );
+        }
+        let count = drift.changes.len();
+        self.inner
+            .index
+            .apply_block(&state.block_update(drift.changes))
+            .await?;
+        Ok(count)
+    }
+
+    /// The metrics, last log line and report of a rescan complete at `height`.
+    async fn finish_rescan(
+        &self,
+        height: u64,
+        changes: usize,
+        started: Instant,
+        shown: &Progress,
+    ) -> anyhow::Result<RescanReport> {
+        let inner = &self.inner;
+        let accounts = inner.index.account_count().await?;
+        inner.metrics.accounts_indexed.set(accounts as i64);
+        inner.metrics.last_indexed_height.set(height as i64);
+        inner.metrics.full_rescans.inc();
+        inner
+            .metrics
+            .scan_seconds
+            .observe(started.elapsed().as_secs_f64());
+        let report = RescanReport {
+            height,
+            accounts: accounts as usize,
+            changes,
+            duration: started.elapsed(),
+        };
+        shown.finish(&format!(
+            "index complete at height {height}: {accounts} accounts, {changes} written or removed, {:.1} s",
+            report.duration.as_secs_f64()
+        ));
+        Ok(report)
     }
 }

@@ -10,11 +10,13 @@ use redline_pipeline::jobs::{HealthCheckJob, ProtocolKind};
 #[group(id = "enqueue")]
 pub struct Config {
     /// Accounts per health-check job (about: jobs are whole buckets).
-    #[arg(long, env = "JOB_SIZE", default_value_t = 500)]
+    #[arg(long, env = "JOB_SIZE", default_value_t = 500,
+          value_parser = clap::value_parser!(u64).range(1..))]
     pub job_size: u64,
     /// How long a block snapshot (prices, markets) stays in Redis, in seconds. Health checkers
     /// must pick up a block's jobs within this time.
-    #[arg(long, env = "SNAPSHOT_TTL_SECS", default_value_t = 3600)]
+    #[arg(long, env = "SNAPSHOT_TTL_SECS", default_value_t = 3600,
+          value_parser = clap::value_parser!(u64).range(1..))]
     pub snapshot_ttl_secs: u64,
 }
 
@@ -28,15 +30,6 @@ impl Default for Config {
 }
 
 impl Config {
-    pub fn validate(&self) -> anyhow::Result<()> {
-        anyhow::ensure!(self.job_size > 0, "--job-size must be at least 1");
-        anyhow::ensure!(
-            self.snapshot_ttl_secs > 0,
-            "--snapshot-ttl-secs must be at least 1"
-        );
-        Ok(())
-    }
-
     pub fn snapshot_ttl(&self) -> Duration {
         Duration::from_secs(self.snapshot_ttl_secs)
     }

@@ -6,6 +6,9 @@
 //! longer keeps those blocks: then a full rescan rebuilds the index.
 
 use std::collections::BTreeMap;
+use std::future::Future;
+use std::ops::ControlFlow;
+use std::pin::Pin;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -14,15 +17,15 @@ use cosmwasm_std::{Decimal, Timestamp};
 use futures::{FutureExt as _, StreamExt as _};
 use mars::msg::oracle::ActionKind;
 use mars::types::{AssetParams, Market};
-use redline_chain::{ChainClient, ChainError};
-use redline_pipeline::index::{AccountChange, BlockSnapshot, BlockUpdate};
+use redline_chain::{BlockStream, ChainClient, ChainError};
+use redline_pipeline::index::{AccountChange, AccountPositions, BlockSnapshot, BlockUpdate};
 use redline_pipeline::queue::Queue as _;
 use tracing::{debug, info, info_span, warn, Instrument};
 
 use crate::enqueue::plan_jobs;
 use crate::red_bank_scan;
 use crate::service::{Collector, IndexProgress, PROTOCOL};
-use redline_protocol::red_bank::events;
+use redline_protocol::red_bank::events::{self, BlockTouches};
 
 /// What a block snapshot holds besides the index.
 #[derive(Debug, Clone)]
@@ -57,6 +60,18 @@ impl Default for Config {
     }
 }
 
+/// What indexing a block reads from the chain.
+struct BlockRead {
+    time: Timestamp,
+    touches: BlockTouches,
+    /// The accounts the block's events name, re-read at the node's latest state.
+    reads: Vec<(String, anyhow::Result<AccountPositions>)>,
+    /// Fresh markets, when the block touched the Red Bank or is the tip.
+    markets: Option<Vec<Market>>,
+    /// The snapshot's data, at the tip.
+    tip: Option<TipData>,
+}
+
 /// What one block did to the index.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BlockReport {
@@ -83,6 +98,8 @@ fn is_no_block_yet(error: &anyhow::Error) -> bool {
 
 /// How often a collector started before the chain's first block asks again.
 const FIRST_BLOCK_POLL: Duration = Duration::from_millis(500);
+/// The first wait after a failure; each further failure in a row doubles it.
+const FIRST_RETRY_DELAY: Duration = Duration::from_millis(100);
 
 impl<C: ChainClient + Clone + 'static> Collector<C> {
     /// Brings the index to `target` (discovering first when it was never built). The last
@@ -214,67 +231,11 @@ impl<C: ChainClient + Clone + 'static> Collector<C> {
         let span = info_span!("block", height);
         async move {
             let started = Instant::now();
-            let inner = &self.inner;
-            let results = inner
-                .client
-                .block_results(height)
-                .await
-                .with_context(|| format!("reading the results of block {height}"))?;
-            let touches = events::touches(&results, &inner.contracts.red_bank);
-            for (tx, action) in &touches.unknown {
-                warn!(%tx, action, "Red Bank event with an unknown action; re-reading the accounts it names");
-                inner.metrics.unknown_events.inc();
-            }
-
-            let addresses: Vec<String> = touches.accounts.iter().cloned().collect();
-            let (reads, fresh) = tokio::join!(
-                red_bank_scan::read_accounts(
-                    &inner.client,
-                    &inner.contracts,
-                    &addresses,
-                    inner.config.discovery.query_concurrency,
-                ),
-                async {
-                    if at_tip {
-                        self.read_tip_data(height, results.time)
-                            .await
-                            .map(|tip| (Some(tip.markets.clone()), Some(tip)))
-                    } else if touches.touched_red_bank() {
-                        red_bank_scan::markets(&inner.client, &inner.contracts)
-                            .await
-                            .map(|markets| (Some(markets), None))
-                    } else {
-                        Ok((None, None))
-                    }
-                },
-            );
-            let (markets, tip_data) = fresh?;
-
-            let mut changes = Vec::with_capacity(reads.len());
-            let mut refreshed = Vec::with_capacity(reads.len());
-            for (address, read) in reads {
-                match read {
-                    Ok(positions) if positions.has_debt() => {
-                        changes.push(AccountChange::Put(inner.index.to_indexed(&positions).await?));
-                        refreshed.push(address);
-                    }
-                    Ok(_) => {
-                        changes.push(AccountChange::Remove(address.clone()));
-                        refreshed.push(address);
-                    }
-                    // The node is away: retry the block rather than index it half-read.
-                    Err(e) if is_transient(&e) => return Err(e),
-                    Err(e) => {
-                        // A name in an event the Red Bank cannot answer for (not an address,
-                        // say): nothing to index for it.
-                        warn!(account = %address, error = format!("{e:#}"), "cannot re-read an account named in a Red Bank event");
-                        inner.metrics.account_read_errors.inc();
-                    }
-                }
-            }
-            let report = BlockReport {
+            let block = self.read_block(height, at_tip).await?;
+            let (changes, refreshed) = self.account_changes(block.reads).await?;
+            let mut report = BlockReport {
                 height,
-                red_bank_events: touches.red_bank_events,
+                red_bank_events: block.touches.red_bank_events,
                 accounts_put: changes
                     .iter()
                     .filter(|c| matches!(c, AccountChange::Put(_)))
@@ -285,43 +246,36 @@ impl<C: ChainClient + Clone + 'static> Collector<C> {
                     .count(),
                 jobs: 0,
             };
-            let (params, thf) = match &tip_data {
+            let (params, thf) = match &block.tip {
                 Some(tip) => (tip.params.clone(), Some(tip.target_health_factor)),
                 None => (Vec::new(), None),
             };
-            inner
+            self.inner
                 .index
                 .apply_block(&BlockUpdate {
                     height,
-                    time: Some(results.time),
+                    time: Some(block.time),
                     accounts: changes,
-                    markets: markets.unwrap_or_default(),
+                    markets: block.markets.unwrap_or_default(),
                     params,
                     target_health_factor: thf,
                     reconciled: false,
                 })
                 .await?;
             progress.last_indexed = Some(height);
-            progress.last_block_time = Some(results.time);
+            progress.last_block_time = Some(block.time);
             if let Some(touched) = progress.touched_since_scan.as_mut() {
                 touched.extend(refreshed.iter().cloned());
             }
-            let metrics = &inner.metrics;
-            metrics.blocks_indexed.inc();
-            metrics.last_indexed_height.set(height as i64);
-            metrics.accounts_refreshed.inc_by(refreshed.len() as u64);
-            for (action, count) in &touches.actions {
-                metrics
-                    .events_applied
-                    .with_label_values(&[action.as_str()])
-                    .inc_by(*count);
-            }
+            self.record_block_indexed(height, refreshed.len(), &block.touches);
 
-            let mut report = report;
-            if let Some(tip) = tip_data {
+            if let Some(tip) = block.tip {
                 report.jobs = self.publish_block(tip).await?;
             }
-            metrics.block_seconds.observe(started.elapsed().as_secs_f64());
+            self.inner
+                .metrics
+                .block_seconds
+                .observe(started.elapsed().as_secs_f64());
             if report.red_bank_events > 0 || report.jobs > 0 {
                 debug!(
                     events = report.red_bank_events,
@@ -336,6 +290,100 @@ impl<C: ChainClient + Clone + 'static> Collector<C> {
         }
         .instrument(span)
         .await
+    }
+
+    /// Block `height`'s Red Bank events, the accounts they name re-read, and what else the index
+    /// needs from the chain: markets when the block touched the Red Bank, everything a snapshot
+    /// needs at the tip.
+    async fn read_block(&self, height: u64, at_tip: bool) -> anyhow::Result<BlockRead> {
+        let inner = &self.inner;
+        let results = inner
+            .client
+            .block_results(height)
+            .await
+            .with_context(|| format!("reading the results of block {height}"))?;
+        let touches = events::touches(&results, &inner.contracts.red_bank);
+        for (tx, action) in &touches.unknown {
+            warn!(%tx, action, "Red Bank event with an unknown action; re-reading the accounts it names");
+            inner.metrics.unknown_events.inc();
+        }
+
+        let addresses: Vec<String> = touches.accounts.iter().cloned().collect();
+        let (reads, fresh) = tokio::join!(
+            red_bank_scan::read_accounts(
+                &inner.client,
+                &inner.contracts,
+                &addresses,
+                inner.config.discovery.query_concurrency,
+            ),
+            async {
+                if at_tip {
+                    self.read_tip_data(height, results.time)
+                        .await
+                        .map(|tip| (Some(tip.markets.clone()), Some(tip)))
+                } else if touches.touched_red_bank() {
+                    red_bank_scan::markets(&inner.client, &inner.contracts)
+                        .await
+                        .map(|markets| (Some(markets), None))
+                } else {
+                    Ok((None, None))
+                }
+            },
+        );
+        let (markets, tip) = fresh?;
+        Ok(BlockRead {
+            time: results.time,
+            touches,
+            reads,
+            markets,
+            tip,
+        })
+    }
+
+    /// The index changes of the re-read accounts, and the accounts they refresh.
+    async fn account_changes(
+        &self,
+        reads: Vec<(String, anyhow::Result<AccountPositions>)>,
+    ) -> anyhow::Result<(Vec<AccountChange>, Vec<String>)> {
+        let inner = &self.inner;
+        let mut changes = Vec::with_capacity(reads.len());
+        let mut refreshed = Vec::with_capacity(reads.len());
+        for (address, read) in reads {
+            match read {
+                Ok(positions) if positions.has_debt() => {
+                    changes.push(AccountChange::Put(
+                        inner.index.to_indexed(&positions).await?,
+                    ));
+                    refreshed.push(address);
+                }
+                Ok(_) => {
+                    changes.push(AccountChange::Remove(address.clone()));
+                    refreshed.push(address);
+                }
+                // The node is away: retry the block rather than index it half-read.
+                Err(e) if is_transient(&e) => return Err(e),
+                Err(e) => {
+                    // A name in an event the Red Bank cannot answer for (not an address, say):
+                    // nothing to index for it.
+                    warn!(account = %address, error = format!("{e:#}"), "cannot re-read an account named in a Red Bank event");
+                    inner.metrics.account_read_errors.inc();
+                }
+            }
+        }
+        Ok((changes, refreshed))
+    }
+
+    fn record_block_indexed(&self, height: u64, refreshed: usize, touches: &BlockTouches) {
+        let metrics = &self.inner.metrics;
+        metrics.blocks_indexed.inc();
+        metrics.last_indexed_height.set(height as i64);
+        metrics.accounts_refreshed.inc_by(refreshed as u64);
+        for (action, count) in &touches.actions {
+            metrics
+                .events_applied
+                .with_label_values(&[action.as_str()])
+                .inc_by(*count);
+        }
     }
 
     /// Reads what a snapshot needs at the node's latest state (markets, params, THF, both
@@ -415,135 +463,209 @@ impl<C: ChainClient + Clone + 'static> Collector<C> {
 
     /// Follows the chain until `shutdown` resolves: catch up, then index each new block;
     /// failures are logged and retried with backoff; reconciliations run beside it.
-    pub async fn run(&self, shutdown: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
+    pub async fn run(&self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
         tokio::pin!(shutdown);
         let inner = &self.inner;
-        let max_delay = Duration::from_millis(inner.config.follow.max_retry_delay_ms.max(100));
-        let mut delay = Duration::from_millis(100);
-        let mut blocks = inner.client.subscribe_blocks();
-        let mut tip: Option<u64> = None;
-        let mut waiting_for_first_block = false;
-        let mut reconcile_task: Option<tokio::task::JoinHandle<()>> = None;
-        let health = {
-            let collector = self.clone();
-            tokio::spawn(async move {
-                loop {
-                    collector.report_health(None).await;
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                }
-            })
+        let mut following = Following {
+            blocks: inner.client.subscribe_blocks(),
+            tip: None,
+            delay: FIRST_RETRY_DELAY,
+            max_delay: Duration::from_millis(inner.config.follow.max_retry_delay_ms.max(100)),
+            waiting_for_first_block: false,
+            reconcile_task: None,
         };
-        let outcome = loop {
-            let target = match tip {
-                Some(tip) => tip,
-                None => {
-                    let latest = tokio::select! {
-                        _ = &mut shutdown => break Ok(()),
-                        latest = inner.client.latest_height() => latest,
-                    };
-                    match latest {
-                        // Before the chain's first block a node may report height 1 (CometBFT
-                        // and the devnet do) without having it: wait for it quietly, before a
-                        // discovery scan that could not finish.
-                        Ok(height) if height == 1 && !self.has_block(height).await => {
-                            log_waiting_for_first_block(&mut waiting_for_first_block, "");
-                            tokio::select! {
-                                _ = &mut shutdown => break Ok(()),
-                                _ = tokio::time::sleep(FIRST_BLOCK_POLL) => {}
-                            }
-                            continue;
-                        }
-                        Ok(height) => {
-                            tip = Some(height);
-                            height
-                        }
-                        Err(e) => {
-                            warn!(error = %e, "cannot read the chain height; retrying");
-                            tokio::select! {
-                                _ = &mut shutdown => break Ok(()),
-                                _ = tokio::time::sleep(delay) => {}
-                            }
-                            delay = (delay * 2).min(max_delay);
-                            continue;
-                        }
-                    }
-                }
-            };
-            let caught_up = tokio::select! {
-                _ = &mut shutdown => break Ok(()),
-                result = self.catch_up_to(target) => result,
-            };
-            match caught_up {
-                Ok(()) => delay = Duration::from_millis(100),
-                // Not a failure: a quiet wait (one line), at a steady pace rather than a
-                // growing back-off, so that indexing starts right after the first block.
-                Err(e) if is_no_block_yet(&e) => {
-                    log_waiting_for_first_block(&mut waiting_for_first_block, &format!("{e:#}"));
-                    tokio::select! {
-                        _ = &mut shutdown => break Ok(()),
-                        _ = tokio::time::sleep(FIRST_BLOCK_POLL) => {}
-                    }
-                    continue;
-                }
-                Err(e) => {
-                    warn!(
-                        target,
-                        error = format!("{e:#}"),
-                        retry_in_ms = delay.as_millis() as u64,
-                        "indexing failed; retrying"
-                    );
-                    tokio::select! {
-                        _ = &mut shutdown => break Ok(()),
-                        _ = tokio::time::sleep(delay) => {}
-                    }
-                    delay = (delay * 2).min(max_delay);
-                    continue;
-                }
-            }
-            self.report_health(Some(target)).await;
-            if reconcile_task.as_ref().is_none_or(|t| t.is_finished()) {
-                reconcile_task = self.maybe_spawn_reconcile().await.or(reconcile_task);
-            }
-            // Wait for the next block, then skip to the newest one already announced.
-            let next = tokio::select! {
-                _ = &mut shutdown => break Ok(()),
-                next = blocks.next() => next,
-            };
-            match next {
-                Some(block) => tip = Some(block.height.max(target)),
-                None => {
-                    warn!("block feed ended; subscribing again");
-                    blocks = inner.client.subscribe_blocks();
-                    tip = None;
-                    continue;
-                }
-            }
-            while let Some(Some(block)) = blocks.next().now_or_never() {
-                tip = tip.max(Some(block.height));
-            }
-            if let Some(tip) = tip {
-                let last = inner.progress.lock().await.last_indexed.unwrap_or(0);
-                inner
-                    .metrics
-                    .index_lag_blocks
-                    .set(tip.saturating_sub(last) as i64);
-            }
-        };
+        let health = self.spawn_health_reports();
+        while self
+            .follow_step(&mut following, &mut shutdown)
+            .await
+            .is_continue()
+        {}
         health.abort();
-        if let Some(task) = reconcile_task {
+        if let Some(task) = following.reconcile_task {
             task.abort();
         }
         info!("collector stopped");
-        outcome
+        Ok(())
+    }
+
+    /// Refreshes `/health` every second, until aborted.
+    fn spawn_health_reports(&self) -> tokio::task::JoinHandle<()> {
+        let collector = self.clone();
+        tokio::spawn(async move {
+            loop {
+                collector.report_health(None).await;
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        })
+    }
+
+    /// One turn of [`Collector::run`]: index up to the tip, then wait for the next block.
+    /// Breaks on shutdown.
+    async fn follow_step<S: Future<Output = ()>>(
+        &self,
+        following: &mut Following,
+        shutdown: &mut Pin<&mut S>,
+    ) -> ControlFlow<()> {
+        let Some(target) = self.follow_target(following, shutdown).await? else {
+            return ControlFlow::Continue(());
+        };
+        if !self.follow_catch_up(following, target, shutdown).await? {
+            return ControlFlow::Continue(());
+        }
+        self.report_health(Some(target)).await;
+        if following
+            .reconcile_task
+            .as_ref()
+            .is_none_or(|t| t.is_finished())
+        {
+            following.reconcile_task = self
+                .maybe_spawn_reconcile()
+                .await
+                .or(following.reconcile_task.take());
+        }
+        self.await_next_block(following, target, shutdown).await
+    }
+
+    /// The height to index up to: the newest announced block, else the chain's latest height.
+    /// `None` when there is none to go for yet (after a wait or a back-off: ask again).
+    async fn follow_target<S: Future<Output = ()>>(
+        &self,
+        following: &mut Following,
+        shutdown: &mut Pin<&mut S>,
+    ) -> ControlFlow<(), Option<u64>> {
+        if let Some(tip) = following.tip {
+            return ControlFlow::Continue(Some(tip));
+        }
+        match unless_shutdown(shutdown, self.inner.client.latest_height()).await? {
+            // Before the chain's first block a node may report height 1 (CometBFT and the
+            // devnet do) without having it: wait for it quietly, before a discovery scan that
+            // could not finish.
+            Ok(height) if height == 1 && !self.has_block(height).await => {
+                following.wait_for_first_block("", shutdown).await?;
+                ControlFlow::Continue(None)
+            }
+            Ok(height) => {
+                following.tip = Some(height);
+                ControlFlow::Continue(Some(height))
+            }
+            Err(e) => {
+                warn!(error = %e, "cannot read the chain height; retrying");
+                following.back_off(shutdown).await?;
+                ControlFlow::Continue(None)
+            }
+        }
+    }
+
+    /// Brings the index to `target`; `false` when that failed (after a wait or a back-off).
+    async fn follow_catch_up<S: Future<Output = ()>>(
+        &self,
+        following: &mut Following,
+        target: u64,
+        shutdown: &mut Pin<&mut S>,
+    ) -> ControlFlow<(), bool> {
+        match unless_shutdown(shutdown, self.catch_up_to(target)).await? {
+            Ok(()) => {
+                following.delay = FIRST_RETRY_DELAY;
+                ControlFlow::Continue(true)
+            }
+            // Not a failure: a quiet wait (one line), at a steady pace rather than a growing
+            // back-off, so that indexing starts right after the first block.
+            Err(e) if is_no_block_yet(&e) => {
+                following
+                    .wait_for_first_block(&format!("{e:#}"), shutdown)
+                    .await?;
+                ControlFlow::Continue(false)
+            }
+            Err(e) => {
+                warn!(
+                    target,
+                    error = format!("{e:#}"),
+                    retry_in_ms = following.delay.as_millis() as u64,
+                    "indexing failed; retrying"
+                );
+                following.back_off(shutdown).await?;
+                ControlFlow::Continue(false)
+            }
+        }
+    }
+
+    /// Waits for the next block, then skips to the newest one already announced.
+    async fn await_next_block<S: Future<Output = ()>>(
+        &self,
+        following: &mut Following,
+        target: u64,
+        shutdown: &mut Pin<&mut S>,
+    ) -> ControlFlow<()> {
+        match unless_shutdown(shutdown, following.blocks.next()).await? {
+            Some(block) => following.tip = Some(block.height.max(target)),
+            None => {
+                warn!("block feed ended; subscribing again");
+                following.blocks = self.inner.client.subscribe_blocks();
+                following.tip = None;
+                return ControlFlow::Continue(());
+            }
+        }
+        while let Some(Some(block)) = following.blocks.next().now_or_never() {
+            following.tip = following.tip.max(Some(block.height));
+        }
+        if let Some(tip) = following.tip {
+            let last = self.inner.progress.lock().await.last_indexed.unwrap_or(0);
+            self.inner
+                .metrics
+                .index_lag_blocks
+                .set(tip.saturating_sub(last) as i64);
+        }
+        ControlFlow::Continue(())
     }
 }
-/// Waiting for the chain's first block is no failure: one INFO line the first time, debug
-/// after (with `detail` when there is one).
-fn log_waiting_for_first_block(waiting: &mut bool, detail: &str) {
-    if *waiting {
-        debug!(detail, "still no block on the chain");
-    } else {
-        info!("waiting for the chain's first block");
-        *waiting = true;
+
+/// Where [`Collector::run`] stands between its turns.
+struct Following {
+    blocks: BlockStream,
+    /// The newest block announced (`None`: ask the chain).
+    tip: Option<u64>,
+    /// The next wait after a failure.
+    delay: Duration,
+    max_delay: Duration,
+    waiting_for_first_block: bool,
+    reconcile_task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Following {
+    /// Waits the current retry delay, then doubles it (up to the maximum).
+    async fn back_off<S: Future<Output = ()>>(
+        &mut self,
+        shutdown: &mut Pin<&mut S>,
+    ) -> ControlFlow<()> {
+        unless_shutdown(shutdown, tokio::time::sleep(self.delay)).await?;
+        self.delay = (self.delay * 2).min(self.max_delay);
+        ControlFlow::Continue(())
+    }
+
+    /// Waiting for the chain's first block is no failure: one INFO line the first time, debug
+    /// after (with `detail` when there is one), and a steady poll rather than a growing back-off.
+    async fn wait_for_first_block<S: Future<Output = ()>>(
+        &mut self,
+        detail: &str,
+        shutdown: &mut Pin<&mut S>,
+    ) -> ControlFlow<()> {
+        if self.waiting_for_first_block {
+            debug!(detail, "still no block on the chain");
+        } else {
+            info!("waiting for the chain's first block");
+            self.waiting_for_first_block = true;
+        }
+        unless_shutdown(shutdown, tokio::time::sleep(FIRST_BLOCK_POLL)).await
+    }
+}
+
+/// `work`'s output, unless `shutdown` resolves first.
+async fn unless_shutdown<S: Future<Output = ()>, F: Future>(
+    shutdown: &mut Pin<&mut S>,
+    work: F,
+) -> ControlFlow<(), F::Output> {
+    tokio::select! {
+        _ = shutdown.as_mut() => ControlFlow::Break(()),
+        output = work => ControlFlow::Continue(output),
     }
 }

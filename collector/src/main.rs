@@ -50,4 +50,41 @@ mod tests {
     fn flags_do_not_clash_with_the_shared_service_flags() {
         super::Cli::command().debug_assert();
     }
+
+    #[derive(Debug, clap::Parser)]
+    struct Flags {
+        #[command(flatten)]
+        collector: redline_collector::Config,
+    }
+
+    #[test]
+    fn bad_values_are_refused_when_parsed() {
+        let parse = |args: &[&str]| {
+            <Flags as clap::Parser>::try_parse_from(
+                std::iter::once("collector").chain(args.iter().copied()),
+            )
+        };
+        let defaults = parse(&[]).unwrap().collector;
+        assert_eq!(defaults.enqueue.job_size, 500);
+        assert_eq!(defaults.discovery.scan_page_size, 1_000);
+        for bad in [
+            ["--index-buckets", "0"],
+            ["--index-buckets", "1000001"],
+            ["--scan-page-size", "0"],
+            ["--scan-page-size", "100001"],
+            ["--scan-concurrency", "0"],
+            ["--scan-concurrency", "257"],
+            ["--query-concurrency", "0"],
+            ["--query-concurrency", "1025"],
+            ["--job-size", "0"],
+            ["--snapshot-ttl-secs", "0"],
+        ] {
+            let error = parse(&bad).unwrap_err();
+            assert_eq!(
+                error.kind(),
+                clap::error::ErrorKind::ValueValidation,
+                "{bad:?}"
+            );
+        }
+    }
 }

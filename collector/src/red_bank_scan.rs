@@ -126,123 +126,154 @@ pub async fn scan_debtors<C: ChainClient>(
     metrics: &CollectorMetrics,
     progress: &(dyn Fn(&str) + Sync),
 ) -> anyhow::Result<ChainScan> {
-    let mut scan = ChainScan::default();
-    let mut reread: BTreeSet<String> = BTreeSet::new();
-
+    let mut scan = DebtorScan {
+        client,
+        contracts,
+        settings,
+        metrics,
+        found: ChainScan::default(),
+        reread: BTreeSet::new(),
+    };
     progress("scanning the debts map");
-    let debts = client
-        .scan_raw_prefix_concurrent(
-            &contracts.red_bank,
-            &map_prefix(namespace::DEBTS),
-            settings.scan,
-        )
-        .await
-        .with_context(|| format!("scanning the debts map of {}", contracts.red_bank))?;
-    scan.debt_entries = debts.len();
-    for RawEntry { key, value } in &debts {
-        let (address, denom) = match decode_debt_key(key) {
-            Ok(parts) => parts,
-            Err(e) => {
-                tracing::warn!(key = %hex::encode(key), error = %e, "skipping undecodable debts key");
-                metrics
-                    .decode_errors
-                    .with_label_values(&["debts_key"])
-                    .inc();
-                scan.undecodable_keys += 1;
-                continue;
-            }
-        };
-        match decode_value::<Debt>(value, "Debt") {
-            Ok(debt) => {
-                scan.accounts
-                    .entry(address.clone())
-                    .or_insert_with(|| AccountPositions::new(&address))
-                    .debts
-                    .insert(denom, debt);
-            }
-            Err(e) => {
-                tracing::warn!(%address, %denom, error = %e, "undecodable debts value; re-reading the account");
-                metrics
-                    .decode_errors
-                    .with_label_values(&["debts_value"])
-                    .inc();
-                reread.insert(address);
-            }
-        }
-    }
+    let debts = scan.raw_map(namespace::DEBTS).await?;
+    scan.add_debts(&debts);
     drop(debts);
     progress(&format!(
         "debts map: {} entries, {} debtors; scanning the colls map",
-        scan.debt_entries,
-        scan.accounts.len() + reread.len()
+        scan.found.debt_entries,
+        scan.found.accounts.len() + scan.reread.len()
     ));
+    let colls = scan.raw_map(namespace::COLLATERALS).await?;
+    scan.add_collaterals(&colls);
+    drop(colls);
+    scan.finish(progress).await
+}
 
-    let colls = client
-        .scan_raw_prefix_concurrent(
-            &contracts.red_bank,
-            &map_prefix(namespace::COLLATERALS),
-            settings.scan,
-        )
-        .await
-        .with_context(|| format!("scanning the colls map of {}", contracts.red_bank))?;
-    scan.collateral_entries = colls.len();
-    for RawEntry { key, value } in &colls {
-        let (user, denom) = match decode_collateral_key(key) {
-            Ok(parts) => parts,
-            Err(e) => {
-                tracing::warn!(key = %hex::encode(key), error = %e, "skipping undecodable colls key");
-                metrics
-                    .decode_errors
-                    .with_label_values(&["colls_key"])
-                    .inc();
-                scan.undecodable_keys += 1;
+/// One [`scan_debtors`] under way: what it reads with, what it found so far, and the accounts
+/// to re-read with smart queries.
+struct DebtorScan<'a, C> {
+    client: &'a C,
+    contracts: &'a RedBankContracts,
+    settings: ScanSettings,
+    metrics: &'a CollectorMetrics,
+    found: ChainScan,
+    reread: BTreeSet<String>,
+}
+
+impl<C: ChainClient> DebtorScan<'_, C> {
+    /// Every entry of the Red Bank map `map`.
+    async fn raw_map(&self, map: &'static str) -> anyhow::Result<Vec<RawEntry>> {
+        let red_bank = &self.contracts.red_bank;
+        self.client
+            .scan_raw_prefix_concurrent(red_bank, &map_prefix(map), self.settings.scan)
+            .await
+            .with_context(|| format!("scanning the {map} map of {red_bank}"))
+    }
+
+    fn add_debts(&mut self, entries: &[RawEntry]) {
+        self.found.debt_entries = entries.len();
+        for RawEntry { key, value } in entries {
+            let (address, denom) = match decode_debt_key(key) {
+                Ok(parts) => parts,
+                Err(e) => {
+                    self.undecodable_key(namespace::DEBTS, key, e);
+                    continue;
+                }
+            };
+            match decode_value::<Debt>(value, "Debt") {
+                Ok(debt) => {
+                    self.found
+                        .accounts
+                        .entry(address.clone())
+                        .or_insert_with(|| AccountPositions::new(&address))
+                        .debts
+                        .insert(denom, debt);
+                }
+                Err(e) => self.undecodable_value(namespace::DEBTS, address, &denom, e),
+            }
+        }
+    }
+
+    fn add_collaterals(&mut self, entries: &[RawEntry]) {
+        self.found.collateral_entries = entries.len();
+        for RawEntry { key, value } in entries {
+            let (user, denom) = match decode_collateral_key(key) {
+                Ok(parts) => parts,
+                Err(e) => {
+                    self.undecodable_key(namespace::COLLATERALS, key, e);
+                    continue;
+                }
+            };
+            if !user.acc_id.is_empty() {
+                self.found.other_protocol_entries += 1;
                 continue;
             }
-        };
-        if !user.acc_id.is_empty() {
-            scan.other_protocol_entries += 1;
-            continue;
-        }
-        let address = user.addr.as_str();
-        let Some(account) = scan.accounts.get_mut(address) else {
-            // Not a debtor (or one being re-read as a whole).
-            continue;
-        };
-        match decode_value::<Collateral>(value, "Collateral") {
-            Ok(collateral) => {
-                account.collaterals.insert(denom, collateral);
-            }
-            Err(e) => {
-                tracing::warn!(%address, %denom, error = %e, "undecodable colls value; re-reading the account");
-                metrics
-                    .decode_errors
-                    .with_label_values(&["colls_value"])
-                    .inc();
-                reread.insert(address.to_string());
+            let address = user.addr.as_str();
+            let Some(account) = self.found.accounts.get_mut(address) else {
+                // Not a debtor (or one being re-read as a whole).
+                continue;
+            };
+            match decode_value::<Collateral>(value, "Collateral") {
+                Ok(collateral) => {
+                    account.collaterals.insert(denom, collateral);
+                }
+                Err(e) => {
+                    self.undecodable_value(namespace::COLLATERALS, address.to_string(), &denom, e)
+                }
             }
         }
     }
-    drop(colls);
 
-    for address in &reread {
-        scan.accounts.remove(address);
+    /// A key of `map` that cannot be read: the entry is skipped, logged and counted.
+    fn undecodable_key(&mut self, map: &str, key: &[u8], error: EntryError) {
+        tracing::warn!(key = %hex::encode(key), %error, "skipping undecodable {map} key");
+        self.metrics
+            .decode_errors
+            .with_label_values(&[&format!("{map}_key")])
+            .inc();
+        self.found.undecodable_keys += 1;
     }
-    scan.reread = reread.len();
-    if !reread.is_empty() {
-        progress(&format!(
-            "re-reading {} accounts with smart queries",
-            reread.len()
-        ));
-        let addresses: Vec<String> = reread.into_iter().collect();
-        for (address, result) in
-            read_accounts(client, contracts, &addresses, settings.query_concurrency).await
-        {
-            let positions = result.with_context(|| format!("re-reading account {address}"))?;
-            scan.accounts.insert(address, positions);
+
+    /// A value of `map` that cannot be read: its account is re-read as a whole.
+    fn undecodable_value(&mut self, map: &str, address: String, denom: &str, error: EntryError) {
+        tracing::warn!(%address, %denom, %error, "undecodable {map} value; re-reading the account");
+        self.metrics
+            .decode_errors
+            .with_label_values(&[&format!("{map}_value")])
+            .inc();
+        self.reread.insert(address);
+    }
+
+    /// Re-reads the accounts with an undecodable value and keeps the debtors.
+    async fn finish(self, progress: &(dyn Fn(&str) + Sync)) -> anyhow::Result<ChainScan> {
+        let DebtorScan {
+            client,
+            contracts,
+            settings,
+            found: mut scan,
+            reread,
+            ..
+        } = self;
+        for address in &reread {
+            scan.accounts.remove(address);
         }
+        scan.reread = reread.len();
+        if !reread.is_empty() {
+            progress(&format!(
+                "re-reading {} accounts with smart queries",
+                reread.len()
+            ));
+            let addresses: Vec<String> = reread.into_iter().collect();
+            for (address, result) in
+                read_accounts(client, contracts, &addresses, settings.query_concurrency).await
+            {
+                let positions = result.with_context(|| format!("re-reading account {address}"))?;
+                scan.accounts.insert(address, positions);
+            }
+        }
+        scan.accounts.retain(|_, account| account.has_debt());
+        Ok(scan)
     }
-    scan.accounts.retain(|_, account| account.has_debt());
-    Ok(scan)
 }
 
 /// One account's Red Bank positions (`user_collaterals` and `user_debts`, at the node's latest

@@ -30,7 +30,8 @@ pub struct Config {
     pub index: IndexArgs,
     /// Buckets of a new index (fixed at creation; an existing index keeps its own). More
     /// buckets make smaller jobs possible; each is one Redis hash.
-    #[arg(long, env = "INDEX_BUCKETS", default_value_t = redline_pipeline::index::DEFAULT_BUCKETS)]
+    #[arg(long, env = "INDEX_BUCKETS", default_value_t = redline_pipeline::index::DEFAULT_BUCKETS,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub index_buckets: u32,
     #[command(flatten, next_help_heading = "Discovery (full scans)")]
     pub discovery: discovery::Config,
@@ -56,20 +57,13 @@ impl Default for Config {
 }
 
 impl Config {
-    /// Checks every flag; errors name the flag.
+    /// Checks the flags clap cannot: `--index-prefix` belongs to the index's shared flags.
     pub fn validate(&self) -> anyhow::Result<()> {
-        anyhow::ensure!(
-            (1..=1_000_000).contains(&self.index_buckets),
-            "--index-buckets must be between 1 and 1000000, not {}",
-            self.index_buckets
-        );
         anyhow::ensure!(
             !self.index.index_prefix.is_empty() && !self.index.index_prefix.contains(' '),
             "--index-prefix must be a non-empty word, not `{}`",
             self.index.index_prefix
         );
-        self.discovery.validate()?;
-        self.enqueue.validate()?;
         Ok(())
     }
 }

@@ -283,37 +283,37 @@ impl BlockContext {
             reason,
             detail,
         };
+        let underlying = |id: DenomId,
+                          scaled: Uint128,
+                          what: &str,
+                          index: fn(&PricedDenom) -> Decimal,
+                          rounding: ScalingOperation| {
+            let denom = self.denom(id).map_err(|p| skip(p.reason, p.detail))?;
+            compute_underlying_amount(scaled, index(denom), rounding)
+                .map_err(|e| skip(SkipReason::Math, format!("{what} of {}: {e}", denom.denom)))
+        };
         let mut lines: Vec<Line> =
             Vec::with_capacity(account.collaterals.len() + account.debts.len());
         for collateral in &account.collaterals {
-            let denom = self
-                .denom(collateral.denom)
-                .map_err(|p| skip(p.reason, p.detail))?;
-            let amount = compute_underlying_amount(
+            let amount = underlying(
+                collateral.denom,
                 collateral.amount_scaled,
-                denom.liquidity_index,
+                "collateral",
+                |d| d.liquidity_index,
                 ScalingOperation::Truncate,
-            )
-            .map_err(|e| {
-                skip(
-                    SkipReason::Math,
-                    format!("collateral of {}: {e}", denom.denom),
-                )
-            })?;
+            )?;
             let line = line_for(&mut lines, collateral.denom);
             line.collateral = amount;
             line.collateral_enabled = collateral.enabled;
         }
         for debt in &account.debts {
-            let denom = self
-                .denom(debt.denom)
-                .map_err(|p| skip(p.reason, p.detail))?;
-            let amount = compute_underlying_amount(
+            let amount = underlying(
+                debt.denom,
                 debt.amount_scaled,
-                denom.borrow_index,
+                "debt",
+                |d| d.borrow_index,
                 ScalingOperation::Ceil,
-            )
-            .map_err(|e| skip(SkipReason::Math, format!("debt of {}: {e}", denom.denom)))?;
+            )?;
             let line = line_for(&mut lines, debt.denom);
             line.debt = amount;
             line.uncollateralized_debt = debt.uncollateralized;
@@ -385,7 +385,8 @@ impl BlockContext {
     }
 }
 
-fn line_for(lines: &mut Vec<Line>, denom: DenomId) -> &mut Line {
+/// The line of `denom` in `lines`, added (empty) when missing.
+pub(crate) fn line_for(lines: &mut Vec<Line>, denom: DenomId) -> &mut Line {
     let at = match lines.iter().position(|l| l.denom == denom) {
         Some(at) => at,
         None => {
@@ -403,7 +404,7 @@ fn line_for(lines: &mut Vec<Line>, denom: DenomId) -> &mut Line {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::collections::BTreeMap;
 
     use mars::math::health::{red_bank_health_positions, user_position_figures};

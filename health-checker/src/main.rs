@@ -36,10 +36,6 @@ struct Cli {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    // Flag errors first, before any connection is attempted.
-    cli.worker.validate()?;
-    cli.onchain.validate()?;
-    cli.output.threshold()?;
     let context = ServiceContext::start("health-checker", &cli.service)
         .await
         .context("starting health-checker")?;

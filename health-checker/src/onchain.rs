@@ -17,12 +17,13 @@ use mars::msg::red_bank::QueryMsg;
 use mars::types::{Health, UserHealthStatus, UserPositionFigures};
 use redline_chain::{ChainClient, ChainError};
 
-use crate::compute::{BlockContext, Line};
+use crate::compute::{line_for, BlockContext, Line};
 
 #[derive(Debug, Clone, Args)]
 pub struct OnchainConfig {
     /// On-chain baseline: most `user_position` queries in flight at once.
-    #[arg(long, env = "ONCHAIN_CONCURRENCY", default_value_t = 32)]
+    #[arg(long, env = "ONCHAIN_CONCURRENCY", default_value_t = 32,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=10_000))]
     pub onchain_concurrency: usize,
 }
 
@@ -31,18 +32,6 @@ impl Default for OnchainConfig {
         Self {
             onchain_concurrency: 32,
         }
-    }
-}
-
-impl OnchainConfig {
-    pub fn validate(&self) -> anyhow::Result<()> {
-        if self.onchain_concurrency == 0 || self.onchain_concurrency > 10_000 {
-            anyhow::bail!(
-                "--onchain-concurrency: {} is not in 1..=10000",
-                self.onchain_concurrency
-            );
-        }
-        Ok(())
     }
 }
 
@@ -130,42 +119,30 @@ pub async fn account_lines<C: ChainClient>(
             .map_err(|e| e.to_string())?;
     let mut lines: Vec<Line> = Vec::new();
     for collateral in position.collaterals {
-        let at = line_of(&mut lines, ctx, denoms, &collateral.denom)?;
-        lines[at].collateral = collateral.amount;
-        lines[at].collateral_enabled = collateral.enabled;
+        let line = line_of(&mut lines, ctx, denoms, &collateral.denom)?;
+        line.collateral = collateral.amount;
+        line.collateral_enabled = collateral.enabled;
     }
     for debt in position.debts {
-        let at = line_of(&mut lines, ctx, denoms, &debt.denom)?;
-        lines[at].debt = debt.amount;
-        lines[at].uncollateralized_debt = debt.uncollateralized;
+        let line = line_of(&mut lines, ctx, denoms, &debt.denom)?;
+        line.debt = debt.amount;
+        line.uncollateralized_debt = debt.uncollateralized;
     }
     Ok(lines)
 }
 
-/// The line of `denom` in `lines`, added when missing.
-fn line_of(
-    lines: &mut Vec<Line>,
+/// The line of `denom` in `lines`, added when missing; an error when the block cannot price it.
+fn line_of<'l>(
+    lines: &'l mut Vec<Line>,
     ctx: &BlockContext,
     denoms: &redline_pipeline::index::DenomTable,
     denom: &str,
-) -> Result<usize, String> {
+) -> Result<&'l mut Line, String> {
     let id = denoms
         .id(denom)
         .ok_or_else(|| format!("denom {denom} is not in the index's denom table"))?;
     ctx.denom(id).map_err(|p| p.detail)?;
-    Ok(match lines.iter().position(|l| l.denom == id) {
-        Some(at) => at,
-        None => {
-            lines.push(Line {
-                denom: id,
-                collateral: Default::default(),
-                collateral_enabled: false,
-                debt: Default::default(),
-                uncollateralized_debt: false,
-            });
-            lines.len() - 1
-        }
-    })
+    Ok(line_for(lines, id))
 }
 
 /// Whether the chain's health figures say "liquidatable" (LT HF < 1).

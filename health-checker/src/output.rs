@@ -36,35 +36,30 @@ use redline_pipeline::redis_conn::{ConnectOptions, RedisConn};
 pub struct OutputConfig {
     /// Accounts whose liquidation health factor is below this go to the near-liquidation set
     /// (score = HF) for the dashboard. At least 1, so every liquidatable account is watched.
-    #[arg(long, env = "WATCH_THRESHOLD", default_value = "1.05")]
-    pub watch_threshold: String,
+    #[arg(long, env = "WATCH_THRESHOLD", default_value = "1.05", value_parser = watch_threshold)]
+    pub watch_threshold: Decimal,
 }
 
 impl Default for OutputConfig {
     fn default() -> Self {
         Self {
-            watch_threshold: "1.05".into(),
+            watch_threshold: Decimal::percent(105),
         }
     }
 }
 
-impl OutputConfig {
-    /// The threshold, validated.
-    pub fn threshold(&self) -> anyhow::Result<Decimal> {
-        let threshold: Decimal = self.watch_threshold.parse().map_err(|e| {
-            anyhow::anyhow!(
-                "--watch-threshold: `{}` is not a decimal: {e}",
-                self.watch_threshold
-            )
-        })?;
-        if threshold < Decimal::one() {
-            anyhow::bail!(
-                "--watch-threshold: {threshold} is below 1; liquidatable accounts (HF < 1) must \
-                 stay in the near-liquidation set"
-            );
-        }
-        Ok(threshold)
+/// Parses `--watch-threshold`.
+fn watch_threshold(text: &str) -> Result<Decimal, String> {
+    let threshold: Decimal = text
+        .parse()
+        .map_err(|e| format!("`{text}` is not a decimal: {e}"))?;
+    if threshold < Decimal::one() {
+        return Err(format!(
+            "{threshold} is below 1; liquidatable accounts (HF < 1) must stay in the \
+             near-liquidation set"
+        ));
     }
+    Ok(threshold)
 }
 
 /// Digits of the health factor kept in the near-set score.
@@ -165,7 +160,6 @@ impl Outputs {
         queue_config: &QueueConfig,
         config: &OutputConfig,
     ) -> anyhow::Result<Self> {
-        let threshold = config.threshold()?;
         let queue = PriorityQueue::connect(queue_config, LIQUIDATION_QUEUE).await?;
         let conn =
             redline_pipeline::redis_conn::connect(queue_config, ConnectOptions::default()).await?;
@@ -173,7 +167,7 @@ impl Outputs {
             queue,
             conn,
             prefix: queue_config.queue_prefix.clone(),
-            threshold,
+            threshold: config.watch_threshold,
         })
     }
 
@@ -225,136 +219,227 @@ impl Outputs {
             near,
             skipped,
         } = output;
+        self.push_candidates(&mut candidates, &mut summary).await?;
 
+        let keys = self.near_keys(&chain_id, protocol);
+        let mut conn = self.conn.clone();
+        let bucket_list: Vec<u32> = buckets.collect();
+        if bucket_list.is_empty() {
+            return Ok(summary);
+        }
+        let before = read_near_before(&mut conn, &keys, &bucket_list, height, &mut summary).await?;
+        let mut write = NearWrite::new(&keys, &chain_id, protocol, height);
+        let now_near = write.stage_near(&near, &before, &mut summary);
+        write.stage_gone(&before, &now_near, &skipped, &mut summary);
+        write.stage_heights(before.writable);
+        let recovered = write.commit(&mut conn).await?;
+        if !recovered.is_empty() {
+            summary.retracted = self.queue.retract(&recovered).await?;
+        }
+        Ok(summary)
+    }
+
+    /// Queues `candidates`, most profitable first.
+    async fn push_candidates(
+        &self,
+        candidates: &mut [LiquidationCandidate],
+        summary: &mut OutputSummary,
+    ) -> Result<(), OutputError> {
         candidates.sort_by_key(|c| std::cmp::Reverse(c.priority()));
-        for outcome in self.queue.push(&candidates).await? {
+        for outcome in self.queue.push(candidates).await? {
             match outcome.status {
                 EnqueueStatus::Stale => summary.stale += 1,
                 EnqueueStatus::InFlight => {}
                 _ => summary.queued += 1,
             }
         }
+        Ok(())
+    }
+}
 
-        let keys = self.near_keys(&chain_id, protocol);
-        let mut conn = self.conn.clone();
-        let bucket_list: Vec<u32> = buckets.clone().collect();
-        if bucket_list.is_empty() {
-            return Ok(summary);
-        }
-        let mut read = redis::pipe();
-        read.cmd("HMGET").arg(&keys.heights).arg(&bucket_list);
-        for bucket in &bucket_list {
-            read.cmd("ZRANGE")
-                .arg(keys.bucket(*bucket))
-                .arg(0)
-                .arg(-1)
-                .arg("WITHSCORES");
-        }
-        let mut replies: Vec<redis::Value> =
-            read.query_async(&mut conn)
-                .await
-                .map_err(|source| OutputError::Redis {
-                    what: "reading the buckets' near sets",
-                    source,
-                })?;
-        let written_heights: Vec<Option<u64>> = redis::from_redis_value(replies.remove(0))
+/// The near-set entries of a job's buckets before the job writes them.
+struct NearBefore {
+    /// The buckets no newer block's job wrote: the ones this job writes.
+    writable: HashSet<u32>,
+    /// `account → (bucket, score)` of every entry of the writable buckets.
+    previous: HashMap<String, (u32, f64)>,
+}
+
+/// Reads which of `buckets` a job at `height` may write, and their current entries (one round
+/// trip). Buckets a newer job wrote are counted in `summary`.
+async fn read_near_before(
+    conn: &mut RedisConn,
+    keys: &NearKeys,
+    buckets: &[u32],
+    height: u64,
+    summary: &mut OutputSummary,
+) -> Result<NearBefore, OutputError> {
+    let mut read = redis::pipe();
+    read.cmd("HMGET").arg(&keys.heights).arg(buckets);
+    for bucket in buckets {
+        read.cmd("ZRANGE")
+            .arg(keys.bucket(*bucket))
+            .arg(0)
+            .arg(-1)
+            .arg("WITHSCORES");
+    }
+    let mut replies: Vec<redis::Value> =
+        read.query_async(conn)
+            .await
             .map_err(|source| OutputError::Redis {
-                what: "near set heights",
+                what: "reading the buckets' near sets",
+                source,
+            })?;
+    let written_heights: Vec<Option<u64>> =
+        redis::from_redis_value(replies.remove(0)).map_err(|source| OutputError::Redis {
+            what: "near set heights",
+            source: source.into(),
+        })?;
+    let mut before = NearBefore {
+        writable: HashSet::new(),
+        previous: HashMap::new(),
+    };
+    for ((bucket, written), members) in buckets.iter().zip(written_heights).zip(replies) {
+        if written.is_some_and(|w| w > height) {
+            summary.buckets_newer += 1;
+            continue;
+        }
+        before.writable.insert(*bucket);
+        let members: Vec<(String, f64)> =
+            redis::from_redis_value(members).map_err(|source| OutputError::Redis {
+                what: "near set members",
                 source: source.into(),
             })?;
-        let mut writable: HashSet<u32> = HashSet::new();
-        let mut previous: HashMap<String, (u32, f64)> = HashMap::new();
-        for ((bucket, written), members) in bucket_list.iter().zip(written_heights).zip(replies) {
-            if written.is_some_and(|w| w > height) {
-                summary.buckets_newer += 1;
-                continue;
-            }
-            writable.insert(*bucket);
-            let members: Vec<(String, f64)> =
-                redis::from_redis_value(members).map_err(|source| OutputError::Redis {
-                    what: "near set members",
-                    source: source.into(),
-                })?;
-            for (account, score) in members {
-                previous.insert(account, (*bucket, score));
-            }
+        for (account, score) in members {
+            before.previous.insert(account, (*bucket, score));
         }
+    }
+    Ok(before)
+}
 
-        let mut write = redis::pipe();
-        write.atomic();
+/// One job's changes to the near set, staged for one `MULTI`, and the liquidatable accounts that
+/// recovered (their waiting candidates are withdrawn once the set is written).
+struct NearWrite<'a> {
+    keys: &'a NearKeys,
+    chain_id: &'a str,
+    protocol: ProtocolKind,
+    height: u64,
+    pipe: redis::Pipeline,
+    recovered: Vec<DedupKey>,
+}
+
+impl<'a> NearWrite<'a> {
+    fn new(keys: &'a NearKeys, chain_id: &'a str, protocol: ProtocolKind, height: u64) -> Self {
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        Self {
+            keys,
+            chain_id,
+            protocol,
+            height,
+            pipe,
+            recovered: Vec::new(),
+        }
+    }
+
+    fn recover(&mut self, account: &str) {
+        self.recovered.push(DedupKey {
+            key: liquidation_dedup_key(self.chain_id, self.protocol, account),
+            generation: self.height,
+        });
+    }
+
+    /// Adds or updates the entries under the threshold in writable buckets; returns their
+    /// accounts.
+    fn stage_near<'n>(
+        &mut self,
+        near: &'n [NearEntry],
+        before: &NearBefore,
+        summary: &mut OutputSummary,
+    ) -> HashSet<&'n str> {
         let mut now_near: HashSet<&str> = HashSet::with_capacity(near.len());
-        let mut recovered: Vec<DedupKey> = Vec::new();
-        for entry in near.iter().filter(|e| writable.contains(&e.bucket)) {
+        for entry in near.iter().filter(|e| before.writable.contains(&e.bucket)) {
             now_near.insert(entry.account.as_str());
             let shown = near_score(entry.health_factor);
             let score: f64 = shown.parse().unwrap_or(0.0);
-            match previous.get(&entry.account) {
+            match before.previous.get(&entry.account) {
                 Some((_, old)) if *old == score => continue,
                 Some((_, old)) => {
                     summary.near_updated += 1;
                     if *old < 1.0 && entry.health_factor >= Decimal::one() {
-                        recovered.push(DedupKey {
-                            key: liquidation_dedup_key(&chain_id, protocol, &entry.account),
-                            generation: height,
-                        });
+                        self.recover(&entry.account);
                     }
                 }
                 None => summary.near_added += 1,
             }
             let hf = shown;
-            write
+            self.pipe
                 .cmd("ZADD")
-                .arg(&keys.all)
+                .arg(&self.keys.all)
                 .arg(&hf)
                 .arg(&entry.account)
                 .ignore()
                 .cmd("ZADD")
-                .arg(keys.bucket(entry.bucket))
+                .arg(self.keys.bucket(entry.bucket))
                 .arg(&hf)
                 .arg(&entry.account)
                 .ignore();
         }
-        for (account, (bucket, score)) in &previous {
+        now_near
+    }
+
+    /// Removes the previous entries that are no longer near, except those of skipped accounts.
+    fn stage_gone(
+        &mut self,
+        before: &NearBefore,
+        now_near: &HashSet<&str>,
+        skipped: &HashSet<String>,
+        summary: &mut OutputSummary,
+    ) {
+        for (account, (bucket, score)) in &before.previous {
             if now_near.contains(account.as_str()) || skipped.contains(account) {
                 continue;
             }
             summary.near_removed += 1;
             if *score < 1.0 {
-                recovered.push(DedupKey {
-                    key: liquidation_dedup_key(&chain_id, protocol, account),
-                    generation: height,
-                });
+                self.recover(account);
             }
-            write
+            self.pipe
                 .cmd("ZREM")
-                .arg(&keys.all)
+                .arg(&self.keys.all)
                 .arg(account)
                 .ignore()
                 .cmd("ZREM")
-                .arg(keys.bucket(*bucket))
+                .arg(self.keys.bucket(*bucket))
                 .arg(account)
                 .ignore();
         }
-        let mut written: Vec<u32> = writable.into_iter().collect();
+    }
+
+    /// Records the job's height as the last writer of `written`.
+    fn stage_heights(&mut self, written: HashSet<u32>) {
+        let mut written: Vec<u32> = written.into_iter().collect();
         written.sort_unstable();
         if !written.is_empty() {
-            let cmd = write.cmd("HSET").arg(&keys.heights);
+            let cmd = self.pipe.cmd("HSET").arg(&self.keys.heights);
             for bucket in written {
-                cmd.arg(bucket).arg(height);
+                cmd.arg(bucket).arg(self.height);
             }
             cmd.ignore();
         }
-        let () = write
-            .query_async(&mut conn)
+    }
+
+    /// Runs the staged `MULTI`; returns the recovered accounts' candidate keys.
+    async fn commit(self, conn: &mut RedisConn) -> Result<Vec<DedupKey>, OutputError> {
+        let () = self
+            .pipe
+            .query_async(conn)
             .await
             .map_err(|source| OutputError::Redis {
                 what: "writing the near set",
                 source,
             })?;
-        if !recovered.is_empty() {
-            summary.retracted = self.queue.retract(&recovered).await?;
-        }
-        Ok(summary)
+        Ok(self.recovered)
     }
 }
 

@@ -144,18 +144,16 @@ pub fn priced_pairs(
             if amounts.debt_amount_to_repay.is_zero() {
                 continue;
             }
-            let received_value = amounts
-                .collateral_amount_received_by_liquidator
-                .checked_mul_floor(collateral.liquidation_price)
-                .map_err(|_| MathError::Overflow {
-                    operation: "value of collateral received",
-                })?;
-            let repaid_value = amounts
-                .debt_amount_to_repay
-                .checked_mul_floor(debt.liquidation_price)
-                .map_err(|_| MathError::Overflow {
-                    operation: "value of debt repaid",
-                })?;
+            let received_value = value(
+                amounts.collateral_amount_received_by_liquidator,
+                collateral.liquidation_price,
+                "value of collateral received",
+            )?;
+            let repaid_value = value(
+                amounts.debt_amount_to_repay,
+                debt.liquidation_price,
+                "value of debt repaid",
+            )?;
             let profit = received_value.saturating_sub(repaid_value);
             let expected_profit_usd = Decimal::checked_from_ratio(profit, base_units_per_usd)
                 .map_err(|_| MathError::Overflow {
@@ -178,43 +176,26 @@ pub fn priced_pairs(
     Ok(pairs)
 }
 
+/// `floor(amount · price)`, in base units.
+fn value(amount: Uint128, price: Decimal, operation: &'static str) -> Result<Uint128, MathError> {
+    amount
+        .checked_mul_floor(price)
+        .map_err(|_| MathError::Overflow { operation })
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
 
     use cosmwasm_std::Timestamp;
-    use mars::types::{AssetParams, CmSettings, LiquidationBonus, Market, RedBankSettings};
+    use mars::types::Market;
     use redline_pipeline::index::IndexedAccount;
     use redline_pipeline::index::{BlockSnapshot, CollateralEntry, DebtEntry, DenomId, DenomTable};
     use redline_pipeline::jobs::ProtocolKind;
 
     use super::*;
-
-    fn dec(text: &str) -> Decimal {
-        text.parse().unwrap()
-    }
-
-    fn params(denom: &str, max_ltv: &str, lt: &str) -> AssetParams {
-        AssetParams {
-            denom: denom.into(),
-            credit_manager: CmSettings::default(),
-            red_bank: RedBankSettings {
-                deposit_enabled: true,
-                borrow_enabled: true,
-            },
-            max_loan_to_value: dec(max_ltv),
-            liquidation_threshold: dec(lt),
-            liquidation_bonus: LiquidationBonus {
-                starting_lb: dec("0.01"),
-                slope: dec("2"),
-                min_lb: dec("0.02"),
-                max_lb: dec("0.1"),
-            },
-            protocol_liquidation_fee: dec("0.1"),
-            deposit_cap: Uint128::MAX,
-            close_factor: None,
-        }
-    }
+    use crate::compute::tests::{dec, params};
+    use crate::compute::AccountHealth;
 
     /// The case measured on Mars: 10,000 uatom at 7.5, 65,000 uusdc debt, THF 1.05.
     fn mars_snapshot(atom_price: &str) -> BlockSnapshot {
@@ -270,6 +251,17 @@ mod tests {
         (BlockContext::new(&snapshot, &table), account)
     }
 
+    /// The best plan with the default config.
+    fn plan_of(ctx: &BlockContext, health: &AccountHealth) -> Option<LiquidationPlan> {
+        best_plan(
+            ctx,
+            &health.lines,
+            &health.liquidation_health,
+            &ProfitConfig::default(),
+        )
+        .unwrap()
+    }
+
     #[test]
     fn the_mars_case_by_hand() {
         let (ctx, account) = mars_case();
@@ -279,14 +271,7 @@ mod tests {
             health.liquidation_health.liquidation_health_factor,
             Some(Decimal::from_ratio(60_000u128, 65_000u128))
         );
-        let plan = best_plan(
-            &ctx,
-            &health.lines,
-            &health.liquidation_health,
-            &ProfitConfig::default(),
-        )
-        .unwrap()
-        .unwrap();
+        let plan = plan_of(&ctx, &health).unwrap();
         // HF 0.923076923076923076; LB = min(0.01 + 2·0.076923076923076924, max(min(75000/65000
         // − 1, 0.1), 0.02)) = min(0.163846…, 0.1) = 0.1. LT·(1+LB) = 0.88 < 1.05: capped at
         // (⌊1.05·65,000⌋ − 60,000) / (1.05 − 0.88) = 8,250 / 0.17 = 48,529 (floored).
@@ -312,14 +297,7 @@ mod tests {
             health.liquidation_health.liquidation_health_factor,
             Some(dec("0.738461538461538461"))
         );
-        let plan = best_plan(
-            &ctx,
-            &health.lines,
-            &health.liquidation_health,
-            &ProfitConfig::default(),
-        )
-        .unwrap()
-        .unwrap();
+        let plan = plan_of(&ctx, &health).unwrap();
         // CR = 60,000 / 65,000 < 1: LB = min_lb = 0.02. Cap ⌊(68,250 − 48,000) / (1.05 − 0.816)⌋
         // = 86,538; collateral bound ⌊⌊60,000 / 1.02⌋ / 1⌋ = 58,823 wins.
         assert_eq!(plan.debt_to_repay, Uint128::new(58_823));
@@ -336,16 +314,7 @@ mod tests {
         account.debts[0].amount_scaled = Uint128::new(50_000_000_000);
         let health = ctx.evaluate(&account).unwrap();
         assert!(!health.liquidation_health.is_liquidatable());
-        assert_eq!(
-            best_plan(
-                &ctx,
-                &health.lines,
-                &health.liquidation_health,
-                &ProfitConfig::default()
-            )
-            .unwrap(),
-            None
-        );
+        assert_eq!(plan_of(&ctx, &health), None);
     }
 
     #[test]

@@ -84,17 +84,17 @@ pub struct WorkerConfig {
     pub health_source: HealthSource,
     /// Jobs processed at once by this process (each with its own queue consumer). Default: the
     /// number of CPUs.
-    #[arg(long, env = "HEALTH_WORKERS")]
+    #[arg(long, env = "HEALTH_WORKERS", value_parser = at_least_one())]
     pub workers: Option<usize>,
     /// Threads one off-chain job's accounts are split across. Default: the number of CPUs.
-    #[arg(long, env = "COMPUTE_THREADS")]
+    #[arg(long, env = "COMPUTE_THREADS", value_parser = at_least_one())]
     pub compute_threads: Option<usize>,
     /// A job whose height is older than the newest indexed block by more than this is skipped
     /// (acknowledged, counted as missed): a newer job covers the same buckets.
     #[arg(long, env = "MAX_JOB_AGE_BLOCKS", default_value_t = 1)]
     pub max_job_age_blocks: u64,
     /// Block snapshots kept in memory (one per height).
-    #[arg(long, env = "SNAPSHOT_CACHE_BLOCKS", default_value_t = 8)]
+    #[arg(long, env = "SNAPSHOT_CACHE_BLOCKS", default_value_t = 8, value_parser = at_least_one())]
     pub snapshot_cache_blocks: usize,
 }
 
@@ -116,20 +116,12 @@ fn cpus() -> usize {
         .unwrap_or(1)
 }
 
-impl WorkerConfig {
-    pub fn validate(&self) -> anyhow::Result<()> {
-        if self.workers == Some(0) {
-            anyhow::bail!("--workers: must be at least 1");
-        }
-        if self.compute_threads == Some(0) {
-            anyhow::bail!("--compute-threads: must be at least 1");
-        }
-        if self.snapshot_cache_blocks == 0 {
-            anyhow::bail!("--snapshot-cache-blocks: must be at least 1");
-        }
-        Ok(())
-    }
+/// A count flag that must be at least 1.
+fn at_least_one() -> clap::builder::RangedU64ValueParser<usize> {
+    clap::builder::RangedU64ValueParser::new().range(1..)
+}
 
+impl WorkerConfig {
     pub fn workers(&self) -> usize {
         self.workers.unwrap_or_else(cpus)
     }
@@ -450,6 +442,52 @@ fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
+/// What a job writes: its liquidatable accounts as candidates, its near ones with their buckets,
+/// and the accounts it could not check.
+fn job_output(
+    job: &HealthCheckJob,
+    index: &PositionIndex,
+    accounts: &[IndexedAccount],
+    evaluation: &Evaluation,
+) -> JobOutput {
+    let found_at_ms = now_ms();
+    let candidates = evaluation
+        .liquidatable
+        .iter()
+        .map(|(i, health, plan)| LiquidationCandidate {
+            chain_id: job.chain_id.clone(),
+            protocol: job.protocol,
+            account: accounts[*i].address.clone(),
+            height: job.height,
+            found_at_ms,
+            health: health.clone(),
+            plan: plan.clone(),
+        })
+        .collect();
+    let near = evaluation
+        .near
+        .iter()
+        .map(|(i, hf)| NearEntry {
+            account: accounts[*i].address.clone(),
+            bucket: index.bucket_of(&accounts[*i].address),
+            health_factor: *hf,
+        })
+        .collect();
+    JobOutput {
+        chain_id: job.chain_id.clone(),
+        protocol: job.protocol,
+        height: job.height,
+        buckets: job.bucket_start..job.bucket_end,
+        candidates,
+        near,
+        skipped: evaluation
+            .skipped
+            .iter()
+            .map(|s| s.account.clone())
+            .collect::<HashSet<_>>(),
+    }
+}
+
 impl<C: ChainClient + 'static> HealthChecker<C> {
     /// A health checker writing to `outputs`. `onchain` is required for
     /// `--health-source onchain`.
@@ -463,14 +501,8 @@ impl<C: ChainClient + 'static> HealthChecker<C> {
         metrics: Metrics,
         onchain: Option<OnchainSource<C>>,
     ) -> anyhow::Result<Self> {
-        config.validate()?;
-        if config.health_source == HealthSource::Onchain {
-            match &onchain {
-                Some(source) => source.config.validate()?,
-                None => anyhow::bail!(
-                    "--health-source onchain needs a chain client and the Red Bank address"
-                ),
-            }
+        if config.health_source == HealthSource::Onchain && onchain.is_none() {
+            anyhow::bail!("--health-source onchain needs a chain client and the Red Bank address");
         }
         Ok(Self {
             snapshots: SnapshotCache::new(config.snapshot_cache_blocks),
@@ -516,6 +548,35 @@ impl<C: ChainClient + 'static> HealthChecker<C> {
     /// Processes one job: everything but the acknowledgement.
     pub async fn process(&self, job: &HealthCheckJob) -> Result<JobReport, JobError> {
         let started = Instant::now();
+        let index = self.job_index(job).await?;
+        let snapshot = match self.job_snapshot(job, &index).await? {
+            Ok(snapshot) => snapshot,
+            Err(missed) => return Ok(JobReport::missed(missed, started.elapsed())),
+        };
+        let (accounts, evaluation) = self.compute(job, &index, &snapshot).await?;
+        let output = job_output(job, &index, &accounts, &evaluation);
+        self.report_skips(job, &evaluation.skipped);
+        let liquidatable = output.candidates.len() as u64;
+        let near = output.near.len() as u64;
+        let phase = Instant::now();
+        let output = self.outputs.write(output).await?;
+        self.metrics.observe_phase("output", phase);
+
+        let duration = started.elapsed();
+        self.record_done(evaluation.checked, liquidatable, duration);
+        Ok(JobReport {
+            outcome: JobOutcome::Done,
+            checked: evaluation.checked,
+            liquidatable,
+            near,
+            skipped: evaluation.skipped.len() as u64,
+            output,
+            duration,
+        })
+    }
+
+    /// The index a job refers to, once the job is known to fit it.
+    async fn job_index(&self, job: &HealthCheckJob) -> Result<PositionIndex, JobError> {
         // One health computation per protocol: the Red Bank's from the index and snapshot.
         match job.protocol {
             ProtocolKind::RedBank => {}
@@ -540,7 +601,15 @@ impl<C: ChainClient + 'static> HealthChecker<C> {
                 index.buckets()
             )));
         }
+        Ok(index)
+    }
 
+    /// The snapshot of the job's block, or how the job is missed (stale, or its snapshot gone).
+    async fn job_snapshot(
+        &self,
+        job: &HealthCheckJob,
+        index: &PositionIndex,
+    ) -> Result<Result<Arc<BlockSnapshot>, JobOutcome>, JobError> {
         let newest = index
             .last_indexed_height()
             .await?
@@ -548,16 +617,10 @@ impl<C: ChainClient + 'static> HealthChecker<C> {
             .max(self.newest_seen.fetch_max(job.height, Ordering::Relaxed))
             .max(job.height);
         if newest - job.height > self.config.max_job_age_blocks {
-            return Ok(JobReport::missed(
-                JobOutcome::MissedStale { newest },
-                started.elapsed(),
-            ));
+            return Ok(Err(JobOutcome::MissedStale { newest }));
         }
-        let Some(snapshot) = self.snapshots.get(&index, job.height).await? else {
-            return Ok(JobReport::missed(
-                JobOutcome::MissedNoSnapshot,
-                started.elapsed(),
-            ));
+        let Some(snapshot) = self.snapshots.get(index, job.height).await? else {
+            return Ok(Err(JobOutcome::MissedNoSnapshot));
         };
         if snapshot.chain_id != job.chain_id {
             return Err(JobError::Unprocessable(format!(
@@ -565,11 +628,21 @@ impl<C: ChainClient + 'static> HealthChecker<C> {
                 job.height, snapshot.chain_id, job.chain_id
             )));
         }
+        Ok(Ok(snapshot))
+    }
 
+    /// Reads the job's accounts and evaluates them; the evaluation's skips include the entries
+    /// that could not be decoded (first) as well as the accounts that could not be evaluated.
+    async fn compute(
+        &self,
+        job: &HealthCheckJob,
+        index: &PositionIndex,
+        snapshot: &BlockSnapshot,
+    ) -> Result<(Arc<Vec<IndexedAccount>>, Evaluation), JobError> {
         let phase = Instant::now();
-        let read = read_buckets_concurrently(&index, job.bucket_start..job.bucket_end).await?;
+        let read = read_buckets_concurrently(index, job.bucket_start..job.bucket_end).await?;
         self.metrics.observe_phase("read", phase);
-        let ctx = Arc::new(BlockContext::new(&snapshot, &read.denoms));
+        let ctx = Arc::new(BlockContext::new(snapshot, &read.denoms));
         let mut skipped: Vec<Skip> = read
             .errors
             .iter()
@@ -580,96 +653,59 @@ impl<C: ChainClient + 'static> HealthChecker<C> {
             })
             .collect();
         let accounts = Arc::new(read.accounts);
-        let threshold = self.outputs.watch_threshold();
 
         let phase = Instant::now();
-        let evaluation = match self.config.health_source {
+        let mut evaluation = self
+            .evaluate(ctx, &read.denoms, accounts.clone(), job.height)
+            .await?;
+        self.metrics.observe_phase("health", phase);
+        skipped.append(&mut evaluation.skipped);
+        evaluation.skipped = skipped;
+        Ok((accounts, evaluation))
+    }
+
+    /// Health of `accounts` from the configured source.
+    async fn evaluate(
+        &self,
+        ctx: Arc<BlockContext>,
+        denoms: &redline_pipeline::index::DenomTable,
+        accounts: Arc<Vec<IndexedAccount>>,
+        height: u64,
+    ) -> Result<Evaluation, JobError> {
+        let threshold = self.outputs.watch_threshold();
+        match self.config.health_source {
             HealthSource::Offchain => {
-                let (ctx, accounts, profit) = (ctx.clone(), accounts.clone(), self.profit.clone());
+                let profit = self.profit.clone();
                 let threads = self.config.compute_threads();
                 tokio::task::spawn_blocking(move || {
                     evaluate_parallel(&ctx, &accounts, threshold, &profit, threads)
                 })
                 .await
-                .map_err(|e| JobError::Task(e.to_string()))?
+                .map_err(|e| JobError::Task(e.to_string()))
             }
-            HealthSource::Onchain => {
-                self.evaluate_onchain(&ctx, &read.denoms, &accounts, job.height, threshold)
-                    .await
-            }
-        };
-        self.metrics.observe_phase("health", phase);
-        skipped.extend(evaluation.skipped);
+            HealthSource::Onchain => Ok(self
+                .evaluate_onchain(&ctx, denoms, &accounts, height, threshold)
+                .await),
+        }
+    }
 
-        let found_at_ms = now_ms();
-        let candidates: Vec<LiquidationCandidate> = evaluation
-            .liquidatable
-            .iter()
-            .map(|(i, health, plan)| LiquidationCandidate {
-                chain_id: job.chain_id.clone(),
-                protocol: job.protocol,
-                account: accounts[*i].address.clone(),
-                height: job.height,
-                found_at_ms,
-                health: health.clone(),
-                plan: plan.clone(),
-            })
-            .collect();
-        let near: Vec<NearEntry> = evaluation
-            .near
-            .iter()
-            .map(|(i, hf)| NearEntry {
-                account: accounts[*i].address.clone(),
-                bucket: index.bucket_of(&accounts[*i].address),
-                health_factor: *hf,
-            })
-            .collect();
-        self.report_skips(job, &skipped);
-        let report_near = near.len() as u64;
-        let liquidatable = candidates.len() as u64;
-        let phase = Instant::now();
-        let output = self
-            .outputs
-            .write(JobOutput {
-                chain_id: job.chain_id.clone(),
-                protocol: job.protocol,
-                height: job.height,
-                buckets: job.bucket_start..job.bucket_end,
-                candidates,
-                near,
-                skipped: skipped
-                    .iter()
-                    .map(|s| s.account.clone())
-                    .collect::<HashSet<_>>(),
-            })
-            .await?;
-        self.metrics.observe_phase("output", phase);
-
-        let duration = started.elapsed();
+    /// The metrics of a job done in `duration`.
+    fn record_done(&self, checked: u64, liquidatable: u64, duration: Duration) {
         let source = self.config.health_source.as_str();
         self.metrics
             .accounts_checked
             .with_label_values(&[source])
-            .inc_by(evaluation.checked);
+            .inc_by(checked);
         self.metrics.liquidatable_found.inc_by(liquidatable);
         self.metrics
             .job_duration
             .with_label_values(&[source])
             .observe(duration.as_secs_f64());
-        if evaluation.checked > 0 {
+        if checked > 0 {
             self.metrics
                 .positions_per_second
-                .set(evaluation.checked as f64 / duration.as_secs_f64().max(1e-9));
+                .set(checked as f64 / duration.as_secs_f64().max(1e-9));
         }
-        Ok(JobReport {
-            outcome: JobOutcome::Done,
-            checked: evaluation.checked,
-            liquidatable,
-            near: report_near,
-            skipped: skipped.len() as u64,
-            output,
-            duration,
-        })
     }
 
     async fn evaluate_onchain(

@@ -106,12 +106,15 @@ async fn the_binary_liquidates_on_a_tls_cluster() {
     )
     .await
     .unwrap();
-    assert_eq!(h.queue_config.redis_url.matches("rediss://").count(), 3);
+    assert_eq!(
+        h.queue_config.redis.redis_url.matches("rediss://").count(),
+        3
+    );
     let ca = h.redis_server.ca_cert().unwrap();
     let output = liquidate_one(
         &h,
         &[
-            ("REDIS_URL", h.queue_config.redis_url.clone()),
+            ("REDIS_URL", h.queue_config.redis.redis_url.clone()),
             ("REDIS_CLUSTER", "true".into()),
             ("REDIS_CA_CERT", ca.display().to_string()),
             ("QUEUE_PREFIX", "{redline-e2e}".into()),

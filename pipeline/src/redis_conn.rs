@@ -177,7 +177,7 @@ impl RedisTarget {
     /// Reads the flags of `config` (and the files they name). The config should have passed
     /// [`QueueConfig::validate`]; errors here name the flag and never carry a password.
     pub fn from_config(config: &QueueConfig) -> Result<Self, RedisError> {
-        let password = match &config.redis_password_file {
+        let password = match &config.redis.redis_password_file {
             Some(path) => {
                 let text = std::fs::read_to_string(path).map_err(|e| {
                     config_error("--redis-password-file", format!("{}: {e}", path.display()))
@@ -194,7 +194,7 @@ impl RedisTarget {
             }
             None => None,
         };
-        let ca_cert = match &config.redis_ca_cert {
+        let ca_cert = match &config.redis.redis_ca_cert {
             Some(path) => Some(std::fs::read(path).map_err(|e| {
                 config_error("--redis-ca-cert", format!("{}: {e}", path.display()))
             })?),
@@ -247,7 +247,7 @@ impl RedisTarget {
         Ok(Self {
             seeds,
             redacted_url: config.redacted_url(),
-            cluster: config.redis_cluster,
+            cluster: config.redis.redis_cluster,
             tls,
             ca_cert,
         })
@@ -464,7 +464,7 @@ mod tests {
         let ca = dir.path().join("ca.pem");
         std::fs::write(&ca, "not used").unwrap();
         let mut config = QueueConfig::with_url("redis://127.0.0.1:6379");
-        config.redis_ca_cert = Some(ca);
+        config.redis.redis_ca_cert = Some(ca);
         let err = RedisTarget::from_config(&config).unwrap_err();
         assert!(err.to_string().contains("--redis-ca-cert"), "{err}");
     }
@@ -475,7 +475,7 @@ mod tests {
         let file = dir.path().join("pw");
         std::fs::write(&file, "s3cret\n").unwrap();
         let mut config = QueueConfig::with_url("redis://127.0.0.1:6379");
-        config.redis_password_file = Some(file);
+        config.redis.redis_password_file = Some(file);
         let target = RedisTarget::from_config(&config).unwrap();
         assert_eq!(target.seeds[0].redis_settings().password(), Some("s3cret"));
         assert!(!format!("{target:?}").contains("s3cret"));

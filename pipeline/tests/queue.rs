@@ -479,12 +479,12 @@ async fn queue_recovers_when_redis_restarts_empty() {
 async fn config_validation_names_the_flag() {
     type BreakConfig = fn(&mut QueueConfig);
     let cases: [(&str, BreakConfig); 9] = [
-        ("--redis-url", |c| c.redis_url = "not a url".into()),
+        ("--redis-url", |c| c.redis.redis_url = "not a url".into()),
         ("--redis-url", |c| {
-            c.redis_url = "http://127.0.0.1:6379".into()
+            c.redis.redis_url = "http://127.0.0.1:6379".into()
         }),
         ("--redis-url", |c| {
-            c.redis_url = "redis://127.0.0.1:6379/zero".into()
+            c.redis.redis_url = "redis://127.0.0.1:6379/zero".into()
         }),
         ("--queue-visibility-timeout-ms", |c| {
             c.queue_visibility_timeout_ms = 0

@@ -321,10 +321,8 @@ async fn password_protected_redis() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("redis-password");
     std::fs::write(&file, format!("{PASSWORD}\n")).unwrap();
-    let config = QueueConfig {
-        redis_password_file: Some(file),
-        ..QueueConfig::with_url(format!("redis://127.0.0.1:{}", server.port()))
-    };
+    let mut config = QueueConfig::with_url(format!("redis://127.0.0.1:{}", server.port()));
+    config.redis.redis_password_file = Some(file);
     config.validate().unwrap();
     let mut conn = redis_conn::connect(&config, ConnectOptions::default())
         .await
@@ -374,15 +372,16 @@ async fn tls_with_a_private_ca() {
     })
     .unwrap();
     let config = server.queue_config();
-    assert!(config.redis_url.starts_with("rediss://"), "{config:?}");
-    assert!(config.redis_ca_cert.is_some());
+    assert!(
+        config.redis.redis_url.starts_with("rediss://"),
+        "{config:?}"
+    );
+    assert!(config.redis.redis_ca_cert.is_some());
     exercise_everything(&config, "redline").await;
 
     // Really TLS with verification: a client that does not trust the CA is turned away.
-    let untrusting = QueueConfig {
-        redis_ca_cert: None,
-        ..config.clone()
-    };
+    let mut untrusting = config.clone();
+    untrusting.redis.redis_ca_cert = None;
     let text = connect_error(&untrusting).await;
     assert!(!text.contains(PASSWORD), "{text}");
     assert!(
@@ -390,11 +389,9 @@ async fn tls_with_a_private_ca() {
         "{text}"
     );
     // Plain Redis protocol to the TLS port gets no answer a client can use.
-    let plain = QueueConfig::with_url(config.redis_url.replacen("rediss://", "redis://", 1));
-    let plain = QueueConfig {
-        redis_ca_cert: None,
-        ..plain
-    };
+    let plain = QueueConfig::with_url(config.redis.redis_url.replacen("rediss://", "redis://", 1));
+    let mut plain = plain;
+    plain.redis.redis_ca_cert = None;
     connect_error(&plain).await;
 }
 
@@ -454,15 +451,16 @@ async fn tls_cluster_with_a_password() {
     )
     .unwrap();
     let config = cluster.queue_config("{redline-tls}");
-    assert!(config.redis_url.starts_with("rediss://"), "{config:?}");
-    assert!(config.redis_ca_cert.is_some());
+    assert!(
+        config.redis.redis_url.starts_with("rediss://"),
+        "{config:?}"
+    );
+    assert!(config.redis.redis_ca_cert.is_some());
     exercise_everything(&config, "{redline-tls}").await;
 
     // The slot map hands out the TLS ports: a client that trusts no CA cannot get in.
-    let untrusting = QueueConfig {
-        redis_ca_cert: None,
-        ..config.clone()
-    };
+    let mut untrusting = config.clone();
+    untrusting.redis.redis_ca_cert = None;
     let err = redis_conn::connect(&untrusting, ConnectOptions::default())
         .await
         .unwrap_err();

@@ -16,6 +16,8 @@ pub mod fake_chain;
 pub use fake_chain::FakeChain;
 pub mod fuzz;
 
+use redline_pipeline::queue::RedisArgs;
+
 use std::future::Future;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
@@ -364,8 +366,11 @@ impl RedisServer {
     /// A queue config that reaches this server: [`url`](Self::url), and the CA for TLS.
     pub fn queue_config(&self) -> redline_pipeline::queue::QueueConfig {
         redline_pipeline::queue::QueueConfig {
-            redis_ca_cert: self.ca_cert(),
-            ..redline_pipeline::queue::QueueConfig::with_url(self.url())
+            redis: RedisArgs {
+                redis_ca_cert: self.ca_cert(),
+                ..RedisArgs::with_url(self.url())
+            },
+            ..Default::default()
         }
     }
 
@@ -535,10 +540,13 @@ impl RedisCluster {
     /// `prefix`, which must carry a hash tag (e.g. `{redline}`).
     pub fn queue_config(&self, prefix: &str) -> redline_pipeline::queue::QueueConfig {
         redline_pipeline::queue::QueueConfig {
-            redis_cluster: true,
-            redis_ca_cert: self.nodes[0].ca_cert(),
+            redis: RedisArgs {
+                redis_cluster: true,
+                redis_ca_cert: self.nodes[0].ca_cert(),
+                ..RedisArgs::with_url(self.url())
+            },
             queue_prefix: prefix.to_owned(),
-            ..redline_pipeline::queue::QueueConfig::with_url(self.url())
+            ..Default::default()
         }
     }
 }

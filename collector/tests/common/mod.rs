@@ -272,10 +272,7 @@ impl Harness {
     }
 
     pub fn queue_config(&self) -> QueueConfig {
-        QueueConfig {
-            redis_url: self.redis.url(),
-            ..QueueConfig::default()
-        }
+        QueueConfig::with_url(self.redis.url())
     }
 
     /// A collector on `devnet` with a fresh metrics registry (so it can be built again after a

@@ -70,16 +70,16 @@ pub fn worker_env(args: &ServiceArgs) -> Vec<(String, String)> {
     }
 
     let queue = &args.queue;
-    set("REDIS_URL", queue.redis_url.clone());
-    if queue.redis_cluster {
+    set("REDIS_URL", queue.redis.redis_url.clone());
+    if queue.redis.redis_cluster {
         set("REDIS_CLUSTER", "true".to_owned());
     }
     // Paths: the worker reads the same secret and CA files (same host, or the same mounted
     // secret in its container).
-    if let Some(path) = &queue.redis_password_file {
+    if let Some(path) = &queue.redis.redis_password_file {
         set("REDIS_PASSWORD_FILE", path.display().to_string());
     }
-    if let Some(path) = &queue.redis_ca_cert {
+    if let Some(path) = &queue.redis.redis_ca_cert {
         set("REDIS_CA_CERT", path.display().to_string());
     }
     set("QUEUE_PREFIX", queue.queue_prefix.clone());

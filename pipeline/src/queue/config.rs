@@ -28,9 +28,10 @@ const DEFAULT_VISIBILITY_TIMEOUT_MS: u64 = 30_000;
 const DEFAULT_MAX_DELIVERIES: u32 = 5;
 const DEFAULT_BLOCK_MS: u64 = 2_000;
 
-/// Where the queues live and how consumers treat jobs.
+/// Where Redis is and how to reach it: the same flags for every service, whatever it keeps
+/// there.
 #[derive(Clone, Args)]
-pub struct QueueConfig {
+pub struct RedisArgs {
     /// Redis URL: `redis://[user][:password@]host[:port][/db]`, or `rediss://` for TLS. The user
     /// is an ACL user (`AUTH user password`); a password alone is `redis://:password@host`.
     /// With `--redis-cluster`: one or more seed nodes of the cluster, comma-separated.
@@ -50,76 +51,21 @@ pub struct QueueConfig {
     /// otherwise).
     #[arg(long, env = "REDIS_CA_CERT")]
     pub redis_ca_cert: Option<PathBuf>,
-    /// Prefix of every queue's stream key (`<prefix>:<queue>`), so several deployments can share
-    /// one Redis. On a cluster it must contain a hash tag, e.g. `{redline}`.
-    #[arg(long, env = "QUEUE_PREFIX", default_value = DEFAULT_PREFIX)]
-    pub queue_prefix: String,
-    /// Consumer group: the consumers that share (split) one queue's jobs.
-    #[arg(long, env = "QUEUE_GROUP", default_value = DEFAULT_GROUP)]
-    pub queue_group: String,
-    /// This consumer's name within the group (default: `<hostname>-<pid>`). Must be unique
-    /// among live consumers.
-    #[arg(long, env = "QUEUE_CONSUMER")]
-    pub queue_consumer: Option<String>,
-    /// How long a consumer may hold a job without acknowledging it before another consumer
-    /// reclaims it, in milliseconds.
-    #[arg(long, env = "QUEUE_VISIBILITY_TIMEOUT_MS", default_value_t = DEFAULT_VISIBILITY_TIMEOUT_MS)]
-    pub queue_visibility_timeout_ms: u64,
-    /// Deliveries after which an unacknowledged job is moved to the dead-letter stream.
-    #[arg(long, env = "QUEUE_MAX_DELIVERIES", default_value_t = DEFAULT_MAX_DELIVERIES)]
-    pub queue_max_deliveries: u32,
-    /// How long a fetch waits for new jobs when there are none, in milliseconds.
-    #[arg(long, env = "QUEUE_BLOCK_MS", default_value_t = DEFAULT_BLOCK_MS)]
-    pub queue_block_ms: u64,
-    /// Approximate cap on each stream's length (`XADD MAXLEN ~`). Unset by default: acknowledged
-    /// jobs are deleted, so a stream only holds its backlog. A cap bounds memory when consumers
-    /// are gone for long, at the price of dropping the oldest jobs, processed or not. Applies
-    /// to the dead-letter streams too.
-    #[arg(long, env = "QUEUE_MAX_LEN")]
-    pub queue_max_len: Option<u64>,
 }
 
-impl Default for QueueConfig {
+impl Default for RedisArgs {
     fn default() -> Self {
         Self {
             redis_url: DEFAULT_REDIS_URL.to_owned(),
             redis_cluster: false,
             redis_password_file: None,
             redis_ca_cert: None,
-            queue_prefix: DEFAULT_PREFIX.to_owned(),
-            queue_group: DEFAULT_GROUP.to_owned(),
-            queue_consumer: None,
-            queue_visibility_timeout_ms: DEFAULT_VISIBILITY_TIMEOUT_MS,
-            queue_max_deliveries: DEFAULT_MAX_DELIVERIES,
-            queue_block_ms: DEFAULT_BLOCK_MS,
-            queue_max_len: None,
         }
     }
 }
 
-impl std::fmt::Debug for QueueConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("QueueConfig")
-            .field("redis_url", &self.redacted_url())
-            .field("redis_cluster", &self.redis_cluster)
-            .field("redis_password_file", &self.redis_password_file)
-            .field("redis_ca_cert", &self.redis_ca_cert)
-            .field("queue_prefix", &self.queue_prefix)
-            .field("queue_group", &self.queue_group)
-            .field("queue_consumer", &self.queue_consumer)
-            .field(
-                "queue_visibility_timeout_ms",
-                &self.queue_visibility_timeout_ms,
-            )
-            .field("queue_max_deliveries", &self.queue_max_deliveries)
-            .field("queue_block_ms", &self.queue_block_ms)
-            .field("queue_max_len", &self.queue_max_len)
-            .finish()
-    }
-}
-
-impl QueueConfig {
-    /// Defaults with another Redis URL (tests, tools).
+impl RedisArgs {
+    /// The default connection flags with another URL.
     pub fn with_url(redis_url: impl Into<String>) -> Self {
         Self {
             redis_url: redis_url.into(),
@@ -127,7 +73,7 @@ impl QueueConfig {
         }
     }
 
-    /// Checks every flag; the error names the first bad one.
+    /// Checks the connection flags; the error names the first bad one.
     pub fn validate(&self) -> Result<(), QueueConfigError> {
         let urls = self.redis_urls();
         if urls.len() > 1 && !self.redis_cluster {
@@ -168,8 +114,112 @@ impl QueueConfig {
                 "is only used with TLS: --redis-url must be rediss://",
             ));
         }
+        Ok(())
+    }
+
+    /// The Redis URL(s) with any password replaced by `***`, for logs and errors.
+    pub fn redacted_url(&self) -> String {
+        self.redis_urls()
+            .into_iter()
+            .map(redact_url)
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// `--redis-url` split at commas: the one server, or the seed nodes of a cluster.
+    pub fn redis_urls(&self) -> Vec<&str> {
+        self.redis_url
+            .split(',')
+            .map(str::trim)
+            .filter(|url| !url.is_empty())
+            .collect()
+    }
+}
+
+/// Where the queues live and how consumers treat jobs.
+#[derive(Clone, Args)]
+pub struct QueueConfig {
+    #[command(flatten)]
+    pub redis: RedisArgs,
+    /// Prefix of every queue's stream key (`<prefix>:<queue>`), so several deployments can share
+    /// one Redis. On a cluster it must contain a hash tag, e.g. `{redline}`.
+    #[arg(long, env = "QUEUE_PREFIX", default_value = DEFAULT_PREFIX)]
+    pub queue_prefix: String,
+    /// Consumer group: the consumers that share (split) one queue's jobs.
+    #[arg(long, env = "QUEUE_GROUP", default_value = DEFAULT_GROUP)]
+    pub queue_group: String,
+    /// This consumer's name within the group (default: `<hostname>-<pid>`). Must be unique
+    /// among live consumers.
+    #[arg(long, env = "QUEUE_CONSUMER")]
+    pub queue_consumer: Option<String>,
+    /// How long a consumer may hold a job without acknowledging it before another consumer
+    /// reclaims it, in milliseconds.
+    #[arg(long, env = "QUEUE_VISIBILITY_TIMEOUT_MS", default_value_t = DEFAULT_VISIBILITY_TIMEOUT_MS)]
+    pub queue_visibility_timeout_ms: u64,
+    /// Deliveries after which an unacknowledged job is moved to the dead-letter stream.
+    #[arg(long, env = "QUEUE_MAX_DELIVERIES", default_value_t = DEFAULT_MAX_DELIVERIES)]
+    pub queue_max_deliveries: u32,
+    /// How long a fetch waits for new jobs when there are none, in milliseconds.
+    #[arg(long, env = "QUEUE_BLOCK_MS", default_value_t = DEFAULT_BLOCK_MS)]
+    pub queue_block_ms: u64,
+    /// Approximate cap on each stream's length (`XADD MAXLEN ~`). Unset by default: acknowledged
+    /// jobs are deleted, so a stream only holds its backlog. A cap bounds memory when consumers
+    /// are gone for long, at the price of dropping the oldest jobs, processed or not. Applies
+    /// to the dead-letter streams too.
+    #[arg(long, env = "QUEUE_MAX_LEN")]
+    pub queue_max_len: Option<u64>,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        Self {
+            redis: RedisArgs::default(),
+            queue_prefix: DEFAULT_PREFIX.to_owned(),
+            queue_group: DEFAULT_GROUP.to_owned(),
+            queue_consumer: None,
+            queue_visibility_timeout_ms: DEFAULT_VISIBILITY_TIMEOUT_MS,
+            queue_max_deliveries: DEFAULT_MAX_DELIVERIES,
+            queue_block_ms: DEFAULT_BLOCK_MS,
+            queue_max_len: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for QueueConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QueueConfig")
+            .field("redis_url", &self.redacted_url())
+            .field("redis_cluster", &self.redis.redis_cluster)
+            .field("redis_password_file", &self.redis.redis_password_file)
+            .field("redis_ca_cert", &self.redis.redis_ca_cert)
+            .field("queue_prefix", &self.queue_prefix)
+            .field("queue_group", &self.queue_group)
+            .field("queue_consumer", &self.queue_consumer)
+            .field(
+                "queue_visibility_timeout_ms",
+                &self.queue_visibility_timeout_ms,
+            )
+            .field("queue_max_deliveries", &self.queue_max_deliveries)
+            .field("queue_block_ms", &self.queue_block_ms)
+            .field("queue_max_len", &self.queue_max_len)
+            .finish()
+    }
+}
+
+impl QueueConfig {
+    /// Defaults with another Redis URL (tests, tools).
+    pub fn with_url(redis_url: impl Into<String>) -> Self {
+        Self {
+            redis: RedisArgs::with_url(redis_url),
+            ..Self::default()
+        }
+    }
+
+    /// Checks every flag; the error names the first bad one.
+    pub fn validate(&self) -> Result<(), QueueConfigError> {
+        self.redis.validate()?;
         validate_name("--queue-prefix", &self.queue_prefix)?;
-        if self.redis_cluster {
+        if self.redis.redis_cluster {
             validate_cluster_prefix("--queue-prefix", &self.queue_prefix)?;
         }
         validate_name("--queue-group", &self.queue_group)?;
@@ -202,20 +252,12 @@ impl QueueConfig {
 
     /// The Redis URL(s) with any password replaced by `***`, for logs and errors.
     pub fn redacted_url(&self) -> String {
-        self.redis_urls()
-            .into_iter()
-            .map(redact_url)
-            .collect::<Vec<_>>()
-            .join(",")
+        self.redis.redacted_url()
     }
 
     /// `--redis-url` split at commas: the one server, or the seed nodes of a cluster.
     pub fn redis_urls(&self) -> Vec<&str> {
-        self.redis_url
-            .split(',')
-            .map(str::trim)
-            .filter(|url| !url.is_empty())
-            .collect()
+        self.redis.redis_urls()
     }
 
     /// Stream key of the queue `name`: `<prefix>:<name>`.
@@ -355,38 +397,38 @@ mod tests {
         let mut config = QueueConfig::with_url("redis://a:7000,redis://b:7001");
         let err = config.validate().unwrap_err();
         assert_eq!(err.flag, "--redis-url");
-        config.redis_cluster = true;
+        config.redis.redis_cluster = true;
         let err = config.validate().unwrap_err();
         assert_eq!(err.flag, "--queue-prefix", "{err}");
         assert!(err.to_string().contains("{redline}"), "{err}");
         config.queue_prefix = "{redline}".into();
         config.validate().unwrap();
         assert_eq!(config.redis_urls(), ["redis://a:7000", "redis://b:7001"]);
-        config.redis_url = "redis://:pw@a:7000, redis://:pw@b:7001".into();
+        config.redis.redis_url = "redis://:pw@a:7000, redis://:pw@b:7001".into();
         assert_eq!(
             config.redacted_url(),
             "redis://:***@a:7000,redis://:***@b:7001"
         );
-        config.redis_url = "unix:///tmp/redis.sock".into();
+        config.redis.redis_url = "unix:///tmp/redis.sock".into();
         assert_eq!(config.validate().unwrap_err().flag, "--redis-url");
     }
 
     #[test]
     fn tls_and_secret_files_are_checked() {
         let mut config = QueueConfig::with_url("redis://127.0.0.1:6379");
-        config.redis_password_file = Some("/nonexistent/redis-password".into());
+        config.redis.redis_password_file = Some("/nonexistent/redis-password".into());
         assert_eq!(config.validate().unwrap_err().flag, "--redis-password-file");
-        config.redis_password_file = None;
-        config.redis_ca_cert = Some("/nonexistent/ca.pem".into());
+        config.redis.redis_password_file = None;
+        config.redis.redis_ca_cert = Some("/nonexistent/ca.pem".into());
         assert_eq!(config.validate().unwrap_err().flag, "--redis-ca-cert");
         let dir = tempfile::tempdir().unwrap();
         let ca = dir.path().join("ca.pem");
         std::fs::write(&ca, "pem").unwrap();
-        config.redis_ca_cert = Some(ca);
+        config.redis.redis_ca_cert = Some(ca);
         let err = config.validate().unwrap_err();
         assert_eq!(err.flag, "--redis-ca-cert");
         assert!(err.to_string().contains("rediss://"), "{err}");
-        config.redis_url = "rediss://127.0.0.1:6380".into();
+        config.redis.redis_url = "rediss://127.0.0.1:6380".into();
         config.validate().unwrap();
     }
 

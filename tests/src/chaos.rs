@@ -38,7 +38,7 @@ use serde_json::Value;
 use testkit::{free_port, RedisServer};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
-use crate::bench::devnet::Devnet;
+use crate::bench::devnet::{self, Devnet};
 use crate::capture::{CaptureOracle, CaptureReport};
 
 pub mod report;
@@ -404,7 +404,7 @@ pub struct Pipeline {
 impl Pipeline {
     /// Starts everything and waits for the manager's `/health`.
     pub async fn start(dir: &Path, options: PipelineOptions) -> anyhow::Result<Self> {
-        let devnet = Devnet::start(options.accounts, options.seed, options.block_time).await?;
+        let devnet = devnet::start(options.accounts, options.seed, options.block_time).await?;
         Self::start_on(dir, options, devnet).await
     }
 

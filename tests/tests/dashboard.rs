@@ -29,7 +29,7 @@ use mars::value::Value as Usd;
 use redline_chain::ChainClient;
 use redline_liquidator::record::{notification, read_records, Outcome};
 use redline_pipeline::redis_conn::RedisConn;
-use redline_tests::bench::devnet::Devnet;
+use redline_tests::bench::devnet;
 use serde_json::Value;
 use testkit::{free_port, RedisServer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -344,7 +344,7 @@ async fn dashboard_shows_the_pipeline_and_liquidations_are_notified() -> anyhow:
 async fn run(bin: &Path, dir: &Path, log_path: &Path) -> anyhow::Result<()> {
     let started = Instant::now();
     let redis_server = RedisServer::start()?;
-    let devnet = Devnet::start(ACCOUNTS, 5, BLOCK_TIME).await?;
+    let devnet = devnet::start(ACCOUNTS, 5, BLOCK_TIME).await?;
     let manifest_path = dir.join("manifest.json");
     devnet.manifest.write(&manifest_path)?;
     let receiver = Receiver::start().await?;

@@ -46,7 +46,7 @@ use redline_pipeline::index::{
 use redline_pipeline::jobs::ProtocolKind;
 use redline_pipeline::redis_conn::RedisConn;
 use redline_protocol::RedBank;
-use redline_tests::bench::devnet::Devnet;
+use redline_tests::bench::devnet;
 use serde_json::Value;
 use testkit::{free_port, RedisServer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -758,7 +758,7 @@ async fn run(backend: &Backend, dir: &Path, log_path: &Path) -> anyhow::Result<(
         Backend::Docker { .. } => bin_dir(&["manager"])?,
     };
     let redis_server = RedisServer::start()?;
-    let devnet = Devnet::start(ACCOUNTS, 11, BLOCK_TIME).await?;
+    let devnet = devnet::start(ACCOUNTS, 11, BLOCK_TIME).await?;
     let manifest_path = dir.join("manifest.json");
     devnet.manifest.write(&manifest_path)?;
     if let Backend::Docker { .. } = backend {

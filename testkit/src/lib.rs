@@ -17,6 +17,7 @@ pub mod fake_chain;
 pub mod fixtures;
 pub use fake_chain::FakeChain;
 pub mod fuzz;
+pub mod http;
 
 use std::future::Future;
 use std::io::{Read, Write};

@@ -83,6 +83,28 @@ impl TestNode {
     }
 }
 
+/// The workspace's services, as `cargo build --bins` names them.
+pub const SERVICES: [&str; 4] = ["manager", "collector", "health-checker", "liquidator"];
+
+/// The directory `cargo build` puts the workspace's binaries in (tests run from
+/// `target/<profile>/deps/`), checked to hold each of `binaries`.
+pub fn bin_dir(binaries: &[&str]) -> anyhow::Result<std::path::PathBuf> {
+    let exe = std::env::current_exe()?;
+    let dir = exe
+        .parent()
+        .and_then(std::path::Path::parent)
+        .context("the test binary is not in target/<profile>/deps")?
+        .to_path_buf();
+    for binary in binaries {
+        anyhow::ensure!(
+            dir.join(binary).is_file(),
+            "{} is missing: build the binaries first (cargo build --bins, or make test)",
+            dir.join(binary).display()
+        );
+    }
+    Ok(dir)
+}
+
 /// An `http://` URL nothing listens on (for fail-over tests): a port the OS just handed out
 /// and that was released again.
 pub fn dead_http_url() -> String {

@@ -763,8 +763,10 @@ async fn garbage_answers_become_errors_naming_the_endpoint() -> anyhow::Result<(
 /// error naming the endpoint (exit code 1, not a panic's 101).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_service_keeps_running_through_garbage_and_recovers() -> anyhow::Result<()> {
-    use redline_tests::chaos::{bin_dir, http_get, wait_until};
-    let bin = bin_dir()?;
+    use redline_tests::chaos::wait_until;
+    use redline_tests::{bin_dir, SERVICES};
+    use testkit::http::http_get;
+    let bin = bin_dir(&SERVICES)?;
     let dir = tempfile::Builder::new().prefix("garbage-node").tempdir()?;
     let scenario = Devnet::scenario(200, 7).start().await?;
     let (node, url) = GarbageNode::start(scenario.node.rpc_http_url()).await;

@@ -22,8 +22,9 @@ use anyhow::Context as _;
 use cosmrs::bip32::{DerivationPath, Language, Mnemonic, XPrv};
 use redis::aio::ConnectionManager;
 use redline_tests::bench::devnet;
-use redline_tests::chaos::{self, http_get, LiquidationTally, Pipeline, PipelineOptions};
+use redline_tests::chaos::{self, LiquidationTally, Pipeline, PipelineOptions};
 use testkit::free_port;
+use testkit::http::http_get;
 
 /// What would betray the mnemonic, and the search for it.
 struct Leaks {

@@ -1,31 +1,32 @@
 //! Discovery against a devnet scenario: the index holds exactly the debtors a smart-query walk
 //! of every seeded account finds, with the same positions, plus markets, params and THF.
 
-mod common;
+mod support;
 
 use std::time::{Duration, Instant};
 
-use common::{index_contents, smart_walk, test_config, Devnet, Harness};
 use redline_chain::ChainClient;
+use support::{index_contents, smart_walk, start_devnet, test_config, Harness};
+use testkit::eventually;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn discovery_finds_exactly_the_debtors() {
-    common::init_logs();
+    support::init_logs();
     let accounts: usize = std::env::var("DISCOVERY_ACCOUNTS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(3_000);
     let started = Instant::now();
-    let devnet = Devnet::start(accounts, 7, 10_000).await;
+    let devnet = start_devnet(accounts, 7, 10_000).await;
     eprintln!(
         "devnet with {accounts} accounts up in {:?}",
         started.elapsed()
     );
     let mut harness = Harness::new();
     let collector = harness.collector(&devnet, test_config(64)).await;
-    let client = devnet.client();
+    let client = devnet.client.clone();
 
-    let tip = common::eventually("the first block", Duration::from_secs(10), || async {
+    let tip = eventually("the first block", Duration::from_secs(10), || async {
         client.latest_height().await.ok().filter(|h| *h > 1)
     })
     .await;
@@ -40,7 +41,7 @@ async fn discovery_finds_exactly_the_debtors() {
     let walked = smart_walk(
         &client,
         &devnet.manifest.contracts.red_bank,
-        &devnet.seeded_users,
+        &devnet.seeded_users(),
     )
     .await;
     assert!(

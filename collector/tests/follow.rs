@@ -2,23 +2,24 @@
 //! transactions made after start show up in the index within the next blocks; each published
 //! block gets a snapshot and jobs covering every bucket once.
 
-mod common;
+mod support;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use common::{coin, eventually, smart_positions, test_config, Devnet, Harness, Running};
 use cosmwasm_std::{Decimal, Uint128};
 use mars::msg::red_bank::ExecuteMsg;
 use redline_chain::ChainClient;
 use redline_pipeline::jobs::HealthCheckJob;
 use redline_pipeline::queue::{Queue, QueueConfig, RedisStreamQueue};
+use support::{coin, red_bank_tx, start_devnet, test_config, Devnet, Harness, Running};
+use testkit::eventually;
 
 const WAIT: Duration = Duration::from_secs(30);
 
 /// The index agrees with the chain about `user` (absent when it has no debt).
 async fn wait_for_index_to_match(devnet: &Devnet, running: &Running, user: &str) {
-    let client = devnet.client();
+    let client = devnet.client.clone();
     let red_bank = devnet.manifest.contracts.red_bank.clone();
     eventually(
         &format!("the index to match the chain for {user}"),
@@ -27,7 +28,9 @@ async fn wait_for_index_to_match(devnet: &Devnet, running: &Running, user: &str)
             let client = client.clone();
             let red_bank = red_bank.clone();
             async move {
-                let chain = smart_positions(&client, &red_bank, user).await;
+                let chain = testkit::devnet::account_positions(&client, &red_bank, user)
+                    .await
+                    .unwrap();
                 let indexed = running
                     .collector
                     .index()
@@ -44,8 +47,8 @@ async fn wait_for_index_to_match(devnet: &Devnet, running: &Running, user: &str)
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transactions_after_start_reach_the_index() {
-    common::init_logs();
-    let devnet = Devnet::start(300, 11, 10_000).await;
+    support::init_logs();
+    let devnet = start_devnet(300, 11, 10_000).await;
     let mut harness = Harness::new();
     let running = Running::start(harness.collector(&devnet, test_config(32)).await);
     eventually("discovery", WAIT, || async {
@@ -54,9 +57,9 @@ async fn transactions_after_start_reach_the_index() {
     .await;
     let before = running.collector.index().account_count().await.unwrap();
 
-    let borrower = devnet.wallet(2);
+    let borrower = devnet.liquidator(2);
     let borrower_addr = borrower.address().to_string();
-    let liquidator = devnet.wallet(1);
+    let liquidator = devnet.liquidator(1);
     assert_eq!(
         running
             .collector
@@ -68,28 +71,28 @@ async fn transactions_after_start_reach_the_index() {
     );
 
     // Deposit alone: no debt, not indexed.
-    devnet
-        .red_bank(
-            &borrower,
-            ExecuteMsg::Deposit {
-                account_id: None,
-                on_behalf_of: None,
-            },
-            &[coin(10_000_000, "uatom")],
-        )
-        .await;
+    red_bank_tx(
+        &devnet,
+        &borrower,
+        ExecuteMsg::Deposit {
+            account_id: None,
+            on_behalf_of: None,
+        },
+        &[coin(10_000_000, "uatom")],
+    )
+    .await;
     // Borrow: indexed.
-    let borrowed = devnet
-        .red_bank(
-            &borrower,
-            ExecuteMsg::Borrow {
-                denom: "uusdc".into(),
-                amount: Uint128::new(65_000_000),
-                recipient: None,
-            },
-            &[],
-        )
-        .await;
+    let borrowed = red_bank_tx(
+        &devnet,
+        &borrower,
+        ExecuteMsg::Borrow {
+            denom: "uusdc".into(),
+            amount: Uint128::new(65_000_000),
+            recipient: None,
+        },
+        &[],
+    )
+    .await;
     wait_for_index_to_match(&devnet, &running, &borrower_addr).await;
     let indexed = running
         .collector
@@ -107,26 +110,26 @@ async fn transactions_after_start_reach_the_index() {
     );
 
     // A second collateral, disabled: the flag reaches the index.
-    devnet
-        .red_bank(
-            &borrower,
-            ExecuteMsg::Deposit {
-                account_id: None,
-                on_behalf_of: None,
-            },
-            &[coin(1_000_000, "uosmo")],
-        )
-        .await;
-    devnet
-        .red_bank(
-            &borrower,
-            ExecuteMsg::UpdateAssetCollateralStatus {
-                denom: "uosmo".into(),
-                enable: false,
-            },
-            &[],
-        )
-        .await;
+    red_bank_tx(
+        &devnet,
+        &borrower,
+        ExecuteMsg::Deposit {
+            account_id: None,
+            on_behalf_of: None,
+        },
+        &[coin(1_000_000, "uosmo")],
+    )
+    .await;
+    red_bank_tx(
+        &devnet,
+        &borrower,
+        ExecuteMsg::UpdateAssetCollateralStatus {
+            denom: "uosmo".into(),
+            enable: false,
+        },
+        &[],
+    )
+    .await;
     wait_for_index_to_match(&devnet, &running, &borrower_addr).await;
     let indexed = running
         .collector
@@ -138,23 +141,22 @@ async fn transactions_after_start_reach_the_index() {
     assert!(!indexed.collaterals["uosmo"].enabled);
 
     // Liquidation: ATOM falls, a liquidator repays part of the debt.
-    let moved_at = devnet.set_price("uatom", Decimal::percent(750)).await;
-    let client = devnet.client();
-    eventually("the price move's block", WAIT, || async {
-        (client.latest_height().await.ok()? >= moved_at).then_some(())
-    })
+    let moved_at = devnet
+        .set_prices([("uatom".to_string(), Decimal::percent(750))].into())
+        .await
+        .unwrap();
+    devnet.wait_for_height(moved_at).await.unwrap();
+    let liquidated = red_bank_tx(
+        &devnet,
+        &liquidator,
+        ExecuteMsg::Liquidate {
+            user: borrower_addr.clone(),
+            collateral_denom: "uatom".into(),
+            recipient: None,
+        },
+        &[coin(30_000_000, "uusdc")],
+    )
     .await;
-    let liquidated = devnet
-        .red_bank(
-            &liquidator,
-            ExecuteMsg::Liquidate {
-                user: borrower_addr.clone(),
-                collateral_denom: "uatom".into(),
-                recipient: None,
-            },
-            &[coin(30_000_000, "uusdc")],
-        )
-        .await;
     assert!(liquidated
         .events_of("wasm")
         .any(|e| e.attribute("action") == Some("liquidate")));
@@ -180,15 +182,15 @@ async fn transactions_after_start_reach_the_index() {
 
     // Repay everything on behalf of the borrower (by another wallet): the account leaves the
     // index.
-    devnet
-        .red_bank(
-            &liquidator,
-            ExecuteMsg::Repay {
-                on_behalf_of: Some(borrower_addr.clone()),
-            },
-            &[coin(40_000_000, "uusdc")],
-        )
-        .await;
+    red_bank_tx(
+        &devnet,
+        &liquidator,
+        ExecuteMsg::Repay {
+            on_behalf_of: Some(borrower_addr.clone()),
+        },
+        &[coin(40_000_000, "uusdc")],
+    )
+    .await;
     wait_for_index_to_match(&devnet, &running, &borrower_addr).await;
     assert_eq!(
         running
@@ -262,11 +264,11 @@ async fn check_jobs(config: &QueueConfig, buckets: u32) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_endpoint_and_metrics_show_progress() {
-    let devnet = Devnet::start(50, 3, 10_000).await;
+    let devnet = start_devnet(50, 3, 10_000).await;
     let mut harness = Harness::new();
     let collector = harness.collector(&devnet, test_config(8)).await;
     let running = Running::start(collector);
-    let client = devnet.client();
+    let client = devnet.client.clone();
     eventually("a few blocks indexed", WAIT, || async {
         let last = running.collector.last_indexed().await?;
         let tip = client.latest_height().await.ok()?;

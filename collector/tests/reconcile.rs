@@ -2,21 +2,22 @@
 //! extra account, garbage bytes) are reported by kind and repaired, while blocks keep being
 //! indexed; garbage never stops the collector. The periodic schedule runs it by itself.
 
-mod common;
+mod support;
 
 use std::time::Duration;
 
-use common::{eventually, index_contents, smart_walk, test_config, Devnet, Harness, Running};
 use cosmwasm_std::Uint128;
 use redline_chain::ChainClient;
 use redline_pipeline::index::synthetic_account;
+use support::{index_contents, smart_walk, start_devnet, test_config, Harness, Running};
+use testkit::eventually;
 
 const WAIT: Duration = Duration::from_secs(60);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reconciliation_reports_and_repairs_drift() {
-    common::init_logs();
-    let devnet = Devnet::start(400, 31, 10_000).await;
+    support::init_logs();
+    let devnet = start_devnet(400, 31, 10_000).await;
     let mut harness = Harness::new();
     let running = Running::start(harness.collector(&devnet, test_config(16)).await);
     eventually("discovery", WAIT, || async {
@@ -24,9 +25,9 @@ async fn reconciliation_reports_and_repairs_drift() {
     })
     .await;
     let index = running.collector.index().clone();
-    let client = devnet.client();
+    let client = devnet.client.clone();
     let red_bank = devnet.manifest.contracts.red_bank.clone();
-    let truth = smart_walk(&client, &red_bank, &devnet.seeded_users).await;
+    let truth = smart_walk(&client, &red_bank, &devnet.seeded_users()).await;
     let debtors: Vec<&String> = truth.keys().collect();
 
     // Stale: one debt amount off by one.
@@ -103,8 +104,8 @@ async fn reconciliation_reports_and_repairs_drift() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn periodic_reconciliation_runs_beside_block_following() {
-    common::init_logs();
-    let devnet = Devnet::start(200, 32, 10_000).await;
+    support::init_logs();
+    let devnet = start_devnet(200, 32, 10_000).await;
     let mut harness = Harness::new();
     let mut config = test_config(8);
     config.reconcile.reconcile_every_blocks = 5;
@@ -114,11 +115,11 @@ async fn periodic_reconciliation_runs_beside_block_following() {
     })
     .await;
     let index = running.collector.index().clone();
-    let client = devnet.client();
+    let client = devnet.client.clone();
     let truth = smart_walk(
         &client,
         &devnet.manifest.contracts.red_bank,
-        &devnet.seeded_users,
+        &devnet.seeded_users(),
     )
     .await;
     let victim = truth.keys().next().unwrap().clone();

@@ -2,67 +2,71 @@
 //! height it recorded; one that was away longer than the node's block history rebuilds the
 //! index with a full rescan. Either way the index ends equal to the chain.
 
-mod common;
+mod support;
 
 use std::time::Duration;
 
-use common::{coin, eventually, index_contents, smart_walk, test_config, Devnet, Harness, Running};
 use cosmwasm_std::Uint128;
 use mars::msg::red_bank::ExecuteMsg;
 use redline_chain::ChainClient;
+use support::{
+    coin, index_contents, red_bank_tx, smart_walk, start_devnet, test_config, Devnet, Harness,
+    Running,
+};
+use testkit::eventually;
 
 const WAIT: Duration = Duration::from_secs(60);
 
 /// Every account the test may have touched: the seeded ones and the scenario wallets.
 fn all_users(devnet: &Devnet) -> Vec<String> {
-    let mut users = devnet.seeded_users.clone();
-    users.extend((0..4).map(|i| devnet.wallet(i).address().to_string()));
+    let mut users = devnet.seeded_users().clone();
+    users.extend((0..4).map(|i| devnet.liquidator(i).address().to_string()));
     users
 }
 
 /// Transactions while the collector is down: a new borrower, and a seeded debtor repaid in
 /// full on its behalf (it must leave the index).
 async fn change_positions(devnet: &Devnet, repaid: &str, repaid_denom: &str, amount: Uint128) {
-    let borrower = devnet.wallet(3);
-    devnet
-        .red_bank(
-            &borrower,
-            ExecuteMsg::Deposit {
-                account_id: None,
-                on_behalf_of: None,
-            },
-            &[coin(5_000_000, "uatom")],
-        )
-        .await;
-    devnet
-        .red_bank(
-            &borrower,
-            ExecuteMsg::Borrow {
-                denom: "uosmo".into(),
-                amount: Uint128::new(20_000_000),
-                recipient: None,
-            },
-            &[],
-        )
-        .await;
-    devnet
-        .red_bank(
-            &devnet.wallet(0),
-            ExecuteMsg::Repay {
-                on_behalf_of: Some(repaid.to_string()),
-            },
-            &[coin(amount.u128() * 2 + 1_000_000, repaid_denom)],
-        )
-        .await;
+    let borrower = devnet.liquidator(3);
+    red_bank_tx(
+        devnet,
+        &borrower,
+        ExecuteMsg::Deposit {
+            account_id: None,
+            on_behalf_of: None,
+        },
+        &[coin(5_000_000, "uatom")],
+    )
+    .await;
+    red_bank_tx(
+        devnet,
+        &borrower,
+        ExecuteMsg::Borrow {
+            denom: "uosmo".into(),
+            amount: Uint128::new(20_000_000),
+            recipient: None,
+        },
+        &[],
+    )
+    .await;
+    red_bank_tx(
+        devnet,
+        &devnet.liquidator(0),
+        ExecuteMsg::Repay {
+            on_behalf_of: Some(repaid.to_string()),
+        },
+        &[coin(amount.u128() * 2 + 1_000_000, repaid_denom)],
+    )
+    .await;
 }
 
 /// A seeded debtor with exactly one debt that wallet 0 can repay twice over, with about what it
 /// owes (scaled amounts carry Mars's 10^6 scaling factor; the repay sends double and the
 /// excess is refunded).
 async fn single_debt_debtor(devnet: &Devnet) -> (String, String, Uint128) {
-    let client = devnet.client();
+    let client = devnet.client.clone();
     let balances = client
-        .balances(devnet.wallet(0).address().as_ref())
+        .balances(devnet.liquidator(0).address().as_ref())
         .await
         .unwrap();
     let balance = |denom: &str| {
@@ -75,7 +79,7 @@ async fn single_debt_debtor(devnet: &Devnet) -> (String, String, Uint128) {
     let walked = smart_walk(
         &client,
         &devnet.manifest.contracts.red_bank,
-        &devnet.seeded_users,
+        &devnet.seeded_users(),
     )
     .await;
     walked
@@ -91,7 +95,7 @@ async fn single_debt_debtor(devnet: &Devnet) -> (String, String, Uint128) {
 }
 
 async fn assert_index_matches_chain(devnet: &Devnet, running: &Running) {
-    let client = devnet.client();
+    let client = devnet.client.clone();
     let walked = smart_walk(
         &client,
         &devnet.manifest.contracts.red_bank,
@@ -106,7 +110,7 @@ async fn assert_index_matches_chain(devnet: &Devnet, running: &Running) {
 }
 
 async fn wait_until_at_tip(devnet: &Devnet, running: &Running, at_least: u64) -> u64 {
-    let client = devnet.client();
+    let client = devnet.client.clone();
     eventually("the index to reach the tip", WAIT, || async {
         let last = running.collector.last_indexed().await?;
         let tip = client.latest_height().await.ok()?;
@@ -117,8 +121,8 @@ async fn wait_until_at_tip(devnet: &Devnet, running: &Running, at_least: u64) ->
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restart_catches_up_from_the_recorded_height() {
-    common::init_logs();
-    let devnet = Devnet::start(300, 21, 10_000).await;
+    support::init_logs();
+    let devnet = start_devnet(300, 21, 10_000).await;
     let mut harness = Harness::new();
     let running = Running::start(harness.collector(&devnet, test_config(16)).await);
     let first = wait_until_at_tip(&devnet, &running, 2).await;
@@ -126,7 +130,7 @@ async fn restart_catches_up_from_the_recorded_height() {
 
     let (repaid, denom, amount) = single_debt_debtor(&devnet).await;
     change_positions(&devnet, &repaid, &denom, amount).await;
-    let client = devnet.client();
+    let client = devnet.client.clone();
     // The restarted collector must have several blocks to replay, however quickly the three
     // txs above landed.
     let changed_at = eventually("the chain to move 4 blocks past the stop", WAIT, || async {
@@ -162,7 +166,7 @@ async fn restart_catches_up_from_the_recorded_height() {
     assert!(running
         .collector
         .index()
-        .account(devnet.wallet(3).address().as_ref())
+        .account(devnet.liquidator(3).address().as_ref())
         .await
         .unwrap()
         .is_some());
@@ -173,9 +177,9 @@ async fn restart_catches_up_from_the_recorded_height() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_gap_beyond_the_node_history_triggers_a_full_rescan() {
-    common::init_logs();
+    support::init_logs();
     // The node keeps 10 blocks (2 s).
-    let devnet = Devnet::start(200, 22, 10).await;
+    let devnet = start_devnet(200, 22, 10).await;
     let mut harness = Harness::new();
     let running = Running::start(harness.collector(&devnet, test_config(16)).await);
     let first = wait_until_at_tip(&devnet, &running, 2).await;
@@ -183,7 +187,7 @@ async fn a_gap_beyond_the_node_history_triggers_a_full_rescan() {
 
     let (repaid, denom, amount) = single_debt_debtor(&devnet).await;
     change_positions(&devnet, &repaid, &denom, amount).await;
-    let client = devnet.client();
+    let client = devnet.client.clone();
     eventually(
         "the node to forget the collector's next block",
         WAIT,

@@ -8,25 +8,44 @@
 
 mod support;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::time::Duration;
 
-use cosmwasm_std::{Decimal, Timestamp, Uint128};
+use cosmwasm_std::{Decimal, Uint128};
 use mars::msg::red_bank::QueryMsg;
 use mars::types::{Health, Market, UserPositionFigures};
 use redline_chain::ChainClient;
 use redline_health_checker::onchain::health_from_figures;
 use redline_health_checker::HealthSource;
-use redline_pipeline::index::{BlockSnapshot, CollateralEntry, DebtEntry, IndexedAccount};
+use redline_pipeline::index::{
+    BlockSnapshot, CollateralEntry, DebtEntry, IndexedAccount, PositionIndex,
+};
 use redline_pipeline::jobs::ProtocolKind;
 use redline_pipeline::queue::Queue;
 use support::*;
+use testkit::fixtures::{self, asset_params, dec};
 use testkit::RedisServer;
 
 const SNAPSHOT_TTL: Duration = Duration::from_secs(600);
 
-fn dec(text: &str) -> Decimal {
-    text.parse().unwrap()
+/// Moves prices, then writes the snapshot of the block that applied them to `index` as the
+/// collector would; returns it.
+async fn move_prices_and_index(
+    devnet: &Devnet,
+    index: &PositionIndex,
+    prices: &[(&str, &str)],
+) -> BlockSnapshot {
+    let height = devnet.move_prices(prices).await.unwrap();
+    let snapshot = devnet.snapshot(height).await.unwrap();
+    index
+        .write_block_snapshot(&snapshot, SNAPSHOT_TTL)
+        .await
+        .unwrap();
+    index
+        .set_last_indexed(height, Some(snapshot.time))
+        .await
+        .unwrap();
+    snapshot
 }
 
 /// The chain's liquidation health factor of every borrower (None: no debt).
@@ -65,26 +84,17 @@ async fn chain_health_factors(devnet: &Devnet) -> Vec<(String, Option<Decimal>)>
 /// (and in `common/tests/math_cases.rs`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn queued_and_near_accounts_follow_the_chains_health_factors_by_profit() {
-    let devnet = Devnet::start(300, 7, Duration::from_millis(300)).await;
+    let devnet = start_devnet(300, 7, Duration::from_millis(300)).await;
     let chain_id = devnet.manifest.chain_id.clone();
     let redis = RedisServer::start().unwrap();
     let index = create_index(&redis, &chain_id).await;
-    let indexed = devnet.fill_index(&index).await as u64;
+    let indexed = fill_index(&devnet, &index).await as u64;
     assert!(indexed > 200, "{indexed} borrowers with debt");
 
     // ATOM and OSMO fall by a quarter: many accounts become liquidatable.
-    let height = devnet
-        .move_prices(&[("uatom", "7.5"), ("uosmo", "0.375")])
-        .await;
-    let snapshot = devnet.snapshot(height).await;
-    index
-        .write_block_snapshot(&snapshot, SNAPSHOT_TTL)
-        .await
-        .unwrap();
-    index
-        .set_last_indexed(height, Some(snapshot.time))
-        .await
-        .unwrap();
+    let snapshot =
+        move_prices_and_index(&devnet, &index, &[("uatom", "7.5"), ("uosmo", "0.375")]).await;
+    let height = snapshot.height;
 
     let checker = checker(&redis, HealthSource::Offchain, None, 1_000).await;
     let report = checker
@@ -145,7 +155,7 @@ async fn queued_and_near_accounts_follow_the_chains_health_factors_by_profit() {
     // The on-chain baseline finds the same accounts with the same pairs.
     let onchain_redis = RedisServer::start().unwrap();
     let onchain_index = create_index(&onchain_redis, &chain_id).await;
-    devnet.fill_index(&onchain_index).await;
+    fill_index(&devnet, &onchain_index).await;
     onchain_index
         .write_block_snapshot(&snapshot, SNAPSHOT_TTL)
         .await
@@ -179,18 +189,9 @@ async fn queued_and_near_accounts_follow_the_chains_health_factors_by_profit() {
 
     // Prices recover at a later block: the near set shrinks back and the waiting candidates of
     // accounts that recovered are withdrawn.
-    let recovered = devnet
-        .move_prices(&[("uatom", "10"), ("uosmo", "0.5")])
-        .await;
-    let snapshot = devnet.snapshot(recovered).await;
-    index
-        .write_block_snapshot(&snapshot, SNAPSHOT_TTL)
+    let recovered = move_prices_and_index(&devnet, &index, &[("uatom", "10"), ("uosmo", "0.5")])
         .await
-        .unwrap();
-    index
-        .set_last_indexed(recovered, Some(snapshot.time))
-        .await
-        .unwrap();
+        .height;
     let report = checker
         .process(&whole_index_job(&chain_id, recovered))
         .await
@@ -270,17 +271,8 @@ async fn a_hand_made_account_gets_the_plan_worked_out_by_hand() {
             indexes_last_updated: time - TENTH_OF_A_YEAR,
             ..Market::default()
         };
-    let prices = |atom: &str| -> BTreeMap<String, Decimal> {
-        [("uatom", atom), ("uosmo", "0.375"), ("uusdc", "1")]
-            .into_iter()
-            .map(|(d, p)| (d.to_string(), dec(p)))
-            .collect()
-    };
+    let prices = |atom| fixtures::prices(&[("uatom", atom), ("uosmo", "0.375"), ("uusdc", "1")]);
     let snapshot = BlockSnapshot {
-        chain_id: CHAIN.into(),
-        protocol: ProtocolKind::RedBank,
-        height: HEIGHT,
-        time: Timestamp::from_seconds(time),
         // ATOM's liquidation price is apart from its default price: liquidations use it.
         prices: prices("8"),
         liquidation_prices: prices("7.5"),
@@ -294,8 +286,8 @@ async fn a_hand_made_account_gets_the_plan_worked_out_by_hand() {
             asset_params("uosmo", "0.55", "0.65"),
             asset_params("uusdc", "0.75", "0.8"),
         ],
-        target_health_factor: dec("1.05"),
         accounts: 1,
+        ..fixtures::snapshot(CHAIN, HEIGHT, time)
     };
     index
         .write_block_snapshot(&snapshot, SNAPSHOT_TTL)

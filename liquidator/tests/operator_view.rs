@@ -8,111 +8,19 @@ mod support;
 
 use std::collections::BTreeMap;
 use std::process::Stdio;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use redline_chain::ChainClient;
 use redline_liquidator::balances::{read_wallets, wallets_key};
 use redline_liquidator::record::Outcome;
 use support::Harness;
+use testkit::http::{http_get, http_get_json, WebhookReceiver};
 use testkit::{free_port, wait_for};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt as _;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_liquidator");
-
-/// A loopback HTTP server that answers 200 to every request and keeps each body.
-struct Receiver {
-    addr: std::net::SocketAddr,
-    bodies: Arc<Mutex<Vec<(String, serde_json::Value)>>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Receiver {
-    async fn start() -> Receiver {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let bodies: Arc<Mutex<Vec<(String, serde_json::Value)>>> = Arc::default();
-        let seen = bodies.clone();
-        let task = tokio::spawn(async move {
-            while let Ok((mut stream, _)) = listener.accept().await {
-                let seen = seen.clone();
-                tokio::spawn(async move {
-                    let mut data = Vec::new();
-                    let mut buffer = [0u8; 4096];
-                    // Headers, then as many body bytes as Content-Length says.
-                    loop {
-                        let Ok(n) = stream.read(&mut buffer).await else {
-                            return;
-                        };
-                        if n == 0 {
-                            return;
-                        }
-                        data.extend_from_slice(&buffer[..n]);
-                        let text = String::from_utf8_lossy(&data).to_string();
-                        let Some((head, body)) = text.split_once("\r\n\r\n") else {
-                            continue;
-                        };
-                        let length = head
-                            .lines()
-                            .find_map(|l| {
-                                let (name, value) = l.split_once(':')?;
-                                name.eq_ignore_ascii_case("content-length")
-                                    .then(|| value.trim().parse::<usize>().ok())?
-                            })
-                            .unwrap_or(0);
-                        if body.len() < length {
-                            continue;
-                        }
-                        let path = head
-                            .split_whitespace()
-                            .nth(1)
-                            .unwrap_or_default()
-                            .to_string();
-                        let json = serde_json::from_str(body).unwrap_or_default();
-                        seen.lock().unwrap().push((path, json));
-                        let _ = stream
-                            .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
-                            .await;
-                        return;
-                    }
-                });
-            }
-        });
-        Receiver { addr, bodies, task }
-    }
-
-    fn contents(&self) -> Vec<(String, String)> {
-        self.bodies
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|(path, body)| {
-                (
-                    path.clone(),
-                    body["content"].as_str().unwrap_or_default().to_string(),
-                )
-            })
-            .collect()
-    }
-}
-
-impl Drop for Receiver {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-async fn http_get(addr: &str, path: &str) -> anyhow::Result<String> {
-    let mut stream = tokio::net::TcpStream::connect(addr).await?;
-    let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await?;
-    Ok(response
-        .split_once("\r\n\r\n")
-        .map(|(_, body)| body.to_string())
-        .unwrap_or_default())
-}
+/// The Discord webhook's path (a credential in production).
+const WEBHOOK_PATH: &str = "/webhook/SECRETPATH";
 
 /// Every coin of `address` on chain: denom → amount.
 async fn chain_balances(h: &Harness, address: &str) -> BTreeMap<String, String> {
@@ -131,7 +39,7 @@ async fn balances_are_published_and_liquidations_notified() {
     let dir = tempfile::tempdir().unwrap();
     let manifest = dir.path().join("manifest.json");
     h.manifest.write(&manifest).unwrap();
-    let receiver = Receiver::start().await;
+    let receiver = WebhookReceiver::start().await.unwrap();
     let csv = dir.path().join("notified.csv");
     let metrics_addr = format!("127.0.0.1:{}", free_port().unwrap());
 
@@ -142,8 +50,8 @@ async fn balances_are_published_and_liquidations_notified() {
         .args(["--balance-interval-ms", "500"])
         .args(["--metrics-addr", &metrics_addr, "--log-format", "json"])
         .arg(format!(
-            "--notify-liquidations=discord:http://{}/webhook/SECRETPATH",
-            receiver.addr
+            "--notify-liquidations=discord:{}",
+            receiver.url(WEBHOOK_PATH)
         ))
         .arg(format!(
             "--notify-successful-liquidations=csvfile:{}",
@@ -182,9 +90,9 @@ async fn balances_are_published_and_liquidations_notified() {
         let in_redis = published
             .iter()
             .any(|w| w.address == worker_wallet && w.slot == 1 && w.balances == on_chain);
-        let health: serde_json::Value =
-            serde_json::from_str(&http_get(&metrics_addr, "/health").await.unwrap_or_default())
-                .unwrap_or_default();
+        let health = http_get_json(&metrics_addr, "/health")
+            .await
+            .unwrap_or_default();
         let in_health = health["wallets"].as_array().is_some_and(|wallets| {
             wallets.iter().any(|w| {
                 w["address"] == worker_wallet.as_str()
@@ -193,6 +101,7 @@ async fn balances_are_published_and_liquidations_notified() {
         });
         let metrics = http_get(&metrics_addr, "/metrics")
             .await
+            .map(|(_, body)| body)
             .unwrap_or_default();
         let gauge = format!(
             "redline_liquidator_wallet_balance{{denom=\"uusdc\",slot=\"1\",wallet=\"{worker_wallet}\"}} {}",
@@ -224,15 +133,15 @@ async fn balances_are_published_and_liquidations_notified() {
 
     // The liquidation was notified: one webhook post, one CSV row.
     wait_for(
-        || async { !receiver.contents().is_empty() && std::fs::read_to_string(&csv).is_ok() },
+        || async { !receiver.requests().is_empty() && std::fs::read_to_string(&csv).is_ok() },
         Duration::from_secs(30),
     )
     .await
     .expect("the liquidation is notified");
-    let posts = receiver.contents();
+    let posts = receiver.requests();
     assert_eq!(posts.len(), 1, "{posts:?}");
-    assert_eq!(posts[0].0, "/webhook/SECRETPATH");
-    let text = &posts[0].1;
+    assert_eq!(posts[0].path, WEBHOOK_PATH);
+    let text = posts[0].body["content"].as_str().unwrap_or_default();
     assert!(text.contains("Liquidation succeeded"), "{text}");
     assert!(
         text.contains(&account) && text.contains(&record.tx_hash),

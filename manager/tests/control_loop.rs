@@ -7,7 +7,7 @@
 mod support;
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use cosmwasm_std::Timestamp;
 use redline_chain::NewBlock;
@@ -15,9 +15,10 @@ use redline_manager::control::blocks_stream_key;
 use redline_manager::scaler::{Scaler, WorkerKind};
 use redline_pipeline::jobs::{HealthCheckJob, HEALTH_CHECK_QUEUE};
 use redline_pipeline::queue::{Queue, QueueConfig, RedisStreamQueue};
+use redline_service::metrics::HealthReport;
 use redline_service::notify::Notifier;
 use support::{policy, process_scaler, run_manager, settings, write_service, Running};
-use testkit::RedisServer;
+use testkit::{eventually, wait_for, RedisServer};
 
 fn block(height: u64) -> NewBlock {
     NewBlock {
@@ -31,12 +32,14 @@ fn job(height: u64, bucket: u32) -> HealthCheckJob {
     support::job(height, bucket, 100)
 }
 
-async fn wait_for(what: &str, timeout: Duration, mut check: impl AsyncFnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !check().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+/// Waits until the manager's health report says `status`.
+async fn wait_for_status(health: &HealthReport, status: &str) {
+    wait_for(
+        || async { health.read().await["status"] == status },
+        Duration::from_secs(5),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("waiting for status {status}: {e}"));
 }
 
 /// Every block record so far: (height, status, jobs_missed).
@@ -108,15 +111,19 @@ async fn deadlines_alarm_wake_and_shutdown() {
         .unwrap();
     // The work wakes the pool at once, without waiting for a block.
     let woken = scaler.clone();
-    wait_for("a health checker", Duration::from_secs(5), async || {
-        woken
-            .observe(WorkerKind::HealthChecker)
-            .await
-            .unwrap()
-            .running
-            == 1
-    })
-    .await;
+    wait_for(
+        || async {
+            woken
+                .observe(WorkerKind::HealthChecker)
+                .await
+                .unwrap()
+                .running
+                == 1
+        },
+        Duration::from_secs(5),
+    )
+    .await
+    .expect("a health checker");
     let done = consumer
         .fetch(10, Duration::from_millis(500))
         .await
@@ -136,38 +143,31 @@ async fn deadlines_alarm_wake_and_shutdown() {
     tokio::time::sleep(Duration::from_millis(400)).await;
     blocks_tx.send(block(3)).await.unwrap();
 
-    let mut conn = redis::Client::open(server.url())
+    let conn = redis::Client::open(server.url())
         .unwrap()
         .get_connection_manager()
         .await
         .unwrap();
     let key = blocks_stream_key(&queue_config.queue_prefix);
-    let mut seen = Vec::new();
-    for _ in 0..100 {
-        seen = records(&mut conn, &key).await;
-        if seen.len() >= 2 {
-            break;
+    let seen = eventually("two block records", Duration::from_secs(5), || {
+        let mut conn = conn.clone();
+        let key = key.clone();
+        async move {
+            let seen = records(&mut conn, &key).await;
+            (seen.len() >= 2).then_some(seen)
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    })
+    .await;
     assert_eq!(
         seen,
         vec![(1, "on_time".to_owned(), 0), (2, "late".to_owned(), 1)]
     );
 
     // No block for over a second: the alarm.
-    let alarmed = health.clone();
-    wait_for("the alarm", Duration::from_secs(5), async || {
-        alarmed.read().await["status"] == "alarm"
-    })
-    .await;
+    wait_for_status(&health, "alarm").await;
     assert_eq!(metrics.block_alarm.get(), 1);
     blocks_tx.send(block(4)).await.unwrap();
-    let cleared = health.clone();
-    wait_for("the alarm to clear", Duration::from_secs(5), async || {
-        cleared.read().await["status"] == "ok"
-    })
-    .await;
+    wait_for_status(&health, "ok").await;
     assert_eq!(metrics.block_alarm.get(), 0);
     assert_eq!(metrics.last_block_height.get(), 4);
     assert_eq!(metrics.blocks.with_label_values(&["late"]).get(), 1);

@@ -1,120 +1,20 @@
-//! Notifications against a real HTTP receiver on loopback (axum, recording every request) and
+//! Notifications against a real HTTP receiver on loopback (testkit's, recording every request) and
 //! real CSV files: payload shapes, routing by category, dead and slow targets, secrets.
 
-use std::collections::{HashMap, VecDeque};
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
 use clap::{CommandFactory, Parser};
 use cosmwasm_std::{SignedDecimal, Uint128};
 use redline_pipeline::jobs::ProtocolKind;
 use redline_service::notify::{
     LiquidationAttempt, LiquidationOutcome, Notifier, NotifyArgs, NotifyEvent, NotifyStats,
 };
+use testkit::http::WebhookReceiver as Receiver;
 use testkit::wait_for;
 
 const TOKEN: &str = "987654321:AAF-secretBotToken_xyz";
 const WEBHOOK_SECRET: &str = "whSECRETwebhookPATH";
-
-#[derive(Debug, Clone)]
-struct Recorded {
-    path: String,
-    body: serde_json::Value,
-}
-
-/// An HTTP status to answer with, and a `Retry-After` header value.
-type ScriptedAnswer = (u16, Option<&'static str>);
-
-#[derive(Clone, Default)]
-struct ReceiverState {
-    requests: Arc<Mutex<Vec<Recorded>>>,
-    /// Statuses to answer on a path before the default 200, in order.
-    script: Arc<Mutex<HashMap<String, VecDeque<ScriptedAnswer>>>>,
-}
-
-/// An HTTP server on 127.0.0.1:0 that records every request. Paths under `/slow` never answer
-/// in time.
-struct Receiver {
-    addr: SocketAddr,
-    state: ReceiverState,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Receiver {
-    async fn start() -> Receiver {
-        async fn record(State(state): State<ReceiverState>, uri: Uri, body: Bytes) -> Response {
-            let path = uri.path().to_string();
-            if path.starts_with("/slow") {
-                tokio::time::sleep(Duration::from_secs(30)).await;
-            }
-            let body = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
-            state.requests.lock().unwrap().push(Recorded {
-                path: path.clone(),
-                body,
-            });
-            let scripted = state
-                .script
-                .lock()
-                .unwrap()
-                .get_mut(&path)
-                .and_then(|q| q.pop_front());
-            match scripted {
-                Some((status, retry_after)) => {
-                    let status = StatusCode::from_u16(status).unwrap();
-                    match retry_after {
-                        Some(secs) => (status, [("retry-after", secs)], "scripted").into_response(),
-                        None => (status, "scripted").into_response(),
-                    }
-                }
-                None => (StatusCode::OK, r#"{"ok":true}"#).into_response(),
-            }
-        }
-        let state = ReceiverState::default();
-        let app = axum::Router::new()
-            .fallback(record)
-            .with_state(state.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let task = tokio::spawn(async move {
-            axum::serve(listener, app).await.unwrap();
-        });
-        Receiver { addr, state, task }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-
-    fn script(&self, path: &str, answers: &[ScriptedAnswer]) {
-        self.state
-            .script
-            .lock()
-            .unwrap()
-            .insert(path.to_string(), answers.iter().copied().collect());
-    }
-
-    fn requests(&self) -> Vec<Recorded> {
-        self.state.requests.lock().unwrap().clone()
-    }
-
-    fn requests_to(&self, path: &str) -> Vec<Recorded> {
-        self.requests()
-            .into_iter()
-            .filter(|r| r.path == path)
-            .collect()
-    }
-}
-
-impl Drop for Receiver {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
 
 /// Settings for fast tests: short timeout and backoff.
 fn args() -> NotifyArgs {
@@ -171,7 +71,7 @@ fn dead_url(path: &str) -> String {
 
 #[tokio::test]
 async fn discord_slack_and_telegram_payloads() {
-    let receiver = Receiver::start().await;
+    let receiver = Receiver::start().await.unwrap();
     let notifier = NotifyArgs {
         notify_liquidations: vec![
             format!(
@@ -235,7 +135,7 @@ async fn discord_slack_and_telegram_payloads() {
 
 #[tokio::test]
 async fn routes_by_category_into_csv_files_with_a_header() {
-    let receiver = Receiver::start().await;
+    let receiver = Receiver::start().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let csv = |name: &str| dir.path().join(name);
     let discord = format!("discord:{}", receiver.url("/discord"));
@@ -338,7 +238,7 @@ async fn routes_by_category_into_csv_files_with_a_header() {
 
 #[tokio::test]
 async fn retries_server_errors_and_rate_limits_but_not_client_errors() {
-    let receiver = Receiver::start().await;
+    let receiver = Receiver::start().await.unwrap();
     receiver.script("/flaky", &[(503, None), (429, Some("0"))]);
     receiver.script("/gone", &[(404, None)]);
     let notifier = NotifyArgs {
@@ -368,7 +268,7 @@ async fn retries_server_errors_and_rate_limits_but_not_client_errors() {
 
 #[tokio::test]
 async fn dead_and_slow_targets_never_block_the_caller() {
-    let receiver = Receiver::start().await;
+    let receiver = Receiver::start().await.unwrap();
     let notifier = NotifyArgs {
         notify_liquidations: vec![
             format!("discord:{}", dead_url("/dead")),
@@ -414,7 +314,7 @@ async fn dead_and_slow_targets_never_block_the_caller() {
 
 #[tokio::test]
 async fn a_full_queue_drops_instead_of_waiting() {
-    let receiver = Receiver::start().await;
+    let receiver = Receiver::start().await.unwrap();
     let notifier = NotifyArgs {
         notify_errors: vec![format!("slack:{}", receiver.url("/slow"))],
         notify_timeout_ms: 10_000,
@@ -441,7 +341,7 @@ async fn a_full_queue_drops_instead_of_waiting() {
 
 #[tokio::test]
 async fn metrics_count_results_per_target_kind() {
-    let receiver = Receiver::start().await;
+    let receiver = Receiver::start().await.unwrap();
     let notifier = NotifyArgs {
         notify_errors: vec![
             format!("discord:{}", receiver.url("/ok")),
@@ -500,7 +400,7 @@ async fn secrets_stay_out_of_logs_errors_and_debug_output() {
         .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
 
-    let receiver = Receiver::start().await;
+    let receiver = Receiver::start().await.unwrap();
     receiver.script(&format!("/api/bot{TOKEN}/sendMessage"), &[(401, None)]);
     let args = NotifyArgs {
         notify_liquidations: vec![format!(
@@ -636,7 +536,7 @@ fn starting_outside_a_runtime_is_an_error_not_a_panic() {
 
 #[tokio::test]
 async fn a_repeated_error_is_sent_once_per_window() {
-    let receiver = Receiver::start().await;
+    let receiver = Receiver::start().await.unwrap();
     let notifier = NotifyArgs {
         notify_errors: vec![format!("slack:{}", receiver.url("/errors"))],
         notify_liquidations: vec![format!("discord:{}", receiver.url("/liquidations"))],

@@ -12,9 +12,12 @@
 //! Tests that need a Docker engine gate on [`docker_or_skip`], which applies the one skip
 //! policy (see there): skip loudly on a machine without an engine, fail on CI.
 
+pub mod devnet;
 pub mod fake_chain;
+pub mod fixtures;
 pub use fake_chain::FakeChain;
 pub mod fuzz;
+pub mod http;
 
 use redline_pipeline::queue::RedisArgs;
 
@@ -83,18 +86,18 @@ pub fn free_port() -> Result<u16, TestkitError> {
     Ok(port)
 }
 
-/// Polls the async `condition` (fast at first, then every 100 ms) until it returns `true`, or
-/// fails after `timeout`.
-pub async fn wait_for<F, Fut>(mut condition: F, timeout: Duration) -> Result<(), TestkitError>
+/// Polls the async `check` (fast at first, then every 100 ms) until it returns `Some`, or fails
+/// after `timeout`.
+pub async fn poll<T, F, Fut>(mut check: F, timeout: Duration) -> Result<T, TestkitError>
 where
     F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
+    Fut: Future<Output = Option<T>>,
 {
     let deadline = tokio::time::Instant::now() + timeout;
     let mut pause = Duration::from_millis(5);
     loop {
-        if condition().await {
-            return Ok(());
+        if let Some(value) = check().await {
+            return Ok(value);
         }
         let now = tokio::time::Instant::now();
         if now >= deadline {
@@ -102,6 +105,35 @@ where
         }
         tokio::time::sleep(pause.min(deadline - now)).await;
         pause = (pause * 2).min(Duration::from_millis(100));
+    }
+}
+
+/// [`poll`] for a condition that holds or not.
+pub async fn wait_for<F, Fut>(mut condition: F, timeout: Duration) -> Result<(), TestkitError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    poll(
+        || {
+            let holds = condition();
+            async move { holds.await.then_some(()) }
+        },
+        timeout,
+    )
+    .await
+}
+
+/// [`poll`] that panics on a timeout, naming `what` it waited for: for tests where waiting in
+/// vain is the failure.
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    match poll(check, timeout).await {
+        Ok(value) => value,
+        Err(error) => panic!("waiting for {what}: {error}"),
     }
 }
 

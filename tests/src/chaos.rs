@@ -36,10 +36,10 @@ use redline_liquidator::recheck::{inclusion_window, PositionReader};
 use redline_protocol::RedBank;
 use serde_json::Value;
 use testkit::{free_port, RedisServer};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
-use crate::bench::devnet::Devnet;
+use crate::bench::devnet::{self, Devnet};
 use crate::capture::{CaptureOracle, CaptureReport};
+use testkit::http::http_get;
 
 pub mod report;
 
@@ -54,26 +54,6 @@ pub const GROUP: &str = "workers";
 pub const LIQUIDATION_BASE: &str = "redline:{liquidations}";
 /// Visibility timeout of the fault tests: a dead worker's job comes back after it.
 pub const VISIBILITY_MS: u64 = 3_000;
-
-/// The directory `cargo build` puts the workspace's binaries in (tests run from
-/// `target/<profile>/deps/`), checked to hold every service.
-pub fn bin_dir() -> anyhow::Result<PathBuf> {
-    let exe = std::env::current_exe()?;
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .context("the test binary is not in target/<profile>/deps")?
-        .to_path_buf();
-    for binary in ["manager", "collector", "health-checker", "liquidator"] {
-        if !dir.join(binary).is_file() {
-            bail!(
-                "{} is missing: build the binaries first (cargo build --bins, or make test)",
-                dir.join(binary).display()
-            );
-        }
-    }
-    Ok(dir)
-}
 
 pub fn unix_ms() -> u64 {
     std::time::SystemTime::now()
@@ -132,31 +112,6 @@ pub fn children_running(pid: u32, binary: &str) -> Vec<u32> {
     }
     children.sort();
     children
-}
-
-/// `GET path` on `addr`: the status code and the body.
-pub async fn http_get(addr: &str, path: &str) -> anyhow::Result<(u16, String)> {
-    let mut stream =
-        tokio::time::timeout(Duration::from_secs(5), tokio::net::TcpStream::connect(addr))
-            .await
-            .context("connect timed out")??;
-    let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await?;
-    let mut response = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut response))
-        .await
-        .context("read timed out")??;
-    let response = String::from_utf8_lossy(&response).into_owned();
-    let status = response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, body)| body.to_string())
-        .unwrap_or_default();
-    Ok((status, body))
 }
 
 /// Polls `condition` every 200 ms until it holds, or fails naming `what` after `timeout`.
@@ -404,7 +359,7 @@ pub struct Pipeline {
 impl Pipeline {
     /// Starts everything and waits for the manager's `/health`.
     pub async fn start(dir: &Path, options: PipelineOptions) -> anyhow::Result<Self> {
-        let devnet = Devnet::start(options.accounts, options.seed, options.block_time).await?;
+        let devnet = devnet::start(options.accounts, options.seed, options.block_time).await?;
         Self::start_on(dir, options, devnet).await
     }
 
@@ -415,7 +370,7 @@ impl Pipeline {
         options: PipelineOptions,
         devnet: Devnet,
     ) -> anyhow::Result<Self> {
-        let bin = bin_dir()?;
+        let bin = crate::bin_dir(&crate::SERVICES)?;
         let redis = RedisServer::start()?;
         let mut manifest = devnet.manifest.clone();
         if !options.rpc.is_empty() {

@@ -1,15 +1,14 @@
 //! Shared helpers of the end-to-end tests: an in-process devnet node on a free loopback port,
-//! the chain client and wallets pointed at it, and (re-exported) the Redis testkit.
+//! the chain client and wallets pointed at it, and (re-exported) the testkit, whose devnet runs
+//! the default scenario.
 //!
 //! Every helper starts its own node (port 0 → the OS picks a free port), so tests run in
 //! parallel without sharing a chain.
 
-use std::time::Duration;
-
 use anyhow::Context as _;
 use redline_chain::{ChainConfig, TendermintClient, Wallet};
 use redline_devnet::chain::ChainState;
-use redline_devnet::rpc::{NodeConfig, NodeHandle};
+use redline_devnet::rpc::NodeHandle;
 
 pub use testkit;
 
@@ -21,9 +20,7 @@ pub mod chaos;
 /// Never use it for anything of value.
 pub const TEST_MNEMONIC: &str = "economy stock theory fatal elder harbor betray wasp final emotion task crumble siren bottom lizard educate guess current outdoor pair theory focus wife stone";
 
-/// Block interval of test nodes: fast enough for quick tests, slow enough for a loaded
-/// 2-core CI machine to keep up.
-pub const TEST_BLOCK_TIME: Duration = Duration::from_millis(200);
+pub use testkit::devnet::BLOCK_TIME as TEST_BLOCK_TIME;
 
 /// The devnet's chain parameters for tests: its defaults with [`TEST_BLOCK_TIME`].
 pub fn devnet_chain_config() -> redline_devnet::chain::ChainConfig {
@@ -55,14 +52,7 @@ impl TestNode {
         G: FnOnce(&mut ChainState) -> anyhow::Result<T> + Send + 'static,
         T: Send + 'static,
     {
-        let config = NodeConfig {
-            chain: chain.clone(),
-            port: 0,
-            ..NodeConfig::default()
-        };
-        let (node, output) = redline_devnet::rpc::start(config, genesis)
-            .await
-            .context("starting the devnet node")?;
+        let (node, output) = testkit::devnet::start_node(chain.clone(), genesis).await?;
         Ok((TestNode { node, chain }, output))
     }
 
@@ -93,6 +83,28 @@ impl TestNode {
     }
 }
 
+/// The workspace's services, as `cargo build --bins` names them.
+pub const SERVICES: [&str; 4] = ["manager", "collector", "health-checker", "liquidator"];
+
+/// The directory `cargo build` puts the workspace's binaries in (tests run from
+/// `target/<profile>/deps/`), checked to hold each of `binaries`.
+pub fn bin_dir(binaries: &[&str]) -> anyhow::Result<std::path::PathBuf> {
+    let exe = std::env::current_exe()?;
+    let dir = exe
+        .parent()
+        .and_then(std::path::Path::parent)
+        .context("the test binary is not in target/<profile>/deps")?
+        .to_path_buf();
+    for binary in binaries {
+        anyhow::ensure!(
+            dir.join(binary).is_file(),
+            "{} is missing: build the binaries first (cargo build --bins, or make test)",
+            dir.join(binary).display()
+        );
+    }
+    Ok(dir)
+}
+
 /// An `http://` URL nothing listens on (for fail-over tests): a port the OS just handed out
 /// and that was released again.
 pub fn dead_http_url() -> String {
@@ -104,93 +116,6 @@ pub fn dead_http_url() -> String {
 pub fn dead_ws_url() -> String {
     let port = testkit::free_port().expect("a free port");
     format!("ws://127.0.0.1:{port}/websocket")
-}
-
-/// A devnet running the default scenario (Mars contracts, seeded borrowers, funded liquidator
-/// wallets), plus what a test needs to check it against.
-pub struct TestScenario {
-    pub node: NodeHandle,
-    pub info: redline_devnet::scenario::ScenarioInfo,
-    pub manifest: mars::manifest::Manifest,
-    /// The seeded positions (borrowers first, then the lenders funding each market), as
-    /// genesis wrote them.
-    pub positions: Vec<redline_devnet::contracts::SeedPosition>,
-}
-
-impl TestScenario {
-    /// Starts the scenario with `accounts` borrowers drawn from `seed`, on a free port, with
-    /// [`TEST_BLOCK_TIME`] blocks.
-    pub async fn start(accounts: usize, seed: u64) -> anyhow::Result<Self> {
-        Self::start_with_block_time(accounts, seed, TEST_BLOCK_TIME).await
-    }
-
-    /// [`TestScenario::start`] with another block interval.
-    pub async fn start_with_block_time(
-        accounts: usize,
-        seed: u64,
-        block_time: Duration,
-    ) -> anyhow::Result<Self> {
-        use redline_devnet::scenario::{self, ScenarioConfig};
-        let cfg = ScenarioConfig {
-            accounts,
-            seed,
-            liquidator_wallets: 4,
-            ..ScenarioConfig::default()
-        };
-        let node_config = NodeConfig {
-            chain: redline_devnet::chain::ChainConfig {
-                block_time,
-                ..devnet_chain_config()
-            },
-            port: 0,
-            ..NodeConfig::default()
-        };
-        let genesis_cfg = cfg.clone();
-        let (node, (info, positions)) = redline_devnet::rpc::start(node_config, move |state| {
-            let info = scenario::genesis(state, &genesis_cfg)?;
-            // The generator is deterministic: running it again gives what genesis seeded.
-            let positions = scenario::generate_positions(
-                state,
-                &scenario::markets(),
-                genesis_cfg.accounts,
-                genesis_cfg.seed,
-            )?;
-            Ok((info, positions))
-        })
-        .await
-        .context("starting the devnet scenario")?;
-        let manifest = scenario::manifest(&node, &info, &cfg);
-        Ok(TestScenario {
-            node,
-            info,
-            manifest,
-            positions,
-        })
-    }
-
-    /// The chain client's config, built from the manifest as services build it.
-    pub fn chain_config(&self) -> ChainConfig {
-        ChainConfig::from_manifest(&self.manifest).expect("the devnet writes a valid manifest")
-    }
-
-    pub fn client(&self) -> TendermintClient {
-        TendermintClient::new(self.chain_config()).expect("a valid chain config builds a client")
-    }
-
-    /// Funded liquidator wallet `index` of the manifest's mnemonic.
-    pub fn liquidator(&self, index: u32) -> Wallet {
-        let mnemonic = self
-            .manifest
-            .liquidator_mnemonic
-            .as_deref()
-            .expect("the devnet manifest carries the liquidator mnemonic");
-        Wallet::from_mnemonic(mnemonic, &self.manifest.bech32_prefix, index)
-            .expect("the liquidator mnemonic derives")
-    }
-
-    pub async fn shutdown(self) {
-        self.node.shutdown().await
-    }
 }
 
 /// A TCP proxy in front of a server that can cut every open connection at once, to see

@@ -9,12 +9,12 @@ use anyhow::Context as _;
 use cosmwasm_std::Decimal;
 use redline_chain::{ChainClient, Wallet};
 use redline_tests::capture::CaptureOracle;
-use redline_tests::TestScenario;
+use testkit::devnet::Devnet;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_a_drop_the_oracle_finds_profitable_liquidations() -> anyhow::Result<()> {
-    let scenario = TestScenario::start(300, 5).await?;
-    let client = scenario.client();
+    let scenario = Devnet::scenario(300, 5).start().await?;
+    let client = scenario.client.clone();
     while client.latest_height().await? < 2 {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }

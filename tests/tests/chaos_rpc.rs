@@ -26,7 +26,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use redline_tests::bench::devnet::Devnet;
+use redline_tests::bench::devnet::{self, Devnet};
 use redline_tests::chaos::report::{
     self, BlockWindow, Fragment, RpcOneFigures, RpcPhase, RpcTwoFigures,
 };
@@ -72,7 +72,7 @@ fn keep_on_failure(dir: tempfile::TempDir, result: &anyhow::Result<()>) {
 /// The devnet and `n` proxies in front of its RPC port.
 async fn devnet_behind_proxies(n: usize) -> anyhow::Result<(Devnet, Vec<TcpProxy>)> {
     let defaults = PipelineOptions::default();
-    let devnet = Devnet::start(defaults.accounts, defaults.seed, defaults.block_time).await?;
+    let devnet = devnet::start(defaults.accounts, defaults.seed, defaults.block_time).await?;
     let target: SocketAddr = devnet
         .node
         .rpc_http_url()

@@ -16,109 +16,25 @@
 //! (`cargo build --bins`; `make test` builds them).
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context as _};
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::Uri;
 use mars::value::Value as Usd;
 use redline_chain::ChainClient;
 use redline_liquidator::record::{notification, read_records, Outcome};
 use redline_pipeline::redis_conn::RedisConn;
-use redline_tests::bench::devnet::Devnet;
+use redline_tests::bench::devnet;
+use redline_tests::{bin_dir, SERVICES};
 use serde_json::Value;
+use testkit::http::{http_get_json, WebhookReceiver};
 use testkit::{free_port, RedisServer};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const ACCOUNTS: usize = 300;
 const BLOCK_TIME: Duration = Duration::from_secs(1);
 const PREFIX: &str = "dash";
 const CHROMIUM: &str = "/usr/bin/chromium";
-
-/// The directory `cargo build` puts the workspace's binaries in (this test runs from
-/// `target/<profile>/deps/`).
-fn bin_dir() -> anyhow::Result<PathBuf> {
-    let exe = std::env::current_exe()?;
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .context("the test binary is not in target/<profile>/deps")?
-        .to_path_buf();
-    for binary in ["manager", "collector", "health-checker", "liquidator"] {
-        if !dir.join(binary).is_file() {
-            bail!(
-                "{} is missing: build the binaries first (cargo build --bins, or make test)",
-                dir.join(binary).display()
-            );
-        }
-    }
-    Ok(dir)
-}
-
-async fn http_get(addr: &str, path: &str) -> anyhow::Result<Value> {
-    let mut stream = tokio::net::TcpStream::connect(addr).await?;
-    let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await?;
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, body)| body)
-        .unwrap_or_default();
-    Ok(serde_json::from_str(body)?)
-}
-
-/// An HTTP server on loopback that records every request's path and JSON body.
-struct Receiver {
-    addr: std::net::SocketAddr,
-    requests: Arc<Mutex<Vec<(String, Value)>>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Receiver {
-    async fn start() -> anyhow::Result<Receiver> {
-        type Seen = Arc<Mutex<Vec<(String, Value)>>>;
-        async fn record(State(seen): State<Seen>, uri: Uri, body: Bytes) -> &'static str {
-            let body = serde_json::from_slice(&body).unwrap_or(Value::Null);
-            seen.lock().unwrap().push((uri.path().to_string(), body));
-            "ok"
-        }
-        let requests: Seen = Arc::default();
-        let app = axum::Router::new()
-            .fallback(record)
-            .with_state(requests.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        Ok(Receiver {
-            addr,
-            requests,
-            task,
-        })
-    }
-
-    fn messages_to(&self, path: &str) -> Vec<String> {
-        self.requests
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|(p, _)| p == path)
-            .map(|(_, body)| body["content"].as_str().unwrap_or_default().to_string())
-            .collect()
-    }
-}
-
-impl Drop for Receiver {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
 
 /// The text of the element with `id` (up to its first child tag).
 fn text_of_id(dom: &str, id: &str) -> Option<String> {
@@ -325,7 +241,7 @@ fn tail(path: &Path, lines: usize) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dashboard_shows_the_pipeline_and_liquidations_are_notified() -> anyhow::Result<()> {
-    let bin = bin_dir()?;
+    let bin = bin_dir(&SERVICES)?;
     let dir = tempfile::Builder::new().prefix("dashboard-e2e").tempdir()?;
     let log_path = dir.path().join("manager.log");
     let result = run(&bin, dir.path(), &log_path).await;
@@ -344,10 +260,10 @@ async fn dashboard_shows_the_pipeline_and_liquidations_are_notified() -> anyhow:
 async fn run(bin: &Path, dir: &Path, log_path: &Path) -> anyhow::Result<()> {
     let started = Instant::now();
     let redis_server = RedisServer::start()?;
-    let devnet = Devnet::start(ACCOUNTS, 5, BLOCK_TIME).await?;
+    let devnet = devnet::start(ACCOUNTS, 5, BLOCK_TIME).await?;
     let manifest_path = dir.join("manifest.json");
     devnet.manifest.write(&manifest_path)?;
-    let receiver = Receiver::start().await?;
+    let receiver = WebhookReceiver::start().await?;
     let csv_path = dir.join("liquidations.csv");
     let metrics_addr = format!("127.0.0.1:{}", free_port()?);
     let dashboard_addr = format!("127.0.0.1:{}", free_port()?);
@@ -368,16 +284,16 @@ async fn run(bin: &Path, dir: &Path, log_path: &Path) -> anyhow::Result<()> {
         .args(["--dashboard-addr", &dashboard_addr])
         .args(["--worker-log-level", "warn", "--stop-grace-secs", "10"])
         .arg(format!(
-            "--notify-liquidations=discord:http://{}/discord/hook",
-            receiver.addr
+            "--notify-liquidations=discord:{}",
+            receiver.url("/discord/hook")
         ))
         .arg(format!(
             "--notify-liquidations=csvfile:{}",
             csv_path.display()
         ))
         .arg(format!(
-            "--notify-errors=slack:http://{}/slack/hook",
-            receiver.addr
+            "--notify-errors=slack:{}",
+            receiver.url("/slack/hook")
         ))
         .args([
             "--health-checker-arg=--workers=1",
@@ -404,7 +320,7 @@ async fn run(bin: &Path, dir: &Path, log_path: &Path) -> anyhow::Result<()> {
         if let Ok(Some(status)) = manager.try_wait() {
             bail!("the manager exited: {status}");
         }
-        if let Ok(json) = http_get(&dashboard_addr, "/api/dashboard").await {
+        if let Ok(json) = http_get_json(&dashboard_addr, "/api/dashboard").await {
             let closed = json["blocks"].as_array().map_or(0, Vec::len);
             let wallets = json["wallets"].as_array().map_or(0, Vec::len);
             if closed >= 3 && wallets >= 1 && json["near_liquidation"]["total"].as_u64() > Some(0) {
@@ -458,7 +374,7 @@ async fn run(bin: &Path, dir: &Path, log_path: &Path) -> anyhow::Result<()> {
     // The published balances catch up with the chain (each wallet is read after its txs).
     let deadline = Instant::now() + Duration::from_secs(60);
     let chain_balances = loop {
-        let json = http_get(&dashboard_addr, "/api/dashboard").await?;
+        let json = http_get_json(&dashboard_addr, "/api/dashboard").await?;
         let published = expected_from_json(&json).balances;
         let mut on_chain = BTreeMap::new();
         for wallet in json["wallets"].as_array().into_iter().flatten() {
@@ -483,9 +399,9 @@ async fn run(bin: &Path, dir: &Path, log_path: &Path) -> anyhow::Result<()> {
     let url = format!("http://{dashboard_addr}/");
     let mut checked = false;
     for attempt in 1..=8 {
-        let before = http_get(&dashboard_addr, "/api/dashboard").await?;
+        let before = http_get_json(&dashboard_addr, "/api/dashboard").await?;
         let dom = chromium(&profile, &["--dump-dom".to_string()], &url).await?;
-        let after = http_get(&dashboard_addr, "/api/dashboard").await?;
+        let after = http_get_json(&dashboard_addr, "/api/dashboard").await?;
         let shown = parse_dom(&dom)?;
         let (expected_before, expected_after) =
             (expected_from_json(&before), expected_from_json(&after));
@@ -616,7 +532,7 @@ async fn run(bin: &Path, dir: &Path, log_path: &Path) -> anyhow::Result<()> {
     );
     let deadline = Instant::now() + Duration::from_secs(60);
     let messages = loop {
-        let messages = receiver.messages_to("/discord/hook");
+        let messages = receiver.texts_to("/discord/hook", "content");
         if messages.len() >= expected.len() {
             break messages;
         }

@@ -36,8 +36,8 @@ use redline_chain::{
     bank_send_msg, sign_with_simulated_gas, ChainClient, ChainConfig, ChainError, ScanOptions,
     SequenceTracker, TendermintClient, TxBuilder, TxHash,
 };
-use redline_tests::TestScenario;
 use serde_json::Value;
+use testkit::devnet::Devnet;
 use testkit::fuzz::{bytes, json_value, mutated, mutations, Mutation};
 
 const SMART: &str = "abci_query /cosmwasm.wasm.v1.Query/SmartContractState";
@@ -139,7 +139,7 @@ struct Fixture {
     tx_hash: TxHash,
     tx_height: u64,
     /// The scenario's node, kept running for the life of the test process.
-    _scenario: TestScenario,
+    _scenario: Devnet,
 }
 
 fn runtime() -> &'static tokio::runtime::Runtime {
@@ -161,7 +161,10 @@ fn fixture() -> &'static Fixture {
 }
 
 async fn record() -> Fixture {
-    let scenario = TestScenario::start(3, 7).await.expect("the devnet starts");
+    let scenario = Devnet::scenario(3, 7)
+        .start()
+        .await
+        .expect("the devnet starts");
     let state = Arc::new(FakeState {
         upstream: Mutex::new(Some(scenario.node.rpc_http_url())),
         http: reqwest::Client::new(),
@@ -676,7 +679,7 @@ async fn garbage_node(State(node): State<Arc<GarbageNode>>, body: Bytes) -> Resp
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garbage_answers_become_errors_naming_the_endpoint() -> anyhow::Result<()> {
-    let scenario = TestScenario::start(3, 7).await?;
+    let scenario = Devnet::scenario(3, 7).start().await?;
     let (node, url) = GarbageNode::start(scenario.node.rpc_http_url()).await;
     let manifest = &scenario.manifest;
     let config = ChainConfig::new(
@@ -760,10 +763,12 @@ async fn garbage_answers_become_errors_naming_the_endpoint() -> anyhow::Result<(
 /// error naming the endpoint (exit code 1, not a panic's 101).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_service_keeps_running_through_garbage_and_recovers() -> anyhow::Result<()> {
-    use redline_tests::chaos::{bin_dir, http_get, wait_until};
-    let bin = bin_dir()?;
+    use redline_tests::chaos::wait_until;
+    use redline_tests::{bin_dir, SERVICES};
+    use testkit::http::http_get;
+    let bin = bin_dir(&SERVICES)?;
     let dir = tempfile::Builder::new().prefix("garbage-node").tempdir()?;
-    let scenario = TestScenario::start(200, 7).await?;
+    let scenario = Devnet::scenario(200, 7).start().await?;
     let (node, url) = GarbageNode::start(scenario.node.rpc_http_url()).await;
     let redis = testkit::RedisServer::start()?;
     let mut manifest = scenario.manifest.clone();
@@ -784,7 +789,7 @@ async fn a_service_keeps_running_through_garbage_and_recovers() -> anyhow::Resul
         .stderr(log)
         .kill_on_drop(true)
         .spawn()?;
-    let client = scenario.client();
+    let client = scenario.client.clone();
     let indexed = || async {
         let (_, body) = http_get(&metrics, "/health").await?;
         let health: Value = serde_json::from_str(&body)?;

@@ -42,7 +42,7 @@ use redline_chain::{
 use redline_health_checker::BlockContext;
 use redline_pipeline::index::{BlockSnapshot, IndexArgs, IndexedAccount, PositionIndex};
 use redline_pipeline::jobs::ProtocolKind;
-use redline_tests::bench::devnet::Devnet;
+use redline_tests::bench::devnet::{self, Devnet};
 use tendermint_rpc::{Client as _, HttpClient};
 use testkit::RedisServer;
 
@@ -279,22 +279,24 @@ async fn deposit(devnet: &Devnet, wallet: &Wallet, coins: Vec<cosmwasm_std::Coin
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn index_and_snapshot_inputs_reproduce_user_position_for_10000_accounts() {
     // Genesis also quotes ATOM's liquidation price apart from its default price.
-    let devnet = Devnet::start_with(BORROWERS, 42, Duration::from_millis(400), |state, info| {
-        redline_devnet::contracts::set_prices(
-            &mut state.app,
-            &Addr::unchecked(&info.owner),
-            &Addr::unchecked(&info.contracts.oracle),
-            &[PriceUpdate {
-                denom: "uatom".into(),
-                price: "10".parse().unwrap(),
-                liquidation_price: Some("9.65".parse().unwrap()),
-            }],
-        )
-        .map_err(|e| anyhow::anyhow!("liquidation price: {e}"))?;
-        Ok(())
-    })
-    .await
-    .unwrap();
+    let devnet = devnet::scenario(BORROWERS, 42, Duration::from_millis(400))
+        .after_genesis(|state, info| {
+            redline_devnet::contracts::set_prices(
+                &mut state.app,
+                &Addr::unchecked(&info.owner),
+                &Addr::unchecked(&info.contracts.oracle),
+                &[PriceUpdate {
+                    denom: "uatom".into(),
+                    price: "10".parse().unwrap(),
+                    liquidation_price: Some("9.65".parse().unwrap()),
+                }],
+            )
+            .map_err(|e| anyhow::anyhow!("liquidation price: {e}"))?;
+            Ok(())
+        })
+        .start()
+        .await
+        .unwrap();
     let redis = RedisServer::start().unwrap();
     let conn = redline_pipeline::redis_conn::connect(
         &redis.queue_config(),
@@ -309,7 +311,7 @@ async fn index_and_snapshot_inputs_reproduce_user_position_for_10000_accounts() 
     )
     .await
     .unwrap();
-    let indexed = devnet.fill_index(&index).await.unwrap();
+    let indexed = devnet::fill_index(&devnet, &index).await.unwrap();
     assert!(indexed >= 10_000, "{indexed} accounts with debt");
     let read = index.read_buckets(0..index.buckets()).await.unwrap();
     assert!(read.errors.is_empty(), "{:?}", read.errors);

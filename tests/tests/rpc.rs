@@ -17,9 +17,10 @@ use redline_chain::{
 };
 use redline_devnet::chain::ChainState;
 use redline_tests::{
-    dead_http_url, dead_ws_url, devnet_chain_config, test_wallet, TcpProxy, TestNode, TestScenario,
+    dead_http_url, dead_ws_url, devnet_chain_config, test_wallet, TcpProxy, TestNode,
 };
 use serde_json::json;
+use testkit::devnet::Devnet;
 
 const INCLUSION_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -494,8 +495,11 @@ fn liquidation_hf(position: &serde_json::Value) -> Decimal {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deposit_borrow_and_liquidate_through_rpc_and_scan_the_debts() {
-    let scenario = TestScenario::start(300, 7).await.expect("scenario starts");
-    let client = scenario.client();
+    let scenario = Devnet::scenario(300, 7)
+        .start()
+        .await
+        .expect("scenario starts");
+    let client = scenario.client.clone();
     let builder = TxBuilder::new(client.config());
     let red_bank = scenario.manifest.contracts.red_bank.clone();
 

@@ -37,7 +37,8 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
-use manager_acceptance::{bin_dir, docker, ensure_images, DockerCleanup};
+use manager_acceptance::{docker, ensure_images, DockerCleanup};
+use redline_tests::bin_dir;
 use redline_tests::chaos::{alive, unix_ms};
 use testkit::{docker_engine, docker_or_skip, free_port, wait_for_blocking};
 

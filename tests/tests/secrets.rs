@@ -21,9 +21,10 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use cosmrs::bip32::{DerivationPath, Language, Mnemonic, XPrv};
 use redis::aio::ConnectionManager;
-use redline_tests::bench::devnet::Devnet;
-use redline_tests::chaos::{self, http_get, LiquidationTally, Pipeline, PipelineOptions};
+use redline_tests::bench::devnet;
+use redline_tests::chaos::{self, LiquidationTally, Pipeline, PipelineOptions};
 use testkit::free_port;
+use testkit::http::http_get;
 
 /// What would betray the mnemonic, and the search for it.
 struct Leaks {
@@ -111,7 +112,7 @@ async fn the_mnemonic_appears_in_no_output_of_a_run() -> anyhow::Result<()> {
 async fn run(source: Source, dir: &std::path::Path) -> anyhow::Result<()> {
     let started = Instant::now();
     let defaults = PipelineOptions::default();
-    let devnet = Devnet::start(defaults.accounts, defaults.seed, defaults.block_time).await?;
+    let devnet = devnet::start(defaults.accounts, defaults.seed, defaults.block_time).await?;
     let phrase = devnet
         .manifest
         .liquidator_mnemonic

@@ -11,8 +11,7 @@ use anyhow::Context as _;
 use cosmwasm_std::{Decimal, Uint128};
 use mars::manifest::Manifest;
 use redline_chain::{ChainClient, ChainConfig, TendermintClient, Wallet};
-use redline_devnet::rpc::{NodeConfig, NodeHandle};
-use redline_devnet::scenario::{self, ScenarioConfig};
+use redline_devnet::rpc::NodeHandle;
 use redline_liquidator::capital::{capital_key, CapitalBoard};
 use redline_liquidator::locks::{KeySpace, Leases};
 use redline_liquidator::metrics::LiquidatorMetrics;
@@ -29,9 +28,10 @@ use redline_pipeline::queue::{PriorityQueue, QueueConfig};
 use redline_pipeline::redis_conn::RedisConn;
 use redline_protocol::RedBank;
 use redline_service::config::Secret;
+use testkit::devnet::Devnet;
 use testkit::{RedisCluster, RedisOptions, RedisServer};
 
-pub const BLOCK_TIME: Duration = Duration::from_millis(200);
+pub use testkit::devnet::BLOCK_TIME;
 
 pub type Queue = PriorityQueue<LiquidationCandidate>;
 
@@ -83,45 +83,14 @@ impl Harness {
         wallets: u32,
         redis: RedisSetup,
     ) -> anyhow::Result<Self> {
-        let cfg = ScenarioConfig {
-            accounts,
-            seed,
-            liquidator_wallets: wallets,
-            ..ScenarioConfig::default()
-        };
-        let node_config = NodeConfig {
-            chain: redline_devnet::chain::ChainConfig {
-                block_time: BLOCK_TIME,
-                ..Default::default()
-            },
-            port: 0,
-            ..NodeConfig::default()
-        };
-        let genesis_cfg = cfg.clone();
-        let (node, (info, borrowers)) = redline_devnet::rpc::start(node_config, move |state| {
-            let info = scenario::genesis(state, &genesis_cfg)?;
-            let positions = scenario::generate_positions(
-                state,
-                &scenario::markets(),
-                genesis_cfg.accounts,
-                genesis_cfg.seed,
-            )?;
-            let borrowers: Vec<String> = positions
-                .iter()
-                .filter(|p| !p.debt.is_empty())
-                .map(|p| p.user.to_string())
-                .collect();
-            Ok((info, borrowers))
-        })
-        .await
-        .context("starting the devnet scenario")?;
-        let manifest = scenario::manifest(&node, &info, &cfg);
-        let chain = ChainConfig::from_manifest(&manifest)?;
-        let client = TendermintClient::new(chain.clone())?;
+        let devnet = Devnet::scenario(accounts, seed)
+            .liquidator_wallets(wallets)
+            .start()
+            .await?;
         // CometBFT reports height 1 before the first block.
-        while client.latest_height().await? < 2 {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        devnet.wait_for_height(2).await?;
+        let borrowers = devnet.debtors();
+        let chain = devnet.chain_config();
         let (redis_server, cluster_nodes, base_config) = match redis {
             RedisSetup::Server(options) => {
                 let server = RedisServer::start_with(options)?;
@@ -146,11 +115,11 @@ impl Harness {
         )
         .await?;
         let reader = Arc::new(PositionReader::new(RedBank::from_manifest(
-            client.clone(),
-            &manifest,
+            devnet.client.clone(),
+            &devnet.manifest,
             6,
         )));
-        let keys = KeySpace::new(&queue_config.queue_prefix, &manifest.chain_id);
+        let keys = KeySpace::new(&queue_config.queue_prefix, &devnet.manifest.chain_id);
         let leases = Leases::new(redis.clone(), "test");
         let recorder = Arc::new(Recorder::new(
             Some(redis.clone()),
@@ -162,20 +131,21 @@ impl Harness {
         let registry = prometheus::Registry::new();
         metrics.register(&registry)?;
         let mnemonic = Secret::new(
-            manifest
+            devnet
+                .manifest
                 .liquidator_mnemonic
                 .clone()
                 .expect("devnet mnemonic"),
         );
         Ok(Harness {
-            node,
-            manifest,
+            node: devnet.node,
+            manifest: devnet.manifest,
             borrowers,
             redis_server,
             cluster_nodes,
             redis,
             queue_config,
-            client,
+            client: devnet.client,
             chain,
             reader,
             keys,

@@ -52,7 +52,7 @@ use testkit::RedisServer;
 
 use super::targets::{self, Target};
 use crate::capture::{CaptureOracle, CaptureReport};
-use crate::TestScenario;
+use testkit::devnet::Devnet;
 
 /// Gas limit a one-account liquidation tx is assumed to take (simulated ≈ 215k, × 1.3), to
 /// value its fee: a liquidation that does not pay for its tx is not worth queueing, and an
@@ -576,12 +576,13 @@ async fn wallet_balances(
 /// breaks; acceptance is [`Figures::check`].
 pub async fn run(options: &Options) -> anyhow::Result<Figures> {
     let started = Instant::now();
-    let scenario =
-        TestScenario::start_with_block_time(options.accounts, options.seed, options.block_time)
-            .await
-            .context("starting the scenario")?;
+    let scenario = Devnet::scenario(options.accounts, options.seed)
+        .block_time(options.block_time)
+        .start()
+        .await
+        .context("starting the scenario")?;
     let manifest = scenario.manifest.clone();
-    let client = scenario.client();
+    let client = scenario.client.clone();
     let block_time = Duration::from_millis(manifest.block_time_ms);
     let fee_denom = manifest.fee.denom.clone();
     let gas_price: Decimal = manifest

@@ -121,13 +121,13 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
     for &accounts in options.devnet_accounts.iter().filter(|&&n| n > 0) {
         let scenario = format!("devnet, {} accounts", thousands(accounts as u64));
         log(format!("{scenario}: seeding"));
-        let devnet = devnet::Devnet::start(accounts, 1, Duration::from_millis(500)).await?;
+        let devnet = devnet::start(accounts, 1, Duration::from_millis(500)).await?;
         let server = RedisServer::start().context("starting redis-server")?;
         let index = open_index(&server, &devnet.manifest.chain_id, options.buckets).await?;
-        let indexed = devnet.fill_index(&index).await? as u64;
+        let indexed = devnet::fill_index(&devnet, &index).await? as u64;
         log(format!(
             "{scenario}: seeded in {:.1} s, {indexed} debtors indexed",
-            devnet.genesis_time.as_secs_f64()
+            devnet.info.genesis_time.as_secs_f64()
         ));
         let bench = Bench {
             redis_url: server.url(),

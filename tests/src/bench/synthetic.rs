@@ -6,19 +6,13 @@
 
 use std::collections::BTreeMap;
 
-use cosmwasm_std::{Decimal, Timestamp, Uint128};
-use mars::types::{
-    AssetParams, CmSettings, InterestRateModel, LiquidationBonus, Market, RedBankSettings,
-};
+use cosmwasm_std::{Decimal, Uint128};
+use mars::types::{AssetParams, InterestRateModel, Market};
 use redline_pipeline::index::BlockSnapshot;
-use redline_pipeline::jobs::ProtocolKind;
+use testkit::fixtures::{self, asset_params, dec};
 
 /// Denoms of the generated accounts.
 pub const DENOMS: [&str; 4] = ["uatom", "uosmo", "uusdc", "uweth"];
-
-fn dec(text: &str) -> Decimal {
-    text.parse().expect("constant decimals parse")
-}
 
 /// A market a day behind the block, with the given indexes and rates.
 fn market(
@@ -28,8 +22,6 @@ fn market(
     time: u64,
 ) -> Market {
     Market {
-        denom: denom.to_string(),
-        reserve_factor: dec("0.1"),
         interest_rate_model: InterestRateModel {
             optimal_utilization_rate: dec("0.8"),
             base: Decimal::zero(),
@@ -40,36 +32,11 @@ fn market(
         liquidity_index: indexes.1,
         borrow_rate: rates.0,
         liquidity_rate: rates.1,
-        indexes_last_updated: time - 86_400,
-        collateral_total_scaled: Uint128::zero(),
-        debt_total_scaled: Uint128::zero(),
+        ..fixtures::market(denom, time - 86_400)
     }
 }
 
-/// Params with Mars's usual bonus curve and protocol fee.
-fn params(denom: &str, max_ltv: Decimal, liquidation_threshold: Decimal) -> AssetParams {
-    AssetParams {
-        denom: denom.to_string(),
-        credit_manager: CmSettings::default(),
-        red_bank: RedBankSettings {
-            deposit_enabled: true,
-            borrow_enabled: true,
-        },
-        max_loan_to_value: max_ltv,
-        liquidation_threshold,
-        liquidation_bonus: LiquidationBonus {
-            starting_lb: dec("0.01"),
-            slope: dec("2"),
-            min_lb: dec("0.02"),
-            max_lb: dec("0.1"),
-        },
-        protocol_liquidation_fee: dec("0.1"),
-        deposit_cap: Uint128::MAX,
-        close_factor: None,
-    }
-}
-
-/// A snapshot of `prices`, `markets` and `params`.
+/// A snapshot of `prices` (default, liquidation), `markets` and `params`.
 fn block(
     chain_id: &str,
     height: u64,
@@ -79,16 +46,11 @@ fn block(
     params: Vec<AssetParams>,
 ) -> BlockSnapshot {
     BlockSnapshot {
-        chain_id: chain_id.to_string(),
-        protocol: ProtocolKind::RedBank,
-        height,
-        time: Timestamp::from_seconds(time_seconds),
         prices: prices.0,
         liquidation_prices: prices.1,
         markets,
         params,
-        target_health_factor: dec("1.05"),
-        accounts: 0,
+        ..fixtures::snapshot(chain_id, height, time_seconds)
     }
 }
 
@@ -111,7 +73,7 @@ pub fn snapshot(chain_id: &str, height: u64, time_seconds: u64) -> BlockSnapshot
         .collect();
     let params = DENOMS
         .iter()
-        .map(|d| params(d, dec("0.85"), dec("0.89")))
+        .map(|d| asset_params(d, "0.85", "0.89"))
         .collect();
     block(
         chain_id,
@@ -149,14 +111,11 @@ pub mod realistic {
 
     /// The snapshot of block `height` for the realistic positions.
     pub fn snapshot(chain_id: &str, height: u64, time_seconds: u64) -> BlockSnapshot {
-        let prices = ASSETS
-            .iter()
-            .map(|(d, p, ..)| (d.to_string(), dec(p)))
-            .collect();
+        let prices = ASSETS.iter().map(|(d, p, ..)| (*d, *p)).collect::<Vec<_>>();
         let liquidation_prices = ASSETS
             .iter()
-            .map(|(d, _, lp, ..)| (d.to_string(), dec(lp)))
-            .collect();
+            .map(|(d, _, lp, ..)| (*d, *lp))
+            .collect::<Vec<_>>();
         let markets = ASSETS
             .iter()
             .enumerate()
@@ -178,13 +137,16 @@ pub mod realistic {
             .collect();
         let params = ASSETS
             .iter()
-            .map(|(d, _, _, lt, ltv)| params(d, dec(ltv), dec(lt)))
+            .map(|(d, _, _, lt, ltv)| asset_params(d, ltv, lt))
             .collect();
         block(
             chain_id,
             height,
             time_seconds,
-            (prices, liquidation_prices),
+            (
+                fixtures::prices(&prices),
+                fixtures::prices(&liquidation_prices),
+            ),
             markets,
             params,
         )

@@ -105,7 +105,7 @@ impl RunInfo {
             }
             None => "unknown".into(),
         };
-        let profile = super::bin_dir()
+        let profile = crate::bin_dir(&crate::SERVICES)
             .ok()
             .and_then(|dir| dir.file_name().map(|n| n.to_string_lossy().into_owned()))
             .unwrap_or_else(|| "unknown".into());

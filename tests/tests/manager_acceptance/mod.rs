@@ -46,10 +46,11 @@ use redline_pipeline::index::{
 use redline_pipeline::jobs::ProtocolKind;
 use redline_pipeline::redis_conn::RedisConn;
 use redline_protocol::RedBank;
-use redline_tests::bench::devnet::Devnet;
+use redline_tests::bench::devnet;
+use redline_tests::{bin_dir, SERVICES};
 use serde_json::Value;
+use testkit::http::http_get_json;
 use testkit::{free_port, RedisServer};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const ACCOUNTS: usize = 1_000;
 const BLOCK_TIME: Duration = Duration::from_secs(3);
@@ -96,26 +97,6 @@ impl Backend {
             Backend::Docker { .. } => "docker",
         }
     }
-}
-
-/// The directory `cargo build` puts the workspace's binaries in (the test runs from
-/// `target/<profile>/deps/`). The docker test needs only the manager from there.
-pub fn bin_dir(binaries: &[&str]) -> anyhow::Result<PathBuf> {
-    let exe = std::env::current_exe()?;
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .context("the test binary is not in target/<profile>/deps")?
-        .to_path_buf();
-    for binary in binaries {
-        if !dir.join(binary).is_file() {
-            bail!(
-                "{} is missing: build the binaries first (cargo build --bins, or make test)",
-                dir.join(binary).display()
-            );
-        }
-    }
-    Ok(dir)
 }
 
 fn workspace_root() -> PathBuf {
@@ -371,7 +352,7 @@ async fn watch_start(
     );
     let mut looks = Vec::new();
     loop {
-        let manager_up = http_get(&metrics_addr, "/health").await.is_ok();
+        let manager_up = http_get_json(&metrics_addr, "/health").await.is_ok();
         let health_checkers = place.health_checkers().await?;
         let work = jobs_ever_added(&mut conn, &stream).await?;
         looks.push(StartLook {
@@ -444,19 +425,6 @@ fn settled(blocks: &[Block], since: usize, n: usize, workers: u64) -> bool {
         && recent[recent.len() - n..]
             .iter()
             .all(|b| b.on_time() && b.health_checkers >= workers)
-}
-
-async fn http_get(addr: &str, path: &str) -> anyhow::Result<Value> {
-    let mut stream = tokio::net::TcpStream::connect(addr).await?;
-    let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await?;
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, body)| body)
-        .unwrap_or_default();
-    Ok(serde_json::from_str(body)?)
 }
 
 /// `count` accounts with a healthy uusdc-backed uusdc loan (HF 8): pure load, never a
@@ -754,11 +722,11 @@ fn start_collector_container(
 async fn run(backend: &Backend, dir: &Path, log_path: &Path) -> anyhow::Result<()> {
     let started = Instant::now();
     let bin = match backend {
-        Backend::Process => bin_dir(&["manager", "collector", "health-checker", "liquidator"])?,
+        Backend::Process => bin_dir(&SERVICES)?,
         Backend::Docker { .. } => bin_dir(&["manager"])?,
     };
     let redis_server = RedisServer::start()?;
-    let devnet = Devnet::start(ACCOUNTS, 11, BLOCK_TIME).await?;
+    let devnet = devnet::start(ACCOUNTS, 11, BLOCK_TIME).await?;
     let manifest_path = dir.join("manifest.json");
     devnet.manifest.write(&manifest_path)?;
     if let Backend::Docker { .. } = backend {
@@ -807,7 +775,7 @@ async fn run(backend: &Backend, dir: &Path, log_path: &Path) -> anyhow::Result<(
     };
 
     let health = loop {
-        if let Ok(health) = http_get(&metrics_addr, "/health").await {
+        if let Ok(health) = http_get_json(&metrics_addr, "/health").await {
             break health;
         }
         if let Ok(Some(status)) = manager.try_wait() {
@@ -838,7 +806,7 @@ async fn run(backend: &Backend, dir: &Path, log_path: &Path) -> anyhow::Result<(
             settled(b, 0, SETTLED_BLOCKS, 1)
         })
         .await?;
-    let health = http_get(&metrics_addr, "/health").await?;
+    let health = http_get_json(&metrics_addr, "/health").await?;
     let throughput = health["workers"]["health-checker"]["throughput_per_worker_s"]
         .as_f64()
         .unwrap_or_default();
@@ -882,7 +850,7 @@ async fn run(backend: &Backend, dir: &Path, log_path: &Path) -> anyhow::Result<(
             },
         )
         .await?;
-    let health = http_get(&metrics_addr, "/health").await?;
+    let health = http_get_json(&metrics_addr, "/health").await?;
     let measured = health["workers"]["health-checker"]["throughput_per_worker_s"]
         .as_f64()
         .unwrap_or_default();
@@ -1050,7 +1018,7 @@ async fn run(backend: &Backend, dir: &Path, log_path: &Path) -> anyhow::Result<(
     };
     records.poll().await?;
     let peak_liquidators = records.all.iter().map(|b| b.liquidators).max().unwrap_or(0);
-    let health = http_get(&metrics_addr, "/health").await?;
+    let health = http_get_json(&metrics_addr, "/health").await?;
     let landed = health["totals"]["liquidations_done"].as_u64().unwrap_or(0);
     eprintln!(
         "[{}] liquidations: {landed} landed in {:.1} s, {} of {} still profitable, liquidators up to {peak_liquidators}",

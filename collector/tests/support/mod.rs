@@ -1,0 +1,186 @@
+//! Helpers of the collector's tests: a devnet scenario in-process, a throwaway redis-server, a
+//! collector running in the background, signed Red Bank transactions, and an independent
+//! smart-query walk of the seeded accounts to compare the index with.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+
+use cosmwasm_std::{Coin, Uint128};
+use mars::msg::red_bank::ExecuteMsg;
+use redline_chain::{ChainClient, TendermintClient, TxOutcome, Wallet};
+use redline_collector::red_bank_scan::RedBankContracts;
+use redline_collector::{Collector, Config, Connections};
+use redline_pipeline::index::AccountPositions;
+use redline_pipeline::queue::QueueConfig;
+pub use testkit::devnet::Devnet;
+use testkit::RedisServer;
+
+/// Logs to the test output when `RUST_LOG` is set.
+pub fn init_logs() {
+    if let Ok(level) = std::env::var("RUST_LOG") {
+        let args = redline_telemetry::LogArgs {
+            log_level: level,
+            ..Default::default()
+        };
+        let _ = redline_telemetry::init(&args);
+    }
+}
+
+/// The default scenario with `accounts` borrowers, keeping `history_blocks` blocks.
+pub async fn start_devnet(accounts: usize, seed: u64, history_blocks: usize) -> Devnet {
+    Devnet::scenario(accounts, seed)
+        .history_blocks(history_blocks)
+        .start()
+        .await
+        .expect("the devnet scenario starts")
+}
+
+/// Signs and broadcasts one Red Bank message; panics unless it succeeds.
+pub async fn red_bank_tx(
+    devnet: &Devnet,
+    wallet: &Wallet,
+    msg: ExecuteMsg,
+    funds: &[Coin],
+) -> TxOutcome {
+    devnet
+        .execute(wallet, devnet.red_bank(), &msg, funds)
+        .await
+        .unwrap()
+}
+
+/// The debtors among `users`, by smart queries independent of the collector's reader (16 at a
+/// time).
+pub async fn smart_walk(
+    client: &TendermintClient,
+    red_bank: &str,
+    users: &[String],
+) -> BTreeMap<String, AccountPositions> {
+    use futures::StreamExt as _;
+    futures::stream::iter(users.iter().cloned())
+        .map(|user| {
+            let client = client.clone();
+            async move {
+                testkit::devnet::account_positions(&client, red_bank, &user)
+                    .await
+                    .unwrap()
+            }
+        })
+        .buffer_unordered(16)
+        .filter(|p| std::future::ready(p.has_debt()))
+        .map(|p| (p.address.clone(), p))
+        .collect()
+        .await
+}
+
+/// Every account in the index, by denom names.
+pub async fn index_contents<C: ChainClient + Clone + 'static>(
+    collector: &Collector<C>,
+) -> BTreeMap<String, AccountPositions> {
+    let index = collector.index();
+    let read = index.read_buckets(0..index.buckets()).await.unwrap();
+    assert!(read.errors.is_empty(), "{:?}", read.errors);
+    read.accounts
+        .iter()
+        .map(|a| (a.address.clone(), a.to_positions(&read.denoms).unwrap()))
+        .collect()
+}
+
+pub fn test_config(buckets: u32) -> Config {
+    let mut config = Config {
+        index_buckets: buckets,
+        ..Config::default()
+    };
+    config.discovery.no_progress_bar = true;
+    config.reconcile.reconcile_every_blocks = 0;
+    config.enqueue.job_size = 100;
+    config.follow.max_retry_delay_ms = 500;
+    config
+}
+
+pub struct Harness {
+    pub redis: RedisServer,
+    pub registry: prometheus::Registry,
+    pub health: redline_service::metrics::HealthReport,
+}
+
+impl Harness {
+    pub fn new() -> Harness {
+        Harness {
+            redis: RedisServer::start().expect("redis-server starts"),
+            registry: prometheus::Registry::new(),
+            health: Default::default(),
+        }
+    }
+
+    pub fn queue_config(&self) -> QueueConfig {
+        QueueConfig::with_url(self.redis.url())
+    }
+
+    /// A collector on `devnet` with a fresh metrics registry (so it can be built again after a
+    /// "restart").
+    pub async fn collector(
+        &mut self,
+        devnet: &Devnet,
+        config: Config,
+    ) -> Collector<TendermintClient> {
+        self.registry = prometheus::Registry::new();
+        let redis = redline_pipeline::redis_conn::connect(
+            &self.queue_config(),
+            redline_pipeline::redis_conn::ConnectOptions::default(),
+        )
+        .await
+        .unwrap();
+        Collector::new(
+            Connections {
+                client: devnet.client.clone(),
+                chain_id: devnet.manifest.chain_id.clone(),
+                contracts: RedBankContracts::from_manifest(&devnet.manifest.contracts),
+                redis,
+                queue: self.queue_config(),
+                registry: self.registry.clone(),
+                health: self.health.clone(),
+            },
+            config,
+        )
+        .await
+        .unwrap()
+    }
+}
+
+/// A collector following blocks in a background task.
+pub struct Running {
+    pub collector: Collector<TendermintClient>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Running {
+    pub fn start(collector: Collector<TendermintClient>) -> Running {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let runner = collector.clone();
+        let task = tokio::spawn(async move {
+            runner
+                .run(async {
+                    let _ = stopped.await;
+                })
+                .await
+        });
+        Running {
+            collector,
+            stop: Some(stop),
+            task,
+        }
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        self.task.await.unwrap().unwrap();
+    }
+}
+
+pub fn coin(amount: u128, denom: &str) -> Coin {
+    Coin::new(Uint128::new(amount), denom)
+}

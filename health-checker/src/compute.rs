@@ -409,39 +409,12 @@ pub(crate) mod tests {
 
     use mars::math::health::{red_bank_health_positions, user_position_figures};
     use mars::math::interest::{underlying_debt_amount, underlying_liquidity_amount};
-    use mars::types::{
-        CmSettings, DenomPosition, InterestRateModel, LiquidationBonus, Market, RedBankSettings,
-        UserHealthStatus,
-    };
+    use mars::types::{DenomPosition, InterestRateModel, Market, UserHealthStatus};
     use redline_pipeline::index::{CollateralEntry, DebtEntry};
 
     use super::*;
 
-    pub(crate) fn dec(text: &str) -> Decimal {
-        text.parse().unwrap()
-    }
-
-    pub(crate) fn params(denom: &str, max_ltv: &str, lt: &str) -> AssetParams {
-        AssetParams {
-            denom: denom.into(),
-            credit_manager: CmSettings::default(),
-            red_bank: RedBankSettings {
-                deposit_enabled: true,
-                borrow_enabled: true,
-            },
-            max_loan_to_value: dec(max_ltv),
-            liquidation_threshold: dec(lt),
-            liquidation_bonus: LiquidationBonus {
-                starting_lb: dec("0.01"),
-                slope: dec("2"),
-                min_lb: dec("0.02"),
-                max_lb: dec("0.1"),
-            },
-            protocol_liquidation_fee: dec("0.1"),
-            deposit_cap: Uint128::MAX,
-            close_factor: None,
-        }
-    }
+    pub(crate) use testkit::fixtures::{asset_params as params, dec};
 
     fn market(denom: &str, borrow_rate: &str, liquidity_rate: &str, updated: u64) -> Market {
         Market {

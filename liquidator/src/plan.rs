@@ -602,34 +602,10 @@ impl<'a> PlanContext<'a> {
 mod tests {
     use super::*;
     use mars::msg::red_bank::{UserCollateralResponse, UserDebtResponse};
-    use mars::types::{AssetParams, CmSettings, LiquidationBonus, Market, RedBankSettings};
+    use mars::types::Market;
     use mars::value::PriceBook;
 
-    fn dec(s: &str) -> Decimal {
-        s.parse().unwrap()
-    }
-
-    fn params(denom: &str, max_ltv: &str, lt: &str) -> AssetParams {
-        AssetParams {
-            denom: denom.into(),
-            credit_manager: CmSettings::default(),
-            red_bank: RedBankSettings {
-                deposit_enabled: true,
-                borrow_enabled: true,
-            },
-            max_loan_to_value: dec(max_ltv),
-            liquidation_threshold: dec(lt),
-            liquidation_bonus: LiquidationBonus {
-                starting_lb: dec("0.01"),
-                slope: dec("2"),
-                min_lb: dec("0.02"),
-                max_lb: dec("0.1"),
-            },
-            protocol_liquidation_fee: dec("0.1"),
-            deposit_cap: Uint128::MAX,
-            close_factor: None,
-        }
-    }
+    use testkit::fixtures::{asset_params as params, dec};
 
     fn snapshot(atom_price: &str) -> MarketSnapshot {
         let prices: BTreeMap<String, Decimal> = [

@@ -254,6 +254,41 @@ fn sign(wallet: &Wallet, msgs: Vec<Any>, params: &TxParams) -> Vec<u8> {
     sign_doc.sign(&wallet.key).unwrap().to_bytes().unwrap()
 }
 
+/// Signs `msgs` with `signer`'s current account number and sequence and waits for the block.
+async fn commit(
+    http: &HttpClient,
+    signer: &Wallet,
+    msgs: Vec<Any>,
+) -> tendermint_rpc::endpoint::broadcast::tx_commit::Response {
+    let params = params_for(http, signer).await;
+    http.broadcast_tx_commit(sign(signer, msgs, &params))
+        .await
+        .unwrap()
+}
+
+/// The committed tx failed with `code` and a log naming `reason`.
+fn assert_tx_failed(
+    committed: &tendermint_rpc::endpoint::broadcast::tx_commit::Response,
+    code: u32,
+    reason: &str,
+) {
+    let result = &committed.tx_result;
+    assert_eq!(result.code.value(), code, "{result:?}");
+    assert!(result.log.contains(reason), "{}", result.log);
+}
+
+/// `msg` executed on `contract` by `sender`, without funds.
+fn execute_msg(sender: &Wallet, contract: AccountId, msg: &impl Serialize) -> Any {
+    MsgExecuteContract {
+        sender: sender.address.clone(),
+        contract,
+        msg: serde_json::to_vec(msg).unwrap(),
+        funds: vec![],
+    }
+    .to_any()
+    .unwrap()
+}
+
 async fn params_for(http: &HttpClient, wallet: &Wallet) -> TxParams {
     let acc = account(http, &wallet.address).await;
     TxParams {
@@ -486,17 +521,7 @@ async fn node_rejects_wrong_sequence_bad_signature_poor_payer_and_low_gas() {
         .await
         .unwrap();
     assert!(committed.check_tx.code.is_ok(), "{:?}", committed.check_tx);
-    assert_eq!(
-        committed.tx_result.code.value(),
-        11,
-        "{:?}",
-        committed.tx_result
-    );
-    assert!(
-        committed.tx_result.log.contains("out of gas"),
-        "{}",
-        committed.tx_result.log
-    );
+    assert_tx_failed(&committed, 11, "out of gas");
     assert_eq!(
         balance(&t.http, &alice.address, "uosmo").await,
         uosmo_before - 5_000
@@ -634,18 +659,14 @@ async fn node_simulation_predicts_delivery_gas_and_contract_errors_surface() {
     let t = start_node().await;
     let alice = wallet(5);
     let contract: AccountId = t.contract.parse().unwrap();
-    let put = MsgExecuteContract {
-        sender: alice.address.clone(),
-        contract: contract.clone(),
-        msg: serde_json::to_vec(&ExecMsg::Put {
+    let put = execute_msg(
+        &alice,
+        contract.clone(),
+        &ExecMsg::Put {
             key: 9_999,
             value: "hello".into(),
-        })
-        .unwrap(),
-        funds: vec![],
-    }
-    .to_any()
-    .unwrap();
+        },
+    );
     let simulated = simulate(&t.http, &alice, vec![put.clone()]).await;
     let gas = simulated.gas_info.unwrap().gas_used;
     let result = simulated.result.unwrap();
@@ -667,12 +688,7 @@ async fn node_simulation_predicts_delivery_gas_and_contract_errors_surface() {
     .unwrap();
     assert!(raw.data.is_empty());
 
-    let params = params_for(&t.http, &alice).await;
-    let committed = t
-        .http
-        .broadcast_tx_commit(sign(&alice, vec![put], &params))
-        .await
-        .unwrap();
+    let committed = commit(&t.http, &alice, vec![put]).await;
     assert!(
         committed.tx_result.code.is_ok(),
         "{:?}",
@@ -701,35 +717,16 @@ async fn node_simulation_predicts_delivery_gas_and_contract_errors_surface() {
     assert_eq!(smart.data, br#""hello""#);
 
     // A contract error: code 5 in codespace wasm, with the contract's message.
-    let fail = MsgExecuteContract {
-        sender: alice.address.clone(),
-        contract,
-        msg: serde_json::to_vec(&ExecMsg::Fail {
+    let fail = execute_msg(
+        &alice,
+        contract.clone(),
+        &ExecMsg::Fail {
             reason: "health factor would drop".into(),
-        })
-        .unwrap(),
-        funds: vec![],
-    }
-    .to_any()
-    .unwrap();
-    let params = params_for(&t.http, &alice).await;
-    let committed = t
-        .http
-        .broadcast_tx_commit(sign(&alice, vec![fail], &params))
-        .await
-        .unwrap();
-    assert_eq!(
-        committed.tx_result.code.value(),
-        5,
-        "{:?}",
-        committed.tx_result
+        },
     );
+    let committed = commit(&t.http, &alice, vec![fail]).await;
+    assert_tx_failed(&committed, 5, "health factor would drop");
     assert_eq!(committed.tx_result.codespace, "wasm");
-    assert!(
-        committed.tx_result.log.contains("health factor would drop"),
-        "{}",
-        committed.tx_result.log
-    );
     // A failing query: non-zero code with the contract's message.
     let err = abci::<_, QuerySmartContractStateResponse>(
         &t.http,
@@ -966,31 +963,9 @@ async fn node_garbage_requests_get_json_rpc_errors() {
 async fn node_survives_contract_panics() {
     let t = start_node().await;
     let alice = wallet(2);
-    let panic_msg = MsgExecuteContract {
-        sender: alice.address.clone(),
-        contract: t.contract.parse().unwrap(),
-        msg: serde_json::to_vec(&ExecMsg::Panic {}).unwrap(),
-        funds: vec![],
-    }
-    .to_any()
-    .unwrap();
-    let params = params_for(&t.http, &alice).await;
-    let committed = t
-        .http
-        .broadcast_tx_commit(sign(&alice, vec![panic_msg], &params))
-        .await
-        .unwrap();
-    assert_eq!(
-        committed.tx_result.code.value(),
-        111222,
-        "{:?}",
-        committed.tx_result
-    );
-    assert!(
-        committed.tx_result.log.contains("contract bug"),
-        "{}",
-        committed.tx_result.log
-    );
+    let panic_msg = execute_msg(&alice, t.contract.parse().unwrap(), &ExecMsg::Panic {});
+    let committed = commit(&t.http, &alice, vec![panic_msg]).await;
+    assert_tx_failed(&committed, 111222, "contract bug");
     let err = abci::<_, QuerySmartContractStateResponse>(
         &t.http,
         "/cosmwasm.wasm.v1.Query/SmartContractState",

@@ -14,14 +14,13 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use clap::builder::RangedU64ValueParser;
 use clap::Args;
-use cosmwasm_std::{Decimal, Timestamp};
+use cosmwasm_std::Timestamp;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use mars::types::{AssetParams, Market};
 use redline_chain::{ChainClient, ScanOptions};
 use redline_pipeline::index::{AccountChange, AccountPositions, BlockUpdate, IndexedAccount};
+use redline_protocol::{Discovery, MarketInputs, Protocol as _, ScanSettings};
 use tracing::{info, info_span, warn, Instrument};
 
-use crate::red_bank_scan::{self, ChainScan, ScanSettings};
 use crate::service::{Collector, IndexProgress};
 
 #[derive(Debug, Clone, Args)]
@@ -164,9 +163,7 @@ const BULK_STEP: usize = 10_000;
 struct ScannedState {
     height: u64,
     time: Timestamp,
-    markets: Vec<Market>,
-    params: Vec<AssetParams>,
-    target_health_factor: Decimal,
+    inputs: MarketInputs,
 }
 
 impl ScannedState {
@@ -177,9 +174,9 @@ impl ScannedState {
             height: self.height,
             time: Some(self.time),
             accounts,
-            markets: self.markets,
-            params: self.params,
-            target_health_factor: Some(self.target_health_factor),
+            markets: self.inputs.markets,
+            params: self.inputs.params,
+            target_health_factor: Some(self.inputs.target_health_factor),
             reconciled: true,
         }
     }
@@ -220,7 +217,7 @@ impl<C: ChainClient + Clone + 'static> Collector<C> {
         &self,
         reason: &'static str,
         shown: &Progress,
-    ) -> anyhow::Result<(ChainScan, ScannedState)> {
+    ) -> anyhow::Result<(Discovery, ScannedState)> {
         let inner = &self.inner;
         let height = inner
             .client
@@ -231,18 +228,15 @@ impl<C: ChainClient + Clone + 'static> Collector<C> {
         shown.phase(&format!(
             "full scan of the Red Bank from height {height} ({reason})"
         ));
-        let scan = red_bank_scan::scan_debtors(
-            &inner.client,
-            &inner.contracts,
-            self.scan_settings(),
-            &inner.metrics,
-            &|message| shown.phase(message),
-        )
-        .await?;
-        let (markets, params, target_health_factor, time) = futures::try_join!(
-            red_bank_scan::markets(&inner.client, &inner.contracts),
-            red_bank_scan::asset_params(&inner.client, &inner.contracts),
-            red_bank_scan::target_health_factor(&inner.client, &inner.contracts),
+        let scan = self.discover(&|message| shown.phase(message)).await?;
+        let (inputs, time) = futures::try_join!(
+            async {
+                inner
+                    .red_bank
+                    .read_inputs(None)
+                    .await
+                    .context("reading the markets, params and prices")
+            },
             async {
                 inner
                     .client
@@ -256,14 +250,12 @@ impl<C: ChainClient + Clone + 'static> Collector<C> {
             scan.debt_entries,
             scan.collateral_entries,
             scan.accounts.len(),
-            markets.len()
+            inputs.markets.len()
         ));
         let state = ScannedState {
             height,
             time,
-            markets,
-            params,
-            target_health_factor,
+            inputs,
         };
         Ok((scan, state))
     }

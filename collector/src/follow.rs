@@ -5,7 +5,6 @@
 //! The same path catches up after a restart (from the recorded height + 1), unless the node no
 //! longer keeps those blocks: then a full rescan rebuilds the index.
 
-use std::collections::BTreeMap;
 use std::future::Future;
 use std::ops::ControlFlow;
 use std::pin::Pin;
@@ -13,30 +12,25 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use clap::Args;
-use cosmwasm_std::{Decimal, Timestamp};
+use cosmwasm_std::Timestamp;
 use futures::{FutureExt as _, StreamExt as _};
-use mars::msg::oracle::ActionKind;
-use mars::types::{AssetParams, Market};
+use mars::types::Market;
 use redline_chain::{BlockStream, ChainClient, ChainError};
 use redline_pipeline::index::{AccountChange, AccountPositions, BlockSnapshot, BlockUpdate};
 use redline_pipeline::queue::Queue as _;
 use tracing::{debug, info, info_span, warn, Instrument};
 
 use crate::enqueue::plan_jobs;
-use crate::red_bank_scan;
 use crate::service::{Collector, IndexProgress, PROTOCOL};
-use redline_protocol::red_bank::events::{self, BlockTouches};
+use redline_protocol::red_bank::{read, BlockTouches};
+use redline_protocol::{AccountKey, MarketInputs, Protocol as _, ReadError};
 
 /// What a block snapshot holds besides the index.
 #[derive(Debug, Clone)]
 pub(crate) struct TipData {
     pub height: u64,
     pub time: Timestamp,
-    pub markets: Vec<Market>,
-    pub params: Vec<AssetParams>,
-    pub target_health_factor: Decimal,
-    pub prices: BTreeMap<String, Decimal>,
-    pub liquidation_prices: BTreeMap<String, Decimal>,
+    pub inputs: MarketInputs,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -65,7 +59,7 @@ struct BlockRead {
     time: Timestamp,
     touches: BlockTouches,
     /// The accounts the block's events name, re-read at the node's latest state.
-    reads: Vec<(String, anyhow::Result<AccountPositions>)>,
+    reads: Vec<(String, Result<AccountPositions, ReadError>)>,
     /// Fresh markets, when the block touched the Red Bank or is the tip.
     markets: Option<Vec<Market>>,
     /// The snapshot's data, at the tip.
@@ -83,17 +77,17 @@ pub struct BlockReport {
     pub jobs: usize,
 }
 
-fn is_transient(error: &anyhow::Error) -> bool {
-    error
-        .chain()
-        .any(|cause| matches!(cause.downcast_ref::<ChainError>(), Some(e) if e.is_transient()))
-}
-
 /// The node has committed no block yet (the collector started before the chain's first block).
+/// A `ReadError` keeps its `ChainError` boxed, which the chain of causes does not show as one.
 fn is_no_block_yet(error: &anyhow::Error) -> bool {
-    error
-        .chain()
-        .any(|cause| matches!(cause.downcast_ref::<ChainError>(), Some(e) if e.is_no_block_yet()))
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<ChainError>()
+            .is_some_and(ChainError::is_no_block_yet)
+            || cause
+                .downcast_ref::<ReadError>()
+                .is_some_and(ReadError::is_no_block_yet)
+    })
 }
 
 /// How often a collector started before the chain's first block asks again.
@@ -247,7 +241,10 @@ impl<C: ChainClient + Clone + 'static> Collector<C> {
                 jobs: 0,
             };
             let (params, thf) = match &block.tip {
-                Some(tip) => (tip.params.clone(), Some(tip.target_health_factor)),
+                Some(tip) => (
+                    tip.inputs.params.clone(),
+                    Some(tip.inputs.target_health_factor),
+                ),
                 None => (Vec::new(), None),
             };
             self.inner
@@ -302,34 +299,28 @@ impl<C: ChainClient + Clone + 'static> Collector<C> {
             .block_results(height)
             .await
             .with_context(|| format!("reading the results of block {height}"))?;
-        let touches = events::touches(&results, &inner.contracts.red_bank);
+        let touches = inner.red_bank.touched(&results);
         for (tx, action) in &touches.unknown {
             warn!(%tx, action, "Red Bank event with an unknown action; re-reading the accounts it names");
             inner.metrics.unknown_events.inc();
         }
 
         let addresses: Vec<String> = touches.accounts.iter().cloned().collect();
-        let (reads, fresh) = tokio::join!(
-            red_bank_scan::read_accounts(
-                &inner.client,
-                &inner.contracts,
-                &addresses,
-                inner.config.discovery.query_concurrency,
-            ),
-            async {
-                if at_tip {
-                    self.read_tip_data(height, results.time)
-                        .await
-                        .map(|tip| (Some(tip.markets.clone()), Some(tip)))
-                } else if touches.touched_red_bank() {
-                    red_bank_scan::markets(&inner.client, &inner.contracts)
-                        .await
-                        .map(|markets| (Some(markets), None))
-                } else {
-                    Ok((None, None))
-                }
-            },
-        );
+        let (reads, fresh) = tokio::join!(self.read_accounts(&addresses), async {
+            if at_tip {
+                self.read_tip_data(height, results.time)
+                    .await
+                    .map(|tip| (Some(tip.inputs.markets.clone()), Some(tip)))
+            } else if touches.touched_red_bank() {
+                let red_bank = &inner.red_bank;
+                read::markets(&red_bank.client, &red_bank.contracts, None)
+                    .await
+                    .context("reading the Red Bank markets")
+                    .map(|markets| (Some(markets), None))
+            } else {
+                Ok((None, None))
+            }
+        },);
         let (markets, tip) = fresh?;
         Ok(BlockRead {
             time: results.time,
@@ -340,10 +331,28 @@ impl<C: ChainClient + Clone + 'static> Collector<C> {
         })
     }
 
+    /// The stored positions of `addresses` at the node's latest state, a bounded number at a
+    /// time; results in input order.
+    async fn read_accounts(
+        &self,
+        addresses: &[String],
+    ) -> Vec<(String, Result<AccountPositions, ReadError>)> {
+        let red_bank = &self.inner.red_bank;
+        futures::stream::iter(addresses.iter().cloned())
+            .map(|address| async move {
+                let key = AccountKey::Address(address.clone());
+                let read = red_bank.read_position(&key, None).await;
+                (address, read.map(|position| position.stored()))
+            })
+            .buffered(self.inner.config.discovery.query_concurrency)
+            .collect()
+            .await
+    }
+
     /// The index changes of the re-read accounts, and the accounts they refresh.
     async fn account_changes(
         &self,
-        reads: Vec<(String, anyhow::Result<AccountPositions>)>,
+        reads: Vec<(String, Result<AccountPositions, ReadError>)>,
     ) -> anyhow::Result<(Vec<AccountChange>, Vec<String>)> {
         let inner = &self.inner;
         let mut changes = Vec::with_capacity(reads.len());
@@ -361,11 +370,13 @@ impl<C: ChainClient + Clone + 'static> Collector<C> {
                     refreshed.push(address);
                 }
                 // The node is away: retry the block rather than index it half-read.
-                Err(e) if is_transient(&e) => return Err(e),
+                Err(e) if e.is_transient() => {
+                    return Err(anyhow::Error::new(e).context(format!("re-reading {address}")))
+                }
                 Err(e) => {
                     // A name in an event the Red Bank cannot answer for (not an address, say):
                     // nothing to index for it.
-                    warn!(account = %address, error = format!("{e:#}"), "cannot re-read an account named in a Red Bank event");
+                    warn!(account = %address, error = %e, "cannot re-read an account named in a Red Bank event");
                     inner.metrics.account_read_errors.inc();
                 }
             }
@@ -394,21 +405,15 @@ impl<C: ChainClient + Clone + 'static> Collector<C> {
         time: Timestamp,
     ) -> anyhow::Result<TipData> {
         let inner = &self.inner;
-        let (markets, params, target_health_factor, prices, liquidation_prices) = futures::try_join!(
-            red_bank_scan::markets(&inner.client, &inner.contracts),
-            red_bank_scan::asset_params(&inner.client, &inner.contracts),
-            red_bank_scan::target_health_factor(&inner.client, &inner.contracts),
-            red_bank_scan::prices(&inner.client, &inner.contracts, ActionKind::Default),
-            red_bank_scan::prices(&inner.client, &inner.contracts, ActionKind::Liquidation),
-        )?;
+        let inputs = inner
+            .red_bank
+            .read_inputs(None)
+            .await
+            .context("reading the markets, params and prices")?;
         Ok(TipData {
             height,
             time,
-            markets,
-            params,
-            target_health_factor,
-            prices,
-            liquidation_prices,
+            inputs,
         })
     }
 
@@ -425,11 +430,11 @@ impl<C: ChainClient + Clone + 'static> Collector<C> {
             protocol: PROTOCOL,
             height,
             time: tip.time,
-            prices: tip.prices,
-            liquidation_prices: tip.liquidation_prices,
-            markets: tip.markets,
-            params: tip.params,
-            target_health_factor: tip.target_health_factor,
+            prices: tip.inputs.prices,
+            liquidation_prices: tip.inputs.liquidation_prices,
+            markets: tip.inputs.markets,
+            params: tip.inputs.params,
+            target_health_factor: tip.inputs.target_health_factor,
             accounts,
         };
         inner

@@ -1,7 +1,7 @@
 //! The redline collector: finds every account with debt in the Red Bank, keeps a position index
 //! of them in Redis block by block, and cuts each block's health-check work into jobs.
 //!
-//! - [`discovery`]: full scan of the Red Bank's `debts` and `colls` maps into the index;
+//! - [`discovery`]: full scan of the Red Bank (the protocol's `discover`) into the index;
 //! - [`follow`]: per block, re-read the accounts its Red Bank events name, apply them atomically
 //!   with the height, write the block snapshot and enqueue the jobs ([`enqueue`]);
 //! - [`reconcile`]: periodic full scan compared with the index, drift reported and repaired.
@@ -13,7 +13,6 @@ pub mod enqueue;
 pub mod follow;
 pub mod metrics;
 pub mod reconcile;
-pub mod red_bank_scan;
 pub mod service;
 
 pub use service::{Collector, Config, Connections, PROTOCOL};

@@ -2,8 +2,8 @@
 
 use anyhow::Context as _;
 use clap::Parser;
-use redline_collector::red_bank_scan::RedBankContracts;
 use redline_collector::{Collector, Config, Connections};
+use redline_protocol::RedBank;
 use redline_service::service::{shutdown_signal, ServiceArgs, ServiceContext};
 
 #[derive(Debug, Parser)]
@@ -26,11 +26,16 @@ async fn main() -> anyhow::Result<()> {
     let context = ServiceContext::start("collector", &cli.service)
         .await
         .context("starting collector")?;
+    let base_decimals =
+        redline_protocol::red_bank::base_decimals(&context.client, &context.manifest)
+            .await
+            .context("reading the decimals of the oracle's base denom")?;
+    let red_bank = RedBank::from_manifest(context.client.clone(), &context.manifest, base_decimals);
     let collector = Collector::new(
         Connections {
             client: context.client.clone(),
             chain_id: context.manifest.chain_id.clone(),
-            contracts: RedBankContracts::from_manifest(&context.manifest.contracts),
+            red_bank,
             redis: context.redis.clone(),
             queue: context.queue.clone(),
             registry: context.registry.clone(),

@@ -17,7 +17,6 @@ use redline_chain::ChainClient;
 use redline_pipeline::index::{AccountChange, AccountPositions, BlockUpdate};
 use tracing::{info, info_span, warn, Instrument};
 
-use crate::red_bank_scan;
 use crate::service::Collector;
 
 #[derive(Debug, Clone, Args)]
@@ -196,14 +195,9 @@ impl<C: ChainClient + Clone + 'static> Collector<C> {
         let inner = &self.inner;
         let started = Instant::now();
         info!("reconciliation scan started");
-        let scan = red_bank_scan::scan_debtors(
-            &inner.client,
-            &inner.contracts,
-            self.scan_settings(),
-            &inner.metrics,
-            &|message| tracing::debug!("{message}"),
-        )
-        .await?;
+        let scan = self
+            .discover(&|message| tracing::debug!("{message}"))
+            .await?;
         // Blocks committed during the scan: index them first, so every account they touched
         // is current and known to be skipped.
         let tip = inner

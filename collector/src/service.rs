@@ -13,10 +13,10 @@ use redline_pipeline::index::{IndexArgs, PositionIndex};
 use redline_pipeline::jobs::{HealthCheckJob, ProtocolKind, HEALTH_CHECK_QUEUE};
 use redline_pipeline::queue::{QueueConfig, RedisStreamQueue};
 use redline_pipeline::redis_conn::RedisConn;
+use redline_protocol::{Discovery, Protocol as _, RedBank, ScanSettings};
 use redline_service::metrics::HealthReport;
 
 use crate::metrics::CollectorMetrics;
-use crate::red_bank_scan::{RedBankContracts, ScanSettings};
 use crate::{discovery, enqueue, follow, reconcile};
 
 /// The protocol this collector indexes.
@@ -72,7 +72,7 @@ impl Config {
 pub struct Connections<C> {
     pub client: C,
     pub chain_id: String,
-    pub contracts: RedBankContracts,
+    pub red_bank: RedBank<C>,
     pub redis: RedisConn,
     pub queue: QueueConfig,
     pub registry: prometheus::Registry,
@@ -94,7 +94,7 @@ pub(crate) struct IndexProgress {
 pub(crate) struct Inner<C> {
     pub client: C,
     pub chain_id: String,
-    pub contracts: RedBankContracts,
+    pub red_bank: RedBank<C>,
     pub index: PositionIndex,
     pub queue: RedisStreamQueue<HealthCheckJob>,
     pub metrics: CollectorMetrics,
@@ -150,7 +150,7 @@ impl<C: ChainClient + Clone + 'static> Collector<C> {
             inner: Arc::new(Inner {
                 client: connections.client,
                 chain_id: connections.chain_id,
-                contracts: connections.contracts,
+                red_bank: connections.red_bank,
                 index,
                 queue,
                 metrics,
@@ -184,8 +184,26 @@ impl<C: ChainClient + Clone + 'static> Collector<C> {
         self.inner.progress.lock().await.last_indexed
     }
 
-    pub(crate) fn scan_settings(&self) -> ScanSettings {
-        self.inner.config.discovery.scan_settings()
+    /// Every debtor from a full scan of the chain's latest state; unreadable entries are counted.
+    pub(crate) async fn discover(
+        &self,
+        progress: &(dyn Fn(&str) + Sync),
+    ) -> anyhow::Result<Discovery> {
+        let settings: ScanSettings = self.inner.config.discovery.scan_settings();
+        let found = self
+            .inner
+            .red_bank
+            .discover(settings, progress)
+            .await
+            .context("scanning the Red Bank for debtors")?;
+        for (what, count) in &found.decode_errors {
+            self.inner
+                .metrics
+                .decode_errors
+                .with_label_values(&[what])
+                .inc_by(*count);
+        }
+        Ok(found)
     }
 
     /// Refreshes `/health` with the index's position.

@@ -152,7 +152,7 @@ impl<C: ChainClient> PositionReader<C> {
     ) -> Result<AccountPosition, ReadError> {
         self.protocols
             .red_bank
-            .read_position(&AccountKey::Address(account.to_string()), height)
+            .read_position(&AccountKey::Address(account.to_string()), Some(height))
             .await
     }
 }

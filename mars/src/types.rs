@@ -10,7 +10,11 @@
 //! - [`HealthPosition`] is a protocol-neutral, priced and risk-weighted line, the only input the
 //!   health math needs. A credit-manager (Rover) account can be turned into the same lines.
 
+use std::collections::BTreeMap;
+
 use cosmwasm_std::{Decimal, Uint128};
+
+use crate::msg::red_bank::{Collateral, Debt};
 use serde::{Deserialize, Serialize};
 
 /// Piecewise-linear borrow rate as a function of utilization (Mars `InterestRateModel`).
@@ -391,5 +395,28 @@ impl std::fmt::Display for AccountKey {
             AccountKey::Address(address) => f.write_str(address),
             AccountKey::CreditAccount(id) => write!(f, "credit account {id}"),
         }
+    }
+}
+
+/// One account's Red Bank positions keyed by denom, as the chain stores them (`colls` and
+/// `debts` map values): what the collector reads from the chain and compares with the index.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AccountPositions {
+    pub address: String,
+    pub collaterals: BTreeMap<String, Collateral>,
+    pub debts: BTreeMap<String, Debt>,
+}
+
+impl AccountPositions {
+    pub fn new(address: impl Into<String>) -> Self {
+        AccountPositions {
+            address: address.into(),
+            ..Default::default()
+        }
+    }
+
+    /// Whether the account owes anything: only such accounts are indexed.
+    pub fn has_debt(&self) -> bool {
+        self.debts.values().any(|d| !d.amount_scaled.is_zero())
     }
 }

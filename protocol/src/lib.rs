@@ -1,8 +1,9 @@
 //! The lending protocols redline liquidates, behind one seam.
 //!
-//! A [`Protocol`] reads what the services need from one lending product's contracts: the
-//! market-wide inputs of a block ([`MarketSnapshot`]), one account's stored position, the
-//! accounts a block's transactions touched, and the message that liquidates an account. The
+//! A [`Protocol`] reads what the services need from one lending product's contracts: every
+//! account with debt (a discovery scan of raw state), the market-wide inputs of a block
+//! ([`MarketSnapshot`]), one account's stored position, the accounts a block's transactions
+//! touched, and the message that liquidates an account. The
 //! math on what it reads is pure and lives in `mars`; the services hold their protocols in a
 //! [`Protocols`] set and dispatch once per job on the job's [`ProtocolKind`]. A new lending
 //! product is a new implementation (and a devnet contract and scenario), not edits across the
@@ -17,6 +18,8 @@ use cosmrs::{AccountId, Any};
 use redline_chain::{BlockResults, ChainError};
 
 pub use mars::types::{AccountKey, ProtocolKind};
+pub use red_bank::read::MarketInputs;
+pub use red_bank::scan::{Discovery, ScanSettings};
 pub use red_bank::{BlockTouches, RedBank, RedBankContracts};
 pub use snapshot::{chain_error, AccountPosition, MarketSnapshot, ReadError};
 
@@ -34,17 +37,32 @@ pub struct LiquidationOrder<'a> {
 pub trait Protocol: Send + Sync {
     fn kind(&self) -> ProtocolKind;
 
+    /// Every account with debt, from a scan of the contracts' raw state at the node's latest
+    /// height (`progress` hears what the scan is doing).
+    fn discover(
+        &self,
+        settings: ScanSettings,
+        progress: &(dyn Fn(&str) + Sync),
+    ) -> impl Future<Output = Result<Discovery, ReadError>> + Send;
+
+    /// The market-wide inputs as the contracts answer them at `height` (`None`: the node's
+    /// latest state).
+    fn read_inputs(
+        &self,
+        height: Option<u64>,
+    ) -> impl Future<Output = Result<MarketInputs, ReadError>> + Send;
+
     /// The market-wide inputs of the health and liquidation math at `height`.
     fn read_snapshot(
         &self,
         height: u64,
     ) -> impl Future<Output = Result<MarketSnapshot, ReadError>> + Send;
 
-    /// One account's stored (scaled) position at `height`.
+    /// One account's stored (scaled) position at `height` (`None`: the node's latest state).
     fn read_position(
         &self,
         account: &AccountKey,
-        height: u64,
+        height: Option<u64>,
     ) -> impl Future<Output = Result<AccountPosition, ReadError>> + Send;
 
     /// The accounts (and market changes) a block's successful transactions touched.

@@ -10,9 +10,9 @@ use std::collections::BTreeMap;
 use cosmwasm_std::Decimal;
 use mars::math::interest::{underlying_debt_amount, underlying_liquidity_amount};
 use mars::math::MathError;
-use mars::msg::red_bank::{UserCollateralResponse, UserDebtResponse};
+use mars::msg::red_bank::{Collateral, Debt, UserCollateralResponse, UserDebtResponse};
 use mars::rule::{LiquidationRule, RepayLimit};
-use mars::types::{AssetParams, DenomPosition, Market};
+use mars::types::{AccountPositions, AssetParams, DenomPosition, Market};
 use mars::value::PriceBook;
 use redline_chain::ChainError;
 
@@ -128,6 +128,31 @@ pub struct AccountPosition {
 impl AccountPosition {
     pub fn has_debt(&self) -> bool {
         self.debts.iter().any(|d| !d.amount_scaled.is_zero())
+    }
+
+    /// The position as the Red Bank stores it (scaled amounts by denom), zero entries left out:
+    /// what the collector indexes.
+    pub fn stored(self) -> AccountPositions {
+        let mut stored = AccountPositions::new(self.account);
+        for c in self.collaterals {
+            if !c.amount_scaled.is_zero() {
+                let collateral = Collateral {
+                    amount_scaled: c.amount_scaled,
+                    enabled: c.enabled,
+                };
+                stored.collaterals.insert(c.denom, collateral);
+            }
+        }
+        for d in self.debts {
+            if !d.amount_scaled.is_zero() {
+                let debt = Debt {
+                    amount_scaled: d.amount_scaled,
+                    uncollateralized: d.uncollateralized,
+                };
+                stored.debts.insert(d.denom, debt);
+            }
+        }
+        stored
     }
 
     /// Underlying holdings at block time `timestamp` (seconds): collateral truncated and debt

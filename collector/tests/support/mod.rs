@@ -9,10 +9,10 @@ use std::collections::BTreeMap;
 use cosmwasm_std::{Coin, Uint128};
 use mars::msg::red_bank::ExecuteMsg;
 use redline_chain::{ChainClient, TendermintClient, TxOutcome, Wallet};
-use redline_collector::red_bank_scan::RedBankContracts;
 use redline_collector::{Collector, Config, Connections};
 use redline_pipeline::index::AccountPositions;
 use redline_pipeline::queue::QueueConfig;
+use redline_protocol::RedBank;
 pub use testkit::devnet::Devnet;
 use testkit::RedisServer;
 
@@ -135,7 +135,8 @@ impl Harness {
             Connections {
                 client: devnet.client.clone(),
                 chain_id: devnet.manifest.chain_id.clone(),
-                contracts: RedBankContracts::from_manifest(&devnet.manifest.contracts),
+                // The devnet's oracle quotes in 6-decimal units; the collector values nothing.
+                red_bank: RedBank::from_manifest(devnet.client.clone(), &devnet.manifest, 6),
                 redis,
                 queue: self.queue_config(),
                 registry: self.registry.clone(),

@@ -48,6 +48,7 @@ use mars::msg::red_bank::{Collateral, Debt};
 use mars::types::{AssetParams, Market};
 
 pub use codec::CodecError;
+pub use mars::types::AccountPositions;
 
 /// Default number of buckets of a new index.
 pub const DEFAULT_BUCKETS: u32 = 1024;
@@ -295,29 +296,6 @@ impl IndexedAccount {
                 })
                 .collect::<Result<_, IndexError>>()?,
         })
-    }
-}
-
-/// One account's Red Bank positions keyed by denom, as the chain stores them (`colls` and
-/// `debts` map values): what the collector reads from the chain and compares with the index.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct AccountPositions {
-    pub address: String,
-    pub collaterals: BTreeMap<String, Collateral>,
-    pub debts: BTreeMap<String, Debt>,
-}
-
-impl AccountPositions {
-    pub fn new(address: impl Into<String>) -> Self {
-        AccountPositions {
-            address: address.into(),
-            ..Default::default()
-        }
-    }
-
-    /// Whether the account owes anything: only such accounts are indexed.
-    pub fn has_debt(&self) -> bool {
-        self.debts.values().any(|d| !d.amount_scaled.is_zero())
     }
 }
 

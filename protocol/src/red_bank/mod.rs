@@ -3,6 +3,7 @@
 
 pub mod events;
 pub mod read;
+pub mod scan;
 
 use cosmrs::{AccountId, Any};
 use cosmwasm_std::Coin;
@@ -15,8 +16,8 @@ pub use read::{
 };
 
 use crate::{
-    AccountKey, AccountPosition, LiquidationOrder, MarketSnapshot, Protocol, ProtocolKind,
-    ReadError,
+    AccountKey, AccountPosition, Discovery, LiquidationOrder, MarketInputs, MarketSnapshot,
+    Protocol, ProtocolKind, ReadError, ScanSettings,
 };
 
 /// The Mars contracts a Red Bank liquidation bot talks to.
@@ -78,6 +79,18 @@ impl<C: ChainClient> Protocol for RedBank<C> {
         ProtocolKind::RedBank
     }
 
+    async fn discover(
+        &self,
+        settings: ScanSettings,
+        progress: &(dyn Fn(&str) + Sync),
+    ) -> Result<Discovery, ReadError> {
+        scan::scan_debtors(&self.client, &self.contracts, settings, progress).await
+    }
+
+    async fn read_inputs(&self, height: Option<u64>) -> Result<MarketInputs, ReadError> {
+        read::market_inputs(self, height).await
+    }
+
     async fn read_snapshot(&self, height: u64) -> Result<MarketSnapshot, ReadError> {
         read::snapshot(self, height).await
     }
@@ -85,17 +98,11 @@ impl<C: ChainClient> Protocol for RedBank<C> {
     async fn read_position(
         &self,
         account: &AccountKey,
-        height: u64,
+        height: Option<u64>,
     ) -> Result<AccountPosition, ReadError> {
         match account {
             AccountKey::Address(address) => {
-                read::position(
-                    &self.client,
-                    &self.contracts.red_bank,
-                    address,
-                    Some(height),
-                )
-                .await
+                read::position(&self.client, &self.contracts.red_bank, address, height).await
             }
             AccountKey::CreditAccount(_) => Err(ReadError::NotAnAccount {
                 account: account.to_string(),

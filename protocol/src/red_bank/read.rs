@@ -133,28 +133,33 @@ pub async fn position<C: ChainClient>(
     })
 }
 
-/// The market-wide inputs at `height`: markets, both kinds of prices, asset params, and the
-/// target health factor when the deployment's rule reads it.
-pub async fn snapshot<C: ChainClient>(
+/// The market-wide inputs of the health and liquidation math, as the contracts answer them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MarketInputs {
+    pub markets: Vec<Market>,
+    pub params: Vec<AssetParams>,
+    /// Read only under the target-health-factor rule; 0 otherwise.
+    pub target_health_factor: Decimal,
+    /// Oracle prices of kind `default`, denom → price.
+    pub prices: BTreeMap<String, Decimal>,
+    /// Oracle prices of kind `liquidation`, denom → price.
+    pub liquidation_prices: BTreeMap<String, Decimal>,
+}
+
+/// Markets, asset params, both kinds of prices, and the target health factor when the
+/// deployment's rule reads it, at `height` (`None`: the node's latest state).
+pub async fn market_inputs<C: ChainClient>(
     red_bank: &RedBank<C>,
-    height: u64,
-) -> Result<MarketSnapshot, ReadError> {
-    let (client, contracts, at) = (&red_bank.client, &red_bank.contracts, Some(height));
-    let block_time = async {
-        match client.block_time(height).await {
-            Ok(time) => Ok(time),
-            // CometBFT reports height 1 before the first block is committed.
-            Err(ChainError::Rpc { .. }) if height <= 1 => Err(ReadError::NoBlockYet),
-            Err(e) => Err(chain_error(format!("time of block {height}"))(e)),
-        }
-    };
+    height: Option<u64>,
+) -> Result<MarketInputs, ReadError> {
+    let (client, contracts) = (&red_bank.client, &red_bank.contracts);
     let markets = async {
-        markets(client, contracts, at)
+        markets(client, contracts, height)
             .await
             .map_err(chain_error(format!("markets of {}", contracts.red_bank)))
     };
     let price_list = |kind: ActionKind| async move {
-        prices(client, contracts, kind, at)
+        prices(client, contracts, kind, height)
             .await
             .map_err(chain_error(format!(
                 "{kind:?} prices of {}",
@@ -162,7 +167,7 @@ pub async fn snapshot<C: ChainClient>(
             )))
     };
     let params = async {
-        asset_params(client, contracts, at)
+        asset_params(client, contracts, height)
             .await
             .map_err(chain_error(format!("asset params of {}", contracts.params)))
     };
@@ -170,28 +175,58 @@ pub async fn snapshot<C: ChainClient>(
         if !red_bank.rule.reads_target_health_factor() {
             return Ok(Decimal::zero());
         }
-        target_health_factor(client, contracts, at)
+        target_health_factor(client, contracts, height)
             .await
             .map_err(chain_error("target health factor"))
     };
-    let (block_time, markets, liquidation_prices, default_prices, params, thf) = futures::try_join!(
-        block_time,
+    let (markets, liquidation_prices, prices, params, target_health_factor) = futures::try_join!(
         markets,
         price_list(ActionKind::Liquidation),
         price_list(ActionKind::Default),
         params,
         target
     )?;
+    Ok(MarketInputs {
+        markets,
+        params,
+        target_health_factor,
+        prices,
+        liquidation_prices,
+    })
+}
+
+/// The market-wide inputs at `height`, with the block's time.
+pub async fn snapshot<C: ChainClient>(
+    red_bank: &RedBank<C>,
+    height: u64,
+) -> Result<MarketSnapshot, ReadError> {
+    let block_time = async {
+        match red_bank.client.block_time(height).await {
+            Ok(time) => Ok(time),
+            // CometBFT reports height 1 before the first block is committed.
+            Err(ChainError::Rpc { .. }) if height <= 1 => Err(ReadError::NoBlockYet),
+            Err(e) => Err(chain_error(format!("time of block {height}"))(e)),
+        }
+    };
+    let (block_time, inputs) =
+        futures::try_join!(block_time, market_inputs(red_bank, Some(height)))?;
+    let MarketInputs {
+        markets,
+        params,
+        target_health_factor,
+        prices,
+        liquidation_prices,
+    } = inputs;
     Ok(MarketSnapshot {
         height,
-        fingerprint: fingerprint(&liquidation_prices, &default_prices, &params, thf),
+        fingerprint: fingerprint(&liquidation_prices, &prices, &params, target_health_factor),
         block_time_secs: block_time.seconds(),
         markets: markets.into_iter().map(|m| (m.denom.clone(), m)).collect(),
         liquidation_prices,
-        prices: PriceBook::new(default_prices, red_bank.base_decimals),
+        prices: PriceBook::new(prices, red_bank.base_decimals),
         params: params.into_iter().map(|p| (p.denom.clone(), p)).collect(),
         liquidation_rule: red_bank.rule,
-        target_health_factor: thf,
+        target_health_factor,
     })
 }
 

@@ -636,7 +636,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Figures> {
             redline_collector::Connections {
                 client: client.clone(),
                 chain_id: manifest.chain_id.clone(),
-                contracts: redline_protocol::RedBankContracts::from_manifest(&manifest.contracts),
+                red_bank: RedBank::from_manifest(client.clone(), &manifest, 6),
                 redis: redis.clone(),
                 queue: QueueConfig {
                     queue_consumer: Some("collector".into()),

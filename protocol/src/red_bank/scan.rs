@@ -1,25 +1,21 @@
-//! Reading the Red Bank's state from the chain: raw-state scans of its `debts` and `colls` maps
-//! (decoded as cw-storage-plus keys), per-account smart queries, and the markets, asset params,
-//! target health factor and oracle prices.
+//! Discovering every Red Bank debtor from raw state: scans of the Red Bank's `debts` and `colls`
+//! maps (decoded as cw-storage-plus keys) at the node's latest state, with the accounts whose
+//! stored value cannot be read re-read by smart queries.
 //!
-//! The node answers at its latest height; every reader says so in its name or docs, and callers
-//! account for blocks committed while they read (see `follow` and `reconcile`).
+//! The node answers at its latest height: callers read the height before the scan and account
+//! for blocks committed while it ran.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use anyhow::Context as _;
-use cosmwasm_std::{Decimal, Uint128};
 use futures::{stream, StreamExt};
-use mars::msg::oracle::ActionKind;
 use mars::msg::red_bank::{namespace, Collateral, Debt, UserId};
-use mars::types::{AssetParams, Market};
+use mars::types::AccountPositions;
 use redline_chain::{ChainClient, RawEntry, ScanOptions};
-use redline_pipeline::index::AccountPositions;
-use redline_protocol::red_bank;
-pub use redline_protocol::{RedBank, RedBankContracts};
 use serde::de::DeserializeOwned;
 
-use crate::metrics::CollectorMetrics;
+use super::RedBankContracts;
+use crate::snapshot::chain_error;
+use crate::ReadError;
 
 /// Why a raw map entry could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -104,7 +100,7 @@ pub struct ScanSettings {
 
 /// Every debtor of the Red Bank with its positions, from one full scan.
 #[derive(Debug, Default)]
-pub struct ChainScan {
+pub struct Discovery {
     pub accounts: BTreeMap<String, AccountPositions>,
     pub debt_entries: usize,
     pub collateral_entries: usize,
@@ -114,6 +110,8 @@ pub struct ChainScan {
     pub reread: usize,
     /// Collateral entries of credit-manager accounts (another protocol's index).
     pub other_protocol_entries: usize,
+    /// Unreadable entries by what could not be read (`debts_key`, `colls_value`, …).
+    pub decode_errors: BTreeMap<String, u64>,
 }
 
 /// Scans the `debts` map, then the `colls` map (both at the node's latest state, pages
@@ -123,15 +121,13 @@ pub async fn scan_debtors<C: ChainClient>(
     client: &C,
     contracts: &RedBankContracts,
     settings: ScanSettings,
-    metrics: &CollectorMetrics,
     progress: &(dyn Fn(&str) + Sync),
-) -> anyhow::Result<ChainScan> {
+) -> Result<Discovery, ReadError> {
     let mut scan = DebtorScan {
         client,
         contracts,
         settings,
-        metrics,
-        found: ChainScan::default(),
+        found: Discovery::default(),
         reread: BTreeSet::new(),
     };
     progress("scanning the debts map");
@@ -155,19 +151,18 @@ struct DebtorScan<'a, C> {
     client: &'a C,
     contracts: &'a RedBankContracts,
     settings: ScanSettings,
-    metrics: &'a CollectorMetrics,
-    found: ChainScan,
+    found: Discovery,
     reread: BTreeSet<String>,
 }
 
 impl<C: ChainClient> DebtorScan<'_, C> {
     /// Every entry of the Red Bank map `map`.
-    async fn raw_map(&self, map: &'static str) -> anyhow::Result<Vec<RawEntry>> {
+    async fn raw_map(&self, map: &'static str) -> Result<Vec<RawEntry>, ReadError> {
         let red_bank = &self.contracts.red_bank;
         self.client
             .scan_raw_prefix_concurrent(red_bank, &map_prefix(map), self.settings.scan)
             .await
-            .with_context(|| format!("scanning the {map} map of {red_bank}"))
+            .map_err(chain_error(format!("the {map} map of {red_bank}")))
     }
 
     fn add_debts(&mut self, entries: &[RawEntry]) {
@@ -227,25 +222,27 @@ impl<C: ChainClient> DebtorScan<'_, C> {
     /// A key of `map` that cannot be read: the entry is skipped, logged and counted.
     fn undecodable_key(&mut self, map: &str, key: &[u8], error: EntryError) {
         tracing::warn!(key = %hex::encode(key), %error, "skipping undecodable {map} key");
-        self.metrics
+        *self
+            .found
             .decode_errors
-            .with_label_values(&[&format!("{map}_key")])
-            .inc();
+            .entry(format!("{map}_key"))
+            .or_default() += 1;
         self.found.undecodable_keys += 1;
     }
 
     /// A value of `map` that cannot be read: its account is re-read as a whole.
     fn undecodable_value(&mut self, map: &str, address: String, denom: &str, error: EntryError) {
         tracing::warn!(%address, %denom, %error, "undecodable {map} value; re-reading the account");
-        self.metrics
+        *self
+            .found
             .decode_errors
-            .with_label_values(&[&format!("{map}_value")])
-            .inc();
+            .entry(format!("{map}_value"))
+            .or_default() += 1;
         self.reread.insert(address);
     }
 
     /// Re-reads the accounts with an undecodable value and keeps the debtors.
-    async fn finish(self, progress: &(dyn Fn(&str) + Sync)) -> anyhow::Result<ChainScan> {
+    async fn finish(self, progress: &(dyn Fn(&str) + Sync)) -> Result<Discovery, ReadError> {
         let DebtorScan {
             client,
             contracts,
@@ -267,8 +264,7 @@ impl<C: ChainClient> DebtorScan<'_, C> {
             for (address, result) in
                 read_accounts(client, contracts, &addresses, settings.query_concurrency).await
             {
-                let positions = result.with_context(|| format!("re-reading account {address}"))?;
-                scan.accounts.insert(address, positions);
+                scan.accounts.insert(address, result?);
             }
         }
         scan.accounts.retain(|_, account| account.has_debt());
@@ -276,104 +272,22 @@ impl<C: ChainClient> DebtorScan<'_, C> {
     }
 }
 
-/// One account's Red Bank positions (`user_collaterals` and `user_debts`, at the node's latest
-/// height), without the zero entries.
-pub async fn read_account<C: ChainClient>(
-    client: &C,
-    contracts: &RedBankContracts,
-    address: &str,
-) -> anyhow::Result<AccountPositions> {
-    let position = red_bank::read::position(client, &contracts.red_bank, address, None)
-        .await
-        .with_context(|| format!("reading the positions of {address}"))?;
-    let mut positions = AccountPositions::new(address);
-    for c in position
-        .collaterals
-        .into_iter()
-        .filter(|c| !c.amount_scaled.is_zero())
-    {
-        let collateral = Collateral {
-            amount_scaled: c.amount_scaled,
-            enabled: c.enabled,
-        };
-        positions.collaterals.insert(c.denom, collateral);
-    }
-    for d in position
-        .debts
-        .into_iter()
-        .filter(|d| !d.amount_scaled.is_zero())
-    {
-        let debt = Debt {
-            amount_scaled: d.amount_scaled,
-            uncollateralized: d.uncollateralized,
-        };
-        positions.debts.insert(d.denom, debt);
-    }
-    Ok(positions)
-}
-
-/// [`read_account`] for many accounts, `concurrency` at a time; results in input order.
-pub async fn read_accounts<C: ChainClient>(
+/// Several accounts' stored positions at the node's latest state, `concurrency` at a time;
+/// results in input order.
+async fn read_accounts<C: ChainClient>(
     client: &C,
     contracts: &RedBankContracts,
     addresses: &[String],
     concurrency: usize,
-) -> Vec<(String, anyhow::Result<AccountPositions>)> {
+) -> Vec<(String, Result<AccountPositions, ReadError>)> {
     stream::iter(addresses.iter().cloned())
         .map(|address| async move {
-            let result = read_account(client, contracts, &address).await;
-            (address, result)
+            let read = super::read::position(client, &contracts.red_bank, &address, None).await;
+            (address, read.map(|position| position.stored()))
         })
         .buffered(concurrency.max(1))
         .collect()
         .await
-}
-
-/// Every market, at the node's latest height.
-pub async fn markets<C: ChainClient>(
-    client: &C,
-    contracts: &RedBankContracts,
-) -> anyhow::Result<Vec<Market>> {
-    red_bank::markets(client, contracts, None)
-        .await
-        .context("reading the Red Bank markets")
-}
-
-/// Every asset's params, at the node's latest height.
-pub async fn asset_params<C: ChainClient>(
-    client: &C,
-    contracts: &RedBankContracts,
-) -> anyhow::Result<Vec<AssetParams>> {
-    red_bank::asset_params(client, contracts, None)
-        .await
-        .context("reading the asset params")
-}
-
-pub async fn target_health_factor<C: ChainClient>(
-    client: &C,
-    contracts: &RedBankContracts,
-) -> anyhow::Result<Decimal> {
-    red_bank::target_health_factor(client, contracts, None)
-        .await
-        .context("reading the target health factor")
-}
-
-/// Every oracle price of `kind`, denom → price, at the node's latest height.
-pub async fn prices<C: ChainClient>(
-    client: &C,
-    contracts: &RedBankContracts,
-    kind: ActionKind,
-) -> anyhow::Result<BTreeMap<String, Decimal>> {
-    red_bank::prices(client, contracts, kind, None)
-        .await
-        .with_context(|| format!("reading the oracle's {kind:?} prices"))
-}
-
-/// Total scaled debt of an account (for logs).
-pub fn total_debt_scaled(account: &AccountPositions) -> Uint128 {
-    account.debts.values().fold(Uint128::zero(), |sum, d| {
-        sum.saturating_add(d.amount_scaled)
-    })
 }
 
 #[cfg(test)]

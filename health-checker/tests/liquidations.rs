@@ -12,10 +12,9 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use cosmwasm_std::{Decimal, Uint128};
-use mars::msg::red_bank::QueryMsg;
 use mars::types::{Health, Market, UserPositionFigures};
 use redline_chain::ChainClient;
-use redline_health_checker::onchain::health_from_figures;
+use redline_health_checker::onchain::{health_from_figures, user_position_query};
 use redline_health_checker::HealthSource;
 use redline_pipeline::index::{BlockSnapshot, PositionIndex};
 use redline_pipeline::queue::Queue;
@@ -42,14 +41,7 @@ async fn chain_health_factors(devnet: &Devnet) -> Vec<(String, Option<Decimal>)>
     for account in &devnet.borrowers {
         let figures: UserPositionFigures = devnet
             .client
-            .query_smart(
-                devnet.red_bank(),
-                &QueryMsg::UserPositionLiquidationPricing {
-                    user: account.clone(),
-                    account_id: None,
-                },
-                None,
-            )
+            .query_smart(devnet.red_bank(), &user_position_query(account, true), None)
             .await
             .unwrap();
         out.push((

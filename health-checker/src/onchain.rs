@@ -63,8 +63,16 @@ pub async fn user_health<C: ChainClient>(
     height: u64,
     liquidation_pricing: bool,
 ) -> Result<Health, ChainError> {
+    let msg = user_position_query(account, liquidation_pricing);
+    let figures: UserPositionFigures = client.query_smart(red_bank, &msg, Some(height)).await?;
+    Ok(health_from_figures(&figures))
+}
+
+/// The Red Bank's `user_position` query of `account`, its liquidation-priced variant when
+/// `liquidation_pricing`.
+pub fn user_position_query(account: &str, liquidation_pricing: bool) -> QueryMsg {
     let user = account.to_string();
-    let msg = if liquidation_pricing {
+    if liquidation_pricing {
         QueryMsg::UserPositionLiquidationPricing {
             user,
             account_id: None,
@@ -74,9 +82,7 @@ pub async fn user_health<C: ChainClient>(
             user,
             account_id: None,
         }
-    };
-    let figures: UserPositionFigures = client.query_smart(red_bank, &msg, Some(height)).await?;
-    Ok(health_from_figures(&figures))
+    }
 }
 
 /// Every account's health, `concurrency` queries at a time, in the order of `accounts`.

@@ -5,47 +5,22 @@
 
 mod support;
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use cosmwasm_std::{Decimal, Uint128};
+use cosmwasm_std::Decimal;
+use redline_chain::TendermintClient;
 use redline_health_checker::metrics::outcome;
-use redline_health_checker::{HealthSource, JobOutcome, SkipReason};
-use redline_pipeline::index::{
-    write_synthetic_accounts, CollateralEntry, DebtEntry, DenomId, IndexedAccount, PositionIndex,
-};
+use redline_health_checker::{HealthChecker, HealthSource, JobOutcome, SkipReason};
+use redline_pipeline::index::{write_synthetic_accounts, DenomId, IndexedAccount, PositionIndex};
 use redline_pipeline::jobs::{HealthCheckJob, ProtocolKind, HEALTH_CHECK_QUEUE};
 use redline_pipeline::queue::{Queue, QueueConfig, RedisStreamQueue};
 use support::*;
 use testkit::{wait_for, RedisServer};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
 const CHAIN: &str = "devnet-1";
-const TTL: Duration = Duration::from_secs(600);
-
-fn account(
-    address: &str,
-    collaterals: &[(DenomId, u128, bool)],
-    debts: &[(DenomId, u128)],
-) -> IndexedAccount {
-    IndexedAccount {
-        address: address.into(),
-        collaterals: collaterals
-            .iter()
-            .map(|&(denom, amount, enabled)| CollateralEntry {
-                denom,
-                amount_scaled: Uint128::new(amount),
-                enabled,
-            })
-            .collect(),
-        debts: debts
-            .iter()
-            .map(|&(denom, amount)| DebtEntry {
-                denom,
-                amount_scaled: Uint128::new(amount),
-                uncollateralized: false,
-            })
-            .collect(),
-    }
-}
 
 const GOOD_PRICES: [(&str, &str); 5] = [
     ("uatom", "10"),
@@ -122,27 +97,30 @@ async fn bad_accounts_are_counted_and_skipped_never_healthy() {
     let all_markets = ["uatom", "uusdc", "uosmo", "ufree", "unoparams"];
     let all_params = ["uatom", "uusdc", "uosmo", "ufree"];
     let snapshot = synthetic_snapshot(CHAIN, 10, &GOOD_PRICES, &all_markets, &all_params);
-    index.write_block_snapshot(&snapshot, TTL).await.unwrap();
+    index
+        .write_block_snapshot(&snapshot, SNAPSHOT_TTL)
+        .await
+        .unwrap();
     let first = checker.process(&whole_index_job(CHAIN, 10)).await.unwrap();
     assert_eq!(first.outcome, JobOutcome::Done);
     // liquidatable, healthy, osmo, zero (ufree priced 2 here).
     assert_eq!(first.checked, 4, "{first:?}");
     assert_eq!(first.liquidatable, 1);
     assert_eq!(first.skipped, 4); // ghost, noparams, unknown id, garbage
-    let near = checker
-        .outputs()
-        .near_liquidation(CHAIN, ProtocolKind::RedBank, 100)
-        .await
-        .unwrap();
-    let names: Vec<&str> = near.iter().map(|(a, _)| a.as_str()).collect();
-    assert_eq!(names, ["osmo1liquidatable", "osmo1osmo"]);
+    assert_eq!(
+        near_accounts(&checker, CHAIN, 100).await,
+        ["osmo1liquidatable", "osmo1osmo"]
+    );
 
     // Block 11: uosmo has no price and ufree is priced at zero.
     let mut prices = GOOD_PRICES.to_vec();
     prices.retain(|(d, _)| *d != "uosmo");
     prices.iter_mut().find(|(d, _)| *d == "ufree").unwrap().1 = "0";
     let snapshot = synthetic_snapshot(CHAIN, 11, &prices, &all_markets, &all_params);
-    index.write_block_snapshot(&snapshot, TTL).await.unwrap();
+    index
+        .write_block_snapshot(&snapshot, SNAPSHOT_TTL)
+        .await
+        .unwrap();
     let second = checker.process(&whole_index_job(CHAIN, 11)).await.unwrap();
     assert_eq!(second.checked, 2);
     assert_eq!(second.skipped, 6);
@@ -158,22 +136,14 @@ async fn bad_accounts_are_counted_and_skipped_never_healthy() {
         "only `handle` counts jobs"
     );
     // The account that could not be checked keeps its place in the near set.
-    let near = checker
-        .outputs()
-        .near_liquidation(CHAIN, ProtocolKind::RedBank, 100)
-        .await
-        .unwrap();
-    let names: Vec<&str> = near.iter().map(|(a, _)| a.as_str()).collect();
-    assert_eq!(names, ["osmo1liquidatable", "osmo1osmo"]);
+    assert_eq!(
+        near_accounts(&checker, CHAIN, 100).await,
+        ["osmo1liquidatable", "osmo1osmo"]
+    );
     // Only the liquidatable account is queued; no skipped account produced a verdict.
-    let queued = checker
-        .outputs()
-        .liquidation_queue()
-        .peek(10)
-        .await
-        .unwrap();
+    let queued = queued_candidates(&checker, 10).await;
     assert_eq!(queued.len(), 1);
-    let candidate = queued[0].job.clone().unwrap();
+    let candidate = queued[0].clone();
     assert_eq!(candidate.account, "osmo1liquidatable");
     assert_eq!(candidate.height, 11);
     let plan = candidate.plan.unwrap();
@@ -197,11 +167,7 @@ async fn synthetic_index(redis: &RedisServer, accounts: u64, height: u64) -> Pos
         &["uatom", "uusdc", "uosmo"],
         &["uatom", "uusdc", "uosmo"],
     );
-    index.write_block_snapshot(&snapshot, TTL).await.unwrap();
-    index
-        .set_last_indexed(height, Some(snapshot.time))
-        .await
-        .unwrap();
+    index_snapshot(&index, &snapshot).await;
     index
 }
 
@@ -214,34 +180,60 @@ fn fast_queue(redis: &RedisServer, consumer: &str) -> QueueConfig {
     }
 }
 
+/// The health-check queue as `consumer` sees it.
+async fn job_queue(redis: &RedisServer, consumer: &str) -> RedisStreamQueue<HealthCheckJob> {
+    RedisStreamQueue::connect(&fast_queue(redis, consumer), HEALTH_CHECK_QUEUE)
+        .await
+        .unwrap()
+}
+
+/// An off-chain health checker running in a task as the service runs it, taking jobs from the
+/// health-check queue until it is stopped.
+struct LiveChecker {
+    checker: Arc<HealthChecker<TendermintClient>>,
+    stop: watch::Sender<bool>,
+    running: JoinHandle<anyhow::Result<()>>,
+}
+
+impl LiveChecker {
+    async fn start(redis: &RedisServer) -> Self {
+        let checker = checker(redis, HealthSource::Offchain, None, 1).await;
+        let (stop, stopped) = watch::channel(false);
+        let running = tokio::spawn({
+            let checker = checker.clone();
+            let config = fast_queue(redis, "live");
+            async move { checker.run(&config, stopped).await }
+        });
+        LiveChecker {
+            checker,
+            stop,
+            running,
+        }
+    }
+
+    /// Stops the checker and checks that it stopped without an error.
+    async fn stop(self) {
+        self.stop.send(true).unwrap();
+        self.running.await.unwrap().unwrap();
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_workers_job_is_reclaimed_and_processed_once() {
     let redis = RedisServer::start().unwrap();
     let index = synthetic_index(&redis, 5_000, 20).await;
-    let producer: RedisStreamQueue<HealthCheckJob> =
-        RedisStreamQueue::connect(&fast_queue(&redis, "collector"), HEALTH_CHECK_QUEUE)
-            .await
-            .unwrap();
+    let producer = job_queue(&redis, "collector").await;
     producer.enqueue(&whole_index_job(CHAIN, 20)).await.unwrap();
 
     // A worker takes the job and dies without acknowledging it.
     {
-        let dying: RedisStreamQueue<HealthCheckJob> =
-            RedisStreamQueue::connect(&fast_queue(&redis, "dying"), HEALTH_CHECK_QUEUE)
-                .await
-                .unwrap();
+        let dying = job_queue(&redis, "dying").await;
         let taken = dying.fetch(1, Duration::from_millis(500)).await.unwrap();
         assert_eq!(taken.len(), 1);
     }
 
-    let checker = checker(&redis, HealthSource::Offchain, None, 1).await;
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let running = tokio::spawn({
-        let checker = checker.clone();
-        let config = fast_queue(&redis, "live");
-        async move { checker.run(&config, stopped).await }
-    });
-    let metrics = checker.metrics().clone();
+    let live = LiveChecker::start(&redis).await;
+    let metrics = live.checker.metrics().clone();
     wait_for(
         || {
             let metrics = metrics.clone();
@@ -264,11 +256,15 @@ async fn a_dead_workers_job_is_reclaimed_and_processed_once() {
     let found = metrics.liquidatable_found.get();
     assert!(found > 0);
     assert_eq!(
-        checker.outputs().liquidation_queue().lag().await.unwrap(),
+        live.checker
+            .outputs()
+            .liquidation_queue()
+            .lag()
+            .await
+            .unwrap(),
         found
     );
-    stop.send(true).unwrap();
-    running.await.unwrap().unwrap();
+    live.stop().await;
     drop(index);
 }
 
@@ -276,10 +272,7 @@ async fn a_dead_workers_job_is_reclaimed_and_processed_once() {
 async fn stale_snapshotless_and_unprocessable_jobs() {
     let redis = RedisServer::start().unwrap();
     let _index = synthetic_index(&redis, 100, 30).await;
-    let producer: RedisStreamQueue<HealthCheckJob> =
-        RedisStreamQueue::connect(&fast_queue(&redis, "collector"), HEALTH_CHECK_QUEUE)
-            .await
-            .unwrap();
+    let producer = job_queue(&redis, "collector").await;
     let rover = HealthCheckJob {
         protocol: ProtocolKind::Rover,
         ..whole_index_job(CHAIN, 30)
@@ -295,14 +288,8 @@ async fn stale_snapshotless_and_unprocessable_jobs() {
         ])
         .await
         .unwrap();
-    let checker = checker(&redis, HealthSource::Offchain, None, 1).await;
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let running = tokio::spawn({
-        let checker = checker.clone();
-        let config = fast_queue(&redis, "live");
-        async move { checker.run(&config, stopped).await }
-    });
-    let metrics = checker.metrics().clone();
+    let live = LiveChecker::start(&redis).await;
+    let metrics = live.checker.metrics().clone();
     wait_for(
         || {
             let metrics = metrics.clone();
@@ -329,8 +316,7 @@ async fn stale_snapshotless_and_unprocessable_jobs() {
     );
     let dead = producer.dead_letters(10).await.unwrap();
     assert!(dead[0].reason.contains("rover"), "{}", dead[0].reason);
-    stop.send(true).unwrap();
-    running.await.unwrap().unwrap();
+    live.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

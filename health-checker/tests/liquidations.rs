@@ -12,21 +12,15 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use cosmwasm_std::{Decimal, Uint128};
-use mars::msg::red_bank::QueryMsg;
 use mars::types::{Health, Market, UserPositionFigures};
 use redline_chain::ChainClient;
-use redline_health_checker::onchain::health_from_figures;
+use redline_health_checker::onchain::{health_from_figures, user_position_query};
 use redline_health_checker::HealthSource;
-use redline_pipeline::index::{
-    BlockSnapshot, CollateralEntry, DebtEntry, IndexedAccount, PositionIndex,
-};
-use redline_pipeline::jobs::ProtocolKind;
+use redline_pipeline::index::{BlockSnapshot, PositionIndex};
 use redline_pipeline::queue::Queue;
 use support::*;
 use testkit::fixtures::{self, asset_params, dec};
 use testkit::RedisServer;
-
-const SNAPSHOT_TTL: Duration = Duration::from_secs(600);
 
 /// Moves prices, then writes the snapshot of the block that applied them to `index` as the
 /// collector would; returns it.
@@ -37,14 +31,7 @@ async fn move_prices_and_index(
 ) -> BlockSnapshot {
     let height = devnet.move_prices(prices).await.unwrap();
     let snapshot = devnet.snapshot(height).await.unwrap();
-    index
-        .write_block_snapshot(&snapshot, SNAPSHOT_TTL)
-        .await
-        .unwrap();
-    index
-        .set_last_indexed(height, Some(snapshot.time))
-        .await
-        .unwrap();
+    index_snapshot(index, &snapshot).await;
     snapshot
 }
 
@@ -54,14 +41,7 @@ async fn chain_health_factors(devnet: &Devnet) -> Vec<(String, Option<Decimal>)>
     for account in &devnet.borrowers {
         let figures: UserPositionFigures = devnet
             .client
-            .query_smart(
-                devnet.red_bank(),
-                &QueryMsg::UserPositionLiquidationPricing {
-                    user: account.clone(),
-                    account_id: None,
-                },
-                None,
-            )
+            .query_smart(devnet.red_bank(), &user_position_query(account, true), None)
             .await
             .unwrap();
         out.push((
@@ -70,6 +50,15 @@ async fn chain_health_factors(devnet: &Devnet) -> Vec<(String, Option<Decimal>)>
         ));
     }
     out
+}
+
+/// The accounts whose health factor in `chain` is below `threshold`.
+fn below(chain: &[(String, Option<Decimal>)], threshold: Decimal) -> BTreeSet<String> {
+    chain
+        .iter()
+        .filter(|(_, hf)| hf.is_some_and(|hf| hf < threshold))
+        .map(|(a, _)| a.clone())
+        .collect()
 }
 
 /// The queued and near accounts are the ones the chain's `user_position_liquidation_pricing`
@@ -108,47 +97,26 @@ async fn queued_and_near_accounts_follow_the_chains_health_factors_by_profit() {
 
     // The chain agrees on who is liquidatable and who is near.
     let chain = chain_health_factors(&devnet).await;
-    let liquidatable_on_chain: BTreeSet<String> = chain
-        .iter()
-        .filter(|(_, hf)| hf.is_some_and(|hf| hf < Decimal::one()))
-        .map(|(a, _)| a.clone())
-        .collect();
-    let near_on_chain: BTreeSet<String> = chain
-        .iter()
-        .filter(|(_, hf)| hf.is_some_and(|hf| hf < Decimal::percent(105)))
-        .map(|(a, _)| a.clone())
-        .collect();
-    let queue = checker.outputs().liquidation_queue();
-    let waiting = queue.peek(10_000).await.unwrap();
-    let queued: BTreeSet<String> = waiting
-        .iter()
-        .map(|w| w.job.as_ref().unwrap().account.clone())
-        .collect();
-    assert_eq!(queued, liquidatable_on_chain);
-    let near: BTreeSet<String> = checker
-        .outputs()
-        .near_liquidation(&chain_id, ProtocolKind::RedBank, 100_000)
+    let waiting = queued_candidates(&checker, 10_000).await;
+    let queued: BTreeSet<String> = waiting.iter().map(|c| c.account.clone()).collect();
+    assert_eq!(queued, below(&chain, Decimal::one()));
+    let near: BTreeSet<String> = near_accounts(&checker, &chain_id, 100_000)
         .await
-        .unwrap()
         .into_iter()
-        .map(|(a, _)| a)
         .collect();
-    assert_eq!(near, near_on_chain);
+    assert_eq!(near, below(&chain, Decimal::percent(105)));
     assert_eq!(
         checker.metrics().liquidatable_found.get(),
         report.liquidatable
     );
 
     // Highest expected profit first.
-    let profits: Vec<Decimal> = waiting
-        .iter()
-        .map(|w| w.job.as_ref().unwrap().priority())
-        .collect();
+    let profits: Vec<Decimal> = waiting.iter().map(|c| c.priority()).collect();
     assert!(profits.windows(2).all(|w| w[0] >= w[1]), "{profits:?}");
     assert!(profits[0] > Decimal::zero());
 
     // The top candidate, for the on-chain baseline below.
-    let top = waiting[0].job.clone().unwrap();
+    let top = waiting[0].clone();
     assert_eq!(top.height, height);
     let plan = top.plan.clone().unwrap();
 
@@ -160,27 +128,20 @@ async fn queued_and_near_accounts_follow_the_chains_health_factors_by_profit() {
         .write_block_snapshot(&snapshot, SNAPSHOT_TTL)
         .await
         .unwrap();
-    let baseline = checker_for(&onchain_redis, HealthSource::Onchain, Some(&devnet)).await;
+    let baseline =
+        support::checker(&onchain_redis, HealthSource::Onchain, Some(&devnet), 1_000).await;
     let onchain_report = baseline
         .process(&whole_index_job(&chain_id, height))
         .await
         .unwrap();
     assert_eq!(onchain_report.checked, indexed);
     assert_eq!(onchain_report.liquidatable, report.liquidatable);
-    let onchain_waiting = baseline
-        .outputs()
-        .liquidation_queue()
-        .peek(10_000)
-        .await
-        .unwrap();
-    let onchain_queued: BTreeSet<String> = onchain_waiting
-        .iter()
-        .map(|w| w.job.as_ref().unwrap().account.clone())
-        .collect();
+    let onchain_waiting = queued_candidates(&baseline, 10_000).await;
+    let onchain_queued: BTreeSet<String> =
+        onchain_waiting.iter().map(|c| c.account.clone()).collect();
     assert_eq!(onchain_queued, queued);
     let onchain_top = onchain_waiting
-        .iter()
-        .map(|w| w.job.clone().unwrap())
+        .into_iter()
         .find(|c| c.account == top.account)
         .unwrap();
     let onchain_plan = onchain_top.plan.unwrap();
@@ -198,22 +159,16 @@ async fn queued_and_near_accounts_follow_the_chains_health_factors_by_profit() {
         .unwrap();
     assert_eq!(report.liquidatable, 0);
     assert_eq!(report.output.retracted, queued.len() as u64);
-    assert_eq!(queue.lag().await.unwrap(), 0);
+    assert_eq!(
+        checker.outputs().liquidation_queue().lag().await.unwrap(),
+        0
+    );
     let chain = chain_health_factors(&devnet).await;
-    let near_on_chain: BTreeSet<String> = chain
-        .iter()
-        .filter(|(_, hf)| hf.is_some_and(|hf| hf < Decimal::percent(105)))
-        .map(|(a, _)| a.clone())
-        .collect();
-    let near: BTreeSet<String> = checker
-        .outputs()
-        .near_liquidation(&chain_id, ProtocolKind::RedBank, 100_000)
+    let near: BTreeSet<String> = near_accounts(&checker, &chain_id, 100_000)
         .await
-        .unwrap()
         .into_iter()
-        .map(|(a, _)| a)
         .collect();
-    assert_eq!(near, near_on_chain);
+    assert_eq!(near, below(&chain, Decimal::percent(105)));
     assert!(!near.is_empty());
 }
 
@@ -237,26 +192,14 @@ async fn a_hand_made_account_gets_the_plan_worked_out_by_hand() {
         unreachable!()
     };
     index
-        .put_accounts(&[IndexedAccount {
-            address: "osmo1handmade".into(),
-            collaterals: vec![
-                CollateralEntry {
-                    denom: atom,
-                    amount_scaled: Uint128::new(7_999_999_999_999),
-                    enabled: true,
-                },
-                CollateralEntry {
-                    denom: osmo,
-                    amount_scaled: Uint128::new(50_000_000_000_000),
-                    enabled: true,
-                },
+        .put_accounts(&[account(
+            "osmo1handmade",
+            &[
+                (atom, 7_999_999_999_999, true),
+                (osmo, 50_000_000_000_000, true),
             ],
-            debts: vec![DebtEntry {
-                denom: usdc,
-                amount_scaled: Uint128::new(66_999_999_999_999),
-                uncollateralized: false,
-            }],
-        }])
+            &[(usdc, 66_999_999_999_999)],
+        )])
         .await
         .unwrap();
     let time = 1_700_000_000u64;
@@ -304,14 +247,9 @@ async fn a_hand_made_account_gets_the_plan_worked_out_by_hand() {
         (1, 1, 0),
         "{report:?}"
     );
-    let waiting = checker
-        .outputs()
-        .liquidation_queue()
-        .peek(10)
-        .await
-        .unwrap();
+    let waiting = queued_candidates(&checker, 10).await;
     assert_eq!(waiting.len(), 1);
-    let candidate = waiting[0].job.clone().unwrap();
+    let candidate = waiting[0].clone();
     assert_eq!(candidate.account, "osmo1handmade");
     assert_eq!(candidate.height, HEIGHT);
 
@@ -370,12 +308,4 @@ async fn a_hand_made_account_gets_the_plan_worked_out_by_hand() {
     // uusdc base units: 10^6 per USD.
     assert_eq!(plan.expected_profit_usd, dec("4.319601"));
     assert_eq!(candidate.priority(), dec("4.319601"));
-}
-
-async fn checker_for(
-    redis: &RedisServer,
-    source: HealthSource,
-    devnet: Option<&Devnet>,
-) -> std::sync::Arc<redline_health_checker::HealthChecker<redline_chain::TendermintClient>> {
-    checker(redis, source, devnet, 1_000).await
 }

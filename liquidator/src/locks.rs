@@ -101,20 +101,8 @@ impl Leases {
     /// Takes `key` for `ttl` if nobody holds it.
     pub async fn try_acquire(&self, key: &str, ttl: Duration) -> Result<Option<Lease>, LeaseError> {
         let token = format!("{}:{:016x}", self.owner, rand::random::<u64>());
-        let mut redis = self.redis.clone();
-        let answer: Option<String> = timed(
-            "SET NX",
-            key,
-            redis::cmd("SET")
-                .arg(key)
-                .arg(&token)
-                .arg("NX")
-                .arg("PX")
-                .arg(ttl.as_millis().max(1) as u64)
-                .query_async(&mut redis),
-        )
-        .await?;
-        Ok(answer.map(|_| Lease {
+        let taken = self.set_if_free(key, &token, ttl).await?;
+        Ok(taken.then(|| Lease {
             key: key.to_string(),
             token,
             ttl,
@@ -124,16 +112,21 @@ impl Leases {
     /// Takes a lost lease back with its own token if nobody holds the key now (it expired, or
     /// Redis lost it in a restart); `false` while someone else holds it.
     pub async fn retake(&self, lease: &Lease) -> Result<bool, LeaseError> {
+        self.set_if_free(&lease.key, &lease.token, lease.ttl).await
+    }
+
+    /// Sets `key` to `token` for `ttl` unless the key exists; whether it was set.
+    async fn set_if_free(&self, key: &str, token: &str, ttl: Duration) -> Result<bool, LeaseError> {
         let mut redis = self.redis.clone();
         let answer: Option<String> = timed(
             "SET NX",
-            &lease.key,
+            key,
             redis::cmd("SET")
-                .arg(&lease.key)
-                .arg(&lease.token)
+                .arg(key)
+                .arg(token)
                 .arg("NX")
                 .arg("PX")
-                .arg(lease.ttl.as_millis().max(1) as u64)
+                .arg(ttl.as_millis().max(1) as u64)
                 .query_async(&mut redis),
         )
         .await?;
@@ -142,33 +135,34 @@ impl Leases {
 
     /// Restarts the lease's ttl; `false` when it is no longer ours (expired, taken over).
     pub async fn renew(&self, lease: &Lease) -> Result<bool, LeaseError> {
-        let mut redis = self.redis.clone();
-        let renewed: i64 = timed(
-            "renew",
-            &lease.key,
-            Script::new(RENEW_LUA)
-                .key(&lease.key)
-                .arg(&lease.token)
-                .arg(lease.ttl.as_millis().max(1) as u64)
-                .invoke_async(&mut redis),
-        )
-        .await?;
-        Ok(renewed == 1)
+        let ttl_ms = lease.ttl.as_millis().max(1) as u64;
+        self.run_if_ours("renew", RENEW_LUA, lease, Some(ttl_ms))
+            .await
     }
 
     /// Gives the lease up; `false` when it was no longer ours.
     pub async fn release(&self, lease: &Lease) -> Result<bool, LeaseError> {
+        self.run_if_ours("release", RELEASE_LUA, lease, None).await
+    }
+
+    /// Runs `lua` (one of the scripts that act only while the key still holds the lease's
+    /// token) on the lease's key with its token and `ttl_ms`; whether it acted.
+    async fn run_if_ours(
+        &self,
+        operation: &'static str,
+        lua: &str,
+        lease: &Lease,
+        ttl_ms: Option<u64>,
+    ) -> Result<bool, LeaseError> {
         let mut redis = self.redis.clone();
-        let released: i64 = timed(
-            "release",
-            &lease.key,
-            Script::new(RELEASE_LUA)
-                .key(&lease.key)
-                .arg(&lease.token)
-                .invoke_async(&mut redis),
-        )
-        .await?;
-        Ok(released == 1)
+        let script = Script::new(lua);
+        let mut invocation = script.key(&lease.key);
+        invocation.arg(&lease.token);
+        if let Some(ttl_ms) = ttl_ms {
+            invocation.arg(ttl_ms);
+        }
+        let acted: i64 = timed(operation, &lease.key, invocation.invoke_async(&mut redis)).await?;
+        Ok(acted == 1)
     }
 
     /// Whether anyone holds `key`.

@@ -550,27 +550,27 @@ mod tests {
         );
     }
 
+    /// A wallet of uatom (at 10) and uusdc toward a fixed uusdc target: the uatom it offers.
     #[test]
-    fn a_fixed_target_rounds_the_offer_up() {
-        // Short 15 uusdc at 10 per uatom: 2 uatom (ceil).
-        let balances = vec![Coin::new(100u128, "uatom"), Coin::new(985u128, "uusdc")];
-        let swaps = swaps_toward(&balances, "uusdc:1000", Decimal::zero());
-        assert_eq!(swaps[0].offer, Coin::new(2u128, "uatom"));
-    }
-
-    #[test]
-    fn nothing_within_the_threshold() {
-        // Short 50 of 6,000 (0.83%) with a 1% threshold.
-        let balances = vec![Coin::new(595u128, "uatom"), Coin::new(5_950u128, "uusdc")];
-        let swaps = swaps_toward(&balances, "uusdc:6000", Decimal::percent(1));
-        assert!(swaps.is_empty());
-    }
-
-    #[test]
-    fn the_offer_is_capped_by_the_surplus() {
-        let balances = vec![Coin::new(10u128, "uatom"), Coin::new(0u128, "uusdc")];
-        let swaps = swaps_toward(&balances, "uusdc:1000", Decimal::zero());
-        assert_eq!(swaps[0].offer, Coin::new(10u128, "uatom"));
+    fn a_fixed_target_offers_the_uatom_it_is_short_of() {
+        // uatom and uusdc held, the target, the threshold, the uatom offered (None: no swap).
+        let cases = [
+            // Short 15 uusdc at 10 per uatom: 2 uatom (rounded up).
+            (100u128, 985u128, "uusdc:1000", Decimal::zero(), Some(2u128)),
+            // Short 50 of 6,000 (0.83%) with a 1% threshold: nothing.
+            (595, 5_950, "uusdc:6000", Decimal::percent(1), None),
+            // Short 1,000, but only 10 uatom to sell: the offer is capped by the surplus.
+            (10, 0, "uusdc:1000", Decimal::zero(), Some(10)),
+        ];
+        for (atom, usdc, target, threshold, offered) in cases {
+            let balances = vec![Coin::new(atom, "uatom"), Coin::new(usdc, "uusdc")];
+            let swaps = swaps_toward(&balances, target, threshold);
+            assert_eq!(
+                swaps.first().map(|swap| swap.offer.clone()),
+                offered.map(|amount| Coin::new(amount, "uatom")),
+                "{target} from {atom} uatom and {usdc} uusdc"
+            );
+        }
     }
 
     #[test]

@@ -4,78 +4,34 @@
 
 mod support;
 
-use std::process::Stdio;
-use std::time::Duration;
-
-use support::Harness;
-
-const BINARY: &str = env!("CARGO_BIN_EXE_liquidator");
+use support::{read_pipe, stop_with_sigterm, Harness, BINARY};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_binary_liquidates_records_and_stops_cleanly() {
     let h = Harness::start(300, 41, 3).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let manifest = dir.path().join("manifest.json");
-    h.manifest.write(&manifest).unwrap();
     let csv = dir.path().join("attempts.csv");
 
-    let mut child = tokio::process::Command::new(BINARY)
-        .args([
-            "--manifest",
-            manifest.to_str().unwrap(),
-            "--redis-url",
-            &h.redis_server.url(),
-            "--queue-block-ms",
-            "100",
-            "--workers",
-            "1",
-            "--csv",
-            csv.to_str().unwrap(),
-            "--metrics-addr",
-            "off",
-            "--log-format",
-            "json",
-        ])
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-
-    let (account, _queue) = h
-        .liquidate_first_candidate()
-        .await
-        .expect("the binary liquidates the candidate");
+    let (mut child, account, _queue) = h
+        .spawn_and_liquidate_first(
+            h.liquidator_command(dir.path())
+                .args(["--redis-url", &h.redis_server.url()])
+                .arg("--csv")
+                .arg(&csv)
+                .args(["--metrics-addr", "off"]),
+        )
+        .await;
     // Its worker leased slot 1 (slot 0 is the master, also leased: it tops up).
     assert!(h.leases.is_held(&h.keys.wallet_slot(1)).await.unwrap());
 
     // SIGTERM: the worker finishes, the slots are given back, the process exits 0.
-    let pid = child.id().unwrap() as i32;
-    let status = std::process::Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let exit = tokio::time::timeout(Duration::from_secs(20), child.wait())
-        .await
-        .expect("stops within 20 s")
-        .unwrap();
-    assert!(exit.success(), "{exit:?}");
+    stop_with_sigterm(&mut child).await;
     assert!(!h.leases.is_held(&h.keys.wallet_slot(1)).await.unwrap());
     assert!(!h.leases.is_held(&h.keys.wallet_slot(0)).await.unwrap());
     let rows = std::fs::read_to_string(&csv).unwrap();
     assert!(rows.lines().count() >= 2, "{rows}");
     assert!(rows.contains(&account));
-    let mut stderr = String::new();
-    use tokio::io::AsyncReadExt as _;
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .await
-        .unwrap();
+    let stderr = read_pipe(child.stderr.take()).await;
     assert!(stderr.contains("liquidated"), "{stderr}");
     assert!(
         !stderr.contains(redline_devnet::scenario::DEFAULT_LIQUIDATOR_MNEMONIC),

@@ -135,22 +135,17 @@ fn flags_are_validated() {
         timeout_ms: 2000,
     };
     assert!(none.validate().unwrap().is_none());
-    let empty = ModelArgs {
-        command: Some("  ".into()),
-        timeout_ms: 2000,
-    };
-    assert!(empty
-        .validate()
-        .unwrap_err()
-        .to_string()
-        .contains("--model"));
-    let zero = ModelArgs {
-        command: Some("cat".into()),
-        timeout_ms: 0,
-    };
-    assert!(zero
-        .validate()
-        .unwrap_err()
-        .to_string()
-        .contains("--model-timeout-ms"));
+    // A bad flag is refused with the flag named.
+    let bad = [("  ", 2000, "--model"), ("cat", 0, "--model-timeout-ms")];
+    for (command, timeout_ms, named) in bad {
+        let args = ModelArgs {
+            command: Some(command.into()),
+            timeout_ms,
+        };
+        let error = args.validate().unwrap_err().to_string();
+        assert!(
+            error.contains(named),
+            "{command:?}, {timeout_ms} ms: {error}"
+        );
+    }
 }

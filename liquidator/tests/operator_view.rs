@@ -7,29 +7,23 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::process::Stdio;
 use std::time::Duration;
 
-use redline_chain::ChainClient;
 use redline_liquidator::balances::{read_wallets, wallets_key};
 use redline_liquidator::record::Outcome;
-use support::Harness;
+use support::{read_pipe, stop_with_sigterm, Harness};
 use testkit::http::{http_get, http_get_json, WebhookReceiver};
 use testkit::{free_port, wait_for};
-use tokio::io::AsyncReadExt as _;
 
-const BINARY: &str = env!("CARGO_BIN_EXE_liquidator");
 /// The Discord webhook's path (a credential in production).
 const WEBHOOK_PATH: &str = "/webhook/SECRETPATH";
 
-/// Every coin of `address` on chain: denom → amount.
+/// Every coin of `address` on chain: denom → amount, as the published balances write it.
 async fn chain_balances(h: &Harness, address: &str) -> BTreeMap<String, String> {
-    h.client
-        .balances(address)
+    h.balances(address)
         .await
-        .unwrap()
         .into_iter()
-        .map(|c| (c.denom, c.amount.to_string()))
+        .map(|(denom, amount)| (denom, amount.to_string()))
         .collect()
 }
 
@@ -37,37 +31,26 @@ async fn chain_balances(h: &Harness, address: &str) -> BTreeMap<String, String> 
 async fn balances_are_published_and_liquidations_notified() {
     let h = Harness::start(300, 47, 3).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let manifest = dir.path().join("manifest.json");
-    h.manifest.write(&manifest).unwrap();
     let receiver = WebhookReceiver::start().await.unwrap();
     let csv = dir.path().join("notified.csv");
     let metrics_addr = format!("127.0.0.1:{}", free_port().unwrap());
 
-    let mut child = tokio::process::Command::new(BINARY)
-        .args(["--manifest", manifest.to_str().unwrap()])
-        .args(["--redis-url", &h.redis_server.url()])
-        .args(["--queue-block-ms", "100", "--workers", "1"])
-        .args(["--balance-interval-ms", "500"])
-        .args(["--metrics-addr", &metrics_addr, "--log-format", "json"])
-        .arg(format!(
-            "--notify-liquidations=discord:{}",
-            receiver.url(WEBHOOK_PATH)
-        ))
-        .arg(format!(
-            "--notify-successful-liquidations=csvfile:{}",
-            csv.display()
-        ))
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-
-    let (account, _queue) = h
-        .liquidate_first_candidate()
-        .await
-        .expect("the binary liquidates the candidate");
+    let (mut child, account, _queue) = h
+        .spawn_and_liquidate_first(
+            h.liquidator_command(dir.path())
+                .args(["--redis-url", &h.redis_server.url()])
+                .args(["--balance-interval-ms", "500"])
+                .args(["--metrics-addr", &metrics_addr])
+                .arg(format!(
+                    "--notify-liquidations=discord:{}",
+                    receiver.url(WEBHOOK_PATH)
+                ))
+                .arg(format!(
+                    "--notify-successful-liquidations=csvfile:{}",
+                    csv.display()
+                )),
+        )
+        .await;
     let record = h
         .records()
         .await
@@ -161,24 +144,8 @@ async fn balances_are_published_and_liquidations_notified() {
     );
     assert!(lines[1].contains(&record.tx_hash));
 
-    let pid = child.id().unwrap() as i32;
-    std::process::Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .unwrap();
-    let exit = tokio::time::timeout(Duration::from_secs(20), child.wait())
-        .await
-        .expect("stops within 20 s")
-        .unwrap();
-    assert!(exit.success(), "{exit:?}");
-    let mut stderr = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .await
-        .unwrap();
+    stop_with_sigterm(&mut child).await;
+    let stderr = read_pipe(child.stderr.take()).await;
     // The webhook's path is a credential: never in the logs.
     assert!(!stderr.contains("SECRETPATH"), "{stderr}");
 }

@@ -11,16 +11,6 @@ use redline_liquidator::rebalance::{plan_swaps, RebalancePolicy, Rebalancer, Tar
 use redline_liquidator::tx_sender::SendOptions;
 use support::Harness;
 
-async fn balances(h: &Harness, address: &str) -> BTreeMap<String, Uint256> {
-    h.client
-        .balances(address)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|c| (c.denom, c.amount))
-        .collect()
-}
-
 /// The oracle's default prices.
 async fn oracle_prices(h: &Harness) -> BTreeMap<String, Decimal> {
     h.client
@@ -77,7 +67,7 @@ async fn swaps_towards_a_share_target_by_the_pool_math_and_not_below_the_thresho
     let rebalancer = share_rebalancer(&h, target.clone());
 
     // What the rebalancer will do, and what the pools say each swap returns.
-    let before = balances(&h, &address).await;
+    let before = h.balances(&address).await;
     let prices = oracle_prices(&h).await;
     let coins = h.client.balances(&address).await.unwrap();
     let plan = plan_swaps(&coins, &prices, &[target], Decimal::percent(1), &fee_denom).unwrap();
@@ -110,7 +100,7 @@ async fn swaps_towards_a_share_target_by_the_pool_math_and_not_below_the_thresho
 
     let sent = rebalancer.rebalance(&sender, &[]).await.unwrap();
     assert_eq!(sent, plan.len());
-    let after = balances(&h, &address).await;
+    let after = h.balances(&address).await;
     let mut expected_usdc = Uint128::zero();
     for (swap, sizes) in plan.iter().zip(&returns) {
         let sold =
@@ -133,7 +123,7 @@ async fn swaps_towards_a_share_target_by_the_pool_math_and_not_below_the_thresho
         ..rebalancer.clone()
     };
     assert_eq!(idle.rebalance(&sender, &[]).await.unwrap(), 0);
-    assert_eq!(balances(&h, &address).await, after);
+    assert_eq!(h.balances(&address).await, after);
 }
 
 /// With a tight `--max-slippage` a swap too big for the pool is cut down (halved until its
@@ -156,9 +146,9 @@ async fn a_swap_too_big_for_the_pool_is_cut_down() {
         &fee_denom,
     )
     .unwrap();
-    let before = balances(&h, &address).await;
+    let before = h.balances(&address).await;
     rebalancer.rebalance(&sender, &[]).await.unwrap();
-    let after = balances(&h, &address).await;
+    let after = h.balances(&address).await;
     let mut cut = 0;
     for swap in &plan {
         let sold =

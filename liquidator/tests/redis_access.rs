@@ -12,43 +12,23 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use redline_pipeline::queue::Queue as _;
-use support::{Harness, RedisSetup};
+use support::{read_pipe, stop_with_sigterm, Harness, RedisSetup, BINARY};
 use testkit::{wait_for, RedisOptions};
 
-const BINARY: &str = env!("CARGO_BIN_EXE_liquidator");
 const PASSWORD: &str = "tls-and-auth-token-7f3a";
 
 /// Starts the binary with `env` on top of the harness's manifest, has it liquidate one candidate
 /// pushed through the harness's Redis, stops it with SIGTERM and returns its output.
 async fn liquidate_one(h: &Harness, env: &[(&str, String)]) -> String {
     let dir = tempfile::tempdir().unwrap();
-    let manifest = dir.path().join("manifest.json");
-    h.manifest.write(&manifest).unwrap();
-    let mut child = tokio::process::Command::new(BINARY)
-        .args([
-            "--manifest",
-            manifest.to_str().unwrap(),
-            "--queue-block-ms",
-            "100",
-            "--workers",
-            "1",
-            "--metrics-addr",
-            "off",
-            "--log-format",
-            "json",
-        ])
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-
-    let (_account, queue) = h
-        .liquidate_first_candidate()
-        .await
-        .expect("the binary liquidates the candidate");
+    let (mut child, _account, queue) = h
+        .spawn_and_liquidate_first(
+            h.liquidator_command(dir.path())
+                .args(["--metrics-addr", "off"])
+                .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+                .stdout(Stdio::piped()),
+        )
+        .await;
     wait_for(
         || async { queue.pending_count().await.unwrap() == 0 },
         Duration::from_secs(30),
@@ -56,36 +36,19 @@ async fn liquidate_one(h: &Harness, env: &[(&str, String)]) -> String {
     .await
     .expect("the job is acknowledged");
 
-    let pid = child.id().unwrap() as i32;
-    let status = std::process::Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let exit = tokio::time::timeout(Duration::from_secs(20), child.wait())
-        .await
-        .expect("stops within 20 s")
-        .unwrap();
-    assert!(exit.success(), "{exit:?}");
+    stop_with_sigterm(&mut child).await;
     // The wallet slots were given back (lease scripts on the same Redis).
     assert!(!h.leases.is_held(&h.keys.wallet_slot(1)).await.unwrap());
-    use tokio::io::AsyncReadExt as _;
-    let mut output = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut output)
-        .await
-        .unwrap();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut output)
-        .await
-        .unwrap();
-    output
+    read_pipe(child.stderr.take()).await + &read_pipe(child.stdout.take()).await
+}
+
+/// A single server behind TLS that asks for the password.
+fn tls_with_password() -> RedisOptions {
+    RedisOptions {
+        tls: true,
+        password: Some(PASSWORD.into()),
+        ..RedisOptions::default()
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -95,14 +58,7 @@ async fn the_binary_liquidates_on_a_tls_cluster() {
         300,
         45,
         2,
-        RedisSetup::Cluster(
-            RedisOptions {
-                tls: true,
-                password: Some(PASSWORD.into()),
-                ..RedisOptions::default()
-            },
-            "{redline-e2e}".into(),
-        ),
+        RedisSetup::Cluster(tls_with_password(), "{redline-e2e}".into()),
     )
     .await
     .unwrap();
@@ -143,18 +99,9 @@ async fn the_binary_liquidates_on_a_tls_cluster() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_binary_liquidates_through_tls_with_a_password_file() {
-    let h = Harness::start_with_redis(
-        300,
-        43,
-        2,
-        RedisSetup::Server(RedisOptions {
-            tls: true,
-            password: Some(PASSWORD.into()),
-            ..RedisOptions::default()
-        }),
-    )
-    .await
-    .unwrap();
+    let h = Harness::start_with_redis(300, 43, 2, RedisSetup::Server(tls_with_password()))
+        .await
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let password_file = dir.path().join("redis-password");
     std::fs::write(&password_file, format!("{PASSWORD}\n")).unwrap();
@@ -183,29 +130,16 @@ async fn the_binary_liquidates_through_tls_with_a_password_file() {
 
 #[tokio::test]
 async fn a_wrong_password_stops_the_binary_with_the_url_redacted() {
-    let h = Harness::start_with_redis(
-        10,
-        44,
-        1,
-        RedisSetup::Server(RedisOptions {
-            tls: true,
-            password: Some(PASSWORD.into()),
-            ..RedisOptions::default()
-        }),
-    )
-    .await
-    .unwrap();
+    let h = Harness::start_with_redis(10, 44, 1, RedisSetup::Server(tls_with_password()))
+        .await
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let manifest = dir.path().join("manifest.json");
-    h.manifest.write(&manifest).unwrap();
+    let manifest = h.write_manifest(dir.path());
     let url = h.redis_server.url().replacen(PASSWORD, "not-the-token", 1);
     let output = tokio::process::Command::new(BINARY)
-        .args([
-            "--manifest",
-            manifest.to_str().unwrap(),
-            "--metrics-addr",
-            "off",
-        ])
+        .arg("--manifest")
+        .arg(&manifest)
+        .args(["--metrics-addr", "off"])
         .env("REDIS_URL", &url)
         .env("REDIS_CA_CERT", h.redis_server.ca_cert().unwrap())
         .output()

@@ -7,21 +7,10 @@ mod support;
 
 use std::time::Duration;
 
-use cosmwasm_std::{Coin, Uint256};
-use redline_chain::{bank_send_msg, ChainClient};
+use cosmwasm_std::Uint256;
+use redline_chain::ChainClient;
 use redline_liquidator::tx_sender::{Broadcast, SendError, SendOptions, Sent};
-use support::Harness;
-
-async fn balance(h: &Harness, address: &str, denom: &str) -> Uint256 {
-    h.client
-        .balances(address)
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|c| c.denom == denom)
-        .map(|c| c.amount)
-        .unwrap_or_default()
-}
+use support::{impatient, send_uatom, Harness};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn txs_broadcast_back_to_back_land_together_within_the_in_flight_limit() {
@@ -32,10 +21,8 @@ async fn txs_broadcast_back_to_back_land_together_within_the_in_flight_limit() {
         .unwrap()
         .with_max_in_flight(3);
     let to = h.wallet(2).address().to_string();
-    let send = |amount: u128| {
-        bank_send_msg(a.wallet().address(), &to, &[Coin::new(amount, "uatom")]).unwrap()
-    };
-    let before = balance(&h, &to, "uatom").await;
+    let send = |amount: u128| send_uatom(&a, &to, amount);
+    let before = h.balance(&to, "uatom").await;
     let start = h.client.account(a.address()).await.unwrap().sequence;
 
     // Three txs: each simulated and broadcast while the ones before wait in the mempool.
@@ -88,10 +75,7 @@ async fn txs_broadcast_back_to_back_land_together_within_the_in_flight_limit() {
         panic!("not a dry run")
     };
     assert_eq!(a.in_flight(), 0);
-    assert_eq!(
-        balance(&h, &to, "uatom").await,
-        before + Uint256::from(10u32)
-    );
+    assert_eq!(h.balance(&to, "uatom").await, before + Uint256::from(10u32));
     assert_eq!(
         h.client.account(a.address()).await.unwrap().sequence,
         start + 4
@@ -104,10 +88,8 @@ async fn a_wrong_sequence_behind_txs_in_flight_resyncs_once_they_are_committed()
     let a = h.sender(1, SendOptions::default()).await.unwrap();
     let b = h.sender(1, SendOptions::default()).await.unwrap();
     let to = h.wallet(2).address().to_string();
-    let send = |amount: u128| {
-        bank_send_msg(a.wallet().address(), &to, &[Coin::new(amount, "uatom")]).unwrap()
-    };
-    let before = balance(&h, &to, "uatom").await;
+    let send = |amount: u128| send_uatom(&a, &to, amount);
+    let before = h.balance(&to, "uatom").await;
     // `a` has a tx in flight (committed, but not confirmed by `a` yet); `b` (same wallet)
     // takes the next sequence behind its back.
     let start = h.client.account(a.address()).await.unwrap().sequence;
@@ -130,35 +112,16 @@ async fn a_wrong_sequence_behind_txs_in_flight_resyncs_once_they_are_committed()
         panic!("not a dry run")
     };
     assert_eq!(second.sequence, first.sequence + 2);
-    assert_eq!(
-        balance(&h, &to, "uatom").await,
-        before + Uint256::from(7u32)
-    );
+    assert_eq!(h.balance(&to, "uatom").await, before + Uint256::from(7u32));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tx_of_unknown_fate_in_a_pipeline_blocks_every_further_send_until_settled() {
     let h = Harness::start(10, 33, 3).await.unwrap();
-    let impatient = h
-        .sender(
-            1,
-            SendOptions {
-                inclusion_timeout: Duration::from_millis(1),
-                ..SendOptions::default()
-            },
-        )
-        .await
-        .unwrap();
+    let impatient = h.sender(1, impatient()).await.unwrap();
     let to = h.wallet(2).address().to_string();
-    let send = |amount: u128| {
-        bank_send_msg(
-            impatient.wallet().address(),
-            &to,
-            &[Coin::new(amount, "uatom")],
-        )
-        .unwrap()
-    };
-    let before = balance(&h, &to, "uatom").await;
+    let send = |amount: u128| send_uatom(&impatient, &to, amount);
+    let before = h.balance(&to, "uatom").await;
     let start = impatient
         .client()
         .account(impatient.address())
@@ -191,7 +154,7 @@ async fn a_tx_of_unknown_fate_in_a_pipeline_blocks_every_further_send_until_sett
     while impatient.resolve_unresolved().await.unwrap().is_some() {}
     assert!(!impatient.has_unresolved().await);
     // Exactly the txs that executed moved coins, each once.
-    let moved = balance(&h, &to, "uatom").await - before;
+    let moved = h.balance(&to, "uatom").await - before;
     let executed = impatient
         .client()
         .account(impatient.address())

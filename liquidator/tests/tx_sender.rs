@@ -8,28 +8,15 @@ use std::time::Duration;
 use cosmwasm_std::{Coin, Uint256};
 use redline_chain::{bank_send_msg, ChainClient, TxErrorCode};
 use redline_liquidator::tx_sender::{Resolution, SendError, SendOptions, Sent};
-use support::Harness;
-
-async fn balance(h: &Harness, address: &str, denom: &str) -> Uint256 {
-    h.client
-        .balances(address)
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|c| c.denom == denom)
-        .map(|c| c.amount)
-        .unwrap_or_default()
-}
+use support::{impatient, send_uatom, Harness};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sends_resyncs_after_a_wrong_sequence_and_dry_runs() {
     let h = Harness::start(10, 21, 3).await.unwrap();
     let a = h.sender(1, SendOptions::default()).await.unwrap();
     let to = h.wallet(2).address().to_string();
-    let send = |amount: u128| {
-        bank_send_msg(a.wallet().address(), &to, &[Coin::new(amount, "uatom")]).unwrap()
-    };
-    let before = balance(&h, &to, "uatom").await;
+    let send = |amount: u128| send_uatom(&a, &to, amount);
+    let before = h.balance(&to, "uatom").await;
 
     let Sent::Included(first) = a.send(vec![send(5)], "one").await.unwrap() else {
         panic!("not a dry run")
@@ -46,10 +33,7 @@ async fn sends_resyncs_after_a_wrong_sequence_and_dry_runs() {
         panic!("not a dry run")
     };
     assert_eq!(third.sequence, first.sequence + 2);
-    assert_eq!(
-        balance(&h, &to, "uatom").await,
-        before + Uint256::from(23u32)
-    );
+    assert_eq!(h.balance(&to, "uatom").await, before + Uint256::from(23u32));
     // Same at CheckTx, without a simulation to catch it first.
     b.send(vec![send(13)], "four").await.unwrap();
     let Sent::Included(fifth) = a
@@ -61,10 +45,7 @@ async fn sends_resyncs_after_a_wrong_sequence_and_dry_runs() {
     };
     assert_eq!(fifth.sequence, first.sequence + 4);
     let before = before + Uint256::from(30u32);
-    assert_eq!(
-        balance(&h, &to, "uatom").await,
-        before + Uint256::from(23u32)
-    );
+    assert_eq!(h.balance(&to, "uatom").await, before + Uint256::from(23u32));
 
     // Dry run: signed and simulated, never broadcast; the sequence is not used up.
     let dry = h
@@ -87,10 +68,7 @@ async fn sends_resyncs_after_a_wrong_sequence_and_dry_runs() {
         .wait_for_tx(tx.hash, Duration::from_millis(1))
         .await
         .is_err());
-    assert_eq!(
-        balance(&h, &to, "uatom").await,
-        before + Uint256::from(23u32)
-    );
+    assert_eq!(h.balance(&to, "uatom").await, before + Uint256::from(23u32));
 
     // A revoked permit (lost wallet slot) stops signing.
     let revoked = h.sender(1, SendOptions::default()).await.unwrap();
@@ -117,16 +95,14 @@ async fn an_unconfirmed_tx_is_never_sent_twice() {
         .sender(
             1,
             SendOptions {
-                inclusion_timeout: Duration::from_millis(1),
                 unresolved_grace: Duration::from_secs(60),
-                dry_run: false,
-                ..SendOptions::default()
+                ..impatient()
             },
         )
         .await
         .unwrap();
     let to = h.wallet(2).address().to_string();
-    let before = balance(&h, &to, "uusdc").await;
+    let before = h.balance(&to, "uusdc").await;
     let msg = bank_send_msg(
         impatient.wallet().address(),
         &to,
@@ -157,7 +133,7 @@ async fn an_unconfirmed_tx_is_never_sent_twice() {
         other => panic!("{other:?}"),
     }
     assert!(!impatient.has_unresolved().await);
-    let moved = balance(&h, &to, "uusdc").await - before;
+    let moved = h.balance(&to, "uusdc").await - before;
     assert!(
         moved == Uint256::from(100u32) || moved == Uint256::from(200u32),
         "{moved}"

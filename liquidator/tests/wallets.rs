@@ -3,6 +3,7 @@
 
 mod support;
 
+use std::ops::RangeInclusive;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,37 +11,37 @@ use cosmwasm_std::{Decimal, Uint128, Uint256};
 use redline_chain::ChainClient;
 use redline_liquidator::record::Outcome;
 use redline_liquidator::tx_sender::SendOptions;
-use redline_liquidator::wallets::{claim_slot, TopUpPolicy, Treasurer};
+use redline_liquidator::wallets::{claim_slot, TopUpPolicy, Treasurer, WalletSlot};
 use support::Harness;
+
+/// The first free slot of `slots`, claimed as a worker claims it, on the harness's Redis and
+/// mnemonic.
+async fn claim(h: &Harness, slots: RangeInclusive<u32>, ttl: Duration) -> Option<WalletSlot> {
+    claim_slot(
+        &h.leases,
+        &h.keys,
+        &h.mnemonic,
+        &h.manifest.bech32_prefix,
+        slots,
+        ttl,
+    )
+    .await
+    .unwrap()
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slots_are_exclusive_and_a_lost_lease_stops_signing() {
     let h = Harness::start(10, 31, 2).await.unwrap();
-    let prefix = h.manifest.bech32_prefix.clone();
     let ttl = Duration::from_millis(1_200);
-    let first = claim_slot(&h.leases, &h.keys, &h.mnemonic, &prefix, 1..=3, ttl)
-        .await
-        .unwrap()
-        .unwrap();
-    let second = claim_slot(&h.leases, &h.keys, &h.mnemonic, &prefix, 1..=3, ttl)
-        .await
-        .unwrap()
-        .unwrap();
+    let first = claim(&h, 1..=3, ttl).await.unwrap();
+    let second = claim(&h, 1..=3, ttl).await.unwrap();
     assert_eq!((first.slot, second.slot), (1, 2));
     assert_eq!(
         first.wallet.address().to_string(),
         h.wallet(1).address().to_string()
     );
-    let third = claim_slot(&h.leases, &h.keys, &h.mnemonic, &prefix, 1..=3, ttl)
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(
-        claim_slot(&h.leases, &h.keys, &h.mnemonic, &prefix, 1..=3, ttl)
-            .await
-            .unwrap()
-            .is_none()
-    );
+    let third = claim(&h, 1..=3, ttl).await.unwrap();
+    assert!(claim(&h, 1..=3, ttl).await.is_none());
 
     // Renewals keep a lease alive well past its ttl.
     tokio::time::sleep(ttl * 2).await;
@@ -87,10 +88,7 @@ async fn slots_are_exclusive_and_a_lost_lease_stops_signing() {
 
     // Released slots are free again.
     first.release(&h.leases).await;
-    let again = claim_slot(&h.leases, &h.keys, &h.mnemonic, &prefix, 1..=3, ttl)
-        .await
-        .unwrap()
-        .unwrap();
+    let again = claim(&h, 1..=3, ttl).await.unwrap();
     assert!(again.slot == 1 || again.slot == 2);
 }
 
@@ -100,17 +98,11 @@ async fn the_master_tops_up_a_worker_wallet_that_runs_low() {
     let h = Harness::start(10, 32, 2).await.unwrap();
     let prefix = h.manifest.bech32_prefix.clone();
     let ttl = Duration::from_secs(10);
-    let worker = claim_slot(&h.leases, &h.keys, &h.mnemonic, &prefix, 5..=5, ttl)
-        .await
-        .unwrap()
-        .unwrap();
+    let worker = claim(&h, 5..=5, ttl).await.unwrap();
     let address = worker.wallet.address().to_string();
     assert!(h.client.balances(&address).await.unwrap().is_empty());
 
-    let master = claim_slot(&h.leases, &h.keys, &h.mnemonic, &prefix, 0..=0, ttl)
-        .await
-        .unwrap()
-        .unwrap();
+    let master = claim(&h, 0..=0, ttl).await.unwrap();
     let (master_wallet, guard) = master.into_parts();
     let sender = Arc::new(
         redline_liquidator::tx_sender::TxSender::new(
@@ -146,14 +138,8 @@ async fn the_master_tops_up_a_worker_wallet_that_runs_low() {
     // Slot 1 is not leased; only slot 5 is topped up.
     assert_eq!(sent.len(), 1);
     assert_eq!(sent[0].0, address);
-    let balances = h.client.balances(&address).await.unwrap();
-    let held = |denom: &str| {
-        balances
-            .iter()
-            .find(|c| c.denom == denom)
-            .map(|c| c.amount)
-            .unwrap_or_default()
-    };
+    let balances = h.balances(&address).await;
+    let held = |denom: &str| balances.get(denom).copied().unwrap_or_default();
     // $1000 of each debt denom, plus gas money in uosmo.
     assert_eq!(held("uusdc"), Uint256::from(1_000_000_000u64));
     assert_eq!(held("uatom"), Uint256::from(100_000_000u64));
@@ -225,15 +211,5 @@ async fn a_dead_masters_slot_is_taken_over_by_a_running_liquidator() {
         "the master slot was never taken over after its holder died"
     );
     // The slot is given back on stop: free to lease again.
-    assert!(claim_slot(
-        &h.leases,
-        &h.keys,
-        &h.mnemonic,
-        &h.manifest.bech32_prefix,
-        0..=0,
-        Duration::from_secs(1)
-    )
-    .await
-    .unwrap()
-    .is_some());
+    assert!(claim(&h, 0..=0, Duration::from_secs(1)).await.is_some());
 }

@@ -21,16 +21,6 @@ use redline_liquidator::worker::Worker;
 use redline_pipeline::queue::Queue as _;
 use support::Harness;
 
-async fn balances(h: &Harness, address: &str) -> BTreeMap<String, Uint256> {
-    h.client
-        .balances(address)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|c| (c.denom, c.amount))
-        .collect()
-}
-
 /// Steps `worker` until a step liquidates something (at most 5 steps); how many it liquidated.
 async fn step_until_liquidated(worker: &mut Worker<TendermintClient, support::Queue>) -> usize {
     for _ in 0..5 {
@@ -69,27 +59,22 @@ async fn value_change(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_liquidates_a_batch_exactly_and_records_it() {
     let h = Harness::start(300, 11, 3).await.unwrap();
-    let drop_height = h.move_price("uatom", 70).await.unwrap();
-    let plans = h.liquidatable().await.unwrap();
+    let (drop_height, plans) = h.drop_atom().await.unwrap();
     assert!(
         plans.len() >= 3,
         "only {} liquidatable accounts",
         plans.len()
     );
     let chosen: Vec<_> = plans.iter().take(6).collect();
-    let queue = h.queue("producer").await.unwrap();
     let candidates: Vec<_> = chosen
         .iter()
         .map(|p| h.candidate(&p.account, drop_height, h.reader_usd(p.expected_profit)))
         .collect();
-    queue.push(&candidates).await.unwrap();
+    let queue = h.enqueue(&candidates).await.unwrap();
 
-    let mut worker = h
-        .worker(1, h.settings(4), SendOptions::default())
-        .await
-        .unwrap();
+    let mut worker = h.default_worker(1).await.unwrap();
     let wallet = worker.sender().address().to_string();
-    let before = balances(&h, &wallet).await;
+    let before = h.balances(&wallet).await;
     let accounts: Vec<String> = chosen.iter().map(|p| p.account.clone()).collect();
     // As the health checker does every block: an account still liquidatable after a
     // liquidation (e.g. one of two collaterals seized) is queued again.
@@ -118,7 +103,7 @@ async fn a_worker_liquidates_a_batch_exactly_and_records_it() {
             .collect();
         queue.push(&again).await.unwrap();
     }
-    let after = balances(&h, &wallet).await;
+    let after = h.balances(&wallet).await;
 
     let records = h.records().await.unwrap();
     let done: Vec<_> = records
@@ -174,17 +159,13 @@ async fn a_worker_liquidates_a_batch_exactly_and_records_it() {
 async fn stale_locked_and_foreign_candidates_are_settled_without_a_tx() {
     let h = Harness::start(200, 12, 2).await.unwrap();
     let height = h.client.latest_height().await.unwrap();
-    let queue = h.queue("producer").await.unwrap();
     let healthy = h.borrowers[0].clone();
     // Healthy (no price move): stale.
-    queue
-        .push(&[h.candidate(&healthy, height, Decimal::percent(500))])
+    let queue = h
+        .enqueue(&[h.candidate(&healthy, height, Decimal::percent(500))])
         .await
         .unwrap();
-    let mut worker = h
-        .worker(1, h.settings(4), SendOptions::default())
-        .await
-        .unwrap();
+    let mut worker = h.default_worker(1).await.unwrap();
     let report = worker.step().await.unwrap();
     assert_eq!((report.taken, report.liquidated, report.skipped), (1, 0, 1));
     assert!(report.tx.is_none());
@@ -236,8 +217,7 @@ async fn stale_locked_and_foreign_candidates_are_settled_without_a_tx() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_liquidation_is_dropped_from_the_batch() {
     let h = Harness::start(300, 13, 2).await.unwrap();
-    h.move_price("uatom", 70).await.unwrap();
-    let plans = h.liquidatable().await.unwrap();
+    let (_, plans) = h.drop_atom().await.unwrap();
     assert!(plans.len() >= 2);
     let liquidatable: Vec<&str> = plans.iter().map(|p| p.account.as_str()).collect();
     let healthy = h
@@ -313,12 +293,10 @@ async fn prepared_floor(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dry_run_does_everything_but_broadcast() {
     let h = Harness::start(200, 14, 2).await.unwrap();
-    let height = h.move_price("uatom", 70).await.unwrap();
-    let plans = h.liquidatable().await.unwrap();
+    let (height, plans) = h.drop_atom().await.unwrap();
     assert!(!plans.is_empty());
-    let queue = h.queue("producer").await.unwrap();
-    queue
-        .push(&[h.candidate(&plans[0].account, height, Decimal::one())])
+    let queue = h
+        .enqueue(&[h.candidate(&plans[0].account, height, Decimal::one())])
         .await
         .unwrap();
     let options = SendOptions {
@@ -327,7 +305,7 @@ async fn dry_run_does_everything_but_broadcast() {
     };
     let mut worker = h.worker(1, h.settings(4), options).await.unwrap();
     let wallet = worker.sender().address().to_string();
-    let before = balances(&h, &wallet).await;
+    let before = h.balances(&wallet).await;
     let sequence = h.client.account(&wallet).await.unwrap().sequence;
     let report = worker.step().await.unwrap();
     assert_eq!(report.taken, 1);
@@ -337,7 +315,7 @@ async fn dry_run_does_everything_but_broadcast() {
     assert!(!records[0].tx_hash.is_empty());
     assert!(records[0].gas_wanted > 0);
     tokio::time::sleep(support::BLOCK_TIME * 3).await;
-    assert_eq!(balances(&h, &wallet).await, before);
+    assert_eq!(h.balances(&wallet).await, before);
     assert_eq!(h.client.account(&wallet).await.unwrap().sequence, sequence);
     assert!(h.health_factor(&plans[0].account).await.unwrap().unwrap() < Decimal::one());
     assert_eq!(
@@ -393,12 +371,10 @@ impl AfterLiquidation<TendermintClient> for Watcher {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_strategy_and_after_hook_seams_are_used() {
     let h = Harness::start(300, 15, 2).await.unwrap();
-    let height = h.move_price("uatom", 70).await.unwrap();
-    let plans = h.liquidatable().await.unwrap();
+    let (height, plans) = h.drop_atom().await.unwrap();
     assert!(plans.len() >= 2);
-    let queue = h.queue("producer").await.unwrap();
-    queue
-        .push(&[
+    let _queue = h
+        .enqueue(&[
             h.candidate(&plans[0].account, height, Decimal::percent(200)),
             h.candidate(&plans[1].account, height, Decimal::percent(100)),
         ])
@@ -459,8 +435,7 @@ async fn a_wallet_without_the_debt_denom_waits_for_funds_then_liquidates() {
     use redline_pipeline::queue::Parking;
 
     let h = Harness::start(300, 16, 2).await.unwrap();
-    let height = h.move_price("uatom", 70).await.unwrap();
-    let plans = h.liquidatable().await.unwrap();
+    let (height, plans) = h.drop_atom().await.unwrap();
     assert!(!plans.is_empty());
     // Slot 6 gets gas money only.
     let funder = h.sender(1, SendOptions::default()).await.unwrap();
@@ -479,15 +454,11 @@ async fn a_wallet_without_the_debt_denom_waits_for_funds_then_liquidates() {
         .iter()
         .find(|p| p.debt_denom != "uosmo")
         .expect("a debt in another denom than the fee's");
-    let queue = h.queue("producer").await.unwrap();
-    queue
-        .push(&[h.candidate(&target.account, height, Decimal::one())])
+    let queue = h
+        .enqueue(&[h.candidate(&target.account, height, Decimal::one())])
         .await
         .unwrap();
-    let mut worker = h
-        .worker(6, h.settings(4), SendOptions::default())
-        .await
-        .unwrap();
+    let mut worker = h.default_worker(6).await.unwrap();
     let report = worker.step().await.unwrap();
     assert_eq!((report.taken, report.liquidated), (1, 0));
     assert!(report.tx.is_none());
@@ -563,20 +534,16 @@ async fn an_underwater_account_is_liquidated_and_pays_the_bonus() {
         }
     }
     let account = underwater.expect("a 60% ATOM drop leaves some account under water");
-    let queue = h.queue("producer").await.unwrap();
-    queue
-        .push(&[h.candidate(&account, height, Decimal::one())])
+    let _queue = h
+        .enqueue(&[h.candidate(&account, height, Decimal::one())])
         .await
         .unwrap();
-    let mut worker = h
-        .worker(1, h.settings(4), SendOptions::default())
-        .await
-        .unwrap();
+    let mut worker = h.default_worker(1).await.unwrap();
     let wallet = worker.sender().address().to_string();
-    let before = balances(&h, &wallet).await;
+    let before = h.balances(&wallet).await;
     let liquidated = step_until_liquidated(&mut worker).await;
     assert_eq!(liquidated, 1, "{:#?}", h.records().await.unwrap());
-    let after = balances(&h, &wallet).await;
+    let after = h.balances(&wallet).await;
     let gained = value_change(&h, &before, &after).await;
     assert!(
         gained > Value::zero(),

@@ -7,6 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use cosmwasm_std::Uint128;
 use futures::stream::{self, StreamExt};
 use redline_chain::TendermintClient;
 use redline_health_checker::metrics::Metrics;
@@ -15,9 +16,10 @@ use redline_health_checker::{
     HealthChecker, HealthSource, OnchainSource, OutputConfig, Outputs, ProfitConfig, WorkerConfig,
 };
 use redline_pipeline::index::{
-    AccountPositions, BlockSnapshot, IndexArgs, IndexedAccount, PositionIndex,
+    AccountPositions, BlockSnapshot, CollateralEntry, DebtEntry, DenomId, IndexArgs,
+    IndexedAccount, PositionIndex,
 };
-use redline_pipeline::jobs::{HealthCheckJob, ProtocolKind};
+use redline_pipeline::jobs::{HealthCheckJob, LiquidationCandidate, ProtocolKind};
 use redline_pipeline::queue::QueueConfig;
 use redline_pipeline::redis_conn::{ConnectOptions, RedisConn};
 pub use testkit::devnet::Devnet;
@@ -25,6 +27,8 @@ use testkit::fixtures;
 use testkit::RedisServer;
 
 pub const BUCKETS: u32 = 32;
+/// How long the tests keep a block snapshot in Redis: longer than any test runs.
+pub const SNAPSHOT_TTL: Duration = Duration::from_secs(600);
 
 /// A devnet with the default scenario and 2 liquidator wallets.
 pub async fn start_devnet(accounts: usize, seed: u64, block_time: Duration) -> Devnet {
@@ -77,6 +81,46 @@ pub async fn create_index(server: &RedisServer, chain_id: &str) -> PositionIndex
     .unwrap()
 }
 
+/// Writes `snapshot` to `index` and marks its block the last indexed, as the collector does.
+pub async fn index_snapshot(index: &PositionIndex, snapshot: &BlockSnapshot) {
+    index
+        .write_block_snapshot(snapshot, SNAPSHOT_TTL)
+        .await
+        .unwrap();
+    index
+        .set_last_indexed(snapshot.height, Some(snapshot.time))
+        .await
+        .unwrap();
+}
+
+/// An indexed account: `collaterals` as (denom, scaled amount, enabled), `debts` as (denom,
+/// scaled amount), none of them uncollateralized.
+pub fn account(
+    address: &str,
+    collaterals: &[(DenomId, u128, bool)],
+    debts: &[(DenomId, u128)],
+) -> IndexedAccount {
+    IndexedAccount {
+        address: address.into(),
+        collaterals: collaterals
+            .iter()
+            .map(|&(denom, amount, enabled)| CollateralEntry {
+                denom,
+                amount_scaled: Uint128::new(amount),
+                enabled,
+            })
+            .collect(),
+        debts: debts
+            .iter()
+            .map(|&(denom, amount)| DebtEntry {
+                denom,
+                amount_scaled: Uint128::new(amount),
+                uncollateralized: false,
+            })
+            .collect(),
+    }
+}
+
 /// A health checker on `server`, with the given source (on-chain needs `devnet`).
 pub async fn checker(
     server: &RedisServer,
@@ -113,6 +157,39 @@ pub async fn checker(
         )
         .unwrap(),
     )
+}
+
+/// The first `max` candidates waiting in `checker`'s liquidation queue, highest priority first.
+pub async fn queued_candidates(
+    checker: &HealthChecker<TendermintClient>,
+    max: usize,
+) -> Vec<LiquidationCandidate> {
+    checker
+        .outputs()
+        .liquidation_queue()
+        .peek(max)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|waiting| waiting.job.expect("a readable candidate"))
+        .collect()
+}
+
+/// The first `max` accounts of `checker`'s near-liquidation set of the Red Bank on `chain_id`,
+/// lowest health factor first.
+pub async fn near_accounts(
+    checker: &HealthChecker<TendermintClient>,
+    chain_id: &str,
+    max: usize,
+) -> Vec<String> {
+    checker
+        .outputs()
+        .near_liquidation(chain_id, ProtocolKind::RedBank, max)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(account, _)| account)
+        .collect()
 }
 
 /// One job over every bucket at `height`.

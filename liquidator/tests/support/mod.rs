@@ -4,13 +4,16 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use cosmwasm_std::{Decimal, Uint128};
+use cosmrs::Any;
+use cosmwasm_std::{Coin, Decimal, Uint128, Uint256};
 use mars::manifest::Manifest;
-use redline_chain::{ChainClient, ChainConfig, TendermintClient, Wallet};
+use redline_chain::{bank_send_msg, ChainClient, ChainConfig, TendermintClient, Wallet};
 use redline_devnet::rpc::NodeHandle;
 use redline_liquidator::capital::{capital_key, CapitalBoard};
 use redline_liquidator::locks::{KeySpace, Leases};
@@ -30,8 +33,12 @@ use redline_protocol::RedBank;
 use redline_service::config::Secret;
 use testkit::devnet::Devnet;
 use testkit::{RedisCluster, RedisOptions, RedisServer};
+use tokio::io::{AsyncRead, AsyncReadExt as _};
 
 pub use testkit::devnet::BLOCK_TIME;
+
+/// The `liquidator` binary of this package.
+pub const BINARY: &str = env!("CARGO_BIN_EXE_liquidator");
 
 pub type Queue = PriorityQueue<LiquidationCandidate>;
 
@@ -161,6 +168,25 @@ impl Harness {
         Wallet::from_mnemonic(self.mnemonic.expose(), &self.manifest.bech32_prefix, slot).unwrap()
     }
 
+    /// Every coin of `address` on chain: denom → amount.
+    pub async fn balances(&self, address: &str) -> BTreeMap<String, Uint256> {
+        self.client
+            .balances(address)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|c| (c.denom, c.amount))
+            .collect()
+    }
+
+    /// What `address` holds of `denom` on chain (zero when none).
+    pub async fn balance(&self, address: &str, denom: &str) -> Uint256 {
+        self.balances(address)
+            .await
+            .remove(denom)
+            .unwrap_or_default()
+    }
+
     /// Moves `denom`'s price to `percent`% of what it is, and waits for the block that applies it.
     pub async fn move_price(&self, denom: &str, percent: u64) -> anyhow::Result<u64> {
         self.reader.invalidate().await;
@@ -177,6 +203,13 @@ impl Harness {
         }
         self.reader.invalidate().await;
         Ok(height)
+    }
+
+    /// Drops ATOM by 30%, which makes many borrowers liquidatable; the block that applied the
+    /// drop and the [`liquidatable`](Self::liquidatable) plans after it.
+    pub async fn drop_atom(&self) -> anyhow::Result<(u64, Vec<Plan>)> {
+        let height = self.move_price("uatom", 70).await?;
+        Ok((height, self.liquidatable().await?))
     }
 
     /// Borrowers a liquidation plan exists for now (unlimited funds) that pays for a tx of
@@ -239,16 +272,14 @@ impl Harness {
     /// checker would) and waits until a running liquidator records it liquidated. Returns the
     /// account and the producer's queue handle.
     pub async fn liquidate_first_candidate(&self) -> anyhow::Result<(String, Queue)> {
-        let height = self.move_price("uatom", 70).await?;
-        let plans = self.liquidatable().await?;
+        let (height, plans) = self.drop_atom().await?;
         let account = plans
             .first()
             .context("no account is liquidatable after the price drop")?
             .account
             .clone();
-        let queue = self.queue("producer").await?;
-        queue
-            .push(&[self.candidate(&account, height, Decimal::one())])
+        let queue = self
+            .enqueue(&[self.candidate(&account, height, Decimal::one())])
             .await?;
         testkit::wait_for(
             || async {
@@ -270,6 +301,14 @@ impl Harness {
         let mut config = self.queue_config.clone();
         config.queue_consumer = Some(consumer.to_string());
         Ok(PriorityQueue::connect(&config, LIQUIDATION_QUEUE).await?)
+    }
+
+    /// Pushes `candidates` to the liquidation queue as a health checker would; returns that
+    /// producer's handle on the queue.
+    pub async fn enqueue(&self, candidates: &[LiquidationCandidate]) -> anyhow::Result<Queue> {
+        let queue = self.queue("producer").await?;
+        queue.push(candidates).await?;
+        Ok(queue)
     }
 
     pub async fn sender(
@@ -315,6 +354,15 @@ impl Harness {
             Arc::new(NoRebalance),
         )
         .await
+    }
+
+    /// A worker on `slot` with batches of up to 4 liquidations and the default send options.
+    pub async fn default_worker(
+        &self,
+        slot: u32,
+    ) -> anyhow::Result<Worker<TendermintClient, Queue>> {
+        self.worker(slot, self.settings(4), SendOptions::default())
+            .await
     }
 
     pub async fn worker_with(
@@ -386,6 +434,46 @@ impl Harness {
         })
     }
 
+    /// Starts `command` (a [`liquidator_command`](Self::liquidator_command)) and waits until it
+    /// liquidates the first candidate (see
+    /// [`liquidate_first_candidate`](Self::liquidate_first_candidate)); the running binary, the
+    /// account and the producer's queue handle.
+    pub async fn spawn_and_liquidate_first(
+        &self,
+        command: &mut tokio::process::Command,
+    ) -> (tokio::process::Child, String, Queue) {
+        let child = command.spawn().unwrap();
+        let (account, queue) = self
+            .liquidate_first_candidate()
+            .await
+            .expect("the binary liquidates the candidate");
+        (child, account, queue)
+    }
+
+    /// Writes the manifest into `dir` as a file for the binary's `--manifest`; its path.
+    pub fn write_manifest(&self, dir: &Path) -> PathBuf {
+        let manifest = dir.join("manifest.json");
+        self.manifest.write(&manifest).unwrap();
+        manifest
+    }
+
+    /// The `liquidator` binary as the binary tests run it: the manifest (written into `dir`), one
+    /// worker polling the queue every 100 ms, JSON logs on a piped stderr, stdout dropped, and
+    /// killed if the test fails before it is stopped. Redis and the rest come as more flags.
+    pub fn liquidator_command(&self, dir: &Path) -> tokio::process::Command {
+        let mut command = tokio::process::Command::new(BINARY);
+        command
+            .arg("--manifest")
+            .arg(self.write_manifest(dir))
+            .args(["--queue-block-ms", "100", "--workers", "1"])
+            .args(["--log-format", "json"])
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        command
+    }
+
     pub fn metric(&self, name: &str) -> String {
         use prometheus::Encoder;
         let mut buffer = Vec::new();
@@ -399,4 +487,44 @@ impl Harness {
             .collect::<Vec<_>>()
             .join("\n")
     }
+}
+
+/// Send options that give up waiting for inclusion after 1 ms: what such a sender sends stays
+/// of unknown fate until it settles it.
+pub fn impatient() -> SendOptions {
+    SendOptions {
+        inclusion_timeout: Duration::from_millis(1),
+        ..SendOptions::default()
+    }
+}
+
+/// A bank send of `amount` uatom from `from`'s wallet to `to`.
+pub fn send_uatom(from: &TxSender<TendermintClient>, to: &str, amount: u128) -> Any {
+    bank_send_msg(from.wallet().address(), to, &[Coin::new(amount, "uatom")]).unwrap()
+}
+
+/// Stops a running binary with SIGTERM, as an orchestrator does, and checks that it exits
+/// with 0 within 20 s.
+pub async fn stop_with_sigterm(child: &mut tokio::process::Child) {
+    let pid = child.id().unwrap() as i32;
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = tokio::time::timeout(Duration::from_secs(20), child.wait())
+        .await
+        .expect("stops within 20 s")
+        .unwrap();
+    assert!(exit.success(), "{exit:?}");
+}
+
+/// All that a child's piped stdout or stderr wrote, read until it closes.
+pub async fn read_pipe(pipe: Option<impl AsyncRead + Unpin>) -> String {
+    let mut text = String::new();
+    pipe.expect("the stream is piped")
+        .read_to_string(&mut text)
+        .await
+        .unwrap();
+    text
 }

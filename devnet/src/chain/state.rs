@@ -564,15 +564,11 @@ impl ChainState {
             .cloned()
             .collect();
         if !fee.is_empty() {
-            self.app
-                .execute(
-                    Addr::unchecked(&tx.fee_payer),
-                    CosmosMsg::Bank(BankMsg::Send {
-                        to_address: self.fee_collector.to_string(),
-                        amount: fee.clone(),
-                    }),
-                )
-                .map_err(|e| TxError::insufficient_funds(contract_error_text(&e)))?;
+            let payment = CosmosMsg::Bank(BankMsg::Send {
+                to_address: self.fee_collector.to_string(),
+                amount: fee.clone(),
+            });
+            self.execute_as(&tx.fee_payer, payment, TxError::insufficient_funds)?;
             let amount = coins_text(&fee);
             events.push(abci_event(
                 "coin_spent",
@@ -645,6 +641,19 @@ impl ChainState {
         Ok(())
     }
 
+    /// Runs `msg` as `sender`; a failure the app reports becomes the tx error `failed` makes of
+    /// its text.
+    fn execute_as(
+        &mut self,
+        sender: &str,
+        msg: CosmosMsg,
+        failed: impl FnOnce(String) -> TxError,
+    ) -> Result<AppResponse, TxError> {
+        self.app
+            .execute(Addr::unchecked(sender), msg)
+            .map_err(|e| failed(contract_error_text(&e)))
+    }
+
     fn run_message(&mut self, msg: &TxMsg, index: usize) -> Result<(AppResponse, u64), TxError> {
         match msg {
             TxMsg::Send { from, to, amount } => {
@@ -657,16 +666,11 @@ impl ChainState {
                     return Err(TxError::invalid_coins(coins_text(amount)));
                 }
                 self.check_spendable(from, amount)?;
-                let response = self
-                    .app
-                    .execute(
-                        Addr::unchecked(from),
-                        CosmosMsg::Bank(BankMsg::Send {
-                            to_address: to.clone(),
-                            amount: amount.clone(),
-                        }),
-                    )
-                    .map_err(|e| TxError::insufficient_funds(contract_error_text(&e)))?;
+                let send = CosmosMsg::Bank(BankMsg::Send {
+                    to_address: to.clone(),
+                    amount: amount.clone(),
+                });
+                let response = self.execute_as(from, send, TxError::insufficient_funds)?;
                 Ok((response, gas::send_gas(amount.len() as u64)))
             }
             TxMsg::Execute {
@@ -689,17 +693,13 @@ impl ChainState {
                     });
                 }
                 self.check_spendable(sender, funds)?;
-                let response = self
-                    .app
-                    .execute(
-                        Addr::unchecked(sender),
-                        CosmosMsg::Wasm(WasmMsg::Execute {
-                            contract_addr: contract_addr.to_string(),
-                            msg: Binary::from(msg.clone()),
-                            funds: funds.clone(),
-                        }),
-                    )
-                    .map_err(|e| TxError::wasm_execute(index, contract_error_text(&e)))?;
+                let execute = CosmosMsg::Wasm(WasmMsg::Execute {
+                    contract_addr: contract_addr.to_string(),
+                    msg: Binary::from(msg.clone()),
+                    funds: funds.clone(),
+                });
+                let response =
+                    self.execute_as(sender, execute, |log| TxError::wasm_execute(index, log))?;
                 Ok((
                     response,
                     gas::execute_gas(msg.len() as u64, funds.len() as u64),

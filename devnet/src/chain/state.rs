@@ -465,25 +465,18 @@ impl ChainState {
                 tx.fee_payer
             )));
         }
-        for coin in &tx.fee {
-            let balance = self.balance(&tx.fee_payer, &coin.denom);
-            // CheckTx and simulation run on the CheckTx state (as the SDK's do): fees of txs
-            // waiting in the mempool are already spent there.
-            let pending = if mode != Mode::Deliver {
-                self.check
-                    .fees
-                    .get(&tx.fee_payer)
-                    .map(|fees| amount_of(fees, &coin.denom))
-                    .unwrap_or_default()
-            } else {
-                Uint256::zero()
-            };
-            let spendable = balance.saturating_sub(pending);
-            if spendable < coin.amount {
-                return Err(insufficient_funds(spendable, coin));
-            }
-        }
-        Ok(())
+        // CheckTx and simulation run on the CheckTx state (as the SDK's do): fees of txs
+        // waiting in the mempool are already spent there.
+        let pending_fees = if mode != Mode::Deliver {
+            self.check.fees.get(&tx.fee_payer)
+        } else {
+            None
+        };
+        self.check_spendable(&tx.fee_payer, &tx.fee, |denom| {
+            pending_fees
+                .map(|fees| amount_of(fees, denom))
+                .unwrap_or_default()
+        })
     }
 
     /// The signer's account, public key, sequence and (except in simulation) signature.
@@ -631,11 +624,20 @@ impl ChainState {
         Ok(events)
     }
 
-    fn check_spendable(&self, owner: &str, coins: &[Coin]) -> Result<(), TxError> {
+    /// Refuses `coins` unless `owner`'s balance of each, less what `spent` says is already
+    /// spent of that denom, covers it.
+    fn check_spendable(
+        &self,
+        owner: &str,
+        coins: &[Coin],
+        spent: impl Fn(&str) -> Uint256,
+    ) -> Result<(), TxError> {
         for coin in coins {
-            let balance = self.balance(owner, &coin.denom);
-            if balance < coin.amount {
-                return Err(insufficient_funds(balance, coin));
+            let spendable = self
+                .balance(owner, &coin.denom)
+                .saturating_sub(spent(&coin.denom));
+            if spendable < coin.amount {
+                return Err(insufficient_funds(spendable, coin));
             }
         }
         Ok(())
@@ -665,7 +667,7 @@ impl ChainState {
                 if amount.is_empty() || amount.iter().any(|c| c.amount.is_zero()) {
                     return Err(TxError::invalid_coins(coins_text(amount)));
                 }
-                self.check_spendable(from, amount)?;
+                self.check_spendable(from, amount, |_| Uint256::zero())?;
                 let send = CosmosMsg::Bank(BankMsg::Send {
                     to_address: to.clone(),
                     amount: amount.clone(),
@@ -692,7 +694,7 @@ impl ChainState {
                         log: "msg: invalid: invalid request".into(),
                     });
                 }
-                self.check_spendable(sender, funds)?;
+                self.check_spendable(sender, funds, |_| Uint256::zero())?;
                 let execute = CosmosMsg::Wasm(WasmMsg::Execute {
                     contract_addr: contract_addr.to_string(),
                     msg: Binary::from(msg.clone()),

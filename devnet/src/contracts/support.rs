@@ -120,7 +120,7 @@ impl From<OverflowError> for CommonError {
 /// `Common(#[from] CommonError)` variant holds it: Rust does not chain `From` conversions.
 macro_rules! from_common_errors {
     ($error:ty) => {
-        from_common_errors!(
+        $crate::contracts::support::from_common_errors!(
             $error: cosmwasm_std::StdError,
             $crate::contracts::support::OwnerError,
             $crate::contracts::support::PaymentError,

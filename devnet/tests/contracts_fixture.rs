@@ -55,16 +55,18 @@ mod contracts {
         let res = dn
             .liquidate(&liquidator, &borrower, ATOM, &[coin(30_000, USDC)])
             .unwrap();
-        let attr = |key: &str| wasm_attr(&res, "liquidate", key).unwrap();
-        assert_eq!(attr("user"), borrower.to_string());
-        assert_eq!(attr("liquidator"), liquidator.to_string());
-        assert_eq!(attr("recipient"), liquidator.to_string());
-        assert_eq!(attr("collateral_denom"), ATOM);
-        assert_eq!(attr("collateral_amount"), "4400");
-        assert_eq!(attr("collateral_amount_scaled"), "4400000000");
-        assert_eq!(attr("debt_denom"), USDC);
-        assert_eq!(attr("debt_amount"), "30000");
-        assert_eq!(attr("debt_amount_scaled"), "30000000000");
+        assert_eq!(liquidate_attr(&res, "user"), borrower.to_string());
+        assert_eq!(liquidate_attr(&res, "liquidator"), liquidator.to_string());
+        assert_eq!(liquidate_attr(&res, "recipient"), liquidator.to_string());
+        assert_eq!(liquidate_attr(&res, "collateral_denom"), ATOM);
+        assert_eq!(liquidate_attr(&res, "collateral_amount"), "4400");
+        assert_eq!(
+            liquidate_attr(&res, "collateral_amount_scaled"),
+            "4400000000"
+        );
+        assert_eq!(liquidate_attr(&res, "debt_denom"), USDC);
+        assert_eq!(liquidate_attr(&res, "debt_amount"), "30000");
+        assert_eq!(liquidate_attr(&res, "debt_amount_scaled"), "30000000000");
 
         // 4,360 to the liquidator and 40 to the rewards collector, as Red Bank collateral.
         assert_eq!(dn.collateral(&liquidator, ATOM).amount, Uint128::new(4_360));
@@ -137,10 +139,7 @@ mod contracts {
         let res = dn
             .liquidate(&liquidator, &borrower, ATOM, &[coin(30_000, USDC)])
             .unwrap();
-        assert_eq!(
-            wasm_attr(&res, "liquidate", "collateral_amount").unwrap(),
-            "4400"
-        );
+        assert_eq!(liquidate_attr(&res, "collateral_amount"), "4400");
     }
 
     /// Raw state uses Mars's namespaces and key shapes, so raw-state scans read a devnet as they

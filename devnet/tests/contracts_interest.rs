@@ -23,10 +23,7 @@ mod contracts {
     #[test]
     fn debt_and_deposits_grow_with_block_time() {
         let mut dn = Devnet::fixture();
-        let lender = dn.addr("lender");
-        let borrower = dn.addr("borrower");
-        dn.deposit(&lender, 100_000, USDC);
-        dn.deposit(&borrower, 10_000, ATOM);
+        let (lender, borrower) = lender_and_borrower(&mut dn, 100_000, 10_000);
         dn.borrow(&borrower, 50_000, USDC).unwrap();
 
         // Utilization 0.5: borrow rate 0.07 · 0.5 / 0.8 = 0.04375,

@@ -109,15 +109,9 @@ mod contracts {
         let res = dn
             .liquidate(&liquidator, &borrower, ATOM, &[coin(60_000, USDC)])
             .unwrap();
-        assert_eq!(
-            wasm_attr(&res, "liquidate", "debt_amount").unwrap(),
-            "48529"
-        );
+        assert_eq!(liquidate_attr(&res, "debt_amount"), "48529");
         // floor(floor(48,529 · 1.1) / 7.5) = floor(53,381 / 7.5) = 7,117.
-        assert_eq!(
-            wasm_attr(&res, "liquidate", "collateral_amount").unwrap(),
-            "7117"
-        );
+        assert_eq!(liquidate_attr(&res, "collateral_amount"), "7117");
         // fee = floor(ceil(floor(48,529 · 0.1) · 0.1) / 7.5) = floor(486 / 7.5) = 64.
         assert_eq!(
             dn.collateral(&liquidator, ATOM).amount,
@@ -155,10 +149,9 @@ mod contracts {
         let res = dn
             .liquidate(&liquidator, &borrower, ATOM, &[coin(10_000, USDC)])
             .unwrap();
-        let attr = |key: &str| wasm_attr(&res, "liquidate", key).unwrap();
-        assert_eq!(attr("debt_amount"), "10000");
+        assert_eq!(liquidate_attr(&res, "debt_amount"), "10000");
         // Seized ⌊⌊10,000 · 1.02⌋ / 6⌋ = ⌊10,200 / 6⌋ = 1,700.
-        assert_eq!(attr("collateral_amount"), "1700");
+        assert_eq!(liquidate_attr(&res, "collateral_amount"), "1700");
         // Fee ⌊⌈⌊10,000 · 0.02⌋ · 0.1⌉ / 6⌋ = ⌊20 / 6⌋ = 3: the liquidator gets 1,697 uatom,
         // worth 10,182 uusdc for the 10,000 it repaid.
         assert_eq!(dn.collateral(&liquidator, ATOM).amount, Uint128::new(1_697));
@@ -172,10 +165,7 @@ mod contracts {
     #[test]
     fn borrow_and_withdraw_checks() {
         let mut dn = Devnet::fixture();
-        let lender = dn.addr("lender");
-        let borrower = dn.addr("borrower");
-        dn.deposit(&lender, 200_000, USDC);
-        dn.deposit(&borrower, 10_000, ATOM);
+        let (_, borrower) = lender_and_borrower(&mut dn, 200_000, 10_000);
         // Max LTV 0.7 of 100,000.
         assert_err(
             dn.borrow(&borrower, 70_001, USDC),

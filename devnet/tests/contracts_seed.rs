@@ -79,7 +79,7 @@ mod contracts {
         let res = dn
             .liquidate(&liquidator, &riskiest, ATOM, &[coin(1_000, USDC)])
             .unwrap();
-        assert_eq!(wasm_attr(&res, "liquidate", "debt_amount").unwrap(), "1000");
+        assert_eq!(liquidate_attr(&res, "debt_amount"), "1000");
         // And a seeded borrower can repay out of the wallet the loan landed in.
         dn.execute(
             &first,

@@ -43,16 +43,14 @@ mod contracts {
         pool.create_pool(&owner, [USDC, ATOM], "0.003").unwrap();
         let reserves = vec![coin(1_000_000, ATOM), coin(10_000_000, USDC)];
         pool.mint(&owner, reserves.clone());
-        pool.app
-            .execute_contract(
-                owner,
-                pool.swapper.clone(),
-                &ExecuteMsg::ProvideLiquidity {
-                    denoms: [ATOM.into(), USDC.into()],
-                },
-                &reserves,
-            )
-            .unwrap();
+        pool.execute(
+            &owner,
+            &ExecuteMsg::ProvideLiquidity {
+                denoms: [ATOM.into(), USDC.into()],
+            },
+            &reserves,
+        )
+        .unwrap();
         pool
     }
 
@@ -73,37 +71,43 @@ mod contracts {
             trader
         }
 
+        fn execute(
+            &mut self,
+            sender: &Addr,
+            msg: &ExecuteMsg,
+            funds: &[Coin],
+        ) -> Result<(), String> {
+            self.app
+                .execute_contract(sender.clone(), self.swapper.clone(), msg, funds)
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        }
+
+        fn query<T: serde::de::DeserializeOwned>(&self, msg: &QueryMsg) -> T {
+            self.app
+                .wrap()
+                .query_wasm_smart(&self.swapper, msg)
+                .unwrap()
+        }
+
         fn create_pool(
             &mut self,
             sender: &Addr,
             denoms: [&str; 2],
             fee: &str,
         ) -> Result<(), String> {
-            self.app
-                .execute_contract(
-                    sender.clone(),
-                    self.swapper.clone(),
-                    &ExecuteMsg::CreatePool {
-                        denoms: denoms.map(Into::into),
-                        fee: dec(fee),
-                    },
-                    &[],
-                )
-                .map(|_| ())
-                .map_err(|e| e.to_string())
+            let msg = ExecuteMsg::CreatePool {
+                denoms: denoms.map(Into::into),
+                fee: dec(fee),
+            };
+            self.execute(sender, &msg, &[])
         }
 
         fn simulate(&self, amount: u128, offer: &str, ask: &str) -> SimulateSwapResponse {
-            self.app
-                .wrap()
-                .query_wasm_smart(
-                    &self.swapper,
-                    &QueryMsg::SimulateSwap {
-                        offer: coin(amount, offer),
-                        ask_denom: ask.into(),
-                    },
-                )
-                .unwrap()
+            self.query(&QueryMsg::SimulateSwap {
+                offer: coin(amount, offer),
+                ask_denom: ask.into(),
+            })
         }
 
         fn swap(
@@ -113,30 +117,17 @@ mod contracts {
             ask: &str,
             min: u128,
         ) -> Result<(), String> {
-            self.app
-                .execute_contract(
-                    trader.clone(),
-                    self.swapper.clone(),
-                    &ExecuteMsg::Swap {
-                        ask_denom: ask.into(),
-                        min_receive: Uint128::new(min),
-                    },
-                    funds,
-                )
-                .map(|_| ())
-                .map_err(|e| e.to_string())
+            let msg = ExecuteMsg::Swap {
+                ask_denom: ask.into(),
+                min_receive: Uint128::new(min),
+            };
+            self.execute(trader, &msg, funds)
         }
 
         fn reserves(&self) -> PoolResponse {
-            self.app
-                .wrap()
-                .query_wasm_smart(
-                    &self.swapper,
-                    &QueryMsg::Pool {
-                        denoms: [ATOM.into(), USDC.into()],
-                    },
-                )
-                .unwrap()
+            self.query(&QueryMsg::Pool {
+                denoms: [ATOM.into(), USDC.into()],
+            })
         }
 
         fn balance(&self, who: &Addr, denom: &str) -> u128 {

@@ -465,25 +465,18 @@ impl ChainState {
                 tx.fee_payer
             )));
         }
-        for coin in &tx.fee {
-            let balance = self.balance(&tx.fee_payer, &coin.denom);
-            // CheckTx and simulation run on the CheckTx state (as the SDK's do): fees of txs
-            // waiting in the mempool are already spent there.
-            let pending = if mode != Mode::Deliver {
-                self.check
-                    .fees
-                    .get(&tx.fee_payer)
-                    .map(|fees| amount_of(fees, &coin.denom))
-                    .unwrap_or_default()
-            } else {
-                Uint256::zero()
-            };
-            let spendable = balance.saturating_sub(pending);
-            if spendable < coin.amount {
-                return Err(insufficient_funds(spendable, coin));
-            }
-        }
-        Ok(())
+        // CheckTx and simulation run on the CheckTx state (as the SDK's do): fees of txs
+        // waiting in the mempool are already spent there.
+        let pending_fees = if mode != Mode::Deliver {
+            self.check.fees.get(&tx.fee_payer)
+        } else {
+            None
+        };
+        self.check_spendable(&tx.fee_payer, &tx.fee, |denom| {
+            pending_fees
+                .map(|fees| amount_of(fees, denom))
+                .unwrap_or_default()
+        })
     }
 
     /// The signer's account, public key, sequence and (except in simulation) signature.
@@ -564,15 +557,11 @@ impl ChainState {
             .cloned()
             .collect();
         if !fee.is_empty() {
-            self.app
-                .execute(
-                    Addr::unchecked(&tx.fee_payer),
-                    CosmosMsg::Bank(BankMsg::Send {
-                        to_address: self.fee_collector.to_string(),
-                        amount: fee.clone(),
-                    }),
-                )
-                .map_err(|e| TxError::insufficient_funds(contract_error_text(&e)))?;
+            let payment = CosmosMsg::Bank(BankMsg::Send {
+                to_address: self.fee_collector.to_string(),
+                amount: fee.clone(),
+            });
+            self.execute_as(&tx.fee_payer, payment, TxError::insufficient_funds)?;
             let amount = coins_text(&fee);
             events.push(abci_event(
                 "coin_spent",
@@ -635,14 +624,36 @@ impl ChainState {
         Ok(events)
     }
 
-    fn check_spendable(&self, owner: &str, coins: &[Coin]) -> Result<(), TxError> {
+    /// Refuses `coins` unless `owner`'s balance of each, less what `spent` says is already
+    /// spent of that denom, covers it.
+    fn check_spendable(
+        &self,
+        owner: &str,
+        coins: &[Coin],
+        spent: impl Fn(&str) -> Uint256,
+    ) -> Result<(), TxError> {
         for coin in coins {
-            let balance = self.balance(owner, &coin.denom);
-            if balance < coin.amount {
-                return Err(insufficient_funds(balance, coin));
+            let spendable = self
+                .balance(owner, &coin.denom)
+                .saturating_sub(spent(&coin.denom));
+            if spendable < coin.amount {
+                return Err(insufficient_funds(spendable, coin));
             }
         }
         Ok(())
+    }
+
+    /// Runs `msg` as `sender`; a failure the app reports becomes the tx error `failed` makes of
+    /// its text.
+    fn execute_as(
+        &mut self,
+        sender: &str,
+        msg: CosmosMsg,
+        failed: impl FnOnce(String) -> TxError,
+    ) -> Result<AppResponse, TxError> {
+        self.app
+            .execute(Addr::unchecked(sender), msg)
+            .map_err(|e| failed(contract_error_text(&e)))
     }
 
     fn run_message(&mut self, msg: &TxMsg, index: usize) -> Result<(AppResponse, u64), TxError> {
@@ -656,17 +667,12 @@ impl ChainState {
                 if amount.is_empty() || amount.iter().any(|c| c.amount.is_zero()) {
                     return Err(TxError::invalid_coins(coins_text(amount)));
                 }
-                self.check_spendable(from, amount)?;
-                let response = self
-                    .app
-                    .execute(
-                        Addr::unchecked(from),
-                        CosmosMsg::Bank(BankMsg::Send {
-                            to_address: to.clone(),
-                            amount: amount.clone(),
-                        }),
-                    )
-                    .map_err(|e| TxError::insufficient_funds(contract_error_text(&e)))?;
+                self.check_spendable(from, amount, |_| Uint256::zero())?;
+                let send = CosmosMsg::Bank(BankMsg::Send {
+                    to_address: to.clone(),
+                    amount: amount.clone(),
+                });
+                let response = self.execute_as(from, send, TxError::insufficient_funds)?;
                 Ok((response, gas::send_gas(amount.len() as u64)))
             }
             TxMsg::Execute {
@@ -688,18 +694,14 @@ impl ChainState {
                         log: "msg: invalid: invalid request".into(),
                     });
                 }
-                self.check_spendable(sender, funds)?;
-                let response = self
-                    .app
-                    .execute(
-                        Addr::unchecked(sender),
-                        CosmosMsg::Wasm(WasmMsg::Execute {
-                            contract_addr: contract_addr.to_string(),
-                            msg: Binary::from(msg.clone()),
-                            funds: funds.clone(),
-                        }),
-                    )
-                    .map_err(|e| TxError::wasm_execute(index, contract_error_text(&e)))?;
+                self.check_spendable(sender, funds, |_| Uint256::zero())?;
+                let execute = CosmosMsg::Wasm(WasmMsg::Execute {
+                    contract_addr: contract_addr.to_string(),
+                    msg: Binary::from(msg.clone()),
+                    funds: funds.clone(),
+                });
+                let response =
+                    self.execute_as(sender, execute, |log| TxError::wasm_execute(index, log))?;
                 Ok((
                     response,
                     gas::execute_gas(msg.len() as u64, funds.len() as u64),

@@ -228,11 +228,15 @@ fn coins(
         .collect()
 }
 
+/// The protobuf message `type_name` packed in `any`.
+fn decode_as<M: Message + Default>(any: &cosmrs::Any, type_name: &str) -> Result<M, TxError> {
+    M::decode(any.value.as_slice()).map_err(|e| TxError::tx_decode(format!("{type_name}: {e}")))
+}
+
 fn decode_msg(any: &cosmrs::Any) -> Result<TxMsg, TxError> {
     match any.type_url.as_str() {
         MSG_SEND_URL => {
-            let m = MsgSend::decode(any.value.as_slice())
-                .map_err(|e| TxError::tx_decode(format!("MsgSend: {e}")))?;
+            let m: MsgSend = decode_as(any, "MsgSend")?;
             Ok(TxMsg::Send {
                 amount: coins(&m.amount, "MsgSend.amount")?,
                 from: m.from_address,
@@ -240,8 +244,7 @@ fn decode_msg(any: &cosmrs::Any) -> Result<TxMsg, TxError> {
             })
         }
         MSG_EXECUTE_URL => {
-            let m = MsgExecuteContract::decode(any.value.as_slice())
-                .map_err(|e| TxError::tx_decode(format!("MsgExecuteContract: {e}")))?;
+            let m: MsgExecuteContract = decode_as(any, "MsgExecuteContract")?;
             Ok(TxMsg::Execute {
                 funds: coins(&m.funds, "MsgExecuteContract.funds")?,
                 sender: m.sender,

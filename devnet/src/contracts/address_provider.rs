@@ -2,15 +2,15 @@
 //! their peers up here on every call, as on a real chain.
 
 use cosmwasm_std::{
-    to_json_binary, Addr, Binary, Deps, DepsMut, Env, MessageInfo, Order, Response, StdError,
+    to_json_binary, Addr, Binary, Deps, DepsMut, Env, MessageInfo, Response, StdError,
 };
-use cw_storage_plus::{Bound, Item, Map};
+use cw_storage_plus::{Item, Map};
 use mars::msg::address_provider::{
     AddressResponseItem, ConfigResponse, ExecuteMsg, InstantiateMsg, MarsAddressType, QueryMsg,
 };
 use serde::{Deserialize, Serialize};
 
-use super::support::{assert_owner, page_limit, OwnerError, OWNER};
+use super::support::{assert_owner, from_common_errors, page, CommonError, OWNER};
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct Config {
@@ -22,13 +22,12 @@ pub const ADDRESSES: Map<&str, Addr> = Map::new("addresses");
 
 #[derive(Debug, thiserror::Error)]
 pub enum AddressProviderError {
-    #[error("{0}")]
-    Std(#[from] StdError),
-    #[error("{0}")]
-    Owner(#[from] OwnerError),
+    #[error(transparent)]
+    Common(#[from] CommonError),
     #[error("Address type {0} is not set")]
     AddressNotSet(MarsAddressType),
 }
+from_common_errors!(AddressProviderError);
 
 pub fn instantiate(
     deps: DepsMut,
@@ -47,7 +46,7 @@ pub fn execute(
     info: MessageInfo,
     msg: ExecuteMsg,
 ) -> Result<Response, AddressProviderError> {
-    assert_owner::<AddressProviderError>(deps.storage, &info.sender)?;
+    assert_owner(deps.storage, &info.sender)?;
     match msg {
         ExecuteMsg::SetAddress {
             address_type,
@@ -78,10 +77,8 @@ pub fn query(deps: Deps, _env: Env, msg: QueryMsg) -> Result<Binary, AddressProv
                 .collect::<Result<Vec<_>, _>>()?,
         )?,
         QueryMsg::AllAddresses { start_after, limit } => {
-            let start = start_after.map(|t| Bound::exclusive(t.as_str()));
-            let items = ADDRESSES
-                .range(deps.storage, start, None, Order::Ascending)
-                .take(page_limit(limit))
+            let start_after = start_after.as_ref().map(|t| t.as_str());
+            let items = page(deps.storage, &ADDRESSES, start_after, limit)
                 .map(|item| {
                     let (name, addr) = item?;
                     let address_type: MarsAddressType =

@@ -43,42 +43,26 @@ pub fn new_app(bech32_prefix: &str, block: BlockInfo) -> DevnetApp {
         .build(no_init)
 }
 
-pub fn address_provider_contract() -> Box<dyn Contract<Empty>> {
-    Box::new(ContractWrapper::new(
-        address_provider::execute,
-        address_provider::instantiate,
-        address_provider::query,
-    ))
+/// Defines one constructor per contract module, boxing that module's `execute`, `instantiate`
+/// and `query` entry points for `App::store_code` (a module cannot be passed to a function).
+macro_rules! contract_constructors {
+    ($($constructor:ident => $module:ident),+ $(,)?) => {
+        $(
+            pub fn $constructor() -> Box<dyn Contract<Empty>> {
+                Box::new(ContractWrapper::new(
+                    $module::execute,
+                    $module::instantiate,
+                    $module::query,
+                ))
+            }
+        )+
+    };
 }
 
-pub fn oracle_contract() -> Box<dyn Contract<Empty>> {
-    Box::new(ContractWrapper::new(
-        oracle::execute,
-        oracle::instantiate,
-        oracle::query,
-    ))
-}
-
-pub fn params_contract() -> Box<dyn Contract<Empty>> {
-    Box::new(ContractWrapper::new(
-        params::execute,
-        params::instantiate,
-        params::query,
-    ))
-}
-
-pub fn red_bank_contract() -> Box<dyn Contract<Empty>> {
-    Box::new(ContractWrapper::new(
-        red_bank::execute,
-        red_bank::instantiate,
-        red_bank::query,
-    ))
-}
-
-pub fn swapper_contract() -> Box<dyn Contract<Empty>> {
-    Box::new(ContractWrapper::new(
-        swapper::execute,
-        swapper::instantiate,
-        swapper::query,
-    ))
+contract_constructors! {
+    address_provider_contract => address_provider,
+    oracle_contract => oracle,
+    params_contract => params,
+    red_bank_contract => red_bank,
+    swapper_contract => swapper,
 }

@@ -1,18 +1,16 @@
 //! The oracle: Mars's oracle messages over fixed price sources the owner moves.
 
-use cosmwasm_std::{
-    to_json_binary, Binary, Deps, DepsMut, Env, MessageInfo, Order, Response, StdError,
-};
-use cw_storage_plus::{Bound, Item, Map};
+use cosmwasm_std::{to_json_binary, Binary, Deps, DepsMut, Env, MessageInfo, Response, StdResult};
+use cw_storage_plus::{Item, Map};
 use mars::msg::oracle::{
     ActionKind, ConfigResponse, ExecuteMsg, InstantiateMsg, PriceResponse, PriceSource,
     PriceSourceResponse, QueryMsg,
 };
 use serde::{Deserialize, Serialize};
 
-use mars::math::{params::validate_native_denom, MathError};
+use mars::math::params::validate_native_denom;
 
-use super::support::{assert_owner, page_limit, OwnerError, OWNER};
+use super::support::{assert_owner, from_common_errors, page, CommonError, OWNER};
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct Config {
@@ -24,17 +22,14 @@ pub const PRICE_SOURCES: Map<&str, PriceSource> = Map::new("price_sources");
 
 #[derive(Debug, thiserror::Error)]
 pub enum OracleError {
-    #[error("{0}")]
-    Std(#[from] StdError),
-    #[error("{0}")]
-    Owner(#[from] OwnerError),
-    #[error("{0}")]
-    Math(#[from] MathError),
+    #[error(transparent)]
+    Common(#[from] CommonError),
     #[error("price source not found for denom: {denom}")]
     PriceSourceNotFound { denom: String },
     #[error("price of {denom} must be positive")]
     ZeroPrice { denom: String },
 }
+from_common_errors!(OracleError);
 
 pub fn instantiate(
     deps: DepsMut,
@@ -59,7 +54,7 @@ pub fn execute(
     info: MessageInfo,
     msg: ExecuteMsg,
 ) -> Result<Response, OracleError> {
-    assert_owner::<OracleError>(deps.storage, &info.sender)?;
+    assert_owner(deps.storage, &info.sender)?;
     match msg {
         ExecuteMsg::SetPriceSource {
             denom,
@@ -141,19 +136,7 @@ pub fn query(deps: Deps, _env: Env, msg: QueryMsg) -> Result<Binary, OracleError
             denom,
         })?,
         QueryMsg::PriceSources { start_after, limit } => {
-            let start = start_after.as_deref().map(Bound::exclusive);
-            let sources = PRICE_SOURCES
-                .range(deps.storage, start, None, Order::Ascending)
-                .take(page_limit(limit))
-                .map(|item| {
-                    let (denom, price_source) = item?;
-                    Ok(PriceSourceResponse {
-                        denom,
-                        price_source,
-                    })
-                })
-                .collect::<Result<Vec<_>, StdError>>()?;
-            to_json_binary(&sources)?
+            to_json_binary(&price_sources(deps, start_after, limit)?)?
         }
         QueryMsg::Price { denom, kind } => to_json_binary(&PriceResponse {
             price: load_source(deps, &denom)?.price(kind.unwrap_or_default()),
@@ -165,21 +148,33 @@ pub fn query(deps: Deps, _env: Env, msg: QueryMsg) -> Result<Binary, OracleError
             kind,
         } => {
             let kind: ActionKind = kind.unwrap_or_default();
-            let start = start_after.as_deref().map(Bound::exclusive);
-            let prices = PRICE_SOURCES
-                .range(deps.storage, start, None, Order::Ascending)
-                .take(page_limit(limit))
-                .map(|item| {
-                    let (denom, source) = item?;
-                    Ok(PriceResponse {
-                        denom,
-                        price: source.price(kind),
-                    })
+            let prices: Vec<PriceResponse> = price_sources(deps, start_after, limit)?
+                .into_iter()
+                .map(|source| PriceResponse {
+                    price: source.price_source.price(kind),
+                    denom: source.denom,
                 })
-                .collect::<Result<Vec<_>, StdError>>()?;
+                .collect();
             to_json_binary(&prices)?
         }
     })
+}
+
+/// One page of the price sources, in denom order; the prices of a page are priced from it.
+fn price_sources(
+    deps: Deps,
+    start_after: Option<String>,
+    limit: Option<u32>,
+) -> StdResult<Vec<PriceSourceResponse>> {
+    page(deps.storage, &PRICE_SOURCES, start_after.as_deref(), limit)
+        .map(|item| {
+            let (denom, price_source) = item?;
+            Ok(PriceSourceResponse {
+                denom,
+                price_source,
+            })
+        })
+        .collect()
 }
 
 fn load_source(deps: Deps, denom: &str) -> Result<PriceSource, OracleError> {

@@ -2,14 +2,13 @@
 //! Mars's params contract validates them (through `mars::math::params`).
 
 use cosmwasm_std::{
-    to_json_binary, Addr, Binary, Decimal, Deps, DepsMut, Env, MessageInfo, Order, Response,
-    StdError, Uint128,
+    to_json_binary, Addr, Binary, Decimal, Deps, DepsMut, Env, MessageInfo, Response, StdError,
+    Uint128,
 };
-use cw_storage_plus::{Bound, Item, Map};
+use cw_storage_plus::{Item, Map};
 use mars::math::{
     interest::underlying_liquidity_amount,
     params::{validate_asset_params, validate_target_health_factor},
-    MathError,
 };
 use mars::msg::{
     address_provider::MarsAddressType,
@@ -21,7 +20,7 @@ use mars::msg::{
 };
 
 use super::address_provider::query_address_map;
-use super::support::{assert_owner, page_limit, OwnerError, OWNER};
+use super::support::{assert_owner, from_common_errors, page_values, CommonError, OWNER};
 
 pub const ADDRESS_PROVIDER: Item<Addr> = Item::new("address_provider");
 pub const ASSET_PARAMS: Map<&str, AssetParams> = Map::new("asset_params");
@@ -29,15 +28,12 @@ pub const TARGET_HEALTH_FACTOR: Item<Decimal> = Item::new("target_health_factor"
 
 #[derive(Debug, thiserror::Error)]
 pub enum ParamsError {
-    #[error("{0}")]
-    Std(#[from] StdError),
-    #[error("{0}")]
-    Owner(#[from] OwnerError),
-    #[error("{0}")]
-    Math(#[from] MathError),
+    #[error(transparent)]
+    Common(#[from] CommonError),
     #[error("asset params not found for denom: {denom}")]
     AssetParamsNotFound { denom: String },
 }
+from_common_errors!(ParamsError);
 
 pub fn instantiate(
     deps: DepsMut,
@@ -61,7 +57,7 @@ pub fn execute(
     info: MessageInfo,
     msg: ExecuteMsg,
 ) -> Result<Response, ParamsError> {
-    assert_owner::<ParamsError>(deps.storage, &info.sender)?;
+    assert_owner(deps.storage, &info.sender)?;
     match msg {
         ExecuteMsg::UpdateConfig { address_provider } => {
             let mut current = ADDRESS_PROVIDER.load(deps.storage)?;
@@ -113,15 +109,12 @@ pub fn query(deps: Deps, env: Env, msg: QueryMsg) -> Result<Binary, ParamsError>
         QueryMsg::AssetParams { denom } => {
             to_json_binary(&ASSET_PARAMS.may_load(deps.storage, &denom)?)?
         }
-        QueryMsg::AllAssetParams { start_after, limit } => {
-            let start = start_after.as_deref().map(Bound::exclusive);
-            let all = ASSET_PARAMS
-                .range(deps.storage, start, None, Order::Ascending)
-                .take(page_limit(limit))
-                .map(|item| Ok(item?.1))
-                .collect::<Result<Vec<_>, StdError>>()?;
-            to_json_binary(&all)?
-        }
+        QueryMsg::AllAssetParams { start_after, limit } => to_json_binary(&page_values(
+            deps.storage,
+            &ASSET_PARAMS,
+            start_after.as_deref(),
+            limit,
+        )?)?,
         QueryMsg::TargetHealthFactor {} => {
             to_json_binary(&TARGET_HEALTH_FACTOR.load(deps.storage)?)?
         }

@@ -1,8 +1,11 @@
-//! Small pieces every devnet contract shares: owner checks, payment checks with cw-utils'
-//! messages and pagination.
+//! Small pieces every devnet contract shares: the failures they have in common, owner checks,
+//! payment checks with cw-utils' messages and pagination.
 
-use cosmwasm_std::{Addr, Coin, MessageInfo, Order, StdError, StdResult, Storage, Uint128};
+use cosmwasm_std::{
+    Addr, Coin, MessageInfo, Order, OverflowError, StdError, StdResult, Storage, Uint128,
+};
 use cw_storage_plus::{Bound, Item, Map};
+use mars::math::MathError;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -68,10 +71,7 @@ pub enum OwnerError {
     NotOwner {},
 }
 
-pub fn assert_owner<E>(storage: &dyn Storage, sender: &Addr) -> Result<(), E>
-where
-    E: From<OwnerError> + From<StdError>,
-{
+pub fn assert_owner(storage: &dyn Storage, sender: &Addr) -> Result<(), CommonError> {
     if OWNER.load(storage)? != sender {
         return Err(OwnerError::NotOwner {}.into());
     }
@@ -94,6 +94,51 @@ pub enum PaymentError {
     #[error("Amount of {0} does not fit in 128 bits")]
     AmountTooLarge(String),
 }
+
+/// The failures all the devnet's contracts share. Each shows its inner error's own message, as
+/// the Mars contracts' `Std`, `Owner`, `Payment` and `Math` variants do; a contract's error
+/// nests this one transparently (see [`from_common_errors`]).
+#[derive(Debug, thiserror::Error)]
+pub enum CommonError {
+    #[error("{0}")]
+    Std(#[from] StdError),
+    #[error("{0}")]
+    Owner(#[from] OwnerError),
+    #[error("{0}")]
+    Payment(#[from] PaymentError),
+    #[error("{0}")]
+    Math(#[from] MathError),
+}
+
+impl From<OverflowError> for CommonError {
+    fn from(err: OverflowError) -> Self {
+        CommonError::Std(err.into())
+    }
+}
+
+/// Lets `?` turn each failure of [`CommonError`] straight into a contract's own error, whose
+/// `Common(#[from] CommonError)` variant holds it: Rust does not chain `From` conversions.
+macro_rules! from_common_errors {
+    ($error:ty) => {
+        $crate::contracts::support::from_common_errors!(
+            $error: cosmwasm_std::StdError,
+            $crate::contracts::support::OwnerError,
+            $crate::contracts::support::PaymentError,
+            mars::math::MathError,
+            cosmwasm_std::OverflowError
+        );
+    };
+    ($error:ty: $($source:ty),+) => {
+        $(
+            impl From<$source> for $error {
+                fn from(err: $source) -> Self {
+                    Self::Common(err.into())
+                }
+            }
+        )+
+    };
+}
+pub(crate) use from_common_errors;
 
 /// A coin whose amount fits the 128-bit amounts the Mars contracts work in.
 #[derive(Clone, Debug, PartialEq, Eq)]

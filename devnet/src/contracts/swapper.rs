@@ -11,10 +11,11 @@ use mars::msg::swapper::{
 };
 use serde::{Deserialize, Serialize};
 
-use mars::math::{params::validate_native_denom, MathError};
+use mars::math::params::validate_native_denom;
 
 use super::support::{
-    assert_owner, one_coin, page_limit, Coin128, OwnerError, PaymentError, OWNER,
+    assert_owner, from_common_errors, one_coin, page_limit, Coin128, CommonError, PaymentError,
+    OWNER,
 };
 
 /// Reserves of a pool, in the order of its (ascending) denoms.
@@ -30,14 +31,8 @@ pub const POOLS: Map<(&str, &str), Pool> = Map::new("pools");
 
 #[derive(Debug, thiserror::Error)]
 pub enum SwapError {
-    #[error("{0}")]
-    Std(#[from] StdError),
-    #[error("{0}")]
-    Owner(#[from] OwnerError),
-    #[error("{0}")]
-    Payment(#[from] PaymentError),
-    #[error("{0}")]
-    Math(#[from] MathError),
+    #[error(transparent)]
+    Common(#[from] CommonError),
     #[error("no pool for {0} and {1}")]
     NoPool(String, String),
     #[error("pool for {0} and {1} already exists")]
@@ -55,11 +50,7 @@ pub enum SwapError {
     },
 }
 
-impl From<cosmwasm_std::OverflowError> for SwapError {
-    fn from(err: cosmwasm_std::OverflowError) -> Self {
-        SwapError::Std(err.into())
-    }
-}
+from_common_errors!(SwapError);
 
 /// The pool key: denoms sorted ascending.
 fn pair<'a>(a: &'a str, b: &'a str) -> (&'a str, &'a str) {
@@ -115,7 +106,7 @@ pub fn execute(
 ) -> Result<Response, SwapError> {
     match msg {
         ExecuteMsg::CreatePool { denoms, fee } => {
-            assert_owner::<SwapError>(deps.storage, &info.sender)?;
+            assert_owner(deps.storage, &info.sender)?;
             let [a, b] = denoms;
             validate_native_denom(&a)?;
             validate_native_denom(&b)?;

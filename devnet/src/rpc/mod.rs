@@ -309,21 +309,24 @@ pub fn parse_prices(
         .collect()
 }
 
-async fn admin_prices(State(ctx): State<Arc<NodeContext>>, body: axum::body::Bytes) -> Response {
-    let request: PricesRequest = match serde_json::from_slice(&body) {
-        Ok(request) => request,
-        Err(e) => {
-            return json_response(
-                StatusCode::BAD_REQUEST,
-                json!({ "error": format!("expected {{\"prices\": {{\"denom\": \"price\"}}}}: {e}") }),
-            )
-        }
-    };
-    let prices = match parse_prices(&request.prices) {
-        Ok(prices) => prices,
-        Err(error) => return json_response(StatusCode::BAD_REQUEST, json!({ "error": error })),
-    };
-    match ctx.chain.set_prices(prices.clone()).await {
+/// An admin endpoint's refusal: `{"error": message}` with `status`.
+fn admin_error(status: StatusCode, message: impl std::fmt::Display) -> Response {
+    json_response(status, json!({ "error": message.to_string() }))
+}
+
+async fn admin_prices(
+    State(ctx): State<Arc<NodeContext>>,
+    body: axum::body::Bytes,
+) -> Result<Response, Response> {
+    let request: PricesRequest = serde_json::from_slice(&body).map_err(|e| {
+        admin_error(
+            StatusCode::BAD_REQUEST,
+            format!("expected {{\"prices\": {{\"denom\": \"price\"}}}}: {e}"),
+        )
+    })?;
+    let prices = parse_prices(&request.prices)
+        .map_err(|error| admin_error(StatusCode::BAD_REQUEST, error))?;
+    Ok(match ctx.chain.set_prices(prices.clone()).await {
         Ok(Ok(height)) => json_response(
             StatusCode::OK,
             json!(PricesAnswer {
@@ -334,20 +337,14 @@ async fn admin_prices(State(ctx): State<Arc<NodeContext>>, body: axum::body::Byt
                     .collect(),
             }),
         ),
-        Ok(Err(error)) => json_response(StatusCode::BAD_REQUEST, json!({ "error": error })),
-        Err(error) => json_response(
-            StatusCode::SERVICE_UNAVAILABLE,
-            json!({ "error": error.to_string() }),
-        ),
-    }
+        Ok(Err(error)) => admin_error(StatusCode::BAD_REQUEST, error),
+        Err(error) => admin_error(StatusCode::SERVICE_UNAVAILABLE, error),
+    })
 }
 
 async fn admin_info(State(ctx): State<Arc<NodeContext>>) -> Response {
     match ctx.chain.info().await {
         Ok(info) => json_response(StatusCode::OK, json!(info)),
-        Err(error) => json_response(
-            StatusCode::SERVICE_UNAVAILABLE,
-            json!({ "error": error.to_string() }),
-        ),
+        Err(error) => admin_error(StatusCode::SERVICE_UNAVAILABLE, error),
     }
 }

@@ -276,47 +276,24 @@ mod tests {
             "wasm.action".to_string(),
             vec!["deposit".to_string(), "liquidate".to_string()],
         );
-        let q = |s: &str| Query::from_str(s).unwrap();
-        assert!(matches(&q("tm.event = 'Tx'"), &EventType::Tx, &events));
-        assert!(!matches(
-            &q("tm.event = 'NewBlock'"),
-            &EventType::Tx,
-            &events
-        ));
-        assert!(matches(
-            &q("tm.event = 'Tx' AND wasm.action = 'liquidate'"),
-            &EventType::Tx,
-            &events
-        ));
-        assert!(!matches(
-            &q("tm.event = 'Tx' AND wasm.action = 'borrow'"),
-            &EventType::Tx,
-            &events
-        ));
-        assert!(matches(
-            &q("tm.event = 'Tx' AND tx.height >= 12"),
-            &EventType::Tx,
-            &events
-        ));
-        assert!(!matches(
-            &q("tm.event = 'Tx' AND tx.height > 12"),
-            &EventType::Tx,
-            &events
-        ));
-        assert!(matches(
-            &q("tm.event = 'Tx' AND wasm.action CONTAINS 'quid'"),
-            &EventType::Tx,
-            &events
-        ));
-        assert!(matches(
-            &q("tm.event = 'Tx' AND wasm.action EXISTS"),
-            &EventType::Tx,
-            &events
-        ));
-        assert!(!matches(
-            &q("tm.event = 'Tx' AND transfer.amount EXISTS"),
-            &EventType::Tx,
-            &events
-        ));
+        let cases = [
+            ("tm.event = 'Tx'", true),
+            ("tm.event = 'NewBlock'", false),
+            ("tm.event = 'Tx' AND wasm.action = 'liquidate'", true),
+            ("tm.event = 'Tx' AND wasm.action = 'borrow'", false),
+            ("tm.event = 'Tx' AND tx.height >= 12", true),
+            ("tm.event = 'Tx' AND tx.height > 12", false),
+            ("tm.event = 'Tx' AND wasm.action CONTAINS 'quid'", true),
+            ("tm.event = 'Tx' AND wasm.action EXISTS", true),
+            ("tm.event = 'Tx' AND transfer.amount EXISTS", false),
+        ];
+        for (query, expected) in cases {
+            let parsed = Query::from_str(query).unwrap();
+            assert_eq!(
+                matches(&parsed, &EventType::Tx, &events),
+                expected,
+                "{query}"
+            );
+        }
     }
 }

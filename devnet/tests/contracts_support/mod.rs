@@ -322,6 +322,11 @@ pub fn wasm_attr(res: &AppResponse, action: &str, key: &str) -> Option<String> {
         .map(|a| a.value.clone())
 }
 
+/// The value of attribute `key` in the `liquidate` wasm event, which must carry it.
+pub fn liquidate_attr(res: &AppResponse, key: &str) -> String {
+    wasm_attr(res, "liquidate", key).unwrap()
+}
+
 /// Asserts that `result` failed with a message containing `expected`.
 pub fn assert_err<T: std::fmt::Debug>(result: Result<T, String>, expected: &str) {
     let err = result.unwrap_err();
@@ -341,10 +346,17 @@ pub fn liq_threshold_hf(position: &UserPositionResponse) -> Decimal {
 /// The fixture's borrower: 10,000 uatom deposited at price 10, 65,000 uusdc borrowed from a
 /// lender's 200,000.
 pub fn fixture_borrower(dn: &mut Devnet) -> Addr {
-    let lender = dn.addr("lender");
-    let borrower = dn.addr("borrower");
-    dn.deposit(&lender, 200_000, USDC);
-    dn.deposit(&borrower, 10_000, ATOM);
+    let (_, borrower) = lender_and_borrower(dn, 200_000, 10_000);
     dn.borrow(&borrower, 65_000, USDC).unwrap();
     borrower
+}
+
+/// A lender with `lent` uusdc and a borrower with `collateral` uatom, both deposited; nothing
+/// borrowed yet.
+pub fn lender_and_borrower(dn: &mut Devnet, lent: u128, collateral: u128) -> (Addr, Addr) {
+    let lender = dn.addr("lender");
+    let borrower = dn.addr("borrower");
+    dn.deposit(&lender, lent, USDC);
+    dn.deposit(&borrower, collateral, ATOM);
+    (lender, borrower)
 }

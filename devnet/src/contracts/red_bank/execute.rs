@@ -7,7 +7,7 @@ use mars::msg::oracle::ActionKind;
 use mars::msg::params::{QueryMsg as ParamsQuery, TotalDepositResponse};
 use mars::msg::red_bank::{CreateOrUpdateConfig, InitOrUpdateAssetParams, Market};
 
-use super::interest::{accrue_market, refresh_interest_rates};
+use super::interest::{accrue_market, refresh_interest_rates, save_with_new_rates};
 use super::peers::Peers;
 use super::positions::{load_market, query_asset_params, PricedPositions};
 use super::state::{
@@ -79,6 +79,13 @@ impl Report<'_> {
             .add_attribute("amount", self.amount)
             .add_attribute("amount_scaled", self.amount_scaled)
     }
+
+    /// A withdrawal or borrow: the reported amount leaves the Red Bank for the recipient (the
+    /// report's party) in the same response.
+    fn add_with_payout(self, response: Response) -> Response {
+        let payout = send(self.party.1, &self.denom, self.amount);
+        self.add_to(response.add_message(payout))
+    }
 }
 
 pub fn update_config(
@@ -86,7 +93,7 @@ pub fn update_config(
     info: MessageInfo,
     config: CreateOrUpdateConfig,
 ) -> RedBankResult<Response> {
-    assert_owner::<RedBankError>(deps.storage, &info.sender)?;
+    assert_owner(deps.storage, &info.sender)?;
     let mut current = CONFIG.load(deps.storage)?;
     if let Some(address_provider) = config.address_provider {
         current.address_provider = deps.api.addr_validate(&address_provider)?;
@@ -102,7 +109,7 @@ pub fn init_asset(
     denom: String,
     params: InitOrUpdateAssetParams,
 ) -> RedBankResult<Response> {
-    assert_owner::<RedBankError>(deps.storage, &info.sender)?;
+    assert_owner(deps.storage, &info.sender)?;
     validate_native_denom(&denom)?;
     if MARKETS.has(deps.storage, &denom) {
         return Err(RedBankError::AssetAlreadyInitialized {});
@@ -133,7 +140,7 @@ pub fn update_asset(
     denom: String,
     params: InitOrUpdateAssetParams,
 ) -> RedBankResult<Response> {
-    assert_owner::<RedBankError>(deps.storage, &info.sender)?;
+    assert_owner(deps.storage, &info.sender)?;
     let mut market = MARKETS
         .may_load(deps.storage, &denom)?
         .ok_or(RedBankError::AssetNotInitialized {})?;
@@ -215,8 +222,7 @@ pub fn deposit(
     let key = user_key(&user, account_id.as_deref().unwrap_or(""));
     increase_collateral(deps.storage, &key, &denom, amount_scaled)?;
     market.collateral_total_scaled = market.collateral_total_scaled.checked_add(amount_scaled)?;
-    let response = refresh_interest_rates(now, &mut market, Response::new())?;
-    MARKETS.save(deps.storage, &denom, &market)?;
+    let response = save_with_new_rates(deps.storage, now, &denom, &mut market, Response::new())?;
 
     Ok(Report {
         action: "deposit",
@@ -297,8 +303,7 @@ pub fn withdraw(
     market.collateral_total_scaled = market
         .collateral_total_scaled
         .checked_sub(withdraw_amount_scaled)?;
-    let response = refresh_interest_rates(now, &mut market, Response::new())?;
-    MARKETS.save(deps.storage, &denom, &market)?;
+    let response = save_with_new_rates(deps.storage, now, &denom, &mut market, Response::new())?;
 
     let recipient = recipient_or(deps.as_ref(), recipient, &withdrawer)?;
     Ok(Report {
@@ -307,9 +312,9 @@ pub fn withdraw(
         party: ("recipient", &recipient),
         amount: withdraw_amount,
         amount_scaled: withdraw_amount_scaled,
-        denom: denom.clone(),
+        denom,
     }
-    .add_to(response.add_message(send(&recipient, &denom, withdraw_amount))))
+    .add_with_payout(response))
 }
 
 pub fn borrow(
@@ -372,8 +377,7 @@ pub fn borrow(
         amount_scaled,
         uncollateralized,
     )?;
-    let response = refresh_interest_rates(now, &mut market, Response::new())?;
-    MARKETS.save(deps.storage, &denom, &market)?;
+    let response = save_with_new_rates(deps.storage, now, &denom, &mut market, Response::new())?;
 
     let recipient = recipient_or(deps.as_ref(), recipient, &borrower)?;
     Ok(Report {
@@ -382,9 +386,9 @@ pub fn borrow(
         party: ("recipient", &recipient),
         amount,
         amount_scaled,
-        denom: denom.clone(),
+        denom,
     }
-    .add_to(response.add_message(send(&recipient, &denom, amount))))
+    .add_with_payout(response))
 }
 
 pub fn repay(
@@ -425,8 +429,7 @@ pub fn repay(
     let debt_scaled_delta = debt.amount_scaled.checked_sub(debt_scaled_after)?;
     market.debt_total_scaled = market.debt_total_scaled.checked_sub(debt_scaled_delta)?;
     decrease_debt(deps.storage, &user, &denom, debt_scaled_delta)?;
-    let response = refresh_interest_rates(now, &mut market, response)?;
-    MARKETS.save(deps.storage, &denom, &market)?;
+    let response = save_with_new_rates(deps.storage, now, &denom, &mut market, response)?;
 
     Ok(Report {
         action: "repay",

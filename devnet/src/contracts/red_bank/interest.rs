@@ -6,7 +6,7 @@ use cosmwasm_std::{Addr, Event, Response, Storage};
 use mars::math::interest;
 use mars::msg::red_bank::Market;
 
-use super::state::{increase_collateral, user_key};
+use super::state::{increase_collateral, user_key, MARKETS};
 use super::RedBankResult;
 
 /// Brings `market`'s indexes to `now` (seconds) and credits the protocol's share of the accrued
@@ -47,4 +47,18 @@ pub fn refresh_interest_rates(
             .add_attribute("borrow_rate", market.borrow_rate.to_string())
             .add_attribute("liquidity_rate", market.liquidity_rate.to_string()),
     ))
+}
+
+/// [`refresh_interest_rates`], then stores the market under `denom`: how every action that
+/// changes a market's totals ends.
+pub fn save_with_new_rates(
+    store: &mut dyn Storage,
+    now: u64,
+    denom: &str,
+    market: &mut Market,
+    response: Response,
+) -> RedBankResult<Response> {
+    let response = refresh_interest_rates(now, market, response)?;
+    MARKETS.save(store, denom, market)?;
+    Ok(response)
 }

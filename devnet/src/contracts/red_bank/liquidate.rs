@@ -18,11 +18,11 @@ use mars::rule::RepayLimit;
 use mars::types::{Health, LiquidationAmounts};
 
 use super::execute::recipient_or;
-use super::interest::{accrue_market, refresh_interest_rates};
+use super::interest::{accrue_market, save_with_new_rates};
 use super::peers::Peers;
 use super::positions::{load_market, query_target_health_factor, PricedPositions};
 use super::state::{
-    decrease_collateral, decrease_debt, increase_collateral, user_key, COLLATERALS, DEBTS, MARKETS,
+    decrease_collateral, decrease_debt, increase_collateral, user_key, COLLATERALS, DEBTS,
 };
 use super::{RedBankError, RedBankResult};
 use crate::contracts::support::Coin128;
@@ -291,8 +291,13 @@ impl Liquidation {
             &self.rewards_collector,
         )?;
         debt_market_after.debt_total_scaled = market_debt_total_scaled_after;
-        let response = refresh_interest_rates(now, &mut debt_market_after, Response::new())?;
-        MARKETS.save(storage, &self.debt_denom, &debt_market_after)?;
+        let response = save_with_new_rates(
+            storage,
+            now,
+            &self.debt_denom,
+            &mut debt_market_after,
+            Response::new(),
+        )?;
         Ok((response, debt_amount_scaled_delta))
     }
 

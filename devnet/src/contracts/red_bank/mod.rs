@@ -16,26 +16,19 @@ mod positions;
 mod query;
 pub mod state;
 
-use cosmwasm_std::{Binary, Deps, DepsMut, Env, MessageInfo, OverflowError, Response, StdError};
-use mars::math::MathError;
+use cosmwasm_std::{Binary, Deps, DepsMut, Env, MessageInfo, Response};
 use mars::msg::address_provider::MarsAddressType;
 use mars::msg::red_bank::{ExecuteMsg, InstantiateMsg, QueryMsg};
 
-use super::support::{nonpayable, one_coin, OwnerError, PaymentError, OWNER};
+use super::support::{from_common_errors, nonpayable, one_coin, CommonError, OWNER};
 pub use interest::{accrue_market, refresh_interest_rates};
 pub use state::{user_key, Config, COLLATERALS, CONFIG, DEBTS, MARKETS};
 
 /// Errors with the Red Bank's messages (`contracts/red-bank/src/error.rs`).
 #[derive(Debug, thiserror::Error)]
 pub enum RedBankError {
-    #[error("{0}")]
-    Std(#[from] StdError),
-    #[error("{0}")]
-    Owner(#[from] OwnerError),
-    #[error("{0}")]
-    Payment(#[from] PaymentError),
-    #[error("{0}")]
-    Math(#[from] MathError),
+    #[error(transparent)]
+    Common(#[from] CommonError),
     #[error("Unauthorized")]
     Unauthorized {},
     #[error("All params should be available during instantiation")]
@@ -96,11 +89,7 @@ pub enum RedBankError {
     CannotLiquidateCreditManager {},
 }
 
-impl From<OverflowError> for RedBankError {
-    fn from(err: OverflowError) -> Self {
-        RedBankError::Std(err.into())
-    }
-}
+from_common_errors!(RedBankError);
 
 pub type RedBankResult<T> = Result<T, RedBankError>;
 

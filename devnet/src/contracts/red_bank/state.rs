@@ -2,8 +2,9 @@
 //! and the per-user bookkeeping of `user.rs`.
 
 use cosmwasm_std::{Addr, Order, StdResult, Storage, Uint128};
-use cw_storage_plus::{Item, Map};
+use cw_storage_plus::{Item, Map, PrimaryKey};
 use mars::msg::red_bank::{namespace, Collateral, Debt, Market, UserId};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
@@ -51,14 +52,13 @@ pub fn decrease_collateral(
     denom: &str,
     amount_scaled: Uint128,
 ) -> StdResult<()> {
-    let mut collateral = COLLATERALS.load(store, (user_key, denom))?;
-    collateral.amount_scaled = collateral.amount_scaled.checked_sub(amount_scaled)?;
-    if collateral.amount_scaled.is_zero() {
-        COLLATERALS.remove(store, (user_key, denom));
-    } else {
-        COLLATERALS.save(store, (user_key, denom), &collateral)?;
-    }
-    Ok(())
+    decrease_position(
+        store,
+        &COLLATERALS,
+        (user_key, denom),
+        amount_scaled,
+        |collateral| &mut collateral.amount_scaled,
+    )
 }
 
 /// Adds scaled debt; the uncollateralized flag is overwritten by the latest borrow, as in Mars.
@@ -88,12 +88,31 @@ pub fn decrease_debt(
     denom: &str,
     amount_scaled: Uint128,
 ) -> StdResult<()> {
-    let mut debt = DEBTS.load(store, (user, denom))?;
-    debt.amount_scaled = debt.amount_scaled.checked_sub(amount_scaled)?;
-    if debt.amount_scaled.is_zero() {
-        DEBTS.remove(store, (user, denom));
+    decrease_position(store, &DEBTS, (user, denom), amount_scaled, |debt| {
+        &mut debt.amount_scaled
+    })
+}
+
+/// Subtracts `amount_scaled` from the scaled amount of the position at `key` in `positions`,
+/// deleting the position when nothing is left.
+fn decrease_position<'k, K, V>(
+    store: &mut dyn Storage,
+    positions: &Map<K, V>,
+    key: K,
+    amount_scaled: Uint128,
+    scaled_amount: fn(&mut V) -> &mut Uint128,
+) -> StdResult<()>
+where
+    K: PrimaryKey<'k> + Copy,
+    V: Serialize + DeserializeOwned,
+{
+    let mut position = positions.load(store, key)?;
+    let remaining = scaled_amount(&mut position);
+    *remaining = remaining.checked_sub(amount_scaled)?;
+    if remaining.is_zero() {
+        positions.remove(store, key);
     } else {
-        DEBTS.save(store, (user, denom), &debt)?;
+        positions.save(store, key, &position)?;
     }
     Ok(())
 }

@@ -14,7 +14,7 @@ use mars::math::params::validate_asset_params;
 use mars::math::MathError;
 use mars::rule::RepayLimit;
 use mars::types::{
-    AssetParams, CmSettings, HealthPosition, InterestRateModel, LiquidationBonus, Market,
+    AssetParams, CmSettings, Health, HealthPosition, InterestRateModel, LiquidationBonus, Market,
     RedBankSettings,
 };
 use proptest::prelude::*;
@@ -76,6 +76,22 @@ struct Scenario {
     debt_price: Decimal,
     sent: Uint128,
     thf: Decimal,
+}
+
+impl Scenario {
+    /// The liquidation this scenario describes, under the target-health-factor rule.
+    fn input<'a>(&'a self, health: &'a Health) -> LiquidationInput<'a> {
+        LiquidationInput {
+            collateral_amount: self.collateral,
+            collateral_price: self.collateral_price,
+            collateral_params: &self.params,
+            debt_amount: self.debt,
+            debt_requested_to_repay: self.sent,
+            debt_price: self.debt_price,
+            repay_limit: RepayLimit::TargetHealthFactor(self.thf),
+            health,
+        }
+    }
 }
 
 /// One collateral line (the one liquidated), one debt line, optionally a second collateral with
@@ -161,16 +177,7 @@ proptest! {
     fn math_repay_respects_every_bound_and_seizure_stays_within_collateral(s in scenario()) {
         let health = compute_health(&s.lines).unwrap();
         prop_assume!(health.is_liquidatable());
-        let input = LiquidationInput {
-            collateral_amount: s.collateral,
-            collateral_price: s.collateral_price,
-            collateral_params: &s.params,
-            debt_amount: s.debt,
-            debt_requested_to_repay: s.sent,
-            debt_price: s.debt_price,
-            repay_limit: RepayLimit::TargetHealthFactor(s.thf),
-            health: &health,
-        };
+        let input = s.input(&health);
         let amounts = match calculate_liquidation_amounts(&input) {
             Ok(amounts) => amounts,
             // Mars refuses repaying without seizing (and vice versa); extreme prices overflow.
@@ -223,16 +230,7 @@ proptest! {
         let before = compute_health(&s.lines).unwrap();
         prop_assume!(before.is_liquidatable());
         prop_assume!(before.total_debt_value >= Uint128::new(1_000_000));
-        let input = LiquidationInput {
-            collateral_amount: s.collateral,
-            collateral_price: s.collateral_price,
-            collateral_params: &s.params,
-            debt_amount: s.debt,
-            debt_requested_to_repay: s.sent,
-            debt_price: s.debt_price,
-            repay_limit: RepayLimit::TargetHealthFactor(s.thf),
-            health: &before,
-        };
+        let input = s.input(&before);
         let amounts = calculate_liquidation_amounts(&input);
         prop_assume!(amounts.is_ok());
         let amounts = amounts.unwrap();
@@ -280,7 +278,7 @@ proptest! {
             close_factor: None,
         };
         params.max_loan_to_value = params.liquidation_threshold * Decimal::percent(50);
-        let health = mars::types::Health {
+        let health = Health {
             total_debt_value: Uint128::new(debt_value),
             total_collateral_value: Uint128::new(collateral_value),
             max_ltv_adjusted_collateral: Uint128::zero(),

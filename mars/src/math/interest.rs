@@ -77,16 +77,28 @@ pub fn compute_underlying_amount(
     }
 }
 
+/// `index` grown at `rate` from `last_updated` to `timestamp`; unchanged when no time has
+/// passed or the rate is zero.
+fn index_at(
+    index: Decimal,
+    rate: Decimal,
+    last_updated: u64,
+    timestamp: u64,
+) -> Result<Decimal, MathError> {
+    if last_updated < timestamp && !rate.is_zero() {
+        return calculate_applied_linear_interest_rate(index, rate, timestamp - last_updated);
+    }
+    Ok(index)
+}
+
 /// Borrow index brought forward to `timestamp` (unchanged if `timestamp` is not later).
 pub fn updated_borrow_index(market: &Market, timestamp: u64) -> Result<Decimal, MathError> {
-    if market.indexes_last_updated < timestamp && !market.borrow_rate.is_zero() {
-        return calculate_applied_linear_interest_rate(
-            market.borrow_index,
-            market.borrow_rate,
-            timestamp - market.indexes_last_updated,
-        );
-    }
-    Ok(market.borrow_index)
+    index_at(
+        market.borrow_index,
+        market.borrow_rate,
+        market.indexes_last_updated,
+        timestamp,
+    )
 }
 
 /// Liquidity index brought forward to `timestamp`; a timestamp before the last update is an
@@ -98,14 +110,12 @@ pub fn updated_liquidity_index(market: &Market, timestamp: u64) -> Result<Decima
             last_updated: market.indexes_last_updated,
         });
     }
-    if market.indexes_last_updated < timestamp && !market.liquidity_rate.is_zero() {
-        return calculate_applied_linear_interest_rate(
-            market.liquidity_index,
-            market.liquidity_rate,
-            timestamp - market.indexes_last_updated,
-        );
-    }
-    Ok(market.liquidity_index)
+    index_at(
+        market.liquidity_index,
+        market.liquidity_rate,
+        market.indexes_last_updated,
+        timestamp,
+    )
 }
 
 /// Scaled collateral for a deposit of `amount` at `timestamp` (truncated).
@@ -185,21 +195,8 @@ pub fn apply_accumulated_interests(
     let previous_borrow_index = market.borrow_index;
 
     if market.indexes_last_updated < timestamp {
-        let time_elapsed = timestamp - market.indexes_last_updated;
-        if !market.borrow_rate.is_zero() {
-            market.borrow_index = calculate_applied_linear_interest_rate(
-                market.borrow_index,
-                market.borrow_rate,
-                time_elapsed,
-            )?;
-        }
-        if !market.liquidity_rate.is_zero() {
-            market.liquidity_index = calculate_applied_linear_interest_rate(
-                market.liquidity_index,
-                market.liquidity_rate,
-                time_elapsed,
-            )?;
-        }
+        market.borrow_index = updated_borrow_index(&market, timestamp)?;
+        market.liquidity_index = updated_liquidity_index(&market, timestamp)?;
         market.indexes_last_updated = timestamp;
     }
 
@@ -322,13 +319,17 @@ mod tests {
         Decimal::from_str(s).unwrap()
     }
 
-    fn model() -> InterestRateModel {
+    fn rate_model(optimal: &str, base: &str, slope_1: &str, slope_2: &str) -> InterestRateModel {
         InterestRateModel {
-            optimal_utilization_rate: dec("0.8"),
-            base: Decimal::zero(),
-            slope_1: dec("0.2"),
-            slope_2: dec("3"),
+            optimal_utilization_rate: dec(optimal),
+            base: dec(base),
+            slope_1: dec(slope_1),
+            slope_2: dec(slope_2),
         }
+    }
+
+    fn model() -> InterestRateModel {
+        rate_model("0.8", "0", "0.2", "3")
     }
 
     #[test]
@@ -476,22 +477,12 @@ mod tests {
         // Above: 0.2 + 3·(0.9 − 0.8)/(1 − 0.8) = 0.2 + 1.5 = 1.7.
         assert_eq!(borrow_rate(&model, dec("0.9")).unwrap(), dec("1.7"));
         // Zero utilization: the base rate, even with optimal 0.
-        let flat = InterestRateModel {
-            optimal_utilization_rate: Decimal::zero(),
-            base: dec("0.02"),
-            slope_1: dec("0.01"),
-            slope_2: dec("0.05"),
-        };
+        let flat = rate_model("0", "0.02", "0.01", "0.05");
         assert_eq!(borrow_rate(&flat, Decimal::zero()).unwrap(), dec("0.02"));
         // Optimal 0, utilization 0.2: 0.02 + 0.01 + 0.05·0.2/1 = 0.04.
         assert_eq!(borrow_rate(&flat, dec("0.2")).unwrap(), dec("0.04"));
         // Optimal 1, utilization 1: 0.07·1 = 0.07.
-        let full = InterestRateModel {
-            optimal_utilization_rate: Decimal::one(),
-            base: Decimal::zero(),
-            slope_1: dec("0.07"),
-            slope_2: Decimal::zero(),
-        };
+        let full = rate_model("1", "0", "0.07", "0");
         assert_eq!(borrow_rate(&full, Decimal::one()).unwrap(), dec("0.07"));
         // Liquidity rate: 0.2·0.8·(1 − 0.1) = 0.144.
         assert_eq!(

@@ -266,29 +266,32 @@ pub fn apply_liquidation(
     amounts: &LiquidationAmounts,
 ) -> Result<Vec<HealthPosition>, MathError> {
     let mut after = positions.to_vec();
-    let collateral_line = after
-        .iter_mut()
-        .find(|p| p.denom == collateral_denom)
-        .ok_or_else(|| MathError::MissingPosition {
-            side: "collateral",
-            denom: collateral_denom.to_string(),
-        })?;
+    let collateral_line = position_mut(&mut after, collateral_denom, "collateral")?;
     collateral_line.collateral_amount = sub(
         collateral_line.collateral_amount,
         amounts.collateral_amount_to_liquidate,
         "collateral left after liquidation",
     )?;
-    let debt_line = after
-        .iter_mut()
-        .find(|p| p.denom == debt_denom)
-        .ok_or_else(|| MathError::MissingPosition {
-            side: "debt",
-            denom: debt_denom.to_string(),
-        })?;
+    let debt_line = position_mut(&mut after, debt_denom, "debt")?;
     debt_line.debt_amount = sub(
         debt_line.debt_amount,
         amounts.debt_amount_to_repay,
         "debt left after liquidation",
     )?;
     Ok(after)
+}
+
+/// The line of `denom`, or an error naming the `side` of the liquidation that needed it.
+fn position_mut<'a>(
+    positions: &'a mut [HealthPosition],
+    denom: &str,
+    side: &'static str,
+) -> Result<&'a mut HealthPosition, MathError> {
+    positions
+        .iter_mut()
+        .find(|p| p.denom == denom)
+        .ok_or_else(|| MathError::MissingPosition {
+            side,
+            denom: denom.to_string(),
+        })
 }

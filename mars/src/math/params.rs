@@ -84,27 +84,40 @@ pub fn validate_liquidation_bonus(bonus: &LiquidationBonus) -> Result<(), MathEr
 /// rules for HLS params when present.
 pub fn validate_asset_params(params: &AssetParams) -> Result<(), MathError> {
     validate_native_denom(&params.denom)?;
-    lt_one(params.max_loan_to_value, "max_loan_to_value")?;
-    le_one(params.liquidation_threshold, "liquidation_threshold")?;
-    if params.liquidation_threshold <= params.max_loan_to_value {
-        return Err(invalid(
-            "liquidation_threshold",
-            params.liquidation_threshold,
-            format!("> {} (max LTV)", params.max_loan_to_value),
-        ));
-    }
+    validate_ltv(
+        params.max_loan_to_value,
+        params.liquidation_threshold,
+        false,
+    )?;
     validate_liquidation_bonus(&params.liquidation_bonus)?;
     lt_one(params.protocol_liquidation_fee, "protocol_liquidation_fee")?;
     if let Some(hls) = &params.credit_manager.hls {
-        lt_one(hls.max_loan_to_value, "hls_max_loan_to_value")?;
-        le_one(hls.liquidation_threshold, "hls_liquidation_threshold")?;
-        if hls.liquidation_threshold <= hls.max_loan_to_value {
-            return Err(invalid(
-                "hls_liquidation_threshold",
-                hls.liquidation_threshold,
-                format!("> {} (hls max LTV)", hls.max_loan_to_value),
-            ));
-        }
+        validate_ltv(hls.max_loan_to_value, hls.liquidation_threshold, true)?;
+    }
+    Ok(())
+}
+
+/// max LTV < 1, LT ≤ 1 and LT > max LTV, for the asset params or (`hls`) their HLS variant,
+/// whose fields and wording carry an `hls` prefix.
+fn validate_ltv(
+    max_loan_to_value: Decimal,
+    liquidation_threshold: Decimal,
+    hls: bool,
+) -> Result<(), MathError> {
+    let (prefix, max_ltv_label) = if hls {
+        ("hls_", "hls max LTV")
+    } else {
+        ("", "max LTV")
+    };
+    let threshold_name = format!("{prefix}liquidation_threshold");
+    lt_one(max_loan_to_value, &format!("{prefix}max_loan_to_value"))?;
+    le_one(liquidation_threshold, &threshold_name)?;
+    if liquidation_threshold <= max_loan_to_value {
+        return Err(invalid(
+            &threshold_name,
+            liquidation_threshold,
+            format!("> {max_loan_to_value} ({max_ltv_label})"),
+        ));
     }
     Ok(())
 }
@@ -151,6 +164,15 @@ mod tests {
         Decimal::from_str(s).unwrap()
     }
 
+    fn bonus(starting_lb: &str, slope: &str, min_lb: &str, max_lb: &str) -> LiquidationBonus {
+        LiquidationBonus {
+            starting_lb: dec(starting_lb),
+            slope: dec(slope),
+            min_lb: dec(min_lb),
+            max_lb: dec(max_lb),
+        }
+    }
+
     fn atom() -> AssetParams {
         AssetParams {
             denom: "uatom".into(),
@@ -161,12 +183,7 @@ mod tests {
             },
             max_loan_to_value: dec("0.7"),
             liquidation_threshold: dec("0.8"),
-            liquidation_bonus: LiquidationBonus {
-                starting_lb: dec("0.01"),
-                slope: dec("2"),
-                min_lb: dec("0.02"),
-                max_lb: dec("0.1"),
-            },
+            liquidation_bonus: bonus("0.01", "2", "0.02", "0.1"),
             protocol_liquidation_fee: dec("0.1"),
             deposit_cap: cosmwasm_std::Uint128::MAX,
             close_factor: None,
@@ -185,19 +202,9 @@ mod tests {
         validate_asset_params(&atom()).unwrap();
         let mut p = atom();
         p.liquidation_threshold = Decimal::one();
-        p.liquidation_bonus = LiquidationBonus {
-            starting_lb: dec("0.1"),
-            slope: dec("5"),
-            min_lb: dec("0.1"),
-            max_lb: dec("0.1"),
-        };
+        p.liquidation_bonus = bonus("0.1", "5", "0.1", "0.1");
         validate_asset_params(&p).unwrap();
-        p.liquidation_bonus = LiquidationBonus {
-            starting_lb: Decimal::zero(),
-            slope: Decimal::one(),
-            min_lb: Decimal::zero(),
-            max_lb: dec("0.3"),
-        };
+        p.liquidation_bonus = bonus("0", "1", "0", "0.3");
         validate_asset_params(&p).unwrap();
         p.liquidation_bonus.max_lb = dec("0.05");
         validate_asset_params(&p).unwrap();

@@ -202,12 +202,16 @@ mod tests {
         validate_asset_params(&atom()).unwrap();
         let mut p = atom();
         p.liquidation_threshold = Decimal::one();
-        p.liquidation_bonus = bonus("0.1", "5", "0.1", "0.1");
-        validate_asset_params(&p).unwrap();
-        p.liquidation_bonus = bonus("0", "1", "0", "0.3");
-        validate_asset_params(&p).unwrap();
-        p.liquidation_bonus.max_lb = dec("0.05");
-        validate_asset_params(&p).unwrap();
+        // (starting_lb, slope, min_lb, max_lb): every bound at its upper edge, then its lower.
+        let edges = [
+            ("0.1", "5", "0.1", "0.1"),
+            ("0", "1", "0", "0.3"),
+            ("0", "1", "0", "0.05"),
+        ];
+        for (starting_lb, slope, min_lb, max_lb) in edges {
+            p.liquidation_bonus = bonus(starting_lb, slope, min_lb, max_lb);
+            validate_asset_params(&p).unwrap();
+        }
     }
 
     /// Breaks one rule of otherwise valid params.

@@ -6,7 +6,9 @@ mod support;
 use std::time::{Duration, Instant};
 
 use redline_chain::ChainClient;
-use support::{index_contents, smart_walk, start_devnet, test_config, Harness};
+use support::{
+    assert_same_accounts, index_contents, smart_walk, start_devnet, test_config, Harness,
+};
 use testkit::eventually;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -38,22 +40,14 @@ async fn discovery_finds_exactly_the_debtors() {
     assert!(indexed_at >= tip);
 
     let indexed = index_contents(&collector).await;
-    let walked = smart_walk(
-        &client,
-        &devnet.manifest.contracts.red_bank,
-        &devnet.seeded_users(),
-    )
-    .await;
+    let walked = smart_walk(&devnet, &devnet.seeded_users()).await;
     assert!(
         walked.len() > accounts / 2,
         "the scenario seeds mostly borrowers: {} of {accounts}",
         walked.len()
     );
     // No block moved a position meanwhile (nobody sends transactions), so both views agree.
-    assert_eq!(indexed.len(), walked.len());
-    for (address, positions) in &walked {
-        assert_eq!(indexed.get(address), Some(positions), "account {address}");
-    }
+    assert_same_accounts(&indexed, &walked);
 
     let index = collector.index();
     let markets = index.markets().await.unwrap();

@@ -7,12 +7,15 @@ mod support;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use cosmwasm_std::{Decimal, Uint128};
+use cosmwasm_std::Decimal;
 use mars::msg::red_bank::ExecuteMsg;
 use redline_chain::ChainClient;
 use redline_pipeline::jobs::HealthCheckJob;
 use redline_pipeline::queue::{Queue, QueueConfig, RedisStreamQueue};
-use support::{coin, red_bank_tx, start_devnet, test_config, Devnet, Harness, Running};
+use support::{
+    borrow, coin, deposit, red_bank_tx, repay_on_behalf, shutdown, start_devnet, start_following,
+    test_config, Devnet, Running,
+};
 use testkit::eventually;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -31,12 +34,7 @@ async fn wait_for_index_to_match(devnet: &Devnet, running: &Running, user: &str)
                 let chain = testkit::devnet::account_positions(&client, &red_bank, user)
                     .await
                     .unwrap();
-                let indexed = running
-                    .collector
-                    .index()
-                    .account_positions(user)
-                    .await
-                    .unwrap();
+                let indexed = running.positions(user).await;
                 let expected = chain.has_debt().then_some(chain);
                 (indexed == expected).then_some(())
             }
@@ -47,59 +45,24 @@ async fn wait_for_index_to_match(devnet: &Devnet, running: &Running, user: &str)
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transactions_after_start_reach_the_index() {
-    support::init_logs();
     let devnet = start_devnet(300, 11, 10_000).await;
-    let mut harness = Harness::new();
-    let running = Running::start(harness.collector(&devnet, test_config(32)).await);
-    eventually("discovery", WAIT, || async {
-        running.collector.last_indexed().await
-    })
-    .await;
+    let (harness, running) = start_following(&devnet, test_config(32)).await;
+    running.discovered(WAIT).await;
     let before = running.collector.index().account_count().await.unwrap();
 
     let borrower = devnet.liquidator(2);
     let borrower_addr = borrower.address().to_string();
     let liquidator = devnet.liquidator(1);
-    assert_eq!(
-        running
-            .collector
-            .index()
-            .account(&borrower_addr)
-            .await
-            .unwrap(),
-        None
-    );
+    assert_eq!(running.account(&borrower_addr).await, None);
 
     // Deposit alone: no debt, not indexed.
-    red_bank_tx(
-        &devnet,
-        &borrower,
-        ExecuteMsg::Deposit {
-            account_id: None,
-            on_behalf_of: None,
-        },
-        &[coin(10_000_000, "uatom")],
-    )
-    .await;
+    deposit(&devnet, &borrower, coin(10_000_000, "uatom")).await;
     // Borrow: indexed.
-    let borrowed = red_bank_tx(
-        &devnet,
-        &borrower,
-        ExecuteMsg::Borrow {
-            denom: "uusdc".into(),
-            amount: Uint128::new(65_000_000),
-            recipient: None,
-        },
-        &[],
-    )
-    .await;
+    let borrowed = borrow(&devnet, &borrower, "uusdc", 65_000_000).await;
     wait_for_index_to_match(&devnet, &running, &borrower_addr).await;
     let indexed = running
-        .collector
-        .index()
-        .account_positions(&borrower_addr)
+        .positions(&borrower_addr)
         .await
-        .unwrap()
         .expect("a borrower is indexed");
     assert!(indexed.collaterals.contains_key("uatom"));
     assert!(indexed.debts.contains_key("uusdc"));
@@ -110,16 +73,7 @@ async fn transactions_after_start_reach_the_index() {
     );
 
     // A second collateral, disabled: the flag reaches the index.
-    red_bank_tx(
-        &devnet,
-        &borrower,
-        ExecuteMsg::Deposit {
-            account_id: None,
-            on_behalf_of: None,
-        },
-        &[coin(1_000_000, "uosmo")],
-    )
-    .await;
+    deposit(&devnet, &borrower, coin(1_000_000, "uosmo")).await;
     red_bank_tx(
         &devnet,
         &borrower,
@@ -131,13 +85,7 @@ async fn transactions_after_start_reach_the_index() {
     )
     .await;
     wait_for_index_to_match(&devnet, &running, &borrower_addr).await;
-    let indexed = running
-        .collector
-        .index()
-        .account_positions(&borrower_addr)
-        .await
-        .unwrap()
-        .unwrap();
+    let indexed = running.positions(&borrower_addr).await.unwrap();
     assert!(!indexed.collaterals["uosmo"].enabled);
 
     // Liquidation: ATOM falls, a liquidator repays part of the debt.
@@ -161,13 +109,7 @@ async fn transactions_after_start_reach_the_index() {
         .events_of("wasm")
         .any(|e| e.attribute("action") == Some("liquidate")));
     wait_for_index_to_match(&devnet, &running, &borrower_addr).await;
-    let after = running
-        .collector
-        .index()
-        .account_positions(&borrower_addr)
-        .await
-        .unwrap()
-        .unwrap();
+    let after = running.positions(&borrower_addr).await.unwrap();
     assert!(after.debts["uusdc"].amount_scaled < indexed.debts["uusdc"].amount_scaled);
     assert!(after.collaterals["uatom"].amount_scaled < indexed.collaterals["uatom"].amount_scaled);
     assert!(
@@ -182,25 +124,15 @@ async fn transactions_after_start_reach_the_index() {
 
     // Repay everything on behalf of the borrower (by another wallet): the account leaves the
     // index.
-    red_bank_tx(
+    repay_on_behalf(
         &devnet,
         &liquidator,
-        ExecuteMsg::Repay {
-            on_behalf_of: Some(borrower_addr.clone()),
-        },
-        &[coin(40_000_000, "uusdc")],
+        &borrower_addr,
+        coin(40_000_000, "uusdc"),
     )
     .await;
     wait_for_index_to_match(&devnet, &running, &borrower_addr).await;
-    assert_eq!(
-        running
-            .collector
-            .index()
-            .account(&borrower_addr)
-            .await
-            .unwrap(),
-        None
-    );
+    assert_eq!(running.account(&borrower_addr).await, None);
 
     // Snapshots and jobs of the latest published block.
     let height = running.collector.last_indexed().await.unwrap();
@@ -265,9 +197,7 @@ async fn check_jobs(config: &QueueConfig, buckets: u32) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_endpoint_and_metrics_show_progress() {
     let devnet = start_devnet(50, 3, 10_000).await;
-    let mut harness = Harness::new();
-    let collector = harness.collector(&devnet, test_config(8)).await;
-    let running = Running::start(collector);
+    let (harness, running) = start_following(&devnet, test_config(8)).await;
     let client = devnet.client.clone();
     eventually("a few blocks indexed", WAIT, || async {
         let last = running.collector.last_indexed().await?;
@@ -294,6 +224,5 @@ async fn health_endpoint_and_metrics_show_progress() {
     );
     assert!(health["last_block_age_secs"].as_f64().is_some(), "{health}");
     assert!(health["accounts"].as_u64().unwrap() > 0, "{health}");
-    running.stop().await;
-    devnet.shutdown().await;
+    shutdown(running, devnet).await;
 }

@@ -9,25 +9,18 @@ use std::time::Duration;
 use cosmwasm_std::Uint128;
 use redline_chain::ChainClient;
 use redline_pipeline::index::synthetic_account;
-use support::{index_contents, smart_walk, start_devnet, test_config, Harness, Running};
+use support::{index_contents, shutdown, smart_walk, start_devnet, start_following, test_config};
 use testkit::eventually;
 
 const WAIT: Duration = Duration::from_secs(60);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reconciliation_reports_and_repairs_drift() {
-    support::init_logs();
     let devnet = start_devnet(400, 31, 10_000).await;
-    let mut harness = Harness::new();
-    let running = Running::start(harness.collector(&devnet, test_config(16)).await);
-    eventually("discovery", WAIT, || async {
-        running.collector.last_indexed().await
-    })
-    .await;
+    let (_harness, running) = start_following(&devnet, test_config(16)).await;
+    running.discovered(WAIT).await;
     let index = running.collector.index().clone();
-    let client = devnet.client.clone();
-    let red_bank = devnet.manifest.contracts.red_bank.clone();
-    let truth = smart_walk(&client, &red_bank, &devnet.seeded_users()).await;
+    let truth = smart_walk(&devnet, &devnet.seeded_users()).await;
     let debtors: Vec<&String> = truth.keys().collect();
 
     // Stale: one debt amount off by one.
@@ -98,30 +91,18 @@ async fn reconciliation_reports_and_repairs_drift() {
     // A second pass finds nothing.
     let again = running.collector.reconcile().await.unwrap();
     assert_eq!(again.drift(), 0, "{again:?}");
-    running.stop().await;
-    devnet.shutdown().await;
+    shutdown(running, devnet).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn periodic_reconciliation_runs_beside_block_following() {
-    support::init_logs();
     let devnet = start_devnet(200, 32, 10_000).await;
-    let mut harness = Harness::new();
     let mut config = test_config(8);
     config.reconcile.reconcile_every_blocks = 5;
-    let running = Running::start(harness.collector(&devnet, config).await);
-    eventually("discovery", WAIT, || async {
-        running.collector.last_indexed().await
-    })
-    .await;
+    let (_harness, running) = start_following(&devnet, config).await;
+    running.discovered(WAIT).await;
     let index = running.collector.index().clone();
-    let client = devnet.client.clone();
-    let truth = smart_walk(
-        &client,
-        &devnet.manifest.contracts.red_bank,
-        &devnet.seeded_users(),
-    )
-    .await;
+    let truth = smart_walk(&devnet, &devnet.seeded_users()).await;
     let victim = truth.keys().next().unwrap().clone();
     index.remove_account(&victim).await.unwrap();
 
@@ -134,8 +115,7 @@ async fn periodic_reconciliation_runs_beside_block_following() {
     assert!(running.collector.metrics().reconciliations.get() >= 1);
     let meta = index.meta().await.unwrap();
     assert!(meta.last_reconciled_height.unwrap() > 0);
-    let tip = client.latest_height().await.unwrap();
+    let tip = devnet.client.latest_height().await.unwrap();
     assert!(meta.last_indexed_height.unwrap() + 5 >= tip);
-    running.stop().await;
-    devnet.shutdown().await;
+    shutdown(running, devnet).await;
 }

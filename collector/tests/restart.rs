@@ -7,11 +7,10 @@ mod support;
 use std::time::Duration;
 
 use cosmwasm_std::Uint128;
-use mars::msg::red_bank::ExecuteMsg;
 use redline_chain::ChainClient;
 use support::{
-    coin, index_contents, red_bank_tx, smart_walk, start_devnet, test_config, Devnet, Harness,
-    Running,
+    assert_same_accounts, borrow, coin, deposit, index_contents, repay_on_behalf, shutdown,
+    smart_walk, start_devnet, start_following, test_config, Devnet, Harness, Running,
 };
 use testkit::eventually;
 
@@ -28,36 +27,10 @@ fn all_users(devnet: &Devnet) -> Vec<String> {
 /// full on its behalf (it must leave the index).
 async fn change_positions(devnet: &Devnet, repaid: &str, repaid_denom: &str, amount: Uint128) {
     let borrower = devnet.liquidator(3);
-    red_bank_tx(
-        devnet,
-        &borrower,
-        ExecuteMsg::Deposit {
-            account_id: None,
-            on_behalf_of: None,
-        },
-        &[coin(5_000_000, "uatom")],
-    )
-    .await;
-    red_bank_tx(
-        devnet,
-        &borrower,
-        ExecuteMsg::Borrow {
-            denom: "uosmo".into(),
-            amount: Uint128::new(20_000_000),
-            recipient: None,
-        },
-        &[],
-    )
-    .await;
-    red_bank_tx(
-        devnet,
-        &devnet.liquidator(0),
-        ExecuteMsg::Repay {
-            on_behalf_of: Some(repaid.to_string()),
-        },
-        &[coin(amount.u128() * 2 + 1_000_000, repaid_denom)],
-    )
-    .await;
+    deposit(devnet, &borrower, coin(5_000_000, "uatom")).await;
+    borrow(devnet, &borrower, "uosmo", 20_000_000).await;
+    let funds = coin(amount.u128() * 2 + 1_000_000, repaid_denom);
+    repay_on_behalf(devnet, &devnet.liquidator(0), repaid, funds).await;
 }
 
 /// A seeded debtor with exactly one debt that wallet 0 can repay twice over, with about what it
@@ -76,12 +49,7 @@ async fn single_debt_debtor(devnet: &Devnet) -> (String, String, Uint128) {
             .map(|c| Uint128::try_from(c.amount).unwrap())
             .unwrap_or_default()
     };
-    let walked = smart_walk(
-        &client,
-        &devnet.manifest.contracts.red_bank,
-        &devnet.seeded_users(),
-    )
-    .await;
+    let walked = smart_walk(devnet, &devnet.seeded_users()).await;
     walked
         .iter()
         .filter(|(_, p)| p.debts.len() == 1)
@@ -94,42 +62,27 @@ async fn single_debt_debtor(devnet: &Devnet) -> (String, String, Uint128) {
         .expect("a debtor with one debt denom that wallet 0 can repay")
 }
 
-async fn assert_index_matches_chain(devnet: &Devnet, running: &Running) {
-    let client = devnet.client.clone();
-    let walked = smart_walk(
-        &client,
-        &devnet.manifest.contracts.red_bank,
-        &all_users(devnet),
-    )
-    .await;
-    let indexed = index_contents(&running.collector).await;
-    assert_eq!(indexed.len(), walked.len());
-    for (address, positions) in &walked {
-        assert_eq!(indexed.get(address), Some(positions), "account {address}");
-    }
+/// A collector that reached the tip and stopped, then positions changed behind its back: returns
+/// the harness to restart it with, the height it had reached and the debtor repaid meanwhile.
+async fn stop_then_change_positions(devnet: &Devnet) -> (Harness, u64, String) {
+    let (harness, running) = start_following(devnet, test_config(16)).await;
+    let first = running.wait_until_at_tip(devnet, 2, WAIT).await;
+    running.stop().await;
+    let (repaid, denom, amount) = single_debt_debtor(devnet).await;
+    change_positions(devnet, &repaid, &denom, amount).await;
+    (harness, first, repaid)
 }
 
-async fn wait_until_at_tip(devnet: &Devnet, running: &Running, at_least: u64) -> u64 {
-    let client = devnet.client.clone();
-    eventually("the index to reach the tip", WAIT, || async {
-        let last = running.collector.last_indexed().await?;
-        let tip = client.latest_height().await.ok()?;
-        (last >= at_least && last + 1 >= tip).then_some(last)
-    })
-    .await
+async fn assert_index_matches_chain(devnet: &Devnet, running: &Running) {
+    let walked = smart_walk(devnet, &all_users(devnet)).await;
+    let indexed = index_contents(&running.collector).await;
+    assert_same_accounts(&indexed, &walked);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restart_catches_up_from_the_recorded_height() {
-    support::init_logs();
     let devnet = start_devnet(300, 21, 10_000).await;
-    let mut harness = Harness::new();
-    let running = Running::start(harness.collector(&devnet, test_config(16)).await);
-    let first = wait_until_at_tip(&devnet, &running, 2).await;
-    running.stop().await;
-
-    let (repaid, denom, amount) = single_debt_debtor(&devnet).await;
-    change_positions(&devnet, &repaid, &denom, amount).await;
+    let (mut harness, first, repaid) = stop_then_change_positions(&devnet).await;
     let client = devnet.client.clone();
     // The restarted collector must have several blocks to replay, however quickly the three
     // txs above landed.
@@ -151,7 +104,7 @@ async fn restart_catches_up_from_the_recorded_height() {
         "the stopped collector recorded {recorded}"
     );
     let running = Running::start(collector);
-    wait_until_at_tip(&devnet, &running, changed_at).await;
+    running.wait_until_at_tip(&devnet, changed_at, WAIT).await;
     let metrics = running.collector.metrics();
     assert_eq!(metrics.full_rescans.get(), 0, "caught up without a rescan");
     assert!(
@@ -159,34 +112,20 @@ async fn restart_catches_up_from_the_recorded_height() {
         "replayed {} blocks from {recorded} to {changed_at}",
         metrics.blocks_indexed.get()
     );
-    assert_eq!(
-        running.collector.index().account(&repaid).await.unwrap(),
-        None
-    );
+    assert_eq!(running.account(&repaid).await, None);
     assert!(running
-        .collector
-        .index()
         .account(devnet.liquidator(3).address().as_ref())
         .await
-        .unwrap()
         .is_some());
     assert_index_matches_chain(&devnet, &running).await;
-    running.stop().await;
-    devnet.shutdown().await;
+    shutdown(running, devnet).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_gap_beyond_the_node_history_triggers_a_full_rescan() {
-    support::init_logs();
     // The node keeps 10 blocks (2 s).
     let devnet = start_devnet(200, 22, 10).await;
-    let mut harness = Harness::new();
-    let running = Running::start(harness.collector(&devnet, test_config(16)).await);
-    let first = wait_until_at_tip(&devnet, &running, 2).await;
-    running.stop().await;
-
-    let (repaid, denom, amount) = single_debt_debtor(&devnet).await;
-    change_positions(&devnet, &repaid, &denom, amount).await;
+    let (mut harness, first, repaid) = stop_then_change_positions(&devnet).await;
     let client = devnet.client.clone();
     eventually(
         "the node to forget the collector's next block",
@@ -197,13 +136,9 @@ async fn a_gap_beyond_the_node_history_triggers_a_full_rescan() {
 
     let running = Running::start(harness.collector(&devnet, test_config(16)).await);
     let tip = client.latest_height().await.unwrap();
-    wait_until_at_tip(&devnet, &running, tip).await;
+    running.wait_until_at_tip(&devnet, tip, WAIT).await;
     assert_eq!(running.collector.metrics().full_rescans.get(), 1);
-    assert_eq!(
-        running.collector.index().account(&repaid).await.unwrap(),
-        None
-    );
+    assert_eq!(running.account(&repaid).await, None);
     assert_index_matches_chain(&devnet, &running).await;
-    running.stop().await;
-    devnet.shutdown().await;
+    shutdown(running, devnet).await;
 }

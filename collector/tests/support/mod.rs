@@ -5,12 +5,13 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use cosmwasm_std::{Coin, Uint128};
 use mars::msg::red_bank::ExecuteMsg;
 use redline_chain::{ChainClient, TendermintClient, TxOutcome, Wallet};
 use redline_collector::{Collector, Config, Connections};
-use redline_pipeline::index::AccountPositions;
+use redline_pipeline::index::{AccountPositions, IndexedAccount};
 use redline_pipeline::queue::QueueConfig;
 use redline_protocol::RedBank;
 pub use testkit::devnet::Devnet;
@@ -27,8 +28,10 @@ pub fn init_logs() {
     }
 }
 
-/// The default scenario with `accounts` borrowers, keeping `history_blocks` blocks.
+/// The default scenario with `accounts` borrowers, keeping `history_blocks` blocks (with logs
+/// when `RUST_LOG` is set).
 pub async fn start_devnet(accounts: usize, seed: u64, history_blocks: usize) -> Devnet {
+    init_logs();
     Devnet::scenario(accounts, seed)
         .history_blocks(history_blocks)
         .start()
@@ -49,17 +52,46 @@ pub async fn red_bank_tx(
         .unwrap()
 }
 
-/// The debtors among `users`, by smart queries independent of the collector's reader (16 at a
-/// time).
-pub async fn smart_walk(
-    client: &TendermintClient,
-    red_bank: &str,
-    users: &[String],
-) -> BTreeMap<String, AccountPositions> {
+/// Deposits `funds` as collateral of `wallet`.
+pub async fn deposit(devnet: &Devnet, wallet: &Wallet, funds: Coin) -> TxOutcome {
+    let msg = ExecuteMsg::Deposit {
+        account_id: None,
+        on_behalf_of: None,
+    };
+    red_bank_tx(devnet, wallet, msg, &[funds]).await
+}
+
+/// Borrows `amount` of `denom` for `wallet`.
+pub async fn borrow(devnet: &Devnet, wallet: &Wallet, denom: &str, amount: u128) -> TxOutcome {
+    let msg = ExecuteMsg::Borrow {
+        denom: denom.into(),
+        amount: Uint128::new(amount),
+        recipient: None,
+    };
+    red_bank_tx(devnet, wallet, msg, &[]).await
+}
+
+/// `wallet` repays `user`'s debt with `funds` (any excess is refunded).
+pub async fn repay_on_behalf(
+    devnet: &Devnet,
+    wallet: &Wallet,
+    user: &str,
+    funds: Coin,
+) -> TxOutcome {
+    let msg = ExecuteMsg::Repay {
+        on_behalf_of: Some(user.to_string()),
+    };
+    red_bank_tx(devnet, wallet, msg, &[funds]).await
+}
+
+/// The debtors among `users`, by smart queries to the devnet's Red Bank independent of the
+/// collector's reader (16 at a time).
+pub async fn smart_walk(devnet: &Devnet, users: &[String]) -> BTreeMap<String, AccountPositions> {
     use futures::StreamExt as _;
+    let red_bank = devnet.manifest.contracts.red_bank.as_str();
     futures::stream::iter(users.iter().cloned())
         .map(|user| {
-            let client = client.clone();
+            let client = devnet.client.clone();
             async move {
                 testkit::devnet::account_positions(&client, red_bank, &user)
                     .await
@@ -84,6 +116,17 @@ pub async fn index_contents<C: ChainClient + Clone + 'static>(
         .iter()
         .map(|a| (a.address.clone(), a.to_positions(&read.denoms).unwrap()))
         .collect()
+}
+
+/// The index holds exactly the accounts of the smart-query walk, with the same positions.
+pub fn assert_same_accounts(
+    indexed: &BTreeMap<String, AccountPositions>,
+    walked: &BTreeMap<String, AccountPositions>,
+) {
+    assert_eq!(indexed.len(), walked.len());
+    for (address, positions) in walked {
+        assert_eq!(indexed.get(address), Some(positions), "account {address}");
+    }
 }
 
 pub fn test_config(buckets: u32) -> Config {
@@ -149,6 +192,19 @@ impl Harness {
     }
 }
 
+/// A fresh harness and a collector on `devnet` following blocks in the background.
+pub async fn start_following(devnet: &Devnet, config: Config) -> (Harness, Running) {
+    let mut harness = Harness::new();
+    let running = Running::start(harness.collector(devnet, config).await);
+    (harness, running)
+}
+
+/// Stops the collector, then the devnet.
+pub async fn shutdown(running: Running, devnet: Devnet) {
+    running.stop().await;
+    devnet.shutdown().await;
+}
+
 /// A collector following blocks in a background task.
 pub struct Running {
     pub collector: Collector<TendermintClient>,
@@ -172,6 +228,39 @@ impl Running {
             stop: Some(stop),
             task,
         }
+    }
+
+    /// Waits until discovery has indexed a block; returns that height.
+    pub async fn discovered(&self, wait: Duration) -> u64 {
+        testkit::eventually("discovery", wait, || async {
+            self.collector.last_indexed().await
+        })
+        .await
+    }
+
+    /// Waits until the index has reached `at_least` and is within a block of the chain's tip;
+    /// returns the last indexed height.
+    pub async fn wait_until_at_tip(&self, devnet: &Devnet, at_least: u64, wait: Duration) -> u64 {
+        testkit::eventually("the index to reach the tip", wait, || async {
+            let last = self.collector.last_indexed().await?;
+            let tip = devnet.client.latest_height().await.ok()?;
+            (last >= at_least && last + 1 >= tip).then_some(last)
+        })
+        .await
+    }
+
+    /// The index entry of `user`, if any.
+    pub async fn account(&self, user: &str) -> Option<IndexedAccount> {
+        self.collector.index().account(user).await.unwrap()
+    }
+
+    /// The indexed positions of `user`, if any.
+    pub async fn positions(&self, user: &str) -> Option<AccountPositions> {
+        self.collector
+            .index()
+            .account_positions(user)
+            .await
+            .unwrap()
     }
 
     pub async fn stop(mut self) {

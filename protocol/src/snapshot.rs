@@ -178,12 +178,7 @@ impl AccountPosition {
             let at = timestamp.max(market.indexes_last_updated);
             let amount =
                 underlying_liquidity_amount(collateral.amount_scaled, market, at).map_err(math)?;
-            let line = holdings
-                .entry(&collateral.denom)
-                .or_insert_with(|| DenomPosition {
-                    denom: collateral.denom.clone(),
-                    ..DenomPosition::default()
-                });
+            let line = holding(&mut holdings, &collateral.denom);
             line.collateral_amount = amount;
             line.collateral_enabled = collateral.enabled;
         }
@@ -194,15 +189,21 @@ impl AccountPosition {
             let market = snapshot.market(&self.account, &debt.denom)?;
             let amount =
                 underlying_debt_amount(debt.amount_scaled, market, timestamp).map_err(math)?;
-            let line = holdings
-                .entry(&debt.denom)
-                .or_insert_with(|| DenomPosition {
-                    denom: debt.denom.clone(),
-                    ..DenomPosition::default()
-                });
+            let line = holding(&mut holdings, &debt.denom);
             line.debt_amount = amount;
             line.uncollateralized_debt = debt.uncollateralized;
         }
         Ok(holdings.into_values().collect())
     }
+}
+
+/// The line of `denom` among `holdings`, added empty on first use.
+fn holding<'a, 'm>(
+    holdings: &'m mut BTreeMap<&'a str, DenomPosition>,
+    denom: &'a str,
+) -> &'m mut DenomPosition {
+    holdings.entry(denom).or_insert_with(|| DenomPosition {
+        denom: denom.to_string(),
+        ..DenomPosition::default()
+    })
 }

@@ -12,7 +12,9 @@ use cosmwasm_std::{Decimal, Uint128};
 use mars::types::Health;
 use proptest::prelude::*;
 use proptest::test_runner::{Config as ProptestConfig, TestCaseError, TestRunner};
-use redline_pipeline::jobs::{HealthCheckJob, LiquidationCandidate, LiquidationPlan, ProtocolKind};
+use redline_pipeline::jobs::{
+    AccountKey, HealthCheckJob, LiquidationCandidate, LiquidationPlan, ProtocolKind,
+};
 use redline_pipeline::queue::{DecodeError, Envelope, Job, Queue, QueueConfig, RedisStreamQueue};
 use testkit::RedisServer;
 
@@ -98,7 +100,10 @@ fn liquidation_candidate() -> impl Strategy<Value = LiquidationCandidate> {
     (
         ".{0,16}",
         protocol(),
-        "[a-z0-9]{0,60}",
+        prop_oneof![
+            "[a-z0-9]{0,60}".prop_map(AccountKey::Address),
+            any::<u64>().prop_map(AccountKey::CreditAccount),
+        ],
         any::<u64>(),
         any::<u64>(),
         health,

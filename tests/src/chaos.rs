@@ -33,7 +33,7 @@ use redis::aio::ConnectionManager;
 use redline_chain::{ChainClient, ChainConfig, TendermintClient, Wallet};
 use redline_liquidator::plan::PlanContext;
 use redline_liquidator::recheck::{inclusion_window, PositionReader};
-use redline_protocol::RedBank;
+use redline_protocol::{AccountKey, RedBank};
 use serde_json::Value;
 use testkit::{free_port, RedisServer};
 
@@ -1019,6 +1019,7 @@ impl ChainCheck {
         let positions: Vec<_> = futures::stream::iter(accounts.iter().cloned())
             .map(|account| {
                 let snapshot = &snapshot;
+                let account = AccountKey::Address(account);
                 async move { self.reader.read_account(&account, snapshot.height).await }
             })
             .buffer_unordered(16)

@@ -119,7 +119,7 @@ impl PriorityJob for LiquidationCandidate {
 
     fn dedup_key(&self) -> Option<DedupKey> {
         Some(DedupKey {
-            key: liquidation_dedup_key(&self.chain_id, self.protocol, &self.account),
+            key: liquidation_dedup_key(&self.chain_id, self.protocol, &self.account.as_string()),
             generation: self.height,
         })
     }
@@ -1123,7 +1123,7 @@ mod tests {
     use serde::{Deserialize, Serialize};
 
     use super::*;
-    use crate::jobs::{LiquidationPlan, ProtocolKind};
+    use crate::jobs::{AccountKey, LiquidationPlan, ProtocolKind};
     use mars::types::Health;
     use testkit::RedisServer;
 
@@ -1555,7 +1555,7 @@ mod tests {
         let candidate = |account: &str, height: u64, profit: u64| LiquidationCandidate {
             chain_id: "devnet-1".into(),
             protocol: ProtocolKind::RedBank,
-            account: account.into(),
+            account: AccountKey::Address(account.into()),
             height,
             found_at_ms: 0,
             health: Health::default(),
@@ -1576,11 +1576,12 @@ mod tests {
         .await
         .unwrap();
         let got = q.fetch(10, Duration::ZERO).await.unwrap();
-        let order: Vec<(&str, u64)> = got
+        let order: Vec<(String, u64)> = got
             .iter()
-            .map(|d| (d.job.account.as_str(), d.job.height))
+            .map(|d| (d.job.account.as_string(), d.job.height))
             .collect();
-        assert_eq!(order, [("osmo1b", 5), ("osmo1a", 6), ("osmo1c", 5)]);
+        let expected = [("osmo1b", 5), ("osmo1a", 6), ("osmo1c", 5)];
+        assert_eq!(order, expected.map(|(a, h)| (a.to_string(), h)));
         assert_eq!(got[1].id.as_str(), "devnet-1/red_bank/osmo1a@6");
         assert_eq!(q.keys().ready, "redline:{liquidations}:ready");
     }

@@ -46,7 +46,7 @@ use redline_pipeline::jobs::{
     LiquidationCandidate, LiquidationPlan, ProtocolKind, LIQUIDATION_QUEUE,
 };
 use redline_pipeline::queue::{PriorityQueue, QueueConfig};
-use redline_protocol::RedBank;
+use redline_protocol::{AccountKey, RedBank};
 use redline_service::config::Secret;
 use testkit::RedisServer;
 
@@ -482,7 +482,11 @@ async fn read_positions(
     height: u64,
 ) -> anyhow::Result<Vec<AccountPosition>> {
     futures::stream::iter(accounts.iter().cloned())
-        .map(|account| async move { reader.read_account(&account, height).await })
+        .map(|account| async move {
+            reader
+                .read_account(&AccountKey::Address(account), height)
+                .await
+        })
         .buffer_unordered(16)
         .collect::<Vec<_>>()
         .await
@@ -542,7 +546,7 @@ fn candidate(chain_id: &str, plan: &Plan, height: u64) -> LiquidationCandidate {
     LiquidationCandidate {
         chain_id: chain_id.to_string(),
         protocol: ProtocolKind::RedBank,
-        account: plan.account.clone(),
+        account: AccountKey::Address(plan.account.clone()),
         height,
         found_at_ms: std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

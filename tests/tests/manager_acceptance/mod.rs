@@ -45,7 +45,7 @@ use redline_pipeline::index::{
 };
 use redline_pipeline::jobs::ProtocolKind;
 use redline_pipeline::redis_conn::RedisConn;
-use redline_protocol::RedBank;
+use redline_protocol::{AccountKey, RedBank};
 use redline_tests::bench::devnet;
 use redline_tests::{bin_dir, SERVICES};
 use serde_json::Value;
@@ -502,6 +502,7 @@ async fn profitable_left(
     let positions: Vec<_> = futures::stream::iter(borrowers.iter().cloned())
         .map(|account| {
             let snapshot = &snapshot;
+            let account = AccountKey::Address(account);
             async move { reader.read_account(&account, snapshot.height).await }
         })
         .buffer_unordered(16)

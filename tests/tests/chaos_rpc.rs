@@ -171,7 +171,7 @@ async fn fail_over(
     .await?;
     let recovery_s = t.elapsed().as_secs_f64();
     let window = window_since(p, at_height);
-    same_processes(p, before, &format!("while {what}"))?;
+    same_processes(p, before, &format!("with {what}"))?;
     let connections_moved = failure.working.connections() - working_before;
     anyhow::ensure!(
         connections_moved > 0,

@@ -155,6 +155,26 @@ pub(crate) fn to_timestamp(time: tendermint::Time) -> Timestamp {
     Timestamp::from_nanos(u64::try_from(time.unix_timestamp_nanos()).unwrap_or(0))
 }
 
+/// The outcome of the transaction `hash` included at `height`, as `endpoint` reported it.
+fn to_tx_outcome(
+    hash: TxHash,
+    height: u64,
+    result: tendermint::abci::types::ExecTxResult,
+    endpoint: &str,
+) -> TxOutcome {
+    TxOutcome {
+        hash,
+        height,
+        code: result.code.value(),
+        codespace: result.codespace,
+        log: result.log,
+        gas_wanted: u64::try_from(result.gas_wanted).unwrap_or(0),
+        gas_used: u64::try_from(result.gas_used).unwrap_or(0),
+        events: to_tx_events(result.events),
+        endpoint: endpoint.to_string(),
+    }
+}
+
 fn to_tx_events(events: Vec<tendermint::abci::Event>) -> Vec<TxEvent> {
     events
         .into_iter()
@@ -452,17 +472,7 @@ impl ChainClient for TendermintClient {
             .txs
             .iter()
             .zip(tx_results)
-            .map(|(tx, result)| TxOutcome {
-                hash: super::tx_hash(tx),
-                height,
-                code: result.code.value(),
-                codespace: result.codespace,
-                log: result.log,
-                gas_wanted: u64::try_from(result.gas_wanted).unwrap_or(0),
-                gas_used: u64::try_from(result.gas_used).unwrap_or(0),
-                events: to_tx_events(result.events),
-                endpoint: endpoint.to_string(),
-            })
+            .map(|(tx, result)| to_tx_outcome(super::tx_hash(tx), height, result, endpoint))
             .collect();
         Ok(BlockResults {
             height,
@@ -696,18 +706,12 @@ impl ChainClient for TendermintClient {
             {
                 Ok((answer, endpoint)) => {
                     tracing::debug!(%hash, endpoint, "tx included");
-                    let result = answer.tx_result;
-                    return Ok(TxOutcome {
-                        hash: answer.hash,
-                        height: answer.height.value(),
-                        code: result.code.value(),
-                        codespace: result.codespace,
-                        log: result.log,
-                        gas_wanted: u64::try_from(result.gas_wanted).unwrap_or(0),
-                        gas_used: u64::try_from(result.gas_used).unwrap_or(0),
-                        events: to_tx_events(result.events),
-                        endpoint: endpoint.to_string(),
-                    });
+                    return Ok(to_tx_outcome(
+                        answer.hash,
+                        answer.height.value(),
+                        answer.tx_result,
+                        endpoint,
+                    ));
                 }
                 // Not indexed yet: the node says "tx (HASH) not found".
                 Err(ChainError::Rpc {

@@ -129,21 +129,24 @@ pub(crate) mod tests {
 
     #[test]
     fn derives_the_published_cosmjs_faucet_addresses() {
-        let w0 = Wallet::from_mnemonic(FAUCET_MNEMONIC, "cosmos", 0).unwrap();
-        assert_eq!(
-            w0.address().as_ref(),
-            "cosmos1pkptre7fdkl6gfrzlesjjvhxhlc3r4gmmk8rs6"
-        );
-        let pubkey = base64::engine::general_purpose::STANDARD.encode(w0.public_key().to_bytes());
-        assert_eq!(pubkey, "A08EGB7ro1ORuFhjOnZcSgwYlpe0DSFjVNUIkNNQxwKQ");
-
-        let w1 = Wallet::from_mnemonic(FAUCET_MNEMONIC, "cosmos", 1).unwrap();
-        assert_eq!(
-            w1.address().as_ref(),
-            "cosmos10dyr9899g6t0pelew4nvf4j5c3jcgv0r73qga5"
-        );
-        let pubkey = base64::engine::general_purpose::STANDARD.encode(w1.public_key().to_bytes());
-        assert_eq!(pubkey, "AiDosfIbBi54XJ1QjCeApumcy/FjdtF+YhywPf3DKTx7");
+        for (index, address, pubkey) in [
+            (
+                0,
+                "cosmos1pkptre7fdkl6gfrzlesjjvhxhlc3r4gmmk8rs6",
+                "A08EGB7ro1ORuFhjOnZcSgwYlpe0DSFjVNUIkNNQxwKQ",
+            ),
+            (
+                1,
+                "cosmos10dyr9899g6t0pelew4nvf4j5c3jcgv0r73qga5",
+                "AiDosfIbBi54XJ1QjCeApumcy/FjdtF+YhywPf3DKTx7",
+            ),
+        ] {
+            let wallet = Wallet::from_mnemonic(FAUCET_MNEMONIC, "cosmos", index).unwrap();
+            assert_eq!(wallet.address().as_ref(), address, "index {index}");
+            let derived =
+                base64::engine::general_purpose::STANDARD.encode(wallet.public_key().to_bytes());
+            assert_eq!(derived, pubkey, "index {index}");
+        }
     }
 
     #[test]

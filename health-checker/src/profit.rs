@@ -10,17 +10,19 @@
 //! accounts under water (collateral worth less than the debt) pay the bonus like any other.
 //!
 //! Profit of a pair = value of the collateral the liquidator receives (after the protocol fee)
-//! − value of the debt repaid, both `floor(amount · liquidation price)`. Oracle prices are the
-//! value in base-denom units of one unit of a denom; the base denom is a USD stablecoin in
-//! micro units (`uusdc`/`uusd`, 6 decimals) on Mars's deployments, so
-//! `USD = base units / 10^base_decimals` with `--base-denom-decimals` (default 6). The profit is
-//! before transaction fees and swap costs: the liquidator accounts for those.
+//! − value of the debt repaid, both `amount · liquidation price` valued exactly as the
+//! liquidator values (`mars::value`). Oracle prices are the value in base-denom units of one
+//! unit of a denom; the base denom is a USD stablecoin in micro units (`uusdc`/`uusd`, 6
+//! decimals) on Mars's deployments, so `USD = base units / 10^base_decimals`, the decimals read
+//! from the oracle at start (or `--base-denom-decimals`). The profit is before transaction fees
+//! and swap costs: the liquidator accounts for those.
 
 use clap::Args;
 use cosmwasm_std::{Decimal, Uint128};
 use mars::math::liquidation::{calculate_liquidation_amounts, LiquidationInput};
 use mars::math::MathError;
 use mars::types::{Health, LiquidationAmounts};
+use mars::value::{to_usd, value_of, Value};
 use redline_pipeline::jobs::LiquidationPlan;
 
 use mars::rule::LiquidationRule;
@@ -55,22 +57,15 @@ impl Default for ProfitConfig {
     }
 }
 
-impl ProfitConfig {
-    /// `10^base_denom_decimals`.
-    pub fn base_units_per_usd(&self) -> Uint128 {
-        Uint128::new(10u128.pow(self.base_denom_decimals.min(18)))
-    }
-}
-
 /// One priced pair: the plan and its numbers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PricedPair {
     pub plan: LiquidationPlan,
     pub amounts: LiquidationAmounts,
     /// Value of the collateral received, in base units.
-    pub received_value: Uint128,
+    pub received_value: Value,
     /// Value of the debt repaid, in base units.
-    pub repaid_value: Uint128,
+    pub repaid_value: Value,
 }
 
 /// The best plan among every valid pair, or `None` when no pair is possible or none earns
@@ -109,7 +104,6 @@ pub fn priced_pairs(
     if !liquidation_health.is_liquidatable() {
         return Ok(Vec::new());
     }
-    let base_units_per_usd = config.base_units_per_usd();
     let mut pairs = Vec::new();
     for debt_line in lines.iter().filter(|l| !l.debt.is_zero()) {
         for collateral_line in lines
@@ -145,18 +139,19 @@ pub fn priced_pairs(
                 continue;
             }
             let received_value = value(
+                &collateral.denom,
                 amounts.collateral_amount_received_by_liquidator,
                 collateral.liquidation_price,
-                "value of collateral received",
             )?;
             let repaid_value = value(
+                &debt.denom,
                 amounts.debt_amount_to_repay,
                 debt.liquidation_price,
-                "value of debt repaid",
             )?;
-            let profit = received_value.saturating_sub(repaid_value);
-            let expected_profit_usd = Decimal::checked_from_ratio(profit, base_units_per_usd)
-                .map_err(|_| MathError::Overflow {
+            let profit = to_usd(received_value - repaid_value, config.base_denom_decimals);
+            // A loss is no profit: such pairs are priced 0 (and never chosen).
+            let expected_profit_usd =
+                Decimal::try_from(profit.max(Value::zero())).map_err(|_| MathError::Overflow {
                     operation: "profit in USD",
                 })?;
             pairs.push(PricedPair {
@@ -176,11 +171,11 @@ pub fn priced_pairs(
     Ok(pairs)
 }
 
-/// `floor(amount · price)`, in base units.
-fn value(amount: Uint128, price: Decimal, operation: &'static str) -> Result<Uint128, MathError> {
-    amount
-        .checked_mul_floor(price)
-        .map_err(|_| MathError::Overflow { operation })
+/// `amount · price` in base units, exactly.
+fn value(denom: &str, amount: Uint128, price: Decimal) -> Result<Value, MathError> {
+    value_of(denom, amount, price).map_err(|_| MathError::Overflow {
+        operation: "value in base units",
+    })
 }
 
 #[cfg(test)]
@@ -282,8 +277,8 @@ mod tests {
         // Seized ⌊⌊48,529 · 1.1⌋ / 7.5⌋ = ⌊53,381 / 7.5⌋ = 7,117; fee ⌊⌈⌊48,529·0.1⌋·0.1⌉ / 7.5⌋
         // = ⌊⌈485.2⌉ / 7.5⌋ = ⌊486 / 7.5⌋ = 64; received 7,053.
         assert_eq!(plan.collateral_received, Uint128::new(7_053));
-        // Profit ⌊7,053 · 7.5⌋ − 48,529 = 52,897 − 48,529 = 4,368 uusdc = $0.004368.
-        assert_eq!(plan.expected_profit_usd, dec("0.004368"));
+        // Profit 7,053 · 7.5 − 48,529 = 52,897.5 − 48,529 = 4,368.5 uusdc = $0.0043685.
+        assert_eq!(plan.expected_profit_usd, dec("0.0043685"));
     }
 
     /// Under water (collateral worth less than the debt): the Red Bank still liquidates, at the
@@ -304,7 +299,7 @@ mod tests {
         // Seized ⌊⌊58,823 · 1.02⌋ / 6⌋ = ⌊59,999 / 6⌋ = 9,999; fee ⌊⌈⌊58,823 · 0.02⌋ · 0.1⌉ / 6⌋
         // = ⌊⌈117.6⌉ / 6⌋ = 19; received 9,980.
         assert_eq!(plan.collateral_received, Uint128::new(9_980));
-        // Profit ⌊9,980 · 6⌋ − 58,823 = 59,880 − 58,823 = 1,057 uusdc.
+        // Profit 9,980 · 6 − 58,823 = 59,880 − 58,823 = 1,057 uusdc.
         assert_eq!(plan.expected_profit_usd, dec("0.001057"));
     }
 

@@ -40,7 +40,7 @@ use redline_pipeline::index::{
     BlockSnapshot, BucketRead, IndexArgs, IndexError, IndexNamespace, IndexedAccount, PositionIndex,
 };
 use redline_pipeline::jobs::{
-    HealthCheckJob, LiquidationCandidate, ProtocolKind, HEALTH_CHECK_QUEUE,
+    AccountKey, HealthCheckJob, LiquidationCandidate, ProtocolKind, HEALTH_CHECK_QUEUE,
 };
 use redline_pipeline::queue::{Delivery, Queue, QueueConfig, QueueError, RedisStreamQueue};
 use redline_pipeline::redis_conn::RedisConn;
@@ -457,7 +457,7 @@ fn job_output(
         .map(|(i, health, plan)| LiquidationCandidate {
             chain_id: job.chain_id.clone(),
             protocol: job.protocol,
-            account: accounts[*i].address.clone(),
+            account: AccountKey::Address(accounts[*i].address.clone()),
             height: job.height,
             found_at_ms,
             health: health.clone(),

@@ -13,7 +13,7 @@ use redline_chain::TendermintClient;
 use redline_health_checker::metrics::outcome;
 use redline_health_checker::{HealthChecker, HealthSource, JobOutcome, SkipReason};
 use redline_pipeline::index::{write_synthetic_accounts, DenomId, IndexedAccount, PositionIndex};
-use redline_pipeline::jobs::{HealthCheckJob, ProtocolKind, HEALTH_CHECK_QUEUE};
+use redline_pipeline::jobs::{AccountKey, HealthCheckJob, ProtocolKind, HEALTH_CHECK_QUEUE};
 use redline_pipeline::queue::{Queue, QueueConfig, RedisStreamQueue};
 use support::*;
 use testkit::{wait_for, RedisServer};
@@ -144,7 +144,10 @@ async fn bad_accounts_are_counted_and_skipped_never_healthy() {
     let queued = queued_candidates(&checker, 10).await;
     assert_eq!(queued.len(), 1);
     let candidate = queued[0].clone();
-    assert_eq!(candidate.account, "osmo1liquidatable");
+    assert_eq!(
+        candidate.account,
+        AccountKey::Address("osmo1liquidatable".into())
+    );
     assert_eq!(candidate.height, 11);
     let plan = candidate.plan.unwrap();
     assert_eq!(

@@ -12,7 +12,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use cosmwasm_std::{Decimal, Uint128};
-use mars::types::{Health, Market, UserPositionFigures};
+use mars::types::{AccountKey, Health, Market, UserPositionFigures};
 use redline_chain::ChainClient;
 use redline_health_checker::onchain::{health_from_figures, user_position_query};
 use redline_health_checker::HealthSource;
@@ -98,7 +98,7 @@ async fn queued_and_near_accounts_follow_the_chains_health_factors_by_profit() {
     // The chain agrees on who is liquidatable and who is near.
     let chain = chain_health_factors(&devnet).await;
     let waiting = queued_candidates(&checker, 10_000).await;
-    let queued: BTreeSet<String> = waiting.iter().map(|c| c.account.clone()).collect();
+    let queued: BTreeSet<String> = waiting.iter().map(|c| c.account.as_string()).collect();
     assert_eq!(queued, below(&chain, Decimal::one()));
     let near: BTreeSet<String> = near_accounts(&checker, &chain_id, 100_000)
         .await
@@ -137,8 +137,10 @@ async fn queued_and_near_accounts_follow_the_chains_health_factors_by_profit() {
     assert_eq!(onchain_report.checked, indexed);
     assert_eq!(onchain_report.liquidatable, report.liquidatable);
     let onchain_waiting = queued_candidates(&baseline, 10_000).await;
-    let onchain_queued: BTreeSet<String> =
-        onchain_waiting.iter().map(|c| c.account.clone()).collect();
+    let onchain_queued: BTreeSet<String> = onchain_waiting
+        .iter()
+        .map(|c| c.account.as_string())
+        .collect();
     assert_eq!(onchain_queued, queued);
     let onchain_top = onchain_waiting
         .into_iter()
@@ -250,7 +252,10 @@ async fn a_hand_made_account_gets_the_plan_worked_out_by_hand() {
     let waiting = queued_candidates(&checker, 10).await;
     assert_eq!(waiting.len(), 1);
     let candidate = waiting[0].clone();
-    assert_eq!(candidate.account, "osmo1handmade");
+    assert_eq!(
+        candidate.account,
+        AccountKey::Address("osmo1handmade".into())
+    );
     assert_eq!(candidate.height, HEIGHT);
 
     // Indexes, linear over the tenth of a year: uatom liquidity 1 · (1 + 0.05 · 0.1) = 1.005,

@@ -30,7 +30,7 @@ static SAID_WAITING_FOR_FIRST_BLOCK: std::sync::atomic::AtomicBool =
 pub struct PositionReader<C> {
     protocols: Protocols<C>,
     snapshot: Mutex<Option<Arc<MarketSnapshot>>>,
-    verdicts: std::sync::Mutex<std::collections::HashMap<String, Verdict>>,
+    verdicts: std::sync::Mutex<std::collections::HashMap<AccountKey, Verdict>>,
 }
 
 /// Why an account had no liquidation, and under which prices and when.
@@ -61,7 +61,7 @@ impl<C: ChainClient> PositionReader<C> {
     /// without re-reading it.
     pub fn remember_unliquidatable(
         &self,
-        account: &str,
+        account: &AccountKey,
         snapshot: &MarketSnapshot,
         label: &'static str,
     ) {
@@ -70,7 +70,7 @@ impl<C: ChainClient> PositionReader<C> {
             verdicts.clear();
         }
         verdicts.insert(
-            account.to_string(),
+            account.clone(),
             Verdict {
                 fingerprint: snapshot.fingerprint,
                 at_secs: snapshot.block_time_secs,
@@ -83,7 +83,7 @@ impl<C: ChainClient> PositionReader<C> {
     /// [`VERDICT_TTL_SECS`], if it was.
     pub fn known_unliquidatable(
         &self,
-        account: &str,
+        account: &AccountKey,
         snapshot: &MarketSnapshot,
     ) -> Option<&'static str> {
         let verdicts = self.verdicts.lock().unwrap_or_else(|p| p.into_inner());
@@ -147,12 +147,12 @@ impl<C: ChainClient> PositionReader<C> {
     /// The account's stored collateral and debt at `height`.
     pub async fn read_account(
         &self,
-        account: &str,
+        account: &AccountKey,
         height: u64,
     ) -> Result<AccountPosition, ReadError> {
         self.protocols
             .red_bank
-            .read_position(&AccountKey::Address(account.to_string()), Some(height))
+            .read_position(account, Some(height))
             .await
     }
 }

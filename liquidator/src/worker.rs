@@ -36,7 +36,7 @@ use std::time::{Duration, SystemTime};
 use cosmwasm_std::{Coin, Decimal, Uint128};
 use futures::future::join_all;
 use redline_chain::{ChainClient, TxErrorCode, TxHash};
-use redline_pipeline::jobs::LiquidationCandidate;
+use redline_pipeline::jobs::{AccountKey, LiquidationCandidate};
 use redline_pipeline::queue::{Delivery, Parking};
 use tracing::Instrument;
 
@@ -612,7 +612,7 @@ where
         }
         let key = self
             .keys
-            .account_lock(candidate.protocol.as_str(), &candidate.account);
+            .account_lock(candidate.protocol.as_str(), &candidate.account.as_string());
         let lock = match self.leases.try_acquire(&key, self.settings.lock_ttl).await {
             Ok(Some(lock)) => lock,
             Ok(None) => {
@@ -649,7 +649,7 @@ where
         }
     }
 
-    fn no_plan(&self, account: &str, no_plan: &NoPlan) -> Verdict {
+    fn no_plan(&self, account: &AccountKey, no_plan: &NoPlan) -> Verdict {
         self.metrics.job(no_plan.label());
         match no_plan {
             NoPlan::NoDebt | NoPlan::Healthy { .. } => {
@@ -1305,7 +1305,10 @@ where
         };
         let own = match self
             .reader
-            .read_account(self.sender.address(), snapshot.height)
+            .read_account(
+                &AccountKey::Address(self.sender.address().to_string()),
+                snapshot.height,
+            )
             .await
         {
             Ok(own) => own,

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use cosmwasm_std::{Decimal, Uint128, Uint256};
 use futures::future::BoxFuture;
+use mars::types::AccountKey;
 use mars::value::Value;
 use redline_chain::{ChainClient, TendermintClient};
 use redline_liquidator::execute::{self, Dropped};
@@ -139,7 +140,11 @@ async fn a_worker_liquidates_a_batch_exactly_and_records_it() {
         .fold(Value::zero(), |a, b| a + b);
     assert_eq!(recorded, value_change(&h, &before, &after).await);
     // Nothing left deposited in the Red Bank: the collateral was withdrawn in the same tx.
-    let own = h.reader.read_account(&wallet, 0).await.unwrap();
+    let own = h
+        .reader
+        .read_account(&AccountKey::Address(wallet.clone()), 0)
+        .await
+        .unwrap();
     assert!(
         own.collaterals.iter().all(|c| c.amount.is_zero()),
         "{own:?}"

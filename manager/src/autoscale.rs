@@ -129,53 +129,57 @@ pub struct PolicyError {
 impl ScalingPolicy {
     /// Checks every setting. `settings` names them as the caller exposes them (flag names).
     pub fn validate(&self, names: &PolicySettingNames) -> Result<(), PolicyError> {
-        let error = |setting, problem: String| Err(PolicyError { setting, problem });
-        if self.max_workers == 0 {
-            return error(names.max_workers, "must be at least 1".into());
-        }
-        if self.min_workers > self.max_workers {
-            return error(
+        let positive = |value: f64| value.is_finite() && value > 0.0;
+        // In order: (whether the setting is fine, its name, what is wrong when it is not).
+        let checks = [
+            (
+                self.max_workers > 0,
+                names.max_workers,
+                "must be at least 1".to_string(),
+            ),
+            (
+                self.min_workers <= self.max_workers,
                 names.min_workers,
                 format!(
                     "{} is above {} {}",
                     self.min_workers, names.max_workers, self.max_workers
                 ),
-            );
-        }
-        if self.deadline_blocks == 0 {
-            return error(names.deadline_blocks, "must be at least 1".into());
-        }
-        if !(self.target_utilization > 0.0 && self.target_utilization <= 1.0) {
-            return error(
+            ),
+            (
+                self.deadline_blocks > 0,
+                names.deadline_blocks,
+                "must be at least 1".to_string(),
+            ),
+            (
+                self.target_utilization > 0.0 && self.target_utilization <= 1.0,
                 names.target_utilization,
                 format!("{} is not in (0, 1]", self.target_utilization),
-            );
-        }
-        if !(self.hysteresis.is_finite() && (0.0..=1.0).contains(&self.hysteresis)) {
-            return error(
+            ),
+            (
+                self.hysteresis.is_finite() && (0.0..=1.0).contains(&self.hysteresis),
                 names.hysteresis,
                 format!("{} is not in [0, 1]", self.hysteresis),
-            );
-        }
-        if !(self.initial_throughput.is_finite() && self.initial_throughput > 0.0) {
-            return error(
+            ),
+            (
+                positive(self.initial_throughput),
                 names.initial_throughput,
                 format!("{} is not a positive number", self.initial_throughput),
-            );
-        }
-        if !(0.0..1.0).contains(&self.throughput_decay) {
-            return error(
+            ),
+            (
+                (0.0..1.0).contains(&self.throughput_decay),
                 names.throughput_decay,
                 format!("{} is not in [0, 1)", self.throughput_decay),
-            );
-        }
-        if !(self.initial_block_time_s.is_finite() && self.initial_block_time_s > 0.0) {
-            return error(
+            ),
+            (
+                positive(self.initial_block_time_s),
                 names.initial_block_time,
                 format!("{} s is not a positive duration", self.initial_block_time_s),
-            );
+            ),
+        ];
+        match checks.into_iter().find(|(fine, _, _)| !fine) {
+            Some((_, setting, problem)) => Err(PolicyError { setting, problem }),
+            None => Ok(()),
         }
-        Ok(())
     }
 }
 

@@ -867,15 +867,7 @@ fn render_blocks_chart(html: &mut String, snapshot: &Snapshot) {
         (0.5, format!("{:.0}", max / 2.0)),
         (1.0, format!("{max:.0}")),
     ] {
-        let y = 8.0 + plot_h * (1.0 - fraction);
-        let _ = write!(
-            html,
-            "<line x1=\"{LEFT}\" x2=\"{x2}\" y1=\"{y:.1}\" y2=\"{y:.1}\" stroke=\"#e3e7ec\"/>\
-             <text x=\"{tx}\" y=\"{ty:.1}\" text-anchor=\"end\">{label}</text>",
-            x2 = W - 8.0,
-            tx = LEFT - 6.0,
-            ty = y + 4.0,
-        );
+        grid_line(html, 8.0 + plot_h * (1.0 - fraction), LEFT, W - 8.0, label);
     }
     for (i, block) in blocks.iter().enumerate() {
         let x = LEFT + i as f64 * slot + (slot - bar) / 2.0;
@@ -937,6 +929,17 @@ fn render_blocks_chart(html: &mut String, snapshot: &Snapshot) {
     }
     axis_heights(html, blocks, LEFT, slot, H);
     html.push_str("</svg></section>");
+}
+
+/// A horizontal grid line of a chart at `y`, from `left` to `right`, labelled left of the plot.
+fn grid_line(html: &mut String, y: f64, left: f64, right: f64, label: impl std::fmt::Display) {
+    let _ = write!(
+        html,
+        "<line x1=\"{left}\" x2=\"{right}\" y1=\"{y:.1}\" y2=\"{y:.1}\" stroke=\"#e3e7ec\"/>\
+         <text x=\"{tx}\" y=\"{ty:.1}\" text-anchor=\"end\">{label}</text>",
+        tx = left - 6.0,
+        ty = y + 4.0,
+    );
 }
 
 /// First and last block heights under a chart.
@@ -1003,14 +1006,12 @@ fn render_workers_chart(html: &mut String, snapshot: &Snapshot) {
         if steps > 4 && value % steps.div_ceil(4) != 0 && value != steps {
             continue;
         }
-        let y = 8.0 + plot_h * (1.0 - value as f64 / max);
-        let _ = write!(
+        grid_line(
             html,
-            "<line x1=\"{LEFT}\" x2=\"{x2}\" y1=\"{y:.1}\" y2=\"{y:.1}\" stroke=\"#e3e7ec\"/>\
-             <text x=\"{tx}\" y=\"{ty:.1}\" text-anchor=\"end\">{value}</text>",
-            x2 = W - 8.0,
-            tx = LEFT - 6.0,
-            ty = y + 4.0,
+            8.0 + plot_h * (1.0 - value as f64 / max),
+            LEFT,
+            W - 8.0,
+            value,
         );
     }
     // Health checkers drawn wide, liquidators dashed on top: equal counts stay visible.

@@ -172,6 +172,26 @@ fn register_config(moto: &Moto, cluster: &str, subnet: &str, group: &str) -> Ecs
     }
 }
 
+/// A moto server with a VPC and the ECS cluster `cluster` in it, the register-mode config for
+/// them and a client. The server stops when the returned [`Moto`] is dropped.
+async fn start_cluster(cluster: &str) -> (Moto, EcsConfig, Client) {
+    let moto = Moto::start();
+    let (subnet, group) = moto.network();
+    let config = register_config(&moto, cluster, &subnet, &group);
+    let client = create_cluster(&config).await;
+    (moto, config, client)
+}
+
+/// Connects with `config`, which must fail as a config error on `field`.
+async fn connect_error(config: EcsConfig, field: &str) -> ScalerError {
+    let error = EcsScaler::connect(config, Vec::new()).await.unwrap_err();
+    assert!(
+        matches!(error, ScalerError::Config { field: f, .. } if f == field),
+        "expected {field}: {error}"
+    );
+    error
+}
+
 async fn create_cluster(config: &EcsConfig) -> Client {
     let (client, region) = client_for(config).await.expect("an ECS client");
     assert_eq!(region, REGION);
@@ -227,10 +247,7 @@ async fn revisions(client: &Client, family: &str) -> Vec<String> {
 #[test]
 fn registers_creates_and_scales_a_fargate_service() {
     run(async {
-        let moto = Moto::start();
-        let (subnet, group) = moto.network();
-        let config = register_config(&moto, "redline-test", &subnet, &group);
-        let client = create_cluster(&config).await;
+        let (_moto, config, client) = start_cluster("redline-test").await;
         let kind = WorkerKind::HealthChecker;
 
         let scaler = EcsScaler::connect(config.clone(), worker_env())
@@ -250,8 +267,8 @@ fn registers_creates_and_scales_a_fargate_service() {
             .network_configuration()
             .and_then(|n| n.awsvpc_configuration())
             .expect("an awsvpc network configuration");
-        assert_eq!(vpc.subnets(), std::slice::from_ref(&subnet));
-        assert_eq!(vpc.security_groups(), std::slice::from_ref(&group));
+        assert_eq!(vpc.subnets(), config.subnets);
+        assert_eq!(vpc.security_groups(), config.security_groups);
 
         let definition = client
             .describe_task_definition()
@@ -360,10 +377,7 @@ fn registers_creates_and_scales_a_fargate_service() {
 #[test]
 fn existing_mode_only_sets_counts_of_deployed_services() {
     run(async {
-        let moto = Moto::start();
-        let (subnet, group) = moto.network();
-        let register = register_config(&moto, "redline-deployed", &subnet, &group);
-        let client = create_cluster(&register).await;
+        let (_moto, register, client) = start_cluster("redline-deployed").await;
         // The infrastructure code's part: a task definition and a service for the
         // health-checker only.
         let deployed = EcsScaler::connect(register.clone(), worker_env())
@@ -412,31 +426,14 @@ fn existing_mode_only_sets_counts_of_deployed_services() {
 #[test]
 fn errors_name_the_field_or_resource() {
     run(async {
-        let moto = Moto::start();
-        let (subnet, group) = moto.network();
-        let config = register_config(&moto, "redline-errors", &subnet, &group);
-        create_cluster(&config).await;
+        let (_moto, config, _client) = start_cluster("redline-errors").await;
 
         // A cluster that does not exist fails at start, naming the flag and the cluster.
-        let error = EcsScaler::connect(
-            EcsConfig {
-                cluster: Some("no-such-cluster".into()),
-                ..config.clone()
-            },
-            Vec::new(),
-        )
-        .await
-        .unwrap_err();
-        assert!(
-            matches!(
-                error,
-                ScalerError::Config {
-                    field: "--ecs-cluster",
-                    ..
-                }
-            ),
-            "{error}"
-        );
+        let no_cluster = EcsConfig {
+            cluster: Some("no-such-cluster".into()),
+            ..config.clone()
+        };
+        let error = connect_error(no_cluster, "--ecs-cluster").await;
         assert!(error.to_string().contains("no-such-cluster"), "{error}");
 
         // Bad flags fail before any call, naming the flag.
@@ -470,28 +467,22 @@ fn errors_name_the_field_or_resource() {
                 "--ecs-image-prefix",
             ),
         ] {
-            let error = EcsScaler::connect(config, Vec::new()).await.unwrap_err();
-            assert!(
-                matches!(error, ScalerError::Config { field: f, .. } if f == field),
-                "expected {field}: {error}"
-            );
+            connect_error(config, field).await;
         }
 
         // An error from ECS itself names the call, the service and ECS's own reason.
-        let scaler = EcsScaler::connect(
-            EcsConfig {
-                subnets: vec!["subnet-00000000000000000".into()],
-                ..config
-            },
-            Vec::new(),
-        )
-        .await
-        .unwrap();
-        let error = scaler
+        let unknown_subnet = EcsConfig {
+            subnets: vec!["subnet-00000000000000000".into()],
+            ..config
+        };
+        let scaler = EcsScaler::connect(unknown_subnet, Vec::new())
+            .await
+            .unwrap();
+        let message = scaler
             .scale_to(WorkerKind::Liquidator, 1)
             .await
-            .unwrap_err();
-        let message = error.to_string();
+            .unwrap_err()
+            .to_string();
         assert!(
             message.contains("CreateService redline-liquidator")
                 && message.contains("subnet-00000000000000000"),

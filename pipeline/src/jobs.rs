@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::queue::Job;
 use mars::types::Health;
-pub use mars::types::ProtocolKind;
+pub use mars::types::{AccountKey, ProtocolKind};
 
 /// Queue of per-block health-check work.
 pub const HEALTH_CHECK_QUEUE: &str = "health-checks";
@@ -49,7 +49,7 @@ pub struct LiquidationPlan {
 pub struct LiquidationCandidate {
     pub chain_id: String,
     pub protocol: ProtocolKind,
-    pub account: String,
+    pub account: AccountKey,
     /// Block the health was computed at.
     pub height: u64,
     /// Unix milliseconds when the health checker found it (for latency figures).

@@ -458,12 +458,19 @@ mod tests {
         assert!(shown.contains("***"), "{shown}");
     }
 
+    /// A plain-TCP config for a local Redis, and a file of `contents` in a directory that lives
+    /// as long as the returned guard.
+    fn config_and_file(contents: &str) -> (QueueConfig, std::path::PathBuf, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("file");
+        std::fs::write(&file, contents).unwrap();
+        let config = QueueConfig::with_url("redis://127.0.0.1:6379");
+        (config, file, dir)
+    }
+
     #[test]
     fn ca_cert_needs_tls() {
-        let dir = tempfile::tempdir().unwrap();
-        let ca = dir.path().join("ca.pem");
-        std::fs::write(&ca, "not used").unwrap();
-        let mut config = QueueConfig::with_url("redis://127.0.0.1:6379");
+        let (mut config, ca, _dir) = config_and_file("not used");
         config.redis.redis_ca_cert = Some(ca);
         let err = RedisTarget::from_config(&config).unwrap_err();
         assert!(err.to_string().contains("--redis-ca-cert"), "{err}");
@@ -471,10 +478,7 @@ mod tests {
 
     #[test]
     fn password_file_overrides_and_is_trimmed() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("pw");
-        std::fs::write(&file, "s3cret\n").unwrap();
-        let mut config = QueueConfig::with_url("redis://127.0.0.1:6379");
+        let (mut config, file, _dir) = config_and_file("s3cret\n");
         config.redis.redis_password_file = Some(file);
         let target = RedisTarget::from_config(&config).unwrap();
         assert_eq!(target.seeds[0].redis_settings().password(), Some("s3cret"));

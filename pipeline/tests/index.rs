@@ -25,6 +25,13 @@ fn namespace(chain: &str) -> IndexNamespace {
     IndexNamespace::new("test", chain, ProtocolKind::RedBank)
 }
 
+/// The index of `chain` on a new connection, created with `buckets` if it does not exist yet.
+async fn open_index(server: &RedisServer, chain: &str, buckets: u32) -> PositionIndex {
+    PositionIndex::create_or_open(connect(server).await, namespace(chain), buckets)
+        .await
+        .unwrap()
+}
+
 fn positions(address: &str, coll: u128, debt: u128) -> AccountPositions {
     let mut p = AccountPositions::new(address);
     p.collaterals.insert(
@@ -54,9 +61,7 @@ fn positions(address: &str, coll: u128, debt: u128) -> AccountPositions {
 #[tokio::test]
 async fn accounts_round_trip_through_buckets() {
     let server = RedisServer::start().unwrap();
-    let index = PositionIndex::create_or_open(connect(&server).await, namespace("a-1"), 16)
-        .await
-        .unwrap();
+    let index = open_index(&server, "a-1", 16).await;
     assert_eq!(index.buckets(), 16);
     assert_eq!(index.last_indexed_height().await.unwrap(), None);
 
@@ -100,24 +105,18 @@ async fn accounts_round_trip_through_buckets() {
     assert_eq!(index.account("osmo1user0042").await.unwrap(), None);
 
     // Opening again (another process) sees the same index and keeps its bucket count.
-    let again = PositionIndex::create_or_open(connect(&server).await, namespace("a-1"), 1024)
-        .await
-        .unwrap();
+    let again = open_index(&server, "a-1", 1024).await;
     assert_eq!(again.buckets(), 16);
     assert_eq!(again.account_count().await.unwrap(), 499);
     // Another chain is another index.
-    let other = PositionIndex::create_or_open(connect(&server).await, namespace("b-2"), 8)
-        .await
-        .unwrap();
+    let other = open_index(&server, "b-2", 8).await;
     assert_eq!(other.account_count().await.unwrap(), 0);
 }
 
 #[tokio::test]
 async fn garbage_entries_are_reported_per_account_not_fatal() {
     let server = RedisServer::start().unwrap();
-    let index = PositionIndex::create_or_open(connect(&server).await, namespace("g-1"), 4)
-        .await
-        .unwrap();
+    let index = open_index(&server, "g-1", 4).await;
     let good: Vec<IndexedAccount> = {
         let mut v = Vec::new();
         for i in 0..20 {
@@ -254,9 +253,7 @@ async fn apply_block_is_atomic_for_readers() {
 #[tokio::test]
 async fn snapshots_params_thf_and_destroy() {
     let server = RedisServer::start().unwrap();
-    let index = PositionIndex::create_or_open(connect(&server).await, namespace("s-1"), 4)
-        .await
-        .unwrap();
+    let index = open_index(&server, "s-1", 4).await;
     assert_eq!(index.thf().await.unwrap(), None);
     index.set_thf(Decimal::percent(105)).await.unwrap();
     assert_eq!(index.thf().await.unwrap(), Some(Decimal::percent(105)));
@@ -297,9 +294,7 @@ async fn snapshots_params_thf_and_destroy() {
 #[tokio::test]
 async fn bulk_write_and_read_of_synthetic_accounts() {
     let server = RedisServer::start().unwrap();
-    let index = PositionIndex::create_or_open(connect(&server).await, namespace("bulk-1"), 64)
-        .await
-        .unwrap();
+    let index = open_index(&server, "bulk-1", 64).await;
     let count = 50_000;
     let started = Instant::now();
     let ids = write_synthetic_accounts(&index, &["uatom", "uosmo", "uusdc", "weth-wei"], 0, count)

@@ -40,7 +40,18 @@ fn config(server: &RedisServer, consumer: &str) -> QueueConfig {
 }
 
 async fn queue(server: &RedisServer, consumer: &str) -> RedisStreamQueue<CheckAccount> {
-    RedisStreamQueue::connect(&config(server, consumer), QUEUE)
+    queue_with(server, consumer, |_| {}).await
+}
+
+/// [`queue`] with `change` applied to the test config first.
+async fn queue_with(
+    server: &RedisServer,
+    consumer: &str,
+    change: impl FnOnce(&mut QueueConfig),
+) -> RedisStreamQueue<CheckAccount> {
+    let mut config = config(server, consumer);
+    change(&mut config);
+    RedisStreamQueue::connect(&config, QUEUE)
         .await
         .expect("connect to the test redis")
 }
@@ -181,10 +192,7 @@ async fn job_of_a_killed_consumer_is_reclaimed_and_processed_once() {
 #[tokio::test]
 async fn job_failing_max_deliveries_times_lands_in_dead_letter() {
     let server = RedisServer::start().unwrap();
-    let mut config = config(&server, "worker-1");
-    config.queue_max_deliveries = 3;
-    let queue: RedisStreamQueue<CheckAccount> =
-        RedisStreamQueue::connect(&config, QUEUE).await.unwrap();
+    let queue = queue_with(&server, "worker-1", |c| c.queue_max_deliveries = 3).await;
     let id = queue.enqueue(&job(3)).await.unwrap();
 
     // The worker fails every time: it never acknowledges.
@@ -230,10 +238,10 @@ async fn job_failing_max_deliveries_times_lands_in_dead_letter() {
 #[tokio::test]
 async fn released_job_comes_back_at_once_and_counts_as_a_delivery() {
     let server = RedisServer::start().unwrap();
-    let mut config = config(&server, "worker-1");
-    config.queue_visibility_timeout_ms = 60_000;
-    let queue: RedisStreamQueue<CheckAccount> =
-        RedisStreamQueue::connect(&config, QUEUE).await.unwrap();
+    let queue = queue_with(&server, "worker-1", |c| {
+        c.queue_visibility_timeout_ms = 60_000;
+    })
+    .await;
     queue.enqueue(&job(1)).await.unwrap();
 
     let first = queue.fetch(1, ms(50)).await.unwrap().remove(0);
@@ -251,17 +259,9 @@ async fn extended_job_is_not_reclaimed() {
     // heartbeat miss it.
     const VISIBILITY_MS: u64 = 600;
     let server = RedisServer::start().unwrap();
-    let connect = |name: &str| {
-        let mut config = config(&server, name);
-        config.queue_visibility_timeout_ms = VISIBILITY_MS;
-        async move {
-            RedisStreamQueue::<CheckAccount>::connect(&config, QUEUE)
-                .await
-                .unwrap()
-        }
-    };
-    let slow = connect("slow").await;
-    let other = connect("other").await;
+    let visibility = |c: &mut QueueConfig| c.queue_visibility_timeout_ms = VISIBILITY_MS;
+    let slow = queue_with(&server, "slow", visibility).await;
+    let other = queue_with(&server, "other", visibility).await;
     slow.enqueue(&job(1)).await.unwrap();
     let delivery = slow.fetch(1, ms(50)).await.unwrap().remove(0);
 

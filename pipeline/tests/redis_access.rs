@@ -363,6 +363,21 @@ async fn acl_user() {
     );
 }
 
+/// Checks that `config` speaks TLS and names the CA to verify the server by, runs
+/// [`exercise_everything`] through it, and returns it without the CA: a client that trusts no
+/// one.
+async fn exercise_over_tls(config: &QueueConfig, prefix: &str) -> QueueConfig {
+    assert!(
+        config.redis.redis_url.starts_with("rediss://"),
+        "{config:?}"
+    );
+    assert!(config.redis.redis_ca_cert.is_some());
+    exercise_everything(config, prefix).await;
+    let mut untrusting = config.clone();
+    untrusting.redis.redis_ca_cert = None;
+    untrusting
+}
+
 #[tokio::test]
 async fn tls_with_a_private_ca() {
     let server = RedisServer::start_with(RedisOptions {
@@ -372,16 +387,9 @@ async fn tls_with_a_private_ca() {
     })
     .unwrap();
     let config = server.queue_config();
-    assert!(
-        config.redis.redis_url.starts_with("rediss://"),
-        "{config:?}"
-    );
-    assert!(config.redis.redis_ca_cert.is_some());
-    exercise_everything(&config, "redline").await;
+    let untrusting = exercise_over_tls(&config, "redline").await;
 
     // Really TLS with verification: a client that does not trust the CA is turned away.
-    let mut untrusting = config.clone();
-    untrusting.redis.redis_ca_cert = None;
     let text = connect_error(&untrusting).await;
     assert!(!text.contains(PASSWORD), "{text}");
     assert!(
@@ -451,16 +459,9 @@ async fn tls_cluster_with_a_password() {
     )
     .unwrap();
     let config = cluster.queue_config("{redline-tls}");
-    assert!(
-        config.redis.redis_url.starts_with("rediss://"),
-        "{config:?}"
-    );
-    assert!(config.redis.redis_ca_cert.is_some());
-    exercise_everything(&config, "{redline-tls}").await;
+    let untrusting = exercise_over_tls(&config, "{redline-tls}").await;
 
     // The slot map hands out the TLS ports: a client that trusts no CA cannot get in.
-    let mut untrusting = config.clone();
-    untrusting.redis.redis_ca_cert = None;
     let err = redis_conn::connect(&untrusting, ConnectOptions::default())
         .await
         .unwrap_err();

@@ -54,6 +54,11 @@ fn error_event(message: &str) -> NotifyEvent {
     }
 }
 
+/// A notifier for `args`, which must be valid.
+fn start(args: NotifyArgs) -> Notifier {
+    args.start().unwrap()
+}
+
 async fn flushed(notifier: &Notifier) -> NotifyStats {
     assert!(
         notifier.flush(Duration::from_secs(20)).await,
@@ -72,7 +77,7 @@ fn dead_url(path: &str) -> String {
 #[tokio::test]
 async fn discord_slack_and_telegram_payloads() {
     let receiver = Receiver::start().await.unwrap();
-    let notifier = NotifyArgs {
+    let notifier = start(NotifyArgs {
         notify_liquidations: vec![
             format!(
                 "discord:{}",
@@ -86,16 +91,13 @@ async fn discord_slack_and_telegram_payloads() {
         notify_errors: vec![format!("telegram:-100777@{TOKEN}")],
         notify_telegram_api: receiver.url("/tg"),
         ..args()
-    }
-    .start()
-    .unwrap();
+    });
     notifier
         .notify(&attempt(1, LiquidationOutcome::Succeeded))
         .await;
     notifier.notify(&error_event("wallet nearly empty")).await;
-    let stats = flushed(&notifier).await;
     assert_eq!(
-        stats,
+        flushed(&notifier).await,
         NotifyStats {
             sent: 3,
             ..NotifyStats::default()
@@ -139,7 +141,7 @@ async fn routes_by_category_into_csv_files_with_a_header() {
     let dir = tempfile::tempdir().unwrap();
     let csv = |name: &str| dir.path().join(name);
     let discord = format!("discord:{}", receiver.url("/discord"));
-    let notifier = NotifyArgs {
+    let notifier = start(NotifyArgs {
         notify_liquidations: vec![
             format!("csvfile:{}", csv("all.csv").display()),
             discord.clone(),
@@ -152,9 +154,7 @@ async fn routes_by_category_into_csv_files_with_a_header() {
         ],
         notify_errors: vec![discord],
         ..args()
-    }
-    .start()
-    .unwrap();
+    });
     assert_eq!(notifier.targets().count(), 4);
     notifier
         .notify(&attempt(1, LiquidationOutcome::Succeeded))
@@ -223,12 +223,10 @@ async fn routes_by_category_into_csv_files_with_a_header() {
 
     // A restarted service appends to an existing file without a second header.
     drop(notifier);
-    let again = NotifyArgs {
+    let again = start(NotifyArgs {
         notify_successful_liquidations: vec![format!("csvfile:{}", csv("ok.csv").display())],
         ..args()
-    }
-    .start()
-    .unwrap();
+    });
     again
         .notify(&attempt(4, LiquidationOutcome::Succeeded))
         .await;
@@ -241,19 +239,16 @@ async fn retries_server_errors_and_rate_limits_but_not_client_errors() {
     let receiver = Receiver::start().await.unwrap();
     receiver.script("/flaky", &[(503, None), (429, Some("0"))]);
     receiver.script("/gone", &[(404, None)]);
-    let notifier = NotifyArgs {
+    let notifier = start(NotifyArgs {
         notify_errors: vec![
             format!("discord:{}", receiver.url("/flaky")),
             format!("slack:{}", receiver.url("/gone")),
         ],
         ..args()
-    }
-    .start()
-    .unwrap();
+    });
     notifier.notify(&error_event("boom")).await;
-    let stats = flushed(&notifier).await;
     assert_eq!(
-        stats,
+        flushed(&notifier).await,
         NotifyStats {
             sent: 1,
             failed: 1,
@@ -269,7 +264,7 @@ async fn retries_server_errors_and_rate_limits_but_not_client_errors() {
 #[tokio::test]
 async fn dead_and_slow_targets_never_block_the_caller() {
     let receiver = Receiver::start().await.unwrap();
-    let notifier = NotifyArgs {
+    let notifier = start(NotifyArgs {
         notify_liquidations: vec![
             format!("discord:{}", dead_url("/dead")),
             format!("slack:{}", receiver.url("/slow")),
@@ -278,9 +273,7 @@ async fn dead_and_slow_targets_never_block_the_caller() {
         notify_timeout_ms: 200,
         notify_retries: 1,
         ..args()
-    }
-    .start()
-    .unwrap();
+    });
     let started = Instant::now();
     for n in 0..5 {
         notifier
@@ -300,9 +293,8 @@ async fn dead_and_slow_targets_never_block_the_caller() {
     )
     .await
     .expect("the healthy target got every notification while the others were failing");
-    let stats = flushed(&notifier).await;
     assert_eq!(
-        stats,
+        flushed(&notifier).await,
         NotifyStats {
             sent: 5,
             failed: 10,
@@ -315,14 +307,12 @@ async fn dead_and_slow_targets_never_block_the_caller() {
 #[tokio::test]
 async fn a_full_queue_drops_instead_of_waiting() {
     let receiver = Receiver::start().await.unwrap();
-    let notifier = NotifyArgs {
+    let notifier = start(NotifyArgs {
         notify_errors: vec![format!("slack:{}", receiver.url("/slow"))],
         notify_timeout_ms: 10_000,
         notify_queue_size: 2,
         ..args()
-    }
-    .start()
-    .unwrap();
+    });
     let started = Instant::now();
     for n in 0..50 {
         notifier.notify(&error_event(&format!("error {n}"))).await;
@@ -342,16 +332,14 @@ async fn a_full_queue_drops_instead_of_waiting() {
 #[tokio::test]
 async fn metrics_count_results_per_target_kind() {
     let receiver = Receiver::start().await.unwrap();
-    let notifier = NotifyArgs {
+    let notifier = start(NotifyArgs {
         notify_errors: vec![
             format!("discord:{}", receiver.url("/ok")),
             format!("slack:{}", dead_url("/dead")),
         ],
         notify_retries: 0,
         ..args()
-    }
-    .start()
-    .unwrap();
+    });
     let registry = prometheus::Registry::new_custom(Some("redline".into()), None).unwrap();
     notifier.register_metrics(&registry).unwrap();
     notifier.notify(&error_event("x")).await;
@@ -537,13 +525,11 @@ fn starting_outside_a_runtime_is_an_error_not_a_panic() {
 #[tokio::test]
 async fn a_repeated_error_is_sent_once_per_window() {
     let receiver = Receiver::start().await.unwrap();
-    let notifier = NotifyArgs {
+    let notifier = start(NotifyArgs {
         notify_errors: vec![format!("slack:{}", receiver.url("/errors"))],
         notify_liquidations: vec![format!("discord:{}", receiver.url("/liquidations"))],
         ..args()
-    }
-    .start()
-    .unwrap();
+    });
     assert!(
         notifier
             .error("manager", "ALARM: no new block after 7")
@@ -575,12 +561,10 @@ async fn a_repeated_error_is_sent_once_per_window() {
     );
     // Errors never reach a target that only takes liquidations.
     assert!(receiver.requests_to("/liquidations").is_empty());
-    let quiet = NotifyArgs {
+    let quiet = start(NotifyArgs {
         notify_liquidations: vec![format!("discord:{}", receiver.url("/liquidations"))],
         ..args()
-    }
-    .start()
-    .unwrap();
+    });
     assert!(!quiet.error("manager", "nobody listens").await);
 }
 

@@ -29,7 +29,7 @@ use redline_pipeline::jobs::{
 };
 use redline_pipeline::queue::{PriorityQueue, QueueConfig};
 use redline_pipeline::redis_conn::RedisConn;
-use redline_protocol::RedBank;
+use redline_protocol::{AccountKey, RedBank};
 use redline_service::config::Secret;
 use testkit::devnet::Devnet;
 use testkit::{RedisCluster, RedisOptions, RedisServer};
@@ -228,7 +228,8 @@ impl Harness {
         )?;
         let mut plans = Vec::new();
         for account in &self.borrowers {
-            let position = self.reader.read_account(account, snapshot.height).await?;
+            let key = AccountKey::Address(account.clone());
+            let position = self.reader.read_account(&key, snapshot.height).await?;
             let Ok(context) = PlanContext::new(&snapshot, &position, earliest, expected) else {
                 continue;
             };
@@ -251,7 +252,7 @@ impl Harness {
         LiquidationCandidate {
             chain_id: self.manifest.chain_id.clone(),
             protocol: ProtocolKind::RedBank,
-            account: account.to_string(),
+            account: AccountKey::Address(account.to_string()),
             height,
             found_at_ms: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)

@@ -126,6 +126,33 @@ impl Reader<'_> {
         }
         Ok(count as usize)
     }
+
+    /// One list as [`encode`] writes it: a count, then per entry a denom, a flags byte in which
+    /// only `flag` may be set, and an amount. `entry` builds each entry from its denom, amount
+    /// and whether `flag` is set. `names` name the count, flags and amount in errors.
+    fn entries<T>(
+        &mut self,
+        names: [&'static str; 3],
+        flag: u8,
+        entry: impl Fn(DenomId, Uint128, bool) -> T,
+    ) -> Result<Vec<T>, CodecError> {
+        let [count_name, flags_name, amount_name] = names;
+        let n = self.count(count_name)?;
+        let mut entries = Vec::with_capacity(n);
+        for _ in 0..n {
+            let denom = self.denom()?;
+            let flags = self.byte(flags_name)?;
+            if flags & !flag != 0 {
+                return Err(CodecError::UnknownFlags {
+                    what: flags_name,
+                    flags,
+                });
+            }
+            let amount = self.varint(amount_name)?;
+            entries.push(entry(denom, Uint128::new(amount), flags & flag != 0));
+        }
+        Ok(entries)
+    }
 }
 
 /// Encodes one account's positions (format version 1).
@@ -158,42 +185,24 @@ pub fn decode(bytes: &[u8]) -> Result<(Vec<CollateralEntry>, Vec<DebtEntry>), Co
     if version != FORMAT_VERSION {
         return Err(CodecError::UnknownVersion(version));
     }
-    let n = r.count("collateral count")?;
-    let mut collaterals = Vec::with_capacity(n);
-    for _ in 0..n {
-        let denom = r.denom()?;
-        let flags = r.byte("collateral flags")?;
-        if flags & !FLAG_ENABLED != 0 {
-            return Err(CodecError::UnknownFlags {
-                what: "collateral flags",
-                flags,
-            });
-        }
-        let amount = r.varint("collateral amount")?;
-        collaterals.push(CollateralEntry {
+    let collaterals = r.entries(
+        ["collateral count", "collateral flags", "collateral amount"],
+        FLAG_ENABLED,
+        |denom, amount_scaled, enabled| CollateralEntry {
             denom,
-            amount_scaled: Uint128::new(amount),
-            enabled: flags & FLAG_ENABLED != 0,
-        });
-    }
-    let n = r.count("debt count")?;
-    let mut debts = Vec::with_capacity(n);
-    for _ in 0..n {
-        let denom = r.denom()?;
-        let flags = r.byte("debt flags")?;
-        if flags & !FLAG_UNCOLLATERALIZED != 0 {
-            return Err(CodecError::UnknownFlags {
-                what: "debt flags",
-                flags,
-            });
-        }
-        let amount = r.varint("debt amount")?;
-        debts.push(DebtEntry {
+            amount_scaled,
+            enabled,
+        },
+    )?;
+    let debts = r.entries(
+        ["debt count", "debt flags", "debt amount"],
+        FLAG_UNCOLLATERALIZED,
+        |denom, amount_scaled, uncollateralized| DebtEntry {
             denom,
-            amount_scaled: Uint128::new(amount),
-            uncollateralized: flags & FLAG_UNCOLLATERALIZED != 0,
-        });
-    }
+            amount_scaled,
+            uncollateralized,
+        },
+    )?;
     if r.pos != bytes.len() {
         return Err(CodecError::TrailingBytes(bytes.len() - r.pos));
     }

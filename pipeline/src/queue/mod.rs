@@ -27,6 +27,7 @@
 mod config;
 mod envelope;
 mod priority;
+mod redis_common;
 mod redis_stream;
 
 use std::future::Future;

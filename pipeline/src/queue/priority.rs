@@ -65,7 +65,6 @@
 //! Delivery is at least once, as with the stream queue.
 
 use std::marker::PhantomData;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -74,20 +73,17 @@ use redis::{RedisError, Script, Value};
 
 use super::config::QueueConfig;
 use super::envelope::{self, JOB_FIELD};
+use super::redis_common::{self, millis, now_ms, Counters};
 use super::redis_stream::DeadLetter;
 use super::{Backlog, Delivery, Job, JobId, Parking, Queue, QueueCounters, QueueError};
 use crate::jobs::{LiquidationCandidate, ProtocolKind};
-use crate::redis_conn::{ConnectOptions, RedisConn, RedisTarget};
+use crate::redis_conn::RedisConn;
 
-const COMMAND_TIMEOUT: Duration = Duration::from_secs(10);
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Expired in-flight jobs moved per reclaim script call (bounds the script's run time).
 const RECLAIM_BATCH: usize = 1_000;
 /// Polling interval bounds while a fetch waits for jobs.
 const POLL_MIN: Duration = Duration::from_millis(5);
 const POLL_MAX: Duration = Duration::from_millis(100);
-/// Prefix of the original message's fields in a dead letter (as the stream queue writes them).
-const ORIGINAL_FIELD_PREFIX: &str = "original:";
 
 /// Groups jobs that replace one another: for one `key`, only the highest `generation` is kept.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -119,7 +115,7 @@ impl PriorityJob for LiquidationCandidate {
 
     fn dedup_key(&self) -> Option<DedupKey> {
         Some(DedupKey {
-            key: liquidation_dedup_key(&self.chain_id, self.protocol, &self.account),
+            key: liquidation_dedup_key(&self.chain_id, self.protocol, &self.account.as_string()),
             generation: self.height,
         })
     }
@@ -324,21 +320,6 @@ impl PriorityKeys {
     }
 }
 
-#[derive(Default)]
-struct Counters {
-    enqueued: AtomicU64,
-    delivered: AtomicU64,
-    acked: AtomicU64,
-    reclaimed: AtomicU64,
-    dead_lettered: AtomicU64,
-    malformed: AtomicU64,
-    vanished: AtomicU64,
-}
-
-fn add(counter: &AtomicU64, n: u64) {
-    counter.fetch_add(n, Ordering::Relaxed);
-}
-
 struct Inner {
     redacted_url: String,
     keys: PriorityKeys,
@@ -377,17 +358,6 @@ impl<J> std::fmt::Debug for PriorityQueue<J> {
     }
 }
 
-fn millis(duration: Duration) -> u64 {
-    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
-}
-
 /// One entry of a claim script's reply.
 struct Claimed {
     id: String,
@@ -407,30 +377,10 @@ impl<J: PriorityJob> PriorityQueue<J> {
     /// uses its URL, prefix, consumer name, visibility timeout, delivery limit and max length
     /// (for the dead-letter stream).
     pub async fn connect(config: &QueueConfig, name: &str) -> Result<Self, QueueError> {
-        config.validate()?;
-        if name.is_empty()
-            || name
-                .chars()
-                .any(|c| c.is_whitespace() || c.is_control() || c == '{' || c == '}')
-        {
-            return Err(QueueError::InvalidName {
-                name: name.to_owned(),
-            });
-        }
-        let redacted_url = config.redacted_url();
-        let connect_error = |source| QueueError::Connect {
-            url: redacted_url.clone(),
-            source,
-        };
-        let conn = RedisTarget::from_config(config)
-            .map_err(connect_error)?
-            .connect(ConnectOptions {
-                connect_timeout: CONNECT_TIMEOUT,
-                response_timeout: Some(COMMAND_TIMEOUT),
-                max_reconnect_delay: Duration::from_secs(2),
-            })
-            .await
-            .map_err(connect_error)?;
+        // Braces would end the hash tag that keeps the queue's keys in one cluster slot.
+        let redis_common::Connection {
+            redacted_url, conn, ..
+        } = redis_common::connect(config, name, |c| c == '{' || c == '}').await?;
         let inner = Inner {
             redacted_url,
             keys: PriorityKeys::new(&config.queue_prefix, name),
@@ -514,7 +464,7 @@ impl<J: PriorityJob> PriorityQueue<J> {
             });
         }
         let queued = outcomes.iter().filter(|o| o.status.is_queued()).count();
-        add(&inner.counters.enqueued, queued as u64);
+        Counters::add(&inner.counters.enqueued, queued as u64);
         Ok(outcomes)
     }
 
@@ -580,8 +530,8 @@ impl<J: PriorityJob> PriorityQueue<J> {
                     "reclaimed jobs held past the visibility timeout"
                 );
             }
-            add(&inner.counters.reclaimed, requeued);
-            add(&inner.counters.dead_lettered, buried);
+            Counters::add(&inner.counters.reclaimed, requeued);
+            Counters::add(&inner.counters.dead_lettered, buried);
             requeued_total += requeued;
             if ((requeued + buried + dropped) as usize) < RECLAIM_BATCH {
                 return Ok(requeued_total);
@@ -665,38 +615,15 @@ impl<J: PriorityJob> PriorityQueue<J> {
             .ids
             .into_iter()
             .map(|entry| {
-                let mut letter = DeadLetter {
-                    id: entry.id,
-                    source_id: String::new(),
-                    reason: String::new(),
-                    deliveries: 0,
-                    consumer: String::new(),
-                    dead_lettered_at_ms: 0,
-                    original_fields: Vec::new(),
-                };
-                for (name, value) in entry.map {
-                    let bytes = match value {
-                        Value::BulkString(bytes) => bytes,
-                        Value::SimpleString(text) => text.into_bytes(),
-                        _ => continue,
-                    };
-                    if let Some(original) = name.strip_prefix(ORIGINAL_FIELD_PREFIX) {
-                        letter.original_fields.push((original.to_owned(), bytes));
-                        continue;
-                    }
-                    let text = String::from_utf8_lossy(&bytes).into_owned();
-                    match name.as_str() {
-                        "source_id" => letter.source_id = text,
-                        "reason" => letter.reason = text,
-                        "deliveries" => letter.deliveries = text.parse().unwrap_or(0),
-                        "consumer" => letter.consumer = text,
-                        "dead_lettered_at_ms" => {
-                            letter.dead_lettered_at_ms = text.parse().unwrap_or(0)
-                        }
-                        _ => {}
-                    }
-                }
-                letter
+                let fields = entry
+                    .map
+                    .into_iter()
+                    .filter_map(|(name, value)| match value {
+                        Value::BulkString(bytes) => Some((name, bytes)),
+                        Value::SimpleString(text) => Some((name, text.into_bytes())),
+                        _ => None,
+                    });
+                DeadLetter::from_fields(entry.id, fields)
             })
             .collect())
     }
@@ -708,7 +635,7 @@ impl<J: PriorityJob> PriorityQueue<J> {
         for entry in claimed {
             match entry.state {
                 ClaimState::Dead => {
-                    add(&inner.counters.dead_lettered, 1);
+                    Counters::add(&inner.counters.dead_lettered, 1);
                     tracing::warn!(
                         queue = %inner.keys.ready,
                         id = %entry.id,
@@ -717,7 +644,7 @@ impl<J: PriorityJob> PriorityQueue<J> {
                     );
                 }
                 ClaimState::Missing => {
-                    add(&inner.counters.vanished, 1);
+                    Counters::add(&inner.counters.vanished, 1);
                     inner
                         .bury_logged(
                             &entry.id,
@@ -731,7 +658,7 @@ impl<J: PriorityJob> PriorityQueue<J> {
                     let fields = vec![(JOB_FIELD.as_bytes().to_vec(), entry.payload)];
                     match envelope::decode::<J>(&fields) {
                         Ok(envelope) => {
-                            add(&inner.counters.delivered, 1);
+                            Counters::add(&inner.counters.delivered, 1);
                             deliveries.push(
                                 Delivery::new(
                                     JobId::new(entry.id),
@@ -802,9 +729,9 @@ impl Inner {
             .invoke_async(&mut self.conn.clone())
             .await
             .map_err(|e| self.redis_error("dead-letter", e))?;
-        add(&self.counters.dead_lettered, 1);
+        Counters::add(&self.counters.dead_lettered, 1);
         if malformed {
-            add(&self.counters.malformed, 1);
+            Counters::add(&self.counters.malformed, 1);
         }
         tracing::warn!(
             queue = %self.keys.ready,
@@ -931,7 +858,7 @@ impl<J: PriorityJob> Queue for PriorityQueue<J> {
             .iter()
             .filter(|c| matches!(c.state, ClaimState::Ok))
             .count();
-        add(&inner.counters.reclaimed, ok as u64);
+        Counters::add(&inner.counters.reclaimed, ok as u64);
         Ok(self.accept_all(claimed).await)
     }
 
@@ -953,7 +880,7 @@ impl<J: PriorityJob> Queue for PriorityQueue<J> {
             .invoke_async(&mut inner.conn.clone())
             .await
             .map_err(|e| inner.redis_error("ack", e))?;
-        add(&inner.counters.acked, acked);
+        Counters::add(&inner.counters.acked, acked);
         Ok(acked)
     }
 
@@ -1037,16 +964,7 @@ impl<J: PriorityJob> Queue for PriorityQueue<J> {
     }
 
     fn counters(&self) -> QueueCounters {
-        let c = &self.inner.counters;
-        QueueCounters {
-            enqueued: c.enqueued.load(Ordering::Relaxed),
-            delivered: c.delivered.load(Ordering::Relaxed),
-            acked: c.acked.load(Ordering::Relaxed),
-            reclaimed: c.reclaimed.load(Ordering::Relaxed),
-            dead_lettered: c.dead_lettered.load(Ordering::Relaxed),
-            malformed: c.malformed.load(Ordering::Relaxed),
-            vanished: c.vanished.load(Ordering::Relaxed),
-        }
+        self.inner.counters.snapshot()
     }
 }
 
@@ -1123,7 +1041,7 @@ mod tests {
     use serde::{Deserialize, Serialize};
 
     use super::*;
-    use crate::jobs::{LiquidationPlan, ProtocolKind};
+    use crate::jobs::{AccountKey, LiquidationPlan, ProtocolKind};
     use mars::types::Health;
     use testkit::RedisServer;
 
@@ -1555,7 +1473,7 @@ mod tests {
         let candidate = |account: &str, height: u64, profit: u64| LiquidationCandidate {
             chain_id: "devnet-1".into(),
             protocol: ProtocolKind::RedBank,
-            account: account.into(),
+            account: AccountKey::Address(account.into()),
             height,
             found_at_ms: 0,
             health: Health::default(),
@@ -1576,11 +1494,12 @@ mod tests {
         .await
         .unwrap();
         let got = q.fetch(10, Duration::ZERO).await.unwrap();
-        let order: Vec<(&str, u64)> = got
+        let order: Vec<(String, u64)> = got
             .iter()
-            .map(|d| (d.job.account.as_str(), d.job.height))
+            .map(|d| (d.job.account.as_string(), d.job.height))
             .collect();
-        assert_eq!(order, [("osmo1b", 5), ("osmo1a", 6), ("osmo1c", 5)]);
+        let expected = [("osmo1b", 5), ("osmo1a", 6), ("osmo1c", 5)];
+        assert_eq!(order, expected.map(|(a, h)| (a.to_string(), h)));
         assert_eq!(got[1].id.as_str(), "devnet-1/red_bank/osmo1a@6");
         assert_eq!(q.keys().ready, "redline:{liquidations}:ready");
     }

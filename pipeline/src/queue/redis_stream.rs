@@ -26,21 +26,17 @@
 //! order, so a `BLOCK`ed read would hold up every ack behind it.
 
 use std::marker::PhantomData;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use redis::streams::StreamInfoGroupsReply;
 use redis::{Cmd, FromRedisValue, Pipeline, RedisError, Value};
 
 use super::config::QueueConfig;
 use super::envelope::{self, JOB_FIELD};
+use super::redis_common::{self, connect_options, millis, now_ms, Counters, COMMAND_TIMEOUT};
 use super::{Backlog, Delivery, Job, JobId, Queue, QueueCounters, QueueError};
-use crate::redis_conn::{ConnectOptions, RedisConn, RedisTarget};
-
-/// Answer time allowed for one ordinary command or pipeline.
-const COMMAND_TIMEOUT: Duration = Duration::from_secs(10);
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+use crate::redis_conn::{RedisConn, RedisTarget};
 /// `XAUTOCLAIM` calls per reclaim at most: each scans a bounded slice of the pending list, and
 /// a fetch should not stall on a huge one.
 const MAX_CLAIM_ROUNDS: usize = 8;
@@ -100,41 +96,45 @@ pub struct DeadLetter {
 }
 
 impl DeadLetter {
+    /// Reads a dead-letter stream entry, `id` with its fields (either queue writes the same
+    /// ones); a field it does not know is left out.
+    pub(super) fn from_fields(
+        id: String,
+        fields: impl IntoIterator<Item = (String, Vec<u8>)>,
+    ) -> Self {
+        let mut letter = DeadLetter {
+            id,
+            source_id: String::new(),
+            reason: String::new(),
+            deliveries: 0,
+            consumer: String::new(),
+            dead_lettered_at_ms: 0,
+            original_fields: Vec::new(),
+        };
+        for (name, value) in fields {
+            if let Some(original) = name.strip_prefix(ORIGINAL_FIELD_PREFIX) {
+                letter.original_fields.push((original.to_owned(), value));
+                continue;
+            }
+            let text = String::from_utf8_lossy(&value).into_owned();
+            match name.as_str() {
+                "source_id" => letter.source_id = text,
+                "reason" => letter.reason = text,
+                "deliveries" => letter.deliveries = text.parse().unwrap_or(0),
+                "consumer" => letter.consumer = text,
+                "dead_lettered_at_ms" => letter.dead_lettered_at_ms = text.parse().unwrap_or(0),
+                _ => {}
+            }
+        }
+        letter
+    }
+
     /// The original value of `field` (e.g. [`JOB_FIELD`]).
     pub fn original(&self, field: &str) -> Option<&[u8]> {
         self.original_fields
             .iter()
             .find(|(name, _)| name == field)
             .map(|(_, value)| value.as_slice())
-    }
-}
-
-#[derive(Default)]
-struct Counters {
-    enqueued: AtomicU64,
-    delivered: AtomicU64,
-    acked: AtomicU64,
-    reclaimed: AtomicU64,
-    dead_lettered: AtomicU64,
-    malformed: AtomicU64,
-    vanished: AtomicU64,
-}
-
-impl Counters {
-    fn add(counter: &AtomicU64, n: u64) {
-        counter.fetch_add(n, Ordering::Relaxed);
-    }
-
-    fn snapshot(&self) -> QueueCounters {
-        QueueCounters {
-            enqueued: self.enqueued.load(Ordering::Relaxed),
-            delivered: self.delivered.load(Ordering::Relaxed),
-            acked: self.acked.load(Ordering::Relaxed),
-            reclaimed: self.reclaimed.load(Ordering::Relaxed),
-            dead_lettered: self.dead_lettered.load(Ordering::Relaxed),
-            malformed: self.malformed.load(Ordering::Relaxed),
-            vanished: self.vanished.load(Ordering::Relaxed),
-        }
     }
 }
 
@@ -158,25 +158,6 @@ struct Inner {
     counters: Counters,
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
-}
-
-fn millis(duration: Duration) -> u64 {
-    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
-}
-
-fn connect_options(response_timeout: Option<Duration>) -> ConnectOptions {
-    ConnectOptions {
-        connect_timeout: CONNECT_TIMEOUT,
-        response_timeout,
-        max_reconnect_delay: Duration::from_secs(2),
-    }
-}
-
 /// The group (or the whole stream) is gone, typically because Redis restarted empty.
 fn is_missing_group(error: &RedisError) -> bool {
     error.code() == Some("NOGROUP") || error.detail().is_some_and(|d| d.contains("no such key"))
@@ -186,23 +167,12 @@ impl<J: Job> RedisStreamQueue<J> {
     /// Connects to the queue `name` (stream `<prefix>:<name>`) and makes sure its consumer
     /// group exists. Validates `config` first.
     pub async fn connect(config: &QueueConfig, name: &str) -> Result<Self, QueueError> {
-        config.validate()?;
+        let redis_common::Connection {
+            redacted_url,
+            target,
+            conn,
+        } = redis_common::connect(config, name, |_| false).await?;
         let stream = config.stream_key(name);
-        if name.is_empty() || name.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err(QueueError::InvalidName {
-                name: name.to_owned(),
-            });
-        }
-        let redacted_url = config.redacted_url();
-        let connect_error = |source| QueueError::Connect {
-            url: redacted_url.clone(),
-            source,
-        };
-        let target = RedisTarget::from_config(config).map_err(connect_error)?;
-        let conn = target
-            .connect(connect_options(Some(COMMAND_TIMEOUT)))
-            .await
-            .map_err(connect_error)?;
         let inner = Inner {
             target,
             redacted_url: redacted_url.clone(),
@@ -277,7 +247,12 @@ impl<J: Job> RedisStreamQueue<J> {
                 Ok(RawEntry {
                     id,
                     fields: Fields::Present(fields),
-                }) => Some(dead_letter_from_fields(id, fields)),
+                }) => Some(DeadLetter::from_fields(
+                    id,
+                    fields
+                        .into_iter()
+                        .map(|(name, value)| (String::from_utf8_lossy(&name).into_owned(), value)),
+                )),
                 _ => None,
             })
             .collect())
@@ -410,15 +385,10 @@ impl Inner {
         operation: &'static str,
         cmd: &Cmd,
     ) -> Result<T, QueueError> {
-        match cmd.query_async(&mut self.conn.clone()).await {
-            Err(error) if is_missing_group(&error) => {
-                self.ensure_group().await?;
-                cmd.query_async(&mut self.conn.clone())
-                    .await
-                    .map_err(|e| self.redis_error(operation, e))
-            }
-            result => result.map_err(|e| self.redis_error(operation, e)),
-        }
+        self.with_group(operation, |mut conn| async move {
+            cmd.query_async(&mut conn).await
+        })
+        .await
     }
 
     /// [`run`](Self::run) for a pipeline.
@@ -427,10 +397,27 @@ impl Inner {
         operation: &'static str,
         pipe: &Pipeline,
     ) -> Result<T, QueueError> {
-        match pipe.query_async(&mut self.conn.clone()).await {
+        self.with_group(operation, |mut conn| async move {
+            pipe.query_async(&mut conn).await
+        })
+        .await
+    }
+
+    /// Runs `query` on a clone of the command connection; when Redis lost the group, recreates
+    /// it and runs `query` once more.
+    async fn with_group<T, Run, Answer>(
+        &self,
+        operation: &'static str,
+        query: Run,
+    ) -> Result<T, QueueError>
+    where
+        Run: Fn(RedisConn) -> Answer,
+        Answer: std::future::Future<Output = redis::RedisResult<T>>,
+    {
+        match query(self.conn.clone()).await {
             Err(error) if is_missing_group(&error) => {
                 self.ensure_group().await?;
-                pipe.query_async(&mut self.conn.clone())
+                query(self.conn.clone())
                     .await
                     .map_err(|e| self.redis_error(operation, e))
             }
@@ -1051,35 +1038,6 @@ fn parse_pending_entry(value: Value) -> Option<(String, u64)> {
         other => into_string(other)?.parse().ok()?,
     };
     Some((owner, count))
-}
-
-fn dead_letter_from_fields(id: String, fields: Vec<(Vec<u8>, Vec<u8>)>) -> DeadLetter {
-    let mut letter = DeadLetter {
-        id,
-        source_id: String::new(),
-        reason: String::new(),
-        deliveries: 0,
-        consumer: String::new(),
-        dead_lettered_at_ms: 0,
-        original_fields: Vec::new(),
-    };
-    for (name, value) in fields {
-        let name = String::from_utf8_lossy(&name).into_owned();
-        if let Some(original) = name.strip_prefix(ORIGINAL_FIELD_PREFIX) {
-            letter.original_fields.push((original.to_owned(), value));
-            continue;
-        }
-        let text = String::from_utf8_lossy(&value).into_owned();
-        match name.as_str() {
-            "source_id" => letter.source_id = text,
-            "reason" => letter.reason = text,
-            "deliveries" => letter.deliveries = text.parse().unwrap_or(0),
-            "consumer" => letter.consumer = text,
-            "dead_lettered_at_ms" => letter.dead_lettered_at_ms = text.parse().unwrap_or(0),
-            _ => {}
-        }
-    }
-    letter
 }
 
 #[cfg(test)]

@@ -73,30 +73,22 @@ impl NotifyEvent {
     pub fn text(&self) -> String {
         match self {
             NotifyEvent::LiquidationAttempt(a) => {
-                let mut text = match a.outcome {
-                    LiquidationOutcome::Succeeded => format!(
-                        "[redline] Liquidation succeeded on {} ({}): account {} repaid {} {}, \
-                         received {} {}",
-                        a.chain_id,
-                        a.protocol,
-                        a.account,
-                        a.debt_amount,
-                        a.debt_denom,
-                        a.collateral_amount,
-                        a.collateral_denom
-                    ),
-                    LiquidationOutcome::Failed => format!(
-                        "[redline] Liquidation FAILED on {} ({}): account {}, repaying {} {} for \
-                         {} {}",
-                        a.chain_id,
-                        a.protocol,
-                        a.account,
-                        a.debt_amount,
-                        a.debt_denom,
-                        a.collateral_amount,
-                        a.collateral_denom
-                    ),
+                // The two outcomes read alike but for these words around the amounts.
+                let (verdict, before_debt, before_collateral) = match a.outcome {
+                    LiquidationOutcome::Succeeded => ("succeeded", " repaid", ", received"),
+                    LiquidationOutcome::Failed => ("FAILED", ", repaying", " for"),
                 };
+                let mut text = format!(
+                    "[redline] Liquidation {verdict} on {} ({}): account {}{before_debt} {} {}\
+                     {before_collateral} {} {}",
+                    a.chain_id,
+                    a.protocol,
+                    a.account,
+                    a.debt_amount,
+                    a.debt_denom,
+                    a.collateral_amount,
+                    a.collateral_denom
+                );
                 if let Some(profit) = a.profit_usd {
                     text.push_str(&format!(", profit {profit} USD"));
                 }
@@ -209,6 +201,42 @@ mod tests {
             "a,\"b,c\",\"say \"\"hi\"\"\",\"x\ny\"\n"
         );
         assert_eq!(rfc3339(1_700_000_000_123), "2023-11-14T22:13:20.123Z");
+    }
+
+    #[test]
+    fn liquidation_texts_say_what_happened() {
+        let attempt = |outcome| {
+            NotifyEvent::from(LiquidationAttempt {
+                chain_id: "devnet-1".into(),
+                protocol: ProtocolKind::RedBank,
+                account: "osmo1borrower".into(),
+                liquidator: "osmo1liquidator".into(),
+                debt_denom: "uusdc".into(),
+                debt_amount: Uint128::new(10),
+                collateral_denom: "uosmo".into(),
+                collateral_amount: Uint128::new(25),
+                profit_usd: None,
+                tx_hash: None,
+                height: None,
+                outcome,
+                error: None,
+            })
+        };
+        let protocol = ProtocolKind::RedBank;
+        assert_eq!(
+            attempt(LiquidationOutcome::Succeeded).text(),
+            format!(
+                "[redline] Liquidation succeeded on devnet-1 ({protocol}): account osmo1borrower \
+                 repaid 10 uusdc, received 25 uosmo; liquidator osmo1liquidator"
+            )
+        );
+        assert_eq!(
+            attempt(LiquidationOutcome::Failed).text(),
+            format!(
+                "[redline] Liquidation FAILED on devnet-1 ({protocol}): account osmo1borrower, \
+                 repaying 10 uusdc for 25 uosmo; liquidator osmo1liquidator"
+            )
+        );
     }
 
     #[test]

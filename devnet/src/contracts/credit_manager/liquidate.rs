@@ -8,16 +8,16 @@
 //! liquidator's balance less the protocol fee, which is booked to the rewards collector's
 //! credit account. A `lend` request reclaims the seized lend from the Red Bank.
 
-use cosmwasm_std::{Coin, DepsMut, Env, Response, Uint128};
+use cosmwasm_std::{Coin, Decimal, DepsMut, Env, Response, Uint128};
 use mars::math::liquidation::{calculate_liquidation_amounts, LiquidationInput};
-use mars::msg::credit_manager::LiquidateRequest;
+use mars::msg::credit_manager::{ActionCoin, CallbackMsg, ExecuteMsg, LiquidateRequest};
 use mars::msg::oracle::ActionKind;
 use mars::rule::RepayLimit;
 use mars::types::{Health, LiquidationAmounts};
 
 use super::debt::current_debt_for_denom;
 use super::lend::reclaim_msg;
-use super::peers::{asset_params, health_values, lent, price, target_health_factor};
+use super::peers::{asset_params, execute_msg, health_values, lent, price, target_health_factor};
 use super::state::{
     decrement_coin_balance, increment_coin_balance, COIN_BALANCES, REWARDS_COLLECTOR,
 };
@@ -147,8 +147,8 @@ fn calculate_liquidation(
 fn assert_liquidation_profitable(
     parties: &Parties,
     amounts: &LiquidationAmounts,
-    debt_price: cosmwasm_std::Decimal,
-    request_price: cosmwasm_std::Decimal,
+    debt_price: Decimal,
+    request_price: Decimal,
 ) -> CreditManagerResult<()> {
     let debt_value = amounts.debt_amount_to_repay.checked_mul_floor(debt_price)?;
     let request_value = amounts
@@ -178,15 +178,11 @@ fn pay_debt(
     let repaid = amounts.debt_amount_to_repay;
     decrement_coin_balance(deps.storage, parties.liquidator, denom, repaid)?;
     increment_coin_balance(deps.storage, parties.liquidatee, denom, repaid)?;
-    let repay = mars::msg::credit_manager::CallbackMsg::Repay {
+    let repay = CallbackMsg::Repay {
         account_id: parties.liquidatee.to_string(),
-        coin: mars::msg::credit_manager::ActionCoin::exact(denom, repaid),
+        coin: ActionCoin::exact(denom, repaid),
     };
-    let msg = super::peers::execute_msg(
-        &env.contract.address,
-        &mars::msg::credit_manager::ExecuteMsg::Callback(repay),
-        vec![],
-    )?;
+    let msg = execute_msg(&env.contract.address, &ExecuteMsg::Callback(repay), vec![])?;
     Ok(Response::new().add_message(msg))
 }
 

@@ -101,8 +101,6 @@ pub enum CreditManagerError {
     NotWhitelisted(String),
     #[error("Cannot request liquidation on own credit account")]
     SelfLiquidation,
-    #[error("{user:?} is not authorized to {action:?}")]
-    Unauthorized { user: String, action: String },
     #[error(transparent)]
     Coins(#[from] CoinsError),
     #[error(transparent)]

@@ -475,48 +475,42 @@ impl Reader<'_> {
     }
 
     async fn debts(&self, account: &str) -> anyhow::Result<Vec<Line>> {
-        let debts: Vec<Json> = self
-            .client
-            .query_smart(
-                self.red_bank,
-                &json!({"user_debts": {"user": account, "limit": 100}}),
-                None,
-            )
-            .await?;
-        debts
-            .iter()
-            .map(|d| {
-                Ok(Line {
-                    denom: d["denom"]
-                        .as_str()
-                        .context("debt without denom")?
-                        .to_string(),
-                    amount: uint(d, "amount")?,
-                    enabled: true,
-                })
-            })
-            .collect()
+        self.lines("user_debts", "debt", account, |_| true).await
     }
 
     async fn collaterals(&self, account: &str) -> anyhow::Result<Vec<Line>> {
-        let collaterals: Vec<Json> = self
+        let enabled = |c: &Json| c["enabled"].as_bool().unwrap_or(false);
+        self.lines("user_collaterals", "collateral", account, enabled)
+            .await
+    }
+
+    /// `account`'s lines from the Red Bank's list query `query` (each a `what`), with what
+    /// `enabled` says of each.
+    async fn lines(
+        &self,
+        query: &str,
+        what: &str,
+        account: &str,
+        enabled: impl Fn(&Json) -> bool,
+    ) -> anyhow::Result<Vec<Line>> {
+        let items: Vec<Json> = self
             .client
             .query_smart(
                 self.red_bank,
-                &json!({"user_collaterals": {"user": account, "limit": 100}}),
+                &json!({ query: {"user": account, "limit": 100} }),
                 None,
             )
             .await?;
-        collaterals
+        items
             .iter()
-            .map(|c| {
+            .map(|item| {
                 Ok(Line {
-                    denom: c["denom"]
+                    denom: item["denom"]
                         .as_str()
-                        .context("collateral without denom")?
+                        .with_context(|| format!("{what} without denom"))?
                         .to_string(),
-                    amount: uint(c, "amount")?,
-                    enabled: c["enabled"].as_bool().unwrap_or(false),
+                    amount: uint(item, "amount")?,
+                    enabled: enabled(item),
                 })
             })
             .collect()

@@ -23,21 +23,18 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
-use cosmwasm_std::{Decimal, Uint128};
-use futures::StreamExt as _;
 use redis::aio::ConnectionManager;
 use redline_chain::{ChainClient, ChainConfig, TendermintClient, Wallet};
-use redline_liquidator::plan::PlanContext;
-use redline_liquidator::recheck::{inclusion_window, PositionReader};
-use redline_protocol::{AccountKey, RedBank};
+use redline_liquidator::recheck::PositionReader;
+use redline_protocol::RedBank;
 use serde_json::Value;
 use testkit::{free_port, RedisServer};
 
 use crate::bench::devnet::{self, Devnet};
+use crate::bench::liquidation::{profitable_plans, read_positions, FeeEstimate};
 use crate::capture::{CaptureOracle, CaptureReport};
 use testkit::http::http_get;
 
@@ -84,8 +81,8 @@ pub fn alive(pid: u32) -> bool {
         .unwrap_or(false)
 }
 
-/// Live direct children of `pid` running `binary` (from /proc).
-pub fn children_running(pid: u32, binary: &str) -> Vec<u32> {
+/// Direct children of `pid` (from /proc), each with its command name.
+pub fn children_of(pid: u32) -> Vec<(u32, String)> {
     let mut children = Vec::new();
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return children;
@@ -101,15 +98,22 @@ pub fn children_running(pid: u32, binary: &str) -> Vec<u32> {
         let Some((head, rest)) = stat.rsplit_once(')') else {
             continue;
         };
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        let comm = head.split_once('(').map(|(_, c)| c).unwrap_or_default();
-        if fields.get(1).and_then(|p| p.parse::<u32>().ok()) == Some(pid)
-            && comm == binary
-            && alive(child)
-        {
-            children.push(child);
+        let parent = rest.split_whitespace().nth(1);
+        if parent.and_then(|p| p.parse::<u32>().ok()) == Some(pid) {
+            let comm = head.split_once('(').map(|(_, c)| c).unwrap_or_default();
+            children.push((child, comm.to_owned()));
         }
     }
+    children
+}
+
+/// Live direct children of `pid` running `binary` (from /proc).
+pub fn children_running(pid: u32, binary: &str) -> Vec<u32> {
+    let mut children: Vec<u32> = children_of(pid)
+        .into_iter()
+        .filter(|(child, comm)| comm == binary && alive(*child))
+        .map(|(child, _)| child)
+        .collect();
     children.sort();
     children
 }
@@ -152,8 +156,11 @@ pub struct BlockRecord {
     pub jobs: u64,
     pub accounts: u64,
     pub jobs_missed: u64,
+    pub lag_ms: Option<u64>,
     pub health_checkers: u64,
     pub liquidators: u64,
+    /// When this process read the record.
+    pub seen: Instant,
 }
 
 impl BlockRecord {
@@ -175,15 +182,20 @@ pub struct BlockLog {
 
 impl BlockLog {
     pub fn new() -> Self {
+        Self::with_prefix(PREFIX)
+    }
+
+    /// The records of a manager whose queue prefix is `prefix`.
+    pub fn with_prefix(prefix: &str) -> Self {
         BlockLog {
-            key: format!("{PREFIX}:manager:blocks"),
+            key: format!("{prefix}:manager:blocks"),
             last_id: "0-0".into(),
             all: Vec::new(),
         }
     }
 
     /// Reads the records written since the last poll.
-    pub async fn poll(&mut self, conn: &mut ConnectionManager) -> anyhow::Result<()> {
+    pub async fn poll(&mut self, conn: &mut impl redis::aio::ConnectionLike) -> anyhow::Result<()> {
         let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
             .arg(&self.key)
             .arg(format!("({}", self.last_id))
@@ -203,8 +215,10 @@ impl BlockLog {
                 jobs: number("jobs"),
                 accounts: number("accounts"),
                 jobs_missed: number("jobs_missed"),
+                lag_ms: record["lag_ms"].as_u64(),
                 health_checkers: number("health_checkers"),
                 liquidators: number("liquidators"),
+                seen: Instant::now(),
             });
         }
         Ok(())
@@ -388,7 +402,6 @@ impl Pipeline {
         manifest.write(&manifest_path)?;
         let metrics_addr = format!("127.0.0.1:{}", free_port()?);
         let log_path = dir.join("manager.log");
-        let log = std::fs::File::create(&log_path)?;
         let backend = match options.backend {
             Backend::Process => "process",
             Backend::Docker => "docker",
@@ -423,33 +436,27 @@ impl Pipeline {
             .env_remove("RUST_LOG")
             .env_remove("MNEMONIC")
             .env_remove("MNEMONIC_FILE")
-            .envs(options.env.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .kill_on_drop(true);
+            .envs(options.env.iter().map(|(k, v)| (k, v)));
         if options.backend == Backend::Process {
             command.args(["--bin-dir", &bin.display().to_string()]);
         }
-        let mut manager = command.spawn().context("starting the manager")?;
+        let mut manager = crate::spawn_logged(&mut command, &log_path, "the manager")?;
         let collector = match options.backend {
             Backend::Process => None,
             Backend::Docker => {
-                let log = std::fs::File::create(dir.join("collector.log"))?;
-                Some(
-                    tokio::process::Command::new(bin.join("collector"))
-                        .args(["--manifest", &manifest_path.display().to_string()])
-                        .args(["--redis-url", &redis.url(), "--log-format", "json"])
-                        .args(["--reconcile-every-blocks=0", "--no-progress-bar"])
-                        .args(&options.collector_args)
-                        .env_remove("RUST_LOG")
-                        .stdin(Stdio::null())
-                        .stdout(log.try_clone()?)
-                        .stderr(log)
-                        .kill_on_drop(true)
-                        .spawn()
-                        .context("starting the collector")?,
-                )
+                let mut command = tokio::process::Command::new(bin.join("collector"));
+                command
+                    .args(["--manifest", &manifest_path.display().to_string()])
+                    .args(["--redis-url", &redis.url(), "--log-format", "json"])
+                    .args(["--reconcile-every-blocks=0", "--no-progress-bar"])
+                    .args(&options.collector_args)
+                    .env_remove("RUST_LOG");
+                let log_path = dir.join("collector.log");
+                Some(crate::spawn_logged(
+                    &mut command,
+                    &log_path,
+                    "the collector",
+                )?)
             }
         };
         let manager_pid = manager.id().context("manager pid")?;
@@ -704,6 +711,26 @@ pub async fn stop_and_judge(p: &mut Pipeline) -> anyhow::Result<report::Capture>
     Ok((&capture).into())
 }
 
+/// [`stop_and_judge`], then writes the case's report fragment: `figures`, the liquidations
+/// that `landed` (with the dead letters), the capture and the runtime since `started`.
+pub async fn stop_and_report(
+    p: &mut Pipeline,
+    fragment: &mut report::Fragment,
+    started: Instant,
+    figures: report::Figures,
+    landed: (report::Liquidations, report::DeadLetters),
+) -> anyhow::Result<()> {
+    let capture = stop_and_judge(p).await?;
+    let (liquidations, dead_letters) = landed;
+    fragment.runtime_s = started.elapsed().as_secs_f64();
+    fragment.figures = Some(figures);
+    fragment.liquidations = Some(liquidations);
+    fragment.dead_letters = Some(dead_letters);
+    fragment.capture = Some(capture);
+    fragment.write()?;
+    Ok(())
+}
+
 /// The capture oracle's verdict ([`crate::capture`]) on `accounts`. Call it after the pipeline
 /// is stopped: the oracle's wallet is funded by the master wallet (slot 0 of the manifest's
 /// liquidator mnemonic), which the liquidators' treasurer must no longer be using.
@@ -749,6 +776,17 @@ pub fn tail(path: &Path, lines: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// After a failed run: prints the last `lines` lines of the manager's log at `log_path`, and
+/// keeps `dir` (which holds it) for a look.
+pub fn keep_for_a_look(dir: tempfile::TempDir, log_path: &Path, lines: usize) {
+    eprintln!(
+        "manager log ({}), last lines:\n{}",
+        log_path.display(),
+        tail(log_path, lines)
+    );
+    eprintln!("kept {}", dir.keep().display());
 }
 
 /// A worker to kill: a child process of the manager, or a Docker container.
@@ -898,19 +936,32 @@ pub async fn pending_health_checks(conn: &mut ConnectionManager) -> anyhow::Resu
     Ok(reply)
 }
 
+/// The field maps of a stream's entries from `start` to `end` (ids, or `-` and `+`).
+async fn stream_range(
+    conn: &mut ConnectionManager,
+    key: &str,
+    start: &str,
+    end: &str,
+) -> anyhow::Result<Vec<BTreeMap<String, String>>> {
+    let entries: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE")
+        .arg(key)
+        .arg(start)
+        .arg(end)
+        .query_async(conn)
+        .await?;
+    Ok(entries
+        .into_iter()
+        .map(|(_, fields)| fields.into_iter().collect())
+        .collect())
+}
+
 /// Whether a stream still holds entry `id` (an acknowledged job is deleted).
 pub async fn stream_holds(
     conn: &mut ConnectionManager,
     key: &str,
     id: &str,
 ) -> anyhow::Result<bool> {
-    let entries: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE")
-        .arg(key)
-        .arg(id)
-        .arg(id)
-        .query_async(conn)
-        .await?;
-    Ok(!entries.is_empty())
+    Ok(!stream_range(conn, key, id, id).await?.is_empty())
 }
 
 /// The fields of entry `id` of a stream (empty when it is gone).
@@ -919,17 +970,8 @@ pub async fn stream_entry(
     key: &str,
     id: &str,
 ) -> anyhow::Result<BTreeMap<String, String>> {
-    let entries: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE")
-        .arg(key)
-        .arg(id)
-        .arg(id)
-        .query_async(conn)
-        .await?;
-    Ok(entries
-        .into_iter()
-        .next()
-        .map(|(_, fields)| fields.into_iter().collect())
-        .unwrap_or_default())
+    let entry = stream_range(conn, key, id, id).await?.into_iter().next();
+    Ok(entry.unwrap_or_default())
 }
 
 /// Every field map of a stream.
@@ -937,16 +979,7 @@ pub async fn stream_all(
     conn: &mut ConnectionManager,
     key: &str,
 ) -> anyhow::Result<Vec<BTreeMap<String, String>>> {
-    let entries: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE")
-        .arg(key)
-        .arg("-")
-        .arg("+")
-        .query_async(conn)
-        .await?;
-    Ok(entries
-        .into_iter()
-        .map(|(_, fields)| fields.into_iter().collect())
-        .collect())
+    stream_range(conn, key, "-", "+").await
 }
 
 /// Liquidation candidates in flight (claimed, unacknowledged) with their consumers.
@@ -974,8 +1007,7 @@ pub async fn liquidation_queued(conn: &mut ConnectionManager, id: &str) -> anyho
 pub struct ChainCheck {
     pub client: TendermintClient,
     reader: PositionReader<TendermintClient>,
-    gas_price: Decimal,
-    fee_denom: String,
+    fee: FeeEstimate,
     block_time: Duration,
 }
 
@@ -984,16 +1016,11 @@ impl ChainCheck {
         let manifest = &devnet.manifest;
         let reader =
             PositionReader::new(RedBank::from_manifest(devnet.client.clone(), manifest, 6));
-        let gas_price: Decimal = manifest
-            .fee
-            .gas_price
-            .parse()
-            .map_err(|e| anyhow::anyhow!("manifest gas price: {e}"))?;
         Ok(ChainCheck {
             client: devnet.client.clone(),
             reader,
-            gas_price,
-            fee_denom: manifest.fee.denom.clone(),
+            // A generous 1M-gas tx.
+            fee: FeeEstimate::from_manifest(manifest, 1_000_000)?,
             block_time: Duration::from_millis(manifest.block_time_ms),
         })
     }
@@ -1006,36 +1033,9 @@ impl ChainCheck {
     pub async fn profitable_left(&self, accounts: &[String]) -> anyhow::Result<Vec<String>> {
         self.reader.invalidate().await;
         let snapshot = self.reader.latest().await?;
-        let (earliest, expected) = inclusion_window(&snapshot, self.block_time);
-        let unlimited: BTreeMap<String, Uint128> = snapshot
-            .markets
-            .keys()
-            .map(|d| (d.clone(), Uint128::new(u128::MAX / 4)))
-            .collect();
-        let fee_value = snapshot.prices.value(
-            &self.fee_denom,
-            Uint128::new(1_000_000).mul_ceil(self.gas_price),
-        )?;
-        let positions: Vec<_> = futures::stream::iter(accounts.iter().cloned())
-            .map(|account| {
-                let snapshot = &snapshot;
-                let account = AccountKey::Address(account);
-                async move { self.reader.read_account(&account, snapshot.height).await }
-            })
-            .buffer_unordered(16)
-            .collect()
-            .await;
-        let mut left = Vec::new();
-        for position in positions {
-            let position = position?;
-            if let Ok(context) = PlanContext::new(&snapshot, &position, earliest, expected) {
-                if let Ok(plan) = context.best_plan(&unlimited) {
-                    if plan.expected_profit > fee_value {
-                        left.push(plan.account.clone());
-                    }
-                }
-            }
-        }
+        let positions = read_positions(&self.reader, accounts, snapshot.height).await?;
+        let plans = profitable_plans(&snapshot, &positions, self.block_time, &self.fee)?;
+        let mut left: Vec<String> = plans.into_iter().map(|plan| plan.account).collect();
         left.sort();
         Ok(left)
     }

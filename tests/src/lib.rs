@@ -12,9 +12,11 @@ use redline_devnet::rpc::NodeHandle;
 
 pub use testkit;
 
+pub mod abci;
 pub mod bench;
 pub mod capture;
 pub mod chaos;
+pub mod machine;
 
 /// A public test mnemonic (cosmjs's test faucet): wallets of e2e tests derive from it.
 /// Never use it for anything of value.
@@ -103,6 +105,23 @@ pub fn bin_dir(binaries: &[&str]) -> anyhow::Result<std::path::PathBuf> {
         );
     }
     Ok(dir)
+}
+
+/// Spawns `command` (`what` it starts, for the error) with no input and its output and errors
+/// written to a new file at `log_path`; the process is killed when its handle is dropped.
+pub fn spawn_logged(
+    command: &mut tokio::process::Command,
+    log_path: &std::path::Path,
+    what: &str,
+) -> anyhow::Result<tokio::process::Child> {
+    let log = std::fs::File::create(log_path)?;
+    command
+        .stdin(std::process::Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("starting {what}"))
 }
 
 /// An `http://` URL nothing listens on (for fail-over tests): a port the OS just handed out

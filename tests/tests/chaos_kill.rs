@@ -421,16 +421,12 @@ async fn run(
         drop_to_settled,
     );
 
-    let capture = chaos::stop_and_judge(&mut p).await?;
-    fragment.runtime_s = started.elapsed().as_secs_f64();
-    fragment.figures = Some(report::Figures::Kill(KillFigures {
+    let figures = report::Figures::Kill(KillFigures {
         health_checker,
         liquidator,
-    }));
-    fragment.liquidations = Some(liquidations);
-    fragment.dead_letters = Some(dead_letters);
-    fragment.capture = Some(capture);
-    fragment.write()?;
+    });
+    let landed = (liquidations, dead_letters);
+    chaos::stop_and_report(&mut p, &mut fragment, started, figures, landed).await?;
     eprintln!(
         "kill test ({backend:?}) done in {:.0} s",
         fragment.runtime_s
@@ -506,21 +502,10 @@ fn containers(deployment: &str, kind: &str) -> anyhow::Result<Vec<String>> {
 /// The output of every container of `deployment` (the killed ones are removed by the manager,
 /// but a killed worker never logs the jobs it held as done).
 fn container_logs(deployment: &str) -> String {
-    let Ok(output) = std::process::Command::new("docker")
-        .args([
-            "ps",
-            "-aq",
-            "--filter",
-            &format!("label=redline.deployment={deployment}"),
-        ])
-        .output()
-    else {
-        return String::new();
-    };
     let mut logs = String::new();
-    for id in String::from_utf8_lossy(&output.stdout).lines() {
+    for id in all_containers(deployment) {
         if let Ok(output) = std::process::Command::new("docker")
-            .args(["logs", id])
+            .args(["logs", &id])
             .output()
         {
             logs.push_str(&String::from_utf8_lossy(&output.stdout));
@@ -530,7 +515,8 @@ fn container_logs(deployment: &str) -> String {
     logs
 }
 
-fn remove_containers(deployment: &str) {
+/// The ids of every container of `deployment`, running or not (none when Docker fails).
+fn all_containers(deployment: &str) -> Vec<String> {
     let Ok(output) = std::process::Command::new("docker")
         .args([
             "ps",
@@ -540,12 +526,16 @@ fn remove_containers(deployment: &str) {
         ])
         .output()
     else {
-        return;
+        return Vec::new();
     };
-    let ids: Vec<String> = String::from_utf8_lossy(&output.stdout)
+    String::from_utf8_lossy(&output.stdout)
         .lines()
         .map(str::to_owned)
-        .collect();
+        .collect()
+}
+
+fn remove_containers(deployment: &str) {
+    let ids = all_containers(deployment);
     if !ids.is_empty() {
         let _ = std::process::Command::new("docker")
             .args(["rm", "-f"])

@@ -145,9 +145,7 @@ async fn run(dir: &std::path::Path) -> anyhow::Result<()> {
     // Liquidations still land. The planner's view right after the drop says which accounts to
     // expect liquidated; the wait for them to settle uses no planning code.
     let (liquidations, dead_letters) = chaos::liquidations_land(&p, QUIET).await?;
-    let capture = chaos::stop_and_judge(&mut p).await?;
-    fragment.runtime_s = started.elapsed().as_secs_f64();
-    fragment.figures = Some(report::Figures::Redis(RedisFigures {
+    let figures = report::Figures::Redis(RedisFigures {
         killed_height,
         restart_height,
         down_s: down_for.as_secs_f64(),
@@ -157,11 +155,9 @@ async fn run(dir: &std::path::Path) -> anyhow::Result<()> {
         window,
         accounts_before,
         accounts_after,
-    }));
-    fragment.liquidations = Some(liquidations);
-    fragment.dead_letters = Some(dead_letters);
-    fragment.capture = Some(capture);
-    fragment.write()?;
+    });
+    let landed = (liquidations, dead_letters);
+    chaos::stop_and_report(&mut p, &mut fragment, started, figures, landed).await?;
     eprintln!("Redis restart test done in {:.0} s", fragment.runtime_s);
     p.devnet.shutdown().await;
     Ok(())

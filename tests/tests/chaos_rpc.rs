@@ -30,7 +30,7 @@ use redline_tests::bench::devnet::{self, Devnet};
 use redline_tests::chaos::report::{
     self, BlockWindow, Fragment, RpcOneFigures, RpcPhase, RpcTwoFigures,
 };
-use redline_tests::chaos::{self, BlockRecord, Pipeline, PipelineOptions};
+use redline_tests::chaos::{self, BlockRecord, ChainCheck, Pipeline, PipelineOptions};
 use redline_tests::{ProxyMode, TcpProxy};
 
 const SERVICES: [&str; 3] = ["collector", "health-checker", "liquidator"];
@@ -61,11 +61,8 @@ async fn with_one_endpoint_every_service_waits_out_the_outage_and_recovers() -> 
 
 fn keep_on_failure(dir: tempfile::TempDir, result: &anyhow::Result<()>) {
     if result.is_err() {
-        eprintln!(
-            "manager log, last lines:\n{}",
-            chaos::tail(&dir.path().join("manager.log"), 80)
-        );
-        eprintln!("kept {}", dir.keep().display());
+        let log_path = dir.path().join("manager.log");
+        chaos::keep_for_a_look(dir, &log_path, 80);
     }
 }
 
@@ -91,7 +88,7 @@ fn url(proxy: &TcpProxy) -> String {
 }
 
 /// The worker processes by service, to compare before and after.
-fn processes(p: &Pipeline) -> Vec<(&'static str, Vec<u32>)> {
+fn processes(p: &Pipeline) -> Processes {
     SERVICES.iter().map(|s| (*s, p.workers(s))).collect()
 }
 
@@ -111,11 +108,83 @@ fn same_processes(
     Ok(())
 }
 
+/// Each service's worker processes.
+type Processes = Vec<(&'static str, Vec<u32>)>;
+
+/// Starts the pipeline on `devnet` and waits for it to settle: the pipeline, its chain check,
+/// and each service's processes (checked to be one each).
+async fn start_settled(
+    dir: &std::path::Path,
+    options: PipelineOptions,
+    devnet: Devnet,
+    fragment: &mut Fragment,
+) -> anyhow::Result<(Pipeline, ChainCheck, Processes)> {
+    let mut p = Pipeline::start_on(dir, options, devnet).await?;
+    fragment.setup = Some(p.setup());
+    p.wait_on_time("the pipeline to settle", 0, 4, Duration::from_secs(180))
+        .await?;
+    let chain = p.chain()?;
+    let before = processes(&p);
+    for (service, pids) in &before {
+        anyhow::ensure!(pids.len() == 1, "{} {service} processes", pids.len());
+    }
+    Ok((p, chain, before))
+}
+
 /// Blocks from `after + 1` to the newest recorded one (call it once blocks are on time again):
 /// a block with no record counts as missed.
 fn window_since(p: &Pipeline, after: u64) -> BlockWindow {
     let newest = p.blocks.newest().unwrap_or(after).max(after);
     p.blocks.window(after + 1, newest, BlockRecord::on_time)
+}
+
+/// One endpoint failing while another keeps working.
+struct Failure<'a> {
+    failing: &'a TcpProxy,
+    mode: ProxyMode,
+    working: &'a TcpProxy,
+    /// The failure, for messages: "the first endpoint hung".
+    what: &'static str,
+    /// Where the services' connections must go, for messages: "to the second endpoint".
+    moved: &'static str,
+}
+
+/// Sets off `failure` and waits until blocks are on time again: the phase's figures, once no
+/// service restarted and the working endpoint gained connections.
+async fn fail_over(
+    p: &mut Pipeline,
+    chain: &ChainCheck,
+    before: &[(&'static str, Vec<u32>)],
+    failure: Failure<'_>,
+) -> anyhow::Result<RpcPhase> {
+    let what = failure.what;
+    let working_before = failure.working.connections();
+    failure.failing.set_mode(failure.mode);
+    let at_height = chain.height().await?;
+    let t = Instant::now();
+    p.wait_on_time(
+        &format!("blocks on time with {what}"),
+        at_height,
+        ON_TIME_RUN,
+        Duration::from_secs(180),
+    )
+    .await?;
+    let recovery_s = t.elapsed().as_secs_f64();
+    let window = window_since(p, at_height);
+    same_processes(p, before, &format!("with {what}"))?;
+    let connections_moved = failure.working.connections() - working_before;
+    anyhow::ensure!(
+        connections_moved > 0,
+        "no connection moved {}",
+        failure.moved
+    );
+    Ok(RpcPhase {
+        at_height,
+        connections_moved,
+        on_time_run: ON_TIME_RUN,
+        recovery_s,
+        window,
+    })
 }
 
 async fn two_endpoints(dir: &std::path::Path) -> anyhow::Result<()> {
@@ -130,98 +199,53 @@ async fn two_endpoints(dir: &std::path::Path) -> anyhow::Result<()> {
         manager_args: vec!["--rpc-timeout-ms=2000".to_owned()],
         ..PipelineOptions::default()
     };
-    let mut p = Pipeline::start_on(dir, options, devnet).await?;
-    fragment.setup = Some(p.setup());
-    p.wait_on_time("the pipeline to settle", 0, 4, Duration::from_secs(180))
-        .await?;
-    let chain = p.chain()?;
-    let before = processes(&p);
-    for (service, pids) in &before {
-        anyhow::ensure!(pids.len() == 1, "{} {service} processes", pids.len());
-    }
+    let (mut p, chain, before) = start_settled(dir, options, devnet, &mut fragment).await?;
 
     // The preferred endpoint hangs: connections accepted, never answered.
-    let second_before = second.connections();
-    first.set_mode(ProxyMode::Stalled);
-    let hung_at = chain.height().await?;
-    let t = Instant::now();
-    p.wait_on_time(
-        "blocks on time with the first endpoint hung",
-        hung_at,
-        ON_TIME_RUN,
-        Duration::from_secs(180),
-    )
-    .await?;
-    let hung_recovery = t.elapsed();
-    let hung_window = window_since(&p, hung_at);
-    let missed_hung = hung_window.missed();
-    same_processes(&p, &before, "while the first endpoint hung")?;
-    let second_gained = second.connections() - second_before;
-    anyhow::ensure!(
-        second_gained > 0,
-        "no connection moved to the second endpoint"
-    );
+    let hung = Failure {
+        failing: first,
+        mode: ProxyMode::Stalled,
+        working: second,
+        what: "the first endpoint hung",
+        moved: "to the second endpoint",
+    };
+    let hung = fail_over(&mut p, &chain, &before, hung).await?;
 
     // It comes back, and the second one goes down (connections closed at once).
     first.set_mode(ProxyMode::Open);
-    let first_before = first.connections();
-    second.set_mode(ProxyMode::Down);
-    let down_at = chain.height().await?;
-    let t = Instant::now();
-    p.wait_on_time(
-        "blocks on time with the second endpoint down",
-        down_at,
-        ON_TIME_RUN,
-        Duration::from_secs(180),
-    )
-    .await?;
-    let down_recovery = t.elapsed();
-    let down_window = window_since(&p, down_at);
-    let missed_down = down_window.missed();
-    same_processes(&p, &before, "while the second endpoint was down")?;
-    let first_gained = first.connections() - first_before;
-    anyhow::ensure!(
-        first_gained > 0,
-        "no connection moved back to the first endpoint"
-    );
+    let down = Failure {
+        failing: second,
+        mode: ProxyMode::Down,
+        working: first,
+        what: "the second endpoint down",
+        moved: "back to the first endpoint",
+    };
+    let down = fail_over(&mut p, &chain, &before, down).await?;
 
     let (liquidations, dead_letters) = chaos::liquidations_land(&p, QUIET).await?;
     same_processes(&p, &before, "after the liquidations")?;
     eprintln!(
-        "two endpoints: first hung at height {hung_at}: {second_gained} connections to the second, {ON_TIME_RUN} blocks on time in a row after {:.1} s, \
-         {missed_hung} blocks missed ({}); second down at {down_at}: {first_gained} connections back to the first, on time after {:.1} s, \
-         {missed_down} missed ({}); then {:?} liquidatable accounts, {} liquidations, none twice in a block; \
+        "two endpoints: first hung at height {}: {} connections to the second, {ON_TIME_RUN} blocks on time in a row after {:.1} s, \
+         {} blocks missed ({}); second down at {}: {} connections back to the first, on time after {:.1} s, \
+         {} missed ({}); then {:?} liquidatable accounts, {} liquidations, none twice in a block; \
          no service restarted; {:.0} s",
-        hung_recovery.as_secs_f64(),
-        hung_window.describe(),
-        down_recovery.as_secs_f64(),
-        down_window.describe(),
+        hung.at_height,
+        hung.connections_moved,
+        hung.recovery_s,
+        hung.window.missed(),
+        hung.window.describe(),
+        down.at_height,
+        down.connections_moved,
+        down.recovery_s,
+        down.window.missed(),
+        down.window.describe(),
         liquidations.expected,
         liquidations.total,
         started.elapsed().as_secs_f64()
     );
-    let capture = chaos::stop_and_judge(&mut p).await?;
-    fragment.runtime_s = started.elapsed().as_secs_f64();
-    fragment.figures = Some(report::Figures::RpcTwo(RpcTwoFigures {
-        hung: RpcPhase {
-            at_height: hung_at,
-            connections_moved: second_gained,
-            on_time_run: ON_TIME_RUN,
-            recovery_s: hung_recovery.as_secs_f64(),
-            window: hung_window,
-        },
-        down: RpcPhase {
-            at_height: down_at,
-            connections_moved: first_gained,
-            on_time_run: ON_TIME_RUN,
-            recovery_s: down_recovery.as_secs_f64(),
-            window: down_window,
-        },
-    }));
-    fragment.liquidations = Some(liquidations);
-    fragment.dead_letters = Some(dead_letters);
-    fragment.capture = Some(capture);
-    fragment.write()?;
+    let figures = report::Figures::RpcTwo(RpcTwoFigures { hung, down });
+    let landed = (liquidations, dead_letters);
+    chaos::stop_and_report(&mut p, &mut fragment, started, figures, landed).await?;
     Ok(())
 }
 
@@ -234,15 +258,7 @@ async fn one_endpoint(dir: &std::path::Path) -> anyhow::Result<()> {
         rpc: vec![url(only)],
         ..PipelineOptions::default()
     };
-    let mut p = Pipeline::start_on(dir, options, devnet).await?;
-    fragment.setup = Some(p.setup());
-    p.wait_on_time("the pipeline to settle", 0, 4, Duration::from_secs(180))
-        .await?;
-    let chain = p.chain()?;
-    let before = processes(&p);
-    for (service, pids) in &before {
-        anyhow::ensure!(pids.len() == 1, "{} {service} processes", pids.len());
-    }
+    let (mut p, chain, before) = start_settled(dir, options, devnet, &mut fragment).await?;
 
     // Down for ten blocks (the test's own client talks to the devnet directly).
     let log_before = p.log().lines().count();
@@ -288,9 +304,7 @@ async fn one_endpoint(dir: &std::path::Path) -> anyhow::Result<()> {
         liquidations.total,
         started.elapsed().as_secs_f64()
     );
-    let capture = chaos::stop_and_judge(&mut p).await?;
-    fragment.runtime_s = started.elapsed().as_secs_f64();
-    fragment.figures = Some(report::Figures::RpcOne(RpcOneFigures {
+    let figures = report::Figures::RpcOne(RpcOneFigures {
         down_at,
         back_at,
         outage_blocks,
@@ -298,10 +312,8 @@ async fn one_endpoint(dir: &std::path::Path) -> anyhow::Result<()> {
         on_time_run: ON_TIME_RUN,
         recovery_s: recovery.as_secs_f64(),
         window,
-    }));
-    fragment.liquidations = Some(liquidations);
-    fragment.dead_letters = Some(dead_letters);
-    fragment.capture = Some(capture);
-    fragment.write()?;
+    });
+    let landed = (liquidations, dead_letters);
+    chaos::stop_and_report(&mut p, &mut fragment, started, figures, landed).await?;
     Ok(())
 }

@@ -233,12 +233,6 @@ async fn chromium(profile: &Path, args: &[String], url: &str) -> anyhow::Result<
     Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
-fn tail(path: &Path, lines: usize) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let all: Vec<&str> = text.lines().collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dashboard_shows_the_pipeline_and_liquidations_are_notified() -> anyhow::Result<()> {
     let bin = bin_dir(&SERVICES)?;
@@ -246,13 +240,7 @@ async fn dashboard_shows_the_pipeline_and_liquidations_are_notified() -> anyhow:
     let log_path = dir.path().join("manager.log");
     let result = run(&bin, dir.path(), &log_path).await;
     if result.is_err() {
-        eprintln!(
-            "manager log ({}), last lines:\n{}",
-            log_path.display(),
-            tail(&log_path, 60)
-        );
-        let kept = dir.keep();
-        eprintln!("kept {}", kept.display());
+        redline_tests::chaos::keep_for_a_look(dir, &log_path, 60);
     }
     result
 }
@@ -267,8 +255,8 @@ async fn run(bin: &Path, dir: &Path, log_path: &Path) -> anyhow::Result<()> {
     let csv_path = dir.join("liquidations.csv");
     let metrics_addr = format!("127.0.0.1:{}", free_port()?);
     let dashboard_addr = format!("127.0.0.1:{}", free_port()?);
-    let log = std::fs::File::create(log_path)?;
-    let mut manager = tokio::process::Command::new(bin.join("manager"))
+    let mut command = tokio::process::Command::new(bin.join("manager"));
+    command
         .args(["--manifest", &manifest_path.display().to_string()])
         .args(["--redis-url", &redis_server.url()])
         .args(["--queue-prefix", PREFIX, "--index-prefix", PREFIX])
@@ -302,13 +290,8 @@ async fn run(bin: &Path, dir: &Path, log_path: &Path) -> anyhow::Result<()> {
             "--collector-arg=--reconcile-every-blocks=0",
             "--collector-arg=--no-progress-bar",
         ])
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log)
-        .kill_on_drop(true)
-        .spawn()
-        .context("starting the manager")?;
+        .env_remove("RUST_LOG");
+    let mut manager = redline_tests::spawn_logged(&mut command, log_path, "the manager")?;
 
     let client = redis::Client::open(redis_server.url())?;
     let mut conn = RedisConn::Standalone(client.get_connection_manager().await?);

@@ -6,17 +6,14 @@ use std::time::Duration;
 use cosmrs::bank::MsgSend;
 use cosmrs::cosmwasm::MsgExecuteContract;
 use cosmrs::crypto::secp256k1::SigningKey;
-use cosmrs::proto::cosmos::auth::v1beta1::{
-    BaseAccount, QueryAccountRequest, QueryAccountResponse,
-};
 use cosmrs::proto::cosmos::bank::v1beta1::{QueryBalanceRequest, QueryBalanceResponse};
 use cosmrs::proto::cosmos::base::query::v1beta1::PageRequest;
 use cosmrs::proto::cosmos::tx::v1beta1::{SimulateRequest, SimulateResponse};
 use cosmrs::proto::cosmwasm::wasm::v1::{
     QueryAllContractStateRequest, QueryAllContractStateResponse, QueryRawContractStateRequest,
-    QueryRawContractStateResponse, QuerySmartContractStateRequest, QuerySmartContractStateResponse,
+    QueryRawContractStateResponse,
 };
-use cosmrs::tx::{Fee, Msg, SignDoc, SignerInfo};
+use cosmrs::tx::Msg;
 use cosmrs::{AccountId, Any};
 use cosmwasm_std::{
     to_json_binary, Binary, Deps, DepsMut, Env, MessageInfo, Response, StdError, StdResult,
@@ -27,6 +24,7 @@ use futures::StreamExt;
 use prost::Message;
 use redline_devnet::chain::ChainConfig;
 use redline_devnet::rpc::{self, NodeConfig, NodeHandle};
+use redline_tests::abci::{self, TxParams};
 use serde::{Deserialize, Serialize};
 use tendermint_rpc::event::EventData;
 use tendermint_rpc::query::EventType;
@@ -171,34 +169,8 @@ async fn start_node_with_blocks_every(block_time: Duration) -> TestNode {
     }
 }
 
-async fn wait_for_height(http: &HttpClient, height: u64) {
-    for _ in 0..100 {
-        let status = http.status().await.unwrap();
-        if status.sync_info.latest_block_height.value() >= height {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("height {height} not reached");
-}
-
-async fn abci<Req: Message, Resp: Message + Default>(
-    http: &HttpClient,
-    path: &str,
-    req: Req,
-) -> Result<Resp, (u32, String)> {
-    let answer = http
-        .abci_query(Some(path.to_string()), req.encode_to_vec(), None, false)
-        .await
-        .unwrap();
-    if answer.code.is_err() {
-        return Err((answer.code.value(), answer.log));
-    }
-    Ok(Resp::decode(answer.value.as_slice()).unwrap())
-}
-
 async fn balance(http: &HttpClient, address: &AccountId, denom: &str) -> u128 {
-    let resp: QueryBalanceResponse = abci(
+    let (_, resp): (u64, QueryBalanceResponse) = abci::query(
         http,
         "/cosmos.bank.v1beta1.Query/Balance",
         QueryBalanceRequest {
@@ -211,47 +183,8 @@ async fn balance(http: &HttpClient, address: &AccountId, denom: &str) -> u128 {
     resp.balance.unwrap().amount.parse().unwrap()
 }
 
-async fn account(http: &HttpClient, address: &AccountId) -> BaseAccount {
-    let resp: QueryAccountResponse = abci(
-        http,
-        "/cosmos.auth.v1beta1.Query/Account",
-        QueryAccountRequest {
-            address: address.to_string(),
-        },
-    )
-    .await
-    .unwrap();
-    let any = resp.account.unwrap();
-    assert_eq!(any.type_url, "/cosmos.auth.v1beta1.BaseAccount");
-    BaseAccount::decode(any.value.as_slice()).unwrap()
-}
-
-struct TxParams {
-    account_number: u64,
-    sequence: u64,
-    fee_amount: u128,
-    gas_limit: u64,
-    chain_id: String,
-}
-
 fn sign(wallet: &Wallet, msgs: Vec<Any>, params: &TxParams) -> Vec<u8> {
-    let body = cosmrs::tx::Body::new(msgs, "redline test", 0u32);
-    let auth_info = SignerInfo::single_direct(Some(wallet.key.public_key()), params.sequence)
-        .auth_info(Fee::from_amount_and_gas(
-            cosmrs::Coin {
-                denom: "uosmo".parse().unwrap(),
-                amount: params.fee_amount,
-            },
-            params.gas_limit,
-        ));
-    let sign_doc = SignDoc::new(
-        &body,
-        &auth_info,
-        &params.chain_id.parse().unwrap(),
-        params.account_number,
-    )
-    .unwrap();
-    sign_doc.sign(&wallet.key).unwrap().to_bytes().unwrap()
+    abci::sign(&wallet.key, msgs, params)
 }
 
 /// Signs `msgs` with `signer`'s current account number and sequence and waits for the block.
@@ -290,14 +223,48 @@ fn execute_msg(sender: &Wallet, contract: AccountId, msg: &impl Serialize) -> An
 }
 
 async fn params_for(http: &HttpClient, wallet: &Wallet) -> TxParams {
-    let acc = account(http, &wallet.address).await;
+    let acc = abci::account(http, &wallet.address).await;
     TxParams {
         account_number: acc.account_number,
         sequence: acc.sequence,
         fee_amount: 5_000,
         gas_limit: 200_000,
         chain_id: CHAIN_ID.into(),
+        memo: "redline test".into(),
     }
+}
+
+/// A send of `amount` uatom from `from` to `to`, signed under `params`, broadcast (sync).
+async fn broadcast_send(
+    http: &HttpClient,
+    from: &Wallet,
+    to: &AccountId,
+    amount: u128,
+    params: &TxParams,
+) -> tendermint_rpc::endpoint::broadcast::tx_sync::Response {
+    http.broadcast_tx_sync(sign(from, vec![send_msg(from, to, amount)], params))
+        .await
+        .unwrap()
+}
+
+/// The contract's smart query `msg`: its raw JSON answer, or the code and log of a refusal.
+async fn smart_query(t: &TestNode, msg: &QueryMsg) -> Result<Vec<u8>, (u32, String)> {
+    let (_, data) = abci::smart_raw(&t.http, &t.contract, msg).await?;
+    Ok(data)
+}
+
+/// One page of the whole state of the contract at `address`.
+async fn state_page(
+    http: &HttpClient,
+    address: String,
+    pagination: Option<PageRequest>,
+) -> Result<QueryAllContractStateResponse, (u32, String)> {
+    let request = QueryAllContractStateRequest {
+        address,
+        pagination,
+    };
+    let (_, page) = abci::query(http, "/cosmwasm.wasm.v1.Query/AllContractState", request).await?;
+    Ok(page)
 }
 
 fn send_msg(from: &Wallet, to: &AccountId, amount: u128) -> Any {
@@ -335,7 +302,7 @@ async fn node_status_block_and_balance_query() {
     assert_eq!(status.node_info.network.as_str(), CHAIN_ID);
     assert!(status.node_info.version.to_string().starts_with("0.38."));
     assert!(!status.sync_info.catching_up);
-    wait_for_height(&t.http, 2).await;
+    abci::wait_for_height(&t.http, 2, Duration::from_secs(5)).await;
 
     let latest = t.http.latest_block().await.unwrap();
     let h = latest.block.header.height.value();
@@ -402,7 +369,7 @@ async fn node_signed_send_moves_coins_and_bumps_sequence() {
         balance(&t.http, &alice.address, "uosmo").await,
         1_000_000_000 - 5_000
     );
-    let acc = account(&t.http, &alice.address).await;
+    let acc = abci::account(&t.http, &alice.address).await;
     assert_eq!(acc.sequence, 1);
     assert!(acc.pub_key.is_some());
 
@@ -413,15 +380,13 @@ async fn node_signed_send_moves_coins_and_bumps_sequence() {
 
     // Two txs from one account in one block: the mempool tracks sequences.
     let mut next = params_for(&t.http, &alice).await;
-    let first = sign(&alice, vec![send_msg(&alice, &bob.address, 1)], &next);
+    let a = broadcast_send(&t.http, &alice, &bob.address, 1, &next).await;
     next.sequence += 1;
-    let second = sign(&alice, vec![send_msg(&alice, &bob.address, 2)], &next);
-    let a = t.http.broadcast_tx_sync(first).await.unwrap();
-    let b = t.http.broadcast_tx_sync(second).await.unwrap();
+    let b = broadcast_send(&t.http, &alice, &bob.address, 2, &next).await;
     assert!(a.code.is_ok() && b.code.is_ok(), "{a:?} {b:?}");
     let b_result = wait_for_tx(&t.http, b.hash).await;
     assert!(b_result.tx_result.code.is_ok());
-    assert_eq!(account(&t.http, &alice.address).await.sequence, 3);
+    assert_eq!(abci::account(&t.http, &alice.address).await.sequence, 3);
     t.node.shutdown().await;
 }
 
@@ -434,8 +399,7 @@ async fn node_rejects_wrong_sequence_bad_signature_poor_payer_and_low_gas() {
 
     // Wrong sequence: 32.
     params.sequence = 7;
-    let tx = sign(&alice, vec![send_msg(&alice, &bob.address, 1)], &params);
-    let answer = t.http.broadcast_tx_sync(tx).await.unwrap();
+    let answer = broadcast_send(&t.http, &alice, &bob.address, 1, &params).await;
     assert_eq!(answer.code.value(), 32, "{answer:?}");
     assert_eq!(answer.codespace, "sdk");
     assert!(
@@ -452,12 +416,7 @@ async fn node_rejects_wrong_sequence_bad_signature_poor_payer_and_low_gas() {
         chain_id: "other-chain".into(),
         ..params_for(&t.http, &alice).await
     };
-    let tx = sign(
-        &alice,
-        vec![send_msg(&alice, &bob.address, 1)],
-        &wrong_chain,
-    );
-    let answer = t.http.broadcast_tx_sync(tx).await.unwrap();
+    let answer = broadcast_send(&t.http, &alice, &bob.address, 1, &wrong_chain).await;
     assert_eq!(answer.code.value(), 4, "{answer:?}");
     assert!(
         answer.log.contains("signature verification failed"),
@@ -474,34 +433,21 @@ async fn node_rejects_wrong_sequence_bad_signature_poor_payer_and_low_gas() {
     let poor = wallet(9);
     let mut poor_params = params_for(&t.http, &poor).await;
     poor_params.fee_amount = 50_000;
-    let tx = sign(&poor, vec![send_msg(&poor, &bob.address, 1)], &poor_params);
-    let answer = t.http.broadcast_tx_sync(tx).await.unwrap();
+    let answer = broadcast_send(&t.http, &poor, &bob.address, 1, &poor_params).await;
     assert_eq!(answer.code.value(), 5, "{answer:?}");
     assert!(answer.log.contains("insufficient funds"), "{}", answer.log);
 
     // Fee below the minimum gas price: 13.
     let mut cheap = params_for(&t.http, &alice).await;
     cheap.fee_amount = 1;
-    let answer = t
-        .http
-        .broadcast_tx_sync(sign(
-            &alice,
-            vec![send_msg(&alice, &bob.address, 1)],
-            &cheap,
-        ))
-        .await
-        .unwrap();
+    let answer = broadcast_send(&t.http, &alice, &bob.address, 1, &cheap).await;
     assert_eq!(answer.code.value(), 13, "{answer:?}");
 
     // Gas limit below what the tx size alone costs: rejected at CheckTx with 11.
     let mut tiny = params_for(&t.http, &alice).await;
     tiny.gas_limit = 1_000;
     tiny.fee_amount = 25;
-    let answer = t
-        .http
-        .broadcast_tx_sync(sign(&alice, vec![send_msg(&alice, &bob.address, 1)], &tiny))
-        .await
-        .unwrap();
+    let answer = broadcast_send(&t.http, &alice, &bob.address, 1, &tiny).await;
     assert_eq!(answer.code.value(), 11, "{answer:?}");
 
     // Gas limit one below what the tx needs: admitted, fails in the block with 11, fee paid,
@@ -530,7 +476,7 @@ async fn node_rejects_wrong_sequence_bad_signature_poor_payer_and_low_gas() {
         balance(&t.http, &alice.address, "uatom").await,
         uatom_before
     );
-    assert_eq!(account(&t.http, &alice.address).await.sequence, 1);
+    assert_eq!(abci::account(&t.http, &alice.address).await.sequence, 1);
     t.node.shutdown().await;
 }
 
@@ -550,22 +496,13 @@ async fn simulate_at(
 ) -> Result<SimulateResponse, (u32, String)> {
     let mut params = params_for(http, wallet).await;
     params.sequence = sequence;
-    let body = cosmrs::tx::Body::new(msgs, "redline test", 0u32);
-    let auth_info = SignerInfo::single_direct(Some(wallet.key.public_key()), params.sequence)
-        .auth_info(Fee::from_amount_and_gas(
-            cosmrs::Coin {
-                denom: "uosmo".parse().unwrap(),
-                amount: params.fee_amount,
-            },
-            params.gas_limit,
-        ));
     // An unsigned tx, as clients simulate: one empty signature.
     let raw = cosmrs::proto::cosmos::tx::v1beta1::TxRaw {
-        body_bytes: body.into_bytes().unwrap(),
-        auth_info_bytes: auth_info.into_bytes().unwrap(),
+        body_bytes: abci::body(msgs, &params).into_bytes().unwrap(),
+        auth_info_bytes: abci::auth_info(&wallet.key, &params).into_bytes().unwrap(),
         signatures: vec![vec![]],
     };
-    abci(
+    let (_, simulated) = abci::query(
         http,
         "/cosmos.tx.v1beta1.Service/Simulate",
         SimulateRequest {
@@ -573,7 +510,8 @@ async fn simulate_at(
             ..Default::default()
         },
     )
-    .await
+    .await?;
+    Ok(simulated)
 }
 
 #[tokio::test]
@@ -586,15 +524,7 @@ async fn node_simulation_sees_txs_waiting_in_the_mempool() {
     let params = params_for(&t.http, &alice).await;
     let committed = params.sequence;
     let height = t.http.status().await.unwrap().sync_info.latest_block_height;
-    let first = t
-        .http
-        .broadcast_tx_sync(sign(
-            &alice,
-            vec![send_msg(&alice, &bob.address, 1)],
-            &params,
-        ))
-        .await
-        .unwrap();
+    let first = broadcast_send(&t.http, &alice, &bob.address, 1, &params).await;
     assert!(first.code.is_ok(), "{first:?}");
 
     // As in the SDK, simulation runs on the CheckTx state: the next sequence is the one after
@@ -622,7 +552,10 @@ async fn node_simulation_sees_txs_waiting_in_the_mempool() {
         "{log}"
     );
     // Nothing was committed meanwhile: the answers above came from the mempool's view.
-    assert_eq!(account(&t.http, &alice.address).await.sequence, committed);
+    assert_eq!(
+        abci::account(&t.http, &alice.address).await.sequence,
+        committed
+    );
     assert_eq!(
         t.http.status().await.unwrap().sync_info.latest_block_height,
         height
@@ -630,15 +563,7 @@ async fn node_simulation_sees_txs_waiting_in_the_mempool() {
 
     let mut second_params = params_for(&t.http, &alice).await;
     second_params.sequence = committed + 1;
-    let second = t
-        .http
-        .broadcast_tx_sync(sign(
-            &alice,
-            vec![send_msg(&alice, &bob.address, 2)],
-            &second_params,
-        ))
-        .await
-        .unwrap();
+    let second = broadcast_send(&t.http, &alice, &bob.address, 2, &second_params).await;
     assert!(second.code.is_ok(), "{second:?}");
     let (a, b) = (
         wait_for_tx(&t.http, first.hash).await,
@@ -648,7 +573,7 @@ async fn node_simulation_sees_txs_waiting_in_the_mempool() {
     assert_eq!(a.height, b.height, "both txs in the next block");
     assert!(a.index < b.index);
     assert_eq!(
-        account(&t.http, &alice.address).await.sequence,
+        abci::account(&t.http, &alice.address).await.sequence,
         committed + 2
     );
     t.node.shutdown().await;
@@ -676,7 +601,7 @@ async fn node_simulation_predicts_delivery_gas_and_contract_errors_surface() {
         result.events
     );
     // Simulation wrote nothing.
-    let raw: QueryRawContractStateResponse = abci(
+    let (_, raw): (u64, QueryRawContractStateResponse) = abci::query(
         &t.http,
         "/cosmwasm.wasm.v1.Query/RawContractState",
         QueryRawContractStateRequest {
@@ -704,17 +629,10 @@ async fn node_simulation_predicts_delivery_gas_and_contract_errors_surface() {
     assert_eq!(wasm.attributes[0].key_str().unwrap(), "_contract_address");
     assert_eq!(wasm.attributes[0].value_str().unwrap(), t.contract);
 
-    let smart: QuerySmartContractStateResponse = abci(
-        &t.http,
-        "/cosmwasm.wasm.v1.Query/SmartContractState",
-        QuerySmartContractStateRequest {
-            address: t.contract.clone(),
-            query_data: serde_json::to_vec(&QueryMsg::Get { key: 9_999 }).unwrap(),
-        },
-    )
-    .await
-    .unwrap();
-    assert_eq!(smart.data, br#""hello""#);
+    let smart = smart_query(&t, &QueryMsg::Get { key: 9_999 })
+        .await
+        .unwrap();
+    assert_eq!(smart, br#""hello""#);
 
     // A contract error: code 5 in codespace wasm, with the contract's message.
     let fail = execute_msg(
@@ -728,15 +646,10 @@ async fn node_simulation_predicts_delivery_gas_and_contract_errors_surface() {
     assert_tx_failed(&committed, 5, "health factor would drop");
     assert_eq!(committed.tx_result.codespace, "wasm");
     // A failing query: non-zero code with the contract's message.
-    let err = abci::<_, QuerySmartContractStateResponse>(
-        &t.http,
-        "/cosmwasm.wasm.v1.Query/SmartContractState",
-        QuerySmartContractStateRequest {
-            address: t.contract.clone(),
-            query_data: serde_json::to_vec(&QueryMsg::Fail {
-                reason: "no such market".into(),
-            })
-            .unwrap(),
+    let err = smart_query(
+        &t,
+        &QueryMsg::Fail {
+            reason: "no such market".into(),
         },
     )
     .await
@@ -759,17 +672,14 @@ async fn node_all_contract_state_pages_cover_every_key_once() {
     let mut seen = Vec::new();
     let mut next_key = Vec::new();
     loop {
-        let page: QueryAllContractStateResponse = abci(
+        let page = state_page(
             &t.http,
-            "/cosmwasm.wasm.v1.Query/AllContractState",
-            QueryAllContractStateRequest {
-                address: t.contract.clone(),
-                pagination: Some(PageRequest {
-                    key: next_key.clone(),
-                    limit: 50,
-                    ..Default::default()
-                }),
-            },
+            t.contract.clone(),
+            Some(PageRequest {
+                key: next_key.clone(),
+                limit: 50,
+                ..Default::default()
+            }),
         )
         .await
         .unwrap();
@@ -794,18 +704,15 @@ async fn node_all_contract_state_pages_cover_every_key_once() {
     let mut by_offset = Vec::new();
     let mut offset = 0;
     loop {
-        let page: QueryAllContractStateResponse = abci(
+        let page = state_page(
             &t.http,
-            "/cosmwasm.wasm.v1.Query/AllContractState",
-            QueryAllContractStateRequest {
-                address: t.contract.clone(),
-                pagination: Some(PageRequest {
-                    offset,
-                    limit: 100,
-                    count_total: true,
-                    ..Default::default()
-                }),
-            },
+            t.contract.clone(),
+            Some(PageRequest {
+                offset,
+                limit: 100,
+                count_total: true,
+                ..Default::default()
+            }),
         )
         .await
         .unwrap();
@@ -820,16 +727,9 @@ async fn node_all_contract_state_pages_cover_every_key_once() {
     assert_eq!(by_offset, seen);
 
     // Unknown contract: a proper error, not a panic.
-    let err = abci::<_, QueryAllContractStateResponse>(
-        &t.http,
-        "/cosmwasm.wasm.v1.Query/AllContractState",
-        QueryAllContractStateRequest {
-            address: wallet(1).address.to_string(),
-            pagination: None,
-        },
-    )
-    .await
-    .unwrap_err();
+    let err = state_page(&t.http, wallet(1).address.to_string(), None)
+        .await
+        .unwrap_err();
     assert!(err.0 != 0, "{err:?}");
     t.node.shutdown().await;
 }
@@ -864,15 +764,7 @@ async fn node_websocket_streams_consecutive_blocks_and_txs() {
     let mut txs = client.subscribe(EventType::Tx.into()).await.unwrap();
     let alice = wallet(6);
     let params = params_for(&t.http, &alice).await;
-    let sent = t
-        .http
-        .broadcast_tx_sync(sign(
-            &alice,
-            vec![send_msg(&alice, &wallet(1).address, 7)],
-            &params,
-        ))
-        .await
-        .unwrap();
+    let sent = broadcast_send(&t.http, &alice, &wallet(1).address, 7, &params).await;
     assert!(sent.code.is_ok());
     let event = tokio::time::timeout(Duration::from_secs(5), txs.next())
         .await
@@ -895,50 +787,35 @@ async fn node_websocket_streams_consecutive_blocks_and_txs() {
     t.node.shutdown().await;
 }
 
-async fn raw_post(addr: std::net::SocketAddr, body: &str) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let request = format!(
-        "POST / HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.unwrap();
-    response
-}
-
 #[tokio::test]
 async fn node_garbage_requests_get_json_rpc_errors() {
     let t = start_node().await;
-    let addr = t.node.addr();
-    let response = raw_post(addr, "{not json").await;
-    assert!(response.contains("-32700"), "{response}");
-    let response = raw_post(
-        addr,
-        r#"{"jsonrpc":"2.0","id":1,"method":"no_such_method","params":{}}"#,
-    )
-    .await;
-    assert!(response.contains("-32601"), "{response}");
-    let response = raw_post(
-        addr,
-        r#"{"jsonrpc":"2.0","id":2,"method":"block","params":{"height":"abc"}}"#,
-    )
-    .await;
-    assert!(response.contains("-32602"), "{response}");
-    let response = raw_post(
-        addr,
-        r#"{"jsonrpc":"2.0","id":3,"method":"broadcast_tx_sync","params":{"tx":"AAAA"}}"#,
-    )
-    .await;
-    assert!(response.contains(r#""code":2"#), "{response}");
-    let response = raw_post(
-        addr,
-        r#"{"jsonrpc":"2.0","id":4,"method":"abci_query","params":{"path":"/nope","data":"zz"}}"#,
-    )
-    .await;
-    assert!(response.contains("-32602"), "{response}");
-    let response = raw_post(addr, r#"[{"jsonrpc":"2.0","id":5,"method":"health"},{"jsonrpc":"2.0","id":6,"method":"abci_query","params":{"path":"/nope","data":""}}]"#).await;
+    let addr = t.node.addr().to_string();
+    // Each request and the error code its answer must carry.
+    let refused = [
+        ("{not json", "-32700"),
+        (
+            r#"{"jsonrpc":"2.0","id":1,"method":"no_such_method","params":{}}"#,
+            "-32601",
+        ),
+        (
+            r#"{"jsonrpc":"2.0","id":2,"method":"block","params":{"height":"abc"}}"#,
+            "-32602",
+        ),
+        (
+            r#"{"jsonrpc":"2.0","id":3,"method":"broadcast_tx_sync","params":{"tx":"AAAA"}}"#,
+            r#""code":2"#,
+        ),
+        (
+            r#"{"jsonrpc":"2.0","id":4,"method":"abci_query","params":{"path":"/nope","data":"zz"}}"#,
+            "-32602",
+        ),
+    ];
+    for (request, code) in refused {
+        let response = abci::raw_post(&addr, "/", request).await;
+        assert!(response.contains(code), "{request}: {response}");
+    }
+    let response = abci::raw_post(&addr, "/", r#"[{"jsonrpc":"2.0","id":5,"method":"health"},{"jsonrpc":"2.0","id":6,"method":"abci_query","params":{"path":"/nope","data":""}}]"#).await;
     assert!(
         response.contains(r#""id":5"#) && response.contains(r#""code":6"#),
         "{response}"
@@ -966,16 +843,7 @@ async fn node_survives_contract_panics() {
     let panic_msg = execute_msg(&alice, t.contract.parse().unwrap(), &ExecMsg::Panic {});
     let committed = commit(&t.http, &alice, vec![panic_msg]).await;
     assert_tx_failed(&committed, 111222, "contract bug");
-    let err = abci::<_, QuerySmartContractStateResponse>(
-        &t.http,
-        "/cosmwasm.wasm.v1.Query/SmartContractState",
-        QuerySmartContractStateRequest {
-            address: t.contract.clone(),
-            query_data: serde_json::to_vec(&QueryMsg::Panic {}).unwrap(),
-        },
-    )
-    .await
-    .unwrap_err();
+    let err = smart_query(&t, &QueryMsg::Panic {}).await.unwrap_err();
     assert_eq!(err.0, 111222, "{err:?}");
     // Blocks keep coming and txs still work.
     let height = t
@@ -986,7 +854,7 @@ async fn node_survives_contract_panics() {
         .sync_info
         .latest_block_height
         .value();
-    wait_for_height(&t.http, height + 2).await;
+    abci::wait_for_height(&t.http, height + 2, Duration::from_secs(5)).await;
     let params = params_for(&t.http, &alice).await;
     assert_eq!(params.sequence, 1);
     let ok = t

@@ -7,69 +7,18 @@ use std::time::Duration;
 
 use cosmrs::cosmwasm::MsgExecuteContract;
 use cosmrs::crypto::secp256k1::SigningKey;
-use cosmrs::proto::cosmos::auth::v1beta1::{
-    BaseAccount, QueryAccountRequest, QueryAccountResponse,
-};
-use cosmrs::proto::cosmwasm::wasm::v1::{
-    QuerySmartContractStateRequest, QuerySmartContractStateResponse,
-};
-use cosmrs::tx::{Fee, Msg, SignDoc, SignerInfo};
+use cosmrs::tx::Msg;
 use cosmrs::AccountId;
 use cosmwasm_std::{Decimal, Uint128};
 use mars::msg::{oracle, red_bank};
 use mars::types::UserHealthStatus;
-use prost::Message;
 use redline_devnet::chain::{ChainConfig, PriceMove, PriceTrigger};
 use redline_devnet::rpc::NodeConfig;
 use redline_devnet::scenario::{self, ScenarioConfig};
-use serde::de::DeserializeOwned;
+use redline_tests::abci::{self, smart, TxParams};
 use tendermint_rpc::{Client, HttpClient};
 
 const CHAIN_ID: &str = "devnet-scenario";
-
-async fn smart<T: DeserializeOwned>(
-    http: &HttpClient,
-    contract: &str,
-    msg: &impl serde::Serialize,
-) -> T {
-    let req = QuerySmartContractStateRequest {
-        address: contract.to_string(),
-        query_data: serde_json::to_vec(msg).unwrap(),
-    };
-    let answer = http
-        .abci_query(
-            Some("/cosmwasm.wasm.v1.Query/SmartContractState".into()),
-            req.encode_to_vec(),
-            None,
-            false,
-        )
-        .await
-        .unwrap();
-    assert!(answer.code.is_ok(), "{}", answer.log);
-    let resp = QuerySmartContractStateResponse::decode(answer.value.as_slice()).unwrap();
-    serde_json::from_slice(&resp.data).unwrap()
-}
-
-async fn account(http: &HttpClient, address: &AccountId) -> BaseAccount {
-    let answer = http
-        .abci_query(
-            Some("/cosmos.auth.v1beta1.Query/Account".into()),
-            QueryAccountRequest {
-                address: address.to_string(),
-            }
-            .encode_to_vec(),
-            None,
-            false,
-        )
-        .await
-        .unwrap();
-    assert!(answer.code.is_ok(), "{}", answer.log);
-    let any = QueryAccountResponse::decode(answer.value.as_slice())
-        .unwrap()
-        .account
-        .unwrap();
-    BaseAccount::decode(any.value.as_slice()).unwrap()
-}
 
 async fn execute(
     http: &HttpClient,
@@ -79,7 +28,7 @@ async fn execute(
     funds: Vec<(u128, &str)>,
 ) -> tendermint_rpc::endpoint::broadcast::tx_commit::Response {
     let sender = key.public_key().account_id("osmo").unwrap();
-    let acc = account(http, &sender).await;
+    let acc = abci::account(http, &sender).await;
     let msg = MsgExecuteContract {
         sender,
         contract: contract.parse().unwrap(),
@@ -94,65 +43,80 @@ async fn execute(
     }
     .to_any()
     .unwrap();
-    let body = cosmrs::tx::Body::new(vec![msg], "", 0u32);
-    let auth_info = SignerInfo::single_direct(Some(key.public_key()), acc.sequence).auth_info(
-        Fee::from_amount_and_gas(
-            cosmrs::Coin {
-                denom: "uosmo".parse().unwrap(),
-                amount: 25_000,
-            },
-            1_000_000u64,
-        ),
-    );
-    let tx = SignDoc::new(
-        &body,
-        &auth_info,
-        &CHAIN_ID.parse().unwrap(),
-        acc.account_number,
-    )
-    .unwrap()
-    .sign(key)
-    .unwrap()
-    .to_bytes()
-    .unwrap();
-    http.broadcast_tx_commit(tx).await.unwrap()
+    let params = TxParams {
+        account_number: acc.account_number,
+        sequence: acc.sequence,
+        fee_amount: 25_000,
+        gas_limit: 1_000_000,
+        chain_id: CHAIN_ID.into(),
+        memo: String::new(),
+    };
+    http.broadcast_tx_commit(abci::sign(key, vec![msg], &params))
+        .await
+        .unwrap()
 }
 
 async fn wait_for_height(http: &HttpClient, height: u64) {
-    for _ in 0..200 {
-        if http
-            .status()
-            .await
-            .unwrap()
-            .sync_info
-            .latest_block_height
-            .value()
-            >= height
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("height {height} not reached");
+    abci::wait_for_height(http, height, Duration::from_secs(10)).await
 }
 
+/// POSTs `body` to `url`: the status and the body of the answer.
 async fn post(url: &str, body: &str) -> (u16, String) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let rest = url.strip_prefix("http://").unwrap();
     let (authority, path) = rest.split_at(rest.find('/').unwrap());
-    let mut stream = tokio::net::TcpStream::connect(authority).await.unwrap();
-    let request = format!(
-        "POST {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.unwrap();
+    let response = abci::raw_post(authority, path, body).await;
     let status = response.split_whitespace().nth(1).unwrap().parse().unwrap();
     (
         status,
         response.split_once("\r\n\r\n").unwrap().1.to_string(),
     )
+}
+
+/// The price the oracle answers for `denom`.
+async fn price(http: &HttpClient, oracle: &str, denom: &str) -> Decimal {
+    let query = oracle::QueryMsg::Price {
+        denom: denom.into(),
+        kind: None,
+    };
+    smart::<oracle::PriceResponse>(http, oracle, &query)
+        .await
+        .price
+}
+
+/// `user`'s collateral of `denom` on the Red Bank.
+async fn collateral(http: &HttpClient, red_bank: &str, user: &AccountId, denom: &str) -> u128 {
+    let query = red_bank::QueryMsg::UserCollaterals {
+        user: user.to_string(),
+        account_id: None,
+        start_after: None,
+        limit: None,
+    };
+    let collaterals: Vec<red_bank::UserCollateralResponse> = smart(http, red_bank, &query).await;
+    collateral_amount(&collaterals, denom).u128()
+}
+
+/// `user`'s liquidation health factor on the Red Bank.
+async fn health_factor(http: &HttpClient, red_bank: &str, user: &AccountId) -> Decimal {
+    let query = red_bank::QueryMsg::UserPosition {
+        user: user.to_string(),
+        account_id: None,
+    };
+    liquidation_hf(&smart(http, red_bank, &query).await)
+}
+
+/// `liquidator` liquidates `user`'s ATOM collateral, sending 30,000 uusdc.
+async fn liquidate(
+    http: &HttpClient,
+    liquidator: &SigningKey,
+    red_bank: &str,
+    user: &AccountId,
+) -> tendermint_rpc::endpoint::broadcast::tx_commit::Response {
+    let msg = red_bank::ExecuteMsg::Liquidate {
+        user: user.to_string(),
+        collateral_denom: "uatom".into(),
+        recipient: None,
+    };
+    execute(http, liquidator, red_bank, &msg, vec![(30_000, "uusdc")]).await
 }
 
 fn collateral_amount(collaterals: &[red_bank::UserCollateralResponse], denom: &str) -> Uint128 {
@@ -209,16 +173,10 @@ async fn node_scenario_deposit_borrow_price_move_and_liquidation() {
 
     // The scripted price path moved OSMO at height 3.
     wait_for_height(&http, 3).await;
-    let osmo: oracle::PriceResponse = smart(
-        &http,
-        oracle,
-        &oracle::QueryMsg::Price {
-            denom: "uosmo".into(),
-            kind: None,
-        },
-    )
-    .await;
-    assert_eq!(osmo.price, "0.45".parse::<Decimal>().unwrap());
+    assert_eq!(
+        price(&http, oracle, "uosmo").await,
+        "0.45".parse::<Decimal>().unwrap()
+    );
 
     // A deposit through a real signed tx shows up in user_collaterals.
     let deposit = execute(
@@ -233,19 +191,8 @@ async fn node_scenario_deposit_borrow_price_move_and_liquidation() {
     )
     .await;
     assert!(deposit.tx_result.code.is_ok(), "{:?}", deposit.tx_result);
-    let collaterals: Vec<red_bank::UserCollateralResponse> = smart(
-        &http,
-        red_bank,
-        &red_bank::QueryMsg::UserCollaterals {
-            user: borrower.to_string(),
-            account_id: None,
-            start_after: None,
-            limit: None,
-        },
-    )
-    .await;
     // Scaled amounts round down at a liquidity index above one (as on Mars): 9,999 or 10,000.
-    let deposited = collateral_amount(&collaterals, "uatom").u128();
+    let deposited = collateral(&http, red_bank, &borrower, "uatom").await;
     assert!((9_999..=10_000).contains(&deposited), "{deposited}");
 
     let borrow = execute(
@@ -261,30 +208,10 @@ async fn node_scenario_deposit_borrow_price_move_and_liquidation() {
     )
     .await;
     assert!(borrow.tx_result.code.is_ok(), "{:?}", borrow.tx_result);
-    let position: red_bank::UserPositionResponse = smart(
-        &http,
-        red_bank,
-        &red_bank::QueryMsg::UserPosition {
-            user: borrower.to_string(),
-            account_id: None,
-        },
-    )
-    .await;
-    assert!(liquidation_hf(&position) > Decimal::one());
+    assert!(health_factor(&http, red_bank, &borrower).await > Decimal::one());
 
     // Healthy: a liquidation is refused with the contract's error, code 5 in `wasm`.
-    let refused = execute(
-        &http,
-        &keys[1],
-        red_bank,
-        &red_bank::ExecuteMsg::Liquidate {
-            user: borrower.to_string(),
-            collateral_denom: "uatom".into(),
-            recipient: None,
-        },
-        vec![(30_000, "uusdc")],
-    )
-    .await;
+    let refused = liquidate(&http, &keys[1], red_bank, &borrower).await;
     assert_eq!(refused.tx_result.code.value(), 5, "{:?}", refused.tx_result);
     assert_eq!(refused.tx_result.codespace, "wasm");
     assert!(
@@ -311,16 +238,10 @@ async fn node_scenario_deposit_borrow_price_move_and_liquidation() {
     let answer: serde_json::Value = serde_json::from_str(&body).unwrap();
     let at = answer["height"].as_u64().unwrap();
     wait_for_height(&http, at).await;
-    let atom: oracle::PriceResponse = smart(
-        &http,
-        oracle,
-        &oracle::QueryMsg::Price {
-            denom: "uatom".into(),
-            kind: None,
-        },
-    )
-    .await;
-    assert_eq!(atom.price, "7.5".parse::<Decimal>().unwrap());
+    assert_eq!(
+        price(&http, oracle, "uatom").await,
+        "7.5".parse::<Decimal>().unwrap()
+    );
     let results = http
         .block_results(tendermint::block::Height::try_from(at).unwrap())
         .await
@@ -329,32 +250,12 @@ async fn node_scenario_deposit_borrow_price_move_and_liquidation() {
         .finalize_block_events
         .iter()
         .any(|e| e.kind == "wasm"));
-    let position: red_bank::UserPositionResponse = smart(
-        &http,
-        red_bank,
-        &red_bank::QueryMsg::UserPosition {
-            user: borrower.to_string(),
-            account_id: None,
-        },
-    )
-    .await;
-    assert!(liquidation_hf(&position) < Decimal::one());
+    assert!(health_factor(&http, red_bank, &borrower).await < Decimal::one());
 
     // The liquidation goes through: 30,000 uusdc repaid, 4,400 uatom seized of which 4,360 to
     // the liquidator (the case measured on Mars; accrued interest and scaled-amount rounding
     // at an index above one may move each figure by a unit).
-    let liquidated = execute(
-        &http,
-        &keys[1],
-        red_bank,
-        &red_bank::ExecuteMsg::Liquidate {
-            user: borrower.to_string(),
-            collateral_denom: "uatom".into(),
-            recipient: None,
-        },
-        vec![(30_000, "uusdc")],
-    )
-    .await;
+    let liquidated = liquidate(&http, &keys[1], red_bank, &borrower).await;
     assert!(
         liquidated.tx_result.code.is_ok(),
         "{:?}",
@@ -367,31 +268,9 @@ async fn node_scenario_deposit_borrow_price_move_and_liquidation() {
             result.gas_used
         );
     }
-    let borrower_collaterals: Vec<red_bank::UserCollateralResponse> = smart(
-        &http,
-        red_bank,
-        &red_bank::QueryMsg::UserCollaterals {
-            user: borrower.to_string(),
-            account_id: None,
-            start_after: None,
-            limit: None,
-        },
-    )
-    .await;
-    let left = collateral_amount(&borrower_collaterals, "uatom").u128();
+    let left = collateral(&http, red_bank, &borrower, "uatom").await;
     assert!((5_598..=5_600).contains(&left), "{left}");
-    let liquidator_collaterals: Vec<red_bank::UserCollateralResponse> = smart(
-        &http,
-        red_bank,
-        &red_bank::QueryMsg::UserCollaterals {
-            user: liquidator.to_string(),
-            account_id: None,
-            start_after: None,
-            limit: None,
-        },
-    )
-    .await;
-    let won = collateral_amount(&liquidator_collaterals, "uatom").u128();
+    let won = collateral(&http, red_bank, &liquidator, "uatom").await;
     assert!((4_359..=4_361).contains(&won), "{won}");
     handle.shutdown().await;
 }

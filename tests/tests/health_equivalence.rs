@@ -26,10 +26,6 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use cosmrs::proto::cosmwasm::wasm::v1::{
-    QuerySmartContractStateRequest, QuerySmartContractStateResponse,
-};
-use cosmrs::proto::traits::Message as _;
 use cosmwasm_std::{coin, Addr};
 use futures::stream::{self, StreamExt};
 use mars::math::health::user_position_figures;
@@ -42,11 +38,11 @@ use redline_chain::{
 use redline_health_checker::BlockContext;
 use redline_pipeline::index::{BlockSnapshot, IndexArgs, IndexedAccount, PositionIndex};
 use redline_pipeline::jobs::ProtocolKind;
+use redline_tests::abci;
 use redline_tests::bench::devnet::{self, Devnet};
-use tendermint_rpc::{Client as _, HttpClient};
+use tendermint_rpc::HttpClient;
 use testkit::RedisServer;
 
-const SMART_QUERY: &str = "/cosmwasm.wasm.v1.Query/SmartContractState";
 /// Enough borrowers that more than 10,000 of them have debt (about 90% borrow).
 const BORROWERS: usize = 11_300;
 
@@ -69,25 +65,10 @@ async fn user_position(
             account_id: None,
         }
     };
-    let request = QuerySmartContractStateRequest {
-        address: red_bank.to_string(),
-        query_data: serde_json::to_vec(&msg).unwrap(),
-    };
-    let answer = http
-        .abci_query(
-            Some(SMART_QUERY.to_string()),
-            request.encode_to_vec(),
-            None,
-            false,
-        )
+    let (height, data) = abci::smart_raw(http, red_bank, &msg)
         .await
-        .unwrap();
-    assert!(answer.code.is_ok(), "{account}: {}", answer.log);
-    let response = QuerySmartContractStateResponse::decode(answer.value.as_slice()).unwrap();
-    (
-        answer.height.value(),
-        serde_json::from_slice(&response.data).unwrap(),
-    )
+        .unwrap_or_else(|(_, log)| panic!("{account}: {log}"));
+    (height, serde_json::from_slice(&data).unwrap())
 }
 
 /// Snapshot contents that must not change within a round.

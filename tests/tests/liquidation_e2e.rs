@@ -8,26 +8,35 @@
 
 use std::time::Duration;
 
-use redline_tests::bench::liquidation::{self, Candidates, Options};
+use redline_tests::bench::liquidation::{self, Candidates, Figures, Options};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn four_workers_liquidate_every_liquidatable_account_after_a_price_drop() -> anyhow::Result<()>
-{
+/// Logs to stderr at `E2E_LOG` (warn by default).
+fn init_logs() {
     let _ = redline_telemetry::init(&redline_telemetry::LogArgs {
         log_format: redline_telemetry::LogFormat::Pretty,
         log_level: std::env::var("E2E_LOG").unwrap_or_else(|_| "warn".into()),
     });
+}
+
+/// A run at this test's scale (2,000 accounts, 100 s) with candidates from `candidates`,
+/// its summary printed under `label`.
+async fn run_e2e(candidates: Candidates, label: &str) -> anyhow::Result<Figures> {
     let figures = liquidation::run(&Options {
         accounts: 2_000,
         deadline: Duration::from_secs(100),
-        candidates: Candidates::Pipeline,
+        candidates,
         ..Options::default()
     })
     .await?;
-    eprintln!(
-        "liquidation e2e (collector + health checker): {}",
-        figures.summary()
-    );
+    eprintln!("liquidation e2e ({label}): {}", figures.summary());
+    Ok(figures)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_workers_liquidate_every_liquidatable_account_after_a_price_drop() -> anyhow::Result<()>
+{
+    init_logs();
+    let figures = run_e2e(Candidates::Pipeline, "collector + health checker").await?;
     assert!(
         figures.liquidatable >= 50,
         "only {} accounts liquidatable after the drop",
@@ -44,17 +53,7 @@ async fn four_workers_liquidate_every_liquidatable_account_after_a_price_drop() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_liquidators_alone_clear_the_drop_from_a_stand_in_health_checker() -> anyhow::Result<()>
 {
-    let figures = liquidation::run(&Options {
-        accounts: 2_000,
-        deadline: Duration::from_secs(100),
-        candidates: Candidates::StandIn,
-        ..Options::default()
-    })
-    .await?;
-    eprintln!(
-        "liquidation e2e (stand-in health checker): {}",
-        figures.summary()
-    );
+    let figures = run_e2e(Candidates::StandIn, "stand-in health checker").await?;
     assert!(figures.liquidatable >= 50);
     assert!(figures.liquidations >= figures.liquidatable);
     figures.check()
@@ -66,10 +65,7 @@ async fn the_liquidators_alone_clear_the_drop_from_a_stand_in_health_checker() -
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "benchmark scale; `make bench` runs it in release mode"]
 async fn benchmark_scale_liquidation_run() -> anyhow::Result<()> {
-    let _ = redline_telemetry::init(&redline_telemetry::LogArgs {
-        log_format: redline_telemetry::LogFormat::Pretty,
-        log_level: std::env::var("E2E_LOG").unwrap_or_else(|_| "warn".into()),
-    });
+    init_logs();
     let env = |name: &str| std::env::var(name).ok().and_then(|v| v.parse().ok());
     let defaults = Options::default();
     let figures = liquidation::run(&Options {

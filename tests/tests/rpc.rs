@@ -12,8 +12,8 @@ use futures::StreamExt;
 use mars::msg::red_bank::namespace;
 use redline_chain::{
     bank_send_msg, execute_contract_msg, sign_with_simulated_gas, tx_hash, BlockStream,
-    ChainClient, ChainConfig, ChainError, NewBlock, ScanOptions, SequenceTracker, TendermintClient,
-    TxBuilder, TxErrorCode, TxStage, Wallet,
+    ChainClient, ChainConfig, ChainError, NewBlock, ScanOptions, SequenceTracker, SignedTx,
+    TendermintClient, TxBuilder, TxErrorCode, TxStage, Wallet,
 };
 use redline_devnet::chain::ChainState;
 use redline_tests::{
@@ -61,6 +61,26 @@ async fn next_block(blocks: &mut BlockStream) -> NewBlock {
         .await
         .expect("a block within 10 s")
         .expect("the feed does not end")
+}
+
+/// `msg` signed by `wallet` for 200,000 gas without a simulation, at `sequence`.
+fn sign_unsimulated(
+    builder: &TxBuilder,
+    wallet: &Wallet,
+    account_number: u64,
+    sequence: u64,
+    msg: &cosmrs::Any,
+) -> SignedTx {
+    builder
+        .sign(
+            wallet,
+            account_number,
+            sequence,
+            vec![msg.clone()],
+            200_000,
+            "",
+        )
+        .unwrap()
 }
 
 /// Sends `amount` from `from` to `to` with simulated gas, waiting for inclusion.
@@ -176,16 +196,7 @@ async fn wrong_sequence_and_bad_signature_are_rejected_with_sdk_codes() {
     let msg = bank_send_msg(alice.address(), bob.address().as_ref(), &[coin(5, "uatom")]).unwrap();
 
     // Sequence 3 while the chain expects 0: CheckTx code 32, and the log says what it expects.
-    let wrong = builder
-        .sign(
-            &alice,
-            account.account_number,
-            3,
-            vec![msg.clone()],
-            200_000,
-            "",
-        )
-        .unwrap();
+    let wrong = sign_unsimulated(&builder, &alice, account.account_number, 3, &msg);
     let err = client.broadcast_sync(wrong.bytes).await.unwrap_err();
     let rejection = err.rejection().expect("a CheckTx rejection");
     assert_eq!(rejection.stage, TxStage::CheckTx);
@@ -201,16 +212,7 @@ async fn wrong_sequence_and_bad_signature_are_rejected_with_sdk_codes() {
     assert_eq!(tracker.peek(), 0);
 
     // A tampered signature: code 4 (unauthorized).
-    let good = builder
-        .sign(
-            &alice,
-            account.account_number,
-            0,
-            vec![msg.clone()],
-            200_000,
-            "",
-        )
-        .unwrap();
+    let good = sign_unsimulated(&builder, &alice, account.account_number, 0, &msg);
     let mut raw = cosmrs::proto::cosmos::tx::v1beta1::TxRaw::decode(good.bytes.as_slice()).unwrap();
     raw.signatures[0][10] ^= 0x01;
     let err = client
@@ -222,34 +224,17 @@ async fn wrong_sequence_and_bad_signature_are_rejected_with_sdk_codes() {
     assert_eq!(rejection.code, 4);
 
     // Signed for another account number (another sign doc): also code 4.
-    let other_doc = builder
-        .sign(
-            &alice,
-            account.account_number + 1,
-            0,
-            vec![msg.clone()],
-            200_000,
-            "",
-        )
-        .unwrap();
+    let other_doc = sign_unsimulated(&builder, &alice, account.account_number + 1, 0, &msg);
     let err = client.broadcast_sync(other_doc.bytes).await.unwrap_err();
     assert_eq!(err.rejection().map(|r| r.code), Some(4), "{err}");
 
     // A fee below the gas price: code 13.
     let cheap_config = client.config().clone();
-    let cheap = TxBuilder::new(&ChainConfig {
+    let cheap_builder = TxBuilder::new(&ChainConfig {
         gas_price: cosmwasm_std::Decimal::permille(1),
         ..cheap_config
-    })
-    .sign(
-        &alice,
-        account.account_number,
-        0,
-        vec![msg.clone()],
-        200_000,
-        "",
-    )
-    .unwrap();
+    });
+    let cheap = sign_unsimulated(&cheap_builder, &alice, account.account_number, 0, &msg);
     let err = client.broadcast_sync(cheap.bytes).await.unwrap_err();
     assert_eq!(
         err.rejection().map(|r| r.kind),
@@ -318,16 +303,13 @@ async fn block_feed_yields_consecutive_blocks_even_behind_a_dead_websocket() {
     let (alice, bob) = (node.wallet(0), node.wallet(1));
     let account = client.account(alice.address().as_ref()).await.unwrap();
     let msg = bank_send_msg(alice.address(), bob.address().as_ref(), &[coin(7, "uatom")]).unwrap();
-    let signed = builder
-        .sign(
-            &alice,
-            account.account_number,
-            account.sequence,
-            vec![msg],
-            200_000,
-            "",
-        )
-        .unwrap();
+    let signed = sign_unsimulated(
+        &builder,
+        &alice,
+        account.account_number,
+        account.sequence,
+        &msg,
+    );
     client.broadcast_sync(signed.bytes.clone()).await.unwrap();
 
     let mut last: Option<u64> = None;
@@ -456,33 +438,71 @@ fn map_prefix(namespace: &str) -> Vec<u8> {
     prefix
 }
 
-/// Executes `msg` on `contract` from `wallet` (sequence from the tracker), waits for inclusion.
-async fn execute(
-    client: &TendermintClient,
-    builder: &TxBuilder,
-    wallet: &Wallet,
-    tracker: &SequenceTracker,
-    contract: &str,
-    msg: &serde_json::Value,
-    funds: &[Coin],
-) -> Result<redline_chain::TxOutcome, ChainError> {
-    let any = execute_contract_msg(wallet.address(), contract, msg, funds)?;
-    let signed = sign_with_simulated_gas(
-        client,
-        builder,
-        wallet,
-        tracker.account_number(),
-        tracker.peek(),
-        vec![any],
-        "redline e2e",
-    )
-    .await?;
-    let hash = client.broadcast_sync(signed.bytes).await?;
-    tracker.next();
-    client
-        .wait_for_tx(hash, INCLUSION_TIMEOUT)
-        .await?
-        .into_result()
+/// A wallet executing messages on one contract, its sequence tracked.
+struct Executor<'a> {
+    client: &'a TendermintClient,
+    builder: &'a TxBuilder,
+    wallet: &'a Wallet,
+    tracker: SequenceTracker,
+    contract: &'a str,
+}
+
+impl<'a> Executor<'a> {
+    async fn load(
+        client: &'a TendermintClient,
+        builder: &'a TxBuilder,
+        wallet: &'a Wallet,
+        contract: &'a str,
+    ) -> Self {
+        let tracker = SequenceTracker::load(client, wallet.address().as_ref())
+            .await
+            .unwrap();
+        Executor {
+            client,
+            builder,
+            wallet,
+            tracker,
+            contract,
+        }
+    }
+
+    /// Executes `msg` with `funds` (at the tracker's sequence), waits for inclusion.
+    async fn execute(
+        &self,
+        msg: &serde_json::Value,
+        funds: &[Coin],
+    ) -> Result<redline_chain::TxOutcome, ChainError> {
+        let any = execute_contract_msg(self.wallet.address(), self.contract, msg, funds)?;
+        let signed = sign_with_simulated_gas(
+            self.client,
+            self.builder,
+            self.wallet,
+            self.tracker.account_number(),
+            self.tracker.peek(),
+            vec![any],
+            "redline e2e",
+        )
+        .await?;
+        let hash = self.client.broadcast_sync(signed.bytes).await?;
+        self.tracker.next();
+        self.client
+            .wait_for_tx(hash, INCLUSION_TIMEOUT)
+            .await?
+            .into_result()
+    }
+}
+
+/// `borrower`'s liquidation health factor, from the Red Bank's `user_position`.
+async fn health_factor(client: &TendermintClient, red_bank: &str, borrower: &Wallet) -> Decimal {
+    let position: serde_json::Value = client
+        .query_smart(
+            red_bank,
+            &json!({"user_position": {"user": borrower.address().to_string()}}),
+            None,
+        )
+        .await
+        .unwrap();
+    liquidation_hf(&position)
 }
 
 fn liquidation_hf(position: &serde_json::Value) -> Decimal {
@@ -561,69 +581,39 @@ async fn deposit_borrow_and_liquidate_through_rpc_and_scan_the_debts() {
     // The measured Mars case, over RPC: deposit 10,000 uatom at $10, borrow 65,000 uusdc.
     let borrower = scenario.liquidator(0);
     let liquidator = scenario.liquidator(1);
-    let borrower_seq = SequenceTracker::load(&client, borrower.address().as_ref())
+    let borrower_tx = Executor::load(&client, &builder, &borrower, &red_bank).await;
+    let deposit = borrower_tx
+        .execute(&json!({"deposit": {}}), &[coin(10_000, "uatom")])
         .await
         .unwrap();
-    let deposit = execute(
-        &client,
-        &builder,
-        &borrower,
-        &borrower_seq,
-        &red_bank,
-        &json!({"deposit": {}}),
-        &[coin(10_000, "uatom")],
-    )
-    .await
-    .unwrap();
     assert_eq!(deposit.attribute("wasm", "action"), Some("deposit"));
     assert_eq!(deposit.attribute("wasm", "amount"), Some("10000"));
-    let borrow = execute(
-        &client,
-        &builder,
-        &borrower,
-        &borrower_seq,
-        &red_bank,
-        &json!({"borrow": {"denom": "uusdc", "amount": "65000"}}),
-        &[],
-    )
-    .await
-    .unwrap();
-    assert_eq!(borrow.attribute("wasm", "action"), Some("borrow"));
-    assert!(borrow.height > deposit.height);
-
-    let position: serde_json::Value = client
-        .query_smart(
-            &red_bank,
-            &json!({"user_position": {"user": borrower.address().to_string()}}),
-            None,
+    let borrow = borrower_tx
+        .execute(
+            &json!({"borrow": {"denom": "uusdc", "amount": "65000"}}),
+            &[],
         )
         .await
         .unwrap();
-    let hf = liquidation_hf(&position);
+    assert_eq!(borrow.attribute("wasm", "action"), Some("borrow"));
+    assert!(borrow.height > deposit.height);
+
+    let hf = health_factor(&client, &red_bank, &borrower).await;
     assert!(
         hf > Decimal::percent(123) && hf < Decimal::percent(124),
         "{hf}"
     );
 
     // Healthy: the liquidation already fails in simulation, as a contract error.
-    let liquidator_seq = SequenceTracker::load(&client, liquidator.address().as_ref())
-        .await
-        .unwrap();
+    let liquidator_tx = Executor::load(&client, &builder, &liquidator, &red_bank).await;
     let liquidate_msg = json!({"liquidate": {
         "user": borrower.address().to_string(),
         "collateral_denom": "uatom",
     }});
-    let err = execute(
-        &client,
-        &builder,
-        &liquidator,
-        &liquidator_seq,
-        &red_bank,
-        &liquidate_msg,
-        &[coin(30_000, "uusdc")],
-    )
-    .await
-    .unwrap_err();
+    let err = liquidator_tx
+        .execute(&liquidate_msg, &[coin(30_000, "uusdc")])
+        .await
+        .unwrap_err();
     let rejection = err.rejection().expect("a refused liquidation");
     assert_eq!(rejection.stage, TxStage::Simulate);
     assert_eq!(rejection.kind, TxErrorCode::Contract, "{err}");
@@ -646,32 +636,17 @@ async fn deposit_borrow_and_liquidate_through_rpc_and_scan_the_debts() {
             break;
         }
     }
-    let position: serde_json::Value = client
-        .query_smart(
-            &red_bank,
-            &json!({"user_position": {"user": borrower.address().to_string()}}),
-            None,
-        )
-        .await
-        .unwrap();
-    let hf = liquidation_hf(&position);
+    let hf = health_factor(&client, &red_bank, &borrower).await;
     assert!(
         hf > Decimal::percent(92) && hf < Decimal::percent(93),
         "{hf}"
     );
 
     // The liquidator sends 30,000 uusdc: 30,000 repaid, 4,400 uatom seized.
-    let liquidation = execute(
-        &client,
-        &builder,
-        &liquidator,
-        &liquidator_seq,
-        &red_bank,
-        &liquidate_msg,
-        &[coin(30_000, "uusdc")],
-    )
-    .await
-    .unwrap();
+    let liquidation = liquidator_tx
+        .execute(&liquidate_msg, &[coin(30_000, "uusdc")])
+        .await
+        .unwrap();
     let event = liquidation
         .events_of("wasm")
         .find(|e| e.attribute("action") == Some("liquidate"))

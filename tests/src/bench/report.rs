@@ -1,11 +1,10 @@
 //! `BENCHMARKS.md`: the machine, the date, the commit and the measured figures.
 
-use std::fmt::Write as _;
-use std::process::Command;
-
 use redline_health_checker::HealthSource;
+use std::fmt::Write as _;
 
 use super::pipeline::RunResult;
+use crate::machine;
 
 /// One generated-positions case.
 #[derive(Debug, Clone)]
@@ -34,46 +33,15 @@ pub struct Machine {
 }
 
 fn command(program: &str, args: &[&str]) -> Option<String> {
-    let output = Command::new(program).args(args).output().ok()?;
-    output
-        .status
-        .success()
-        .then(|| String::from_utf8_lossy(&output.stdout).trim().to_string())
+    crate::machine::command_output(None, program, args)
 }
 
 impl Machine {
     pub fn describe() -> Machine {
-        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-        let cpu_model = cpuinfo
-            .lines()
-            .find_map(|l| l.strip_prefix("model name"))
-            .map(|l| l.trim_start_matches([' ', '\t', ':']).trim().to_string())
-            .unwrap_or_else(|| "unknown".into());
-        let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
-        let memory = meminfo
-            .lines()
-            .find_map(|l| l.strip_prefix("MemTotal:"))
-            .and_then(|kb| kb.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-            .map(|kb| format!("{:.1} GiB", kb as f64 / 1024.0 / 1024.0))
-            .unwrap_or_else(|| "unknown".into());
-        let commit = match command("git", &["rev-parse", "--short=12", "HEAD"]) {
-            Some(hash) => {
-                let dirty =
-                    command("git", &["status", "--porcelain"]).is_some_and(|s| !s.is_empty());
-                if dirty {
-                    format!("{hash} (with uncommitted changes)")
-                } else {
-                    hash
-                }
-            }
-            None => "unknown".into(),
-        };
         Machine {
-            cpus: std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(1),
-            cpu_model,
-            memory,
+            cpus: machine::cpus(),
+            cpu_model: machine::cpu_model().unwrap_or_else(|| "unknown".into()),
+            memory: machine::memory().unwrap_or_else(|| "unknown".into()),
             os: command("uname", &["-srm"]).unwrap_or_else(|| "unknown".into()),
             redis: command("redis-server", &["--version"])
                 .and_then(|v| {
@@ -83,7 +51,7 @@ impl Machine {
                 .unwrap_or_else(|| "unknown".into()),
             date: command("date", &["-u", "+%Y-%m-%d %H:%M UTC"])
                 .unwrap_or_else(|| "unknown".into()),
-            commit,
+            commit: machine::commit(None, &[]),
         }
     }
 }

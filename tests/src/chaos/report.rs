@@ -11,12 +11,12 @@
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 
 use crate::capture::CaptureReport;
+use crate::machine;
 
 use super::LiquidationWatch;
 
@@ -62,49 +62,17 @@ pub struct RunInfo {
 }
 
 fn command(program: &str, args: &[&str]) -> Option<String> {
-    let output = Command::new(program)
-        .args(args)
-        .current_dir(workspace_root())
-        .output()
-        .ok()?;
-    output
-        .status
-        .success()
-        .then(|| String::from_utf8_lossy(&output.stdout).trim().to_string())
+    machine::command_output(Some(&workspace_root()), program, args)
 }
 
 impl RunInfo {
     /// This machine, now.
     pub fn now() -> Self {
-        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-        let cpu_model = cpuinfo
-            .lines()
-            .find_map(|l| l.strip_prefix("model name"))
-            .map(|l| l.trim_start_matches([' ', '\t', ':']).trim().to_string())
-            .unwrap_or_else(|| "unknown CPU".into());
-        let memory = std::fs::read_to_string("/proc/meminfo")
-            .unwrap_or_default()
-            .lines()
-            .find_map(|l| l.strip_prefix("MemTotal:"))
-            .and_then(|kb| kb.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-            .map(|kb| format!("{:.1} GiB", kb as f64 / 1024.0 / 1024.0))
-            .unwrap_or_else(|| "unknown memory".into());
-        let cpus = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1);
+        let cpu_model = machine::cpu_model().unwrap_or_else(|| "unknown CPU".into());
+        let memory = machine::memory().unwrap_or_else(|| "unknown memory".into());
+        let cpus = machine::cpus();
         let os = command("uname", &["-srm"]).unwrap_or_else(|| "unknown OS".into());
-        let commit = match command("git", &["rev-parse", "--short=12", "HEAD"]) {
-            Some(hash) => {
-                let dirty = command("git", &["status", "--porcelain", "--untracked-files=no"])
-                    .is_some_and(|s| !s.is_empty());
-                if dirty {
-                    format!("{hash} (with uncommitted changes)")
-                } else {
-                    hash
-                }
-            }
-            None => "unknown".into(),
-        };
+        let commit = machine::commit(Some(&workspace_root()), &["--untracked-files=no"]);
         let profile = crate::bin_dir(&crate::SERVICES)
             .ok()
             .and_then(|dir| dir.file_name().map(|n| n.to_string_lossy().into_owned()))

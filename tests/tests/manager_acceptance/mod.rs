@@ -35,18 +35,15 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
-use cosmwasm_std::{Decimal, Uint128};
-use futures::StreamExt as _;
-use redline_chain::{ChainClient, TendermintClient};
-use redline_liquidator::plan::PlanContext;
-use redline_liquidator::recheck::{inclusion_window, PositionReader};
+use cosmwasm_std::Uint128;
+use redline_chain::ChainClient;
 use redline_pipeline::index::{
     CollateralEntry, DebtEntry, IndexNamespace, IndexedAccount, PositionIndex,
 };
 use redline_pipeline::jobs::ProtocolKind;
 use redline_pipeline::redis_conn::RedisConn;
-use redline_protocol::{AccountKey, RedBank};
 use redline_tests::bench::devnet;
+use redline_tests::chaos::{self, alive, unix_ms, BlockLog, BlockRecord, ChainCheck};
 use redline_tests::{bin_dir, SERVICES};
 use serde_json::Value;
 use testkit::http::http_get_json;
@@ -168,62 +165,15 @@ impl Drop for DockerCleanup {
     }
 }
 
-/// One block record the manager wrote (`e2e:manager:blocks`).
-#[derive(Debug, Clone)]
-struct Block {
-    height: u64,
-    status: String,
-    jobs_missed: u64,
-    accounts: u64,
-    lag_ms: Option<u64>,
-    health_checkers: u64,
-    liquidators: u64,
-    seen: Instant,
-}
-
-impl Block {
-    fn on_time(&self) -> bool {
-        self.status == "on_time"
-    }
-    fn missed(&self) -> bool {
-        self.status == "late" || self.status == "not_enqueued"
-    }
-}
-
+/// The block records the manager wrote (`e2e:manager:blocks`), read as they come.
 struct Records {
     conn: RedisConn,
-    key: String,
-    last_id: String,
-    all: Vec<Block>,
+    log: BlockLog,
 }
 
 impl Records {
     async fn poll(&mut self) -> anyhow::Result<()> {
-        let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
-            .arg(&self.key)
-            .arg(format!("({}", self.last_id))
-            .arg("+")
-            .query_async(&mut self.conn)
-            .await?;
-        for entry in reply.ids {
-            self.last_id = entry.id.clone();
-            let raw: String = entry
-                .get("record")
-                .context("a block record without `record`")?;
-            let record: Value = serde_json::from_str(&raw)?;
-            let number = |field: &str| record[field].as_u64().unwrap_or(0);
-            self.all.push(Block {
-                height: number("height"),
-                status: record["status"].as_str().unwrap_or_default().to_owned(),
-                jobs_missed: number("jobs_missed"),
-                accounts: number("accounts"),
-                lag_ms: record["lag_ms"].as_u64(),
-                health_checkers: number("health_checkers"),
-                liquidators: number("liquidators"),
-                seen: Instant::now(),
-            });
-        }
-        Ok(())
+        self.log.poll(&mut self.conn).await
     }
 
     /// Polls until `done` holds for the records so far, or fails after `timeout`.
@@ -231,16 +181,17 @@ impl Records {
         &mut self,
         what: &str,
         timeout: Duration,
-        mut done: impl FnMut(&[Block]) -> bool,
+        mut done: impl FnMut(&[BlockRecord]) -> bool,
     ) -> anyhow::Result<()> {
         let deadline = Instant::now() + timeout;
         loop {
             self.poll().await?;
-            if done(&self.all) {
+            if done(&self.log.all) {
                 return Ok(());
             }
             if Instant::now() > deadline {
                 let tail: Vec<String> = self
+                    .log
                     .all
                     .iter()
                     .rev()
@@ -419,7 +370,7 @@ fn check_start(backend: &Backend, looks: &[StartLook]) -> anyhow::Result<()> {
 }
 
 /// The last `n` records all on time with at least `workers` health checkers.
-fn settled(blocks: &[Block], since: usize, n: usize, workers: u64) -> bool {
+fn settled(blocks: &[BlockRecord], since: usize, n: usize, workers: u64) -> bool {
     let recent = &blocks[since.min(blocks.len())..];
     recent.len() >= n
         && recent[recent.len() - n..]
@@ -481,54 +432,6 @@ async fn remove_accounts(
     Ok(())
 }
 
-/// Borrowers that a liquidator could still liquidate at a profit now (unlimited funds, the
-/// fee of a generous 1M-gas tx counted).
-async fn profitable_left(
-    reader: &PositionReader<TendermintClient>,
-    borrowers: &[String],
-    gas_price: Decimal,
-    fee_denom: &str,
-) -> anyhow::Result<Vec<String>> {
-    let snapshot = reader.latest().await?;
-    let (earliest, expected) = inclusion_window(&snapshot, BLOCK_TIME);
-    let unlimited: BTreeMap<String, Uint128> = snapshot
-        .markets
-        .keys()
-        .map(|d| (d.clone(), Uint128::new(u128::MAX / 4)))
-        .collect();
-    let fee_value = snapshot
-        .prices
-        .value(fee_denom, Uint128::new(1_000_000).mul_ceil(gas_price))?;
-    let positions: Vec<_> = futures::stream::iter(borrowers.iter().cloned())
-        .map(|account| {
-            let snapshot = &snapshot;
-            let account = AccountKey::Address(account);
-            async move { reader.read_account(&account, snapshot.height).await }
-        })
-        .buffer_unordered(16)
-        .collect()
-        .await;
-    let mut left = Vec::new();
-    for position in positions {
-        let position = position?;
-        if let Ok(context) = PlanContext::new(&snapshot, &position, earliest, expected) {
-            if let Ok(plan) = context.best_plan(&unlimited) {
-                if plan.expected_profit > fee_value {
-                    left.push(plan.account.clone());
-                }
-            }
-        }
-    }
-    Ok(left)
-}
-
-fn unix_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
 /// Unix milliseconds of the first JSON log line at or after `after_ms` whose fields match.
 fn log_event_ms(log: &str, after_ms: u64, matches: impl Fn(&Value) -> bool) -> Option<u64> {
     log.lines()
@@ -544,44 +447,10 @@ fn log_event_ms(log: &str, after_ms: u64, matches: impl Fn(&Value) -> bool) -> O
 
 /// Direct children of `pid` (from /proc).
 fn children_of(pid: u32) -> Vec<u32> {
-    let mut children = Vec::new();
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return children;
-    };
-    for entry in entries.flatten() {
-        let Ok(child) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{child}/stat")) else {
-            continue;
-        };
-        // `pid (comm) state ppid …`; comm may hold spaces, so split after the last `)`.
-        let fields: Vec<&str> = stat
-            .rsplit_once(')')
-            .map(|(_, rest)| rest.split_whitespace().collect())
-            .unwrap_or_default();
-        if fields.get(1).and_then(|p| p.parse::<u32>().ok()) == Some(pid) {
-            children.push(child);
-        }
-    }
-    children
-}
-
-/// Alive and not a zombie.
-fn alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|stat| {
-            stat.rsplit_once(')')
-                .and_then(|(_, rest)| rest.split_whitespace().next())
-                .is_some_and(|state| state != "Z" && state != "X")
-        })
-        .unwrap_or(false)
-}
-
-fn tail(path: &Path, lines: usize) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let all: Vec<&str> = text.lines().collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
+    chaos::children_of(pid)
+        .into_iter()
+        .map(|(child, _)| child)
+        .collect()
 }
 
 /// Runs the scenario on `backend` in a temp dir; on failure prints the manager's log (and,
@@ -593,20 +462,13 @@ pub async fn run_acceptance(backend: Backend) -> anyhow::Result<()> {
     let log_path = dir.path().join("manager.log");
     let result = run(&backend, dir.path(), &log_path).await;
     if result.is_err() {
-        eprintln!(
-            "manager log ({}), last lines:\n{}",
-            log_path.display(),
-            tail(&log_path, 80)
-        );
         if let Backend::Docker { deployment, .. } = &backend {
             let collector = collector_container(deployment);
             if let Ok(log) = docker(&["logs", "--tail", "30", &collector]) {
                 eprintln!("collector container {collector}, last lines:\n{log}");
             }
         }
-        // Keep the directory for a look.
-        let kept = dir.keep();
-        eprintln!("kept {}", kept.display());
+        chaos::keep_for_a_look(dir, &log_path, 80);
     }
     result
 }
@@ -736,20 +598,14 @@ async fn run(backend: &Backend, dir: &Path, log_path: &Path) -> anyhow::Result<(
         std::fs::set_permissions(&manifest_path, std::fs::Permissions::from_mode(0o644))?;
     }
     let metrics_addr = format!("127.0.0.1:{}", free_port()?);
-    let log = std::fs::File::create(log_path)?;
-    let mut manager = manager_command(
+    let mut command = manager_command(
         backend,
         &bin,
         &manifest_path,
         &redis_server.url(),
         &metrics_addr,
-    )
-    .stdin(Stdio::null())
-    .stdout(log.try_clone()?)
-    .stderr(log)
-    .kill_on_drop(true)
-    .spawn()
-    .context("starting the manager")?;
+    );
+    let mut manager = redline_tests::spawn_logged(&mut command, log_path, "the manager")?;
     let manager_pid = manager.id().context("manager pid")?;
     let manager_started = Instant::now();
 
@@ -770,9 +626,7 @@ async fn run(backend: &Backend, dir: &Path, log_path: &Path) -> anyhow::Result<(
     ));
     let mut records = Records {
         conn: conn.clone(),
-        key: format!("{QUEUE_PREFIX}:manager:blocks"),
-        last_id: "0-0".into(),
-        all: Vec::new(),
+        log: BlockLog::with_prefix(QUEUE_PREFIX),
     };
 
     let health = loop {
@@ -811,7 +665,7 @@ async fn run(backend: &Backend, dir: &Path, log_path: &Path) -> anyhow::Result<(
     let throughput = health["workers"]["health-checker"]["throughput_per_worker_s"]
         .as_f64()
         .unwrap_or_default();
-    let baseline_accounts = records.all.last().map(|b| b.accounts).unwrap_or(0);
+    let baseline_accounts = records.log.all.last().map(|b| b.accounts).unwrap_or(0);
     eprintln!(
         "baseline: {baseline_accounts} accounts per block with 1 health checker, measured {throughput:.0} accounts/worker-s"
     );
@@ -834,7 +688,7 @@ async fn run(backend: &Backend, dir: &Path, log_path: &Path) -> anyhow::Result<(
     for chunk in synthetic.chunks(50_000) {
         index.put_accounts(chunk).await?;
     }
-    let probe_start = records.all.len();
+    let probe_start = records.log.all.len();
     // The probe's first blocks may briefly scale up on the throughput measured with tiny
     // jobs; wait until the manager has measured and is back to one health checker.
     records
@@ -869,10 +723,11 @@ async fn run(backend: &Backend, dir: &Path, log_path: &Path) -> anyhow::Result<(
     );
     let (load_at, load_at_ms) = load_at;
     let before_load = records
+        .log
         .all
         .iter()
         .position(|b| b.seen >= load_at)
-        .unwrap_or(records.all.len());
+        .unwrap_or(records.log.all.len());
     records
         .wait_until(
             "the health checkers to scale up",
@@ -880,7 +735,7 @@ async fn run(backend: &Backend, dir: &Path, log_path: &Path) -> anyhow::Result<(
             |b| b[before_load..].iter().any(|b| b.health_checkers >= 2),
         )
         .await?;
-    let scaled_at = records.all[before_load..]
+    let scaled_at = records.log.all[before_load..]
         .iter()
         .find(|b| b.health_checkers >= 2)
         .map(|b| b.seen)
@@ -894,13 +749,13 @@ async fn run(backend: &Backend, dir: &Path, log_path: &Path) -> anyhow::Result<(
             |b| settled(b, before_load, SETTLED_BLOCKS, 2),
         )
         .await?;
-    let settled_len = records.all.len();
+    let settled_len = records.log.all.len();
     records
         .wait_until("the hold blocks", Duration::from_secs(60), |b| {
             b.len() >= settled_len + HOLD_BLOCKS
         })
         .await?;
-    let loaded: Vec<Block> = records.all[before_load..].to_vec();
+    let loaded: Vec<BlockRecord> = records.log.all[before_load..].to_vec();
     let first_on_time_scaled = loaded
         .iter()
         .position(|b| b.health_checkers >= 2 && b.on_time())
@@ -919,7 +774,7 @@ async fn run(backend: &Backend, dir: &Path, log_path: &Path) -> anyhow::Result<(
         .count();
     let peak = loaded.iter().map(|b| b.health_checkers).max().unwrap_or(0);
     let recovered_at = loaded[first_on_time_scaled].seen;
-    let held = &records.all[settled_len - SETTLED_BLOCKS..];
+    let held = &records.log.all[settled_len - SETTLED_BLOCKS..];
     // From the manager's own log: when it decided, and when the second health checker ran
     // (the process backend logs each worker it starts; the docker backend each batch of
     // containers it started).
@@ -966,7 +821,7 @@ async fn run(backend: &Backend, dir: &Path, log_path: &Path) -> anyhow::Result<(
     // 3. The load goes away: back down.
     remove_accounts(&mut conn.clone(), &index, &synthetic).await?;
     let unload_at = Instant::now();
-    let before_unload = records.all.len();
+    let before_unload = records.log.all.len();
     records
         .wait_until(
             "the health checkers to scale down",
@@ -985,22 +840,11 @@ async fn run(backend: &Backend, dir: &Path, log_path: &Path) -> anyhow::Result<(
     );
 
     // 4. The price drop: liquidators from none, every profitable liquidation made.
-    let reader = PositionReader::new(RedBank::from_manifest(
-        devnet.client.clone(),
-        &devnet.manifest,
-        6,
-    ));
-    let gas_price: Decimal = devnet
-        .manifest
-        .fee
-        .gas_price
-        .parse()
-        .map_err(|e| anyhow::anyhow!("manifest gas price: {e}"))?;
-    let fee_denom = devnet.manifest.fee.denom.clone();
-    let liquidators_before = records.all.last().map(|b| b.liquidators).unwrap_or(0);
+    let chain = ChainCheck::new(&devnet)?;
+    let liquidators_before = records.log.all.last().map(|b| b.liquidators).unwrap_or(0);
     let drop_at = Instant::now();
     let drop_height = devnet.move_prices(&[("uatom", "7")]).await?;
-    let liquidatable = profitable_left(&reader, &devnet.borrowers, gas_price, &fee_denom).await?;
+    let liquidatable = chain.profitable_left(&devnet.borrowers).await?;
     eprintln!(
         "price drop at height {drop_height}: {} accounts liquidatable at a profit (liquidators running before: {liquidators_before})",
         liquidatable.len()
@@ -1011,14 +855,20 @@ async fn run(backend: &Backend, dir: &Path, log_path: &Path) -> anyhow::Result<(
     );
     let deadline = Instant::now() + Duration::from_secs(150);
     let left = loop {
-        let left = profitable_left(&reader, &liquidatable, gas_price, &fee_denom).await?;
+        let left = chain.profitable_left(&liquidatable).await?;
         if left.is_empty() || Instant::now() > deadline {
             break left;
         }
         tokio::time::sleep(BLOCK_TIME).await;
     };
     records.poll().await?;
-    let peak_liquidators = records.all.iter().map(|b| b.liquidators).max().unwrap_or(0);
+    let peak_liquidators = records
+        .log
+        .all
+        .iter()
+        .map(|b| b.liquidators)
+        .max()
+        .unwrap_or(0);
     let health = http_get_json(&metrics_addr, "/health").await?;
     let landed = health["totals"]["liquidations_done"].as_u64().unwrap_or(0);
     eprintln!(

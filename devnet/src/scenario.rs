@@ -172,6 +172,7 @@ fn deploy_config(markets: &[MarketSpec], rewards_collector: Addr) -> DeployConfi
             side_value: Uint128::new(10_000_000_000_000),
         }),
         rewards_collector: Some(rewards_collector),
+        credit_accounts: false,
     }
 }
 

@@ -3,7 +3,10 @@
 use cosmwasm_std::{Addr, Coin, Decimal, StdError, Storage, Uint128};
 use cw_multi_test::{AppResponse, BankSudo, Executor, SudoMsg};
 use mars::manifest::Contracts;
+use mars::msg::account_nft::{self, OwnershipAction};
 use mars::msg::address_provider::{self, MarsAddressType};
+use mars::msg::credit_manager::{self, ConfigUpdates};
+use mars::msg::health;
 use mars::msg::oracle::{self, PriceUpdate};
 use mars::msg::params::{self as params_msg, AssetParamsUpdate};
 use mars::msg::red_bank::{self, CreateOrUpdateConfig, InitOrUpdateAssetParams};
@@ -48,6 +51,16 @@ pub struct DeployConfig {
     pub swap: Option<SwapConfig>,
     /// Where protocol fees and reserve-factor rewards go; a fresh address when `None`.
     pub rewards_collector: Option<Addr>,
+    /// Also deploy Rover: the credit manager, health contract and account NFT.
+    pub credit_accounts: bool,
+}
+
+/// Rover's contracts, wired to each other and to the Red Bank.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RoverContracts {
+    pub credit_manager: Addr,
+    pub health: Addr,
+    pub account_nft: Addr,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -59,6 +72,7 @@ pub struct DeployedContracts {
     pub params: Addr,
     pub rewards_collector: Addr,
     pub swapper: Option<Addr>,
+    pub rover: Option<RoverContracts>,
 }
 
 impl DeployedContracts {
@@ -70,7 +84,10 @@ impl DeployedContracts {
             params: self.params.to_string(),
             rewards_collector: self.rewards_collector.to_string(),
             swapper: self.swapper.as_ref().map(ToString::to_string),
-            credit_manager: None,
+            credit_manager: self
+                .rover
+                .as_ref()
+                .map(|rover| rover.credit_manager.to_string()),
         }
     }
 }
@@ -155,9 +172,9 @@ fn validate(cfg: &DeployConfig) -> Result<(), DeployError> {
     Ok(())
 }
 
-/// Stores and instantiates the address provider, oracle, params, Red Bank and (with
-/// `cfg.swap`) the swap contract, all owned by `owner`; lists every asset (params, market,
-/// price) and funds the swap pools by minting.
+/// Stores and instantiates the address provider, oracle, params, Red Bank, (with `cfg.swap`)
+/// the swap contract and (with `cfg.credit_accounts`) Rover, all owned by `owner`; lists every
+/// asset (params, market, price) and funds the swap pools by minting.
 pub fn deploy<S: Storage>(
     app: &mut DevnetApp<S>,
     owner: &Addr,
@@ -172,6 +189,9 @@ pub fn deploy<S: Storage>(
     let mut deployer = Deployer { app, owner };
     let contracts = deployer.instantiate_all(cfg, prefix, rewards_collector)?;
     deployer.register_addresses(&contracts)?;
+    if let Some(rover) = &contracts.rover {
+        deployer.connect_rover(rover, &contracts.rewards_collector)?;
+    }
     deployer.list_assets(&contracts, &cfg.assets)?;
     if let (Some(swap), Some(swapper)) = (&cfg.swap, &contracts.swapper) {
         deployer.fund_pools(swapper, swap, &cfg.assets)?;
@@ -277,7 +297,7 @@ impl<S: Storage> Deployer<'_, S> {
             }
             None => None,
         };
-        Ok(DeployedContracts {
+        let mut contracts = DeployedContracts {
             owner: self.owner.clone(),
             address_provider,
             red_bank,
@@ -285,7 +305,110 @@ impl<S: Storage> Deployer<'_, S> {
             params,
             rewards_collector,
             swapper,
+            rover: None,
+        };
+        if cfg.credit_accounts {
+            contracts.rover = Some(self.instantiate_rover(&contracts)?);
+        }
+        Ok(contracts)
+    }
+
+    /// The health contract, credit manager and account NFT, not yet connected. The devnet has
+    /// no zapper or incentives contract: the credit manager is given addresses it never calls
+    /// for the actions the devnet serves.
+    fn instantiate_rover(
+        &mut self,
+        contracts: &DeployedContracts,
+    ) -> Result<RoverContracts, DeployError> {
+        let owner = self.owner.to_string();
+        let health_code = self.app.store_code(super::health_contract());
+        let credit_manager_code = self.app.store_code(super::credit_manager_contract());
+        let account_nft_code = self.app.store_code(super::account_nft_contract());
+        let health = self.instantiate(
+            health_code,
+            &health::InstantiateMsg {
+                owner: owner.clone(),
+                credit_manager: None,
+            },
+            "mars-rover-health",
+            "health contract",
+        )?;
+        let api = self.app.api();
+        let placeholder = |name: &str| api.addr_make(name).to_string();
+        let swapper = match &contracts.swapper {
+            Some(swapper) => swapper.to_string(),
+            None => placeholder("mars-swapper"),
+        };
+        let credit_manager_msg = credit_manager::InstantiateMsg {
+            owner: owner.clone(),
+            red_bank: contracts.red_bank.to_string(),
+            oracle: contracts.oracle.to_string(),
+            max_unlocking_positions: Uint128::new(10),
+            max_slippage: Decimal::percent(20),
+            swapper,
+            zapper: placeholder("mars-zapper"),
+            health_contract: health.to_string(),
+            params: contracts.params.to_string(),
+            incentives: placeholder("mars-incentives"),
+        };
+        let credit_manager = self.instantiate(
+            credit_manager_code,
+            &credit_manager_msg,
+            "mars-credit-manager",
+            "credit manager",
+        )?;
+        let account_nft = self.instantiate(
+            account_nft_code,
+            &account_nft::InstantiateMsg {
+                max_value_for_burn: Uint128::new(1_000_000),
+                health_contract: Some(health.to_string()),
+                credit_manager_contract: Some(credit_manager.to_string()),
+                name: "mars-accounts".into(),
+                symbol: "MACC".into(),
+                minter: owner,
+            },
+            "mars-account-nft",
+            "account nft",
+        )?;
+        Ok(RoverContracts {
+            credit_manager,
+            health,
+            account_nft,
         })
+    }
+
+    /// As Mars deploys Rover: the NFT's minter role is proposed to the credit manager, which
+    /// accepts it when given the NFT, then opens the rewards collector's account; the health
+    /// contract learns the credit manager.
+    fn connect_rover(
+        &mut self,
+        rover: &RoverContracts,
+        rewards_collector: &Addr,
+    ) -> Result<(), DeployError> {
+        let propose =
+            account_nft::ExecuteMsg::UpdateOwnership(OwnershipAction::TransferOwnership {
+                new_owner: rover.credit_manager.to_string(),
+                expiry: None,
+            });
+        self.execute(&rover.account_nft, &propose, &[])
+            .step(|| "propose the credit manager as NFT minter".into())?;
+        let updates = ConfigUpdates {
+            account_nft: Some(rover.account_nft.to_string()),
+            rewards_collector: Some(rewards_collector.to_string()),
+            ..ConfigUpdates::default()
+        };
+        self.execute(
+            &rover.credit_manager,
+            &credit_manager::ExecuteMsg::UpdateConfig { updates },
+            &[],
+        )
+        .step(|| "configure the credit manager".into())?;
+        let health_config = health::ExecuteMsg::UpdateConfig {
+            credit_manager: rover.credit_manager.to_string(),
+        };
+        self.execute(&rover.health, &health_config, &[])
+            .step(|| "configure the health contract".into())?;
+        Ok(())
     }
 
     fn register_addresses(&mut self, contracts: &DeployedContracts) -> Result<(), DeployError> {
@@ -300,6 +423,9 @@ impl<S: Storage> Deployer<'_, S> {
         ];
         if let Some(swapper) = &contracts.swapper {
             addresses.push((MarsAddressType::Swapper, swapper));
+        }
+        if let Some(rover) = &contracts.rover {
+            addresses.push((MarsAddressType::CreditManager, &rover.credit_manager));
         }
         for (address_type, address) in addresses {
             self.execute(

@@ -1,6 +1,7 @@
 //! The devnet's contracts, written by us from the public Mars sources and run in cw-multi-test:
-//! Mars's Red Bank, oracle, params and address provider (Mars JSON, storage namespaces and
-//! error messages) and a constant-product swap contract.
+//! Mars's Red Bank, oracle, params and address provider, Rover's credit manager, health
+//! contract and account NFT (Mars JSON, storage namespaces and error messages) and a
+//! constant-product swap contract.
 //!
 //! - [`new_app`] builds the chain state machine ([`DevnetApp`]) with bech32 addresses;
 //! - [`deploy`] stores, instantiates and configures every contract from a [`DeployConfig`];
@@ -8,8 +9,11 @@
 //!   style, bank balances kept consistent) — 100,000 accounts in seconds;
 //! - [`set_prices`] moves oracle prices as the oracle's owner.
 
+pub mod account_nft;
 pub mod address_provider;
+pub mod credit_manager;
 mod deploy;
+pub mod health;
 pub mod oracle;
 pub mod params;
 pub mod red_bank;
@@ -25,7 +29,7 @@ use cw_multi_test::{
 
 pub use deploy::{
     asset_params, deploy, set_prices, AssetConfig, DeployConfig, DeployError, DeployedContracts,
-    SwapConfig,
+    RoverContracts, SwapConfig,
 };
 pub use seed::{seed_positions, SeedError, SeedPosition, SeedSummary};
 
@@ -60,6 +64,9 @@ macro_rules! contract_constructors {
 }
 
 contract_constructors! {
+    account_nft_contract => account_nft,
+    credit_manager_contract => credit_manager,
+    health_contract => health,
     address_provider_contract => address_provider,
     oracle_contract => oracle,
     params_contract => params,

@@ -1,6 +1,8 @@
 //! Shared setup of the contracts tests: a devnet app with the Mars fixture's assets deployed.
 #![allow(dead_code)]
 
+pub mod rover;
+
 use cosmwasm_std::{coin, Addr, BlockInfo, Coin, Decimal, Timestamp, Uint128};
 use cw_multi_test::{AppResponse, BankSudo, Executor, SudoMsg};
 use mars::msg::oracle::PriceUpdate;
@@ -103,6 +105,7 @@ pub fn fixture_config() -> DeployConfig {
             side_value: Uint128::new(10_000_000_000),
         }),
         rewards_collector: None,
+        credit_accounts: false,
     }
 }
 

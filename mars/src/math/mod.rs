@@ -1,10 +1,11 @@
-//! The Mars v2 Red Bank money math as pure functions: interest accrual and scaling, health,
-//! liquidation amounts and parameter validation.
+//! The Mars v2 money math as pure functions: interest accrual and scaling, Red Bank and credit
+//! account health, liquidation amounts and parameter validation.
 //!
 //! Every step uses cosmwasm-std integer math with the same floor/ceil as the Mars contracts, so
 //! the devnet contracts and the services reproduce the chain to the unit. Where the contracts
 //! would panic (unchecked `+`, `-`, `*`), these functions return a [`MathError`] instead.
 
+pub mod credit_account;
 pub mod health;
 pub mod interest;
 pub mod liquidation;

@@ -1,0 +1,254 @@
+//! Messages of Rover's health contract, with the JSON of Mars v2.1
+//! (`packages/types/src/health/{msg,health,account}.rs`).
+//!
+//! The health contract reads an account's positions from the credit manager and its prices and
+//! params from the oracle and params contracts the credit manager names, then answers the
+//! account's health. On Osmosis (contracts v2.1) the queries take the account `kind`.
+
+use std::fmt;
+
+use cosmwasm_std::{Decimal, Uint128};
+use serde::{Deserialize, Serialize};
+
+use super::oracle::ActionKind;
+use crate::types::Health;
+
+/// Storage namespaces of the health contract.
+pub mod namespace {
+    /// `Item<Addr>`.
+    pub const CREDIT_MANAGER: &str = "credit_manager";
+    /// mars-owner `Owner`.
+    pub const OWNER: &str = "owner";
+}
+
+/// What kind of credit account an id is; it decides the risk parameters its health uses.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum AccountKind {
+    Default,
+    /// Weighted with the assets' `hls` params; only correlated collateral counts.
+    HighLeveredStrategy,
+    /// An account run by a fund-manager vault.
+    FundManager {
+        vault_addr: String,
+    },
+}
+
+impl fmt::Display for AccountKind {
+    /// Mars's `Display`: the `Debug` form (`Default`, `HighLeveredStrategy`, …), which the credit
+    /// manager writes into its `kind` event attribute.
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "{self:?}")
+    }
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub struct InstantiateMsg {
+    pub owner: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credit_manager: Option<String>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum ExecuteMsg {
+    /// Owner only.
+    UpdateConfig { credit_manager: String },
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum QueryMsg {
+    /// Answers [`HealthValuesResponse`].
+    HealthValues {
+        account_id: String,
+        kind: AccountKind,
+        action: ActionKind,
+    },
+    /// Answers [`HealthState`]; an account without debt is healthy without pricing anything.
+    HealthState {
+        account_id: String,
+        kind: AccountKind,
+        action: ActionKind,
+    },
+    Config {},
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct HealthValuesResponse {
+    pub total_debt_value: Uint128,
+    pub total_collateral_value: Uint128,
+    pub max_ltv_adjusted_collateral: Uint128,
+    pub liquidation_threshold_adjusted_collateral: Uint128,
+    pub max_ltv_health_factor: Option<Decimal>,
+    pub liquidation_health_factor: Option<Decimal>,
+    /// The liquidation health factor is below one.
+    pub liquidatable: bool,
+    /// The max-LTV health factor is below one.
+    pub above_max_ltv: bool,
+}
+
+impl From<Health> for HealthValuesResponse {
+    fn from(health: Health) -> Self {
+        HealthValuesResponse {
+            liquidatable: health.is_liquidatable(),
+            above_max_ltv: health.is_above_max_ltv(),
+            total_debt_value: health.total_debt_value,
+            total_collateral_value: health.total_collateral_value,
+            max_ltv_adjusted_collateral: health.max_ltv_adjusted_collateral,
+            liquidation_threshold_adjusted_collateral: health
+                .liquidation_threshold_adjusted_collateral,
+            max_ltv_health_factor: health.max_ltv_health_factor,
+            liquidation_health_factor: health.liquidation_health_factor,
+        }
+    }
+}
+
+impl From<&HealthValuesResponse> for Health {
+    fn from(values: &HealthValuesResponse) -> Self {
+        Health {
+            total_debt_value: values.total_debt_value,
+            total_collateral_value: values.total_collateral_value,
+            max_ltv_adjusted_collateral: values.max_ltv_adjusted_collateral,
+            liquidation_threshold_adjusted_collateral: values
+                .liquidation_threshold_adjusted_collateral,
+            max_ltv_health_factor: values.max_ltv_health_factor,
+            liquidation_health_factor: values.liquidation_health_factor,
+        }
+    }
+}
+
+/// `"healthy"` or `{"unhealthy":{"max_ltv_health_factor":"0.9"}}`: max-LTV health only.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum HealthState {
+    Healthy,
+    Unhealthy { max_ltv_health_factor: Decimal },
+}
+
+impl fmt::Display for HealthState {
+    /// Mars's wording, as the credit manager writes it into its `assert_health` attributes.
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match self {
+            HealthState::Healthy => write!(f, "healthy"),
+            HealthState::Unhealthy {
+                max_ltv_health_factor,
+            } => write!(
+                f,
+                "unhealthy (max_ltv_health_factor: {:?}",
+                max_ltv_health_factor.to_string()
+            ),
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct ConfigResponse {
+    pub credit_manager: Option<String>,
+    pub owner_response: OwnerResponse,
+}
+
+/// mars-owner's `OwnerResponse`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct OwnerResponse {
+    pub owner: Option<String>,
+    pub proposed: Option<String>,
+    pub emergency_owner: Option<String>,
+    pub initialized: bool,
+    pub abolished: bool,
+}
+
+impl OwnerResponse {
+    /// An initialised owner with nothing proposed and no emergency owner.
+    pub fn owned_by(owner: impl Into<String>) -> Self {
+        OwnerResponse {
+            owner: Some(owner.into()),
+            proposed: None,
+            emergency_owner: None,
+            initialized: true,
+            abolished: false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn health_values_query_json_matches_mars() {
+        let q = QueryMsg::HealthValues {
+            account_id: "1".into(),
+            kind: AccountKind::Default,
+            action: ActionKind::Liquidation,
+        };
+        let json =
+            r#"{"health_values":{"account_id":"1","kind":"default","action":"liquidation"}}"#;
+        assert_eq!(serde_json::to_string(&q).unwrap(), json);
+        assert_eq!(serde_json::from_str::<QueryMsg>(json).unwrap(), q);
+
+        let q: QueryMsg = serde_json::from_str(
+            r#"{"health_state":{"account_id":"7","kind":"high_levered_strategy","action":"default"}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            q,
+            QueryMsg::HealthState {
+                account_id: "7".into(),
+                kind: AccountKind::HighLeveredStrategy,
+                action: ActionKind::Default,
+            }
+        );
+    }
+
+    #[test]
+    fn account_kinds_json_and_display_match_mars() {
+        let fund: AccountKind =
+            serde_json::from_str(r#"{"fund_manager":{"vault_addr":"osmo1vault"}}"#).unwrap();
+        assert_eq!(
+            fund,
+            AccountKind::FundManager {
+                vault_addr: "osmo1vault".into()
+            }
+        );
+        assert_eq!(
+            serde_json::to_string(&AccountKind::HighLeveredStrategy).unwrap(),
+            r#""high_levered_strategy""#
+        );
+        assert_eq!(
+            AccountKind::HighLeveredStrategy.to_string(),
+            "HighLeveredStrategy"
+        );
+    }
+
+    #[test]
+    fn health_answers_parse_mars_json() {
+        let values: HealthValuesResponse = serde_json::from_str(
+            r#"{"total_debt_value":"650000","total_collateral_value":"75000",
+                "max_ltv_adjusted_collateral":"52500",
+                "liquidation_threshold_adjusted_collateral":"60000",
+                "max_ltv_health_factor":"0.080769230769230769",
+                "liquidation_health_factor":"0.092307692307692307",
+                "liquidatable":true,"above_max_ltv":true}"#,
+        )
+        .unwrap();
+        assert!(values.liquidatable);
+        assert_eq!(values.total_debt_value, Uint128::new(650_000));
+        let health = Health::from(&values);
+        assert_eq!(HealthValuesResponse::from(health), values);
+
+        let state: HealthState =
+            serde_json::from_str(r#"{"unhealthy":{"max_ltv_health_factor":"0.9"}}"#).unwrap();
+        assert_eq!(
+            state,
+            HealthState::Unhealthy {
+                max_ltv_health_factor: Decimal::percent(90)
+            }
+        );
+        assert_eq!(
+            serde_json::from_str::<HealthState>(r#""healthy""#).unwrap(),
+            HealthState::Healthy
+        );
+    }
+}

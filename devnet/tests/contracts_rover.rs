@@ -103,19 +103,22 @@ mod contracts {
         assert_eq!(dn.balance(&cm, ATOM), 10_000);
         assert_eq!(dn.balance(&cm, USDC), 15_000);
 
-        let health = dn.health_values(&id, ActionKind::Default);
-        assert_eq!(health.total_collateral_value, Uint128::new(120_000));
-        assert_eq!(health.max_ltv_adjusted_collateral, Uint128::new(85_000));
+        let values = dn.health_values(&id, ActionKind::Default);
+        assert_eq!(values.health.total_collateral_value, Uint128::new(120_000));
         assert_eq!(
-            health.liquidation_threshold_adjusted_collateral,
+            values.health.max_ltv_adjusted_collateral,
+            Uint128::new(85_000)
+        );
+        assert_eq!(
+            values.health.liquidation_threshold_adjusted_collateral,
             Uint128::new(96_000)
         );
-        assert_eq!(health.total_debt_value, Uint128::new(20_000));
+        assert_eq!(values.health.total_debt_value, Uint128::new(20_000));
         assert_eq!(
-            health.liquidation_health_factor,
+            values.health.liquidation_health_factor,
             Some(Decimal::from_ratio(96_000u128, 20_000u128))
         );
-        assert!(!health.liquidatable);
+        assert!(!values.liquidatable);
 
         let shares: Vec<SharesResponseItem> = dn
             .query_on(

@@ -87,18 +87,18 @@ mod contracts {
         let (liquidator, own) = liquidator_account(&mut dn, 10_000);
         dn.set_price(ATOM, "7.5");
 
-        let health = dn.health_values(&liquidatee, ActionKind::Liquidation);
-        assert_eq!(health.total_collateral_value, Uint128::new(75_000));
+        let values = dn.health_values(&liquidatee, ActionKind::Liquidation);
+        assert_eq!(values.health.total_collateral_value, Uint128::new(75_000));
         assert_eq!(
-            health.liquidation_threshold_adjusted_collateral,
+            values.health.liquidation_threshold_adjusted_collateral,
             Uint128::new(60_000)
         );
-        assert_eq!(health.total_debt_value, Uint128::new(65_000));
+        assert_eq!(values.health.total_debt_value, Uint128::new(65_000));
         assert_eq!(
-            health.liquidation_health_factor,
+            values.health.liquidation_health_factor,
             Some(dec("0.923076923076923076"))
         );
-        assert!(health.liquidatable);
+        assert!(values.liquidatable);
 
         let res = dn
             .update_account(
@@ -153,12 +153,12 @@ mod contracts {
         assert_eq!(dn.balance(&cm, ATOM), 10_000);
 
         // Still liquidatable: floor(5,600 · 7.5 · 0.8) = 33,600 against 35,000.
-        let health = dn.health_values(&liquidatee, ActionKind::Liquidation);
+        let values = dn.health_values(&liquidatee, ActionKind::Liquidation);
         assert_eq!(
-            health.liquidation_threshold_adjusted_collateral,
+            values.health.liquidation_threshold_adjusted_collateral,
             Uint128::new(33_600)
         );
-        assert_eq!(health.total_debt_value, Uint128::new(35_000));
+        assert_eq!(values.health.total_debt_value, Uint128::new(35_000));
     }
 
     /// Offering the whole 65,000 debt: the target-health-factor cap of 48,529 (worked out
@@ -187,12 +187,12 @@ mod contracts {
         assert_eq!(deposit_of(&dn.positions("1"), ATOM), 64);
         // The account is left just above the target: floor(floor(2,883 · 7.5) · 0.8) = 17,297
         // against 16,471.
-        let health = dn.health_values(&liquidatee, ActionKind::Liquidation);
+        let values = dn.health_values(&liquidatee, ActionKind::Liquidation);
         assert_eq!(
-            health.liquidation_threshold_adjusted_collateral,
+            values.health.liquidation_threshold_adjusted_collateral,
             Uint128::new(17_297)
         );
-        assert_eq!(health.total_debt_value, Uint128::new(16_471));
+        assert_eq!(values.health.total_debt_value, Uint128::new(16_471));
     }
 
     /// The same figures when the 10,000 uatom are lent: the 4,400 seized are reclaimed from

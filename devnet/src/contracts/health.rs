@@ -194,9 +194,9 @@ pub fn health_state(
     if positions.debts.is_empty() {
         return Ok(HealthState::Healthy);
     }
-    let health = compute(deps, &peers, &positions, kind, action)?;
-    Ok(match health.max_ltv_health_factor {
-        Some(max_ltv_health_factor) if health.above_max_ltv => HealthState::Unhealthy {
+    let values = compute(deps, &peers, &positions, kind, action)?;
+    Ok(match values.health.max_ltv_health_factor {
+        Some(max_ltv_health_factor) if values.above_max_ltv => HealthState::Unhealthy {
             max_ltv_health_factor,
         },
         _ => HealthState::Healthy,

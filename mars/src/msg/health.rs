@@ -7,7 +7,7 @@
 
 use std::fmt;
 
-use cosmwasm_std::{Decimal, Uint128};
+use cosmwasm_std::Decimal;
 use serde::{Deserialize, Serialize};
 
 use super::oracle::ActionKind;
@@ -75,14 +75,12 @@ pub enum QueryMsg {
     Config {},
 }
 
+/// Mars' `HealthValuesResponse`: the [`Health`] fields at the top level of the JSON, plus the
+/// two verdicts mars-health derives from them.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct HealthValuesResponse {
-    pub total_debt_value: Uint128,
-    pub total_collateral_value: Uint128,
-    pub max_ltv_adjusted_collateral: Uint128,
-    pub liquidation_threshold_adjusted_collateral: Uint128,
-    pub max_ltv_health_factor: Option<Decimal>,
-    pub liquidation_health_factor: Option<Decimal>,
+    #[serde(flatten)]
+    pub health: Health,
     /// The liquidation health factor is below one.
     pub liquidatable: bool,
     /// The max-LTV health factor is below one.
@@ -94,27 +92,7 @@ impl From<Health> for HealthValuesResponse {
         HealthValuesResponse {
             liquidatable: health.is_liquidatable(),
             above_max_ltv: health.is_above_max_ltv(),
-            total_debt_value: health.total_debt_value,
-            total_collateral_value: health.total_collateral_value,
-            max_ltv_adjusted_collateral: health.max_ltv_adjusted_collateral,
-            liquidation_threshold_adjusted_collateral: health
-                .liquidation_threshold_adjusted_collateral,
-            max_ltv_health_factor: health.max_ltv_health_factor,
-            liquidation_health_factor: health.liquidation_health_factor,
-        }
-    }
-}
-
-impl From<&HealthValuesResponse> for Health {
-    fn from(values: &HealthValuesResponse) -> Self {
-        Health {
-            total_debt_value: values.total_debt_value,
-            total_collateral_value: values.total_collateral_value,
-            max_ltv_adjusted_collateral: values.max_ltv_adjusted_collateral,
-            liquidation_threshold_adjusted_collateral: values
-                .liquidation_threshold_adjusted_collateral,
-            max_ltv_health_factor: values.max_ltv_health_factor,
-            liquidation_health_factor: values.liquidation_health_factor,
+            health,
         }
     }
 }
@@ -174,6 +152,10 @@ impl OwnerResponse {
 
 #[cfg(test)]
 mod tests {
+    use std::str::FromStr;
+
+    use cosmwasm_std::Uint128;
+
     use super::*;
 
     #[test]
@@ -223,6 +205,31 @@ mod tests {
     }
 
     #[test]
+    fn health_values_serialise_flat_like_mars() {
+        let values = HealthValuesResponse::from(Health {
+            total_debt_value: Uint128::zero(),
+            total_collateral_value: Uint128::new(120_000),
+            max_ltv_adjusted_collateral: Uint128::new(85_000),
+            liquidation_threshold_adjusted_collateral: Uint128::new(95_000),
+            max_ltv_health_factor: None,
+            liquidation_health_factor: None,
+        });
+        let expected: serde_json::Value = serde_json::from_str(
+            r#"{"total_debt_value":"0","total_collateral_value":"120000",
+                "max_ltv_adjusted_collateral":"85000",
+                "liquidation_threshold_adjusted_collateral":"95000",
+                "max_ltv_health_factor":null,"liquidation_health_factor":null,
+                "liquidatable":false,"above_max_ltv":false}"#,
+        )
+        .unwrap();
+        assert_eq!(serde_json::to_value(&values).unwrap(), expected);
+        assert_eq!(
+            serde_json::from_value::<HealthValuesResponse>(expected).unwrap(),
+            values
+        );
+    }
+
+    #[test]
     fn health_answers_parse_mars_json() {
         let values: HealthValuesResponse = serde_json::from_str(
             r#"{"total_debt_value":"650000","total_collateral_value":"75000",
@@ -234,9 +241,19 @@ mod tests {
         )
         .unwrap();
         assert!(values.liquidatable);
-        assert_eq!(values.total_debt_value, Uint128::new(650_000));
-        let health = Health::from(&values);
-        assert_eq!(HealthValuesResponse::from(health), values);
+        assert!(values.above_max_ltv);
+        assert_eq!(
+            values.health,
+            Health {
+                total_debt_value: Uint128::new(650_000),
+                total_collateral_value: Uint128::new(75_000),
+                max_ltv_adjusted_collateral: Uint128::new(52_500),
+                liquidation_threshold_adjusted_collateral: Uint128::new(60_000),
+                max_ltv_health_factor: Some(Decimal::from_str("0.080769230769230769").unwrap()),
+                liquidation_health_factor: Some(Decimal::from_str("0.092307692307692307").unwrap()),
+            }
+        );
+        assert_eq!(HealthValuesResponse::from(values.health.clone()), values);
 
         let state: HealthState =
             serde_json::from_str(r#"{"unhealthy":{"max_ltv_health_factor":"0.9"}}"#).unwrap();

@@ -13,7 +13,7 @@ use mars::math::liquidation::{calculate_liquidation_amounts, LiquidationInput};
 use mars::msg::credit_manager::{ActionCoin, CallbackMsg, ExecuteMsg, LiquidateRequest};
 use mars::msg::oracle::ActionKind;
 use mars::rule::RepayLimit;
-use mars::types::{Health, LiquidationAmounts};
+use mars::types::LiquidationAmounts;
 
 use super::debt::current_debt_for_denom;
 use super::lend::reclaim_msg;
@@ -117,6 +117,7 @@ fn calculate_liquidation(
         return Err(CreditManagerError::NotLiquidatable {
             account_id: parties.liquidatee.to_string(),
             lqdt_health_factor: values
+                .health
                 .liquidation_health_factor
                 .map_or_else(|| "None".to_string(), |hf| hf.to_string()),
         });
@@ -136,7 +137,7 @@ fn calculate_liquidation(
         debt_price,
         // contracts v2.1 (Osmosis) caps a liquidation at the target health factor.
         repay_limit: RepayLimit::TargetHealthFactor(target_health_factor),
-        health: &Health::from(&values),
+        health: &values.health,
     })?;
     assert_liquidation_profitable(parties, &amounts, debt_price, request_price)?;
     Ok(amounts)

@@ -7,7 +7,8 @@ mod contracts_support;
 mod contracts {
     use crate::contracts_support::rover::*;
     use crate::contracts_support::*;
-    use cosmwasm_std::{coin, Addr, Uint128};
+    use cosmwasm_std::{coin, Addr, Coin, Uint128};
+    use cw_multi_test::AppResponse;
     use mars::msg::credit_manager::{Action, LiquidateRequest};
     use mars::msg::health::AccountKind;
     use mars::msg::oracle::ActionKind;
@@ -68,6 +69,73 @@ mod contracts {
         LiquidateRequest::Deposit(ATOM.into())
     }
 
+    /// A borrower's account to liquidate and a liquidator's own account.
+    struct Liquidation {
+        dn: Devnet,
+        liquidatee: String,
+        liquidator: Addr,
+        own: String,
+    }
+
+    impl Liquidation {
+        /// The borrower (its uatom lent first when `lend`), a liquidator holding `usdc`
+        /// uusdc, and ATOM at `atom_price` (the fixture's 10 when `None`).
+        fn new(lend: Option<Action>, usdc: u128, atom_price: Option<&str>) -> Self {
+            let mut dn = Devnet::rover();
+            let liquidatee = borrower_account(&mut dn, lend);
+            let (liquidator, own) = liquidator_account(&mut dn, usdc);
+            if let Some(price) = atom_price {
+                dn.set_price(ATOM, price);
+            }
+            Liquidation {
+                dn,
+                liquidatee,
+                liquidator,
+                own,
+            }
+        }
+
+        /// The deposit borrower after ATOM fell to 7.5, liquidatable.
+        fn after_price_drop(usdc: u128) -> Self {
+            Self::new(None, usdc, Some("7.5"))
+        }
+
+        fn run(&mut self, actions: Vec<Action>) -> Result<AppResponse, String> {
+            self.dn
+                .update_account(&self.liquidator, &self.own, actions, &[])
+        }
+
+        fn borrow_and_liquidate(
+            &mut self,
+            debt: u128,
+            request: LiquidateRequest,
+        ) -> Result<AppResponse, String> {
+            let actions = borrow_and_liquidate(&self.liquidatee, debt, request);
+            self.run(actions)
+        }
+
+        /// Liquidates with coins the liquidator's account already holds.
+        fn liquidate_only(&mut self, debt_coin: Coin) -> Result<AppResponse, String> {
+            self.run(vec![Action::Liquidate {
+                liquidatee_account_id: self.liquidatee.clone(),
+                debt_coin,
+                request: deposit_request(),
+            }])
+        }
+
+        /// The liquidatee's LT-weighted collateral and debt at liquidation prices.
+        fn assert_liquidatee_health(&self, lt_adjusted_collateral: u128, debt: u128) {
+            let values = self
+                .dn
+                .health_values(&self.liquidatee, ActionKind::Liquidation);
+            assert_eq!(
+                values.health.liquidation_threshold_adjusted_collateral,
+                Uint128::new(lt_adjusted_collateral)
+            );
+            assert_eq!(values.health.total_debt_value, Uint128::new(debt));
+        }
+    }
+
     /// ATOM 10 → 7.5 (default and liquidation price alike), THF 1.05; uatom LB 0.01 / 2 /
     /// 0.02 / 0.1, protocol fee 0.1. Health at liquidation prices:
     ///   collateral = floor(10,000 · 7.5) = 75,000; LT-weighted floor(75,000 · 0.8) = 60,000;
@@ -82,32 +150,18 @@ mod contracts {
     ///   liquidator receives 4,400 − 40 = 4,360 uatom (worth 32,700 > 30,000 repaid).
     #[test]
     fn liquidation_of_a_deposit_moves_the_hand_computed_amounts() {
-        let mut dn = Devnet::rover();
-        let liquidatee = deposit_borrower(&mut dn);
-        let (liquidator, own) = liquidator_account(&mut dn, 10_000);
-        dn.set_price(ATOM, "7.5");
+        let mut l = Liquidation::after_price_drop(10_000);
 
-        let values = dn.health_values(&liquidatee, ActionKind::Liquidation);
+        let values = l.dn.health_values(&l.liquidatee, ActionKind::Liquidation);
         assert_eq!(values.health.total_collateral_value, Uint128::new(75_000));
-        assert_eq!(
-            values.health.liquidation_threshold_adjusted_collateral,
-            Uint128::new(60_000)
-        );
-        assert_eq!(values.health.total_debt_value, Uint128::new(65_000));
+        l.assert_liquidatee_health(60_000, 65_000);
         assert_eq!(
             values.health.liquidation_health_factor,
             Some(dec("0.923076923076923076"))
         );
         assert!(values.liquidatable);
 
-        let res = dn
-            .update_account(
-                &liquidator,
-                &own,
-                borrow_and_liquidate(&liquidatee, 30_000, deposit_request()),
-                &[],
-            )
-            .unwrap();
+        let res = l.borrow_and_liquidate(30_000, deposit_request()).unwrap();
         assert_eq!(
             wasm_attr(&res, "liquidate_deposit", "coin_debt_repaid").unwrap(),
             "30000uusdc"
@@ -124,7 +178,8 @@ mod contracts {
         // Liquidatee: 10,000 − 4,400 = 5,600 uatom; debt 65,000 − 30,000 = 35,000 (its
         // 65e9 shares less 95e9 · 30,000 / 95,000 = 30e9 repaid); the repaid uusdc passed
         // through its balance and is gone.
-        let after = dn.positions(&liquidatee);
+        let dn = &l.dn;
+        let after = dn.positions(&l.liquidatee);
         assert_eq!(deposit_of(&after, ATOM), 5_600);
         assert_eq!(deposit_of(&after, USDC), 0);
         assert_eq!(debt_of(&after, USDC), 35_000);
@@ -132,7 +187,7 @@ mod contracts {
 
         // Liquidator: its 10,000 uusdc, the 4,360 uatom received, and the 30,000 it borrowed
         // (30,000 · 65e9 / 65,000 = 30e9 shares).
-        let own_after = dn.positions(&own);
+        let own_after = dn.positions(&l.own);
         assert_eq!(deposit_of(&own_after, ATOM), 4_360);
         assert_eq!(deposit_of(&own_after, USDC), 10_000);
         assert_eq!(debt_of(&own_after, USDC), 30_000);
@@ -153,12 +208,7 @@ mod contracts {
         assert_eq!(dn.balance(&cm, ATOM), 10_000);
 
         // Still liquidatable: floor(5,600 · 7.5 · 0.8) = 33,600 against 35,000.
-        let values = dn.health_values(&liquidatee, ActionKind::Liquidation);
-        assert_eq!(
-            values.health.liquidation_threshold_adjusted_collateral,
-            Uint128::new(33_600)
-        );
-        assert_eq!(values.health.total_debt_value, Uint128::new(35_000));
+        l.assert_liquidatee_health(33_600, 35_000);
     }
 
     /// Offering the whole 65,000 debt: the target-health-factor cap of 48,529 (worked out
@@ -167,60 +217,41 @@ mod contracts {
     /// 7,053. What the liquidator borrowed beyond the repayment stays in its account.
     #[test]
     fn the_target_health_factor_caps_the_repayment() {
-        let mut dn = Devnet::rover();
-        let liquidatee = deposit_borrower(&mut dn);
-        let (liquidator, own) = liquidator_account(&mut dn, 40_000);
-        dn.set_price(ATOM, "7.5");
-        dn.update_account(
-            &liquidator,
-            &own,
-            borrow_and_liquidate(&liquidatee, 65_000, deposit_request()),
-            &[],
-        )
-        .unwrap();
-        let after = dn.positions(&liquidatee);
+        let mut l = Liquidation::after_price_drop(40_000);
+        l.borrow_and_liquidate(65_000, deposit_request()).unwrap();
+        let dn = &l.dn;
+        let after = dn.positions(&l.liquidatee);
         assert_eq!(deposit_of(&after, ATOM), 10_000 - 7_117);
         assert_eq!(debt_of(&after, USDC), 65_000 - 48_529);
-        let own_after = dn.positions(&own);
+        let own_after = dn.positions(&l.own);
         assert_eq!(deposit_of(&own_after, ATOM), 7_053);
         assert_eq!(deposit_of(&own_after, USDC), 40_000 + 65_000 - 48_529);
         assert_eq!(deposit_of(&dn.positions("1"), ATOM), 64);
         // The account is left just above the target: floor(floor(2,883 · 7.5) · 0.8) = 17,297
         // against 16,471.
-        let values = dn.health_values(&liquidatee, ActionKind::Liquidation);
-        assert_eq!(
-            values.health.liquidation_threshold_adjusted_collateral,
-            Uint128::new(17_297)
-        );
-        assert_eq!(values.health.total_debt_value, Uint128::new(16_471));
+        l.assert_liquidatee_health(17_297, 16_471);
     }
 
     /// The same figures when the 10,000 uatom are lent: the 4,400 seized are reclaimed from
     /// the Red Bank (the lend keeps 5,600) and credited 4,360 / 40 as coin balances.
     #[test]
     fn liquidation_of_a_lend_reclaims_from_the_red_bank() {
-        let mut dn = Devnet::rover();
-        let liquidatee = borrower_account(&mut dn, Some(Action::Lend(exact(ATOM, 10_000))));
-        let (liquidator, own) = liquidator_account(&mut dn, 10_000);
-        dn.set_price(ATOM, "7.5");
-        dn.update_account(
-            &liquidator,
-            &own,
-            borrow_and_liquidate(&liquidatee, 30_000, LiquidateRequest::Lend(ATOM.into())),
-            &[],
-        )
-        .unwrap();
+        let lend = Action::Lend(exact(ATOM, 10_000));
+        let mut l = Liquidation::new(Some(lend), 10_000, Some("7.5"));
+        l.borrow_and_liquidate(30_000, LiquidateRequest::Lend(ATOM.into()))
+            .unwrap();
 
-        let after = dn.positions(&liquidatee);
+        let dn = &l.dn;
+        let after = dn.positions(&l.liquidatee);
         assert_eq!(lend_of(&after, ATOM), 5_600);
         assert_eq!(deposit_of(&after, ATOM), 0);
         assert_eq!(debt_of(&after, USDC), 35_000);
-        assert_eq!(deposit_of(&dn.positions(&own), ATOM), 4_360);
+        assert_eq!(deposit_of(&dn.positions(&l.own), ATOM), 4_360);
         assert_eq!(deposit_of(&dn.positions("1"), ATOM), 40);
         let cm = dn.credit_manager();
         let lent: UserCollateralResponse = dn.query(&red_bank::QueryMsg::UserCollateral {
             user: cm.to_string(),
-            account_id: Some(liquidatee.clone()),
+            account_id: Some(l.liquidatee.clone()),
             denom: ATOM.into(),
         });
         assert_eq!(lent.amount, Uint128::new(5_600));
@@ -247,16 +278,10 @@ mod contracts {
     /// At price 10 the liquidation health factor is 80,000 / 65,000.
     #[test]
     fn cannot_liquidate_a_healthy_account() {
-        let mut dn = Devnet::rover();
-        let liquidatee = deposit_borrower(&mut dn);
-        let (liquidator, own) = liquidator_account(&mut dn, 10_000);
+        let mut l = Liquidation::new(None, 10_000, None);
+        let liquidatee = l.liquidatee.clone();
         assert_err(
-            dn.update_account(
-                &liquidator,
-                &own,
-                borrow_and_liquidate(&liquidatee, 30_000, deposit_request()),
-                &[],
-            ),
+            l.borrow_and_liquidate(30_000, deposit_request()),
             &format!(
                 "\"{liquidatee}\" is not a liquidatable credit account. Health factor: \"1.230769230769230769\"."
             ),
@@ -265,38 +290,17 @@ mod contracts {
 
     #[test]
     fn requested_coin_and_debt_must_be_held_by_the_liquidatee() {
-        let mut dn = Devnet::rover();
-        let liquidatee = deposit_borrower(&mut dn);
-        let (liquidator, own) = liquidator_account(&mut dn, 10_000);
-        dn.set_price(ATOM, "7.5");
+        let mut l = Liquidation::after_price_drop(10_000);
         assert_err(
-            dn.update_account(
-                &liquidator,
-                &own,
-                borrow_and_liquidate(&liquidatee, 1_000, LiquidateRequest::Deposit(OSMO.into())),
-                &[],
-            ),
+            l.borrow_and_liquidate(1_000, LiquidateRequest::Deposit(OSMO.into())),
             "uosmo is not an available coin to request",
         );
         assert_err(
-            dn.update_account(
-                &liquidator,
-                &own,
-                borrow_and_liquidate(&liquidatee, 1_000, LiquidateRequest::Lend(ATOM.into())),
-                &[],
-            ),
+            l.borrow_and_liquidate(1_000, LiquidateRequest::Lend(ATOM.into())),
             "Nothing lent to reclaim",
         );
-        dn.fund_account(&liquidator, &own, 1_000, OSMO);
-        let osmo_debt = vec![Action::Liquidate {
-            liquidatee_account_id: liquidatee.clone(),
-            debt_coin: coin(1_000, OSMO),
-            request: deposit_request(),
-        }];
-        assert_err(
-            dn.update_account(&liquidator, &own, osmo_debt, &[]),
-            "No debt to repay",
-        );
+        l.dn.fund_account(&l.liquidator, &l.own, 1_000, OSMO);
+        assert_err(l.liquidate_only(coin(1_000, OSMO)), "No debt to repay");
     }
 
     /// Repaying 10 uusdc seizes floor(floor(10 · 1.1) / 7.5) = 1 uatom; the fee
@@ -304,17 +308,9 @@ mod contracts {
     /// floor(7.5) = 7, less than the 10 it paid.
     #[test]
     fn an_unprofitable_liquidation_is_refused() {
-        let mut dn = Devnet::rover();
-        let liquidatee = deposit_borrower(&mut dn);
-        let (liquidator, own) = liquidator_account(&mut dn, 10_000);
-        dn.set_price(ATOM, "7.5");
+        let mut l = Liquidation::after_price_drop(10_000);
         assert_err(
-            dn.update_account(
-                &liquidator,
-                &own,
-                borrow_and_liquidate(&liquidatee, 10, deposit_request()),
-                &[],
-            ),
+            l.borrow_and_liquidate(10, deposit_request()),
             "Paying down Coin { denom: \"uusdc\", amount: Uint128(10) } for Coin { denom: \"uatom\", amount: Uint128(1) } does not result in a profit for the liquidator",
         );
     }
@@ -322,19 +318,8 @@ mod contracts {
     /// The debt is paid from the liquidator's own coin balance, which must hold it.
     #[test]
     fn liquidator_must_hold_the_debt_coin() {
-        let mut dn = Devnet::rover();
-        let liquidatee = deposit_borrower(&mut dn);
-        let (liquidator, own) = liquidator_account(&mut dn, 10_000);
-        dn.set_price(ATOM, "7.5");
-        let liquidate_only = vec![Action::Liquidate {
-            liquidatee_account_id: liquidatee,
-            debt_coin: coin(30_000, USDC),
-            request: deposit_request(),
-        }];
-        assert_err(
-            dn.update_account(&liquidator, &own, liquidate_only, &[]),
-            "Cannot Sub with",
-        );
+        let mut l = Liquidation::after_price_drop(10_000);
+        assert_err(l.liquidate_only(coin(30_000, USDC)), "Cannot Sub with");
     }
 
     /// The liquidator's account must itself end healthy at max LTV: with nothing of its own,
@@ -342,17 +327,9 @@ mod contracts {
     /// max-LTV collateral against 30,000, a health factor of 0.763.
     #[test]
     fn liquidator_account_must_end_healthy() {
-        let mut dn = Devnet::rover();
-        let liquidatee = deposit_borrower(&mut dn);
-        let (liquidator, own) = liquidator_account(&mut dn, 0);
-        dn.set_price(ATOM, "7.5");
+        let mut l = Liquidation::after_price_drop(0);
         assert_err(
-            dn.update_account(
-                &liquidator,
-                &own,
-                borrow_and_liquidate(&liquidatee, 30_000, deposit_request()),
-                &[],
-            ),
+            l.borrow_and_liquidate(30_000, deposit_request()),
             "Actions resulted in exceeding maximum allowed loan-to-value. Max LTV health factor: \"0.763\"",
         );
     }

@@ -8,7 +8,7 @@ mod contracts_support;
 mod contracts {
     use crate::contracts_support::rover::*;
     use crate::contracts_support::*;
-    use cosmwasm_std::{coin, Decimal, Uint128};
+    use cosmwasm_std::{coin, Addr, Decimal, Uint128};
     use cw_multi_test::Executor;
     use mars::msg::account_nft::{self, MinterResponse};
     use mars::msg::address_provider;
@@ -17,7 +17,6 @@ mod contracts {
     };
     use mars::msg::health::{AccountKind, HealthState};
     use mars::msg::oracle::ActionKind;
-    use mars::msg::red_bank::{self, UserCollateralResponse, UserDebtResponse};
 
     #[test]
     fn deploy_connects_rover_and_opens_the_rewards_collector_account() {
@@ -57,15 +56,21 @@ mod contracts {
     /// collateral 100,000 + 15,000 + 5,000 = 120,000;
     /// max-LTV-weighted 70,000 + 11,250 + 3,750 = 85,000; LT-weighted 80,000 + 12,000 + 4,000
     /// = 96,000; debt 20,000.
+    /// A user's account of `kind` holding 10,000 uatom, with 200,000 uusdc to borrow.
+    fn funded_account(dn: &mut Devnet, kind: AccountKind) -> (Addr, String) {
+        dn.usdc_liquidity(200_000);
+        let user = dn.addr("user");
+        let id = dn.open_account(&user, kind);
+        dn.fund_account(&user, &id, 10_000, ATOM);
+        (user, id)
+    }
+
     #[test]
     fn account_deposits_borrows_lends_and_is_valued_by_the_health_contract() {
         let mut dn = Devnet::rover();
-        dn.usdc_liquidity(200_000);
-        let user = dn.addr("user");
-        let id = dn.open_account(&user, AccountKind::Default);
+        let (user, id) = funded_account(&mut dn, AccountKind::Default);
         assert_eq!(id, "2");
         assert_eq!(dn.account_tokens(&user), vec![id.clone()]);
-        dn.fund_account(&user, &id, 10_000, ATOM);
         dn.update_account(
             &user,
             &id,
@@ -88,17 +93,10 @@ mod contracts {
         // The Red Bank: the credit manager owes in its own name, the lend sits under
         // {"addr": credit manager, "acc_id": "2"}.
         let cm = dn.credit_manager();
-        let debt: UserDebtResponse = dn.query(&red_bank::QueryMsg::UserDebt {
-            user: cm.to_string(),
-            denom: USDC.into(),
-        });
+        let debt = dn.credit_manager_debt(USDC);
         assert_eq!(debt.amount, Uint128::new(20_000));
         assert!(debt.uncollateralized);
-        let lent: UserCollateralResponse = dn.query(&red_bank::QueryMsg::UserCollateral {
-            user: cm.to_string(),
-            account_id: Some(id.clone()),
-            denom: USDC.into(),
-        });
+        let lent = dn.credit_account_lend(&id, USDC);
         assert_eq!(lent.amount, Uint128::new(5_000));
         assert_eq!(dn.balance(&cm, ATOM), 10_000);
         assert_eq!(dn.balance(&cm, USDC), 15_000);
@@ -136,10 +134,7 @@ mod contracts {
     #[test]
     fn account_reclaims_repays_and_refunds_everything_to_its_owner() {
         let mut dn = Devnet::rover();
-        dn.usdc_liquidity(200_000);
-        let user = dn.addr("user");
-        let id = dn.open_account(&user, AccountKind::Default);
-        dn.fund_account(&user, &id, 10_000, ATOM);
+        let (user, id) = funded_account(&mut dn, AccountKind::Default);
         dn.update_account(
             &user,
             &id,
@@ -169,12 +164,7 @@ mod contracts {
         assert!(positions.debts.is_empty());
         assert!(positions.lends.is_empty());
         assert_eq!(dn.balance(&user, ATOM), 10_000);
-        let cm = dn.credit_manager();
-        let debt: UserDebtResponse = dn.query(&red_bank::QueryMsg::UserDebt {
-            user: cm.to_string(),
-            denom: USDC.into(),
-        });
-        assert!(debt.amount.is_zero());
+        assert!(dn.credit_manager_debt(USDC).amount.is_zero());
     }
 
     /// 2,000 uatom (20,000 at price 10) sold through the 0.3 % pool for uusdc; the account is
@@ -212,10 +202,7 @@ mod contracts {
     #[test]
     fn borrowing_past_max_ltv_is_refused() {
         let mut dn = Devnet::rover();
-        dn.usdc_liquidity(200_000);
-        let user = dn.addr("user");
-        let id = dn.open_account(&user, AccountKind::Default);
-        dn.fund_account(&user, &id, 10_000, ATOM);
+        let (user, id) = funded_account(&mut dn, AccountKind::Default);
         assert_err(
             dn.update_account(&user, &id, borrow_and_withdraw(80_000), &[]),
             "Actions resulted in exceeding maximum allowed loan-to-value. Max LTV health factor: \"0.875\"",
@@ -311,12 +298,9 @@ mod contracts {
     #[test]
     fn hls_account_rules_are_enforced() {
         let mut dn = Devnet::rover();
-        dn.usdc_liquidity(200_000);
         let lender = dn.addr("osmo lender");
         dn.deposit(&lender, 200_000, OSMO);
-        let user = dn.addr("user");
-        let id = dn.open_account(&user, AccountKind::HighLeveredStrategy);
-        dn.fund_account(&user, &id, 10_000, ATOM);
+        let (user, id) = funded_account(&mut dn, AccountKind::HighLeveredStrategy);
         assert_err(
             dn.update_account(
                 &user,

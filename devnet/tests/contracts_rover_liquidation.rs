@@ -12,7 +12,6 @@ mod contracts {
     use mars::msg::credit_manager::{Action, LiquidateRequest};
     use mars::msg::health::AccountKind;
     use mars::msg::oracle::ActionKind;
-    use mars::msg::red_bank::{self, UserCollateralResponse, UserDebtResponse};
 
     /// The fixture's borrower as a credit account: 10,000 uatom (price 10, LT 0.8) kept in
     /// the account, 65,000 uusdc borrowed and withdrawn to the owner's wallet. At price 10 its
@@ -200,11 +199,7 @@ mod contracts {
         // The credit manager owes the Red Bank 65,000 + 30,000 − 30,000 and still holds the
         // 10,000 uatom, now split 5,600 / 4,360 / 40.
         let cm = dn.credit_manager();
-        let owed: UserDebtResponse = dn.query(&red_bank::QueryMsg::UserDebt {
-            user: cm.to_string(),
-            denom: USDC.into(),
-        });
-        assert_eq!(owed.amount, Uint128::new(65_000));
+        assert_eq!(dn.credit_manager_debt(USDC).amount, Uint128::new(65_000));
         assert_eq!(dn.balance(&cm, ATOM), 10_000);
 
         // Still liquidatable: floor(5,600 · 7.5 · 0.8) = 33,600 against 35,000.
@@ -249,11 +244,7 @@ mod contracts {
         assert_eq!(deposit_of(&dn.positions(&l.own), ATOM), 4_360);
         assert_eq!(deposit_of(&dn.positions("1"), ATOM), 40);
         let cm = dn.credit_manager();
-        let lent: UserCollateralResponse = dn.query(&red_bank::QueryMsg::UserCollateral {
-            user: cm.to_string(),
-            account_id: Some(l.liquidatee.clone()),
-            denom: ATOM.into(),
-        });
+        let lent = dn.credit_account_lend(&l.liquidatee, ATOM);
         assert_eq!(lent.amount, Uint128::new(5_600));
         assert_eq!(dn.balance(&cm, ATOM), 4_400);
     }

@@ -9,6 +9,7 @@ use mars::msg::credit_manager::{
 };
 use mars::msg::health::{self, AccountKind, HealthValuesResponse};
 use mars::msg::oracle::ActionKind;
+use mars::msg::red_bank::{self, UserCollateralResponse, UserDebtResponse};
 use redline_devnet::contracts::RoverContracts;
 
 use super::{fixture_config, Devnet, USDC};
@@ -106,6 +107,24 @@ impl Devnet {
             },
         )
         .unwrap()
+    }
+
+    /// What the credit manager owes the Red Bank in `denom` (it borrows in its own name).
+    pub fn credit_manager_debt(&self, denom: &str) -> UserDebtResponse {
+        self.query(&red_bank::QueryMsg::UserDebt {
+            user: self.credit_manager().to_string(),
+            denom: denom.into(),
+        })
+    }
+
+    /// What a credit account has lent in the Red Bank, kept under
+    /// `{"addr": credit manager, "acc_id": account_id}`.
+    pub fn credit_account_lend(&self, account_id: &str, denom: &str) -> UserCollateralResponse {
+        self.query(&red_bank::QueryMsg::UserCollateral {
+            user: self.credit_manager().to_string(),
+            account_id: Some(account_id.into()),
+            denom: denom.into(),
+        })
     }
 
     pub fn all_coin_balances(&self) -> Vec<CoinBalanceResponseItem> {

@@ -247,6 +247,29 @@ mod tests {
         data
     }
 
+    fn compute(
+        kind: &AccountKind,
+        positions: &Positions,
+        data: &DenomsData,
+    ) -> Result<Health, HealthComputeError> {
+        HealthComputer {
+            kind,
+            positions,
+            denoms: data,
+        }
+        .compute_health()
+    }
+
+    /// Total, max-LTV-weighted and LT-weighted collateral values.
+    fn assert_collateral(health: &Health, total: u128, max_ltv: u128, lt: u128) {
+        assert_eq!(health.total_collateral_value, Uint128::new(total));
+        assert_eq!(health.max_ltv_adjusted_collateral, Uint128::new(max_ltv));
+        assert_eq!(
+            health.liquidation_threshold_adjusted_collateral,
+            Uint128::new(lt)
+        );
+    }
+
     /// 10,000 uatom deposited and 5,000 lent at 7.5 (LTV 0.7, LT 0.8); 3 uusdc owed at 0.5.
     #[test]
     fn default_account_floors_collateral_and_ceils_debt() {
@@ -259,21 +282,10 @@ mod tests {
             vec![Coin::new(5_000u128, "uatom")],
             vec![("uusdc", 3)],
         );
-        let health = HealthComputer {
-            kind: &AccountKind::Default,
-            positions: &positions,
-            denoms: &data,
-        }
-        .compute_health()
-        .unwrap();
-        // collateral: 75,000 + 37,500 (uosmo has no params: skipped)
-        assert_eq!(health.total_collateral_value, Uint128::new(112_500));
-        // 52,500 + 26,250 and 60,000 + 30,000
-        assert_eq!(health.max_ltv_adjusted_collateral, Uint128::new(78_750));
-        assert_eq!(
-            health.liquidation_threshold_adjusted_collateral,
-            Uint128::new(90_000)
-        );
+        let health = compute(&AccountKind::Default, &positions, &data).unwrap();
+        // collateral: 75,000 + 37,500 (uosmo has no params: skipped);
+        // max-LTV-weighted 52,500 + 26,250; LT-weighted 60,000 + 30,000
+        assert_collateral(&health, 112_500, 78_750, 90_000);
         // ceil(3 · 0.5) = 2 (the Red Bank would floor it to 1)
         assert_eq!(health.total_debt_value, Uint128::new(2));
         assert_eq!(
@@ -306,20 +318,9 @@ mod tests {
             vec![],
             vec![("uusdc", 500)],
         );
-        let health = HealthComputer {
-            kind: &AccountKind::HighLeveredStrategy,
-            positions: &positions,
-            denoms: &data,
-        }
-        .compute_health()
-        .unwrap();
+        let health = compute(&AccountKind::HighLeveredStrategy, &positions, &data).unwrap();
         // only uatom counts, at its HLS weights 0.9 / 0.95
-        assert_eq!(health.total_collateral_value, Uint128::new(1_000));
-        assert_eq!(health.max_ltv_adjusted_collateral, Uint128::new(900));
-        assert_eq!(
-            health.liquidation_threshold_adjusted_collateral,
-            Uint128::new(950)
-        );
+        assert_collateral(&health, 1_000, 900, 950);
     }
 
     #[test]
@@ -328,13 +329,7 @@ mod tests {
         atom.credit_manager.whitelisted = false;
         let data = denoms(vec![(atom, Decimal::one())]);
         let positions_ok = positions(vec![Coin::new(100u128, "uatom")], vec![], vec![]);
-        let health = HealthComputer {
-            kind: &AccountKind::Default,
-            positions: &positions_ok,
-            denoms: &data,
-        }
-        .compute_health()
-        .unwrap();
+        let health = compute(&AccountKind::Default, &positions_ok, &data).unwrap();
         assert_eq!(health.max_ltv_adjusted_collateral, Uint128::zero());
         assert_eq!(
             health.liquidation_threshold_adjusted_collateral,
@@ -343,13 +338,7 @@ mod tests {
         assert_eq!(health.liquidation_health_factor, None);
 
         let unpriced = positions(vec![], vec![], vec![("uusdc", 1)]);
-        let err = HealthComputer {
-            kind: &AccountKind::Default,
-            positions: &unpriced,
-            denoms: &data,
-        }
-        .compute_health()
-        .unwrap_err();
+        let err = compute(&AccountKind::Default, &unpriced, &data).unwrap_err();
         assert_eq!(
             err.to_string(),
             "uusdc was not provided a price to compute health with"

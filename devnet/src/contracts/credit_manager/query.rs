@@ -30,28 +30,16 @@ pub fn query(deps: Deps, _env: Env, msg: QueryMsg) -> CreditManagerResult<Binary
         } => json(&accounts(deps, owner, start_after, limit)?),
         QueryMsg::Config {} => json(&config(deps)?),
         QueryMsg::Positions { account_id } => json(&positions(deps, &account_id)?),
-        QueryMsg::AllCoinBalances { start_after, limit } => json(&account_denom_page(
-            deps,
-            &COIN_BALANCES,
-            start_after,
-            limit,
-            |account_id, denom, amount| CoinBalanceResponseItem {
-                account_id,
-                denom,
-                amount,
-            },
-        )?),
-        QueryMsg::AllDebtShares { start_after, limit } => json(&account_denom_page(
-            deps,
-            &DEBT_SHARES,
-            start_after,
-            limit,
-            |account_id, denom, shares| SharesResponseItem {
-                account_id,
-                denom,
-                shares,
-            },
-        )?),
+        QueryMsg::AllCoinBalances { start_after, limit } => {
+            let items: Vec<CoinBalanceResponseItem> =
+                account_denom_page(deps, &COIN_BALANCES, start_after, limit)?;
+            json(&items)
+        }
+        QueryMsg::AllDebtShares { start_after, limit } => {
+            let items: Vec<SharesResponseItem> =
+                account_denom_page(deps, &DEBT_SHARES, start_after, limit)?;
+            json(&items)
+        }
         QueryMsg::TotalDebtShares(denom) => json(&DebtShares {
             shares: TOTAL_DEBT_SHARES.load(deps.storage, &denom)?,
             denom,
@@ -75,12 +63,36 @@ fn json<T: Serialize>(answer: &T) -> CreditManagerResult<Binary> {
 }
 
 /// One page of a map keyed by (account id, denom), after `start_after`.
-fn account_denom_page<T>(
+/// A response item for one `(account id, denom)` entry of an account-and-denom map.
+trait AccountDenomItem {
+    fn new(account_id: String, denom: String, value: Uint128) -> Self;
+}
+
+impl AccountDenomItem for CoinBalanceResponseItem {
+    fn new(account_id: String, denom: String, amount: Uint128) -> Self {
+        CoinBalanceResponseItem {
+            account_id,
+            denom,
+            amount,
+        }
+    }
+}
+
+impl AccountDenomItem for SharesResponseItem {
+    fn new(account_id: String, denom: String, shares: Uint128) -> Self {
+        SharesResponseItem {
+            account_id,
+            denom,
+            shares,
+        }
+    }
+}
+
+fn account_denom_page<T: AccountDenomItem>(
     deps: Deps,
     map: &Map<(&str, &str), Uint128>,
     start_after: Option<(String, String)>,
     limit: Option<u32>,
-    item: impl Fn(String, String, Uint128) -> T,
 ) -> CreditManagerResult<Vec<T>> {
     let start = start_after
         .as_ref()
@@ -88,7 +100,7 @@ fn account_denom_page<T>(
     Ok(map
         .range(deps.storage, start, None, Order::Ascending)
         .take(page_limit(limit))
-        .map(|entry| entry.map(|((account_id, denom), amount)| item(account_id, denom, amount)))
+        .map(|entry| entry.map(|((account_id, denom), value)| T::new(account_id, denom, value)))
         .collect::<StdResult<_>>()?)
 }
 

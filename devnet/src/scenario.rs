@@ -271,6 +271,7 @@ pub fn generate_positions(
         }
         positions.push(SeedPosition {
             user,
+            account_id: None,
             collateral: collateral
                 .into_iter()
                 .map(|(m, amount)| Coin::new(amount, markets[m].denom))
@@ -282,6 +283,7 @@ pub fn generate_positions(
     for (denom, total) in debt_totals {
         positions.push(SeedPosition {
             user: derived_address(state, &format!("redline lender {seed} {denom}"))?,
+            account_id: None,
             collateral: vec![Coin::new(total.multiply_ratio(3u128, 2u128), denom)],
             debt: vec![],
         });

@@ -20,6 +20,7 @@ mod contracts {
         let mut positions = Vec::with_capacity(n + 1);
         positions.push(SeedPosition {
             user: lender.clone(),
+            account_id: None,
             collateral: vec![coin(10_000_000_000u128, USDC)],
             debt: vec![],
         });
@@ -28,6 +29,7 @@ mod contracts {
             // 1,000 uatom (value 10,000) against 4,000..6,999 uusdc: liquidation HF 1.14..2.0.
             positions.push(SeedPosition {
                 user,
+                account_id: None,
                 collateral: vec![coin(1_000, ATOM)],
                 debt: vec![coin(4_000 + (i % 3_000) as u128, USDC)],
             });
@@ -102,6 +104,7 @@ mod contracts {
             &dn.contracts,
             &[SeedPosition {
                 user: user.clone(),
+                account_id: None,
                 collateral: vec![coin(5, "uion")],
                 debt: vec![],
             }],
@@ -113,6 +116,7 @@ mod contracts {
             &dn.contracts,
             &[SeedPosition {
                 user,
+                account_id: None,
                 collateral: vec![coin(1_000, ATOM)],
                 debt: vec![coin(10, USDC)],
             }],

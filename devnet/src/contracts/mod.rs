@@ -7,6 +7,8 @@
 //! - [`deploy`] stores, instantiates and configures every contract from a [`DeployConfig`];
 //! - [`seed_positions`] writes many borrowers straight into the Red Bank's storage (genesis
 //!   style, bank balances kept consistent) — 100,000 accounts in seconds;
+//! - [`seed_credit_accounts`] does the same for Rover credit accounts (NFT, credit manager and
+//!   Red Bank storage);
 //! - [`set_prices`] moves oracle prices as the oracle's owner.
 
 pub mod account_nft;
@@ -18,6 +20,7 @@ pub mod oracle;
 pub mod params;
 pub mod red_bank;
 mod seed;
+mod seed_credit;
 pub mod support;
 pub mod swapper;
 
@@ -32,6 +35,7 @@ pub use deploy::{
     RoverContracts, SwapConfig,
 };
 pub use seed::{seed_positions, SeedError, SeedPosition, SeedSummary};
+pub use seed_credit::{seed_credit_accounts, CreditAccountSeed};
 
 /// The cw-multi-test app the devnet's contracts run in: default modules, bech32 addresses, and
 /// any storage (`MockStorage` in tests; the node brings its own).

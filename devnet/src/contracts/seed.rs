@@ -22,6 +22,9 @@ use super::{DeployedContracts, DevnetApp};
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SeedPosition {
     pub user: Addr,
+    /// The credit account whose lends the collateral is, when `user` is the credit manager:
+    /// the Red Bank books it under `{"addr": user, "acc_id": id}`. Debt is always the user's.
+    pub account_id: Option<String>,
     pub collateral: Vec<Coin>,
     pub debt: Vec<Coin>,
 }
@@ -54,6 +57,12 @@ pub enum SeedError {
     Math(#[from] MathError),
     #[error("seed coins: {0}")]
     Coin(#[from] PaymentError),
+    #[error("credit accounts need Rover deployed (`credit_accounts` in the deploy config)")]
+    NoRover,
+    #[error("the credit manager already owes {0}: seeded debt shares would not match it")]
+    CreditDebtExists(String),
+    #[error("credit manager storage: {0}")]
+    CreditManager(String),
 }
 
 /// Writes `positions` into the Red Bank of `contracts` at the app's current block.
@@ -181,7 +190,7 @@ fn write_positions(
     now: u64,
 ) -> Result<(), SeedError> {
     for position in positions {
-        let key = user_key(&position.user, "");
+        let key = user_key(&position.user, position.account_id.as_deref().unwrap_or(""));
         for coin in position.collateral.iter().filter(|c| !c.amount.is_zero()) {
             let coin = Coin128::try_from_coin(coin)?;
             let scaled =
@@ -199,47 +208,55 @@ fn write_positions(
 }
 
 /// The deposited coins are minted into the Red Bank; the borrowed ones leave it for the
-/// borrowers' wallets. Straight through the bank module: one call per borrower, no tx cache.
+/// borrowers' wallets.
 fn move_coins<S: Storage>(
     app: &mut DevnetApp<S>,
     contracts: &DeployedContracts,
     summary: &SeedSummary,
     positions: &[SeedPosition],
 ) -> Result<(), SeedError> {
-    let block = app.block_info();
-    let red_bank = contracts.red_bank.clone();
-    let deposits = to_coins(&summary.deposited);
     let loans: Vec<(Addr, Vec<Coin>)> = positions
         .iter()
-        .map(|p| (p.user.clone(), nonzero(&p.debt)))
-        .filter(|(_, coins)| !coins.is_empty())
+        .map(|p| (p.user.clone(), p.debt.clone()))
         .collect();
+    mint_and_pay_out(
+        app,
+        &contracts.red_bank,
+        to_coins(&summary.deposited),
+        loans,
+    )
+}
+
+/// Mints `minted` into `holder`'s balance, then pays each recipient from it. Straight through
+/// the bank module: one call per recipient, no tx cache.
+pub(super) fn mint_and_pay_out<S: Storage>(
+    app: &mut DevnetApp<S>,
+    holder: &Addr,
+    minted: Vec<Coin>,
+    payments: Vec<(Addr, Vec<Coin>)>,
+) -> Result<(), SeedError> {
+    let block = app.block_info();
     app.init_modules(|router, api, storage| -> Result<(), SeedError> {
         let router = &*router;
-        if !deposits.is_empty() {
-            router.bank.sudo(
-                api,
-                storage,
-                router,
-                &block,
-                BankSudo::Mint {
-                    to_address: red_bank.to_string(),
-                    amount: deposits,
-                },
-            )?;
+        if !minted.is_empty() {
+            let mint = BankSudo::Mint {
+                to_address: holder.to_string(),
+                amount: minted,
+            };
+            router.bank.sudo(api, storage, router, &block, mint)?;
         }
-        for (user, coins) in loans {
-            router.bank.execute(
-                api,
-                storage,
-                router,
-                &block,
-                red_bank.clone(),
-                BankMsg::Send {
-                    to_address: user.to_string(),
-                    amount: coins,
-                },
-            )?;
+        for (recipient, coins) in payments {
+            let coins = nonzero(&coins);
+            if coins.is_empty() {
+                continue;
+            }
+            let send = BankMsg::Send {
+                to_address: recipient.to_string(),
+                amount: coins,
+            };
+            router
+                .bank
+                .execute(api, storage, router, &block, holder.clone(), send)?;
         }
         Ok(())
     })
@@ -249,7 +266,7 @@ fn checked_add(a: Uint128, b: Uint128) -> Result<Uint128, StdError> {
     a.checked_add(b).map_err(StdError::from)
 }
 
-fn add_to(
+pub(super) fn add_to(
     totals: &mut BTreeMap<String, Uint128>,
     denom: &str,
     amount: Uint128,
@@ -267,7 +284,7 @@ fn nonzero(coins: &[Coin]) -> Vec<Coin> {
         .collect()
 }
 
-fn to_coins(amounts: &BTreeMap<String, Uint128>) -> Vec<Coin> {
+pub(super) fn to_coins(amounts: &BTreeMap<String, Uint128>) -> Vec<Coin> {
     amounts
         .iter()
         .filter(|(_, amount)| !amount.is_zero())

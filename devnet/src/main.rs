@@ -67,6 +67,9 @@ struct RunArgs {
     /// Borrower accounts to seed.
     #[arg(long, env = "DEVNET_ACCOUNTS", default_value_t = 1000)]
     accounts: usize,
+    /// Rover credit accounts to seed beside the borrowers (Rover is deployed when above 0).
+    #[arg(long, env = "DEVNET_CREDIT_ACCOUNTS", default_value_t = 0)]
+    credit_accounts: usize,
     /// Seed of the borrower generator (same seed, same chain).
     #[arg(long, env = "DEVNET_SEED", default_value_t = 1)]
     seed: u64,
@@ -161,6 +164,7 @@ fn scenario_config(args: &RunArgs) -> anyhow::Result<ScenarioConfig> {
     };
     Ok(ScenarioConfig {
         accounts: args.accounts,
+        credit_accounts: args.credit_accounts,
         seed: args.seed,
         liquidator_mnemonic,
         liquidator_wallets: args.liquidator_wallets,
@@ -173,6 +177,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let scenario = scenario_config(&args)?;
     tracing::info!(
         accounts = scenario.accounts,
+        credit_accounts = scenario.credit_accounts,
         seed = scenario.seed,
         chain_id = %node.chain.chain_id,
         "seeding the devnet"
@@ -183,6 +188,8 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         seeding_ms = info.seeding_time.as_millis() as u64,
         genesis_ms = info.genesis_time.as_millis() as u64,
         health = ?info.health,
+        credit_accounts = info.credit_accounts,
+        credit_health = ?info.credit_health,
         red_bank = %info.contracts.red_bank,
         oracle = %info.contracts.oracle,
         liquidators = info.liquidators.len(),

@@ -1,6 +1,6 @@
 //! The default devnet scenario: Mars on Osmosis with four markets, `N` seeded borrowers with a
-//! realistic, seeded spread of health factors, funded liquidator wallets, and scripted or
-//! admin-driven price moves.
+//! realistic, seeded spread of health factors, optionally Rover credit accounts spread alike,
+//! funded liquidator wallets, and scripted or admin-driven price moves.
 //!
 //! Markets (prices in uusdc per smallest unit, as the oracle stores them):
 //!
@@ -22,6 +22,17 @@
 //! about 12% of the borrowers under HF 1 and makes about 7% liquidatable at a profit (656 of
 //! 10,000 accounts with seed 4, the liquidation benchmark's scenario); the rest are too deep
 //! under water for a liquidation to improve their health.
+//!
+//! Credit accounts (`--credit-accounts N`; with N > 0 Rover is deployed and every market is
+//! whitelisted in it) are drawn from their own stream of the same seed, so they leave the
+//! borrowers unchanged. Collateral is sized as the borrowers' and held in one denom (50%), two
+//! (30%) or three (20%) — half the value in the first —, each coin deposited or lent at even
+//! odds. 10% have no debt; the others borrow, in one denom they do not hold (two for 30%, when
+//! two are free), for a liquidation health factor from the borrowers' bands, and withdrew the
+//! borrowed coins. Extra Red Bank lenders fund that debt at ~65% utilization. All accounts are
+//! `default`: Mars's Osmosis deployment gives HLS params to correlated pairs (a liquid-staking
+//! token and its chain's coin), and none of these four markets is correlated with another. A
+//! 30% ATOM drop makes about 12% of them liquidatable (24 of 200 with seed 3).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -33,7 +44,7 @@ use cosmwasm_std::{Addr, Api as _, CanonicalAddr, Coin, Decimal, Uint128};
 use mars::manifest::{Contracts, DenomInfo, FeeConfig, Manifest};
 use mars::math::health::compute_health;
 use mars::msg::oracle::PriceUpdate;
-use mars::types::{HealthPosition, InterestRateModel, LiquidationBonus};
+use mars::types::{AssetParams, CmSettings, HealthPosition, InterestRateModel, LiquidationBonus};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 use sha2::{Digest, Sha256};
@@ -41,6 +52,8 @@ use sha2::{Digest, Sha256};
 use crate::chain::{ChainState, PriceMove, PriceTrigger};
 use crate::contracts::{self, AssetConfig, DeployConfig, SeedPosition, SwapConfig};
 use crate::rpc::{self, NodeConfig, NodeHandle};
+
+mod credit;
 
 /// A well-known test mnemonic (BIP39 all-zero entropy). Never hold real funds with it.
 pub const DEFAULT_LIQUIDATOR_MNEMONIC: &str = "abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon art";
@@ -52,6 +65,8 @@ pub const BASE_DENOM: &str = "uusdc";
 pub struct ScenarioConfig {
     /// Borrower accounts to seed.
     pub accounts: usize,
+    /// Rover credit accounts to seed; Rover is deployed when there are any.
+    pub credit_accounts: usize,
     /// Seed of the account generator.
     pub seed: u64,
     pub liquidator_mnemonic: String,
@@ -65,6 +80,7 @@ impl std::fmt::Debug for ScenarioConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ScenarioConfig")
             .field("accounts", &self.accounts)
+            .field("credit_accounts", &self.credit_accounts)
             .field("seed", &self.seed)
             .field("liquidator_mnemonic", &"<redacted>")
             .field("liquidator_wallets", &self.liquidator_wallets)
@@ -77,6 +93,7 @@ impl Default for ScenarioConfig {
     fn default() -> Self {
         Self {
             accounts: 1_000,
+            credit_accounts: 0,
             seed: 1,
             liquidator_mnemonic: DEFAULT_LIQUIDATOR_MNEMONIC.into(),
             liquidator_wallets: 8,
@@ -132,7 +149,12 @@ pub fn markets() -> Vec<MarketSpec> {
     ]
 }
 
-fn deploy_config(markets: &[MarketSpec], rewards_collector: Addr) -> DeployConfig {
+/// The scenario's deployment; with `credit_accounts` Rover too, every market whitelisted in it.
+fn deploy_config(
+    markets: &[MarketSpec],
+    rewards_collector: Addr,
+    credit_accounts: bool,
+) -> DeployConfig {
     let bonus = LiquidationBonus {
         starting_lb: dec("0.01"),
         slope: dec("2"),
@@ -149,14 +171,20 @@ fn deploy_config(markets: &[MarketSpec], rewards_collector: Addr) -> DeployConfi
                 decimals: m.decimals,
                 price: m.price,
                 liquidation_price: None,
-                params: contracts::asset_params(
-                    m.denom,
-                    m.max_ltv,
-                    m.liquidation_threshold,
-                    bonus.clone(),
-                    dec("0.1"),
-                    Uint128::new(10u128.pow(36)),
-                ),
+                params: AssetParams {
+                    credit_manager: CmSettings {
+                        whitelisted: credit_accounts,
+                        hls: None,
+                    },
+                    ..contracts::asset_params(
+                        m.denom,
+                        m.max_ltv,
+                        m.liquidation_threshold,
+                        bonus.clone(),
+                        dec("0.1"),
+                        Uint128::new(10u128.pow(36)),
+                    )
+                },
                 reserve_factor: dec("0.1"),
                 interest_rate_model: InterestRateModel {
                     optimal_utilization_rate: dec("0.8"),
@@ -172,7 +200,7 @@ fn deploy_config(markets: &[MarketSpec], rewards_collector: Addr) -> DeployConfi
             side_value: Uint128::new(10_000_000_000_000),
         }),
         rewards_collector: Some(rewards_collector),
-        credit_accounts: false,
+        credit_accounts,
     }
 }
 
@@ -219,6 +247,47 @@ fn target_health_factor(rng: &mut ChaCha20Rng) -> Decimal {
     Decimal::permille(permille)
 }
 
+/// Collateral worth $100 to ~$1M (in uusdc), log-uniformly spread.
+fn collateral_value(rng: &mut ChaCha20Rng) -> Uint128 {
+    let magnitude = rng.gen_range(0..4u32);
+    let mantissa: u128 = rng.gen_range(100..1_000);
+    Uint128::new(mantissa * 10u128.pow(magnitude) * 1_000_000)
+}
+
+/// The debt value that gives `collateral` (market index, amount) a liquidation health factor
+/// drawn from [`target_health_factor`].
+fn debt_value_for(
+    markets: &[MarketSpec],
+    collateral: &[(usize, Uint128)],
+    rng: &mut ChaCha20Rng,
+) -> Uint128 {
+    let hf = target_health_factor(rng);
+    let weighted: Uint128 = collateral
+        .iter()
+        .map(|(m, amount)| {
+            amount
+                .mul_floor(markets[*m].price)
+                .mul_floor(markets[*m].liquidation_threshold)
+        })
+        .fold(Uint128::zero(), |a, b| a + b);
+    weighted.checked_div_floor(hf).unwrap_or_default()
+}
+
+/// A Red Bank lender of 1.5 times `total`, so the market it lends to is ~65% utilized.
+fn lender(
+    state: &ChainState,
+    label: &str,
+    denom: &str,
+    total: Uint128,
+) -> anyhow::Result<SeedPosition> {
+    Ok(SeedPosition {
+        user: derived_address(state, label)?,
+        account_id: None,
+        collateral: vec![Coin::new(total.multiply_ratio(3u128, 2u128), denom)],
+        debt: vec![],
+    })
+}
+
 /// The borrowers of the scenario, deterministic in `seed`.
 pub fn generate_positions(
     state: &ChainState,
@@ -231,10 +300,7 @@ pub fn generate_positions(
     let mut debt_totals: BTreeMap<&str, Uint128> = BTreeMap::new();
     for i in 0..accounts {
         let user = derived_address(state, &format!("redline borrower {seed} {i}"))?;
-        // Collateral worth $100 to ~$1M, log-uniformly spread.
-        let magnitude = rng.gen_range(0..4u32);
-        let mantissa: u128 = rng.gen_range(100..1_000);
-        let value = Uint128::new(mantissa * 10u128.pow(magnitude) * 1_000_000);
+        let value = collateral_value(&mut rng);
         let first = rng.gen_range(0..markets.len());
         let second = (rng.gen_range(0..10) < 3)
             .then(|| (first + rng.gen_range(1..markets.len())) % markets.len());
@@ -249,16 +315,7 @@ pub fn generate_positions(
         }
         let mut debt = Vec::new();
         if rng.gen_range(0..10) != 0 {
-            let hf = target_health_factor(&mut rng);
-            let weighted: Uint128 = collateral
-                .iter()
-                .map(|(m, amount)| {
-                    amount
-                        .mul_floor(markets[*m].price)
-                        .mul_floor(markets[*m].liquidation_threshold)
-                })
-                .fold(Uint128::zero(), |a, b| a + b);
-            let debt_value = weighted.checked_div_floor(hf).unwrap_or_default();
+            let debt_value = debt_value_for(markets, &collateral, &mut rng);
             let candidates: Vec<usize> = (0..markets.len())
                 .filter(|m| collateral.iter().all(|(c, _)| c != m))
                 .collect();
@@ -281,12 +338,8 @@ pub fn generate_positions(
     }
     // Lenders: enough deposits in every borrowed market for ~65% utilization.
     for (denom, total) in debt_totals {
-        positions.push(SeedPosition {
-            user: derived_address(state, &format!("redline lender {seed} {denom}"))?,
-            account_id: None,
-            collateral: vec![Coin::new(total.multiply_ratio(3u128, 2u128), denom)],
-            debt: vec![],
-        });
+        let label = format!("redline lender {seed} {denom}");
+        positions.push(lender(state, &label, denom, total)?);
     }
     Ok(positions)
 }
@@ -349,6 +402,9 @@ pub struct ScenarioInfo {
     pub liquidators: Vec<String>,
     pub borrowers: usize,
     pub health: HealthSpread,
+    pub credit_accounts: usize,
+    /// Liquidation health factors of the credit accounts, as the Red Bank would weigh them.
+    pub credit_health: HealthSpread,
     pub seeding_time: Duration,
     pub genesis_time: Duration,
 }
@@ -362,16 +418,24 @@ pub fn genesis(state: &mut ChainState, cfg: &ScenarioConfig) -> anyhow::Result<S
     let deployed = contracts::deploy(
         &mut state.app,
         &owner,
-        &deploy_config(&markets, rewards_collector.clone()),
+        &deploy_config(&markets, rewards_collector.clone(), cfg.credit_accounts > 0),
     )
     .context("deploying the Mars contracts")?;
 
     let seeding = Instant::now();
-    let positions = generate_positions(state, &markets, cfg.accounts, cfg.seed)?;
+    let mut positions = generate_positions(state, &markets, cfg.accounts, cfg.seed)?;
+    let health = health_spread(&markets, &positions[..cfg.accounts.min(positions.len())]);
+    let (credit_accounts, credit_lenders) =
+        credit::generate_credit_accounts(state, &markets, cfg.credit_accounts, cfg.seed)?;
+    positions.extend(credit_lenders);
     contracts::seed_positions(&mut state.app, &deployed, &positions)
         .context("seeding borrowers")?;
+    if !credit_accounts.is_empty() {
+        contracts::seed_credit_accounts(&mut state.app, &deployed, &credit_accounts)
+            .context("seeding credit accounts")?;
+    }
     let seeding_time = seeding.elapsed();
-    let health = health_spread(&markets, &positions[..cfg.accounts.min(positions.len())]);
+    let credit_health = health_spread(&markets, &credit::as_positions(&credit_accounts));
     state.seeded_accounts = cfg.accounts as u64;
 
     // Liquidators get $10M of every denom, plus gas money.
@@ -438,6 +502,8 @@ pub fn genesis(state: &mut ChainState, cfg: &ScenarioConfig) -> anyhow::Result<S
         liquidators,
         borrowers: cfg.accounts,
         health,
+        credit_accounts: cfg.credit_accounts,
+        credit_health,
         seeding_time,
         genesis_time: started.elapsed(),
     })

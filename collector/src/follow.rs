@@ -23,7 +23,7 @@ use tracing::{debug, info, info_span, warn, Instrument};
 use crate::enqueue::plan_jobs;
 use crate::service::{Collector, IndexProgress, PROTOCOL};
 use redline_protocol::red_bank::{read, BlockTouches};
-use redline_protocol::{AccountKey, MarketInputs, Protocol as _, ReadError};
+use redline_protocol::{read_stored_positions, MarketInputs, Protocol as _, ReadError};
 
 /// What a block snapshot holds besides the index.
 #[derive(Debug, Clone)]
@@ -337,16 +337,8 @@ impl<C: ChainClient + Clone + 'static> Collector<C> {
         &self,
         addresses: &[String],
     ) -> Vec<(String, Result<AccountPositions, ReadError>)> {
-        let red_bank = &self.inner.red_bank;
-        futures::stream::iter(addresses.iter().cloned())
-            .map(|address| async move {
-                let key = AccountKey::Address(address.clone());
-                let read = red_bank.read_position(&key, None).await;
-                (address, read.map(|position| position.stored()))
-            })
-            .buffered(self.inner.config.discovery.query_concurrency)
-            .collect()
-            .await
+        let concurrency = self.inner.config.discovery.query_concurrency;
+        read_stored_positions(&self.inner.red_bank, addresses, concurrency).await
     }
 
     /// The index changes of the re-read accounts, and the accounts they refresh.

@@ -15,6 +15,8 @@ mod snapshot;
 use std::future::Future;
 
 use cosmrs::{AccountId, Any};
+use futures::StreamExt as _;
+use mars::types::AccountPositions;
 use redline_chain::{BlockResults, ChainError};
 
 pub use mars::types::{AccountKey, ProtocolKind};
@@ -74,6 +76,24 @@ pub trait Protocol: Send + Sync {
         liquidator: &AccountId,
         order: &LiquidationOrder<'_>,
     ) -> Result<Any, ChainError>;
+}
+
+/// The stored positions of the accounts at `addresses` at the node's latest state,
+/// `concurrency` reads at a time; results in input order.
+pub async fn read_stored_positions<P: Protocol>(
+    protocol: &P,
+    addresses: &[String],
+    concurrency: usize,
+) -> Vec<(String, Result<AccountPositions, ReadError>)> {
+    futures::stream::iter(addresses.iter().cloned())
+        .map(|address| async move {
+            let key = AccountKey::Address(address.clone());
+            let read = protocol.read_position(&key, None).await;
+            (address, read.map(|position| position.stored()))
+        })
+        .buffered(concurrency.max(1))
+        .collect()
+        .await
 }
 
 /// The protocols one deployment runs, by kind. Jobs of a kind the deployment does not run are

@@ -84,7 +84,7 @@ impl<C: ChainClient> Protocol for RedBank<C> {
         settings: ScanSettings,
         progress: &(dyn Fn(&str) + Sync),
     ) -> Result<Discovery, ReadError> {
-        scan::scan_debtors(&self.client, &self.contracts, settings, progress).await
+        scan::scan_debtors(self, settings, progress).await
     }
 
     async fn read_inputs(&self, height: Option<u64>) -> Result<MarketInputs, ReadError> {

@@ -7,15 +7,14 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use futures::{stream, StreamExt};
 use mars::msg::red_bank::{namespace, Collateral, Debt, UserId};
 use mars::types::AccountPositions;
 use redline_chain::{ChainClient, RawEntry, ScanOptions};
 use serde::de::DeserializeOwned;
 
-use super::RedBankContracts;
+use super::RedBank;
 use crate::snapshot::chain_error;
-use crate::ReadError;
+use crate::{read_stored_positions, ReadError};
 
 /// Why a raw map entry could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -118,14 +117,12 @@ pub struct Discovery {
 /// concurrently), and assembles every account with debt. Accounts with an undecodable value
 /// are re-read with smart queries; keys that cannot be read at all are logged and counted.
 pub async fn scan_debtors<C: ChainClient>(
-    client: &C,
-    contracts: &RedBankContracts,
+    red_bank: &RedBank<C>,
     settings: ScanSettings,
     progress: &(dyn Fn(&str) + Sync),
 ) -> Result<Discovery, ReadError> {
     let mut scan = DebtorScan {
-        client,
-        contracts,
+        red_bank,
         settings,
         found: Discovery::default(),
         reread: BTreeSet::new(),
@@ -148,8 +145,7 @@ pub async fn scan_debtors<C: ChainClient>(
 /// One [`scan_debtors`] under way: what it reads with, what it found so far, and the accounts
 /// to re-read with smart queries.
 struct DebtorScan<'a, C> {
-    client: &'a C,
-    contracts: &'a RedBankContracts,
+    red_bank: &'a RedBank<C>,
     settings: ScanSettings,
     found: Discovery,
     reread: BTreeSet<String>,
@@ -158,8 +154,9 @@ struct DebtorScan<'a, C> {
 impl<C: ChainClient> DebtorScan<'_, C> {
     /// Every entry of the Red Bank map `map`.
     async fn raw_map(&self, map: &'static str) -> Result<Vec<RawEntry>, ReadError> {
-        let red_bank = &self.contracts.red_bank;
-        self.client
+        let red_bank = &self.red_bank.contracts.red_bank;
+        self.red_bank
+            .client
             .scan_raw_prefix_concurrent(red_bank, &map_prefix(map), self.settings.scan)
             .await
             .map_err(chain_error(format!("the {map} map of {red_bank}")))
@@ -244,8 +241,7 @@ impl<C: ChainClient> DebtorScan<'_, C> {
     /// Re-reads the accounts with an undecodable value and keeps the debtors.
     async fn finish(self, progress: &(dyn Fn(&str) + Sync)) -> Result<Discovery, ReadError> {
         let DebtorScan {
-            client,
-            contracts,
+            red_bank,
             settings,
             found: mut scan,
             reread,
@@ -261,33 +257,15 @@ impl<C: ChainClient> DebtorScan<'_, C> {
                 reread.len()
             ));
             let addresses: Vec<String> = reread.into_iter().collect();
-            for (address, result) in
-                read_accounts(client, contracts, &addresses, settings.query_concurrency).await
-            {
+            let reads =
+                read_stored_positions(red_bank, &addresses, settings.query_concurrency).await;
+            for (address, result) in reads {
                 scan.accounts.insert(address, result?);
             }
         }
         scan.accounts.retain(|_, account| account.has_debt());
         Ok(scan)
     }
-}
-
-/// Several accounts' stored positions at the node's latest state, `concurrency` at a time;
-/// results in input order.
-async fn read_accounts<C: ChainClient>(
-    client: &C,
-    contracts: &RedBankContracts,
-    addresses: &[String],
-    concurrency: usize,
-) -> Vec<(String, Result<AccountPositions, ReadError>)> {
-    stream::iter(addresses.iter().cloned())
-        .map(|address| async move {
-            let read = super::read::position(client, &contracts.red_bank, &address, None).await;
-            (address, read.map(|position| position.stored()))
-        })
-        .buffered(concurrency.max(1))
-        .collect()
-        .await
 }
 
 #[cfg(test)]

@@ -161,6 +161,7 @@ pub fn priced_pairs(
                     debt_to_repay: amounts.debt_amount_to_repay,
                     collateral_received: amounts.collateral_amount_received_by_liquidator,
                     expected_profit_usd,
+                    from_lend: false,
                 },
                 amounts,
                 received_value,

@@ -42,6 +42,10 @@ pub struct LiquidationPlan {
     pub collateral_received: Uint128,
     /// Expected profit in USD at liquidation prices, before tx fees.
     pub expected_profit_usd: Decimal,
+    /// Credit accounts only: the collateral is a lend in the Red Bank (liquidate with request
+    /// `lend`) rather than a coin balance (request `deposit`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub from_lend: bool,
 }
 
 /// An account whose liquidation health factor was below 1 at `height`.

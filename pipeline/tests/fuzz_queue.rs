@@ -94,6 +94,7 @@ fn liquidation_candidate() -> impl Strategy<Value = LiquidationCandidate> {
                 debt_to_repay,
                 collateral_received,
                 expected_profit_usd: profit,
+                from_lend: false,
             }
         },
     );

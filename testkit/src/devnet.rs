@@ -69,6 +69,13 @@ impl DevnetBuilder {
         self
     }
 
+    /// Rover credit accounts seeded beside the borrowers (none unless set; Rover is deployed
+    /// only with some).
+    pub fn credit_accounts(mut self, accounts: usize) -> Self {
+        self.scenario.credit_accounts = accounts;
+        self
+    }
+
     /// [`BLOCK_TIME`] unless set.
     pub fn block_time(mut self, block_time: Duration) -> Self {
         self.chain.block_time = block_time;

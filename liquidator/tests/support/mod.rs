@@ -265,6 +265,7 @@ impl Harness {
                 debt_to_repay: Uint128::zero(),
                 collateral_received: Uint128::zero(),
                 expected_profit_usd: profit_usd,
+                from_lend: false,
             }),
         }
     }

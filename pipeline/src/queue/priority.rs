@@ -1483,6 +1483,7 @@ mod tests {
                 debt_to_repay: 1u128.into(),
                 collateral_received: 1u128.into(),
                 expected_profit_usd: Decimal::from_ratio(profit, 100u128),
+                from_lend: false,
             }),
         };
         q.push(&[

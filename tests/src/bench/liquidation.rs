@@ -578,6 +578,7 @@ fn candidate(chain_id: &str, plan: &Plan, height: u64) -> LiquidationCandidate {
             debt_to_repay: plan.debt_to_send,
             collateral_received: plan.amounts.collateral_amount_received_by_liquidator,
             expected_profit_usd: usd.to_string().parse().unwrap_or_default(),
+            from_lend: false,
         }),
     }
 }

@@ -398,6 +398,40 @@ impl std::fmt::Display for AccountKey {
     }
 }
 
+/// A credit account as the chain stores it, the form that stays true while interest accrues:
+/// the credit manager's `account_types`, `coin_balance` and `debt_shares` entries of the
+/// account, and its lends as the Red Bank's scaled `colls` entries under
+/// `{"addr": <credit manager>, "acc_id": <id>}`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct StoredCreditAccount {
+    pub account_id: u64,
+    pub kind: crate::msg::health::AccountKind,
+    /// Coins the account holds (its deposits), underlying amounts.
+    #[serde(default)]
+    pub coin_balances: BTreeMap<String, Uint128>,
+    /// The account's shares of the credit manager's Red Bank debt, per denom.
+    #[serde(default)]
+    pub debt_shares: BTreeMap<String, Uint128>,
+    /// The account's lends, scaled as the Red Bank stores collateral.
+    #[serde(default)]
+    pub lends_scaled: BTreeMap<String, Uint128>,
+}
+
+impl StoredCreditAccount {
+    /// Whether the account owes anything: only such accounts are indexed.
+    pub fn has_debt(&self) -> bool {
+        self.debt_shares.values().any(|shares| !shares.is_zero())
+    }
+}
+
+/// What turns the accounts' debt shares into amounts: the credit manager's `total_debt_shares`
+/// and its own Red Bank debt (scaled), per denom.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+pub struct CreditManagerDebts {
+    pub total_debt_shares: BTreeMap<String, Uint128>,
+    pub red_bank_debt_scaled: BTreeMap<String, Uint128>,
+}
+
 /// One account's Red Bank positions keyed by denom, as the chain stores them (`colls` and
 /// `debts` map values): what the collector reads from the chain and compares with the index.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -11,10 +11,16 @@ use std::collections::HashMap;
 
 use cosmwasm_std::{Coin, Decimal, Uint128};
 
+use super::interest::{underlying_debt_amount, underlying_liquidity_amount};
+use super::liquidation::{calculate_liquidation_amounts, LiquidationInput};
 use super::{add, mul_ceil, mul_floor, ratio, MathError};
-use crate::msg::credit_manager::Positions;
+use crate::msg::credit_manager::{DebtAmount, LiquidateRequest, Positions};
 use crate::msg::health::AccountKind;
-use crate::types::{AssetParams, Health, HlsAssetType};
+use crate::rule::LiquidationRule;
+use crate::types::{
+    AssetParams, CreditManagerDebts, Health, HlsAssetType, LiquidationAmounts, Market,
+    StoredCreditAccount,
+};
 
 /// Why a credit account's health cannot be computed, with the health contract's messages.
 #[derive(thiserror::Error, Debug, Clone, PartialEq, Eq)]
@@ -27,8 +33,164 @@ pub enum HealthComputeError {
         "Account is an HLS account, but {0} was not provided HLS params to compute health with"
     )]
     MissingHlsParams(String),
+    #[error("{0} has no Red Bank market to accrue interest with")]
+    MissingMarket(String),
+    #[error("the credit manager holds no debt shares of {0} to divide its debt by")]
+    MissingTotalShares(String),
     #[error("{0}")]
     Math(#[from] MathError),
+}
+
+/// What the credit manager's `positions` query answers for `account` at block time `timestamp`
+/// (seconds), from its stored form: lends are the Red Bank's scaled collateral at the accrued
+/// liquidity index (rounded down); each debt is the account's share of the credit manager's
+/// Red Bank debt at the accrued borrow index, `ceil(total debt · shares / total shares)`.
+pub fn positions_at(
+    account: &StoredCreditAccount,
+    debts: &CreditManagerDebts,
+    markets: &[Market],
+    timestamp: u64,
+) -> Result<Positions, HealthComputeError> {
+    let market = |denom: &str| {
+        markets
+            .iter()
+            .find(|m| m.denom == denom)
+            .ok_or_else(|| HealthComputeError::MissingMarket(denom.to_string()))
+    };
+    let mut lends = Vec::with_capacity(account.lends_scaled.len());
+    for (denom, scaled) in &account.lends_scaled {
+        let amount = underlying_liquidity_amount(*scaled, market(denom)?, timestamp)?;
+        lends.push(Coin::new(amount, denom.clone()));
+    }
+    let mut account_debts = Vec::with_capacity(account.debt_shares.len());
+    for (denom, shares) in account.debt_shares.iter().filter(|(_, s)| !s.is_zero()) {
+        let total_shares = debts
+            .total_debt_shares
+            .get(denom)
+            .filter(|total| !total.is_zero())
+            .ok_or_else(|| HealthComputeError::MissingTotalShares(denom.clone()))?;
+        let scaled = debts
+            .red_bank_debt_scaled
+            .get(denom)
+            .copied()
+            .unwrap_or_default();
+        let total_debt = underlying_debt_amount(scaled, market(denom)?, timestamp)?;
+        let amount = total_debt
+            .checked_mul_ceil((*shares, *total_shares))
+            .map_err(|_| MathError::Overflow {
+                operation: "debt of the account's shares",
+            })?;
+        account_debts.push(DebtAmount {
+            denom: denom.clone(),
+            shares: *shares,
+            amount,
+        });
+    }
+    Ok(Positions {
+        account_id: account.account_id.to_string(),
+        account_kind: account.kind.clone(),
+        deposits: account
+            .coin_balances
+            .iter()
+            .filter(|(_, amount)| !amount.is_zero())
+            .map(|(denom, amount)| Coin::new(*amount, denom.clone()))
+            .collect(),
+        debts: account_debts,
+        lends,
+        vaults: Vec::new(),
+        staked_astro_lps: Vec::new(),
+    })
+}
+
+/// One liquidation the credit manager would carry out: what to offer and what it pays.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CreditLiquidation {
+    pub debt_denom: String,
+    pub request: LiquidateRequest,
+    pub amounts: LiquidationAmounts,
+}
+
+/// What the credit manager's liquidation reads besides the account: liquidation-kind prices
+/// and asset params of its denoms, the deployment's rule and target health factor.
+pub struct LiquidationTerms<'a> {
+    pub denoms: &'a DenomsData,
+    pub rule: LiquidationRule,
+    pub target_health_factor: Decimal,
+}
+
+/// Every (debt, collateral) liquidation of `positions` the credit manager accepts, offering
+/// the whole debt: the account must be liquidatable (`health` at liquidation prices), the
+/// requested coin must have asset params, and the liquidator must receive more value than it
+/// repays (each rounded down), else the contract answers `LiquidationNotProfitable`.
+pub fn credit_account_liquidations(
+    positions: &Positions,
+    health: &Health,
+    terms: &LiquidationTerms<'_>,
+) -> Vec<CreditLiquidation> {
+    if !health.is_liquidatable() {
+        return Vec::new();
+    }
+    let requests = positions
+        .deposits
+        .iter()
+        .map(|c| (LiquidateRequest::Deposit(c.denom.clone()), c))
+        .chain(
+            positions
+                .lends
+                .iter()
+                .map(|c| (LiquidateRequest::Lend(c.denom.clone()), c)),
+        );
+    let requests: Vec<_> = requests.filter(|(_, c)| !c.amount.is_zero()).collect();
+    let mut found = Vec::new();
+    for debt in &positions.debts {
+        for (request, coin) in &requests {
+            if let Some(amounts) = liquidation_of(debt, coin, health, terms) {
+                found.push(CreditLiquidation {
+                    debt_denom: debt.denom.clone(),
+                    request: request.clone(),
+                    amounts,
+                });
+            }
+        }
+    }
+    found
+}
+
+fn liquidation_of(
+    debt: &DebtAmount,
+    collateral: &Coin,
+    health: &Health,
+    terms: &LiquidationTerms<'_>,
+) -> Option<LiquidationAmounts> {
+    let denoms = terms.denoms;
+    let collateral_params = denoms.params.get(&collateral.denom)?;
+    let debt_params = denoms.params.get(&debt.denom)?;
+    let collateral_price = *denoms.prices.get(&collateral.denom)?;
+    let debt_price = *denoms.prices.get(&debt.denom)?;
+    let repay_limit = terms
+        .rule
+        .repay_limit(terms.target_health_factor, debt_params)
+        .ok()?;
+    let amounts = calculate_liquidation_amounts(&LiquidationInput {
+        collateral_amount: Uint128::try_from(collateral.amount).ok()?,
+        collateral_price,
+        collateral_params,
+        debt_amount: debt.amount,
+        debt_requested_to_repay: debt.amount,
+        debt_price,
+        repay_limit,
+        health,
+    })
+    .ok()?;
+    let repaid_value = amounts
+        .debt_amount_to_repay
+        .checked_mul_floor(debt_price)
+        .ok()?;
+    let received_value = amounts
+        .collateral_amount_received_by_liquidator
+        .checked_mul_floor(collateral_price)
+        .ok()?;
+    (!amounts.debt_amount_to_repay.is_zero() && repaid_value < received_value).then_some(amounts)
 }
 
 /// The prices and asset params of the denoms an account holds. The health contract leaves out
@@ -343,5 +505,127 @@ mod tests {
             err.to_string(),
             "uusdc was not provided a price to compute health with"
         );
+    }
+
+    fn market(denom: &str, borrow_index: u64, liquidity_index: u64) -> Market {
+        Market {
+            denom: denom.into(),
+            borrow_index: Decimal::percent(borrow_index),
+            liquidity_index: Decimal::percent(liquidity_index),
+            ..Market::default()
+        }
+    }
+
+    fn stored(
+        coin_balances: &[(&str, u128)],
+        debt_shares: &[(&str, u128)],
+        lends_scaled: &[(&str, u128)],
+    ) -> StoredCreditAccount {
+        let map = |entries: &[(&str, u128)]| {
+            entries
+                .iter()
+                .map(|(denom, amount)| (denom.to_string(), Uint128::new(*amount)))
+                .collect()
+        };
+        StoredCreditAccount {
+            account_id: 7,
+            kind: AccountKind::Default,
+            coin_balances: map(coin_balances),
+            debt_shares: map(debt_shares),
+            lends_scaled: map(lends_scaled),
+        }
+    }
+
+    fn manager_debts(total_shares: u128, scaled: u128) -> CreditManagerDebts {
+        CreditManagerDebts {
+            total_debt_shares: [("uusdc".to_string(), Uint128::new(total_shares))].into(),
+            red_bank_debt_scaled: [("uusdc".to_string(), Uint128::new(scaled))].into(),
+        }
+    }
+
+    /// Stored shares and scaled lends become the amounts `positions` answers.
+    #[test]
+    fn stored_account_becomes_positions_with_contract_rounding() {
+        let markets = [market("uusdc", 120, 100), market("uatom", 100, 110)];
+        let account = stored(
+            &[("uatom", 10_000), ("uosmo", 0)],
+            &[("uusdc", 1_000_001)],
+            &[("uatom", 5_000_000_000)],
+        );
+        // the credit manager owes 1e11 · 1.2 / 1e6 = 120,000 uusdc for 3,000,000 shares
+        let debts = manager_debts(3_000_000, 100_000_000_000);
+        let positions = positions_at(&account, &debts, &markets, 0).unwrap();
+        assert_eq!(positions.account_id, "7");
+        assert_eq!(positions.deposits, vec![Coin::new(10_000u128, "uatom")]);
+        // 5e9 · 1.1 / 1e6 = 5,500
+        assert_eq!(positions.lends, vec![Coin::new(5_500u128, "uatom")]);
+        // ceil(120,000 · 1,000,001 / 3,000,000) = ceil(40,000.04) = 40,001
+        assert_eq!(positions.debts[0].amount, Uint128::new(40_001));
+        assert_eq!(positions.debts[0].shares, Uint128::new(1_000_001));
+    }
+
+    #[test]
+    fn interest_accrues_to_the_block_time() {
+        let mut usdc = market("uusdc", 100, 100);
+        usdc.borrow_rate = Decimal::percent(10);
+        usdc.indexes_last_updated = 1_000;
+        let account = stored(&[], &[("uusdc", 1_000_000)], &[]);
+        let debts = manager_debts(1_000_000, 1_000_000_000_000);
+        // half a year at 10 % a year: index 1.05, debt 1,000,000 → 1,050,000
+        let half_year = 1_000 + 365 * 24 * 3600 / 2;
+        let positions = positions_at(&account, &debts, &[usdc], half_year).unwrap();
+        assert_eq!(positions.debts[0].amount, Uint128::new(1_050_000));
+        let missing = positions_at(&account, &debts, &[], half_year).unwrap_err();
+        assert_eq!(
+            missing.to_string(),
+            "uusdc has no Red Bank market to accrue interest with"
+        );
+    }
+
+    /// 10,000 uatom at 7.5 (LT 0.8) against 65,000 uusdc at 1, THF 1.05, bonus 0.01 / 2 / 0.02 /
+    /// 0.1, fee 0.1. HF = 60,000 / 65,000 = 0.923; the bonus is capped at max_lb 0.1 (CR − 1 =
+    /// 0.154); the THF caps the repayment at (1.05 · 65,000 − 60,000) / (1.05 − 0.8 · 1.1)
+    /// = 48,529.4 → 48,529; seized ⌊⌊48,529 · 1.1⌋ / 7.5⌋ = ⌊53,381 / 7.5⌋ = 7,117; fee
+    /// ⌊⌈⌊4,852.9⌋ · 0.1⌉ / 7.5⌋ = ⌊486 / 7.5⌋ = 64; received 7,053.
+    #[test]
+    fn the_hand_case_offering_the_whole_debt() {
+        let data = denoms(vec![
+            (params("uatom", 70, 80, None), Decimal::percent(750)),
+            (params("uusdc", 80, 90, None), Decimal::one()),
+        ]);
+        let positions = positions(
+            vec![Coin::new(10_000u128, "uatom")],
+            vec![],
+            vec![("uusdc", 65_000)],
+        );
+        let health = compute(&AccountKind::Default, &positions, &data).unwrap();
+        let terms = LiquidationTerms {
+            denoms: &data,
+            rule: LiquidationRule::TargetHealthFactor,
+            target_health_factor: Decimal::percent(105),
+        };
+        let found = credit_account_liquidations(&positions, &health, &terms);
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].debt_denom, "uusdc");
+        assert_eq!(found[0].request, LiquidateRequest::Deposit("uatom".into()));
+        let amounts = found[0].amounts;
+        assert_eq!(amounts.debt_amount_to_repay, Uint128::new(48_529));
+        assert_eq!(amounts.collateral_amount_to_liquidate, Uint128::new(7_117));
+        assert_eq!(
+            amounts.collateral_amount_received_by_liquidator,
+            Uint128::new(7_053)
+        );
+
+        // at ATOM 10 the account is healthy (HF 80,000 / 65,000): nothing to liquidate
+        let healthy = denoms(vec![
+            (params("uatom", 70, 80, None), Decimal::percent(1000)),
+            (params("uusdc", 80, 90, None), Decimal::one()),
+        ]);
+        let health = compute(&AccountKind::Default, &positions, &healthy).unwrap();
+        let terms = LiquidationTerms {
+            denoms: &healthy,
+            ..terms
+        };
+        assert!(credit_account_liquidations(&positions, &health, &terms).is_empty());
     }
 }

@@ -10,6 +10,7 @@
 //! services.
 
 pub mod red_bank;
+pub mod rover;
 mod snapshot;
 
 use std::future::Future;

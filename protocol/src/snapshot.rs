@@ -32,6 +32,8 @@ pub enum ReadError {
     },
     #[error("the chain has produced no block yet")]
     NoBlockYet,
+    #[error("reading {what}: {message}")]
+    Data { what: String, message: String },
     #[error("{account} is not an account of the {protocol} protocol")]
     NotAnAccount {
         account: String,

@@ -40,7 +40,7 @@ pub fn map_prefix(namespace: &str) -> Vec<u8> {
 
 /// Splits `(first, last)` key bytes after the namespace: the first part is length-prefixed,
 /// the last is the rest.
-fn split_pair<'a>(
+pub(crate) fn split_pair<'a>(
     key: &'a [u8],
     prefix: &[u8],
     ns: &'static str,
@@ -57,7 +57,7 @@ fn split_pair<'a>(
     Ok((&rest[..len], &rest[len..]))
 }
 
-fn utf8(bytes: &[u8], what: &'static str) -> Result<String, EntryError> {
+pub(crate) fn utf8(bytes: &[u8], what: &'static str) -> Result<String, EntryError> {
     String::from_utf8(bytes.to_vec()).map_err(|_| EntryError::NotUtf8 { what })
 }
 
@@ -82,7 +82,10 @@ pub fn decode_collateral_key(key: &[u8]) -> Result<(UserId, String), EntryError>
     Ok((user, utf8(denom, "denom")?))
 }
 
-fn decode_value<T: DeserializeOwned>(bytes: &[u8], what: &'static str) -> Result<T, EntryError> {
+pub(crate) fn decode_value<T: DeserializeOwned>(
+    bytes: &[u8],
+    what: &'static str,
+) -> Result<T, EntryError> {
     serde_json::from_slice(bytes).map_err(|e| EntryError::Value {
         what,
         message: e.to_string(),

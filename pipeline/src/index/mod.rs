@@ -31,6 +31,7 @@
 //! [`PositionIndex::apply_block`] in one `MULTI`/`EXEC`: the index is never half a block ahead.
 
 pub mod codec;
+pub mod credit;
 
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;

@@ -5,6 +5,7 @@
 //! The same path catches up after a restart (from the recorded height + 1), unless the node no
 //! longer keeps those blocks: then a full rescan rebuilds the index.
 
+use std::collections::BTreeSet;
 use std::future::Future;
 use std::ops::ControlFlow;
 use std::pin::Pin;
@@ -58,6 +59,8 @@ impl Default for Config {
 struct BlockRead {
     time: Timestamp,
     touches: BlockTouches,
+    /// The credit accounts the block's credit-manager events name.
+    credit_touches: BTreeSet<u64>,
     /// The accounts the block's events name, re-read at the node's latest state.
     reads: Vec<(String, Result<AccountPositions, ReadError>)>,
     /// Fresh markets, when the block touched the Red Bank or is the tip.
@@ -259,6 +262,8 @@ impl<C: ChainClient + Clone + 'static> Collector<C> {
                     reconciled: false,
                 })
                 .await?;
+            self.apply_credit_block(height, &block.credit_touches)
+                .await?;
             progress.last_indexed = Some(height);
             progress.last_block_time = Some(block.time);
             if let Some(touched) = progress.touched_since_scan.as_mut() {
@@ -300,6 +305,7 @@ impl<C: ChainClient + Clone + 'static> Collector<C> {
             .await
             .with_context(|| format!("reading the results of block {height}"))?;
         let touches = inner.red_bank.touched(&results);
+        let credit_touches = self.credit_touches(&results);
         for (tx, action) in &touches.unknown {
             warn!(%tx, action, "Red Bank event with an unknown action; re-reading the accounts it names");
             inner.metrics.unknown_events.inc();
@@ -325,6 +331,7 @@ impl<C: ChainClient + Clone + 'static> Collector<C> {
         Ok(BlockRead {
             time: results.time,
             touches,
+            credit_touches,
             reads,
             markets,
             tip,
@@ -433,6 +440,7 @@ impl<C: ChainClient + Clone + 'static> Collector<C> {
             .index
             .write_block_snapshot(&snapshot, inner.config.enqueue.snapshot_ttl())
             .await?;
+        let credit_jobs = self.publish_credit(&snapshot).await?;
         let jobs = plan_jobs(
             &inner.chain_id,
             PROTOCOL,
@@ -446,7 +454,7 @@ impl<C: ChainClient + Clone + 'static> Collector<C> {
             .await
             .with_context(|| format!("enqueueing the jobs of block {height}"))?;
         inner.metrics.jobs_enqueued.inc_by(jobs.len() as u64);
-        Ok(jobs.len())
+        Ok(jobs.len() + credit_jobs)
     }
 
     /// Whether the node has block `height` (false only when it says it has no block yet; other

@@ -3,6 +3,7 @@
 use anyhow::Context as _;
 use clap::Parser;
 use redline_collector::{Collector, Config, Connections};
+use redline_protocol::rover::{Rover, RoverContracts};
 use redline_protocol::RedBank;
 use redline_service::service::{shutdown_signal, ServiceArgs, ServiceContext};
 
@@ -36,6 +37,8 @@ async fn main() -> anyhow::Result<()> {
             client: context.client.clone(),
             chain_id: context.manifest.chain_id.clone(),
             red_bank,
+            rover: RoverContracts::from_manifest(&context.manifest.contracts)
+                .map(|contracts| Rover::new(context.client.clone(), contracts)),
             redis: context.redis.clone(),
             queue: context.queue.clone(),
             registry: context.registry.clone(),

@@ -9,13 +9,16 @@ use anyhow::Context as _;
 use clap::Args;
 use cosmwasm_std::Timestamp;
 use redline_chain::ChainClient;
+use redline_pipeline::index::credit::CreditBook;
 use redline_pipeline::index::{IndexArgs, PositionIndex};
 use redline_pipeline::jobs::{HealthCheckJob, ProtocolKind, HEALTH_CHECK_QUEUE};
 use redline_pipeline::queue::{QueueConfig, RedisStreamQueue};
 use redline_pipeline::redis_conn::RedisConn;
+use redline_protocol::rover::Rover;
 use redline_protocol::{Discovery, Protocol as _, RedBank, ScanSettings};
 use redline_service::metrics::HealthReport;
 
+use crate::credit::{self, CreditIndexer};
 use crate::metrics::CollectorMetrics;
 use crate::{discovery, enqueue, follow, reconcile};
 
@@ -41,6 +44,8 @@ pub struct Config {
     pub reconcile: reconcile::Config,
     #[command(flatten, next_help_heading = "Health-check jobs")]
     pub enqueue: enqueue::Config,
+    #[command(flatten, next_help_heading = "Credit accounts")]
+    pub credit: credit::Config,
 }
 
 impl Default for Config {
@@ -52,6 +57,7 @@ impl Default for Config {
             follow: follow::Config::default(),
             reconcile: reconcile::Config::default(),
             enqueue: enqueue::Config::default(),
+            credit: credit::Config::default(),
         }
     }
 }
@@ -73,6 +79,8 @@ pub struct Connections<C> {
     pub client: C,
     pub chain_id: String,
     pub red_bank: RedBank<C>,
+    /// The credit manager, when the chain runs one: its accounts are indexed too.
+    pub rover: Option<Rover<C>>,
     pub redis: RedisConn,
     pub queue: QueueConfig,
     pub registry: prometheus::Registry,
@@ -96,6 +104,7 @@ pub(crate) struct Inner<C> {
     pub chain_id: String,
     pub red_bank: RedBank<C>,
     pub index: PositionIndex,
+    pub credit: Option<CreditIndexer<C>>,
     pub queue: RedisStreamQueue<HealthCheckJob>,
     pub metrics: CollectorMetrics,
     pub health: HealthReport,
@@ -146,12 +155,19 @@ impl<C: ChainClient + Clone + 'static> Collector<C> {
             last_reconciled_height = ?meta.last_reconciled_height,
             "position index open"
         );
+        let credit = connections.rover.map(|rover| {
+            let namespace = config
+                .index
+                .namespace(&connections.chain_id, ProtocolKind::Rover);
+            CreditIndexer::new(rover, CreditBook::new(connections.redis.clone(), namespace))
+        });
         Ok(Collector {
             inner: Arc::new(Inner {
                 client: connections.client,
                 chain_id: connections.chain_id,
                 red_bank: connections.red_bank,
                 index,
+                credit,
                 queue,
                 metrics,
                 health: connections.health,

@@ -180,6 +180,12 @@ impl Harness {
                 chain_id: devnet.manifest.chain_id.clone(),
                 // The devnet's oracle quotes in 6-decimal units; the collector values nothing.
                 red_bank: RedBank::from_manifest(devnet.client.clone(), &devnet.manifest, 6),
+                rover: redline_protocol::rover::RoverContracts::from_manifest(
+                    &devnet.manifest.contracts,
+                )
+                .map(|contracts| {
+                    redline_protocol::rover::Rover::new(devnet.client.clone(), contracts)
+                }),
                 redis,
                 queue: self.queue_config(),
                 registry: self.registry.clone(),

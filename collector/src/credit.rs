@@ -1,0 +1,200 @@
+//! Credit accounts beside the Red Bank: the credit book follows the same blocks as the
+//! position index. A block's credit-manager events name the accounts it touched; those are
+//! re-read whole (stored form) and written with the block's height. The book is rebuilt by a
+//! full discovery when this process starts, after any gap (a block it did not apply) and every
+//! `--credit-rediscover-blocks` blocks; at the tip the block's credit snapshot is written and
+//! one health-check job covers every credit account.
+
+use std::collections::BTreeSet;
+
+use anyhow::Context as _;
+use clap::Args;
+use redline_chain::{BlockResults, ChainClient, ScanOptions};
+use redline_pipeline::index::credit::{CreditBook, CreditSnapshot};
+use redline_pipeline::index::BlockSnapshot;
+use redline_pipeline::jobs::{HealthCheckJob, ProtocolKind};
+use redline_pipeline::queue::Queue as _;
+use redline_protocol::rover::{touched_accounts, Rover};
+use tokio::sync::Mutex;
+use tracing::{info, warn};
+
+use crate::service::Collector;
+
+#[derive(Debug, Clone, Args)]
+#[group(id = "credit")]
+pub struct Config {
+    /// Rebuild the credit-account book from a full scan every this many blocks (it follows
+    /// the credit manager's events in between).
+    #[arg(long, env = "CREDIT_REDISCOVER_BLOCKS", default_value_t = 600,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub credit_rediscover_blocks: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            credit_rediscover_blocks: 600,
+        }
+    }
+}
+
+/// The credit manager read through `rover`, written to `book`.
+pub(crate) struct CreditIndexer<C> {
+    pub rover: Rover<C>,
+    pub book: CreditBook,
+    /// The last block applied and the last full discovery, by this process.
+    synced: Mutex<Option<(u64, u64)>>,
+}
+
+impl<C: ChainClient> CreditIndexer<C> {
+    pub fn new(rover: Rover<C>, book: CreditBook) -> Self {
+        CreditIndexer {
+            rover,
+            book,
+            synced: Mutex::new(None),
+        }
+    }
+
+    /// The book brought to block `height`: the accounts `touched` re-read when the book is at
+    /// `height − 1`, a full discovery otherwise (or when one is due).
+    pub async fn apply_block(
+        &self,
+        height: u64,
+        touched: &BTreeSet<u64>,
+        config: &Config,
+        scan: ScanOptions,
+        concurrency: usize,
+    ) -> anyhow::Result<()> {
+        let mut synced = self.synced.lock().await;
+        let follows = match *synced {
+            Some((last, discovered)) if last + 1 == height => {
+                height - discovered < config.credit_rediscover_blocks
+            }
+            Some((last, _)) if last == height => return Ok(()),
+            _ => false,
+        };
+        if !follows {
+            let found = self
+                .rover
+                .discover(None, scan, concurrency)
+                .await
+                .context("scanning the credit manager for credit accounts with debt")?;
+            let accounts: Vec<_> = found.accounts.into_values().collect();
+            self.book.replace(height, &accounts).await?;
+            if synced.is_none() {
+                info!(
+                    accounts = accounts.len(),
+                    height, "credit accounts discovered"
+                );
+            }
+            *synced = Some((height, height));
+            return Ok(());
+        }
+        let (mut put, mut removed) = (Vec::new(), Vec::new());
+        for id in touched {
+            match self.rover.read_account(*id, None).await {
+                Ok(Some(account)) if account.has_debt() => put.push(account),
+                Ok(_) => removed.push(*id),
+                Err(e) if e.is_transient() => {
+                    return Err(
+                        anyhow::Error::new(e).context(format!("re-reading credit account {id}"))
+                    )
+                }
+                Err(e) => {
+                    warn!(account = id, error = %e, "cannot re-read a credit account named in a credit-manager event");
+                }
+            }
+        }
+        self.book.apply(height, &put, &removed).await?;
+        *synced = synced.map(|(_, discovered)| (height, discovered));
+        Ok(())
+    }
+
+    /// Writes the credit snapshot of `block` (the Red Bank's snapshot of the same block plus the
+    /// credit manager's debt totals) and returns its health-check job.
+    pub async fn publish(
+        &self,
+        block: BlockSnapshot,
+        ttl: std::time::Duration,
+    ) -> anyhow::Result<HealthCheckJob> {
+        let manager_debts = self
+            .rover
+            .read_manager_debts(None)
+            .await
+            .context("reading the credit manager's debt totals")?;
+        let accounts = self.book.account_count().await?;
+        let job = HealthCheckJob {
+            chain_id: block.chain_id.clone(),
+            protocol: ProtocolKind::Rover,
+            height: block.height,
+            bucket_start: 0,
+            bucket_end: 1,
+            accounts,
+        };
+        let snapshot = CreditSnapshot {
+            block: BlockSnapshot {
+                protocol: ProtocolKind::Rover,
+                accounts,
+                ..block
+            },
+            manager_debts,
+        };
+        self.book.write_snapshot(&snapshot, ttl).await?;
+        Ok(job)
+    }
+}
+
+impl<C: ChainClient + Clone + 'static> Collector<C> {
+    /// The credit accounts a block touched (none without a credit manager).
+    pub(crate) fn credit_touches(&self, results: &BlockResults) -> BTreeSet<u64> {
+        match &self.inner.credit {
+            Some(credit) => touched_accounts(results, &credit.rover.contracts.credit_manager),
+            None => BTreeSet::new(),
+        }
+    }
+
+    /// Brings the credit book to `height` (nothing without a credit manager).
+    pub(crate) async fn apply_credit_block(
+        &self,
+        height: u64,
+        touched: &BTreeSet<u64>,
+    ) -> anyhow::Result<()> {
+        let Some(credit) = &self.inner.credit else {
+            return Ok(());
+        };
+        let config = &self.inner.config;
+        let settings = config.discovery.scan_settings();
+        credit
+            .apply_block(
+                height,
+                touched,
+                &config.credit,
+                settings.scan,
+                settings.query_concurrency,
+            )
+            .await
+    }
+
+    /// Publishes the credit snapshot of `block` and enqueues its job (nothing without a credit
+    /// manager); returns the jobs enqueued.
+    pub(crate) async fn publish_credit(&self, block: &BlockSnapshot) -> anyhow::Result<usize> {
+        let Some(credit) = &self.inner.credit else {
+            return Ok(0);
+        };
+        self.apply_credit_block(block.height, &BTreeSet::new())
+            .await?;
+        let ttl = self.inner.config.enqueue.snapshot_ttl();
+        let job = credit.publish(block.clone(), ttl).await?;
+        self.inner
+            .queue
+            .enqueue_batch(&[job])
+            .await
+            .with_context(|| {
+                format!(
+                    "enqueueing the credit-account job of block {}",
+                    block.height
+                )
+            })?;
+        Ok(1)
+    }
+}

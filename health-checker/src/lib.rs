@@ -2,6 +2,7 @@
 //! queues the liquidatable ones, most profitable first.
 //!
 //! - [`compute`]: index entries + the block's snapshot → health, with the contract's math;
+//! - [`credit`]: credit-account (Rover) health and plans from the credit book;
 //! - [`profit`]: the most profitable liquidation of a liquidatable account;
 //! - [`onchain`]: the baseline that asks the chain (`user_position`) instead;
 //! - [`output`]: the liquidation priority queue and the near-liquidation set;
@@ -9,6 +10,7 @@
 //! - [`metrics`]: Prometheus metrics.
 
 pub mod compute;
+pub mod credit;
 pub mod metrics;
 pub mod onchain;
 pub mod output;

@@ -36,6 +36,7 @@ use cosmwasm_std::Decimal;
 use futures::{StreamExt, TryStreamExt};
 use mars::types::Health;
 use redline_chain::ChainClient;
+use redline_pipeline::index::credit::CreditBook;
 use redline_pipeline::index::{
     BlockSnapshot, BucketRead, IndexArgs, IndexError, IndexNamespace, IndexedAccount, PositionIndex,
 };
@@ -48,6 +49,7 @@ use tokio::sync::{watch, OnceCell};
 use tracing::{debug, error, info, warn};
 
 use crate::compute::{BlockContext, Skip, SkipReason};
+use crate::credit::{evaluate_credit_accounts, CreditContext};
 use crate::metrics::{outcome, Metrics};
 use crate::onchain::{self, OnchainConfig};
 use crate::output::{JobOutput, NearEntry, OutputError, OutputSummary, Outputs};
@@ -547,6 +549,9 @@ impl<C: ChainClient + 'static> HealthChecker<C> {
 
     /// Processes one job: everything but the acknowledgement.
     pub async fn process(&self, job: &HealthCheckJob) -> Result<JobReport, JobError> {
+        if job.protocol == ProtocolKind::Rover {
+            return self.process_credit(job).await;
+        }
         let started = Instant::now();
         let index = self.job_index(job).await?;
         let snapshot = match self.job_snapshot(job, &index).await? {
@@ -569,6 +574,78 @@ impl<C: ChainClient + 'static> HealthChecker<C> {
             checked: evaluation.checked,
             liquidatable,
             near,
+            skipped: evaluation.skipped.len() as u64,
+            output,
+            duration,
+        })
+    }
+
+    /// A credit-account job: every account of the credit book at the job's block.
+    async fn process_credit(&self, job: &HealthCheckJob) -> Result<JobReport, JobError> {
+        let started = Instant::now();
+        let namespace = self
+            .index_args
+            .namespace(&job.chain_id, ProtocolKind::Rover);
+        let book = CreditBook::new(self.redis.clone(), namespace);
+        let newest = book
+            .last_indexed_height()
+            .await?
+            .unwrap_or(0)
+            .max(self.newest_seen.fetch_max(job.height, Ordering::Relaxed))
+            .max(job.height);
+        if newest - job.height > self.config.max_job_age_blocks {
+            let missed = JobOutcome::MissedStale { newest };
+            return Ok(JobReport::missed(missed, started.elapsed()));
+        }
+        let Some(snapshot) = book.snapshot(job.height).await? else {
+            let missed = JobOutcome::MissedNoSnapshot;
+            return Ok(JobReport::missed(missed, started.elapsed()));
+        };
+        let (accounts, undecodable) = book.accounts().await?;
+        let ctx = CreditContext::new(snapshot);
+        let mut evaluation = evaluate_credit_accounts(&ctx, &accounts, &self.profit);
+        evaluation
+            .skipped
+            .extend(undecodable.into_iter().map(|e| Skip {
+                account: e.account,
+                reason: SkipReason::Undecodable,
+                detail: e.reason,
+            }));
+        self.report_skips(job, &evaluation.skipped);
+        let found_at_ms = now_ms();
+        let candidates: Vec<_> = evaluation
+            .liquidatable
+            .into_iter()
+            .map(|(id, health, plan)| LiquidationCandidate {
+                chain_id: job.chain_id.clone(),
+                protocol: ProtocolKind::Rover,
+                account: AccountKey::CreditAccount(id),
+                height: job.height,
+                found_at_ms,
+                health,
+                plan,
+            })
+            .collect();
+        let liquidatable = candidates.len() as u64;
+        let output = self
+            .outputs
+            .write(JobOutput {
+                chain_id: job.chain_id.clone(),
+                protocol: ProtocolKind::Rover,
+                height: job.height,
+                buckets: 0..0,
+                candidates,
+                near: Vec::new(),
+                skipped: HashSet::new(),
+            })
+            .await?;
+        let duration = started.elapsed();
+        self.record_done(evaluation.checked, liquidatable, duration);
+        Ok(JobReport {
+            outcome: JobOutcome::Done,
+            checked: evaluation.checked,
+            liquidatable,
+            near: 0,
             skipped: evaluation.skipped.len() as u64,
             output,
             duration,

@@ -656,6 +656,10 @@ pub async fn run(options: &Options) -> anyhow::Result<Figures> {
                 client: client.clone(),
                 chain_id: manifest.chain_id.clone(),
                 red_bank: RedBank::from_manifest(client.clone(), &manifest, 6),
+                rover: redline_protocol::rover::RoverContracts::from_manifest(&manifest.contracts)
+                    .map(|contracts| {
+                        redline_protocol::rover::Rover::new(client.clone(), contracts)
+                    }),
                 redis: redis.clone(),
                 queue: QueueConfig {
                     queue_consumer: Some("collector".into()),

@@ -50,7 +50,22 @@ mod contracts {
         assert_eq!(lend_of(&dn.positions("3"), ATOM), 5_000);
         assert_eq!(dn.credit_account_lend("3", ATOM).amount.u128(), 5_000);
         assert_eq!(dn.credit_manager_debt(USDC).amount.u128(), 30_000);
-        assert_eq!(dn.balance(&dn.credit_manager(), ATOM), 10_000);
+        // Booked as the credit manager's borrows are: uncollateralized, so that reclaiming a
+        // lend is not refused for the credit manager's own (collateral-less) health.
+        assert!(dn.credit_manager_debt(USDC).uncollateralized);
+        dn.update_account(
+            &dn.addr("lender"),
+            "3",
+            vec![Action::Reclaim(
+                mars::msg::credit_manager::ActionCoin::exact(ATOM, 1_000u128.into()),
+            )],
+            &[],
+        )
+        .unwrap();
+        assert_eq!(lend_of(&dn.positions("3"), ATOM), 4_000);
+        assert_eq!(deposit_of(&dn.positions("3"), ATOM), 1_000);
+        // 10,000 deposited by the borrower and the 1,000 reclaimed.
+        assert_eq!(dn.balance(&dn.credit_manager(), ATOM), 11_000);
         assert_eq!(dn.balance(&owner, USDC), 30_000);
         assert!(!dn.health_values("2", ActionKind::Liquidation).liquidatable);
 

@@ -90,7 +90,8 @@ pub fn seed_positions<S: Storage>(
         let mut storage = app.contract_storage_mut(&contracts.red_bank);
         let store = storage.as_mut();
         credit_rewards(store, &contracts.rewards_collector, &accrued)?;
-        write_positions(store, &accrued, positions, now)?;
+        let credit_manager = contracts.rover.as_ref().map(|r| &r.credit_manager);
+        write_positions(store, &accrued, positions, credit_manager, now)?;
         for (denom, market) in &markets {
             MARKETS.save(store, denom, market)?;
         }
@@ -182,11 +183,13 @@ fn credit_rewards(
     Ok(())
 }
 
-/// Scaled at the indexes of `now`, as a deposit or borrow in this block would be.
+/// Scaled at the indexes of `now`, as a deposit or borrow in this block would be; the credit
+/// manager's debt is uncollateralized, as its borrows are booked.
 fn write_positions(
     store: &mut dyn Storage,
     accrued: &BTreeMap<String, interest::AccruedInterest>,
     positions: &[SeedPosition],
+    credit_manager: Option<&Addr>,
     now: u64,
 ) -> Result<(), SeedError> {
     for position in positions {
@@ -201,7 +204,8 @@ fn write_positions(
             let coin = Coin128::try_from_coin(coin)?;
             let scaled =
                 interest::scaled_debt_amount(coin.amount, &accrued[&coin.denom].market, now)?;
-            increase_debt(store, &position.user, &coin.denom, scaled, false)?;
+            let uncollateralized = credit_manager == Some(&position.user);
+            increase_debt(store, &position.user, &coin.denom, scaled, uncollateralized)?;
         }
     }
     Ok(())

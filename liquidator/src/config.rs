@@ -169,6 +169,9 @@ pub struct LiquidatorConfig {
     pub top_up: Option<TopUpPolicy>,
     pub fee_reserve_gas: u64,
     pub balance_interval: Duration,
+    /// Loss accepted when a credit-account liquidation swaps its seized collateral: the
+    /// rebalancer's `--max-slippage` (set from it by the binary; 1% unless set).
+    pub max_slippage: Decimal,
 }
 
 impl LiquidatorArgs {
@@ -219,6 +222,7 @@ impl LiquidatorArgs {
             top_up: self.top_up_policy()?,
             fee_reserve_gas: self.fee_reserve_gas,
             balance_interval: Duration::from_millis(self.balance_interval_ms),
+            max_slippage: Decimal::percent(1),
         })
     }
 

@@ -10,6 +10,8 @@
 //!   [`strategy::AfterLiquidation`] hook run after confirmed liquidations (the seams for the
 //!   external model and for rebalancing);
 //! - [`execute`]: messages, batch simulation that drops failing liquidations, event parsing;
+//! - [`rover`], [`credit_account`]: credit-account (Rover) liquidations, one tx each from the
+//!   worker's own credit account;
 //! - [`tx_sender`]: [`tx_sender::TxSender`], one wallet's sequence-safe send path (usable by
 //!   any caller that needs to send messages from a worker's wallet);
 //! - [`wallets`]: HD wallet slots leased in Redis, and the master wallet's top-ups;
@@ -23,6 +25,7 @@
 pub mod balances;
 pub mod capital;
 pub mod config;
+pub mod credit_account;
 pub mod execute;
 pub mod locks;
 pub mod master;
@@ -32,6 +35,7 @@ pub mod plan;
 pub mod rebalance;
 pub mod recheck;
 pub mod record;
+pub mod rover;
 pub mod shutdown;
 pub mod strategy;
 pub mod tx_sender;
@@ -286,6 +290,8 @@ impl<C: ChainClient + Clone + 'static> Liquidator<C> {
             block_interval: chain.block_time,
             fetch_wait: self.queue.block_timeout(),
             fee_reserve_gas: config.fee_reserve_gas,
+            credit_manager: self.manifest.contracts.credit_manager.clone(),
+            max_slippage: config.max_slippage,
         }
     }
 

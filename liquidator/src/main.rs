@@ -38,7 +38,8 @@ struct Cli {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     // Flags are checked before any connection is made, so a typo fails at once.
-    let config = cli.liquidator.validate()?;
+    let mut config = cli.liquidator.validate()?;
+    config.max_slippage = cli.rebalance.max_slippage()?;
     let model = cli.model.validate()?;
     let rebalance = cli.rebalance.validate()?;
     let notifier = cli.notify.start()?;

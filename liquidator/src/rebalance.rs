@@ -86,7 +86,9 @@ pub struct RebalanceArgs {
         default_value = "0.01"
     )]
     pub action_threshold: String,
-    /// Accept at most this loss against the simulated swap (sets the swap's `min_receive`).
+    /// Accept at most this loss against the simulated swap (sets the swap's `min_receive`);
+    /// a credit-account liquidation accepts as much against the oracle value of the collateral
+    /// it swaps.
     #[arg(
         long = "max-slippage",
         env = "LIQUIDATOR_MAX_SLIPPAGE",
@@ -100,6 +102,19 @@ pub struct RebalanceArgs {
 }
 
 impl RebalanceArgs {
+    /// `--max-slippage`, checked: also what credit-account liquidations accept on their swap.
+    pub fn max_slippage(&self) -> Result<Decimal, RebalanceError> {
+        let max_slippage = Decimal::from_str(&self.max_slippage).map_err(|_| {
+            RebalanceError::Config("--max-slippage: not a decimal like 0.01".into())
+        })?;
+        if max_slippage >= Decimal::one() {
+            return Err(RebalanceError::Config(
+                "--max-slippage: must be below 1".into(),
+            ));
+        }
+        Ok(max_slippage)
+    }
+
     /// The parsed policy, `None` when there is nothing to rebalance (no targets and
     /// `--keep-collateral`); errors name the flag.
     pub fn validate(&self) -> Result<Option<RebalancePolicy>, RebalanceError> {
@@ -109,14 +124,7 @@ impl RebalanceArgs {
         let action_threshold = Decimal::from_str(&self.action_threshold).map_err(|_| {
             RebalanceError::Config("--action-threshold: not a decimal like 0.01".into())
         })?;
-        let max_slippage = Decimal::from_str(&self.max_slippage).map_err(|_| {
-            RebalanceError::Config("--max-slippage: not a decimal like 0.01".into())
-        })?;
-        if max_slippage >= Decimal::one() {
-            return Err(RebalanceError::Config(
-                "--max-slippage: must be below 1".into(),
-            ));
-        }
+        let max_slippage = self.max_slippage()?;
         let targets = self
             .targets
             .iter()

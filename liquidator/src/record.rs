@@ -52,6 +52,8 @@ pub enum Outcome {
     TopUpFailed,
     /// Seized collateral left deposited by an earlier tx was withdrawn.
     Sweep,
+    /// The wallet opened the credit account it liquidates credit accounts from.
+    CreditAccountOpened,
 }
 
 impl Outcome {
@@ -69,6 +71,7 @@ impl Outcome {
             Outcome::TopUp => "top_up",
             Outcome::TopUpFailed => "top_up_failed",
             Outcome::Sweep => "sweep",
+            Outcome::CreditAccountOpened => "credit_account_opened",
         }
     }
 }
@@ -100,6 +103,10 @@ pub fn unix_ms(time: SystemTime) -> u64 {
         .unwrap_or(0)
 }
 
+fn red_bank() -> ProtocolKind {
+    ProtocolKind::RedBank
+}
+
 /// One attempt.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AttemptRecord {
@@ -112,6 +119,11 @@ pub struct AttemptRecord {
     pub candidate_height: u64,
     pub worker_slot: u32,
     pub wallet: String,
+    /// The liquidated account's protocol (Red Bank for records written before it was kept).
+    #[serde(default = "red_bank")]
+    pub protocol: ProtocolKind,
+    /// The liquidated account as [`redline_pipeline::jobs::AccountKey`] shows it: an address,
+    /// or `credit account 7`.
     pub account: String,
     pub debt_denom: String,
     pub collateral_denom: String,
@@ -154,6 +166,7 @@ impl Default for AttemptRecord {
             candidate_height: 0,
             worker_slot: 0,
             wallet: String::new(),
+            protocol: ProtocolKind::RedBank,
             account: String::new(),
             debt_denom: String::new(),
             collateral_denom: String::new(),
@@ -405,7 +418,11 @@ impl Recorder {
 fn moves_funds(outcome: Outcome) -> bool {
     matches!(
         outcome,
-        Outcome::Liquidated | Outcome::DeliverTxFailed | Outcome::TopUp | Outcome::Sweep
+        Outcome::Liquidated
+            | Outcome::DeliverTxFailed
+            | Outcome::TopUp
+            | Outcome::Sweep
+            | Outcome::CreditAccountOpened
     )
 }
 
@@ -435,7 +452,7 @@ pub fn notification(record: &AttemptRecord, chain_id: &str) -> Option<Liquidatio
     };
     Some(LiquidationAttempt {
         chain_id: chain_id.to_string(),
-        protocol: ProtocolKind::RedBank,
+        protocol: record.protocol,
         account: record.account.clone(),
         liquidator: record.wallet.clone(),
         debt_denom: record.debt_denom.clone(),
@@ -590,6 +607,7 @@ mod tests {
             Outcome::Unconfirmed,
             Outcome::TopUp,
             Outcome::Sweep,
+            Outcome::CreditAccountOpened,
         ] {
             let record = AttemptRecord {
                 outcome: quiet,

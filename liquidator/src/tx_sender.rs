@@ -38,8 +38,8 @@ use std::time::{Duration, Instant, SystemTime};
 use cosmrs::Any;
 use cosmwasm_std::Coin;
 use redline_chain::{
-    tx_hash, ChainClient, ChainConfig, ChainError, SequenceTracker, TxBuilder, TxErrorCode, TxHash,
-    TxOutcome, TxRejection, TxStage, Wallet,
+    tx_hash, ChainClient, ChainConfig, ChainError, SequenceTracker, Simulation, TxBuilder,
+    TxErrorCode, TxHash, TxOutcome, TxRejection, TxStage, Wallet,
 };
 use tokio::sync::{Mutex, Notify};
 
@@ -448,6 +448,11 @@ impl<C: ChainClient> TxSender<C> {
     /// log. A wrong sequence (the chain's moved on without this sender) resyncs from the chain
     /// and retries once, as a broadcast does, when nothing of this sender's is in flight.
     pub async fn simulate(&self, messages: &[Any]) -> Result<u64, SendError> {
+        Ok(self.simulate_tx(messages).await?.gas_used)
+    }
+
+    /// [`TxSender::simulate`], with the events the messages would emit.
+    pub async fn simulate_tx(&self, messages: &[Any]) -> Result<Simulation, SendError> {
         let mut resynced = false;
         loop {
             let sequence = self.sequence.peek();
@@ -462,7 +467,7 @@ impl<C: ChainClient> TxSender<C> {
                 )
                 .map_err(SendError::Chain)?;
             match self.client.simulate(probe).await {
-                Ok(simulation) => return Ok(simulation.gas_used),
+                Ok(simulation) => return Ok(simulation),
                 Err(ChainError::Rejected(rejection))
                     if rejection.kind == TxErrorCode::WrongSequence && !resynced =>
                 {

@@ -17,6 +17,9 @@
 //! 6. record every attempt, settle each job (ack, release for retry, or dead-letter), release
 //!    the locks, and hand confirmed liquidations to the [`AfterLiquidation`] hook.
 //!
+//! Credit-account (Rover) candidates take their own path ([`rover`]): one tx each, from the
+//! worker's own credit account, under the same locks and job rules.
+//!
 //! Locks are held until the liquidation's block is committed (or its failure known), so no two
 //! workers ever liquidate one account in the same block. A tx whose inclusion was not seen keeps
 //! its accounts locked (renewed) until the [`TxSender`] settles it.
@@ -29,6 +32,8 @@
 //! reason when it can never succeed (another chain or protocol, the contract refusing this
 //! liquidation for a reason other than a race, undecodable account state).
 
+mod rover;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -36,7 +41,7 @@ use std::time::{Duration, SystemTime};
 use cosmwasm_std::{Coin, Decimal, Uint128};
 use futures::future::join_all;
 use redline_chain::{ChainClient, TxErrorCode, TxHash};
-use redline_pipeline::jobs::{AccountKey, LiquidationCandidate};
+use redline_pipeline::jobs::{AccountKey, LiquidationCandidate, ProtocolKind};
 use redline_pipeline::queue::{Delivery, Parking};
 use tracing::Instrument;
 
@@ -60,6 +65,11 @@ const RACE_MARKERS: &[&str] = &[
     "no debt balance",
     "Cannot liquidate when no debt",
     "not less than 1",
+    // The credit manager's.
+    "is not a liquidatable credit account",
+    "is not an available coin to request",
+    "Nothing lent to reclaim",
+    "No debt to repay",
 ];
 
 /// Whether a contract's refusal is an expected race rather than a problem.
@@ -86,6 +96,11 @@ pub struct WorkerSettings {
     pub fetch_wait: Duration,
     /// Gas kept in reserve (not spent on repayments) when the fee denom is also a debt denom.
     pub fee_reserve_gas: u64,
+    /// Rover's credit manager: credit-account candidates are dead-lettered without one.
+    pub credit_manager: Option<String>,
+    /// Loss accepted when a credit-account liquidation swaps the seized collateral, against its
+    /// value at oracle prices (`--max-slippage`).
+    pub max_slippage: Decimal,
 }
 
 /// A candidate this worker has locked and planned.
@@ -234,6 +249,10 @@ pub struct Worker<C, Q> {
     /// jobs unsettled and their coins reserved until each is recorded.
     unsettled: Vec<Unsettled>,
     sweep_due: bool,
+    /// The Rover contracts, read from the credit manager at the first credit-account candidate.
+    rover: Option<crate::credit_account::RoverContracts>,
+    /// The credit account this worker liquidates credit accounts from.
+    own_credit_account: Option<String>,
 }
 
 impl<C, Q> Worker<C, Q>
@@ -263,6 +282,8 @@ where
             unsettled: Vec::new(),
             // Collateral left deposited by an earlier run is withdrawn first.
             sweep_due: true,
+            rover: None,
+            own_credit_account: None,
         }
     }
 
@@ -425,6 +446,13 @@ where
                 return Err(error);
             }
         };
+        let (credit_accounts, deliveries): (Vec<_>, Vec<_>) = deliveries
+            .into_iter()
+            .partition(|d| d.job.protocol == ProtocolKind::Rover);
+        if !credit_accounts.is_empty() {
+            self.liquidate_credit_accounts(credit_accounts, &snapshot, &mut report)
+                .await;
+        }
         let taken = join_all(
             deliveries
                 .into_iter()
@@ -583,17 +611,10 @@ where
         Lease,
         crate::recheck::AccountPosition,
     )> {
-        let candidate = &delivery.job;
-        if candidate.chain_id != self.settings.chain_id {
-            let reason = format!(
-                "candidate for chain `{}`; this liquidator serves `{}`",
-                candidate.chain_id, self.settings.chain_id
-            );
-            tracing::warn!(account = %candidate.account, %reason, "dead-lettering candidate");
-            self.metrics.job("wrong_chain");
-            self.settle(&delivery, Verdict::DeadLetter(reason)).await;
+        if self.refuse_wrong_chain(&delivery).await {
             return None;
         }
+        let candidate = &delivery.job;
         if let Err(unsupported) = self.reader.protocols().get(candidate.protocol) {
             let reason = unsupported.to_string();
             tracing::warn!(account = %candidate.account, %reason, "dead-lettering candidate");
@@ -610,24 +631,7 @@ where
             self.settle(&delivery, Verdict::Ack).await;
             return None;
         }
-        let key = self
-            .keys
-            .account_lock(candidate.protocol.as_str(), &candidate.account.as_string());
-        let lock = match self.leases.try_acquire(&key, self.settings.lock_ttl).await {
-            Ok(Some(lock)) => lock,
-            Ok(None) => {
-                tracing::debug!(account = %candidate.account, "account locked by another worker; skipping");
-                self.metrics.job("locked");
-                self.settle(&delivery, Verdict::Ack).await;
-                return None;
-            }
-            Err(error) => {
-                tracing::warn!(account = %candidate.account, %error, "cannot take the account lock; job released");
-                self.metrics.job("lock_error");
-                self.settle(&delivery, Verdict::Release).await;
-                return None;
-            }
-        };
+        let lock = self.lock_account(&delivery).await?;
         match self
             .reader
             .read_account(&candidate.account, snapshot.height)
@@ -644,6 +648,46 @@ where
                 };
                 self.metrics.job("recheck_error");
                 self.finish(&delivery, &lock, verdict).await;
+                None
+            }
+        }
+    }
+
+    /// Dead-letters a candidate for another chain; whether it did.
+    async fn refuse_wrong_chain(&self, delivery: &Delivery<LiquidationCandidate>) -> bool {
+        let candidate = &delivery.job;
+        if candidate.chain_id == self.settings.chain_id {
+            return false;
+        }
+        let reason = format!(
+            "candidate for chain `{}`; this liquidator serves `{}`",
+            candidate.chain_id, self.settings.chain_id
+        );
+        tracing::warn!(account = %candidate.account, %reason, "dead-lettering candidate");
+        self.metrics.job("wrong_chain");
+        self.settle(delivery, Verdict::DeadLetter(reason)).await;
+        true
+    }
+
+    /// Locks the candidate's account for this worker. `None` when the job was settled instead
+    /// (locked by another worker, or Redis trouble).
+    async fn lock_account(&self, delivery: &Delivery<LiquidationCandidate>) -> Option<Lease> {
+        let candidate = &delivery.job;
+        let key = self
+            .keys
+            .account_lock(candidate.protocol.as_str(), &candidate.account.as_string());
+        match self.leases.try_acquire(&key, self.settings.lock_ttl).await {
+            Ok(Some(lock)) => Some(lock),
+            Ok(None) => {
+                tracing::debug!(account = %candidate.account, "account locked by another worker; skipping");
+                self.metrics.job("locked");
+                self.settle(delivery, Verdict::Ack).await;
+                None
+            }
+            Err(error) => {
+                tracing::warn!(account = %candidate.account, %error, "cannot take the account lock; job released");
+                self.metrics.job("lock_error");
+                self.settle(delivery, Verdict::Release).await;
                 None
             }
         }

@@ -400,7 +400,10 @@ impl Attempt {
 
     /// An attempt at a candidate (not wallet housekeeping): what liquidator throughput counts.
     pub fn is_candidate_attempt(&self) -> bool {
-        !matches!(self.outcome.as_str(), "top_up" | "top_up_failed" | "sweep")
+        !matches!(
+            self.outcome.as_str(),
+            "top_up" | "top_up_failed" | "sweep" | "credit_account_opened"
+        )
     }
 }
 

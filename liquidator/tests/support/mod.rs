@@ -90,10 +90,29 @@ impl Harness {
         wallets: u32,
         redis: RedisSetup,
     ) -> anyhow::Result<Self> {
+        let devnet = Devnet::scenario(accounts, seed).liquidator_wallets(wallets);
+        Self::start_devnet(devnet, redis).await
+    }
+
+    /// [`start`](Self::start) with `credit_accounts` Rover credit accounts seeded too (Rover is
+    /// deployed only then).
+    pub async fn start_with_credit_accounts(
+        accounts: usize,
+        credit_accounts: usize,
+        seed: u64,
+        wallets: u32,
+    ) -> anyhow::Result<Self> {
         let devnet = Devnet::scenario(accounts, seed)
             .liquidator_wallets(wallets)
-            .start()
-            .await?;
+            .credit_accounts(credit_accounts);
+        Self::start_devnet(devnet, RedisSetup::Server(RedisOptions::default())).await
+    }
+
+    async fn start_devnet(
+        devnet: testkit::devnet::DevnetBuilder,
+        redis: RedisSetup,
+    ) -> anyhow::Result<Self> {
+        let devnet = devnet.start().await?;
         // CometBFT reports height 1 before the first block.
         devnet.wait_for_height(2).await?;
         let borrowers = devnet.debtors();
@@ -339,6 +358,8 @@ impl Harness {
             block_interval: BLOCK_TIME,
             fetch_wait: Duration::from_millis(100),
             fee_reserve_gas: 5_000_000,
+            credit_manager: self.manifest.contracts.credit_manager.clone(),
+            max_slippage: Decimal::percent(1),
         }
     }
 

@@ -1,0 +1,326 @@
+//! Liquidating a credit account in one transaction, without holding the debt coin.
+//!
+//! From the worker's own credit account ([`crate::credit_account`]), one
+//! `update_credit_account` borrows the debt coin, liquidates with it (the seized collateral lands
+//! in the own account), sells that collateral for the debt denom, repays the borrow and refunds
+//! whatever is left to the wallet: the refund is the profit. If any step fails the whole tx
+//! reverts, so nothing is left borrowed.
+//!
+//! The seized amount is the contract's to decide (it caps the repayment), so the tx is first
+//! simulated with a token `min_receive`; the collateral the simulation says the account receives,
+//! valued at the snapshot's prices in the debt denom less `--max-slippage`, is the real
+//! `min_receive`, and the tx is simulated again with it before it is broadcast.
+
+use cosmrs::{AccountId, Any};
+use cosmwasm_std::{Coin, Decimal, Uint128};
+use mars::msg::credit_manager::{Action, ActionCoin, ExecuteMsg, LiquidateRequest};
+use mars::msg::health::{self, HealthValuesResponse};
+use mars::msg::oracle::ActionKind;
+use mars::value::{PriceBook, Value};
+use redline_chain::{execute_contract_msg, ChainClient, ChainError, TxEvent};
+use redline_pipeline::jobs::LiquidationPlan;
+
+use crate::credit_account::{account_kind, CreditAccountError, RoverContracts};
+
+/// What one credit-account liquidation asks the credit manager for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoverOrder {
+    /// The worker's own credit account.
+    pub own_account: String,
+    pub liquidatee: String,
+    pub debt_denom: String,
+    /// Borrowed and offered; the contract repays at most what its cap allows, and what it does
+    /// not use is repaid at once.
+    pub debt_to_repay: Uint128,
+    pub collateral_denom: String,
+    pub from_lend: bool,
+    pub min_receive: Uint128,
+}
+
+impl RoverOrder {
+    pub fn new(own_account: &str, liquidatee: &str, plan: &LiquidationPlan) -> Self {
+        RoverOrder {
+            own_account: own_account.to_string(),
+            liquidatee: liquidatee.to_string(),
+            debt_denom: plan.debt_denom.clone(),
+            debt_to_repay: plan.debt_to_repay,
+            collateral_denom: plan.collateral_denom.clone(),
+            from_lend: plan.from_lend,
+            // A probe: the simulation tells what the swap must at least return.
+            min_receive: Uint128::one(),
+        }
+    }
+
+    pub fn request(&self) -> LiquidateRequest {
+        if self.from_lend {
+            LiquidateRequest::Lend(self.collateral_denom.clone())
+        } else {
+            LiquidateRequest::Deposit(self.collateral_denom.clone())
+        }
+    }
+
+    /// borrow, liquidate, swap the collateral for the debt denom, repay, refund.
+    pub fn actions(&self) -> Vec<Action> {
+        let debt_coin = Coin::new(self.debt_to_repay, self.debt_denom.clone());
+        vec![
+            Action::Borrow(debt_coin.clone()),
+            Action::Liquidate {
+                liquidatee_account_id: self.liquidatee.clone(),
+                debt_coin,
+                request: self.request(),
+            },
+            Action::SwapExactIn {
+                coin_in: ActionCoin::account_balance(&self.collateral_denom),
+                denom_out: self.debt_denom.clone(),
+                min_receive: self.min_receive,
+                route: None,
+            },
+            Action::Repay {
+                recipient_account_id: None,
+                coin: ActionCoin::account_balance(&self.debt_denom),
+            },
+            Action::RefundAllCoinBalances {},
+        ]
+    }
+
+    /// The `update_credit_account` message from `sender` (the own account's owner).
+    pub fn message(&self, sender: &AccountId, credit_manager: &str) -> Result<Any, ChainError> {
+        let msg = ExecuteMsg::UpdateCreditAccount {
+            account_id: Some(self.own_account.clone()),
+            account_kind: None,
+            actions: self.actions(),
+        };
+        execute_contract_msg(sender, credit_manager, &msg, &[])
+    }
+}
+
+/// `received` of `collateral_denom` valued at `prices` in the debt denom, less `max_slippage`,
+/// rounded down. `None` without a price for either denom.
+pub fn min_receive(
+    prices: &PriceBook,
+    collateral_denom: &str,
+    received: Uint128,
+    debt_denom: &str,
+    max_slippage: Decimal,
+) -> Option<Uint128> {
+    let value = prices.value(collateral_denom, received).ok()?;
+    let worth = prices.amount_worth(debt_denom, value)?;
+    Some(worth.mul_floor(Decimal::one() - max_slippage.min(Decimal::one())))
+}
+
+/// What a credit-account liquidation did, from its events (a simulation's or a block's).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RoverExecuted {
+    /// `liquidate_deposit` or `liquidate_lend`.
+    pub action: String,
+    pub debt_repaid: Uint128,
+    /// Taken from the liquidatee, protocol fee included.
+    pub collateral_seized: Uint128,
+    pub protocol_fee: Uint128,
+    /// Coins the refund sent to the wallet.
+    pub refunded: Vec<Coin>,
+}
+
+impl RoverExecuted {
+    /// Collateral the own account received (seized less the protocol fee).
+    pub fn collateral_received(&self) -> Uint128 {
+        self.collateral_seized.saturating_sub(self.protocol_fee)
+    }
+
+    pub fn refunded_of(&self, denom: &str) -> Uint128 {
+        self.refunded
+            .iter()
+            .filter(|c| c.denom == denom)
+            .map(|c| Uint128::try_from(c.amount).unwrap_or(Uint128::MAX))
+            .fold(Uint128::zero(), Uint128::saturating_add)
+    }
+}
+
+/// Parses `123uatom` as the contracts write coins into attributes.
+fn parse_coin(text: &str) -> Option<(String, Uint128)> {
+    let split = text.find(|c: char| !c.is_ascii_digit())?;
+    let (amount, denom) = text.split_at(split);
+    Some((denom.to_string(), amount.parse().ok()?))
+}
+
+fn coin_attr(event: &TxEvent, key: &str) -> Option<(String, Uint128)> {
+    event.attribute(key).and_then(parse_coin)
+}
+
+/// The liquidation of `liquidatee` from `own_account` and the refund to the wallet, as the credit
+/// manager's events tell them; `None` when no liquidation event is there.
+pub fn read_events(
+    events: &[TxEvent],
+    own_account: &str,
+    liquidatee: &str,
+) -> Option<RoverExecuted> {
+    let wasm: Vec<&TxEvent> = events.iter().filter(|e| e.kind == "wasm").collect();
+    let liquidation = wasm.iter().find(|e| {
+        matches!(
+            e.attribute("action"),
+            Some("liquidate_deposit" | "liquidate_lend")
+        ) && e.attribute("liquidatee_account_id") == Some(liquidatee)
+            && e.attribute("account_id") == Some(own_account)
+    })?;
+    let mut executed = RoverExecuted {
+        action: liquidation
+            .attribute("action")
+            .unwrap_or_default()
+            .to_string(),
+        debt_repaid: coin_attr(liquidation, "coin_debt_repaid")?.1,
+        collateral_seized: coin_attr(liquidation, "coin_liquidated")?.1,
+        protocol_fee: coin_attr(liquidation, "protocol_fee_coin").map_or(Uint128::zero(), |c| c.1),
+        refunded: Vec::new(),
+    };
+    // The refund is one withdrawal per coin left, after the liquidation.
+    for event in &wasm {
+        if event.attribute("action") != Some("callback/withdraw")
+            || event.attribute("account_id") != Some(own_account)
+        {
+            continue;
+        }
+        if let Some((denom, amount)) = coin_attr(event, "coin_withdrawn") {
+            executed.refunded.push(Coin::new(amount, denom));
+        }
+    }
+    Some(executed)
+}
+
+/// Value of what the wallet got back less the fee paid, at `prices`: the wallet's balance change.
+pub fn profit(prices: &PriceBook, executed: &RoverExecuted, fee: &Coin) -> Value {
+    let refunded = prices
+        .value_of_coins(&executed.refunded)
+        .unwrap_or_default();
+    let fee = prices
+        .value_of_coins(std::slice::from_ref(fee))
+        .unwrap_or_default();
+    refunded - fee
+}
+
+/// The health contract's answer for `account_id` at liquidation prices (the kind read from the
+/// credit manager, as the contract's own liquidation check reads it).
+pub async fn liquidation_health<C: ChainClient>(
+    client: &C,
+    contracts: &RoverContracts,
+    account_id: &str,
+) -> Result<HealthValuesResponse, CreditAccountError> {
+    let kind = account_kind(client, &contracts.credit_manager, account_id).await?;
+    let query = health::QueryMsg::HealthValues {
+        account_id: account_id.to_string(),
+        kind,
+        action: ActionKind::Liquidation,
+    };
+    client
+        .query_smart(&contracts.health, &query, None)
+        .await
+        .map_err(|source| CreditAccountError::Chain {
+            what: format!("health of credit account {account_id}"),
+            source,
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use serde_json::json;
+
+    use super::*;
+
+    fn event(attributes: &[(&str, &str)]) -> TxEvent {
+        TxEvent {
+            kind: "wasm".into(),
+            attributes: attributes
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        }
+    }
+
+    fn order(from_lend: bool) -> RoverOrder {
+        let plan = LiquidationPlan {
+            debt_denom: "uusdc".into(),
+            collateral_denom: "uatom".into(),
+            debt_to_repay: Uint128::new(30_000),
+            collateral_received: Uint128::new(4_360),
+            expected_profit_usd: Decimal::one(),
+            from_lend,
+        };
+        RoverOrder {
+            min_receive: Uint128::new(31_000),
+            ..RoverOrder::new("4", "9", &plan)
+        }
+    }
+
+    /// The actions Mars's own bot sends, in its JSON.
+    #[test]
+    fn actions_borrow_liquidate_swap_repay_and_refund() {
+        let json = serde_json::to_value(order(false).actions()).unwrap();
+        assert_eq!(
+            json,
+            json!([
+                {"borrow": {"denom": "uusdc", "amount": "30000"}},
+                {"liquidate": {"liquidatee_account_id": "9",
+                    "debt_coin": {"denom": "uusdc", "amount": "30000"},
+                    "request": {"deposit": "uatom"}}},
+                {"swap_exact_in": {"coin_in": {"denom": "uatom", "amount": "account_balance"},
+                    "denom_out": "uusdc", "min_receive": "31000"}},
+                {"repay": {"coin": {"denom": "uusdc", "amount": "account_balance"}}},
+                {"refund_all_coin_balances": {}}
+            ])
+        );
+        let lend = serde_json::to_value(&order(true).actions()[1]).unwrap();
+        assert_eq!(lend["liquidate"]["request"], json!({"lend": "uatom"}));
+    }
+
+    /// 4,360 uatom at 7.5 = 32,700 uusdc at 1, less 1% = 32,373.
+    #[test]
+    fn min_receive_values_the_collateral_in_the_debt_denom() {
+        let prices = PriceBook::new(
+            BTreeMap::from([
+                ("uatom".to_string(), "7.5".parse().unwrap()),
+                ("uusdc".to_string(), Decimal::one()),
+            ]),
+            6,
+        );
+        let slippage = Decimal::percent(1);
+        let got = min_receive(&prices, "uatom", Uint128::new(4_360), "uusdc", slippage);
+        assert_eq!(got, Some(Uint128::new(32_373)));
+        assert_eq!(
+            min_receive(&prices, "uosmo", Uint128::new(1), "uusdc", slippage),
+            None
+        );
+    }
+
+    #[test]
+    fn events_give_the_repayment_the_seizure_and_the_refund() {
+        let events = vec![
+            event(&[("action", "borrow"), ("account_id", "4")]),
+            event(&[
+                ("action", "liquidate_deposit"),
+                ("account_id", "4"),
+                ("liquidatee_account_id", "9"),
+                ("coin_debt_repaid", "30000uusdc"),
+                ("coin_liquidated", "4400uatom"),
+                ("protocol_fee_coin", "40uatom"),
+            ]),
+            event(&[
+                ("action", "callback/withdraw"),
+                ("account_id", "9"),
+                ("coin_withdrawn", "5uusdc"),
+            ]),
+            event(&[
+                ("action", "callback/withdraw"),
+                ("account_id", "4"),
+                ("coin_withdrawn", "12345uusdc"),
+            ]),
+        ];
+        let done = read_events(&events, "4", "9").unwrap();
+        assert_eq!(done.action, "liquidate_deposit");
+        assert_eq!(done.debt_repaid, Uint128::new(30_000));
+        assert_eq!(done.collateral_seized, Uint128::new(4_400));
+        assert_eq!(done.collateral_received(), Uint128::new(4_360));
+        assert_eq!(done.refunded_of("uusdc"), Uint128::new(12_345));
+        assert_eq!(read_events(&events, "4", "8"), None);
+    }
+}

@@ -1,0 +1,559 @@
+//! Credit-account (Rover) liquidations through the worker, against a devnet running Mars's
+//! credit manager, account NFT and health contracts, and a real Redis. Every expected figure
+//! comes from the chain: the tx's events, bank balances, `positions`, `health_values` and the
+//! account NFT's `tokens`.
+
+mod support;
+
+use std::collections::BTreeMap;
+
+use cosmwasm_std::{Decimal, Uint128, Uint256};
+use mars::msg::account_nft::{self, TokensResponse};
+use mars::msg::credit_manager::{self, ConfigResponse, Positions};
+use mars::msg::health::{self, AccountKind, HealthValuesResponse};
+use mars::msg::oracle::ActionKind;
+use mars::types::AccountKey;
+use mars::value::Value;
+use redline_chain::{ChainClient, TendermintClient, TxEvent, TxOutcome};
+use redline_liquidator::record::{AttemptRecord, Outcome};
+use redline_liquidator::worker::Worker;
+use redline_pipeline::jobs::{LiquidationCandidate, LiquidationPlan, ProtocolKind};
+use redline_pipeline::queue::Queue as _;
+use support::Harness;
+
+const ATOM: &str = "uatom";
+
+/// The Rover contracts, as the chain names them.
+struct Rover {
+    credit_manager: String,
+    account_nft: String,
+    health: String,
+}
+
+impl Rover {
+    async fn of(h: &Harness) -> Rover {
+        let credit_manager = h
+            .manifest
+            .contracts
+            .credit_manager
+            .clone()
+            .expect("the devnet runs a credit manager");
+        let config: ConfigResponse = h
+            .client
+            .query_smart(&credit_manager, &credit_manager::QueryMsg::Config {}, None)
+            .await
+            .unwrap();
+        Rover {
+            credit_manager,
+            account_nft: config.account_nft.unwrap(),
+            health: config.health_contract,
+        }
+    }
+
+    async fn positions(&self, h: &Harness, id: &str, height: Option<u64>) -> Positions {
+        let query = credit_manager::QueryMsg::Positions {
+            account_id: id.to_string(),
+        };
+        h.client
+            .query_smart(&self.credit_manager, &query, height)
+            .await
+            .unwrap()
+    }
+
+    async fn health(&self, h: &Harness, id: &str) -> HealthValuesResponse {
+        let query = health::QueryMsg::HealthValues {
+            account_id: id.to_string(),
+            kind: AccountKind::Default,
+            action: ActionKind::Liquidation,
+        };
+        h.client
+            .query_smart(&self.health, &query, None)
+            .await
+            .unwrap()
+    }
+
+    async fn tokens(&self, h: &Harness, owner: &str) -> Vec<String> {
+        let query = account_nft::QueryMsg::Tokens {
+            owner: owner.to_string(),
+            start_after: None,
+            limit: Some(100),
+        };
+        let answer: TokensResponse = h
+            .client
+            .query_smart(&self.account_nft, &query, None)
+            .await
+            .unwrap();
+        answer.tokens
+    }
+
+    /// Every seeded credit account id (the rewards collector's account, 1, left out).
+    async fn seeded(&self, h: &Harness) -> Vec<String> {
+        let minted: account_nft::NumTokensResponse = h
+            .client
+            .query_smart(
+                &self.account_nft,
+                &account_nft::QueryMsg::NumTokens {},
+                None,
+            )
+            .await
+            .unwrap();
+        (2..=minted.count).map(|id| id.to_string()).collect()
+    }
+
+    /// The first seeded account `wanted` accepts, with its positions: the account, its largest
+    /// debt's denom and a collateral denom other than it (a lend when `lend`).
+    async fn pick(
+        &self,
+        h: &Harness,
+        liquidatable: bool,
+        lend: bool,
+    ) -> Option<(String, Positions, String, String)> {
+        for id in self.seeded(h).await {
+            if self.health(h, &id).await.liquidatable != liquidatable {
+                continue;
+            }
+            let positions = self.positions(h, &id, None).await;
+            let Some(debt) = positions.debts.iter().max_by_key(|d| d.amount) else {
+                continue;
+            };
+            let collaterals = if lend {
+                &positions.lends
+            } else {
+                &positions.deposits
+            };
+            // ATOM first: its price is the one that fell.
+            let mut candidates: Vec<_> = collaterals
+                .iter()
+                .filter(|c| c.denom != debt.denom && !c.amount.is_zero())
+                .collect();
+            candidates.sort_by_key(|c| c.denom != ATOM);
+            if let Some(collateral) = candidates.first() {
+                let (debt, collateral) = (debt.denom.clone(), collateral.denom.clone());
+                return Some((id, positions, debt, collateral));
+            }
+        }
+        None
+    }
+}
+
+fn debt_of(positions: &Positions, denom: &str) -> (Uint128, Uint128) {
+    positions
+        .debts
+        .iter()
+        .find(|d| d.denom == denom)
+        .map(|d| (d.amount, d.shares))
+        .unwrap_or_default()
+}
+
+fn coin_amount(positions: &[cosmwasm_std::Coin], denom: &str) -> Uint128 {
+    positions
+        .iter()
+        .filter(|c| c.denom == denom)
+        .map(|c| Uint128::try_from(c.amount).unwrap())
+        .sum()
+}
+
+/// A candidate as the health checker queues it for a credit account: repay half the debt.
+fn candidate(
+    h: &Harness,
+    id: &str,
+    height: u64,
+    debt: (&str, Uint128),
+    collateral: &str,
+    from_lend: bool,
+) -> LiquidationCandidate {
+    let mut candidate = h.candidate("unused", height, Decimal::one());
+    candidate.protocol = ProtocolKind::Rover;
+    candidate.account = AccountKey::CreditAccount(id.parse().unwrap());
+    candidate.plan = Some(LiquidationPlan {
+        debt_denom: debt.0.to_string(),
+        collateral_denom: collateral.to_string(),
+        debt_to_repay: debt.1 / Uint128::new(2),
+        collateral_received: Uint128::zero(),
+        expected_profit_usd: Decimal::one(),
+        from_lend,
+    });
+    candidate
+}
+
+/// Steps `worker` until a step liquidates something (at most 5 steps).
+async fn step_until_liquidated(worker: &mut Worker<TendermintClient, support::Queue>) -> usize {
+    for _ in 0..5 {
+        let liquidated = worker.step().await.unwrap().liquidated;
+        if liquidated > 0 {
+            return liquidated;
+        }
+    }
+    0
+}
+
+fn attr<'a>(event: &'a TxEvent, key: &str) -> Option<&'a str> {
+    event.attribute(key)
+}
+
+/// `(amount, denom)` of a coin attribute such as `123uatom`.
+fn coin_attr(event: &TxEvent, key: &str) -> (Uint128, String) {
+    let text = attr(event, key).unwrap();
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap();
+    (text[..split].parse().unwrap(), text[split..].to_string())
+}
+
+/// The wasm event whose `action` is `action` and whose `key` is `value`.
+fn wasm_event<'a>(tx: &'a TxOutcome, action: &str, key: &str, value: &str) -> &'a TxEvent {
+    tx.events_of("wasm")
+        .find(|e| attr(e, "action") == Some(action) && attr(e, key) == Some(value))
+        .unwrap_or_else(|| panic!("no {action} event with {key} {value}: {:#?}", tx.events))
+}
+
+/// The latest liquidation record of credit account `id`, and its tx as the chain reports it.
+async fn liquidation_of(h: &Harness, id: &str) -> (AttemptRecord, TxOutcome) {
+    let records = h.records().await.unwrap();
+    let account = format!("credit account {id}");
+    let done: Vec<_> = records
+        .iter()
+        .filter(|r| r.account == account && r.outcome == Outcome::Liquidated)
+        .collect();
+    let record = (*done.last().unwrap_or_else(|| panic!("{records:#?}"))).clone();
+    assert_eq!(record.protocol, ProtocolKind::Rover);
+    let hash = record.tx_hash.parse().unwrap();
+    let tx = h
+        .client
+        .wait_for_tx(hash, std::time::Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert!(tx.is_success());
+    (record, tx)
+}
+
+/// What the liquidatee lost and the wallet won, checked against the tx's events and the chain's
+/// answers after it.
+async fn check_liquidation(
+    h: &Harness,
+    rover: &Rover,
+    worker: &Worker<TendermintClient, support::Queue>,
+    liquidated: (&str, &str, &str),
+    before: &Positions,
+    // The height the wallet's balances were read at, and the balances.
+    wallet_before: &(u64, BTreeMap<String, Uint256>),
+    lend: bool,
+) -> AttemptRecord {
+    let (id, debt_denom, collateral) = liquidated;
+    let (record, tx) = liquidation_of(h, id).await;
+    let own = worker
+        .credit_account()
+        .expect("the worker has a credit account");
+    let action = if lend {
+        "liquidate_lend"
+    } else {
+        "liquidate_deposit"
+    };
+    let liquidation = wasm_event(&tx, action, "liquidatee_account_id", id);
+    assert_eq!(attr(liquidation, "account_id"), Some(own));
+    let (repaid, repaid_denom) = coin_attr(liquidation, "coin_debt_repaid");
+    let (seized, seized_denom) = coin_attr(liquidation, "coin_liquidated");
+    let (fee, _) = coin_attr(liquidation, "protocol_fee_coin");
+    assert_eq!(
+        (repaid_denom.as_str(), seized_denom.as_str()),
+        (debt_denom, collateral)
+    );
+    assert!(repaid > Uint128::zero() && seized > Uint128::zero());
+    assert_eq!(record.debt_repaid, repaid);
+    assert_eq!(record.collateral_seized, seized);
+    assert_eq!(record.collateral_received, seized - fee);
+
+    // The liquidatee's debt went down by the repayment: its shares by exactly what the repay
+    // event burnt, its amount by the repayment (interest of the few blocks in between aside;
+    // the devnet answers from its latest state only, so `before` was read before the step).
+    let after = rover.positions(h, id, None).await;
+    let repay = wasm_event(&tx, "repay", "account_id", id);
+    let (repay_amount, _) = coin_attr(repay, "coin_repaid");
+    assert_eq!(repay_amount, repaid);
+    let shares_burnt: Uint128 = attr(repay, "debt_shares_repaid").unwrap().parse().unwrap();
+    let (debt_before, shares_before) = debt_of(before, debt_denom);
+    let (debt_after, shares_after) = debt_of(&after, debt_denom);
+    assert_eq!(shares_before - shares_after, shares_burnt);
+    assert!(
+        debt_after + repaid >= debt_before,
+        "{debt_before} → {debt_after}"
+    );
+    assert!(debt_after + repaid <= debt_before + repaid / Uint128::new(1_000) + Uint128::new(2));
+    let held = |p: &Positions| {
+        if lend {
+            coin_amount(&p.lends, collateral)
+        } else {
+            coin_amount(&p.deposits, collateral)
+        }
+    };
+    // A lend earns interest in between: it lost the seized amount less that (and one unit
+    // more at most: the rest of the lend is scaled and read back rounded down).
+    let lost = held(before) - held(&after);
+    if lend {
+        assert!(
+            lost <= seized + Uint128::one()
+                && lost + seized / Uint128::new(1_000) + Uint128::new(2) >= seized,
+            "lost {lost}, seized {seized}: {before:?} → {after:?}"
+        );
+    } else {
+        assert_eq!(lost, seized);
+    }
+
+    // The worker's own account ends empty: no debt, no coins, no lends.
+    let own_after = rover.positions(h, own, None).await;
+    assert!(own_after.debts.is_empty(), "{own_after:?}");
+    assert!(own_after.deposits.is_empty(), "{own_after:?}");
+    assert!(own_after.lends.is_empty(), "{own_after:?}");
+
+    // The refund went to the wallet: its debt denom rose by it, less the fees the wallet paid
+    // in that denom meanwhile (this tx's, and the opening of the credit account's, if any).
+    let wallet = worker.sender().address().to_string();
+    let refund = wasm_event(&tx, "callback/withdraw", "account_id", own);
+    let (refunded, refunded_denom) = coin_attr(refund, "coin_withdrawn");
+    assert_eq!(refunded_denom, debt_denom);
+    let after_balances = h.balances(&wallet).await;
+    let of = |b: &BTreeMap<String, Uint256>| b.get(debt_denom).copied().unwrap_or_default();
+    let rise = of(&after_balances) - of(&wallet_before.1);
+    let since: Vec<AttemptRecord> = h
+        .records()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.wallet == wallet && r.height > wallet_before.0)
+        .filter(|r| {
+            matches!(
+                r.outcome,
+                Outcome::Liquidated | Outcome::CreditAccountOpened
+            )
+        })
+        .collect();
+    let mut fees_in_debt_denom = Uint256::zero();
+    for r in &since {
+        let fee = tx_fee(h, &r.tx_hash).await;
+        if fee.denom == debt_denom {
+            fees_in_debt_denom += fee.amount;
+        }
+    }
+    assert_eq!(rise + fees_in_debt_denom, Uint256::from(refunded));
+    assert!(
+        rise > Uint256::zero(),
+        "the wallet's {debt_denom} did not rise"
+    );
+
+    // The liquidation's recorded profit is positive, and the records of the step (the opening
+    // of the credit account included) add up to the wallet's balance change.
+    assert!(record.profit_value > Value::zero(), "{record:?}");
+    let recorded = since
+        .iter()
+        .map(|r| r.profit_value)
+        .fold(Value::zero(), |a, b| a + b);
+    assert_eq!(
+        recorded,
+        value_change(h, &wallet_before.1, &after_balances).await
+    );
+    record
+}
+
+/// The fee a tx paid, as the chain's `tx` event reports it.
+async fn tx_fee(h: &Harness, hash: &str) -> cosmwasm_std::Coin {
+    let tx = h
+        .client
+        .wait_for_tx(hash.parse().unwrap(), std::time::Duration::from_secs(10))
+        .await
+        .unwrap();
+    let fee = tx
+        .attribute("tx", "fee")
+        .unwrap_or_else(|| panic!("no fee in {:#?}", tx.events));
+    fee.parse().unwrap()
+}
+
+/// Value of the change between two balance snapshots, at the current default prices.
+async fn value_change(
+    h: &Harness,
+    before: &BTreeMap<String, Uint256>,
+    after: &BTreeMap<String, Uint256>,
+) -> Value {
+    h.reader.invalidate().await;
+    let snapshot = h.reader.latest().await.unwrap();
+    let denoms: std::collections::BTreeSet<&String> = before.keys().chain(after.keys()).collect();
+    denoms
+        .into_iter()
+        .map(|d| {
+            let (b, a) = (
+                before.get(d).copied().unwrap_or_default(),
+                after.get(d).copied().unwrap_or_default(),
+            );
+            if a == b {
+                return Value::zero();
+            }
+            snapshot.prices.value_of_change(d, b, a).unwrap()
+        })
+        .fold(Value::zero(), |a, b| a + b)
+}
+
+/// Liquidates the first liquidatable credit account with a coin (or lent, when `lend`)
+/// collateral through `worker`; checks it against the chain and returns its record.
+async fn liquidate_one(
+    h: &Harness,
+    rover: &Rover,
+    worker: &mut Worker<TendermintClient, support::Queue>,
+    lend: bool,
+) -> AttemptRecord {
+    let (id, positions, debt_denom, collateral) = rover
+        .pick(h, true, lend)
+        .await
+        .expect("a liquidatable credit account after the price drop");
+    let (debt, _) = debt_of(&positions, &debt_denom);
+    let height = h.client.latest_height().await.unwrap();
+    let job = candidate(h, &id, height, (&debt_denom, debt), &collateral, lend);
+    let queue = h.enqueue(&[job]).await.unwrap();
+    let wallet = worker.sender().address().to_string();
+    let before = (
+        h.client.latest_height().await.unwrap(),
+        h.balances(&wallet).await,
+    );
+    let liquidated = step_until_liquidated(worker).await;
+    assert_eq!(liquidated, 1, "{:#?}", h.records().await.unwrap());
+    assert_eq!(queue.backlog().await.unwrap().pending, 0);
+    let liquidated = (id.as_str(), debt_denom.as_str(), collateral.as_str());
+    check_liquidation(h, rover, worker, liquidated, &positions, &before, lend).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_credit_account_is_liquidated_in_one_tx_from_the_workers_own_account() {
+    let h = Harness::start_with_credit_accounts(20, 150, 3, 2)
+        .await
+        .unwrap();
+    let rover = Rover::of(&h).await;
+    h.move_price(ATOM, 70).await.unwrap();
+    let mut worker = h.default_worker(1).await.unwrap();
+    let record = liquidate_one(&h, &rover, &mut worker, false).await;
+    assert!(
+        record.detail.contains("request deposit"),
+        "{}",
+        record.detail
+    );
+    let own = worker.credit_account().unwrap().to_string();
+    let wallet = worker.sender().address().to_string();
+    assert_eq!(rover.tokens(&h, &wallet).await, vec![own]);
+    assert!(h.metric("liquidator_attempts_total").contains("liquidated"));
+}
+
+/// Has the credit manager borrow a little of every denom it owes, from a fresh credit account of
+/// wallet 0 (collateralised by a uusdc deposit).
+///
+/// Why: Mars's Red Bank books a credit-manager borrow as uncollateralized (the credit manager
+/// checks its accounts' health itself), and a lend's reclaim is checked against the credit
+/// manager's collateralized debt only. The devnet's genesis seeding writes the credit manager's
+/// debt as collateralized, so every reclaim from a seeded lend is refused ("health factor can't
+/// be less than 1 after withdraw") until a real borrow of the denom rewrites the flag, as one
+/// does on a live chain.
+async fn rebook_credit_manager_debts(h: &Harness, rover: &Rover) {
+    let owed: Vec<mars::msg::red_bank::UserDebtResponse> = h
+        .client
+        .query_smart(
+            &h.manifest.contracts.red_bank,
+            &mars::msg::red_bank::QueryMsg::UserDebts {
+                user: rover.credit_manager.clone(),
+                start_after: None,
+                limit: Some(100),
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    let collateral = cosmwasm_std::Coin::new(1_000_000_000u128, "uusdc");
+    let mut actions = vec![credit_manager::Action::Deposit(collateral.clone())];
+    for debt in owed.iter().filter(|d| !d.uncollateralized) {
+        let borrow = cosmwasm_std::Coin::new(1_000u128, debt.denom.clone());
+        actions.push(credit_manager::Action::Borrow(borrow));
+    }
+    let msg = credit_manager::ExecuteMsg::UpdateCreditAccount {
+        account_id: None,
+        account_kind: Some(AccountKind::Default),
+        actions,
+    };
+    let sender = h
+        .sender(0, redline_liquidator::tx_sender::SendOptions::default())
+        .await
+        .unwrap();
+    let message = redline_chain::execute_contract_msg(
+        sender.wallet().address(),
+        &rover.credit_manager,
+        &msg,
+        &[collateral],
+    )
+    .unwrap();
+    sender.send(vec![message], "").await.unwrap();
+}
+
+/// A second worker on the same wallet (a restarted liquidator) goes on with the credit account
+/// the first opened, and a lent collateral is liquidated with request `lend`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_worker_finds_its_credit_account_and_liquidates_a_lend() {
+    let h = Harness::start_with_credit_accounts(20, 150, 5, 2)
+        .await
+        .unwrap();
+    let rover = Rover::of(&h).await;
+    h.move_price(ATOM, 70).await.unwrap();
+    let mut first = h.default_worker(1).await.unwrap();
+    liquidate_one(&h, &rover, &mut first, false).await;
+    let own = first.credit_account().unwrap().to_string();
+    let wallet = first.sender().address().to_string();
+    drop(first);
+
+    rebook_credit_manager_debts(&h, &rover).await;
+    let mut second = h.default_worker(1).await.unwrap();
+    let record = liquidate_one(&h, &rover, &mut second, true).await;
+    assert_eq!(second.credit_account(), Some(own.as_str()));
+    assert!(record.detail.contains("request lend"), "{}", record.detail);
+    assert_eq!(rover.tokens(&h, &wallet).await, vec![own]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_healthy_credit_account_is_acked_without_a_tx() {
+    let h = Harness::start_with_credit_accounts(20, 60, 7, 2)
+        .await
+        .unwrap();
+    let rover = Rover::of(&h).await;
+    let (id, positions, debt_denom, collateral) = rover
+        .pick(&h, false, false)
+        .await
+        .expect("a healthy credit account with debt");
+    assert!(!rover.health(&h, &id).await.liquidatable);
+    let (debt, _) = debt_of(&positions, &debt_denom);
+    let height = h.client.latest_height().await.unwrap();
+    let job = candidate(&h, &id, height, (&debt_denom, debt), &collateral, false);
+    let queue = h.enqueue(&[job]).await.unwrap();
+
+    let mut worker = h.default_worker(1).await.unwrap();
+    let wallet = worker.sender().address().to_string();
+    let sequence = h.client.account(&wallet).await.unwrap().sequence;
+    let report = worker.step().await.unwrap();
+    assert_eq!((report.taken, report.liquidated), (1, 0));
+    assert!(report.tx.is_none());
+    let backlog = queue.backlog().await.unwrap();
+    assert_eq!((backlog.pending, backlog.dead_letters), (0, 0));
+    // Nothing signed: no liquidation, and no credit account opened for it.
+    assert_eq!(h.client.account(&wallet).await.unwrap().sequence, sequence);
+    assert!(rover.tokens(&h, &wallet).await.is_empty());
+    assert!(h.records().await.unwrap().is_empty());
+    assert_eq!(positions, rover.positions(&h, &id, None).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credit_account_candidates_are_dead_lettered_without_a_credit_manager() {
+    let h = Harness::start(20, 9, 2).await.unwrap();
+    assert_eq!(h.manifest.contracts.credit_manager, None);
+    let height = h.client.latest_height().await.unwrap();
+    let job = candidate(&h, "7", height, ("uusdc", Uint128::new(1_000)), ATOM, false);
+    let queue = h.enqueue(&[job]).await.unwrap();
+    let mut worker = h.default_worker(1).await.unwrap();
+    let report = worker.step().await.unwrap();
+    assert!(report.tx.is_none());
+    let dead = queue.dead_letters(10).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert!(
+        dead[0].reason.contains("credit manager"),
+        "{}",
+        dead[0].reason
+    );
+}

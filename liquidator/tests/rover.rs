@@ -437,54 +437,6 @@ async fn a_credit_account_is_liquidated_in_one_tx_from_the_workers_own_account()
     assert!(h.metric("liquidator_attempts_total").contains("liquidated"));
 }
 
-/// Has the credit manager borrow a little of every denom it owes, from a fresh credit account of
-/// wallet 0 (collateralised by a uusdc deposit).
-///
-/// Why: Mars's Red Bank books a credit-manager borrow as uncollateralized (the credit manager
-/// checks its accounts' health itself), and a lend's reclaim is checked against the credit
-/// manager's collateralized debt only. The devnet's genesis seeding writes the credit manager's
-/// debt as collateralized, so every reclaim from a seeded lend is refused ("health factor can't
-/// be less than 1 after withdraw") until a real borrow of the denom rewrites the flag, as one
-/// does on a live chain.
-async fn rebook_credit_manager_debts(h: &Harness, rover: &Rover) {
-    let owed: Vec<mars::msg::red_bank::UserDebtResponse> = h
-        .client
-        .query_smart(
-            &h.manifest.contracts.red_bank,
-            &mars::msg::red_bank::QueryMsg::UserDebts {
-                user: rover.credit_manager.clone(),
-                start_after: None,
-                limit: Some(100),
-            },
-            None,
-        )
-        .await
-        .unwrap();
-    let collateral = cosmwasm_std::Coin::new(1_000_000_000u128, "uusdc");
-    let mut actions = vec![credit_manager::Action::Deposit(collateral.clone())];
-    for debt in owed.iter().filter(|d| !d.uncollateralized) {
-        let borrow = cosmwasm_std::Coin::new(1_000u128, debt.denom.clone());
-        actions.push(credit_manager::Action::Borrow(borrow));
-    }
-    let msg = credit_manager::ExecuteMsg::UpdateCreditAccount {
-        account_id: None,
-        account_kind: Some(AccountKind::Default),
-        actions,
-    };
-    let sender = h
-        .sender(0, redline_liquidator::tx_sender::SendOptions::default())
-        .await
-        .unwrap();
-    let message = redline_chain::execute_contract_msg(
-        sender.wallet().address(),
-        &rover.credit_manager,
-        &msg,
-        &[collateral],
-    )
-    .unwrap();
-    sender.send(vec![message], "").await.unwrap();
-}
-
 /// A second worker on the same wallet (a restarted liquidator) goes on with the credit account
 /// the first opened, and a lent collateral is liquidated with request `lend`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -500,7 +452,6 @@ async fn a_restarted_worker_finds_its_credit_account_and_liquidates_a_lend() {
     let wallet = first.sender().address().to_string();
     drop(first);
 
-    rebook_credit_manager_debts(&h, &rover).await;
     let mut second = h.default_worker(1).await.unwrap();
     let record = liquidate_one(&h, &rover, &mut second, true).await;
     assert_eq!(second.credit_account(), Some(own.as_str()));

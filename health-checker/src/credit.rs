@@ -8,16 +8,14 @@
 //! deployment's rule) is priced like a Red Bank pair: value received after the protocol fee
 //! minus value repaid, exactly (`mars::value`), in USD of the oracle's base denom.
 
-use std::collections::BTreeMap;
-
 use cosmwasm_std::{Decimal, Timestamp};
 use mars::math::credit_account::{
-    credit_account_liquidations, positions_at, CreditLiquidation, DenomsData, HealthComputeError,
-    HealthComputer, LiquidationTerms,
+    best_credit_liquidation, positions_at, DenomsData, HealthComputeError, HealthComputer,
+    LiquidationTerms,
 };
-use mars::msg::credit_manager::{LiquidateRequest, Positions};
+use mars::msg::credit_manager::Positions;
 use mars::types::{Health, StoredCreditAccount};
-use mars::value::{to_usd, value_of, Value};
+use mars::value::{to_usd, Value};
 use redline_pipeline::index::credit::CreditSnapshot;
 use redline_pipeline::jobs::{AccountKey, LiquidationPlan};
 
@@ -31,19 +29,6 @@ pub struct CreditContext {
     liquidation_pricing: DenomsData,
 }
 
-/// Prices of one kind and params of every denom that has both; a denom with params but no
-/// price stays unpriced, so an account holding it fails as the health contract does.
-fn denoms_data(snapshot: &CreditSnapshot, prices: &BTreeMap<String, Decimal>) -> DenomsData {
-    let mut data = DenomsData::default();
-    for params in &snapshot.block.params {
-        if let Some(price) = prices.get(&params.denom) {
-            data.prices.insert(params.denom.clone(), *price);
-        }
-        data.params.insert(params.denom.clone(), params.clone());
-    }
-    data
-}
-
 /// One credit account's figures at the block.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CreditHealth {
@@ -54,8 +39,11 @@ pub struct CreditHealth {
 impl CreditContext {
     pub fn new(snapshot: CreditSnapshot) -> Self {
         CreditContext {
-            default_pricing: denoms_data(&snapshot, &snapshot.block.prices),
-            liquidation_pricing: denoms_data(&snapshot, &snapshot.block.liquidation_prices),
+            default_pricing: DenomsData::new(&snapshot.block.params, &snapshot.block.prices),
+            liquidation_pricing: DenomsData::new(
+                &snapshot.block.params,
+                &snapshot.block.liquidation_prices,
+            ),
             snapshot,
         }
     }
@@ -113,44 +101,12 @@ impl CreditContext {
             rule: config.liquidation_rule,
             target_health_factor: self.snapshot.block.target_health_factor,
         };
-        credit_account_liquidations(&figures.positions, &figures.health, &terms)
-            .into_iter()
-            .filter_map(|found| self.priced(found, config))
-            .max_by(|a, b| a.0.cmp(&b.0))
-            .map(|(_, plan)| plan)
-    }
-
-    /// The plan of one accepted liquidation and its profit in base units.
-    fn priced(
-        &self,
-        found: CreditLiquidation,
-        config: &ProfitConfig,
-    ) -> Option<(Value, LiquidationPlan)> {
-        let prices = &self.liquidation_pricing.prices;
-        let collateral_denom = found.request.denom().to_string();
-        let received = value_of(
-            &collateral_denom,
-            found.amounts.collateral_amount_received_by_liquidator,
-            *prices.get(&collateral_denom)?,
-        )
-        .ok()?;
-        let repaid = value_of(
-            &found.debt_denom,
-            found.amounts.debt_amount_to_repay,
-            *prices.get(&found.debt_denom)?,
-        )
-        .ok()?;
-        let profit = received - repaid;
+        let (found, profit) = best_credit_liquidation(&figures.positions, &figures.health, &terms)?;
         let usd = to_usd(profit.max(Value::zero()), config.base_denom_decimals);
-        let plan = LiquidationPlan {
-            debt_denom: found.debt_denom,
-            collateral_denom,
-            debt_to_repay: found.amounts.debt_amount_to_repay,
-            collateral_received: found.amounts.collateral_amount_received_by_liquidator,
-            expected_profit_usd: Decimal::try_from(usd).ok()?,
-            from_lend: matches!(found.request, LiquidateRequest::Lend(_)),
-        };
-        Some((profit, plan))
+        Some(LiquidationPlan::for_credit_account(
+            found,
+            Decimal::try_from(usd).ok()?,
+        ))
     }
 }
 

@@ -32,15 +32,20 @@ pub enum CreditAccountError {
     NoMintedId { tx: String },
     #[error("wallet {wallet} has no credit account, and a dry run opens none")]
     DryRun { wallet: String },
+    #[error("reading the credit account to plan its liquidation: {0}")]
+    Read(#[source] redline_protocol::ReadError),
+    #[error("the credit account's health cannot be computed: {0}")]
+    Health(#[source] mars::math::credit_account::HealthComputeError),
 }
 
 impl CreditAccountError {
     /// Whether trying again later may succeed (the chain or the tx may come through).
     pub fn is_transient(&self) -> bool {
-        matches!(
-            self,
-            CreditAccountError::Chain { .. } | CreditAccountError::Send(_)
-        )
+        match self {
+            CreditAccountError::Chain { .. } | CreditAccountError::Send(_) => true,
+            CreditAccountError::Read(error) => error.is_transient(),
+            _ => false,
+        }
     }
 }
 

@@ -308,6 +308,21 @@ pub fn min_receive(simulated: Uint128, max_slippage: Decimal) -> Uint128 {
     simulated.mul_floor(Decimal::one() - max_slippage.min(Decimal::one()))
 }
 
+/// What `offer` is worth in `ask_denom` at oracle prices (`None` without both prices).
+pub fn fair_return(
+    prices: &BTreeMap<String, Decimal>,
+    offer: &Coin,
+    ask_denom: &str,
+) -> Option<Uint128> {
+    let offer_price = prices.get(&offer.denom)?;
+    let ask_price = prices.get(ask_denom).filter(|p| !p.is_zero())?;
+    let value = Uint128::try_from(offer.amount)
+        .ok()?
+        .checked_mul_floor(*offer_price)
+        .ok()?;
+    value.checked_div_floor(*ask_price).ok()
+}
+
 /// Swaps seized collateral towards the targets after each confirmed batch.
 #[derive(Debug, Clone)]
 pub struct Rebalancer {
@@ -428,7 +443,12 @@ impl Rebalancer {
                 tracing::debug!(offer = %swap.offer, ask = %swap.ask_denom, "the pool is too shallow for this swap now; skipped");
                 continue;
             };
-            let floor = min_receive(returned, self.policy.max_slippage);
+            // The lower of the pool's quote and the oracle's: a pool still above the oracle
+            // (prices just moved) is pushed towards it by other swaps in the same block, which
+            // must not make this one fail as long as it gets the oracle's value less slippage.
+            let quote = fair_return(&prices, &offer, &swap.ask_denom)
+                .map_or(returned, |fair| returned.min(fair));
+            let floor = min_receive(quote, self.policy.max_slippage);
             let msg = execute_contract_msg(
                 sender.wallet().address(),
                 &self.swapper,
@@ -579,6 +599,17 @@ mod tests {
                 "{target} from {atom} uatom and {usdc} uusdc"
             );
         }
+    }
+
+    #[test]
+    fn the_fair_return_is_the_oracles_value() {
+        let prices = prices();
+        let atom = Coin::new(1_000u128, "uatom");
+        let fair = |ask| fair_return(&prices, &atom, ask);
+        // the test prices: uatom 10, uusdc 1, uosmo 0.5
+        assert_eq!(fair("uusdc"), Some(Uint128::new(10_000)));
+        assert_eq!(fair("uosmo"), Some(Uint128::new(20_000)));
+        assert_eq!(fair("unlisted"), None);
     }
 
     #[test]

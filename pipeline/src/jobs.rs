@@ -5,6 +5,8 @@ use cosmwasm_std::{Decimal, Uint128};
 use serde::{Deserialize, Serialize};
 
 use crate::queue::Job;
+use mars::math::credit_account::CreditLiquidation;
+use mars::msg::credit_manager::LiquidateRequest;
 use mars::types::Health;
 pub use mars::types::{AccountKey, ProtocolKind};
 
@@ -46,6 +48,20 @@ pub struct LiquidationPlan {
     /// `lend`) rather than a coin balance (request `deposit`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub from_lend: bool,
+}
+
+impl LiquidationPlan {
+    /// The plan of a credit-account liquidation the credit manager accepts.
+    pub fn for_credit_account(found: CreditLiquidation, expected_profit_usd: Decimal) -> Self {
+        LiquidationPlan {
+            collateral_denom: found.request.denom().to_string(),
+            from_lend: matches!(found.request, LiquidateRequest::Lend(_)),
+            debt_denom: found.debt_denom,
+            debt_to_repay: found.amounts.debt_amount_to_repay,
+            collateral_received: found.amounts.collateral_amount_received_by_liquidator,
+            expected_profit_usd,
+        }
+    }
 }
 
 /// An account whose liquidation health factor was below 1 at `height`.

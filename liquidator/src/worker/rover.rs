@@ -141,11 +141,23 @@ where
             }
             Err(error) => return self.credit_account_error(&job, error, report).await,
         }
+        let plan = match self.replan_credit_account(&job, &contracts, snapshot).await {
+            Ok(Some(plan)) => plan,
+            Ok(None) => {
+                tracing::debug!(
+                    "stale candidate dropped: no liquidation the credit manager accepts now"
+                );
+                self.metrics.job("no_plan");
+                report.skipped += 1;
+                return self.finish(&job.delivery, &job.lock, Verdict::Ack).await;
+            }
+            Err(error) => return self.credit_account_error(&job, error, report).await,
+        };
         let own = match self.ensure_credit_account(&contracts, snapshot).await {
             Ok(own) => own,
             Err(error) => return self.credit_account_error(&job, error, report).await,
         };
-        let order = RoverOrder::new(&own, &job.account_id, &job.plan);
+        let order = RoverOrder::new(&own, &job.account_id, &plan);
         match self
             .prepare_credit_liquidation(order, &contracts, snapshot)
             .await
@@ -169,6 +181,26 @@ where
                     .await;
             }
         }
+    }
+
+    /// The candidate's plan worked out again from the account as it stands.
+    async fn replan_credit_account(
+        &self,
+        job: &RoverJob,
+        contracts: &RoverContracts,
+        snapshot: &MarketSnapshot,
+    ) -> Result<Option<LiquidationPlan>, CreditAccountError> {
+        let AccountKey::CreditAccount(id) = job.delivery.job.account else {
+            return Ok(None);
+        };
+        rover::replan(
+            self.reader.client(),
+            &self.reader.contracts().red_bank,
+            &contracts.credit_manager,
+            id,
+            snapshot,
+        )
+        .await
     }
 
     /// The Rover contracts, read from the credit manager once.
@@ -272,27 +304,34 @@ where
                 "the simulation shows no liquidation event".into(),
             )));
         };
-        let Some(min_receive) = rover::min_receive(
-            &snapshot.prices,
-            &order.collateral_denom,
-            probed.collateral_received(),
-            &order.debt_denom,
-            self.settings.max_slippage,
-        ) else {
+        // Simulated with half the slippage allowed and sent with all of it: other swaps through
+        // the same pool in the same block then have room before the sent tx would fail.
+        let limit = |slippage| {
+            rover::min_receive(
+                &snapshot.prices,
+                &order.collateral_denom,
+                probed.collateral_received(),
+                &order.debt_denom,
+                slippage,
+            )
+        };
+        let half = self.settings.max_slippage / Decimal::from_ratio(2u128, 1u128);
+        let (Some(strict), Some(min_receive)) = (limit(half), limit(self.settings.max_slippage))
+        else {
             return Ok(Err(NotSent::Refused(format!(
                 "no oracle price for {} or {}",
                 order.collateral_denom, order.debt_denom
             ))));
         };
+        order.min_receive = strict.max(Uint128::one());
+        let strict_message = order
+            .message(from, &contracts.credit_manager)
+            .map_err(SendError::Chain)?;
         order.min_receive = min_receive.max(Uint128::one());
         let message = order
             .message(from, &contracts.credit_manager)
             .map_err(SendError::Chain)?;
-        let simulation = match self
-            .sender
-            .simulate_tx(std::slice::from_ref(&message))
-            .await
-        {
+        let simulation = match self.sender.simulate_tx(&[strict_message]).await {
             Ok(simulation) => simulation,
             Err(SendError::Simulation(rejection)) => {
                 return Ok(Err(NotSent::Refused(rejection.log.clone())))
@@ -442,8 +481,9 @@ where
         record.profit_value = rover::profit(&snapshot.prices, &done, &tx.fee);
         record.profit_usd = snapshot.prices.to_usd(record.profit_value);
         record.detail = detail(order, Some(&done));
+        // The cap moves with interest and prices between the simulation and the block: expected.
         if done.debt_repaid < ready.expected.debt_repaid {
-            tracing::warn!(expected = %ready.expected.debt_repaid, repaid = %done.debt_repaid, "the credit manager repaid less than simulated");
+            tracing::debug!(expected = %ready.expected.debt_repaid, repaid = %done.debt_repaid, "the credit manager repaid less than simulated");
         }
         tracing::info!(
             height = tx.height(),

@@ -21,6 +21,7 @@ use crate::types::{
     AssetParams, CreditManagerDebts, Health, HlsAssetType, LiquidationAmounts, Market,
     StoredCreditAccount,
 };
+use crate::value::{value_of, Value};
 
 /// Why a credit account's health cannot be computed, with the health contract's messages.
 #[derive(thiserror::Error, Debug, Clone, PartialEq, Eq)]
@@ -156,6 +157,36 @@ pub fn credit_account_liquidations(
     found
 }
 
+/// The most profitable liquidation of [`credit_account_liquidations`] and its profit: the value
+/// of the collateral received minus the value of the debt repaid, both exact at the terms'
+/// (liquidation) prices, in the oracle's base units.
+pub fn best_credit_liquidation(
+    positions: &Positions,
+    health: &Health,
+    terms: &LiquidationTerms<'_>,
+) -> Option<(CreditLiquidation, Value)> {
+    let prices = &terms.denoms.prices;
+    credit_account_liquidations(positions, health, terms)
+        .into_iter()
+        .filter_map(|found| {
+            let collateral = found.request.denom();
+            let received = value_of(
+                collateral,
+                found.amounts.collateral_amount_received_by_liquidator,
+                *prices.get(collateral)?,
+            )
+            .ok()?;
+            let repaid = value_of(
+                &found.debt_denom,
+                found.amounts.debt_amount_to_repay,
+                *prices.get(&found.debt_denom)?,
+            )
+            .ok()?;
+            Some((found, received - repaid))
+        })
+        .max_by(|a, b| a.1.cmp(&b.1))
+}
+
 fn liquidation_of(
     debt: &DebtAmount,
     collateral: &Coin,
@@ -199,6 +230,25 @@ fn liquidation_of(
 pub struct DenomsData {
     pub prices: HashMap<String, Decimal>,
     pub params: HashMap<String, AssetParams>,
+}
+
+impl DenomsData {
+    /// Every denom of `params`, priced from `prices` where they have one: a denom with params
+    /// but no price stays unpriced, so an account holding it fails as the health contract
+    /// (whose oracle query fails) does.
+    pub fn new<'a>(
+        params: impl IntoIterator<Item = &'a AssetParams>,
+        prices: &std::collections::BTreeMap<String, Decimal>,
+    ) -> Self {
+        let mut data = DenomsData::default();
+        for params in params {
+            if let Some(price) = prices.get(&params.denom) {
+                data.prices.insert(params.denom.clone(), *price);
+            }
+            data.params.insert(params.denom.clone(), params.clone());
+        }
+        data
+    }
 }
 
 /// The health computer, for one account.

@@ -15,7 +15,7 @@
 # (redline.deployment=run-$RPC_PORT), then the devnet, Redis and the helpers. A second signal
 # cuts the graces short.
 #
-# Environment (the Makefile passes these through): ACCOUNTS SEED RPC_PORT REDIS_PORT RUN_DIR
+# Environment (the Makefile passes these through): ACCOUNTS CREDIT_ACCOUNTS SEED RPC_PORT REDIS_PORT RUN_DIR
 # BIN BACKEND (process|docker) PRICE_DROP_AFTER (seconds; 0 = never) PRICE_DROP ("denom=price …")
 # MAX_HEALTH_CHECKERS MAX_LIQUIDATORS WORKER_LOG_LEVEL MANAGER_STOP_GRACE (seconds, 30);
 # DASHBOARD_ADDR and the manager's other flags' environment twins reach the manager as they
@@ -24,6 +24,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ACCOUNTS=${ACCOUNTS:-10000}
+CREDIT_ACCOUNTS=${CREDIT_ACCOUNTS:-1000}
 SEED=${SEED:-1}
 RPC_PORT=${RPC_PORT:-26657}
 REDIS_PORT=${REDIS_PORT:-6390}
@@ -180,8 +181,8 @@ for _ in $(seq 1 50); do
   sleep 0.1
 done
 
-echo "run: devnet seeding $ACCOUNTS accounts (seed $SEED), RPC on 127.0.0.1:$RPC_PORT"
-setsid "$BIN/devnet" --accounts "$ACCOUNTS" --seed "$SEED" --port "$RPC_PORT" \
+echo "run: devnet seeding $ACCOUNTS Red Bank borrowers and $CREDIT_ACCOUNTS credit accounts (seed $SEED), RPC on 127.0.0.1:$RPC_PORT"
+setsid "$BIN/devnet" --accounts "$ACCOUNTS" --credit-accounts "$CREDIT_ACCOUNTS" --seed "$SEED" --port "$RPC_PORT" \
   --manifest "$MANIFEST" --log-format json >"$RUN_DIR/devnet.log" 2>&1 &
 devnet_pid=$!
 pids+=("$devnet_pid")

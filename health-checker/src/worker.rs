@@ -587,15 +587,8 @@ impl<C: ChainClient + 'static> HealthChecker<C> {
             .index_args
             .namespace(&job.chain_id, ProtocolKind::Rover);
         let book = CreditBook::new(self.redis.clone(), namespace);
-        let newest = book
-            .last_indexed_height()
-            .await?
-            .unwrap_or(0)
-            .max(self.newest_seen.fetch_max(job.height, Ordering::Relaxed))
-            .max(job.height);
-        if newest - job.height > self.config.max_job_age_blocks {
-            let missed = JobOutcome::MissedStale { newest };
-            return Ok(JobReport::missed(missed, started.elapsed()));
+        if let Some(stale) = self.stale(job, book.last_indexed_height().await?) {
+            return Ok(JobReport::missed(stale, started.elapsed()));
         }
         let Some(snapshot) = book.snapshot(job.height).await? else {
             let missed = JobOutcome::MissedNoSnapshot;
@@ -681,20 +674,25 @@ impl<C: ChainClient + 'static> HealthChecker<C> {
         Ok(index)
     }
 
+    /// `MissedStale` when the job's block is further behind the newest block seen (indexed, or
+    /// in any job) than `--max-job-age-blocks`.
+    fn stale(&self, job: &HealthCheckJob, last_indexed: Option<u64>) -> Option<JobOutcome> {
+        let newest = last_indexed
+            .unwrap_or(0)
+            .max(self.newest_seen.fetch_max(job.height, Ordering::Relaxed))
+            .max(job.height);
+        (newest - job.height > self.config.max_job_age_blocks)
+            .then_some(JobOutcome::MissedStale { newest })
+    }
+
     /// The snapshot of the job's block, or how the job is missed (stale, or its snapshot gone).
     async fn job_snapshot(
         &self,
         job: &HealthCheckJob,
         index: &PositionIndex,
     ) -> Result<Result<Arc<BlockSnapshot>, JobOutcome>, JobError> {
-        let newest = index
-            .last_indexed_height()
-            .await?
-            .unwrap_or(0)
-            .max(self.newest_seen.fetch_max(job.height, Ordering::Relaxed))
-            .max(job.height);
-        if newest - job.height > self.config.max_job_age_blocks {
-            return Ok(Err(JobOutcome::MissedStale { newest }));
+        if let Some(stale) = self.stale(job, index.last_indexed_height().await?) {
+            return Ok(Err(stale));
         }
         let Some(snapshot) = self.snapshots.get(index, job.height).await? else {
             return Ok(Err(JobOutcome::MissedNoSnapshot));

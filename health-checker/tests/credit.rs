@@ -37,6 +37,18 @@ fn stored(id: u64, deposit: u128, lend_scaled: u128, shares: u128) -> StoredCred
     }
 }
 
+/// The credit-account job of block `HEIGHT`, as the collector cuts it.
+fn credit_job(accounts: u64) -> HealthCheckJob {
+    HealthCheckJob {
+        chain_id: CHAIN.into(),
+        protocol: ProtocolKind::Rover,
+        height: HEIGHT,
+        bucket_start: 0,
+        bucket_end: 1,
+        accounts,
+    }
+}
+
 fn snapshot(time: u64) -> CreditSnapshot {
     let params = |denom, max_ltv, lt| {
         let mut params = asset_params(denom, max_ltv, lt);
@@ -96,14 +108,7 @@ async fn hand_made_credit_accounts_get_the_plans_worked_out_by_hand() {
         .unwrap();
 
     let checker = checker(&redis, HealthSource::Offchain, None, 1_000).await;
-    let job = HealthCheckJob {
-        chain_id: CHAIN.into(),
-        protocol: ProtocolKind::Rover,
-        height: HEIGHT,
-        bucket_start: 0,
-        bucket_end: 1,
-        accounts: 3,
-    };
+    let job = credit_job(3);
     let report = checker.process(&job).await.unwrap();
     assert_eq!((report.checked, report.liquidatable), (3, 2), "{report:?}");
     let waiting = queued_candidates(&checker, 10).await;
@@ -162,14 +167,7 @@ async fn hand_made_credit_accounts_get_the_plans_worked_out_by_hand() {
 async fn a_credit_job_without_its_snapshot_is_missed() {
     let redis = RedisServer::start().unwrap();
     let checker = checker(&redis, HealthSource::Offchain, None, 1_000).await;
-    let job = HealthCheckJob {
-        chain_id: CHAIN.into(),
-        protocol: ProtocolKind::Rover,
-        height: HEIGHT,
-        bucket_start: 0,
-        bucket_end: 1,
-        accounts: 0,
-    };
+    let job = credit_job(0);
     let report = checker.process(&job).await.unwrap();
     assert_eq!(
         report.outcome,

@@ -347,7 +347,7 @@ async fn check_liquidation(
         .fold(Value::zero(), |a, b| a + b);
     assert_eq!(
         recorded,
-        value_change(h, &wallet_before.1, &after_balances).await
+        h.value_change(&wallet_before.1, &after_balances).await
     );
     record
 }
@@ -363,30 +363,6 @@ async fn tx_fee(h: &Harness, hash: &str) -> cosmwasm_std::Coin {
         .attribute("tx", "fee")
         .unwrap_or_else(|| panic!("no fee in {:#?}", tx.events));
     fee.parse().unwrap()
-}
-
-/// Value of the change between two balance snapshots, at the current default prices.
-async fn value_change(
-    h: &Harness,
-    before: &BTreeMap<String, Uint256>,
-    after: &BTreeMap<String, Uint256>,
-) -> Value {
-    h.reader.invalidate().await;
-    let snapshot = h.reader.latest().await.unwrap();
-    let denoms: std::collections::BTreeSet<&String> = before.keys().chain(after.keys()).collect();
-    denoms
-        .into_iter()
-        .map(|d| {
-            let (b, a) = (
-                before.get(d).copied().unwrap_or_default(),
-                after.get(d).copied().unwrap_or_default(),
-            );
-            if a == b {
-                return Value::zero();
-            }
-            snapshot.prices.value_of_change(d, b, a).unwrap()
-        })
-        .fold(Value::zero(), |a, b| a + b)
 }
 
 /// Liquidates the first liquidatable credit account with a coin (or lent, when `lend`)

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use cosmwasm_std::{Decimal, Uint128, Uint256};
+use cosmwasm_std::{Decimal, Uint128};
 use futures::future::BoxFuture;
 use mars::types::AccountKey;
 use mars::value::Value;
@@ -31,30 +31,6 @@ async fn step_until_liquidated(worker: &mut Worker<TendermintClient, support::Qu
         }
     }
     0
-}
-
-/// Value of the change between two balance snapshots, at the current default prices.
-async fn value_change(
-    h: &Harness,
-    before: &BTreeMap<String, Uint256>,
-    after: &BTreeMap<String, Uint256>,
-) -> Value {
-    h.reader.invalidate().await;
-    let snapshot = h.reader.latest().await.unwrap();
-    let denoms: std::collections::BTreeSet<&String> = before.keys().chain(after.keys()).collect();
-    denoms
-        .into_iter()
-        .map(|d| {
-            snapshot
-                .prices
-                .value_of_change(
-                    d,
-                    before.get(d).copied().unwrap_or_default(),
-                    after.get(d).copied().unwrap_or_default(),
-                )
-                .unwrap()
-        })
-        .fold(Value::zero(), |a, b| a + b)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -138,7 +114,7 @@ async fn a_worker_liquidates_a_batch_exactly_and_records_it() {
         .iter()
         .map(|r| r.profit_value)
         .fold(Value::zero(), |a, b| a + b);
-    assert_eq!(recorded, value_change(&h, &before, &after).await);
+    assert_eq!(recorded, h.value_change(&before, &after).await);
     // Nothing left deposited in the Red Bank: the collateral was withdrawn in the same tx.
     let own = h
         .reader
@@ -549,7 +525,7 @@ async fn an_underwater_account_is_liquidated_and_pays_the_bonus() {
     let liquidated = step_until_liquidated(&mut worker).await;
     assert_eq!(liquidated, 1, "{:#?}", h.records().await.unwrap());
     let after = h.balances(&wallet).await;
-    let gained = value_change(&h, &before, &after).await;
+    let gained = h.value_change(&before, &after).await;
     assert!(
         gained > Value::zero(),
         "the wallet's value fell by {gained}"

@@ -13,6 +13,7 @@ use anyhow::Context as _;
 use cosmrs::Any;
 use cosmwasm_std::{Coin, Decimal, Uint128, Uint256};
 use mars::manifest::Manifest;
+use mars::value::Value;
 use redline_chain::{bank_send_msg, ChainClient, ChainConfig, TendermintClient, Wallet};
 use redline_devnet::rpc::NodeHandle;
 use redline_liquidator::capital::{capital_key, CapitalBoard};
@@ -495,6 +496,32 @@ impl Harness {
             .stderr(Stdio::piped())
             .kill_on_drop(true);
         command
+    }
+
+    /// Value of the change between two balance snapshots, at the current default prices
+    /// (denoms whose balance did not change count for nothing, priced or not).
+    pub async fn value_change(
+        &self,
+        before: &BTreeMap<String, Uint256>,
+        after: &BTreeMap<String, Uint256>,
+    ) -> Value {
+        self.reader.invalidate().await;
+        let snapshot = self.reader.latest().await.unwrap();
+        let denoms: std::collections::BTreeSet<&String> =
+            before.keys().chain(after.keys()).collect();
+        denoms
+            .into_iter()
+            .map(|d| {
+                let (b, a) = (
+                    before.get(d).copied().unwrap_or_default(),
+                    after.get(d).copied().unwrap_or_default(),
+                );
+                if a == b {
+                    return Value::zero();
+                }
+                snapshot.prices.value_of_change(d, b, a).unwrap()
+            })
+            .fold(Value::zero(), |a, b| a + b)
     }
 
     pub fn metric(&self, name: &str) -> String {

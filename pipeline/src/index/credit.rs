@@ -15,7 +15,7 @@ use std::time::Duration;
 use mars::types::{CreditManagerDebts, StoredCreditAccount};
 use serde::{Deserialize, Serialize};
 
-use super::{redis_error, BlockSnapshot, IndexError, IndexNamespace};
+use super::{get_json, redis_error, set_json_expiring, BlockSnapshot, IndexError, IndexNamespace};
 use crate::redis_conn::RedisConn;
 
 /// What credit-account health needs at one block besides the accounts: the block's markets,
@@ -176,33 +176,14 @@ impl CreditBook {
         ttl: Duration,
     ) -> Result<(), IndexError> {
         let height = snapshot.block.height;
-        let json = serde_json::to_vec(snapshot).expect("snapshot types always serialise");
-        let () = redis::cmd("SET")
-            .arg(self.namespace.block(height))
-            .arg(json)
-            .arg("PX")
-            .arg(ttl.as_millis().max(1) as u64)
-            .query_async(&mut self.conn.clone())
-            .await
-            .map_err(redis_error(format!("writing credit snapshot {height}")))?;
-        Ok(())
+        let key = self.namespace.block(height);
+        let what = format!("writing credit snapshot {height}");
+        set_json_expiring(&mut self.conn.clone(), &key, snapshot, ttl, what).await
     }
 
     /// The snapshot of block `height`; `None` when never written or expired.
     pub async fn snapshot(&self, height: u64) -> Result<Option<CreditSnapshot>, IndexError> {
-        let key = self.namespace.block(height);
-        let bytes: Option<Vec<u8>> = redis::cmd("GET")
-            .arg(&key)
-            .query_async(&mut self.conn.clone())
-            .await
-            .map_err(redis_error(format!("reading credit snapshot {height}")))?;
-        bytes
-            .map(|b| {
-                serde_json::from_slice(&b).map_err(|e| IndexError::Decode {
-                    key: key.clone(),
-                    message: e.to_string(),
-                })
-            })
-            .transpose()
+        let what = format!("reading credit snapshot {height}");
+        get_json(&mut self.conn.clone(), &self.namespace.block(height), what).await
     }
 }

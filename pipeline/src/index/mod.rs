@@ -170,6 +170,47 @@ pub enum IndexError {
     NoHashTag(IndexNamespace),
 }
 
+/// `value` as JSON at `key`, expiring after `ttl`.
+pub(crate) async fn set_json_expiring<T: Serialize>(
+    conn: &mut RedisConn,
+    key: &str,
+    value: &T,
+    ttl: Duration,
+    what: String,
+) -> Result<(), IndexError> {
+    let json = serde_json::to_vec(value).expect("index values always serialise");
+    let () = redis::cmd("SET")
+        .arg(key)
+        .arg(json)
+        .arg("PX")
+        .arg(ttl.as_millis().max(1) as u64)
+        .query_async(conn)
+        .await
+        .map_err(redis_error(what))?;
+    Ok(())
+}
+
+/// The JSON value at `key`; `None` when absent (never written, or expired).
+pub(crate) async fn get_json<T: serde::de::DeserializeOwned>(
+    conn: &mut RedisConn,
+    key: &str,
+    what: String,
+) -> Result<Option<T>, IndexError> {
+    let bytes: Option<Vec<u8>> = redis::cmd("GET")
+        .arg(key)
+        .query_async(conn)
+        .await
+        .map_err(redis_error(what))?;
+    bytes
+        .map(|b| {
+            serde_json::from_slice(&b).map_err(|e| IndexError::Decode {
+                key: key.to_string(),
+                message: e.to_string(),
+            })
+        })
+        .transpose()
+}
+
 fn redis_error(what: impl Into<String>) -> impl FnOnce(redis::RedisError) -> IndexError {
     let what = what.into();
     move |source| IndexError::Redis { what, source }
@@ -909,37 +950,21 @@ impl PositionIndex {
         snapshot: &BlockSnapshot,
         ttl: Duration,
     ) -> Result<(), IndexError> {
-        let json = serde_json::to_vec(snapshot).expect("snapshot types always serialise");
-        let () = redis::cmd("SET")
-            .arg(self.namespace.block(snapshot.height))
-            .arg(json)
-            .arg("PX")
-            .arg(ttl.as_millis().max(1) as u64)
-            .query_async(&mut self.conn())
-            .await
-            .map_err(redis_error(format!(
-                "writing block snapshot {}",
-                snapshot.height
-            )))?;
-        Ok(())
+        let what = format!("writing block snapshot {}", snapshot.height);
+        set_json_expiring(
+            &mut self.conn(),
+            &self.namespace.block(snapshot.height),
+            snapshot,
+            ttl,
+            what,
+        )
+        .await
     }
 
     /// The snapshot of block `height`; `None` when never written or expired.
     pub async fn block_snapshot(&self, height: u64) -> Result<Option<BlockSnapshot>, IndexError> {
-        let key = self.namespace.block(height);
-        let bytes: Option<Vec<u8>> = redis::cmd("GET")
-            .arg(&key)
-            .query_async(&mut self.conn())
-            .await
-            .map_err(redis_error(format!("reading block snapshot {height}")))?;
-        bytes
-            .map(|b| {
-                serde_json::from_slice(&b).map_err(|e| IndexError::Decode {
-                    key: key.clone(),
-                    message: e.to_string(),
-                })
-            })
-            .transpose()
+        let what = format!("reading block snapshot {height}");
+        get_json(&mut self.conn(), &self.namespace.block(height), what).await
     }
 
     /// Applies one block's changes and records `update.height` as indexed, in one

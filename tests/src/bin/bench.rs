@@ -78,11 +78,19 @@ struct Cli {
     liquidation_block_ms: Vec<u64>,
     /// Credit-account liquidation benchmark: Rover credit accounts seeded beside
     /// `--liquidation-accounts` borrowers before the same price drop (0 skips it).
-    #[arg(long, env = "BENCH_CREDIT_LIQUIDATION_ACCOUNTS", default_value_t = 5_000)]
+    #[arg(
+        long,
+        env = "BENCH_CREDIT_LIQUIDATION_ACCOUNTS",
+        default_value_t = 5_000
+    )]
     credit_liquidation_accounts: usize,
     /// Credit-account liquidation benchmark: the devnet block interval, in milliseconds (the
     /// interval the liquidation row's enforced latency target is set for).
-    #[arg(long, env = "BENCH_CREDIT_LIQUIDATION_BLOCK_MS", default_value_t = 1_000)]
+    #[arg(
+        long,
+        env = "BENCH_CREDIT_LIQUIDATION_BLOCK_MS",
+        default_value_t = 1_000
+    )]
     credit_liquidation_block_ms: u64,
     /// On-chain baseline: queries in flight at once.
     #[arg(long, env = "BENCH_ONCHAIN_CONCURRENCY", default_value_t = 32)]

@@ -159,7 +159,8 @@ fn uint(value: &Json, field: &str) -> anyhow::Result<Uint128> {
         .map_err(|e| anyhow::anyhow!("`{field}` in {value}: {e}"))
 }
 
-fn value_of(amount: Uint128, price: Decimal) -> Value {
+/// `amount` at `price`, in base-denom units.
+pub(crate) fn value_of(amount: Uint128, price: Decimal) -> Value {
     let amount = Decimal256::from_atomics(Uint256::from(amount), 0).unwrap_or(Decimal256::MAX);
     SignedDecimal256::try_from(amount * Decimal256::from(price)).unwrap_or(SignedDecimal256::MAX)
 }
@@ -424,29 +425,36 @@ impl CaptureOracle {
 
     /// The oracle contract's default prices.
     async fn prices(&self) -> anyhow::Result<BTreeMap<String, Decimal>> {
-        let mut prices = BTreeMap::new();
-        let mut start_after: Option<String> = None;
-        loop {
-            let page: Vec<Json> = self
-                .client
-                .query_smart(
-                    &self.oracle,
-                    &json!({"prices": {"start_after": start_after, "limit": 100}}),
-                    None,
-                )
-                .await?;
-            let full = page.len() == 100;
-            for entry in &page {
-                let denom = entry["denom"].as_str().context("price without denom")?;
-                let price =
-                    Decimal::from_str(entry["price"].as_str().context("price is not a string")?)
-                        .map_err(|e| anyhow::anyhow!("price of `{denom}`: {e}"))?;
-                prices.insert(denom.to_string(), price);
-                start_after = Some(denom.to_string());
-            }
-            if !full {
-                return Ok(prices);
-            }
+        oracle_prices(&self.client, &self.oracle).await
+    }
+}
+
+/// The `oracle` contract's default prices.
+pub(crate) async fn oracle_prices(
+    client: &TendermintClient,
+    oracle: &str,
+) -> anyhow::Result<BTreeMap<String, Decimal>> {
+    let mut prices = BTreeMap::new();
+    let mut start_after: Option<String> = None;
+    loop {
+        let page: Vec<Json> = client
+            .query_smart(
+                oracle,
+                &json!({"prices": {"start_after": start_after, "limit": 100}}),
+                None,
+            )
+            .await?;
+        let full = page.len() == 100;
+        for entry in &page {
+            let denom = entry["denom"].as_str().context("price without denom")?;
+            let price =
+                Decimal::from_str(entry["price"].as_str().context("price is not a string")?)
+                    .map_err(|e| anyhow::anyhow!("price of `{denom}`: {e}"))?;
+            prices.insert(denom.to_string(), price);
+            start_after = Some(denom.to_string());
+        }
+        if !full {
+            return Ok(prices);
         }
     }
 }

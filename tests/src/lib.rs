@@ -16,6 +16,7 @@ pub mod abci;
 pub mod bench;
 pub mod capture;
 pub mod chaos;
+pub mod credit_capture;
 pub mod machine;
 
 /// A public test mnemonic (cosmjs's test faucet): wallets of e2e tests derive from it.

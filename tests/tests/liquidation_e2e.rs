@@ -59,6 +59,33 @@ async fn the_liquidators_alone_clear_the_drop_from_a_stand_in_health_checker() -
     figures.check()
 }
 
+/// Credit accounts beside the borrowers, as `make bench`'s credit-account row runs them with
+/// smaller numbers: the same workers liquidate both kinds after the drop, and the credit
+/// capture oracle finds nothing left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_workers_liquidate_credit_accounts_and_borrowers_after_a_price_drop(
+) -> anyhow::Result<()> {
+    init_logs();
+    let figures = liquidation::run(&Options {
+        accounts: 300,
+        credit_accounts: 150,
+        deadline: Duration::from_secs(150),
+        ..Options::default()
+    })
+    .await?;
+    eprintln!("liquidation e2e (credit accounts): {}", figures.summary());
+    eprintln!("{}", figures.markdown());
+    assert!(
+        figures.credit_liquidatable > 0,
+        "no credit account liquidatable after the drop"
+    );
+    assert!(
+        figures.credit_liquidations > 0,
+        "no credit account was liquidated"
+    );
+    figures.check()
+}
+
 /// The benchmark's numbers (10,000 accounts), for a manual run in a debug build:
 /// `cargo test -p redline-tests --test liquidation_e2e -- --ignored --nocapture`
 /// (`LIQUIDATION_ACCOUNTS`, `LIQUIDATION_MAX_PER_TX` override the defaults).

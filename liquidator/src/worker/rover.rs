@@ -306,14 +306,23 @@ where
         };
         // Simulated with half the slippage allowed and sent with all of it: other swaps through
         // the same pool in the same block then have room before the sent tx would fail.
-        let limit = |slippage| {
-            rover::min_receive(
+        // The floor is the lower of the oracle's and the pool's quote (as rebalancing floors):
+        // a large seizure moves a pool by more than the slippage allowed, and such a
+        // liquidation is still taken when it pays, which the strict simulation's profit decides.
+        // The probe's swap returned its refund of the debt denom plus the debt it repaid.
+        let pool_quote = probed
+            .refunded_of(&order.debt_denom)
+            .saturating_add(probed.debt_repaid);
+        let limit = |slippage: Decimal| {
+            let oracle = rover::min_receive(
                 &snapshot.prices,
                 &order.collateral_denom,
                 probed.collateral_received(),
                 &order.debt_denom,
                 slippage,
-            )
+            )?;
+            let pool = pool_quote.mul_floor(Decimal::one() - slippage.min(Decimal::one()));
+            Some(oracle.min(pool))
         };
         let half = self.settings.max_slippage / Decimal::from_ratio(2u128, 1u128);
         let (Some(strict), Some(min_receive)) = (limit(half), limit(self.settings.max_slippage))

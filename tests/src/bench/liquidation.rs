@@ -50,8 +50,10 @@ use redline_protocol::{AccountKey, RedBank};
 use redline_service::config::Secret;
 use testkit::RedisServer;
 
+use super::credit::{self, CreditWatch, CREDIT_FEE_ESTIMATE_GAS};
 use super::targets::{self, Target};
 use crate::capture::{CaptureOracle, CaptureReport};
+use crate::credit_capture::{CreditCaptureReport, CreditOracle};
 use testkit::devnet::Devnet;
 
 /// Gas limit a one-account liquidation tx is assumed to take (simulated ≈ 215k, × 1.3), to
@@ -78,6 +80,8 @@ pub struct Options {
     pub candidates: Candidates,
     /// Borrowers seeded.
     pub accounts: usize,
+    /// Rover credit accounts seeded beside them (liquidated by the same workers).
+    pub credit_accounts: usize,
     pub seed: u64,
     pub drop_denom: String,
     /// The dropped denom's new price, in percent of the old one.
@@ -101,6 +105,7 @@ impl Default for Options {
         Options {
             candidates: Candidates::Pipeline,
             accounts: 10_000,
+            credit_accounts: 0,
             seed: 4,
             drop_denom: "uatom".into(),
             drop_to_percent: 70,
@@ -120,6 +125,22 @@ impl Default for Options {
 pub struct Figures {
     pub candidates: Option<Candidates>,
     pub accounts: usize,
+    /// Credit accounts seeded (0: a run over borrowers only).
+    pub credit_accounts: usize,
+    /// Credit accounts with a profitable liquidation right after the drop.
+    pub credit_liquidatable: usize,
+    /// Those never liquidated, or still with one at the deadline.
+    pub credit_missed: Vec<String>,
+    /// Credit accounts liquidated (records).
+    pub credit_liquidations: usize,
+    /// What the credit-account capture oracle found after the run.
+    pub credit_capture: CreditCaptureReport,
+    /// The workers' own credit accounts after the run.
+    pub own_credit_accounts: usize,
+    /// What was left in them (one line per account not empty): must be empty.
+    pub own_accounts_left: Vec<String>,
+    /// Per credit account, blocks from the price drop to its first liquidation's block.
+    pub credit_blocks_from_drop: Vec<u64>,
     pub drop_denom: String,
     pub drop_to_percent: u64,
     pub instances: usize,
@@ -159,7 +180,7 @@ pub struct Figures {
     pub worker_slots: Vec<u32>,
     pub treasurers: usize,
     pub producer_rounds: usize,
-    /// Per account, blocks from the price drop to its first liquidation's block (sorted).
+    /// Per borrower, blocks from the price drop to its first liquidation's block (sorted).
     pub blocks_from_drop: Vec<u64>,
     /// Per liquidation, blocks from the candidate's health-check height to inclusion (sorted).
     pub blocks_from_candidate: Vec<u64>,
@@ -242,23 +263,33 @@ impl Figures {
             ),
             Target::enforced(
                 "recorded profit = wallets' balance change",
-                "equal to the unit (stream, CSV and chain)",
+                if self.credit_accounts > 0 {
+                    "equal to the unit (stream, CSV and chain); the workers' own credit accounts \
+                     end empty"
+                } else {
+                    "equal to the unit (stream, CSV and chain)"
+                },
                 format!(
-                    "stream {} / CSV {} / balances {} ({} on chain vs {} recorded liquidations, {} refunds)",
+                    "stream {} / CSV {} / balances {} ({} on chain vs {} recorded liquidations, {} refunds){}",
                     self.recorded_profit,
                     self.csv_profit,
                     self.balance_change,
                     self.liquidations_on_chain,
                     self.liquidations,
-                    self.refunds.len()
+                    self.refunds.len(),
+                    self.own_accounts_measured()
                 ),
                 self.recorded_profit == self.balance_change
                     && self.csv_profit == self.recorded_profit
                     && self.csv_rows == self.records
                     && self.liquidations_on_chain == self.liquidations
-                    && self.refunds.is_empty(),
+                    && self.refunds.is_empty()
+                    && self.own_accounts_left.is_empty(),
             ),
         ];
+        if self.credit_accounts > 0 {
+            targets.insert(1, self.credit_capture_target());
+        }
         let p99 = percentile(&self.blocks_from_drop, 99.0);
         let goal = "p99 ≤ 1 block (1 s blocks)";
         let measured = format!(
@@ -291,7 +322,59 @@ impl Figures {
             ),
             slots.len() == self.workers && self.treasurers == 1,
         ));
+        if self.credit_accounts > 0 {
+            targets.push(self.credit_latency_target());
+        }
         targets
+    }
+
+    /// `; N own credit accounts, M not empty` when credit accounts were seeded.
+    fn own_accounts_measured(&self) -> String {
+        if self.credit_accounts == 0 {
+            return String::new();
+        }
+        format!(
+            "; {} own credit accounts, {} not empty",
+            self.own_credit_accounts,
+            self.own_accounts_left.len()
+        )
+    }
+
+    /// Every credit account with a profitable liquidation after the drop liquidated, and none
+    /// left that the chain's simulations say pays or cannot explain.
+    fn credit_capture_target(&self) -> Target {
+        let captured =
+            self.credit_liquidatable - self.credit_missed.len().min(self.credit_liquidatable);
+        Target::enforced(
+            "credit-account capture targets liquidated",
+            "100 %, nothing profitable or unexplained left (credit capture oracle)",
+            format!(
+                "{captured} of {} liquidated; oracle: {} profitable, {} unexplained left",
+                self.credit_liquidatable,
+                self.credit_capture.profitable.len(),
+                self.credit_capture.unexplained.len()
+            ),
+            self.credit_missed.is_empty()
+                && self.credit_capture.profitable.is_empty()
+                && self.credit_capture.unexplained.is_empty(),
+        )
+    }
+
+    /// Credit accounts' latency from the drop: reported, not enforced (one account per tx,
+    /// so a large drop takes as many blocks as the workers need to send them all).
+    fn credit_latency_target(&self) -> Target {
+        let sorted = &self.credit_blocks_from_drop;
+        Target::informational(
+            "blocks from the drop to inclusion (credit accounts)",
+            "p99 ≤ 1 block (1 s blocks)",
+            format!(
+                "{}, max {} at {} ms blocks",
+                p50_p99(sorted, ""),
+                sorted.last().copied().unwrap_or_default(),
+                self.block_time.as_millis()
+            ),
+            percentile(sorted, 99.0) <= 1,
+        )
     }
 
     /// Fails naming every enforced target missed.
@@ -299,6 +382,25 @@ impl Figures {
         let mut missed = targets::missed(&self.targets());
         if !self.missed.is_empty() {
             missed.push(format!("never liquidated: {:?}", self.missed));
+        }
+        if !self.credit_missed.is_empty() {
+            missed.push(format!(
+                "credit accounts never liquidated: {:?}",
+                self.credit_missed
+            ));
+        }
+        missed.extend(self.own_accounts_left.iter().cloned());
+        let credit = &self.credit_capture;
+        if !credit.profitable.is_empty() || !credit.unexplained.is_empty() {
+            missed.push(format!("credit capture oracle: {}", credit.summary()));
+            missed.extend(
+                credit
+                    .profitable
+                    .iter()
+                    .chain(&credit.unexplained)
+                    .take(20)
+                    .map(|(a, why)| format!("  {a}: {why}")),
+            );
         }
         if !self.capture.profitable.is_empty() || !self.capture.other.is_empty() {
             missed.push(format!("capture oracle: {}", self.capture.summary()));
@@ -318,6 +420,27 @@ impl Figures {
 
     /// One paragraph for test output.
     pub fn summary(&self) -> String {
+        let mut summary = self.red_bank_summary();
+        if self.credit_accounts > 0 {
+            let _ = write!(
+                summary,
+                "; credit accounts: {} seeded, {} liquidatable after the drop, {} liquidated \
+                 ({} missed), blocks drop → inclusion {}; credit oracle: {}; {} own credit \
+                 accounts, {} not empty",
+                self.credit_accounts,
+                self.credit_liquidatable,
+                self.credit_liquidations,
+                self.credit_missed.len(),
+                p50_p99(&self.credit_blocks_from_drop, ""),
+                self.credit_capture.summary(),
+                self.own_credit_accounts,
+                self.own_accounts_left.len()
+            );
+        }
+        summary
+    }
+
+    fn red_bank_summary(&self) -> String {
         format!(
             "{} borrowers, {} liquidatable after the drop, {} liquidations in {} txs ({} failed), \
              {} worker(s), {} producer rounds; {}; pre-drop read of every borrower {:?}, drop → all done {:?}; blocks \
@@ -356,7 +479,12 @@ impl Figures {
     /// The `BENCHMARKS.md` section.
     pub fn markdown(&self) -> String {
         let mut md = String::new();
-        let _ = writeln!(md, "## Liquidations after a price drop\n");
+        let heading = if self.credit_accounts > 0 {
+            "Credit accounts and Red Bank borrowers after a price drop"
+        } else {
+            "Liquidations after a price drop"
+        };
+        let _ = writeln!(md, "## {heading}\n");
         let source = match self.candidates {
             Some(Candidates::StandIn) => "a stand-in health checker (contract math over the \
                                            accounts liquidatable after the drop, every other \
@@ -368,12 +496,17 @@ impl Figures {
         };
         let _ = writeln!(
             md,
-            "Devnet with {} accounts ({} borrowers), {} ms blocks; `{}` to {}% of its price at \
+            "Devnet with {} accounts ({} borrowers){}, {} ms blocks; `{}` to {}% of its price at \
              height {}; {} liquidator workers ({} instances, own wallets), up to {} accounts per \
              tx, {} candidates per worker step, up to {} txs per wallet in flight. Candidates \
              from {source}.\n",
             self.accounts,
             self.borrowers,
+            if self.credit_accounts > 0 {
+                format!(" and {} Rover credit accounts", self.credit_accounts)
+            } else {
+                String::new()
+            },
             self.block_time.as_millis(),
             self.drop_denom,
             self.drop_to_percent,
@@ -467,8 +600,54 @@ impl Figures {
                 "DIFFERENT"
             }
         );
+        if self.credit_accounts > 0 {
+            md.push_str(&self.credit_rows());
+        }
         let _ = writeln!(md, "\n### Targets\n");
         md.push_str(&targets::markdown(&self.targets()));
+        md
+    }
+}
+
+impl Figures {
+    /// The credit-account rows of the `BENCHMARKS.md` table.
+    fn credit_rows(&self) -> String {
+        let mut md = String::new();
+        let credit = &self.credit_capture;
+        let _ = writeln!(
+            md,
+            "| Credit accounts liquidatable after the drop (a liquidation paying for its tx) | {} of {} |",
+            self.credit_liquidatable, self.credit_accounts
+        );
+        let _ = writeln!(
+            md,
+            "| Credit accounts liquidated | {} ({} missed), {} liquidations, one per tx |",
+            self.credit_liquidatable - self.credit_missed.len().min(self.credit_liquidatable),
+            self.credit_missed.len(),
+            self.credit_liquidations
+        );
+        let _ = writeln!(
+            md,
+            "| Credit accounts left liquidatable (credit capture oracle: simulated liquidation of every pair from a worker's credit account) | {} of {}: {} refused or at a loss; {} profitable; {} unexplained ({} simulations) |",
+            credit.liquidatable,
+            credit.accounts,
+            credit.unprofitable.len(),
+            credit.profitable.len(),
+            credit.unexplained.len(),
+            credit.simulations
+        );
+        let _ = writeln!(
+            md,
+            "| Blocks from the price drop to inclusion (per credit account, first liquidation) | {}, max {} |",
+            p50_p99(&self.credit_blocks_from_drop, ""),
+            self.credit_blocks_from_drop.last().copied().unwrap_or_default()
+        );
+        let _ = writeln!(
+            md,
+            "| Workers' own credit accounts after the run (credit manager's `positions`) | {} accounts, {} not empty |",
+            self.own_credit_accounts,
+            self.own_accounts_left.len()
+        );
         md
     }
 }
@@ -596,11 +775,53 @@ async fn wallet_balances(
     Ok(all)
 }
 
+/// The credit-account capture oracle's verdicts on `ids`, simulating from the first of the
+/// workers' `own_accounts` (`(wallet, account id)`); without one, nothing can be simulated and
+/// that is reported as unexplained.
+async fn judge_credit_accounts(
+    scenario: &Devnet,
+    (credit_manager, mnemonic): (&str, &Secret),
+    wallets: &[String],
+    own_accounts: &[(String, String)],
+    ids: &[u64],
+) -> anyhow::Result<CreditCaptureReport> {
+    let manifest = &scenario.manifest;
+    let Some((address, own)) = own_accounts.first() else {
+        return Ok(CreditCaptureReport {
+            accounts: ids.len(),
+            unexplained: vec![(
+                "every credit account".into(),
+                "no worker opened a credit account to simulate from".into(),
+            )],
+            ..CreditCaptureReport::default()
+        });
+    };
+    let slot = wallets
+        .iter()
+        .position(|w| w == address)
+        .context("an own credit account of a wallet not ours")?;
+    let wallet = Wallet::from_mnemonic(mnemonic.expose(), &manifest.bech32_prefix, slot as u32)?;
+    let oracle = CreditOracle::new(
+        scenario.client.clone(),
+        &scenario.chain_config(),
+        (credit_manager, &manifest.contracts.oracle),
+        wallet,
+        own.clone(),
+    )
+    .await?;
+    oracle.judge(ids).await
+}
+
 /// Runs the scenario and measures it (see the module docs). Errors only when the run itself
 /// breaks; acceptance is [`Figures::check`].
 pub async fn run(options: &Options) -> anyhow::Result<Figures> {
     let started = Instant::now();
+    anyhow::ensure!(
+        options.credit_accounts == 0 || options.candidates == Candidates::Pipeline,
+        "credit accounts are liquidated from the real pipeline's candidates only"
+    );
     let scenario = Devnet::scenario(options.accounts, options.seed)
+        .credit_accounts(options.credit_accounts)
         .block_time(options.block_time)
         .start()
         .await
@@ -730,6 +951,14 @@ pub async fn run(options: &Options) -> anyhow::Result<Figures> {
     let before_drop = reader.latest().await?;
     let scan_started = Instant::now();
     let positions = read_positions(&reader, &borrowers, before_drop.height).await?;
+    let rover = redline_protocol::rover::RoverContracts::from_manifest(&manifest.contracts)
+        .filter(|_| options.credit_accounts > 0)
+        .map(|contracts| redline_protocol::rover::Rover::new(client.clone(), contracts));
+    let credit_ids = credit::seeded_ids(options.credit_accounts);
+    let credit_before = match &rover {
+        Some(rover) => Some(credit::read_accounts(rover, &credit_ids, before_drop.height).await?),
+        None => None,
+    };
     let initial_scan = scan_started.elapsed();
 
     // Where each account's first candidate shows up: the queue's `latest` hash names the
@@ -800,6 +1029,17 @@ pub async fn run(options: &Options) -> anyhow::Result<Figures> {
     let initial = profitable_plans(&after_drop, &positions, block_time, &fee)?;
     drop(positions);
     let liquidatable: BTreeSet<String> = initial.iter().map(|p| p.account.clone()).collect();
+    let mut credit_watch = match (rover, &credit_before) {
+        (Some(rover), Some(before)) => Some(CreditWatch::start(
+            rover,
+            credit_ids.clone(),
+            FeeEstimate::from_manifest(&manifest, CREDIT_FEE_ESTIMATE_GAS)?,
+            &after_drop,
+            before,
+        )?),
+        _ => None,
+    };
+    drop(credit_before);
 
     // The liquidator instances.
     let dir = tempfile::tempdir()?;
@@ -865,8 +1105,10 @@ pub async fn run(options: &Options) -> anyhow::Result<Figures> {
     // adds any such account to the watch, until a pass finds none.
     let mut full_passes = 0;
     let mut drop_to_done = None;
+    let credit_done =
+        |watch: &Option<CreditWatch>| watch.as_ref().is_none_or(|w| w.left.is_empty());
     loop {
-        if plans.is_empty() {
+        if plans.is_empty() && credit_done(&credit_watch) {
             // The first time nothing watched is left: the drop's liquidations are done.
             drop_to_done.get_or_insert_with(|| drop_seen.elapsed());
             if full_passes >= 3 {
@@ -874,7 +1116,10 @@ pub async fn run(options: &Options) -> anyhow::Result<Figures> {
             }
             full_passes += 1;
             (plan_height, plans) = plannable(&reader, &borrowers, block_time, &fee).await?;
-            if plans.is_empty() {
+            if let Some(watch) = credit_watch.as_mut() {
+                watch.full_pass(&*reader.latest().await?).await?;
+            }
+            if plans.is_empty() && credit_done(&credit_watch) {
                 break;
             }
             for plan in &plans {
@@ -884,7 +1129,9 @@ pub async fn run(options: &Options) -> anyhow::Result<Figures> {
             }
         }
         if started.elapsed() > options.deadline {
-            overdue = Some(plans.iter().map(|p| p.account.clone()).collect::<Vec<_>>());
+            let mut left: Vec<String> = plans.iter().map(|p| p.account.clone()).collect();
+            left.extend(credit_watch.iter().flat_map(CreditWatch::left_names));
+            overdue = Some(left);
             break;
         }
         if options.candidates == Candidates::StandIn {
@@ -902,6 +1149,9 @@ pub async fn run(options: &Options) -> anyhow::Result<Figures> {
         };
         tokio::time::sleep(pause).await;
         (plan_height, plans) = plannable(&reader, &watched, block_time, &fee).await?;
+        if let Some(watch) = credit_watch.as_mut() {
+            watch.refresh(&*reader.latest().await?).await?;
+        }
     }
     let drop_to_done = drop_to_done.unwrap_or_else(|| drop_seen.elapsed());
     let _ = watch_stop.send(true);
@@ -918,6 +1168,8 @@ pub async fn run(options: &Options) -> anyhow::Result<Figures> {
     let mut figures = Figures {
         candidates: Some(options.candidates),
         accounts: options.accounts,
+        credit_accounts: options.credit_accounts,
+        credit_liquidatable: credit_watch.as_ref().map_or(0, |w| w.targets.len()),
         drop_denom: options.drop_denom.clone(),
         drop_to_percent: options.drop_to_percent,
         instances: options.instances,
@@ -961,10 +1213,25 @@ pub async fn run(options: &Options) -> anyhow::Result<Figures> {
         .filter(|a| !liquidated.contains(a.as_str()))
         .cloned()
         .collect();
+    figures.credit_missed = credit_watch
+        .iter()
+        .flat_map(|w| w.targets.iter())
+        .map(|id| format!("credit account {id}"))
+        .filter(|a| !liquidated.contains(a.as_str()))
+        .collect();
+    figures.credit_liquidations = liquidations
+        .iter()
+        .filter(|r| r.protocol == ProtocolKind::Rover)
+        .count();
     if let Some(overdue) = overdue {
         for account in overdue {
-            if !figures.missed.contains(&account) {
-                figures.missed.push(account);
+            let missed = if account.starts_with("credit account ") {
+                &mut figures.credit_missed
+            } else {
+                &mut figures.missed
+            };
+            if !missed.contains(&account) {
+                missed.push(account);
             }
         }
     }
@@ -973,9 +1240,12 @@ pub async fn run(options: &Options) -> anyhow::Result<Figures> {
         .map(|r| r.tx_hash.as_str())
         .collect::<BTreeSet<_>>()
         .len();
+    // A Red Bank liquidation repaying less than it sent refunds the rest: a plan off the
+    // contract's cap. A credit-account liquidation borrows the debt and repays what the
+    // contract did not use in the same tx, so its shortfall costs nothing.
     figures.refunds = liquidations
         .iter()
-        .filter(|r| r.debt_repaid < r.debt_sent)
+        .filter(|r| r.protocol == ProtocolKind::RedBank && r.debt_repaid < r.debt_sent)
         .map(|r| {
             format!(
                 "{} sent {}{} repaid {} (candidate height {}, included {})",
@@ -1004,8 +1274,17 @@ pub async fn run(options: &Options) -> anyhow::Result<Figures> {
         .filter(|r| r.outcome == Outcome::TopUp)
         .count();
 
-    // Each account at most once per block, from the blocks' own events.
+    // Each account at most once per block, from the blocks' own events: the Red Bank's
+    // `liquidate` naming our wallets, the credit manager's liquidations from our wallets' own
+    // credit accounts.
     let ours: BTreeSet<&str> = wallets.iter().map(String::as_str).collect();
+    let own_accounts = match &manifest.contracts.credit_manager {
+        Some(credit_manager) if options.credit_accounts > 0 => {
+            credit::own_accounts(&client, credit_manager, &wallets).await?
+        }
+        _ => Vec::new(),
+    };
+    let own_ids: BTreeSet<String> = own_accounts.iter().map(|(_, id)| id.clone()).collect();
     let last_height = client.latest_height().await?;
     let mut on_chain: BTreeMap<(u64, String), usize> = BTreeMap::new();
     let mut failed_hashes: BTreeSet<String> = records
@@ -1043,6 +1322,9 @@ pub async fn run(options: &Options) -> anyhow::Result<Figures> {
                     let user = event.attribute("user").unwrap_or_default().to_string();
                     *on_chain.entry((h, user)).or_default() += 1;
                 }
+            }
+            for account in credit::liquidated_in(tx.events_of("wasm"), &own_ids) {
+                *on_chain.entry((h, account)).or_default() += 1;
             }
         }
     }
@@ -1085,6 +1367,25 @@ pub async fn run(options: &Options) -> anyhow::Result<Figures> {
         .judge(&borrowers)
         .await
         .context("the capture oracle")?;
+    if let Some(credit_manager) = manifest
+        .contracts
+        .credit_manager
+        .as_deref()
+        .filter(|_| options.credit_accounts > 0)
+    {
+        figures.own_credit_accounts = own_accounts.len();
+        figures.own_accounts_left =
+            credit::left_in_own_accounts(&client, credit_manager, &own_accounts).await?;
+        figures.credit_capture = judge_credit_accounts(
+            &scenario,
+            (credit_manager, &mnemonic),
+            &wallets,
+            &own_accounts,
+            &credit_ids,
+        )
+        .await
+        .context("the credit-account capture oracle")?;
+    }
 
     // Profits: the stream, the CSV files and the wallets' value change.
     let keys: BTreeSet<&(String, String)> = balances_before
@@ -1129,11 +1430,16 @@ pub async fn run(options: &Options) -> anyhow::Result<Figures> {
             .or_insert(r.height);
         *first = (*first).min(r.height);
     }
-    figures.blocks_from_drop = first_inclusion
-        .values()
-        .map(|h| h.saturating_sub(drop_height))
-        .collect();
+    for (account, first) in &first_inclusion {
+        let blocks = first.saturating_sub(drop_height);
+        if account.starts_with("credit account ") {
+            figures.credit_blocks_from_drop.push(blocks);
+        } else {
+            figures.blocks_from_drop.push(blocks);
+        }
+    }
     figures.blocks_from_drop.sort();
+    figures.credit_blocks_from_drop.sort();
     {
         let first_queued = first_queued.lock().unwrap_or_else(|p| p.into_inner());
         for (account, included) in &first_inclusion {

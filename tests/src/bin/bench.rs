@@ -76,6 +76,22 @@ struct Cli {
         default_value = "200,1000"
     )]
     liquidation_block_ms: Vec<u64>,
+    /// Credit-account liquidation benchmark: Rover credit accounts seeded beside
+    /// `--liquidation-accounts` borrowers before the same price drop (0 skips it).
+    #[arg(
+        long,
+        env = "BENCH_CREDIT_LIQUIDATION_ACCOUNTS",
+        default_value_t = 5_000
+    )]
+    credit_liquidation_accounts: usize,
+    /// Credit-account liquidation benchmark: the devnet block interval, in milliseconds (the
+    /// interval the liquidation row's enforced latency target is set for).
+    #[arg(
+        long,
+        env = "BENCH_CREDIT_LIQUIDATION_BLOCK_MS",
+        default_value_t = 1_000
+    )]
+    credit_liquidation_block_ms: u64,
     /// On-chain baseline: queries in flight at once.
     #[arg(long, env = "BENCH_ONCHAIN_CONCURRENCY", default_value_t = 32)]
     onchain_concurrency: usize,
@@ -83,6 +99,55 @@ struct Cli {
     /// Default: both.
     #[arg(long, env = "BENCH_ONLY", value_enum)]
     only: Option<Part>,
+}
+
+/// One liquidation run: its `BENCHMARKS.md` section and its targets, each named with the
+/// run's block interval (and credit accounts, when seeded).
+async fn liquidation_section(
+    liquidation: &bench::liquidation::Options,
+) -> anyhow::Result<(String, Vec<bench::targets::Target>)> {
+    let block_ms = liquidation.block_time.as_millis();
+    let credit = if liquidation.credit_accounts > 0 {
+        format!(" + {} credit accounts", liquidation.credit_accounts)
+    } else {
+        String::new()
+    };
+    eprintln!(
+        "[bench] liquidation: {} accounts{credit}, {}% price drop on {}, {block_ms} ms blocks",
+        liquidation.accounts,
+        100 - liquidation.drop_to_percent,
+        liquidation.drop_denom
+    );
+    let figures = bench::liquidation::run(liquidation)
+        .await
+        .with_context(|| format!("liquidation benchmark{credit}, {block_ms} ms blocks"))?;
+    eprintln!("[bench] {}", figures.summary());
+    eprintln!(
+        "[bench] liquidation txs per block (blocks after the drop: txs / liquidations): {}",
+        figures
+            .per_block
+            .iter()
+            .map(|(after, txs, n)| format!("+{after}: {txs}/{n}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    for failure in &figures.failures {
+        eprintln!("[bench] failed: {failure}");
+    }
+    let label = if liquidation.credit_accounts > 0 {
+        format!("credit accounts and borrowers, {block_ms} ms blocks")
+    } else {
+        format!("{block_ms} ms blocks")
+    };
+    let targets = figures
+        .targets()
+        .into_iter()
+        .map(|mut target| {
+            target.name = format!("{} ({label})", target.name);
+            target
+        })
+        .collect();
+    Ok((figures.markdown(), targets))
 }
 
 #[tokio::main]
@@ -130,44 +195,37 @@ async fn main() -> anyhow::Result<()> {
             !cli.liquidation_block_ms.is_empty() && !cli.liquidation_block_ms.contains(&0),
             "--liquidation-block-ms: give one or more positive block intervals"
         );
-        for &block_ms in &cli.liquidation_block_ms {
+        let mut runs: Vec<(usize, u64)> = cli
+            .liquidation_block_ms
+            .iter()
+            .map(|&block_ms| (0, block_ms))
+            .collect();
+        // The credit-account row: the same run with credit accounts beside the borrowers.
+        if cli.credit_liquidation_accounts > 0 {
+            anyhow::ensure!(
+                cli.credit_liquidation_block_ms > 0,
+                "--credit-liquidation-block-ms must be positive"
+            );
+            runs.push((
+                cli.credit_liquidation_accounts,
+                cli.credit_liquidation_block_ms,
+            ));
+        }
+        for (credit_accounts, block_ms) in runs {
             let liquidation = bench::liquidation::Options {
                 accounts: cli.liquidation_accounts,
+                credit_accounts,
                 fetch_batch: cli.liquidation_fetch_batch,
                 max_txs_in_flight: cli.liquidation_max_txs_in_flight,
                 block_time: std::time::Duration::from_millis(block_ms),
                 ..Default::default()
             };
-            eprintln!(
-                "[bench] liquidation: {} accounts, {}% price drop on {}, {block_ms} ms blocks",
-                liquidation.accounts,
-                100 - liquidation.drop_to_percent,
-                liquidation.drop_denom
-            );
-            let figures = bench::liquidation::run(&liquidation)
-                .await
-                .with_context(|| format!("liquidation benchmark, {block_ms} ms blocks"))?;
-            eprintln!("[bench] {}", figures.summary());
-            eprintln!(
-                "[bench] liquidation txs per block (blocks after the drop: txs / liquidations): {}",
-                figures
-                    .per_block
-                    .iter()
-                    .map(|(after, txs, n)| format!("+{after}: {txs}/{n}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            );
-            for failure in &figures.failures {
-                eprintln!("[bench] failed: {failure}");
-            }
+            let (section, section_targets) = liquidation_section(&liquidation).await?;
             if !markdown.is_empty() {
                 markdown.push('\n');
             }
-            markdown.push_str(&figures.markdown());
-            targets.extend(figures.targets().into_iter().map(|mut target| {
-                target.name = format!("{} ({block_ms} ms blocks)", target.name);
-                target
-            }));
+            markdown.push_str(&section);
+            targets.extend(section_targets);
         }
     }
     std::fs::write(&cli.output, &markdown)

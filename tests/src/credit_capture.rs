@@ -1,0 +1,297 @@
+//! The capture oracle for credit accounts: which seeded credit accounts left liquidatable could
+//! still be liquidated at a profit, judged by the chain alone.
+//!
+//! For every account it asks the health contract (`health_values` at liquidation prices,
+//! the kind the credit manager answers); for each one liquidatable it reads the account's
+//! `positions` from the credit manager and, for every debt denom × deposit or lend it holds,
+//! simulates from a liquidator wallet's own credit account what a liquidator would send:
+//! `borrow` the whole debt, `liquidate` it, `swap_exact_in` the seized coin into the debt denom
+//! (`min_receive` 1), `repay` the account balance, `refund_all_coin_balances`.
+//!
+//! Profit = value of what the credit manager sends the wallet back (the bank's `transfer`
+//! events) − the fee of that tx (simulated gas × the chain's gas adjustment × gas price), at the
+//! oracle contract's default prices. The credit manager's refusals that mean "nothing to take"
+//! (not liquidatable, `LiquidationNotProfitable`, dust, the swap below `min_receive`, the own
+//! account unhealthy at the end of the actions) are expected; any other refusal is unexplained.
+
+use std::collections::BTreeMap;
+
+use anyhow::Context as _;
+use cosmwasm_std::{Decimal, Uint128};
+use futures::StreamExt as _;
+use mars::msg::credit_manager::{self, Positions};
+use mars::msg::health::{self, HealthValuesResponse};
+use mars::msg::oracle::ActionKind;
+use redline_chain::{ChainClient, ChainConfig, ChainError, TendermintClient, TxBuilder, Wallet};
+use redline_liquidator::rover::RoverOrder;
+
+use crate::capture::{oracle_prices, value_of, Value};
+
+/// Refusals of a liquidation that leave nothing to take (not missed liquidations).
+const EXPECTED_REFUSALS: &[&str] = &[
+    "is not a liquidatable credit account",
+    "does not result in a profit",
+    "min_receive",
+    "maximum allowed loan-to-value",
+    // Mars's dust refusal: the whole debt would seize nothing (or the reverse).
+    "Invalid collateral_amount_to_liquidate",
+];
+
+/// The oracle's findings over the seeded credit accounts.
+#[derive(Debug, Clone, Default)]
+pub struct CreditCaptureReport {
+    /// Accounts asked about.
+    pub accounts: usize,
+    /// Those the health contract says are liquidatable.
+    pub liquidatable: usize,
+    /// `(account, best profit after the fee)`: every liquidation refused or at a loss.
+    pub unprofitable: Vec<(String, Value)>,
+    /// `(account, liquidation and profit)`: a capture target left behind.
+    pub profitable: Vec<(String, String)>,
+    /// `(account, why)`: refused for reasons other than the expected ones.
+    pub unexplained: Vec<(String, String)>,
+    pub simulations: usize,
+}
+
+impl CreditCaptureReport {
+    /// One line for test output and reports.
+    pub fn summary(&self) -> String {
+        format!(
+            "{} of {} credit accounts liquidatable: {} only refused or at a loss, {} profitable, \
+             {} unexplained ({} liquidations simulated)",
+            self.liquidatable,
+            self.accounts,
+            self.unprofitable.len(),
+            self.profitable.len(),
+            self.unexplained.len(),
+            self.simulations
+        )
+    }
+}
+
+/// Who simulates, from which credit account.
+pub struct CreditOracle {
+    client: TendermintClient,
+    builder: TxBuilder,
+    wallet: Wallet,
+    own_account: String,
+    credit_manager: String,
+    health: String,
+    prices: BTreeMap<String, Decimal>,
+}
+
+/// One account's verdict and the simulations it took.
+enum Verdict {
+    Healthy,
+    Unprofitable(Value),
+    Profitable(String),
+    Unexplained(String),
+}
+
+impl CreditOracle {
+    /// Simulates as `wallet` from its credit account `own_account`.
+    pub async fn new(
+        client: TendermintClient,
+        chain: &ChainConfig,
+        contracts: (&str, &str),
+        wallet: Wallet,
+        own_account: String,
+    ) -> anyhow::Result<Self> {
+        let (credit_manager, oracle) = contracts;
+        let config: credit_manager::ConfigResponse = client
+            .query_smart(credit_manager, &credit_manager::QueryMsg::Config {}, None)
+            .await
+            .context("the credit manager's config")?;
+        let prices = oracle_prices(&client, oracle).await?;
+        Ok(CreditOracle {
+            builder: TxBuilder::new(chain),
+            client,
+            wallet,
+            own_account,
+            credit_manager: credit_manager.to_string(),
+            health: config.health_contract,
+            prices,
+        })
+    }
+
+    /// Judges every account of `ids` (see the module docs).
+    pub async fn judge(&self, ids: &[u64]) -> anyhow::Result<CreditCaptureReport> {
+        let verdicts: Vec<anyhow::Result<(Verdict, usize)>> = futures::stream::iter(ids)
+            .map(|id| self.judge_one(id.to_string()))
+            .buffered(8)
+            .collect()
+            .await;
+        let mut report = CreditCaptureReport {
+            accounts: ids.len(),
+            ..CreditCaptureReport::default()
+        };
+        for (id, verdict) in ids.iter().zip(verdicts) {
+            let (verdict, simulated) = verdict?;
+            let account = format!("credit account {id}");
+            report.simulations += simulated;
+            report.liquidatable += usize::from(!matches!(verdict, Verdict::Healthy));
+            match verdict {
+                Verdict::Healthy => {}
+                Verdict::Unprofitable(best) => report.unprofitable.push((account, best)),
+                Verdict::Profitable(what) => report.profitable.push((account, what)),
+                Verdict::Unexplained(why) => report.unexplained.push((account, why)),
+            }
+        }
+        Ok(report)
+    }
+
+    async fn judge_one(&self, id: String) -> anyhow::Result<(Verdict, usize)> {
+        let positions: Positions = self
+            .client
+            .query_smart(
+                &self.credit_manager,
+                &credit_manager::QueryMsg::Positions {
+                    account_id: id.clone(),
+                },
+                None,
+            )
+            .await
+            .with_context(|| format!("positions of credit account {id}"))?;
+        let query = health::QueryMsg::HealthValues {
+            account_id: id.clone(),
+            kind: positions.account_kind.clone(),
+            action: ActionKind::Liquidation,
+        };
+        let health: HealthValuesResponse = self
+            .client
+            .query_smart(&self.health, &query, None)
+            .await
+            .with_context(|| format!("health of credit account {id}"))?;
+        if !health.liquidatable {
+            return Ok((Verdict::Healthy, 0));
+        }
+        let requests = positions
+            .deposits
+            .iter()
+            .map(|c| (c, false))
+            .chain(positions.lends.iter().map(|c| (c, true)))
+            .filter(|(c, _)| !c.amount.is_zero());
+        let requests: Vec<_> = requests.collect();
+        let mut best: Option<(Value, String)> = None;
+        let mut unexplained = Vec::new();
+        let mut simulated = 0;
+        for debt in positions.debts.iter().filter(|d| !d.amount.is_zero()) {
+            for (coin, from_lend) in &requests {
+                simulated += 1;
+                let order = RoverOrder {
+                    own_account: self.own_account.clone(),
+                    liquidatee: id.clone(),
+                    debt_denom: debt.denom.clone(),
+                    debt_to_repay: debt.amount,
+                    collateral_denom: coin.denom.clone(),
+                    from_lend: *from_lend,
+                    min_receive: Uint128::one(),
+                };
+                let what = format!(
+                    "{} for {} {}",
+                    debt.denom,
+                    if *from_lend { "lend" } else { "deposit" },
+                    coin.denom
+                );
+                match self.try_order(&order).await? {
+                    Ok(profit) if best.as_ref().is_none_or(|(b, _)| profit > *b) => {
+                        best = Some((profit, what));
+                    }
+                    Ok(_) => {}
+                    Err(log) if EXPECTED_REFUSALS.iter().any(|m| log.contains(m)) => {}
+                    Err(log) => unexplained.push(format!("{what}: {log}")),
+                }
+            }
+        }
+        let verdict = match best {
+            Some((profit, what)) if profit > Value::zero() => {
+                Verdict::Profitable(format!("{what}: profit {profit} base units after the fee"))
+            }
+            _ if !unexplained.is_empty() => Verdict::Unexplained(unexplained.join("; ")),
+            Some((profit, _)) => Verdict::Unprofitable(profit),
+            None => Verdict::Unprofitable(Value::zero()),
+        };
+        Ok((verdict, simulated))
+    }
+
+    /// The profit of `order` after its fee, `Err(log)` when the chain refuses it; the outer
+    /// error is a transport one.
+    async fn try_order(&self, order: &RoverOrder) -> anyhow::Result<Result<Value, String>> {
+        let sender = self.wallet.address();
+        let message = order.message(sender, &self.credit_manager)?;
+        // Simulations are not included: the sequence only has to be the account's current one.
+        let account = self.client.account(sender.as_ref()).await?;
+        let probe = self.builder.sign_for_simulation(
+            &self.wallet,
+            account.account_number,
+            account.sequence,
+            vec![message],
+            "",
+        )?;
+        let simulation = match self.client.simulate(probe).await {
+            Ok(simulation) => simulation,
+            Err(ChainError::Rejected(rejection)) => return Ok(Err(rejection.to_string())),
+            Err(other) => return Err(anyhow::Error::from(other).context("simulating")),
+        };
+        let mut refunded = Value::zero();
+        let mut any = false;
+        for event in simulation.events_of("transfer") {
+            if event.attribute("recipient") != Some(sender.as_ref())
+                || event.attribute("sender") != Some(self.credit_manager.as_str())
+            {
+                continue;
+            }
+            for (denom, amount) in parse_coins(event.attribute("amount").unwrap_or_default()) {
+                refunded += value_of(amount, self.price(&denom)?);
+                any = true;
+            }
+        }
+        // A liquidation that went through refunds something; none seen means the events are
+        // not read right, which must not pass for "unprofitable".
+        if !any {
+            return Ok(Err(
+                "no refund to the wallet in the simulation's events".into()
+            ));
+        }
+        let fee = self
+            .builder
+            .fee_for(self.builder.gas_limit_for(simulation.gas_used));
+        let fee_value = value_of(Uint128::try_from(fee.amount)?, self.price(&fee.denom)?);
+        Ok(Ok(refunded - fee_value))
+    }
+
+    fn price(&self, denom: &str) -> anyhow::Result<Decimal> {
+        self.prices
+            .get(denom)
+            .copied()
+            .with_context(|| format!("the oracle has no price for `{denom}`"))
+    }
+}
+
+/// `123uatom,45uusdc` as the bank writes coins into events.
+fn parse_coins(text: &str) -> Vec<(String, Uint128)> {
+    text.split(',')
+        .filter_map(|coin| {
+            let split = coin.find(|c: char| !c.is_ascii_digit())?;
+            let (amount, denom) = coin.split_at(split);
+            Some((denom.to_string(), amount.parse().ok()?))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bank_coins_parse() {
+        assert_eq!(
+            parse_coins("123uatom,45ibc/ABC"),
+            vec![
+                ("uatom".to_string(), Uint128::new(123)),
+                ("ibc/ABC".to_string(), Uint128::new(45)),
+            ]
+        );
+        assert!(parse_coins("").is_empty());
+    }
+}

@@ -606,9 +606,13 @@ impl<C: ChainClient + 'static> HealthChecker<C> {
             }));
         self.report_skips(job, &evaluation.skipped);
         let found_at_ms = now_ms();
+        let liquidatable = evaluation.liquidatable.len() as u64;
+        // A credit account with no liquidation the credit manager accepts (dust, or only at a
+        // loss) is no job for a liquidator: it is counted, not queued.
         let candidates: Vec<_> = evaluation
             .liquidatable
             .into_iter()
+            .filter(|(_, _, plan)| plan.is_some())
             .map(|(id, health, plan)| LiquidationCandidate {
                 chain_id: job.chain_id.clone(),
                 protocol: ProtocolKind::Rover,
@@ -619,7 +623,6 @@ impl<C: ChainClient + 'static> HealthChecker<C> {
                 plan,
             })
             .collect();
-        let liquidatable = candidates.len() as u64;
         let output = self
             .outputs
             .write(JobOutput {

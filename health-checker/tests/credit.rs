@@ -95,11 +95,17 @@ async fn hand_made_credit_accounts_get_the_plans_worked_out_by_hand() {
         IndexArgs::default().namespace(CHAIN, ProtocolKind::Rover),
     );
     // 9: 9,000 uatom deposited and 1,000 lent; 10: 10,000 lent; both owe half the credit
-    // manager's uusdc debt. 11 owes a sliver against plenty: healthy.
+    // manager's uusdc debt. 11 owes nothing. 12 owes a unit against a coin without asset params
+    // (worth nothing): liquidatable, but no liquidation the credit manager accepts, so not
+    // queued.
     let accounts = [
         stored(9, 9_000, 1_000_000_000, 2_000_001),
         stored(10, 0, 10_000_000_000, 1_999_999),
         stored(11, 1_000_000, 0, 0),
+        StoredCreditAccount {
+            coin_balances: [("ufoo".to_string(), Uint128::new(1_000))].into(),
+            ..stored(12, 0, 0, 1)
+        },
     ];
     book.replace(HEIGHT, &accounts).await.unwrap();
     let time = 1_700_000_000u64;
@@ -110,7 +116,7 @@ async fn hand_made_credit_accounts_get_the_plans_worked_out_by_hand() {
     let checker = checker(&redis, HealthSource::Offchain, None, 1_000).await;
     let job = credit_job(3);
     let report = checker.process(&job).await.unwrap();
-    assert_eq!((report.checked, report.liquidatable), (3, 2), "{report:?}");
+    assert_eq!((report.checked, report.liquidatable), (4, 3), "{report:?}");
     let waiting = queued_candidates(&checker, 10).await;
 
     // The credit manager's debt: uusdc borrow index 1 · (1 + 0.1 · 0.1) = 1.01, so

@@ -363,17 +363,23 @@ impl Rebalancer {
         Ok(prices)
     }
 
-    /// The part of `swap.offer` the pool takes at a rate within a quarter of `--max-slippage` of
+    /// The part of `swap.offer` the pool takes at a rate within an eighth of `--max-slippage` of
     /// its marginal rate (that of a 1/1024 probe; halving the offer until it does, up to 12
     /// times), with its simulated return; `None` when even a small part moves the price more.
+    ///
     /// Small swaps keep several wallets swapping the same pair in one block within each
-    /// other's `min_receive`.
+    /// other's `min_receive`: every worker rebalances after its batches land, so the workers'
+    /// swaps of the same seized collateral meet in the next block, all quoted on the state
+    /// before it. A constant-product swap whose average rate is `i` below the marginal one
+    /// moves the marginal rate by about `2i`; at `i` ≤ slippage / 8 three other wallets' swaps
+    /// ahead of this one in the block take at most three quarters of its slippage allowance
+    /// (a quarter let two of them take it all, and the swap failed in DeliverTx).
     async fn sized_offer<C: ChainClient>(
         &self,
         client: &C,
         swap: &PlannedSwap,
     ) -> Result<Option<(Coin, Uint128)>, RebalanceError> {
-        let impact = self.policy.max_slippage / Decimal::from_ratio(4u128, 1u128);
+        let impact = self.policy.max_slippage / Decimal::from_ratio(8u128, 1u128);
         let simulate = |amount: Uint128| {
             let offer = Coin::new(amount, swap.offer.denom.clone());
             async move {

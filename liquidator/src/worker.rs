@@ -426,17 +426,9 @@ where
             ..settled
         };
         let recheck_timer = self.metrics.stage_timer("recheck");
-        let (snapshot, spendable) = tokio::join!(self.reader.latest(), self.spendable());
+        let (snapshot, spendable) = tokio::join!(self.reader.latest(), self.unreserved());
         let (snapshot, mut spendable) = match (snapshot, spendable) {
-            (Ok(snapshot), Ok(mut spendable)) => {
-                // What txs still being confirmed will spend is not this step's to plan with.
-                for (denom, amount) in self.reserved_by_unsettled() {
-                    if let Some(left) = spendable.get_mut(&denom) {
-                        *left = left.saturating_sub(amount);
-                    }
-                }
-                (snapshot, spendable)
-            }
+            (Ok(snapshot), Ok(spendable)) => (snapshot, spendable),
             (Err(error), _) => {
                 self.settle_all(&deliveries, Verdict::Release).await;
                 return Err(error.into());
@@ -450,8 +442,26 @@ where
             .into_iter()
             .partition(|d| d.job.protocol == ProtocolKind::Rover);
         if !credit_accounts.is_empty() {
-            self.liquidate_credit_accounts(credit_accounts, &snapshot, &mut report)
-                .await;
+            let mut fee_budget = self.fee_budget(&spendable);
+            self.liquidate_credit_accounts(
+                credit_accounts,
+                &snapshot,
+                &mut fee_budget,
+                &mut report,
+            )
+            .await;
+            // Those txs paid their fees (and opening the wallet's credit account paid one) from
+            // the balances read above. Planned with the old balances, this step's Red Bank txs
+            // would pass CheckTx (which runs no messages, so it does not see their repayments
+            // of the fee denom) and the last ones would fail to pay their fee at delivery,
+            // and with them every later tx of the wallet, on a wrong sequence.
+            spendable = match self.unreserved().await {
+                Ok(spendable) => spendable,
+                Err(error) => {
+                    self.settle_all(&deliveries, Verdict::Release).await;
+                    return Err(error);
+                }
+            };
         }
         let taken = join_all(
             deliveries
@@ -490,12 +500,7 @@ where
         // txs may spend on fees. They are all in the mempool before the first is delivered, so
         // one whose fee the wallet could not pay at delivery would break the sequence of the
         // ones behind it.
-        let reserve = self.sender.fee_for_gas(self.settings.fee_reserve_gas);
-        let fee_budget = spendable
-            .get(&reserve.denom)
-            .copied()
-            .unwrap_or_default()
-            .saturating_add(Uint128::try_from(reserve.amount).unwrap_or(Uint128::MAX));
+        let fee_budget = self.fee_budget(&spendable);
         let height = snapshot.height;
         self.liquidate(planned, snapshot, fee_budget, &mut report)
             .await;
@@ -763,6 +768,28 @@ where
             }
             _ => Some(plan),
         }
+    }
+
+    /// The fee denom in `spendable`, reserve included: what this step's txs may spend on fees.
+    fn fee_budget(&self, spendable: &BTreeMap<String, Uint128>) -> Uint128 {
+        let reserve = self.sender.fee_for_gas(self.settings.fee_reserve_gas);
+        spendable
+            .get(&reserve.denom)
+            .copied()
+            .unwrap_or_default()
+            .saturating_add(Uint128::try_from(reserve.amount).unwrap_or(Uint128::MAX))
+    }
+
+    /// [`Worker::spendable`] less what txs still being confirmed will spend: that is not this
+    /// step's to plan with.
+    async fn unreserved(&self) -> anyhow::Result<BTreeMap<String, Uint128>> {
+        let mut spendable = self.spendable().await?;
+        for (denom, amount) in self.reserved_by_unsettled() {
+            if let Some(left) = spendable.get_mut(&denom) {
+                *left = left.saturating_sub(amount);
+            }
+        }
+        Ok(spendable)
     }
 
     /// The wallet's balances usable for repayments (fee reserve kept back).

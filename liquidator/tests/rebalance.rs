@@ -127,7 +127,7 @@ async fn swaps_towards_a_share_target_by_the_pool_math_and_not_below_the_thresho
 }
 
 /// With a tight `--max-slippage` a swap too big for the pool is cut down (halved until its
-/// rate is within a quarter of the allowance of the pool's marginal rate) instead of being sent
+/// rate is within an eighth of the allowance of the pool's marginal rate) instead of being sent
 /// whole: less is sold than planned.
 #[tokio::test]
 async fn a_swap_too_big_for_the_pool_is_cut_down() {

@@ -113,12 +113,20 @@ async fn start_node() -> TestNode {
 }
 
 async fn start_node_with_blocks_every(block_time: Duration) -> TestNode {
+    start_node_with(ChainConfig {
+        block_time,
+        ..ChainConfig::default()
+    })
+    .await
+}
+
+/// A node on `chain` (its chain id and prefix replaced by the tests' own).
+async fn start_node_with(chain: ChainConfig) -> TestNode {
     let config = NodeConfig {
         chain: ChainConfig {
             chain_id: CHAIN_ID.into(),
             bech32_prefix: PREFIX.into(),
-            block_time,
-            ..ChainConfig::default()
+            ..chain
         },
         port: 0,
         ..NodeConfig::default()
@@ -387,6 +395,67 @@ async fn node_signed_send_moves_coins_and_bumps_sequence() {
     let b_result = wait_for_tx(&t.http, b.hash).await;
     assert!(b_result.tx_result.code.is_ok());
     assert_eq!(abci::account(&t.http, &alice.address).await.sequence, 3);
+    t.node.shutdown().await;
+}
+
+/// CheckTx runs no messages, so it admits a tx whose fee the payer's earlier tx in the
+/// mempool will have spent, and the payer's next tx behind it. After the block, CometBFT's
+/// recheck runs CheckTx again on the committed state and evicts both: neither reaches a block
+/// (where one would fail to pay its fee, the other on a wrong sequence, both burning a slot).
+#[tokio::test]
+async fn recheck_evicts_a_tx_whose_fee_the_block_spent_and_the_sequence_gap_behind_it() {
+    // One tx a block, so the three wait in the mempool across a commit.
+    let t = start_node_with(ChainConfig {
+        block_time: Duration::from_millis(700),
+        max_block_txs: 1,
+        ..ChainConfig::default()
+    })
+    .await;
+    let payer = wallet(5);
+    let bob = wallet(4);
+    let mut params = params_for(&t.http, &payer).await;
+    let sequence = params.sequence;
+    let fee = params.fee_amount;
+    let uosmo = balance(&t.http, &payer.address, "uosmo").await;
+    // Sends all but half a fee of the payer's uosmo.
+    let drain = MsgSend {
+        from_address: payer.address.clone(),
+        to_address: bob.address.clone(),
+        amount: vec![cosmrs::Coin {
+            denom: "uosmo".parse().unwrap(),
+            amount: uosmo - fee - fee / 2,
+        }],
+    }
+    .to_any()
+    .unwrap();
+    let first = t
+        .http
+        .broadcast_tx_sync(sign(&payer, vec![drain], &params))
+        .await
+        .unwrap();
+    assert_eq!(first.code.value(), 0, "{first:?}");
+    let mut behind = Vec::new();
+    for _ in 0..2 {
+        params.sequence += 1;
+        let answer = broadcast_send(&t.http, &payer, &bob.address, 1, &params).await;
+        behind.push(answer.hash);
+    }
+    wait_for_tx(&t.http, first.hash).await;
+    // Blocks enough for both to have been delivered, had they stayed in the mempool.
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    for hash in behind {
+        assert!(
+            t.http.tx(hash, false).await.is_err(),
+            "tx {hash} reached a block"
+        );
+    }
+    let account = abci::account(&t.http, &payer.address).await;
+    assert_eq!(account.sequence, sequence + 1);
+    assert_eq!(
+        balance(&t.http, &payer.address, "uosmo").await,
+        fee / 2,
+        "only the first tx paid a fee"
+    );
     t.node.shutdown().await;
 }
 

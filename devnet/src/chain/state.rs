@@ -1048,13 +1048,24 @@ impl ChainState {
         record
     }
 
-    /// After a commit the CheckTx state restarts from the committed state plus what is still
-    /// waiting in the mempool (as CometBFT's recheck does).
+    /// After a commit the CheckTx state restarts from the committed state, and every tx still
+    /// waiting in the mempool is checked again on it, in order, as CometBFT's recheck does:
+    /// one the ante handler now refuses is evicted. A tx whose fee the block's messages left
+    /// the payer unable to pay, and the txs of its signer behind it (now a sequence gap), never
+    /// reach a block, as on the real chain.
     fn recheck_mempool(&mut self) {
         self.check = CheckState::default();
-        let waiting: Vec<DecodedTx> = self.mempool.iter().map(|p| p.decoded.clone()).collect();
-        for tx in &waiting {
-            self.admit(tx);
+        let waiting = std::mem::take(&mut self.mempool);
+        for pending in waiting {
+            match self.ante(&pending.decoded, Mode::Check) {
+                Ok(_) => {
+                    self.admit(&pending.decoded);
+                    self.mempool.push_back(pending);
+                }
+                Err((error, _)) => {
+                    tracing::debug!(hash = %hex::encode_upper(pending.decoded.hash), log = %error.log, "recheck evicted a tx from the mempool")
+                }
+            }
         }
     }
 

@@ -45,6 +45,25 @@ enum NotSent {
     Refused(String),
     /// Its profit after the fee is under the floor.
     BelowMinProfit(Value),
+    /// Its fee is more than the step has left for fees: `(fee, left)`.
+    NoFeeFunds(Coin, Uint128),
+}
+
+/// Takes a liquidation's fee from what the step has left for fees. The wallet's Red Bank txs
+/// still in the mempool repay debts in the fee denom, which CheckTx does not see (it runs no
+/// messages): a fee beyond the budget would pass CheckTx and fail to be paid at delivery.
+fn take_fee<C: ChainClient>(
+    sender: &TxSender<C>,
+    ready: RoverReady,
+    fee_budget: &mut Uint128,
+) -> Result<RoverReady, NotSent> {
+    let fee = sender.fee_for_gas(ready.gas_used);
+    let amount = Uint128::try_from(fee.amount).unwrap_or(Uint128::MAX);
+    if amount > *fee_budget {
+        return Err(NotSent::NoFeeFunds(fee, *fee_budget));
+    }
+    *fee_budget -= amount;
+    Ok(ready)
 }
 
 impl<C, Q> Worker<C, Q>
@@ -62,6 +81,7 @@ where
         &mut self,
         deliveries: Vec<Delivery<LiquidationCandidate>>,
         snapshot: &MarketSnapshot,
+        fee_budget: &mut Uint128,
         report: &mut StepReport,
     ) {
         for delivery in deliveries {
@@ -70,7 +90,7 @@ where
                 continue;
             };
             let span = tracing::info_span!("credit_account", account = %job.delivery.job.account);
-            self.liquidate_credit_account(job, snapshot, report)
+            self.liquidate_credit_account(job, snapshot, fee_budget, report)
                 .instrument(span)
                 .await;
         }
@@ -118,6 +138,7 @@ where
         &mut self,
         job: RoverJob,
         snapshot: &MarketSnapshot,
+        fee_budget: &mut Uint128,
         report: &mut StepReport,
     ) {
         let contracts = match self.rover_contracts().await {
@@ -158,10 +179,11 @@ where
             Err(error) => return self.credit_account_error(&job, error, report).await,
         };
         let order = RoverOrder::new(&own, &job.account_id, &plan);
-        match self
+        let prepared = self
             .prepare_credit_liquidation(order, &contracts, snapshot)
             .await
-        {
+            .map(|ready| ready.and_then(|ready| take_fee(&self.sender, ready, fee_budget)));
+        match prepared {
             Ok(Ok(ready)) => {
                 self.send_credit_liquidation(job, ready, snapshot, report)
                     .await
@@ -391,6 +413,19 @@ where
                 record.outcome = Outcome::SimulationFailed;
                 record.error = log.clone();
                 Verdict::DeadLetter(format!("liquidation refused in simulation: {log}"))
+            }
+            NotSent::NoFeeFunds(fee, left) => {
+                tracing::debug!(%fee, %left, "the step's fee budget is spent; job waits for funds");
+                record.outcome = Outcome::NotSent;
+                record.error = format!(
+                    "fee {fee} exceeds the {left}{} left for fees after this step's repayments",
+                    fee.denom
+                );
+                let amount = Uint128::try_from(fee.amount).unwrap_or(Uint128::MAX);
+                Verdict::Wait(Waiting {
+                    score: 0.0,
+                    needs: vec![(fee.denom, amount.saturating_sub(left).u128())],
+                })
             }
             NotSent::BelowMinProfit(profit_after_fee_usd) => {
                 tracing::debug!(%profit_after_fee_usd, "below the profit floor");

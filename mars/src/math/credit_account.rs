@@ -43,7 +43,7 @@ pub enum HealthComputeError {
 }
 
 /// What the credit manager's `positions` query answers for `account` at block time `timestamp`
-/// (seconds), from its stored form: lends are the Red Bank's scaled collateral at the accrued
+/// (seconds; a market last updated later is taken as it is), from its stored form: lends are the Red Bank's scaled collateral at the accrued
 /// liquidity index (rounded down); each debt is the account's share of the credit manager's
 /// Red Bank debt at the accrued borrow index, `ceil(total debt · shares / total shares)`.
 pub fn positions_at(
@@ -58,9 +58,13 @@ pub fn positions_at(
             .find(|m| m.denom == denom)
             .ok_or_else(|| HealthComputeError::MissingMarket(denom.to_string()))
     };
+    // Markets are read after the block: one a later block touched is already at its indexes
+    // of then, with no interest to add (rather than an error for a time before its update).
+    let at = |market: &Market| timestamp.max(market.indexes_last_updated);
     let mut lends = Vec::with_capacity(account.lends_scaled.len());
     for (denom, scaled) in &account.lends_scaled {
-        let amount = underlying_liquidity_amount(*scaled, market(denom)?, timestamp)?;
+        let market = market(denom)?;
+        let amount = underlying_liquidity_amount(*scaled, market, at(market))?;
         lends.push(Coin::new(amount, denom.clone()));
     }
     let mut account_debts = Vec::with_capacity(account.debt_shares.len());
@@ -75,7 +79,8 @@ pub fn positions_at(
             .get(denom)
             .copied()
             .unwrap_or_default();
-        let total_debt = underlying_debt_amount(scaled, market(denom)?, timestamp)?;
+        let market = market(denom)?;
+        let total_debt = underlying_debt_amount(scaled, market, at(market))?;
         let amount = total_debt
             .checked_mul_ceil((*shares, *total_shares))
             .map_err(|_| MathError::Overflow {
@@ -625,6 +630,14 @@ mod tests {
         let half_year = 1_000 + 365 * 24 * 3600 / 2;
         let positions = positions_at(&account, &debts, &[usdc], half_year).unwrap();
         assert_eq!(positions.debts[0].amount, Uint128::new(1_050_000));
+        // A market updated after the time asked for is taken at its indexes.
+        let mut later = market("uusdc", 105, 100);
+        later.indexes_last_updated = half_year + 1;
+        later.liquidity_rate = Decimal::percent(5);
+        let lender = stored(&[], &[("uusdc", 1_000_000)], &[("uusdc", 1_000_000_000)]);
+        let positions = positions_at(&lender, &debts, &[later], half_year).unwrap();
+        assert_eq!(positions.debts[0].amount, Uint128::new(1_050_000));
+        assert_eq!(positions.lends, vec![Coin::new(1_000u128, "uusdc")]);
         let missing = positions_at(&account, &debts, &[], half_year).unwrap_err();
         assert_eq!(
             missing.to_string(),

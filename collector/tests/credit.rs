@@ -182,16 +182,23 @@ async fn credit_accounts_are_discovered_followed_and_published() {
         "the book holds what the chain holds"
     );
 
-    // Repaid in full: it leaves the book.
+    // Repaid in full (a little more uusdc deposited first: the debt has grown with interest
+    // since the borrow): it leaves the book.
+    let top_up = coin(1_000_000, "uusdc");
     let repay = ExecuteMsg::UpdateCreditAccount {
         account_id: Some(id),
         account_kind: None,
-        actions: vec![Action::Repay {
-            recipient_account_id: None,
-            coin: ActionCoin::account_balance("uusdc"),
-        }],
+        actions: vec![
+            Action::Deposit(top_up.clone()),
+            Action::Repay {
+                recipient_account_id: None,
+                coin: ActionCoin::account_balance("uusdc"),
+            },
+        ],
     };
-    devnet.execute(&owner, cm, &repay, &[]).await.unwrap();
+    devnet.execute(&owner, cm, &repay, &[top_up]).await.unwrap();
+    let repaid = by_smart_queries(&devnet, cm, numeric).await;
+    assert_eq!(repaid, None, "the account owes nothing after the repay");
     eventually(
         "the repaid credit account to leave the book",
         WAIT,

@@ -276,8 +276,14 @@ async fn stale_snapshotless_and_unprocessable_jobs() {
     let redis = RedisServer::start().unwrap();
     let _index = synthetic_index(&redis, 100, 30).await;
     let producer = job_queue(&redis, "collector").await;
+    // A credit-account job whose credit snapshot was never written.
     let rover = HealthCheckJob {
         protocol: ProtocolKind::Rover,
+        ..whole_index_job(CHAIN, 30)
+    };
+    let reversed = HealthCheckJob {
+        bucket_start: 5,
+        bucket_end: 2,
         ..whole_index_job(CHAIN, 30)
     };
     producer
@@ -287,6 +293,7 @@ async fn stale_snapshotless_and_unprocessable_jobs() {
             // Current, but its snapshot was never written.
             whole_index_job(CHAIN, 31),
             rover,
+            reversed,
             whole_index_job(CHAIN, 30),
         ])
         .await
@@ -301,7 +308,7 @@ async fn stale_snapshotless_and_unprocessable_jobs() {
                     + metrics.jobs_with(outcome::MISSED_STALE)
                     + metrics.jobs_with(outcome::MISSED_NO_SNAPSHOT)
                     + metrics.jobs_with(outcome::DEAD_LETTERED)
-                    == 4
+                    == 5
             }
         },
         Duration::from_secs(30),
@@ -310,7 +317,7 @@ async fn stale_snapshotless_and_unprocessable_jobs() {
     .expect("every job is settled");
     assert_eq!(metrics.jobs_with(outcome::DONE), 1);
     assert_eq!(metrics.jobs_with(outcome::MISSED_STALE), 1);
-    assert_eq!(metrics.jobs_with(outcome::MISSED_NO_SNAPSHOT), 1);
+    assert_eq!(metrics.jobs_with(outcome::MISSED_NO_SNAPSHOT), 2);
     assert_eq!(metrics.jobs_with(outcome::DEAD_LETTERED), 1);
     let backlog = producer.backlog().await.unwrap();
     assert_eq!(
@@ -318,7 +325,7 @@ async fn stale_snapshotless_and_unprocessable_jobs() {
         (0, 0, 1)
     );
     let dead = producer.dead_letters(10).await.unwrap();
-    assert!(dead[0].reason.contains("rover"), "{}", dead[0].reason);
+    assert!(dead[0].reason.contains("reversed"), "{}", dead[0].reason);
     live.stop().await;
 }
 

@@ -204,20 +204,25 @@ fn coin_attr(event: &TxEvent, key: &str) -> Option<(String, Uint128)> {
 }
 
 /// The liquidation of `liquidatee` from `own_account` and the refund to the wallet, as the credit
-/// manager's events tell them; `None` when no liquidation event is there.
+/// manager's events tell them; `None` when no liquidation event is there. A tx may carry several
+/// liquidations from the same own account, each refunding after its own liquidation: the
+/// refund read is the one between this liquidation and the next.
 pub fn read_events(
     events: &[TxEvent],
     own_account: &str,
     liquidatee: &str,
 ) -> Option<RoverExecuted> {
     let wasm: Vec<&TxEvent> = events.iter().filter(|e| e.kind == "wasm").collect();
-    let liquidation = wasm.iter().find(|e| {
+    let is_own_liquidation = |event: &TxEvent| {
         matches!(
-            e.attribute("action"),
+            event.attribute("action"),
             Some("liquidate_deposit" | "liquidate_lend")
-        ) && e.attribute("liquidatee_account_id") == Some(liquidatee)
-            && e.attribute("account_id") == Some(own_account)
+        ) && event.attribute("account_id") == Some(own_account)
+    };
+    let start = wasm.iter().position(|e| {
+        is_own_liquidation(e) && e.attribute("liquidatee_account_id") == Some(liquidatee)
     })?;
+    let liquidation = wasm[start];
     let mut executed = RoverExecuted {
         action: liquidation
             .attribute("action")
@@ -229,7 +234,10 @@ pub fn read_events(
         refunded: Vec::new(),
     };
     // The refund is one withdrawal per coin left, after the liquidation.
-    for event in &wasm {
+    let segment = wasm[start + 1..]
+        .iter()
+        .take_while(|e| !is_own_liquidation(e));
+    for event in segment {
         if event.attribute("action") != Some("callback/withdraw")
             || event.attribute("account_id") != Some(own_account)
         {
@@ -378,5 +386,42 @@ mod tests {
         assert_eq!(done.collateral_received(), Uint128::new(4_360));
         assert_eq!(done.refunded_of("uusdc"), Uint128::new(12_345));
         assert_eq!(read_events(&events, "4", "8"), None);
+    }
+
+    /// Two liquidations in one tx: each gets the refund that follows it, not the other's.
+    #[test]
+    fn each_liquidation_of_a_tx_gets_its_own_refund() {
+        let liquidation = |liquidatee, repaid| {
+            event(&[
+                ("action", "liquidate_lend"),
+                ("account_id", "4"),
+                ("liquidatee_account_id", liquidatee),
+                ("coin_debt_repaid", repaid),
+                ("coin_liquidated", "100uatom"),
+            ])
+        };
+        let refund = |coin| {
+            event(&[
+                ("action", "callback/withdraw"),
+                ("account_id", "4"),
+                ("coin_withdrawn", coin),
+            ])
+        };
+        let events = vec![
+            liquidation("9", "700uusdc"),
+            refund("11uusdc"),
+            refund("2uatom"),
+            liquidation("12", "800uusdc"),
+            refund("13uusdc"),
+        ];
+        let first = read_events(&events, "4", "9").unwrap();
+        assert_eq!(first.debt_repaid, Uint128::new(700));
+        assert_eq!(
+            first.refunded,
+            vec![Coin::new(11u128, "uusdc"), Coin::new(2u128, "uatom")]
+        );
+        let second = read_events(&events, "4", "12").unwrap();
+        assert_eq!(second.debt_repaid, Uint128::new(800));
+        assert_eq!(second.refunded, vec![Coin::new(13u128, "uusdc")]);
     }
 }

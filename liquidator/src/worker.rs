@@ -253,6 +253,11 @@ pub struct Worker<C, Q> {
     rover: Option<crate::credit_account::RoverContracts>,
     /// The credit account this worker liquidates credit accounts from.
     own_credit_account: Option<String>,
+    /// Credit-account candidates kept for the next step (see
+    /// [`Worker::liquidate_credit_accounts`]).
+    held_credit: Vec<Delivery<LiquidationCandidate>>,
+    /// The credit-account tx being confirmed.
+    unsettled_credit: Option<rover::UnsettledCredit>,
 }
 
 impl<C, Q> Worker<C, Q>
@@ -284,6 +289,8 @@ where
             sweep_due: true,
             rover: None,
             own_credit_account: None,
+            held_credit: Vec::new(),
+            unsettled_credit: None,
         }
     }
 
@@ -320,6 +327,7 @@ where
             }
             let mut report = StepReport::default();
             self.settle_unsettled(true, &mut report).await;
+            self.release_held_credit().await;
             tracing::info!("worker stopping");
         }
         .instrument(span)
@@ -330,6 +338,7 @@ where
     /// Records and settles the broadcast batches whose confirmation is done (all of them, in
     /// order, when `wait`), stopping at the first still running.
     async fn settle_unsettled(&mut self, wait: bool, report: &mut StepReport) {
+        self.settle_unsettled_credit(wait, report).await;
         while let Some(first) = self.unsettled.first() {
             if !wait && !first.confirmation.is_finished() {
                 return;
@@ -372,6 +381,11 @@ where
                 .or_default();
             *entry = entry.saturating_add(fee);
         }
+        if let Some(fee) = self.reserved_by_unsettled_credit() {
+            let amount = Uint128::try_from(fee.amount).unwrap_or(Uint128::MAX);
+            let entry = reserved.entry(fee.denom.clone()).or_default();
+            *entry = entry.saturating_add(amount);
+        }
         reserved
     }
 
@@ -408,16 +422,17 @@ where
             self.sweep().await;
         }
         self.wake_waiting().await;
-        let deliveries = self
-            .queue
-            .fetch(
-                self.settings
-                    .fetch_batch
-                    .max(self.settings.max_liquidations_per_tx),
-                self.settings.fetch_wait,
-            )
-            .await?;
-        if deliveries.is_empty() {
+        // Credit-account candidates held from earlier steps count against the batch: a worker
+        // holds no more jobs than it fetches.
+        let per_tx = self.settings.max_liquidations_per_tx;
+        let fetch = self
+            .settings
+            .fetch_batch
+            .saturating_sub(self.held_credit.len())
+            .max(per_tx);
+        let deliveries = self.queue.fetch(fetch, self.settings.fetch_wait).await?;
+        let credit_waiting = !self.held_credit.is_empty() && self.unsettled_credit.is_none();
+        if deliveries.is_empty() && !credit_waiting {
             return Ok(settled);
         }
         let started_at = SystemTime::now();
@@ -441,7 +456,7 @@ where
         let (credit_accounts, deliveries): (Vec<_>, Vec<_>) = deliveries
             .into_iter()
             .partition(|d| d.job.protocol == ProtocolKind::Rover);
-        if !credit_accounts.is_empty() {
+        if !credit_accounts.is_empty() || credit_waiting {
             let mut fee_budget = self.fee_budget(&spendable);
             self.liquidate_credit_accounts(
                 credit_accounts,
@@ -450,8 +465,8 @@ where
                 &mut report,
             )
             .await;
-            // Those txs paid their fees (and opening the wallet's credit account paid one) from
-            // the balances read above. Planned with the old balances, this step's Red Bank txs
+            // That tx pays its fee (and opening the wallet's credit account paid one) from the
+            // balances read above. Planned with the old balances, this step's Red Bank txs
             // would pass CheckTx (which runs no messages, so it does not see their repayments
             // of the fee denom) and the last ones would fail to pay their fee at delivery,
             // and with them every later tx of the wallet, on a wrong sequence.

@@ -108,7 +108,22 @@ impl Rover {
         liquidatable: bool,
         lend: bool,
     ) -> Option<(String, Positions, String, String)> {
+        self.pick_many(h, liquidatable, lend, 1).await.pop()
+    }
+
+    /// Up to `count` accounts as [`Rover::pick`] picks one.
+    async fn pick_many(
+        &self,
+        h: &Harness,
+        liquidatable: bool,
+        lend: bool,
+        count: usize,
+    ) -> Vec<(String, Positions, String, String)> {
+        let mut picked = Vec::new();
         for id in self.seeded(h).await {
+            if picked.len() == count {
+                break;
+            }
             if self.health(h, &id).await.liquidatable != liquidatable {
                 continue;
             }
@@ -129,10 +144,10 @@ impl Rover {
             candidates.sort_by_key(|c| c.denom != ATOM);
             if let Some(collateral) = candidates.first() {
                 let (debt, collateral) = (debt.denom.clone(), collateral.denom.clone());
-                return Some((id, positions, debt, collateral));
+                picked.push((id, positions, debt, collateral));
             }
         }
-        None
+        picked
     }
 }
 
@@ -617,4 +632,71 @@ async fn kill_9_in_the_middle_of_credit_account_liquidations_loses_nothing() {
         assert!(positions.debts.is_empty(), "{wallet}: {positions:?}");
         assert!(positions.deposits.is_empty(), "{wallet}: {positions:?}");
     }
+}
+
+/// Three liquidatable credit accounts queued together land in one tx: one
+/// `update_credit_account` each, every record booked from its own liquidation and refund
+/// events, and the records adding up to the wallet's balance change (bank balances).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_credit_accounts_are_liquidated_in_one_tx() {
+    let h = Harness::start_with_credit_accounts(20, 150, 3, 2)
+        .await
+        .unwrap();
+    let rover = Rover::of(&h).await;
+    h.move_price(ATOM, 70).await.unwrap();
+    let picked = rover.pick_many(&h, true, false, 3).await;
+    assert_eq!(picked.len(), 3, "three liquidatable credit accounts");
+    let height = h.client.latest_height().await.unwrap();
+    let jobs: Vec<_> = picked
+        .iter()
+        .map(|(id, positions, debt_denom, collateral)| {
+            let (debt, _) = debt_of(positions, debt_denom);
+            candidate(&h, id, height, (debt_denom, debt), collateral, false)
+        })
+        .collect();
+    let queue = h.enqueue(&jobs).await.unwrap();
+    let mut worker = h.default_worker(1).await.unwrap();
+    let wallet = worker.sender().address().to_string();
+    let before = h.balances(&wallet).await;
+
+    assert_eq!(step_until_liquidated(&mut worker).await, 3);
+    assert_eq!(queue.backlog().await.unwrap().pending, 0);
+    let mut hashes = Vec::new();
+    for (id, _, debt_denom, _) in &picked {
+        let (record, tx) = liquidation_of(&h, id).await;
+        assert_eq!(record.batch_size, 3);
+        let liquidation = wasm_event(&tx, "liquidate_deposit", "liquidatee_account_id", id);
+        assert_eq!(
+            record.debt_repaid,
+            coin_attr(liquidation, "coin_debt_repaid").0
+        );
+        assert_eq!(
+            record.collateral_seized,
+            coin_attr(liquidation, "coin_liquidated").0
+        );
+        assert_eq!(&record.debt_denom, debt_denom);
+        hashes.push(record.tx_hash);
+    }
+    hashes.dedup();
+    assert_eq!(hashes.len(), 1, "one tx for the three: {hashes:?}");
+
+    let own = worker.credit_account().unwrap().to_string();
+    let own_after = rover.positions(&h, &own, None).await;
+    assert!(
+        own_after.debts.is_empty() && own_after.deposits.is_empty(),
+        "{own_after:?}"
+    );
+    let records = h.records().await.unwrap();
+    let recorded = records
+        .iter()
+        .filter(|r| r.wallet == wallet)
+        .map(|r| r.profit_value)
+        .fold(Value::zero(), |a, b| a + b);
+    let after = h.balances(&wallet).await;
+    assert_eq!(
+        recorded,
+        h.value_change(&before, &after).await,
+        "{records:#?}"
+    );
+    assert!(recorded > Value::zero());
 }

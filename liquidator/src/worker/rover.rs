@@ -1,12 +1,12 @@
-//! The worker's credit-account path: Rover candidates, one tx each (see [`crate::rover`]).
+//! The worker's credit-account path: Rover candidates, several per tx (see [`crate::rover`]).
 //!
 //! Same job rules as the Red Bank path: the account is locked while its liquidation is decided
 //! and sent; a recovered account is acknowledged quietly; the job is acknowledged only once the
 //! outcome is recorded; a candidate that can never succeed is dead-lettered with the reason.
-//! Each liquidation is confirmed before the next candidate is taken: it moves no coin of the
-//! wallet but the fee, so nothing needs reserving for later steps.
+//! A worker has one credit-account tx in flight at a time, confirmed in the background while
+//! its Red Bank liquidations go on; it moves no coin of the wallet but the fee, which stays
+//! reserved until the tx is recorded.
 
-use mars::msg::health::HealthValuesResponse;
 use redline_pipeline::jobs::LiquidationPlan;
 
 use super::*;
@@ -33,7 +33,12 @@ struct RoverJob {
 /// A liquidation simulated and ready to sign.
 struct RoverReady {
     order: RoverOrder,
+    /// With the `min_receive` sent.
     message: cosmrs::Any,
+    /// With the stricter `min_receive` simulated: what the liquidations after it in the same tx
+    /// are simulated on top of.
+    strict_message: cosmrs::Any,
+    /// The tx's gas with this liquidation and the ones before it.
     gas_used: u64,
     /// What the simulation says it does.
     expected: RoverExecuted,
@@ -49,21 +54,23 @@ enum NotSent {
     NoFeeFunds(Coin, Uint128),
 }
 
-/// Takes a liquidation's fee from what the step has left for fees. The wallet's Red Bank txs
-/// still in the mempool repay debts in the fee denom, which CheckTx does not see (it runs no
-/// messages): a fee beyond the budget would pass CheckTx and fail to be paid at delivery.
-fn take_fee<C: ChainClient>(
-    sender: &TxSender<C>,
-    ready: RoverReady,
-    fee_budget: &mut Uint128,
-) -> Result<RoverReady, NotSent> {
-    let fee = sender.fee_for_gas(ready.gas_used);
-    let amount = Uint128::try_from(fee.amount).unwrap_or(Uint128::MAX);
-    if amount > *fee_budget {
-        return Err(NotSent::NoFeeFunds(fee, *fee_budget));
-    }
-    *fee_budget -= amount;
-    Ok(ready)
+/// A credit-account tx broadcast and being confirmed.
+pub(super) struct UnsettledCredit {
+    batch: Vec<(RoverJob, RoverReady)>,
+    snapshot: Arc<MarketSnapshot>,
+    fee: Coin,
+    hash: TxHash,
+    sequence: u64,
+    confirmation: tokio::task::JoinHandle<Result<Sent, SendError>>,
+}
+
+/// An included tx, as one of its liquidations books it.
+struct Included<'a> {
+    tx: &'a SentTx,
+    /// This liquidation's part of the tx's fee.
+    fee_share: &'a Coin,
+    /// Liquidations in the tx.
+    size: usize,
 }
 
 impl<C, Q> Worker<C, Q>
@@ -76,22 +83,73 @@ where
         self.own_credit_account.as_deref()
     }
 
-    /// Liquidates the credit accounts of `deliveries`, one tx each, and settles every job.
+    /// Liquidates the credit accounts of `deliveries` (with those held from earlier steps) in
+    /// one tx of up to `--max-liquidations-per-tx`, broadcast without waiting for its block.
+    /// While that tx is unsettled the deliveries are held: a tx simulated beside it would not see
+    /// its swaps through the same pools, and could fail its `min_receive` at delivery.
     pub(super) async fn liquidate_credit_accounts(
         &mut self,
         deliveries: Vec<Delivery<LiquidationCandidate>>,
-        snapshot: &MarketSnapshot,
+        snapshot: &Arc<MarketSnapshot>,
         fee_budget: &mut Uint128,
         report: &mut StepReport,
     ) {
-        for delivery in deliveries {
-            let Some(job) = self.take_credit_account(delivery).await else {
-                report.skipped += 1;
-                continue;
-            };
-            let span = tracing::info_span!("credit_account", account = %job.delivery.job.account);
-            self.liquidate_credit_account(job, snapshot, fee_budget, report)
-                .instrument(span)
+        self.held_credit.extend(deliveries);
+        if self.unsettled_credit.is_some() || self.held_credit.is_empty() {
+            return;
+        }
+        // Enough for a full tx when some fail their re-check; the rest stay held, in the
+        // queue's order (most profitable first).
+        let take = (2 * self.settings.max_liquidations_per_tx.max(1)).min(self.held_credit.len());
+        let deliveries: Vec<_> = self.held_credit.drain(..take).collect();
+        let taken = join_all(
+            deliveries
+                .into_iter()
+                .map(|delivery| self.take_credit_account(delivery)),
+        )
+        .await;
+        let taken_count = taken.len();
+        let jobs: Vec<RoverJob> = taken.into_iter().flatten().collect();
+        report.skipped += taken_count - jobs.len();
+        if jobs.is_empty() {
+            return;
+        }
+        let contracts = match self.rover_contracts().await {
+            Ok(contracts) => contracts,
+            Err(error) => return self.credit_accounts_error(jobs, &error, report).await,
+        };
+        let checked = join_all(
+            jobs.into_iter()
+                .map(|job| self.check_credit_account(job, &contracts, snapshot)),
+        )
+        .await;
+        let mut liquidatable = Vec::new();
+        for (job, check) in checked {
+            match check {
+                Ok(Some(plan)) => liquidatable.push((job, plan)),
+                Ok(None) => {
+                    report.skipped += 1;
+                    self.finish(&job.delivery, &job.lock, Verdict::Ack).await;
+                }
+                Err(error) => self.credit_account_error(&job, &error, report).await,
+            }
+        }
+        if liquidatable.is_empty() {
+            return;
+        }
+        // Opened only when there is something to liquidate from it.
+        let own = match self.ensure_credit_account(&contracts, snapshot).await {
+            Ok(own) => own,
+            Err(error) => {
+                let jobs = liquidatable.into_iter().map(|(job, _)| job).collect();
+                return self.credit_accounts_error(jobs, &error, report).await;
+            }
+        };
+        let batch = self
+            .build_credit_batch(liquidatable, &own, &contracts, snapshot, report)
+            .await;
+        if !batch.is_empty() {
+            self.broadcast_credit_batch(batch, snapshot, fee_budget, report)
                 .await;
         }
     }
@@ -133,74 +191,256 @@ where
         })
     }
 
-    /// Re-checks, prepares, sends and records one credit-account liquidation; settles its job.
-    async fn liquidate_credit_account(
-        &mut self,
-        job: RoverJob,
-        snapshot: &MarketSnapshot,
-        fee_budget: &mut Uint128,
+    /// Settles every job of `jobs` for the same `error`.
+    async fn credit_accounts_error(
+        &self,
+        jobs: Vec<RoverJob>,
+        error: &CreditAccountError,
         report: &mut StepReport,
     ) {
-        let contracts = match self.rover_contracts().await {
-            Ok(contracts) => contracts,
-            Err(error) => return self.credit_account_error(&job, error, report).await,
-        };
-        let health = rover::liquidation_health(self.reader.client(), &contracts, &job.account_id);
-        match health.await {
-            Ok(HealthValuesResponse {
-                liquidatable: true, ..
-            }) => {}
-            Ok(values) => {
-                let health_factor = values.health.liquidation_health_factor;
+        for job in jobs {
+            self.credit_account_error(&job, error, report).await;
+        }
+    }
+
+    /// Re-checks a candidate with the health contract and plans its liquidation again from the
+    /// account as it stands. `Ok(None)`: nothing to liquidate now (the job is acknowledged).
+    async fn check_credit_account(
+        &self,
+        job: RoverJob,
+        contracts: &RoverContracts,
+        snapshot: &MarketSnapshot,
+    ) -> (
+        RoverJob,
+        Result<Option<LiquidationPlan>, CreditAccountError>,
+    ) {
+        let span = tracing::info_span!("credit_account", account = %job.delivery.job.account);
+        let checked = async {
+            let health =
+                rover::liquidation_health(self.reader.client(), contracts, &job.account_id).await?;
+            if !health.liquidatable {
+                let health_factor = health.health.liquidation_health_factor;
                 tracing::debug!(
                     ?health_factor,
                     "stale candidate dropped: the credit account is healthy"
                 );
                 self.metrics.job("healthy");
-                report.skipped += 1;
-                return self.finish(&job.delivery, &job.lock, Verdict::Ack).await;
+                return Ok(None);
             }
-            Err(error) => return self.credit_account_error(&job, error, report).await,
-        }
-        let plan = match self.replan_credit_account(&job, &contracts, snapshot).await {
-            Ok(Some(plan)) => plan,
-            Ok(None) => {
+            let plan = self
+                .replan_credit_account(&job, contracts, snapshot)
+                .await?;
+            if plan.is_none() {
                 tracing::debug!(
                     "stale candidate dropped: no liquidation the credit manager accepts now"
                 );
                 self.metrics.job("no_plan");
-                report.skipped += 1;
-                return self.finish(&job.delivery, &job.lock, Verdict::Ack).await;
             }
-            Err(error) => return self.credit_account_error(&job, error, report).await,
-        };
-        let own = match self.ensure_credit_account(&contracts, snapshot).await {
-            Ok(own) => own,
-            Err(error) => return self.credit_account_error(&job, error, report).await,
-        };
-        let order = RoverOrder::new(&own, &job.account_id, &plan);
-        let prepared = self
-            .prepare_credit_liquidation(order, &contracts, snapshot)
-            .await
-            .map(|ready| ready.and_then(|ready| take_fee(&self.sender, ready, fee_budget)));
-        match prepared {
-            Ok(Ok(ready)) => {
-                self.send_credit_liquidation(job, ready, snapshot, report)
-                    .await
+            Ok(plan)
+        }
+        .instrument(span)
+        .await;
+        (job, checked)
+    }
+
+    /// Simulates the liquidations one after the other inside one tx, each on top of the ones
+    /// before it (so each swap meets the pool as the earlier ones leave it), up to
+    /// `--max-liquidations-per-tx`. What does not fit is held for the next step; one refused
+    /// only behind others is held too, to be tried alone.
+    async fn build_credit_batch(
+        &mut self,
+        liquidatable: Vec<(RoverJob, LiquidationPlan)>,
+        own: &str,
+        contracts: &RoverContracts,
+        snapshot: &MarketSnapshot,
+        report: &mut StepReport,
+    ) -> Vec<(RoverJob, RoverReady)> {
+        let per_tx = self.settings.max_liquidations_per_tx.max(1);
+        let mut batch: Vec<(RoverJob, RoverReady)> = Vec::new();
+        for (job, plan) in liquidatable {
+            if batch.len() == per_tx {
+                self.hold_credit_job(job).await;
+                continue;
             }
-            Ok(Err(not_sent)) => {
+            let order = RoverOrder::new(own, &job.account_id, &plan);
+            let before: Vec<&RoverReady> = batch.iter().map(|(_, ready)| ready).collect();
+            let span = tracing::info_span!("credit_account", account = %job.delivery.job.account);
+            let prepared = self
+                .prepare_credit_liquidation(order, contracts, snapshot, &before)
+                .instrument(span)
+                .await;
+            match prepared {
+                Ok(Ok(ready)) => batch.push((job, ready)),
+                Ok(Err(NotSent::Refused(log))) if !batch.is_empty() && !is_race(&log) => {
+                    tracing::debug!(%log, "refused behind this tx's other liquidations; held to be tried alone");
+                    self.hold_credit_job(job).await;
+                }
+                Ok(Err(not_sent)) => {
+                    report.skipped += 1;
+                    self.credit_liquidation_not_sent(job, not_sent, snapshot)
+                        .await;
+                }
+                Err(error) => {
+                    tracing::warn!(account = %job.delivery.job.account, %error, "cannot simulate the credit-account liquidation; job released");
+                    report.failed += 1;
+                    let mut record = self.rover_record(&job, snapshot);
+                    record.error = error.to_string();
+                    self.emit(record).await;
+                    self.finish(&job.delivery, &job.lock, Verdict::Release)
+                        .await;
+                }
+            }
+        }
+        batch
+    }
+
+    /// Keeps a job's delivery for the next step and unlocks its account meanwhile.
+    async fn hold_credit_job(&mut self, job: RoverJob) {
+        self.unlock(&job.lock).await;
+        self.held_credit.push(job.delivery);
+    }
+
+    /// Hands the held deliveries back to the queue (the worker is stopping).
+    pub(super) async fn release_held_credit(&mut self) {
+        for delivery in std::mem::take(&mut self.held_credit) {
+            self.settle(&delivery, Verdict::Release).await;
+        }
+    }
+
+    /// Takes the batch's fee from the step's budget and broadcasts it; its confirmation runs in
+    /// the background and a later step records it.
+    async fn broadcast_credit_batch(
+        &mut self,
+        batch: Vec<(RoverJob, RoverReady)>,
+        snapshot: &Arc<MarketSnapshot>,
+        fee_budget: &mut Uint128,
+        report: &mut StepReport,
+    ) {
+        let gas_used = batch.last().map_or(0, |(_, ready)| ready.gas_used);
+        let fee = self.sender.fee_for_gas(gas_used);
+        let amount = Uint128::try_from(fee.amount).unwrap_or(Uint128::MAX);
+        if amount > *fee_budget {
+            for (job, _) in batch {
                 report.skipped += 1;
+                let not_sent = NotSent::NoFeeFunds(fee.clone(), *fee_budget);
                 self.credit_liquidation_not_sent(job, not_sent, snapshot)
-                    .await
+                    .await;
+            }
+            return;
+        }
+        *fee_budget -= amount;
+        let messages: Vec<cosmrs::Any> = batch.iter().map(|(_, r)| r.message.clone()).collect();
+        let memo = format!(
+            "redline credit-account liquidation ({} accounts)",
+            batch.len()
+        );
+        let send_timer = self.metrics.stage_timer("send");
+        let broadcast = self
+            .sender
+            .broadcast_simulated(messages, &memo, gas_used)
+            .await;
+        send_timer.observe_duration();
+        match broadcast {
+            Ok(broadcast) => {
+                let (hash, sequence) = (broadcast.hash(), broadcast.sequence());
+                let sender = self.sender.clone();
+                let confirmation = tokio::spawn(async move { sender.confirm(broadcast).await });
+                self.unsettled_credit = Some(UnsettledCredit {
+                    batch,
+                    snapshot: snapshot.clone(),
+                    fee,
+                    hash,
+                    sequence,
+                    confirmation,
+                });
             }
             Err(error) => {
-                tracing::warn!(%error, "cannot simulate the credit-account liquidation; job released");
-                report.failed += 1;
-                let mut record = self.rover_record(&job, snapshot);
-                record.error = error.to_string();
-                self.emit(record).await;
-                self.finish(&job.delivery, &job.lock, Verdict::Release)
-                    .await;
+                self.settle_credit_batch(batch, snapshot, Err(error), report)
+                    .await
+            }
+        }
+    }
+
+    /// Records and settles the broadcast credit-account tx once its confirmation is done (or,
+    /// when `wait`, after waiting for it).
+    pub(super) async fn settle_unsettled_credit(&mut self, wait: bool, report: &mut StepReport) {
+        let finished = self
+            .unsettled_credit
+            .as_ref()
+            .is_some_and(|pending| wait || pending.confirmation.is_finished());
+        let Some(pending) = self.unsettled_credit.take_if(|_| finished) else {
+            return;
+        };
+        let result = match pending.confirmation.await {
+            Ok(result) => result,
+            // The confirmation task died: the sender holds its tx as unresolved.
+            Err(error) => Err(SendError::Unconfirmed {
+                hash: pending.hash,
+                sequence: pending.sequence,
+                broadcast_at: SystemTime::now(),
+                reason: format!("confirmation task failed: {error}"),
+            }),
+        };
+        self.settle_credit_batch(pending.batch, &pending.snapshot, result, report)
+            .await;
+    }
+
+    /// The fee of the credit-account tx not yet settled (it moves no other coin of the wallet).
+    pub(super) fn reserved_by_unsettled_credit(&self) -> Option<&Coin> {
+        self.unsettled_credit.as_ref().map(|pending| &pending.fee)
+    }
+
+    /// Records and settles every liquidation of a credit-account tx after its send.
+    async fn settle_credit_batch(
+        &mut self,
+        batch: Vec<(RoverJob, RoverReady)>,
+        snapshot: &MarketSnapshot,
+        result: Result<Sent, SendError>,
+        report: &mut StepReport,
+    ) {
+        let size = batch.len();
+        match result {
+            Ok(Sent::Included(tx)) => {
+                self.metrics.txs.with_label_values(&["included"]).inc();
+                report.tx = Some(tx.hash.to_string());
+                let fee_amount = Uint128::try_from(tx.fee.amount).unwrap_or(Uint128::MAX);
+                let shares = execute::split_evenly(fee_amount, size);
+                for ((job, ready), share) in batch.into_iter().zip(shares) {
+                    let mut record = self.rover_record(&job, snapshot);
+                    let fee_share = Coin::new(share, tx.fee.denom.clone());
+                    let included = Included {
+                        tx: &tx,
+                        fee_share: &fee_share,
+                        size,
+                    };
+                    self.record_credit_liquidation(&mut record, &ready, &included, snapshot);
+                    if record.outcome == Outcome::Liquidated {
+                        report.liquidated += 1;
+                        self.wake_due = true;
+                    }
+                    self.emit(record).await;
+                    self.finish(&job.delivery, &job.lock, Verdict::Ack).await;
+                }
+            }
+            Ok(Sent::DryRun(tx)) => {
+                self.metrics.txs.with_label_values(&["dry_run"]).inc();
+                for (job, ready) in batch {
+                    let mut record = self.rover_record(&job, snapshot);
+                    record.detail = detail(&ready.order, None);
+                    tracing::info!(tx = %tx.hash, gas_limit = tx.gas_limit, fee = %tx.fee, detail = %record.detail, "dry run: would broadcast this credit-account liquidation");
+                    record.outcome = Outcome::DryRun;
+                    record.tx_hash = tx.hash.to_string();
+                    record.gas_wanted = tx.gas_limit;
+                    record.gas_used = tx.gas_used;
+                    record.batch_size = size as u32;
+                    self.emit(record).await;
+                    self.finish(&job.delivery, &job.lock, Verdict::Ack).await;
+                }
+            }
+            Err(error) => {
+                report.failed += size;
+                self.metrics.txs.with_label_values(&[error.label()]).inc();
+                self.credit_send_failed(batch, &error, snapshot).await;
             }
         }
     }
@@ -280,7 +520,7 @@ where
     async fn credit_account_error(
         &self,
         job: &RoverJob,
-        error: CreditAccountError,
+        error: &CreditAccountError,
         report: &mut StepReport,
     ) {
         let verdict = if error.is_transient() {
@@ -307,12 +547,20 @@ where
         mut order: RoverOrder,
         contracts: &RoverContracts,
         snapshot: &MarketSnapshot,
+        before: &[&RoverReady],
     ) -> Result<Result<RoverReady, NotSent>, SendError> {
         let from = self.sender.wallet().address();
+        let on_top = |message: cosmrs::Any| -> Vec<cosmrs::Any> {
+            let mut messages: Vec<cosmrs::Any> =
+                before.iter().map(|r| r.strict_message.clone()).collect();
+            messages.push(message);
+            messages
+        };
+        let gas_before = before.last().map_or(0, |ready| ready.gas_used);
         let probe = order
             .message(from, &contracts.credit_manager)
             .map_err(SendError::Chain)?;
-        let simulation = match self.sender.simulate_tx(&[probe]).await {
+        let simulation = match self.sender.simulate_tx(&on_top(probe)).await {
             Ok(simulation) => simulation,
             Err(SendError::Simulation(rejection)) => {
                 return Ok(Err(NotSent::Refused(rejection.log.clone())))
@@ -362,7 +610,11 @@ where
         let message = order
             .message(from, &contracts.credit_manager)
             .map_err(SendError::Chain)?;
-        let simulation = match self.sender.simulate_tx(&[strict_message]).await {
+        let simulation = match self
+            .sender
+            .simulate_tx(&on_top(strict_message.clone()))
+            .await
+        {
             Ok(simulation) => simulation,
             Err(SendError::Simulation(rejection)) => {
                 return Ok(Err(NotSent::Refused(rejection.log.clone())))
@@ -372,7 +624,10 @@ where
         let expected =
             rover::read_events(&simulation.events, &order.own_account, &order.liquidatee)
                 .unwrap_or(probed);
-        let fee = self.sender.fee_for_gas(simulation.gas_used);
+        // This liquidation pays for the gas it adds to the tx.
+        let fee = self
+            .sender
+            .fee_for_gas(simulation.gas_used.saturating_sub(gas_before));
         let profit = snapshot
             .prices
             .to_usd(rover::profit(&snapshot.prices, &expected, &fee));
@@ -382,6 +637,7 @@ where
         Ok(Ok(RoverReady {
             order,
             message,
+            strict_message,
             gas_used: simulation.gas_used,
             expected,
         }))
@@ -441,67 +697,26 @@ where
         self.finish(&job.delivery, &job.lock, verdict).await;
     }
 
-    /// Broadcasts a simulated liquidation, waits for its block, records and settles it.
-    async fn send_credit_liquidation(
-        &mut self,
-        job: RoverJob,
-        ready: RoverReady,
-        snapshot: &MarketSnapshot,
-        report: &mut StepReport,
-    ) {
-        let memo = "redline credit-account liquidation";
-        let send_timer = self.metrics.stage_timer("send");
-        let sent = self
-            .sender
-            .send_simulated(vec![ready.message.clone()], memo, ready.gas_used)
-            .await;
-        send_timer.observe_duration();
-        let mut record = self.rover_record(&job, snapshot);
-        record.detail = detail(&ready.order, None);
-        let verdict = match sent {
-            Ok(Sent::Included(tx)) => {
-                self.metrics.txs.with_label_values(&["included"]).inc();
-                report.tx = Some(tx.hash.to_string());
-                self.record_credit_liquidation(&mut record, &ready, &tx, snapshot);
-                if record.outcome == Outcome::Liquidated {
-                    report.liquidated += 1;
-                    self.wake_due = true;
-                }
-                Verdict::Ack
-            }
-            Ok(Sent::DryRun(tx)) => {
-                self.metrics.txs.with_label_values(&["dry_run"]).inc();
-                tracing::info!(tx = %tx.hash, gas_limit = tx.gas_limit, fee = %tx.fee, detail = %record.detail, "dry run: would broadcast this credit-account liquidation");
-                record.outcome = Outcome::DryRun;
-                record.tx_hash = tx.hash.to_string();
-                record.gas_wanted = tx.gas_limit;
-                record.gas_used = tx.gas_used;
-                Verdict::Ack
-            }
-            Err(error) => {
-                report.failed += 1;
-                self.metrics.txs.with_label_values(&[error.label()]).inc();
-                return self.credit_send_failed(job, record, error, snapshot).await;
-            }
-        };
-        self.emit(record).await;
-        self.finish(&job.delivery, &job.lock, verdict).await;
-    }
-
     /// Fills `record` from an included tx's events.
     fn record_credit_liquidation(
         &self,
         record: &mut AttemptRecord,
         ready: &RoverReady,
-        tx: &SentTx,
+        included: &Included<'_>,
         snapshot: &MarketSnapshot,
     ) {
+        let Included {
+            tx,
+            fee_share,
+            size,
+        } = *included;
         record.height = tx.height();
         record.tx_hash = tx.hash.to_string();
-        record.batch_size = 1;
+        record.batch_size = size as u32;
         record.gas_wanted = tx.gas_limit;
         record.gas_used = tx.outcome.gas_used;
-        record.fee = tx.fee.to_string();
+        record.fee = fee_share.to_string();
+        record.detail = detail(&ready.order, None);
         let order = &ready.order;
         let Some(done) =
             rover::read_events(&tx.outcome.events, &order.own_account, &order.liquidatee)
@@ -513,7 +728,7 @@ where
             record.error = "included without a liquidation event".into();
             record.profit_value = -snapshot
                 .prices
-                .value_of_coins(std::slice::from_ref(&tx.fee))
+                .value_of_coins(std::slice::from_ref(fee_share))
                 .unwrap_or_default();
             record.profit_usd = snapshot.prices.to_usd(record.profit_value);
             return;
@@ -522,7 +737,7 @@ where
         record.debt_repaid = done.debt_repaid;
         record.collateral_seized = done.collateral_seized;
         record.collateral_received = done.collateral_received();
-        record.profit_value = rover::profit(&snapshot.prices, &done, &tx.fee);
+        record.profit_value = rover::profit(&snapshot.prices, &done, fee_share);
         record.profit_usd = snapshot.prices.to_usd(record.profit_value);
         record.detail = detail(order, Some(&done));
         // The cap moves with interest and prices between the simulation and the block: expected.
@@ -530,6 +745,7 @@ where
             tracing::debug!(expected = %ready.expected.debt_repaid, repaid = %done.debt_repaid, "the credit manager repaid less than simulated");
         }
         tracing::info!(
+            account = %record.account,
             height = tx.height(),
             tx = %tx.hash,
             debt = %format!("{}{}", done.debt_repaid, order.debt_denom),
@@ -539,52 +755,72 @@ where
         );
     }
 
-    /// Records and settles a liquidation whose send failed.
+    /// Records and settles the liquidations of a tx whose send failed. A tx that failed in its
+    /// block paid its fee: each record carries its share.
     async fn credit_send_failed(
         &self,
-        job: RoverJob,
-        mut record: AttemptRecord,
-        error: SendError,
+        batch: Vec<(RoverJob, RoverReady)>,
+        error: &SendError,
         snapshot: &MarketSnapshot,
     ) {
-        record.error = error.to_string();
-        record.outcome = match &error {
+        let outcome = match error {
             SendError::CheckTx(_) => Outcome::CheckTxFailed,
             SendError::DeliverTx { .. } => Outcome::DeliverTxFailed,
             SendError::Unconfirmed { .. } => Outcome::Unconfirmed,
             _ => Outcome::NotSent,
         };
-        if let SendError::DeliverTx { tx, .. } = &error {
-            record.height = tx.height();
-            record.tx_hash = tx.hash.to_string();
-            record.fee = tx.fee.to_string();
-            record.gas_used = tx.outcome.gas_used;
-            let fee = snapshot
-                .prices
-                .value_of_coins(std::slice::from_ref(&tx.fee));
-            record.profit_value = -fee.unwrap_or_default();
-            record.profit_usd = snapshot.prices.to_usd(record.profit_value);
-        }
-        self.emit(record).await;
-        if let SendError::Unconfirmed { hash, .. } = &error {
-            // The account stays locked until the lock expires: the tx may still land, and
-            // nobody should liquidate the account again meanwhile. The job comes back.
-            tracing::warn!(tx = %hash, %error, "credit-account liquidation of unknown fate; job released, account left locked");
-            return self.settle(&job.delivery, Verdict::Release).await;
-        }
-        let verdict = if error.code() == Some(TxErrorCode::InsufficientFunds) {
-            let fee = self.sender.fee_for_gas(self.settings.fee_reserve_gas);
-            let needs = Uint128::try_from(fee.amount).unwrap_or(Uint128::MAX);
-            tracing::info!(wallet = %self.sender.address(), %error, "wallet without funds for the fee; job waits for funds");
-            Verdict::Wait(Waiting {
-                score: 0.0,
-                needs: vec![(fee.denom, needs.u128())],
-            })
-        } else {
-            tracing::warn!(%error, "credit-account liquidation tx failed; job released");
-            Verdict::Release
+        let verdict = match error {
+            // The accounts stay locked until the locks expire: the tx may still land, and
+            // nobody should liquidate them again meanwhile. The jobs come back.
+            SendError::Unconfirmed { hash, .. } => {
+                tracing::warn!(tx = %hash, %error, "credit-account liquidation of unknown fate; jobs released, accounts left locked");
+                None
+            }
+            _ if error.code() == Some(TxErrorCode::InsufficientFunds) => {
+                let fee = self.sender.fee_for_gas(self.settings.fee_reserve_gas);
+                let needs = Uint128::try_from(fee.amount).unwrap_or(Uint128::MAX);
+                tracing::info!(wallet = %self.sender.address(), %error, "wallet without funds for the fee; jobs wait for funds");
+                Some(Verdict::Wait(Waiting {
+                    score: 0.0,
+                    needs: vec![(fee.denom, needs.u128())],
+                }))
+            }
+            _ => {
+                tracing::warn!(%error, "credit-account liquidation tx failed; jobs released");
+                Some(Verdict::Release)
+            }
         };
-        self.finish(&job.delivery, &job.lock, verdict).await;
+        let paid = match error {
+            SendError::DeliverTx { tx, .. } => Some(tx),
+            _ => None,
+        };
+        let shares = paid.map(|tx| {
+            let fee_amount = Uint128::try_from(tx.fee.amount).unwrap_or(Uint128::MAX);
+            execute::split_evenly(fee_amount, batch.len())
+        });
+        for (index, (job, ready)) in batch.into_iter().enumerate() {
+            let mut record = self.rover_record(&job, snapshot);
+            record.detail = detail(&ready.order, None);
+            record.error = error.to_string();
+            record.outcome = outcome;
+            if let (Some(tx), Some(shares)) = (paid, &shares) {
+                let fee_share = Coin::new(shares[index], tx.fee.denom.clone());
+                record.height = tx.height();
+                record.tx_hash = tx.hash.to_string();
+                record.fee = fee_share.to_string();
+                record.gas_used = tx.outcome.gas_used;
+                let fee = snapshot
+                    .prices
+                    .value_of_coins(std::slice::from_ref(&fee_share));
+                record.profit_value = -fee.unwrap_or_default();
+                record.profit_usd = snapshot.prices.to_usd(record.profit_value);
+            }
+            self.emit(record).await;
+            match &verdict {
+                Some(verdict) => self.finish(&job.delivery, &job.lock, verdict.clone()).await,
+                None => self.settle(&job.delivery, Verdict::Release).await,
+            }
+        }
     }
 
     /// The attempt record of a credit-account job before anything was sent.

@@ -197,6 +197,18 @@ impl KeySpace {
         format!("{}:lock:{protocol}:{account}", self.base)
     }
 
+    /// The lock that keeps two workers' credit-account txs from swapping through the pool of
+    /// `denoms` in one block: each is simulated without the other's swaps, and together they
+    /// could move the price past the `min_receive` of both.
+    pub fn swap_pool_lock(&self, denoms: (&str, &str)) -> String {
+        let (a, b) = if denoms.0 <= denoms.1 {
+            denoms
+        } else {
+            (denoms.1, denoms.0)
+        };
+        format!("{}:lock:pool:{a}:{b}", self.base)
+    }
+
     /// The lease on worker wallet slot `slot` (wallet m/44'/118'/0'/0/slot).
     pub fn wallet_slot(&self, slot: u32) -> String {
         format!("{}:slot:{slot}", self.base)
@@ -224,5 +236,9 @@ mod tests {
             keys.attempts_stream("attempts"),
             "redline:liquidator:devnet-1:attempts"
         );
+        // A pool is one lock whichever way the swap goes.
+        let pool = "redline:liquidator:devnet-1:lock:pool:uatom:uusdc";
+        assert_eq!(keys.swap_pool_lock(("uatom", "uusdc")), pool);
+        assert_eq!(keys.swap_pool_lock(("uusdc", "uatom")), pool);
     }
 }

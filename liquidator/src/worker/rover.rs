@@ -57,6 +57,7 @@ enum NotSent {
 /// A credit-account tx broadcast and being confirmed.
 pub(super) struct UnsettledCredit {
     batch: Vec<(RoverJob, RoverReady)>,
+    pool_locks: Vec<Lease>,
     snapshot: Arc<MarketSnapshot>,
     fee: Coin,
     hash: TxHash,
@@ -98,10 +99,10 @@ where
         if self.unsettled_credit.is_some() || self.held_credit.is_empty() {
             return;
         }
-        // Enough for a full tx when some fail their re-check; the rest stay held, in the
-        // queue's order (most profitable first).
-        let take = (2 * self.settings.max_liquidations_per_tx.max(1)).min(self.held_credit.len());
-        let deliveries: Vec<_> = self.held_credit.drain(..take).collect();
+        let deliveries = self.next_credit_deliveries().await;
+        if deliveries.is_empty() {
+            return;
+        }
         let taken = join_all(
             deliveries
                 .into_iter()
@@ -145,13 +146,52 @@ where
                 return self.credit_accounts_error(jobs, &error, report).await;
             }
         };
-        let batch = self
+        let (batch, pool_locks) = self
             .build_credit_batch(liquidatable, &own, &contracts, snapshot, report)
             .await;
-        if !batch.is_empty() {
-            self.broadcast_credit_batch(batch, snapshot, fee_budget, report)
-                .await;
+        if batch.is_empty() {
+            return self.unlock_all(pool_locks).await;
         }
+        self.broadcast_credit_batch(batch, pool_locks, snapshot, fee_budget, report)
+            .await;
+    }
+
+    /// The held deliveries to try now: enough for a full tx when some fail their re-check, in
+    /// the queue's order (most profitable first), leaving held those whose swap pool another
+    /// worker's tx is using.
+    async fn next_credit_deliveries(&mut self) -> Vec<Delivery<LiquidationCandidate>> {
+        let wanted = 2 * self.settings.max_liquidations_per_tx.max(1);
+        let mut pool_in_use: BTreeMap<String, bool> = BTreeMap::new();
+        let mut chosen = Vec::new();
+        for (index, delivery) in self.held_credit.iter().enumerate() {
+            if chosen.len() == wanted {
+                break;
+            }
+            let Some(plan) = &delivery.job.plan else {
+                chosen.push(index);
+                continue;
+            };
+            let key = self
+                .keys
+                .swap_pool_lock((&plan.collateral_denom, &plan.debt_denom));
+            let in_use = match pool_in_use.get(&key) {
+                Some(in_use) => *in_use,
+                None => {
+                    let in_use = self.leases.is_held(&key).await.unwrap_or(false);
+                    pool_in_use.insert(key, in_use);
+                    in_use
+                }
+            };
+            if !in_use {
+                chosen.push(index);
+            }
+        }
+        let mut next = Vec::with_capacity(chosen.len());
+        for index in chosen.into_iter().rev() {
+            next.push(self.held_credit.remove(index));
+        }
+        next.reverse();
+        next
     }
 
     /// Validates a credit-account candidate and locks its account. `None` when the job was
@@ -254,11 +294,21 @@ where
         contracts: &RoverContracts,
         snapshot: &MarketSnapshot,
         report: &mut StepReport,
-    ) -> Vec<(RoverJob, RoverReady)> {
+    ) -> (Vec<(RoverJob, RoverReady)>, Vec<Lease>) {
         let per_tx = self.settings.max_liquidations_per_tx.max(1);
         let mut batch: Vec<(RoverJob, RoverReady)> = Vec::new();
+        let mut pool_locks: Vec<Lease> = Vec::new();
         for (job, plan) in liquidatable {
             if batch.len() == per_tx {
+                self.hold_credit_job(job).await;
+                continue;
+            }
+            let pool = self
+                .keys
+                .swap_pool_lock((&plan.collateral_denom, &plan.debt_denom));
+            if !pool_locks.iter().any(|lock| lock.key == pool)
+                && !self.lock_swap_pool(&pool, &mut pool_locks).await
+            {
                 self.hold_credit_job(job).await;
                 continue;
             }
@@ -291,7 +341,32 @@ where
                 }
             }
         }
-        batch
+        (batch, pool_locks)
+    }
+
+    /// Takes the lock on a swap pool for this worker's next credit-account tx; `false` when
+    /// another worker's tx swaps through it (or the lock cannot be asked for).
+    async fn lock_swap_pool(&self, key: &str, locks: &mut Vec<Lease>) -> bool {
+        match self.leases.try_acquire(key, self.settings.lock_ttl).await {
+            Ok(Some(lock)) => {
+                locks.push(lock);
+                true
+            }
+            Ok(None) => {
+                tracing::debug!(pool = %key, "another worker's credit-account tx swaps through this pool; held");
+                false
+            }
+            Err(error) => {
+                tracing::warn!(pool = %key, %error, "cannot take the swap pool's lock; held");
+                false
+            }
+        }
+    }
+
+    async fn unlock_all(&self, locks: Vec<Lease>) {
+        for lock in locks {
+            self.unlock(&lock).await;
+        }
     }
 
     /// Keeps a job's delivery for the next step and unlocks its account meanwhile.
@@ -312,6 +387,7 @@ where
     async fn broadcast_credit_batch(
         &mut self,
         batch: Vec<(RoverJob, RoverReady)>,
+        pool_locks: Vec<Lease>,
         snapshot: &Arc<MarketSnapshot>,
         fee_budget: &mut Uint128,
         report: &mut StepReport,
@@ -326,7 +402,7 @@ where
                 self.credit_liquidation_not_sent(job, not_sent, snapshot)
                     .await;
             }
-            return;
+            return self.unlock_all(pool_locks).await;
         }
         *fee_budget -= amount;
         let messages: Vec<cosmrs::Any> = batch.iter().map(|(_, r)| r.message.clone()).collect();
@@ -347,6 +423,7 @@ where
                 let confirmation = tokio::spawn(async move { sender.confirm(broadcast).await });
                 self.unsettled_credit = Some(UnsettledCredit {
                     batch,
+                    pool_locks,
                     snapshot: snapshot.clone(),
                     fee,
                     hash,
@@ -356,7 +433,8 @@ where
             }
             Err(error) => {
                 self.settle_credit_batch(batch, snapshot, Err(error), report)
-                    .await
+                    .await;
+                self.unlock_all(pool_locks).await;
             }
         }
     }
@@ -383,6 +461,8 @@ where
         };
         self.settle_credit_batch(pending.batch, &pending.snapshot, result, report)
             .await;
+        // Released once the tx is in a block: the next simulation through the pool sees it.
+        self.unlock_all(pending.pool_locks).await;
     }
 
     /// The fee of the credit-account tx not yet settled (it moves no other coin of the wallet).

@@ -133,6 +133,8 @@ pub struct Figures {
     pub credit_missed: Vec<String>,
     /// Credit accounts liquidated (records).
     pub credit_liquidations: usize,
+    /// Txs those credit-account liquidations landed in.
+    pub credit_txs: usize,
     /// What the credit-account capture oracle found after the run.
     pub credit_capture: CreditCaptureReport,
     /// The workers' own credit accounts after the run.
@@ -621,10 +623,11 @@ impl Figures {
         );
         let _ = writeln!(
             md,
-            "| Credit accounts liquidated | {} ({} missed), {} liquidations, one per tx |",
+            "| Credit accounts liquidated | {} ({} missed), {} liquidations in {} txs |",
             self.credit_liquidatable - self.credit_missed.len().min(self.credit_liquidatable),
             self.credit_missed.len(),
-            self.credit_liquidations
+            self.credit_liquidations,
+            self.credit_txs
         );
         let _ = writeln!(
             md,
@@ -1219,10 +1222,16 @@ pub async fn run(options: &Options) -> anyhow::Result<Figures> {
         .map(|id| format!("credit account {id}"))
         .filter(|a| !liquidated.contains(a.as_str()))
         .collect();
-    figures.credit_liquidations = liquidations
+    let credit: Vec<&&AttemptRecord> = liquidations
         .iter()
         .filter(|r| r.protocol == ProtocolKind::Rover)
-        .count();
+        .collect();
+    figures.credit_liquidations = credit.len();
+    figures.credit_txs = credit
+        .iter()
+        .map(|r| r.tx_hash.as_str())
+        .collect::<BTreeSet<_>>()
+        .len();
     if let Some(overdue) = overdue {
         for account in overdue {
             let missed = if account.starts_with("credit account ") {

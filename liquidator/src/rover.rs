@@ -19,6 +19,7 @@ use mars::math::credit_account::{
 use mars::msg::credit_manager::{Action, ActionCoin, ExecuteMsg, LiquidateRequest};
 use mars::msg::health::{self, HealthValuesResponse};
 use mars::msg::oracle::ActionKind;
+use mars::types::CreditManagerDebts;
 use mars::value::{PriceBook, Value};
 use redline_chain::{execute_contract_msg, ChainClient, ChainError, TxEvent};
 use redline_pipeline::jobs::LiquidationPlan;
@@ -27,55 +28,78 @@ use redline_protocol::MarketSnapshot;
 
 use crate::credit_account::{account_kind, CreditAccountError, RoverContracts};
 
-/// The best liquidation of credit account `account_id` as it stands: its stored form and the
-/// credit manager's debt totals read from the chain now, weighed with `snapshot` (markets at
-/// its block time, liquidation prices, params, the deployment's rule), the same computation as
-/// the health checker's. `None` when the credit manager would accept none (the account recovered
-/// or changed since the candidate was found).
-pub async fn replan<C: ChainClient + Clone>(
-    client: &C,
-    red_bank: &str,
-    credit_manager: &str,
-    account_id: u64,
-    snapshot: &MarketSnapshot,
-) -> Result<Option<LiquidationPlan>, CreditAccountError> {
-    let reader = Rover::new(
-        client.clone(),
-        redline_protocol::rover::RoverContracts {
-            credit_manager: credit_manager.to_string(),
-            red_bank: red_bank.to_string(),
-        },
-    );
-    let (account, debts) = futures::try_join!(
-        reader.read_account(account_id, None),
-        reader.read_manager_debts(None),
-    )
-    .map_err(CreditAccountError::Read)?;
-    let Some(account) = account else {
-        return Ok(None);
-    };
-    let markets: Vec<_> = snapshot.markets.values().cloned().collect();
-    let positions = positions_at(&account, &debts, &markets, snapshot.block_time_secs)
-        .map_err(CreditAccountError::Health)?;
-    let denoms = DenomsData::new(snapshot.params.values(), &snapshot.liquidation_prices);
-    let health = HealthComputer {
-        kind: &account.kind,
-        positions: &positions,
-        denoms: &denoms,
+/// Plans credit-account liquidations from the chain as it stands: the credit manager's debt
+/// totals are read once, each account's stored form when it is planned.
+pub struct Replanner<C> {
+    reader: Rover<C>,
+    debts: CreditManagerDebts,
+}
+
+impl<C: ChainClient + Clone> Replanner<C> {
+    /// Reads the credit manager's debt totals now.
+    pub async fn read(
+        client: &C,
+        red_bank: &str,
+        credit_manager: &str,
+    ) -> Result<Self, CreditAccountError> {
+        let reader = Rover::new(
+            client.clone(),
+            redline_protocol::rover::RoverContracts {
+                credit_manager: credit_manager.to_string(),
+                red_bank: red_bank.to_string(),
+            },
+        );
+        let debts = reader
+            .read_manager_debts(None)
+            .await
+            .map_err(CreditAccountError::Read)?;
+        Ok(Replanner { reader, debts })
     }
-    .compute_health()
-    .map_err(CreditAccountError::Health)?;
-    let terms = LiquidationTerms {
-        denoms: &denoms,
-        rule: snapshot.liquidation_rule,
-        target_health_factor: snapshot.target_health_factor,
-    };
-    Ok(
-        best_credit_liquidation(&positions, &health, &terms).map(|(found, profit)| {
-            let usd = snapshot.prices.to_usd(profit.max(Value::zero()));
-            LiquidationPlan::for_credit_account(found, Decimal::try_from(usd).unwrap_or_default())
-        }),
-    )
+
+    /// The best liquidation of credit account `account_id` as it stands: its stored form read
+    /// now, weighed with `snapshot` (markets at its block time, liquidation prices, params, the
+    /// deployment's rule), the same computation as the health checker's. `None` when the credit
+    /// manager would accept none (the account recovered or changed since the candidate was
+    /// found).
+    pub async fn replan(
+        &self,
+        account_id: u64,
+        snapshot: &MarketSnapshot,
+    ) -> Result<Option<LiquidationPlan>, CreditAccountError> {
+        let account = self
+            .reader
+            .read_account(account_id, None)
+            .await
+            .map_err(CreditAccountError::Read)?;
+        let Some(account) = account else {
+            return Ok(None);
+        };
+        let markets: Vec<_> = snapshot.markets.values().cloned().collect();
+        let positions = positions_at(&account, &self.debts, &markets, snapshot.block_time_secs)
+            .map_err(CreditAccountError::Health)?;
+        let denoms = DenomsData::new(snapshot.params.values(), &snapshot.liquidation_prices);
+        let health = HealthComputer {
+            kind: &account.kind,
+            positions: &positions,
+            denoms: &denoms,
+        }
+        .compute_health()
+        .map_err(CreditAccountError::Health)?;
+        let terms = LiquidationTerms {
+            denoms: &denoms,
+            rule: snapshot.liquidation_rule,
+            target_health_factor: snapshot.target_health_factor,
+        };
+        Ok(
+            best_credit_liquidation(&positions, &health, &terms).map(|(found, profit)| {
+                let usd = snapshot.prices.to_usd(profit.max(Value::zero()));
+                LiquidationPlan::for_credit_account(
+                    found,
+                    Decimal::try_from(usd).unwrap_or_default(),
+                )
+            }),
+        )
+    }
 }
 
 /// What one credit-account liquidation asks the credit manager for.

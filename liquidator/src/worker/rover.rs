@@ -11,7 +11,7 @@ use redline_pipeline::jobs::LiquidationPlan;
 
 use super::*;
 use crate::credit_account::{own_account, CreditAccountError, RoverContracts};
-use crate::rover::{self, RoverExecuted, RoverOrder};
+use crate::rover::{self, Replanner, RoverExecuted, RoverOrder};
 
 /// Contract refusals that mean the liquidation does not pay now (the swap returns too little,
 /// or less than the borrow): acknowledged, the health checker queues the account again.
@@ -119,9 +119,18 @@ where
             Ok(contracts) => contracts,
             Err(error) => return self.credit_accounts_error(jobs, &error, report).await,
         };
+        let replanner = Replanner::read(
+            self.reader.client(),
+            &self.reader.contracts().red_bank,
+            &contracts.credit_manager,
+        );
+        let replanner = match replanner.await {
+            Ok(replanner) => replanner,
+            Err(error) => return self.credit_accounts_error(jobs, &error, report).await,
+        };
         let checked = join_all(
             jobs.into_iter()
-                .map(|job| self.check_credit_account(job, &contracts, snapshot)),
+                .map(|job| self.check_credit_account(job, &contracts, &replanner, snapshot)),
         )
         .await;
         let mut liquidatable = Vec::new();
@@ -249,6 +258,7 @@ where
         &self,
         job: RoverJob,
         contracts: &RoverContracts,
+        replanner: &Replanner<C>,
         snapshot: &MarketSnapshot,
     ) -> (
         RoverJob,
@@ -267,9 +277,10 @@ where
                 self.metrics.job("healthy");
                 return Ok(None);
             }
-            let plan = self
-                .replan_credit_account(&job, contracts, snapshot)
-                .await?;
+            let AccountKey::CreditAccount(id) = job.delivery.job.account else {
+                return Ok(None);
+            };
+            let plan = replanner.replan(id, snapshot).await?;
             if plan.is_none() {
                 tracing::debug!(
                     "stale candidate dropped: no liquidation the credit manager accepts now"
@@ -523,26 +534,6 @@ where
                 self.credit_send_failed(batch, &error, snapshot).await;
             }
         }
-    }
-
-    /// The candidate's plan worked out again from the account as it stands.
-    async fn replan_credit_account(
-        &self,
-        job: &RoverJob,
-        contracts: &RoverContracts,
-        snapshot: &MarketSnapshot,
-    ) -> Result<Option<LiquidationPlan>, CreditAccountError> {
-        let AccountKey::CreditAccount(id) = job.delivery.job.account else {
-            return Ok(None);
-        };
-        rover::replan(
-            self.reader.client(),
-            &self.reader.contracts().red_bank,
-            &contracts.credit_manager,
-            id,
-            snapshot,
-        )
-        .await
     }
 
     /// The Rover contracts, read from the credit manager once.

@@ -5,10 +5,11 @@
 //! `--credit-rediscover-blocks` blocks; at the tip the block's credit snapshot is written and
 //! one health-check job covers every credit account.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::Context as _;
 use clap::Args;
+use mars::types::StoredCreditAccount;
 use redline_chain::{BlockResults, ChainClient, ScanOptions};
 use redline_pipeline::index::credit::{CreditBook, CreditSnapshot};
 use redline_pipeline::index::BlockSnapshot;
@@ -38,6 +39,51 @@ impl Default for Config {
     }
 }
 
+/// How a periodic rediscovery's scan differed from the book the events had kept (the accounts
+/// the block itself touched left out: they were re-read with it). Anything here is an event the
+/// book missed, repaired by the rediscovery.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CreditDrift {
+    /// Credit accounts with debt on chain the book lacked.
+    pub missing: usize,
+    /// In the book with another stored form than on chain.
+    pub stale: usize,
+    /// In the book but without debt on chain.
+    pub extra: usize,
+}
+
+impl CreditDrift {
+    /// `book` against `scanned`, leaving out `touched`.
+    pub fn between(
+        book: &[StoredCreditAccount],
+        scanned: &[StoredCreditAccount],
+        touched: &BTreeSet<u64>,
+    ) -> Self {
+        let book: BTreeMap<u64, &StoredCreditAccount> =
+            book.iter().map(|a| (a.account_id, a)).collect();
+        let scanned: BTreeMap<u64, &StoredCreditAccount> =
+            scanned.iter().map(|a| (a.account_id, a)).collect();
+        let mut drift = CreditDrift::default();
+        for (id, account) in &scanned {
+            match book.get(id) {
+                _ if touched.contains(id) => {}
+                None => drift.missing += 1,
+                Some(kept) if kept != account => drift.stale += 1,
+                Some(_) => {}
+            }
+        }
+        drift.extra = book
+            .keys()
+            .filter(|id| !scanned.contains_key(id) && !touched.contains(id))
+            .count();
+        drift
+    }
+
+    pub fn total(&self) -> usize {
+        self.missing + self.stale + self.extra
+    }
+}
+
 /// The credit manager read through `rover`, written to `book`.
 pub(crate) struct CreditIndexer<C> {
     pub rover: Rover<C>,
@@ -56,7 +102,8 @@ impl<C: ChainClient> CreditIndexer<C> {
     }
 
     /// The book brought to block `height`: the accounts `touched` re-read when the book is at
-    /// `height − 1`, a full discovery otherwise (or when one is due).
+    /// `height − 1`, a full discovery otherwise (or when one is due). A discovery that replaces a
+    /// book followed up to the block before returns how the two differed.
     pub async fn apply_block(
         &self,
         height: u64,
@@ -64,13 +111,14 @@ impl<C: ChainClient> CreditIndexer<C> {
         config: &Config,
         scan: ScanOptions,
         concurrency: usize,
-    ) -> anyhow::Result<()> {
+    ) -> anyhow::Result<Option<CreditDrift>> {
         let mut synced = self.synced.lock().await;
+        let followed = matches!(*synced, Some((last, _)) if last + 1 == height);
         let follows = match *synced {
             Some((last, discovered)) if last + 1 == height => {
                 height - discovered < config.credit_rediscover_blocks
             }
-            Some((last, _)) if last == height => return Ok(()),
+            Some((last, _)) if last == height => return Ok(None),
             _ => false,
         };
         if !follows {
@@ -80,6 +128,12 @@ impl<C: ChainClient> CreditIndexer<C> {
                 .await
                 .context("scanning the credit manager for credit accounts with debt")?;
             let accounts: Vec<_> = found.accounts.into_values().collect();
+            let drift = if followed {
+                let (kept, _) = self.book.accounts().await?;
+                Some(CreditDrift::between(&kept, &accounts, touched))
+            } else {
+                None
+            };
             self.book.replace(height, &accounts).await?;
             if synced.is_none() {
                 info!(
@@ -88,7 +142,7 @@ impl<C: ChainClient> CreditIndexer<C> {
                 );
             }
             *synced = Some((height, height));
-            return Ok(());
+            return Ok(drift);
         }
         let (mut put, mut removed) = (Vec::new(), Vec::new());
         for id in touched {
@@ -107,7 +161,7 @@ impl<C: ChainClient> CreditIndexer<C> {
         }
         self.book.apply(height, &put, &removed).await?;
         *synced = synced.map(|(_, discovered)| (height, discovered));
-        Ok(())
+        Ok(None)
     }
 
     /// Writes the credit snapshot of `block` (the Red Bank's snapshot of the same block plus the
@@ -164,7 +218,7 @@ impl<C: ChainClient + Clone + 'static> Collector<C> {
         };
         let config = &self.inner.config;
         let settings = config.discovery.scan_settings();
-        credit
+        let drift = credit
             .apply_block(
                 height,
                 touched,
@@ -172,7 +226,26 @@ impl<C: ChainClient + Clone + 'static> Collector<C> {
                 settings.scan,
                 settings.query_concurrency,
             )
-            .await
+            .await?;
+        if let Some(drift) = drift.filter(|d| d.total() > 0) {
+            warn!(
+                height,
+                missing = drift.missing,
+                stale = drift.stale,
+                extra = drift.extra,
+                "credit book drift: the rediscovery found accounts the block events had not kept current; repaired"
+            );
+            let counted = [
+                ("credit_missing", drift.missing),
+                ("credit_stale", drift.stale),
+                ("credit_extra", drift.extra),
+            ];
+            for (kind, count) in counted {
+                let counter = self.inner.metrics.drift_repaired.with_label_values(&[kind]);
+                counter.inc_by(count as u64);
+            }
+        }
+        Ok(())
     }
 
     /// Publishes the credit snapshot of `block` and enqueues its job (nothing without a credit
@@ -196,5 +269,53 @@ impl<C: ChainClient + Clone + 'static> Collector<C> {
                 )
             })?;
         Ok(1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use cosmwasm_std::Uint128;
+    use mars::msg::health::AccountKind;
+
+    use super::*;
+
+    fn account(id: u64, debt_shares: u128) -> StoredCreditAccount {
+        StoredCreditAccount {
+            account_id: id,
+            kind: AccountKind::Default,
+            coin_balances: BTreeMap::new(),
+            debt_shares: BTreeMap::from([("uusdc".to_string(), Uint128::new(debt_shares))]),
+            lends_scaled: BTreeMap::new(),
+        }
+    }
+
+    /// Book {2, 3, 4, 6} against scan {2, 3', 5, 6'} with 6 touched by the block: 5 is missing,
+    /// 3 stale, 4 extra, and 6 (re-read with the block) is not drift.
+    #[test]
+    fn drift_counts_what_the_book_missed_but_not_what_the_block_touched() {
+        let book = [
+            account(2, 10),
+            account(3, 10),
+            account(4, 10),
+            account(6, 10),
+        ];
+        let scanned = [
+            account(2, 10),
+            account(3, 11),
+            account(5, 10),
+            account(6, 12),
+        ];
+        let touched = BTreeSet::from([6]);
+        let drift = CreditDrift::between(&book, &scanned, &touched);
+        assert_eq!(
+            drift,
+            CreditDrift {
+                missing: 1,
+                stale: 1,
+                extra: 1
+            }
+        );
+        assert_eq!(drift.total(), 3);
+        assert_eq!(CreditDrift::between(&book, &book, &touched).total(), 0);
     }
 }

@@ -9,38 +9,25 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use cosmwasm_std::{Coin, Uint128};
-use mars::msg::account_nft::{self, TokensResponse};
-use mars::msg::credit_manager::{self, Action, ActionCoin, ConfigResponse, ExecuteMsg, Positions};
+use mars::msg::credit_manager::{self, Action, ActionCoin, ExecuteMsg, Positions};
 use mars::msg::health::AccountKind;
 use mars::msg::red_bank::{self, UserCollateralResponse};
 use mars::types::StoredCreditAccount;
-use redline_chain::ChainClient;
+use redline_chain::{ChainClient, TendermintClient};
 use redline_pipeline::index::credit::CreditBook;
 use redline_pipeline::index::IndexArgs;
 use redline_pipeline::jobs::{HealthCheckJob, ProtocolKind};
 use redline_pipeline::queue::{Queue, RedisStreamQueue};
 use support::{coin, shutdown, start_following, test_config, Devnet};
 use testkit::eventually;
+use testkit::rover::RoverQueries;
 
 const WAIT: Duration = Duration::from_secs(60);
 const CREDIT_ACCOUNTS: usize = 120;
 
-struct Contracts {
-    credit_manager: String,
-    account_nft: String,
-}
-
-async fn contracts(devnet: &Devnet) -> Contracts {
+async fn contracts(devnet: &Devnet) -> RoverQueries<TendermintClient> {
     let credit_manager = devnet.manifest.contracts.credit_manager.clone().unwrap();
-    let config: ConfigResponse = devnet
-        .client
-        .query_smart(&credit_manager, &credit_manager::QueryMsg::Config {}, None)
-        .await
-        .unwrap();
-    Contracts {
-        credit_manager,
-        account_nft: config.account_nft.unwrap(),
-    }
+    RoverQueries::of(devnet.client.clone(), &credit_manager).await
 }
 
 /// The account as the credit manager's `positions` and the Red Bank's `user_collateral`
@@ -143,20 +130,8 @@ async fn credit_accounts_are_discovered_followed_and_published() {
         )
         .await
         .unwrap();
-    let tokens: TokensResponse = devnet
-        .client
-        .query_smart(
-            &contracts.account_nft,
-            &account_nft::QueryMsg::Tokens {
-                owner: owner.address().to_string(),
-                start_after: None,
-                limit: None,
-            },
-            None,
-        )
-        .await
-        .unwrap();
-    let id = tokens.tokens[0].clone();
+    let tokens = contracts.tokens(owner.address().as_ref()).await;
+    let id = tokens[0].clone();
     let deposit = coin(50_000_000, "uatom");
     let actions = vec![
         Action::Deposit(deposit.clone()),
@@ -232,5 +207,58 @@ async fn credit_accounts_are_discovered_followed_and_published() {
     let heights: std::collections::BTreeSet<_> = credit_jobs.iter().map(|d| d.job.height).collect();
     assert_eq!(heights.len(), credit_jobs.len(), "one credit job per block");
 
+    shutdown(running, devnet).await;
+}
+
+/// A credit account dropped from the book behind the collector's back (an event it missed) is
+/// put back by the next periodic rediscovery, which reports it as drift.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rediscovery_repairs_and_reports_what_the_book_missed() {
+    support::init_logs();
+    let devnet = Devnet::scenario(40, 6)
+        .credit_accounts(40)
+        .start()
+        .await
+        .unwrap();
+    let mut config = test_config(8);
+    config.credit.credit_rediscover_blocks = 3;
+    let (harness, running) = start_following(&devnet, config).await;
+    let start = running.discovered(WAIT).await;
+    running.wait_until_at_tip(&devnet, start, WAIT).await;
+    let mut conn = redline_pipeline::redis_conn::connect(
+        &harness.queue_config(),
+        redline_pipeline::redis_conn::ConnectOptions::default(),
+    )
+    .await
+    .unwrap();
+    let book = book(conn.clone());
+    let (&dropped, _) = book_accounts(&book)
+        .await
+        .iter()
+        .next()
+        .expect("an account");
+    let accounts_key = format!("{}:accounts", book.namespace().as_str());
+    let removed: u64 = redis::cmd("HDEL")
+        .arg(&accounts_key)
+        .arg(dropped.to_string())
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(removed, 1);
+
+    eventually("the dropped account back in the book", WAIT, || async {
+        book_accounts(&book)
+            .await
+            .contains_key(&dropped)
+            .then_some(())
+    })
+    .await;
+    let missing = running
+        .collector
+        .metrics()
+        .drift_repaired
+        .with_label_values(&["credit_missing"])
+        .get();
+    assert_eq!(missing, 1);
     shutdown(running, devnet).await;
 }

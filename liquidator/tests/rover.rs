@@ -8,10 +8,7 @@ mod support;
 use std::collections::BTreeMap;
 
 use cosmwasm_std::{Decimal, Uint128, Uint256};
-use mars::msg::account_nft::{self, TokensResponse};
-use mars::msg::credit_manager::{self, ConfigResponse, Positions};
-use mars::msg::health::{self, AccountKind, HealthValuesResponse};
-use mars::msg::oracle::ActionKind;
+use mars::msg::credit_manager::Positions;
 use mars::types::AccountKey;
 use mars::value::Value;
 use redline_chain::{ChainClient, TendermintClient, TxEvent, TxOutcome};
@@ -20,14 +17,21 @@ use redline_liquidator::worker::Worker;
 use redline_pipeline::jobs::{LiquidationCandidate, LiquidationPlan, ProtocolKind};
 use redline_pipeline::queue::Queue as _;
 use support::Harness;
+use testkit::rover::RoverQueries;
 
 const ATOM: &str = "uatom";
 
-/// The Rover contracts, as the chain names them.
+/// The devnet's Rover contracts, with the picks these tests make among the seeded accounts.
 struct Rover {
-    credit_manager: String,
-    account_nft: String,
-    health: String,
+    queries: RoverQueries<TendermintClient>,
+}
+
+impl std::ops::Deref for Rover {
+    type Target = RoverQueries<TendermintClient>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.queries
+    }
 }
 
 impl Rover {
@@ -38,96 +42,37 @@ impl Rover {
             .credit_manager
             .clone()
             .expect("the devnet runs a credit manager");
-        let config: ConfigResponse = h
-            .client
-            .query_smart(&credit_manager, &credit_manager::QueryMsg::Config {}, None)
-            .await
-            .unwrap();
         Rover {
-            credit_manager,
-            account_nft: config.account_nft.unwrap(),
-            health: config.health_contract,
+            queries: RoverQueries::of(h.client.clone(), &credit_manager).await,
         }
-    }
-
-    async fn positions(&self, h: &Harness, id: &str, height: Option<u64>) -> Positions {
-        let query = credit_manager::QueryMsg::Positions {
-            account_id: id.to_string(),
-        };
-        h.client
-            .query_smart(&self.credit_manager, &query, height)
-            .await
-            .unwrap()
-    }
-
-    async fn health(&self, h: &Harness, id: &str) -> HealthValuesResponse {
-        let query = health::QueryMsg::HealthValues {
-            account_id: id.to_string(),
-            kind: AccountKind::Default,
-            action: ActionKind::Liquidation,
-        };
-        h.client
-            .query_smart(&self.health, &query, None)
-            .await
-            .unwrap()
-    }
-
-    async fn tokens(&self, h: &Harness, owner: &str) -> Vec<String> {
-        let query = account_nft::QueryMsg::Tokens {
-            owner: owner.to_string(),
-            start_after: None,
-            limit: Some(100),
-        };
-        let answer: TokensResponse = h
-            .client
-            .query_smart(&self.account_nft, &query, None)
-            .await
-            .unwrap();
-        answer.tokens
-    }
-
-    /// Every seeded credit account id (the rewards collector's account, 1, left out).
-    async fn seeded(&self, h: &Harness) -> Vec<String> {
-        let minted: account_nft::NumTokensResponse = h
-            .client
-            .query_smart(
-                &self.account_nft,
-                &account_nft::QueryMsg::NumTokens {},
-                None,
-            )
-            .await
-            .unwrap();
-        (2..=minted.count).map(|id| id.to_string()).collect()
     }
 
     /// The first seeded account `wanted` accepts, with its positions: the account, its largest
     /// debt's denom and a collateral denom other than it (a lend when `lend`).
     async fn pick(
         &self,
-        h: &Harness,
         liquidatable: bool,
         lend: bool,
     ) -> Option<(String, Positions, String, String)> {
-        self.pick_many(h, liquidatable, lend, 1).await.pop()
+        self.pick_many(liquidatable, lend, 1).await.pop()
     }
 
     /// Up to `count` accounts as [`Rover::pick`] picks one.
     async fn pick_many(
         &self,
-        h: &Harness,
         liquidatable: bool,
         lend: bool,
         count: usize,
     ) -> Vec<(String, Positions, String, String)> {
         let mut picked = Vec::new();
-        for id in self.seeded(h).await {
+        for id in self.seeded_ids().await.iter().map(u64::to_string) {
             if picked.len() == count {
                 break;
             }
-            if self.health(h, &id).await.liquidatable != liquidatable {
+            if self.liquidation_health(&id).await.liquidatable != liquidatable {
                 continue;
             }
-            let positions = self.positions(h, &id, None).await;
+            let positions = self.positions(&id, None).await;
             let Some(debt) = positions.debts.iter().max_by_key(|d| d.amount) else {
                 continue;
             };
@@ -279,7 +224,7 @@ async fn check_liquidation(
     // The liquidatee's debt went down by the repayment: its shares by exactly what the repay
     // event burnt, its amount by the repayment (interest of the few blocks in between aside;
     // the devnet answers from its latest state only, so `before` was read before the step).
-    let after = rover.positions(h, id, None).await;
+    let after = rover.positions(id, None).await;
     let repay = wasm_event(&tx, "repay", "account_id", id);
     let (repay_amount, _) = coin_attr(repay, "coin_repaid");
     assert_eq!(repay_amount, repaid);
@@ -326,7 +271,7 @@ async fn check_liquidation(
     }
 
     // The worker's own account ends empty: no debt, no coins, no lends.
-    let own_after = rover.positions(h, own, None).await;
+    let own_after = rover.positions(own, None).await;
     assert!(own_after.debts.is_empty(), "{own_after:?}");
     assert!(own_after.deposits.is_empty(), "{own_after:?}");
     assert!(own_after.lends.is_empty(), "{own_after:?}");
@@ -402,7 +347,7 @@ async fn liquidate_one(
     lend: bool,
 ) -> AttemptRecord {
     let (id, positions, debt_denom, collateral) = rover
-        .pick(h, true, lend)
+        .pick(true, lend)
         .await
         .expect("a liquidatable credit account after the price drop");
     let (debt, _) = debt_of(&positions, &debt_denom);
@@ -437,7 +382,7 @@ async fn a_credit_account_is_liquidated_in_one_tx_from_the_workers_own_account()
     );
     let own = worker.credit_account().unwrap().to_string();
     let wallet = worker.sender().address().to_string();
-    assert_eq!(rover.tokens(&h, &wallet).await, vec![own]);
+    assert_eq!(rover.tokens(&wallet).await, vec![own]);
     assert!(h.metric("liquidator_attempts_total").contains("liquidated"));
 }
 
@@ -460,7 +405,7 @@ async fn a_restarted_worker_finds_its_credit_account_and_liquidates_a_lend() {
     let record = liquidate_one(&h, &rover, &mut second, true).await;
     assert_eq!(second.credit_account(), Some(own.as_str()));
     assert!(record.detail.contains("request lend"), "{}", record.detail);
-    assert_eq!(rover.tokens(&h, &wallet).await, vec![own]);
+    assert_eq!(rover.tokens(&wallet).await, vec![own]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -470,10 +415,10 @@ async fn a_healthy_credit_account_is_acked_without_a_tx() {
         .unwrap();
     let rover = Rover::of(&h).await;
     let (id, positions, debt_denom, collateral) = rover
-        .pick(&h, false, false)
+        .pick(false, false)
         .await
         .expect("a healthy credit account with debt");
-    assert!(!rover.health(&h, &id).await.liquidatable);
+    assert!(!rover.liquidation_health(&id).await.liquidatable);
     let (debt, _) = debt_of(&positions, &debt_denom);
     let height = h.client.latest_height().await.unwrap();
     let job = candidate(&h, &id, height, (&debt_denom, debt), &collateral, false);
@@ -489,9 +434,9 @@ async fn a_healthy_credit_account_is_acked_without_a_tx() {
     assert_eq!((backlog.pending, backlog.dead_letters), (0, 0));
     // Nothing signed: no liquidation, and no credit account opened for it.
     assert_eq!(h.client.account(&wallet).await.unwrap().sequence, sequence);
-    assert!(rover.tokens(&h, &wallet).await.is_empty());
+    assert!(rover.tokens(&wallet).await.is_empty());
     assert!(h.records().await.unwrap().is_empty());
-    assert_eq!(positions, rover.positions(&h, &id, None).await);
+    assert_eq!(positions, rover.positions(&id, None).await);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -517,11 +462,11 @@ async fn credit_account_candidates_are_dead_lettered_without_a_credit_manager() 
 /// largest debt against a deposit in another denom.
 async fn every_liquidatable(h: &Harness, rover: &Rover, height: u64) -> Vec<LiquidationCandidate> {
     let mut candidates = Vec::new();
-    for id in rover.seeded(h).await {
-        if !rover.health(h, &id).await.liquidatable {
+    for id in rover.seeded_ids().await.iter().map(u64::to_string) {
+        if !rover.liquidation_health(&id).await.liquidatable {
             continue;
         }
-        let positions = rover.positions(h, &id, None).await;
+        let positions = rover.positions(&id, None).await;
         let Some(debt) = positions.debts.iter().max_by_key(|d| d.amount) else {
             continue;
         };
@@ -539,8 +484,8 @@ async fn own_accounts(h: &Harness, rover: &Rover, slots: u32) -> Vec<(String, Po
     let mut owned = Vec::new();
     for slot in 0..slots {
         let wallet = h.wallet(slot).address().to_string();
-        for id in rover.tokens(h, &wallet).await {
-            owned.push((wallet.clone(), rover.positions(h, &id, None).await));
+        for id in rover.tokens(&wallet).await {
+            owned.push((wallet.clone(), rover.positions(&id, None).await));
         }
     }
     owned
@@ -644,7 +589,7 @@ async fn several_credit_accounts_are_liquidated_in_one_tx() {
         .unwrap();
     let rover = Rover::of(&h).await;
     h.move_price(ATOM, 70).await.unwrap();
-    let picked = rover.pick_many(&h, true, false, 3).await;
+    let picked = rover.pick_many(true, false, 3).await;
     assert_eq!(picked.len(), 3, "three liquidatable credit accounts");
     let height = h.client.latest_height().await.unwrap();
     let jobs: Vec<_> = picked
@@ -681,7 +626,7 @@ async fn several_credit_accounts_are_liquidated_in_one_tx() {
     assert_eq!(hashes.len(), 1, "one tx for the three: {hashes:?}");
 
     let own = worker.credit_account().unwrap().to_string();
-    let own_after = rover.positions(&h, &own, None).await;
+    let own_after = rover.positions(&own, None).await;
     assert!(
         own_after.debts.is_empty() && own_after.deposits.is_empty(),
         "{own_after:?}"

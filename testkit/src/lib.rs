@@ -18,6 +18,7 @@ pub mod fixtures;
 pub use fake_chain::FakeChain;
 pub mod fuzz;
 pub mod http;
+pub mod rover;
 
 use redline_pipeline::queue::RedisArgs;
 

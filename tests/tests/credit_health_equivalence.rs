@@ -20,8 +20,6 @@ use std::time::Duration;
 
 use cosmwasm_std::Decimal;
 use futures::stream::{self, StreamExt as _};
-use mars::msg::account_nft::{self, NumTokensResponse};
-use mars::msg::credit_manager::{self, ConfigResponse};
 use mars::msg::health::{self, HealthValuesResponse};
 use mars::msg::oracle::ActionKind;
 use mars::types::StoredCreditAccount;
@@ -32,6 +30,7 @@ use redline_protocol::rover::{Rover, RoverContracts};
 use redline_tests::abci;
 use tendermint_rpc::HttpClient;
 use testkit::devnet::Devnet;
+use testkit::rover::RoverQueries;
 
 const CREDIT_ACCOUNTS: usize = 5_000;
 const CONCURRENCY: usize = 16;
@@ -52,23 +51,9 @@ impl Chain {
             .await
             .unwrap();
         let contracts = RoverContracts::from_manifest(&devnet.manifest.contracts).unwrap();
-        let cm = contracts.credit_manager.clone();
-        let config: ConfigResponse = devnet
-            .client
-            .query_smart(&cm, &credit_manager::QueryMsg::Config {}, None)
-            .await
-            .unwrap();
-        let minted: NumTokensResponse = devnet
-            .client
-            .query_smart(
-                config.account_nft.as_deref().unwrap(),
-                &account_nft::QueryMsg::NumTokens {},
-                None,
-            )
-            .await
-            .unwrap();
+        let queries = RoverQueries::of(devnet.client.clone(), &contracts.credit_manager).await;
         // Account 1 is the rewards collector's; the seeded ones follow.
-        let ids: Vec<u64> = (2..=minted.count).collect();
+        let ids = queries.seeded_ids().await;
         assert!(
             ids.len() >= CREDIT_ACCOUNTS,
             "{} accounts minted",
@@ -79,7 +64,7 @@ impl Chain {
             rover: Rover::new(devnet.client.clone(), contracts),
             devnet,
             http,
-            health: config.health_contract,
+            health: queries.health,
             ids,
         }
     }

@@ -52,6 +52,8 @@ enum NotSent {
     BelowMinProfit(Value),
     /// Its fee is more than the step has left for fees: `(fee, left)`.
     NoFeeFunds(Coin, Uint128),
+    /// The swap's floor at the slippage allowed is below the debt it must repay.
+    Thin { floor: Uint128, repaid: Uint128 },
 }
 
 /// A credit-account tx broadcast and being confirmed.
@@ -705,6 +707,15 @@ where
         if profit < Value::from(self.settings.min_profit_usd) {
             return Ok(Err(NotSent::BelowMinProfit(profit)));
         }
+        // The swap must still repay the borrow after the pool moves by all the slippage
+        // allowed: if it may return less, the tx would pass `min_receive` and then fail the
+        // credit manager's LTV check on the liquidator's own account, fee burnt.
+        if order.min_receive < expected.debt_repaid {
+            return Ok(Err(NotSent::Thin {
+                floor: order.min_receive,
+                repaid: expected.debt_repaid,
+            }));
+        }
         Ok(Ok(RoverReady {
             order,
             message,
@@ -753,6 +764,15 @@ where
                     score: 0.0,
                     needs: vec![(fee.denom, amount.saturating_sub(left).u128())],
                 })
+            }
+            NotSent::Thin { floor, repaid } => {
+                tracing::debug!(%floor, %repaid, "the swap may not repay the borrow within the slippage allowed");
+                record.outcome = Outcome::BelowMinProfit;
+                record.error = format!(
+                    "the swap's floor {floor} at --max-slippage {} is below the {repaid} it must repay",
+                    self.settings.max_slippage
+                );
+                Verdict::Ack
             }
             NotSent::BelowMinProfit(profit_after_fee_usd) => {
                 tracing::debug!(%profit_after_fee_usd, "below the profit floor");

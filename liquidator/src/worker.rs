@@ -255,7 +255,7 @@ pub struct Worker<C, Q> {
     own_credit_account: Option<String>,
     /// Credit-account candidates kept for the next step (see
     /// [`Worker::liquidate_credit_accounts`]).
-    held_credit: Vec<Delivery<LiquidationCandidate>>,
+    held_credit: Vec<rover::Held>,
     /// The credit-account tx being confirmed.
     unsettled_credit: Option<rover::UnsettledCredit>,
 }

@@ -56,6 +56,26 @@ enum NotSent {
     Thin { floor: Uint128, repaid: Uint128 },
 }
 
+/// How long a worker keeps a credit-account candidate for its next tx before handing it back
+/// to the queue for any worker: well within the queue's visibility timeout, so that the job
+/// is not handed out twice meanwhile.
+const HOLD_LIMIT: Duration = Duration::from_secs(10);
+
+/// A credit-account candidate kept for the worker's next tx.
+pub(super) struct Held {
+    delivery: Delivery<LiquidationCandidate>,
+    since: std::time::Instant,
+}
+
+impl Held {
+    fn new(delivery: Delivery<LiquidationCandidate>) -> Self {
+        Held {
+            delivery,
+            since: std::time::Instant::now(),
+        }
+    }
+}
+
 /// A credit-account tx broadcast and being confirmed.
 pub(super) struct UnsettledCredit {
     batch: Vec<(RoverJob, RoverReady)>,
@@ -97,7 +117,9 @@ where
         fee_budget: &mut Uint128,
         report: &mut StepReport,
     ) {
-        self.held_credit.extend(deliveries);
+        self.held_credit
+            .extend(deliveries.into_iter().map(Held::new));
+        self.release_held_too_long().await;
         if self.unsettled_credit.is_some() || self.held_credit.is_empty() {
             return;
         }
@@ -174,7 +196,8 @@ where
         let wanted = 2 * self.settings.max_liquidations_per_tx.max(1);
         let mut pool_in_use: BTreeMap<String, bool> = BTreeMap::new();
         let mut chosen = Vec::new();
-        for (index, delivery) in self.held_credit.iter().enumerate() {
+        for (index, held) in self.held_credit.iter().enumerate() {
+            let delivery = &held.delivery;
             if chosen.len() == wanted {
                 break;
             }
@@ -199,7 +222,7 @@ where
         }
         let mut next = Vec::with_capacity(chosen.len());
         for index in chosen.into_iter().rev() {
-            next.push(self.held_credit.remove(index));
+            next.push(self.held_credit.remove(index).delivery);
         }
         next.reverse();
         next
@@ -385,13 +408,30 @@ where
     /// Keeps a job's delivery for the next step and unlocks its account meanwhile.
     async fn hold_credit_job(&mut self, job: RoverJob) {
         self.unlock(&job.lock).await;
-        self.held_credit.push(job.delivery);
+        self.held_credit.push(Held::new(job.delivery));
     }
 
     /// Hands the held deliveries back to the queue (the worker is stopping).
     pub(super) async fn release_held_credit(&mut self) {
-        for delivery in std::mem::take(&mut self.held_credit) {
-            self.settle(&delivery, Verdict::Release).await;
+        for held in std::mem::take(&mut self.held_credit) {
+            self.settle(&held.delivery, Verdict::Release).await;
+        }
+    }
+
+    /// Hands back to the queue the candidates held longer than [`HOLD_LIMIT`].
+    async fn release_held_too_long(&mut self) {
+        let (expired, kept): (Vec<Held>, Vec<Held>) = std::mem::take(&mut self.held_credit)
+            .into_iter()
+            .partition(|held| held.since.elapsed() > HOLD_LIMIT);
+        self.held_credit = kept;
+        if !expired.is_empty() {
+            tracing::debug!(
+                released = expired.len(),
+                "credit-account candidates held too long; handed back to the queue"
+            );
+        }
+        for held in expired {
+            self.settle(&held.delivery, Verdict::Release).await;
         }
     }
 

@@ -24,9 +24,7 @@ struct Cli {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     cli.collector.validate()?;
-    let context = ServiceContext::start("collector", &cli.service)
-        .await
-        .context("starting collector")?;
+    let context = ServiceContext::start("collector", &cli.service).await?;
     let base_decimals =
         redline_protocol::red_bank::base_decimals(&context.client, &context.manifest)
             .await

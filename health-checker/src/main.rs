@@ -36,9 +36,7 @@ struct Cli {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let context = ServiceContext::start("health-checker", &cli.service)
-        .await
-        .context("starting health-checker")?;
+    let context = ServiceContext::start("health-checker", &cli.service).await?;
     let metrics = Metrics::register(&context.registry).context("registering metrics")?;
     let outputs = Outputs::connect(&context.queue, &cli.output)
         .await

@@ -62,9 +62,7 @@ async fn run(
     rebalance: Option<redline_liquidator::rebalance::RebalancePolicy>,
     notifier: Notifier,
 ) -> anyhow::Result<()> {
-    let context = ServiceContext::start("liquidator", &cli.service)
-        .await
-        .context("starting liquidator")?;
+    let context = ServiceContext::start("liquidator", &cli.service).await?;
     notifier
         .register_metrics(&context.registry)
         .context("registering the notification metrics")?;

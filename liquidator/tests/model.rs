@@ -1,6 +1,5 @@
 //! The external strategy model with real child processes (`sh -c` scripts).
 
-use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
@@ -112,7 +111,7 @@ async fn a_model_that_cannot_start_is_no_go() {
 
 #[tokio::test]
 async fn the_sample_python_model_goes_above_the_profit_threshold() {
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/model.py");
+    let script = testkit::workspace_root().join("examples/model.py");
     let command = format!(
         "MODEL_MIN_PROFIT_USD=2 MODEL_MAX_REPAY=500 python3 {}",
         script.display()

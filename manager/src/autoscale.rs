@@ -272,14 +272,19 @@ pub fn required_workers(
     deadline_blocks: u32,
     utilization: f64,
 ) -> u32 {
-    let need = workers_needed(
+    whole_workers(workers_needed(
         arrived,
         backlog,
         throughput,
         block_time_s,
         deadline_blocks,
         utilization,
-    );
+    ))
+}
+
+/// A fractional worker count rounded up: no work needs no worker, any work at least one.
+/// Saturates at `u32::MAX`.
+fn whole_workers(need: f64) -> u32 {
     if need == 0.0 {
         return 0;
     }
@@ -448,16 +453,8 @@ impl Autoscaler {
             policy.deadline_blocks,
             policy.target_utilization,
         );
-        let raw = if need == 0.0 {
-            0
-        } else {
-            (need.ceil() as u32).max(1)
-        };
-        let down_target = if need == 0.0 {
-            0
-        } else {
-            ((need * (1.0 + policy.hysteresis)).ceil() as u32).max(raw)
-        };
+        let raw = whole_workers(need);
+        let down_target = whole_workers(need * (1.0 + policy.hysteresis)).max(raw);
         if !within_block {
             self.window.push_back(down_target);
             while self.window.len() > policy.scale_down_window_blocks.max(1) as usize {

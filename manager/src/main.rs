@@ -5,7 +5,6 @@
 
 use std::time::Duration;
 
-use anyhow::Context as _;
 use clap::Parser as _;
 use redline_manager::app::{self, ManagerRun};
 use redline_manager::config::{BackendKind, Cli};
@@ -18,9 +17,7 @@ use redline_service::service::ServiceContext;
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     cli.manager.validate().map_err(anyhow::Error::msg)?;
-    let context = ServiceContext::start("manager", &cli.service)
-        .await
-        .context("starting manager")?;
+    let context = ServiceContext::start("manager", &cli.service).await?;
     let metrics = ManagerMetrics::register(&context.registry)?;
     let notifier = app::start_notifier(&cli, &context)?;
     let settings = app::settings(&cli, &context)?;

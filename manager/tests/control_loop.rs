@@ -17,7 +17,7 @@ use redline_pipeline::jobs::{HealthCheckJob, HEALTH_CHECK_QUEUE};
 use redline_pipeline::queue::{Queue, QueueConfig, RedisStreamQueue};
 use redline_service::metrics::HealthReport;
 use redline_service::notify::Notifier;
-use support::{policy, process_scaler, run_manager, settings, write_service, Running};
+use support::{idle_process_backend, policy, run_manager, settings, Running};
 use testkit::{eventually, wait_for, RedisServer};
 
 fn block(height: u64) -> NewBlock {
@@ -70,10 +70,7 @@ async fn records(conn: &mut redis::aio::ConnectionManager, key: &str) -> Vec<(u6
 async fn deadlines_alarm_wake_and_shutdown() {
     let server = RedisServer::start().unwrap();
     let queue_config = QueueConfig::with_url(server.url());
-    let dir = tempfile::tempdir().unwrap();
-    write_service(dir.path(), "health-checker");
-    write_service(dir.path(), "liquidator");
-    let scaler = process_scaler(dir.path());
+    let (_bin_dir, scaler) = idle_process_backend(&["health-checker", "liquidator"]);
     let settings = settings(&queue_config, policy(0, 2), policy(0, 1));
     let Running {
         metrics,

@@ -15,8 +15,7 @@ use redline_service::service::ServiceArgs;
 const PYTHON: &str = "python3";
 
 fn template() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
+    testkit::workspace_root()
         .join("deploy")
         .join("redline.yaml")
 }

@@ -10,7 +10,7 @@ use cosmwasm_std::Timestamp;
 use redline_chain::NewBlock;
 use redline_pipeline::queue::QueueConfig;
 use redline_service::notify::NotifyArgs;
-use support::{policy, process_scaler, run_manager, settings, write_service, Running};
+use support::{idle_process_backend, policy, run_manager, settings, Running};
 use testkit::http::WebhookReceiver;
 use testkit::{wait_for, RedisServer};
 
@@ -21,11 +21,9 @@ const SLACK_PATH: &str = "/services/T0/B0/SECRET";
 async fn a_silent_feed_and_a_failing_backend_are_notified() {
     let server = RedisServer::start().unwrap();
     let queue_config = QueueConfig::with_url(server.url());
-    let dir = tempfile::tempdir().unwrap();
     // Health checkers can start; the liquidator binary is missing, so the one liquidator the
     // policy asks for cannot.
-    write_service(dir.path(), "health-checker");
-    let scaler = process_scaler(dir.path());
+    let (_bin_dir, scaler) = idle_process_backend(&["health-checker"]);
     let receiver = WebhookReceiver::start().await.unwrap();
     let texts = || receiver.texts_to(SLACK_PATH, "text");
     let notifier = NotifyArgs {

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use anyhow::Context as _;
 use clap::Args;
 use futures::StreamExt;
 use tracing::{info, info_span, warn, Instrument};
@@ -72,8 +73,15 @@ pub struct ServiceContext {
 
 impl ServiceContext {
     /// Logging, config validation, then one round trip to the chain and to Redis, so a
-    /// misconfigured service fails at start with the flag or endpoint named.
-    pub async fn start(name: &'static str, args: &ServiceArgs) -> Result<Self, StartError> {
+    /// misconfigured service fails at start with the flag or endpoint named; the error names
+    /// the service too, since its binary's `main` returns it as is.
+    pub async fn start(name: &'static str, args: &ServiceArgs) -> anyhow::Result<Self> {
+        Self::connect(name, args)
+            .await
+            .with_context(|| format!("starting {name}"))
+    }
+
+    async fn connect(name: &'static str, args: &ServiceArgs) -> Result<Self, StartError> {
         redline_telemetry::init(&args.log)?;
         args.queue.validate()?;
         let manifest = args.chain.resolve()?;

@@ -20,15 +20,8 @@ const SERVICE_SOURCES: &[&str] = &[
     "service/src",
 ];
 
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("service/ sits in the workspace")
-        .to_path_buf()
-}
-
 fn dashboard() -> Value {
-    let path = workspace().join("deploy/grafana/redline.json");
+    let path = testkit::workspace_root().join("deploy/grafana/redline.json");
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()))
@@ -91,7 +84,7 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
 /// String literals of the files that define Prometheus metrics, with whether the file defines
 /// a histogram.
 fn registered_literals() -> BTreeMap<String, bool> {
-    let root = workspace();
+    let root = testkit::workspace_root();
     let mut files = Vec::new();
     for dir in SERVICE_SOURCES {
         rust_files(&root.join(dir), &mut files);

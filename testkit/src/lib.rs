@@ -75,6 +75,13 @@ fn io_error(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> TestkitEr
     move |source| TestkitError::Io { what, source }
 }
 
+/// The workspace's root directory: every crate, testkit included, sits directly below it.
+pub fn workspace_root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("testkit/ sits in the workspace")
+}
+
 /// A free TCP port on 127.0.0.1 (the OS picks it; it stays free until someone binds it, so a
 /// server started on it may still lose a race and should retry with another port).
 pub fn free_port() -> Result<u16, TestkitError> {
@@ -204,14 +211,11 @@ pub fn docker_engine() -> Result<String, String> {
 pub fn docker_images(services: &[&str]) -> Result<(), String> {
     static BUILDING: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _one_at_a_time = BUILDING.lock().unwrap_or_else(|e| e.into_inner());
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .ok_or("testkit/ sits in the workspace")?;
     eprintln!("docker images {services:?}: docker/build.sh rebuilds what changed");
     let status = Command::new("bash")
         .arg("docker/build.sh")
         .env("SERVICES", services.join(" "))
-        .current_dir(root)
+        .current_dir(workspace_root())
         .status()
         .map_err(|e| format!("running docker/build.sh: {e}"))?;
     if status.success() {

@@ -30,11 +30,11 @@ use cosmwasm_std::{coin, Addr};
 use futures::stream::{self, StreamExt};
 use mars::math::health::user_position_figures;
 use mars::msg::oracle::PriceUpdate;
-use mars::msg::red_bank::QueryMsg;
 use mars::types::UserPositionFigures;
 use redline_chain::{
     execute_contract_msg, sign_with_simulated_gas, ChainClient, SequenceTracker, TxBuilder, Wallet,
 };
+use redline_health_checker::onchain::user_position_query;
 use redline_health_checker::BlockContext;
 use redline_pipeline::index::{BlockSnapshot, IndexArgs, IndexedAccount, PositionIndex};
 use redline_pipeline::jobs::ProtocolKind;
@@ -53,18 +53,7 @@ async fn user_position(
     account: &str,
     liquidation_pricing: bool,
 ) -> (u64, UserPositionFigures) {
-    let user = account.to_string();
-    let msg = if liquidation_pricing {
-        QueryMsg::UserPositionLiquidationPricing {
-            user,
-            account_id: None,
-        }
-    } else {
-        QueryMsg::UserPosition {
-            user,
-            account_id: None,
-        }
-    };
+    let msg = user_position_query(account, liquidation_pricing);
     let (height, data) = abci::smart_raw(http, red_bank, &msg)
         .await
         .unwrap_or_else(|(_, log)| panic!("{account}: {log}"));

@@ -31,7 +31,7 @@ mod manager_acceptance;
 use std::fmt::Write as _;
 use std::fs::File;
 use std::os::unix::process::{CommandExt as _, ExitStatusExt as _};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -101,13 +101,6 @@ fn docker_ready(case: &str) -> anyhow::Result<bool> {
     Ok(true)
 }
 
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("tests/ sits in the workspace")
-        .to_path_buf()
-}
-
 /// One run of the script and everything that identifies what it started.
 struct Run {
     child: Child,
@@ -136,7 +129,7 @@ impl Run {
         let out = File::create(dir.path().join("run.out"))?;
         let child = Command::new("bash")
             .arg("scripts/run.sh")
-            .current_dir(workspace_root())
+            .current_dir(testkit::workspace_root())
             .env("BIN", &bin)
             .env(
                 "BACKEND",

@@ -10,7 +10,9 @@ use mars::msg::address_provider::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::support::{assert_owner, from_common_errors, page, CommonError, OWNER};
+use super::support::{
+    assert_owner, from_common_errors, page, save_owner_and_respond, CommonError, OWNER,
+};
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct Config {
@@ -35,9 +37,8 @@ pub fn instantiate(
     _info: MessageInfo,
     msg: InstantiateMsg,
 ) -> Result<Response, AddressProviderError> {
-    OWNER.save(deps.storage, &deps.api.addr_validate(&msg.owner)?)?;
     CONFIG.save(deps.storage, &Config { prefix: msg.prefix })?;
-    Ok(Response::default())
+    save_owner_and_respond(deps, &msg.owner)
 }
 
 pub fn execute(

@@ -17,7 +17,9 @@ use mars::msg::oracle::{self, ActionKind, PriceResponse};
 use mars::msg::params;
 use mars::types::AssetParams;
 
-use super::support::{assert_owner, from_common_errors, CommonError, OWNER};
+use super::support::{
+    assert_owner, from_common_errors, save_owner_and_respond, CommonError, OWNER,
+};
 
 pub const CREDIT_MANAGER: Item<Addr> = Item::new(namespace::CREDIT_MANAGER);
 
@@ -40,11 +42,10 @@ pub fn instantiate(
     _info: MessageInfo,
     msg: InstantiateMsg,
 ) -> HealthResult<Response> {
-    OWNER.save(deps.storage, &deps.api.addr_validate(&msg.owner)?)?;
     if let Some(credit_manager) = msg.credit_manager {
         CREDIT_MANAGER.save(deps.storage, &deps.api.addr_validate(&credit_manager)?)?;
     }
-    Ok(Response::default())
+    save_owner_and_respond(deps, &msg.owner)
 }
 
 pub fn execute(

@@ -10,7 +10,9 @@ use serde::{Deserialize, Serialize};
 
 use mars::math::params::validate_native_denom;
 
-use super::support::{assert_owner, from_common_errors, page, CommonError, OWNER};
+use super::support::{
+    assert_owner, from_common_errors, page, save_owner_and_respond, CommonError, OWNER,
+};
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct Config {
@@ -38,14 +40,13 @@ pub fn instantiate(
     msg: InstantiateMsg,
 ) -> Result<Response, OracleError> {
     validate_native_denom(&msg.base_denom)?;
-    OWNER.save(deps.storage, &deps.api.addr_validate(&msg.owner)?)?;
     CONFIG.save(
         deps.storage,
         &Config {
             base_denom: msg.base_denom,
         },
     )?;
-    Ok(Response::default())
+    save_owner_and_respond(deps, &msg.owner)
 }
 
 pub fn execute(

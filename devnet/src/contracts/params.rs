@@ -20,7 +20,9 @@ use mars::msg::{
 };
 
 use super::address_provider::query_address_map;
-use super::support::{assert_owner, from_common_errors, page_values, CommonError, OWNER};
+use super::support::{
+    assert_owner, from_common_errors, page_values, save_owner_and_respond, CommonError,
+};
 
 pub const ADDRESS_PROVIDER: Item<Addr> = Item::new("address_provider");
 pub const ASSET_PARAMS: Map<&str, AssetParams> = Map::new("asset_params");
@@ -41,14 +43,13 @@ pub fn instantiate(
     _info: MessageInfo,
     msg: InstantiateMsg,
 ) -> Result<Response, ParamsError> {
-    OWNER.save(deps.storage, &deps.api.addr_validate(&msg.owner)?)?;
     ADDRESS_PROVIDER.save(
         deps.storage,
         &deps.api.addr_validate(&msg.address_provider)?,
     )?;
     validate_target_health_factor(msg.target_health_factor)?;
     TARGET_HEALTH_FACTOR.save(deps.storage, &msg.target_health_factor)?;
-    Ok(Response::default())
+    save_owner_and_respond(deps, &msg.owner)
 }
 
 pub fn execute(

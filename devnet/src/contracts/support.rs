@@ -2,7 +2,8 @@
 //! payment checks with cw-utils' messages and pagination.
 
 use cosmwasm_std::{
-    Addr, Coin, MessageInfo, Order, OverflowError, StdError, StdResult, Storage, Uint128,
+    Addr, Coin, DepsMut, MessageInfo, Order, OverflowError, Response, StdError, StdResult, Storage,
+    Uint128,
 };
 use cw_storage_plus::{Bound, Item, Map};
 use mars::math::MathError;
@@ -69,6 +70,19 @@ pub const OWNER: Item<Addr> = Item::new("owner");
 pub enum OwnerError {
     #[error("Caller is not owner")]
     NotOwner {},
+}
+
+/// The last step of an owned contract's `instantiate`: validates and stores the owner its
+/// message names, and answers with the empty response the Mars contracts give.
+pub fn save_owner_and_respond<E: From<CommonError>>(
+    deps: DepsMut,
+    owner: &str,
+) -> Result<Response, E> {
+    let owner = deps.api.addr_validate(owner).map_err(CommonError::from)?;
+    OWNER
+        .save(deps.storage, &owner)
+        .map_err(CommonError::from)?;
+    Ok(Response::default())
 }
 
 pub fn assert_owner(storage: &dyn Storage, sender: &Addr) -> Result<(), CommonError> {

@@ -14,8 +14,8 @@ use serde::{Deserialize, Serialize};
 use mars::math::params::validate_native_denom;
 
 use super::support::{
-    assert_owner, from_common_errors, one_coin, page_limit, Coin128, CommonError, PaymentError,
-    OWNER,
+    assert_owner, from_common_errors, one_coin, page_limit, save_owner_and_respond, Coin128,
+    CommonError, PaymentError, OWNER,
 };
 
 /// Reserves of a pool, in the order of its (ascending) denoms.
@@ -93,9 +93,8 @@ pub fn instantiate(
     _info: MessageInfo,
     msg: InstantiateMsg,
 ) -> Result<Response, SwapError> {
-    OWNER.save(deps.storage, &deps.api.addr_validate(&msg.owner)?)?;
     CONFIG.save(deps.storage, &())?;
-    Ok(Response::default())
+    save_owner_and_respond(deps, &msg.owner)
 }
 
 pub fn execute(

@@ -5,7 +5,6 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,28 +18,31 @@ use redline_pipeline::jobs::{HealthCheckJob, ProtocolKind};
 use redline_pipeline::queue::QueueConfig;
 use redline_service::metrics::HealthReport;
 use redline_service::notify::Notifier;
+use tempfile::TempDir;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 /// A worker that idles until SIGTERM.
 const IDLE_WORKER: &str = "#!/bin/sh\ntrap 'exit 0' TERM\nwhile true; do sleep 0.05; done\n";
 
-/// Writes an idle worker binary for `name` into `dir`.
-pub fn write_service(dir: &Path, name: &str) {
+/// A process backend, with no extra environment or arguments, whose binaries are idle workers
+/// for `services`: a service left out has no binary, so its workers fail to start. The binaries
+/// live as long as the returned directory.
+pub fn idle_process_backend(services: &[&str]) -> (TempDir, Arc<ProcessScaler>) {
     use std::os::unix::fs::PermissionsExt as _;
-    let path = dir.join(name);
-    std::fs::write(&path, IDLE_WORKER).unwrap();
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-}
-
-/// A process backend running the binaries in `dir`, with no extra environment or arguments.
-pub fn process_scaler(dir: &Path) -> Arc<ProcessScaler> {
-    Arc::new(ProcessScaler::new(ProcessConfig {
-        bin_dir: dir.to_path_buf(),
+    let dir = tempfile::tempdir().unwrap();
+    for service in services {
+        let path = dir.path().join(service);
+        std::fs::write(&path, IDLE_WORKER).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let scaler = Arc::new(ProcessScaler::new(ProcessConfig {
+        bin_dir: dir.path().to_path_buf(),
         env: Vec::new(),
         args: BTreeMap::new(),
         stop_grace: Duration::from_secs(5),
-    }))
+    }));
+    (dir, scaler)
 }
 
 pub fn job(height: u64, bucket: u32, accounts: u64) -> HealthCheckJob {

@@ -891,14 +891,8 @@ impl PositionIndex {
     }
 
     pub async fn set_markets(&self, markets: &[Market]) -> Result<(), IndexError> {
-        let mut pipe = redis::pipe();
-        pipe.atomic();
-        push_json_hash(&mut pipe, self.namespace.markets(), markets, |m| &m.denom);
-        let () = pipe
-            .query_async(&mut self.conn())
+        self.write_json_hash(self.namespace.markets(), markets, |m| &m.denom, "markets")
             .await
-            .map_err(redis_error("writing markets"))?;
-        Ok(())
     }
 
     pub async fn params(&self) -> Result<Vec<AssetParams>, IndexError> {
@@ -906,14 +900,13 @@ impl PositionIndex {
     }
 
     pub async fn set_params(&self, params: &[AssetParams]) -> Result<(), IndexError> {
-        let mut pipe = redis::pipe();
-        pipe.atomic();
-        push_json_hash(&mut pipe, self.namespace.params(), params, |p| &p.denom);
-        let () = pipe
-            .query_async(&mut self.conn())
-            .await
-            .map_err(redis_error("writing asset params"))?;
-        Ok(())
+        self.write_json_hash(
+            self.namespace.params(),
+            params,
+            |p| &p.denom,
+            "asset params",
+        )
+        .await
     }
 
     /// The target health factor; `None` before the collector stored it.
@@ -1068,6 +1061,25 @@ impl PositionIndex {
                 })
             })
             .collect()
+    }
+
+    /// Writes `items` into the hash at `key`, one JSON field each, named by `field`: the
+    /// counterpart of [`json_hash_values`](Self::json_hash_values).
+    async fn write_json_hash<T: Serialize>(
+        &self,
+        key: String,
+        items: &[T],
+        field: impl Fn(&T) -> &str,
+        what: &str,
+    ) -> Result<(), IndexError> {
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        push_json_hash(&mut pipe, key, items, field);
+        let () = pipe
+            .query_async(&mut self.conn())
+            .await
+            .map_err(redis_error(format!("writing {what}")))?;
+        Ok(())
     }
 }
 

@@ -28,7 +28,7 @@ fn main() -> anyhow::Result<()> {
     let dir = cli.dir.unwrap_or_else(report::dir);
     let fragments = report::read_dir(&dir)?;
     let source = dir
-        .strip_prefix(report::workspace_root())
+        .strip_prefix(testkit::workspace_root())
         .unwrap_or(&dir)
         .display()
         .to_string();

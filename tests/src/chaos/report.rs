@@ -32,17 +32,11 @@ pub const EXPECTED: [(&str, &str); 5] = [
     ("chaos_rpc", "one-endpoint"),
 ];
 
-/// The workspace's root (the parent of the tests crate).
-pub fn workspace_root() -> PathBuf {
-    let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
-    manifest_dir.parent().unwrap_or(manifest_dir).to_path_buf()
-}
-
 /// Where fragments go: `$RELIABILITY_DIR`, else `target/reliability` of the workspace.
 pub fn dir() -> PathBuf {
     match std::env::var_os(DIR_ENV).filter(|d| !d.is_empty()) {
         Some(dir) => PathBuf::from(dir),
-        None => workspace_root().join("target").join("reliability"),
+        None => testkit::workspace_root().join("target").join("reliability"),
     }
 }
 
@@ -62,7 +56,7 @@ pub struct RunInfo {
 }
 
 fn command(program: &str, args: &[&str]) -> Option<String> {
-    machine::command_output(Some(&workspace_root()), program, args)
+    machine::command_output(Some(testkit::workspace_root()), program, args)
 }
 
 impl RunInfo {
@@ -72,7 +66,7 @@ impl RunInfo {
         let memory = machine::memory().unwrap_or_else(|| "unknown memory".into());
         let cpus = machine::cpus();
         let os = command("uname", &["-srm"]).unwrap_or_else(|| "unknown OS".into());
-        let commit = machine::commit(Some(&workspace_root()), &["--untracked-files=no"]);
+        let commit = machine::commit(Some(testkit::workspace_root()), &["--untracked-files=no"]);
         let profile = crate::bin_dir(&crate::SERVICES)
             .ok()
             .and_then(|dir| dir.file_name().map(|n| n.to_string_lossy().into_owned()))

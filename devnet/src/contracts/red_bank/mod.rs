@@ -20,7 +20,9 @@ use cosmwasm_std::{Binary, Deps, DepsMut, Env, MessageInfo, Response};
 use mars::msg::address_provider::MarsAddressType;
 use mars::msg::red_bank::{ExecuteMsg, InstantiateMsg, QueryMsg};
 
-use super::support::{from_common_errors, nonpayable, one_coin, CommonError, OWNER};
+use super::support::{
+    from_common_errors, nonpayable, one_coin, save_owner_and_respond, CommonError,
+};
 pub use interest::{accrue_market, refresh_interest_rates};
 pub use state::{user_key, Config, COLLATERALS, CONFIG, DEBTS, MARKETS};
 
@@ -109,8 +111,7 @@ pub fn instantiate(
             address_provider: deps.api.addr_validate(&address_provider)?,
         },
     )?;
-    OWNER.save(deps.storage, &deps.api.addr_validate(&msg.owner)?)?;
-    Ok(Response::default())
+    save_owner_and_respond(deps, &msg.owner)
 }
 
 pub fn execute(

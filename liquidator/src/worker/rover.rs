@@ -747,12 +747,17 @@ where
         if profit < Value::from(self.settings.min_profit_usd) {
             return Ok(Err(NotSent::BelowMinProfit(profit)));
         }
-        // The swap must still repay the borrow after the pool moves by all the slippage
-        // allowed: if it may return less, the tx would pass `min_receive` and then fail the
-        // credit manager's LTV check on the liquidator's own account, fee burnt.
-        if order.min_receive < expected.debt_repaid {
+        // The swap (the probe's proceeds) must still repay the borrow after the pool moves by
+        // the margin the strict simulation kept (half the slippage allowed): if it may return
+        // less, the tx would
+        // pass `min_receive` and then fail the credit manager's LTV check on the liquidator's
+        // own account, fee burnt. No other credit-account tx of redline's swaps through the
+        // pool in the same block (the pool lock), so what moves it in between is the rest of
+        // the market.
+        let proceeds_after_move = pool_quote.mul_floor(Decimal::one() - half.min(Decimal::one()));
+        if proceeds_after_move < expected.debt_repaid {
             return Ok(Err(NotSent::Thin {
-                floor: order.min_receive,
+                floor: proceeds_after_move,
                 repaid: expected.debt_repaid,
             }));
         }
@@ -809,7 +814,7 @@ where
                 tracing::debug!(%floor, %repaid, "the swap may not repay the borrow within the slippage allowed");
                 record.outcome = Outcome::BelowMinProfit;
                 record.error = format!(
-                    "the swap's floor {floor} at --max-slippage {} is below the {repaid} it must repay",
+                    "the swap's proceeds {floor} after a move of half of --max-slippage {} are below the {repaid} it must repay",
                     self.settings.max_slippage
                 );
                 Verdict::Ack

@@ -135,6 +135,9 @@ pub struct Figures {
     pub credit_liquidations: usize,
     /// Txs those credit-account liquidations landed in.
     pub credit_txs: usize,
+    /// Credit-account attempts that liquidated nothing, by outcome and the head of their
+    /// reason (numbers left out).
+    pub credit_not_liquidated: BTreeMap<String, usize>,
     /// What the credit-account capture oracle found after the run.
     pub credit_capture: CreditCaptureReport,
     /// The workers' own credit accounts after the run.
@@ -420,6 +423,21 @@ impl Figures {
         Ok(())
     }
 
+    /// The credit-account attempts that liquidated nothing, most frequent reason first.
+    pub fn credit_not_liquidated_summary(&self) -> String {
+        let mut reasons: Vec<(&String, &usize)> = self.credit_not_liquidated.iter().collect();
+        reasons.sort_by(|a, b| b.1.cmp(a.1));
+        let listed: Vec<String> = reasons
+            .iter()
+            .map(|(reason, count)| format!("{count} × {reason}"))
+            .collect();
+        if listed.is_empty() {
+            "none".to_string()
+        } else {
+            listed.join("; ")
+        }
+    }
+
     /// One paragraph for test output.
     pub fn summary(&self) -> String {
         let mut summary = self.red_bank_summary();
@@ -428,7 +446,7 @@ impl Figures {
                 summary,
                 "; credit accounts: {} seeded, {} liquidatable after the drop, {} liquidated \
                  ({} missed), blocks drop → inclusion {}; credit oracle: {}; {} own credit \
-                 accounts, {} not empty",
+                 accounts, {} not empty; attempts without a liquidation: {}",
                 self.credit_accounts,
                 self.credit_liquidatable,
                 self.credit_liquidations,
@@ -436,7 +454,8 @@ impl Figures {
                 p50_p99(&self.credit_blocks_from_drop, ""),
                 self.credit_capture.summary(),
                 self.own_credit_accounts,
-                self.own_accounts_left.len()
+                self.own_accounts_left.len(),
+                self.credit_not_liquidated_summary()
             );
         }
         summary
@@ -628,6 +647,11 @@ impl Figures {
             self.credit_missed.len(),
             self.credit_liquidations,
             self.credit_txs
+        );
+        let _ = writeln!(
+            md,
+            "| Credit-account attempts without a liquidation (outcome: reason) | {} |",
+            self.credit_not_liquidated_summary()
         );
         let _ = writeln!(
             md,
@@ -1232,6 +1256,24 @@ pub async fn run(options: &Options) -> anyhow::Result<Figures> {
         .map(|r| r.tx_hash.as_str())
         .collect::<BTreeSet<_>>()
         .len();
+    for record in records
+        .iter()
+        .filter(|r| r.protocol == ProtocolKind::Rover)
+        .filter(|r| {
+            !matches!(
+                r.outcome,
+                Outcome::Liquidated | Outcome::CreditAccountOpened
+            )
+        })
+    {
+        let head = reason_head(&record.error);
+        let reason = if head.is_empty() {
+            record.outcome.to_string()
+        } else {
+            format!("{}: {head}", record.outcome)
+        };
+        *figures.credit_not_liquidated.entry(reason).or_default() += 1;
+    }
     if let Some(overdue) = overdue {
         for account in overdue {
             let missed = if account.starts_with("credit account ") {
@@ -1497,4 +1539,17 @@ pub async fn run(options: &Options) -> anyhow::Result<Figures> {
     figures.total = started.elapsed();
     scenario.shutdown().await;
     Ok(figures)
+}
+
+/// The start of an attempt's error, up to its first figure: what kind of reason it is.
+fn reason_head(error: &str) -> String {
+    let head: String = error
+        .chars()
+        .take_while(|c| !c.is_ascii_digit())
+        .take(80)
+        .collect();
+    head.trim()
+        .trim_end_matches([':', '(', ','])
+        .trim()
+        .to_string()
 }

@@ -14,7 +14,7 @@
 use cosmrs::{AccountId, Any};
 use cosmwasm_std::{Coin, Decimal, Uint128};
 use mars::math::credit_account::{
-    best_credit_liquidation, positions_at, DenomsData, HealthComputer, LiquidationTerms,
+    positions_at, ranked_credit_liquidations, DenomsData, HealthComputer, LiquidationTerms,
 };
 use mars::msg::credit_manager::{Action, ActionCoin, ExecuteMsg, LiquidateRequest};
 use mars::msg::health::{self, HealthValuesResponse};
@@ -58,21 +58,23 @@ impl<C: ChainClient + Clone> Replanner<C> {
 
     /// The best liquidation of credit account `account_id` as it stands: its stored form read
     /// now, weighed with `snapshot` (markets at its block time, liquidation prices, params, the
-    /// deployment's rule), the same computation as the health checker's. `None` when the credit
-    /// manager would accept none (the account recovered or changed since the candidate was
-    /// found).
+    /// deployment's rule), the same computation as the health checker's, followed by the other
+    /// (debt, collateral) pairs the credit manager accepts, most profitable first: selling the
+    /// best pair's collateral may not pay where another's pool still does. Empty when the
+    /// credit manager would accept none (the account recovered or changed since the candidate
+    /// was found).
     pub async fn replan(
         &self,
         account_id: u64,
         snapshot: &MarketSnapshot,
-    ) -> Result<Option<LiquidationPlan>, CreditAccountError> {
+    ) -> Result<Vec<LiquidationPlan>, CreditAccountError> {
         let account = self
             .reader
             .read_account(account_id, None)
             .await
             .map_err(CreditAccountError::Read)?;
         let Some(account) = account else {
-            return Ok(None);
+            return Ok(Vec::new());
         };
         let markets: Vec<_> = snapshot.markets.values().cloned().collect();
         let positions = positions_at(&account, &self.debts, &markets, snapshot.block_time_secs)
@@ -90,15 +92,16 @@ impl<C: ChainClient + Clone> Replanner<C> {
             rule: snapshot.liquidation_rule,
             target_health_factor: snapshot.target_health_factor,
         };
-        Ok(
-            best_credit_liquidation(&positions, &health, &terms).map(|(found, profit)| {
+        let plans = ranked_credit_liquidations(&positions, &health, &terms)
+            .into_iter()
+            .map(|(found, profit)| {
                 let usd = snapshot.prices.to_usd(profit.max(Value::zero()));
                 LiquidationPlan::for_credit_account(
                     found,
                     Decimal::try_from(usd).unwrap_or_default(),
                 )
-            }),
-        )
+            });
+        Ok(plans.collect())
     }
 }
 

@@ -56,6 +56,19 @@ enum NotSent {
     Thin { floor: Uint128, repaid: Uint128 },
 }
 
+impl NotSent {
+    /// The liquidation would not pay now (another of the account's may).
+    fn does_not_pay(&self) -> bool {
+        match self {
+            NotSent::Refused(log) => {
+                !is_race(log) && UNPROFITABLE_MARKERS.iter().any(|m| log.contains(m))
+            }
+            NotSent::BelowMinProfit(_) | NotSent::Thin { .. } => true,
+            NotSent::NoFeeFunds(..) => false,
+        }
+    }
+}
+
 /// How long a worker keeps a credit-account candidate for its next tx before handing it back
 /// to the queue for any worker: well within the queue's visibility timeout, so that the job
 /// is not handed out twice meanwhile.
@@ -74,6 +87,29 @@ impl Held {
             since: std::time::Instant::now(),
         }
     }
+}
+
+/// Liquidations of one credit account tried before its job is given up for this step: the
+/// best pair's pool may not pay where another pair's still does.
+const PLANS_TRIED: usize = 3;
+
+/// What a plan is prepared with.
+struct PlanTry<'a> {
+    own: &'a str,
+    contracts: &'a RoverContracts,
+    snapshot: &'a MarketSnapshot,
+    /// The liquidations already in the tx.
+    before: &'a [&'a RoverReady],
+}
+
+/// What became of a credit account's plans.
+enum Attempt {
+    Ready(Box<RoverReady>),
+    /// The best plan's pool is in another worker's tx.
+    PoolBusy,
+    NotSent(NotSent),
+    /// The chain could not be asked.
+    Failed(SendError),
 }
 
 /// A credit-account tx broadcast and being confirmed.
@@ -160,8 +196,8 @@ where
         let mut liquidatable = Vec::new();
         for (job, check) in checked {
             match check {
-                Ok(Some(plan)) => liquidatable.push((job, plan)),
-                Ok(None) => {
+                Ok(plans) if !plans.is_empty() => liquidatable.push((job, plans)),
+                Ok(_) => {
                     report.skipped += 1;
                     self.finish(&job.delivery, &job.lock, Verdict::Ack).await;
                 }
@@ -285,10 +321,7 @@ where
         contracts: &RoverContracts,
         replanner: &Replanner<C>,
         snapshot: &MarketSnapshot,
-    ) -> (
-        RoverJob,
-        Result<Option<LiquidationPlan>, CreditAccountError>,
-    ) {
+    ) -> (RoverJob, Result<Vec<LiquidationPlan>, CreditAccountError>) {
         let span = tracing::info_span!("credit_account", account = %job.delivery.job.account);
         let checked = async {
             let health =
@@ -300,19 +333,19 @@ where
                     "stale candidate dropped: the credit account is healthy"
                 );
                 self.metrics.job("healthy");
-                return Ok(None);
+                return Ok(Vec::new());
             }
             let AccountKey::CreditAccount(id) = job.delivery.job.account else {
-                return Ok(None);
+                return Ok(Vec::new());
             };
-            let plan = replanner.replan(id, snapshot).await?;
-            if plan.is_none() {
+            let plans = replanner.replan(id, snapshot).await?;
+            if plans.is_empty() {
                 tracing::debug!(
                     "stale candidate dropped: no liquidation the credit manager accepts now"
                 );
                 self.metrics.job("no_plan");
             }
-            Ok(plan)
+            Ok(plans)
         }
         .instrument(span)
         .await;
@@ -325,7 +358,7 @@ where
     /// only behind others is held too, to be tried alone.
     async fn build_credit_batch(
         &mut self,
-        liquidatable: Vec<(RoverJob, LiquidationPlan)>,
+        liquidatable: Vec<(RoverJob, Vec<LiquidationPlan>)>,
         own: &str,
         contracts: &RoverContracts,
         snapshot: &MarketSnapshot,
@@ -334,39 +367,36 @@ where
         let per_tx = self.settings.max_liquidations_per_tx.max(1);
         let mut batch: Vec<(RoverJob, RoverReady)> = Vec::new();
         let mut pool_locks: Vec<Lease> = Vec::new();
-        for (job, plan) in liquidatable {
+        for (mut job, plans) in liquidatable {
             if batch.len() == per_tx {
                 self.hold_credit_job(job).await;
                 continue;
             }
-            let pool = self
-                .keys
-                .swap_pool_lock((&plan.collateral_denom, &plan.debt_denom));
-            if !pool_locks.iter().any(|lock| lock.key == pool)
-                && !self.lock_swap_pool(&pool, &mut pool_locks).await
-            {
-                self.hold_credit_job(job).await;
-                continue;
-            }
-            let order = RoverOrder::new(own, &job.account_id, &plan);
             let before: Vec<&RoverReady> = batch.iter().map(|(_, ready)| ready).collect();
             let span = tracing::info_span!("credit_account", account = %job.delivery.job.account);
-            let prepared = self
-                .prepare_credit_liquidation(order, contracts, snapshot, &before)
+            let tried = PlanTry {
+                own,
+                contracts,
+                snapshot,
+                before: &before,
+            };
+            let attempt = self
+                .first_paying_plan(&mut job, plans, &tried, &mut pool_locks)
                 .instrument(span)
                 .await;
-            match prepared {
-                Ok(Ok(ready)) => batch.push((job, ready)),
-                Ok(Err(NotSent::Refused(log))) if !batch.is_empty() && !is_race(&log) => {
+            match attempt {
+                Attempt::Ready(ready) => batch.push((job, *ready)),
+                Attempt::PoolBusy => self.hold_credit_job(job).await,
+                Attempt::NotSent(NotSent::Refused(log)) if !batch.is_empty() && !is_race(&log) => {
                     tracing::debug!(%log, "refused behind this tx's other liquidations; held to be tried alone");
                     self.hold_credit_job(job).await;
                 }
-                Ok(Err(not_sent)) => {
+                Attempt::NotSent(not_sent) => {
                     report.skipped += 1;
                     self.credit_liquidation_not_sent(job, not_sent, snapshot)
                         .await;
                 }
-                Err(error) => {
+                Attempt::Failed(error) => {
                     tracing::warn!(account = %job.delivery.job.account, %error, "cannot simulate the credit-account liquidation; job released");
                     report.failed += 1;
                     let mut record = self.rover_record(&job, snapshot);
@@ -378,6 +408,44 @@ where
             }
         }
         (batch, pool_locks)
+    }
+
+    /// Prepares the first of `plans` (most profitable first, at most [`PLANS_TRIED`]) that pays
+    /// through its swap pool, and makes it `job`'s plan. A plan whose pool another worker's tx
+    /// is using is passed over (the job is held when that is the best plan's).
+    async fn first_paying_plan(
+        &self,
+        job: &mut RoverJob,
+        plans: Vec<LiquidationPlan>,
+        tried: &PlanTry<'_>,
+        pool_locks: &mut Vec<Lease>,
+    ) -> Attempt {
+        let mut last = Attempt::PoolBusy;
+        for (rank, plan) in plans.into_iter().take(PLANS_TRIED).enumerate() {
+            let pool = self
+                .keys
+                .swap_pool_lock((&plan.collateral_denom, &plan.debt_denom));
+            if !pool_locks.iter().any(|lock| lock.key == pool)
+                && !self.lock_swap_pool(&pool, pool_locks).await
+            {
+                if rank == 0 {
+                    return Attempt::PoolBusy;
+                }
+                continue;
+            }
+            let order = RoverOrder::new(tried.own, &job.account_id, &plan);
+            let prepared = self
+                .prepare_credit_liquidation(order, tried.contracts, tried.snapshot, tried.before)
+                .await;
+            job.plan = plan;
+            last = match prepared {
+                Ok(Ok(ready)) => return Attempt::Ready(Box::new(ready)),
+                Ok(Err(not_sent)) if not_sent.does_not_pay() => Attempt::NotSent(not_sent),
+                Ok(Err(not_sent)) => return Attempt::NotSent(not_sent),
+                Err(error) => return Attempt::Failed(error),
+            };
+        }
+        last
     }
 
     /// Takes the lock on a swap pool for this worker's next credit-account tx; `false` when

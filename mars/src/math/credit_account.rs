@@ -170,26 +170,45 @@ pub fn best_credit_liquidation(
     health: &Health,
     terms: &LiquidationTerms<'_>,
 ) -> Option<(CreditLiquidation, Value)> {
-    let prices = &terms.denoms.prices;
-    credit_account_liquidations(positions, health, terms)
+    ranked_credit_liquidations(positions, health, terms)
         .into_iter()
-        .filter_map(|found| {
-            let collateral = found.request.denom();
-            let received = value_of(
-                collateral,
-                found.amounts.collateral_amount_received_by_liquidator,
-                *prices.get(collateral)?,
-            )
-            .ok()?;
-            let repaid = value_of(
-                &found.debt_denom,
-                found.amounts.debt_amount_to_repay,
-                *prices.get(&found.debt_denom)?,
-            )
-            .ok()?;
-            Some((found, received - repaid))
-        })
-        .max_by(|a, b| a.1.cmp(&b.1))
+        .next()
+}
+
+/// Every liquidation of [`credit_account_liquidations`] with its profit (as
+/// [`best_credit_liquidation`] values it), most profitable first: the alternatives a
+/// liquidator tries when selling the best one's collateral would not pay.
+pub fn ranked_credit_liquidations(
+    positions: &Positions,
+    health: &Health,
+    terms: &LiquidationTerms<'_>,
+) -> Vec<(CreditLiquidation, Value)> {
+    let prices = &terms.denoms.prices;
+    let mut ranked: Vec<(CreditLiquidation, Value)> =
+        credit_account_liquidations(positions, health, terms)
+            .into_iter()
+            .filter_map(|found| {
+                let collateral = found.request.denom();
+                let received = value_of(
+                    collateral,
+                    found.amounts.collateral_amount_received_by_liquidator,
+                    *prices.get(collateral)?,
+                )
+                .ok()?;
+                let repaid = value_of(
+                    &found.debt_denom,
+                    found.amounts.debt_amount_to_repay,
+                    *prices.get(&found.debt_denom)?,
+                )
+                .ok()?;
+                Some((found, received - repaid))
+            })
+            .collect();
+    // Of equal profits the last in the (debt, request) order comes first, as `max_by` picks
+    // it: reversed, then a stable sort.
+    ranked.reverse();
+    ranked.sort_by_key(|ranked| std::cmp::Reverse(ranked.1));
+    ranked
 }
 
 fn liquidation_of(
@@ -690,5 +709,41 @@ mod tests {
             ..terms
         };
         assert!(credit_account_liquidations(&positions, &health, &terms).is_empty());
+    }
+
+    /// An account with two collaterals: every accepted liquidation is ranked, most profitable
+    /// first, and the first is the best one.
+    #[test]
+    fn liquidations_are_ranked_by_profit() {
+        let data = denoms(vec![
+            (params("uatom", 70, 80, None), Decimal::percent(750)),
+            (params("uosmo", 50, 60, None), Decimal::percent(50)),
+            (params("uusdc", 80, 90, None), Decimal::one()),
+        ]);
+        let positions = positions(
+            vec![
+                Coin::new(10_000u128, "uatom"),
+                Coin::new(20_000u128, "uosmo"),
+            ],
+            vec![],
+            vec![("uusdc", 72_000)],
+        );
+        let health = compute(&AccountKind::Default, &positions, &data).unwrap();
+        assert!(health.is_liquidatable());
+        let terms = LiquidationTerms {
+            denoms: &data,
+            rule: LiquidationRule::TargetHealthFactor,
+            target_health_factor: Decimal::percent(105),
+        };
+        let ranked = ranked_credit_liquidations(&positions, &health, &terms);
+        assert_eq!(ranked.len(), 2);
+        assert!(ranked[0].1 >= ranked[1].1, "{ranked:?}");
+        let requests: Vec<_> = ranked
+            .iter()
+            .map(|(found, _)| found.request.clone())
+            .collect();
+        assert!(requests.contains(&LiquidateRequest::Deposit("uosmo".into())));
+        let (best, profit) = best_credit_liquidation(&positions, &health, &terms).unwrap();
+        assert_eq!((best, profit), ranked[0].clone());
     }
 }

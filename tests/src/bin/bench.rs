@@ -134,6 +134,13 @@ async fn liquidation_section(
     for failure in &figures.failures {
         eprintln!("[bench] failed: {failure}");
     }
+    let credit = &figures.credit_capture;
+    for (account, why) in credit.unexplained.iter().take(10) {
+        eprintln!("[bench] credit oracle, unexplained: credit account {account}: {why}");
+    }
+    for (account, why) in credit.profitable.iter().take(10) {
+        eprintln!("[bench] credit oracle, left profitable: credit account {account}: {why}");
+    }
     let label = if liquidation.credit_accounts > 0 {
         format!("credit accounts and borrowers, {block_ms} ms blocks")
     } else {

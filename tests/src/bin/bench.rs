@@ -136,10 +136,10 @@ async fn liquidation_section(
     }
     let credit = &figures.credit_capture;
     for (account, why) in credit.unexplained.iter().take(10) {
-        eprintln!("[bench] credit oracle, unexplained: credit account {account}: {why}");
+        eprintln!("[bench] credit oracle, unexplained: {account}: {why}");
     }
     for (account, why) in credit.profitable.iter().take(10) {
-        eprintln!("[bench] credit oracle, left profitable: credit account {account}: {why}");
+        eprintln!("[bench] credit oracle, left profitable: {account}: {why}");
     }
     let label = if liquidation.credit_accounts > 0 {
         format!("credit accounts and borrowers, {block_ms} ms blocks")

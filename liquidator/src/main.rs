@@ -86,12 +86,12 @@ async fn run(
     }
     match (rebalance, context.manifest.contracts.swapper.clone()) {
         (Some(policy), Some(swapper)) => {
-            liquidator = liquidator.with_after_liquidation(std::sync::Arc::new(Rebalancer {
+            liquidator = liquidator.with_after_liquidation(std::sync::Arc::new(Rebalancer::new(
                 policy,
                 swapper,
-                oracle: context.manifest.contracts.oracle.clone(),
-                fee_denom: context.manifest.fee.denom.clone(),
-            }));
+                context.manifest.contracts.oracle.clone(),
+                context.manifest.fee.denom.clone(),
+            )));
         }
         (Some(policy), None) if !policy.targets.is_empty() => anyhow::bail!(
             "--target: the manifest names no swap contract (contracts.swapper) to rebalance through"

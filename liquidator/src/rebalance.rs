@@ -9,8 +9,9 @@
 //! largest surplus value first. The fee denom is never sold unless it is itself a target, so
 //! the wallet keeps paying for gas.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::str::FromStr;
+use std::sync::{Arc, Mutex};
 
 use cosmwasm_std::{Coin, Decimal, Uint128};
 use futures::future::BoxFuture;
@@ -19,8 +20,8 @@ use redline_chain::ChainClient;
 use thiserror::Error;
 
 use crate::strategy::{AfterLiquidation, BatchReport};
-use crate::tx_sender::TxSender;
-use redline_chain::execute_contract_msg;
+use crate::tx_sender::{SendError, TxSender};
+use redline_chain::{execute_contract_msg, query_all_pages, TxErrorCode};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TargetAmount {
@@ -331,36 +332,54 @@ pub struct Rebalancer {
     pub oracle: String,
     /// Never sold unless targeted (pays for gas).
     pub fee_denom: String,
+    /// Wallets whose last rebalance stopped because they could not pay for a swap: said once
+    /// when it starts and once when it ends, not after every batch in between.
+    short_of_funds: Arc<Mutex<BTreeSet<String>>>,
+}
+
+/// How one rebalance went: swaps sent, swaps that failed for another reason (the first one's
+/// error kept), and whether it stopped because the wallet could not pay.
+#[derive(Debug, Default)]
+struct SwapRound {
+    sent: usize,
+    failed: usize,
+    first_error: Option<SendError>,
+    short_of_funds: bool,
 }
 
 impl Rebalancer {
+    pub fn new(
+        policy: RebalancePolicy,
+        swapper: String,
+        oracle: String,
+        fee_denom: String,
+    ) -> Self {
+        Rebalancer {
+            policy,
+            swapper,
+            oracle,
+            fee_denom,
+            short_of_funds: Arc::default(),
+        }
+    }
+
     async fn prices<C: ChainClient>(
         &self,
         client: &C,
     ) -> Result<BTreeMap<String, Decimal>, RebalanceError> {
-        let mut prices = BTreeMap::new();
-        let mut start_after = None;
-        loop {
-            let page: Vec<oracle::PriceResponse> = client
-                .query_smart(
-                    &self.oracle,
-                    &oracle::QueryMsg::Prices {
-                        start_after: start_after.clone(),
-                        limit: Some(100),
-                        kind: None,
-                    },
-                    None,
-                )
-                .await?;
-            let Some(last) = page.last() else { break };
-            start_after = Some(last.denom.clone());
-            let full = page.len() == 100;
-            prices.extend(page.into_iter().map(|p| (p.denom, p.price)));
-            if !full {
-                break;
-            }
-        }
-        Ok(prices)
+        let prices = query_all_pages(
+            client,
+            &self.oracle,
+            None,
+            |start_after, limit| oracle::QueryMsg::Prices {
+                start_after,
+                limit: Some(limit),
+                kind: None,
+            },
+            |p: &oracle::PriceResponse| p.denom.clone(),
+        )
+        .await?;
+        Ok(prices.into_iter().map(|p| (p.denom, p.price)).collect())
     }
 
     /// The part of `swap.offer` the pool takes at a rate within an eighth of `--max-slippage` of
@@ -443,38 +462,107 @@ impl Rebalancer {
             self.policy.action_threshold,
             &self.fee_denom,
         )?;
-        let mut sent = 0;
+        let mut round = SwapRound::default();
         for swap in swaps {
             let Some((offer, returned)) = self.sized_offer(client, &swap).await? else {
                 tracing::debug!(offer = %swap.offer, ask = %swap.ask_denom, "the pool is too shallow for this swap now; skipped");
                 continue;
             };
-            // The lower of the pool's quote and the oracle's: a pool still above the oracle
-            // (prices just moved) is pushed towards it by other swaps in the same block, which
-            // must not make this one fail as long as it gets the oracle's value less slippage.
-            let quote = fair_return(&prices, &offer, &swap.ask_denom)
-                .map_or(returned, |fair| returned.min(fair));
-            let floor = min_receive(quote, self.policy.max_slippage);
-            let msg = execute_contract_msg(
-                sender.wallet().address(),
-                &self.swapper,
-                &swapper::ExecuteMsg::Swap {
-                    ask_denom: swap.ask_denom.clone(),
-                    min_receive: floor,
-                },
-                std::slice::from_ref(&offer),
-            )?;
+            let msg = self.swap_message(sender, &prices, &swap, offer, returned)?;
             match sender.send(vec![msg], "redline rebalance").await {
-                Ok(_) => {
-                    sent += 1;
-                    tracing::info!(%offer, ask = %swap.ask_denom, min_receive = %floor, "rebalanced");
+                Ok(_) => round.sent += 1,
+                // Every later swap pays the same fee from the same wallet: it would fail too.
+                Err(error) if error.code() == Some(TxErrorCode::InsufficientFunds) => {
+                    round.short_of_funds = true;
+                    round.first_error.get_or_insert(error);
+                    break;
                 }
                 Err(error) => {
-                    tracing::warn!(%offer, ask = %swap.ask_denom, %error, "rebalancing swap failed");
+                    round.failed += 1;
+                    round.first_error.get_or_insert(error);
                 }
             }
         }
-        Ok(sent)
+        self.report(sender.address(), &round);
+        Ok(round.sent)
+    }
+
+    /// Whether `wallet`'s last rebalance stopped because it could not pay for a swap.
+    pub fn is_short_of_funds(&self, wallet: &str) -> bool {
+        let short = self
+            .short_of_funds
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        short.contains(wallet)
+    }
+
+    /// The swap message for `offer`, its `min_receive` the lower of the pool's quote and the
+    /// oracle's value, less the slippage allowed: a pool still above the oracle (prices just
+    /// moved) is pushed towards it by other swaps in the same block, which must not make this
+    /// one fail as long as it gets the oracle's value less slippage.
+    fn swap_message<C: ChainClient>(
+        &self,
+        sender: &TxSender<C>,
+        prices: &BTreeMap<String, Decimal>,
+        swap: &PlannedSwap,
+        offer: Coin,
+        returned: Uint128,
+    ) -> Result<cosmrs::Any, RebalanceError> {
+        let quote = fair_return(prices, &offer, &swap.ask_denom)
+            .map_or(returned, |fair| returned.min(fair));
+        let floor = min_receive(quote, self.policy.max_slippage);
+        tracing::debug!(%offer, ask = %swap.ask_denom, min_receive = %floor, "rebalancing swap");
+        Ok(execute_contract_msg(
+            sender.wallet().address(),
+            &self.swapper,
+            &swapper::ExecuteMsg::Swap {
+                ask_denom: swap.ask_denom.clone(),
+                min_receive: floor,
+            },
+            std::slice::from_ref(&offer),
+        )?)
+    }
+
+    /// One line per rebalance that did something or failed; a wallet short of funds is said
+    /// once until a rebalance of it succeeds again.
+    fn report(&self, wallet: &str, round: &SwapRound) {
+        let was_short = {
+            let mut short = self
+                .short_of_funds
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if round.short_of_funds {
+                !short.insert(wallet.to_string())
+            } else if round.sent > 0 {
+                short.remove(wallet)
+            } else {
+                short.contains(wallet)
+            }
+        };
+        let error = round.first_error.as_ref().map(ToString::to_string);
+        match (round.short_of_funds, was_short) {
+            (true, false) => tracing::warn!(
+                wallet,
+                sent = round.sent,
+                error = error.as_deref().unwrap_or_default(),
+                "rebalancing paused: the wallet cannot pay for its swaps; tried again after each batch"
+            ),
+            (false, true) if round.sent > 0 => {
+                tracing::info!(wallet, sent = round.sent, "rebalancing resumed")
+            }
+            _ => {}
+        }
+        if round.failed > 0 {
+            tracing::warn!(
+                wallet,
+                sent = round.sent,
+                failed = round.failed,
+                first_error = error.as_deref().unwrap_or_default(),
+                "rebalancing swaps failed"
+            );
+        } else if round.sent > 0 {
+            tracing::info!(wallet, sent = round.sent, "rebalanced");
+        }
     }
 }
 

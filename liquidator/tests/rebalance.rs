@@ -4,9 +4,9 @@ mod support;
 
 use std::collections::BTreeMap;
 
-use cosmwasm_std::{Decimal, Uint128, Uint256};
+use cosmwasm_std::{coin, Decimal, Uint128, Uint256};
 use mars::msg::{oracle, swapper};
-use redline_chain::ChainClient;
+use redline_chain::{bank_send_msg, ChainClient};
 use redline_liquidator::rebalance::{plan_swaps, RebalancePolicy, Rebalancer, Target};
 use redline_liquidator::tx_sender::SendOptions;
 use support::Harness;
@@ -32,22 +32,21 @@ async fn oracle_prices(h: &Harness) -> BTreeMap<String, Decimal> {
 
 /// A rebalancer towards `target` through the devnet's swapper, 1 % threshold and slippage.
 fn share_rebalancer(h: &Harness, target: Target) -> Rebalancer {
-    Rebalancer {
-        policy: RebalancePolicy {
+    Rebalancer::new(
+        RebalancePolicy {
             targets: vec![target],
             action_threshold: Decimal::percent(1),
             max_slippage: Decimal::percent(1),
             recycle: true,
         },
-        swapper: h
-            .manifest
+        h.manifest
             .contracts
             .swapper
             .clone()
             .expect("devnet swapper"),
-        oracle: h.manifest.contracts.oracle.clone(),
-        fee_denom: h.manifest.fee.denom.clone(),
-    }
+        h.manifest.contracts.oracle.clone(),
+        h.manifest.fee.denom.clone(),
+    )
 }
 
 #[tokio::test]
@@ -115,13 +114,15 @@ async fn swaps_towards_a_share_target_by_the_pool_math_and_not_below_the_thresho
     assert_eq!(gained, Uint256::from(expected_usdc));
 
     // Closer to the target now; with a threshold wider than what is left, nothing is sent.
-    let idle = Rebalancer {
-        policy: RebalancePolicy {
+    let idle = Rebalancer::new(
+        RebalancePolicy {
             action_threshold: Decimal::percent(50),
             ..rebalancer.policy.clone()
         },
-        ..rebalancer.clone()
-    };
+        rebalancer.swapper.clone(),
+        rebalancer.oracle.clone(),
+        rebalancer.fee_denom.clone(),
+    );
     assert_eq!(idle.rebalance(&sender, &[]).await.unwrap(), 0);
     assert_eq!(h.balances(&address).await, after);
 }
@@ -164,4 +165,43 @@ async fn a_swap_too_big_for_the_pool_is_cut_down() {
         cut > 0,
         "no planned swap was too big for the pool: {plan:?}"
     );
+}
+
+/// A wallet that holds collateral but nothing to pay fees with stops at its first swap (the
+/// others would fail the same way) and is marked short of funds; once it can pay, the next
+/// rebalance swaps and clears the mark.
+#[tokio::test]
+async fn a_wallet_that_cannot_pay_fees_stops_at_its_first_swap_and_resumes_when_funded() {
+    let h = Harness::start(10, 52, 2).await.unwrap();
+    let fee_denom = h.manifest.fee.denom.clone();
+    let funder = h.sender(1, SendOptions::default()).await.unwrap();
+    let broke = h.wallet(7).address().to_string();
+    let uatom = bank_send_msg(
+        funder.wallet().address(),
+        &broke,
+        &[coin(5_000_000, "uatom")],
+    );
+    funder.send(vec![uatom.unwrap()], "").await.unwrap();
+    assert!(h.balance(&broke, &fee_denom).await.is_zero());
+
+    let sender = h.sender(7, SendOptions::default()).await.unwrap();
+    let rebalancer = share_rebalancer(&h, "uusdc:50%".parse().unwrap());
+    let before = h.balances(&broke).await;
+    assert_eq!(rebalancer.rebalance(&sender, &[]).await.unwrap(), 0);
+    assert!(rebalancer.is_short_of_funds(&broke));
+    assert_eq!(
+        h.balances(&broke).await,
+        before,
+        "nothing swapped, no fee paid"
+    );
+
+    let fees = bank_send_msg(
+        funder.wallet().address(),
+        &broke,
+        &[coin(10_000_000, &fee_denom)],
+    );
+    funder.send(vec![fees.unwrap()], "").await.unwrap();
+    assert_eq!(rebalancer.rebalance(&sender, &[]).await.unwrap(), 1);
+    assert!(!rebalancer.is_short_of_funds(&broke));
+    assert!(h.balance(&broke, "uatom").await < before["uatom"]);
 }

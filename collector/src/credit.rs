@@ -10,12 +10,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use anyhow::Context as _;
 use clap::Args;
 use mars::types::StoredCreditAccount;
-use redline_chain::{BlockResults, ChainClient, ScanOptions};
+use redline_chain::{BlockResults, ChainClient};
 use redline_pipeline::index::credit::{CreditBook, CreditSnapshot};
 use redline_pipeline::index::BlockSnapshot;
 use redline_pipeline::jobs::{HealthCheckJob, ProtocolKind};
 use redline_pipeline::queue::Queue as _;
-use redline_protocol::rover::{touched_accounts, Rover};
+use redline_protocol::rover::Rover;
+use redline_protocol::{AccountKey, Protocol as _, ScanSettings};
 use tokio::sync::Mutex;
 use tracing::{info, warn};
 
@@ -109,8 +110,7 @@ impl<C: ChainClient> CreditIndexer<C> {
         height: u64,
         touched: &BTreeSet<u64>,
         config: &Config,
-        scan: ScanOptions,
-        concurrency: usize,
+        settings: ScanSettings,
     ) -> anyhow::Result<Option<CreditDrift>> {
         let mut synced = self.synced.lock().await;
         let followed = matches!(*synced, Some((last, _)) if last + 1 == height);
@@ -124,7 +124,7 @@ impl<C: ChainClient> CreditIndexer<C> {
         if !follows {
             let found = self
                 .rover
-                .discover(None, scan, concurrency)
+                .discover(settings, &|message| tracing::debug!("{message}"))
                 .await
                 .context("scanning the credit manager for credit accounts with debt")?;
             let accounts: Vec<_> = found.accounts.into_values().collect();
@@ -146,7 +146,8 @@ impl<C: ChainClient> CreditIndexer<C> {
         }
         let (mut put, mut removed) = (Vec::new(), Vec::new());
         for id in touched {
-            match self.rover.read_account(*id, None).await {
+            let key = AccountKey::CreditAccount(*id);
+            match self.rover.read_position(&key, None).await {
                 Ok(Some(account)) if account.has_debt() => put.push(account),
                 Ok(_) => removed.push(*id),
                 Err(e) if e.is_transient() => {
@@ -173,7 +174,7 @@ impl<C: ChainClient> CreditIndexer<C> {
     ) -> anyhow::Result<HealthCheckJob> {
         let manager_debts = self
             .rover
-            .read_manager_debts(None)
+            .read_snapshot(None)
             .await
             .context("reading the credit manager's debt totals")?;
         let accounts = self.book.account_count().await?;
@@ -202,7 +203,7 @@ impl<C: ChainClient + Clone + 'static> Collector<C> {
     /// The credit accounts a block touched (none without a credit manager).
     pub(crate) fn credit_touches(&self, results: &BlockResults) -> BTreeSet<u64> {
         match &self.inner.credit {
-            Some(credit) => touched_accounts(results, &credit.rover.contracts.credit_manager),
+            Some(credit) => credit.rover.touched(results),
             None => BTreeSet::new(),
         }
     }
@@ -219,13 +220,7 @@ impl<C: ChainClient + Clone + 'static> Collector<C> {
         let config = &self.inner.config;
         let settings = config.discovery.scan_settings();
         let drift = credit
-            .apply_block(
-                height,
-                touched,
-                &config.credit,
-                settings.scan,
-                settings.query_concurrency,
-            )
+            .apply_block(height, touched, &config.credit, settings)
             .await?;
         if let Some(drift) = drift.filter(|d| d.total() > 0) {
             warn!(

@@ -18,7 +18,7 @@ use cosmwasm_std::Timestamp;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use redline_chain::{ChainClient, ScanOptions};
 use redline_pipeline::index::{AccountChange, AccountPositions, BlockUpdate, IndexedAccount};
-use redline_protocol::{Discovery, MarketInputs, Protocol as _, ScanSettings};
+use redline_protocol::{Discovery, MarketInputs, ScanSettings};
 use tracing::{info, info_span, warn, Instrument};
 
 use crate::service::{Collector, IndexProgress};

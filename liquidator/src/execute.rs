@@ -28,12 +28,11 @@ use mars::value::{PriceBook, Value};
 
 /// The Red Bank's `liquidate` message for `plan`, with the debt coin attached.
 pub fn liquidate_msg(sender: &AccountId, red_bank: &str, plan: &Plan) -> Result<Any, ChainError> {
-    let account = AccountKey::Address(plan.account.clone());
     let order = LiquidationOrder {
-        account: &account,
-        debt_denom: &plan.debt_denom,
+        account: AccountKey::Address(plan.account.clone()),
+        debt_denom: plan.debt_denom.clone(),
         debt_to_send: plan.debt_to_send,
-        collateral_denom: &plan.collateral_denom,
+        collateral_denom: plan.collateral_denom.clone(),
     };
     redline_protocol::red_bank::liquidate_msg(red_bank, sender, &order)
 }

@@ -134,7 +134,7 @@ impl<C: ChainClient> PositionReader<C> {
         if let Some(snapshot) = cached.as_ref().filter(|s| s.height >= height) {
             return Ok(snapshot.clone());
         }
-        let snapshot = Arc::new(self.protocols.red_bank.read_snapshot(height).await?);
+        let snapshot = Arc::new(self.protocols.red_bank.read_snapshot(Some(height)).await?);
         *cached = Some(snapshot.clone());
         Ok(snapshot)
     }

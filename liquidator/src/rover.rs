@@ -11,20 +11,19 @@
 //! valued at the snapshot's prices in the debt denom less `--max-slippage`, is the real
 //! `min_receive`, and the tx is simulated again with it before it is broadcast.
 
-use cosmrs::{AccountId, Any};
 use cosmwasm_std::{Coin, Decimal, Uint128};
 use mars::math::credit_account::{
     positions_at, ranked_credit_liquidations, DenomsData, HealthComputer, LiquidationTerms,
 };
-use mars::msg::credit_manager::{Action, ActionCoin, ExecuteMsg, LiquidateRequest};
 use mars::msg::health::{self, HealthValuesResponse};
 use mars::msg::oracle::ActionKind;
 use mars::types::CreditManagerDebts;
 use mars::value::{PriceBook, Value};
-use redline_chain::{execute_contract_msg, ChainClient, ChainError, TxEvent};
+use redline_chain::{ChainClient, TxEvent};
 use redline_pipeline::jobs::LiquidationPlan;
 use redline_protocol::rover::Rover;
-use redline_protocol::MarketSnapshot;
+pub use redline_protocol::rover::RoverOrder;
+use redline_protocol::{AccountKey, MarketSnapshot, Protocol as _};
 
 use crate::credit_account::{account_kind, CreditAccountError, RoverContracts};
 
@@ -50,7 +49,7 @@ impl<C: ChainClient + Clone> Replanner<C> {
             },
         );
         let debts = reader
-            .read_manager_debts(None)
+            .read_snapshot(None)
             .await
             .map_err(CreditAccountError::Read)?;
         Ok(Replanner { reader, debts })
@@ -70,7 +69,7 @@ impl<C: ChainClient + Clone> Replanner<C> {
     ) -> Result<Vec<LiquidationPlan>, CreditAccountError> {
         let account = self
             .reader
-            .read_account(account_id, None)
+            .read_position(&AccountKey::CreditAccount(account_id), None)
             .await
             .map_err(CreditAccountError::Read)?;
         let Some(account) = account else {
@@ -105,75 +104,17 @@ impl<C: ChainClient + Clone> Replanner<C> {
     }
 }
 
-/// What one credit-account liquidation asks the credit manager for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RoverOrder {
-    /// The worker's own credit account.
-    pub own_account: String,
-    pub liquidatee: String,
-    pub debt_denom: String,
-    /// Borrowed and offered; the contract repays at most what its cap allows, and what it does
-    /// not use is repaid at once.
-    pub debt_to_repay: Uint128,
-    pub collateral_denom: String,
-    pub from_lend: bool,
-    pub min_receive: Uint128,
-}
-
-impl RoverOrder {
-    pub fn new(own_account: &str, liquidatee: &str, plan: &LiquidationPlan) -> Self {
-        RoverOrder {
-            own_account: own_account.to_string(),
-            liquidatee: liquidatee.to_string(),
-            debt_denom: plan.debt_denom.clone(),
-            debt_to_repay: plan.debt_to_repay,
-            collateral_denom: plan.collateral_denom.clone(),
-            from_lend: plan.from_lend,
-            // A probe: the simulation tells what the swap must at least return.
-            min_receive: Uint128::one(),
-        }
-    }
-
-    pub fn request(&self) -> LiquidateRequest {
-        if self.from_lend {
-            LiquidateRequest::Lend(self.collateral_denom.clone())
-        } else {
-            LiquidateRequest::Deposit(self.collateral_denom.clone())
-        }
-    }
-
-    /// borrow, liquidate, swap the collateral for the debt denom, repay, refund.
-    pub fn actions(&self) -> Vec<Action> {
-        let debt_coin = Coin::new(self.debt_to_repay, self.debt_denom.clone());
-        vec![
-            Action::Borrow(debt_coin.clone()),
-            Action::Liquidate {
-                liquidatee_account_id: self.liquidatee.clone(),
-                debt_coin,
-                request: self.request(),
-            },
-            Action::SwapExactIn {
-                coin_in: ActionCoin::account_balance(&self.collateral_denom),
-                denom_out: self.debt_denom.clone(),
-                min_receive: self.min_receive,
-                route: None,
-            },
-            Action::Repay {
-                recipient_account_id: None,
-                coin: ActionCoin::account_balance(&self.debt_denom),
-            },
-            Action::RefundAllCoinBalances {},
-        ]
-    }
-
-    /// The `update_credit_account` message from `sender` (the own account's owner).
-    pub fn message(&self, sender: &AccountId, credit_manager: &str) -> Result<Any, ChainError> {
-        let msg = ExecuteMsg::UpdateCreditAccount {
-            account_id: Some(self.own_account.clone()),
-            account_kind: None,
-            actions: self.actions(),
-        };
-        execute_contract_msg(sender, credit_manager, &msg, &[])
+/// The order for `plan` of credit account `liquidatee`, from the worker's own account, its
+/// `min_receive` a probe: the simulation tells what the swap must at least return.
+pub fn order_for(own_account: &str, liquidatee: &str, plan: &LiquidationPlan) -> RoverOrder {
+    RoverOrder {
+        own_account: own_account.to_string(),
+        liquidatee: liquidatee.to_string(),
+        debt_denom: plan.debt_denom.clone(),
+        debt_to_repay: plan.debt_to_repay,
+        collateral_denom: plan.collateral_denom.clone(),
+        from_lend: plan.from_lend,
+        min_receive: Uint128::one(),
     }
 }
 
@@ -314,8 +255,6 @@ pub async fn liquidation_health<C: ChainClient>(
 mod tests {
     use std::collections::BTreeMap;
 
-    use serde_json::json;
-
     use super::*;
 
     fn event(attributes: &[(&str, &str)]) -> TxEvent {
@@ -326,42 +265,6 @@ mod tests {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
         }
-    }
-
-    fn order(from_lend: bool) -> RoverOrder {
-        let plan = LiquidationPlan {
-            debt_denom: "uusdc".into(),
-            collateral_denom: "uatom".into(),
-            debt_to_repay: Uint128::new(30_000),
-            collateral_received: Uint128::new(4_360),
-            expected_profit_usd: Decimal::one(),
-            from_lend,
-        };
-        RoverOrder {
-            min_receive: Uint128::new(31_000),
-            ..RoverOrder::new("4", "9", &plan)
-        }
-    }
-
-    /// The actions Mars's own bot sends, in its JSON.
-    #[test]
-    fn actions_borrow_liquidate_swap_repay_and_refund() {
-        let json = serde_json::to_value(order(false).actions()).unwrap();
-        assert_eq!(
-            json,
-            json!([
-                {"borrow": {"denom": "uusdc", "amount": "30000"}},
-                {"liquidate": {"liquidatee_account_id": "9",
-                    "debt_coin": {"denom": "uusdc", "amount": "30000"},
-                    "request": {"deposit": "uatom"}}},
-                {"swap_exact_in": {"coin_in": {"denom": "uatom", "amount": "account_balance"},
-                    "denom_out": "uusdc", "min_receive": "31000"}},
-                {"repay": {"coin": {"denom": "uusdc", "amount": "account_balance"}}},
-                {"refund_all_coin_balances": {}}
-            ])
-        );
-        let lend = serde_json::to_value(&order(true).actions()[1]).unwrap();
-        assert_eq!(lend["liquidate"]["request"], json!({"lend": "uatom"}));
     }
 
     /// 4,360 uatom at 7.5 = 32,700 uusdc at 1, less 1% = 32,373.

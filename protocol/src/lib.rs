@@ -1,12 +1,14 @@
 //! The lending protocols redline liquidates, behind one seam.
 //!
 //! A [`Protocol`] reads what the services need from one lending product's contracts: every
-//! account with debt (a discovery scan of raw state), the market-wide inputs of a block
-//! ([`MarketSnapshot`]), one account's stored position, the accounts a block's transactions
-//! touched, and the message that liquidates an account. The
-//! math on what it reads is pure and lives in `mars`; the services hold their protocols in a
-//! [`Protocols`] set and dispatch once per job on the job's [`ProtocolKind`]. A new lending
-//! product is a new implementation (and a devnet contract and scenario), not edits across the
+//! account with debt (a discovery scan of raw state), the product-wide state of a block, one
+//! account's stored form, what a block's transactions touched, and the message that
+//! liquidates an account. Two implement it: the Red Bank ([`RedBank`]: addresses, a
+//! [`MarketSnapshot`], [`AccountPosition`]s, `liquidate`) and Rover's credit accounts
+//! ([`rover::Rover`]: numeric ids, the credit manager's debt totals, stored credit accounts,
+//! `update_credit_account`). The math on what they read is pure and lives in `mars`; jobs
+//! carry their [`ProtocolKind`] and the services dispatch once per job. A new lending product
+//! is a new implementation (and a devnet contract and scenario), not edits across the
 //! services.
 
 pub mod red_bank;
@@ -26,18 +28,30 @@ pub use red_bank::scan::{Discovery, ScanSettings};
 pub use red_bank::{BlockTouches, RedBank, RedBankContracts};
 pub use snapshot::{chain_error, AccountPosition, MarketSnapshot, ReadError};
 
-/// What executing one liquidation takes: the account, the debt coin sent (and repaid), and the
-/// collateral denom to seize.
+/// What executing one Red Bank liquidation takes: the account, the debt coin sent (and
+/// repaid), and the collateral denom to seize.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LiquidationOrder<'a> {
-    pub account: &'a AccountKey,
-    pub debt_denom: &'a str,
+pub struct LiquidationOrder {
+    pub account: AccountKey,
+    pub debt_denom: String,
     pub debt_to_send: cosmwasm_std::Uint128,
-    pub collateral_denom: &'a str,
+    pub collateral_denom: String,
 }
 
-/// One lending product's contracts, as the services see them.
+/// One lending product's contracts, as the services see them. Each product reads its own
+/// shapes (the associated types); the math on them is pure and lives in `mars`.
 pub trait Protocol: Send + Sync {
+    /// Every account with debt, as one discovery scan finds it.
+    type Discovery: Send;
+    /// The product-wide state its health math reads at a block.
+    type Snapshot: Send;
+    /// One account's stored form.
+    type Position: Send;
+    /// What a block's transactions touched.
+    type Touches: Send;
+    /// What one liquidation asks the contracts for.
+    type Order: Sync;
+
     fn kind(&self) -> ProtocolKind;
 
     /// Every account with debt, from a scan of the contracts' raw state at the node's latest
@@ -46,42 +60,33 @@ pub trait Protocol: Send + Sync {
         &self,
         settings: ScanSettings,
         progress: &(dyn Fn(&str) + Sync),
-    ) -> impl Future<Output = Result<Discovery, ReadError>> + Send;
+    ) -> impl Future<Output = Result<Self::Discovery, ReadError>> + Send;
 
-    /// The market-wide inputs as the contracts answer them at `height` (`None`: the node's
-    /// latest state).
-    fn read_inputs(
-        &self,
-        height: Option<u64>,
-    ) -> impl Future<Output = Result<MarketInputs, ReadError>> + Send;
-
-    /// The market-wide inputs of the health and liquidation math at `height`.
+    /// The product-wide state at `height` (`None`: the node's latest state).
     fn read_snapshot(
         &self,
-        height: u64,
-    ) -> impl Future<Output = Result<MarketSnapshot, ReadError>> + Send;
+        height: Option<u64>,
+    ) -> impl Future<Output = Result<Self::Snapshot, ReadError>> + Send;
 
-    /// One account's stored (scaled) position at `height` (`None`: the node's latest state).
+    /// One account's stored form at `height` (`None`: the node's latest state); a key of
+    /// another product is [`ReadError::NotAnAccount`].
     fn read_position(
         &self,
         account: &AccountKey,
         height: Option<u64>,
-    ) -> impl Future<Output = Result<AccountPosition, ReadError>> + Send;
+    ) -> impl Future<Output = Result<Self::Position, ReadError>> + Send;
 
-    /// The accounts (and market changes) a block's successful transactions touched.
-    fn touched(&self, results: &BlockResults) -> BlockTouches;
+    /// What a block's successful transactions touched.
+    fn touched(&self, results: &BlockResults) -> Self::Touches;
 
     /// The message that liquidates per `order`, signed by `liquidator`.
-    fn liquidate_msg(
-        &self,
-        liquidator: &AccountId,
-        order: &LiquidationOrder<'_>,
-    ) -> Result<Any, ChainError>;
+    fn liquidate_msg(&self, liquidator: &AccountId, order: &Self::Order)
+        -> Result<Any, ChainError>;
 }
 
 /// The stored positions of the accounts at `addresses` at the node's latest state,
 /// `concurrency` reads at a time; results in input order.
-pub async fn read_stored_positions<P: Protocol>(
+pub async fn read_stored_positions<P: Protocol<Position = AccountPosition>>(
     protocol: &P,
     addresses: &[String],
     concurrency: usize,

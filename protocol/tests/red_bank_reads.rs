@@ -139,7 +139,7 @@ async fn the_target_health_factor_rule_reads_the_params_contract_figure() {
         LiquidationRule::TargetHealthFactor,
         6,
     );
-    let snapshot = red_bank.read_snapshot(7).await.unwrap();
+    let snapshot = red_bank.read_snapshot(Some(7)).await.unwrap();
     assert!(asked_target_health_factor(&chain));
     assert_eq!(snapshot.block_time_secs, 1_000);
     assert_eq!(snapshot.markets.len(), 2);
@@ -153,7 +153,7 @@ async fn the_target_health_factor_rule_reads_the_params_contract_figure() {
 async fn the_close_factor_rule_reads_the_debt_assets_close_factor_and_no_target() {
     let chain = chain_with(Some("0.5"));
     let red_bank = RedBank::new(chain.clone(), contracts(), LiquidationRule::CloseFactor, 6);
-    let snapshot = red_bank.read_snapshot(7).await.unwrap();
+    let snapshot = red_bank.read_snapshot(Some(7)).await.unwrap();
     assert!(!asked_target_health_factor(&chain));
     assert_eq!(
         snapshot.repay_limit("uusdc"),
@@ -165,10 +165,32 @@ async fn the_close_factor_rule_reads_the_debt_assets_close_factor_and_no_target(
 async fn the_close_factor_rule_refuses_params_without_a_close_factor() {
     let chain = chain_with(None);
     let red_bank = RedBank::new(chain, contracts(), LiquidationRule::CloseFactor, 6);
-    let snapshot = red_bank.read_snapshot(7).await.unwrap();
+    let snapshot = red_bank.read_snapshot(Some(7)).await.unwrap();
     let error = snapshot.repay_limit("uusdc").unwrap_err().to_string();
     assert!(
         error.contains("uusdc") && error.contains("close_factor"),
         "{error}"
+    );
+}
+
+/// Without a height the snapshot is of the node's latest block: its time, and every query
+/// pinned to it (a snapshot mixing two blocks' markets and prices would misprice health).
+#[tokio::test]
+async fn a_snapshot_without_a_height_is_the_latest_blocks() {
+    let chain = chain_with(None);
+    let red_bank = RedBank::new(
+        chain.clone(),
+        contracts(),
+        LiquidationRule::TargetHealthFactor,
+        6,
+    );
+    let snapshot = red_bank.read_snapshot(None).await.unwrap();
+    assert_eq!(snapshot.height, 7);
+    assert_eq!(snapshot.block_time_secs, 1_000);
+    let queries = chain.queries();
+    assert!(!queries.is_empty());
+    assert!(
+        queries.iter().all(|(_, _, height)| *height == Some(7)),
+        "{queries:?}"
     );
 }

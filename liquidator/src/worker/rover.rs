@@ -433,7 +433,7 @@ where
                 }
                 continue;
             }
-            let order = RoverOrder::new(tried.own, &job.account_id, &plan);
+            let order = rover::order_for(tried.own, &job.account_id, &plan);
             let prepared = self
                 .prepare_credit_liquidation(order, tried.contracts, tried.snapshot, tried.before)
                 .await;

@@ -15,6 +15,7 @@ pub use read::{
     asset_params, base_decimals, markets, prices, target_health_factor, BaseDecimalsError,
 };
 
+use crate::snapshot::chain_error;
 use crate::{
     AccountKey, AccountPosition, Discovery, LiquidationOrder, MarketInputs, MarketSnapshot,
     Protocol, ProtocolKind, ReadError, ScanSettings,
@@ -74,7 +75,21 @@ impl<C: ChainClient> RedBank<C> {
     }
 }
 
+impl<C: ChainClient> RedBank<C> {
+    /// The market-wide inputs as the contracts answer them at `height` (`None`: the node's
+    /// latest state), without the block's time.
+    pub async fn read_inputs(&self, height: Option<u64>) -> Result<MarketInputs, ReadError> {
+        read::market_inputs(self, height).await
+    }
+}
+
 impl<C: ChainClient> Protocol for RedBank<C> {
+    type Discovery = Discovery;
+    type Snapshot = MarketSnapshot;
+    type Position = AccountPosition;
+    type Touches = BlockTouches;
+    type Order = LiquidationOrder;
+
     fn kind(&self) -> ProtocolKind {
         ProtocolKind::RedBank
     }
@@ -87,11 +102,16 @@ impl<C: ChainClient> Protocol for RedBank<C> {
         scan::scan_debtors(self, settings, progress).await
     }
 
-    async fn read_inputs(&self, height: Option<u64>) -> Result<MarketInputs, ReadError> {
-        read::market_inputs(self, height).await
-    }
-
-    async fn read_snapshot(&self, height: u64) -> Result<MarketSnapshot, ReadError> {
+    /// Markets, prices, params and the block's time: the health and liquidation math's inputs.
+    async fn read_snapshot(&self, height: Option<u64>) -> Result<MarketSnapshot, ReadError> {
+        let height = match height {
+            Some(height) => height,
+            None => self
+                .client
+                .latest_height()
+                .await
+                .map_err(chain_error("latest height"))?,
+        };
         read::snapshot(self, height).await
     }
 
@@ -118,7 +138,7 @@ impl<C: ChainClient> Protocol for RedBank<C> {
     fn liquidate_msg(
         &self,
         liquidator: &AccountId,
-        order: &LiquidationOrder<'_>,
+        order: &LiquidationOrder,
     ) -> Result<Any, ChainError> {
         liquidate_msg(&self.contracts.red_bank, liquidator, order)
     }
@@ -129,7 +149,7 @@ impl<C: ChainClient> Protocol for RedBank<C> {
 pub fn liquidate_msg(
     red_bank: &str,
     liquidator: &AccountId,
-    order: &LiquidationOrder<'_>,
+    order: &LiquidationOrder,
 ) -> Result<Any, ChainError> {
     // Mars clients send an explicit null recipient (the sender receives).
     let msg = serde_json::json!({
@@ -143,6 +163,6 @@ pub fn liquidate_msg(
         liquidator,
         red_bank,
         &msg,
-        &[Coin::new(order.debt_to_send, order.debt_denom)],
+        &[Coin::new(order.debt_to_send, order.debt_denom.as_str())],
     )
 }

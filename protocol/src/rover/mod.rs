@@ -8,23 +8,26 @@
 //! `mars::math::credit_account` turns it into amounts and health at any block time.
 
 mod events;
+mod order;
 mod scan;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
+use cosmrs::{AccountId, Any};
 use cosmwasm_std::{Addr, Uint128};
 use mars::msg::credit_manager::namespace as cm;
 use mars::msg::health::AccountKind;
 use mars::msg::red_bank::{namespace as rb, Collateral, Debt, UserId};
 use mars::types::{CreditManagerDebts, StoredCreditAccount};
-use redline_chain::{ChainClient, RawEntry, ScanOptions};
+use redline_chain::{BlockResults, ChainClient, ChainError, RawEntry, ScanOptions};
 
 pub use events::touched_accounts;
+pub use order::RoverOrder;
 pub use scan::CreditDiscovery;
 
 use crate::red_bank::scan::{decode_value, map_prefix, split_pair, utf8, EntryError};
 use crate::snapshot::chain_error;
-use crate::ReadError;
+use crate::{AccountKey, Protocol, ProtocolKind, ReadError, ScanSettings};
 
 /// The contracts credit accounts are read from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,6 +51,59 @@ impl RoverContracts {
 pub struct Rover<C> {
     pub client: C,
     pub contracts: RoverContracts,
+}
+
+/// Credit accounts are named by their numeric id; their health math reads the credit
+/// manager's debt totals beside the Red Bank's markets and the oracle's prices (a
+/// [`crate::MarketSnapshot`] of the same block), since every credit-account debt is a share of
+/// the credit manager's own Red Bank debt.
+impl<C: ChainClient> Protocol for Rover<C> {
+    type Discovery = CreditDiscovery;
+    type Snapshot = CreditManagerDebts;
+    /// `None` when the credit manager has no such account.
+    type Position = Option<StoredCreditAccount>;
+    type Touches = BTreeSet<u64>;
+    type Order = RoverOrder;
+
+    fn kind(&self) -> ProtocolKind {
+        ProtocolKind::Rover
+    }
+
+    async fn discover(
+        &self,
+        settings: ScanSettings,
+        progress: &(dyn Fn(&str) + Sync),
+    ) -> Result<CreditDiscovery, ReadError> {
+        progress("scanning the credit manager's debt shares");
+        self.discover_at(None, settings.scan, settings.query_concurrency)
+            .await
+    }
+
+    async fn read_snapshot(&self, height: Option<u64>) -> Result<CreditManagerDebts, ReadError> {
+        self.read_manager_debts(height).await
+    }
+
+    async fn read_position(
+        &self,
+        account: &AccountKey,
+        height: Option<u64>,
+    ) -> Result<Option<StoredCreditAccount>, ReadError> {
+        match account {
+            AccountKey::CreditAccount(id) => self.read_account(*id, height).await,
+            AccountKey::Address(_) => Err(ReadError::NotAnAccount {
+                account: account.to_string(),
+                protocol: ProtocolKind::Rover,
+            }),
+        }
+    }
+
+    fn touched(&self, results: &BlockResults) -> BTreeSet<u64> {
+        touched_accounts(results, &self.contracts.credit_manager)
+    }
+
+    fn liquidate_msg(&self, liquidator: &AccountId, order: &RoverOrder) -> Result<Any, ChainError> {
+        order.message(liquidator, &self.contracts.credit_manager)
+    }
 }
 
 /// Raw reads of one scan: pages of `page_size`, pinned to `height` when given.

@@ -23,7 +23,7 @@ pub struct CreditDiscovery {
 impl<C: ChainClient> Rover<C> {
     /// Scans `debt_shares` at `height` (`None`: the latest state) and reads every account
     /// owing something there, `concurrency` accounts at a time.
-    pub async fn discover(
+    pub async fn discover_at(
         &self,
         height: Option<u64>,
         options: ScanOptions,

@@ -782,18 +782,16 @@ impl<S: Scaler + 'static> Manager<S> {
             .throughput
             .with_label_values(&[label])
             .set(decision.throughput);
-        metrics
-            .workers
-            .with_label_values(&[label, "desired"])
-            .set(i64::from(decision.desired));
-        metrics
-            .workers
-            .with_label_values(&[label, "running"])
-            .set(i64::from(count.running));
-        metrics
-            .workers
-            .with_label_values(&[label, "pending"])
-            .set(i64::from(count.pending));
+        for (worker_state, workers) in [
+            ("desired", decision.desired),
+            ("running", count.running),
+            ("pending", count.pending),
+        ] {
+            metrics
+                .workers
+                .with_label_values(&[label, worker_state])
+                .set(i64::from(workers));
+        }
         if decision.desired != before {
             let direction = if decision.desired > before {
                 "up"

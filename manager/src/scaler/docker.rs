@@ -25,7 +25,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bollard::errors::Error as DockerError;
@@ -435,6 +435,13 @@ impl DockerScaler {
         &self.docker
     }
 
+    fn desired_counts(&self) -> MutexGuard<'_, HashMap<WorkerKind, u32>> {
+        // Nothing panics while holding it.
+        self.desired
+            .lock()
+            .expect("the desired-count lock is never poisoned")
+    }
+
     /// Label filters selecting this deployment's containers, of one kind or all.
     fn filters(&self, kind: Option<WorkerKind>) -> HashMap<String, Vec<String>> {
         let mut labels = vec![
@@ -656,9 +663,7 @@ impl Scaler for DockerScaler {
         let running = workers.iter().filter(|w| w.is_running()).count() as u32;
         let pending = workers.iter().filter(|w| w.is_pending()).count() as u32;
         let desired = self
-            .desired
-            .lock()
-            .expect("the desired-count lock is never poisoned")
+            .desired_counts()
             .get(&kind)
             .copied()
             .unwrap_or(running + pending);
@@ -671,10 +676,7 @@ impl Scaler for DockerScaler {
 
     async fn scale_to(&self, kind: WorkerKind, desired: u32) -> Result<(), ScalerError> {
         let _reconciling = self.reconcile.lock().await;
-        self.desired
-            .lock()
-            .expect("the desired-count lock is never poisoned")
-            .insert(kind, desired);
+        self.desired_counts().insert(kind, desired);
 
         let mut live = Vec::new();
         for worker in self.list(Some(kind)).await? {
@@ -742,10 +744,7 @@ impl Scaler for DockerScaler {
         );
         let stopped =
             futures::future::join_all(workers.iter().map(|w| self.stop_and_remove(w))).await;
-        self.desired
-            .lock()
-            .expect("the desired-count lock is never poisoned")
-            .clear();
+        self.desired_counts().clear();
         stopped.into_iter().collect::<Result<Vec<()>, _>>()?;
         Ok(())
     }

@@ -155,26 +155,39 @@ impl Reader<'_> {
     }
 }
 
+/// One list as [`Reader::entries`] reads it: a count, then per entry its denom, `flag` when
+/// the entry's flag is set, and its amount.
+fn put_entries(
+    out: &mut Vec<u8>,
+    flag: u8,
+    entries: impl ExactSizeIterator<Item = (DenomId, bool, Uint128)>,
+) {
+    put_varint(out, entries.len() as u128);
+    for (denom, flagged, amount_scaled) in entries {
+        put_varint(out, u128::from(denom.0));
+        out.push(if flagged { flag } else { 0 });
+        put_varint(out, amount_scaled.u128());
+    }
+}
+
 /// Encodes one account's positions (format version 1).
 pub fn encode(collaterals: &[CollateralEntry], debts: &[DebtEntry]) -> Vec<u8> {
     let mut out = Vec::with_capacity(4 + 12 * (collaterals.len() + debts.len()));
     out.push(FORMAT_VERSION);
-    put_varint(&mut out, collaterals.len() as u128);
-    for c in collaterals {
-        put_varint(&mut out, u128::from(c.denom.0));
-        out.push(if c.enabled { FLAG_ENABLED } else { 0 });
-        put_varint(&mut out, c.amount_scaled.u128());
-    }
-    put_varint(&mut out, debts.len() as u128);
-    for d in debts {
-        put_varint(&mut out, u128::from(d.denom.0));
-        out.push(if d.uncollateralized {
-            FLAG_UNCOLLATERALIZED
-        } else {
-            0
-        });
-        put_varint(&mut out, d.amount_scaled.u128());
-    }
+    put_entries(
+        &mut out,
+        FLAG_ENABLED,
+        collaterals
+            .iter()
+            .map(|c| (c.denom, c.enabled, c.amount_scaled)),
+    );
+    put_entries(
+        &mut out,
+        FLAG_UNCOLLATERALIZED,
+        debts
+            .iter()
+            .map(|d| (d.denom, d.uncollateralized, d.amount_scaled)),
+    );
     out
 }
 

@@ -69,7 +69,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cosmwasm_std::Decimal;
-use redis::{RedisError, Script, Value};
+use redis::{FromRedisValue, RedisError, Script, Value};
 
 use super::config::QueueConfig;
 use super::envelope::{self, JOB_FIELD};
@@ -422,8 +422,7 @@ impl<J: PriorityJob> PriorityQueue<J> {
             return Ok(Vec::new());
         }
         let at = now_ms();
-        let mut invocation = inner.scripts.enqueue.prepare_invoke();
-        inner.add_keys(&mut invocation);
+        let mut invocation = inner.invocation(&inner.scripts.enqueue);
         invocation.arg(jobs.len());
         for job in jobs {
             let payload = envelope::encode(job, at).map_err(|source| QueueError::Encode {
@@ -443,10 +442,7 @@ impl<J: PriorityJob> PriorityQueue<J> {
                 .arg(score.to_string())
                 .arg(payload);
         }
-        let reply: Vec<String> = invocation
-            .invoke_async(&mut inner.conn.clone())
-            .await
-            .map_err(|e| inner.redis_error("enqueue", e))?;
+        let reply: Vec<String> = inner.invoke("enqueue", &invocation).await?;
         if reply.len() != jobs.len() * 2 {
             return Err(inner.reply_error(
                 "enqueue",
@@ -488,18 +484,14 @@ impl<J: PriorityJob> PriorityQueue<J> {
         max: usize,
     ) -> Result<Vec<Claimed>, QueueError> {
         let inner = &self.inner;
-        let mut invocation = script.prepare_invoke();
-        inner.add_keys(&mut invocation);
+        let mut invocation = inner.invocation(script);
         invocation
             .arg(max)
             .arg(millis(inner.visibility))
             .arg(inner.max_deliveries)
             .arg(&inner.consumer)
             .arg(inner.max_len_arg());
-        let reply: Value = invocation
-            .invoke_async(&mut inner.conn.clone())
-            .await
-            .map_err(|e| inner.redis_error(operation, e))?;
+        let reply: Value = inner.invoke(operation, &invocation).await?;
         parse_claimed(reply).map_err(|detail| inner.reply_error(operation, detail))
     }
 
@@ -510,17 +502,14 @@ impl<J: PriorityJob> PriorityQueue<J> {
         let inner = &self.inner;
         let mut requeued_total = 0;
         loop {
-            let mut invocation = inner.scripts.reclaim.prepare_invoke();
-            inner.add_keys(&mut invocation);
+            let mut invocation = inner.invocation(&inner.scripts.reclaim);
             invocation
                 .arg(inner.max_deliveries)
                 .arg(RECLAIM_BATCH)
                 .arg(&inner.consumer)
                 .arg(inner.max_len_arg());
-            let (requeued, buried, dropped): (u64, u64, u64) = invocation
-                .invoke_async(&mut inner.conn.clone())
-                .await
-                .map_err(|e| inner.redis_error("reclaim", e))?;
+            let (requeued, buried, dropped): (u64, u64, u64) =
+                inner.invoke("reclaim", &invocation).await?;
             if requeued + buried + dropped > 0 {
                 tracing::info!(
                     queue = %inner.keys.ready,
@@ -546,15 +535,11 @@ impl<J: PriorityJob> PriorityQueue<J> {
         let inner = &self.inner;
         let mut removed = 0;
         for chunk in keys.chunks(1_000) {
-            let mut invocation = inner.scripts.retract.prepare_invoke();
-            inner.add_keys(&mut invocation);
+            let mut invocation = inner.invocation(&inner.scripts.retract);
             for key in chunk {
                 invocation.arg(&key.key).arg(key.generation);
             }
-            let n: u64 = invocation
-                .invoke_async(&mut inner.conn.clone())
-                .await
-                .map_err(|e| inner.redis_error("retract", e))?;
+            let n: u64 = inner.invoke("retract", &invocation).await?;
             removed += n;
         }
         Ok(removed)
@@ -566,24 +551,26 @@ impl<J: PriorityJob> PriorityQueue<J> {
         if max == 0 {
             return Ok(Vec::new());
         }
-        let ranked: Vec<(String, f64)> = redis::cmd("ZREVRANGE")
-            .arg(&inner.keys.ready)
-            .arg(0)
-            .arg(max - 1)
-            .arg("WITHSCORES")
-            .query_async(&mut inner.conn.clone())
-            .await
-            .map_err(|e| inner.redis_error("ZREVRANGE", e))?;
+        let ranked: Vec<(String, f64)> = inner
+            .query(
+                "ZREVRANGE",
+                redis::cmd("ZREVRANGE")
+                    .arg(&inner.keys.ready)
+                    .arg(0)
+                    .arg(max - 1)
+                    .arg("WITHSCORES"),
+            )
+            .await?;
         if ranked.is_empty() {
             return Ok(Vec::new());
         }
         let ids: Vec<&str> = ranked.iter().map(|(id, _)| id.as_str()).collect();
-        let payloads: Vec<Option<Vec<u8>>> = redis::cmd("HMGET")
-            .arg(&inner.keys.payloads)
-            .arg(&ids)
-            .query_async(&mut inner.conn.clone())
-            .await
-            .map_err(|e| inner.redis_error("HMGET payloads", e))?;
+        let payloads: Vec<Option<Vec<u8>>> = inner
+            .query(
+                "HMGET payloads",
+                redis::cmd("HMGET").arg(&inner.keys.payloads).arg(&ids),
+            )
+            .await?;
         Ok(ranked
             .into_iter()
             .zip(payloads)
@@ -602,15 +589,17 @@ impl<J: PriorityJob> PriorityQueue<J> {
     /// The oldest `max` dead letters.
     pub async fn dead_letters(&self, max: usize) -> Result<Vec<DeadLetter>, QueueError> {
         let inner = &self.inner;
-        let entries: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
-            .arg(&inner.keys.dead)
-            .arg("-")
-            .arg("+")
-            .arg("COUNT")
-            .arg(max)
-            .query_async(&mut inner.conn.clone())
-            .await
-            .map_err(|e| inner.redis_error("XRANGE dead letters", e))?;
+        let entries: redis::streams::StreamRangeReply = inner
+            .query(
+                "XRANGE dead letters",
+                redis::cmd("XRANGE")
+                    .arg(&inner.keys.dead)
+                    .arg("-")
+                    .arg("+")
+                    .arg("COUNT")
+                    .arg(max),
+            )
+            .await?;
         Ok(entries
             .ids
             .into_iter()
@@ -700,10 +689,37 @@ impl Inner {
         }
     }
 
-    fn add_keys(&self, invocation: &mut redis::ScriptInvocation<'_>) {
+    /// An invocation of `script` with the queue's keys, in the order every script takes them;
+    /// the caller adds the arguments.
+    fn invocation<'a>(&self, script: &'a Script) -> redis::ScriptInvocation<'a> {
+        let mut invocation = script.prepare_invoke();
         for key in self.keys.in_order() {
             invocation.key(key);
         }
+        invocation
+    }
+
+    /// Runs a script invocation on a clone of the connection; errors name `operation`.
+    async fn invoke<T: FromRedisValue>(
+        &self,
+        operation: &'static str,
+        invocation: &redis::ScriptInvocation<'_>,
+    ) -> Result<T, QueueError> {
+        invocation
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(|e| self.redis_error(operation, e))
+    }
+
+    /// Runs one command on a clone of the connection; errors name `operation`.
+    async fn query<T: FromRedisValue>(
+        &self,
+        operation: &'static str,
+        cmd: &redis::Cmd,
+    ) -> Result<T, QueueError> {
+        cmd.query_async(&mut self.conn.clone())
+            .await
+            .map_err(|e| self.redis_error(operation, e))
     }
 
     fn max_len_arg(&self) -> String {
@@ -717,18 +733,14 @@ impl Inner {
         fallback_payload: &[u8],
         malformed: bool,
     ) -> Result<bool, QueueError> {
-        let mut invocation = self.scripts.dead_letter.prepare_invoke();
-        self.add_keys(&mut invocation);
+        let mut invocation = self.invocation(&self.scripts.dead_letter);
         invocation
             .arg(id)
             .arg(reason)
             .arg(&self.consumer)
             .arg(fallback_payload)
             .arg(self.max_len_arg());
-        let known: i64 = invocation
-            .invoke_async(&mut self.conn.clone())
-            .await
-            .map_err(|e| self.redis_error("dead-letter", e))?;
+        let known: i64 = self.invoke("dead-letter", &invocation).await?;
         Counters::add(&self.counters.dead_lettered, 1);
         if malformed {
             Counters::add(&self.counters.malformed, 1);
@@ -871,28 +883,20 @@ impl<J: PriorityJob> Queue for PriorityQueue<J> {
             return Ok(0);
         }
         let inner = &self.inner;
-        let mut invocation = inner.scripts.ack.prepare_invoke();
-        inner.add_keys(&mut invocation);
+        let mut invocation = inner.invocation(&inner.scripts.ack);
         for delivery in deliveries {
             invocation.arg(delivery.id.as_str());
         }
-        let acked: u64 = invocation
-            .invoke_async(&mut inner.conn.clone())
-            .await
-            .map_err(|e| inner.redis_error("ack", e))?;
+        let acked: u64 = inner.invoke("ack", &invocation).await?;
         Counters::add(&inner.counters.acked, acked);
         Ok(acked)
     }
 
     async fn release(&self, delivery: &Delivery<J>) -> Result<(), QueueError> {
         let inner = &self.inner;
-        let mut invocation = inner.scripts.release.prepare_invoke();
-        inner.add_keys(&mut invocation);
+        let mut invocation = inner.invocation(&inner.scripts.release);
         invocation.arg(delivery.id.as_str()).arg(&inner.consumer);
-        let released: i64 = invocation
-            .invoke_async(&mut inner.conn.clone())
-            .await
-            .map_err(|e| inner.redis_error("release", e))?;
+        let released: i64 = inner.invoke("release", &invocation).await?;
         if released == 0 {
             tracing::debug!(queue = %inner.keys.ready, id = %delivery.id, "released job was no longer in flight");
         }
@@ -901,15 +905,11 @@ impl<J: PriorityJob> Queue for PriorityQueue<J> {
 
     async fn extend_visibility(&self, delivery: &Delivery<J>) -> Result<bool, QueueError> {
         let inner = &self.inner;
-        let mut invocation = inner.scripts.extend.prepare_invoke();
-        inner.add_keys(&mut invocation);
+        let mut invocation = inner.invocation(&inner.scripts.extend);
         invocation
             .arg(delivery.id.as_str())
             .arg(millis(inner.visibility));
-        let extended: i64 = invocation
-            .invoke_async(&mut inner.conn.clone())
-            .await
-            .map_err(|e| inner.redis_error("extend visibility", e))?;
+        let extended: i64 = inner.invoke("extend visibility", &invocation).await?;
         Ok(extended == 1)
     }
 
@@ -927,20 +927,19 @@ impl<J: PriorityJob> Queue for PriorityQueue<J> {
 
     async fn pending_count(&self) -> Result<u64, QueueError> {
         let inner = &self.inner;
-        redis::cmd("ZCARD")
-            .arg(&inner.keys.inflight)
-            .query_async(&mut inner.conn.clone())
+        inner
+            .query(
+                "ZCARD inflight",
+                redis::cmd("ZCARD").arg(&inner.keys.inflight),
+            )
             .await
-            .map_err(|e| inner.redis_error("ZCARD inflight", e))
     }
 
     async fn lag(&self) -> Result<u64, QueueError> {
         let inner = &self.inner;
-        redis::cmd("ZCARD")
-            .arg(&inner.keys.ready)
-            .query_async(&mut inner.conn.clone())
+        inner
+            .query("ZCARD ready", redis::cmd("ZCARD").arg(&inner.keys.ready))
             .await
-            .map_err(|e| inner.redis_error("ZCARD ready", e))
     }
 
     async fn backlog(&self) -> Result<Backlog, QueueError> {
@@ -991,16 +990,12 @@ impl<J: PriorityJob> Parking for PriorityQueue<J> {
         } else {
             0.0
         };
-        let mut invocation = inner.scripts.park.prepare_invoke();
-        inner.add_keys(&mut invocation);
+        let mut invocation = inner.invocation(&inner.scripts.park);
         invocation
             .arg(delivery.id.as_str())
             .arg(score.to_string())
             .arg(holdings_arg(needs));
-        let parked: i64 = invocation
-            .invoke_async(&mut inner.conn.clone())
-            .await
-            .map_err(|e| inner.redis_error("park", e))?;
+        let parked: i64 = inner.invoke("park", &invocation).await?;
         Ok(parked == 1)
     }
 
@@ -1013,24 +1008,18 @@ impl<J: PriorityJob> Parking for PriorityQueue<J> {
         if max == 0 {
             return Ok(0);
         }
-        let mut invocation = inner.scripts.wake.prepare_invoke();
-        inner.add_keys(&mut invocation);
+        let mut invocation = inner.invocation(&inner.scripts.wake);
         invocation
             .arg(max)
             .arg(holdings.map(holdings_arg).unwrap_or_default());
-        invocation
-            .invoke_async(&mut inner.conn.clone())
-            .await
-            .map_err(|e| inner.redis_error("wake", e))
+        inner.invoke("wake", &invocation).await
     }
 
     async fn parked_count(&self) -> Result<u64, QueueError> {
         let inner = &self.inner;
-        redis::cmd("ZCARD")
-            .arg(&inner.keys.parked)
-            .query_async(&mut inner.conn.clone())
+        inner
+            .query("ZCARD parked", redis::cmd("ZCARD").arg(&inner.keys.parked))
             .await
-            .map_err(|e| inner.redis_error("ZCARD parked", e))
     }
 }
 

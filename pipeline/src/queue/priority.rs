@@ -53,6 +53,9 @@
 //! - reclaim: jobs in `inflight` past their deadline go back to `ready` with their priority, or
 //!   to the dead-letter stream once they were delivered `max deliveries` times, or are dropped
 //!   when a newer job for the same dedup key is queued (it covers them);
+//! - release: a consumer hands a claimed job back at once (back to `ready`, the delivery
+//!   counted), or drops it when a newer job for its dedup key is queued, as reclaim does: a
+//!   candidate held across several blocks is not retried once per block's generation;
 //! - dead-letter: `XADD <base>:dead` with the reason and the original payload, then delete.
 //!   A payload that does not decode is dead-lettered as soon as it is claimed;
 //! - park: a claimed job that cannot run for want of something its consumer lacks (a
@@ -212,7 +215,8 @@ const DEAD_LETTER_LUA: &str = include_str!("../lua/priority_dead_letter.lua");
 /// generation. Returns how many were removed.
 const RETRACT_LUA: &str = include_str!("../lua/priority_retract.lua");
 
-/// ARGV: id, consumer. In flight → back to ready now. Returns 1 if it was in flight.
+/// ARGV: id, consumer. In flight → back to ready now (1), or gone when a newer job for its
+/// dedup key is queued (2); 0 when it was not in flight.
 const RELEASE_LUA: &str = include_str!("../lua/priority_release.lua");
 
 /// ARGV: id, wait score, needs (`denom=amount,…`, '' = anything). In flight → parked, this
@@ -897,8 +901,14 @@ impl<J: PriorityJob> Queue for PriorityQueue<J> {
         let mut invocation = inner.invocation(&inner.scripts.release);
         invocation.arg(delivery.id.as_str()).arg(&inner.consumer);
         let released: i64 = inner.invoke("release", &invocation).await?;
-        if released == 0 {
-            tracing::debug!(queue = %inner.keys.ready, id = %delivery.id, "released job was no longer in flight");
+        match released {
+            0 => {
+                tracing::debug!(queue = %inner.keys.ready, id = %delivery.id, "released job was no longer in flight")
+            }
+            2 => {
+                tracing::debug!(queue = %inner.keys.ready, id = %delivery.id, "released job dropped: a newer job for its key is queued")
+            }
+            _ => {}
         }
         Ok(())
     }
@@ -1323,6 +1333,26 @@ mod tests {
         assert_eq!(again[0].deliveries, 2);
         q.ack(&again[0]).await.unwrap();
         assert!(!q.extend_visibility(&again[0]).await.unwrap());
+    }
+
+    /// A job handed back after a newer generation of its key was queued is covered by it: it
+    /// is dropped, not delivered again (nor dead-lettered after enough hand-backs).
+    #[tokio::test]
+    async fn a_released_job_with_a_newer_generation_queued_is_dropped() {
+        let server = RedisServer::start().unwrap();
+        let q = queue(&server, "a").await;
+        q.enqueue(&bid("a", 1, 1.0)).await.unwrap();
+        let old = q.fetch(1, Duration::ZERO).await.unwrap();
+        assert_eq!(old[0].id.as_str(), "a@1");
+        q.enqueue(&bid("a", 2, 1.0)).await.unwrap();
+        q.release(&old[0]).await.unwrap();
+        let next = q.fetch(10, Duration::ZERO).await.unwrap();
+        let ids: Vec<&str> = next.iter().map(|d| d.id.as_str()).collect();
+        assert_eq!(ids, ["a@2"]);
+        assert_eq!(next[0].deliveries, 1);
+        assert!(!q.ack(&old[0]).await.unwrap(), "a@1 is gone");
+        assert!(q.ack(&next[0]).await.unwrap());
+        assert_eq!(q.backlog().await.unwrap(), Backlog::default());
     }
 
     #[tokio::test]

@@ -9,7 +9,7 @@
 //! largest surplus value first. The fee denom is never sold unless it is itself a target, so
 //! the wallet keeps paying for gas.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 
@@ -332,18 +332,18 @@ pub struct Rebalancer {
     pub oracle: String,
     /// Never sold unless targeted (pays for gas).
     pub fee_denom: String,
-    /// Wallets whose last rebalance stopped because they could not pay for a swap: said once
-    /// when it starts and once when it ends, not after every batch in between.
-    short_of_funds: Arc<Mutex<BTreeSet<String>>>,
+    /// Wallets whose last rebalance failed, and whether for want of funds: said once when it
+    /// starts and once when it ends, not after every batch in between.
+    failing: Arc<Mutex<BTreeMap<String, bool>>>,
 }
 
-/// How one rebalance went: swaps sent, swaps that failed for another reason (the first one's
-/// error kept), and whether it stopped because the wallet could not pay.
+/// How one rebalance's tx went: swaps sent, or swaps that failed with the tx's error, and
+/// whether that was because the wallet could not pay.
 #[derive(Debug, Default)]
 struct SwapRound {
     sent: usize,
     failed: usize,
-    first_error: Option<SendError>,
+    error: Option<SendError>,
     short_of_funds: bool,
 }
 
@@ -359,7 +359,7 @@ impl Rebalancer {
             swapper,
             oracle,
             fee_denom,
-            short_of_funds: Arc::default(),
+            failing: Arc::default(),
         }
     }
 
@@ -438,7 +438,8 @@ impl Rebalancer {
         Ok(None)
     }
 
-    /// Plans from the wallet's balances and sends each swap; returns how many were sent.
+    /// Plans from the wallet's balances and sends the swaps in one tx; returns how many were
+    /// sent.
     pub async fn rebalance<C: ChainClient>(
         &self,
         sender: &TxSender<C>,
@@ -462,25 +463,29 @@ impl Rebalancer {
             self.policy.action_threshold,
             &self.fee_denom,
         )?;
-        let mut round = SwapRound::default();
+        let mut messages = Vec::new();
         for swap in swaps {
             let Some((offer, returned)) = self.sized_offer(client, &swap).await? else {
                 tracing::debug!(offer = %swap.offer, ask = %swap.ask_denom, "the pool is too shallow for this swap now; skipped");
                 continue;
             };
-            let msg = self.swap_message(sender, &prices, &swap, offer, returned)?;
-            match sender.send(vec![msg], "redline rebalance").await {
-                Ok(_) => round.sent += 1,
-                // Every later swap pays the same fee from the same wallet: it would fail too.
-                Err(error) if error.code() == Some(TxErrorCode::InsufficientFunds) => {
-                    round.short_of_funds = true;
-                    round.first_error.get_or_insert(error);
-                    break;
+            messages.push(self.swap_message(sender, &prices, &swap, offer, returned)?);
+        }
+        if messages.is_empty() {
+            return Ok(0);
+        }
+        // One tx for all the swaps (each through its own pool): the worker waits for one block,
+        // not one per swap, before it takes more work.
+        let swaps = messages.len();
+        let mut round = SwapRound::default();
+        match sender.send(messages, "redline rebalance").await {
+            Ok(_) => round.sent = swaps,
+            Err(error) => {
+                round.short_of_funds = error.code() == Some(TxErrorCode::InsufficientFunds);
+                if !round.short_of_funds {
+                    round.failed = swaps;
                 }
-                Err(error) => {
-                    round.failed += 1;
-                    round.first_error.get_or_insert(error);
-                }
+                round.error = Some(error);
             }
         }
         self.report(sender.address(), &round);
@@ -489,11 +494,8 @@ impl Rebalancer {
 
     /// Whether `wallet`'s last rebalance stopped because it could not pay for a swap.
     pub fn is_short_of_funds(&self, wallet: &str) -> bool {
-        let short = self
-            .short_of_funds
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        short.contains(wallet)
+        let failing = self.failing.lock().unwrap_or_else(|e| e.into_inner());
+        failing.get(wallet).copied().unwrap_or(false)
     }
 
     /// The swap message for `offer`, its `min_receive` the lower of the pool's quote and the
@@ -523,45 +525,29 @@ impl Rebalancer {
         )?)
     }
 
-    /// One line per rebalance that did something or failed; a wallet short of funds is said
-    /// once until a rebalance of it succeeds again.
+    /// A line when a wallet's rebalancing starts failing (and why) and when it recovers, not
+    /// one per batch in between; each successful rebalance at info.
     fn report(&self, wallet: &str, round: &SwapRound) {
-        let was_short = {
-            let mut short = self
-                .short_of_funds
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            if round.short_of_funds {
-                !short.insert(wallet.to_string())
-            } else if round.sent > 0 {
-                short.remove(wallet)
-            } else {
-                short.contains(wallet)
+        let was_failing = {
+            let mut failing = self.failing.lock().unwrap_or_else(|e| e.into_inner());
+            match &round.error {
+                Some(_) => failing.insert(wallet.to_string(), round.short_of_funds),
+                None => failing.remove(wallet),
             }
+            .is_some()
         };
-        let error = round.first_error.as_ref().map(ToString::to_string);
-        match (round.short_of_funds, was_short) {
-            (true, false) => tracing::warn!(
-                wallet,
-                sent = round.sent,
-                error = error.as_deref().unwrap_or_default(),
+        match (&round.error, was_failing) {
+            (Some(error), false) if round.short_of_funds => tracing::warn!(
+                wallet, %error,
                 "rebalancing paused: the wallet cannot pay for its swaps; tried again after each batch"
             ),
-            (false, true) if round.sent > 0 => {
-                tracing::info!(wallet, sent = round.sent, "rebalancing resumed")
-            }
-            _ => {}
-        }
-        if round.failed > 0 {
-            tracing::warn!(
-                wallet,
-                sent = round.sent,
-                failed = round.failed,
-                first_error = error.as_deref().unwrap_or_default(),
-                "rebalancing swaps failed"
-            );
-        } else if round.sent > 0 {
-            tracing::info!(wallet, sent = round.sent, "rebalanced");
+            (Some(error), false) => tracing::warn!(
+                wallet, swaps = round.failed, %error,
+                "rebalancing swaps failed; tried again after each batch"
+            ),
+            (Some(error), true) => tracing::debug!(wallet, %error, "rebalancing still failing"),
+            (None, true) => tracing::info!(wallet, sent = round.sent, "rebalancing resumed"),
+            (None, false) => tracing::info!(wallet, sent = round.sent, "rebalanced"),
         }
     }
 }

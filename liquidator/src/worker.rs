@@ -243,6 +243,8 @@ pub struct Worker<C, Q> {
     wake_checked_at: Option<std::time::Instant>,
     /// One of this wallet's liquidations landed since: consider waiting jobs at the next step.
     wake_due: bool,
+    /// The worker is settling what it sent before it stops: no new swaps after liquidations.
+    stopping: bool,
     /// Broadcast batches whose inclusion was not seen, lowest sequence first.
     in_doubt: Vec<InDoubt>,
     /// Broadcast batches being confirmed, in broadcast order: their accounts stay locked, their
@@ -283,6 +285,7 @@ where
             reported: Shortages::default(),
             wake_checked_at: None,
             wake_due: true,
+            stopping: false,
             in_doubt: Vec::new(),
             unsettled: Vec::new(),
             // Collateral left deposited by an earlier run is withdrawn first.
@@ -326,6 +329,7 @@ where
                 }
             }
             let mut report = StepReport::default();
+            self.stopping = true;
             self.settle_unsettled(true, &mut report).await;
             self.release_held_credit().await;
             tracing::info!("worker stopping");
@@ -1101,9 +1105,13 @@ where
                     self.finish(&item.delivery, &item.lock, Verdict::Ack).await;
                 }
                 if !confirmed.liquidations.is_empty() {
-                    self.after
-                        .after_liquidations(&self.sender, &confirmed)
-                        .await;
+                    // A stopping worker only settles: its swaps would outlast the grace an
+                    // orchestrator gives it, and the next holder of its wallet rebalances.
+                    if !self.stopping {
+                        self.after
+                            .after_liquidations(&self.sender, &confirmed)
+                            .await;
+                    }
                     self.wake_due = true;
                 }
             }

@@ -167,11 +167,11 @@ async fn a_swap_too_big_for_the_pool_is_cut_down() {
     );
 }
 
-/// A wallet that holds collateral but nothing to pay fees with stops at its first swap (the
-/// others would fail the same way) and is marked short of funds; once it can pay, the next
-/// rebalance swaps and clears the mark.
+/// A wallet that holds collateral but nothing to pay fees with swaps nothing and is marked
+/// short of funds (said once, not after every batch); once it can pay, the next rebalance
+/// swaps and clears the mark.
 #[tokio::test]
-async fn a_wallet_that_cannot_pay_fees_stops_at_its_first_swap_and_resumes_when_funded() {
+async fn a_wallet_that_cannot_pay_fees_is_marked_short_and_resumes_when_funded() {
     let h = Harness::start(10, 52, 2).await.unwrap();
     let fee_denom = h.manifest.fee.denom.clone();
     let funder = h.sender(1, SendOptions::default()).await.unwrap();

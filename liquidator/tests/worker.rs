@@ -540,3 +540,64 @@ async fn an_underwater_account_is_liquidated_and_pays_the_bonus() {
         "recorded profit = balance change"
     );
 }
+
+/// A strategy that asks the worker to stop while it plans (as SIGTERM would mid-step) and lets
+/// the liquidation go.
+struct StopWhileDeciding {
+    trigger: Mutex<Option<redline_liquidator::shutdown::ShutdownTrigger>>,
+}
+
+impl Strategy for StopWhileDeciding {
+    fn decide<'a>(&'a self, _: &'a Opportunity) -> BoxFuture<'a, Decision> {
+        Box::pin(async move {
+            if let Some(trigger) = self.trigger.lock().unwrap().take() {
+                trigger.trigger();
+            }
+            Decision {
+                go: true,
+                max_repay: None,
+                reason: None,
+            }
+        })
+    }
+}
+
+/// A worker told to stop while its batch is on the way still confirms and records the batch,
+/// but runs no after-liquidation hook (no rebalancing swaps that would outlast the grace an
+/// orchestrator gives it before SIGKILL).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopping_worker_settles_its_batch_without_the_after_hook() {
+    let h = Harness::start(300, 17, 2).await.unwrap();
+    let (height, plans) = h.drop_atom().await.unwrap();
+    let queue = h
+        .enqueue(&[h.candidate(&plans[0].account, height, Decimal::percent(100))])
+        .await
+        .unwrap();
+    let (trigger, shutdown) = redline_liquidator::shutdown::shutdown_channel();
+    let strategy = Arc::new(StopWhileDeciding {
+        trigger: Mutex::new(Some(trigger)),
+    });
+    let watcher = Arc::new(Watcher::default());
+    let worker = h
+        .worker_with(
+            1,
+            h.settings(4),
+            SendOptions::default(),
+            strategy,
+            watcher.clone(),
+        )
+        .await
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(60), worker.run(shutdown))
+        .await
+        .expect("the worker stops");
+    let records = h.records().await.unwrap();
+    assert!(
+        records
+            .iter()
+            .any(|r| r.account == plans[0].account && r.outcome == Outcome::Liquidated),
+        "{records:?}"
+    );
+    assert!(watcher.reports.lock().unwrap().is_empty());
+    assert_eq!(queue.backlog().await.unwrap().pending, 0);
+}

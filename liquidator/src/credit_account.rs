@@ -60,6 +60,8 @@ pub struct RoverContracts {
     pub credit_manager: String,
     pub account_nft: String,
     pub health: String,
+    /// What the credit manager's `swap_exact_in` sells through.
+    pub swapper: String,
 }
 
 impl RoverContracts {
@@ -79,6 +81,7 @@ impl RoverContracts {
             credit_manager: credit_manager.to_string(),
             account_nft,
             health: config.health_contract,
+            swapper: config.swapper,
         })
     }
 }

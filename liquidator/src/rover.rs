@@ -118,6 +118,58 @@ pub fn order_for(own_account: &str, liquidatee: &str, plan: &LiquidationPlan) ->
     }
 }
 
+/// A credit account's plans in the order their swaps pay, as the pools quote them now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PoolRanking {
+    /// The plans whose pool repays the borrow within half the slippage allowed, the largest
+    /// margin over the debt (valued at the snapshot's prices) first.
+    Ranked(Vec<LiquidationPlan>),
+    /// No plan's pool would: the best one's floor and the debt it must repay.
+    Thin { floor: Uint128, repaid: Uint128 },
+    /// Some plan has no quote (no swap contract to ask, or it did not answer): the oracle's
+    /// order, unchanged.
+    Unquoted(Vec<LiquidationPlan>),
+}
+
+/// Orders `quoted` (each plan with what its pool returns for its `collateral_received` in the
+/// debt denom) by the pool's price rather than the oracle's. After a price move a pool lags the
+/// oracle by pair, so the pair the oracle values most may be the one whose swap no longer
+/// repays the borrow, and the credit manager would refuse it on the own account's health.
+pub fn rank_by_pool(
+    quoted: Vec<(LiquidationPlan, Option<Uint128>)>,
+    prices: &PriceBook,
+    max_slippage: Decimal,
+) -> PoolRanking {
+    if quoted.iter().any(|(_, quote)| quote.is_none()) {
+        return PoolRanking::Unquoted(quoted.into_iter().map(|(plan, _)| plan).collect());
+    }
+    let keep =
+        Decimal::one() - (max_slippage / Decimal::from_ratio(2u128, 1u128)).min(Decimal::one());
+    let mut paying = Vec::new();
+    let mut thinnest: Option<(Uint128, Uint128)> = None;
+    for (plan, quote) in quoted {
+        let quote = quote.unwrap_or_default();
+        let floor = quote.mul_floor(keep);
+        if floor < plan.debt_to_repay {
+            let shortfall = plan.debt_to_repay - floor;
+            if thinnest.is_none_or(|(f, r)| shortfall < r - f) {
+                thinnest = Some((floor, plan.debt_to_repay));
+            }
+            continue;
+        }
+        let margin = prices
+            .value(&plan.debt_denom, quote - plan.debt_to_repay)
+            .unwrap_or_default();
+        paying.push((margin, plan));
+    }
+    if paying.is_empty() {
+        let (floor, repaid) = thinnest.unwrap_or_default();
+        return PoolRanking::Thin { floor, repaid };
+    }
+    paying.sort_by_key(|(margin, _)| std::cmp::Reverse(*margin));
+    PoolRanking::Ranked(paying.into_iter().map(|(_, plan)| plan).collect())
+}
+
 /// `received` of `collateral_denom` valued at `prices` in the debt denom, less `max_slippage`,
 /// rounded down. `None` without a price for either denom.
 pub fn min_receive(
@@ -265,6 +317,68 @@ mod tests {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
         }
+    }
+
+    fn plan(debt: (&str, u128), collateral: (&str, u128)) -> LiquidationPlan {
+        LiquidationPlan {
+            debt_denom: debt.0.into(),
+            collateral_denom: collateral.0.into(),
+            debt_to_repay: Uint128::new(debt.1),
+            collateral_received: Uint128::new(collateral.1),
+            expected_profit_usd: Decimal::one(),
+            from_lend: false,
+        }
+    }
+
+    fn book() -> PriceBook {
+        PriceBook::new(
+            BTreeMap::from([
+                ("uatom".to_string(), "7.5".parse().unwrap()),
+                ("uosmo".to_string(), "0.5".parse().unwrap()),
+                ("uusdc".to_string(), Decimal::one()),
+            ]),
+            6,
+        )
+    }
+
+    /// Slippage 2 %, so a pool must return the debt over 0.99. Plan A (30,000 uusdc for
+    /// uatom): the pool returns 30,100, floor 29,799 < 30,000: out. Plan B (60,000 uosmo for
+    /// uusdc): returns 61,000, floor 60,390 ≥ 60,000, margin 1,000 uosmo = 500 USD-units.
+    /// Plan C (10,000 uusdc for uosmo): returns 10,800, floor 10,692, margin 800 uusdc = 800:
+    /// C before B, whatever the oracle said.
+    #[test]
+    fn plans_are_ranked_by_what_their_pool_pays_over_the_debt() {
+        let a = plan(("uusdc", 30_000), ("uatom", 4_360));
+        let b = plan(("uosmo", 60_000), ("uusdc", 31_000));
+        let c = plan(("uusdc", 10_000), ("uosmo", 22_000));
+        let quoted = vec![
+            (a.clone(), Some(Uint128::new(30_100))),
+            (b.clone(), Some(Uint128::new(61_000))),
+            (c.clone(), Some(Uint128::new(10_800))),
+        ];
+        assert_eq!(
+            rank_by_pool(quoted, &book(), Decimal::percent(2)),
+            PoolRanking::Ranked(vec![c.clone(), b.clone()])
+        );
+        // Only A: thin, with its floor.
+        let thin = rank_by_pool(
+            vec![(a.clone(), Some(Uint128::new(30_100)))],
+            &book(),
+            Decimal::percent(2),
+        );
+        assert_eq!(
+            thin,
+            PoolRanking::Thin {
+                floor: Uint128::new(29_799),
+                repaid: Uint128::new(30_000)
+            }
+        );
+        // A plan without a quote leaves the oracle's order.
+        let unquoted = vec![(a.clone(), None), (b.clone(), Some(Uint128::new(61_000)))];
+        assert_eq!(
+            rank_by_pool(unquoted, &book(), Decimal::percent(2)),
+            PoolRanking::Unquoted(vec![a, b])
+        );
     }
 
     /// 4,360 uatom at 7.5 = 32,700 uusdc at 1, less 1% = 32,373.

@@ -11,7 +11,7 @@ use redline_pipeline::jobs::LiquidationPlan;
 
 use super::*;
 use crate::credit_account::{own_account, CreditAccountError, RoverContracts};
-use crate::rover::{self, Replanner, RoverExecuted, RoverOrder};
+use crate::rover::{self, PoolRanking, Replanner, RoverExecuted, RoverOrder};
 
 /// Contract refusals that mean the liquidation does not pay now (the swap returns too little,
 /// or less than the borrow): acknowledged, the health checker queues the account again.
@@ -92,6 +92,9 @@ impl Held {
 /// Liquidations of one credit account tried before its job is given up for this step: the
 /// best pair's pool may not pay where another pair's still does.
 const PLANS_TRIED: usize = 3;
+
+/// A credit account's plans whose swaps are quoted by their pools before any is simulated.
+const PLANS_QUOTED: usize = 8;
 
 /// What a plan is prepared with.
 struct PlanTry<'a> {
@@ -410,8 +413,9 @@ where
         (batch, pool_locks)
     }
 
-    /// Prepares the first of `plans` (most profitable first, at most [`PLANS_TRIED`]) that pays
-    /// through its swap pool, and makes it `job`'s plan. A plan whose pool another worker's tx
+    /// Prepares the first of `plans` that pays through its swap pool, and makes it `job`'s
+    /// plan: the plans are ranked by their pools' quotes (those whose swap would not repay the
+    /// borrow left out), and at most [`PLANS_TRIED`] of them are simulated. A plan whose pool another worker's tx
     /// is using is passed over (the job is held when that is the best plan's).
     async fn first_paying_plan(
         &self,
@@ -420,6 +424,14 @@ where
         tried: &PlanTry<'_>,
         pool_locks: &mut Vec<Lease>,
     ) -> Attempt {
+        let quoted = self.pool_quotes(plans, &tried.contracts.swapper).await;
+        let plans =
+            match rover::rank_by_pool(quoted, &tried.snapshot.prices, self.settings.max_slippage) {
+                PoolRanking::Ranked(plans) | PoolRanking::Unquoted(plans) => plans,
+                PoolRanking::Thin { floor, repaid } => {
+                    return Attempt::NotSent(NotSent::Thin { floor, repaid })
+                }
+            };
         let mut last = Attempt::PoolBusy;
         for (rank, plan) in plans.into_iter().take(PLANS_TRIED).enumerate() {
             let pool = self
@@ -446,6 +458,29 @@ where
             };
         }
         last
+    }
+
+    /// The first [`PLANS_QUOTED`] of `plans`, each with what its pool returns now for the
+    /// collateral it seizes (`None` when the swap contract does not answer).
+    async fn pool_quotes(
+        &self,
+        plans: Vec<LiquidationPlan>,
+        swapper: &str,
+    ) -> Vec<(LiquidationPlan, Option<Uint128>)> {
+        let client = self.sender.client();
+        join_all(plans.into_iter().take(PLANS_QUOTED).map(|plan| async move {
+            let query = mars::msg::swapper::QueryMsg::SimulateSwap {
+                offer: Coin::new(plan.collateral_received, plan.collateral_denom.clone()),
+                ask_denom: plan.debt_denom.clone(),
+            };
+            let quote: Result<mars::msg::swapper::SimulateSwapResponse, _> =
+                client.query_smart(swapper, &query, None).await;
+            if let Err(error) = &quote {
+                tracing::debug!(%error, pair = %format!("{}/{}", plan.collateral_denom, plan.debt_denom), "no pool quote; plans keep the oracle's order");
+            }
+            (plan, quote.ok().map(|q| q.return_amount))
+        }))
+        .await
     }
 
     /// Takes the lock on a swap pool for this worker's next credit-account tx; `false` when

@@ -95,6 +95,15 @@ pub fn split_evenly(total: Uint128, n: usize) -> Vec<Uint128> {
     shares
 }
 
+/// A tx's `fee` split evenly over its `n` liquidations, as coins of its denom.
+pub fn fee_shares(fee: &Coin, n: usize) -> Vec<Coin> {
+    let total = Uint128::try_from(fee.amount).unwrap_or(Uint128::MAX);
+    split_evenly(total, n)
+        .into_iter()
+        .map(|share| Coin::new(share, fee.denom.clone()))
+        .collect()
+}
+
 /// Splits `total` in proportion to `weights`, exactly (the remainder to the last share).
 pub fn split_by_weight(total: Uint128, weights: &[Uint128]) -> Vec<Uint128> {
     let sum = weights.iter().fold(Uint128::zero(), |a, b| a + *b);

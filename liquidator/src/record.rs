@@ -228,6 +228,14 @@ fn csv_field(text: &str) -> String {
 }
 
 impl AttemptRecord {
+    /// Books `fee` as all the attempt did to the wallet: the fee recorded, its value a loss.
+    pub fn book_fee_only(&mut self, fee: &cosmwasm_std::Coin, prices: &mars::value::PriceBook) {
+        self.fee = fee.to_string();
+        let value = prices.value_of_coins(std::slice::from_ref(fee));
+        self.profit_value = -value.unwrap_or_default();
+        self.profit_usd = prices.to_usd(self.profit_value);
+    }
+
     pub fn csv_header() -> String {
         CSV_COLUMNS.join(",")
     }

@@ -24,7 +24,6 @@ use crate::locks::{KeySpace, Lease, LeaseError, Leases};
 use crate::recheck::{PositionReader, ReadError};
 use crate::record::{AttemptRecord, Outcome, Recorder};
 use crate::tx_sender::{Sent, SigningPermit, TxSender};
-use mars::value::Value;
 
 /// The master wallet's slot.
 pub const MASTER_SLOT: u32 = 0;
@@ -407,18 +406,12 @@ impl<C: ChainClient + Clone + 'static> Treasurer<C> {
         };
         match result {
             Ok(Sent::Included(tx)) => {
-                let fee_value = snapshot
-                    .prices
-                    .value(&tx.fee.denom, Uint128::try_from(tx.fee.amount)?)
-                    .unwrap_or_default();
                 let mut record = record(Outcome::TopUp);
                 record.height = tx.height();
                 record.tx_hash = tx.hash.to_string();
                 record.gas_wanted = tx.gas_limit;
                 record.gas_used = tx.outcome.gas_used;
-                record.fee = tx.fee.to_string();
-                record.profit_value = Value::zero() - fee_value;
-                record.profit_usd = snapshot.prices.to_usd(record.profit_value);
+                record.book_fee_only(&tx.fee, &snapshot.prices);
                 record.detail = sent
                     .iter()
                     .map(|(address, coins)| {
@@ -437,13 +430,7 @@ impl<C: ChainClient + Clone + 'static> Treasurer<C> {
                 let mut record = record(Outcome::TopUpFailed);
                 record.error = error.to_string();
                 if let Some(fee) = error.fee_spent() {
-                    record.fee = fee.to_string();
-                    let fee_value = snapshot
-                        .prices
-                        .value(&fee.denom, Uint128::try_from(fee.amount)?)
-                        .unwrap_or_default();
-                    record.profit_value = Value::zero() - fee_value;
-                    record.profit_usd = snapshot.prices.to_usd(record.profit_value);
+                    record.book_fee_only(fee, &snapshot.prices);
                 }
                 self.recorder.record(&record).await;
                 tracing::warn!(%error, "top-up tx failed");

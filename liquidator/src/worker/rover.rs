@@ -639,11 +639,9 @@ where
             Ok(Sent::Included(tx)) => {
                 self.metrics.txs.with_label_values(&["included"]).inc();
                 report.tx = Some(tx.hash.to_string());
-                let fee_amount = Uint128::try_from(tx.fee.amount).unwrap_or(Uint128::MAX);
-                let shares = execute::split_evenly(fee_amount, size);
-                for ((job, ready), share) in batch.into_iter().zip(shares) {
+                let shares = execute::fee_shares(&tx.fee, size);
+                for ((job, ready), fee_share) in batch.into_iter().zip(shares) {
                     let mut record = self.rover_record(&job, snapshot);
-                    let fee_share = Coin::new(share, tx.fee.denom.clone());
                     let included = Included {
                         tx: &tx,
                         fee_share: &fee_share,
@@ -705,11 +703,7 @@ where
         if let Some(tx) = &own.opened_by {
             // Its fee is part of what the wallet spent: recorded, so that the records add up to
             // the wallet's balance change.
-            let fee = snapshot
-                .prices
-                .value_of_coins(std::slice::from_ref(&tx.fee));
-            let profit_value = -fee.unwrap_or_default();
-            let record = AttemptRecord {
+            let mut record = AttemptRecord {
                 started_at: tx.broadcast_at,
                 height: tx.height(),
                 worker_slot: self.slot,
@@ -719,13 +713,11 @@ where
                 tx_hash: tx.hash.to_string(),
                 gas_wanted: tx.gas_limit,
                 gas_used: tx.outcome.gas_used,
-                fee: tx.fee.to_string(),
-                profit_value,
-                profit_usd: snapshot.prices.to_usd(profit_value),
                 outcome: Outcome::CreditAccountOpened,
                 detail: "the wallet's own credit account, to liquidate credit accounts from".into(),
                 ..AttemptRecord::default()
             };
+            record.book_fee_only(&tx.fee, &snapshot.prices);
             self.emit(record).await;
         }
         self.own_credit_account = Some(own.id.clone());
@@ -965,11 +957,7 @@ where
             tracing::error!(tx = %tx.hash, "credit-account liquidation tx without its liquidation event");
             record.outcome = Outcome::DeliverTxFailed;
             record.error = "included without a liquidation event".into();
-            record.profit_value = -snapshot
-                .prices
-                .value_of_coins(std::slice::from_ref(fee_share))
-                .unwrap_or_default();
-            record.profit_usd = snapshot.prices.to_usd(record.profit_value);
+            record.book_fee_only(fee_share, &snapshot.prices);
             return;
         };
         record.outcome = Outcome::Liquidated;
@@ -1033,26 +1021,17 @@ where
             SendError::DeliverTx { tx, .. } => Some(tx),
             _ => None,
         };
-        let shares = paid.map(|tx| {
-            let fee_amount = Uint128::try_from(tx.fee.amount).unwrap_or(Uint128::MAX);
-            execute::split_evenly(fee_amount, batch.len())
-        });
+        let shares = paid.map(|tx| execute::fee_shares(&tx.fee, batch.len()));
         for (index, (job, ready)) in batch.into_iter().enumerate() {
             let mut record = self.rover_record(&job, snapshot);
             record.detail = detail(&ready.order, None);
             record.error = error.to_string();
             record.outcome = outcome;
             if let (Some(tx), Some(shares)) = (paid, &shares) {
-                let fee_share = Coin::new(shares[index], tx.fee.denom.clone());
                 record.height = tx.height();
                 record.tx_hash = tx.hash.to_string();
-                record.fee = fee_share.to_string();
                 record.gas_used = tx.outcome.gas_used;
-                let fee = snapshot
-                    .prices
-                    .value_of_coins(std::slice::from_ref(&fee_share));
-                record.profit_value = -fee.unwrap_or_default();
-                record.profit_usd = snapshot.prices.to_usd(record.profit_value);
+                record.book_fee_only(&shares[index], &snapshot.prices);
             }
             self.emit(record).await;
             match &verdict {

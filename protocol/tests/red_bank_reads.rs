@@ -123,6 +123,11 @@ fn chain_with(close_factor: Option<&'static str>) -> FakeChain {
         })
 }
 
+/// The Red Bank of `chain` under `rule`, its base denom of 6 decimals.
+fn red_bank(chain: &FakeChain, rule: LiquidationRule) -> RedBank<FakeChain> {
+    RedBank::new(chain.clone(), contracts(), rule, 6)
+}
+
 fn asked_target_health_factor(chain: &FakeChain) -> bool {
     chain
         .queries()
@@ -133,12 +138,7 @@ fn asked_target_health_factor(chain: &FakeChain) -> bool {
 #[tokio::test]
 async fn the_target_health_factor_rule_reads_the_params_contract_figure() {
     let chain = chain_with(None);
-    let red_bank = RedBank::new(
-        chain.clone(),
-        contracts(),
-        LiquidationRule::TargetHealthFactor,
-        6,
-    );
+    let red_bank = red_bank(&chain, LiquidationRule::TargetHealthFactor);
     let snapshot = red_bank.read_snapshot(Some(7)).await.unwrap();
     assert!(asked_target_health_factor(&chain));
     assert_eq!(snapshot.block_time_secs, 1_000);
@@ -152,7 +152,7 @@ async fn the_target_health_factor_rule_reads_the_params_contract_figure() {
 #[tokio::test]
 async fn the_close_factor_rule_reads_the_debt_assets_close_factor_and_no_target() {
     let chain = chain_with(Some("0.5"));
-    let red_bank = RedBank::new(chain.clone(), contracts(), LiquidationRule::CloseFactor, 6);
+    let red_bank = red_bank(&chain, LiquidationRule::CloseFactor);
     let snapshot = red_bank.read_snapshot(Some(7)).await.unwrap();
     assert!(!asked_target_health_factor(&chain));
     assert_eq!(
@@ -164,7 +164,7 @@ async fn the_close_factor_rule_reads_the_debt_assets_close_factor_and_no_target(
 #[tokio::test]
 async fn the_close_factor_rule_refuses_params_without_a_close_factor() {
     let chain = chain_with(None);
-    let red_bank = RedBank::new(chain, contracts(), LiquidationRule::CloseFactor, 6);
+    let red_bank = red_bank(&chain, LiquidationRule::CloseFactor);
     let snapshot = red_bank.read_snapshot(Some(7)).await.unwrap();
     let error = snapshot.repay_limit("uusdc").unwrap_err().to_string();
     assert!(
@@ -178,12 +178,7 @@ async fn the_close_factor_rule_refuses_params_without_a_close_factor() {
 #[tokio::test]
 async fn a_snapshot_without_a_height_is_the_latest_blocks() {
     let chain = chain_with(None);
-    let red_bank = RedBank::new(
-        chain.clone(),
-        contracts(),
-        LiquidationRule::TargetHealthFactor,
-        6,
-    );
+    let red_bank = red_bank(&chain, LiquidationRule::TargetHealthFactor);
     let snapshot = red_bank.read_snapshot(None).await.unwrap();
     assert_eq!(snapshot.height, 7);
     assert_eq!(snapshot.block_time_secs, 1_000);

@@ -260,6 +260,9 @@ pub struct Worker<C, Q> {
     held_credit: Vec<rover::Held>,
     /// The credit-account tx being confirmed.
     unsettled_credit: Option<rover::UnsettledCredit>,
+    /// Per credit account, the last decline recorded (what, at which height): see
+    /// [`rover::DECLINES_RECORDED_EVERY`].
+    declined_credit: BTreeMap<String, (String, u64)>,
 }
 
 impl<C, Q> Worker<C, Q>
@@ -294,6 +297,7 @@ where
             own_credit_account: None,
             held_credit: Vec::new(),
             unsettled_credit: None,
+            declined_credit: BTreeMap::new(),
         }
     }
 

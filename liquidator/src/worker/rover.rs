@@ -93,6 +93,12 @@ impl Held {
 /// best pair's pool may not pay where another pair's still does.
 const PLANS_TRIED: usize = 3;
 
+/// Blocks during which a credit account's decline is recorded once: the health checker queues
+/// an account its oracle prices call profitable every block, and while its pool says otherwise
+/// the same decline would fill the attempts stream and CSV with one row a block. Its metric
+/// still counts every one.
+pub(super) const DECLINES_RECORDED_EVERY: u64 = 100;
+
 /// A credit account's plans whose swaps are quoted by their pools before any is simulated.
 const PLANS_QUOTED: usize = 8;
 
@@ -867,7 +873,7 @@ where
 
     /// Records and settles a liquidation the simulation ruled out.
     async fn credit_liquidation_not_sent(
-        &self,
+        &mut self,
         job: RoverJob,
         not_sent: NotSent,
         snapshot: &MarketSnapshot,
@@ -924,8 +930,32 @@ where
                 Verdict::Ack
             }
         };
-        self.emit(record).await;
+        if self.is_repeated_decline(&record) {
+            self.metrics
+                .attempt(record.outcome.as_str(), record.profit_usd);
+        } else {
+            self.emit(record).await;
+        }
         self.finish(&job.delivery, &job.lock, verdict).await;
+    }
+
+    /// Whether `record` declines what this worker already recorded declining for the same
+    /// account and pair within [`DECLINES_RECORDED_EVERY`] blocks (and notes it when not).
+    fn is_repeated_decline(&mut self, record: &AttemptRecord) -> bool {
+        if record.outcome != Outcome::BelowMinProfit {
+            return false;
+        }
+        let what = format!(
+            "{} {}/{}",
+            record.outcome, record.debt_denom, record.collateral_denom
+        );
+        let last = self.declined_credit.get(&record.account);
+        if repeats(last, &what, record.height) {
+            return true;
+        }
+        self.declined_credit
+            .insert(record.account.clone(), (what, record.height));
+        false
     }
 
     /// Fills `record` from an included tx's events.
@@ -1062,6 +1092,12 @@ where
 }
 
 /// What a credit-account liquidation asked for and, once included, what it did.
+/// Whether declining `what` at `height` repeats `last` (what was recorded, at which height)
+/// within [`DECLINES_RECORDED_EVERY`] blocks.
+fn repeats(last: Option<&(String, u64)>, what: &str, height: u64) -> bool {
+    last.is_some_and(|(last, at)| last == what && height < at + DECLINES_RECORDED_EVERY)
+}
+
 fn detail(order: &RoverOrder, done: Option<&RoverExecuted>) -> String {
     let request = if order.from_lend { "lend" } else { "deposit" };
     let mut detail = format!(
@@ -1087,4 +1123,20 @@ fn detail(order: &RoverOrder, done: Option<&RoverExecuted>) -> String {
         ));
     }
     detail
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_decline_is_recorded_again_after_a_hundred_blocks_or_when_it_changes() {
+        let last = ("below_min_profit uosmo/uusdc".to_string(), 1_000);
+        let same = "below_min_profit uosmo/uusdc";
+        assert!(!repeats(None, same, 1_000));
+        assert!(repeats(Some(&last), same, 1_000));
+        assert!(repeats(Some(&last), same, 1_099));
+        assert!(!repeats(Some(&last), same, 1_100));
+        assert!(!repeats(Some(&last), "below_min_profit uosmo/uatom", 1_001));
+    }
 }

@@ -138,6 +138,8 @@ pub struct Figures {
     /// Credit-account attempts that liquidated nothing, by outcome and the head of their
     /// reason (numbers left out).
     pub credit_not_liquidated: BTreeMap<String, usize>,
+    /// Each credit account's latest attempt that liquidated nothing: `outcome: reason`.
+    pub credit_last_refusal: BTreeMap<String, String>,
     /// What the credit-account capture oracle found after the run.
     pub credit_capture: CreditCaptureReport,
     /// The workers' own credit accounts after the run.
@@ -1273,6 +1275,10 @@ pub async fn run(options: &Options) -> anyhow::Result<Figures> {
             format!("{}: {head}", record.outcome)
         };
         *figures.credit_not_liquidated.entry(reason).or_default() += 1;
+        let last = format!("{}: {}", record.outcome, record.error);
+        figures
+            .credit_last_refusal
+            .insert(record.account.clone(), last);
     }
     if let Some(overdue) = overdue {
         for account in overdue {

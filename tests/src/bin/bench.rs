@@ -135,11 +135,19 @@ async fn liquidation_section(
         eprintln!("[bench] failed: {failure}");
     }
     let credit = &figures.credit_capture;
+    let last_refusal = |account: &str| {
+        figures
+            .credit_last_refusal
+            .get(account)
+            .map_or("no attempt recorded".to_string(), Clone::clone)
+    };
     for (account, why) in credit.unexplained.iter().take(10) {
-        eprintln!("[bench] credit oracle, unexplained: {account}: {why}");
+        let last = last_refusal(account);
+        eprintln!("[bench] credit oracle, unexplained: {account}: {why}; the liquidator's last attempt: {last}");
     }
     for (account, why) in credit.profitable.iter().take(10) {
-        eprintln!("[bench] credit oracle, left profitable: {account}: {why}");
+        let last = last_refusal(account);
+        eprintln!("[bench] credit oracle, left profitable: {account}: {why}; the liquidator's last attempt: {last}");
     }
     let label = if liquidation.credit_accounts > 0 {
         format!("credit accounts and borrowers, {block_ms} ms blocks")

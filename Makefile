@@ -77,14 +77,17 @@ deps-py: ## Install moto[server] and cfn-lint from PyPI when missing (tests of t
 		$(PYTHON) -m pip install --quiet --break-system-packages 'moto[server]>=5,<6' 'cfn-lint>=1,<2'
 	@$(PYTHON) -c 'import moto.server, boto3, cfnlint' || { echo "deps-py: moto[server] and cfn-lint did not install for $(PYTHON)" >&2; exit 1; }
 
+# Where cargo builds (CARGO_TARGET_DIR when set, as cargo itself reads it).
+TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
+
 .PHONY: bench
 bench: deps ## Run the benchmarks and write BENCHMARKS.md
 	$(CARGO) build --release -p redline-tests --bin bench
-	target/release/bench --output BENCHMARKS.md
+	$(TARGET_DIR)/release/bench --output BENCHMARKS.md
 
 # The fault tests write their figures as JSON fragments to RELIABILITY_DIR (also under
 # `make test`, harmlessly); only this target renders RELIABILITY.md from them.
-RELIABILITY_DIR ?= target/reliability
+RELIABILITY_DIR ?= $(TARGET_DIR)/reliability
 
 .PHONY: reliability
 reliability: deps ## Run the fault tests (chaos_kill, chaos_redis, chaos_rpc) and write RELIABILITY.md from their figures

@@ -8,7 +8,7 @@
 # Environment: SERVICES (default: all five), IMAGE_PREFIX (redline/), TAG (latest),
 # CARGO (cargo). Static-pie binaries come from glibc's static libraries with
 # `-C target-feature=+crt-static`; the explicit --target keeps them in
-# target/x86_64-unknown-linux-gnu/, apart from the debug builds.
+# $CARGO_TARGET_DIR/x86_64-unknown-linux-gnu/ (target/ unless set), apart from the debug builds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,6 +17,8 @@ IMAGE_PREFIX=${IMAGE_PREFIX:-redline/}
 TAG=${TAG:-latest}
 CARGO=${CARGO:-cargo}
 TARGET=x86_64-unknown-linux-gnu
+# Where cargo puts what it builds: a relative CARGO_TARGET_DIR is relative to the workspace.
+TARGET_DIR=${CARGO_TARGET_DIR:-target}
 
 if ! docker version --format '{{.Server.Version}}' >/dev/null 2>&1; then
     echo "docker_build: the Docker daemon does not answer (is it running, may this user use it?)" >&2
@@ -47,7 +49,7 @@ else
 fi
 
 for service in $SERVICES; do
-    binary="target/$TARGET/release/$service"
+    binary="$TARGET_DIR/$TARGET/release/$service"
     if ! LC_ALL=C readelf -h "$binary" >/dev/null 2>&1; then
         echo "docker_build: $binary is missing or not an ELF binary" >&2
         exit 1

@@ -421,8 +421,9 @@ where
 
     /// Prepares the first of `plans` that pays through its swap pool, and makes it `job`'s
     /// plan: the plans are ranked by their pools' quotes (those whose swap would not repay the
-    /// borrow left out), and at most [`PLANS_TRIED`] of them are simulated. A plan whose pool another worker's tx
-    /// is using is passed over (the job is held when that is the best plan's).
+    /// borrow left out), and at most [`PLANS_TRIED`] of them are simulated. A plan whose pool
+    /// another worker's tx is using is passed over (the job is held when that is the best
+    /// plan's).
     async fn first_paying_plan(
         &self,
         job: &mut RoverJob,

@@ -324,6 +324,22 @@ pub fn fair_return(
     value.checked_div_floor(*ask_price).ok()
 }
 
+/// What the swap contract `swapper` returns now for selling `offer` for `ask_denom`.
+pub async fn pool_quote<C: ChainClient>(
+    client: &C,
+    swapper: &str,
+    offer: Coin,
+    ask_denom: &str,
+) -> Result<Uint128, redline_chain::ChainError> {
+    let query = swapper::QueryMsg::SimulateSwap {
+        offer,
+        ask_denom: ask_denom.to_string(),
+    };
+    let simulated: swapper::SimulateSwapResponse =
+        client.query_smart(swapper, &query, None).await?;
+    Ok(simulated.return_amount)
+}
+
 /// Swaps seized collateral towards the targets after each confirmed batch.
 #[derive(Debug, Clone)]
 pub struct Rebalancer {
@@ -335,16 +351,6 @@ pub struct Rebalancer {
     /// Wallets whose last rebalance failed, and whether for want of funds: said once when it
     /// starts and once when it ends, not after every batch in between.
     failing: Arc<Mutex<BTreeMap<String, bool>>>,
-}
-
-/// How one rebalance's tx went: swaps sent, or swaps that failed with the tx's error, and
-/// whether that was because the wallet could not pay.
-#[derive(Debug, Default)]
-struct SwapRound {
-    sent: usize,
-    failed: usize,
-    error: Option<SendError>,
-    short_of_funds: bool,
 }
 
 impl Rebalancer {
@@ -401,19 +407,7 @@ impl Rebalancer {
         let impact = self.policy.max_slippage / Decimal::from_ratio(8u128, 1u128);
         let simulate = |amount: Uint128| {
             let offer = Coin::new(amount, swap.offer.denom.clone());
-            async move {
-                let simulated: swapper::SimulateSwapResponse = client
-                    .query_smart(
-                        &self.swapper,
-                        &swapper::QueryMsg::SimulateSwap {
-                            offer,
-                            ask_denom: swap.ask_denom.clone(),
-                        },
-                        None,
-                    )
-                    .await?;
-                Ok::<_, RebalanceError>(simulated.return_amount)
-            }
+            pool_quote(client, &self.swapper, offer, &swap.ask_denom)
         };
         let mut amount = Uint128::try_from(swap.offer.amount)
             .map_err(|_| RebalanceError::Overflow(swap.offer.denom.clone()))?;
@@ -477,19 +471,9 @@ impl Rebalancer {
         // One tx for all the swaps (each through its own pool): the worker waits for one block,
         // not one per swap, before it takes more work.
         let swaps = messages.len();
-        let mut round = SwapRound::default();
-        match sender.send(messages, "redline rebalance").await {
-            Ok(_) => round.sent = swaps,
-            Err(error) => {
-                round.short_of_funds = error.code() == Some(TxErrorCode::InsufficientFunds);
-                if !round.short_of_funds {
-                    round.failed = swaps;
-                }
-                round.error = Some(error);
-            }
-        }
-        self.report(sender.address(), &round);
-        Ok(round.sent)
+        let sent = sender.send(messages, "redline rebalance").await;
+        self.report(sender.address(), swaps, sent.as_ref().err());
+        Ok(if sent.is_ok() { swaps } else { 0 })
     }
 
     /// Whether `wallet`'s last rebalance stopped because it could not pay for a swap.
@@ -525,29 +509,31 @@ impl Rebalancer {
         )?)
     }
 
-    /// A line when a wallet's rebalancing starts failing (and why) and when it recovers, not
-    /// one per batch in between; each successful rebalance at info.
-    fn report(&self, wallet: &str, round: &SwapRound) {
+    /// A line when a wallet's rebalancing of `swaps` starts failing (and why) and when it
+    /// recovers, not one per batch in between; each successful rebalance at info.
+    fn report(&self, wallet: &str, swaps: usize, error: Option<&SendError>) {
+        let short_of_funds =
+            error.is_some_and(|e| e.code() == Some(TxErrorCode::InsufficientFunds));
         let was_failing = {
             let mut failing = self.failing.lock().unwrap_or_else(|e| e.into_inner());
-            match &round.error {
-                Some(_) => failing.insert(wallet.to_string(), round.short_of_funds),
+            match error {
+                Some(_) => failing.insert(wallet.to_string(), short_of_funds),
                 None => failing.remove(wallet),
             }
             .is_some()
         };
-        match (&round.error, was_failing) {
-            (Some(error), false) if round.short_of_funds => tracing::warn!(
+        match (error, was_failing) {
+            (Some(error), false) if short_of_funds => tracing::warn!(
                 wallet, %error,
                 "rebalancing paused: the wallet cannot pay for its swaps; tried again after each batch"
             ),
             (Some(error), false) => tracing::warn!(
-                wallet, swaps = round.failed, %error,
+                wallet, swaps, %error,
                 "rebalancing swaps failed; tried again after each batch"
             ),
             (Some(error), true) => tracing::debug!(wallet, %error, "rebalancing still failing"),
-            (None, true) => tracing::info!(wallet, sent = round.sent, "rebalancing resumed"),
-            (None, false) => tracing::info!(wallet, sent = round.sent, "rebalanced"),
+            (None, true) => tracing::info!(wallet, sent = swaps, "rebalancing resumed"),
+            (None, false) => tracing::info!(wallet, sent = swaps, "rebalanced"),
         }
     }
 }

@@ -118,6 +118,15 @@ pub fn order_for(own_account: &str, liquidatee: &str, plan: &LiquidationPlan) ->
     }
 }
 
+/// What a swap quoted at `quote` still returns after its pool moves by half of
+/// `max_slippage` (the margin a credit-account liquidation's strict simulation keeps), rounded
+/// down: it must repay the borrow, or the tx fails the credit manager's LTV check on the
+/// liquidator's own account.
+pub fn proceeds_after_move(quote: Uint128, max_slippage: Decimal) -> Uint128 {
+    let half = max_slippage / Decimal::from_ratio(2u128, 1u128);
+    quote.mul_floor(Decimal::one() - half.min(Decimal::one()))
+}
+
 /// A credit account's plans in the order their swaps pay, as the pools quote them now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PoolRanking {
@@ -143,13 +152,11 @@ pub fn rank_by_pool(
     if quoted.iter().any(|(_, quote)| quote.is_none()) {
         return PoolRanking::Unquoted(quoted.into_iter().map(|(plan, _)| plan).collect());
     }
-    let keep =
-        Decimal::one() - (max_slippage / Decimal::from_ratio(2u128, 1u128)).min(Decimal::one());
     let mut paying = Vec::new();
     let mut thinnest: Option<(Uint128, Uint128)> = None;
     for (plan, quote) in quoted {
         let quote = quote.unwrap_or_default();
-        let floor = quote.mul_floor(keep);
+        let floor = proceeds_after_move(quote, max_slippage);
         if floor < plan.debt_to_repay {
             let shortfall = plan.debt_to_repay - floor;
             if thinnest.is_none_or(|(f, r)| shortfall < r - f) {

@@ -11,6 +11,7 @@ use redline_pipeline::jobs::LiquidationPlan;
 
 use super::*;
 use crate::credit_account::{own_account, CreditAccountError, RoverContracts};
+use crate::rebalance::pool_quote;
 use crate::rover::{self, PoolRanking, Replanner, RoverExecuted, RoverOrder};
 
 /// Contract refusals that mean the liquidation does not pay now (the swap returns too little,
@@ -476,16 +477,12 @@ where
     ) -> Vec<(LiquidationPlan, Option<Uint128>)> {
         let client = self.sender.client();
         join_all(plans.into_iter().take(PLANS_QUOTED).map(|plan| async move {
-            let query = mars::msg::swapper::QueryMsg::SimulateSwap {
-                offer: Coin::new(plan.collateral_received, plan.collateral_denom.clone()),
-                ask_denom: plan.debt_denom.clone(),
-            };
-            let quote: Result<mars::msg::swapper::SimulateSwapResponse, _> =
-                client.query_smart(swapper, &query, None).await;
+            let offer = Coin::new(plan.collateral_received, plan.collateral_denom.clone());
+            let quote = pool_quote(client, swapper, offer, &plan.debt_denom).await;
             if let Err(error) = &quote {
                 tracing::debug!(%error, pair = %format!("{}/{}", plan.collateral_denom, plan.debt_denom), "no pool quote; plans keep the oracle's order");
             }
-            (plan, quote.ok().map(|q| q.return_amount))
+            (plan, quote.ok())
         }))
         .await
     }
@@ -851,12 +848,12 @@ where
         }
         // The swap (the probe's proceeds) must still repay the borrow after the pool moves by
         // the margin the strict simulation kept (half the slippage allowed): if it may return
-        // less, the tx would
-        // pass `min_receive` and then fail the credit manager's LTV check on the liquidator's
-        // own account, fee burnt. No other credit-account tx of redline's swaps through the
+        // less, the tx would pass `min_receive` and then fail the credit manager's LTV check on
+        // the liquidator's own account, fee burnt. No other credit-account tx of redline's swaps through the
         // pool in the same block (the pool lock), so what moves it in between is the rest of
         // the market.
-        let proceeds_after_move = pool_quote.mul_floor(Decimal::one() - half.min(Decimal::one()));
+        let proceeds_after_move =
+            rover::proceeds_after_move(pool_quote, self.settings.max_slippage);
         if proceeds_after_move < expected.debt_repaid {
             return Ok(Err(NotSent::Thin {
                 floor: proceeds_after_move,

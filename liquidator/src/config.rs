@@ -23,6 +23,15 @@ fn decimal(text: &str) -> Result<Decimal, String> {
         .map_err(|_| format!("`{text}` is not a non-negative decimal number"))
 }
 
+/// A share of something, in [0, 1).
+fn fraction(text: &str) -> Result<Decimal, String> {
+    let value = decimal(text)?;
+    if value >= Decimal::one() {
+        return Err(format!("{value} is not in [0, 1)"));
+    }
+    Ok(value)
+}
+
 fn gas_adjustment(text: &str) -> Result<Decimal, String> {
     let value = decimal(text)?;
     if value < Decimal::one() || value > Decimal::percent(1_000) {
@@ -72,6 +81,14 @@ pub struct LiquidatorArgs {
     /// Skip liquidations whose profit after tx fees is below this many USD.
     #[arg(long, env = "MIN_PROFIT_USD", default_value = "0", value_parser = decimal)]
     pub min_profit_usd: Decimal,
+    /// How far a credit-account liquidation's swap pool may move against it between its
+    /// simulation and its block, as a share of the swap's proceeds: a liquidation whose swap
+    /// would then no longer repay the borrow is not sent (its tx would fail the credit
+    /// manager's health check on the worker's own account, fee burnt). Redline's own swaps
+    /// through a pool never meet in one block (pool locks), so this covers other traders only;
+    /// 0 trusts the simulation.
+    #[arg(long, env = "CREDIT_SWAP_MARGIN", default_value = "0.005", value_parser = fraction)]
+    pub credit_swap_margin: Decimal,
     /// Do everything but broadcast; log the tx that would be sent.
     #[arg(long, env = "DRY_RUN")]
     pub dry_run: bool,
@@ -172,6 +189,7 @@ pub struct LiquidatorConfig {
     /// Loss accepted when a credit-account liquidation swaps its seized collateral: the
     /// rebalancer's `--max-slippage` (set from it by the binary; 1% unless set).
     pub max_slippage: Decimal,
+    pub credit_swap_margin: Decimal,
 }
 
 impl LiquidatorArgs {
@@ -223,6 +241,7 @@ impl LiquidatorArgs {
             fee_reserve_gas: self.fee_reserve_gas,
             balance_interval: Duration::from_millis(self.balance_interval_ms),
             max_slippage: Decimal::percent(1),
+            credit_swap_margin: self.credit_swap_margin,
         })
     }
 
@@ -276,6 +295,7 @@ mod tests {
         assert_eq!(config.account_lock_ttl, Duration::from_secs(40));
         assert!(config.top_up.is_some());
         assert!(!config.dry_run);
+        assert_eq!(config.credit_swap_margin, Decimal::permille(5));
         assert_eq!(LiquidatorArgs::default().validate().unwrap(), config);
     }
 
@@ -292,6 +312,8 @@ mod tests {
                 "--max-liquidations-per-tx",
             ),
             (&["--fetch-batch", "1001"], "--fetch-batch"),
+            (&["--credit-swap-margin", "1"], "--credit-swap-margin"),
+            (&["--credit-swap-margin=-0.1"], "--credit-swap-margin"),
             (&["--max-txs-in-flight", "0"], "--max-txs-in-flight"),
             (&["--base-decimals", "31"], "--base-decimals"),
             (&["--top-up-interval-ms", "0"], "--top-up-interval-ms"),

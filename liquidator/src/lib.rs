@@ -292,6 +292,7 @@ impl<C: ChainClient + Clone + 'static> Liquidator<C> {
             fee_reserve_gas: config.fee_reserve_gas,
             credit_manager: self.manifest.contracts.credit_manager.clone(),
             max_slippage: config.max_slippage,
+            credit_swap_margin: config.credit_swap_margin,
         }
     }
 

@@ -178,6 +178,38 @@ impl Leases {
     }
 }
 
+/// The swap-pool locks for swaps outside a credit-account liquidation (the rebalancer's): with
+/// them, none of redline's txs swaps through a pool another of its txs swaps through in the
+/// same block, so each is included on the pool it was simulated on.
+#[derive(Debug, Clone)]
+pub struct SwapPoolLocks {
+    leases: Leases,
+    keys: KeySpace,
+    ttl: Duration,
+}
+
+impl SwapPoolLocks {
+    /// `ttl` bounds how long a lock outlives a holder that died with it.
+    pub fn new(leases: Leases, keys: KeySpace, ttl: Duration) -> Self {
+        SwapPoolLocks { leases, keys, ttl }
+    }
+
+    /// The lock of the pool of `denoms`; `None` while another tx of redline's uses it.
+    pub async fn try_lock(&self, denoms: (&str, &str)) -> Result<Option<Lease>, LeaseError> {
+        let key = self.keys.swap_pool_lock(denoms);
+        self.leases.try_acquire(&key, self.ttl).await
+    }
+
+    /// Gives the locks up (once their tx is in a block, or was never sent).
+    pub async fn unlock(&self, locks: Vec<Lease>) {
+        for lock in locks {
+            if let Err(error) = self.leases.release(&lock).await {
+                tracing::debug!(pool = %lock.key, %error, "releasing a swap pool's lock failed; it expires");
+            }
+        }
+    }
+}
+
 /// Key names under one deployment prefix and chain.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeySpace {

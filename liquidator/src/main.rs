@@ -6,6 +6,7 @@
 use anyhow::Context as _;
 use clap::Parser;
 use redline_liquidator::config::LiquidatorArgs;
+use redline_liquidator::locks::{KeySpace, Leases, SwapPoolLocks};
 use redline_liquidator::model::ModelArgs;
 use redline_liquidator::rebalance::{RebalanceArgs, Rebalancer};
 use redline_liquidator::Liquidator;
@@ -68,6 +69,7 @@ async fn run(
         .context("registering the notification metrics")?;
     let mnemonic = cli.mnemonic.resolve(Some(&context.manifest))?;
     let chain = cli.service.chain.chain_config(&context.manifest)?;
+    let lock_ttl = config.account_lock_ttl;
     let mut liquidator = Liquidator::new(
         context.client.clone(),
         chain,
@@ -86,12 +88,19 @@ async fn run(
     }
     match (rebalance, context.manifest.contracts.swapper.clone()) {
         (Some(policy), Some(swapper)) => {
-            liquidator = liquidator.with_after_liquidation(std::sync::Arc::new(Rebalancer::new(
+            let pool_locks = SwapPoolLocks::new(
+                Leases::new(context.redis.clone(), "rebalancer"),
+                KeySpace::new(&context.queue.queue_prefix, &context.manifest.chain_id),
+                lock_ttl,
+            );
+            let rebalancer = Rebalancer::new(
                 policy,
                 swapper,
                 context.manifest.contracts.oracle.clone(),
                 context.manifest.fee.denom.clone(),
-            )));
+            )
+            .with_pool_locks(pool_locks);
+            liquidator = liquidator.with_after_liquidation(std::sync::Arc::new(rebalancer));
         }
         (Some(policy), None) if !policy.targets.is_empty() => anyhow::bail!(
             "--target: the manifest names no swap contract (contracts.swapper) to rebalance through"

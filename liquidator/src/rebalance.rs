@@ -19,6 +19,7 @@ use mars::msg::{oracle, swapper};
 use redline_chain::ChainClient;
 use thiserror::Error;
 
+use crate::locks::{Lease, SwapPoolLocks};
 use crate::strategy::{AfterLiquidation, BatchReport};
 use crate::tx_sender::{SendError, TxSender};
 use redline_chain::{execute_contract_msg, query_all_pages, TxErrorCode};
@@ -185,6 +186,8 @@ pub enum RebalanceError {
     Overflow(String),
     #[error(transparent)]
     Chain(#[from] redline_chain::ChainError),
+    #[error("swap pool lock: {0}")]
+    Lease(#[from] crate::locks::LeaseError),
 }
 
 /// One swap of the plan: sell `offer` for `ask_denom`.
@@ -351,6 +354,9 @@ pub struct Rebalancer {
     /// Wallets whose last rebalance failed, and whether for want of funds: said once when it
     /// starts and once when it ends, not after every batch in between.
     failing: Arc<Mutex<BTreeMap<String, bool>>>,
+    /// Taken for each swap's pool from its quote until its tx is in a block, so a credit-account
+    /// liquidation is never included on a pool moved by a swap its simulation did not see.
+    pool_locks: Option<SwapPoolLocks>,
 }
 
 impl Rebalancer {
@@ -366,7 +372,24 @@ impl Rebalancer {
             oracle,
             fee_denom,
             failing: Arc::default(),
+            pool_locks: None,
         }
+    }
+
+    /// Swaps only through pools no other tx of redline's is using (see [`SwapPoolLocks`]).
+    pub fn with_pool_locks(mut self, locks: SwapPoolLocks) -> Self {
+        self.pool_locks = Some(locks);
+        self
+    }
+
+    /// The pool's lock for `swap` (`Some(None)` without locks configured); `None` while
+    /// another tx of redline's swaps through it.
+    async fn lock_pool(&self, swap: &PlannedSwap) -> Result<Option<Option<Lease>>, RebalanceError> {
+        let Some(locks) = &self.pool_locks else {
+            return Ok(Some(None));
+        };
+        let lock = locks.try_lock((&swap.offer.denom, &swap.ask_denom)).await?;
+        Ok(lock.map(Some))
     }
 
     async fn prices<C: ChainClient>(
@@ -457,19 +480,41 @@ impl Rebalancer {
             self.policy.action_threshold,
             &self.fee_denom,
         )?;
+        let mut locks = Vec::new();
+        let sent = self.send_swaps(sender, &prices, swaps, &mut locks).await;
+        if let Some(pool_locks) = &self.pool_locks {
+            pool_locks.unlock(locks).await;
+        }
+        sent
+    }
+
+    /// Sizes, locks and sends `swaps` in one tx (each through its own pool), the locks taken
+    /// pushed to `locks`; how many were sent. The worker waits for one block, not one per swap,
+    /// before it takes more work.
+    async fn send_swaps<C: ChainClient>(
+        &self,
+        sender: &TxSender<C>,
+        prices: &BTreeMap<String, Decimal>,
+        swaps: Vec<PlannedSwap>,
+        locks: &mut Vec<Lease>,
+    ) -> Result<usize, RebalanceError> {
+        let client = sender.client();
         let mut messages = Vec::new();
         for swap in swaps {
+            let Some(lock) = self.lock_pool(&swap).await? else {
+                tracing::debug!(offer = %swap.offer, ask = %swap.ask_denom, "another tx of redline's swaps through this pool; skipped until the next batch");
+                continue;
+            };
+            locks.extend(lock);
             let Some((offer, returned)) = self.sized_offer(client, &swap).await? else {
                 tracing::debug!(offer = %swap.offer, ask = %swap.ask_denom, "the pool is too shallow for this swap now; skipped");
                 continue;
             };
-            messages.push(self.swap_message(sender, &prices, &swap, offer, returned)?);
+            messages.push(self.swap_message(sender, prices, &swap, offer, returned)?);
         }
         if messages.is_empty() {
             return Ok(0);
         }
-        // One tx for all the swaps (each through its own pool): the worker waits for one block,
-        // not one per swap, before it takes more work.
         let swaps = messages.len();
         let sent = sender.send(messages, "redline rebalance").await;
         self.report(sender.address(), swaps, sent.as_ref().err());

@@ -118,19 +118,17 @@ pub fn order_for(own_account: &str, liquidatee: &str, plan: &LiquidationPlan) ->
     }
 }
 
-/// What a swap quoted at `quote` still returns after its pool moves by half of
-/// `max_slippage` (the margin a credit-account liquidation's strict simulation keeps), rounded
-/// down: it must repay the borrow, or the tx fails the credit manager's LTV check on the
-/// liquidator's own account.
-pub fn proceeds_after_move(quote: Uint128, max_slippage: Decimal) -> Uint128 {
-    let half = max_slippage / Decimal::from_ratio(2u128, 1u128);
-    quote.mul_floor(Decimal::one() - half.min(Decimal::one()))
+/// What a swap quoted at `quote` still returns after its pool moves against it by `margin`
+/// (`--credit-swap-margin`), rounded down: it must repay the borrow, or the tx fails the credit
+/// manager's LTV check on the liquidator's own account.
+pub fn proceeds_after_move(quote: Uint128, margin: Decimal) -> Uint128 {
+    quote.mul_floor(Decimal::one() - margin.min(Decimal::one()))
 }
 
 /// A credit account's plans in the order their swaps pay, as the pools quote them now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PoolRanking {
-    /// The plans whose pool repays the borrow within half the slippage allowed, the largest
+    /// The plans whose pool repays the borrow after a move by the margin kept, the largest
     /// margin over the debt (valued at the snapshot's prices) first.
     Ranked(Vec<LiquidationPlan>),
     /// No plan's pool would: the best one's floor and the debt it must repay.
@@ -147,7 +145,7 @@ pub enum PoolRanking {
 pub fn rank_by_pool(
     quoted: Vec<(LiquidationPlan, Option<Uint128>)>,
     prices: &PriceBook,
-    max_slippage: Decimal,
+    margin: Decimal,
 ) -> PoolRanking {
     if quoted.iter().any(|(_, quote)| quote.is_none()) {
         return PoolRanking::Unquoted(quoted.into_iter().map(|(plan, _)| plan).collect());
@@ -156,7 +154,7 @@ pub fn rank_by_pool(
     let mut thinnest: Option<(Uint128, Uint128)> = None;
     for (plan, quote) in quoted {
         let quote = quote.unwrap_or_default();
-        let floor = proceeds_after_move(quote, max_slippage);
+        let floor = proceeds_after_move(quote, margin);
         if floor < plan.debt_to_repay {
             let shortfall = plan.debt_to_repay - floor;
             if thinnest.is_none_or(|(f, r)| shortfall < r - f) {
@@ -348,7 +346,7 @@ mod tests {
         )
     }
 
-    /// Slippage 2 %, so a pool must return the debt over 0.99. Plan A (30,000 uusdc for
+    /// Margin 1 %, so a pool must return the debt over 0.99. Plan A (30,000 uusdc for
     /// uatom): the pool returns 30,100, floor 29,799 < 30,000: out. Plan B (60,000 uosmo for
     /// uusdc): returns 61,000, floor 60,390 ≥ 60,000, margin 1,000 uosmo = 500 USD-units.
     /// Plan C (10,000 uusdc for uosmo): returns 10,800, floor 10,692, margin 800 uusdc = 800:
@@ -364,14 +362,19 @@ mod tests {
             (c.clone(), Some(Uint128::new(10_800))),
         ];
         assert_eq!(
-            rank_by_pool(quoted, &book(), Decimal::percent(2)),
+            rank_by_pool(quoted.clone(), &book(), Decimal::percent(1)),
             PoolRanking::Ranked(vec![c.clone(), b.clone()])
+        );
+        // With no margin A's 30,100 repays its 30,000: margin 100 uusdc, last.
+        assert_eq!(
+            rank_by_pool(quoted, &book(), Decimal::zero()),
+            PoolRanking::Ranked(vec![c.clone(), b.clone(), a.clone()])
         );
         // Only A: thin, with its floor.
         let thin = rank_by_pool(
             vec![(a.clone(), Some(Uint128::new(30_100)))],
             &book(),
-            Decimal::percent(2),
+            Decimal::percent(1),
         );
         assert_eq!(
             thin,
@@ -383,7 +386,7 @@ mod tests {
         // A plan without a quote leaves the oracle's order.
         let unquoted = vec![(a.clone(), None), (b.clone(), Some(Uint128::new(61_000)))];
         assert_eq!(
-            rank_by_pool(unquoted, &book(), Decimal::percent(2)),
+            rank_by_pool(unquoted, &book(), Decimal::percent(1)),
             PoolRanking::Unquoted(vec![a, b])
         );
     }

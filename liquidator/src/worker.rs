@@ -101,6 +101,8 @@ pub struct WorkerSettings {
     /// Loss accepted when a credit-account liquidation swaps the seized collateral, against its
     /// value at oracle prices (`--max-slippage`).
     pub max_slippage: Decimal,
+    /// How far a credit-account swap's pool may move before its tx lands (`--credit-swap-margin`).
+    pub credit_swap_margin: Decimal,
 }
 
 /// A candidate this worker has locked and planned.

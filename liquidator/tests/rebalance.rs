@@ -3,10 +3,12 @@
 mod support;
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use cosmwasm_std::{coin, Decimal, Uint128, Uint256};
 use mars::msg::{oracle, swapper};
 use redline_chain::{bank_send_msg, ChainClient};
+use redline_liquidator::locks::{KeySpace, Leases, SwapPoolLocks};
 use redline_liquidator::rebalance::{plan_swaps, RebalancePolicy, Rebalancer, Target};
 use redline_liquidator::tx_sender::SendOptions;
 use support::Harness;
@@ -204,4 +206,50 @@ async fn a_wallet_that_cannot_pay_fees_is_marked_short_and_resumes_when_funded()
     assert_eq!(rebalancer.rebalance(&sender, &[]).await.unwrap(), 1);
     assert!(!rebalancer.is_short_of_funds(&broke));
     assert!(h.balance(&broke, "uatom").await < before["uatom"]);
+}
+
+/// A pool another of redline's txs holds (a credit-account liquidation swapping through it) is
+/// left alone: its swap waits for a rebalance after the lock is given back, and the rebalancer
+/// gives back only the locks it took.
+#[tokio::test]
+async fn a_swap_through_a_locked_pool_waits_for_the_lock() {
+    let h = Harness::start(10, 51, 2).await.unwrap();
+    let fee_denom = h.manifest.fee.denom.clone();
+    let sender = h.sender(1, SendOptions::default()).await.unwrap();
+    let address = sender.address().to_string();
+    let target: Target = "uusdc:50%".parse().unwrap();
+    let keys = KeySpace::new("redline", &h.manifest.chain_id);
+    let rebalancer = share_rebalancer(&h, target.clone()).with_pool_locks(SwapPoolLocks::new(
+        Leases::new(h.redis.clone(), "rebalancer"),
+        keys.clone(),
+        Duration::from_secs(30),
+    ));
+    let coins = h.client.balances(&address).await.unwrap();
+    let prices = oracle_prices(&h).await;
+    let plan = plan_swaps(&coins, &prices, &[target], Decimal::percent(1), &fee_denom).unwrap();
+    assert_eq!(plan.len(), 1, "one pool to swap through: {plan:?}");
+    let sold = plan[0].offer.denom.clone();
+
+    let liquidation = Leases::new(h.redis.clone(), "credit-liquidation");
+    let pool = keys.swap_pool_lock((&sold, "uusdc"));
+    let held = liquidation
+        .try_acquire(&pool, Duration::from_secs(30))
+        .await
+        .unwrap()
+        .expect("the pool is free");
+    let before = h.balances(&address).await;
+    assert_eq!(rebalancer.rebalance(&sender, &[]).await.unwrap(), 0);
+    assert_eq!(h.balances(&address).await, before, "nothing sold, no fee");
+    assert!(
+        liquidation.is_held(&pool).await.unwrap(),
+        "not the rebalancer's to give back"
+    );
+
+    liquidation.release(&held).await.unwrap();
+    assert_eq!(rebalancer.rebalance(&sender, &[]).await.unwrap(), 1);
+    assert!(h.balances(&address).await[&sold] < before[&sold]);
+    assert!(
+        !liquidation.is_held(&pool).await.unwrap(),
+        "given back once the swap is in a block"
+    );
 }

@@ -433,13 +433,16 @@ where
         pool_locks: &mut Vec<Lease>,
     ) -> Attempt {
         let quoted = self.pool_quotes(plans, &tried.contracts.swapper).await;
-        let plans =
-            match rover::rank_by_pool(quoted, &tried.snapshot.prices, self.settings.max_slippage) {
-                PoolRanking::Ranked(plans) | PoolRanking::Unquoted(plans) => plans,
-                PoolRanking::Thin { floor, repaid } => {
-                    return Attempt::NotSent(NotSent::Thin { floor, repaid })
-                }
-            };
+        let plans = match rover::rank_by_pool(
+            quoted,
+            &tried.snapshot.prices,
+            self.settings.credit_swap_margin,
+        ) {
+            PoolRanking::Ranked(plans) | PoolRanking::Unquoted(plans) => plans,
+            PoolRanking::Thin { floor, repaid } => {
+                return Attempt::NotSent(NotSent::Thin { floor, repaid })
+            }
+        };
         let mut last = Attempt::PoolBusy;
         for (rank, plan) in plans.into_iter().take(PLANS_TRIED).enumerate() {
             let pool = self
@@ -847,13 +850,12 @@ where
             return Ok(Err(NotSent::BelowMinProfit(profit)));
         }
         // The swap (the probe's proceeds) must still repay the borrow after the pool moves by
-        // the margin the strict simulation kept (half the slippage allowed): if it may return
-        // less, the tx would pass `min_receive` and then fail the credit manager's LTV check on
-        // the liquidator's own account, fee burnt. No other credit-account tx of redline's swaps through the
-        // pool in the same block (the pool lock), so what moves it in between is the rest of
-        // the market.
+        // the margin kept: if it may return less, the tx would pass `min_receive` and then fail
+        // the credit manager's LTV check on the liquidator's own account, fee burnt. No other
+        // tx of redline's swaps through the pool in the same block (the pool lock), so what
+        // moves it in between is the rest of the market.
         let proceeds_after_move =
-            rover::proceeds_after_move(pool_quote, self.settings.max_slippage);
+            rover::proceeds_after_move(pool_quote, self.settings.credit_swap_margin);
         if proceeds_after_move < expected.debt_repaid {
             return Ok(Err(NotSent::Thin {
                 floor: proceeds_after_move,
@@ -913,8 +915,8 @@ where
                 tracing::debug!(%floor, %repaid, "the swap may not repay the borrow within the slippage allowed");
                 record.outcome = Outcome::BelowMinProfit;
                 record.error = format!(
-                    "the swap's proceeds {floor} after a move of half of --max-slippage {} are below the {repaid} it must repay",
-                    self.settings.max_slippage
+                    "the swap's proceeds {floor} after a move of --credit-swap-margin {} are below the {repaid} it must repay",
+                    self.settings.credit_swap_margin
                 );
                 Verdict::Ack
             }

@@ -361,6 +361,7 @@ impl Harness {
             fee_reserve_gas: 5_000_000,
             credit_manager: self.manifest.contracts.credit_manager.clone(),
             max_slippage: Decimal::percent(1),
+            credit_swap_margin: Decimal::permille(5),
         }
     }
 

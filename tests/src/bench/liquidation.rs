@@ -522,7 +522,7 @@ impl Figures {
             "Devnet with {} accounts ({} borrowers){}, {} ms blocks; `{}` to {}% of its price at \
              height {}; {} liquidator workers ({} instances, own wallets), up to {} accounts per \
              tx, {} candidates per worker step, up to {} txs per wallet in flight. Candidates \
-             from {source}.\n",
+             from {source}.{}\n",
             self.accounts,
             self.borrowers,
             if self.credit_accounts > 0 {
@@ -539,6 +539,14 @@ impl Figures {
             self.max_liquidations_per_tx,
             self.fetch_batch,
             self.max_txs_in_flight,
+            if self.credit_accounts > 0 {
+                " `--credit-swap-margin 0`: nothing but redline's own swaps moves the devnet's \
+                 pools, and its pool locks keep those out of each other's blocks, so the \
+                 simulation is the block (failed txs below would show otherwise); on a live \
+                 chain the default 0.5 % covers other traders."
+            } else {
+                ""
+            },
         );
         let _ = writeln!(md, "| | |\n|---|---|");
         let _ = writeln!(
@@ -1093,6 +1101,8 @@ pub async fn run(options: &Options) -> anyhow::Result<Figures> {
             top_up_interval_ms: 500,
             top_up_debt_below_usd: Decimal::from_ratio(1_000_000u128, 1u128),
             top_up_debt_target_usd: Decimal::from_ratio(2_000_000u128, 1u128),
+            // Only redline's own (pool-locked) swaps move the devnet's pools.
+            credit_swap_margin: Decimal::zero(),
             ..LiquidatorArgs::default()
         };
         let mut queue = queue_config.clone();

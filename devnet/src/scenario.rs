@@ -173,6 +173,7 @@ fn deploy_config(
                 liquidation_price: None,
                 params: AssetParams {
                     credit_manager: CmSettings {
+                        withdraw_enabled: None,
                         whitelisted: credit_accounts,
                         hls: None,
                     },
@@ -524,9 +525,11 @@ pub fn manifest(node: &NodeHandle, info: &ScenarioInfo, cfg: &ScenarioConfig) ->
         fee: FeeConfig {
             denom: chain.fee_denom.clone(),
             gas_price: chain.min_gas_price.to_string(),
+            market: mars::manifest::FeeMarket::Fixed,
         },
         liquidator_mnemonic: Some(cfg.liquidator_mnemonic.clone()),
         admin_url: Some(node.admin_url()),
+        provenance: None,
     }
 }
 

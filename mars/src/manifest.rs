@@ -54,6 +54,10 @@ pub struct Manifest {
     /// Devnet only: the admin endpoint that moves prices (`POST /admin/prices`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub admin_url: Option<String>,
+    /// Where the addresses and endpoints come from, and whether anyone checked them against
+    /// the chain (the presets in `deploy/chains/`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provenance: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -69,6 +73,13 @@ pub struct Contracts {
     /// Rover's credit manager, when the chain runs it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credit_manager: Option<String>,
+    /// Published for reference (the services find the rest from the credit manager's config).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address_provider: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_nft: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -80,8 +91,27 @@ pub struct DenomInfo {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct FeeConfig {
     pub denom: String,
-    /// Gas price in `denom` per unit of gas, as a decimal string (e.g. `0.025`).
+    /// Gas price in `denom` per unit of gas, as a decimal string (e.g. `0.025`): the price paid
+    /// with a fixed fee market, the floor under a moving one.
     pub gas_price: String,
+    /// Where the chain's current gas price comes from.
+    #[serde(default)]
+    pub market: FeeMarket,
+}
+
+/// How a chain prices gas.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum FeeMarket {
+    /// `fee.gas_price`, always (the devnet's osmosis flavor, a chain without a fee market).
+    #[default]
+    Fixed,
+    /// Osmosis: an EIP-1559 base fee kept by each node,
+    /// `/osmosis.txfees.v1beta1.Query/GetEipBaseFee`.
+    OsmosisEip1559,
+    /// skip-mev's feemarket module (Neutron): a base gas price set each block from block
+    /// fullness, `/feemarket.feemarket.v1.Query/GasPrice` for `fee.denom`.
+    Feemarket,
 }
 
 impl std::fmt::Debug for Manifest {
@@ -100,6 +130,7 @@ impl std::fmt::Debug for Manifest {
                 &self.liquidator_mnemonic.as_ref().map(|_| "<redacted>"),
             )
             .field("admin_url", &self.admin_url)
+            .field("provenance", &self.provenance)
             .finish()
     }
 }
@@ -122,6 +153,9 @@ impl Manifest {
                 rewards_collector: "osmo1rewards".into(),
                 swapper: None,
                 credit_manager: None,
+                address_provider: None,
+                health: None,
+                account_nft: None,
             },
             denoms: vec![DenomInfo {
                 denom: "uosmo".into(),
@@ -130,9 +164,11 @@ impl Manifest {
             fee: FeeConfig {
                 denom: "uosmo".into(),
                 gas_price: "0.025".into(),
+                market: FeeMarket::Fixed,
             },
             liquidator_mnemonic: None,
             admin_url: None,
+            provenance: None,
         }
     }
 
@@ -200,6 +236,24 @@ impl Manifest {
             ),
         ] {
             if !addr.starts_with(&prefix) {
+                return Err(invalid(
+                    field,
+                    &format!("`{addr}` is not a `{prefix}…` address"),
+                ));
+            }
+        }
+        let optional = [
+            ("contracts.swapper", &self.contracts.swapper),
+            ("contracts.credit_manager", &self.contracts.credit_manager),
+            (
+                "contracts.address_provider",
+                &self.contracts.address_provider,
+            ),
+            ("contracts.health", &self.contracts.health),
+            ("contracts.account_nft", &self.contracts.account_nft),
+        ];
+        for (field, addr) in optional {
+            if let Some(addr) = addr.as_ref().filter(|addr| !addr.starts_with(&prefix)) {
                 return Err(invalid(
                     field,
                     &format!("`{addr}` is not a `{prefix}…` address"),

@@ -2,7 +2,9 @@
 //!
 //! Field names follow Mars's JSON (snake_case) so the same structs serialise to and from the
 //! messages of the real contracts and of the devnet's. Unknown fields are tolerated on input
-//! so that newer Mars releases that add fields still parse.
+//! so that newer Mars releases that add fields still parse, except in the asset params: their
+//! two shapes (v2.1 on Osmosis, core-contracts on Neutron) are both known, and a field of
+//! neither is refused as `cw_serde` refuses it, naming the field.
 //!
 //! Two layers keep a seam for protocols other than the Red Bank:
 //! - [`DenomPosition`] is what a Red Bank account holds in one denom (underlying amounts plus
@@ -19,6 +21,7 @@ use serde::{Deserialize, Serialize};
 
 /// Piecewise-linear borrow rate as a function of utilization (Mars `InterestRateModel`).
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
 pub struct InterestRateModel {
     /// Utilization at which the slope changes from `slope_1` to `slope_2`.
     pub optimal_utilization_rate: Decimal,
@@ -80,6 +83,7 @@ pub enum HlsAssetType {
 
 /// Risk parameters applied instead of the normal ones to HLS credit-manager accounts.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
 pub struct HlsParams {
     pub max_loan_to_value: Decimal,
     pub liquidation_threshold: Decimal,
@@ -88,22 +92,31 @@ pub struct HlsParams {
 
 /// Credit-manager (Rover) settings of an asset.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
 pub struct CmSettings {
     pub whitelisted: bool,
+    /// Neutron only: when false, the credit manager refuses to swap or withdraw the coin.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub withdraw_enabled: Option<bool>,
     #[serde(default)]
     pub hls: Option<HlsParams>,
 }
 
 /// Red Bank settings of an asset.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
 pub struct RedBankSettings {
     pub deposit_enabled: bool,
     pub borrow_enabled: bool,
+    /// Neutron only: when false, the Red Bank refuses withdrawals of the coin.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub withdraw_enabled: Option<bool>,
 }
 
 /// Dynamic liquidation bonus parameters:
 /// `LB = min(starting_lb + slope·(1 − HF), max(min(CR − 1, max_lb), min_lb))`.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
 pub struct LiquidationBonus {
     /// Bonus granted as soon as HF drops below 1.
     pub starting_lb: Decimal,
@@ -115,8 +128,10 @@ pub struct LiquidationBonus {
     pub max_lb: Decimal,
 }
 
-/// Risk parameters of an asset as held by the Mars params contract (`asset_params` query).
+/// Risk parameters of an asset as held by the Mars params contract (`asset_params` query), in
+/// either shape: see [`AssetParams::shape`].
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
 pub struct AssetParams {
     pub denom: String,
     pub credit_manager: CmSettings,
@@ -131,6 +146,77 @@ pub struct AssetParams {
     /// contracts of core-contracts (close-factor rule) have it; v2.1 (Osmosis) does not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub close_factor: Option<Decimal>,
+    /// core-contracts from v2.3: the Red Bank market's reserve factor, set through the params.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reserve_factor: Option<Decimal>,
+    /// core-contracts from v2.3: the Red Bank market's rate model, set through the params.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interest_rate_model: Option<InterestRateModel>,
+}
+
+/// Which Mars line an asset's params come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ParamsShape {
+    /// mars-protocol/contracts v2.1 (Osmosis): none of the core-contracts fields.
+    V21,
+    /// mars-protocol/core-contracts v2.2 (Neutron): `close_factor` and `withdraw_enabled` in
+    /// both settings.
+    Core22,
+    /// core-contracts v2.3 and later: also `reserve_factor` and `interest_rate_model`.
+    Core23,
+}
+
+/// Params that are neither shape: some core-contracts fields without the rest.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("asset params of {denom}: {missing} is missing, though {present} is set (core-contracts params carry both)")]
+pub struct MixedParams {
+    pub denom: String,
+    pub missing: &'static str,
+    pub present: &'static str,
+}
+
+impl AssetParams {
+    /// The shape these params have, or the first field a core-contracts shape lacks.
+    pub fn shape(&self) -> Result<ParamsShape, MixedParams> {
+        let core22 = [
+            ("close_factor", self.close_factor.is_some()),
+            (
+                "credit_manager.withdraw_enabled",
+                self.credit_manager.withdraw_enabled.is_some(),
+            ),
+            (
+                "red_bank.withdraw_enabled",
+                self.red_bank.withdraw_enabled.is_some(),
+            ),
+        ];
+        let core23 = [
+            ("reserve_factor", self.reserve_factor.is_some()),
+            ("interest_rate_model", self.interest_rate_model.is_some()),
+        ];
+        let mixed = |fields: &[(&'static str, bool)], present: &'static str| {
+            fields
+                .iter()
+                .find(|(_, set)| !set)
+                .map(|(missing, _)| MixedParams {
+                    denom: self.denom.clone(),
+                    missing,
+                    present,
+                })
+        };
+        let first_set = |fields: &[(&'static str, bool)]| {
+            fields.iter().find(|(_, set)| *set).map(|(name, _)| *name)
+        };
+        if let Some(present) = first_set(&core23) {
+            return match mixed(&core22, present).or_else(|| mixed(&core23, present)) {
+                Some(error) => Err(error),
+                None => Ok(ParamsShape::Core23),
+            };
+        }
+        match first_set(&core22) {
+            None => Ok(ParamsShape::V21),
+            Some(present) => mixed(&core22, present).map_or(Ok(ParamsShape::Core22), Err),
+        }
+    }
 }
 
 /// What a Red Bank account holds in one denom, in underlying amounts at the current block.

@@ -37,10 +37,12 @@ fn params(
     AssetParams {
         denom: denom.to_string(),
         credit_manager: CmSettings {
+            withdraw_enabled: None,
             whitelisted: true,
             hls: None,
         },
         red_bank: RedBankSettings {
+            withdraw_enabled: None,
             deposit_enabled: true,
             borrow_enabled: true,
         },
@@ -55,6 +57,8 @@ fn params(
         protocol_liquidation_fee: dec(protocol_fee),
         deposit_cap: u(u128::MAX),
         close_factor: None,
+        reserve_factor: None,
+        interest_rate_model: None,
     }
 }
 

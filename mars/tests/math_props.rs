@@ -41,6 +41,7 @@ fn valid_params() -> impl Strategy<Value = AssetParams> {
                 denom: "ucoll".into(),
                 credit_manager: CmSettings::default(),
                 red_bank: RedBankSettings {
+                    withdraw_enabled: None,
                     deposit_enabled: true,
                     borrow_enabled: true,
                 },
@@ -55,6 +56,8 @@ fn valid_params() -> impl Strategy<Value = AssetParams> {
                 protocol_liquidation_fee: fee,
                 deposit_cap: Uint128::MAX,
                 close_factor: None,
+                reserve_factor: None,
+                interest_rate_model: None,
             }
         })
         .prop_filter("valid params", |p| validate_asset_params(p).is_ok())
@@ -264,7 +267,8 @@ proptest! {
         let mut params = AssetParams {
             denom: "ucoll".into(),
             credit_manager: CmSettings::default(),
-            red_bank: RedBankSettings { deposit_enabled: true, borrow_enabled: true },
+            red_bank: RedBankSettings {
+                deposit_enabled: true, borrow_enabled: true, withdraw_enabled: None },
             max_loan_to_value: Decimal::zero(),
             liquidation_threshold: Decimal::new(Uint128::new(lt)),
             liquidation_bonus: LiquidationBonus {
@@ -276,6 +280,8 @@ proptest! {
             protocol_liquidation_fee: Decimal::percent(99),
             deposit_cap: Uint128::MAX,
             close_factor: None,
+            reserve_factor: None,
+            interest_rate_model: None,
         };
         params.max_loan_to_value = params.liquidation_threshold * Decimal::percent(50);
         let health = Health {

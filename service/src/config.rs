@@ -147,6 +147,9 @@ impl ChainArgs {
                 rewards_collector: required(&self.rewards_collector, "--rewards-collector")?,
                 swapper: self.swapper.clone(),
                 credit_manager: None,
+                address_provider: None,
+                health: None,
+                account_nft: None,
             },
             denoms: vec![DenomInfo {
                 denom: required(&self.fee_denom, "--fee-denom")?,
@@ -155,9 +158,11 @@ impl ChainArgs {
             fee: FeeConfig {
                 denom: required(&self.fee_denom, "--fee-denom")?,
                 gas_price: required(&self.gas_price, "--gas-price")?,
+                market: Default::default(),
             },
             liquidator_mnemonic: None,
             admin_url: None,
+            provenance: None,
         })
     }
 

@@ -20,6 +20,7 @@ pub fn asset_params(denom: &str, max_ltv: &str, liquidation_threshold: &str) -> 
         denom: denom.into(),
         credit_manager: CmSettings::default(),
         red_bank: RedBankSettings {
+            withdraw_enabled: None,
             deposit_enabled: true,
             borrow_enabled: true,
         },
@@ -34,6 +35,8 @@ pub fn asset_params(denom: &str, max_ltv: &str, liquidation_threshold: &str) -> 
         protocol_liquidation_fee: dec("0.1"),
         deposit_cap: Uint128::MAX,
         close_factor: None,
+        reserve_factor: None,
+        interest_rate_model: None,
     }
 }
 

@@ -88,6 +88,12 @@ impl DeployedContracts {
                 .rover
                 .as_ref()
                 .map(|rover| rover.credit_manager.to_string()),
+            address_provider: Some(self.address_provider.to_string()),
+            health: self.rover.as_ref().map(|rover| rover.health.to_string()),
+            account_nft: self
+                .rover
+                .as_ref()
+                .map(|rover| rover.account_nft.to_string()),
         }
     }
 }
@@ -126,10 +132,12 @@ pub fn asset_params(
     AssetParams {
         denom: denom.to_string(),
         credit_manager: CmSettings {
+            withdraw_enabled: None,
             whitelisted: false,
             hls: None,
         },
         red_bank: RedBankSettings {
+            withdraw_enabled: None,
             deposit_enabled: true,
             borrow_enabled: true,
         },
@@ -139,6 +147,8 @@ pub fn asset_params(
         protocol_liquidation_fee,
         deposit_cap,
         close_factor: None,
+        reserve_factor: None,
+        interest_rate_model: None,
     }
 }
 

@@ -434,10 +434,12 @@ mod tests {
         AssetParams {
             denom: denom.into(),
             credit_manager: CmSettings {
+                withdraw_enabled: None,
                 whitelisted: true,
                 hls,
             },
             red_bank: RedBankSettings {
+                withdraw_enabled: None,
                 deposit_enabled: true,
                 borrow_enabled: true,
             },
@@ -452,6 +454,8 @@ mod tests {
             protocol_liquidation_fee: Decimal::percent(10),
             deposit_cap: Uint128::MAX,
             close_factor: None,
+            reserve_factor: None,
+            interest_rate_model: None,
         }
     }
 

@@ -91,6 +91,9 @@ pub fn validate_asset_params(params: &AssetParams) -> Result<(), MathError> {
     )?;
     validate_liquidation_bonus(&params.liquidation_bonus)?;
     lt_one(params.protocol_liquidation_fee, "protocol_liquidation_fee")?;
+    if let Some(close_factor) = params.close_factor {
+        le_one(close_factor, "close_factor")?;
+    }
     if let Some(hls) = &params.credit_manager.hls {
         validate_ltv(hls.max_loan_to_value, hls.liquidation_threshold, true)?;
     }
@@ -178,6 +181,7 @@ mod tests {
             denom: "uatom".into(),
             credit_manager: CmSettings::default(),
             red_bank: RedBankSettings {
+                withdraw_enabled: None,
                 deposit_enabled: true,
                 borrow_enabled: true,
             },
@@ -187,6 +191,8 @@ mod tests {
             protocol_liquidation_fee: dec("0.1"),
             deposit_cap: cosmwasm_std::Uint128::MAX,
             close_factor: None,
+            reserve_factor: None,
+            interest_rate_model: None,
         }
     }
 
@@ -201,6 +207,8 @@ mod tests {
     fn valid_params_and_boundaries_pass() {
         validate_asset_params(&atom()).unwrap();
         let mut p = atom();
+        p.close_factor = Some(Decimal::one());
+        validate_asset_params(&p).unwrap();
         p.liquidation_threshold = Decimal::one();
         // (starting_lb, slope, min_lb, max_lb): every bound at its upper edge, then its lower.
         let edges = [
@@ -262,6 +270,7 @@ mod tests {
                 },
                 "hls_liquidation_threshold",
             ),
+            (|p| p.close_factor = Some(dec("1.01")), "close_factor"),
         ];
         for (breaks, field) in cases {
             let mut p = atom();

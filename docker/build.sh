@@ -31,7 +31,7 @@ fi
 ALL_SERVICES="collector health-checker liquidator manager devnet"
 bins=()
 for service in $ALL_SERVICES; do bins+=(--bin "$service"); done
-echo "docker_build: building static binaries: $ALL_SERVICES"
+echo "docker_build: building static binaries: $ALL_SERVICES (only what changed; a cold build takes about 11 minutes on 2 cores)"
 RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=+crt-static" \
     "$CARGO" build --release --target "$TARGET" "${bins[@]}"
 

@@ -3,5 +3,6 @@
 
 pub mod chain;
 pub mod contracts;
+pub mod flavor;
 pub mod rpc;
 pub mod scenario;

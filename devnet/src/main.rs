@@ -14,6 +14,7 @@ use clap::{Args, Parser, Subcommand};
 use cosmwasm_std::Decimal;
 use mars::manifest::Manifest;
 use redline_devnet::chain::ChainConfig;
+use redline_devnet::flavor::Flavor;
 use redline_devnet::rpc::{self, NodeConfig};
 use redline_devnet::scenario::{self, ScenarioConfig, DEFAULT_LIQUIDATOR_MNEMONIC};
 use redline_telemetry::LogArgs;
@@ -43,12 +44,17 @@ enum Command {
 
 #[derive(Args, Debug)]
 struct RunArgs {
-    /// Chain id the node reports and txs must be signed for.
-    #[arg(long, env = "DEVNET_CHAIN_ID", default_value = "devnet-1")]
-    chain_id: String,
-    /// bech32 account prefix.
-    #[arg(long, env = "DEVNET_BECH32_PREFIX", default_value = "osmo")]
-    bech32_prefix: String,
+    /// Which Mars runs: `osmosis` (mars-protocol/contracts v2.1: target health factor) or
+    /// `neutron` (core-contracts v2.2: close factor); also the defaults of the chain flags.
+    #[arg(long, env = "DEVNET_FLAVOR", default_value = "osmosis")]
+    flavor: Flavor,
+    /// Chain id the node reports and txs must be signed for (default: the flavor's,
+    /// `devnet-1` or `neutron-devnet-1`).
+    #[arg(long, env = "DEVNET_CHAIN_ID")]
+    chain_id: Option<String>,
+    /// bech32 account prefix (default: the flavor's, `osmo` or `neutron`).
+    #[arg(long, env = "DEVNET_BECH32_PREFIX")]
+    bech32_prefix: Option<String>,
     /// Address the RPC server listens on.
     #[arg(long, env = "DEVNET_HOST", default_value = "127.0.0.1")]
     host: IpAddr,
@@ -58,12 +64,13 @@ struct RunArgs {
     /// Block interval in milliseconds.
     #[arg(long, env = "DEVNET_BLOCK_TIME_MS", default_value_t = 1000)]
     block_time_ms: u64,
-    /// Minimum gas price CheckTx demands, in the fee denom.
-    #[arg(long, env = "DEVNET_GAS_PRICE", default_value = "0.025")]
-    gas_price: String,
-    /// Denom fees are paid in.
-    #[arg(long, env = "DEVNET_FEE_DENOM", default_value = "uosmo")]
-    fee_denom: String,
+    /// Minimum gas price CheckTx demands, in the fee denom (default: the flavor's, 0.025 or
+    /// 0.0053).
+    #[arg(long, env = "DEVNET_GAS_PRICE", value_parser = decimal)]
+    gas_price: Option<Decimal>,
+    /// Denom fees are paid in (default: the flavor's, `uosmo` or `untrn`).
+    #[arg(long, env = "DEVNET_FEE_DENOM")]
+    fee_denom: Option<String>,
     /// Borrower accounts to seed.
     #[arg(long, env = "DEVNET_ACCOUNTS", default_value_t = 1000)]
     accounts: usize,
@@ -103,40 +110,47 @@ struct PricesArgs {
     prices: Vec<String>,
 }
 
+fn decimal(text: &str) -> Result<Decimal, String> {
+    text.trim()
+        .parse()
+        .map_err(|_| format!("`{text}` is not a decimal number"))
+}
+
 fn node_config(args: &RunArgs) -> anyhow::Result<NodeConfig> {
     if args.block_time_ms == 0 {
         bail!("--block-time-ms must be positive");
     }
-    if args.chain_id.trim().is_empty() {
-        bail!("--chain-id is empty");
+    let mut chain = args.flavor.chain_config(ChainConfig::default());
+    if let Some(chain_id) = &args.chain_id {
+        if chain_id.trim().is_empty() {
+            bail!("--chain-id is empty");
+        }
+        chain.chain_id = chain_id.clone();
     }
-    if args.bech32_prefix.is_empty()
-        || !args
-            .bech32_prefix
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
-    {
-        bail!(
-            "--bech32-prefix `{}` must be lowercase letters and digits",
-            args.bech32_prefix
-        );
+    if let Some(prefix) = &args.bech32_prefix {
+        if prefix.is_empty()
+            || !prefix
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        {
+            bail!("--bech32-prefix `{prefix}` must be lowercase letters and digits");
+        }
+        chain.bech32_prefix = prefix.clone();
     }
-    let min_gas_price: Decimal = args
-        .gas_price
-        .parse()
-        .map_err(|e| anyhow::anyhow!("--gas-price `{}` is not a decimal: {e}", args.gas_price))?;
+    if let Some(fee_denom) = &args.fee_denom {
+        chain.fee_denom = fee_denom.clone();
+    }
+    if let Some(gas_price) = args.gas_price {
+        chain.min_gas_price = gas_price;
+    }
     if args.history_blocks == 0 {
         bail!("--history-blocks must be positive");
     }
     Ok(NodeConfig {
         chain: ChainConfig {
-            chain_id: args.chain_id.clone(),
-            bech32_prefix: args.bech32_prefix.clone(),
-            fee_denom: args.fee_denom.clone(),
-            min_gas_price,
             block_time: Duration::from_millis(args.block_time_ms),
             history_blocks: args.history_blocks,
-            ..ChainConfig::default()
+            ..chain
         },
         host: args.host,
         port: args.port,
@@ -169,6 +183,7 @@ fn scenario_config(args: &RunArgs) -> anyhow::Result<ScenarioConfig> {
         liquidator_mnemonic,
         liquidator_wallets: args.liquidator_wallets,
         price_path,
+        flavor: args.flavor,
     })
 }
 
@@ -179,6 +194,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         accounts = scenario.accounts,
         credit_accounts = scenario.credit_accounts,
         seed = scenario.seed,
+        flavor = %scenario.flavor,
         chain_id = %node.chain.chain_id,
         "seeding the devnet"
     );

@@ -51,6 +51,7 @@ use sha2::{Digest, Sha256};
 
 use crate::chain::{ChainState, PriceMove, PriceTrigger};
 use crate::contracts::{self, AssetConfig, DeployConfig, SeedPosition, SwapConfig};
+use crate::flavor::Flavor;
 use crate::rpc::{self, NodeConfig, NodeHandle};
 
 mod credit;
@@ -74,6 +75,9 @@ pub struct ScenarioConfig {
     pub liquidator_wallets: u32,
     /// Scheduled price moves (`--price-path`).
     pub price_path: Vec<PriceMove>,
+    /// Which Mars runs (the node's chain config must be the flavor's: see
+    /// [`Flavor::chain_config`]).
+    pub flavor: Flavor,
 }
 
 impl std::fmt::Debug for ScenarioConfig {
@@ -85,6 +89,7 @@ impl std::fmt::Debug for ScenarioConfig {
             .field("liquidator_mnemonic", &"<redacted>")
             .field("liquidator_wallets", &self.liquidator_wallets)
             .field("price_path", &self.price_path)
+            .field("flavor", &self.flavor)
             .finish()
     }
 }
@@ -98,6 +103,7 @@ impl Default for ScenarioConfig {
             liquidator_mnemonic: DEFAULT_LIQUIDATOR_MNEMONIC.into(),
             liquidator_wallets: 8,
             price_path: Vec::new(),
+            flavor: Flavor::Osmosis,
         }
     }
 }
@@ -116,10 +122,12 @@ fn dec(text: &str) -> Decimal {
     text.parse().expect("scenario constants are valid decimals")
 }
 
-pub fn markets() -> Vec<MarketSpec> {
+/// The four markets; the first is the chain's own coin (`uosmo`, or `untrn` on the Neutron
+/// flavor, with the same price and risk parameters).
+pub fn markets(flavor: Flavor) -> Vec<MarketSpec> {
     vec![
         MarketSpec {
-            denom: "uosmo",
+            denom: flavor.native_denom(),
             decimals: 6,
             price: dec("0.5"),
             max_ltv: dec("0.55"),
@@ -149,8 +157,10 @@ pub fn markets() -> Vec<MarketSpec> {
     ]
 }
 
-/// The scenario's deployment; with `credit_accounts` Rover too, every market whitelisted in it.
+/// The scenario's deployment of `flavor`'s Mars; with `credit_accounts` Rover too, every market
+/// whitelisted in it.
 fn deploy_config(
+    flavor: Flavor,
     markets: &[MarketSpec],
     rewards_collector: Addr,
     credit_accounts: bool,
@@ -163,7 +173,7 @@ fn deploy_config(
     };
     DeployConfig {
         oracle_base_denom: BASE_DENOM.into(),
-        target_health_factor: dec("1.05"),
+        target_health_factor: flavor.target_health_factor(),
         assets: markets
             .iter()
             .map(|m| AssetConfig {
@@ -171,21 +181,24 @@ fn deploy_config(
                 decimals: m.decimals,
                 price: m.price,
                 liquidation_price: None,
-                params: AssetParams {
-                    credit_manager: CmSettings {
-                        withdraw_enabled: None,
-                        whitelisted: credit_accounts,
-                        hls: None,
+                params: flavored_params(
+                    flavor,
+                    AssetParams {
+                        credit_manager: CmSettings {
+                            withdraw_enabled: None,
+                            whitelisted: credit_accounts,
+                            hls: None,
+                        },
+                        ..contracts::asset_params(
+                            m.denom,
+                            m.max_ltv,
+                            m.liquidation_threshold,
+                            bonus.clone(),
+                            dec("0.1"),
+                            Uint128::new(10u128.pow(36)),
+                        )
                     },
-                    ..contracts::asset_params(
-                        m.denom,
-                        m.max_ltv,
-                        m.liquidation_threshold,
-                        bonus.clone(),
-                        dec("0.1"),
-                        Uint128::new(10u128.pow(36)),
-                    )
-                },
+                ),
                 reserve_factor: dec("0.1"),
                 interest_rate_model: InterestRateModel {
                     optimal_utilization_rate: dec("0.8"),
@@ -203,6 +216,14 @@ fn deploy_config(
         rewards_collector: Some(rewards_collector),
         credit_accounts,
     }
+}
+
+/// `params` in the shape of `flavor`'s params contract.
+fn flavored_params(flavor: Flavor, mut params: AssetParams) -> AssetParams {
+    params.close_factor = flavor.close_factor();
+    params.credit_manager.withdraw_enabled = flavor.withdraw_enabled();
+    params.red_bank.withdraw_enabled = flavor.withdraw_enabled();
+    params
 }
 
 /// A deterministic 20-byte account address, like a key-derived one.
@@ -412,14 +433,25 @@ pub struct ScenarioInfo {
 
 /// Deploys the contracts, seeds borrowers, funds liquidators and installs the price setter.
 pub fn genesis(state: &mut ChainState, cfg: &ScenarioConfig) -> anyhow::Result<ScenarioInfo> {
+    anyhow::ensure!(
+        cfg.flavor == Flavor::Osmosis || cfg.credit_accounts == 0,
+        "--credit-accounts: the {} flavor runs the Red Bank only so far (its health contract \
+         answers without `kind` and with perps fields, which the devnet does not serve yet)",
+        cfg.flavor
+    );
     let started = Instant::now();
-    let markets = markets();
+    let markets = markets(cfg.flavor);
     let owner = derived_address(state, "redline mars owner")?;
     let rewards_collector = derived_address(state, "redline mars rewards collector")?;
     let deployed = contracts::deploy(
         &mut state.app,
         &owner,
-        &deploy_config(&markets, rewards_collector.clone(), cfg.credit_accounts > 0),
+        &deploy_config(
+            cfg.flavor,
+            &markets,
+            rewards_collector.clone(),
+            cfg.credit_accounts > 0,
+        ),
     )
     .context("deploying the Mars contracts")?;
 
@@ -457,12 +489,13 @@ pub fn genesis(state: &mut ChainState, cfg: &ScenarioConfig) -> anyhow::Result<S
         liquidators.push(address);
     }
     let fee_collector = state.fee_collector().to_string();
-    state.fund(&fee_collector, vec![Coin::new(1_000_000u128, "uosmo")])?;
+    let native = cfg.flavor.native_denom();
+    state.fund(&fee_collector, vec![Coin::new(1_000_000u128, native)])?;
     state.fund(
         rewards_collector.as_str(),
-        vec![Coin::new(1_000_000u128, "uosmo")],
+        vec![Coin::new(1_000_000u128, native)],
     )?;
-    state.fund(owner.as_str(), vec![Coin::new(1_000_000_000u128, "uosmo")])?;
+    state.fund(owner.as_str(), vec![Coin::new(1_000_000_000u128, native)])?;
 
     let oracle = deployed.oracle.clone();
     let setter_owner = owner.clone();
@@ -519,7 +552,7 @@ pub fn manifest(node: &NodeHandle, info: &ScenarioInfo, cfg: &ScenarioConfig) ->
         rpc_http: vec![node.rpc_http_url()],
         rpc_ws: vec![node.rpc_ws_url()],
         block_time_ms: chain.block_time.as_millis() as u64,
-        liquidation_rule: mars::rule::LiquidationRule::TargetHealthFactor,
+        liquidation_rule: cfg.flavor.liquidation_rule(),
         contracts: info.contracts.clone(),
         denoms: info.denoms.clone(),
         fee: FeeConfig {

@@ -67,6 +67,22 @@ mod contracts {
         assert_eq!(liquidate_attr(&res, "debt_denom"), USDC);
         assert_eq!(liquidate_attr(&res, "debt_amount"), "30000");
         assert_eq!(liquidate_attr(&res, "debt_amount_scaled"), "30000000000");
+        // contracts v2.1 reports neither prices nor the protocol fee.
+        let wasm = res
+            .events
+            .iter()
+            .find(|e| {
+                e.ty == "wasm"
+                    && e.attributes
+                        .iter()
+                        .any(|a| a.key == "action" && a.value == "liquidate")
+            })
+            .unwrap();
+        assert!(!wasm.attributes.iter().any(|a| a.key.ends_with("_price")));
+        assert!(!wasm
+            .attributes
+            .iter()
+            .any(|a| a.key.starts_with("protocol_fee")));
 
         // 4,360 to the liquidator and 40 to the rewards collector, as Red Bank collateral.
         assert_eq!(dn.collateral(&liquidator, ATOM).amount, Uint128::new(4_360));

@@ -77,6 +77,13 @@ impl DevnetBuilder {
     }
 
     /// [`BLOCK_TIME`] unless set.
+    /// Runs `flavor`'s Mars on `flavor`'s chain (ids, prefix, fees).
+    pub fn flavor(mut self, flavor: redline_devnet::flavor::Flavor) -> Self {
+        self.scenario.flavor = flavor;
+        self.chain = flavor.chain_config(self.chain);
+        self
+    }
+
     pub fn block_time(mut self, block_time: Duration) -> Self {
         self.chain.block_time = block_time;
         self
@@ -110,7 +117,7 @@ impl DevnetBuilder {
             // The generator is deterministic: running it again gives what genesis seeded.
             let positions = scenario::generate_positions(
                 state,
-                &scenario::markets(),
+                &scenario::markets(genesis_cfg.flavor),
                 genesis_cfg.accounts,
                 genesis_cfg.seed,
             )?;
@@ -283,10 +290,14 @@ impl Devnet {
                 None,
             )
             .await?;
-        let thf: Decimal = self
-            .client
-            .query_smart(&c.params, &params::QueryMsg::TargetHealthFactor {}, None)
-            .await?;
+        // core-contracts has no target health factor (the snapshot's is then unused).
+        let thf: Decimal = if self.manifest.liquidation_rule.reads_target_health_factor() {
+            self.client
+                .query_smart(&c.params, &params::QueryMsg::TargetHealthFactor {}, None)
+                .await?
+        } else {
+            Decimal::zero()
+        };
         Ok(BlockSnapshot {
             chain_id: self.manifest.chain_id.clone(),
             protocol: ProtocolKind::RedBank,

@@ -8,6 +8,7 @@
 
 use std::time::Duration;
 
+use redline_devnet::flavor::Flavor;
 use redline_tests::bench::liquidation::{self, Candidates, Figures, Options};
 
 /// Logs to stderr at `E2E_LOG` (warn by default).
@@ -83,6 +84,30 @@ async fn four_workers_liquidate_credit_accounts_and_borrowers_after_a_price_drop
         figures.credit_liquidations > 0,
         "no credit account was liquidated"
     );
+    figures.check()
+}
+
+/// The same pipeline against the devnet's Neutron flavor (core-contracts: each asset's close
+/// factor caps a liquidation, no target health factor; `neutron` addresses, fees in `untrn`):
+/// the services take the rule, prefix and fee denom from the manifest, and the capture oracle
+/// (simulating `liquidate` on the chain) finds nothing profitable left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pipeline_liquidates_on_the_neutron_flavor() -> anyhow::Result<()> {
+    init_logs();
+    let figures = liquidation::run(&Options {
+        accounts: 2_000,
+        deadline: Duration::from_secs(100),
+        flavor: Flavor::Neutron,
+        ..Options::default()
+    })
+    .await?;
+    eprintln!("liquidation e2e (neutron flavor): {}", figures.summary());
+    assert!(
+        figures.liquidatable >= 50,
+        "only {} accounts liquidatable after the drop",
+        figures.liquidatable
+    );
+    assert!(figures.liquidations >= figures.liquidatable);
     figures.check()
 }
 

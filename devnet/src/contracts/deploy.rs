@@ -45,8 +45,10 @@ pub struct SwapConfig {
 pub struct DeployConfig {
     /// Denom the oracle quotes prices in (need not be listed).
     pub oracle_base_denom: String,
-    /// Target health factor of liquidations, in [1, 2].
-    pub target_health_factor: Decimal,
+    /// contracts v2.1 (Osmosis): the target health factor of liquidations, in [1, 2]. `None`
+    /// deploys core-contracts (Neutron) params: no target health factor, and each asset's
+    /// params must carry its close factor and `withdraw_enabled` settings.
+    pub target_health_factor: Option<Decimal>,
     pub assets: Vec<AssetConfig>,
     pub swap: Option<SwapConfig>,
     /// Where protocol fees and reserve-factor rewards go; a fresh address when `None`.
@@ -284,6 +286,8 @@ impl<S: Storage> Deployer<'_, S> {
                 owner: owner.clone(),
                 address_provider: address_provider.to_string(),
                 target_health_factor: cfg.target_health_factor,
+                // No perp markets on the devnet.
+                max_perp_params: cfg.target_health_factor.is_none().then_some(0),
             },
             "mars-params",
             "params",

@@ -1,5 +1,10 @@
 //! The params contract: Mars's asset risk parameters and target health factor, validated as
 //! Mars's params contract validates them (through `mars::math::params`).
+//!
+//! It runs either Mars line, the one its instantiate message names: contracts v2.1 (Osmosis:
+//! a target health factor, asset params without the core-contracts fields) or core-contracts
+//! v2.2 (Neutron: `max_perp_params`, no target health factor, asset params with a close factor
+//! and `withdraw_enabled`). Each refuses the other's messages as its JSON parser would.
 
 use cosmwasm_std::{
     to_json_binary, Addr, Binary, Decimal, Deps, DepsMut, Env, MessageInfo, Response, StdError,
@@ -18,6 +23,7 @@ use mars::msg::{
     },
     red_bank::{self, Market},
 };
+use mars::types::ParamsShape;
 
 use super::address_provider::query_address_map;
 use super::support::{
@@ -27,6 +33,7 @@ use super::support::{
 pub const ADDRESS_PROVIDER: Item<Addr> = Item::new("address_provider");
 pub const ASSET_PARAMS: Map<&str, AssetParams> = Map::new("asset_params");
 pub const TARGET_HEALTH_FACTOR: Item<Decimal> = Item::new("target_health_factor");
+pub const MAX_PERP_PARAMS: Item<u8> = Item::new("max_perp_params");
 
 #[derive(Debug, thiserror::Error)]
 pub enum ParamsError {
@@ -34,6 +41,48 @@ pub enum ParamsError {
     Common(#[from] CommonError),
     #[error("asset params not found for denom: {denom}")]
     AssetParamsNotFound { denom: String },
+    #[error("instantiate: give target_health_factor (contracts v2.1) or max_perp_params (core-contracts), exactly one")]
+    NoLine,
+    /// What the other line's JSON parser says of a message it does not have.
+    #[error("Error parsing into type mars_types::params::{message}: {problem}")]
+    OtherLine {
+        message: &'static str,
+        problem: String,
+    },
+    #[error(transparent)]
+    Mixed(#[from] mars::types::MixedParams),
+}
+
+/// Whether this contract runs core-contracts (its instantiate message had `max_perp_params`).
+fn runs_core_contracts(storage: &dyn cosmwasm_std::Storage) -> Result<bool, ParamsError> {
+    Ok(MAX_PERP_PARAMS.may_load(storage)?.is_some())
+}
+
+/// `params` have this line's shape: core-contracts requires the close factor and both
+/// `withdraw_enabled`, contracts v2.1 has none of them.
+fn assert_shape(core: bool, params: &AssetParams) -> Result<(), ParamsError> {
+    let other_line = |problem: &str| ParamsError::OtherLine {
+        message: "ExecuteMsg",
+        problem: problem.to_string(),
+    };
+    match (core, params.shape()?) {
+        (true, ParamsShape::V21) => Err(other_line("missing field `close_factor`")),
+        (false, ParamsShape::Core22 | ParamsShape::Core23) => {
+            Err(other_line("unknown field `close_factor`"))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The target health factor; core-contracts has no such query.
+fn target_health_factor(storage: &dyn cosmwasm_std::Storage) -> Result<Decimal, ParamsError> {
+    if runs_core_contracts(storage)? {
+        return Err(ParamsError::OtherLine {
+            message: "QueryMsg",
+            problem: "unknown variant `target_health_factor`".into(),
+        });
+    }
+    Ok(TARGET_HEALTH_FACTOR.load(storage)?)
 }
 from_common_errors!(ParamsError);
 
@@ -47,8 +96,14 @@ pub fn instantiate(
         deps.storage,
         &deps.api.addr_validate(&msg.address_provider)?,
     )?;
-    validate_target_health_factor(msg.target_health_factor)?;
-    TARGET_HEALTH_FACTOR.save(deps.storage, &msg.target_health_factor)?;
+    match (msg.target_health_factor, msg.max_perp_params) {
+        (Some(target_health_factor), None) => {
+            validate_target_health_factor(target_health_factor)?;
+            TARGET_HEALTH_FACTOR.save(deps.storage, &target_health_factor)?;
+        }
+        (None, Some(max_perp_params)) => MAX_PERP_PARAMS.save(deps.storage, &max_perp_params)?,
+        _ => return Err(ParamsError::NoLine),
+    }
     save_owner_and_respond(deps, &msg.owner)
 }
 
@@ -71,6 +126,12 @@ pub fn execute(
                 .add_attribute("address_provider", current))
         }
         ExecuteMsg::UpdateTargetHealthFactor(target_health_factor) => {
+            if runs_core_contracts(deps.storage)? {
+                return Err(ParamsError::OtherLine {
+                    message: "ExecuteMsg",
+                    problem: "unknown variant `update_target_health_factor`".into(),
+                });
+            }
             validate_target_health_factor(target_health_factor)?;
             TARGET_HEALTH_FACTOR.save(deps.storage, &target_health_factor)?;
             Ok(Response::new()
@@ -78,6 +139,7 @@ pub fn execute(
                 .add_attribute("value", target_health_factor.to_string()))
         }
         ExecuteMsg::UpdateAssetParams(AssetParamsUpdate::AddOrUpdate { params }) => {
+            assert_shape(runs_core_contracts(deps.storage)?, &params)?;
             validate_asset_params(&params)?;
             ASSET_PARAMS.save(deps.storage, &params.denom, &params)?;
             Ok(Response::new()
@@ -116,9 +178,7 @@ pub fn query(deps: Deps, env: Env, msg: QueryMsg) -> Result<Binary, ParamsError>
             start_after.as_deref(),
             limit,
         )?)?,
-        QueryMsg::TargetHealthFactor {} => {
-            to_json_binary(&TARGET_HEALTH_FACTOR.load(deps.storage)?)?
-        }
+        QueryMsg::TargetHealthFactor {} => to_json_binary(&target_health_factor(deps.storage)?)?,
         QueryMsg::TotalDeposit { denom } => to_json_binary(&total_deposit(deps, &env, denom)?)?,
     })
 }

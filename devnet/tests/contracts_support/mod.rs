@@ -61,7 +61,7 @@ pub fn fixture_config() -> DeployConfig {
         };
     DeployConfig {
         oracle_base_denom: "uusd".into(),
-        target_health_factor: dec("1.05"),
+        target_health_factor: Some(dec("1.05")),
         assets: vec![
             asset(
                 ATOM,

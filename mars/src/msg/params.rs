@@ -12,8 +12,10 @@ pub mod namespace {
     pub const ADDRESS_PROVIDER: &str = "address_provider";
     /// `Map<&str (denom), AssetParams>`.
     pub const ASSET_PARAMS: &str = "asset_params";
-    /// `Item<Decimal>`.
+    /// `Item<Decimal>`, contracts v2.1 (Osmosis) only.
     pub const TARGET_HEALTH_FACTOR: &str = "target_health_factor";
+    /// `Item<u8>`, core-contracts (Neutron) only.
+    pub const MAX_PERP_PARAMS: &str = "max_perp_params";
 }
 
 /// Mars's `AssetParamsUnchecked` has the same JSON as the checked params (addresses as strings).
@@ -24,8 +26,13 @@ pub type AssetParamsUnchecked = AssetParams;
 pub struct InstantiateMsg {
     pub owner: String,
     pub address_provider: String,
-    /// Health factor a liquidation aims to leave the account at, in [1, 2].
-    pub target_health_factor: Decimal,
+    /// contracts v2.1 (Osmosis): the health factor a liquidation aims to leave the account at,
+    /// in [1, 2]. core-contracts has none: each asset's `close_factor` caps a liquidation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_health_factor: Option<Decimal>,
+    /// core-contracts (Neutron): how many perp markets the params contract lists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_perp_params: Option<u8>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]

@@ -24,6 +24,7 @@
 //! - at block intervals of 1 s or more, the first liquidation of every account lands within
 //!   one block of the price drop at p99.
 
+use redline_devnet::flavor::Flavor;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -98,6 +99,8 @@ pub struct Options {
     pub block_time: Duration,
     /// Fail when liquidations are still due after this long.
     pub deadline: Duration,
+    /// Which Mars the devnet runs.
+    pub flavor: Flavor,
 }
 
 impl Default for Options {
@@ -116,6 +119,7 @@ impl Default for Options {
             max_txs_in_flight: None,
             block_time: crate::TEST_BLOCK_TIME,
             deadline: Duration::from_secs(600),
+            flavor: Flavor::Osmosis,
         }
     }
 }
@@ -858,6 +862,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Figures> {
         "credit accounts are liquidated from the real pipeline's candidates only"
     );
     let scenario = Devnet::scenario(options.accounts, options.seed)
+        .flavor(options.flavor)
         .credit_accounts(options.credit_accounts)
         .block_time(options.block_time)
         .start()

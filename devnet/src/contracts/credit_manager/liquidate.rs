@@ -12,12 +12,11 @@ use cosmwasm_std::{Coin, Decimal, DepsMut, Env, Response, Uint128};
 use mars::math::liquidation::{calculate_liquidation_amounts, LiquidationInput};
 use mars::msg::credit_manager::{ActionCoin, CallbackMsg, ExecuteMsg, LiquidateRequest};
 use mars::msg::oracle::ActionKind;
-use mars::rule::RepayLimit;
 use mars::types::LiquidationAmounts;
 
 use super::debt::current_debt_for_denom;
 use super::lend::reclaim_msg;
-use super::peers::{asset_params, execute_msg, health_values, lent, price, target_health_factor};
+use super::peers::{asset_params, execute_msg, health_values, lent, price, repay_limit};
 use super::state::{
     decrement_coin_balance, increment_coin_balance, COIN_BALANCES, REWARDS_COLLECTOR,
 };
@@ -123,7 +122,9 @@ fn calculate_liquidation(
         });
     }
     let (debt_amount, _) = current_debt_for_denom(deps, parties.liquidatee, &parties.debt.denom)?;
-    let target_health_factor = target_health_factor(deps)?;
+    let debt_params = asset_params(deps, &parties.debt.denom)?
+        .ok_or_else(|| CreditManagerError::AssetParamsNotFound(parties.debt.denom.clone()))?;
+    let repay_limit = repay_limit(deps, &debt_params)?;
     let request_params = asset_params(deps, parties.request_denom)?
         .ok_or_else(|| CreditManagerError::AssetParamsNotFound(parties.request_denom.into()))?;
     let debt_price = price(deps, &parties.debt.denom, ActionKind::Liquidation)?;
@@ -135,8 +136,7 @@ fn calculate_liquidation(
         debt_amount,
         debt_requested_to_repay: parties.debt.amount,
         debt_price,
-        // contracts v2.1 (Osmosis) caps a liquidation at the target health factor.
-        repay_limit: RepayLimit::TargetHealthFactor(target_health_factor),
+        repay_limit,
         health: &values.health,
     })?;
     assert_liquidation_profitable(parties, &amounts, debt_price, request_price)?;

@@ -7,6 +7,7 @@ use mars::msg::health::{self, AccountKind, HealthState, HealthValuesResponse};
 use mars::msg::oracle::{self, ActionKind, PriceResponse};
 use mars::msg::params::{self, TotalDepositResponse};
 use mars::msg::red_bank::{self, PaginationResponse, UserCollateralResponse, UserDebtResponse};
+use mars::rule::RepayLimit;
 use mars::types::AssetParams;
 
 use super::state::{account_kind, ACCOUNT_NFT, HEALTH_CONTRACT, ORACLE, PARAMS, RED_BANK};
@@ -85,11 +86,18 @@ pub fn asset_params(deps: Deps, denom: &str) -> CreditManagerResult<Option<Asset
     )?)
 }
 
-pub fn target_health_factor(deps: Deps) -> CreditManagerResult<Decimal> {
-    Ok(deps.querier.query_wasm_smart(
+/// The most one liquidation of `debt_params.denom` may repay: the debt asset's close factor
+/// under core-contracts (Neutron), the params contract's target health factor under contracts
+/// v2.1 (Osmosis), whose params have no close factor.
+pub fn repay_limit(deps: Deps, debt_params: &AssetParams) -> CreditManagerResult<RepayLimit> {
+    if let Some(close_factor) = debt_params.close_factor {
+        return Ok(RepayLimit::CloseFactor(close_factor));
+    }
+    let target_health_factor: Decimal = deps.querier.query_wasm_smart(
         PARAMS.load(deps.storage)?,
         &params::QueryMsg::TargetHealthFactor {},
-    )?)
+    )?;
+    Ok(RepayLimit::TargetHealthFactor(target_health_factor))
 }
 
 pub fn total_deposit(deps: Deps, denom: &str) -> CreditManagerResult<TotalDepositResponse> {

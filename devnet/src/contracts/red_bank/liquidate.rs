@@ -20,7 +20,7 @@ use mars::types::{Health, LiquidationAmounts};
 use super::execute::recipient_or;
 use super::interest::{accrue_market, save_with_new_rates};
 use super::peers::Peers;
-use super::positions::{load_market, query_target_health_factor, PricedPositions};
+use super::positions::{load_market, repay_limit, PricedPositions};
 use super::state::{
     decrease_collateral, decrease_debt, increase_collateral, user_key, COLLATERALS, DEBTS,
 };
@@ -97,6 +97,8 @@ struct Figures {
     collateral_amount_scaled: Uint128,
     received_scaled: Uint128,
     protocol_fee_scaled: Uint128,
+    /// core-contracts (close-factor params) also reports the prices used: (collateral, debt).
+    reported_prices: Option<(cosmwasm_std::Decimal, cosmwasm_std::Decimal)>,
 }
 
 impl Liquidation {
@@ -199,7 +201,14 @@ impl Liquidation {
             &held.collateral_market,
             now,
         )?;
-        let target_health_factor = query_target_health_factor(deps, &self.params)?;
+        let debt_params = held
+            .positions
+            .params
+            .get(&self.debt_denom)
+            .ok_or(RedBankError::CannotLiquidateWhenNoDebtBalance {})?;
+        let repay_limit = repay_limit(deps, &self.params, debt_params)?;
+        let reported_prices = matches!(repay_limit, RepayLimit::CloseFactor(_))
+            .then_some((collateral_price, debt_price));
         let amounts = calculate_liquidation_amounts(&LiquidationInput {
             collateral_amount: user_collateral_amount,
             collateral_price,
@@ -207,8 +216,7 @@ impl Liquidation {
             debt_amount: user_debt_amount,
             debt_requested_to_repay: self.sent_debt_amount,
             debt_price,
-            // contracts v2.1 (Osmosis) caps a liquidation at the target health factor.
-            repay_limit: RepayLimit::TargetHealthFactor(target_health_factor),
+            repay_limit,
             health: &held.health,
         })?;
         let protocol_fee = amounts.protocol_fee();
@@ -225,6 +233,7 @@ impl Liquidation {
             user_debt_amount,
             protocol_fee,
             refund_amount,
+            reported_prices,
         })
     }
 
@@ -314,19 +323,52 @@ impl Liquidation {
                 amount: vec![Coin::new(figures.refund_amount, self.debt_denom.clone())],
             });
         }
-        response
-            .add_attribute("action", "liquidate")
-            .add_attribute("user", &self.user)
-            .add_attribute("liquidator", &self.liquidator)
-            .add_attribute("recipient", &self.recipient)
-            .add_attribute("collateral_denom", self.collateral_denom)
-            .add_attribute(
+        let price = |index: usize| {
+            figures
+                .reported_prices
+                .map(|prices| [prices.0, prices.1][index].to_string())
+        };
+        let mut attributes = vec![
+            ("action", Some("liquidate".to_string())),
+            ("user", Some(self.user.to_string())),
+            ("liquidator", Some(self.liquidator.to_string())),
+            ("recipient", Some(self.recipient.to_string())),
+            ("collateral_denom", Some(self.collateral_denom.clone())),
+            (
                 "collateral_amount",
-                figures.amounts.collateral_amount_to_liquidate,
-            )
-            .add_attribute("collateral_amount_scaled", figures.collateral_amount_scaled)
-            .add_attribute("debt_denom", self.debt_denom)
-            .add_attribute("debt_amount", figures.amounts.debt_amount_to_repay)
-            .add_attribute("debt_amount_scaled", debt_amount_scaled)
+                Some(figures.amounts.collateral_amount_to_liquidate.to_string()),
+            ),
+            (
+                "collateral_amount_scaled",
+                Some(figures.collateral_amount_scaled.to_string()),
+            ),
+            ("collateral_price", price(0)),
+            ("debt_denom", Some(self.debt_denom.clone())),
+            (
+                "debt_amount",
+                Some(figures.amounts.debt_amount_to_repay.to_string()),
+            ),
+            ("debt_amount_scaled", Some(debt_amount_scaled.to_string())),
+            ("debt_price", price(1)),
+        ];
+        // core-contracts also reports the protocol fee.
+        if figures.reported_prices.is_some() {
+            attributes.extend([
+                ("protocol_fee_denom", Some(self.collateral_denom.clone())),
+                (
+                    "protocol_fee_amount",
+                    Some(figures.protocol_fee.to_string()),
+                ),
+                (
+                    "protocol_fee_amount_scaled",
+                    Some(figures.protocol_fee_scaled.to_string()),
+                ),
+            ]);
+        }
+        response.add_attributes(
+            attributes
+                .into_iter()
+                .filter_map(|(key, value)| value.map(|value| (key, value))),
+        )
     }
 }

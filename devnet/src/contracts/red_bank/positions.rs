@@ -8,6 +8,7 @@ use cosmwasm_std::{Addr, Decimal, Deps, Order, StdResult, Uint128};
 use mars::math::{health, interest};
 use mars::msg::oracle::{self, ActionKind, PriceResponse};
 use mars::msg::params;
+use mars::rule::RepayLimit;
 use mars::types::{AssetParams, DenomPosition, Health};
 
 use super::peers::Peers;
@@ -150,6 +151,20 @@ pub fn query_target_health_factor(deps: Deps, params: &Addr) -> RedBankResult<De
     Ok(deps
         .querier
         .query_wasm_smart(params, &params::QueryMsg::TargetHealthFactor {})?)
+}
+
+/// The most one liquidation of `debt_params.denom` may repay: core-contracts (Neutron) caps it
+/// at the debt asset's close factor, contracts v2.1 (Osmosis), whose params have none, at the
+/// params contract's target health factor.
+pub fn repay_limit(
+    deps: Deps,
+    params: &Addr,
+    debt_params: &AssetParams,
+) -> RedBankResult<RepayLimit> {
+    Ok(match debt_params.close_factor {
+        Some(close_factor) => RepayLimit::CloseFactor(close_factor),
+        None => RepayLimit::TargetHealthFactor(query_target_health_factor(deps, params)?),
+    })
 }
 
 pub fn query_price(

@@ -1,20 +1,24 @@
 //! The credit-account side of the liquidation run: which seeded credit accounts are capture
-//! targets (a liquidation the credit manager accepts that pays for its tx, by
-//! `mars::math::credit_account` over the stored accounts, as the contract's own math), which
+//! targets (a liquidation the credit manager accepts, by `mars::math::credit_account` over the
+//! stored accounts, as the contract's own math, whose seized collateral the swap pools, as they
+//! stand at that block, turn into more than the borrow it repays plus the tx's fee), which
 //! credit accounts our liquidations hit per block (from the blocks' events), and whether each
 //! worker's own credit account ended empty (the credit manager's `positions`).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::Context as _;
 use cosmwasm_std::Uint128;
 use futures::StreamExt as _;
 use mars::math::credit_account::{
-    best_credit_liquidation, positions_at, DenomsData, HealthComputer, LiquidationTerms,
+    positions_at, ranked_credit_liquidations, CreditLiquidation, DenomsData, HealthComputer,
+    LiquidationTerms,
 };
 use mars::msg::credit_manager::{self, Positions};
+use mars::msg::swapper::{self, PoolResponse};
 use mars::types::{CreditManagerDebts, StoredCreditAccount};
 use redline_chain::{ChainClient, TendermintClient};
+use redline_devnet::contracts::swapper::constant_product_return;
 use redline_liquidator::credit_account::{owned_tokens, RoverContracts};
 use redline_liquidator::recheck::MarketSnapshot;
 use redline_protocol::rover::Rover;
@@ -50,12 +54,63 @@ pub async fn read_accounts(
     Ok((accounts, debts))
 }
 
-/// The ids of `accounts` whose best liquidation under `snapshot` pays for its tx (`fee`).
+/// The swap contract's pools at the latest block, by their (ascending) denom pair.
+#[derive(Debug, Clone, Default)]
+pub struct Pools(BTreeMap<(String, String), PoolResponse>);
+
+impl Pools {
+    pub async fn read(client: &TendermintClient, swapper: &str) -> anyhow::Result<Self> {
+        let pools: Vec<PoolResponse> = client
+            .query_smart(
+                swapper,
+                &swapper::QueryMsg::Pools {
+                    start_after: None,
+                    limit: Some(100),
+                },
+                None,
+            )
+            .await
+            .context("the swap contract's pools")?;
+        Ok(Pools(
+            pools
+                .into_iter()
+                .map(|pool| {
+                    let pair = (pool.assets[0].denom.clone(), pool.assets[1].denom.clone());
+                    (pair, pool)
+                })
+                .collect(),
+        ))
+    }
+
+    /// What the swap contract pays for `amount` of `offer` in `ask`, by its own rule on these
+    /// reserves; `None` without a pool.
+    fn quote(&self, offer: &str, amount: Uint128, ask: &str) -> Option<Uint128> {
+        let pair = if offer <= ask {
+            (offer, ask)
+        } else {
+            (ask, offer)
+        };
+        let pool = self.0.get(&(pair.0.to_string(), pair.1.to_string()))?;
+        let reserve = |denom: &str| {
+            let coin = pool.assets.iter().find(|c| c.denom == denom)?;
+            Uint128::try_from(coin.amount).ok()
+        };
+        let (offer_reserve, ask_reserve) = (reserve(offer)?, reserve(ask)?);
+        constant_product_return(offer_reserve, ask_reserve, amount, pool.fee)
+            .ok()
+            .map(|swap| swap.return_amount)
+    }
+}
+
+/// The ids of `accounts` with a liquidation under `snapshot` that pays for its tx (`fee`):
+/// valued at the oracle's prices, and, with `pools`, also through them (the seized collateral
+/// swapped into the debt denom repays the borrow with more than the fee left).
 pub fn profitable(
     snapshot: &MarketSnapshot,
     accounts: &[StoredCreditAccount],
     debts: &CreditManagerDebts,
     fee: &FeeEstimate,
+    pools: Option<&Pools>,
 ) -> anyhow::Result<BTreeSet<u64>> {
     let markets: Vec<_> = snapshot.markets.values().cloned().collect();
     let denoms = DenomsData::new(snapshot.params.values(), &snapshot.liquidation_prices);
@@ -81,8 +136,24 @@ pub fn profitable(
         let Ok(health) = computer.compute_health() else {
             continue;
         };
-        if best_credit_liquidation(&positions, &health, &terms)
-            .is_some_and(|(_, profit)| profit > fee_value)
+        let pays_through = |pair: &CreditLiquidation| {
+            let Some(pools) = pools else {
+                return true;
+            };
+            let amounts = &pair.amounts;
+            let proceeds = pools.quote(
+                pair.request.denom(),
+                amounts.collateral_amount_received_by_liquidator,
+                &pair.debt_denom,
+            );
+            proceeds
+                .and_then(|p| p.checked_sub(amounts.debt_amount_to_repay).ok())
+                .and_then(|left| snapshot.prices.value(&pair.debt_denom, left).ok())
+                .is_some_and(|left| left > fee_value)
+        };
+        if ranked_credit_liquidations(&positions, &health, &terms)
+            .iter()
+            .any(|(pair, profit)| *profit > fee_value && pays_through(pair))
         {
             found.insert(account.account_id);
         }
@@ -96,12 +167,13 @@ pub async fn plannable(
     ids: &[u64],
     snapshot: &MarketSnapshot,
     fee: &FeeEstimate,
+    pools: Option<&Pools>,
 ) -> anyhow::Result<BTreeSet<u64>> {
     if ids.is_empty() {
         return Ok(BTreeSet::new());
     }
     let (accounts, debts) = read_accounts(rover, ids, snapshot.height).await?;
-    profitable(snapshot, &accounts, &debts, fee)
+    profitable(snapshot, &accounts, &debts, fee, pools)
 }
 
 /// The credit accounts (`"credit account N"`, as the records name them) our own accounts
@@ -175,6 +247,8 @@ pub struct CreditWatch {
     /// Every seeded credit account.
     ids: Vec<u64>,
     fee: FeeEstimate,
+    /// The swap contract the liquidations swap through, and a client to read its pools.
+    swapper: Option<(TendermintClient, String)>,
     /// Capture targets: profitable right after the drop.
     pub targets: BTreeSet<u64>,
     watched: BTreeSet<u64>,
@@ -184,35 +258,51 @@ pub struct CreditWatch {
 
 impl CreditWatch {
     /// Watches the capture targets among `accounts` (read before the drop: the drop moves no
-    /// position) under the post-drop `snapshot`.
-    pub fn start(
+    /// position) under the post-drop `snapshot`, with the pools as they are now (nothing has
+    /// swapped since the drop).
+    pub async fn start(
         rover: Rover<TendermintClient>,
         ids: Vec<u64>,
         fee: FeeEstimate,
+        swapper: Option<(TendermintClient, String)>,
         snapshot: &MarketSnapshot,
         (accounts, debts): &(Vec<StoredCreditAccount>, CreditManagerDebts),
     ) -> anyhow::Result<Self> {
-        let targets = profitable(snapshot, accounts, debts, &fee)?;
-        Ok(CreditWatch {
+        let mut watch = CreditWatch {
             rover,
             ids,
             fee,
-            watched: targets.clone(),
-            left: targets.clone(),
-            targets,
-        })
+            swapper,
+            targets: BTreeSet::new(),
+            watched: BTreeSet::new(),
+            left: BTreeSet::new(),
+        };
+        let pools = watch.pools().await?;
+        watch.targets = profitable(snapshot, accounts, debts, &watch.fee, pools.as_ref())?;
+        watch.watched = watch.targets.clone();
+        watch.left = watch.targets.clone();
+        Ok(watch)
+    }
+
+    async fn pools(&self) -> anyhow::Result<Option<Pools>> {
+        match &self.swapper {
+            Some((client, swapper)) => Ok(Some(Pools::read(client, swapper).await?)),
+            None => Ok(None),
+        }
     }
 
     /// Looks at the watched accounts again.
     pub async fn refresh(&mut self, snapshot: &MarketSnapshot) -> anyhow::Result<()> {
         let watched: Vec<u64> = self.watched.iter().copied().collect();
-        self.left = plannable(&self.rover, &watched, snapshot, &self.fee).await?;
+        let pools = self.pools().await?;
+        self.left = plannable(&self.rover, &watched, snapshot, &self.fee, pools.as_ref()).await?;
         Ok(())
     }
 
     /// Looks at every seeded account, watching any found with a profitable liquidation.
     pub async fn full_pass(&mut self, snapshot: &MarketSnapshot) -> anyhow::Result<()> {
-        self.left = plannable(&self.rover, &self.ids, snapshot, &self.fee).await?;
+        let pools = self.pools().await?;
+        self.left = plannable(&self.rover, &self.ids, snapshot, &self.fee, pools.as_ref()).await?;
         self.watched.extend(self.left.iter().copied());
         Ok(())
     }

@@ -651,7 +651,7 @@ impl Figures {
         let credit = &self.credit_capture;
         let _ = writeln!(
             md,
-            "| Credit accounts liquidatable after the drop (a liquidation paying for its tx) | {} of {} |",
+            "| Credit accounts liquidatable after the drop (a liquidation paying for its tx at oracle prices and through the swap pools as they stand) | {} of {} |",
             self.credit_liquidatable, self.credit_accounts
         );
         let _ = writeln!(
@@ -1072,13 +1072,21 @@ pub async fn run(options: &Options) -> anyhow::Result<Figures> {
     drop(positions);
     let liquidatable: BTreeSet<String> = initial.iter().map(|p| p.account.clone()).collect();
     let mut credit_watch = match (rover, &credit_before) {
-        (Some(rover), Some(before)) => Some(CreditWatch::start(
-            rover,
-            credit_ids.clone(),
-            FeeEstimate::from_manifest(&manifest, CREDIT_FEE_ESTIMATE_GAS)?,
-            &after_drop,
-            before,
-        )?),
+        (Some(rover), Some(before)) => Some(
+            CreditWatch::start(
+                rover,
+                credit_ids.clone(),
+                FeeEstimate::from_manifest(&manifest, CREDIT_FEE_ESTIMATE_GAS)?,
+                manifest
+                    .contracts
+                    .swapper
+                    .clone()
+                    .map(|swapper| (client.clone(), swapper)),
+                &after_drop,
+                before,
+            )
+            .await?,
+        ),
         _ => None,
     };
     drop(credit_before);

@@ -87,7 +87,8 @@ async fn balances_are_published_and_liquidations_notified() {
             .map(|(_, body)| body)
             .unwrap_or_default();
         let gauge = format!(
-            "redline_liquidator_wallet_balance{{denom=\"uusdc\",slot=\"1\",wallet=\"{worker_wallet}\"}} {}",
+            "redline_liquidator_wallet_balance{{denom=\"uusdc\",slot=\"1\",wallet=\"{worker_wallet}\",chain_id=\"{}\"}} {}",
+            h.manifest.chain_id,
             on_chain.get("uusdc").map(String::as_str).unwrap_or("?")
         );
         if in_redis && in_health && metrics.contains(&gauge) {
@@ -96,8 +97,13 @@ async fn balances_are_published_and_liquidations_notified() {
         assert!(
             tokio::time::Instant::now() < deadline,
             "balances never published: chain {on_chain:?}, Redis {published:?} ({in_redis}), \
-             /health {health} ({in_health}), gauge `{gauge}` in /metrics: {}",
-            metrics.contains(&gauge)
+             /health {health} ({in_health}), gauge `{gauge}` in /metrics: {}\n{}",
+            metrics.contains(&gauge),
+            metrics
+                .lines()
+                .filter(|l| l.starts_with("redline_liquidator_wallet_balance"))
+                .collect::<Vec<_>>()
+                .join("\n")
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     };

@@ -76,8 +76,9 @@ pub struct ChainArgs {
     /// Gas price in fee denom per gas unit, e.g. `0.025`.
     #[arg(long, env = "GAS_PRICE")]
     pub gas_price: Option<String>,
-    /// How the Red Bank caps one liquidation: `target_health_factor` (Mars contracts v2.1,
-    /// Osmosis; the default) or `close_factor` (core-contracts, Neutron).
+    /// How the Red Bank caps one liquidation: `target_health_factor` (Mars contracts v2.1, as
+    /// on Osmosis) or `close_factor` (core-contracts, as on Neutron). Required without
+    /// --manifest.
     #[arg(long, env = "LIQUIDATION_RULE")]
     pub liquidation_rule: Option<mars::rule::LiquidationRule>,
 }
@@ -139,7 +140,12 @@ impl ChainArgs {
             rpc_http: self.rpc.clone(),
             rpc_ws: Vec::new(),
             block_time_ms: self.block_time_ms.unwrap_or(6_000),
-            liquidation_rule: self.liquidation_rule.unwrap_or_default(),
+            liquidation_rule: self.liquidation_rule.ok_or_else(|| {
+                flag_error(
+                    "--liquidation-rule",
+                    "is required when --manifest is not given (target_health_factor or close_factor)",
+                )
+            })?,
             contracts: Contracts {
                 red_bank: required(&self.red_bank, "--red-bank")?,
                 oracle: required(&self.oracle, "--oracle")?,
@@ -354,10 +360,46 @@ mod tests {
             "uosmo",
             "--gas-price",
             "0.0025",
+            "--liquidation-rule",
+            "target_health_factor",
         ]);
         let m = cli.chain.resolve().unwrap();
         assert_eq!(m.rpc_ws, vec!["ws://127.0.0.1:26657/websocket".to_string()]);
         assert_eq!(m.fee.gas_price, "0.0025");
+    }
+
+    #[test]
+    fn no_chains_liquidation_rule_is_assumed() {
+        let flags = [
+            "x",
+            "--rpc",
+            "http://127.0.0.1:26657",
+            "--chain-id",
+            "neutron-1",
+            "--bech32-prefix",
+            "neutron",
+            "--red-bank",
+            "neutron1rb",
+            "--oracle",
+            "neutron1or",
+            "--params",
+            "neutron1pa",
+            "--rewards-collector",
+            "neutron1rc",
+            "--fee-denom",
+            "untrn",
+            "--gas-price",
+            "0.0053",
+        ];
+        let err = Cli::parse_from(flags)
+            .chain
+            .resolve()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--liquidation-rule"), "{err}");
+        let with_rule = [&flags[..], &["--liquidation-rule", "close_factor"]].concat();
+        let m = Cli::parse_from(with_rule).chain.resolve().unwrap();
+        assert_eq!(m.liquidation_rule, mars::rule::LiquidationRule::CloseFactor);
     }
 
     #[test]

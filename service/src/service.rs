@@ -112,8 +112,12 @@ impl ServiceContext {
             url: error.url,
             source: error.source,
         })?;
-        let registry = prometheus::Registry::new_custom(Some("redline".into()), None)
-            .expect("a static prefix is valid");
+        // Every metric carries the chain it is about: one Prometheus (and one dashboard, with
+        // its chain selector) serves a deployment per chain.
+        let chain_label =
+            std::collections::HashMap::from([("chain_id".to_string(), manifest.chain_id.clone())]);
+        let registry = prometheus::Registry::new_custom(Some("redline".into()), Some(chain_label))
+            .expect("a static prefix and a chain id label are valid");
         let health: HealthReport = std::sync::Arc::new(tokio::sync::RwLock::new(
             serde_json::json!({"service": name, "chain_id": manifest.chain_id, "start_height": height}),
         ));

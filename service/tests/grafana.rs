@@ -224,3 +224,36 @@ fn metric_names_are_read_from_expressions() {
     );
     assert!(metric_names("sum(not_redline_x)").is_empty());
 }
+
+/// The dashboard has a chain selector and every query keeps to the chains it selects (the
+/// services label every metric with `chain_id`).
+#[test]
+fn every_query_is_filtered_by_the_chain_variable() {
+    let dashboard = dashboard();
+    let variables = dashboard["templating"]["list"]
+        .as_array()
+        .expect("variables");
+    let chain = variables
+        .iter()
+        .find(|v| v["name"] == "chain")
+        .expect("a `chain` variable");
+    assert!(chain["query"]["query"]
+        .as_str()
+        .is_some_and(|q| q.contains("chain_id")));
+    let mut exprs = 0;
+    for panel in panels(&dashboard) {
+        for target in panel["targets"].as_array().into_iter().flatten() {
+            let Some(expr) = target["expr"].as_str() else {
+                continue;
+            };
+            exprs += 1;
+            let selectors = expr.matches("chain_id=~\"$chain\"").count();
+            assert_eq!(
+                selectors,
+                metric_names(expr).len(),
+                "each metric of `{expr}` must be filtered by chain_id=~\"$chain\""
+            );
+        }
+    }
+    assert!(exprs > 10, "only {exprs} queries found");
+}

@@ -56,6 +56,9 @@ pub fn worker_env(args: &ServiceArgs) -> Vec<(String, String)> {
             set(key, value.clone());
         }
     }
+    if let Some(rule) = chain.liquidation_rule {
+        set("LIQUIDATION_RULE", rule.to_string());
+    }
     if !chain.rpc.is_empty() {
         set("RPC_URLS", chain.rpc.join(","));
     }
@@ -210,6 +213,16 @@ mod tests {
         for key in NOT_INHERITED {
             assert_eq!(get(key), None);
         }
+    }
+
+    /// A chain configured by flags keeps its liquidation rule in the workers (they would
+    /// otherwise need it again, and a Neutron worker must not fall back to anything).
+    #[test]
+    fn the_liquidation_rule_reaches_the_workers() {
+        let env = worker_env_of(&["--rpc", "http://a:1", "--liquidation-rule", "close_factor"]);
+        assert_eq!(value(&env, "LIQUIDATION_RULE"), Some("close_factor"));
+        let env = worker_env_of(&["--rpc", "http://a:1"]);
+        assert_eq!(value(&env, "LIQUIDATION_RULE"), None);
     }
 
     #[test]

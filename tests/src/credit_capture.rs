@@ -234,7 +234,6 @@ impl CreditOracle {
             Err(other) => return Err(anyhow::Error::from(other).context("simulating")),
         };
         let mut refunded = Value::zero();
-        let mut any = false;
         for event in simulation.events_of("transfer") {
             if event.attribute("recipient") != Some(sender.as_ref())
                 || event.attribute("sender") != Some(self.credit_manager.as_str())
@@ -243,14 +242,20 @@ impl CreditOracle {
             }
             for (denom, amount) in parse_coins(event.attribute("amount").unwrap_or_default()) {
                 refunded += value_of(amount, self.price(&denom)?);
-                any = true;
             }
         }
-        // A liquidation that went through refunds something; none seen means the events are
-        // not read right, which must not pass for "unprofitable".
-        if !any {
+        // The liquidation must show in the events (else they are not read right, which must
+        // not pass for "unprofitable"); it may refund nothing when the swap returned just the
+        // borrow.
+        let liquidated = simulation.events.iter().any(|event| {
+            matches!(
+                event.attribute("action"),
+                Some("liquidate_deposit" | "liquidate_lend")
+            ) && event.attribute("liquidatee_account_id") == Some(order.liquidatee.as_str())
+        });
+        if !liquidated {
             return Ok(Err(
-                "no refund to the wallet in the simulation's events".into()
+                "no liquidation of the account in the simulation's events".into(),
             ));
         }
         let fee = self

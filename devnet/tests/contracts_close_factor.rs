@@ -8,8 +8,7 @@ mod contracts_support;
 mod contracts {
     use crate::contracts_support::*;
     use cosmwasm_std::{coin, Decimal, Uint128};
-    use mars::msg::params::{AssetParamsUpdate, ExecuteMsg, QueryMsg};
-    use mars::types::AssetParams;
+    use mars::msg::params::{ExecuteMsg, QueryMsg};
     use redline_devnet::contracts::DeployConfig;
 
     /// The fixture's assets as core-contracts lists them: close factor 0.9 (Mars's Neutron
@@ -23,19 +22,6 @@ mod contracts {
             asset.params.red_bank.withdraw_enabled = Some(true);
         }
         cfg
-    }
-
-    fn update(dn: &mut Devnet, params: AssetParams) -> Result<(), String> {
-        let contract = dn.contracts.params.clone();
-        let msg = ExecuteMsg::UpdateAssetParams(AssetParamsUpdate::AddOrUpdate { params });
-        dn.execute_as_owner(&contract, &msg).map(|_| ())
-    }
-
-    fn atom(dn: &Devnet) -> AssetParams {
-        let query = QueryMsg::AssetParams { denom: ATOM.into() };
-        dn.query_on::<Option<AssetParams>>(&dn.contracts.params, &query)
-            .unwrap()
-            .unwrap()
     }
 
     /// 10,000 uatom at 7.5 (LT 0.8), 65,000 uusdc debt: HF 60,000 / 65,000 = 0.923…, CR 1.153….
@@ -97,23 +83,29 @@ mod contracts {
     #[test]
     fn each_line_refuses_the_other_lines_params() {
         let mut neutron = Devnet::with_config(&neutron_config());
-        let mut params = atom(&neutron);
+        let mut params = neutron.asset_params_of(ATOM);
         assert_eq!(params.close_factor, Some(dec("0.9")));
         params.close_factor = None;
         params.credit_manager.withdraw_enabled = None;
         params.red_bank.withdraw_enabled = None;
-        assert_err(update(&mut neutron, params), "missing field `close_factor`");
+        assert_err(
+            neutron.update_asset_params(params),
+            "missing field `close_factor`",
+        );
 
         let mut osmosis = Devnet::fixture();
-        let mut params = atom(&osmosis);
+        let mut params = osmosis.asset_params_of(ATOM);
         params.close_factor = Some(dec("0.9"));
         params.credit_manager.withdraw_enabled = Some(true);
         params.red_bank.withdraw_enabled = Some(true);
-        assert_err(update(&mut osmosis, params), "unknown field `close_factor`");
+        assert_err(
+            osmosis.update_asset_params(params),
+            "unknown field `close_factor`",
+        );
 
         // A close factor over one is refused as core-contracts refuses it.
-        let mut params = atom(&neutron);
+        let mut params = neutron.asset_params_of(ATOM);
         params.close_factor = Some(dec("1.1"));
-        assert_err(update(&mut neutron, params), "close_factor");
+        assert_err(neutron.update_asset_params(params), "close_factor");
     }
 }

@@ -9,26 +9,13 @@ mod contracts {
     use cosmwasm_std::{Decimal, Uint128};
     use mars::msg::address_provider::{self, AddressResponseItem, MarsAddressType};
     use mars::msg::oracle::{self, ActionKind, PriceResponse};
-    use mars::msg::params::{AssetParamsUpdate, ExecuteMsg, QueryMsg};
+    use mars::msg::params::{ExecuteMsg, QueryMsg};
     use mars::types::AssetParams;
-
-    fn update(dn: &mut Devnet, params: AssetParams) -> Result<(), String> {
-        let contract = dn.contracts.params.clone();
-        let msg = ExecuteMsg::UpdateAssetParams(AssetParamsUpdate::AddOrUpdate { params });
-        dn.execute_as_owner(&contract, &msg).map(|_| ())
-    }
-
-    fn atom(dn: &Devnet) -> AssetParams {
-        let query = QueryMsg::AssetParams { denom: ATOM.into() };
-        dn.query_on::<Option<AssetParams>>(&dn.contracts.params, &query)
-            .unwrap()
-            .unwrap()
-    }
 
     #[test]
     fn invalid_asset_params_are_refused() {
         let mut dn = Devnet::fixture();
-        let base = atom(&dn);
+        let base = dn.asset_params_of(ATOM);
         type Edit = fn(&mut AssetParams);
         let cases: Vec<(&str, Edit)> = vec![
             ("max_loan_to_value", |p| p.max_loan_to_value = dec("1")),
@@ -58,7 +45,7 @@ mod contracts {
         for (field, edit) in cases {
             let mut params = base.clone();
             edit(&mut params);
-            let err = update(&mut dn, params.clone()).unwrap_err();
+            let err = dn.update_asset_params(params.clone()).unwrap_err();
             let named = if field == "denom" {
                 err.contains("Invalid denom")
             } else {
@@ -73,9 +60,9 @@ mod contracts {
         edge.liquidation_bonus.slope = dec("5");
         edge.liquidation_bonus.min_lb = dec("0.05");
         edge.liquidation_bonus.max_lb = dec("0.05");
-        update(&mut dn, edge.clone()).unwrap();
-        assert_eq!(atom(&dn), edge);
-        assert_eq!(atom(&dn).deposit_cap, base.deposit_cap);
+        dn.update_asset_params(edge.clone()).unwrap();
+        assert_eq!(dn.asset_params_of(ATOM), edge);
+        assert_eq!(dn.asset_params_of(ATOM).deposit_cap, base.deposit_cap);
     }
 
     #[test]

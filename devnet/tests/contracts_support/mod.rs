@@ -6,11 +6,12 @@ pub mod rover;
 use cosmwasm_std::{coin, Addr, BlockInfo, Coin, Decimal, Timestamp, Uint128};
 use cw_multi_test::{AppResponse, BankSudo, Executor, SudoMsg};
 use mars::msg::oracle::PriceUpdate;
+use mars::msg::params as params_msg;
 use mars::msg::red_bank::{
     ExecuteMsg, QueryMsg, UserCollateralResponse, UserDebtResponse, UserHealthStatus,
     UserPositionResponse,
 };
-use mars::types::{InterestRateModel, LiquidationBonus};
+use mars::types::{AssetParams, InterestRateModel, LiquidationBonus};
 use redline_devnet::contracts::{
     asset_params, deploy, new_app, set_prices, AssetConfig, DeployConfig, DeployedContracts,
     DevnetApp, SwapConfig,
@@ -276,6 +277,26 @@ impl Devnet {
     }
 
     /// Queries any contract.
+    /// Adds or updates an asset's params, as the params contract's owner.
+    pub fn update_asset_params(&mut self, params: AssetParams) -> Result<(), String> {
+        let contract = self.contracts.params.clone();
+        let msg =
+            params_msg::ExecuteMsg::UpdateAssetParams(params_msg::AssetParamsUpdate::AddOrUpdate {
+                params,
+            });
+        self.execute_as_owner(&contract, &msg).map(|_| ())
+    }
+
+    /// The params contract's params of `denom` (listed).
+    pub fn asset_params_of(&self, denom: &str) -> AssetParams {
+        let query = params_msg::QueryMsg::AssetParams {
+            denom: denom.into(),
+        };
+        self.query_on::<Option<AssetParams>>(&self.contracts.params, &query)
+            .unwrap()
+            .unwrap_or_else(|| panic!("{denom} is not listed"))
+    }
+
     pub fn query_on<T: DeserializeOwned>(
         &self,
         contract: &Addr,

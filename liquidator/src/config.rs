@@ -89,6 +89,12 @@ pub struct LiquidatorArgs {
     /// 0 trusts the simulation.
     #[arg(long, env = "CREDIT_SWAP_MARGIN", default_value = "0.005", value_parser = fraction)]
     pub credit_swap_margin: Decimal,
+    /// Never fund a credit-account liquidation from the wallet. By default, when no swap pool
+    /// would turn the seized collateral into the borrow it must repay, the wallet sends the
+    /// debt coin instead (deposit, liquidate, refund: no swap) if it holds enough, and the
+    /// rebalancer sells the collateral later within `--max-slippage`.
+    #[arg(long, env = "NO_CREDIT_WALLET_FUNDING")]
+    pub no_credit_wallet_funding: bool,
     /// Do everything but broadcast; log the tx that would be sent.
     #[arg(long, env = "DRY_RUN")]
     pub dry_run: bool,
@@ -190,6 +196,9 @@ pub struct LiquidatorConfig {
     /// rebalancer's `--max-slippage` (set from it by the binary; 1% unless set).
     pub max_slippage: Decimal,
     pub credit_swap_margin: Decimal,
+    /// Whether a credit-account liquidation whose swap would not repay a borrow may be funded
+    /// from the wallet (`--no-credit-wallet-funding` unset).
+    pub credit_wallet_funding: bool,
 }
 
 impl LiquidatorArgs {
@@ -242,6 +251,7 @@ impl LiquidatorArgs {
             balance_interval: Duration::from_millis(self.balance_interval_ms),
             max_slippage: Decimal::percent(1),
             credit_swap_margin: self.credit_swap_margin,
+            credit_wallet_funding: !self.no_credit_wallet_funding,
         })
     }
 
@@ -296,6 +306,7 @@ mod tests {
         assert!(config.top_up.is_some());
         assert!(!config.dry_run);
         assert_eq!(config.credit_swap_margin, Decimal::permille(5));
+        assert!(config.credit_wallet_funding);
         assert_eq!(LiquidatorArgs::default().validate().unwrap(), config);
     }
 

@@ -293,6 +293,7 @@ impl<C: ChainClient + Clone + 'static> Liquidator<C> {
             credit_manager: self.manifest.contracts.credit_manager.clone(),
             max_slippage: config.max_slippage,
             credit_swap_margin: config.credit_swap_margin,
+            credit_wallet_funding: config.credit_wallet_funding,
         }
     }
 

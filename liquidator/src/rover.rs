@@ -22,7 +22,7 @@ use mars::value::{PriceBook, Value};
 use redline_chain::{ChainClient, TxEvent};
 use redline_pipeline::jobs::LiquidationPlan;
 use redline_protocol::rover::Rover;
-pub use redline_protocol::rover::RoverOrder;
+pub use redline_protocol::rover::{Funding, RoverOrder};
 use redline_protocol::{AccountKey, MarketSnapshot, Protocol as _};
 
 use crate::credit_account::{account_kind, CreditAccountError, RoverContracts};
@@ -106,8 +106,14 @@ impl<C: ChainClient + Clone> Replanner<C> {
 
 /// The order for `plan` of credit account `liquidatee`, from the worker's own account, its
 /// `min_receive` a probe: the simulation tells what the swap must at least return.
-pub fn order_for(own_account: &str, liquidatee: &str, plan: &LiquidationPlan) -> RoverOrder {
+pub fn order_for(
+    own_account: &str,
+    liquidatee: &str,
+    plan: &LiquidationPlan,
+    funding: Funding,
+) -> RoverOrder {
     RoverOrder {
+        funding,
         own_account: own_account.to_string(),
         liquidatee: liquidatee.to_string(),
         debt_denom: plan.debt_denom.clone(),
@@ -275,15 +281,17 @@ pub fn read_events(
     Some(executed)
 }
 
-/// Value of what the wallet got back less the fee paid, at `prices`: the wallet's balance change.
-pub fn profit(prices: &PriceBook, executed: &RoverExecuted, fee: &Coin) -> Value {
-    let refunded = prices
-        .value_of_coins(&executed.refunded)
-        .unwrap_or_default();
-    let fee = prices
-        .value_of_coins(std::slice::from_ref(fee))
-        .unwrap_or_default();
-    refunded - fee
+/// Value of what the wallet got back less what it sent with the order (`deposited`, from the
+/// wallet) and the fee paid, at `prices`: the wallet's balance change.
+pub fn profit(
+    prices: &PriceBook,
+    executed: &RoverExecuted,
+    deposited: Option<&Coin>,
+    fee: &Coin,
+) -> Value {
+    let value = |coins: &[Coin]| prices.value_of_coins(coins).unwrap_or_default();
+    let sent: Vec<Coin> = deposited.into_iter().chain([fee]).cloned().collect();
+    value(&executed.refunded) - value(&sent)
 }
 
 /// The health contract's answer for `account_id` at liquidation prices (the kind read from the
@@ -440,6 +448,22 @@ mod tests {
         assert_eq!(done.collateral_received(), Uint128::new(4_360));
         assert_eq!(done.refunded_of("uusdc"), Uint128::new(12_345));
         assert_eq!(read_events(&events, "4", "8"), None);
+    }
+
+    /// From the wallet: 4,360 uatom (at 7.5: 32,700) and 100 uusdc refunded, 30,000 uusdc sent,
+    /// 5,000 uosmo fee (at 0.5: 2,500): 32,800 − 30,000 − 2,500 = 300. Borrowed (nothing sent),
+    /// the same refund is worth 30,300.
+    #[test]
+    fn profit_counts_what_the_wallet_sent() {
+        let done = RoverExecuted {
+            refunded: vec![Coin::new(4_360u128, "uatom"), Coin::new(100u128, "uusdc")],
+            ..RoverExecuted::default()
+        };
+        let fee = Coin::new(5_000u128, "uosmo");
+        let sent = Coin::new(30_000u128, "uusdc");
+        let value = |units: u128| Value::from(Decimal::from_ratio(units, 1u128));
+        assert_eq!(profit(&book(), &done, Some(&sent), &fee), value(300));
+        assert_eq!(profit(&book(), &done, None, &fee), value(30_300));
     }
 
     /// Two liquidations in one tx: each gets the refund that follows it, not the other's.

@@ -103,6 +103,8 @@ pub struct WorkerSettings {
     pub max_slippage: Decimal,
     /// How far a credit-account swap's pool may move before its tx lands (`--credit-swap-margin`).
     pub credit_swap_margin: Decimal,
+    /// Whether a credit-account liquidation no swap pool pays for may be funded from the wallet.
+    pub credit_wallet_funding: bool,
 }
 
 /// A candidate this worker has locked and planned.
@@ -391,9 +393,9 @@ where
                 .or_default();
             *entry = entry.saturating_add(fee);
         }
-        if let Some(fee) = self.reserved_by_unsettled_credit() {
-            let amount = Uint128::try_from(fee.amount).unwrap_or(Uint128::MAX);
-            let entry = reserved.entry(fee.denom.clone()).or_default();
+        for coin in self.reserved_by_unsettled_credit() {
+            let amount = Uint128::try_from(coin.amount).unwrap_or(Uint128::MAX);
+            let entry = reserved.entry(coin.denom).or_default();
             *entry = entry.saturating_add(amount);
         }
         reserved
@@ -468,15 +470,14 @@ where
             .partition(|d| d.job.protocol == ProtocolKind::Rover);
         if !credit_accounts.is_empty() || credit_waiting {
             let mut fee_budget = self.fee_budget(&spendable);
-            self.liquidate_credit_accounts(
-                credit_accounts,
-                &snapshot,
-                &mut fee_budget,
-                &mut report,
-            )
-            .await;
+            let funds = rover::StepFunds {
+                spendable: &spendable,
+                fee_budget: &mut fee_budget,
+            };
+            self.liquidate_credit_accounts(credit_accounts, &snapshot, funds, &mut report)
+                .await;
             // That tx pays its fee (and opening the wallet's credit account paid one) from the
-            // balances read above. Planned with the old balances, this step's Red Bank txs
+            // balances read above, and may send debt coins. Planned with the old balances, this step's Red Bank txs
             // would pass CheckTx (which runs no messages, so it does not see their repayments
             // of the fee denom) and the last ones would fail to pay their fee at delivery,
             // and with them every later tx of the wallet, on a wrong sequence.

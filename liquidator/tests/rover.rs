@@ -13,7 +13,8 @@ use mars::types::AccountKey;
 use mars::value::Value;
 use redline_chain::{ChainClient, TendermintClient, TxEvent, TxOutcome};
 use redline_liquidator::record::{AttemptRecord, Outcome};
-use redline_liquidator::worker::Worker;
+use redline_liquidator::tx_sender::SendOptions;
+use redline_liquidator::worker::{Worker, WorkerSettings};
 use redline_pipeline::jobs::{LiquidationCandidate, LiquidationPlan, ProtocolKind};
 use redline_pipeline::queue::Queue as _;
 use support::Harness;
@@ -657,4 +658,119 @@ async fn several_credit_accounts_are_liquidated_in_one_tx() {
         "{records:#?}"
     );
     assert!(recorded > Value::zero());
+}
+
+/// When no swap pool would repay a borrow, the worker sends the debt coin from its wallet: one
+/// `update_credit_account` deposits it (sent with the message), liquidates and refunds the
+/// seized collateral unsold. Here no pool qualifies because the worker is told pools may move
+/// 99 % before its tx lands (`credit_swap_margin`). Without wallet funding the same candidate is
+/// declined without a tx. Expected figures come from the chain: the liquidation event, the
+/// wallet's bank balances and the own account's positions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_credit_account_no_pool_pays_for_is_liquidated_with_the_wallets_coins() {
+    let h = Harness::start_with_credit_accounts(20, 150, 3, 2)
+        .await
+        .unwrap();
+    let rover = Rover::of(&h).await;
+    h.move_price(ATOM, 70).await.unwrap();
+    let (id, positions, debt_denom, collateral) = rover
+        .pick(true, false)
+        .await
+        .expect("a liquidatable credit account after the price drop");
+    let (debt, _) = debt_of(&positions, &debt_denom);
+    let settings = |wallet_funding| WorkerSettings {
+        credit_swap_margin: Decimal::percent(99),
+        credit_wallet_funding: wallet_funding,
+        ..h.settings(4)
+    };
+    let account = format!("credit account {id}");
+    let job = |height| candidate(&h, &id, height, (&debt_denom, debt), &collateral, false);
+
+    let height = h.client.latest_height().await.unwrap();
+    let queue = h.enqueue(&[job(height)]).await.unwrap();
+    let mut worker = h
+        .worker(1, settings(false), SendOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(step_until_liquidated(&mut worker).await, 0);
+    assert_eq!(queue.backlog().await.unwrap().pending, 0);
+    let records = h.records().await.unwrap();
+    let declined = records
+        .iter()
+        .find(|r| r.account == account)
+        .unwrap_or_else(|| panic!("no record of the decline: {records:#?}"));
+    assert_eq!(declined.outcome, Outcome::BelowMinProfit, "{declined:?}");
+    assert!(
+        declined.error.contains("--credit-swap-margin") && declined.tx_hash.is_empty(),
+        "{declined:?}"
+    );
+    drop(worker);
+
+    let height = h.client.latest_height().await.unwrap();
+    let queue = h.enqueue(&[job(height)]).await.unwrap();
+    let mut worker = h
+        .worker(1, settings(true), SendOptions::default())
+        .await
+        .unwrap();
+    let wallet = worker.sender().address().to_string();
+    let before = h.balances(&wallet).await;
+    assert_eq!(step_until_liquidated(&mut worker).await, 1);
+    assert_eq!(queue.backlog().await.unwrap().pending, 0);
+    let (record, tx) = liquidation_of(&h, &id).await;
+    assert!(
+        record.detail.contains("from the wallet"),
+        "{}",
+        record.detail
+    );
+    let actions: Vec<&str> = tx
+        .events_of("wasm")
+        .filter_map(|e| attr(e, "action"))
+        .collect();
+    assert!(
+        !actions
+            .iter()
+            .any(|a| a.contains("borrow") || a.contains("swap")),
+        "neither borrowed nor swapped: {actions:?}"
+    );
+    let liquidation = wasm_event(&tx, "liquidate_deposit", "liquidatee_account_id", &id);
+    let (repaid, repaid_denom) = coin_attr(liquidation, "coin_debt_repaid");
+    let (seized, seized_denom) = coin_attr(liquidation, "coin_liquidated");
+    let (protocol_fee, _) = coin_attr(liquidation, "protocol_fee_coin");
+    assert_eq!(
+        (repaid_denom.as_str(), seized_denom.as_str()),
+        (record.debt_denom.as_str(), record.collateral_denom.as_str())
+    );
+    assert_eq!(
+        (record.debt_repaid, record.collateral_received),
+        (repaid, seized - protocol_fee)
+    );
+
+    // The wallet paid exactly the repayment (what the liquidation did not use came back) and
+    // holds the collateral received, unsold; the tx's fee aside.
+    let after = h.balances(&wallet).await;
+    let fee = tx_fee(&h, &record.tx_hash).await;
+    let of = |b: &BTreeMap<String, Uint256>, denom: &str| b.get(denom).copied().unwrap_or_default();
+    let fee_in = |denom: &str| {
+        if fee.denom == denom {
+            fee.amount
+        } else {
+            Uint256::zero()
+        }
+    };
+    assert_eq!(
+        of(&before, &repaid_denom) - of(&after, &repaid_denom),
+        Uint256::from(repaid) + fee_in(&repaid_denom)
+    );
+    assert_eq!(
+        of(&after, &seized_denom) + fee_in(&seized_denom),
+        of(&before, &seized_denom) + Uint256::from(seized - protocol_fee)
+    );
+    let own = worker.credit_account().unwrap().to_string();
+    let own_after = rover.positions(&own, None).await;
+    assert!(
+        own_after.debts.is_empty() && own_after.deposits.is_empty() && own_after.lends.is_empty(),
+        "{own_after:?}"
+    );
+    assert!(record.profit_value > Value::zero(), "{record:?}");
+    assert_eq!(record.profit_value, h.value_change(&before, &after).await);
 }

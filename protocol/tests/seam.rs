@@ -5,7 +5,7 @@ use cosmrs::proto::cosmwasm::wasm::v1::MsgExecuteContract;
 use cosmrs::AccountId;
 use cosmwasm_std::Uint128;
 use mars::rule::LiquidationRule;
-use redline_protocol::rover::{Rover, RoverContracts, RoverOrder};
+use redline_protocol::rover::{Funding, Rover, RoverContracts, RoverOrder};
 use redline_protocol::{
     AccountKey, LiquidationOrder, Protocol, ProtocolKind, ReadError, RedBank, RedBankContracts,
 };
@@ -101,6 +101,7 @@ fn each_product_builds_its_own_liquidation_message() {
         collateral_denom: "uatom".into(),
         from_lend: true,
         min_receive: Uint128::new(31_000),
+        funding: Funding::Borrow,
     };
     let (msg, json) = executed(&rover(&chain).liquidate_msg(&liquidator(), &order).unwrap());
     assert_eq!(msg.contract, contract(2));
@@ -112,4 +113,25 @@ fn each_product_builds_its_own_liquidation_message() {
         json!({"lend": "uatom"})
     );
     assert_eq!(update["actions"].as_array().unwrap().len(), 5);
+
+    let from_wallet = RoverOrder {
+        funding: Funding::Wallet,
+        ..order
+    };
+    let (msg, json) = executed(
+        &rover(&chain)
+            .liquidate_msg(&liquidator(), &from_wallet)
+            .unwrap(),
+    );
+    assert_eq!(
+        (msg.funds[0].denom.as_str(), msg.funds[0].amount.as_str()),
+        ("uusdc", "30000"),
+        "the debt coin is sent from the wallet"
+    );
+    let actions = json["update_credit_account"]["actions"].as_array().unwrap();
+    assert_eq!(actions.len(), 3);
+    assert_eq!(
+        actions[0],
+        json!({"deposit": {"denom": "uusdc", "amount": "30000"}})
+    );
 }

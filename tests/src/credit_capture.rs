@@ -4,13 +4,16 @@
 //! For every account it asks the health contract (`health_values` at liquidation prices,
 //! the kind the credit manager answers); for each one liquidatable it reads the account's
 //! `positions` from the credit manager and, for every debt denom × deposit or lend it holds,
-//! simulates from a liquidator wallet's own credit account what a liquidator would send:
-//! `borrow` the whole debt, `liquidate` it, `swap_exact_in` the seized coin into the debt denom
-//! (`min_receive` 1), `repay` the account balance, `refund_all_coin_balances`.
+//! simulates from a liquidator wallet's own credit account what a liquidator could send, both
+//! ways: funded by a borrow (`borrow` the whole debt, `liquidate` it, `swap_exact_in` the seized
+//! coin into the debt denom with `min_receive` 1, `repay` the account balance,
+//! `refund_all_coin_balances`) and funded from the wallet (`deposit` the whole debt sent with the
+//! message, `liquidate`, `refund_all_coin_balances`). The wallet is a liquidator's, funded by
+//! its top-ups; a simulation it cannot pay for is reported as unexplained, never as unprofitable.
 //!
 //! Profit = value of what the credit manager sends the wallet back (the bank's `transfer`
-//! events) − the fee of that tx (simulated gas × the chain's gas adjustment × gas price), at the
-//! oracle contract's default prices. The credit manager's refusals that mean "nothing to take"
+//! events) − what the wallet sent with the message − the fee of that tx (simulated gas × the
+//! chain's gas adjustment × gas price), at the oracle contract's default prices. The credit manager's refusals that mean "nothing to take"
 //! (not liquidatable, `LiquidationNotProfitable`, dust, the swap below `min_receive`, the own
 //! account unhealthy at the end of the actions) are expected; any other refusal is unexplained.
 
@@ -23,7 +26,7 @@ use mars::msg::credit_manager::{self, Positions};
 use mars::msg::health::{self, HealthValuesResponse};
 use mars::msg::oracle::ActionKind;
 use redline_chain::{ChainClient, ChainConfig, ChainError, TendermintClient, TxBuilder, Wallet};
-use redline_liquidator::rover::RoverOrder;
+use redline_liquidator::rover::{Funding, RoverOrder};
 
 use crate::capture::{oracle_prices, value_of, Value};
 
@@ -175,32 +178,39 @@ impl CreditOracle {
         let mut best: Option<(Value, String)> = None;
         let mut unexplained = Vec::new();
         let mut simulated = 0;
-        for debt in positions.debts.iter().filter(|d| !d.amount.is_zero()) {
-            for (coin, from_lend) in &requests {
-                simulated += 1;
-                let order = RoverOrder {
-                    own_account: self.own_account.clone(),
-                    liquidatee: id.clone(),
-                    debt_denom: debt.denom.clone(),
-                    debt_to_repay: debt.amount,
-                    collateral_denom: coin.denom.clone(),
-                    from_lend: *from_lend,
-                    min_receive: Uint128::one(),
-                };
-                let what = format!(
-                    "{} for {} {}",
-                    debt.denom,
-                    if *from_lend { "lend" } else { "deposit" },
-                    coin.denom
-                );
-                match self.try_order(&order).await? {
-                    Ok(profit) if best.as_ref().is_none_or(|(b, _)| profit > *b) => {
-                        best = Some((profit, what));
-                    }
-                    Ok(_) => {}
-                    Err(log) if EXPECTED_REFUSALS.iter().any(|m| log.contains(m)) => {}
-                    Err(log) => unexplained.push(format!("{what}: {log}")),
+        let debts = positions.debts.iter().filter(|d| !d.amount.is_zero());
+        let pairs = debts.flat_map(|debt| requests.iter().map(move |request| (debt, request)));
+        for ((debt, (coin, from_lend)), funding) in
+            pairs.flat_map(|pair| [(pair, Funding::Borrow), (pair, Funding::Wallet)])
+        {
+            simulated += 1;
+            let order = RoverOrder {
+                own_account: self.own_account.clone(),
+                liquidatee: id.clone(),
+                debt_denom: debt.denom.clone(),
+                debt_to_repay: debt.amount,
+                collateral_denom: coin.denom.clone(),
+                from_lend: *from_lend,
+                min_receive: Uint128::one(),
+                funding,
+            };
+            let what = format!(
+                "{} for {} {} ({})",
+                debt.denom,
+                if *from_lend { "lend" } else { "deposit" },
+                coin.denom,
+                match funding {
+                    Funding::Borrow => "borrowed",
+                    Funding::Wallet => "from the wallet",
                 }
+            );
+            match self.try_order(&order).await? {
+                Ok(profit) if best.as_ref().is_none_or(|(b, _)| profit > *b) => {
+                    best = Some((profit, what));
+                }
+                Ok(_) => {}
+                Err(log) if EXPECTED_REFUSALS.iter().any(|m| log.contains(m)) => {}
+                Err(log) => unexplained.push(format!("{what}: {log}")),
             }
         }
         let verdict = match best {
@@ -261,8 +271,11 @@ impl CreditOracle {
         let fee = self
             .builder
             .fee_for(self.builder.gas_limit_for(simulation.gas_used));
-        let fee_value = value_of(Uint128::try_from(fee.amount)?, self.price(&fee.denom)?);
-        Ok(Ok(refunded - fee_value))
+        let mut spent = value_of(Uint128::try_from(fee.amount)?, self.price(&fee.denom)?);
+        if let Some(sent) = order.deposited() {
+            spent += value_of(Uint128::try_from(sent.amount)?, self.price(&sent.denom)?);
+        }
+        Ok(Ok(refunded - spent))
     }
 
     fn price(&self, denom: &str) -> anyhow::Result<Decimal> {

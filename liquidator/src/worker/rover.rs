@@ -4,15 +4,17 @@
 //! and sent; a recovered account is acknowledged quietly; the job is acknowledged only once the
 //! outcome is recorded; a candidate that can never succeed is dead-lettered with the reason.
 //! A worker has one credit-account tx in flight at a time, confirmed in the background while
-//! its Red Bank liquidations go on; it moves no coin of the wallet but the fee, which stays
-//! reserved until the tx is recorded.
+//! its Red Bank liquidations go on. A liquidation funded by a borrow moves no coin of the wallet
+//! but the fee; one no swap pool pays for is funded from the wallet (see [`Funding`]) when it
+//! holds the debt coin, taken from the same balances the Red Bank liquidations are planned with.
+//! What the tx sends and its fee stay reserved until it is recorded.
 
 use redline_pipeline::jobs::LiquidationPlan;
 
 use super::*;
 use crate::credit_account::{own_account, CreditAccountError, RoverContracts};
 use crate::rebalance::pool_quote;
-use crate::rover::{self, PoolRanking, Replanner, RoverExecuted, RoverOrder};
+use crate::rover::{self, Funding, PoolRanking, Replanner, RoverExecuted, RoverOrder};
 
 /// Contract refusals that mean the liquidation does not pay now (the swap returns too little,
 /// or less than the borrow): acknowledged, the health checker queues the account again.
@@ -28,7 +30,18 @@ struct RoverJob {
     lock: Lease,
     account_id: String,
     plan: LiquidationPlan,
+    /// The account's plans, most profitable at oracle prices first: the order they are funded
+    /// from the wallet in, when no swap pool pays.
+    by_oracle: Vec<LiquidationPlan>,
     started_at: SystemTime,
+}
+
+/// The wallet's coins this step may spend, the same ledger the step's Red Bank liquidations are
+/// planned with: what txs still unconfirmed will spend is already taken out.
+pub(super) struct StepFunds<'a> {
+    pub spendable: &'a BTreeMap<String, Uint128>,
+    /// The fee denom this step's txs may spend on fees.
+    pub fee_budget: &'a mut Uint128,
 }
 
 /// A liquidation simulated and ready to sign.
@@ -55,6 +68,9 @@ enum NotSent {
     NoFeeFunds(Coin, Uint128),
     /// The swap's floor at the slippage allowed is below the debt it must repay.
     Thin { floor: Uint128, repaid: Uint128 },
+    /// No swap pool repays a borrow, and the wallet holds less than the debt coin it would
+    /// send instead: what it needs and what it holds.
+    NoFunds { needs: Coin, held: Uint128 },
 }
 
 impl NotSent {
@@ -65,7 +81,7 @@ impl NotSent {
                 !is_race(log) && UNPROFITABLE_MARKERS.iter().any(|m| log.contains(m))
             }
             NotSent::BelowMinProfit(_) | NotSent::Thin { .. } => true,
-            NotSent::NoFeeFunds(..) => false,
+            NotSent::NoFeeFunds(..) | NotSent::NoFunds { .. } => false,
         }
     }
 }
@@ -160,7 +176,7 @@ where
         &mut self,
         deliveries: Vec<Delivery<LiquidationCandidate>>,
         snapshot: &Arc<MarketSnapshot>,
-        fee_budget: &mut Uint128,
+        funds: StepFunds<'_>,
         report: &mut StepReport,
     ) {
         self.held_credit
@@ -225,13 +241,20 @@ where
                 return self.credit_accounts_error(jobs, &error, report).await;
             }
         };
+        let mut wallet_left = funds.spendable.clone();
         let (batch, pool_locks) = self
-            .build_credit_batch(liquidatable, &own, &contracts, snapshot, report)
+            .build_credit_batch(
+                liquidatable,
+                &own,
+                (&contracts, snapshot),
+                &mut wallet_left,
+                report,
+            )
             .await;
         if batch.is_empty() {
             return self.unlock_all(pool_locks).await;
         }
-        self.broadcast_credit_batch(batch, pool_locks, snapshot, fee_budget, report)
+        self.broadcast_credit_batch(batch, pool_locks, snapshot, funds.fee_budget, report)
             .await;
     }
 
@@ -307,6 +330,7 @@ where
             lock,
             account_id,
             plan,
+            by_oracle: Vec::new(),
             started_at: SystemTime::now(),
         })
     }
@@ -370,8 +394,8 @@ where
         &mut self,
         liquidatable: Vec<(RoverJob, Vec<LiquidationPlan>)>,
         own: &str,
-        contracts: &RoverContracts,
-        snapshot: &MarketSnapshot,
+        (contracts, snapshot): (&RoverContracts, &MarketSnapshot),
+        wallet_left: &mut BTreeMap<String, Uint128>,
         report: &mut StepReport,
     ) -> (Vec<(RoverJob, RoverReady)>, Vec<Lease>) {
         let per_tx = self.settings.max_liquidations_per_tx.max(1);
@@ -392,8 +416,18 @@ where
             };
             let attempt = self
                 .first_paying_plan(&mut job, plans, &tried, &mut pool_locks)
-                .instrument(span)
+                .instrument(span.clone())
                 .await;
+            let attempt = match attempt {
+                Attempt::NotSent(why)
+                    if why.does_not_pay() && self.settings.credit_wallet_funding =>
+                {
+                    self.fund_from_wallet(&mut job, why, &tried, wallet_left)
+                        .instrument(span)
+                        .await
+                }
+                attempt => attempt,
+            };
             match attempt {
                 Attempt::Ready(ready) => batch.push((job, *ready)),
                 Attempt::PoolBusy => self.hold_credit_job(job).await,
@@ -432,6 +466,7 @@ where
         tried: &PlanTry<'_>,
         pool_locks: &mut Vec<Lease>,
     ) -> Attempt {
+        job.by_oracle = plans.clone();
         let quoted = self.pool_quotes(plans, &tried.contracts.swapper).await;
         let plans = match rover::rank_by_pool(
             quoted,
@@ -456,7 +491,7 @@ where
                 }
                 continue;
             }
-            let order = rover::order_for(tried.own, &job.account_id, &plan);
+            let order = rover::order_for(tried.own, &job.account_id, &plan, Funding::Borrow);
             let prepared = self
                 .prepare_credit_liquidation(order, tried.contracts, tried.snapshot, tried.before)
                 .await;
@@ -469,6 +504,101 @@ where
             };
         }
         last
+    }
+
+    /// Prepares `job`'s liquidation funded from the wallet, after no swap pool paid for a
+    /// borrow (`why`): its plans in the oracle's order, the first the wallet holds the debt coin
+    /// for and that pays at oracle prices after the fee, at most [`PLANS_TRIED`]. The coins it
+    /// sends come out of `wallet_left`. `why` stands when none pays that way either; a plan the
+    /// wallet cannot fund makes the job wait for funds.
+    async fn fund_from_wallet(
+        &self,
+        job: &mut RoverJob,
+        why: NotSent,
+        tried: &PlanTry<'_>,
+        wallet_left: &mut BTreeMap<String, Uint128>,
+    ) -> Attempt {
+        let mut short = None;
+        let plans = std::mem::take(&mut job.by_oracle);
+        for plan in plans.into_iter().take(PLANS_TRIED) {
+            let held = wallet_left
+                .get(&plan.debt_denom)
+                .copied()
+                .unwrap_or_default();
+            if held < plan.debt_to_repay {
+                let needs = Coin::new(plan.debt_to_repay, plan.debt_denom.clone());
+                short.get_or_insert(NotSent::NoFunds { needs, held });
+                continue;
+            }
+            let order = rover::order_for(tried.own, &job.account_id, &plan, Funding::Wallet);
+            let prepared = self.prepare_from_wallet(order, tried).await;
+            let sent = plan.debt_to_repay;
+            let denom = plan.debt_denom.clone();
+            job.plan = plan;
+            match prepared {
+                Ok(Ok(ready)) => {
+                    if let Some(left) = wallet_left.get_mut(&denom) {
+                        *left = left.saturating_sub(sent);
+                    }
+                    return Attempt::Ready(Box::new(ready));
+                }
+                Ok(Err(not_sent)) if not_sent.does_not_pay() => {}
+                Ok(Err(not_sent)) => return Attempt::NotSent(not_sent),
+                Err(error) => return Attempt::Failed(error),
+            }
+        }
+        Attempt::NotSent(short.unwrap_or(why))
+    }
+
+    /// Simulates a wallet-funded order on top of the tx's earlier liquidations; its profit is
+    /// what the refund is worth at the snapshot's prices less the debt coin sent and the gas it
+    /// adds. `Err` only when the chain cannot be asked.
+    async fn prepare_from_wallet(
+        &self,
+        order: RoverOrder,
+        tried: &PlanTry<'_>,
+    ) -> Result<Result<RoverReady, NotSent>, SendError> {
+        let from = self.sender.wallet().address();
+        let message = order
+            .message(from, &tried.contracts.credit_manager)
+            .map_err(SendError::Chain)?;
+        let mut messages: Vec<cosmrs::Any> = tried
+            .before
+            .iter()
+            .map(|r| r.strict_message.clone())
+            .collect();
+        messages.push(message.clone());
+        let simulation = match self.sender.simulate_tx(&messages).await {
+            Ok(simulation) => simulation,
+            Err(SendError::Simulation(rejection)) => {
+                return Ok(Err(NotSent::Refused(rejection.log.clone())))
+            }
+            Err(error) => return Err(error),
+        };
+        let Some(expected) =
+            rover::read_events(&simulation.events, &order.own_account, &order.liquidatee)
+        else {
+            return Ok(Err(NotSent::Refused(
+                "the simulation shows no liquidation event".into(),
+            )));
+        };
+        let gas_before = tried.before.last().map_or(0, |ready| ready.gas_used);
+        let fee = self
+            .sender
+            .fee_for_gas(simulation.gas_used.saturating_sub(gas_before));
+        let prices = &tried.snapshot.prices;
+        let profit = rover::profit(prices, &expected, order.deposited().as_ref(), &fee);
+        let profit = prices.to_usd(profit);
+        if profit < Value::from(self.settings.min_profit_usd) {
+            return Ok(Err(NotSent::BelowMinProfit(profit)));
+        }
+        Ok(Ok(RoverReady {
+            order,
+            strict_message: message.clone(),
+            message,
+            gas_used: simulation.gas_used,
+            expected,
+        }))
     }
 
     /// The first [`PLANS_QUOTED`] of `plans`, each with what its pool returns now for the
@@ -558,6 +688,14 @@ where
         let gas_used = batch.last().map_or(0, |(_, ready)| ready.gas_used);
         let fee = self.sender.fee_for_gas(gas_used);
         let amount = Uint128::try_from(fee.amount).unwrap_or(Uint128::MAX);
+        // The debt coins sent in the fee denom came out of the same balance as the budget.
+        let sent_in_fee_denom = batch
+            .iter()
+            .filter_map(|(_, ready)| ready.order.deposited())
+            .filter(|coin| coin.denom == fee.denom)
+            .map(|coin| Uint128::try_from(coin.amount).unwrap_or(Uint128::MAX))
+            .fold(Uint128::zero(), Uint128::saturating_add);
+        *fee_budget = fee_budget.saturating_sub(sent_in_fee_denom);
         if amount > *fee_budget {
             for (job, _) in batch {
                 report.skipped += 1;
@@ -628,9 +766,17 @@ where
         self.unlock_all(pending.pool_locks).await;
     }
 
-    /// The fee of the credit-account tx not yet settled (it moves no other coin of the wallet).
-    pub(super) fn reserved_by_unsettled_credit(&self) -> Option<&Coin> {
-        self.unsettled_credit.as_ref().map(|pending| &pending.fee)
+    /// What the credit-account tx not yet settled spends from the wallet: its fee and the debt
+    /// coins its wallet-funded liquidations send.
+    pub(super) fn reserved_by_unsettled_credit(&self) -> Vec<Coin> {
+        let Some(pending) = &self.unsettled_credit else {
+            return Vec::new();
+        };
+        let sent = pending
+            .batch
+            .iter()
+            .filter_map(|(_, ready)| ready.order.deposited());
+        std::iter::once(pending.fee.clone()).chain(sent).collect()
     }
 
     /// Records and settles every liquidation of a credit-account tx after its send.
@@ -845,7 +991,7 @@ where
             .fee_for_gas(simulation.gas_used.saturating_sub(gas_before));
         let profit = snapshot
             .prices
-            .to_usd(rover::profit(&snapshot.prices, &expected, &fee));
+            .to_usd(rover::profit(&snapshot.prices, &expected, None, &fee));
         if profit < Value::from(self.settings.min_profit_usd) {
             return Ok(Err(NotSent::BelowMinProfit(profit)));
         }
@@ -909,6 +1055,19 @@ where
                 Verdict::Wait(Waiting {
                     score: 0.0,
                     needs: vec![(fee.denom, amount.saturating_sub(left).u128())],
+                })
+            }
+            NotSent::NoFunds { needs, held } => {
+                tracing::debug!(%needs, %held, "no swap pool repays a borrow and the wallet lacks the debt coin; job waits for funds");
+                record.outcome = Outcome::NotSent;
+                record.error = format!(
+                    "no swap pool repays a borrow of {needs}, and the wallet holds {held}{} to send instead",
+                    needs.denom
+                );
+                let amount = Uint128::try_from(needs.amount).unwrap_or(Uint128::MAX);
+                Verdict::Wait(Waiting {
+                    score: score_of(Value::from(job.plan.expected_profit_usd)),
+                    needs: vec![(needs.denom, amount.saturating_sub(held).u128())],
                 })
             }
             NotSent::Thin { floor, repaid } => {
@@ -994,7 +1153,12 @@ where
         record.debt_repaid = done.debt_repaid;
         record.collateral_seized = done.collateral_seized;
         record.collateral_received = done.collateral_received();
-        record.profit_value = rover::profit(&snapshot.prices, &done, fee_share);
+        record.profit_value = rover::profit(
+            &snapshot.prices,
+            &done,
+            order.deposited().as_ref(),
+            fee_share,
+        );
         record.profit_usd = snapshot.prices.to_usd(record.profit_value);
         record.detail = detail(order, Some(&done));
         // The cap moves with interest and prices between the simulation and the block: expected.
@@ -1100,15 +1264,17 @@ fn repeats(last: Option<&(String, u64)>, what: &str, height: u64) -> bool {
 
 fn detail(order: &RoverOrder, done: Option<&RoverExecuted>) -> String {
     let request = if order.from_lend { "lend" } else { "deposit" };
-    let mut detail = format!(
-        "from credit account {}; borrowed {}{}; request {request} {}; min_receive {}{}",
-        order.own_account,
-        order.debt_to_repay,
-        order.debt_denom,
-        order.collateral_denom,
-        order.min_receive,
-        order.debt_denom
-    );
+    let debt = format!("{}{}", order.debt_to_repay, order.debt_denom);
+    let mut detail = match order.funding {
+        Funding::Borrow => format!(
+            "from credit account {}; borrowed {debt}; request {request} {}; min_receive {}{}",
+            order.own_account, order.collateral_denom, order.min_receive, order.debt_denom
+        ),
+        Funding::Wallet => format!(
+            "from credit account {}; sent {debt} from the wallet (no swap pool repays a borrow); request {request} {}",
+            order.own_account, order.collateral_denom
+        ),
+    };
     if let Some(done) = done {
         let refunded: Vec<String> = done.refunded.iter().map(ToString::to_string).collect();
         detail.push_str(&format!(

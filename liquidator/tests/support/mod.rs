@@ -362,6 +362,7 @@ impl Harness {
             credit_manager: self.manifest.contracts.credit_manager.clone(),
             max_slippage: Decimal::percent(1),
             credit_swap_margin: Decimal::permille(5),
+            credit_wallet_funding: true,
         }
     }
 

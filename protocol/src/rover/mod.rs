@@ -22,7 +22,7 @@ use mars::types::{CreditManagerDebts, StoredCreditAccount};
 use redline_chain::{BlockResults, ChainClient, ChainError, RawEntry, ScanOptions};
 
 pub use events::touched_accounts;
-pub use order::RoverOrder;
+pub use order::{Funding, RoverOrder};
 pub use scan::CreditDiscovery;
 
 use crate::red_bank::scan::{decode_value, map_prefix, split_pair, utf8, EntryError};

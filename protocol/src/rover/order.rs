@@ -1,8 +1,12 @@
-//! The message that liquidates a credit account from the liquidator's own credit account,
-//! without holding the debt coin: borrow it, liquidate with it (the seized collateral lands in
-//! the own account), sell the collateral for the debt denom, repay the borrow and refund what
-//! is left to the wallet. If any step fails the whole message reverts, so nothing is left
-//! borrowed.
+//! The message that liquidates a credit account from the liquidator's own credit account.
+//!
+//! Funded by a borrow, it needs no debt coin: borrow it, liquidate with it (the seized
+//! collateral lands in the own account), sell the collateral for the debt denom, repay the
+//! borrow and refund what is left to the wallet. Funded from the wallet, it deposits the debt
+//! coin sent with the message, liquidates and refunds the seized collateral and what the
+//! liquidation did not use: no swap, so it pays where the swap pool is too thin to repay a
+//! borrow. Either way, if any step fails the whole message reverts, so nothing is left borrowed
+//! or held in the own account.
 
 use cosmrs::{AccountId, Any};
 use cosmwasm_std::{Coin, Uint128};
@@ -21,7 +25,19 @@ pub struct RoverOrder {
     pub debt_to_repay: Uint128,
     pub collateral_denom: String,
     pub from_lend: bool,
+    /// The swap's floor, with [`Funding::Borrow`]; unused from the wallet.
     pub min_receive: Uint128,
+    pub funding: Funding,
+}
+
+/// Where the debt coin of a credit-account liquidation comes from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Funding {
+    /// Borrowed by the own account and repaid from the seized collateral sold in the same tx.
+    #[default]
+    Borrow,
+    /// Sent from the wallet with the message; the seized collateral is refunded unsold.
+    Wallet,
 }
 
 impl RoverOrder {
@@ -33,16 +49,34 @@ impl RoverOrder {
         }
     }
 
-    /// borrow, liquidate, swap the collateral for the debt denom, repay, refund.
+    fn debt_coin(&self) -> Coin {
+        Coin::new(self.debt_to_repay, self.debt_denom.clone())
+    }
+
+    /// What the wallet sends with the message: the debt coin when it funds the liquidation.
+    pub fn deposited(&self) -> Option<Coin> {
+        (self.funding == Funding::Wallet).then(|| self.debt_coin())
+    }
+
+    /// Borrowed: borrow, liquidate, swap the collateral for the debt denom, repay, refund.
+    /// From the wallet: deposit, liquidate, refund.
     pub fn actions(&self) -> Vec<Action> {
-        let debt_coin = Coin::new(self.debt_to_repay, self.debt_denom.clone());
+        let debt_coin = self.debt_coin();
+        let liquidate = Action::Liquidate {
+            liquidatee_account_id: self.liquidatee.clone(),
+            debt_coin: debt_coin.clone(),
+            request: self.request(),
+        };
+        if self.funding == Funding::Wallet {
+            return vec![
+                Action::Deposit(debt_coin),
+                liquidate,
+                Action::RefundAllCoinBalances {},
+            ];
+        }
         vec![
-            Action::Borrow(debt_coin.clone()),
-            Action::Liquidate {
-                liquidatee_account_id: self.liquidatee.clone(),
-                debt_coin,
-                request: self.request(),
-            },
+            Action::Borrow(debt_coin),
+            liquidate,
             Action::SwapExactIn {
                 coin_in: ActionCoin::account_balance(&self.collateral_denom),
                 denom_out: self.debt_denom.clone(),
@@ -64,7 +98,8 @@ impl RoverOrder {
             account_kind: None,
             actions: self.actions(),
         };
-        execute_contract_msg(sender, credit_manager, &msg, &[])
+        let funds: Vec<Coin> = self.deposited().into_iter().collect();
+        execute_contract_msg(sender, credit_manager, &msg, &funds)
     }
 }
 
@@ -83,6 +118,7 @@ mod tests {
             collateral_denom: "uatom".into(),
             from_lend,
             min_receive: Uint128::new(31_000),
+            funding: Funding::Borrow,
         }
     }
 
@@ -105,5 +141,27 @@ mod tests {
         );
         let lend = serde_json::to_value(&order(true).actions()[1]).unwrap();
         assert_eq!(lend["liquidate"]["request"], json!({"lend": "uatom"}));
+        assert_eq!(order(false).deposited(), None);
+    }
+
+    /// From the wallet: the debt coin deposited from the message's funds, no borrow, no swap.
+    #[test]
+    fn from_the_wallet_deposit_liquidate_and_refund() {
+        let order = RoverOrder {
+            funding: Funding::Wallet,
+            ..order(false)
+        };
+        let json = serde_json::to_value(order.actions()).unwrap();
+        assert_eq!(
+            json,
+            json!([
+                {"deposit": {"denom": "uusdc", "amount": "30000"}},
+                {"liquidate": {"liquidatee_account_id": "9",
+                    "debt_coin": {"denom": "uusdc", "amount": "30000"},
+                    "request": {"deposit": "uatom"}}},
+                {"refund_all_coin_balances": {}}
+            ])
+        );
+        assert_eq!(order.deposited(), Some(Coin::new(30_000u128, "uusdc")));
     }
 }

@@ -101,6 +101,10 @@ pub struct Options {
     pub deadline: Duration,
     /// Which Mars the devnet runs.
     pub flavor: Flavor,
+    /// Whether the liquidators may fund a credit-account liquidation from their wallets where
+    /// no swap pool repays a borrow. Without it, a credit capture target must also pay through
+    /// the pools as they stand at the drop.
+    pub credit_wallet_funding: bool,
 }
 
 impl Default for Options {
@@ -120,9 +124,13 @@ impl Default for Options {
             block_time: crate::TEST_BLOCK_TIME,
             deadline: Duration::from_secs(600),
             flavor: Flavor::Osmosis,
+            credit_wallet_funding: true,
         }
     }
 }
+
+/// How a credit-account record's detail says the wallet sent the debt coin (no borrow, no swap).
+const CREDIT_FROM_WALLET: &str = "from the wallet";
 
 /// Everything measured and checked.
 #[derive(Debug, Clone, Default)]
@@ -137,6 +145,10 @@ pub struct Figures {
     pub credit_missed: Vec<String>,
     /// Credit accounts liquidated (records).
     pub credit_liquidations: usize,
+    /// Of those, funded from the wallet (no swap pool repaid a borrow).
+    pub credit_from_wallet: usize,
+    /// Whether the liquidators could fund credit-account liquidations from their wallets.
+    pub credit_wallet_funding: bool,
     /// Txs those credit-account liquidations landed in.
     pub credit_txs: usize,
     /// Credit-account attempts that liquidated nothing, by outcome and the head of their
@@ -649,18 +661,26 @@ impl Figures {
     fn credit_rows(&self) -> String {
         let mut md = String::new();
         let credit = &self.credit_capture;
+        let rule = if self.credit_wallet_funding {
+            "a liquidation paying for its tx at oracle prices: the liquidators fund it from \
+             their wallets where no swap pool repays a borrow"
+        } else {
+            "a liquidation paying for its tx at oracle prices and through the swap pools as \
+             they stand"
+        };
         let _ = writeln!(
             md,
-            "| Credit accounts liquidatable after the drop (a liquidation paying for its tx at oracle prices and through the swap pools as they stand) | {} of {} |",
+            "| Credit accounts liquidatable after the drop ({rule}) | {} of {} |",
             self.credit_liquidatable, self.credit_accounts
         );
         let _ = writeln!(
             md,
-            "| Credit accounts liquidated | {} ({} missed), {} liquidations in {} txs |",
+            "| Credit accounts liquidated | {} ({} missed), {} liquidations in {} txs, {} of them funded from the wallet |",
             self.credit_liquidatable - self.credit_missed.len().min(self.credit_liquidatable),
             self.credit_missed.len(),
             self.credit_liquidations,
-            self.credit_txs
+            self.credit_txs,
+            self.credit_from_wallet
         );
         let _ = writeln!(
             md,
@@ -1081,6 +1101,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Figures> {
                     .contracts
                     .swapper
                     .clone()
+                    .filter(|_| !options.credit_wallet_funding)
                     .map(|swapper| (client.clone(), swapper)),
                 &after_drop,
                 before,
@@ -1116,6 +1137,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Figures> {
             top_up_debt_target_usd: Decimal::from_ratio(2_000_000u128, 1u128),
             // Only redline's own (pool-locked) swaps move the devnet's pools.
             credit_swap_margin: Decimal::zero(),
+            no_credit_wallet_funding: !options.credit_wallet_funding,
             ..LiquidatorArgs::default()
         };
         let mut queue = queue_config.clone();
@@ -1221,6 +1243,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Figures> {
         candidates: Some(options.candidates),
         accounts: options.accounts,
         credit_accounts: options.credit_accounts,
+        credit_wallet_funding: options.credit_wallet_funding,
         credit_liquidatable: credit_watch.as_ref().map_or(0, |w| w.targets.len()),
         drop_denom: options.drop_denom.clone(),
         drop_to_percent: options.drop_to_percent,
@@ -1276,6 +1299,10 @@ pub async fn run(options: &Options) -> anyhow::Result<Figures> {
         .filter(|r| r.protocol == ProtocolKind::Rover)
         .collect();
     figures.credit_liquidations = credit.len();
+    figures.credit_from_wallet = credit
+        .iter()
+        .filter(|r| r.detail.contains(CREDIT_FROM_WALLET))
+        .count();
     figures.credit_txs = credit
         .iter()
         .map(|r| r.tx_hash.as_str())

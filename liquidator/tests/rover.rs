@@ -774,3 +774,70 @@ async fn a_credit_account_no_pool_pays_for_is_liquidated_with_the_wallets_coins(
     assert!(record.profit_value > Value::zero(), "{record:?}");
     assert_eq!(record.profit_value, h.value_change(&before, &after).await);
 }
+
+/// A wallet holding none of the debt coin, where no swap pool repays a borrow (pools may move
+/// 99 %, the worker is told): the job waits in the queue's parked set, nothing sent and nothing
+/// recorded; once the wallet is topped up the same worker wakes the job and liquidates it from
+/// the wallet.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wallet_short_of_the_debt_coin_waits_then_funds_the_liquidation() {
+    use redline_pipeline::queue::Parking as _;
+
+    let h = Harness::start_with_credit_accounts(20, 150, 3, 2)
+        .await
+        .unwrap();
+    let rover = Rover::of(&h).await;
+    h.move_price(ATOM, 70).await.unwrap();
+    let fee_denom = h.manifest.fee.denom.clone();
+    let (id, positions, debt_denom, collateral) = rover
+        .pick_many(true, false, 20)
+        .await
+        .into_iter()
+        .find(|(_, p, _, _)| p.debts.iter().all(|d| d.denom != fee_denom))
+        .expect("a liquidatable credit account owing nothing in the fee denom");
+    // Slot 6 gets gas money only.
+    let funder = h.sender(1, SendOptions::default()).await.unwrap();
+    let poor = h.wallet(6).address().to_string();
+    let send = |coins: &[cosmwasm_std::Coin]| {
+        redline_chain::bank_send_msg(funder.wallet().address(), &poor, coins).unwrap()
+    };
+    let gas_money = cosmwasm_std::Coin::new(50_000_000u128, fee_denom.clone());
+    funder.send(vec![send(&[gas_money])], "").await.unwrap();
+    let settings = WorkerSettings {
+        credit_swap_margin: Decimal::percent(99),
+        ..h.settings(4)
+    };
+    let (debt, _) = debt_of(&positions, &debt_denom);
+    let height = h.client.latest_height().await.unwrap();
+    let job = candidate(&h, &id, height, (&debt_denom, debt), &collateral, false);
+    let queue = h.enqueue(&[job]).await.unwrap();
+    let mut worker = h
+        .worker(6, settings.clone(), SendOptions::default())
+        .await
+        .unwrap();
+    let report = worker.step().await.unwrap();
+    assert_eq!(report.liquidated, 0);
+    assert_eq!(queue.parked_count().await.unwrap(), 1);
+    assert!(h.metric("liquidator_jobs_total").contains("no_funds"));
+    let account = format!("credit account {id}");
+    let records = h.records().await.unwrap();
+    assert!(records.iter().all(|r| r.account != account), "{records:#?}");
+
+    let mut debts: Vec<cosmwasm_std::Coin> = positions
+        .debts
+        .iter()
+        .map(|d| cosmwasm_std::Coin::new(d.amount * Uint128::new(2), d.denom.clone()))
+        .collect();
+    debts.sort_by(|a, b| a.denom.cmp(&b.denom));
+    funder.send(vec![send(&debts)], "").await.unwrap();
+    tokio::time::sleep(settings.block_interval * 2).await;
+    assert_eq!(step_until_liquidated(&mut worker).await, 1);
+    assert_eq!(queue.parked_count().await.unwrap(), 0);
+    let (record, _) = liquidation_of(&h, &id).await;
+    assert!(
+        record.detail.contains("from the wallet"),
+        "{}",
+        record.detail
+    );
+    assert_eq!(record.wallet, poor);
+}

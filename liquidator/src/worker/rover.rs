@@ -1025,6 +1025,9 @@ where
         snapshot: &MarketSnapshot,
     ) {
         let mut record = self.rover_record(&job, snapshot);
+        // Waiting for the debt coin is a state, not an attempt (as on the Red Bank path): the
+        // capital report and its gauges show it, no record does.
+        let waits_for_coins = matches!(not_sent, NotSent::NoFunds { .. });
         let verdict = match not_sent {
             NotSent::Refused(log) if is_race(&log) => {
                 tracing::debug!(%log, "credit-account liquidation raced (already liquidated or healthy)");
@@ -1089,7 +1092,9 @@ where
                 Verdict::Ack
             }
         };
-        if self.is_repeated_decline(&record) {
+        if waits_for_coins {
+            self.metrics.job("no_funds");
+        } else if self.is_repeated_decline(&record) {
             self.metrics
                 .attempt(record.outcome.as_str(), record.profit_usd);
         } else {

@@ -881,7 +881,12 @@ pub async fn run(options: &Options) -> anyhow::Result<Figures> {
         options.credit_accounts == 0 || options.candidates == Candidates::Pipeline,
         "credit accounts are liquidated from the real pipeline's candidates only"
     );
+    // The master (slot 0), the workers' slots after it, and one more that no liquidator
+    // touches: it funds the capture oracle at the end, whatever the run's top-ups left.
+    let workers = options.instances * options.workers_per_instance as usize;
+    let reserve_slot = workers as u32 + 1;
     let scenario = Devnet::scenario(options.accounts, options.seed)
+        .liquidator_wallets(reserve_slot + 1)
         .flavor(options.flavor)
         .credit_accounts(options.credit_accounts)
         .block_time(options.block_time)
@@ -1117,7 +1122,6 @@ pub async fn run(options: &Options) -> anyhow::Result<Figures> {
     let csv = |instance: usize| dir.path().join(format!("attempts-{instance}.csv"));
     let mut runs = Vec::new();
     let mut stops = Vec::new();
-    let workers = options.instances * options.workers_per_instance as usize;
     for instance in 0..options.instances {
         let args = LiquidatorArgs {
             workers: options.workers_per_instance,
@@ -1454,18 +1458,18 @@ pub async fn run(options: &Options) -> anyhow::Result<Figures> {
         .collect();
 
     // Nothing left that the contract would let anyone liquidate at a profit, by the chain's
-    // own simulations (the oracle's wallet is funded by the master after the wallets' balances
-    // are read for the profit check below, so its funding is not counted as a loss).
+    // own simulations (the oracle's wallet is funded from the reserve wallet, which is none of
+    // the liquidators', so its funding is not counted as a loss).
     reader.invalidate().await;
     let snapshot = reader.latest().await?;
     let balances_after = wallet_balances(&client, &wallets).await?;
-    let master = Wallet::from_mnemonic(mnemonic.expose(), &manifest.bech32_prefix, 0)?;
+    let reserve = Wallet::from_mnemonic(mnemonic.expose(), &manifest.bech32_prefix, reserve_slot)?;
     let oracle = CaptureOracle::prepare(
         client.clone(),
         &scenario.chain_config(),
         (&manifest.contracts.red_bank, &manifest.contracts.oracle),
         mnemonic.expose(),
-        &master,
+        &reserve,
         &borrowers,
     )
     .await

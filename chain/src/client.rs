@@ -18,14 +18,19 @@ use cosmrs::proto::cosmwasm::wasm::v1::{
     QueryAllContractStateRequest, QueryAllContractStateResponse, QueryRawContractStateRequest,
     QueryRawContractStateResponse, QuerySmartContractStateRequest, QuerySmartContractStateResponse,
 };
-use cosmwasm_std::{Coin, Timestamp, Uint256};
+use cosmwasm_std::{Coin, Decimal, Timestamp, Uint256};
 use futures::FutureExt as _;
+use mars::manifest::FeeMarket;
 use prost::Message;
 use serde::{de::DeserializeOwned, Serialize};
 use tendermint_rpc::client::CompatMode;
 use tendermint_rpc::error::ErrorDetail;
 use tendermint_rpc::{Client, HttpClient, HttpClientUrl};
 
+use super::fee_market::{
+    parse_legacy_dec, GasPriceRequest, GasPriceResponse, QueryEipBaseFeeRequest,
+    QueryEipBaseFeeResponse, FEEMARKET_GAS_PRICE, OSMOSIS_EIP_BASE_FEE,
+};
 use super::scan::{self, Page, PageQuery, PageSource, RawEntry, ScanOptions};
 use super::subscribe::{self, BlockStream};
 use super::{
@@ -591,6 +596,38 @@ impl ChainClient for TendermintClient {
             account_number: base.account_number,
             sequence: base.sequence,
         })
+    }
+
+    async fn base_gas_price(&self) -> Result<Option<Decimal>, ChainError> {
+        let denom = &self.config().fee_denom;
+        let (text, endpoint) = match self.config().fee_market {
+            FeeMarket::Fixed => return Ok(None),
+            FeeMarket::Feemarket => {
+                let request = GasPriceRequest {
+                    denom: denom.clone(),
+                };
+                let what = format!("the fee market's gas price in {denom}");
+                let (answer, endpoint): (GasPriceResponse, _) =
+                    self.abci(FEEMARKET_GAS_PRICE, &what, request, None).await?;
+                let amount = answer.price.map(|price| price.amount).unwrap_or_default();
+                (amount, endpoint)
+            }
+            FeeMarket::OsmosisEip1559 => {
+                let what = "the EIP-1559 base fee";
+                let (answer, endpoint): (QueryEipBaseFeeResponse, _) = self
+                    .abci(OSMOSIS_EIP_BASE_FEE, what, QueryEipBaseFeeRequest {}, None)
+                    .await?;
+                (answer.base_fee, endpoint)
+            }
+        };
+        let price = parse_legacy_dec(&text).ok_or_else(|| {
+            decode_error(
+                endpoint,
+                "the fee market's gas price",
+                format!("`{text}` is not a LegacyDec"),
+            )
+        })?;
+        Ok(Some(price))
     }
 
     async fn balances(&self, address: &str) -> Result<Vec<Coin>, ChainError> {

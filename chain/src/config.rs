@@ -5,7 +5,7 @@ use std::time::Duration;
 use cosmwasm_std::{Decimal, Uint128};
 use url::Url;
 
-use mars::manifest::Manifest;
+use mars::manifest::{FeeMarket, Manifest};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("chain config: `{field}` {problem}")]
@@ -36,6 +36,11 @@ pub struct ChainConfig {
     pub gas_price: Decimal,
     /// Simulated gas is multiplied by this for the gas limit.
     pub gas_adjustment: Decimal,
+    /// Where the gas price moves: `fixed` signs at `gas_price`; otherwise the fee market's base
+    /// price is read and signed with `gas_price_headroom` over it, never below `gas_price`.
+    pub fee_market: FeeMarket,
+    /// How far over the fee market's base price txs are signed, for its moves before delivery.
+    pub gas_price_headroom: Decimal,
     /// The chain's block interval: paces polling and stall detection.
     pub block_time: Duration,
     /// Per-request HTTP timeout.
@@ -47,6 +52,10 @@ impl ChainConfig {
     pub const DEFAULT_GAS_ADJUSTMENT: Decimal =
         Decimal::new(Uint128::new(1_300_000_000_000_000_000));
     pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+    /// Default headroom over a fee market's base price: Neutron's moves by at most 8 % a block
+    /// (a block at twice its target), so 1.2 covers two full blocks.
+    pub const DEFAULT_GAS_PRICE_HEADROOM: Decimal =
+        Decimal::new(Uint128::new(1_200_000_000_000_000_000));
 
     /// Builds and validates a config from string inputs; errors name the field.
     #[allow(clippy::too_many_arguments)]
@@ -72,6 +81,8 @@ impl ChainConfig {
                 )
             })?,
             gas_adjustment: Self::DEFAULT_GAS_ADJUSTMENT,
+            fee_market: FeeMarket::Fixed,
+            gas_price_headroom: Self::DEFAULT_GAS_PRICE_HEADROOM,
             block_time,
             request_timeout: Self::DEFAULT_REQUEST_TIMEOUT,
         };
@@ -81,7 +92,7 @@ impl ChainConfig {
 
     /// The chain a devnet (or an operator's hand-written manifest) describes.
     pub fn from_manifest(manifest: &Manifest) -> Result<Self, ChainConfigError> {
-        Self::new(
+        let mut config = Self::new(
             &manifest.chain_id,
             &manifest.bech32_prefix,
             &manifest.rpc_http,
@@ -89,7 +100,15 @@ impl ChainConfig {
             &manifest.fee.denom,
             &manifest.fee.gas_price,
             Duration::from_millis(manifest.block_time_ms),
-        )
+        )?;
+        config.fee_market = manifest.fee.market;
+        Ok(config)
+    }
+
+    pub fn with_gas_price_headroom(mut self, headroom: Decimal) -> Result<Self, ChainConfigError> {
+        self.gas_price_headroom = headroom;
+        self.validate()?;
+        Ok(self)
     }
 
     pub fn with_gas_adjustment(
@@ -134,6 +153,15 @@ impl ChainConfig {
                 format!(
                     "{} is below 1: transactions would run out of gas",
                     self.gas_adjustment
+                ),
+            ));
+        }
+        if self.gas_price_headroom < Decimal::one() {
+            return Err(invalid(
+                "gas_price_headroom",
+                format!(
+                    "{} is below 1: txs would pay less than the fee market's price",
+                    self.gas_price_headroom
                 ),
             ));
         }

@@ -14,6 +14,7 @@
 mod client;
 mod config;
 mod error;
+pub mod fee_market;
 mod paged;
 mod scan;
 mod subscribe;
@@ -23,7 +24,7 @@ mod wallet;
 use std::future::Future;
 use std::time::Duration;
 
-use cosmwasm_std::{Coin, Timestamp};
+use cosmwasm_std::{Coin, Decimal, Timestamp};
 use serde::{de::DeserializeOwned, Serialize};
 
 pub use client::TendermintClient;
@@ -155,6 +156,12 @@ pub trait ChainClient: Send + Sync {
 
     /// Height of the latest committed block.
     fn latest_height(&self) -> impl Future<Output = Result<u64, ChainError>> + Send;
+
+    /// The fee market's base gas price in the fee denom, read now; `None` where the chain's gas
+    /// price is fixed (the manifest's `fee.market`).
+    fn base_gas_price(&self) -> impl Future<Output = Result<Option<Decimal>, ChainError>> + Send {
+        async { Ok(None) }
+    }
 
     /// Lowest height whose block and results the node still keeps (pruning / history bound).
     fn earliest_height(&self) -> impl Future<Output = Result<u64, ChainError>> + Send;

@@ -95,6 +95,7 @@ pub struct TxBuilder {
     fee_denom: String,
     gas_price: Decimal,
     gas_adjustment: Decimal,
+    gas_price_headroom: Decimal,
 }
 
 impl TxBuilder {
@@ -104,7 +105,28 @@ impl TxBuilder {
             fee_denom: config.fee_denom.clone(),
             gas_price: config.gas_price,
             gas_adjustment: config.gas_adjustment,
+            gas_price_headroom: config.gas_price_headroom,
         }
+    }
+
+    /// The same builder signing at `gas_price` (a fee market's price, read per block).
+    pub fn with_gas_price(&self, gas_price: Decimal) -> Self {
+        TxBuilder {
+            gas_price,
+            ..self.clone()
+        }
+    }
+
+    pub fn gas_price(&self) -> Decimal {
+        self.gas_price
+    }
+
+    /// The builder signing at a fee market's `base` price (see
+    /// [`ChainClient::base_gas_price`]) with the configured headroom, never below its own.
+    pub fn at_market(&self, base: Option<Decimal>) -> Self {
+        let price =
+            crate::fee_market::price_with_headroom(base, self.gas_price_headroom, self.gas_price);
+        self.with_gas_price(price)
     }
 
     /// Gas limit for a transaction that simulated at `gas_used`: ⌈gas_used × adjustment⌉.
@@ -210,7 +232,8 @@ impl TxBuilder {
 }
 
 /// Simulates `messages`, then signs them with gas limit ⌈simulated gas × adjustment⌉ and fee
-/// ⌈gas limit × gas price⌉. Simulation failures (contract errors, missing funds) come back as
+/// ⌈gas limit × gas price⌉, the gas price the fee market's as read now (with headroom) where
+/// the chain has one. Simulation failures (contract errors, missing funds) come back as
 /// [`ChainError::Rejected`] at the simulation stage, before anything is broadcast.
 pub async fn sign_with_simulated_gas<C: ChainClient>(
     client: &C,
@@ -224,6 +247,7 @@ pub async fn sign_with_simulated_gas<C: ChainClient>(
     let probe =
         builder.sign_for_simulation(wallet, account_number, sequence, messages.clone(), memo)?;
     let gas_used = client.simulate(probe).await?.gas_used;
+    let builder = builder.at_market(client.base_gas_price().await?);
     builder.sign(
         wallet,
         account_number,

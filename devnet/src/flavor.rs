@@ -13,7 +13,7 @@ use std::str::FromStr;
 use cosmwasm_std::Decimal;
 use mars::rule::LiquidationRule;
 
-use crate::chain::ChainConfig;
+use crate::chain::{ChainConfig, FeeMarketParams};
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Flavor {
@@ -63,6 +63,15 @@ impl Flavor {
         }
     }
 
+    /// Neutron's fee market (a base gas price moving with block gas); Osmosis's devnet keeps
+    /// its minimum gas price fixed.
+    pub fn fee_market(self) -> Option<FeeMarketParams> {
+        match self {
+            Flavor::Osmosis => None,
+            Flavor::Neutron => Some(FeeMarketParams::neutron()),
+        }
+    }
+
     pub fn liquidation_rule(self) -> LiquidationRule {
         match self {
             Flavor::Osmosis => LiquidationRule::TargetHealthFactor,
@@ -102,6 +111,7 @@ impl Flavor {
             bech32_prefix: self.bech32_prefix().into(),
             fee_denom: self.native_denom().into(),
             min_gas_price: self.min_gas_price(),
+            fee_market: self.fee_market(),
             ..chain
         }
     }

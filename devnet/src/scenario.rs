@@ -558,7 +558,11 @@ pub fn manifest(node: &NodeHandle, info: &ScenarioInfo, cfg: &ScenarioConfig) ->
         fee: FeeConfig {
             denom: chain.fee_denom.clone(),
             gas_price: chain.min_gas_price.to_string(),
-            market: mars::manifest::FeeMarket::Fixed,
+            market: if chain.fee_market.is_some() {
+                mars::manifest::FeeMarket::Feemarket
+            } else {
+                mars::manifest::FeeMarket::Fixed
+            },
         },
         liquidator_mnemonic: Some(cfg.liquidator_mnemonic.clone()),
         admin_url: Some(node.admin_url()),

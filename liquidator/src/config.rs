@@ -42,6 +42,16 @@ fn gas_adjustment(text: &str) -> Result<Decimal, String> {
     Ok(value)
 }
 
+fn gas_price_headroom(text: &str) -> Result<Decimal, String> {
+    let value = decimal(text)?;
+    if value < Decimal::one() || value > Decimal::percent(1_000) {
+        return Err(format!(
+            "{value} is not in [1, 10] (below 1 a tx pays less than the fee market's price)"
+        ));
+    }
+    Ok(value)
+}
+
 /// The name ends up in a Redis key, where whitespace would be a trap for every reader.
 fn stream_name(text: &str) -> Result<String, String> {
     if text.is_empty() || text.chars().any(char::is_whitespace) {
@@ -78,6 +88,11 @@ pub struct LiquidatorArgs {
     /// Gas limit = simulated gas × this.
     #[arg(long, env = "GAS_ADJUSTMENT", default_value = "1.3", value_parser = gas_adjustment)]
     pub gas_adjustment: Decimal,
+    /// On a chain with a fee market (the manifest's `fee.market`), txs are signed at its base
+    /// gas price (read at most every half block) times this, never below `fee.gas_price`: the
+    /// base price may rise between the reading and the block that delivers the tx.
+    #[arg(long, env = "GAS_PRICE_HEADROOM", default_value = "1.2", value_parser = gas_price_headroom)]
+    pub gas_price_headroom: Decimal,
     /// Skip liquidations whose profit after tx fees is below this many USD.
     #[arg(long, env = "MIN_PROFIT_USD", default_value = "0", value_parser = decimal)]
     pub min_profit_usd: Decimal,
@@ -179,6 +194,7 @@ pub struct LiquidatorConfig {
     pub fetch_batch: usize,
     pub max_txs_in_flight: usize,
     pub gas_adjustment: Decimal,
+    pub gas_price_headroom: Decimal,
     pub min_profit_usd: Decimal,
     pub dry_run: bool,
     pub csv: Option<PathBuf>,
@@ -236,6 +252,7 @@ impl LiquidatorArgs {
             fetch_batch: self.fetch_batch,
             max_txs_in_flight: self.max_txs_in_flight,
             gas_adjustment: self.gas_adjustment,
+            gas_price_headroom: self.gas_price_headroom,
             min_profit_usd: self.min_profit_usd,
             dry_run: self.dry_run,
             csv: self.csv.clone(),

@@ -229,7 +229,9 @@ impl<C: ChainClient + Clone + 'static> Liquidator<C> {
             .chain
             .clone()
             .with_gas_adjustment(config.gas_adjustment)
-            .context("--gas-adjustment")?;
+            .context("--gas-adjustment")?
+            .with_gas_price_headroom(config.gas_price_headroom)
+            .context("--gas-price-headroom")?;
         Ok(Shared {
             client: self.client.clone(),
             settings: Arc::new(self.worker_settings(&chain)),

@@ -37,6 +37,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use cosmrs::Any;
 use cosmwasm_std::Coin;
+use cosmwasm_std::Decimal;
+use mars::manifest::FeeMarket;
+use redline_chain::fee_market::price_with_headroom;
 use redline_chain::{
     tx_hash, ChainClient, ChainConfig, ChainError, SequenceTracker, Simulation, TxBuilder,
     TxErrorCode, TxHash, TxOutcome, TxRejection, TxStage, Wallet,
@@ -359,6 +362,64 @@ pub struct TxSender<C> {
     ledger: SharedLedger,
     /// Woken whenever a transaction leaves the in-flight set.
     settled: Arc<Notify>,
+    gas_price: GasPriceCache,
+}
+
+/// The gas price txs are signed with: the configured one, or, on a chain with a fee market,
+/// its base price read at most every half block, with the configured headroom over it.
+#[derive(Debug)]
+struct GasPriceCache {
+    floor: Decimal,
+    headroom: Decimal,
+    fixed: bool,
+    refresh_every: Duration,
+    /// The price and when it was read.
+    current: std::sync::Mutex<(Decimal, Option<Instant>)>,
+}
+
+impl GasPriceCache {
+    fn new(chain: &ChainConfig) -> Self {
+        GasPriceCache {
+            floor: chain.gas_price,
+            headroom: chain.gas_price_headroom,
+            fixed: chain.fee_market == FeeMarket::Fixed,
+            refresh_every: chain.block_time / 2,
+            current: std::sync::Mutex::new((chain.gas_price, None)),
+        }
+    }
+
+    fn reading(&self) -> std::sync::MutexGuard<'_, (Decimal, Option<Instant>)> {
+        self.current.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn price(&self) -> Decimal {
+        self.reading().0
+    }
+
+    fn is_stale(&self) -> bool {
+        !self.fixed
+            && self
+                .reading()
+                .1
+                .is_none_or(|at| at.elapsed() >= self.refresh_every)
+    }
+
+    /// Reads the market's base price when the last reading is stale. A failed read keeps the
+    /// last price: the next tx reads again, and CheckTx refuses a fee that is too low.
+    async fn refresh<C: ChainClient>(&self, client: &C, wallet: &str) {
+        if !self.is_stale() {
+            return;
+        }
+        match client.base_gas_price().await {
+            Ok(base) => {
+                let price = price_with_headroom(base, self.headroom, self.floor);
+                *self.reading() = (price, Some(Instant::now()));
+            }
+            Err(error) => {
+                tracing::debug!(%wallet, %error, "cannot read the fee market's gas price; signing at the last one read");
+            }
+        }
+    }
 }
 
 impl<C> std::fmt::Debug for TxSender<C> {
@@ -397,6 +458,7 @@ impl<C: ChainClient> TxSender<C> {
             turn: Mutex::new(()),
             ledger: SharedLedger::default(),
             settled: Arc::new(Notify::new()),
+            gas_price: GasPriceCache::new(chain),
         })
     }
 
@@ -451,8 +513,10 @@ impl<C: ChainClient> TxSender<C> {
         Ok(self.simulate_tx(messages).await?.gas_used)
     }
 
-    /// [`TxSender::simulate`], with the events the messages would emit.
+    /// [`TxSender::simulate`], with the events the messages would emit. On a chain with a fee
+    /// market the gas price is read too (at most every half block), for the fee that follows.
     pub async fn simulate_tx(&self, messages: &[Any]) -> Result<Simulation, SendError> {
+        self.gas_price.refresh(&self.client, &self.address).await;
         let mut resynced = false;
         loop {
             let sequence = self.sequence.peek();
@@ -535,14 +599,16 @@ impl<C: ChainClient> TxSender<C> {
             None => self.simulate(&messages).await?,
         };
         let gas_limit = self.builder.gas_limit_for(gas_used);
+        // Read again if the simulation was long enough ago: the price may have moved since.
+        self.gas_price.refresh(&self.client, &self.address).await;
+        let builder = self.builder.with_gas_price(self.gas_price.price());
         if !self.options.dry_run {
             self.wait_for_in_flight_below(self.max_in_flight).await?;
         }
         let mut resynced = false;
         loop {
             let sequence = self.sequence.peek();
-            let signed = self
-                .builder
+            let signed = builder
                 .sign(
                     &self.wallet,
                     self.sequence.account_number(),
@@ -831,9 +897,16 @@ impl<C: ChainClient> TxSender<C> {
         Ok(None)
     }
 
-    /// The fee a tx that simulated at `gas_used` will pay.
+    /// The fee a tx that simulated at `gas_used` will pay, at the gas price last read.
     pub fn fee_for_gas(&self, gas_used: u64) -> Coin {
-        self.builder.fee_for(self.builder.gas_limit_for(gas_used))
+        self.builder
+            .with_gas_price(self.gas_price.price())
+            .fee_for(self.builder.gas_limit_for(gas_used))
+    }
+
+    /// The gas price txs are signed with now (the fee market's, with headroom, as last read).
+    pub fn gas_price(&self) -> Decimal {
+        self.gas_price.price()
     }
 }
 

@@ -146,3 +146,119 @@ async fn an_unconfirmed_tx_is_never_sent_twice() {
         moved
     );
 }
+
+/// On Neutron's fee market the base gas price moves every block with the block's gas (here
+/// Neutron's learning rate, 0.08, around a 1,000-gas target, so that a block with any tx in it
+/// raises the price by 8 %). While another wallet keeps the blocks full, a sender that simulated
+/// at one price and broadcasts after the price doubled reads it again and signs with headroom
+/// over it: the tx lands once, and the wallet pays exactly its fee. Signed at the manifest's
+/// fixed price instead, the same tx is refused at CheckTx for its fee.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tx_lands_after_the_fee_market_price_rose_between_simulate_and_broadcast() {
+    use std::sync::Arc;
+
+    use cosmwasm_std::{Decimal, Uint128};
+    use mars::manifest::FeeMarket;
+    use redline_devnet::chain::FeeMarketParams;
+    use redline_devnet::flavor::Flavor;
+    use testkit::devnet::Devnet;
+
+    let market = FeeMarketParams {
+        learning_rate: Decimal::percent(8),
+        target_block_gas: 1_000,
+    };
+    let devnet = Devnet::scenario(10, 23)
+        .liquidator_wallets(4)
+        .flavor(Flavor::Neutron)
+        .fee_market(market);
+    let h = Harness::start_on(devnet).await.unwrap();
+    assert_eq!(h.manifest.fee.market, FeeMarket::Feemarket);
+    let fee_denom = h.manifest.fee.denom.clone();
+    let base_price = || async { h.client.base_gas_price().await.unwrap().unwrap() };
+    let a = h.sender(1, SendOptions::default()).await.unwrap();
+    let wallet = a.address().to_string();
+    let to = h.wallet(2).address().to_string();
+    let message = send_uatom(&a, &to, 5);
+    let gas_used = a.simulate(std::slice::from_ref(&message)).await.unwrap();
+    let read_at_simulation = a.gas_price();
+
+    // Another wallet puts a tx in every block (four a block, none awaited).
+    let filler = Arc::new(h.sender(3, SendOptions::default()).await.unwrap());
+    let fill = send_uatom(&filler, &to, 1);
+    let fill_gas = filler.simulate(std::slice::from_ref(&fill)).await.unwrap();
+    let busy = tokio::spawn({
+        let filler = filler.clone();
+        async move {
+            loop {
+                if let Ok(broadcast) = filler
+                    .broadcast_simulated(vec![fill.clone()], "filler", fill_gas)
+                    .await
+                {
+                    let filler = filler.clone();
+                    tokio::spawn(async move { filler.confirm(broadcast).await });
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    });
+    let doubled = read_at_simulation * Decimal::percent(200);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while base_price().await <= doubled {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the base price never doubled"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let risen = base_price().await;
+
+    // Signed at the manifest's price, as without a fee market: refused for its fee.
+    let account = h.client.account(&wallet).await.unwrap();
+    let gas_limit = a.builder().gas_limit_for(gas_used);
+    let stale = a
+        .builder()
+        .sign(
+            a.wallet(),
+            account.account_number,
+            account.sequence,
+            vec![message.clone()],
+            gas_limit,
+            "",
+        )
+        .unwrap();
+    let refused = h.client.broadcast_sync(stale.bytes).await.unwrap_err();
+    assert_eq!(
+        refused.rejection().map(|r| r.kind),
+        Some(TxErrorCode::InsufficientFee),
+        "{refused}"
+    );
+
+    let before = h.balances(&wallet).await;
+    let sent = a
+        .send_simulated(vec![message], "after the rise", gas_used)
+        .await;
+    busy.abort();
+    let Sent::Included(tx) = sent.unwrap() else {
+        panic!("not a dry run")
+    };
+    assert!(tx.outcome.is_success(), "{:?}", tx.outcome);
+    assert_eq!(tx.sequence, account.sequence);
+    let paid_price = Decimal::from_ratio(
+        Uint128::try_from(tx.fee.amount).unwrap(),
+        Uint128::from(tx.gas_limit),
+    );
+    assert!(
+        paid_price >= risen,
+        "signed at {paid_price}, the base price had risen to {risen} (read {read_at_simulation} at the simulation)"
+    );
+    let after = h.balances(&wallet).await;
+    assert_eq!(
+        before[&fee_denom] - after[&fee_denom],
+        tx.fee.amount,
+        "the wallet paid the fee once"
+    );
+    assert_eq!(
+        h.client.account(&wallet).await.unwrap().sequence,
+        account.sequence + 1
+    );
+}

@@ -84,6 +84,13 @@ impl DevnetBuilder {
         self
     }
 
+    /// The fee market's rule (after [`DevnetBuilder::flavor`], which sets the flavor's own):
+    /// tests give it a small target so that a few txs move the base gas price.
+    pub fn fee_market(mut self, market: redline_devnet::chain::FeeMarketParams) -> Self {
+        self.chain.fee_market = Some(market);
+        self
+    }
+
     pub fn block_time(mut self, block_time: Duration) -> Self {
         self.chain.block_time = block_time;
         self

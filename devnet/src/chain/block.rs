@@ -28,6 +28,14 @@ impl BlockRecord {
         self.block.header.height
     }
 
+    /// Gas the block's txs used, failed ones included.
+    pub fn gas_used(&self) -> u64 {
+        self.tx_results
+            .iter()
+            .map(|r| u64::try_from(r.gas_used).unwrap_or(0))
+            .sum()
+    }
+
     pub fn time(&self) -> Time {
         self.block.header.time
     }

@@ -10,6 +10,7 @@
 
 pub mod accounts;
 pub mod block;
+pub mod fee_market;
 pub mod gas;
 pub mod query;
 pub mod state;
@@ -31,6 +32,7 @@ use tendermint::Time;
 use tokio::sync::{broadcast, oneshot};
 
 pub use block::{BlockRecord, BlockStore};
+pub use fee_market::FeeMarketParams;
 pub use state::{ChainConfig, ChainState, CheckOutcome, PriceMove, PriceSetter, PriceTrigger};
 pub use storage::ChainStorage;
 pub use tx::TxError;

@@ -20,6 +20,7 @@ use cosmwasm_std::{
 };
 use prost::Message;
 
+use super::fee_market::legacy_dec_text;
 use super::state::ChainState;
 use super::tx::TxError;
 
@@ -31,6 +32,40 @@ pub const ACCOUNT: &str = "/cosmos.auth.v1beta1.Query/Account";
 pub const ALL_BALANCES: &str = "/cosmos.bank.v1beta1.Query/AllBalances";
 pub const BALANCE: &str = "/cosmos.bank.v1beta1.Query/Balance";
 pub const SIMULATE: &str = "/cosmos.tx.v1beta1.Service/Simulate";
+/// Neutron's fee market: the base gas price in a denom.
+pub const FEEMARKET_GAS_PRICE: &str = "/feemarket.feemarket.v1.Query/GasPrice";
+/// Osmosis's EIP-1559 base fee (in its fee denom).
+pub const OSMOSIS_EIP_BASE_FEE: &str = "/osmosis.txfees.v1beta1.Query/GetEipBaseFee";
+
+/// `feemarket.feemarket.v1.GasPriceRequest`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct GasPriceRequest {
+    #[prost(string, tag = "1")]
+    pub denom: String,
+}
+
+/// `cosmos.base.v1beta1.DecCoin`: `amount` is a `LegacyDec` (its value × 10¹⁸, an integer).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct DecCoin {
+    #[prost(string, tag = "1")]
+    pub denom: String,
+    #[prost(string, tag = "2")]
+    pub amount: String,
+}
+
+/// `feemarket.feemarket.v1.GasPriceResponse`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct GasPriceResponse {
+    #[prost(message, optional, tag = "1")]
+    pub price: Option<DecCoin>,
+}
+
+/// `osmosis.txfees.v1beta1.QueryEipBaseFeeResponse`: `base_fee` is a `LegacyDec`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct QueryEipBaseFeeResponse {
+    #[prost(string, tag = "1")]
+    pub base_fee: String,
+}
 
 /// Page size when the request names none, as the SDK's default.
 pub const DEFAULT_PAGE_LIMIT: u64 = 100;
@@ -58,6 +93,15 @@ pub fn handle(state: &mut ChainState, path: &str, data: &[u8]) -> Result<Vec<u8>
         ALL_BALANCES => all_balances(state, decode(data, "QueryAllBalancesRequest")?),
         BALANCE => balance(state, decode(data, "QueryBalanceRequest")?),
         SIMULATE => simulate(state, decode(data, "SimulateRequest")?),
+        FEEMARKET_GAS_PRICE if state.config().fee_market.is_some() => {
+            gas_price(state, decode(data, "GasPriceRequest")?)
+        }
+        OSMOSIS_EIP_BASE_FEE if state.config().fee_market.is_none() => {
+            Ok(QueryEipBaseFeeResponse {
+                base_fee: legacy_dec_text(state.gas_price()),
+            }
+            .encode_to_vec())
+        }
         other => Err(TxError::unknown_request(format!(
             "unknown query path {other}"
         ))),
@@ -280,6 +324,24 @@ fn balance(state: &ChainState, req: QueryBalanceRequest) -> Result<Vec<u8>, TxEr
         balance: Some(ProtoCoin {
             denom: req.denom,
             amount: amount.to_string(),
+        }),
+    }
+    .encode_to_vec())
+}
+
+/// The fee market's base gas price, in the fee denom only (the devnet converts no other).
+fn gas_price(state: &ChainState, req: GasPriceRequest) -> Result<Vec<u8>, TxError> {
+    let fee_denom = &state.config().fee_denom;
+    if &req.denom != fee_denom {
+        return Err(TxError::invalid_request(format!(
+            "unable to get gas price for denom `{}`: the fee market prices `{fee_denom}` only",
+            req.denom
+        )));
+    }
+    Ok(GasPriceResponse {
+        price: Some(DecCoin {
+            denom: req.denom,
+            amount: legacy_dec_text(state.gas_price()),
         }),
     }
     .encode_to_vec())

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use cosmrs::proto::cosmos::base::abci::v1beta1::TxMsgData;
 use cosmwasm_std::{
-    Addr, BankMsg, Binary, BlockInfo, CanonicalAddr, Coin, CosmosMsg, Decimal, Timestamp, Uint128,
-    Uint256, WasmMsg,
+    Addr, BankMsg, Binary, BlockInfo, CanonicalAddr, Coin, CosmosMsg, Decimal, Timestamp, Uint256,
+    WasmMsg,
 };
 use cw_multi_test::{AppResponse, Executor};
 use prost::Message;
@@ -19,6 +19,7 @@ use tendermint::{AppHash, Time};
 
 use super::accounts::Accounts;
 use super::block::{self, BlockInput, BlockRecord, Validator};
+use super::fee_market::{required_fee, FeeMarketParams};
 use super::gas;
 use super::tx::{self, DecodedTx, SignerData, TxError, TxMsg};
 use super::DevApp;
@@ -35,8 +36,11 @@ pub struct ChainConfig {
     pub bech32_prefix: String,
     /// The denom fees are paid in.
     pub fee_denom: String,
-    /// Minimum gas price in `fee_denom` that CheckTx demands.
+    /// Minimum gas price in `fee_denom` that CheckTx demands (with a fee market, the least its
+    /// base gas price falls to).
     pub min_gas_price: Decimal,
+    /// Neutron's fee market: a base gas price moving with block gas, checked at delivery too.
+    pub fee_market: Option<FeeMarketParams>,
     pub block_time: Duration,
     /// How many recent blocks `block`, `block_results` and `tx` can answer for.
     pub history_blocks: usize,
@@ -51,6 +55,7 @@ impl Default for ChainConfig {
             bech32_prefix: "osmo".into(),
             fee_denom: "uosmo".into(),
             min_gas_price: Decimal::permille(25),
+            fee_market: None,
             block_time: Duration::from_secs(1),
             history_blocks: 10_000,
             max_block_txs: 5_000,
@@ -148,6 +153,8 @@ pub struct ChainState {
     /// When block production started (after genesis); `AfterSeconds` price moves count from it.
     started_at: Time,
     genesis_app_hash: AppHash,
+    /// The gas price a tx must pay now: the minimum, or the fee market's base gas price.
+    gas_price: Decimal,
     /// Borrowers the scenario seeded, for `/admin/info`.
     pub seeded_accounts: u64,
 }
@@ -231,6 +238,7 @@ impl ChainState {
         let genesis_app_hash =
             AppHash::try_from(Sha256::digest(format!("genesis {}", config.chain_id)).to_vec())
                 .expect("32 bytes make an app hash");
+        let gas_price = config.min_gas_price;
         let mut state = Self {
             app,
             accounts: Accounts::default(),
@@ -247,6 +255,7 @@ impl ChainState {
             genesis_time,
             started_at: genesis_time,
             genesis_app_hash,
+            gas_price,
             seeded_accounts: 0,
         };
         let chain_id = state.config.chain_id.clone();
@@ -260,6 +269,11 @@ impl ChainState {
 
     pub fn config(&self) -> &ChainConfig {
         &self.config
+    }
+
+    /// The least gas price a tx pays now: the fee market's base gas price, or the minimum.
+    pub fn gas_price(&self) -> Decimal {
+        self.gas_price
     }
 
     pub fn fee_collector(&self) -> &Addr {
@@ -441,10 +455,15 @@ impl ChainState {
     }
 
     /// The fee: the minimum gas price is a mempool rule (CheckTx only), the balance a state rule.
+    /// A fee market's base gas price is checked at delivery too, at the block's price.
     fn check_fee(&mut self, tx: &DecodedTx, mode: Mode) -> Result<(), TxError> {
-        if mode == Mode::Check && !self.config.min_gas_price.is_zero() {
-            let required =
-                Uint256::from(Uint128::from(tx.gas_limit).mul_ceil(self.config.min_gas_price));
+        let priced = match mode {
+            Mode::Check => true,
+            Mode::Deliver => self.config.fee_market.is_some(),
+            Mode::Simulate => false,
+        };
+        if priced && !self.gas_price.is_zero() {
+            let required = Uint256::from(required_fee(tx.gas_limit, self.gas_price));
             let offered = amount_of(&tx.fee, &self.config.fee_denom);
             if offered < required {
                 return Err(TxError::insufficient_fee(format!(
@@ -1044,8 +1063,22 @@ impl ChainState {
             validator: &self.validator,
         }));
         self.last_block = Some(record.clone());
+        self.move_gas_price(&record);
         self.recheck_mempool();
         record
+    }
+
+    /// The fee market's end of block: the next block's base gas price from this one's gas.
+    fn move_gas_price(&mut self, block: &BlockRecord) {
+        let Some(market) = &self.config.fee_market else {
+            return;
+        };
+        let gas = block.gas_used();
+        let next = market.next_price(self.gas_price, gas, self.config.min_gas_price);
+        if next != self.gas_price {
+            tracing::debug!(height = block.height().value(), gas, price = %next, "base gas price moved");
+        }
+        self.gas_price = next;
     }
 
     /// After a commit the CheckTx state restarts from the committed state, and every tx still

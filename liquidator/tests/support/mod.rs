@@ -109,6 +109,11 @@ impl Harness {
         Self::start_devnet(devnet, RedisSetup::Server(RedisOptions::default())).await
     }
 
+    /// A harness on a devnet built by the test (a flavor, a fee market) with a Redis server.
+    pub async fn start_on(devnet: testkit::devnet::DevnetBuilder) -> anyhow::Result<Self> {
+        Self::start_devnet(devnet, RedisSetup::Server(RedisOptions::default())).await
+    }
+
     async fn start_devnet(
         devnet: testkit::devnet::DevnetBuilder,
         redis: RedisSetup,

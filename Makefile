@@ -3,6 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := build
 
 CARGO ?= cargo
+CHAINS ?= osmosis
 ACCOUNTS ?= 10000
 CREDIT_ACCOUNTS ?= 1000
 SEED ?= 1
@@ -41,8 +42,8 @@ DASHBOARD_ADDR ?= 127.0.0.1:9300
 # `exec`: the script replaces the recipe's shell, so the signals make passes on to its child
 # (SIGTERM; SIGINT/SIGHUP reach the whole process group) land in the script's trap, which stops
 # everything it started.
-run: deps build $(if $(filter docker,$(BACKEND)),docker_build) ## The whole pipeline: devnet (ACCOUNTS=10000 Red Bank borrowers, CREDIT_ACCOUNTS=1000 credit accounts), manager + workers (BACKEND=process|docker), a price drop after PRICE_DROP_AFTER=30 s; Ctrl-C or SIGTERM stops it
-	exec env ACCOUNTS=$(ACCOUNTS) CREDIT_ACCOUNTS=$(CREDIT_ACCOUNTS) SEED=$(SEED) RPC_PORT=$(RPC_PORT) REDIS_PORT=$(REDIS_PORT) RUN_DIR=$(RUN_DIR) \
+run: deps build $(if $(filter docker,$(BACKEND)),docker_build) ## The whole pipeline: devnet (CHAINS=osmosis, or osmosis,neutron for one devnet and one deployment each; ACCOUNTS=10000 Red Bank borrowers, CREDIT_ACCOUNTS=1000 credit accounts), manager + workers (BACKEND=process|docker), a price drop after PRICE_DROP_AFTER=30 s; Ctrl-C or SIGTERM stops it
+	exec env CHAINS=$(CHAINS) ACCOUNTS=$(ACCOUNTS) CREDIT_ACCOUNTS=$(CREDIT_ACCOUNTS) SEED=$(SEED) RPC_PORT=$(RPC_PORT) REDIS_PORT=$(REDIS_PORT) RUN_DIR=$(RUN_DIR) \
 		BACKEND=$(BACKEND) PRICE_DROP_AFTER=$(PRICE_DROP_AFTER) PRICE_DROP="$(PRICE_DROP)" \
 		DASHBOARD_ADDR=$(DASHBOARD_ADDR) bash scripts/run.sh
 

@@ -7,6 +7,12 @@
 #   a 30 % ATOM drop by default) and the manager prints each liquidation as it lands, with its
 #   profit.
 #
+#   CHAINS=osmosis,neutron runs one devnet per chain (its --flavor; RPC on $RPC_PORT, then
+#   +10 per chain) and one redline deployment per chain (a manager and its workers), sharing the
+#   one Redis (their keys carry the chain id). Each manager's lines are shown prefixed with its
+#   chain, and each chain's logs, manifest and CSV go to $RUN_DIR/<chain>. Neutron's Mars seeds
+#   no credit accounts (the devnet runs Rover on Osmosis's line only).
+#
 # Stopping: Ctrl-C (SIGINT to the foreground process group), SIGTERM or SIGHUP to this script
 # (`make run` execs it, so `kill <make's child>` or `timeout make run` work too) stops
 # everything it started, in order: the manager first (SIGTERM; it stops its own workers, then
@@ -15,7 +21,7 @@
 # (redline.deployment=run-$RPC_PORT), then the devnet, Redis and the helpers. A second signal
 # cuts the graces short.
 #
-# Environment (the Makefile passes these through): ACCOUNTS CREDIT_ACCOUNTS SEED RPC_PORT REDIS_PORT RUN_DIR
+# Environment (the Makefile passes these through): CHAINS ACCOUNTS CREDIT_ACCOUNTS SEED RPC_PORT REDIS_PORT RUN_DIR
 # BIN BACKEND (process|docker) PRICE_DROP_AFTER (seconds; 0 = never) PRICE_DROP ("denom=price …")
 # MAX_HEALTH_CHECKERS MAX_LIQUIDATORS WORKER_LOG_LEVEL MANAGER_STOP_GRACE (seconds, 30);
 # DASHBOARD_ADDR and the manager's other flags' environment twins reach the manager as they
@@ -23,6 +29,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+CHAINS=${CHAINS:-osmosis}
 ACCOUNTS=${ACCOUNTS:-10000}
 CREDIT_ACCOUNTS=${CREDIT_ACCOUNTS:-1000}
 SEED=${SEED:-1}
@@ -42,6 +49,18 @@ case "$BACKEND" in
   process | docker) ;;
   *) echo "run: BACKEND=$BACKEND: use process or docker" >&2; exit 2 ;;
 esac
+IFS=',' read -r -a chains <<<"$CHAINS"
+[ "${#chains[@]}" -gt 0 ] || { echo "run: CHAINS is empty: name osmosis, neutron or both" >&2; exit 2; }
+for chain in "${chains[@]}"; do
+  case "$chain" in
+    osmosis | neutron) ;;
+    *) echo "run: CHAINS=$CHAINS: \`$chain\` is not a devnet flavor (osmosis, neutron)" >&2; exit 2 ;;
+  esac
+  [ "$(printf '%s\n' "${chains[@]}" | grep -cx "$chain")" = 1 ] ||
+    { echo "run: CHAINS=$CHAINS names $chain twice" >&2; exit 2; }
+done
+multi=0
+[ "${#chains[@]}" -gt 1 ] && multi=1
 for binary in devnet manager collector health-checker liquidator; do
   [ -x "$BIN/$binary" ] || { echo "run: $BIN/$binary is missing: run make build" >&2; exit 1; }
 done
@@ -56,17 +75,20 @@ fi
 
 mkdir -p "$RUN_DIR"
 RUN_DIR=$(cd "$RUN_DIR" && pwd)
-MANIFEST="$RUN_DIR/manifest.json"
-rm -f "$MANIFEST"
-# Every container of this run carries this label (the manager's docker backend puts
-# redline.deployment=<--docker-deployment> on its workers; the collector container gets it too).
-DEPLOYMENT="run-$RPC_PORT"
-DEPLOYMENT_LABEL="redline.deployment=$DEPLOYMENT"
-COLLECTOR_CONTAINER="redline-run-collector-$RPC_PORT"
 
-pids=()        # Redis, the devnet and the helpers, stopped last
-manager_pid=""
-log_tail_pid=""
+# Chain number $1: its RPC port, directory, and the names its containers carry. Every container
+# of a chain carries its deployment label (the manager's docker backend puts
+# redline.deployment=<--docker-deployment> on its workers; the collector container gets it too).
+chain_port() { echo $((RPC_PORT + 10 * $1)); }
+chain_dir() {
+  if [ "$multi" = 1 ]; then echo "$RUN_DIR/${chains[$1]}"; else echo "$RUN_DIR"; fi
+}
+chain_deployment() { echo "run-$(chain_port "$1")"; }
+chain_collector() { echo "redline-run-collector-$(chain_port "$1")"; }
+
+pids=()         # Redis, the devnets and the helpers, stopped last
+manager_pids=() # one per chain
+log_tail_pids=()
 stopping=0
 hurry=0
 
@@ -105,11 +127,11 @@ stop() {
   trap '[ $((SECONDS - stop_started)) -ge 2 ] && hurry=1' INT TERM HUP
   echo
   echo "run: stopping"
-  # 1. The manager: SIGTERM, and it stops the workers it started (SIGTERM, SIGKILL after their
-  #    grace; containers are stopped and removed). It runs in a session of its own, so a Ctrl-C
-  #    in the terminal does not reach it half-way: this is its one, orderly stop.
-  if [ -n "$manager_pid" ]; then
-    kill -TERM "$manager_pid" 2>/dev/null
+  # 1. The managers: SIGTERM, and each stops the workers it started (SIGTERM, SIGKILL after
+  #    their grace; containers are stopped and removed). Each runs in a session of its own, so a
+  #    Ctrl-C in the terminal does not reach it half-way: this is its one, orderly stop.
+  for manager_pid in "${manager_pids[@]}"; do kill -TERM "$manager_pid" 2>/dev/null; done
+  for manager_pid in "${manager_pids[@]}"; do
     if ! wait_gone "$manager_pid" "$MANAGER_STOP_GRACE"; then
       echo "run: the manager has not stopped; killing it and its workers" >&2
       kill -KILL "$manager_pid" 2>/dev/null
@@ -124,23 +146,26 @@ stop() {
       kill -TERM $left 2>/dev/null
       for pid in $left; do wait_gone "$pid" 10 || kill -KILL "$pid" 2>/dev/null; done
     fi
-  fi
-  # 2. Containers: the collector, then anything left with this run's label.
+  done
+  # 2. Containers: each chain's collector, then anything left with its deployment's label.
   if [ "$BACKEND" = docker ]; then
-    docker stop --time "$([ "$hurry" = 1 ] && echo 1 || echo 10)" "$COLLECTOR_CONTAINER" \
-      >/dev/null 2>&1
-    # It was started with --rm: the engine removes it; make sure it is gone before looking.
-    docker rm -f "$COLLECTOR_CONTAINER" >/dev/null 2>&1
-    for _ in $(seq 1 50); do
-      docker container inspect "$COLLECTOR_CONTAINER" >/dev/null 2>&1 || break
-      sleep 0.2
+    for index in "${!chains[@]}"; do
+      collector=$(chain_collector "$index")
+      deployment=$(chain_deployment "$index")
+      docker stop --time "$([ "$hurry" = 1 ] && echo 1 || echo 10)" "$collector" >/dev/null 2>&1
+      # It was started with --rm: the engine removes it; make sure it is gone before looking.
+      docker rm -f "$collector" >/dev/null 2>&1
+      for _ in $(seq 1 50); do
+        docker container inspect "$collector" >/dev/null 2>&1 || break
+        sleep 0.2
+      done
+      left=$(docker ps -aq --filter "label=redline.deployment=$deployment" 2>/dev/null)
+      if [ -n "$left" ]; then
+        echo "run: removing $(echo "$left" | wc -w) container(s) of $deployment the manager left" >&2
+        # shellcheck disable=SC2086 # one id per word
+        docker rm -f $left >/dev/null 2>&1
+      fi
     done
-    left=$(docker ps -aq --filter "label=$DEPLOYMENT_LABEL" 2>/dev/null)
-    if [ -n "$left" ]; then
-      echo "run: removing $(echo "$left" | wc -w) container(s) of $DEPLOYMENT the manager left" >&2
-      # shellcheck disable=SC2086 # one id per word
-      docker rm -f $left >/dev/null 2>&1
-    fi
   fi
   # 3. The devnet, Redis and the helpers.
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null; done
@@ -148,11 +173,11 @@ stop() {
     wait_gone "$pid" 10 || kill -KILL "$pid" 2>/dev/null
     wait "$pid" 2>/dev/null
   done
-  # 4. The manager's log on the terminal, once its last lines are out.
-  if [ -n "$log_tail_pid" ]; then
+  # 4. The managers' logs on the terminal, once their last lines are out.
+  if [ "${#log_tail_pids[@]}" -gt 0 ]; then
     sleep 0.3
-    kill -TERM "$log_tail_pid" 2>/dev/null
-    wait "$log_tail_pid" 2>/dev/null
+    for pid in "${log_tail_pids[@]}"; do kill -TERM "$pid" 2>/dev/null; done
+    for pid in "${log_tail_pids[@]}"; do wait "$pid" 2>/dev/null; done
   fi
   echo "run: stopped; logs in $RUN_DIR"
 }
@@ -181,24 +206,102 @@ for _ in $(seq 1 50); do
   sleep 0.1
 done
 
-echo "run: devnet seeding $ACCOUNTS Red Bank borrowers and $CREDIT_ACCOUNTS credit accounts (seed $SEED), RPC on 127.0.0.1:$RPC_PORT"
-setsid "$BIN/devnet" --accounts "$ACCOUNTS" --credit-accounts "$CREDIT_ACCOUNTS" --seed "$SEED" --port "$RPC_PORT" \
-  --manifest "$MANIFEST" --log-format json >"$RUN_DIR/devnet.log" 2>&1 &
-devnet_pid=$!
-pids+=("$devnet_pid")
-for _ in $(seq 1 1200); do
-  [ -f "$MANIFEST" ] && break
-  alive "$devnet_pid" || { echo "run: the devnet exited; see $RUN_DIR/devnet.log" >&2; tail -20 "$RUN_DIR/devnet.log" >&2; exit 1; }
-  sleep 0.2
-done
-[ -f "$MANIFEST" ] || { echo "run: the devnet wrote no manifest in 4 minutes; see $RUN_DIR/devnet.log" >&2; exit 1; }
-echo "run: devnet ready ($MANIFEST)"
+# Starts chain number $1: its devnet (waiting for its manifest), its manager and, after
+# $PRICE_DROP_AFTER seconds, its price drop.
+start_chain() {
+  local index=$1
+  local chain=${chains[$index]}
+  local port dir manifest credit_accounts devnet_pid manager_pid label
+  port=$(chain_port "$index")
+  dir=$(chain_dir "$index")
+  mkdir -p "$dir"
+  manifest="$dir/manifest.json"
+  rm -f "$manifest"
+  label=""
+  [ "$multi" = 1 ] && label="$chain "
+  # Each chain's keys under a prefix of its own when there are several: a prefix belongs to
+  # one chain (the services refuse one another chain holds).
+  local prefix=${QUEUE_PREFIX:-redline}
+  [ "$multi" = 1 ] && prefix="$prefix-$chain"
+  credit_accounts=$CREDIT_ACCOUNTS
+  if [ "$chain" = neutron ] && [ "$credit_accounts" != 0 ]; then
+    echo "run: ${label}devnet: no credit accounts on Neutron's Mars line (the devnet runs Rover on Osmosis's only)"
+    credit_accounts=0
+  fi
+  echo "run: ${label}devnet (--flavor $chain) seeding $ACCOUNTS Red Bank borrowers and $credit_accounts credit accounts (seed $SEED), RPC on 127.0.0.1:$port"
+  setsid "$BIN/devnet" --flavor "$chain" --accounts "$ACCOUNTS" --credit-accounts "$credit_accounts" \
+    --seed "$SEED" --port "$port" --manifest "$manifest" --log-format json >"$dir/devnet.log" 2>&1 &
+  devnet_pid=$!
+  pids+=("$devnet_pid")
+  for _ in $(seq 1 1200); do
+    [ -f "$manifest" ] && break
+    alive "$devnet_pid" || { echo "run: the $chain devnet exited; see $dir/devnet.log" >&2; tail -20 "$dir/devnet.log" >&2; exit 1; }
+    sleep 0.2
+  done
+  [ -f "$manifest" ] || { echo "run: the $chain devnet wrote no manifest in 4 minutes; see $dir/devnet.log" >&2; exit 1; }
+  echo "run: ${label}devnet ready ($manifest)"
 
-export REDLINE_MANIFEST="$MANIFEST"
+  local args=("${manager_args[@]}")
+  if [ "$BACKEND" = docker ]; then
+    local collector deployment
+    collector=$(chain_collector "$index")
+    deployment=$(chain_deployment "$index")
+    args+=(--docker-manifest "$manifest" --docker-deployment "$deployment")
+    # No process supervisor under Docker: the collector is a container of its own.
+    docker rm -f "$collector" >/dev/null 2>&1 || true
+    docker run -d --rm --name "$collector" --label "redline.deployment=$deployment" \
+      --network host --init \
+      -v "$manifest:/etc/redline/manifest.json:ro" \
+      -e REDLINE_MANIFEST=/etc/redline/manifest.json -e REDIS_URL -e QUEUE_PREFIX="$prefix" \
+      -e LOG_FORMAT=json \
+      -e RUST_LOG="$WORKER_LOG_LEVEL" -e METRICS_ADDR=off \
+      redline/collector:latest >/dev/null
+    docker logs -f "$collector" >"$dir/collector.log" 2>&1 &
+    pids+=($!)
+  fi
+  # The first chain's manager serves the dashboard at $DASHBOARD_ADDR; the others at the ports
+  # after it.
+  local dashboard=${DASHBOARD_ADDR:-127.0.0.1:0}
+  if [ "$dashboard" != off ] && [ "${dashboard##*:}" != 0 ] && [ "$index" -gt 0 ]; then
+    dashboard="${dashboard%:*}:$((${dashboard##*:} + index))"
+  fi
+
+  echo "run: ${label}manager starting (backend $BACKEND); its log is also in $dir/manager.log"
+  # The manager writes its log file itself (no pipe a Ctrl-C could break under it) and runs in
+  # a session of its own, with the worker processes it starts: only the trap stops it. The
+  # terminal shows the log through `tail` (prefixed with the chain when there are several),
+  # also in a session of its own so that it still shows the manager's shutdown after a Ctrl-C;
+  # it ends with this script at the latest (--pid).
+  : >"$dir/manager.log"
+  REDLINE_MANIFEST="$manifest" LIQUIDATIONS_CSV="$dir/liquidations.csv" DASHBOARD_ADDR="$dashboard" \
+    QUEUE_PREFIX="$prefix" setsid "$BIN/manager" "${args[@]}" >>"$dir/manager.log" 2>&1 </dev/null &
+  manager_pid=$!
+  manager_pids+=("$manager_pid")
+  if [ "$multi" = 1 ]; then
+    setsid bash -c 'tail -n +1 -s 0.2 --pid="$1" -F "$2" 2>/dev/null | sed -u "s/^/[$3] /"' \
+      tail "$$" "$dir/manager.log" "$chain" &
+  else
+    setsid tail -n +1 -s 0.2 --pid=$$ -F "$dir/manager.log" 2>/dev/null &
+  fi
+  log_tail_pids+=($!)
+
+  if [ "$PRICE_DROP_AFTER" -gt 0 ]; then
+    (
+      # The sleep is a child of its own: a SIGTERM from the trap ends it too.
+      trap 'kill "$sleeper" 2>/dev/null; exit 0' TERM
+      sleep "$PRICE_DROP_AFTER" &
+      sleeper=$!
+      wait "$sleeper"
+      alive "$manager_pid" || exit 0
+      echo "run: ${label}price drop now: $PRICE_DROP"
+      # shellcheck disable=SC2086 # one argument per DENOM=PRICE
+      "$BIN/devnet" prices $PRICE_DROP --manifest "$manifest" 2>&1 | sed "s/^/run: ${label}/"
+    ) &
+    pids+=($!)
+  fi
+}
+
 export LOG_FORMAT=pretty
-# Every liquidator appends its attempts here (one line per attempt).
-export LIQUIDATIONS_CSV="$RUN_DIR/liquidations.csv"
-
 manager_args=(
   --backend "$BACKEND"
   --max-health-checkers "$MAX_HEALTH_CHECKERS"
@@ -206,48 +309,17 @@ manager_args=(
   --worker-log-level "$WORKER_LOG_LEVEL"
   --metrics-addr 127.0.0.1:0
 )
-if [ "$BACKEND" = process ]; then
-  manager_args+=(--bin-dir "$BIN")
-else
-  manager_args+=(--docker-manifest "$MANIFEST" --docker-deployment "$DEPLOYMENT")
-  # No process supervisor under Docker: the collector is a container of its own.
-  docker rm -f "$COLLECTOR_CONTAINER" >/dev/null 2>&1 || true
-  docker run -d --rm --name "$COLLECTOR_CONTAINER" --label "$DEPLOYMENT_LABEL" \
-    --network host --init \
-    -v "$MANIFEST:/etc/redline/manifest.json:ro" \
-    -e REDLINE_MANIFEST=/etc/redline/manifest.json -e REDIS_URL -e LOG_FORMAT=json \
-    -e RUST_LOG="$WORKER_LOG_LEVEL" -e METRICS_ADDR=off \
-    redline/collector:latest >/dev/null
-  docker logs -f "$COLLECTOR_CONTAINER" >"$RUN_DIR/collector.log" 2>&1 &
-  pids+=($!)
-fi
-
-echo "run: manager starting (backend $BACKEND); its log is also in $RUN_DIR/manager.log"
-# The manager writes its log file itself (no pipe a Ctrl-C could break under it) and runs in a
-# session of its own, with the worker processes it starts: only the trap stops it. The terminal
-# shows the log through `tail`, also in a session of its own so that it still shows the
-# manager's shutdown after a Ctrl-C; it ends with this script at the latest (--pid).
-: >"$RUN_DIR/manager.log"
-setsid "$BIN/manager" "${manager_args[@]}" >>"$RUN_DIR/manager.log" 2>&1 </dev/null &
-manager_pid=$!
-setsid tail -n +1 -s 0.2 --pid=$$ -F "$RUN_DIR/manager.log" 2>/dev/null &
-log_tail_pid=$!
-
-if [ "$PRICE_DROP_AFTER" -gt 0 ]; then
-  (
-    # The sleep is a child of its own: a SIGTERM from the trap ends it too.
-    trap 'kill "$sleeper" 2>/dev/null; exit 0' TERM
-    sleep "$PRICE_DROP_AFTER" &
-    sleeper=$!
-    wait "$sleeper"
-    alive "$manager_pid" || exit 0
-    echo "run: price drop now: $PRICE_DROP"
-    # shellcheck disable=SC2086 # one argument per DENOM=PRICE
-    "$BIN/devnet" prices $PRICE_DROP --manifest "$MANIFEST" 2>&1 | sed 's/^/run: /'
-  ) &
-  pids+=($!)
-fi
+[ "$BACKEND" = process ] && manager_args+=(--bin-dir "$BIN")
+for index in "${!chains[@]}"; do
+  start_chain "$index"
+done
 
 echo "run: pipeline running; Ctrl-C stops everything"
-wait "$manager_pid" || true
-echo "run: the manager exited; stopping the rest"
+# Until a manager exits (or a signal comes): then everything stops.
+while :; do
+  for manager_pid in "${manager_pids[@]}"; do
+    alive "$manager_pid" || break 2
+  done
+  sleep 0.5
+done
+echo "run: a manager exited; stopping the rest"

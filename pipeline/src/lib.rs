@@ -3,6 +3,7 @@
 //! accounts with debt, the jobs the services hand each other, and the wallets' capital reports.
 
 pub mod capital;
+pub mod deployment;
 pub mod index;
 pub mod jobs;
 pub mod queue;

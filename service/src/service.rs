@@ -54,6 +54,8 @@ pub enum StartError {
         url: String,
         source: redis::RedisError,
     },
+    #[error("{0}")]
+    Prefix(#[from] redline_pipeline::deployment::ClaimError),
 }
 
 /// A started service's connections.
@@ -112,6 +114,14 @@ impl ServiceContext {
             url: error.url,
             source: error.source,
         })?;
+        // One chain per queue prefix: another chain's deployment on the same keys would take
+        // this one's jobs.
+        redline_pipeline::deployment::claim_prefix(
+            &redis,
+            &args.queue.queue_prefix,
+            &manifest.chain_id,
+        )
+        .await?;
         // Every metric carries the chain it is about: one Prometheus (and one dashboard, with
         // its chain selector) serves a deployment per chain.
         let chain_label =

@@ -14,7 +14,8 @@
 //!
 //! Profit = value of the collateral received − value of the debt repaid (the liquidate event's
 //! `debt_amount`) − the fee of that transaction (simulated gas × the chain's gas adjustment ×
-//! gas price), at the oracle contract's default prices. A pair the contract refuses is not a
+//! gas price, the fee market's with the liquidators' headroom where the chain has one), at the
+//! oracle contract's default prices. A pair the contract refuses is not a
 //! liquidation; a transport error is an error of the caller, never a refusal.
 //!
 //! The verdicts split the accounts left with HF < 1 into: no enabled collateral left; every
@@ -230,6 +231,8 @@ impl CaptureOracle {
             outcome.log
         );
         let account = client.account(wallet.address().as_ref()).await?;
+        // Fees at the price a liquidator signs with now (a fee market's, with headroom).
+        let builder = builder.at_market(client.base_gas_price().await?);
         Ok(CaptureOracle {
             client,
             builder,

@@ -13,9 +13,11 @@
 //!
 //! Profit = value of what the credit manager sends the wallet back (the bank's `transfer`
 //! events) − what the wallet sent with the message − the fee of that tx (simulated gas × the
-//! chain's gas adjustment × gas price), at the oracle contract's default prices. The credit manager's refusals that mean "nothing to take"
-//! (not liquidatable, `LiquidationNotProfitable`, dust, the swap below `min_receive`, the own
-//! account unhealthy at the end of the actions) are expected; any other refusal is unexplained.
+//! chain's gas adjustment × gas price, the fee market's with headroom where the chain has one),
+//! at the oracle contract's default prices. The credit manager's refusals that mean "nothing to
+//! take" (not liquidatable, `LiquidationNotProfitable`, dust, the swap below `min_receive`, the
+//! own account unhealthy at the end of the actions) are expected; any other refusal is
+//! unexplained.
 
 use std::collections::BTreeMap;
 
@@ -106,8 +108,10 @@ impl CreditOracle {
             .await
             .context("the credit manager's config")?;
         let prices = oracle_prices(&client, oracle).await?;
+        // Fees at the price a liquidator signs with now (a fee market's, with headroom).
+        let builder = TxBuilder::new(chain).at_market(client.base_gas_price().await?);
         Ok(CreditOracle {
-            builder: TxBuilder::new(chain),
+            builder,
             client,
             wallet,
             own_account,

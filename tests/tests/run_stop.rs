@@ -112,7 +112,8 @@ struct Run {
 }
 
 impl Run {
-    fn start(backend: Backend) -> anyhow::Result<Self> {
+    /// Starts the script on `chains` (its `CHAINS`).
+    fn start(backend: Backend, chains: &str) -> anyhow::Result<Self> {
         let bin = bin_dir(&[
             "devnet",
             "manager",
@@ -138,6 +139,7 @@ impl Run {
                     Backend::Docker => "docker",
                 },
             )
+            .env("CHAINS", chains)
             .env("ACCOUNTS", "200")
             .env("SEED", "3")
             .env("RPC_PORT", rpc_port.to_string())
@@ -326,6 +328,87 @@ impl Drop for Run {
     }
 }
 
+/// `make run CHAINS=osmosis,neutron`: a devnet per flavor and a deployment per chain on the one
+/// Redis. Each chain's manager sees its own liquidations land after the price drop, the
+/// terminal shows them prefixed with their chain, each chain's manifest says its flavor's chain
+/// and rule, and SIGTERM stops everything both started.
+#[test]
+fn two_chains_run_side_by_side_and_stop_together() -> anyhow::Result<()> {
+    let case = "run_stop two chains";
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let mut run = Run::start(Backend::Process, "osmosis,neutron")?;
+    let landed = |run: &Run, chain: &str| {
+        run.read(&format!("{chain}/manager.log"))
+            .contains("liquidation landed")
+    };
+    let mut exited = None;
+    let both = wait_for_blocking(
+        || {
+            exited = run.child.try_wait().ok().flatten();
+            exited.is_some() || (landed(&run, "osmosis") && landed(&run, "neutron"))
+        },
+        WORKERS_UP,
+    )
+    .is_ok();
+    if let Some(status) = exited {
+        bail!(
+            "{case}: scripts/run.sh exited early ({status}):\n{}",
+            run.report()
+        );
+    }
+    anyhow::ensure!(
+        both,
+        "{case}: liquidations did not land on both chains within {WORKERS_UP:?}:\n{}\n{}",
+        tail(&run.read("osmosis/manager.log"), 20),
+        tail(&run.read("neutron/manager.log"), 20)
+    );
+    let output = run.read("run.out");
+    for chain in ["osmosis", "neutron"] {
+        let prefix = format!("[{chain}] ");
+        anyhow::ensure!(
+            output
+                .lines()
+                .any(|l| l.starts_with(&prefix) && l.contains("liquidation landed")),
+            "{case}: no liquidation shown with its chain ({prefix}):\n{}",
+            tail(&output, 40)
+        );
+    }
+    let manifest = |chain: &str| -> anyhow::Result<mars::manifest::Manifest> {
+        Ok(serde_json::from_str(
+            &run.read(&format!("{chain}/manifest.json")),
+        )?)
+    };
+    let (osmosis, neutron) = (manifest("osmosis")?, manifest("neutron")?);
+    assert_eq!(
+        (osmosis.chain_id.as_str(), neutron.chain_id.as_str()),
+        ("devnet-1", "neutron-devnet-1")
+    );
+    assert_eq!(
+        neutron.liquidation_rule,
+        mars::rule::LiquidationRule::CloseFactor
+    );
+    assert_eq!(neutron.fee.market, mars::manifest::FeeMarket::Feemarket);
+
+    run.signal(Stop::Term)?;
+    let Some(_) = run.wait_exit(STOPPED_WITHIN)? else {
+        bail!("{case}: scripts/run.sh still runs {STOPPED_WITHIN:?} after SIGTERM");
+    };
+    let _ = wait_for_blocking(|| run.processes().is_empty(), Duration::from_secs(5));
+    let left = run.processes();
+    anyhow::ensure!(
+        left.is_empty(),
+        "{case}: processes of the run survived the stop: {left:#?}"
+    );
+    for chain in ["osmosis", "neutron"] {
+        anyhow::ensure!(
+            run.read(&format!("{chain}/manager.log"))
+                .contains("manager stopped"),
+            "{case}: the {chain} manager did not log its orderly stop"
+        );
+    }
+    Ok(())
+}
+
 fn tail(text: &str, lines: usize) -> String {
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
@@ -337,7 +420,7 @@ fn run_and_stop(backend: Backend, stop: Stop) -> anyhow::Result<()> {
     if backend == Backend::Docker && !docker_ready(&case)? {
         return Ok(());
     }
-    let mut run = Run::start(backend)?;
+    let mut run = Run::start(backend, "osmosis")?;
     let started = Instant::now();
 
     let mut up = Ok(false);

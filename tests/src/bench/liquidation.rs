@@ -722,13 +722,18 @@ pub struct FeeEstimate {
 }
 
 impl FeeEstimate {
-    /// The fee of a tx of `gas` at the manifest's gas price.
+    /// The fee of a tx of `gas` at the manifest's gas price; on a chain with a fee market, at
+    /// the price the liquidators sign with while the market sits at that floor (their default
+    /// `--gas-price-headroom` over it): the fee such a tx pays in full.
     pub fn from_manifest(manifest: &mars::manifest::Manifest, gas: u128) -> anyhow::Result<Self> {
-        let gas_price: Decimal = manifest
+        let mut gas_price: Decimal = manifest
             .fee
             .gas_price
             .parse()
             .map_err(|e| anyhow::anyhow!("manifest gas price: {e}"))?;
+        if manifest.fee.market != mars::manifest::FeeMarket::Fixed {
+            gas_price *= LiquidatorArgs::default().gas_price_headroom;
+        }
         Ok(FeeEstimate {
             denom: manifest.fee.denom.clone(),
             gas_price,

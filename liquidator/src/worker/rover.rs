@@ -9,6 +9,7 @@
 //! holds the debt coin, taken from the same balances the Red Bank liquidations are planned with.
 //! What the tx sends and its fee stay reserved until it is recorded.
 
+use redline_chain::Simulation;
 use redline_pipeline::jobs::LiquidationPlan;
 
 use super::*;
@@ -562,25 +563,12 @@ where
         let message = order
             .message(from, &tried.contracts.credit_manager)
             .map_err(SendError::Chain)?;
-        let mut messages: Vec<cosmrs::Any> = tried
-            .before
-            .iter()
-            .map(|r| r.strict_message.clone())
-            .collect();
-        messages.push(message.clone());
-        let simulation = match self.sender.simulate_tx(&messages).await {
-            Ok(simulation) => simulation,
-            Err(SendError::Simulation(rejection)) => {
-                return Ok(Err(NotSent::Refused(rejection.log.clone())))
-            }
-            Err(error) => return Err(error),
-        };
-        let Some(expected) =
-            rover::read_events(&simulation.events, &order.own_account, &order.liquidatee)
-        else {
-            return Ok(Err(NotSent::Refused(
-                "the simulation shows no liquidation event".into(),
-            )));
+        let (simulation, expected) = match self
+            .simulate_liquidation(tried.before, message.clone(), &order)
+            .await?
+        {
+            Ok(simulated) => simulated,
+            Err(not_sent) => return Ok(Err(not_sent)),
         };
         let gas_before = tried.before.last().map_or(0, |ready| ready.gas_used);
         let fee = self
@@ -921,19 +909,9 @@ where
         let probe = order
             .message(from, &contracts.credit_manager)
             .map_err(SendError::Chain)?;
-        let simulation = match self.sender.simulate_tx(&on_top(probe)).await {
-            Ok(simulation) => simulation,
-            Err(SendError::Simulation(rejection)) => {
-                return Ok(Err(NotSent::Refused(rejection.log.clone())))
-            }
-            Err(error) => return Err(error),
-        };
-        let Some(probed) =
-            rover::read_events(&simulation.events, &order.own_account, &order.liquidatee)
-        else {
-            return Ok(Err(NotSent::Refused(
-                "the simulation shows no liquidation event".into(),
-            )));
+        let probed = match self.simulate_liquidation(before, probe, &order).await? {
+            Ok((_, probed)) => probed,
+            Err(not_sent) => return Ok(Err(not_sent)),
         };
         // Simulated with half the slippage allowed and sent with all of it: other swaps through
         // the same pool in the same block then have room before the sent tx would fail.
@@ -1015,6 +993,33 @@ where
             gas_used: simulation.gas_used,
             expected,
         }))
+    }
+
+    /// Simulates `message` (the liquidation of `order`) on top of the tx's earlier liquidations
+    /// (`before`, with their stricter `min_receive`) and reads what it did from its events.
+    /// `Err` only when the chain cannot be asked.
+    async fn simulate_liquidation(
+        &self,
+        before: &[&RoverReady],
+        message: cosmrs::Any,
+        order: &RoverOrder,
+    ) -> Result<Result<(Simulation, RoverExecuted), NotSent>, SendError> {
+        let mut messages: Vec<cosmrs::Any> =
+            before.iter().map(|r| r.strict_message.clone()).collect();
+        messages.push(message);
+        let simulation = match self.sender.simulate_tx(&messages).await {
+            Ok(simulation) => simulation,
+            Err(SendError::Simulation(rejection)) => {
+                return Ok(Err(NotSent::Refused(rejection.log.clone())))
+            }
+            Err(error) => return Err(error),
+        };
+        match rover::read_events(&simulation.events, &order.own_account, &order.liquidatee) {
+            Some(executed) => Ok(Ok((simulation, executed))),
+            None => Ok(Err(NotSent::Refused(
+                "the simulation shows no liquidation event".into(),
+            ))),
+        }
     }
 
     /// Records and settles a liquidation the simulation ruled out.

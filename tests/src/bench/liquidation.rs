@@ -149,6 +149,8 @@ pub struct Figures {
     pub credit_from_wallet: usize,
     /// Whether the liquidators could fund credit-account liquidations from their wallets.
     pub credit_wallet_funding: bool,
+    /// Which Mars the devnet ran.
+    pub flavor: Flavor,
     /// Txs those credit-account liquidations landed in.
     pub credit_txs: usize,
     /// Credit-account attempts that liquidated nothing, by outcome and the head of their
@@ -523,7 +525,17 @@ impl Figures {
         } else {
             "Liquidations after a price drop"
         };
-        let _ = writeln!(md, "## {heading}\n");
+        let _ = match self.flavor {
+            Flavor::Osmosis => writeln!(md, "## {heading}\n"),
+            Flavor::Neutron => writeln!(
+                md,
+                "## {heading}, on Neutron's Mars\n\n`devnet --flavor neutron`: mars-protocol/\
+                 core-contracts' rule (each asset's close factor, 0.9, caps one liquidation; no \
+                 target health factor), `neutron` addresses, fees in `untrn` at the fee \
+                 market's base gas price (moved every block by the block's gas), which the \
+                 liquidators read and sign with `--gas-price-headroom` 1.2 over.\n"
+            ),
+        };
         let source = match self.candidates {
             Some(Candidates::StandIn) => "a stand-in health checker (contract math over the \
                                            accounts liquidatable after the drop, every other \
@@ -886,12 +898,8 @@ pub async fn run(options: &Options) -> anyhow::Result<Figures> {
         options.credit_accounts == 0 || options.candidates == Candidates::Pipeline,
         "credit accounts are liquidated from the real pipeline's candidates only"
     );
-    // The master (slot 0), the workers' slots after it, and one more that no liquidator
-    // touches: it funds the capture oracle at the end, whatever the run's top-ups left.
     let workers = options.instances * options.workers_per_instance as usize;
-    let reserve_slot = workers as u32 + 1;
     let scenario = Devnet::scenario(options.accounts, options.seed)
-        .liquidator_wallets(reserve_slot + 1)
         .flavor(options.flavor)
         .credit_accounts(options.credit_accounts)
         .block_time(options.block_time)
@@ -1080,6 +1088,21 @@ pub async fn run(options: &Options) -> anyhow::Result<Figures> {
         })
     };
 
+    // The capture oracle's wallet, funded by the master before the drop, while the liquidators'
+    // top-ups and wallet-funded credit liquidations have not spent its coins yet (and before
+    // the wallets' balances are read for the profit check, so its funding is no loss of theirs).
+    let master = Wallet::from_mnemonic(mnemonic.expose(), &manifest.bech32_prefix, 0)?;
+    let oracle = CaptureOracle::prepare(
+        client.clone(),
+        &scenario.chain_config(),
+        (&manifest.contracts.red_bank, &manifest.contracts.oracle),
+        mnemonic.expose(),
+        &master,
+        &borrowers,
+    )
+    .await
+    .context("preparing the capture oracle")?;
+
     // The price drop.
     let price = before_drop.prices.price(&options.drop_denom)?;
     let drop_height = scenario
@@ -1253,6 +1276,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Figures> {
         accounts: options.accounts,
         credit_accounts: options.credit_accounts,
         credit_wallet_funding: options.credit_wallet_funding,
+        flavor: options.flavor,
         credit_liquidatable: credit_watch.as_ref().map_or(0, |w| w.targets.len()),
         drop_denom: options.drop_denom.clone(),
         drop_to_percent: options.drop_to_percent,
@@ -1463,22 +1487,10 @@ pub async fn run(options: &Options) -> anyhow::Result<Figures> {
         .collect();
 
     // Nothing left that the contract would let anyone liquidate at a profit, by the chain's
-    // own simulations (the oracle's wallet is funded from the reserve wallet, which is none of
-    // the liquidators', so its funding is not counted as a loss).
+    // own simulations (the oracle's wallet was funded before the drop).
     reader.invalidate().await;
     let snapshot = reader.latest().await?;
     let balances_after = wallet_balances(&client, &wallets).await?;
-    let reserve = Wallet::from_mnemonic(mnemonic.expose(), &manifest.bech32_prefix, reserve_slot)?;
-    let oracle = CaptureOracle::prepare(
-        client.clone(),
-        &scenario.chain_config(),
-        (&manifest.contracts.red_bank, &manifest.contracts.oracle),
-        mnemonic.expose(),
-        &reserve,
-        &borrowers,
-    )
-    .await
-    .context("preparing the capture oracle")?;
     figures.capture = oracle
         .judge(&borrowers)
         .await

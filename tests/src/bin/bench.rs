@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::{Parser, ValueEnum};
+use redline_devnet::flavor::Flavor;
 use redline_tests::bench::{self, Options};
 
 /// One part of the benchmark.
@@ -92,6 +93,14 @@ struct Cli {
         default_value_t = 1_000
     )]
     credit_liquidation_block_ms: u64,
+    /// Liquidation benchmark on the devnet's Neutron flavor (close factor, fee market), Red
+    /// Bank borrowers only: its block interval in milliseconds (0 skips it).
+    #[arg(
+        long,
+        env = "BENCH_NEUTRON_LIQUIDATION_BLOCK_MS",
+        default_value_t = 1_000
+    )]
+    neutron_liquidation_block_ms: u64,
     /// On-chain baseline: queries in flight at once.
     #[arg(long, env = "BENCH_ONCHAIN_CONCURRENCY", default_value_t = 32)]
     onchain_concurrency: usize,
@@ -113,7 +122,8 @@ async fn liquidation_section(
         String::new()
     };
     eprintln!(
-        "[bench] liquidation: {} accounts{credit}, {}% price drop on {}, {block_ms} ms blocks",
+        "[bench] liquidation ({}): {} accounts{credit}, {}% price drop on {}, {block_ms} ms blocks",
+        liquidation.flavor,
         liquidation.accounts,
         100 - liquidation.drop_to_percent,
         liquidation.drop_denom
@@ -149,10 +159,10 @@ async fn liquidation_section(
         let last = last_refusal(account);
         eprintln!("[bench] credit oracle, left profitable: {account}: {why}; the liquidator's last attempt: {last}");
     }
-    let label = if liquidation.credit_accounts > 0 {
-        format!("credit accounts and borrowers, {block_ms} ms blocks")
-    } else {
-        format!("{block_ms} ms blocks")
+    let label = match (liquidation.flavor, liquidation.credit_accounts) {
+        (Flavor::Neutron, _) => format!("Neutron, {block_ms} ms blocks"),
+        (_, 0) => format!("{block_ms} ms blocks"),
+        _ => format!("credit accounts and borrowers, {block_ms} ms blocks"),
     };
     let targets = figures
         .targets()
@@ -210,10 +220,10 @@ async fn main() -> anyhow::Result<()> {
             !cli.liquidation_block_ms.is_empty() && !cli.liquidation_block_ms.contains(&0),
             "--liquidation-block-ms: give one or more positive block intervals"
         );
-        let mut runs: Vec<(usize, u64)> = cli
+        let mut runs: Vec<(usize, u64, Flavor)> = cli
             .liquidation_block_ms
             .iter()
-            .map(|&block_ms| (0, block_ms))
+            .map(|&block_ms| (0, block_ms, Flavor::Osmosis))
             .collect();
         // The credit-account row: the same run with credit accounts beside the borrowers.
         if cli.credit_liquidation_accounts > 0 {
@@ -224,15 +234,21 @@ async fn main() -> anyhow::Result<()> {
             runs.push((
                 cli.credit_liquidation_accounts,
                 cli.credit_liquidation_block_ms,
+                Flavor::Osmosis,
             ));
         }
-        for (credit_accounts, block_ms) in runs {
+        // The Neutron row: the same borrowers' run on core-contracts' rule and a fee market.
+        if cli.neutron_liquidation_block_ms > 0 {
+            runs.push((0, cli.neutron_liquidation_block_ms, Flavor::Neutron));
+        }
+        for (credit_accounts, block_ms, flavor) in runs {
             let liquidation = bench::liquidation::Options {
                 accounts: cli.liquidation_accounts,
                 credit_accounts,
                 fetch_batch: cli.liquidation_fetch_batch,
                 max_txs_in_flight: cli.liquidation_max_txs_in_flight,
                 block_time: std::time::Duration::from_millis(block_ms),
+                flavor,
                 ..Default::default()
             };
             let (section, section_targets) = liquidation_section(&liquidation).await?;

@@ -166,6 +166,50 @@ pub(crate) fn value_of(amount: Uint128, price: Decimal) -> Value {
     SignedDecimal256::try_from(amount * Decimal256::from(price)).unwrap_or(SignedDecimal256::MAX)
 }
 
+/// What an oracle's wallet is funded with: each of the `largest` debts plus a tenth (interest),
+/// and enough of the fee denom for its simulations.
+pub(crate) fn funding_for(largest: BTreeMap<String, Uint128>, fee_denom: &str) -> Vec<Coin> {
+    let mut coins: Vec<Coin> = largest
+        .into_iter()
+        .filter(|(_, a)| !a.is_zero())
+        .map(|(denom, amount)| {
+            Coin::new(amount + amount / Uint128::new(10) + Uint128::one(), denom)
+        })
+        .collect();
+    let fee_coins = Uint128::new(100_000_000);
+    match coins.iter_mut().find(|c| c.denom == fee_denom) {
+        Some(coin) => coin.amount += Uint256::from(fee_coins),
+        None => coins.push(Coin::new(fee_coins, fee_denom)),
+    }
+    coins.sort_by(|a, b| a.denom.cmp(&b.denom));
+    coins
+}
+
+/// Signs `msgs` as `sender` (gas simulated), broadcasts them and waits for a successful block.
+pub(crate) async fn send_and_wait(
+    client: &TendermintClient,
+    builder: &TxBuilder,
+    sender: &Wallet,
+    msgs: Vec<cosmrs::Any>,
+    memo: &str,
+) -> anyhow::Result<redline_chain::TxOutcome> {
+    let account = client.account(sender.address().as_ref()).await?;
+    let signed = sign_with_simulated_gas(
+        client,
+        builder,
+        sender,
+        account.account_number,
+        account.sequence,
+        msgs,
+        memo,
+    )
+    .await?;
+    let hash = client.broadcast_sync(signed.bytes).await?;
+    let outcome = client.wait_for_tx(hash, Duration::from_secs(30)).await?;
+    anyhow::ensure!(outcome.is_success(), "the tx failed: {}", outcome.log);
+    Ok(outcome)
+}
+
 impl CaptureOracle {
     /// The oracle's wallet (slot [`ORACLE_SLOT`] of `mnemonic`), funded by `funder` with enough
     /// of each debt denom to repay the largest debt of `accounts` (read now, plus a tenth for
@@ -197,39 +241,19 @@ impl CaptureOracle {
                 *entry = (*entry).max(line.amount);
             }
         }
-        let mut coins: Vec<Coin> = largest
-            .into_iter()
-            .filter(|(_, a)| !a.is_zero())
-            .map(|(denom, amount)| {
-                Coin::new(amount + amount / Uint128::new(10) + Uint128::one(), denom)
-            })
-            .collect();
-        let fee_coins = Uint128::new(100_000_000);
-        match coins.iter_mut().find(|c| c.denom == chain.fee_denom) {
-            Some(coin) => coin.amount += Uint256::from(fee_coins),
-            None => coins.push(Coin::new(fee_coins, chain.fee_denom.clone())),
-        }
-        coins.sort_by(|a, b| a.denom.cmp(&b.denom));
-        let funder_account = client.account(funder.address().as_ref()).await?;
-        let send = bank_send_msg(funder.address(), wallet.address().as_ref(), &coins)?;
-        let signed = sign_with_simulated_gas(
+        send_and_wait(
             &client,
             &builder,
             funder,
-            funder_account.account_number,
-            funder_account.sequence,
-            vec![send],
+            vec![bank_send_msg(
+                funder.address(),
+                wallet.address().as_ref(),
+                &funding_for(largest, &chain.fee_denom),
+            )?],
             "redline capture oracle funding",
         )
         .await
         .context("funding the capture oracle's wallet")?;
-        let hash = client.broadcast_sync(signed.bytes).await?;
-        let outcome = client.wait_for_tx(hash, Duration::from_secs(30)).await?;
-        anyhow::ensure!(
-            outcome.is_success(),
-            "funding the capture oracle's wallet failed: {}",
-            outcome.log
-        );
         let account = client.account(wallet.address().as_ref()).await?;
         // Fees at the price a liquidator signs with now (a fee market's, with headroom).
         let builder = builder.at_market(client.base_gas_price().await?);

@@ -4,12 +4,13 @@
 //! For every account it asks the health contract (`health_values` at liquidation prices,
 //! the kind the credit manager answers); for each one liquidatable it reads the account's
 //! `positions` from the credit manager and, for every debt denom × deposit or lend it holds,
-//! simulates from a liquidator wallet's own credit account what a liquidator could send, both
+//! simulates from its own credit account what a liquidator could send, both
 //! ways: funded by a borrow (`borrow` the whole debt, `liquidate` it, `swap_exact_in` the seized
 //! coin into the debt denom with `min_receive` 1, `repay` the account balance,
 //! `refund_all_coin_balances`) and funded from the wallet (`deposit` the whole debt sent with the
-//! message, `liquidate`, `refund_all_coin_balances`). The wallet is a liquidator's, funded by
-//! its top-ups; a simulation it cannot pay for is reported as unexplained, never as unprofitable.
+//! message, `liquidate`, `refund_all_coin_balances`). Its wallet is its own, funded before the
+//! run ([`OracleAccount::prepare`]); a simulation it cannot pay for is reported as unexplained,
+//! never as unprofitable.
 //!
 //! Profit = value of what the credit manager sends the wallet back (the bank's `transfer`
 //! events) − what the wallet sent with the message − the fee of that tx (simulated gas × the
@@ -25,12 +26,21 @@ use anyhow::Context as _;
 use cosmwasm_std::{Decimal, Uint128};
 use futures::StreamExt as _;
 use mars::msg::credit_manager::{self, Positions};
+use mars::msg::health::AccountKind;
 use mars::msg::health::{self, HealthValuesResponse};
 use mars::msg::oracle::ActionKind;
-use redline_chain::{ChainClient, ChainConfig, ChainError, TendermintClient, TxBuilder, Wallet};
+use redline_chain::{
+    bank_send_msg, execute_contract_msg, ChainClient, ChainConfig, ChainError, TendermintClient,
+    TxBuilder, Wallet,
+};
+use redline_liquidator::credit_account::minted_id;
 use redline_liquidator::rover::{Funding, RoverOrder};
 
-use crate::capture::{oracle_prices, value_of, Value};
+use crate::capture::{funding_for, oracle_prices, send_and_wait, value_of, Value};
+
+/// HD slot of the credit oracle's own wallet (far from the liquidators' and the Red Bank
+/// oracle's slots).
+pub const CREDIT_ORACLE_SLOT: u32 = 901;
 
 /// Refusals of a liquidation that leave nothing to take (not missed liquidations).
 const EXPECTED_REFUSALS: &[&str] = &[
@@ -74,6 +84,85 @@ impl CreditCaptureReport {
     }
 }
 
+/// The credit oracle's wallet and the credit account it simulates from.
+pub struct OracleAccount {
+    pub wallet: Wallet,
+    pub account_id: String,
+}
+
+impl OracleAccount {
+    /// The wallet at [`CREDIT_ORACLE_SLOT`] of `mnemonic`, funded by `funder` with each debt
+    /// denom's largest debt of the credit accounts `ids` (read now, plus a tenth for interest)
+    /// and fee coins, with a `default` credit account it opens now. Call it before the run: the
+    /// liquidators' wallet funding and top-ups spend the funder's coins, and funding it before
+    /// the wallets' balances are read keeps it out of their profit.
+    pub async fn prepare(
+        client: &TendermintClient,
+        chain: &ChainConfig,
+        (credit_manager, account_nft): (&str, &str),
+        (mnemonic, funder): (&str, &Wallet),
+        ids: &[u64],
+    ) -> anyhow::Result<Self> {
+        let wallet = Wallet::from_mnemonic(mnemonic, &chain.account_prefix, CREDIT_ORACLE_SLOT)?;
+        let builder = TxBuilder::new(chain).at_market(client.base_gas_price().await?);
+        let positions: Vec<anyhow::Result<Positions>> = futures::stream::iter(ids)
+            .map(|id| read_positions(client, credit_manager, id.to_string()))
+            .buffer_unordered(16)
+            .collect()
+            .await;
+        let mut largest: BTreeMap<String, Uint128> = BTreeMap::new();
+        for positions in positions {
+            for debt in positions?.debts {
+                let entry = largest.entry(debt.denom).or_default();
+                *entry = (*entry).max(debt.amount);
+            }
+        }
+        let coins = funding_for(largest, &chain.fee_denom);
+        let send = bank_send_msg(funder.address(), wallet.address().as_ref(), &coins)?;
+        send_and_wait(
+            client,
+            &builder,
+            funder,
+            vec![send],
+            "redline credit oracle funding",
+        )
+        .await
+        .context("funding the credit oracle's wallet")?;
+        let create = execute_contract_msg(
+            wallet.address(),
+            credit_manager,
+            &credit_manager::ExecuteMsg::CreateCreditAccount(AccountKind::Default),
+            &[],
+        )?;
+        let opened = send_and_wait(
+            client,
+            &builder,
+            &wallet,
+            vec![create],
+            "redline credit oracle",
+        )
+        .await
+        .context("opening the credit oracle's credit account")?;
+        let account_id = minted_id(&opened.events, account_nft, wallet.address().as_ref())
+            .context("the credit oracle's account: no mint to its wallet in the tx's events")?;
+        Ok(OracleAccount { wallet, account_id })
+    }
+}
+
+async fn read_positions(
+    client: &TendermintClient,
+    credit_manager: &str,
+    id: String,
+) -> anyhow::Result<Positions> {
+    let query = credit_manager::QueryMsg::Positions {
+        account_id: id.clone(),
+    };
+    client
+        .query_smart(credit_manager, &query, None)
+        .await
+        .with_context(|| format!("positions of credit account {id}"))
+}
+
 /// Who simulates, from which credit account.
 pub struct CreditOracle {
     client: TendermintClient,
@@ -94,14 +183,17 @@ enum Verdict {
 }
 
 impl CreditOracle {
-    /// Simulates as `wallet` from its credit account `own_account`.
+    /// Simulates from `account`, at the oracle's prices now.
     pub async fn new(
         client: TendermintClient,
         chain: &ChainConfig,
         contracts: (&str, &str),
-        wallet: Wallet,
-        own_account: String,
+        account: OracleAccount,
     ) -> anyhow::Result<Self> {
+        let OracleAccount {
+            wallet,
+            account_id: own_account,
+        } = account;
         let (credit_manager, oracle) = contracts;
         let config: credit_manager::ConfigResponse = client
             .query_smart(credit_manager, &credit_manager::QueryMsg::Config {}, None)
@@ -148,17 +240,7 @@ impl CreditOracle {
     }
 
     async fn judge_one(&self, id: String) -> anyhow::Result<(Verdict, usize)> {
-        let positions: Positions = self
-            .client
-            .query_smart(
-                &self.credit_manager,
-                &credit_manager::QueryMsg::Positions {
-                    account_id: id.clone(),
-                },
-                None,
-            )
-            .await
-            .with_context(|| format!("positions of credit account {id}"))?;
+        let positions = read_positions(&self.client, &self.credit_manager, id.clone()).await?;
         let query = health::QueryMsg::HealthValues {
             account_id: id.clone(),
             kind: positions.account_kind.clone(),

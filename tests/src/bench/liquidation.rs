@@ -54,7 +54,7 @@ use testkit::RedisServer;
 use super::credit::{self, CreditWatch, CREDIT_FEE_ESTIMATE_GAS};
 use super::targets::{self, Target};
 use crate::capture::{CaptureOracle, CaptureReport};
-use crate::credit_capture::{CreditCaptureReport, CreditOracle};
+use crate::credit_capture::{CreditCaptureReport, CreditOracle, OracleAccount};
 use testkit::devnet::Devnet;
 
 /// Gas limit a one-account liquidation tx is assumed to take (simulated ≈ 215k, × 1.3), to
@@ -701,7 +701,7 @@ impl Figures {
         );
         let _ = writeln!(
             md,
-            "| Credit accounts left liquidatable (credit capture oracle: simulated liquidation of every pair from a worker's credit account) | {} of {}: {} refused or at a loss; {} profitable; {} unexplained ({} simulations) |",
+            "| Credit accounts left liquidatable (credit capture oracle: simulated liquidation of every pair from the oracle's own credit account, both fundings) | {} of {}: {} refused or at a loss; {} profitable; {} unexplained ({} simulations) |",
             credit.liquidatable,
             credit.accounts,
             credit.unprofitable.len(),
@@ -851,43 +851,6 @@ async fn wallet_balances(
         }
     }
     Ok(all)
-}
-
-/// The credit-account capture oracle's verdicts on `ids`, simulating from the first of the
-/// workers' `own_accounts` (`(wallet, account id)`); without one, nothing can be simulated and
-/// that is reported as unexplained.
-async fn judge_credit_accounts(
-    scenario: &Devnet,
-    (credit_manager, mnemonic): (&str, &Secret),
-    wallets: &[String],
-    own_accounts: &[(String, String)],
-    ids: &[u64],
-) -> anyhow::Result<CreditCaptureReport> {
-    let manifest = &scenario.manifest;
-    let Some((address, own)) = own_accounts.first() else {
-        return Ok(CreditCaptureReport {
-            accounts: ids.len(),
-            unexplained: vec![(
-                "every credit account".into(),
-                "no worker opened a credit account to simulate from".into(),
-            )],
-            ..CreditCaptureReport::default()
-        });
-    };
-    let slot = wallets
-        .iter()
-        .position(|w| w == address)
-        .context("an own credit account of a wallet not ours")?;
-    let wallet = Wallet::from_mnemonic(mnemonic.expose(), &manifest.bech32_prefix, slot as u32)?;
-    let oracle = CreditOracle::new(
-        scenario.client.clone(),
-        &scenario.chain_config(),
-        (credit_manager, &manifest.contracts.oracle),
-        wallet,
-        own.clone(),
-    )
-    .await?;
-    oracle.judge(ids).await
 }
 
 /// Runs the scenario and measures it (see the module docs). Errors only when the run itself
@@ -1102,6 +1065,23 @@ pub async fn run(options: &Options) -> anyhow::Result<Figures> {
     )
     .await
     .context("preparing the capture oracle")?;
+    let credit_oracle = match (
+        &manifest.contracts.credit_manager,
+        &manifest.contracts.account_nft,
+    ) {
+        (Some(credit_manager), Some(account_nft)) if options.credit_accounts > 0 => Some(
+            OracleAccount::prepare(
+                &client,
+                &scenario.chain_config(),
+                (credit_manager, account_nft),
+                (mnemonic.expose(), &master),
+                &credit_ids,
+            )
+            .await
+            .context("preparing the credit-account capture oracle")?,
+        ),
+        _ => None,
+    };
 
     // The price drop.
     let price = before_drop.prices.price(&options.drop_denom)?;
@@ -1495,24 +1475,23 @@ pub async fn run(options: &Options) -> anyhow::Result<Figures> {
         .judge(&borrowers)
         .await
         .context("the capture oracle")?;
-    if let Some(credit_manager) = manifest
-        .contracts
-        .credit_manager
-        .as_deref()
-        .filter(|_| options.credit_accounts > 0)
+    if let (Some(credit_manager), Some(account)) =
+        (manifest.contracts.credit_manager.as_deref(), credit_oracle)
     {
         figures.own_credit_accounts = own_accounts.len();
         figures.own_accounts_left =
             credit::left_in_own_accounts(&client, credit_manager, &own_accounts).await?;
-        figures.credit_capture = judge_credit_accounts(
-            &scenario,
-            (credit_manager, &mnemonic),
-            &wallets,
-            &own_accounts,
-            &credit_ids,
+        let oracle = CreditOracle::new(
+            client.clone(),
+            &scenario.chain_config(),
+            (credit_manager, &manifest.contracts.oracle),
+            account,
         )
-        .await
-        .context("the credit-account capture oracle")?;
+        .await?;
+        figures.credit_capture = oracle
+            .judge(&credit_ids)
+            .await
+            .context("the credit-account capture oracle")?;
     }
 
     // Profits: the stream, the CSV files and the wallets' value change.

@@ -72,6 +72,13 @@ impl Flavor {
         }
     }
 
+    /// The most gas one block takes: on Neutron its fee market's maximum block utilization
+    /// (twice the target); the Osmosis devnet sets none.
+    pub fn max_block_gas(self) -> Option<u64> {
+        self.fee_market()
+            .map(|market| market.target_block_gas.saturating_mul(2))
+    }
+
     pub fn liquidation_rule(self) -> LiquidationRule {
         match self {
             Flavor::Osmosis => LiquidationRule::TargetHealthFactor,
@@ -112,6 +119,7 @@ impl Flavor {
             fee_denom: self.native_denom().into(),
             min_gas_price: self.min_gas_price(),
             fee_market: self.fee_market(),
+            max_block_gas: self.max_block_gas(),
             ..chain
         }
     }

@@ -95,6 +95,12 @@ struct RunArgs {
     /// Blocks kept for `block`, `block_results` and `tx`.
     #[arg(long, env = "DEVNET_HISTORY_BLOCKS", default_value_t = 10_000)]
     history_blocks: usize,
+    /// Most gas one block takes (the consensus params' `block.max_gas`), counted at the txs'
+    /// gas limits; txs that do not fit wait in the mempool, which orders them by gas price,
+    /// then arrival. Default: the flavor's (Neutron: its fee market's maximum block
+    /// utilization, 30,000,000; Osmosis: none).
+    #[arg(long, env = "DEVNET_BLOCK_GAS_LIMIT", value_parser = clap::value_parser!(u64).range(1..))]
+    block_gas_limit: Option<u64>,
 }
 
 #[derive(Args, Debug)]
@@ -150,6 +156,7 @@ fn node_config(args: &RunArgs) -> anyhow::Result<NodeConfig> {
         chain: ChainConfig {
             block_time: Duration::from_millis(args.block_time_ms),
             history_blocks: args.history_blocks,
+            max_block_gas: args.block_gas_limit.or(chain.max_block_gas),
             ..chain
         },
         host: args.host,

@@ -255,6 +255,11 @@ async fn broadcast_send(
         .unwrap()
 }
 
+/// A send of 1 uatom from `from` to `to`, signed under `params`.
+fn send_tx(from: &Wallet, to: &AccountId, params: &TxParams) -> Vec<u8> {
+    sign(from, vec![send_msg(from, to, 1)], params)
+}
+
 /// The contract's smart query `msg`: its raw JSON answer, or the code and log of a refusal.
 async fn smart_query(t: &TestNode, msg: &QueryMsg) -> Result<Vec<u8>, (u32, String)> {
     let (_, data) = abci::smart_raw(&t.http, &t.contract, msg).await?;
@@ -455,6 +460,79 @@ async fn recheck_evicts_a_tx_whose_fee_the_block_spent_and_the_sequence_gap_behi
         balance(&t.http, &payer.address, "uosmo").await,
         fee / 2,
         "only the first tx paid a fee"
+    );
+    t.node.shutdown().await;
+}
+
+/// Broadcasts `txs` (sync) right after a block, so one block's reaping sees them all; their
+/// hashes.
+async fn broadcast_between_blocks(http: &HttpClient, txs: Vec<Vec<u8>>) -> Vec<tendermint::Hash> {
+    let height = |http: &HttpClient| {
+        let http = http.clone();
+        async move { http.status().await.unwrap().sync_info.latest_block_height }
+    };
+    let start = height(http).await;
+    while height(http).await == start {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let mut hashes = Vec::new();
+    for tx in txs {
+        let answer = http.broadcast_tx_sync(tx).await.unwrap();
+        assert!(answer.code.is_ok(), "{answer:?}");
+        hashes.push(answer.hash);
+    }
+    hashes
+}
+
+/// The mempool orders by fee priority: with room for one tx a block, a tx paying 0.1 uosmo a
+/// gas sent after two paying 0.025 lands first, and the two cheaper ones follow in arrival
+/// order. With a block gas limit of 450,000 and 200,000-gas txs, a block takes two of three.
+#[tokio::test]
+async fn the_best_paying_tx_lands_first_and_a_full_block_defers_the_rest() {
+    let t = start_node_with(ChainConfig {
+        block_time: Duration::from_millis(1_500),
+        max_block_txs: 1,
+        ..ChainConfig::default()
+    })
+    .await;
+    let bob = wallet(4);
+    // Two at the minimum (5,000 uosmo for 200,000 gas = 0.025), then one at 0.1.
+    let mut signed = Vec::new();
+    for (slot, fee) in [(1, 5_000), (2, 5_000), (6, 20_000)] {
+        let mut params = params_for(&t.http, &wallet(slot)).await;
+        params.fee_amount = fee;
+        signed.push(send_tx(&wallet(slot), &bob.address, &params));
+    }
+    let sent = broadcast_between_blocks(&t.http, signed).await;
+    let mut heights = Vec::new();
+    for hash in &sent {
+        heights.push(wait_for_tx(&t.http, *hash).await.height.value());
+    }
+    assert!(
+        heights[2] < heights[0] && heights[0] < heights[1],
+        "inclusion heights (cheap, cheap, dear): {heights:?}"
+    );
+    t.node.shutdown().await;
+
+    let t = start_node_with(ChainConfig {
+        block_time: Duration::from_millis(1_500),
+        max_block_gas: Some(450_000),
+        ..ChainConfig::default()
+    })
+    .await;
+    let mut signed = Vec::new();
+    for slot in [1, 2, 6] {
+        let params = params_for(&t.http, &wallet(slot)).await;
+        signed.push(send_tx(&wallet(slot), &bob.address, &params));
+    }
+    let sent = broadcast_between_blocks(&t.http, signed).await;
+    let mut heights = Vec::new();
+    for hash in &sent {
+        heights.push(wait_for_tx(&t.http, *hash).await.height.value());
+    }
+    assert!(
+        heights[0] == heights[1] && heights[2] == heights[0] + 1,
+        "inclusion heights of three 200,000-gas txs under a 450,000 block gas limit: {heights:?}"
     );
     t.node.shutdown().await;
 }

@@ -12,6 +12,7 @@ pub mod accounts;
 pub mod block;
 pub mod fee_market;
 pub mod gas;
+pub mod mempool;
 pub mod query;
 pub mod state;
 pub mod storage;

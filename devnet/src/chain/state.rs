@@ -21,6 +21,7 @@ use super::accounts::Accounts;
 use super::block::{self, BlockInput, BlockRecord, Validator};
 use super::fee_market::{required_fee, FeeMarketParams};
 use super::gas;
+use super::mempool::{self, BlockLimits, Waiting};
 use super::tx::{self, DecodedTx, SignerData, TxError, TxMsg};
 use super::DevApp;
 use cosmwasm_std::Api as _;
@@ -46,6 +47,9 @@ pub struct ChainConfig {
     pub history_blocks: usize,
     /// Most txs one block takes; the rest wait for the next block.
     pub max_block_txs: usize,
+    /// Most gas (counted at the txs' gas limits) one block takes, as the consensus params'
+    /// `block.max_gas`; `None` for no limit.
+    pub max_block_gas: Option<u64>,
 }
 
 impl Default for ChainConfig {
@@ -59,6 +63,7 @@ impl Default for ChainConfig {
             block_time: Duration::from_secs(1),
             history_blocks: 10_000,
             max_block_txs: 5_000,
+            max_block_gas: None,
         }
     }
 }
@@ -125,6 +130,7 @@ struct CheckState {
 struct PendingTx {
     bytes: Vec<u8>,
     decoded: DecodedTx,
+    waiting: Waiting,
 }
 
 /// How a tx ran: events and gas whatever the outcome, an error if it failed.
@@ -903,7 +909,16 @@ impl ChainState {
             Ok(gas_used) => {
                 self.admit(&decoded);
                 let gas_wanted = decoded.gas_limit;
-                self.mempool.push_back(PendingTx { bytes, decoded });
+                let waiting = Waiting {
+                    gas_price: paid_gas_price(&decoded, &self.config.fee_denom),
+                    signer: decoded.fee_payer.clone(),
+                    gas_limit: decoded.gas_limit,
+                };
+                self.mempool.push_back(PendingTx {
+                    bytes,
+                    decoded,
+                    waiting,
+                });
                 CheckOutcome {
                     hash,
                     code: 0,
@@ -1042,8 +1057,7 @@ impl ChainState {
             }
         }
 
-        let take = self.mempool.len().min(self.config.max_block_txs);
-        let batch: Vec<PendingTx> = self.mempool.drain(..take).collect();
+        let batch = self.reap();
         let mut txs = Vec::with_capacity(batch.len());
         let mut results = Vec::with_capacity(batch.len());
         for pending in batch {
@@ -1066,6 +1080,21 @@ impl ChainState {
         self.move_gas_price(&record);
         self.recheck_mempool();
         record
+    }
+
+    /// Takes the next block's txs out of the mempool, in block order (see [`mempool::reap`]);
+    /// the rest keep waiting in arrival order.
+    fn reap(&mut self) -> Vec<PendingTx> {
+        let waiting: Vec<Waiting> = self.mempool.iter().map(|p| p.waiting.clone()).collect();
+        let limits = BlockLimits {
+            max_txs: self.config.max_block_txs,
+            max_gas: self.config.max_block_gas,
+        };
+        let order = mempool::reap(&waiting, limits);
+        let mut slots: Vec<Option<PendingTx>> = self.mempool.drain(..).map(Some).collect();
+        let batch = order.iter().filter_map(|&i| slots[i].take()).collect();
+        self.mempool = slots.into_iter().flatten().collect();
+        batch
     }
 
     /// The fee market's end of block: the next block's base gas price from this one's gas.
@@ -1105,6 +1134,21 @@ impl ChainState {
     pub fn validator(&self) -> &Validator {
         &self.validator
     }
+}
+
+/// The gas price a tx pays in `fee_denom`: its fee per unit of gas limit (its mempool priority).
+fn paid_gas_price(tx: &DecodedTx, fee_denom: &str) -> Decimal {
+    let paid: Uint256 = tx
+        .fee
+        .iter()
+        .filter(|c| c.denom == fee_denom)
+        .map(|c| c.amount)
+        .sum();
+    if tx.gas_limit == 0 {
+        return Decimal::zero();
+    }
+    let paid = cosmwasm_std::Uint128::try_from(paid).unwrap_or(cosmwasm_std::Uint128::MAX);
+    Decimal::checked_from_ratio(paid, tx.gas_limit).unwrap_or(Decimal::MAX)
 }
 
 fn msg_response(msg: &TxMsg, data: Option<&Binary>) -> cosmrs::Any {

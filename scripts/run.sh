@@ -10,8 +10,7 @@
 #   CHAINS=osmosis,neutron runs one devnet per chain (its --flavor; RPC on $RPC_PORT, then
 #   +10 per chain) and one redline deployment per chain (a manager and its workers), sharing the
 #   one Redis (their keys carry the chain id). Each manager's lines are shown prefixed with its
-#   chain, and each chain's logs, manifest and CSV go to $RUN_DIR/<chain>. Neutron's Mars seeds
-#   no credit accounts (the devnet runs Rover on Osmosis's line only).
+#   chain, and each chain's logs, manifest and CSV go to $RUN_DIR/<chain>.
 #
 # Stopping: Ctrl-C (SIGINT to the foreground process group), SIGTERM or SIGHUP to this script
 # (`make run` execs it, so `kill <make's child>` or `timeout make run` work too) stops
@@ -224,10 +223,6 @@ start_chain() {
   local prefix=${QUEUE_PREFIX:-redline}
   [ "$multi" = 1 ] && prefix="$prefix-$chain"
   credit_accounts=$CREDIT_ACCOUNTS
-  if [ "$chain" = neutron ] && [ "$credit_accounts" != 0 ]; then
-    echo "run: ${label}devnet: no credit accounts on Neutron's Mars line (the devnet runs Rover on Osmosis's only)"
-    credit_accounts=0
-  fi
   echo "run: ${label}devnet (--flavor $chain) seeding $ACCOUNTS Red Bank borrowers and $credit_accounts credit accounts (seed $SEED), RPC on 127.0.0.1:$port"
   setsid "$BIN/devnet" --flavor "$chain" --accounts "$ACCOUNTS" --credit-accounts "$credit_accounts" \
     --seed "$SEED" --port "$port" --manifest "$manifest" --log-format json >"$dir/devnet.log" 2>&1 &

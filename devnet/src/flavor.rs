@@ -11,6 +11,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use cosmwasm_std::Decimal;
+use mars::msg::health::HealthQueryShape;
 use mars::rule::LiquidationRule;
 
 use crate::chain::{ChainConfig, FeeMarketParams};
@@ -83,6 +84,15 @@ impl Flavor {
         match self {
             Flavor::Osmosis => LiquidationRule::TargetHealthFactor,
             Flavor::Neutron => LiquidationRule::CloseFactor,
+        }
+    }
+
+    /// How the health contract takes its queries: with the account's `kind` on contracts v2.1,
+    /// without on core-contracts.
+    pub fn health_query(self) -> HealthQueryShape {
+        match self {
+            Flavor::Osmosis => HealthQueryShape::WithKind,
+            Flavor::Neutron => HealthQueryShape::WithoutKind,
         }
     }
 

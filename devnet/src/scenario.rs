@@ -433,12 +433,6 @@ pub struct ScenarioInfo {
 
 /// Deploys the contracts, seeds borrowers, funds liquidators and installs the price setter.
 pub fn genesis(state: &mut ChainState, cfg: &ScenarioConfig) -> anyhow::Result<ScenarioInfo> {
-    anyhow::ensure!(
-        cfg.flavor == Flavor::Osmosis || cfg.credit_accounts == 0,
-        "--credit-accounts: the {} flavor runs the Red Bank only so far (its health contract \
-         answers without `kind` and with perps fields, which the devnet does not serve yet)",
-        cfg.flavor
-    );
     let started = Instant::now();
     let markets = markets(cfg.flavor);
     let owner = derived_address(state, "redline mars owner")?;
@@ -553,6 +547,7 @@ pub fn manifest(node: &NodeHandle, info: &ScenarioInfo, cfg: &ScenarioConfig) ->
         rpc_ws: vec![node.rpc_ws_url()],
         block_time_ms: chain.block_time.as_millis() as u64,
         liquidation_rule: cfg.flavor.liquidation_rule(),
+        health_query: cfg.flavor.health_query(),
         contracts: info.contracts.clone(),
         denoms: info.denoms.clone(),
         fee: FeeConfig {

@@ -9,20 +9,6 @@ mod contracts {
     use crate::contracts_support::*;
     use cosmwasm_std::{coin, Decimal, Uint128};
     use mars::msg::params::{ExecuteMsg, QueryMsg};
-    use redline_devnet::contracts::DeployConfig;
-
-    /// The fixture's assets as core-contracts lists them: close factor 0.9 (Mars's Neutron
-    /// deployment), withdrawals enabled, no target health factor.
-    fn neutron_config() -> DeployConfig {
-        let mut cfg = fixture_config();
-        cfg.target_health_factor = None;
-        for asset in &mut cfg.assets {
-            asset.params.close_factor = Some(dec("0.9"));
-            asset.params.credit_manager.withdraw_enabled = Some(true);
-            asset.params.red_bank.withdraw_enabled = Some(true);
-        }
-        cfg
-    }
 
     /// 10,000 uatom at 7.5 (LT 0.8), 65,000 uusdc debt: HF 60,000 / 65,000 = 0.923…, CR 1.153….
     /// LB = min(0.01 + 2 · 0.0769… = 0.1638…, max(min(0.1538…, 0.1), 0.02) = 0.1) = 0.1.

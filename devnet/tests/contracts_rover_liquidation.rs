@@ -10,7 +10,7 @@ mod contracts {
     use cosmwasm_std::{coin, Addr, Coin, Uint128};
     use cw_multi_test::AppResponse;
     use mars::msg::credit_manager::{Action, LiquidateRequest};
-    use mars::msg::health::AccountKind;
+    use mars::msg::health::{AccountKind, HealthQueryShape, HealthValuesResponse, PerpsHealth};
     use mars::msg::oracle::ActionKind;
 
     /// The fixture's borrower as a credit account: 10,000 uatom (price 10, LT 0.8) kept in
@@ -225,6 +225,69 @@ mod contracts {
         // The account is left just above the target: floor(floor(2,883 · 7.5) · 0.8) = 17,297
         // against 16,471.
         l.assert_liquidatee_health(17_297, 16_471);
+    }
+
+    /// core-contracts (Neutron): no target health factor; the uusdc close factor 0.9 caps the
+    /// repayment (the Red Bank fixture's figures, `contracts_close_factor`): offered 65,000,
+    /// repaid min(65,000, ⌊65,000 · 0.9⌋ = 58,500, ⌊75,000 / 1.1⌋ = 68,181) = 58,500; seized
+    /// ⌊⌊58,500 · 1.1⌋ / 7.5⌋ = 8,580 uatom; fee ⌊⌈⌊58,500 · 0.1⌋ · 0.1⌉ / 7.5⌋ = ⌊585 / 7.5⌋
+    /// = 78; received 8,502. The health contract takes no `kind` (a query with one is refused)
+    /// and answers with the perps fields; `positions` lists the (empty) perps.
+    #[test]
+    fn on_core_contracts_the_close_factor_caps_a_credit_account_liquidation() {
+        let mut dn = Devnet::rover_with(neutron_config());
+        let liquidatee = borrower_account(&mut dn, None);
+        let (liquidator, own) = liquidator_account(&mut dn, 40_000);
+        dn.set_price(ATOM, "7.5");
+
+        let health = dn.rover_contracts().health;
+        let with_kind = dn.query_on::<HealthValuesResponse>(
+            &health,
+            &HealthQueryShape::WithKind.health_values(
+                &liquidatee,
+                AccountKind::Default,
+                ActionKind::Liquidation,
+            ),
+        );
+        assert!(
+            with_kind
+                .as_ref()
+                .is_err_and(|e| e.contains("unknown field `kind`")),
+            "{with_kind:?}"
+        );
+        let values = dn.health_values(&liquidatee, ActionKind::Liquidation);
+        assert!(values.liquidatable);
+        assert_eq!(
+            values.perps,
+            Some(PerpsHealth {
+                perps_pnl_profit: Uint128::zero(),
+                perps_pnl_loss: Uint128::zero(),
+                has_perps: false,
+            })
+        );
+        assert_eq!(dn.positions(&liquidatee).perps, Some(vec![]));
+
+        let actions = borrow_and_liquidate(&liquidatee, 65_000, deposit_request());
+        let res = dn.update_account(&liquidator, &own, actions, &[]).unwrap();
+        assert_eq!(
+            wasm_attr(&res, "liquidate_deposit", "coin_debt_repaid").unwrap(),
+            "58500uusdc"
+        );
+        assert_eq!(
+            wasm_attr(&res, "liquidate_deposit", "coin_liquidated").unwrap(),
+            "8580uatom"
+        );
+        assert_eq!(
+            wasm_attr(&res, "liquidate_deposit", "protocol_fee_coin").unwrap(),
+            "78uatom"
+        );
+        let after = dn.positions(&liquidatee);
+        assert_eq!(deposit_of(&after, ATOM), 10_000 - 8_580);
+        assert_eq!(debt_of(&after, USDC), 65_000 - 58_500);
+        let own_after = dn.positions(&own);
+        assert_eq!(deposit_of(&own_after, ATOM), 8_502);
+        assert_eq!(deposit_of(&own_after, USDC), 40_000 + 65_000 - 58_500);
+        assert_eq!(deposit_of(&dn.positions("1"), ATOM), 78);
     }
 
     /// The same figures when the 10,000 uatom are lent: the 4,400 seized are reclaimed from

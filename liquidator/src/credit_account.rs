@@ -8,7 +8,7 @@
 
 use mars::msg::account_nft::{self, TokensResponse};
 use mars::msg::credit_manager::{self, ConfigResponse};
-use mars::msg::health::AccountKind;
+use mars::msg::health::{AccountKind, HealthQueryShape};
 use redline_chain::{execute_contract_msg, ChainClient, ChainError, TxEvent};
 
 use crate::tx_sender::{SendError, Sent, SentTx, TxSender};
@@ -62,13 +62,17 @@ pub struct RoverContracts {
     pub health: String,
     /// What the credit manager's `swap_exact_in` sells through.
     pub swapper: String,
+    /// How the health contract takes its queries (the manifest's `health_query`).
+    pub health_query: HealthQueryShape,
 }
 
 impl RoverContracts {
-    /// Reads the account NFT and health contract addresses from the credit manager's config.
+    /// Reads the account NFT and health contract addresses from the credit manager's config;
+    /// the health contract takes queries of `health_query`'s shape.
     pub async fn discover<C: ChainClient>(
         client: &C,
         credit_manager: &str,
+        health_query: HealthQueryShape,
     ) -> Result<Self, CreditAccountError> {
         let config: ConfigResponse = client
             .query_smart(credit_manager, &credit_manager::QueryMsg::Config {}, None)
@@ -82,6 +86,7 @@ impl RoverContracts {
             account_nft,
             health: config.health_contract,
             swapper: config.swapper,
+            health_query,
         })
     }
 }

@@ -293,6 +293,7 @@ impl<C: ChainClient + Clone + 'static> Liquidator<C> {
             fetch_wait: self.queue.block_timeout(),
             fee_reserve_gas: config.fee_reserve_gas,
             credit_manager: self.manifest.contracts.credit_manager.clone(),
+            health_query: self.manifest.health_query,
             max_slippage: config.max_slippage,
             credit_swap_margin: config.credit_swap_margin,
             credit_wallet_funding: config.credit_wallet_funding,

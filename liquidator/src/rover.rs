@@ -15,7 +15,7 @@ use cosmwasm_std::{Coin, Decimal, Uint128};
 use mars::math::credit_account::{
     positions_at, ranked_credit_liquidations, DenomsData, HealthComputer, LiquidationTerms,
 };
-use mars::msg::health::{self, HealthValuesResponse};
+use mars::msg::health::{AccountKind, HealthQueryShape, HealthValuesResponse};
 use mars::msg::oracle::ActionKind;
 use mars::types::CreditManagerDebts;
 use mars::value::{PriceBook, Value};
@@ -294,19 +294,24 @@ pub fn profit(
     value(&executed.refunded) - value(&sent)
 }
 
-/// The health contract's answer for `account_id` at liquidation prices (the kind read from the
-/// credit manager, as the contract's own liquidation check reads it).
+/// The health contract's answer for `account_id` at liquidation prices (in the deployment's
+/// query shape; where it takes the kind, the kind read from the credit manager, as the
+/// contract's own liquidation check reads it).
 pub async fn liquidation_health<C: ChainClient>(
     client: &C,
     contracts: &RoverContracts,
     account_id: &str,
 ) -> Result<HealthValuesResponse, CreditAccountError> {
-    let kind = account_kind(client, &contracts.credit_manager, account_id).await?;
-    let query = health::QueryMsg::HealthValues {
-        account_id: account_id.to_string(),
-        kind,
-        action: ActionKind::Liquidation,
+    let kind = match contracts.health_query {
+        HealthQueryShape::WithKind => {
+            account_kind(client, &contracts.credit_manager, account_id).await?
+        }
+        // Not sent in this shape.
+        HealthQueryShape::WithoutKind => AccountKind::Default,
     };
+    let query = contracts
+        .health_query
+        .health_values(account_id, kind, ActionKind::Liquidation);
     client
         .query_smart(&contracts.health, &query, None)
         .await

@@ -39,7 +39,6 @@ use cosmrs::Any;
 use cosmwasm_std::Coin;
 use cosmwasm_std::Decimal;
 use mars::manifest::FeeMarket;
-use redline_chain::fee_market::price_with_headroom;
 use redline_chain::{
     tx_hash, ChainClient, ChainConfig, ChainError, SequenceTracker, Simulation, TxBuilder,
     TxErrorCode, TxHash, TxOutcome, TxRejection, TxStage, Wallet,
@@ -365,34 +364,31 @@ pub struct TxSender<C> {
     gas_price: GasPriceCache,
 }
 
-/// The gas price txs are signed with: the configured one, or, on a chain with a fee market,
-/// its base price read at most every half block, with the configured headroom over it.
+/// The fee market's base gas price as last read (read at most every half block); `None` on a
+/// chain without one, or before the first reading. The builder turns it into the price txs are
+/// signed with ([`TxBuilder::at_market`]: headroom over it, never below the configured price).
 #[derive(Debug)]
 struct GasPriceCache {
-    floor: Decimal,
-    headroom: Decimal,
     fixed: bool,
     refresh_every: Duration,
-    /// The price and when it was read.
-    current: std::sync::Mutex<(Decimal, Option<Instant>)>,
+    /// The base price and when it was read.
+    current: std::sync::Mutex<(Option<Decimal>, Option<Instant>)>,
 }
 
 impl GasPriceCache {
     fn new(chain: &ChainConfig) -> Self {
         GasPriceCache {
-            floor: chain.gas_price,
-            headroom: chain.gas_price_headroom,
             fixed: chain.fee_market == FeeMarket::Fixed,
             refresh_every: chain.block_time / 2,
-            current: std::sync::Mutex::new((chain.gas_price, None)),
+            current: std::sync::Mutex::new((None, None)),
         }
     }
 
-    fn reading(&self) -> std::sync::MutexGuard<'_, (Decimal, Option<Instant>)> {
+    fn reading(&self) -> std::sync::MutexGuard<'_, (Option<Decimal>, Option<Instant>)> {
         self.current.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn price(&self) -> Decimal {
+    fn base(&self) -> Option<Decimal> {
         self.reading().0
     }
 
@@ -411,10 +407,7 @@ impl GasPriceCache {
             return;
         }
         match client.base_gas_price().await {
-            Ok(base) => {
-                let price = price_with_headroom(base, self.headroom, self.floor);
-                *self.reading() = (price, Some(Instant::now()));
-            }
+            Ok(base) => *self.reading() = (base, Some(Instant::now())),
             Err(error) => {
                 tracing::debug!(%wallet, %error, "cannot read the fee market's gas price; signing at the last one read");
             }
@@ -601,7 +594,7 @@ impl<C: ChainClient> TxSender<C> {
         let gas_limit = self.builder.gas_limit_for(gas_used);
         // Read again if the simulation was long enough ago: the price may have moved since.
         self.gas_price.refresh(&self.client, &self.address).await;
-        let builder = self.builder.with_gas_price(self.gas_price.price());
+        let builder = self.builder.at_market(self.gas_price.base());
         if !self.options.dry_run {
             self.wait_for_in_flight_below(self.max_in_flight).await?;
         }
@@ -900,13 +893,13 @@ impl<C: ChainClient> TxSender<C> {
     /// The fee a tx that simulated at `gas_used` will pay, at the gas price last read.
     pub fn fee_for_gas(&self, gas_used: u64) -> Coin {
         self.builder
-            .with_gas_price(self.gas_price.price())
+            .at_market(self.gas_price.base())
             .fee_for(self.builder.gas_limit_for(gas_used))
     }
 
     /// The gas price txs are signed with now (the fee market's, with headroom, as last read).
     pub fn gas_price(&self) -> Decimal {
-        self.gas_price.price()
+        self.builder.at_market(self.gas_price.base()).gas_price()
     }
 }
 

@@ -98,6 +98,8 @@ pub struct WorkerSettings {
     pub fee_reserve_gas: u64,
     /// Rover's credit manager: credit-account candidates are dead-lettered without one.
     pub credit_manager: Option<String>,
+    /// How the Rover health contract takes its queries (the manifest's).
+    pub health_query: mars::msg::health::HealthQueryShape,
     /// Loss accepted when a credit-account liquidation swaps the seized collateral, against its
     /// value at oracle prices (`--max-slippage`).
     pub max_slippage: Decimal,
@@ -267,6 +269,8 @@ pub struct Worker<C, Q> {
     /// Per credit account, the last decline recorded (what, at which height): see
     /// [`rover::DECLINES_RECORDED_EVERY`].
     declined_credit: BTreeMap<String, (String, u64)>,
+    /// Credit accounts skipped for their perps positions, each reported once.
+    perps_reported: std::sync::Mutex<std::collections::BTreeSet<String>>,
 }
 
 impl<C, Q> Worker<C, Q>
@@ -302,6 +306,7 @@ where
             held_credit: Vec::new(),
             unsettled_credit: None,
             declined_credit: BTreeMap::new(),
+            perps_reported: Default::default(),
         }
     }
 

@@ -45,6 +45,10 @@ pub struct Manifest {
     /// v2.1, Osmosis; the default) or `close_factor` (core-contracts, Neutron).
     #[serde(default)]
     pub liquidation_rule: crate::rule::LiquidationRule,
+    /// How the Rover health contract takes its queries: `with_kind` (contracts v2.1, Osmosis;
+    /// the default) or `without_kind` (core-contracts, Neutron).
+    #[serde(default)]
+    pub health_query: crate::msg::health::HealthQueryShape,
     pub denoms: Vec<DenomInfo>,
     pub fee: FeeConfig,
     /// The mnemonic funding the liquidator wallets in a devnet scenario. Never logged:
@@ -146,6 +150,7 @@ impl Manifest {
             rpc_ws: vec!["ws://127.0.0.1:26657/websocket".into()],
             block_time_ms: 1000,
             liquidation_rule: crate::rule::LiquidationRule::TargetHealthFactor,
+            health_query: crate::msg::health::HealthQueryShape::WithKind,
             contracts: Contracts {
                 red_bank: "osmo1redbank".into(),
                 oracle: "osmo1oracle".into(),

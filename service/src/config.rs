@@ -81,6 +81,11 @@ pub struct ChainArgs {
     /// --manifest.
     #[arg(long, env = "LIQUIDATION_RULE")]
     pub liquidation_rule: Option<mars::rule::LiquidationRule>,
+    /// How the Rover health contract takes its queries: `with_kind` (Mars contracts v2.1, as on
+    /// Osmosis; the default without --manifest) or `without_kind` (core-contracts, as on
+    /// Neutron). Overrides the manifest's.
+    #[arg(long, env = "HEALTH_QUERY")]
+    pub health_query: Option<mars::msg::health::HealthQueryShape>,
 }
 
 impl ChainArgs {
@@ -146,6 +151,7 @@ impl ChainArgs {
                     "is required when --manifest is not given (target_health_factor or close_factor)",
                 )
             })?,
+            health_query: self.health_query.unwrap_or_default(),
             contracts: Contracts {
                 red_bank: required(&self.red_bank, "--red-bank")?,
                 oracle: required(&self.oracle, "--oracle")?,
@@ -191,6 +197,9 @@ impl ChainArgs {
         }
         if let Some(ms) = self.block_time_ms {
             m.block_time_ms = ms;
+        }
+        if let Some(shape) = self.health_query {
+            m.health_query = shape;
         }
         if let Some(rule) = self.liquidation_rule {
             m.liquidation_rule = rule;

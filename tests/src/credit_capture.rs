@@ -26,8 +26,7 @@ use anyhow::Context as _;
 use cosmwasm_std::{Decimal, Uint128};
 use futures::StreamExt as _;
 use mars::msg::credit_manager::{self, Positions};
-use mars::msg::health::AccountKind;
-use mars::msg::health::{self, HealthValuesResponse};
+use mars::msg::health::{AccountKind, HealthQueryShape, HealthValuesResponse};
 use mars::msg::oracle::ActionKind;
 use redline_chain::{
     bank_send_msg, execute_contract_msg, ChainClient, ChainConfig, ChainError, TendermintClient,
@@ -171,6 +170,7 @@ pub struct CreditOracle {
     own_account: String,
     credit_manager: String,
     health: String,
+    health_query: HealthQueryShape,
     prices: BTreeMap<String, Decimal>,
 }
 
@@ -183,11 +183,12 @@ enum Verdict {
 }
 
 impl CreditOracle {
-    /// Simulates from `account`, at the oracle's prices now.
+    /// Simulates from `account`, at the oracle's prices now; `health_query` is the shape the
+    /// health contract takes (the manifest's).
     pub async fn new(
         client: TendermintClient,
         chain: &ChainConfig,
-        contracts: (&str, &str),
+        (contracts, health_query): ((&str, &str), HealthQueryShape),
         account: OracleAccount,
     ) -> anyhow::Result<Self> {
         let OracleAccount {
@@ -209,6 +210,7 @@ impl CreditOracle {
             own_account,
             credit_manager: credit_manager.to_string(),
             health: config.health_contract,
+            health_query,
             prices,
         })
     }
@@ -241,11 +243,11 @@ impl CreditOracle {
 
     async fn judge_one(&self, id: String) -> anyhow::Result<(Verdict, usize)> {
         let positions = read_positions(&self.client, &self.credit_manager, id.clone()).await?;
-        let query = health::QueryMsg::HealthValues {
-            account_id: id.clone(),
-            kind: positions.account_kind.clone(),
-            action: ActionKind::Liquidation,
-        };
+        let query = self.health_query.health_values(
+            &id,
+            positions.account_kind.clone(),
+            ActionKind::Liquidation,
+        );
         let health: HealthValuesResponse = self
             .client
             .query_smart(&self.health, &query, None)

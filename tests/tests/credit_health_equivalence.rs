@@ -1,5 +1,6 @@
 //! Credit-account health computed off-chain against the chain's health contract: for every
-//! seeded credit account (5,000), the health checker's figures from the account's stored form
+//! seeded credit account (5,000 on the Osmosis flavor, 1,000 on the Neutron one, whose health
+//! contract takes no `kind` and answers with perps fields), the health checker's figures from the account's stored form
 //! (as the collector reads it from raw state) equal the health contract's `health_values`
 //! exactly, all four values and both health factors, at default and liquidation prices, before
 //! and after a 30 % ATOM drop, with interest brought to the answering block's time.
@@ -18,12 +19,13 @@
 
 use std::time::Duration;
 
-use cosmwasm_std::Decimal;
+use cosmwasm_std::{Decimal, Uint128};
 use futures::stream::{self, StreamExt as _};
-use mars::msg::health::{self, HealthValuesResponse};
+use mars::msg::health::{HealthValuesResponse, PerpsHealth};
 use mars::msg::oracle::ActionKind;
 use mars::types::StoredCreditAccount;
 use redline_chain::ChainClient as _;
+use redline_devnet::flavor::Flavor;
 use redline_health_checker::credit::CreditContext;
 use redline_pipeline::index::credit::CreditSnapshot;
 use redline_protocol::rover::{Rover, RoverContracts};
@@ -33,6 +35,7 @@ use testkit::devnet::Devnet;
 use testkit::rover::RoverQueries;
 
 const CREDIT_ACCOUNTS: usize = 5_000;
+const NEUTRON_CREDIT_ACCOUNTS: usize = 1_000;
 const CONCURRENCY: usize = 16;
 
 struct Chain {
@@ -44,9 +47,10 @@ struct Chain {
 }
 
 impl Chain {
-    async fn start() -> Self {
+    async fn start(flavor: Flavor, credit_accounts: usize) -> Self {
         let devnet = Devnet::scenario(50, 11)
-            .credit_accounts(CREDIT_ACCOUNTS)
+            .flavor(flavor)
+            .credit_accounts(credit_accounts)
             .start()
             .await
             .unwrap();
@@ -55,7 +59,7 @@ impl Chain {
         // Account 1 is the rewards collector's; the seeded ones follow.
         let ids = queries.seeded_ids().await;
         assert!(
-            ids.len() >= CREDIT_ACCOUNTS,
+            ids.len() >= credit_accounts,
             "{} accounts minted",
             ids.len()
         );
@@ -93,11 +97,11 @@ impl Chain {
         account: &StoredCreditAccount,
         action: ActionKind,
     ) -> (u64, HealthValuesResponse) {
-        let msg = health::QueryMsg::HealthValues {
-            account_id: account.account_id.to_string(),
-            kind: account.kind.clone(),
+        let msg = self.devnet.manifest.health_query.health_values(
+            &account.account_id.to_string(),
+            account.kind.clone(),
             action,
-        };
+        );
         let (height, data) = abci::smart_raw(&self.http, &self.health, &msg)
             .await
             .unwrap_or_else(|(_, log)| panic!("account {}: {log}", account.account_id));
@@ -154,10 +158,8 @@ impl Chain {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn off_chain_credit_health_equals_the_health_contract() {
-    let chain = Chain::start().await;
-
+/// Compares before and after a 30 % ATOM drop.
+async fn equal_before_and_after_a_drop(chain: Chain) {
     let (compared, with_debt, liquidatable, changed) = chain.compare("before the drop").await;
     assert_eq!(compared, chain.ids.len());
     assert!(with_debt > compared / 2, "{with_debt} of {compared} owe");
@@ -179,4 +181,31 @@ async fn off_chain_credit_health_equals_the_health_contract() {
         liquidatable_after > liquidatable,
         "the drop made no more accounts liquidatable ({liquidatable} → {liquidatable_after})"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn off_chain_credit_health_equals_the_health_contract() {
+    equal_before_and_after_a_drop(Chain::start(Flavor::Osmosis, CREDIT_ACCOUNTS).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn off_chain_credit_health_equals_the_neutron_health_contract() {
+    let chain = Chain::start(Flavor::Neutron, NEUTRON_CREDIT_ACCOUNTS).await;
+    // core-contracts' answer: perps fields, none held.
+    let first = chain
+        .rover
+        .read_account(chain.ids[0], None)
+        .await
+        .unwrap()
+        .unwrap();
+    let (_, values) = chain.health_values(&first, ActionKind::Liquidation).await;
+    assert_eq!(
+        values.perps,
+        Some(PerpsHealth {
+            perps_pnl_profit: Uint128::zero(),
+            perps_pnl_loss: Uint128::zero(),
+            has_perps: false,
+        })
+    );
+    equal_before_and_after_a_drop(chain).await;
 }

@@ -88,15 +88,17 @@ async fn four_workers_liquidate_credit_accounts_and_borrowers_after_a_price_drop
 }
 
 /// The same pipeline against the devnet's Neutron flavor (core-contracts: each asset's close
-/// factor caps a liquidation, no target health factor; `neutron` addresses, fees in `untrn`):
-/// the services take the rule, prefix and fee denom from the manifest, and the capture oracle
-/// (simulating `liquidate` on the chain) finds nothing profitable left.
+/// factor caps a liquidation, no target health factor; the health contract takes no `kind`;
+/// `neutron` addresses, fees in `untrn` at the fee market's price): the services take the
+/// rule, query shape, prefix and fee denom from the manifest, and both capture oracles
+/// (simulating liquidations on the chain) find nothing profitable left, of either kind.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_pipeline_liquidates_on_the_neutron_flavor() -> anyhow::Result<()> {
     init_logs();
     let figures = liquidation::run(&Options {
         accounts: 2_000,
-        deadline: Duration::from_secs(100),
+        credit_accounts: 150,
+        deadline: Duration::from_secs(150),
         flavor: Flavor::Neutron,
         ..Options::default()
     })
@@ -108,6 +110,10 @@ async fn the_pipeline_liquidates_on_the_neutron_flavor() -> anyhow::Result<()> {
         figures.liquidatable
     );
     assert!(figures.liquidations >= figures.liquidatable);
+    assert!(
+        figures.credit_liquidations > 0,
+        "no credit account was liquidated"
+    );
     figures.check()
 }
 

@@ -322,20 +322,27 @@ impl<S: Storage> Deployer<'_, S> {
             rover: None,
         };
         if cfg.credit_accounts {
-            contracts.rover = Some(self.instantiate_rover(&contracts)?);
+            let core_contracts = cfg.target_health_factor.is_none();
+            contracts.rover = Some(self.instantiate_rover(&contracts, core_contracts)?);
         }
         Ok(contracts)
     }
 
-    /// The health contract, credit manager and account NFT, not yet connected. The devnet has
-    /// no zapper or incentives contract: the credit manager is given addresses it never calls
-    /// for the actions the devnet serves.
+    /// The health contract, credit manager and account NFT, not yet connected; as
+    /// core-contracts (Neutron) runs them when `core`. The devnet has no zapper or incentives
+    /// contract: the credit manager is given addresses it never calls for the actions the
+    /// devnet serves.
     fn instantiate_rover(
         &mut self,
         contracts: &DeployedContracts,
+        core: bool,
     ) -> Result<RoverContracts, DeployError> {
         let owner = self.owner.to_string();
-        let health_code = self.app.store_code(super::health_contract());
+        let health_code = self.app.store_code(if core {
+            super::core_health_contract()
+        } else {
+            super::health_contract()
+        });
         let credit_manager_code = self.app.store_code(super::credit_manager_contract());
         let account_nft_code = self.app.store_code(super::account_nft_contract());
         let health = self.instantiate(
@@ -364,6 +371,8 @@ impl<S: Storage> Deployer<'_, S> {
             health_contract: health.to_string(),
             params: contracts.params.to_string(),
             incentives: placeholder("mars-incentives"),
+            // No perp markets on the devnet.
+            perps_lb_ratio: core.then(Decimal::zero),
         };
         let credit_manager = self.instantiate(
             credit_manager_code,

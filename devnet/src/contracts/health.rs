@@ -1,17 +1,19 @@
 //! Rover's health contract, written from Mars's `contracts/health` (v2.1, Osmosis) for
 //! cw-multi-test: it reads an account's positions and the oracle and params addresses from the
 //! credit manager, prices every denom that has asset params, and runs
-//! [`mars::math::credit_account::HealthComputer`].
+//! [`mars::math::credit_account::HealthComputer`]. [`query_core`] answers core-contracts'
+//! (Neutron) queries.
 
 use cosmwasm_std::{
-    to_json_binary, Addr, Binary, Deps, DepsMut, Env, MessageInfo, Response, StdError,
+    to_json_binary, Addr, Binary, Decimal, Deps, DepsMut, Env, MessageInfo, Response, StdError,
+    Uint128,
 };
 use cw_storage_plus::Item;
 use mars::math::credit_account::{DenomsData, HealthComputeError, HealthComputer};
 use mars::msg::credit_manager::{self, Positions};
 use mars::msg::health::{
-    namespace, AccountKind, ConfigResponse, ExecuteMsg, HealthState, HealthValuesResponse,
-    InstantiateMsg, OwnerResponse, QueryMsg,
+    self, namespace, AccountKind, ConfigResponse, ExecuteMsg, HealthState, HealthValuesResponse,
+    InstantiateMsg, OwnerResponse, PerpsHealth, QueryMsg,
 };
 use mars::msg::oracle::{self, ActionKind, PriceResponse};
 use mars::msg::params;
@@ -85,6 +87,57 @@ pub fn query(deps: Deps, _env: Env, msg: QueryMsg) -> HealthResult<Binary> {
             owner_response: OwnerResponse::owned_by(OWNER.load(deps.storage)?),
         })?,
     })
+}
+
+/// The queries of core-contracts' health contract (Neutron): no `kind` (read from the credit
+/// manager's `positions`), answers with the account's perps (none on the devnet: zero PnL, and
+/// `has_perps` from the positions' `perps`).
+pub fn query_core(deps: Deps, _env: Env, msg: health::core::QueryMsg) -> HealthResult<Binary> {
+    use health::core::QueryMsg as Core;
+    Ok(match msg {
+        Core::HealthValues { account_id, action } => {
+            let peers = Peers::load(deps)?;
+            let positions = peers.positions(deps, &account_id)?;
+            to_json_binary(&core_values(deps, &peers, &positions, action)?)?
+        }
+        Core::HealthState { account_id, action } => {
+            let peers = Peers::load(deps)?;
+            let positions = peers.positions(deps, &account_id)?;
+            let has_perps = positions.perps.as_ref().is_some_and(|p| !p.is_empty());
+            if positions.debts.is_empty() && !has_perps {
+                return Ok(to_json_binary(&HealthState::Healthy)?);
+            }
+            let values = core_values(deps, &peers, &positions, action)?;
+            to_json_binary(&match values.health.max_ltv_health_factor {
+                Some(max_ltv_health_factor) if values.above_max_ltv => HealthState::Unhealthy {
+                    max_ltv_health_factor,
+                    liquidation_health_factor: Some(
+                        values
+                            .health
+                            .liquidation_health_factor
+                            .unwrap_or(Decimal::MAX),
+                    ),
+                },
+                _ => HealthState::Healthy,
+            })?
+        }
+        Core::Config {} => query(deps, _env, QueryMsg::Config {})?,
+    })
+}
+
+fn core_values(
+    deps: Deps,
+    peers: &Peers,
+    positions: &Positions,
+    action: ActionKind,
+) -> HealthResult<HealthValuesResponse> {
+    let mut values = compute(deps, peers, positions, &positions.account_kind, action)?;
+    values.perps = Some(PerpsHealth {
+        perps_pnl_profit: Uint128::zero(),
+        perps_pnl_loss: Uint128::zero(),
+        has_perps: positions.perps.as_ref().is_some_and(|p| !p.is_empty()),
+    });
+    Ok(values)
 }
 
 /// The credit manager and the oracle and params contracts it names.
@@ -199,6 +252,7 @@ pub fn health_state(
     Ok(match values.health.max_ltv_health_factor {
         Some(max_ltv_health_factor) if values.above_max_ltv => HealthState::Unhealthy {
             max_ltv_health_factor,
+            liquidation_health_factor: None,
         },
         _ => HealthState::Healthy,
     })

@@ -67,6 +67,16 @@ macro_rules! contract_constructors {
     };
 }
 
+/// The health contract as core-contracts (Neutron) runs it: queries without `kind`, answers
+/// with perps fields.
+pub fn core_health_contract() -> Box<dyn Contract<Empty>> {
+    Box::new(ContractWrapper::new(
+        health::execute,
+        health::instantiate,
+        health::query_core,
+    ))
+}
+
 contract_constructors! {
     account_nft_contract => account_nft,
     credit_manager_contract => credit_manager,

@@ -48,6 +48,19 @@ pub fn interest_model() -> InterestRateModel {
 
 /// The asset list of the fixture measured on the real Mars contracts: ATOM max LTV 0.7,
 /// LT 0.8, LB 0.01 / 2 / 0.02 / 0.1, protocol fee 0.1 at price 10; USDC at price 1; OSMO at 1.
+/// The fixture's assets as core-contracts (Neutron) lists them: close factor 0.9 (Mars's
+/// Neutron deployment), withdrawals enabled, no target health factor.
+pub fn neutron_config() -> DeployConfig {
+    let mut cfg = fixture_config();
+    cfg.target_health_factor = None;
+    for asset in &mut cfg.assets {
+        asset.params.close_factor = Some(dec("0.9"));
+        asset.params.credit_manager.withdraw_enabled = Some(true);
+        asset.params.red_bank.withdraw_enabled = Some(true);
+    }
+    cfg
+}
+
 pub fn fixture_config() -> DeployConfig {
     let cap = Uint128::new(1_000_000_000_000_000);
     let asset =

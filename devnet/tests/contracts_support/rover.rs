@@ -7,17 +7,21 @@ use mars::msg::account_nft::{self, TokensResponse};
 use mars::msg::credit_manager::{
     Action, ActionCoin, CoinBalanceResponseItem, ExecuteMsg, Positions, QueryMsg,
 };
-use mars::msg::health::{self, AccountKind, HealthValuesResponse};
+use mars::msg::health::{AccountKind, HealthQueryShape, HealthValuesResponse};
 use mars::msg::oracle::ActionKind;
 use mars::msg::red_bank::{self, UserCollateralResponse, UserDebtResponse};
-use redline_devnet::contracts::RoverContracts;
+use redline_devnet::contracts::{DeployConfig, RoverContracts};
 
 use super::{fixture_config, Devnet, USDC};
 
 impl Devnet {
     /// The fixture with Rover deployed and every asset whitelisted in the credit manager.
     pub fn rover() -> Self {
-        let mut cfg = fixture_config();
+        Self::rover_with(fixture_config())
+    }
+
+    /// `cfg` with Rover deployed and every asset whitelisted in the credit manager.
+    pub fn rover_with(mut cfg: DeployConfig) -> Self {
         cfg.credit_accounts = true;
         for asset in &mut cfg.assets {
             asset.params.credit_manager.whitelisted = true;
@@ -89,22 +93,18 @@ impl Devnet {
         .unwrap()
     }
 
+    /// `health_values` in the deployment's shape: core-contracts (whose `positions` list
+    /// `perps`) takes no `kind`.
     pub fn health_values(&self, account_id: &str, action: ActionKind) -> HealthValuesResponse {
-        let kind: AccountKind = self
-            .query_on(
-                &self.credit_manager(),
-                &QueryMsg::AccountKind {
-                    account_id: account_id.into(),
-                },
-            )
-            .unwrap();
+        let positions = self.positions(account_id);
+        let shape = if positions.perps.is_some() {
+            HealthQueryShape::WithoutKind
+        } else {
+            HealthQueryShape::WithKind
+        };
         self.query_on(
             &self.rover_contracts().health,
-            &health::QueryMsg::HealthValues {
-                account_id: account_id.into(),
-                kind,
-                action,
-            },
+            &shape.health_values(account_id, positions.account_kind, action),
         )
         .unwrap()
     }

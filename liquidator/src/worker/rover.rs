@@ -370,6 +370,10 @@ where
                 self.metrics.job("healthy");
                 return Ok(Vec::new());
             }
+            if health.has_perps() {
+                self.skip_for_perps(&job.account_id);
+                return Ok(Vec::new());
+            }
             let AccountKey::CreditAccount(id) = job.delivery.job.account else {
                 return Ok(Vec::new());
             };
@@ -385,6 +389,23 @@ where
         .instrument(span)
         .await;
         (job, checked)
+    }
+
+    /// A liquidatable account with perps positions is left alone: the credit manager closes
+    /// them first, settling their PnL, which redline does not plan for. Counted each time,
+    /// reported once per account.
+    fn skip_for_perps(&self, account_id: &str) {
+        self.metrics.job("has_perps");
+        let mut reported = self
+            .perps_reported
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if reported.insert(account_id.to_string()) {
+            tracing::info!(
+                account_id,
+                "credit account skipped: it holds perps positions, which redline does not liquidate"
+            );
+        }
     }
 
     /// Simulates the liquidations one after the other inside one tx, each on top of the ones
@@ -826,7 +847,12 @@ where
             return Ok(contracts.clone());
         }
         let credit_manager = self.settings.credit_manager.as_deref().unwrap_or_default();
-        let contracts = RoverContracts::discover(self.reader.client(), credit_manager).await?;
+        let contracts = RoverContracts::discover(
+            self.reader.client(),
+            credit_manager,
+            self.settings.health_query,
+        )
+        .await?;
         self.rover = Some(contracts.clone());
         Ok(contracts)
     }

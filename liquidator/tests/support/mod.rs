@@ -365,6 +365,7 @@ impl Harness {
             fetch_wait: Duration::from_millis(100),
             fee_reserve_gas: 5_000_000,
             credit_manager: self.manifest.contracts.credit_manager.clone(),
+            health_query: self.manifest.health_query,
             max_slippage: Decimal::percent(1),
             credit_swap_margin: Decimal::permille(5),
             credit_wallet_funding: true,

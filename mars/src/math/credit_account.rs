@@ -105,6 +105,7 @@ pub fn positions_at(
         lends,
         vaults: Vec::new(),
         staked_astro_lps: Vec::new(),
+        perps: None,
     })
 }
 
@@ -475,6 +476,7 @@ mod tests {
             lends,
             vaults: vec![],
             staked_astro_lps: vec![],
+            perps: None,
         }
     }
 

@@ -44,6 +44,8 @@ pub mod namespace {
     pub const REENTRANCY_GUARD: &str = "reentrancy_guard";
     /// `Item<RewardsCollector>`: the credit account protocol fees are booked to.
     pub const REWARDS_COLLECTOR: &str = "rewards_collector";
+    /// core-contracts only: `Item<Decimal>`, the perps' share of the liquidation bonus.
+    pub const PERPS_LB_RATIO: &str = "perps_lb_ratio";
 }
 
 /// Debt shares minted per coin for the first borrow of a denom (Mars
@@ -67,6 +69,10 @@ pub struct InstantiateMsg {
     pub health_contract: String,
     pub params: String,
     pub incentives: String,
+    /// core-contracts (Neutron) only: the perps' share of the liquidation bonus (the devnet
+    /// takes this one of core's additions, and with it answers as core-contracts does).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub perps_lb_ratio: Option<Decimal>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
@@ -380,6 +386,9 @@ pub struct Positions {
     /// Vault positions, as Mars answers them (always empty on the devnet).
     pub vaults: Vec<serde_json::Value>,
     pub staked_astro_lps: Vec<Coin>,
+    /// core-contracts only: the account's perps positions (never any on the devnet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub perps: Option<Vec<serde_json::Value>>,
 }
 
 /// The credit account protocol fees are booked to.

@@ -3,11 +3,13 @@
 //!
 //! The health contract reads an account's positions from the credit manager and its prices and
 //! params from the oracle and params contracts the credit manager names, then answers the
-//! account's health. On Osmosis (contracts v2.1) the queries take the account `kind`.
+//! account's health. On Osmosis (contracts v2.1) the queries take the account `kind`; on
+//! Neutron (core-contracts v2.2+) they do not ([`core::QueryMsg`]: the contract reads the kind
+//! from the credit manager) and the answers carry perps fields.
 
 use std::fmt;
 
-use cosmwasm_std::Decimal;
+use cosmwasm_std::{Decimal, Uint128};
 use serde::{Deserialize, Serialize};
 
 use super::oracle::ActionKind;
@@ -75,8 +77,92 @@ pub enum QueryMsg {
     Config {},
 }
 
+/// The health queries of core-contracts (Neutron, v2.2 on): no `kind`.
+pub mod core {
+    use serde::{Deserialize, Serialize};
+
+    use crate::msg::oracle::ActionKind;
+
+    #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+    #[serde(rename_all = "snake_case", deny_unknown_fields)]
+    pub enum QueryMsg {
+        /// Answers [`super::HealthValuesResponse`] with its perps fields.
+        HealthValues {
+            account_id: String,
+            action: ActionKind,
+        },
+        /// Answers [`super::HealthState`].
+        HealthState {
+            account_id: String,
+            action: ActionKind,
+        },
+        Config {},
+    }
+}
+
+/// Which shape of health query a deployment's health contract takes.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum HealthQueryShape {
+    /// contracts v2.1 (Osmosis): `kind` in every query.
+    #[default]
+    WithKind,
+    /// core-contracts v2.2+ (Neutron): no `kind`.
+    WithoutKind,
+}
+
+impl std::str::FromStr for HealthQueryShape {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        [HealthQueryShape::WithKind, HealthQueryShape::WithoutKind]
+            .into_iter()
+            .find(|shape| shape.as_str() == text)
+            .ok_or_else(|| {
+                format!("`{text}` is not a health query shape (with_kind, without_kind)")
+            })
+    }
+}
+
+/// A `health_values` query in either shape.
+#[derive(Serialize, Clone, Debug, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum HealthValuesQuery {
+    WithKind(QueryMsg),
+    WithoutKind(core::QueryMsg),
+}
+
+impl HealthQueryShape {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HealthQueryShape::WithKind => "with_kind",
+            HealthQueryShape::WithoutKind => "without_kind",
+        }
+    }
+
+    /// `health_values` of `account_id` (of `kind`, which only the `WithKind` shape sends).
+    pub fn health_values(
+        self,
+        account_id: &str,
+        kind: AccountKind,
+        action: ActionKind,
+    ) -> HealthValuesQuery {
+        let account_id = account_id.to_string();
+        match self {
+            HealthQueryShape::WithKind => HealthValuesQuery::WithKind(QueryMsg::HealthValues {
+                account_id,
+                kind,
+                action,
+            }),
+            HealthQueryShape::WithoutKind => {
+                HealthValuesQuery::WithoutKind(core::QueryMsg::HealthValues { account_id, action })
+            }
+        }
+    }
+}
+
 /// Mars' `HealthValuesResponse`: the [`Health`] fields at the top level of the JSON, plus the
-/// two verdicts mars-health derives from them.
+/// two verdicts mars-health derives from them, and on core-contracts the account's perps.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct HealthValuesResponse {
     #[serde(flatten)]
@@ -85,6 +171,24 @@ pub struct HealthValuesResponse {
     pub liquidatable: bool,
     /// The max-LTV health factor is below one.
     pub above_max_ltv: bool,
+    /// core-contracts only: the account's perps, valued in the oracle's base denom.
+    #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
+    pub perps: Option<PerpsHealth>,
+}
+
+/// The perps fields of core-contracts' `HealthValuesResponse`.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+pub struct PerpsHealth {
+    pub perps_pnl_profit: Uint128,
+    pub perps_pnl_loss: Uint128,
+    pub has_perps: bool,
+}
+
+impl HealthValuesResponse {
+    /// The account holds perps positions (core-contracts' `has_perps`).
+    pub fn has_perps(&self) -> bool {
+        self.perps.as_ref().is_some_and(|p| p.has_perps)
+    }
 }
 
 impl From<Health> for HealthValuesResponse {
@@ -93,16 +197,22 @@ impl From<Health> for HealthValuesResponse {
             liquidatable: health.is_liquidatable(),
             above_max_ltv: health.is_above_max_ltv(),
             health,
+            perps: None,
         }
     }
 }
 
-/// `"healthy"` or `{"unhealthy":{"max_ltv_health_factor":"0.9"}}`: max-LTV health only.
+/// `"healthy"` or `{"unhealthy":{"max_ltv_health_factor":"0.9"}}`: max-LTV health only
+/// (core-contracts adds the liquidation health factor, `Decimal::MAX` when there is none).
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum HealthState {
     Healthy,
-    Unhealthy { max_ltv_health_factor: Decimal },
+    Unhealthy {
+        max_ltv_health_factor: Decimal,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        liquidation_health_factor: Option<Decimal>,
+    },
 }
 
 impl fmt::Display for HealthState {
@@ -112,6 +222,7 @@ impl fmt::Display for HealthState {
             HealthState::Healthy => write!(f, "healthy"),
             HealthState::Unhealthy {
                 max_ltv_health_factor,
+                ..
             } => write!(
                 f,
                 "unhealthy (max_ltv_health_factor: {:?}",
@@ -260,12 +371,65 @@ mod tests {
         assert_eq!(
             state,
             HealthState::Unhealthy {
-                max_ltv_health_factor: Decimal::percent(90)
+                max_ltv_health_factor: Decimal::percent(90),
+                liquidation_health_factor: None,
             }
         );
         assert_eq!(
             serde_json::from_str::<HealthState>(r#""healthy""#).unwrap(),
             HealthState::Healthy
         );
+    }
+
+    /// core-contracts' shapes: `health_values` without `kind` (and refusing one), answers with
+    /// `perps_pnl_profit`, `perps_pnl_loss` and `has_perps`.
+    #[test]
+    fn core_contracts_health_query_and_answer() {
+        let query = HealthQueryShape::WithoutKind.health_values(
+            "12",
+            AccountKind::HighLeveredStrategy,
+            ActionKind::Liquidation,
+        );
+        assert_eq!(
+            serde_json::to_string(&query).unwrap(),
+            r#"{"health_values":{"account_id":"12","action":"liquidation"}}"#
+        );
+        let with_kind =
+            r#"{"health_values":{"account_id":"12","kind":"default","action":"liquidation"}}"#;
+        let refused = serde_json::from_str::<core::QueryMsg>(with_kind).unwrap_err();
+        assert!(
+            refused.to_string().contains("unknown field `kind`"),
+            "{refused}"
+        );
+        assert_eq!(
+            serde_json::to_string(&HealthQueryShape::WithKind.health_values(
+                "12",
+                AccountKind::Default,
+                ActionKind::Liquidation
+            ))
+            .unwrap(),
+            with_kind
+        );
+
+        let values: HealthValuesResponse = serde_json::from_str(
+            r#"{"total_debt_value":"100","total_collateral_value":"120",
+                "max_ltv_adjusted_collateral":"90","liquidation_threshold_adjusted_collateral":"95",
+                "max_ltv_health_factor":"0.9","liquidation_health_factor":"0.95",
+                "perps_pnl_profit":"0","perps_pnl_loss":"7",
+                "liquidatable":true,"above_max_ltv":true,"has_perps":true}"#,
+        )
+        .unwrap();
+        assert!(values.has_perps());
+        assert_eq!(
+            values.perps.as_ref().unwrap().perps_pnl_loss,
+            Uint128::new(7)
+        );
+        // The Osmosis answer has no perps fields, and none are written back.
+        let osmosis = HealthValuesResponse::from(values.health.clone());
+        assert!(!osmosis.has_perps());
+        assert!(!serde_json::to_string(&osmosis).unwrap().contains("perps"));
+        let back: HealthValuesResponse =
+            serde_json::from_str(&serde_json::to_string(&osmosis).unwrap()).unwrap();
+        assert_eq!(back.perps, None);
     }
 }

@@ -200,7 +200,8 @@ pub async fn own_accounts(
     credit_manager: &str,
     wallets: &[String],
 ) -> anyhow::Result<Vec<(String, String)>> {
-    let contracts = RoverContracts::discover(client, credit_manager).await?;
+    // Only the NFT's address is read here: the health query's shape does not matter.
+    let contracts = RoverContracts::discover(client, credit_manager, Default::default()).await?;
     let mut own = Vec::new();
     for wallet in wallets {
         for id in owned_tokens(client, &contracts.account_nft, wallet).await? {

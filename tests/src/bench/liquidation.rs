@@ -156,8 +156,9 @@ pub struct Figures {
     /// Credit-account attempts that liquidated nothing, by outcome and the head of their
     /// reason (numbers left out).
     pub credit_not_liquidated: BTreeMap<String, usize>,
-    /// Each credit account's latest attempt that liquidated nothing: `outcome: reason`.
-    pub credit_last_refusal: BTreeMap<String, String>,
+    /// Each account's (borrower's or credit account's) latest attempt that liquidated nothing:
+    /// `outcome: reason`.
+    pub last_refusal: BTreeMap<String, String>,
     /// What the credit-account capture oracle found after the run.
     pub credit_capture: CreditCaptureReport,
     /// The workers' own credit accounts after the run.
@@ -531,9 +532,11 @@ impl Figures {
                 md,
                 "## {heading}, on Neutron's Mars\n\n`devnet --flavor neutron`: mars-protocol/\
                  core-contracts' rule (each asset's close factor, 0.9, caps one liquidation; no \
-                 target health factor), `neutron` addresses, fees in `untrn` at the fee \
-                 market's base gas price (moved every block by the block's gas), which the \
-                 liquidators read and sign with `--gas-price-headroom` 1.2 over.\n"
+                 target health factor; the health contract takes no `kind` and answers with \
+                 perps fields), `neutron` addresses, fees in `untrn` at the fee market's base \
+                 gas price (moved every block by the block's gas, blocks of at most 30,000,000 \
+                 gas, the mempool ordered by gas price), which the liquidators read and sign \
+                 with `--gas-price-headroom` 1.2 over.\n"
             ),
         };
         let source = match self.candidates {
@@ -1321,16 +1324,17 @@ pub async fn run(options: &Options) -> anyhow::Result<Figures> {
         .map(|r| r.tx_hash.as_str())
         .collect::<BTreeSet<_>>()
         .len();
-    for record in records
-        .iter()
-        .filter(|r| r.protocol == ProtocolKind::Rover)
-        .filter(|r| {
-            !matches!(
-                r.outcome,
-                Outcome::Liquidated | Outcome::CreditAccountOpened
-            )
-        })
-    {
+    for record in records.iter().filter(|r| {
+        !matches!(
+            r.outcome,
+            Outcome::Liquidated | Outcome::CreditAccountOpened
+        )
+    }) {
+        let last = format!("{}: {}", record.outcome, record.error);
+        figures.last_refusal.insert(record.account.clone(), last);
+        if record.protocol != ProtocolKind::Rover {
+            continue;
+        }
         let head = reason_head(&record.error);
         let reason = if head.is_empty() {
             record.outcome.to_string()
@@ -1338,10 +1342,6 @@ pub async fn run(options: &Options) -> anyhow::Result<Figures> {
             format!("{}: {head}", record.outcome)
         };
         *figures.credit_not_liquidated.entry(reason).or_default() += 1;
-        let last = format!("{}: {}", record.outcome, record.error);
-        figures
-            .credit_last_refusal
-            .insert(record.account.clone(), last);
     }
     if let Some(overdue) = overdue {
         for account in overdue {
@@ -1484,7 +1484,10 @@ pub async fn run(options: &Options) -> anyhow::Result<Figures> {
         let oracle = CreditOracle::new(
             client.clone(),
             &scenario.chain_config(),
-            (credit_manager, &manifest.contracts.oracle),
+            (
+                (credit_manager, &manifest.contracts.oracle),
+                manifest.health_query,
+            ),
             account,
         )
         .await?;

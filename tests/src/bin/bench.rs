@@ -93,14 +93,21 @@ struct Cli {
         default_value_t = 1_000
     )]
     credit_liquidation_block_ms: u64,
-    /// Liquidation benchmark on the devnet's Neutron flavor (close factor, fee market), Red
-    /// Bank borrowers only: its block interval in milliseconds (0 skips it).
+    /// Liquidation benchmark on the devnet's Neutron flavor (close factor, fee market,
+    /// core-contracts' health queries): its block interval in milliseconds (0 skips it).
     #[arg(
         long,
         env = "BENCH_NEUTRON_LIQUIDATION_BLOCK_MS",
         default_value_t = 1_000
     )]
     neutron_liquidation_block_ms: u64,
+    /// Neutron row: credit accounts seeded beside the borrowers (0: borrowers only).
+    #[arg(
+        long,
+        env = "BENCH_NEUTRON_CREDIT_LIQUIDATION_ACCOUNTS",
+        default_value_t = 1_000
+    )]
+    neutron_credit_liquidation_accounts: usize,
     /// On-chain baseline: queries in flight at once.
     #[arg(long, env = "BENCH_ONCHAIN_CONCURRENCY", default_value_t = 32)]
     onchain_concurrency: usize,
@@ -147,10 +154,14 @@ async fn liquidation_section(
     let credit = &figures.credit_capture;
     let last_refusal = |account: &str| {
         figures
-            .credit_last_refusal
+            .last_refusal
             .get(account)
             .map_or("no attempt recorded".to_string(), Clone::clone)
     };
+    for account in figures.missed.iter().take(10) {
+        let last = last_refusal(account);
+        eprintln!("[bench] never liquidated: {account}; the liquidator's last attempt: {last}");
+    }
     for (account, why) in credit.unexplained.iter().take(10) {
         let last = last_refusal(account);
         eprintln!("[bench] credit oracle, unexplained: {account}: {why}; the liquidator's last attempt: {last}");
@@ -160,7 +171,10 @@ async fn liquidation_section(
         eprintln!("[bench] credit oracle, left profitable: {account}: {why}; the liquidator's last attempt: {last}");
     }
     let label = match (liquidation.flavor, liquidation.credit_accounts) {
-        (Flavor::Neutron, _) => format!("Neutron, {block_ms} ms blocks"),
+        (Flavor::Neutron, 0) => format!("Neutron, {block_ms} ms blocks"),
+        (Flavor::Neutron, _) => {
+            format!("Neutron, credit accounts and borrowers, {block_ms} ms blocks")
+        }
         (_, 0) => format!("{block_ms} ms blocks"),
         _ => format!("credit accounts and borrowers, {block_ms} ms blocks"),
     };
@@ -237,9 +251,14 @@ async fn main() -> anyhow::Result<()> {
                 Flavor::Osmosis,
             ));
         }
-        // The Neutron row: the same borrowers' run on core-contracts' rule and a fee market.
+        // The Neutron row: the same borrowers (and credit accounts) on core-contracts' rules
+        // and a fee market.
         if cli.neutron_liquidation_block_ms > 0 {
-            runs.push((0, cli.neutron_liquidation_block_ms, Flavor::Neutron));
+            runs.push((
+                cli.neutron_credit_liquidation_accounts,
+                cli.neutron_liquidation_block_ms,
+                Flavor::Neutron,
+            ));
         }
         for (credit_accounts, block_ms, flavor) in runs {
             let liquidation = bench::liquidation::Options {

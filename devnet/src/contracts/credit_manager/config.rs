@@ -8,7 +8,8 @@ use super::dispatch::create_credit_account;
 use super::peers::{execute_msg, next_account_id};
 use super::state::{
     RedBankAdapter, ACCOUNT_NFT, HEALTH_CONTRACT, INCENTIVES, MAX_SLIPPAGE,
-    MAX_UNLOCKING_POSITIONS, ORACLE, PARAMS, RED_BANK, REWARDS_COLLECTOR, SWAPPER, ZAPPER,
+    MAX_UNLOCKING_POSITIONS, ORACLE, PARAMS, PERPS_LB_RATIO, RED_BANK, REWARDS_COLLECTOR, SWAPPER,
+    ZAPPER,
 };
 use super::{assert_max_slippage, CreditManagerResult};
 use crate::contracts::support::{assert_owner, OWNER};
@@ -39,6 +40,9 @@ pub fn instantiate(deps: DepsMut, env: Env, msg: InstantiateMsg) -> CreditManage
             credit_manager: this,
         },
     )?;
+    if let Some(ratio) = msg.perps_lb_ratio {
+        PERPS_LB_RATIO.save(deps.storage, &ratio)?;
+    }
     Ok(())
 }
 

@@ -22,9 +22,11 @@ pub fn assert_max_ltv(
         (
             HealthState::Unhealthy {
                 max_ltv_health_factor: prev_hf,
+                ..
             },
             HealthState::Unhealthy {
                 max_ltv_health_factor: new_hf,
+                ..
             },
         ) => {
             if prev_hf > new_hf {
@@ -38,6 +40,7 @@ pub fn assert_max_ltv(
             HealthState::Healthy,
             HealthState::Unhealthy {
                 max_ltv_health_factor,
+                ..
             },
         ) => {
             return Err(CreditManagerError::AboveMaxLtv {

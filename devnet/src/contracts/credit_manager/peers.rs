@@ -10,7 +10,9 @@ use mars::msg::red_bank::{self, PaginationResponse, UserCollateralResponse, User
 use mars::rule::RepayLimit;
 use mars::types::AssetParams;
 
-use super::state::{account_kind, ACCOUNT_NFT, HEALTH_CONTRACT, ORACLE, PARAMS, RED_BANK};
+use super::state::{
+    account_kind, is_core_line, ACCOUNT_NFT, HEALTH_CONTRACT, ORACLE, PARAMS, RED_BANK,
+};
 use super::CreditManagerResult;
 
 pub fn execute_msg<T: serde::Serialize>(
@@ -120,14 +122,26 @@ pub fn price(deps: Deps, denom: &str, kind: ActionKind) -> CreditManagerResult<D
     Ok(price.price)
 }
 
-fn health_query(
+/// Asks the health contract about `account_id`: with the account's kind on contracts v2.1;
+/// on core-contracts without it (there the credit manager runs the same health computer in
+/// process, which the devnet's health contract is).
+fn query_health<T: serde::de::DeserializeOwned>(
     deps: Deps,
     account_id: &str,
     action: ActionKind,
     state: bool,
-) -> CreditManagerResult<(Addr, health::QueryMsg)> {
-    let kind: AccountKind = account_kind(deps.storage, account_id)?;
+) -> CreditManagerResult<T> {
+    let contract = HEALTH_CONTRACT.load(deps.storage)?;
     let account_id = account_id.to_string();
+    if is_core_line(deps.storage) {
+        let msg = if state {
+            health::core::QueryMsg::HealthState { account_id, action }
+        } else {
+            health::core::QueryMsg::HealthValues { account_id, action }
+        };
+        return Ok(deps.querier.query_wasm_smart(contract, &msg)?);
+    }
+    let kind: AccountKind = account_kind(deps.storage, &account_id)?;
     let msg = if state {
         health::QueryMsg::HealthState {
             account_id,
@@ -141,7 +155,7 @@ fn health_query(
             action,
         }
     };
-    Ok((HEALTH_CONTRACT.load(deps.storage)?, msg))
+    Ok(deps.querier.query_wasm_smart(contract, &msg)?)
 }
 
 pub fn health_state(
@@ -149,8 +163,7 @@ pub fn health_state(
     account_id: &str,
     action: ActionKind,
 ) -> CreditManagerResult<HealthState> {
-    let (contract, msg) = health_query(deps, account_id, action, true)?;
-    Ok(deps.querier.query_wasm_smart(contract, &msg)?)
+    query_health(deps, account_id, action, true)
 }
 
 pub fn health_values(
@@ -158,8 +171,7 @@ pub fn health_values(
     account_id: &str,
     action: ActionKind,
 ) -> CreditManagerResult<HealthValuesResponse> {
-    let (contract, msg) = health_query(deps, account_id, action, false)?;
-    Ok(deps.querier.query_wasm_smart(contract, &msg)?)
+    query_health(deps, account_id, action, false)
 }
 
 pub fn next_account_id(deps: Deps) -> CreditManagerResult<String> {

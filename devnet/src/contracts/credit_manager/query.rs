@@ -13,9 +13,9 @@ use serde::Serialize;
 use super::debt::debt_shares_to_amount;
 use super::peers::all_lent;
 use super::state::{
-    account_kind, ACCOUNT_NFT, COIN_BALANCES, DEBT_SHARES, HEALTH_CONTRACT, INCENTIVES,
-    MAX_SLIPPAGE, MAX_UNLOCKING_POSITIONS, ORACLE, PARAMS, RED_BANK, REWARDS_COLLECTOR, SWAPPER,
-    TOTAL_DEBT_SHARES, ZAPPER,
+    account_kind, is_core_line, ACCOUNT_NFT, COIN_BALANCES, DEBT_SHARES, HEALTH_CONTRACT,
+    INCENTIVES, MAX_SLIPPAGE, MAX_UNLOCKING_POSITIONS, ORACLE, PARAMS, RED_BANK, REWARDS_COLLECTOR,
+    SWAPPER, TOTAL_DEBT_SHARES, ZAPPER,
 };
 use super::CreditManagerResult;
 use crate::contracts::support::{page, page_limit, OWNER};
@@ -128,7 +128,8 @@ fn debt_amounts(deps: Deps, account_id: &str) -> CreditManagerResult<Vec<DebtAmo
         .collect()
 }
 
-/// Deposits, debts and lends; no vaults or staked LPs exist on the devnet.
+/// Deposits, debts and lends; no vaults, staked LPs or perps exist on the devnet (core-contracts
+/// lists its empty perps).
 pub fn positions(deps: Deps, account_id: &str) -> CreditManagerResult<Positions> {
     Ok(Positions {
         account_id: account_id.to_string(),
@@ -138,6 +139,7 @@ pub fn positions(deps: Deps, account_id: &str) -> CreditManagerResult<Positions>
         lends: all_lent(deps, account_id)?,
         vaults: vec![],
         staked_astro_lps: vec![],
+        perps: is_core_line(deps.storage).then(Vec::new),
     })
 }
 

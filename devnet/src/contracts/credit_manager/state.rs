@@ -37,6 +37,13 @@ pub const MAX_UNLOCKING_POSITIONS: Item<Uint128> = Item::new(namespace::MAX_UNLO
 pub const MAX_SLIPPAGE: Item<Decimal> = Item::new(namespace::MAX_SLIPPAGE);
 pub const REENTRANCY_GUARD: Item<GuardState> = Item::new(namespace::REENTRANCY_GUARD);
 pub const REWARDS_COLLECTOR: Item<RewardsCollector> = Item::new(namespace::REWARDS_COLLECTOR);
+pub const PERPS_LB_RATIO: Item<Decimal> = Item::new(namespace::PERPS_LB_RATIO);
+
+/// Whether this credit manager is core-contracts' (Neutron): only that line stores a perps
+/// liquidation-bonus ratio.
+pub fn is_core_line(storage: &dyn Storage) -> bool {
+    PERPS_LB_RATIO.exists(storage)
+}
 
 pub const ACCOUNT_KINDS: Map<&str, AccountKind> = Map::new(namespace::ACCOUNT_KINDS);
 pub const COIN_BALANCES: Map<(&str, &str), Uint128> = Map::new(namespace::COIN_BALANCES);

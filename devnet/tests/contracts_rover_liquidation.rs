@@ -257,14 +257,7 @@ mod contracts {
         );
         let values = dn.health_values(&liquidatee, ActionKind::Liquidation);
         assert!(values.liquidatable);
-        assert_eq!(
-            values.perps,
-            Some(PerpsHealth {
-                perps_pnl_profit: Uint128::zero(),
-                perps_pnl_loss: Uint128::zero(),
-                has_perps: false,
-            })
-        );
+        assert_eq!(values.perps, Some(PerpsHealth::none_held()));
         assert_eq!(dn.positions(&liquidatee).perps, Some(vec![]));
 
         let actions = borrow_and_liquidate(&liquidatee, 65_000, deposit_request());

@@ -19,7 +19,7 @@
 
 use std::time::Duration;
 
-use cosmwasm_std::{Decimal, Uint128};
+use cosmwasm_std::Decimal;
 use futures::stream::{self, StreamExt as _};
 use mars::msg::health::{HealthValuesResponse, PerpsHealth};
 use mars::msg::oracle::ActionKind;
@@ -199,13 +199,6 @@ async fn off_chain_credit_health_equals_the_neutron_health_contract() {
         .unwrap()
         .unwrap();
     let (_, values) = chain.health_values(&first, ActionKind::Liquidation).await;
-    assert_eq!(
-        values.perps,
-        Some(PerpsHealth {
-            perps_pnl_profit: Uint128::zero(),
-            perps_pnl_loss: Uint128::zero(),
-            has_perps: false,
-        })
-    );
+    assert_eq!(values.perps, Some(PerpsHealth::none_held()));
     equal_before_and_after_a_drop(chain).await;
 }

@@ -120,6 +120,15 @@ async fn start_node_with_blocks_every(block_time: Duration) -> TestNode {
     .await
 }
 
+/// A chain whose blocks, every `block_time`, take one tx each.
+fn one_tx_a_block(block_time: Duration) -> ChainConfig {
+    ChainConfig {
+        block_time,
+        max_block_txs: 1,
+        ..ChainConfig::default()
+    }
+}
+
 /// A node on `chain` (its chain id and prefix replaced by the tests' own).
 async fn start_node_with(chain: ChainConfig) -> TestNode {
     let config = NodeConfig {
@@ -410,12 +419,7 @@ async fn node_signed_send_moves_coins_and_bumps_sequence() {
 #[tokio::test]
 async fn recheck_evicts_a_tx_whose_fee_the_block_spent_and_the_sequence_gap_behind_it() {
     // One tx a block, so the three wait in the mempool across a commit.
-    let t = start_node_with(ChainConfig {
-        block_time: Duration::from_millis(700),
-        max_block_txs: 1,
-        ..ChainConfig::default()
-    })
-    .await;
+    let t = start_node_with(one_tx_a_block(Duration::from_millis(700))).await;
     let payer = wallet(5);
     let bob = wallet(4);
     let mut params = params_for(&t.http, &payer).await;
@@ -489,12 +493,7 @@ async fn broadcast_between_blocks(http: &HttpClient, txs: Vec<Vec<u8>>) -> Vec<t
 /// order. With a block gas limit of 450,000 and 200,000-gas txs, a block takes two of three.
 #[tokio::test]
 async fn the_best_paying_tx_lands_first_and_a_full_block_defers_the_rest() {
-    let t = start_node_with(ChainConfig {
-        block_time: Duration::from_millis(1_500),
-        max_block_txs: 1,
-        ..ChainConfig::default()
-    })
-    .await;
+    let t = start_node_with(one_tx_a_block(Duration::from_millis(1_500))).await;
     let bob = wallet(4);
     // Two at the minimum (5,000 uosmo for 200,000 gas = 0.025), then one at 0.1.
     let mut signed = Vec::new();

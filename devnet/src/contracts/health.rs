@@ -6,7 +6,6 @@
 
 use cosmwasm_std::{
     to_json_binary, Addr, Binary, Decimal, Deps, DepsMut, Env, MessageInfo, Response, StdError,
-    Uint128,
 };
 use cw_storage_plus::Item;
 use mars::math::credit_account::{DenomsData, HealthComputeError, HealthComputer};
@@ -132,10 +131,10 @@ fn core_values(
     action: ActionKind,
 ) -> HealthResult<HealthValuesResponse> {
     let mut values = compute(deps, peers, positions, &positions.account_kind, action)?;
+    // The devnet runs no perps contract: positions never hold any, so no PnL.
     values.perps = Some(PerpsHealth {
-        perps_pnl_profit: Uint128::zero(),
-        perps_pnl_loss: Uint128::zero(),
         has_perps: positions.perps.as_ref().is_some_and(|p| !p.is_empty()),
+        ..PerpsHealth::none_held()
     });
     Ok(values)
 }

@@ -184,6 +184,13 @@ pub struct PerpsHealth {
     pub has_perps: bool,
 }
 
+impl PerpsHealth {
+    /// An account without perps: no PnL either way.
+    pub fn none_held() -> Self {
+        PerpsHealth::default()
+    }
+}
+
 impl HealthValuesResponse {
     /// The account holds perps positions (core-contracts' `has_perps`).
     pub fn has_perps(&self) -> bool {

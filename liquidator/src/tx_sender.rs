@@ -392,6 +392,16 @@ impl GasPriceCache {
         self.reading().0
     }
 
+    /// Whether the price is the fee market's, read from the chain.
+    fn follows_market(&self) -> bool {
+        !self.fixed
+    }
+
+    /// Makes the next [`GasPriceCache::refresh`] read the chain.
+    fn expire(&self) {
+        self.reading().1 = None;
+    }
+
     fn is_stale(&self) -> bool {
         !self.fixed
             && self
@@ -594,11 +604,11 @@ impl<C: ChainClient> TxSender<C> {
         let gas_limit = self.builder.gas_limit_for(gas_used);
         // Read again if the simulation was long enough ago: the price may have moved since.
         self.gas_price.refresh(&self.client, &self.address).await;
-        let builder = self.builder.at_market(self.gas_price.base());
+        let mut builder = self.builder.at_market(self.gas_price.base());
         if !self.options.dry_run {
             self.wait_for_in_flight_below(self.max_in_flight).await?;
         }
-        let mut resynced = false;
+        let (mut resynced, mut repriced) = (false, false);
         loop {
             let sequence = self.sequence.peek();
             let signed = builder
@@ -659,6 +669,24 @@ impl<C: ChainClient> TxSender<C> {
                             committed,
                             log = %rejection.log,
                             "wrong sequence: resynced from the chain, retrying once"
+                        );
+                        continue;
+                    }
+                    if rejection.kind == TxErrorCode::InsufficientFee
+                        && self.gas_price.follows_market()
+                        && !repriced
+                    {
+                        // The market's price rose past the reading plus headroom: nothing was
+                        // paid, the sequence is unused; read the price now and sign again.
+                        repriced = true;
+                        self.gas_price.expire();
+                        self.gas_price.refresh(&self.client, &self.address).await;
+                        builder = self.builder.at_market(self.gas_price.base());
+                        tracing::debug!(
+                            wallet = %self.address,
+                            log = %rejection.log,
+                            price = %builder.gas_price(),
+                            "fee below the market's price: re-read it and signed again"
                         );
                         continue;
                     }

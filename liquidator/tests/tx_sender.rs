@@ -262,3 +262,111 @@ async fn a_tx_lands_after_the_fee_market_price_rose_between_simulate_and_broadca
         account.sequence + 1
     );
 }
+
+/// A sender whose reading of the fee market's price is still fresh by its clock (here it
+/// believes blocks come every 10 minutes) while the price has risen past that reading plus
+/// headroom: CheckTx refuses the tx for its fee, nothing is paid and the sequence is unused,
+/// so the sender reads the price again, signs again at it with headroom, and the tx lands once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tx_refused_for_its_fee_is_signed_again_at_the_price_read_then() {
+    use std::sync::Arc;
+
+    use cosmwasm_std::{Decimal, Uint128};
+    use redline_devnet::chain::FeeMarketParams;
+    use redline_devnet::flavor::Flavor;
+    use redline_liquidator::tx_sender::{SigningPermit, TxSender};
+    use testkit::devnet::Devnet;
+
+    let market = FeeMarketParams {
+        learning_rate: Decimal::percent(8),
+        target_block_gas: 1_000,
+    };
+    let devnet = Devnet::scenario(10, 29)
+        .liquidator_wallets(4)
+        .flavor(Flavor::Neutron)
+        .fee_market(market);
+    let h = Harness::start_on(devnet).await.unwrap();
+    let fee_denom = h.manifest.fee.denom.clone();
+    let base_price = || async { h.client.base_gas_price().await.unwrap().unwrap() };
+    let slow_clock = redline_chain::ChainConfig {
+        block_time: Duration::from_secs(600),
+        ..h.chain.clone()
+    };
+    let a = TxSender::new(
+        h.client.clone(),
+        &slow_clock,
+        h.wallet(1),
+        SendOptions::default(),
+        SigningPermit::granted(),
+    )
+    .await
+    .unwrap();
+    let wallet = a.address().to_string();
+    let to = h.wallet(2).address().to_string();
+    let message = send_uatom(&a, &to, 5);
+    let gas_used = a.simulate(std::slice::from_ref(&message)).await.unwrap();
+    let signs_at = a.gas_price();
+
+    // Another wallet puts a tx in every block until the base price is well past what `a`
+    // would sign with (8 % a block).
+    let filler = Arc::new(h.sender(3, SendOptions::default()).await.unwrap());
+    let fill = send_uatom(&filler, &to, 1);
+    let fill_gas = filler.simulate(std::slice::from_ref(&fill)).await.unwrap();
+    let busy = tokio::spawn({
+        let filler = filler.clone();
+        async move {
+            loop {
+                if let Ok(broadcast) = filler
+                    .broadcast_simulated(vec![fill.clone()], "filler", fill_gas)
+                    .await
+                {
+                    let filler = filler.clone();
+                    tokio::spawn(async move { filler.confirm(broadcast).await });
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    });
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while base_price().await <= signs_at * Decimal::percent(110) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the base price never rose past {signs_at}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    busy.abort();
+    let risen = base_price().await;
+    assert_eq!(
+        a.gas_price(),
+        signs_at,
+        "the sender's reading is still the old one"
+    );
+
+    let account = h.client.account(&wallet).await.unwrap();
+    let before = h.balances(&wallet).await;
+    let sent = a.send_simulated(vec![message], "re-priced", gas_used).await;
+    let Sent::Included(tx) = sent.unwrap() else {
+        panic!("not a dry run")
+    };
+    assert!(tx.outcome.is_success(), "{:?}", tx.outcome);
+    assert_eq!(tx.sequence, account.sequence);
+    let paid_price = Decimal::from_ratio(
+        Uint128::try_from(tx.fee.amount).unwrap(),
+        Uint128::from(tx.gas_limit),
+    );
+    assert!(
+        paid_price >= risen && paid_price > signs_at,
+        "signed at {paid_price}; the base price had risen to {risen} from a reading of {signs_at} with headroom"
+    );
+    let after = h.balances(&wallet).await;
+    assert_eq!(
+        before[&fee_denom] - after[&fee_denom],
+        tx.fee.amount,
+        "the wallet paid one fee"
+    );
+    assert_eq!(
+        h.client.account(&wallet).await.unwrap().sequence,
+        account.sequence + 1
+    );
+}

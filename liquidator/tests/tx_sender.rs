@@ -155,26 +155,12 @@ async fn an_unconfirmed_tx_is_never_sent_twice() {
 /// fixed price instead, the same tx is refused at CheckTx for its fee.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tx_lands_after_the_fee_market_price_rose_between_simulate_and_broadcast() {
-    use std::sync::Arc;
-
     use cosmwasm_std::{Decimal, Uint128};
     use mars::manifest::FeeMarket;
-    use redline_devnet::chain::FeeMarketParams;
-    use redline_devnet::flavor::Flavor;
-    use testkit::devnet::Devnet;
 
-    let market = FeeMarketParams {
-        learning_rate: Decimal::percent(8),
-        target_block_gas: 1_000,
-    };
-    let devnet = Devnet::scenario(10, 23)
-        .liquidator_wallets(4)
-        .flavor(Flavor::Neutron)
-        .fee_market(market);
-    let h = Harness::start_on(devnet).await.unwrap();
+    let h = fee_market_harness(23).await;
     assert_eq!(h.manifest.fee.market, FeeMarket::Feemarket);
     let fee_denom = h.manifest.fee.denom.clone();
-    let base_price = || async { h.client.base_gas_price().await.unwrap().unwrap() };
     let a = h.sender(1, SendOptions::default()).await.unwrap();
     let wallet = a.address().to_string();
     let to = h.wallet(2).address().to_string();
@@ -182,35 +168,8 @@ async fn a_tx_lands_after_the_fee_market_price_rose_between_simulate_and_broadca
     let gas_used = a.simulate(std::slice::from_ref(&message)).await.unwrap();
     let read_at_simulation = a.gas_price();
 
-    // Another wallet puts a tx in every block (four a block, none awaited).
-    let filler = Arc::new(h.sender(3, SendOptions::default()).await.unwrap());
-    let fill = send_uatom(&filler, &to, 1);
-    let fill_gas = filler.simulate(std::slice::from_ref(&fill)).await.unwrap();
-    let busy = tokio::spawn({
-        let filler = filler.clone();
-        async move {
-            loop {
-                if let Ok(broadcast) = filler
-                    .broadcast_simulated(vec![fill.clone()], "filler", fill_gas)
-                    .await
-                {
-                    let filler = filler.clone();
-                    tokio::spawn(async move { filler.confirm(broadcast).await });
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }
-    });
-    let doubled = read_at_simulation * Decimal::percent(200);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while base_price().await <= doubled {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the base price never doubled"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let risen = base_price().await;
+    let busy = keep_blocks_busy(&h, &to).await;
+    let risen = base_price_above(&h, read_at_simulation * Decimal::percent(200)).await;
 
     // Signed at the manifest's price, as without a fee market: refused for its fee.
     let account = h.client.account(&wallet).await.unwrap();
@@ -269,25 +228,11 @@ async fn a_tx_lands_after_the_fee_market_price_rose_between_simulate_and_broadca
 /// so the sender reads the price again, signs again at it with headroom, and the tx lands once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tx_refused_for_its_fee_is_signed_again_at_the_price_read_then() {
-    use std::sync::Arc;
-
     use cosmwasm_std::{Decimal, Uint128};
-    use redline_devnet::chain::FeeMarketParams;
-    use redline_devnet::flavor::Flavor;
     use redline_liquidator::tx_sender::{SigningPermit, TxSender};
-    use testkit::devnet::Devnet;
 
-    let market = FeeMarketParams {
-        learning_rate: Decimal::percent(8),
-        target_block_gas: 1_000,
-    };
-    let devnet = Devnet::scenario(10, 29)
-        .liquidator_wallets(4)
-        .flavor(Flavor::Neutron)
-        .fee_market(market);
-    let h = Harness::start_on(devnet).await.unwrap();
+    let h = fee_market_harness(29).await;
     let fee_denom = h.manifest.fee.denom.clone();
-    let base_price = || async { h.client.base_gas_price().await.unwrap().unwrap() };
     let slow_clock = redline_chain::ChainConfig {
         block_time: Duration::from_secs(600),
         ..h.chain.clone()
@@ -307,36 +252,10 @@ async fn a_tx_refused_for_its_fee_is_signed_again_at_the_price_read_then() {
     let gas_used = a.simulate(std::slice::from_ref(&message)).await.unwrap();
     let signs_at = a.gas_price();
 
-    // Another wallet puts a tx in every block until the base price is well past what `a`
-    // would sign with (8 % a block).
-    let filler = Arc::new(h.sender(3, SendOptions::default()).await.unwrap());
-    let fill = send_uatom(&filler, &to, 1);
-    let fill_gas = filler.simulate(std::slice::from_ref(&fill)).await.unwrap();
-    let busy = tokio::spawn({
-        let filler = filler.clone();
-        async move {
-            loop {
-                if let Ok(broadcast) = filler
-                    .broadcast_simulated(vec![fill.clone()], "filler", fill_gas)
-                    .await
-                {
-                    let filler = filler.clone();
-                    tokio::spawn(async move { filler.confirm(broadcast).await });
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }
-    });
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while base_price().await <= signs_at * Decimal::percent(110) {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the base price never rose past {signs_at}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    // Full blocks until the base price is well past what `a` would sign with.
+    let busy = keep_blocks_busy(&h, &to).await;
+    let risen = base_price_above(&h, signs_at * Decimal::percent(110)).await;
     busy.abort();
-    let risen = base_price().await;
     assert_eq!(
         a.gas_price(),
         signs_at,
@@ -369,4 +288,58 @@ async fn a_tx_refused_for_its_fee_is_signed_again_at_the_price_read_then() {
         h.client.account(&wallet).await.unwrap().sequence,
         account.sequence + 1
     );
+}
+
+/// A Neutron devnet whose fee market moves the base gas price by Neutron's learning rate,
+/// 0.08, around a 1,000-gas target: a block with any tx in it raises the price by 8 %.
+async fn fee_market_harness(seed: u64) -> Harness {
+    use cosmwasm_std::Decimal;
+    use redline_devnet::chain::FeeMarketParams;
+    use redline_devnet::flavor::Flavor;
+    use testkit::devnet::Devnet;
+
+    let market = FeeMarketParams {
+        learning_rate: Decimal::percent(8),
+        target_block_gas: 1_000,
+    };
+    let devnet = Devnet::scenario(10, seed)
+        .liquidator_wallets(4)
+        .flavor(Flavor::Neutron)
+        .fee_market(market);
+    Harness::start_on(devnet).await.unwrap()
+}
+
+/// Wallet 3 puts a tx in every block (four a block, none awaited) until the task is aborted.
+async fn keep_blocks_busy(h: &Harness, to: &str) -> tokio::task::JoinHandle<()> {
+    use std::sync::Arc;
+
+    let filler = Arc::new(h.sender(3, SendOptions::default()).await.unwrap());
+    let fill = send_uatom(&filler, to, 1);
+    let fill_gas = filler.simulate(std::slice::from_ref(&fill)).await.unwrap();
+    tokio::spawn(async move {
+        loop {
+            if let Ok(broadcast) = filler
+                .broadcast_simulated(vec![fill.clone()], "filler", fill_gas)
+                .await
+            {
+                let filler = filler.clone();
+                tokio::spawn(async move { filler.confirm(broadcast).await });
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+}
+
+/// Waits (a minute at most) for the base gas price to pass `price`; the price then.
+async fn base_price_above(h: &Harness, price: cosmwasm_std::Decimal) -> cosmwasm_std::Decimal {
+    let base_price = || async { h.client.base_gas_price().await.unwrap().unwrap() };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while base_price().await <= price {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the base price never rose past {price}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    base_price().await
 }

@@ -468,9 +468,9 @@ async fn recheck_evicts_a_tx_whose_fee_the_block_spent_and_the_sequence_gap_behi
     t.node.shutdown().await;
 }
 
-/// Broadcasts `txs` (sync) right after a block, so one block's reaping sees them all; their
-/// hashes.
-async fn broadcast_between_blocks(http: &HttpClient, txs: Vec<Vec<u8>>) -> Vec<tendermint::Hash> {
+/// Broadcasts `txs` (sync) right after a block, so one block's reaping sees them all, and
+/// waits for each: the heights they landed at.
+async fn inclusion_heights(http: &HttpClient, txs: Vec<Vec<u8>>) -> Vec<u64> {
     let height = |http: &HttpClient| {
         let http = http.clone();
         async move { http.status().await.unwrap().sync_info.latest_block_height }
@@ -485,7 +485,11 @@ async fn broadcast_between_blocks(http: &HttpClient, txs: Vec<Vec<u8>>) -> Vec<t
         assert!(answer.code.is_ok(), "{answer:?}");
         hashes.push(answer.hash);
     }
-    hashes
+    let mut heights = Vec::new();
+    for hash in hashes {
+        heights.push(wait_for_tx(http, hash).await.height.value());
+    }
+    heights
 }
 
 /// The mempool orders by fee priority: with room for one tx a block, a tx paying 0.1 uosmo a
@@ -502,11 +506,7 @@ async fn the_best_paying_tx_lands_first_and_a_full_block_defers_the_rest() {
         params.fee_amount = fee;
         signed.push(send_tx(&wallet(slot), &bob.address, &params));
     }
-    let sent = broadcast_between_blocks(&t.http, signed).await;
-    let mut heights = Vec::new();
-    for hash in &sent {
-        heights.push(wait_for_tx(&t.http, *hash).await.height.value());
-    }
+    let heights = inclusion_heights(&t.http, signed).await;
     assert!(
         heights[2] < heights[0] && heights[0] < heights[1],
         "inclusion heights (cheap, cheap, dear): {heights:?}"
@@ -524,11 +524,7 @@ async fn the_best_paying_tx_lands_first_and_a_full_block_defers_the_rest() {
         let params = params_for(&t.http, &wallet(slot)).await;
         signed.push(send_tx(&wallet(slot), &bob.address, &params));
     }
-    let sent = broadcast_between_blocks(&t.http, signed).await;
-    let mut heights = Vec::new();
-    for hash in &sent {
-        heights.push(wait_for_tx(&t.http, *hash).await.height.value());
-    }
+    let heights = inclusion_heights(&t.http, signed).await;
     assert!(
         heights[0] == heights[1] && heights[2] == heights[0] + 1,
         "inclusion heights of three 200,000-gas txs under a 450,000 block gas limit: {heights:?}"

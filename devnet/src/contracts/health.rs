@@ -91,7 +91,7 @@ pub fn query(deps: Deps, _env: Env, msg: QueryMsg) -> HealthResult<Binary> {
 /// The queries of core-contracts' health contract (Neutron): no `kind` (read from the credit
 /// manager's `positions`), answers with the account's perps (none on the devnet: zero PnL, and
 /// `has_perps` from the positions' `perps`).
-pub fn query_core(deps: Deps, _env: Env, msg: health::core::QueryMsg) -> HealthResult<Binary> {
+pub fn query_core(deps: Deps, env: Env, msg: health::core::QueryMsg) -> HealthResult<Binary> {
     use health::core::QueryMsg as Core;
     Ok(match msg {
         Core::HealthValues { account_id, action } => {
@@ -107,20 +107,14 @@ pub fn query_core(deps: Deps, _env: Env, msg: health::core::QueryMsg) -> HealthR
                 return Ok(to_json_binary(&HealthState::Healthy)?);
             }
             let values = core_values(deps, &peers, &positions, action)?;
-            to_json_binary(&match values.health.max_ltv_health_factor {
-                Some(max_ltv_health_factor) if values.above_max_ltv => HealthState::Unhealthy {
-                    max_ltv_health_factor,
-                    liquidation_health_factor: Some(
-                        values
-                            .health
-                            .liquidation_health_factor
-                            .unwrap_or(Decimal::MAX),
-                    ),
-                },
-                _ => HealthState::Healthy,
-            })?
+            // core-contracts also reports the liquidation health factor (MAX without one).
+            let liquidation_health_factor = values
+                .health
+                .liquidation_health_factor
+                .unwrap_or(Decimal::MAX);
+            to_json_binary(&state_of(&values, Some(liquidation_health_factor)))?
         }
-        Core::Config {} => query(deps, _env, QueryMsg::Config {})?,
+        Core::Config {} => query(deps, env, QueryMsg::Config {})?,
     })
 }
 
@@ -248,11 +242,20 @@ pub fn health_state(
         return Ok(HealthState::Healthy);
     }
     let values = compute(deps, &peers, &positions, kind, action)?;
-    Ok(match values.health.max_ltv_health_factor {
+    Ok(state_of(&values, None))
+}
+
+/// Max-LTV health of `values`: unhealthy above max LTV, reporting `liquidation_health_factor`
+/// too where the contract line does.
+fn state_of(
+    values: &HealthValuesResponse,
+    liquidation_health_factor: Option<Decimal>,
+) -> HealthState {
+    match values.health.max_ltv_health_factor {
         Some(max_ltv_health_factor) if values.above_max_ltv => HealthState::Unhealthy {
             max_ltv_health_factor,
-            liquidation_health_factor: None,
+            liquidation_health_factor,
         },
         _ => HealthState::Healthy,
-    })
+    }
 }

@@ -96,6 +96,8 @@ pub struct TxBuilder {
     gas_price: Decimal,
     gas_adjustment: Decimal,
     gas_price_headroom: Decimal,
+    /// The last block height the tx may be included in (0: none).
+    timeout_height: u64,
 }
 
 impl TxBuilder {
@@ -106,7 +108,22 @@ impl TxBuilder {
             gas_price: config.gas_price,
             gas_adjustment: config.gas_adjustment,
             gas_price_headroom: config.gas_price_headroom,
+            timeout_height: 0,
         }
+    }
+
+    /// The same builder signing txs the chain may include only in blocks up to `height`
+    /// (`timeout_height`): past it, no node includes the tx, so its fate is known.
+    pub fn with_timeout_height(&self, height: u64) -> Self {
+        TxBuilder {
+            timeout_height: height,
+            ..self.clone()
+        }
+    }
+
+    /// The timeout height txs are signed with, if any.
+    pub fn timeout_height(&self) -> Option<u64> {
+        (self.timeout_height > 0).then_some(self.timeout_height)
     }
 
     /// The same builder signing at `gas_price` (a fee market's price, read per block).
@@ -185,7 +202,9 @@ impl TxBuilder {
         fee: &cosmwasm_std::Coin,
         memo: &str,
     ) -> Result<Vec<u8>, ChainError> {
-        let body = Body::new(messages, memo, 0u32);
+        let timeout_height = tendermint::block::Height::try_from(self.timeout_height)
+            .map_err(|e| build_error("timeout height", e))?;
+        let body = Body::new(messages, memo, timeout_height);
         let fee_amount = Uint128::try_from(fee.amount)
             .map_err(|e| build_error(&format!("fee amount of `{}`", fee.denom), e))?;
         let fee_coin = cosmrs::Coin::new(fee_amount.u128(), &fee.denom)
@@ -383,6 +402,17 @@ mod tests {
         assert_eq!(tx.auth_info.fee.gas_limit, 150_000);
         assert_eq!(tx.auth_info.fee.amount[0].amount, 3_750);
         assert_eq!(tx.body.memo, "memo");
+        assert_eq!(
+            tx.body.timeout_height.value(),
+            0,
+            "no timeout height unless set"
+        );
+        let bounded = b
+            .with_timeout_height(1_234)
+            .sign(&wallet, 12, 34, tx.body.messages.clone(), 150_000, "")
+            .unwrap();
+        let bounded = Tx::from_bytes(&bounded.bytes).unwrap();
+        assert_eq!(bounded.body.timeout_height.value(), 1_234);
         let exec = cosmrs::cosmwasm::MsgExecuteContract::from_any(&tx.body.messages[0]).unwrap();
         assert_eq!(exec.msg, br#"{"deposit":{}}"#);
         let denoms: Vec<_> = exec.funds.iter().map(|c| c.denom.to_string()).collect();

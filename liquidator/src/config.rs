@@ -8,6 +8,7 @@ use clap::Args;
 use cosmwasm_std::{Decimal, Uint128};
 use redline_service::config::ConfigError;
 
+use crate::tx_sender;
 use crate::wallets::TopUpPolicy;
 
 fn flag(flag: &'static str, problem: impl Into<String>) -> ConfigError {
@@ -122,8 +123,15 @@ pub struct LiquidatorArgs {
     pub inclusion_timeout_ms: u64,
     /// How long a tx whose inclusion was not seen blocks its wallet before it is presumed
     /// dropped (its sequence is then reused, so it can never execute twice), in milliseconds.
+    /// A tx with a timeout height settles as soon as the chain passes it.
     #[arg(long, env = "UNRESOLVED_GRACE_MS", default_value_t = 120_000)]
     pub unresolved_grace_ms: u64,
+    /// Txs carry a timeout height this many blocks past the chain's latest height (read at
+    /// most half a block before): a tx that misses those blocks (full blocks, a fee market
+    /// whose price rose past its fee) is known dead then, its accounts are tried again and its
+    /// wallet moves on. 0: no timeout height (such a tx blocks its wallet for the grace).
+    #[arg(long, env = "TX_TIMEOUT_BLOCKS", default_value_t = tx_sender::DEFAULT_TIMEOUT_BLOCKS)]
+    pub tx_timeout_blocks: u64,
     /// Lifetime of a per-account lock if its worker dies, in milliseconds (default: the
     /// inclusion timeout + 10 s).
     #[arg(long, env = "ACCOUNT_LOCK_TTL_MS")]
@@ -200,6 +208,7 @@ pub struct LiquidatorConfig {
     pub csv: Option<PathBuf>,
     pub inclusion_timeout: Duration,
     pub unresolved_grace: Duration,
+    pub tx_timeout_blocks: Option<u64>,
     pub account_lock_ttl: Duration,
     pub wallet_slot_ttl: Duration,
     pub attempts_stream: String,
@@ -258,6 +267,7 @@ impl LiquidatorArgs {
             csv: self.csv.clone(),
             inclusion_timeout,
             unresolved_grace: Duration::from_millis(self.unresolved_grace_ms),
+            tx_timeout_blocks: (self.tx_timeout_blocks > 0).then_some(self.tx_timeout_blocks),
             account_lock_ttl,
             wallet_slot_ttl: Duration::from_millis(self.wallet_slot_ttl_ms),
             attempts_stream: self.attempts_stream.clone(),

@@ -241,6 +241,7 @@ impl<C: ChainClient + Clone + 'static> Liquidator<C> {
                 unresolved_grace: config.unresolved_grace,
                 dry_run: config.dry_run,
                 max_in_flight: config.max_txs_in_flight,
+                timeout_blocks: config.tx_timeout_blocks,
             },
             leases: Leases::new(self.redis.clone(), consumer.clone()),
             consumer,

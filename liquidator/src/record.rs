@@ -40,6 +40,8 @@ pub enum Outcome {
     DeliverTxFailed,
     /// Broadcast, but inclusion was not seen in time: its fate is settled later.
     Unconfirmed,
+    /// Broadcast, and not included by its timeout height: it never executed, nothing was paid.
+    Expired,
     /// Under `--min-profit-usd` once the fee is counted.
     BelowMinProfit,
     /// The strategy model said no.
@@ -65,6 +67,7 @@ impl Outcome {
             Outcome::CheckTxFailed => "check_tx_failed",
             Outcome::DeliverTxFailed => "deliver_tx_failed",
             Outcome::Unconfirmed => "unconfirmed",
+            Outcome::Expired => "expired",
             Outcome::BelowMinProfit => "below_min_profit",
             Outcome::Declined => "declined",
             Outcome::NotSent => "not_sent",
@@ -613,6 +616,7 @@ mod tests {
             Outcome::BelowMinProfit,
             Outcome::Declined,
             Outcome::Unconfirmed,
+            Outcome::Expired,
             Outcome::TopUp,
             Outcome::Sweep,
             Outcome::CreditAccountOpened,

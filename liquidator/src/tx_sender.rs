@@ -20,10 +20,17 @@
 //!
 //! - found in a block → resolved (its outcome is handed to the caller, who records it);
 //! - the account's sequence moved past it → it was executed (or replaced) → resolved;
+//! - neither, and the chain has committed the block at the tx's `timeout_height` → it can never
+//!   be included: expired, known dead at once;
 //! - neither, within `unresolved_grace` → still in some mempool, maybe: nothing is sent;
 //! - neither, after the grace → presumed dropped; when all are settled the next transaction is
 //!   signed with the account's committed sequence, so at most one transaction per sequence can
 //!   ever execute.
+//!
+//! Txs are signed with a timeout height a few blocks past the chain's latest height
+//! (`timeout_blocks`), so a tx that missed its blocks (a full block, an eviction by the mempool's
+//! recheck when the fee market's price rose past its fee) settles within those blocks instead of
+//! blocking its wallet for the grace.
 //!
 //! A wrong-sequence rejection (code 32) resyncs from the account's *committed* sequence (not the
 //! sequence the log says the mempool expects, which would chain behind a transaction of unknown
@@ -49,6 +56,10 @@ use tokio::sync::{Mutex, Notify};
 /// ([`TxSender::with_max_in_flight`]).
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 64;
 
+/// Blocks past the latest height read that a tx may be included in, unless configured
+/// otherwise: the reading may be up to half a block old, so a tx keeps at least two blocks.
+pub const DEFAULT_TIMEOUT_BLOCKS: u64 = 3;
+
 /// How a [`TxSender`] behaves.
 #[derive(Debug, Clone)]
 pub struct SendOptions {
@@ -61,6 +72,9 @@ pub struct SendOptions {
     pub dry_run: bool,
     /// At most this many txs broadcast and not yet settled (at least 1).
     pub max_in_flight: usize,
+    /// Txs may be included at most this many blocks past the latest height read (at most half a
+    /// block ago); `None`: no timeout height.
+    pub timeout_blocks: Option<u64>,
 }
 
 impl Default for SendOptions {
@@ -70,6 +84,7 @@ impl Default for SendOptions {
             unresolved_grace: Duration::from_secs(60),
             dry_run: false,
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+            timeout_blocks: Some(DEFAULT_TIMEOUT_BLOCKS),
         }
     }
 }
@@ -141,6 +156,13 @@ pub enum Resolution {
     /// The account's sequence moved past it but the node no longer finds it: executed or
     /// replaced, its outcome unknown.
     SequenceConsumed { hash: TxHash, sequence: u64 },
+    /// Not found, its sequence unused, and the chain past its timeout height: it can never be
+    /// included; its sequence is reused.
+    Expired {
+        hash: TxHash,
+        sequence: u64,
+        timeout_height: u64,
+    },
     /// Not found within the grace period: presumed dropped; its sequence is reused.
     PresumedDropped { hash: TxHash, sequence: u64 },
 }
@@ -179,6 +201,16 @@ pub enum SendError {
         broadcast_at: SystemTime,
         reason: String,
     },
+    /// Broadcast, and not seen in any block up to its timeout height, past which no block may
+    /// include it. Kept unresolved until the account's sequence confirms it never executed
+    /// (normally at the next send or [`TxSender::resolve_unresolved`]).
+    #[error("tx {hash} (sequence {sequence}) not included by its timeout height {timeout_height}")]
+    Expired {
+        hash: TxHash,
+        sequence: u64,
+        broadcast_at: SystemTime,
+        timeout_height: u64,
+    },
     /// Failed before anything was broadcast (RPC down, bad message).
     #[error("before broadcast: {0}")]
     Chain(#[source] ChainError),
@@ -207,7 +239,15 @@ impl SendError {
 
     /// Whether anything may have reached the chain.
     pub fn may_have_executed(&self) -> bool {
-        matches!(self, SendError::Unconfirmed { .. })
+        self.in_doubt().is_some()
+    }
+
+    /// The tx this error leaves in doubt (unresolved by its sender until its fate is known).
+    pub fn in_doubt(&self) -> Option<TxHash> {
+        match self {
+            SendError::Unconfirmed { hash, .. } | SendError::Expired { hash, .. } => Some(*hash),
+            _ => None,
+        }
     }
 
     /// The fee spent, when the tx was included and failed.
@@ -227,6 +267,7 @@ impl SendError {
             SendError::CheckTx(_) => "check_tx_failed",
             SendError::DeliverTx { .. } => "deliver_tx_failed",
             SendError::Unconfirmed { .. } => "unconfirmed",
+            SendError::Expired { .. } => "expired",
             SendError::Chain(_) => "rpc_error",
             SendError::InFlightStuck { .. } => "in_flight_stuck",
         }
@@ -241,6 +282,13 @@ impl SendError {
     }
 }
 
+/// Why a broadcast tx's inclusion was not seen.
+enum NotSeen {
+    /// The chain committed the block at its timeout height without it.
+    PastTimeoutHeight(u64),
+    Unknown(String),
+}
+
 /// A broadcast transaction, as the sender remembers it until it is settled.
 #[derive(Debug, Clone)]
 struct TxInfo {
@@ -250,6 +298,7 @@ struct TxInfo {
     fee: Coin,
     broadcast_at: SystemTime,
     since: Instant,
+    timeout_height: Option<u64>,
 }
 
 /// What became of one sender's broadcast transactions.
@@ -356,12 +405,52 @@ pub struct TxSender<C> {
     max_in_flight: usize,
     /// How often to look at the chain while waiting for it.
     poll: Duration,
+    block_time: Duration,
     /// Held while signing and broadcasting, and while settling unresolved transactions.
     turn: Mutex<()>,
     ledger: SharedLedger,
     /// Woken whenever a transaction leaves the in-flight set.
     settled: Arc<Notify>,
     gas_price: GasPriceCache,
+    tip: TipCache,
+}
+
+/// The chain's latest height as last read (at most every half block), for timeout heights.
+#[derive(Debug)]
+struct TipCache {
+    refresh_every: Duration,
+    current: std::sync::Mutex<Option<(u64, Instant)>>,
+}
+
+impl TipCache {
+    fn new(chain: &ChainConfig) -> Self {
+        TipCache {
+            refresh_every: chain.block_time / 2,
+            current: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// The latest height, read again when the last reading is stale; a failed read gives the
+    /// last one (a timeout height from it is only earlier: the tx settles sooner).
+    async fn height<C: ChainClient>(&self, client: &C, wallet: &str) -> Option<u64> {
+        let last = *self.current.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((height, at)) = last {
+            if at.elapsed() < self.refresh_every {
+                return Some(height);
+            }
+        }
+        match client.latest_height().await {
+            Ok(height) => {
+                *self.current.lock().unwrap_or_else(|e| e.into_inner()) =
+                    Some((height, Instant::now()));
+                Some(height)
+            }
+            Err(error) => {
+                tracing::debug!(%wallet, %error, "cannot read the chain's height; the timeout height is set from the last one read");
+                last.map(|(height, _)| height)
+            }
+        }
+    }
 }
 
 /// The fee market's base gas price as last read (read at most every half block); `None` on a
@@ -458,10 +547,12 @@ impl<C: ChainClient> TxSender<C> {
             permit,
             max_in_flight,
             poll: (chain.block_time / 4).clamp(Duration::from_millis(20), Duration::from_secs(1)),
+            block_time: chain.block_time,
             turn: Mutex::new(()),
             ledger: SharedLedger::default(),
             settled: Arc::new(Notify::new()),
             gas_price: GasPriceCache::new(chain),
+            tip: TipCache::new(chain),
         })
     }
 
@@ -604,7 +695,22 @@ impl<C: ChainClient> TxSender<C> {
         let gas_limit = self.builder.gas_limit_for(gas_used);
         // Read again if the simulation was long enough ago: the price may have moved since.
         self.gas_price.refresh(&self.client, &self.address).await;
-        let mut builder = self.builder.at_market(self.gas_price.base());
+        let timeout_height = match self.options.timeout_blocks {
+            Some(blocks) => self
+                .tip
+                .height(&self.client, &self.address)
+                .await
+                .map(|tip| tip + blocks),
+            None => None,
+        };
+        let signing_builder = || {
+            let builder = self.builder.at_market(self.gas_price.base());
+            match timeout_height {
+                Some(height) => builder.with_timeout_height(height),
+                None => builder,
+            }
+        };
+        let mut builder = signing_builder();
         if !self.options.dry_run {
             self.wait_for_in_flight_below(self.max_in_flight).await?;
         }
@@ -645,6 +751,7 @@ impl<C: ChainClient> TxSender<C> {
                 fee: signed.fee.clone(),
                 broadcast_at,
                 since: Instant::now(),
+                timeout_height,
             };
             match self.client.broadcast_sync(signed.bytes.clone()).await {
                 Ok(_) => {
@@ -681,7 +788,7 @@ impl<C: ChainClient> TxSender<C> {
                         repriced = true;
                         self.gas_price.expire();
                         self.gas_price.refresh(&self.client, &self.address).await;
-                        builder = self.builder.at_market(self.gas_price.base());
+                        builder = signing_builder();
                         tracing::debug!(
                             wallet = %self.address,
                             log = %rejection.log,
@@ -716,24 +823,69 @@ impl<C: ChainClient> TxSender<C> {
             Broadcast::DryRun(tx) => return Ok(Sent::DryRun(tx)),
             Broadcast::Pending(pending) => pending,
         };
-        match self
-            .client
-            .wait_for_tx(pending.info.hash, self.options.inclusion_timeout)
-            .await
-        {
+        match self.wait_for_inclusion(&pending.info).await {
             Ok(outcome) => {
                 pending.settle(true);
                 self.included(pending.info.clone(), outcome)
             }
-            Err(e) => {
+            Err(not_seen) => {
                 // Kept unresolved: nothing is signed past it until it is settled.
                 pending.settle(false);
-                Err(SendError::Unconfirmed {
-                    hash: pending.info.hash,
-                    sequence: pending.info.sequence,
-                    broadcast_at: pending.info.broadcast_at,
-                    reason: e.to_string(),
+                let TxInfo {
+                    hash,
+                    sequence,
+                    broadcast_at,
+                    ..
+                } = pending.info;
+                Err(match not_seen {
+                    NotSeen::PastTimeoutHeight(timeout_height) => SendError::Expired {
+                        hash,
+                        sequence,
+                        broadcast_at,
+                        timeout_height,
+                    },
+                    NotSeen::Unknown(reason) => SendError::Unconfirmed {
+                        hash,
+                        sequence,
+                        broadcast_at,
+                        reason,
+                    },
                 })
+            }
+        }
+    }
+
+    /// Waits for `tx` to be included, for the inclusion timeout at most, and no longer than
+    /// until the chain has committed the block at its timeout height (no later block can
+    /// include it).
+    async fn wait_for_inclusion(&self, tx: &TxInfo) -> Result<TxOutcome, NotSeen> {
+        let unknown = |e: ChainError| NotSeen::Unknown(e.to_string());
+        let Some(timeout_height) = tx.timeout_height else {
+            return self
+                .client
+                .wait_for_tx(tx.hash, self.options.inclusion_timeout)
+                .await
+                .map_err(unknown);
+        };
+        let deadline = tokio::time::Instant::now() + self.options.inclusion_timeout;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let step = left.min(self.block_time);
+            match self.client.wait_for_tx(tx.hash, step).await {
+                Err(ChainError::Timeout { .. }) if step < left => {}
+                other => return other.map_err(unknown),
+            }
+            match self.client.latest_height().await {
+                Ok(tip) if tip >= timeout_height => {
+                    // One more look: the last block's txs may have been indexed just now.
+                    return self
+                        .client
+                        .wait_for_tx(tx.hash, Duration::from_millis(1))
+                        .await
+                        .map_err(|_| NotSeen::PastTimeoutHeight(timeout_height));
+                }
+                Ok(_) => {}
+                Err(e) => return Err(unknown(e)),
             }
         }
     }
@@ -809,6 +961,9 @@ impl<C: ChainClient> TxSender<C> {
                 return Ok(());
             };
             match self.try_resolve().await {
+                Ok(Some(resolution @ Resolution::Expired { .. })) => {
+                    tracing::debug!(wallet = %self.address, %hash, ?resolution, "earlier tx expired unincluded")
+                }
                 Ok(Some(resolution)) => {
                     tracing::info!(wallet = %self.address, %hash, ?resolution, "earlier unconfirmed tx settled")
                 }
@@ -899,12 +1054,32 @@ impl<C: ChainClient> TxSender<C> {
             Err(ChainError::Timeout { .. }) => {}
             Err(e) => return Err(e),
         }
+        // The height first: the account is then read at a state at least that new.
+        let tip = match pending.timeout_height {
+            Some(_) => Some(self.client.latest_height().await?),
+            None => None,
+        };
         let committed = self.client.account(&self.address).await?.sequence;
         if committed > sequence {
             if forget() {
                 self.sequence.reset(committed);
             }
             return Ok(Some(Resolution::SequenceConsumed { hash, sequence }));
+        }
+        if let (Some(timeout_height), Some(tip)) = (pending.timeout_height, tip) {
+            if tip >= timeout_height {
+                // Not in any block up to its timeout height (the sequence would have moved),
+                // and no later block may include it.
+                if forget() {
+                    self.sequence.reset(committed);
+                }
+                tracing::debug!(wallet = %self.address, %hash, sequence, timeout_height, "tx not included by its timeout height; its sequence is reused");
+                return Ok(Some(Resolution::Expired {
+                    hash,
+                    sequence,
+                    timeout_height,
+                }));
+            }
         }
         if pending.since.elapsed() >= self.options.unresolved_grace {
             if forget() {

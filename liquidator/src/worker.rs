@@ -131,7 +131,18 @@ struct Unsettled {
 struct InDoubt {
     hash: TxHash,
     items: Vec<Planned>,
+    /// The credit accounts the tx liquidates, locked like the items' accounts.
+    credit_locks: Vec<Lease>,
     snapshot: Arc<MarketSnapshot>,
+}
+
+impl InDoubt {
+    fn locks(&self) -> impl Iterator<Item = &Lease> {
+        self.items
+            .iter()
+            .map(|item| &item.lock)
+            .chain(&self.credit_locks)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -1292,6 +1303,9 @@ where
             tracing::error!(?accounts, %error, "liquidation tx failed");
         } else if code == Some(TxErrorCode::InsufficientFunds) {
             tracing::info!(?accounts, wallet = %self.sender.address(), %error, "wallet without funds for this tx; jobs wait for funds");
+        } else if matches!(error, SendError::Expired { .. }) {
+            // Full blocks or a risen fee market: the accounts are tried again at once.
+            tracing::info!(?accounts, %error, "liquidation tx missed its blocks; jobs released");
         } else {
             tracing::warn!(?accounts, %error, "liquidation tx failed; jobs released");
         }
@@ -1307,6 +1321,7 @@ where
         let outcome = match &error {
             SendError::CheckTx(_) => Outcome::CheckTxFailed,
             SendError::Unconfirmed { .. } => Outcome::Unconfirmed,
+            SendError::Expired { .. } => Outcome::Expired,
             _ => Outcome::NotSent,
         };
         for item in &items {
@@ -1315,13 +1330,13 @@ where
             record.error = error.to_string();
             record.batch_size = items.len() as u32;
             record.gas_used = prepared.gas_used;
-            if let SendError::Unconfirmed { hash, .. } = &error {
+            if let Some(hash) = error.in_doubt() {
                 record.tx_hash = hash.to_string();
             }
             self.emit(record).await;
         }
-        match error {
-            SendError::Unconfirmed { hash, .. } => {
+        match error.in_doubt() {
+            Some(hash) => {
                 // The jobs go back (a re-check will see whatever happened); the locks stay
                 // until the tx is settled, so nobody liquidates these accounts meanwhile.
                 for item in &items {
@@ -1330,10 +1345,11 @@ where
                 self.in_doubt.push(InDoubt {
                     hash,
                     items,
+                    credit_locks: Vec::new(),
                     snapshot: snapshot.clone(),
                 });
             }
-            _ => {
+            None => {
                 let short_of_funds = code == Some(TxErrorCode::InsufficientFunds);
                 for item in &items {
                     let verdict = if short_of_funds {
@@ -1354,6 +1370,7 @@ where
             let hash = match &resolution {
                 Resolution::Included(tx) => tx.hash,
                 Resolution::SequenceConsumed { hash, .. }
+                | Resolution::Expired { hash, .. }
                 | Resolution::PresumedDropped { hash, .. } => *hash,
             };
             let Some(at) = self.in_doubt.iter().position(|d| d.hash == hash) else {
@@ -1367,20 +1384,21 @@ where
                     self.record_included(&in_doubt.items, &in_doubt.snapshot, tx)
                         .await;
                 }
+                Resolution::Expired { .. } => {
+                    tracing::debug!(tx = %in_doubt.hash, "tx in doubt expired unincluded; its accounts are unlocked");
+                }
                 other => {
                     tracing::warn!(tx = %in_doubt.hash, resolution = ?other, "tx in doubt settled without its events");
                 }
             }
-            for item in &in_doubt.items {
-                self.unlock(&item.lock).await;
+            for lock in in_doubt.locks() {
+                self.unlock(lock).await;
             }
         }
         if self.sender.has_unresolved().await {
-            for in_doubt in &self.in_doubt {
-                for item in &in_doubt.items {
-                    if let Err(error) = self.leases.renew(&item.lock).await {
-                        tracing::warn!(account = %item.plan.account, %error, "cannot renew the lock of an account in doubt");
-                    }
+            for lock in self.in_doubt.iter().flat_map(InDoubt::locks) {
+                if let Err(error) = self.leases.renew(lock).await {
+                    tracing::warn!(key = %lock.key, %error, "cannot renew the lock of an account in doubt");
                 }
             }
             return Ok(false);
@@ -1388,8 +1406,8 @@ where
         // Settled by another caller of the sender (its outcome logged there).
         for in_doubt in std::mem::take(&mut self.in_doubt) {
             tracing::warn!(tx = %in_doubt.hash, "tx in doubt settled without its events");
-            for item in &in_doubt.items {
-                self.unlock(&item.lock).await;
+            for lock in in_doubt.locks() {
+                self.unlock(lock).await;
             }
         }
         Ok(true)

@@ -290,9 +290,112 @@ async fn a_tx_refused_for_its_fee_is_signed_again_at_the_price_read_then() {
     );
 }
 
+/// A tx that misses every block up to its timeout height is known dead once the chain has
+/// committed that height: the sender settles it as expired without waiting out the grace (ten
+/// minutes here), the wallet's next tx takes the same sequence, and the coins move once. Here
+/// each block has room for one of another wallet's txs, which pay three times the base gas
+/// price and always wait in the mempool, so the tx never gets in. Without a timeout height the
+/// sender would wait for the inclusion timeout (ten minutes) and then for the grace.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tx_that_misses_its_blocks_is_known_dead_at_its_timeout_height() {
+    use cosmwasm_std::Decimal;
+    use redline_liquidator::tx_sender::{SigningPermit, TxSender};
+
+    // A filler tx's gas limit is 1.3 × 400,000 = 520,000: one fits a 600,000-gas block, and
+    // nothing else fits beside it.
+    let h = Harness::start_on(fee_market_devnet(31).block_gas_limit(600_000))
+        .await
+        .unwrap();
+    let patient = SendOptions {
+        inclusion_timeout: Duration::from_secs(600),
+        unresolved_grace: Duration::from_secs(600),
+        timeout_blocks: Some(3),
+        ..SendOptions::default()
+    };
+    let a = h.sender(1, patient).await.unwrap();
+    let to = h.wallet(2).address().to_string();
+    let before = h.balance(&to, "uusdc").await;
+    let message = bank_send_msg(a.wallet().address(), &to, &[Coin::new(100u128, "uusdc")]).unwrap();
+    let gas_used = a.simulate(std::slice::from_ref(&message)).await.unwrap();
+
+    // Bids three times the base price, where `a` bids 1.2 times.
+    let outbidding = h
+        .chain
+        .clone()
+        .with_gas_price_headroom(Decimal::percent(300))
+        .unwrap();
+    let filler = TxSender::new(
+        h.client.clone(),
+        &outbidding,
+        h.wallet(3),
+        SendOptions {
+            timeout_blocks: None,
+            ..SendOptions::default()
+        },
+        SigningPermit::granted(),
+    )
+    .await
+    .unwrap();
+    let busy = keep_blocks_busy_with(filler, &to, 400_000);
+    tokio::time::sleep(support::BLOCK_TIME * 2).await;
+
+    let sent = tokio::time::timeout(
+        Duration::from_secs(60),
+        a.send_simulated(vec![message.clone()], "crowded out", gas_used),
+    )
+    .await
+    .expect("the sender still waits for a tx past its timeout height");
+    let Err(SendError::Expired {
+        hash,
+        sequence,
+        timeout_height,
+        ..
+    }) = sent
+    else {
+        panic!("expected the tx to expire unincluded: {sent:?}")
+    };
+    busy.abort();
+    assert!(h.client.latest_height().await.unwrap() >= timeout_height);
+    match a.resolve_unresolved().await.unwrap() {
+        Some(Resolution::Expired {
+            hash: expired,
+            sequence: at,
+            timeout_height: past,
+        }) => assert_eq!((expired, at, past), (hash, sequence, timeout_height)),
+        other => panic!("expected the tx settled as expired: {other:?}"),
+    }
+    assert!(!a.has_unresolved().await);
+
+    // The filler's backlog still fills the next blocks: each try that misses them expires in
+    // turn, and the sequence stays the same until one lands.
+    let mut tries = 0;
+    let next = loop {
+        tries += 1;
+        match a.send(vec![message.clone()], "after").await {
+            Ok(Sent::Included(tx)) => break tx,
+            Err(SendError::Expired { .. }) if tries < 30 => {}
+            other => panic!("try {tries}: {other:?}"),
+        }
+    };
+    assert_eq!(
+        next.sequence, sequence,
+        "the expired txs' sequence is reused"
+    );
+    assert!(h
+        .client
+        .wait_for_tx(hash, Duration::from_millis(1))
+        .await
+        .is_err());
+    assert_eq!(
+        h.balance(&to, "uusdc").await - before,
+        Uint256::from(100u32),
+        "the coins moved once"
+    );
+}
+
 /// A Neutron devnet whose fee market moves the base gas price by Neutron's learning rate,
 /// 0.08, around a 1,000-gas target: a block with any tx in it raises the price by 8 %.
-async fn fee_market_harness(seed: u64) -> Harness {
+fn fee_market_devnet(seed: u64) -> testkit::devnet::DevnetBuilder {
     use cosmwasm_std::Decimal;
     use redline_devnet::chain::FeeMarketParams;
     use redline_devnet::flavor::Flavor;
@@ -302,20 +405,35 @@ async fn fee_market_harness(seed: u64) -> Harness {
         learning_rate: Decimal::percent(8),
         target_block_gas: 1_000,
     };
-    let devnet = Devnet::scenario(10, seed)
+    Devnet::scenario(10, seed)
         .liquidator_wallets(4)
         .flavor(Flavor::Neutron)
-        .fee_market(market);
-    Harness::start_on(devnet).await.unwrap()
+        .fee_market(market)
+}
+
+async fn fee_market_harness(seed: u64) -> Harness {
+    Harness::start_on(fee_market_devnet(seed)).await.unwrap()
 }
 
 /// Wallet 3 puts a tx in every block (four a block, none awaited) until the task is aborted.
 async fn keep_blocks_busy(h: &Harness, to: &str) -> tokio::task::JoinHandle<()> {
-    use std::sync::Arc;
-
-    let filler = Arc::new(h.sender(3, SendOptions::default()).await.unwrap());
+    let filler = h.sender(3, SendOptions::default()).await.unwrap();
     let fill = send_uatom(&filler, to, 1);
     let fill_gas = filler.simulate(std::slice::from_ref(&fill)).await.unwrap();
+    keep_blocks_busy_with(filler, to, fill_gas)
+}
+
+/// `filler` broadcasts a 1 uatom send to `to`, signed for `gas` gas, every 50 ms (none
+/// awaited) until the task is aborted.
+fn keep_blocks_busy_with(
+    filler: redline_liquidator::tx_sender::TxSender<redline_chain::TendermintClient>,
+    to: &str,
+    fill_gas: u64,
+) -> tokio::task::JoinHandle<()> {
+    use std::sync::Arc;
+
+    let filler = Arc::new(filler);
+    let fill = send_uatom(&filler, to, 1);
     tokio::spawn(async move {
         loop {
             if let Ok(broadcast) = filler

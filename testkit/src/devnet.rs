@@ -76,7 +76,6 @@ impl DevnetBuilder {
         self
     }
 
-    /// [`BLOCK_TIME`] unless set.
     /// Runs `flavor`'s Mars on `flavor`'s chain (ids, prefix, fees).
     pub fn flavor(mut self, flavor: redline_devnet::flavor::Flavor) -> Self {
         self.scenario.flavor = flavor;
@@ -91,6 +90,14 @@ impl DevnetBuilder {
         self
     }
 
+    /// The most gas (the sum of gas limits) a block takes (after [`DevnetBuilder::flavor`],
+    /// which sets the flavor's own): txs that do not fit wait for a later block.
+    pub fn block_gas_limit(mut self, gas: u64) -> Self {
+        self.chain.max_block_gas = Some(gas);
+        self
+    }
+
+    /// [`BLOCK_TIME`] unless set.
     pub fn block_time(mut self, block_time: Duration) -> Self {
         self.chain.block_time = block_time;
         self

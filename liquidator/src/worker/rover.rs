@@ -1215,7 +1215,7 @@ where
     /// Records and settles the liquidations of a tx whose send failed. A tx that failed in its
     /// block paid its fee: each record carries its share.
     async fn credit_send_failed(
-        &self,
+        &mut self,
         batch: Vec<(RoverJob, RoverReady)>,
         error: &SendError,
         snapshot: &MarketSnapshot,
@@ -1224,13 +1224,18 @@ where
             SendError::CheckTx(_) => Outcome::CheckTxFailed,
             SendError::DeliverTx { .. } => Outcome::DeliverTxFailed,
             SendError::Unconfirmed { .. } => Outcome::Unconfirmed,
+            SendError::Expired { .. } => Outcome::Expired,
             _ => Outcome::NotSent,
         };
         let verdict = match error {
-            // The accounts stay locked until the locks expire: the tx may still land, and
-            // nobody should liquidate them again meanwhile. The jobs come back.
+            // The accounts stay locked until the tx is settled: it may still land, and nobody
+            // should liquidate them again meanwhile. The jobs come back.
+            SendError::Expired { .. } => {
+                tracing::info!(%error, "credit-account liquidation tx missed its blocks; jobs released");
+                None
+            }
             SendError::Unconfirmed { hash, .. } => {
-                tracing::warn!(tx = %hash, %error, "credit-account liquidation of unknown fate; jobs released, accounts left locked");
+                tracing::warn!(tx = %hash, %error, "credit-account liquidation of unknown fate; jobs released, accounts locked until it is settled");
                 None
             }
             _ if error.code() == Some(TxErrorCode::InsufficientFunds) => {
@@ -1252,11 +1257,15 @@ where
             _ => None,
         };
         let shares = paid.map(|tx| execute::fee_shares(&tx.fee, batch.len()));
+        let mut locked = Vec::new();
         for (index, (job, ready)) in batch.into_iter().enumerate() {
             let mut record = self.rover_record(&job, snapshot);
             record.detail = detail(&ready.order, None);
             record.error = error.to_string();
             record.outcome = outcome;
+            if let Some(hash) = error.in_doubt() {
+                record.tx_hash = hash.to_string();
+            }
             if let (Some(tx), Some(shares)) = (paid, &shares) {
                 record.height = tx.height();
                 record.tx_hash = tx.hash.to_string();
@@ -1266,8 +1275,20 @@ where
             self.emit(record).await;
             match &verdict {
                 Some(verdict) => self.finish(&job.delivery, &job.lock, verdict.clone()).await,
-                None => self.settle(&job.delivery, Verdict::Release).await,
+                None => {
+                    self.settle(&job.delivery, Verdict::Release).await;
+                    locked.push(job.lock);
+                }
             }
+        }
+        if let Some(hash) = error.in_doubt() {
+            // Unlocked when the sender settles the tx (see `settle_in_doubt`).
+            self.in_doubt.push(InDoubt {
+                hash,
+                items: Vec::new(),
+                credit_locks: locked,
+                snapshot: Arc::new(snapshot.clone()),
+            });
         }
     }
 

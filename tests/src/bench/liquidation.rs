@@ -191,6 +191,9 @@ pub struct Figures {
     /// Why they failed (one line per failed attempt).
     pub failures: Vec<String>,
     pub sequence_or_gas_failures: Vec<String>,
+    /// Our txs not included by their timeout height (distinct hashes): nothing executed or paid,
+    /// their accounts tried again.
+    pub expired_txs: usize,
     /// `(height, account, times)` liquidated more than once in one block.
     pub twice_in_a_block: Vec<(u64, String, usize)>,
     /// What the capture oracle found among the borrowers after the run.
@@ -610,10 +613,11 @@ impl Figures {
         );
         let _ = writeln!(
             md,
-            "| Failed txs | {} ({} failed in a block per the chain's tx results, {} for sequence or gas) |",
+            "| Failed txs | {} ({} failed in a block per the chain's tx results, {} for sequence or gas); besides, {} txs not included by their timeout height (nothing paid, accounts tried again) |",
             self.failed_txs,
             self.failed_on_chain,
-            self.sequence_or_gas_failures.len()
+            self.sequence_or_gas_failures.len(),
+            self.expired_txs
         );
         let _ = writeln!(
             md,
@@ -1389,6 +1393,12 @@ pub async fn run(options: &Options) -> anyhow::Result<Figures> {
         })
         .map(|r| format!("{} {}: {}", r.account, r.tx_hash, r.error))
         .collect();
+    figures.expired_txs = records
+        .iter()
+        .filter(|r| r.outcome == Outcome::Expired)
+        .map(|r| r.tx_hash.as_str())
+        .collect::<BTreeSet<_>>()
+        .len();
     figures.top_ups = records
         .iter()
         .filter(|r| r.outcome == Outcome::TopUp)

@@ -406,7 +406,7 @@ impl HealthComputer<'_> {
                     })?;
                 (hls.max_loan_to_value, hls.liquidation_threshold)
             }
-            AccountKind::Default | AccountKind::FundManager { .. } => {
+            AccountKind::Default | AccountKind::UsdcMargin | AccountKind::FundManager { .. } => {
                 (params.max_loan_to_value, params.liquidation_threshold)
             }
         };
@@ -513,6 +513,8 @@ mod tests {
     }
 
     /// 10,000 uatom deposited and 5,000 lent at 7.5 (LTV 0.7, LT 0.8); 3 uusdc owed at 0.5.
+    /// Core-contracts' USDC-margin accounts weigh coins as default accounts do (what sets them
+    /// apart, deposits of the perps base denom only, is the credit manager's).
     #[test]
     fn default_account_floors_collateral_and_ceils_debt() {
         let data = denoms(vec![
@@ -524,16 +526,18 @@ mod tests {
             vec![Coin::new(5_000u128, "uatom")],
             vec![("uusdc", 3)],
         );
-        let health = compute(&AccountKind::Default, &positions, &data).unwrap();
-        // collateral: 75,000 + 37,500 (uosmo has no params: skipped);
-        // max-LTV-weighted 52,500 + 26,250; LT-weighted 60,000 + 30,000
-        assert_collateral(&health, 112_500, 78_750, 90_000);
-        // ceil(3 · 0.5) = 2 (the Red Bank would floor it to 1)
-        assert_eq!(health.total_debt_value, Uint128::new(2));
-        assert_eq!(
-            health.liquidation_health_factor,
-            Some(Decimal::from_ratio(90_000u128, 2u128))
-        );
+        for kind in [AccountKind::Default, AccountKind::UsdcMargin] {
+            let health = compute(&kind, &positions, &data).unwrap();
+            // collateral: 75,000 + 37,500 (uosmo has no params: skipped);
+            // max-LTV-weighted 52,500 + 26,250; LT-weighted 60,000 + 30,000
+            assert_collateral(&health, 112_500, 78_750, 90_000);
+            // ceil(3 · 0.5) = 2 (the Red Bank would floor it to 1)
+            assert_eq!(health.total_debt_value, Uint128::new(2));
+            assert_eq!(
+                health.liquidation_health_factor,
+                Some(Decimal::from_ratio(90_000u128, 2u128))
+            );
+        }
     }
 
     #[test]

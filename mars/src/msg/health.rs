@@ -28,6 +28,9 @@ pub mod namespace {
 #[serde(rename_all = "snake_case")]
 pub enum AccountKind {
     Default,
+    /// Core-contracts (Neutron) only: an account that deposits only the perps base denom; its
+    /// health weighs coins as a default account's does.
+    UsdcMargin,
     /// Weighted with the assets' `hls` params; only correlated collateral counts.
     HighLeveredStrategy,
     /// An account run by a fund-manager vault.
@@ -316,6 +319,9 @@ mod tests {
             serde_json::to_string(&AccountKind::HighLeveredStrategy).unwrap(),
             r#""high_levered_strategy""#
         );
+        let usdc: AccountKind = serde_json::from_str(r#""usdc_margin""#).unwrap();
+        assert_eq!(usdc, AccountKind::UsdcMargin);
+        assert_eq!(usdc.to_string(), "UsdcMargin");
         assert_eq!(
             AccountKind::HighLeveredStrategy.to_string(),
             "HighLeveredStrategy"

@@ -19,8 +19,10 @@ pub fn create_credit_account(
     user: &Addr,
     kind: AccountKind,
 ) -> CreditManagerResult<(String, Response)> {
-    if matches!(kind, AccountKind::FundManager { .. }) {
-        return Err(CreditManagerError::FundManagerUnsupported);
+    match kind {
+        AccountKind::FundManager { .. } => return Err(CreditManagerError::FundManagerUnsupported),
+        AccountKind::UsdcMargin => return Err(CreditManagerError::UsdcMarginUnsupported),
+        AccountKind::Default | AccountKind::HighLeveredStrategy => {}
     }
     let account_nft = ACCOUNT_NFT.load(deps.storage)?;
     let account_id = next_account_id(deps.as_ref())?;

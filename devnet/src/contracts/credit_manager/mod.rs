@@ -112,6 +112,10 @@ pub enum CreditManagerError {
     /// Ours: the devnet does not open fund-manager accounts (they need a managed vault).
     #[error("fund manager accounts are not supported by the devnet")]
     FundManagerUnsupported,
+    /// Ours: USDC-margin accounts (core-contracts only) deposit the perps base denom, and the
+    /// devnet runs no perps contract.
+    #[error("usdc margin accounts are not supported by the devnet (it runs no perps contract)")]
+    UsdcMarginUnsupported,
 }
 
 from_common_errors!(CreditManagerError);

@@ -214,6 +214,11 @@ pub enum SendError {
     /// Failed before anything was broadcast (RPC down, bad message).
     #[error("before broadcast: {0}")]
     Chain(#[source] ChainError),
+    /// Nothing broadcast: a tx of this wallet in the mempool could no longer be included (the fee
+    /// market's price passed its fee, or the chain its timeout height), so nothing signed after
+    /// it could be either. Its txs have settled since; plan again.
+    #[error("wallet {wallet}: its txs in the mempool could no longer be included; waited for them to settle, not sending")]
+    InFlightDropped { wallet: String },
     /// Nothing broadcast: the wallet's earlier txs did not settle in time to make room.
     #[error("wallet {wallet}: {in_flight} txs still in flight after {waited:?}; not sending")]
     InFlightStuck {
@@ -270,6 +275,7 @@ impl SendError {
             SendError::Expired { .. } => "expired",
             SendError::Chain(_) => "rpc_error",
             SendError::InFlightStuck { .. } => "in_flight_stuck",
+            SendError::InFlightDropped { .. } => "in_flight_dropped",
         }
     }
 
@@ -301,11 +307,18 @@ struct TxInfo {
     timeout_height: Option<u64>,
 }
 
+/// A tx accepted by CheckTx, its inclusion awaited.
+#[derive(Debug, Clone, Copy)]
+struct InFlight {
+    gas_price: Decimal,
+    timeout_height: Option<u64>,
+}
+
 /// What became of one sender's broadcast transactions.
 #[derive(Debug, Default)]
 struct Ledger {
-    /// Accepted by CheckTx, inclusion being awaited: sequence → hash.
-    in_flight: BTreeMap<u64, TxHash>,
+    /// Accepted by CheckTx, inclusion being awaited, by sequence.
+    in_flight: BTreeMap<u64, InFlight>,
     /// Inclusion not seen in time (or the broadcast's answer lost): fate unknown, by sequence.
     unresolved: BTreeMap<u64, TxInfo>,
 }
@@ -413,6 +426,9 @@ pub struct TxSender<C> {
     settled: Arc<Notify>,
     gas_price: GasPriceCache,
     tip: TipCache,
+    /// How many txs may be in flight now (1..=`max_in_flight`): halved when one misses its
+    /// blocks, one more for each included (the blocks' room, found out as TCP finds a path's).
+    window: std::sync::atomic::AtomicUsize,
 }
 
 /// The chain's latest height as last read (at most every half block), for timeout heights.
@@ -553,13 +569,34 @@ impl<C: ChainClient> TxSender<C> {
             settled: Arc::new(Notify::new()),
             gas_price: GasPriceCache::new(chain),
             tip: TipCache::new(chain),
+            window: std::sync::atomic::AtomicUsize::new(max_in_flight),
         })
     }
 
     /// At most `max` transactions broadcast and not yet settled (at least 1).
     pub fn with_max_in_flight(mut self, max: usize) -> Self {
         self.max_in_flight = max.max(1);
+        *self.window.get_mut() = self.max_in_flight;
         self
+    }
+
+    /// How many txs may be in flight now: `max_in_flight` until one misses its blocks.
+    pub fn window(&self) -> usize {
+        self.window.load(Ordering::Relaxed)
+    }
+
+    /// One more tx in flight after an inclusion; half as many after a tx missed its blocks.
+    fn adjust_window(&self, included: bool) {
+        let max = self.max_in_flight;
+        let _ = self
+            .window
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |window| {
+                Some(if included {
+                    (window + 1).min(max)
+                } else {
+                    (window / 2).max(1)
+                })
+            });
     }
 
     pub fn max_in_flight(&self) -> usize {
@@ -693,14 +730,23 @@ impl<C: ChainClient> TxSender<C> {
             None => self.simulate(&messages).await?,
         };
         let gas_limit = self.builder.gas_limit_for(gas_used);
+        if !self.options.dry_run {
+            self.wait_for_in_flight_below(self.window()).await?;
+        }
         // Read again if the simulation was long enough ago: the price may have moved since.
         self.gas_price.refresh(&self.client, &self.address).await;
+        let tip = self.tip.height(&self.client, &self.address).await;
+        if !self.options.dry_run && self.in_flight_doomed(tip) {
+            // A tx of this wallet in the mempool can no longer be included, and every later one
+            // waits behind its sequence: a tx signed now would be refused. They settle by their
+            // timeout heights; the caller plans again on what the chain is then.
+            self.wait_for_in_flight_below(1).await?;
+            return Err(SendError::InFlightDropped {
+                wallet: self.address.clone(),
+            });
+        }
         let timeout_height = match self.options.timeout_blocks {
-            Some(blocks) => self
-                .tip
-                .height(&self.client, &self.address)
-                .await
-                .map(|tip| tip + blocks),
+            Some(blocks) => tip.map(|tip| tip + blocks),
             None => None,
         };
         let signing_builder = || {
@@ -711,9 +757,6 @@ impl<C: ChainClient> TxSender<C> {
             }
         };
         let mut builder = signing_builder();
-        if !self.options.dry_run {
-            self.wait_for_in_flight_below(self.max_in_flight).await?;
-        }
         let (mut resynced, mut repriced) = (false, false);
         loop {
             let sequence = self.sequence.peek();
@@ -756,7 +799,11 @@ impl<C: ChainClient> TxSender<C> {
             match self.client.broadcast_sync(signed.bytes.clone()).await {
                 Ok(_) => {
                     self.sequence.reset(sequence + 1);
-                    lock(&self.ledger).in_flight.insert(sequence, hash);
+                    let waiting = InFlight {
+                        gas_price: builder.gas_price(),
+                        timeout_height,
+                    };
+                    lock(&self.ledger).in_flight.insert(sequence, waiting);
                     return Ok(Broadcast::Pending(PendingTx {
                         info: info(SystemTime::now()),
                         ledger: self.ledger.clone(),
@@ -823,7 +870,9 @@ impl<C: ChainClient> TxSender<C> {
             Broadcast::DryRun(tx) => return Ok(Sent::DryRun(tx)),
             Broadcast::Pending(pending) => pending,
         };
-        match self.wait_for_inclusion(&pending.info).await {
+        let inclusion = self.wait_for_inclusion(&pending.info).await;
+        self.adjust_window(!matches!(inclusion, Err(NotSeen::PastTimeoutHeight(_))));
+        match inclusion {
             Ok(outcome) => {
                 pending.settle(true);
                 self.included(pending.info.clone(), outcome)
@@ -888,6 +937,21 @@ impl<C: ChainClient> TxSender<C> {
                 Err(e) => return Err(unknown(e)),
             }
         }
+    }
+
+    /// Whether a tx of this wallet waiting for its block can no longer be included: the fee
+    /// market's price (as last read) passed the price it pays, so the mempool's recheck drops
+    /// it; or the chain (at `tip`) is past its timeout height.
+    fn in_flight_doomed(&self, tip: Option<u64>) -> bool {
+        let base = self
+            .gas_price
+            .follows_market()
+            .then(|| self.gas_price.base())
+            .flatten();
+        lock(&self.ledger).in_flight.values().any(|tx| {
+            base.is_some_and(|base| tx.gas_price < base)
+                || matches!((tx.timeout_height, tip), (Some(last), Some(tip)) if tip > last)
+        })
     }
 
     /// Waits until fewer than `limit` transactions are in flight. In-flight transactions settle

@@ -1303,6 +1303,8 @@ where
             tracing::error!(?accounts, %error, "liquidation tx failed");
         } else if code == Some(TxErrorCode::InsufficientFunds) {
             tracing::info!(?accounts, wallet = %self.sender.address(), %error, "wallet without funds for this tx; jobs wait for funds");
+        } else if matches!(error, SendError::InFlightDropped { .. }) {
+            tracing::debug!(?accounts, %error, "jobs released");
         } else if matches!(error, SendError::Expired { .. }) {
             // Full blocks or a risen fee market: the accounts are tried again at once.
             tracing::info!(?accounts, %error, "liquidation tx missed its blocks; jobs released");

@@ -298,11 +298,8 @@ async fn a_tx_refused_for_its_fee_is_signed_again_at_the_price_read_then() {
 /// sender would wait for the inclusion timeout (ten minutes) and then for the grace.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tx_that_misses_its_blocks_is_known_dead_at_its_timeout_height() {
-    use cosmwasm_std::Decimal;
-    use redline_liquidator::tx_sender::{SigningPermit, TxSender};
+    use redline_liquidator::tx_sender::DEFAULT_MAX_IN_FLIGHT;
 
-    // A filler tx's gas limit is 1.3 × 400,000 = 520,000: one fits a 600,000-gas block, and
-    // nothing else fits beside it.
     let h = Harness::start_on(fee_market_devnet(31).block_gas_limit(600_000))
         .await
         .unwrap();
@@ -318,26 +315,7 @@ async fn a_tx_that_misses_its_blocks_is_known_dead_at_its_timeout_height() {
     let message = bank_send_msg(a.wallet().address(), &to, &[Coin::new(100u128, "uusdc")]).unwrap();
     let gas_used = a.simulate(std::slice::from_ref(&message)).await.unwrap();
 
-    // Bids three times the base price, where `a` bids 1.2 times.
-    let outbidding = h
-        .chain
-        .clone()
-        .with_gas_price_headroom(Decimal::percent(300))
-        .unwrap();
-    let filler = TxSender::new(
-        h.client.clone(),
-        &outbidding,
-        h.wallet(3),
-        SendOptions {
-            timeout_blocks: None,
-            ..SendOptions::default()
-        },
-        SigningPermit::granted(),
-    )
-    .await
-    .unwrap();
-    let busy = keep_blocks_busy_with(filler, &to, 400_000);
-    tokio::time::sleep(support::BLOCK_TIME * 2).await;
+    let busy = outbid_every_block(&h, &to).await;
 
     let sent = tokio::time::timeout(
         Duration::from_secs(60),
@@ -354,6 +332,11 @@ async fn a_tx_that_misses_its_blocks_is_known_dead_at_its_timeout_height() {
     else {
         panic!("expected the tx to expire unincluded: {sent:?}")
     };
+    assert_eq!(
+        a.window(),
+        DEFAULT_MAX_IN_FLIGHT / 2,
+        "a missed block halves the window"
+    );
     busy.abort();
     assert!(h.client.latest_height().await.unwrap() >= timeout_height);
     match a.resolve_unresolved().await.unwrap() {
@@ -391,6 +374,93 @@ async fn a_tx_that_misses_its_blocks_is_known_dead_at_its_timeout_height() {
         Uint256::from(100u32),
         "the coins moved once"
     );
+}
+
+/// On a fee market, the mempool's recheck drops a waiting tx once the base price passes the
+/// price it pays, and every later tx of its wallet with it (they wait behind its sequence).
+/// The sender knows the price of each tx it has in flight, so it does not sign on top of such
+/// a tx: its next broadcast waits until the dropped tx has settled (expired at its timeout
+/// height) and returns `InFlightDropped` without broadcasting anything, so that nothing is
+/// refused at CheckTx for its sequence. Without that check the next tx would be signed on top
+/// and refused ("account sequence mismatch").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tx_the_risen_price_drops_holds_back_the_wallets_next_tx() {
+    use std::sync::Arc;
+
+    use cosmwasm_std::Decimal;
+
+    let h = Harness::start_on(fee_market_devnet(37).block_gas_limit(600_000))
+        .await
+        .unwrap();
+    let patient = SendOptions {
+        inclusion_timeout: Duration::from_secs(600),
+        unresolved_grace: Duration::from_secs(600),
+        timeout_blocks: Some(10),
+        ..SendOptions::default()
+    };
+    let a = Arc::new(h.sender(1, patient).await.unwrap());
+    let to = h.wallet(2).address().to_string();
+    let before = h.balance(&to, "uusdc").await;
+    let message = bank_send_msg(a.wallet().address(), &to, &[Coin::new(100u128, "uusdc")]).unwrap();
+    let gas_used = a.simulate(std::slice::from_ref(&message)).await.unwrap();
+    let busy = outbid_every_block(&h, &to).await;
+
+    let signs_at = a.gas_price();
+    let first = a
+        .broadcast_simulated(vec![message.clone()], "first", gas_used)
+        .await
+        .unwrap();
+    let confirming = {
+        let a = a.clone();
+        tokio::spawn(async move { a.confirm(first).await })
+    };
+    // The price a tx is signed at is at most one block's rise (8 %) over the reading before
+    // it, and the sender's reading lags the market by at most one such rise: past 1.25 times
+    // the first reading, the sender sees the first tx priced out.
+    base_price_above(&h, signs_at * Decimal::percent(125)).await;
+    let second = tokio::time::timeout(
+        Duration::from_secs(60),
+        a.broadcast_simulated(vec![message.clone()], "second", gas_used),
+    )
+    .await
+    .expect("the sender still waits for the dropped tx");
+    assert!(
+        matches!(second, Err(SendError::InFlightDropped { .. })),
+        "{second:?}"
+    );
+    let first = confirming.await.unwrap();
+    assert!(matches!(first, Err(SendError::Expired { .. })), "{first:?}");
+    busy.abort();
+    assert_eq!(h.balance(&to, "uusdc").await, before, "nothing moved");
+}
+
+/// Wallet 3 fills every block until the task is aborted: blocks of at most 600,000 gas take
+/// one of its txs (signed for 1.3 × 400,000 = 520,000 gas) and nothing beside it, and it bids
+/// three times the base price (the default headroom is 1.2), so it always goes first.
+async fn outbid_every_block(h: &Harness, to: &str) -> tokio::task::JoinHandle<()> {
+    use cosmwasm_std::Decimal;
+    use redline_liquidator::tx_sender::{SigningPermit, TxSender};
+
+    let outbidding = h
+        .chain
+        .clone()
+        .with_gas_price_headroom(Decimal::percent(300))
+        .unwrap();
+    let filler = TxSender::new(
+        h.client.clone(),
+        &outbidding,
+        h.wallet(3),
+        SendOptions {
+            timeout_blocks: None,
+            ..SendOptions::default()
+        },
+        SigningPermit::granted(),
+    )
+    .await
+    .unwrap();
+    let busy = keep_blocks_busy_with(filler, to, 400_000);
+    tokio::time::sleep(support::BLOCK_TIME * 2).await;
+    busy
 }
 
 /// A Neutron devnet whose fee market moves the base gas price by Neutron's learning rate,

@@ -1247,6 +1247,10 @@ where
                     needs: vec![(fee.denom, needs.u128())],
                 }))
             }
+            SendError::InFlightDropped { .. } => {
+                tracing::debug!(%error, "credit-account jobs released");
+                Some(Verdict::Release)
+            }
             _ => {
                 tracing::warn!(%error, "credit-account liquidation tx failed; jobs released");
                 Some(Verdict::Release)

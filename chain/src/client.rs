@@ -19,7 +19,7 @@ use cosmrs::proto::cosmwasm::wasm::v1::{
     QueryRawContractStateResponse, QuerySmartContractStateRequest, QuerySmartContractStateResponse,
 };
 use cosmwasm_std::{Coin, Decimal, Timestamp, Uint256};
-use futures::FutureExt as _;
+use futures::{FutureExt as _, StreamExt as _};
 use mars::manifest::FeeMarket;
 use prost::Message;
 use serde::{de::DeserializeOwned, Serialize};
@@ -44,6 +44,8 @@ const ALL_STATE_QUERY: &str = "/cosmwasm.wasm.v1.Query/AllContractState";
 const ACCOUNT_QUERY: &str = "/cosmos.auth.v1beta1.Query/Account";
 const BALANCES_QUERY: &str = "/cosmos.bank.v1beta1.Query/AllBalances";
 const SIMULATE: &str = "/cosmos.tx.v1beta1.Service/Simulate";
+/// The SDK's `ErrTxInMempoolCache`.
+const TX_IN_MEMPOOL_CACHE: u32 = 19;
 
 struct Endpoint {
     url: String,
@@ -255,8 +257,11 @@ impl TendermintClient {
         &endpoints[self.inner.preferred.load(Ordering::Relaxed) % endpoints.len()].url
     }
 
-    /// Runs `call` against the preferred endpoint, failing over to the others in config order
-    /// on transport errors. Returns the answer and the endpoint that gave it.
+    /// Runs `call` against the preferred endpoint, then against the others in config order:
+    /// the next one starts when the last started fails (transport error) or, with
+    /// `hedge_after`, when it has not answered that long. The first answer wins (the node's
+    /// error answers too: another node would say the same). Returns the answer and the endpoint
+    /// that gave it.
     async fn call<T, F, Fut>(&self, method: &'static str, call: F) -> Result<(T, &str), ChainError>
     where
         F: Fn(HttpClient) -> Fut,
@@ -264,24 +269,41 @@ impl TendermintClient {
     {
         let endpoints = &self.inner.endpoints;
         let first = self.inner.preferred.load(Ordering::Relaxed) % endpoints.len();
-        let mut last_error = None;
-        for i in 0..endpoints.len() {
+        let attempt = |i: usize| {
             let index = (first + i) % endpoints.len();
-            let endpoint = &endpoints[index];
+            let request = call(endpoints[index].http.clone());
             // tendermint-rpc's decoders can panic on a malformed answer (subtle-encoding's
             // base64 underflows on a value like "AAAA="); a bad answer must be an error of this
             // endpoint, not a crash of the service.
-            let answer = match AssertUnwindSafe(call(endpoint.http.clone()))
-                .catch_unwind()
-                .await
-            {
-                Ok(answer) => answer,
-                Err(panic) => Err(tendermint_rpc::Error::client_internal(format!(
-                    "the answer crashed the RPC decoder: {}",
-                    panic_message(panic.as_ref())
-                ))),
+            async move {
+                let answer = match AssertUnwindSafe(request).catch_unwind().await {
+                    Ok(answer) => answer,
+                    Err(panic) => Err(tendermint_rpc::Error::client_internal(format!(
+                        "the answer crashed the RPC decoder: {}",
+                        panic_message(panic.as_ref())
+                    ))),
+                };
+                (index, answer)
+            }
+        };
+        let mut running = futures::stream::FuturesUnordered::new();
+        running.push(attempt(0));
+        let mut started = 1;
+        let mut last_error = None;
+        while !running.is_empty() {
+            let hedge = match self.inner.config.hedge_after {
+                Some(after) if started < endpoints.len() => after,
+                _ => Duration::MAX,
             };
-            match answer {
+            let Ok(Some((index, answer))) = tokio::time::timeout(hedge, running.next()).await
+            else {
+                tracing::debug!(endpoint = %endpoints[(first + started - 1) % endpoints.len()].url, method, after = ?hedge, "RPC slow: asking the next endpoint too");
+                running.push(attempt(started));
+                started += 1;
+                continue;
+            };
+            let endpoint = &endpoints[index];
+            match answer.map_err(classify) {
                 Ok(answer) => {
                     if index != first {
                         tracing::info!(endpoint = %endpoint.url, method, "RPC failed over");
@@ -289,23 +311,25 @@ impl TendermintClient {
                     }
                     return Ok((answer, &endpoint.url));
                 }
-                Err(e) => match classify(e) {
-                    CallError::Rpc(message) => {
-                        return Err(ChainError::Rpc {
-                            endpoint: endpoint.url.clone(),
-                            method,
-                            message,
-                        })
+                Err(CallError::Rpc(message)) => {
+                    return Err(ChainError::Rpc {
+                        endpoint: endpoint.url.clone(),
+                        method,
+                        message,
+                    })
+                }
+                Err(CallError::Transport(message)) => {
+                    tracing::warn!(endpoint = %endpoint.url, method, error = %message, "RPC endpoint failed");
+                    last_error = Some(ChainError::Transport {
+                        endpoint: endpoint.url.clone(),
+                        method,
+                        message,
+                    });
+                    if started < endpoints.len() {
+                        running.push(attempt(started));
+                        started += 1;
                     }
-                    CallError::Transport(message) => {
-                        tracing::warn!(endpoint = %endpoint.url, method, error = %message, "RPC endpoint failed");
-                        last_error = Some(ChainError::Transport {
-                            endpoint: endpoint.url.clone(),
-                            method,
-                            message,
-                        });
-                    }
-                },
+                }
             }
         }
         Err(last_error.unwrap_or_else(|| ChainError::Transport {
@@ -712,13 +736,25 @@ impl ChainClient for TendermintClient {
     }
 
     async fn broadcast_sync(&self, tx_bytes: Vec<u8>) -> Result<TxHash, ChainError> {
-        let (answer, endpoint) = self
+        let answer = self
             .call("broadcast_tx_sync", |http| {
                 let tx = tx_bytes.clone();
                 async move { http.broadcast_tx_sync(tx).await }
             })
-            .await?;
-        if answer.code.is_err() {
+            .await;
+        // The same bytes already wait in this node's mempool: sent to it by a hedged broadcast
+        // (or gossiped from the node that answered first). The tx is in; nothing to refuse.
+        // CometBFT says so as an RPC error, an SDK mempool as code 19.
+        let (answer, endpoint) = match answer {
+            Err(ChainError::Rpc { message, .. })
+                if message.contains("tx already exists in cache") =>
+            {
+                return Ok(crate::tx_hash(&tx_bytes))
+            }
+            other => other?,
+        };
+        let in_mempool = answer.code.value() == TX_IN_MEMPOOL_CACHE && answer.codespace == "sdk";
+        if answer.code.is_err() && !in_mempool {
             return Err(ChainError::Rejected(Box::new(TxRejection::new(
                 TxStage::CheckTx,
                 endpoint,

@@ -45,6 +45,9 @@ pub struct ChainConfig {
     pub block_time: Duration,
     /// Per-request HTTP timeout.
     pub request_timeout: Duration,
+    /// A request unanswered this long goes to the next endpoint too; the first answer wins
+    /// (`None`: only a failed request moves on). Default: a quarter of the block time.
+    pub hedge_after: Option<Duration>,
 }
 
 impl ChainConfig {
@@ -85,6 +88,7 @@ impl ChainConfig {
             gas_price_headroom: Self::DEFAULT_GAS_PRICE_HEADROOM,
             block_time,
             request_timeout: Self::DEFAULT_REQUEST_TIMEOUT,
+            hedge_after: Some(block_time / 4),
         };
         config.validate()?;
         Ok(config)
@@ -124,6 +128,12 @@ impl ChainConfig {
         self.request_timeout = timeout;
         self.validate()?;
         Ok(self)
+    }
+
+    /// Hedges requests unanswered after `after` to the next endpoint (`None`: never).
+    pub fn with_hedge_after(mut self, after: Option<Duration>) -> Self {
+        self.hedge_after = after;
+        self
     }
 
     pub fn validate(&self) -> Result<(), ChainConfigError> {

@@ -52,6 +52,11 @@ pub struct ChainArgs {
     /// the next: a hung (not refusing) node costs this much once per fail-over. Default 10000.
     #[arg(long, env = "RPC_TIMEOUT_MS", value_parser = clap::value_parser!(u64).range(1..))]
     pub rpc_timeout_ms: Option<u64>,
+    /// A request unanswered this long also goes to the next --rpc endpoint, and the first
+    /// answer wins: a hung endpoint then costs this instead of --rpc-timeout-ms. 0: only a
+    /// failed request moves on. Default: a quarter of the block time.
+    #[arg(long, env = "RPC_HEDGE_AFTER_MS")]
+    pub rpc_hedge_after_ms: Option<u64>,
     /// Target block interval in milliseconds.
     #[arg(long, env = "BLOCK_TIME_MS")]
     pub block_time_ms: Option<u64>,
@@ -103,9 +108,14 @@ impl ChainArgs {
         manifest: &Manifest,
     ) -> Result<redline_chain::ChainConfig, ConfigError> {
         let timeout = self.request_timeout();
-        redline_chain::ChainConfig::from_manifest(manifest)
+        let config = redline_chain::ChainConfig::from_manifest(manifest)
             .and_then(|config| config.with_request_timeout(timeout))
-            .map_err(|error| flag_error("--manifest/--rpc", error.to_string()))
+            .map_err(|error| flag_error("--manifest/--rpc", error.to_string()))?;
+        Ok(match self.rpc_hedge_after_ms {
+            Some(0) => config.with_hedge_after(None),
+            Some(ms) => config.with_hedge_after(Some(Duration::from_millis(ms))),
+            None => config,
+        })
     }
 
     /// Resolves to one validated [`Manifest`].

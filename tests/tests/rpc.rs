@@ -422,6 +422,96 @@ async fn fails_over_to_the_next_endpoint_and_names_the_dead_one() {
     node.shutdown().await;
 }
 
+/// A request the preferred endpoint leaves unanswered past `hedge_after` goes to the next
+/// endpoint too, and the first answer wins. With the preferred endpoint hung (connections
+/// accepted, never answered), reads and a broadcast each answer long before the two-minute
+/// request timeout (without hedging each would wait it out), and the client then prefers the
+/// endpoint that answered. The same tx broadcast again while it waits in the mempool, as a
+/// hedged broadcast can be, is taken as accepted (the node's "already exists in cache"), and
+/// the coins move once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_endpoint_is_hedged_past_and_a_repeated_broadcast_is_accepted() {
+    use redline_tests::ProxyMode;
+
+    let node = bank_node(2).await;
+    let target = node
+        .node
+        .rpc_http_url()
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .parse()
+        .unwrap();
+    let (hung, working) = (
+        TcpProxy::start(target).await.unwrap(),
+        TcpProxy::start(target).await.unwrap(),
+    );
+    hung.set_mode(ProxyMode::Stalled);
+    let url = |proxy: &TcpProxy| format!("http://{}", proxy.addr());
+    // A new client (no pooled connection) that prefers the hung endpoint.
+    let mut config = node.chain_config();
+    config.rpc_http = vec![url(&hung).parse().unwrap(), url(&working).parse().unwrap()];
+    let config = config
+        .with_request_timeout(Duration::from_secs(120))
+        .unwrap()
+        .with_hedge_after(Some(Duration::from_millis(100)));
+    let client = TendermintClient::new(config.clone()).unwrap();
+    async fn well_before_the_request_timeout<T>(call: impl std::future::Future<Output = T>) -> T {
+        tokio::time::timeout(Duration::from_secs(30), call)
+            .await
+            .expect("the call waited for the hung endpoint")
+    }
+
+    let (alice, bob) = (node.wallet(0), node.wallet(1));
+    let account = well_before_the_request_timeout(client.account(alice.address().as_ref()))
+        .await
+        .unwrap();
+    assert_eq!(
+        client.preferred_url(),
+        url(&working),
+        "the answering endpoint is preferred"
+    );
+    // Another new client, so that the broadcast is the first call to meet the hung endpoint.
+    let client = TendermintClient::new(config.clone()).unwrap();
+    let msg = bank_send_msg(alice.address(), bob.address().as_ref(), &[coin(7, "uatom")]).unwrap();
+    let signed = sign_unsimulated(
+        &TxBuilder::new(&config),
+        &alice,
+        account.account_number,
+        account.sequence,
+        &msg,
+    );
+    let hash = well_before_the_request_timeout(client.broadcast_sync(signed.bytes.clone()))
+        .await
+        .unwrap();
+    assert_eq!(hash, signed.hash);
+    assert_eq!(client.preferred_url(), url(&working));
+    let again = client.broadcast_sync(signed.bytes.clone()).await;
+    match again {
+        Ok(again) => assert_eq!(again, hash),
+        // The block came between the two broadcasts: its sequence is used.
+        Err(ChainError::Rejected(r)) if r.kind == TxErrorCode::WrongSequence => {}
+        Err(e) => panic!("a repeated broadcast is refused: {e}"),
+    }
+    let outcome = client.wait_for_tx(hash, INCLUSION_TIMEOUT).await.unwrap();
+    assert!(outcome.is_success(), "{outcome:?}");
+    let received = outcome
+        .events_of("transfer")
+        .filter(|e| e.attribute("recipient") == Some(bob.address().as_ref()))
+        .count();
+    assert_eq!(received, 1, "the coins moved once: {outcome:?}");
+    let later = client.latest_height().await.unwrap() + 3;
+    while client.latest_height().await.unwrap() < later {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let account_after = client.account(alice.address().as_ref()).await.unwrap();
+    assert_eq!(
+        account_after.sequence,
+        account.sequence + 1,
+        "one tx executed"
+    );
+    node.shutdown().await;
+}
+
 /// Splits a raw key of the Red Bank's `debts` map (`Map<(&Addr, &str), Debt>`) into
 /// (address, denom): 2-byte length + namespace, 2-byte length + address, denom.
 fn debts_key_parts(prefix: &[u8], key: &[u8]) -> (String, String) {

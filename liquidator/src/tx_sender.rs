@@ -217,8 +217,12 @@ pub enum SendError {
     /// Nothing broadcast: a tx of this wallet in the mempool could no longer be included (the fee
     /// market's price passed its fee, or the chain its timeout height), so nothing signed after
     /// it could be either. Its txs have settled since; plan again.
-    #[error("wallet {wallet}: its txs in the mempool could no longer be included; waited for them to settle, not sending")]
-    InFlightDropped { wallet: String },
+    /// `refused`: the tx the node refused for its sequence, which showed it.
+    #[error("wallet {wallet}: its txs in the mempool could no longer be included; waited for them to settle, not sending{}", refused.as_ref().map(|r| format!(" (CheckTx: {r})")).unwrap_or_default())]
+    InFlightDropped {
+        wallet: String,
+        refused: Option<Box<TxRejection>>,
+    },
     /// Nothing broadcast: the wallet's earlier txs did not settle in time to make room.
     #[error("wallet {wallet}: {in_flight} txs still in flight after {waited:?}; not sending")]
     InFlightStuck {
@@ -232,6 +236,9 @@ impl SendError {
     pub fn rejection(&self) -> Option<&TxRejection> {
         match self {
             SendError::Simulation(r) | SendError::CheckTx(r) => Some(r),
+            SendError::InFlightDropped {
+                refused: Some(r), ..
+            } => Some(r),
             SendError::DeliverTx { rejection, .. } => Some(rejection),
             SendError::Chain(e) => e.rejection(),
             _ => None,
@@ -667,6 +674,13 @@ impl<C: ChainClient> TxSender<C> {
                     if rejection.kind == TxErrorCode::WrongSequence && !resynced =>
                 {
                     resynced = true;
+                    if self.dropped_beneath(&rejection) {
+                        self.wait_for_in_flight_below(1).await?;
+                        return Err(SendError::InFlightDropped {
+                            wallet: self.address.clone(),
+                            refused: None,
+                        });
+                    }
                     let Some(committed) = self.resync_past_in_flight().await? else {
                         return Err(SendError::Simulation(rejection));
                     };
@@ -743,6 +757,7 @@ impl<C: ChainClient> TxSender<C> {
             self.wait_for_in_flight_below(1).await?;
             return Err(SendError::InFlightDropped {
                 wallet: self.address.clone(),
+                refused: None,
             });
         }
         let timeout_height = match self.options.timeout_blocks {
@@ -814,6 +829,13 @@ impl<C: ChainClient> TxSender<C> {
                 Err(ChainError::Rejected(rejection)) => {
                     if rejection.kind == TxErrorCode::WrongSequence && !resynced {
                         resynced = true;
+                        if self.dropped_beneath(&rejection) {
+                            self.wait_for_in_flight_below(1).await?;
+                            return Err(SendError::InFlightDropped {
+                                wallet: self.address.clone(),
+                                refused: Some(rejection),
+                            });
+                        }
                         let Some(committed) = self.resync_past_in_flight().await? else {
                             return Err(SendError::CheckTx(rejection));
                         };
@@ -952,6 +974,16 @@ impl<C: ChainClient> TxSender<C> {
             base.is_some_and(|base| tx.gas_price < base)
                 || matches!((tx.timeout_height, tip), (Some(last), Some(tip)) if tip > last)
         })
+    }
+
+    /// Whether a wrong-sequence refusal shows that the node dropped this wallet's txs in flight:
+    /// it expects a sequence that one of them holds (they left its mempool, and everything
+    /// signed after them waits behind the gap until they settle by their timeout heights).
+    fn dropped_beneath(&self, rejection: &TxRejection) -> bool {
+        let Some(expected) = expected_sequence(&rejection.log) else {
+            return false;
+        };
+        lock(&self.ledger).in_flight.contains_key(&expected)
     }
 
     /// Waits until fewer than `limit` transactions are in flight. In-flight transactions settle
@@ -1170,9 +1202,23 @@ impl<C: ChainClient> TxSender<C> {
     }
 }
 
+/// The sequence an "account sequence mismatch, expected N, got M" refusal says the node expects.
+fn expected_sequence(log: &str) -> Option<u64> {
+    let rest = &log[log.find("expected ")? + "expected ".len()..];
+    let digits: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
+    digits.parse().ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_the_expected_sequence() {
+        let log = "account sequence mismatch, expected 177, got 179: incorrect account sequence";
+        assert_eq!(expected_sequence(log), Some(177));
+        assert_eq!(expected_sequence("insufficient fees"), None);
+    }
 
     #[test]
     fn reads_the_failing_message_index() {

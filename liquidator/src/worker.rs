@@ -1296,15 +1296,17 @@ where
         let accounts: Vec<&str> = items.iter().map(|i| i.plan.account.as_str()).collect();
         let code = error.code();
         // Wrong sequence or out of gas must never happen: they are errors, the rest warnings.
-        if matches!(
+        // (A mempool that dropped the wallet's earlier txs refuses the next for its sequence:
+        // that is the drop's, said where the drop is.)
+        if matches!(error, SendError::InFlightDropped { .. }) {
+            tracing::debug!(?accounts, %error, "jobs released");
+        } else if matches!(
             code,
             Some(TxErrorCode::WrongSequence | TxErrorCode::OutOfGas)
         ) {
             tracing::error!(?accounts, %error, "liquidation tx failed");
         } else if code == Some(TxErrorCode::InsufficientFunds) {
             tracing::info!(?accounts, wallet = %self.sender.address(), %error, "wallet without funds for this tx; jobs wait for funds");
-        } else if matches!(error, SendError::InFlightDropped { .. }) {
-            tracing::debug!(?accounts, %error, "jobs released");
         } else if matches!(error, SendError::Expired { .. }) {
             // Full blocks or a risen fee market: the accounts are tried again at once.
             tracing::info!(?accounts, %error, "liquidation tx missed its blocks; jobs released");
@@ -1321,18 +1323,22 @@ where
             return;
         }
         let outcome = match &error {
-            SendError::CheckTx(_) => Outcome::CheckTxFailed,
+            SendError::CheckTx(_)
+            | SendError::InFlightDropped {
+                refused: Some(_), ..
+            } => Outcome::CheckTxFailed,
             SendError::Unconfirmed { .. } => Outcome::Unconfirmed,
             SendError::Expired { .. } => Outcome::Expired,
             _ => Outcome::NotSent,
         };
+        let refused = error.rejection().and_then(|r| r.hash);
         for item in &items {
             let mut record = self.record_for(&item.delivery, &item.plan, snapshot, item.started_at);
             record.outcome = outcome;
             record.error = error.to_string();
             record.batch_size = items.len() as u32;
             record.gas_used = prepared.gas_used;
-            if let Some(hash) = error.in_doubt() {
+            if let Some(hash) = error.in_doubt().or(refused) {
                 record.tx_hash = hash.to_string();
             }
             self.emit(record).await;

@@ -1221,7 +1221,10 @@ where
         snapshot: &MarketSnapshot,
     ) {
         let outcome = match error {
-            SendError::CheckTx(_) => Outcome::CheckTxFailed,
+            SendError::CheckTx(_)
+            | SendError::InFlightDropped {
+                refused: Some(_), ..
+            } => Outcome::CheckTxFailed,
             SendError::DeliverTx { .. } => Outcome::DeliverTxFailed,
             SendError::Unconfirmed { .. } => Outcome::Unconfirmed,
             SendError::Expired { .. } => Outcome::Expired,
@@ -1267,7 +1270,7 @@ where
             record.detail = detail(&ready.order, None);
             record.error = error.to_string();
             record.outcome = outcome;
-            if let Some(hash) = error.in_doubt() {
+            if let Some(hash) = error.in_doubt().or(error.rejection().and_then(|r| r.hash)) {
                 record.tx_hash = hash.to_string();
             }
             if let (Some(tx), Some(shares)) = (paid, &shares) {

@@ -1323,6 +1323,10 @@ where
             return;
         }
         let outcome = match &error {
+            // Refused for the wallet's funds: nothing paid, the jobs wait for funds.
+            SendError::CheckTx(_) if code == Some(TxErrorCode::InsufficientFunds) => {
+                Outcome::NotSent
+            }
             SendError::CheckTx(_)
             | SendError::InFlightDropped {
                 refused: Some(_), ..

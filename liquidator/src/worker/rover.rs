@@ -1221,6 +1221,10 @@ where
         snapshot: &MarketSnapshot,
     ) {
         let outcome = match error {
+            // Refused for the wallet's funds: nothing paid, the jobs wait for funds.
+            SendError::CheckTx(_) if error.code() == Some(TxErrorCode::InsufficientFunds) => {
+                Outcome::NotSent
+            }
             SendError::CheckTx(_)
             | SendError::InFlightDropped {
                 refused: Some(_), ..

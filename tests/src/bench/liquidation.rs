@@ -194,6 +194,9 @@ pub struct Figures {
     /// Our txs not included by their timeout height (distinct hashes): nothing executed or paid,
     /// their accounts tried again.
     pub expired_txs: usize,
+    /// Our txs refused at CheckTx for the wallet's funds (distinct hashes): nothing paid, their
+    /// jobs waited for funds.
+    pub refused_for_funds: usize,
     /// `(height, account, times)` liquidated more than once in one block.
     pub twice_in_a_block: Vec<(u64, String, usize)>,
     /// What the capture oracle found among the borrowers after the run.
@@ -613,11 +616,12 @@ impl Figures {
         );
         let _ = writeln!(
             md,
-            "| Failed txs | {} ({} failed in a block per the chain's tx results, {} for sequence or gas); besides, {} txs not included by their timeout height (nothing paid, accounts tried again) |",
+            "| Failed txs | {} ({} failed in a block per the chain's tx results, {} for sequence or gas); besides, {} txs not included by their timeout height (nothing paid, accounts tried again) and {} refused at CheckTx for the wallet's funds (nothing paid, jobs waited for funds) |",
             self.failed_txs,
             self.failed_on_chain,
             self.sequence_or_gas_failures.len(),
-            self.expired_txs
+            self.expired_txs,
+            self.refused_for_funds
         );
         let _ = writeln!(
             md,
@@ -1396,6 +1400,16 @@ pub async fn run(options: &Options) -> anyhow::Result<Figures> {
     figures.expired_txs = records
         .iter()
         .filter(|r| r.outcome == Outcome::Expired)
+        .map(|r| r.tx_hash.as_str())
+        .collect::<BTreeSet<_>>()
+        .len();
+    figures.refused_for_funds = records
+        .iter()
+        .filter(|r| {
+            r.outcome == Outcome::NotSent
+                && !r.tx_hash.is_empty()
+                && r.error.contains("InsufficientFunds")
+        })
         .map(|r| r.tx_hash.as_str())
         .collect::<BTreeSet<_>>()
         .len();

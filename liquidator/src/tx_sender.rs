@@ -289,10 +289,7 @@ impl SendError {
 
     /// The message index the SDK names in a contract error ("message index: 2: ..."), if any.
     pub fn failed_message_index(&self) -> Option<usize> {
-        let log = &self.rejection()?.log;
-        let rest = &log[log.find("message index: ")? + "message index: ".len()..];
-        let digits: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
-        digits.parse().ok()
+        number_after(&self.rejection()?.log, "message index: ")
     }
 }
 
@@ -676,11 +673,7 @@ impl<C: ChainClient> TxSender<C> {
                 {
                     resynced = true;
                     if self.dropped_beneath(&rejection) {
-                        self.wait_for_in_flight_below(1).await?;
-                        return Err(SendError::InFlightDropped {
-                            wallet: self.address.clone(),
-                            refused: None,
-                        });
+                        return Err(self.wait_out_dropped(None).await);
                     }
                     let Some(committed) = self.resync_past_in_flight().await? else {
                         return Err(SendError::Simulation(rejection));
@@ -755,11 +748,7 @@ impl<C: ChainClient> TxSender<C> {
             // A tx of this wallet in the mempool can no longer be included, and every later one
             // waits behind its sequence: a tx signed now would be refused. They settle by their
             // timeout heights; the caller plans again on what the chain is then.
-            self.wait_for_in_flight_below(1).await?;
-            return Err(SendError::InFlightDropped {
-                wallet: self.address.clone(),
-                refused: None,
-            });
+            return Err(self.wait_out_dropped(None).await);
         }
         let timeout_height = match self.options.timeout_blocks {
             Some(blocks) => tip.map(|tip| tip + blocks),
@@ -831,11 +820,7 @@ impl<C: ChainClient> TxSender<C> {
                     if rejection.kind == TxErrorCode::WrongSequence && !resynced {
                         resynced = true;
                         if self.dropped_beneath(&rejection) {
-                            self.wait_for_in_flight_below(1).await?;
-                            return Err(SendError::InFlightDropped {
-                                wallet: self.address.clone(),
-                                refused: Some(rejection),
-                            });
+                            return Err(self.wait_out_dropped(Some(rejection)).await);
                         }
                         let Some(committed) = self.resync_past_in_flight().await? else {
                             return Err(SendError::CheckTx(rejection));
@@ -985,6 +970,18 @@ impl<C: ChainClient> TxSender<C> {
             return false;
         };
         lock(&self.ledger).in_flight.contains_key(&expected)
+    }
+
+    /// Waits until the wallet's txs in flight, which the mempool dropped, have settled (by their
+    /// timeout heights); the error to return (`refused`: the refusal that showed the drop).
+    async fn wait_out_dropped(&self, refused: Option<Box<TxRejection>>) -> SendError {
+        match self.wait_for_in_flight_below(1).await {
+            Ok(()) => SendError::InFlightDropped {
+                wallet: self.address.clone(),
+                refused,
+            },
+            Err(stuck) => stuck,
+        }
     }
 
     /// Waits until fewer than `limit` transactions are in flight. In-flight transactions settle
@@ -1205,7 +1202,12 @@ impl<C: ChainClient> TxSender<C> {
 
 /// The sequence an "account sequence mismatch, expected N, got M" refusal says the node expects.
 fn expected_sequence(log: &str) -> Option<u64> {
-    let rest = &log[log.find("expected ")? + "expected ".len()..];
+    number_after(log, "expected ")
+}
+
+/// The number written right after the first `marker` in an SDK log.
+fn number_after<T: std::str::FromStr>(log: &str, marker: &str) -> Option<T> {
+    let rest = &log[log.find(marker)? + marker.len()..];
     let digits: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
     digits.parse().ok()
 }

@@ -155,12 +155,11 @@ async fn an_unconfirmed_tx_is_never_sent_twice() {
 /// fixed price instead, the same tx is refused at CheckTx for its fee.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tx_lands_after_the_fee_market_price_rose_between_simulate_and_broadcast() {
-    use cosmwasm_std::{Decimal, Uint128};
+    use cosmwasm_std::Decimal;
     use mars::manifest::FeeMarket;
 
     let h = fee_market_harness(23).await;
     assert_eq!(h.manifest.fee.market, FeeMarket::Feemarket);
-    let fee_denom = h.manifest.fee.denom.clone();
     let a = h.sender(1, SendOptions::default()).await.unwrap();
     let wallet = a.address().to_string();
     let to = h.wallet(2).address().to_string();
@@ -197,28 +196,10 @@ async fn a_tx_lands_after_the_fee_market_price_rose_between_simulate_and_broadca
         .send_simulated(vec![message], "after the rise", gas_used)
         .await;
     busy.abort();
-    let Sent::Included(tx) = sent.unwrap() else {
-        panic!("not a dry run")
-    };
-    assert!(tx.outcome.is_success(), "{:?}", tx.outcome);
-    assert_eq!(tx.sequence, account.sequence);
-    let paid_price = Decimal::from_ratio(
-        Uint128::try_from(tx.fee.amount).unwrap(),
-        Uint128::from(tx.gas_limit),
-    );
+    let paid_price = landed_paying_once(&h, sent, &wallet, account.sequence, &before).await;
     assert!(
         paid_price >= risen,
         "signed at {paid_price}, the base price had risen to {risen} (read {read_at_simulation} at the simulation)"
-    );
-    let after = h.balances(&wallet).await;
-    assert_eq!(
-        before[&fee_denom] - after[&fee_denom],
-        tx.fee.amount,
-        "the wallet paid the fee once"
-    );
-    assert_eq!(
-        h.client.account(&wallet).await.unwrap().sequence,
-        account.sequence + 1
     );
 }
 
@@ -228,11 +209,10 @@ async fn a_tx_lands_after_the_fee_market_price_rose_between_simulate_and_broadca
 /// so the sender reads the price again, signs again at it with headroom, and the tx lands once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tx_refused_for_its_fee_is_signed_again_at_the_price_read_then() {
-    use cosmwasm_std::{Decimal, Uint128};
+    use cosmwasm_std::Decimal;
     use redline_liquidator::tx_sender::{SigningPermit, TxSender};
 
     let h = fee_market_harness(29).await;
-    let fee_denom = h.manifest.fee.denom.clone();
     let slow_clock = redline_chain::ChainConfig {
         block_time: Duration::from_secs(600),
         ..h.chain.clone()
@@ -265,29 +245,45 @@ async fn a_tx_refused_for_its_fee_is_signed_again_at_the_price_read_then() {
     let account = h.client.account(&wallet).await.unwrap();
     let before = h.balances(&wallet).await;
     let sent = a.send_simulated(vec![message], "re-priced", gas_used).await;
-    let Sent::Included(tx) = sent.unwrap() else {
-        panic!("not a dry run")
-    };
-    assert!(tx.outcome.is_success(), "{:?}", tx.outcome);
-    assert_eq!(tx.sequence, account.sequence);
-    let paid_price = Decimal::from_ratio(
-        Uint128::try_from(tx.fee.amount).unwrap(),
-        Uint128::from(tx.gas_limit),
-    );
+    let paid_price = landed_paying_once(&h, sent, &wallet, account.sequence, &before).await;
     assert!(
         paid_price >= risen && paid_price > signs_at,
         "signed at {paid_price}; the base price had risen to {risen} from a reading of {signs_at} with headroom"
     );
-    let after = h.balances(&wallet).await;
+}
+
+/// Checks that `sent` landed and succeeded at `sequence`, that `wallet` paid its fee once (its
+/// fee-denom balance fell by exactly the fee since `before`) and that its sequence moved by one;
+/// the gas price paid.
+async fn landed_paying_once(
+    h: &Harness,
+    sent: Result<Sent, SendError>,
+    wallet: &str,
+    sequence: u64,
+    before: &std::collections::BTreeMap<String, Uint256>,
+) -> cosmwasm_std::Decimal {
+    use cosmwasm_std::{Decimal, Uint128};
+
+    let Sent::Included(tx) = sent.unwrap() else {
+        panic!("not a dry run")
+    };
+    assert!(tx.outcome.is_success(), "{:?}", tx.outcome);
+    assert_eq!(tx.sequence, sequence);
+    let fee_denom = &h.manifest.fee.denom;
+    let after = h.balances(wallet).await;
     assert_eq!(
-        before[&fee_denom] - after[&fee_denom],
+        before[fee_denom] - after[fee_denom],
         tx.fee.amount,
-        "the wallet paid one fee"
+        "the wallet paid the fee once"
     );
     assert_eq!(
-        h.client.account(&wallet).await.unwrap().sequence,
-        account.sequence + 1
+        h.client.account(wallet).await.unwrap().sequence,
+        sequence + 1
     );
+    Decimal::from_ratio(
+        Uint128::try_from(tx.fee.amount).unwrap(),
+        Uint128::from(tx.gas_limit),
+    )
 }
 
 /// A tx that misses every block up to its timeout height is known dead once the chain has
@@ -300,22 +296,15 @@ async fn a_tx_refused_for_its_fee_is_signed_again_at_the_price_read_then() {
 async fn a_tx_that_misses_its_blocks_is_known_dead_at_its_timeout_height() {
     use redline_liquidator::tx_sender::DEFAULT_MAX_IN_FLIGHT;
 
-    let h = Harness::start_on(fee_market_devnet(31).block_gas_limit(600_000))
-        .await
-        .unwrap();
-    let patient = SendOptions {
-        inclusion_timeout: Duration::from_secs(600),
-        unresolved_grace: Duration::from_secs(600),
-        timeout_blocks: Some(3),
-        ..SendOptions::default()
-    };
-    let a = h.sender(1, patient).await.unwrap();
-    let to = h.wallet(2).address().to_string();
-    let before = h.balance(&to, "uusdc").await;
-    let message = bank_send_msg(a.wallet().address(), &to, &[Coin::new(100u128, "uusdc")]).unwrap();
-    let gas_used = a.simulate(std::slice::from_ref(&message)).await.unwrap();
-
-    let busy = outbid_every_block(&h, &to).await;
+    let Crowded {
+        h,
+        a,
+        to,
+        before,
+        message,
+        gas_used,
+        busy,
+    } = crowded_out(31, 3).await;
 
     let sent = tokio::time::timeout(
         Duration::from_secs(60),
@@ -385,25 +374,17 @@ async fn a_tx_that_misses_its_blocks_is_known_dead_at_its_timeout_height() {
 /// and refused ("account sequence mismatch").
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tx_the_risen_price_drops_holds_back_the_wallets_next_tx() {
-    use std::sync::Arc;
-
     use cosmwasm_std::Decimal;
 
-    let h = Harness::start_on(fee_market_devnet(37).block_gas_limit(600_000))
-        .await
-        .unwrap();
-    let patient = SendOptions {
-        inclusion_timeout: Duration::from_secs(600),
-        unresolved_grace: Duration::from_secs(600),
-        timeout_blocks: Some(10),
-        ..SendOptions::default()
-    };
-    let a = Arc::new(h.sender(1, patient).await.unwrap());
-    let to = h.wallet(2).address().to_string();
-    let before = h.balance(&to, "uusdc").await;
-    let message = bank_send_msg(a.wallet().address(), &to, &[Coin::new(100u128, "uusdc")]).unwrap();
-    let gas_used = a.simulate(std::slice::from_ref(&message)).await.unwrap();
-    let busy = outbid_every_block(&h, &to).await;
+    let Crowded {
+        h,
+        a,
+        to,
+        before,
+        message,
+        gas_used,
+        busy,
+    } = crowded_out(37, 10).await;
 
     let signs_at = a.gas_price();
     let first = a
@@ -432,6 +413,47 @@ async fn a_tx_the_risen_price_drops_holds_back_the_wallets_next_tx() {
     assert!(matches!(first, Err(SendError::Expired { .. })), "{first:?}");
     busy.abort();
     assert_eq!(h.balance(&to, "uusdc").await, before, "nothing moved");
+}
+
+/// A fee-market devnet whose blocks another wallet fills ([`outbid_every_block`]), and wallet
+/// 1's patient sender (ten minutes to wait for inclusion and for the grace), whose txs time out
+/// `timeout_blocks` past the height read, with a simulated 100 uusdc send to wallet 2.
+struct Crowded {
+    h: Harness,
+    a: std::sync::Arc<redline_liquidator::tx_sender::TxSender<redline_chain::TendermintClient>>,
+    to: String,
+    /// Wallet 2's uusdc before.
+    before: Uint256,
+    message: cosmrs::Any,
+    gas_used: u64,
+    busy: tokio::task::JoinHandle<()>,
+}
+
+async fn crowded_out(seed: u64, timeout_blocks: u64) -> Crowded {
+    let h = Harness::start_on(fee_market_devnet(seed).block_gas_limit(600_000))
+        .await
+        .unwrap();
+    let patient = SendOptions {
+        inclusion_timeout: Duration::from_secs(600),
+        unresolved_grace: Duration::from_secs(600),
+        timeout_blocks: Some(timeout_blocks),
+        ..SendOptions::default()
+    };
+    let a = std::sync::Arc::new(h.sender(1, patient).await.unwrap());
+    let to = h.wallet(2).address().to_string();
+    let before = h.balance(&to, "uusdc").await;
+    let message = bank_send_msg(a.wallet().address(), &to, &[Coin::new(100u128, "uusdc")]).unwrap();
+    let gas_used = a.simulate(std::slice::from_ref(&message)).await.unwrap();
+    let busy = outbid_every_block(&h, &to).await;
+    Crowded {
+        h,
+        a,
+        to,
+        before,
+        message,
+        gas_used,
+        busy,
+    }
 }
 
 /// Wallet 3 fills every block until the task is aborted: blocks of at most 600,000 gas take

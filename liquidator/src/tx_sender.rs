@@ -315,6 +315,7 @@ struct TxInfo {
 /// A tx accepted by CheckTx, its inclusion awaited.
 #[derive(Debug, Clone, Copy)]
 struct InFlight {
+    hash: TxHash,
     gas_price: Decimal,
     timeout_height: Option<u64>,
 }
@@ -357,6 +358,11 @@ impl PendingTx {
 
     pub fn broadcast_at(&self) -> SystemTime {
         self.info.broadcast_at
+    }
+
+    /// The last height that may include it, when it has one.
+    pub fn timeout_height(&self) -> Option<u64> {
+        self.info.timeout_height
     }
 
     /// Leaves the in-flight set: included, or into the unresolved set when its fate is unknown.
@@ -436,7 +442,8 @@ pub struct TxSender<C> {
     window: std::sync::atomic::AtomicUsize,
 }
 
-/// The chain's latest height as last read (at most every half block), for timeout heights.
+/// The chain's latest height as last read (at most every half block, or afresh when a tx in
+/// flight may be at its last block), for timeout heights.
 #[derive(Debug)]
 struct TipCache {
     refresh_every: Duration,
@@ -451,19 +458,40 @@ impl TipCache {
         }
     }
 
-    /// The latest height, read again when the last reading is stale; a failed read gives the
-    /// last one (a timeout height from it is only earlier: the tx settles sooner).
-    async fn height<C: ChainClient>(&self, client: &C, wallet: &str) -> Option<u64> {
-        let last = *self.current.lock().unwrap_or_else(|e| e.into_inner());
+    fn reading(&self) -> std::sync::MutexGuard<'_, Option<(u64, Instant)>> {
+        self.current.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The last height read, however old.
+    fn last(&self) -> Option<u64> {
+        self.reading().map(|(height, _)| height)
+    }
+
+    /// Takes a height read elsewhere (never one older than the reading held).
+    fn record(&self, height: u64) {
+        let mut current = self.reading();
+        if current.is_none_or(|(held, _)| height >= held) {
+            *current = Some((height, Instant::now()));
+        }
+    }
+
+    /// The latest height, read again when the last reading is older than `max_age`; a failed
+    /// read gives the last one (a timeout height from it is only earlier: the tx settles sooner).
+    async fn height<C: ChainClient>(
+        &self,
+        client: &C,
+        wallet: &str,
+        max_age: Duration,
+    ) -> Option<u64> {
+        let last = *self.reading();
         if let Some((height, at)) = last {
-            if at.elapsed() < self.refresh_every {
+            if at.elapsed() < max_age {
                 return Some(height);
             }
         }
         match client.latest_height().await {
             Ok(height) => {
-                *self.current.lock().unwrap_or_else(|e| e.into_inner()) =
-                    Some((height, Instant::now()));
+                self.record(height);
                 Some(height)
             }
             Err(error) => {
@@ -741,15 +769,13 @@ impl<C: ChainClient> TxSender<C> {
         if !self.options.dry_run {
             self.wait_for_in_flight_below(self.window()).await?;
         }
-        // Read again if the simulation was long enough ago: the price may have moved since.
-        self.gas_price.refresh(&self.client, &self.address).await;
-        let tip = self.tip.height(&self.client, &self.address).await;
-        if !self.options.dry_run && self.in_flight_doomed(tip) {
-            // A tx of this wallet in the mempool can no longer be included, and every later one
-            // waits behind its sequence: a tx signed now would be refused. They settle by their
-            // timeout heights; the caller plans again on what the chain is then.
-            return Err(self.wait_out_dropped(None).await);
-        }
+        let tip = match self.options.dry_run {
+            true => {
+                self.gas_price.refresh(&self.client, &self.address).await;
+                self.tip_for_signing().await
+            }
+            false => self.tip_clear_of_drops().await?,
+        };
         let timeout_height = match self.options.timeout_blocks {
             Some(blocks) => tip.map(|tip| tip + blocks),
             None => None,
@@ -805,6 +831,7 @@ impl<C: ChainClient> TxSender<C> {
                 Ok(_) => {
                     self.sequence.reset(sequence + 1);
                     let waiting = InFlight {
+                        hash,
                         gas_price: builder.gas_price(),
                         timeout_height,
                     };
@@ -932,7 +959,11 @@ impl<C: ChainClient> TxSender<C> {
                 Err(ChainError::Timeout { .. }) if step < left => {}
                 other => return other.map_err(unknown),
             }
-            match self.client.latest_height().await {
+            let tip = self.client.latest_height().await;
+            if let Ok(tip) = tip {
+                self.tip.record(tip);
+            }
+            match tip {
                 Ok(tip) if tip >= timeout_height => {
                     // One more look: the last block's txs may have been indexed just now.
                     return self
@@ -962,6 +993,75 @@ impl<C: ChainClient> TxSender<C> {
         })
     }
 
+    /// The chain's height to set a timeout height from, and to judge the txs in flight by: the
+    /// half-block reading, or a fresh one when by that reading a tx in flight may be at its last
+    /// block (the reading may be one block behind).
+    async fn tip_for_signing(&self) -> Option<u64> {
+        let near_last_block = self.tip.last().is_some_and(|tip| {
+            lock(&self.ledger)
+                .in_flight
+                .values()
+                .any(|tx| tx.timeout_height.is_some_and(|last| tip + 2 >= last))
+        });
+        let max_age = match near_last_block {
+            true => Duration::ZERO,
+            false => self.tip.refresh_every,
+        };
+        self.tip.height(&self.client, &self.address, max_age).await
+    }
+
+    /// The chain's height to sign at, once no tx of this wallet in flight is about to be dropped
+    /// (see [`Self::wait_out_last_chances`]). The fee market's price is read again too when
+    /// stale: it may have moved since the simulation.
+    async fn tip_clear_of_drops(&self) -> Result<Option<u64>, SendError> {
+        loop {
+            self.gas_price.refresh(&self.client, &self.address).await;
+            let tip = self.tip_for_signing().await;
+            if self.in_flight_doomed(tip) {
+                // A tx of this wallet in the mempool can no longer be included, and every later
+                // one waits behind its sequence: a tx signed now would be refused. They settle
+                // by their timeout heights; the caller plans again on what the chain is then.
+                return Err(self.wait_out_dropped(None).await);
+            }
+            match tip {
+                Some(tip) if self.wait_out_last_chances(tip).await? => {}
+                _ => return Ok(tip),
+            }
+        }
+    }
+
+    /// Holds the next tx while a tx of this wallet in flight, not included yet, has only the
+    /// block at its timeout height left (the chain is at `tip`). Should that block leave it out,
+    /// the mempool drops it and everything signed after it: a tx signed on top now would be
+    /// refused for its sequence. Included, the wallet goes on; expired, its txs in flight are
+    /// waited out (`InFlightDropped`: plan again). Whether it held (the chain has moved on).
+    async fn wait_out_last_chances(&self, tip: u64) -> Result<bool, SendError> {
+        let last_chances: Vec<(u64, TxHash)> = lock(&self.ledger)
+            .in_flight
+            .iter()
+            .filter(|(_, tx)| tx.timeout_height.is_some_and(|last| tip + 1 >= last))
+            .map(|(sequence, tx)| (*sequence, tx.hash))
+            .collect();
+        for (sequence, hash) in last_chances {
+            // Usually it was included in the block just committed, its confirmation not yet in.
+            if self
+                .client
+                .wait_for_tx(hash, Duration::from_millis(1))
+                .await
+                .is_ok()
+            {
+                continue;
+            }
+            self.wait_for_ledger(|ledger| !ledger.in_flight.contains_key(&sequence))
+                .await?;
+            if lock(&self.ledger).unresolved.contains_key(&sequence) {
+                return Err(self.wait_out_dropped(None).await);
+            }
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
     /// Whether a wrong-sequence refusal shows that the node dropped this wallet's txs in flight:
     /// it expects a sequence that one of them holds (they left its mempool, and everything
     /// signed after them waits behind the gap until they settle by their timeout heights).
@@ -984,17 +1084,23 @@ impl<C: ChainClient> TxSender<C> {
         }
     }
 
-    /// Waits until fewer than `limit` transactions are in flight. In-flight transactions settle
-    /// within the inclusion timeout (or when their [`PendingTx`] is dropped); a wait longer than
-    /// twice that is an error.
+    /// Waits until fewer than `limit` transactions are in flight.
     async fn wait_for_in_flight_below(&self, limit: usize) -> Result<(), SendError> {
+        self.wait_for_ledger(|ledger| ledger.in_flight.len() < limit)
+            .await
+    }
+
+    /// Waits until the ledger meets `done`, as txs in flight settle. In-flight transactions
+    /// settle within the inclusion timeout (or when their [`PendingTx`] is dropped); a wait
+    /// longer than twice that is an error.
+    async fn wait_for_ledger(&self, done: impl Fn(&Ledger) -> bool) -> Result<(), SendError> {
         let patience = self.options.inclusion_timeout * 2 + Duration::from_secs(1);
         let deadline = tokio::time::Instant::now() + patience;
         loop {
             let settled = self.settled.notified();
             tokio::pin!(settled);
             settled.as_mut().enable();
-            if self.in_flight() < limit {
+            if done(&lock(&self.ledger)) {
                 return Ok(());
             }
             if tokio::time::timeout_at(deadline, settled).await.is_err() {

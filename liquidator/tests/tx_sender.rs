@@ -415,6 +415,79 @@ async fn a_tx_the_risen_price_drops_holds_back_the_wallets_next_tx() {
     assert_eq!(h.balance(&to, "uusdc").await, before, "nothing moved");
 }
 
+/// A tx in flight that has missed every block but the one at its timeout height holds the
+/// wallet's next tx: should that block leave it out, the mempool drops it and everything signed
+/// after it, and a tx broadcast just after that block would be refused for its sequence. So the
+/// next broadcast waits for the first to settle (here it expires: every block is taken) and
+/// returns `InFlightDropped` without broadcasting (no refusal). Without the hold the second tx
+/// is signed on top and accepted into the mempool, only to be dropped with the first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tx_at_its_last_block_holds_back_the_wallets_next_tx() {
+    use redline_liquidator::tx_sender::Broadcast;
+
+    let Crowded {
+        h,
+        a,
+        to,
+        before,
+        message,
+        gas_used,
+        busy,
+    } = crowded_out(41, 2).await;
+
+    let first = a
+        .broadcast_simulated(vec![message.clone()], "first", gas_used)
+        .await
+        .unwrap();
+    let Broadcast::Pending(first) = first else {
+        panic!("not a dry run")
+    };
+    let timeout_height = first.timeout_height().expect("a timeout height");
+    let confirming = {
+        let a = a.clone();
+        tokio::spawn(async move { a.confirm(Broadcast::Pending(first)).await })
+    };
+    let at = wait_for_height(&h, timeout_height - 1).await;
+    assert_eq!(
+        at,
+        timeout_height - 1,
+        "the test missed the first tx's last block"
+    );
+    let second = tokio::time::timeout(
+        Duration::from_secs(60),
+        a.broadcast_simulated(vec![message.clone()], "second", gas_used),
+    )
+    .await
+    .expect("the sender still waits for the first tx");
+    assert!(
+        matches!(
+            second,
+            Err(SendError::InFlightDropped { refused: None, .. })
+        ),
+        "{second:?}"
+    );
+    let first = confirming.await.unwrap();
+    assert!(matches!(first, Err(SendError::Expired { .. })), "{first:?}");
+    busy.abort();
+    assert_eq!(h.balance(&to, "uusdc").await, before, "nothing moved");
+}
+
+/// Waits (a minute at most) until the chain's latest height is at least `height`; the height
+/// then, read every 10 ms.
+async fn wait_for_height(h: &Harness, height: u64) -> u64 {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            let tip = h.client.latest_height().await.unwrap();
+            if tip >= height {
+                return tip;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the chain reached the height")
+}
+
 /// A fee-market devnet whose blocks another wallet fills ([`outbid_every_block`]), and wallet
 /// 1's patient sender (ten minutes to wait for inclusion and for the grace), whose txs time out
 /// `timeout_blocks` past the height read, with a simulated 100 uusdc send to wallet 2.

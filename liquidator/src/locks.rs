@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use redis::Script;
 use redline_pipeline::redis_conn::RedisConn;
+use redline_pipeline::wallet_slots;
 
 const RENEW_LUA: &str = r"
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -165,6 +166,18 @@ impl Leases {
         Ok(acted == 1)
     }
 
+    /// Notes this holder as the one that leased wallet slot `slot`, so that the manager can
+    /// free the slot at once should this process die.
+    pub async fn record_slot_holder(&self, keys: &KeySpace, slot: u32) -> Result<(), LeaseError> {
+        let key = wallet_slots::holders_key(keys.base());
+        timed(
+            "HSET",
+            &key,
+            wallet_slots::record_holder(&self.redis, keys.base(), slot, &self.owner),
+        )
+        .await
+    }
+
     /// Whether anyone holds `key`.
     pub async fn is_held(&self, key: &str) -> Result<bool, LeaseError> {
         let mut redis = self.redis.clone();
@@ -220,8 +233,13 @@ impl KeySpace {
     /// `<queue prefix>:liquidator:<chain id>`.
     pub fn new(queue_prefix: &str, chain_id: &str) -> Self {
         KeySpace {
-            base: format!("{queue_prefix}:liquidator:{chain_id}"),
+            base: wallet_slots::liquidator_base(queue_prefix, chain_id),
         }
+    }
+
+    /// `<queue prefix>:liquidator:<chain id>`, the prefix of every key here.
+    pub fn base(&self) -> &str {
+        &self.base
     }
 
     /// The lock that keeps two workers from liquidating one account in one block.
@@ -243,7 +261,7 @@ impl KeySpace {
 
     /// The lease on worker wallet slot `slot` (wallet m/44'/118'/0'/0/slot).
     pub fn wallet_slot(&self, slot: u32) -> String {
-        format!("{}:slot:{slot}", self.base)
+        wallet_slots::slot_key(&self.base, slot)
     }
 
     /// The stream every attempt is recorded to.

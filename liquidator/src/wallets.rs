@@ -123,6 +123,9 @@ pub async fn claim_slot(
                 return Err(SlotError::Wallet { slot, source });
             }
         };
+        if let Err(error) = leases.record_slot_holder(keys, slot).await {
+            tracing::warn!(slot, %error, "cannot note this worker as the slot's holder: should it die, the slot frees only when its lease expires");
+        }
         let permit = SigningPermit::granted();
         let renewal = tokio::spawn(keep_renewed(
             leases.clone(),

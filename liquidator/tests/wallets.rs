@@ -42,6 +42,17 @@ async fn slots_are_exclusive_and_a_lost_lease_stops_signing() {
     );
     let third = claim(&h, 1..=3, ttl).await.unwrap();
     assert!(claim(&h, 1..=3, ttl).await.is_none());
+    // Each claim notes its holder, for the manager to free the slot should the worker die.
+    let holders: std::collections::BTreeMap<u32, String> = redis::cmd("HGETALL")
+        .arg(format!("{}:slot-holders", h.keys.base()))
+        .query_async(&mut h.redis.clone())
+        .await
+        .unwrap();
+    let owner = h.leases.owner().to_string();
+    assert_eq!(
+        holders,
+        std::collections::BTreeMap::from([(1, owner.clone()), (2, owner.clone()), (3, owner)])
+    );
 
     // Renewals keep a lease alive well past its ttl.
     tokio::time::sleep(ttl * 2).await;

@@ -17,6 +17,7 @@ use tokio::task::JoinHandle;
 use crate::config::{Cli, ProcessArgs};
 use crate::control::{self, Manager, Settings};
 use crate::dashboard::{self, Dashboard, DashboardConfig};
+use crate::handoff::WalletHandoff;
 use crate::metrics::ManagerMetrics;
 use crate::scaler::env::worker_env;
 use crate::scaler::process::{ProcessConfig, ProcessScaler};
@@ -131,6 +132,15 @@ pub fn process_config(
     Ok(config)
 }
 
+/// Frees exited liquidators' wallet slots for their replacements, on this deployment and chain.
+pub fn wallet_handoff(context: &ServiceContext) -> WalletHandoff {
+    WalletHandoff::new(
+        context.redis.clone(),
+        &context.queue.queue_prefix,
+        &context.manifest.chain_id,
+    )
+}
+
 /// What the control loop runs with, whatever the backend.
 pub struct ManagerRun<'a> {
     pub context: &'a ServiceContext,
@@ -152,7 +162,10 @@ impl ManagerRun<'_> {
         args: &ProcessArgs,
         env: Vec<(String, String)>,
     ) -> anyhow::Result<()> {
-        let scaler = Arc::new(ProcessScaler::new(process_config(args, env)?));
+        let scaler = Arc::new(
+            ProcessScaler::new(process_config(args, env)?)
+                .with_wallet_handoff(wallet_handoff(self.context)),
+        );
         let (stop_collector, stop) = tokio::sync::watch::channel(false);
         let collector = (!args.no_collector)
             .then(|| control::supervise_collector(scaler.clone(), stop, self.notifier.clone()));

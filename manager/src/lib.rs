@@ -6,6 +6,7 @@ pub mod autoscale;
 pub mod config;
 pub mod control;
 pub mod dashboard;
+pub mod handoff;
 pub mod ledger;
 pub mod metrics;
 pub mod scaler;

@@ -42,7 +42,8 @@ async fn main() -> anyhow::Result<()> {
     match cli.manager.backend {
         BackendKind::Process => run.with_processes(&cli.manager.process, env).await?,
         BackendKind::Docker => {
-            run.until_signal(DockerScaler::connect(cli.docker, env).await?)
+            let docker = DockerScaler::connect(cli.docker, env).await?;
+            run.until_signal(docker.with_wallet_handoff(app::wallet_handoff(&context)))
                 .await?
         }
         BackendKind::Ecs => {

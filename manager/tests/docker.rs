@@ -102,6 +102,7 @@ impl Drop for Cleanup {
 /// Redis and a devnet for the workers to connect to, and the manifest pointing at both.
 struct Backends {
     redis: RedisServer,
+    chain_id: String,
     node: redline_devnet::rpc::NodeHandle,
     _dir: tempfile::TempDir,
     manifest: PathBuf,
@@ -133,6 +134,7 @@ async fn start_backends() -> Backends {
         .expect("making the manifest readable");
     Backends {
         redis,
+        chain_id: manifest.chain_id.clone(),
         node,
         _dir: dir,
         manifest: path,
@@ -380,6 +382,111 @@ async fn shutdown_stops_every_kind_and_leaves_other_deployments() {
         "another deployment's workers are left alone"
     );
     neighbour.shutdown().await.unwrap();
+    backends.node.shutdown().await;
+}
+
+/// A liquidator container killed with SIGKILL keeps its wallet slots leased until the leases
+/// expire (ten minutes here). The scaler removes it as an orphan and frees its slots first, so
+/// the replacement container leases the same slots: the same wallets, funded already. Without
+/// the handoff it would lease the next free ones.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_liquidator_containers_wallet_slots_go_to_its_replacement() {
+    use redline_manager::handoff::WalletHandoff;
+    use redline_pipeline::redis_conn::{self, ConnectOptions};
+    use std::collections::BTreeMap;
+
+    let Some(docker) = docker_or_skip("a_dead_liquidator_containers_wallet_slots").await else {
+        return;
+    };
+    ensure_images(&docker).await;
+    let backends = start_backends().await;
+    let deployment = unique_deployment("handoff");
+    let _cleanup = Cleanup(deployment.clone());
+    let redis = redis_conn::connect(&backends.redis.queue_config(), ConnectOptions::default())
+        .await
+        .unwrap();
+    let mut env = worker_env(&backends, &deployment);
+    env.push(("WALLET_SLOT_TTL_MS".into(), "600000".into()));
+    let scaler = DockerScaler::connect(config(&deployment, &backends.manifest), env)
+        .await
+        .unwrap()
+        .with_wallet_handoff(WalletHandoff::new(
+            redis.clone(),
+            &deployment,
+            &backends.chain_id,
+        ));
+    let holders_key = format!("{deployment}:liquidator:{}:slot-holders", backends.chain_id);
+    let slots_of = |worker: String| {
+        let (redis, key) = (redis.clone(), holders_key.clone());
+        async move {
+            let holders: BTreeMap<u32, String> = redis::cmd("HGETALL")
+                .arg(&key)
+                .query_async(&mut redis.clone())
+                .await
+                .unwrap();
+            holders
+                .into_iter()
+                .filter(|(_, holder)| *holder == worker)
+                .map(|(slot, _)| slot)
+                .collect::<Vec<u32>>()
+        }
+    };
+
+    scaler.scale_to(WorkerKind::Liquidator, 1).await.unwrap();
+    wait_for_count(&scaler, WorkerKind::Liquidator, count(1, 1)).await;
+    let dead = scaler.containers(WorkerKind::Liquidator).await.unwrap()[0]
+        .0
+        .clone();
+    wait_for(
+        || async { !slots_of(dead.clone()).await.is_empty() },
+        Duration::from_secs(60),
+    )
+    .await
+    .expect("the liquidator leases its wallet slots");
+    let slots = slots_of(dead.clone()).await;
+
+    docker
+        .kill_container(
+            &dead,
+            Some(
+                KillContainerOptionsBuilder::default()
+                    .signal("SIGKILL")
+                    .build(),
+            ),
+        )
+        .await
+        .unwrap();
+    wait_for(
+        || async {
+            scaler
+                .observe(WorkerKind::Liquidator)
+                .await
+                .unwrap()
+                .running
+                == 0
+        },
+        Duration::from_secs(30),
+    )
+    .await
+    .expect("the killed liquidator stops");
+    scaler.scale_to(WorkerKind::Liquidator, 1).await.unwrap();
+    wait_for_count(&scaler, WorkerKind::Liquidator, count(1, 1)).await;
+    let replacement = scaler.containers(WorkerKind::Liquidator).await.unwrap()[0]
+        .0
+        .clone();
+    assert_ne!(replacement, dead);
+    let taken_over = wait_for(
+        || async { slots_of(replacement.clone()).await == slots },
+        Duration::from_secs(60),
+    )
+    .await;
+    assert!(
+        taken_over.is_ok(),
+        "the replacement leased {:?}, the dead one held {slots:?}; its logs:\n{}",
+        slots_of(replacement.clone()).await,
+        logs(&docker, &replacement).await
+    );
+    scaler.shutdown().await.unwrap();
     backends.node.shutdown().await;
 }
 

@@ -240,3 +240,106 @@ fn a_missing_binary_names_the_flag() {
     let error = config.validate(&[]).unwrap_err().to_string();
     assert!(error.contains("is not a directory"), "{error}");
 }
+
+/// A liquidator stand-in that leases the first free wallet slot the way the liquidator does
+/// (`SET … NX PX`, token `<host>-<pid>:<random>`, then notes itself in the holders hash), writes
+/// the slot it got to `slot-<pid>`, then idles until SIGTERM. Its lease lasts ten minutes.
+const SLOT_LEASING: &str = r#"#!/bin/sh
+owner="$(cat /proc/sys/kernel/hostname)-$$"
+base="redline:liquidator:devnet-1"
+for slot in 1 2 3 4; do
+  if [ "$(redis-cli -p "$SLOT_REDIS_PORT" SET "$base:slot:$slot" "$owner:00000000000000aa" NX PX 600000)" = "OK" ]; then
+    redis-cli -p "$SLOT_REDIS_PORT" HSET "$base:slot-holders" "$slot" "$owner" > /dev/null
+    echo "$slot" > "$DUMP_DIR/slot-$$"
+    break
+  fi
+done
+trap 'exit 0' TERM
+while true; do sleep 0.05; done
+"#;
+
+/// A liquidator killed with SIGKILL leaves its wallet slot leased for the lease's ttl (ten
+/// minutes here). The scaler knows it died: it frees the slot before starting the
+/// replacement, which leases the same slot (the same, funded wallet) within the restart
+/// backoff. Without the handoff the replacement would lease slot 3, a wallet nobody funded.
+#[tokio::test]
+async fn a_dead_liquidators_wallet_slot_goes_to_its_replacement() {
+    use redline_manager::handoff::WalletHandoff;
+    use redline_pipeline::redis_conn::{self, ConnectOptions};
+
+    let server = testkit::RedisServer::start().unwrap();
+    let redis = redis_conn::connect(&server.queue_config(), ConnectOptions::default())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    write_service(dir.path(), "liquidator", SLOT_LEASING);
+    let mut config = config(dir.path(), Duration::from_secs(5));
+    config
+        .env
+        .push(("SLOT_REDIS_PORT".into(), server.port().to_string()));
+    let scaler = ProcessScaler::new(config).with_wallet_handoff(WalletHandoff::new(
+        redis.clone(),
+        "redline",
+        "devnet-1",
+    ));
+    let slot_of = |pid: u32| {
+        let file = dir.path().join(format!("slot-{pid}"));
+        std::fs::read_to_string(file)
+            .ok()
+            .and_then(|slot| slot.trim().parse::<u32>().ok())
+    };
+
+    scaler.scale_to(WorkerKind::Liquidator, 1).await.unwrap();
+    let first = scaler.pids("liquidator").await[&0];
+    wait_until("the first slot lease", Duration::from_secs(5), || {
+        slot_of(first).is_some()
+    })
+    .await;
+    scaler.scale_to(WorkerKind::Liquidator, 2).await.unwrap();
+    let second = scaler.pids("liquidator").await[&1];
+    wait_until("the second slot lease", Duration::from_secs(5), || {
+        slot_of(second).is_some()
+    })
+    .await;
+    assert_eq!((slot_of(first), slot_of(second)), (Some(1), Some(2)));
+
+    // SAFETY: a pid of our own child.
+    unsafe { libc::kill(first as libc::pid_t, libc::SIGKILL) };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let replacement = loop {
+        scaler.scale_to(WorkerKind::Liquidator, 2).await.unwrap();
+        let pids = scaler.pids("liquidator").await;
+        if let Some(&pid) = pids.get(&0).filter(|&&pid| pid != first) {
+            break pid;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the killed liquidator was never replaced"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    wait_until(
+        "the replacement's slot lease",
+        Duration::from_secs(5),
+        || slot_of(replacement).is_some(),
+    )
+    .await;
+    assert_eq!(
+        slot_of(replacement),
+        Some(1),
+        "the replacement took the dead one's slot"
+    );
+    let holder: String = redis::cmd("GET")
+        .arg("redline:liquidator:devnet-1:slot:1")
+        .query_async(&mut redis.clone())
+        .await
+        .unwrap();
+    assert!(
+        holder.starts_with(&format!(
+            "{}:",
+            redline_pipeline::queue::consumer_name_of(replacement)
+        )),
+        "{holder}"
+    );
+    scaler.shutdown().await.unwrap();
+}

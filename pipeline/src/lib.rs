@@ -8,3 +8,4 @@ pub mod index;
 pub mod jobs;
 pub mod queue;
 pub mod redis_conn;
+pub mod wallet_slots;

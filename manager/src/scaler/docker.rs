@@ -14,7 +14,8 @@
 //! extra ones. Scaling down stops containers that are not running yet first, then the newest
 //! (SIGTERM, `--docker-stop-grace-secs` to drain, then SIGKILL) and removes them. Containers
 //! have no restart policy: a crashed worker is replaced by the next reconcile, which also logs
-//! why it died.
+//! why it died; with [`DockerScaler::with_wallet_handoff`] it also frees a dead liquidator's
+//! wallet slots first, so that the replacement signs with the same (funded) wallet.
 //!
 //! Workers get their configuration through the environment: what the manager passes to
 //! [`DockerScaler::connect`], then `--docker-env`, plus `QUEUE_CONSUMER=<container name>` (on
@@ -43,6 +44,7 @@ use tracing::{info, warn};
 
 use super::env::{self, parse_env_entries};
 use super::{Scaler, ScalerError, WorkerCount, WorkerImage, WorkerImageFlags, WorkerKind};
+use crate::handoff::WalletHandoff;
 
 const BACKEND: &str = "docker";
 
@@ -354,6 +356,7 @@ pub struct DockerScaler {
     reconcile: tokio::sync::Mutex<()>,
     /// Makes container names unique within this process.
     sequence: AtomicU64,
+    handoff: Option<WalletHandoff>,
 }
 
 impl std::fmt::Debug for DockerScaler {
@@ -423,7 +426,14 @@ impl DockerScaler {
             desired: Mutex::new(HashMap::new()),
             reconcile: tokio::sync::Mutex::new(()),
             sequence: AtomicU64::new(0),
+            handoff: None,
         })
+    }
+
+    /// Frees an exited liquidator's wallet slots before its replacement starts.
+    pub fn with_wallet_handoff(mut self, handoff: WalletHandoff) -> Self {
+        self.handoff = Some(handoff);
+        self
     }
 
     pub fn config(&self) -> &DockerConfig {
@@ -682,6 +692,11 @@ impl Scaler for DockerScaler {
         for worker in self.list(Some(kind)).await? {
             if worker.is_orphan() {
                 self.remove_orphan(&worker).await?;
+                let liquidator = kind == WorkerKind::Liquidator;
+                if let Some(handoff) = self.handoff.as_ref().filter(|_| liquidator) {
+                    // Its name is its queue consumer name, the owner of its leases.
+                    handoff.worker_exited(&worker.name).await;
+                }
             } else if worker.is_running() || worker.is_pending() {
                 live.push(worker);
             }

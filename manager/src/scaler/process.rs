@@ -6,7 +6,9 @@
 //!   and log settings ([`super::env::worker_env`]), then `METRICS_ADDR=127.0.0.1:0` (every
 //!   worker serves its own metrics on a free port); `QUEUE_CONSUMER` is never inherited, so
 //!   each worker is its own queue consumer (`<host>-<pid>`). Liquidators lease their wallet
-//!   slot in Redis themselves, so parallel liquidators never share a wallet.
+//!   slot in Redis themselves, so parallel liquidators never share a wallet; with
+//!   [`ProcessScaler::with_wallet_handoff`] an exited liquidator's slots are freed before its
+//!   replacement starts, which then signs with the same (funded) wallet.
 //! - **Logs**: every line a worker writes to stdout or stderr is printed on the manager's
 //!   stderr, prefixed with `[<service>#<n>]`, `n` the worker's number (the lowest free one).
 //! - **Counting**: [`Scaler::observe`] reaps exited workers (logging their exit status) and
@@ -35,8 +37,11 @@ use tokio::sync::Mutex;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
+use redline_pipeline::queue::consumer_name_of;
+
 use super::env::{self, NOT_INHERITED};
 use super::{Scaler, ScalerError, WorkerCount, WorkerKind};
+use crate::handoff::WalletHandoff;
 
 const BACKEND: &str = "process";
 
@@ -108,6 +113,8 @@ struct Group {
     /// Live workers by number.
     workers: BTreeMap<u32, Worker>,
     exited: u64,
+    /// Pids of workers reaped since their wallet slots were last handed off.
+    exited_pids: Vec<u32>,
     /// Workers in a row that exited soon after starting (a crash loop).
     quick_exits: u32,
     /// No replacement is started before this (crash-loop backoff).
@@ -136,6 +143,7 @@ struct State {
 pub struct ProcessScaler {
     config: ProcessConfig,
     state: Mutex<State>,
+    handoff: Option<WalletHandoff>,
 }
 
 impl std::fmt::Debug for ProcessScaler {
@@ -165,7 +173,14 @@ impl ProcessScaler {
         Self {
             config,
             state: Mutex::new(State::default()),
+            handoff: None,
         }
+    }
+
+    /// Frees an exited liquidator's wallet slots before its replacement starts.
+    pub fn with_wallet_handoff(mut self, handoff: WalletHandoff) -> Self {
+        self.handoff = Some(handoff);
+        self
     }
 
     pub fn config(&self) -> &ProcessConfig {
@@ -186,6 +201,17 @@ impl ProcessScaler {
         let group = state.groups.entry(service.to_owned()).or_default();
         group.desired = desired;
         reap(service, group);
+        let exited = std::mem::take(&mut group.exited_pids);
+        if let Some(handoff) = self
+            .handoff
+            .as_ref()
+            .filter(|_| service == WorkerKind::Liquidator.service())
+        {
+            for pid in exited {
+                handoff.worker_exited(&consumer_name_of(pid)).await;
+            }
+        }
+        let group = state.groups.entry(service.to_owned()).or_default();
         let backing_off = group.restart_at.is_some_and(|at| Instant::now() < at);
         while !backing_off && (group.workers.len() as u32) < desired {
             let number = (0u32..)
@@ -338,7 +364,9 @@ fn reap(service: &str, group: &mut Group) {
         }
     }
     for number in exited {
-        group.workers.remove(&number);
+        if let Some(worker) = group.workers.remove(&number) {
+            group.exited_pids.push(worker.pid);
+        }
         group.exited += 1;
     }
 }

@@ -355,13 +355,19 @@ pub(crate) fn redact_url(raw: &str) -> String {
 }
 
 fn default_consumer_name() -> String {
+    consumer_name_of(std::process::id())
+}
+
+/// The default consumer name (`<hostname>-<pid>`) of process `pid` on this host: what a worker
+/// started here without `--queue-consumer` calls itself.
+pub fn consumer_name_of(pid: u32) -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
         .or_else(|| std::env::var("HOSTNAME").ok())
         .map(|h| h.trim().to_owned())
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "localhost".to_owned());
-    format!("{host}-{}", std::process::id())
+    format!("{host}-{pid}")
 }
 
 #[cfg(test)]

@@ -37,7 +37,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 pub(crate) use config::redact_url;
-pub use config::{QueueConfig, QueueConfigError, RedisArgs};
+pub use config::{consumer_name_of, QueueConfig, QueueConfigError, RedisArgs};
 pub use envelope::{DecodeError, Envelope, JOB_FIELD};
 pub use priority::{
     decimal_to_f64, liquidation_dedup_key, DedupKey, EnqueueStatus, Enqueued, PriorityJob,

@@ -33,6 +33,14 @@ fn fraction(text: &str) -> Result<Decimal, String> {
     Ok(value)
 }
 
+fn share(text: &str) -> Result<Decimal, String> {
+    let value = decimal(text)?;
+    if value > Decimal::one() {
+        return Err(format!("{value} is not in [0, 1]"));
+    }
+    Ok(value)
+}
+
 fn gas_adjustment(text: &str) -> Result<Decimal, String> {
     let value = decimal(text)?;
     if value < Decimal::one() || value > Decimal::percent(1_000) {
@@ -97,6 +105,13 @@ pub struct LiquidatorArgs {
     /// Skip liquidations whose profit after tx fees is below this many USD.
     #[arg(long, env = "MIN_PROFIT_USD", default_value = "0", value_parser = decimal)]
     pub min_profit_usd: Decimal,
+    /// The largest share of a liquidation's expected profit its tx may pay in fees to get ahead
+    /// of other bots in the block. Nothing extra is paid until competition shows (a liquidation
+    /// lost to another bot in the last 20 blocks, or one tried again); each sign of it then
+    /// quadruples the tx's fee, up to this share, and the profit after fees never falls below
+    /// `--min-profit-usd`. 0 turns bidding off: txs pay the market's price.
+    #[arg(long, env = "MAX_FEE_SHARE", default_value = "0.5", value_parser = share)]
+    pub max_fee_share: Decimal,
     /// How far a credit-account liquidation's swap pool may move against it between its
     /// simulation and its block, as a share of the swap's proceeds: a liquidation whose swap
     /// would then no longer repay the borrow is not sent (its tx would fail the credit
@@ -204,6 +219,7 @@ pub struct LiquidatorConfig {
     pub gas_adjustment: Decimal,
     pub gas_price_headroom: Decimal,
     pub min_profit_usd: Decimal,
+    pub max_fee_share: Decimal,
     pub dry_run: bool,
     pub csv: Option<PathBuf>,
     pub inclusion_timeout: Duration,
@@ -263,6 +279,7 @@ impl LiquidatorArgs {
             gas_adjustment: self.gas_adjustment,
             gas_price_headroom: self.gas_price_headroom,
             min_profit_usd: self.min_profit_usd,
+            max_fee_share: self.max_fee_share,
             dry_run: self.dry_run,
             csv: self.csv.clone(),
             inclusion_timeout,

@@ -23,6 +23,7 @@
 //! [`Liquidator::run`] wires them into a running service.
 
 pub mod balances;
+pub mod bid;
 pub mod capital;
 pub mod config;
 pub mod credit_account;
@@ -298,6 +299,9 @@ impl<C: ChainClient + Clone + 'static> Liquidator<C> {
             max_slippage: config.max_slippage,
             credit_swap_margin: config.credit_swap_margin,
             credit_wallet_funding: config.credit_wallet_funding,
+            bid: bid::BidPolicy {
+                max_fee_share: config.max_fee_share,
+            },
         }
     }
 

@@ -44,7 +44,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use cosmrs::Any;
 use cosmwasm_std::Coin;
-use cosmwasm_std::Decimal;
+use cosmwasm_std::{Decimal, Uint128};
 use mars::manifest::FeeMarket;
 use redline_chain::{
     tx_hash, ChainClient, ChainConfig, ChainError, SequenceTracker, Simulation, TxBuilder,
@@ -718,7 +718,7 @@ impl<C: ChainClient> TxSender<C> {
 
     /// Simulates, signs, broadcasts and waits for inclusion.
     pub async fn send(&self, messages: Vec<Any>, memo: &str) -> Result<Sent, SendError> {
-        let broadcast = self.broadcast_inner(messages, memo, None).await?;
+        let broadcast = self.broadcast_inner(messages, memo, None, None).await?;
         self.confirm(broadcast).await
     }
 
@@ -729,13 +729,15 @@ impl<C: ChainClient> TxSender<C> {
         memo: &str,
         gas_used: u64,
     ) -> Result<Sent, SendError> {
-        let broadcast = self.broadcast_inner(messages, memo, Some(gas_used)).await?;
+        let broadcast = self
+            .broadcast_inner(messages, memo, Some(gas_used), None)
+            .await?;
         self.confirm(broadcast).await
     }
 
     /// Simulates, signs and broadcasts; [`TxSender::confirm`] waits for the inclusion.
     pub async fn broadcast(&self, messages: Vec<Any>, memo: &str) -> Result<Broadcast, SendError> {
-        self.broadcast_inner(messages, memo, None).await
+        self.broadcast_inner(messages, memo, None, None).await
     }
 
     /// [`TxSender::broadcast`] for messages the caller has just simulated at `gas_used`.
@@ -745,7 +747,22 @@ impl<C: ChainClient> TxSender<C> {
         memo: &str,
         gas_used: u64,
     ) -> Result<Broadcast, SendError> {
-        self.broadcast_inner(messages, memo, Some(gas_used)).await
+        self.broadcast_inner(messages, memo, Some(gas_used), None)
+            .await
+    }
+
+    /// [`TxSender::broadcast_simulated`] bidding up to `fee` for its place in the block: signed
+    /// at the gas price that pays at most `fee` ([`crate::bid::price_for_fee`]), or at the
+    /// market's price when that is higher.
+    pub async fn broadcast_bidding(
+        &self,
+        messages: Vec<Any>,
+        memo: &str,
+        gas_used: u64,
+        fee: Uint128,
+    ) -> Result<Broadcast, SendError> {
+        self.broadcast_inner(messages, memo, Some(gas_used), Some(fee))
+            .await
     }
 
     async fn broadcast_inner(
@@ -753,6 +770,7 @@ impl<C: ChainClient> TxSender<C> {
         messages: Vec<Any>,
         memo: &str,
         gas_used: Option<u64>,
+        bid: Option<Uint128>,
     ) -> Result<Broadcast, SendError> {
         let _turn = self.turn.lock().await;
         self.settle_unresolved_or_refuse().await?;
@@ -782,6 +800,14 @@ impl<C: ChainClient> TxSender<C> {
         };
         let signing_builder = || {
             let builder = self.builder.at_market(self.gas_price.base());
+            let builder = match bid {
+                Some(fee) => builder.with_gas_price(crate::bid::price_for_fee(
+                    fee,
+                    gas_limit,
+                    builder.gas_price(),
+                )),
+                None => builder,
+            };
             match timeout_height {
                 Some(height) => builder.with_timeout_height(height),
                 None => builder,

@@ -45,6 +45,7 @@ use redline_pipeline::jobs::{AccountKey, LiquidationCandidate, ProtocolKind};
 use redline_pipeline::queue::{Delivery, Parking};
 use tracing::Instrument;
 
+use crate::bid::{BidInput, BidPolicy, Competition};
 use crate::capital::{CapitalBoard, Shortages};
 use crate::execute::{self, Dropped, Executed, PreparedBatch};
 use crate::locks::{KeySpace, Lease, Leases};
@@ -56,6 +57,9 @@ use crate::shutdown::Shutdown;
 use crate::strategy::{AfterLiquidation, BatchReport, ConfirmedLiquidation, Opportunity, Strategy};
 use crate::tx_sender::{Broadcast, Resolution, SendError, Sent, SentTx, TxSender};
 use mars::value::Value;
+
+/// Races lost within this many blocks count as competition seen (see [`crate::bid`]).
+const COMPETITION_WINDOW_BLOCKS: u64 = 20;
 
 /// Contract errors that mean someone else got there first (or the account recovered): expected
 /// races, logged quietly.
@@ -107,6 +111,8 @@ pub struct WorkerSettings {
     pub credit_swap_margin: Decimal,
     /// Whether a credit-account liquidation no swap pool pays for may be funded from the wallet.
     pub credit_wallet_funding: bool,
+    /// How much of its profit a contested liquidation tx may bid in fees (`--max-fee-share`).
+    pub bid: BidPolicy,
 }
 
 /// A candidate this worker has locked and planned.
@@ -282,6 +288,8 @@ pub struct Worker<C, Q> {
     declined_credit: BTreeMap<String, (String, u64)>,
     /// Credit accounts skipped for their perps positions, each reported once.
     perps_reported: std::sync::Mutex<std::collections::BTreeSet<String>>,
+    /// Liquidations lost lately to someone who got there first: what fee bids answer.
+    competition: std::sync::Mutex<Competition>,
 }
 
 impl<C, Q> Worker<C, Q>
@@ -318,6 +326,7 @@ where
             unsettled_credit: None,
             declined_credit: BTreeMap::new(),
             perps_reported: Default::default(),
+            competition: std::sync::Mutex::new(Competition::new(COMPETITION_WINDOW_BLOCKS)),
         }
     }
 
@@ -927,7 +936,7 @@ where
         fee_budget: &mut Uint128,
         report: &mut StepReport,
     ) -> Option<(Vec<Planned>, PreparedBatch, Broadcast)> {
-        let prepared = self.simulate(&planned, &snapshot, report).await?;
+        let mut prepared = self.simulate(&planned, &snapshot, report).await?;
         let items = self
             .settle_dropped(planned, &prepared, &snapshot, report)
             .await;
@@ -937,6 +946,11 @@ where
         if !prepared.left_deposited.is_empty() {
             tracing::warn!(withdrawals = ?prepared.left_deposited, "seized collateral cannot be withdrawn in the same tx; it stays deposited and is swept later");
             self.sweep_due = true;
+        }
+        let bid = self.bid_for(&items, &prepared, &snapshot);
+        if let Some(fee) = bid {
+            // What the tx may pay: reserved, and shared among its jobs in the records.
+            prepared.fee.amount = fee.into();
         }
         if !self
             .take_fee(&items, &prepared, &snapshot, fee_budget, report)
@@ -948,15 +962,25 @@ where
         tracing::debug!(
             ?accounts,
             gas = prepared.gas_used,
+            ?bid,
             in_flight = self.sender.in_flight(),
             "broadcasting liquidation batch"
         );
         let memo = format!("redline liquidation ({} accounts)", items.len());
         let send_timer = self.metrics.stage_timer("send");
-        let broadcast = self
-            .sender
-            .broadcast_simulated(prepared.messages.clone(), &memo, prepared.gas_used)
-            .await;
+        let (messages, gas_used) = (prepared.messages.clone(), prepared.gas_used);
+        let broadcast = match bid {
+            Some(fee) => {
+                self.sender
+                    .broadcast_bidding(messages, &memo, gas_used, fee)
+                    .await
+            }
+            None => {
+                self.sender
+                    .broadcast_simulated(messages, &memo, gas_used)
+                    .await
+            }
+        };
         send_timer.observe_duration();
         match broadcast {
             Ok(broadcast) => Some((items, prepared, broadcast)),
@@ -1016,7 +1040,7 @@ where
         for (index, why) in &prepared.dropped {
             let item = slots[*index].take().expect("each plan dropped once");
             report.skipped += 1;
-            let (outcome, error, verdict) = self.dropped_verdict(&item.plan, why);
+            let (outcome, error, verdict) = self.dropped_verdict(&item.plan, why, snapshot.height);
             self.record_unsent(&item, snapshot, outcome, error).await;
             self.finish(&item.delivery, &item.lock, verdict).await;
         }
@@ -1028,11 +1052,17 @@ where
     }
 
     /// What a liquidation the simulation dropped is recorded as, and what becomes of its job.
-    fn dropped_verdict(&self, plan: &Plan, why: &Dropped) -> (Outcome, String, Verdict) {
+    fn dropped_verdict(
+        &self,
+        plan: &Plan,
+        why: &Dropped,
+        height: u64,
+    ) -> (Outcome, String, Verdict) {
         match why {
             Dropped::SimulationFailed(log) => {
                 let verdict = if is_race(log) {
                     tracing::debug!(account = %plan.account, %log, "liquidation raced (already liquidated or healthy)");
+                    self.lost_race(height);
                     Verdict::Ack
                 } else {
                     tracing::warn!(account = %plan.account, %log, "the contract refuses this liquidation; dead-lettering");
@@ -1062,6 +1092,59 @@ where
 
     /// Takes the batch's fee from what the step has left for fees; `false` when it does not
     /// fit: the batch's jobs then wait for funds (recorded and settled here).
+    /// Someone else liquidated an account this worker planned at `height`.
+    fn lost_race(&self, height: u64) {
+        self.competition
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .lost_race(height);
+    }
+
+    /// The fee this batch bids for its place in the block ([`crate::bid`]); `None` when it pays
+    /// the market's price (bidding off, no competition seen, or no price to value it at).
+    fn bid_for(
+        &self,
+        items: &[Planned],
+        prepared: &PreparedBatch,
+        snapshot: &MarketSnapshot,
+    ) -> Option<Uint128> {
+        let policy = self.settings.bid;
+        if policy.max_fee_share.is_zero() {
+            return None;
+        }
+        let races = self
+            .competition
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .recent(snapshot.height);
+        let retries = items
+            .iter()
+            .map(|item| item.delivery.deliveries.saturating_sub(1))
+            .max()
+            .unwrap_or(0);
+        let pressure = races.saturating_add(u32::try_from(retries).unwrap_or(u32::MAX));
+        if pressure == 0 {
+            return None;
+        }
+        let denom = prepared.fee.denom.as_str();
+        let profit = items.iter().fold(Value::zero(), |sum, item| {
+            sum.saturating_add(item.plan.expected_profit)
+        });
+        let floor = snapshot
+            .prices
+            .from_usd(self.settings.min_profit_usd)
+            .saturating_mul(Value::from_ratio(items.len() as u128, 1u128));
+        let market_fee = Uint128::try_from(prepared.fee.amount).ok()?;
+        let fee = policy.fee(BidInput {
+            market_fee,
+            expected_profit: snapshot.prices.amount_worth(denom, profit)?,
+            // Rounded up, so that the bid keeps the floor whole.
+            profit_floor: snapshot.prices.amount_worth(denom, floor)? + Uint128::one(),
+            pressure,
+        });
+        (fee > market_fee).then_some(fee)
+    }
+
     async fn take_fee(
         &self,
         items: &[Planned],
@@ -1313,7 +1396,11 @@ where
         } else {
             tracing::warn!(?accounts, %error, "liquidation tx failed; jobs released");
         }
-        if let SendError::DeliverTx { tx, .. } = &error {
+        if let SendError::DeliverTx { tx, rejection } = &error {
+            if is_race(&rejection.log) {
+                // Another bot's liquidation came first in the block.
+                self.lost_race(snapshot.height);
+            }
             // Included and failed: the fee is spent, recorded as a loss.
             self.record_included(&items, snapshot, tx).await;
             for item in &items {

@@ -488,6 +488,52 @@ async fn wait_for_height(h: &Harness, height: u64) -> u64 {
     .expect("the chain reached the height")
 }
 
+/// A tx that bids for its place gets ahead of a bot that fills every block at three times the
+/// base price: signed at the price that pays its bid (ten times its fee at the market's price
+/// with the default headroom of 1.2), it lands in the next blocks, and the wallet pays no more
+/// than the bid, once. Without the bid the same tx misses every block
+/// (`a_tx_that_misses_its_blocks_is_known_dead_at_its_timeout_height`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bid_gets_ahead_of_a_bot_that_fills_every_block() {
+    use cosmwasm_std::Uint128;
+    use redline_liquidator::tx_sender::DEFAULT_MAX_IN_FLIGHT;
+
+    let Crowded {
+        h,
+        a,
+        to,
+        before,
+        message,
+        gas_used,
+        busy,
+    } = crowded_out(43, 3).await;
+    let wallet = a.address().to_string();
+    let market_fee = Uint128::try_from(a.fee_for_gas(gas_used).amount).unwrap();
+    let bid = market_fee * Uint128::new(10);
+    let paid_before = h.balances(&wallet).await;
+    let sequence = h.client.account(&wallet).await.unwrap().sequence;
+    let broadcast = a
+        .broadcast_bidding(vec![message], "bid", gas_used, bid)
+        .await
+        .unwrap();
+    let sent = tokio::time::timeout(Duration::from_secs(60), a.confirm(broadcast))
+        .await
+        .expect("the sender still waits for its tx");
+    let price = landed_paying_once(&h, sent, &wallet, sequence, &paid_before).await;
+    let fee = Uint128::from(a.builder().gas_limit_for(gas_used)).mul_ceil(price);
+    assert!(
+        fee <= bid && fee > market_fee * Uint128::new(9),
+        "{fee} paid, {bid} bid"
+    );
+    assert_eq!(a.window(), DEFAULT_MAX_IN_FLIGHT, "no block missed");
+    busy.abort();
+    assert_eq!(
+        h.balance(&to, "uusdc").await - before,
+        Uint256::from(100u32),
+        "the coins moved once"
+    );
+}
+
 /// A fee-market devnet whose blocks another wallet fills ([`outbid_every_block`]), and wallet
 /// 1's patient sender (ten minutes to wait for inclusion and for the grace), whose txs time out
 /// `timeout_blocks` past the height read, with a simulated 100 uusdc send to wallet 2.

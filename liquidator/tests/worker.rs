@@ -601,3 +601,93 @@ async fn a_stopping_worker_settles_its_batch_without_the_after_hook() {
     assert!(watcher.reports.lock().unwrap().is_empty());
     assert_eq!(queue.backlog().await.unwrap().pending, 0);
 }
+
+/// A liquidation tried again bids for its place in the block: with one sign of competition (its
+/// second delivery) its tx pays four times the market's fee (here far below the cap, half its
+/// expected profit); a first try pays the market's price. The fees paid come from the chain
+/// (the wallets' fee-denom balances); the market's fee is for the gas the tx used, its fee for
+/// the gas it simulated at, hence the margins.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_liquidation_tried_again_bids_four_times_the_market_fee() {
+    let h = Harness::start(300, 17, 3).await.unwrap();
+    let (drop_height, plans) = h.drop_atom().await.unwrap();
+    let fee_denom = h.manifest.fee.denom.clone();
+    let mut untouched_fee_denom = plans
+        .iter()
+        .filter(|p| p.debt_denom != fee_denom && p.collateral_denom != fee_denom);
+    let (retried, first) = (
+        untouched_fee_denom.next().unwrap(),
+        untouched_fee_denom.next().unwrap(),
+    );
+    let candidate = |plan: &redline_liquidator::plan::Plan| {
+        h.candidate(
+            &plan.account,
+            drop_height,
+            h.reader_usd(plan.expected_profit),
+        )
+    };
+
+    // Another consumer takes the job and hands it back: the worker gets its second delivery.
+    let queue = h.enqueue(&[candidate(retried)]).await.unwrap();
+    let other = h.queue("other").await.unwrap();
+    let taken = other.fetch(1, Duration::from_secs(1)).await.unwrap();
+    assert_eq!(taken.len(), 1);
+    other.release(&taken[0]).await.unwrap();
+    let (paid, market) = liquidate_alone(&h, 1, retried).await;
+    let snapshot = h.reader.latest().await.unwrap();
+    let profit = snapshot
+        .prices
+        .amount_worth(&fee_denom, retried.expected_profit)
+        .unwrap();
+    let cap = profit.mul_floor(Decimal::percent(50));
+    assert!(
+        cap > market * Uint128::new(8),
+        "a cap of {cap} leaves no room over {market}"
+    );
+    assert!(
+        paid >= market.mul_floor(Decimal::percent(360))
+            && paid <= market.mul_ceil(Decimal::percent(440)),
+        "paid {paid}, cap {cap}, market fee {market}"
+    );
+    drop(queue);
+
+    let _queue = h.enqueue(&[candidate(first)]).await.unwrap();
+    let (paid, market) = liquidate_alone(&h, 2, first).await;
+    assert!(
+        paid <= market.mul_ceil(Decimal::percent(110)),
+        "a first try pays the market's price: paid {paid}, market fee {market}"
+    );
+}
+
+/// A worker of wallet `slot` taking one candidate at a time liquidates `plan`'s account: the
+/// fee its wallet paid (from the chain) and the fee the tx's gas costs at the market's price.
+async fn liquidate_alone(
+    h: &Harness,
+    slot: u32,
+    plan: &redline_liquidator::plan::Plan,
+) -> (Uint128, Uint128) {
+    let fee_denom = &h.manifest.fee.denom;
+    let mut worker = h
+        .worker(slot, h.settings(1), SendOptions::default())
+        .await
+        .unwrap();
+    let wallet = worker.sender().address().to_string();
+    let before = h.balances(&wallet).await;
+    assert_eq!(
+        step_until_liquidated(&mut worker).await,
+        1,
+        "{}",
+        plan.account
+    );
+    let after = h.balances(&wallet).await;
+    let paid = Uint128::try_from(before[fee_denom] - after[fee_denom]).unwrap();
+    let record = h
+        .records()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|r| r.account == plan.account && r.outcome == Outcome::Liquidated)
+        .unwrap();
+    let market = Uint128::try_from(worker.sender().fee_for_gas(record.gas_used).amount).unwrap();
+    (paid, market)
+}

@@ -369,6 +369,9 @@ impl Harness {
             max_slippage: Decimal::percent(1),
             credit_swap_margin: Decimal::permille(5),
             credit_wallet_funding: true,
+            bid: redline_liquidator::bid::BidPolicy {
+                max_fee_share: cosmwasm_std::Decimal::percent(50),
+            },
         }
     }
 

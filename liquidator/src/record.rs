@@ -157,6 +157,9 @@ pub struct AttemptRecord {
     pub job_to_broadcast_ms: Option<u64>,
     /// Candidate found by the health checker → broadcast.
     pub found_to_broadcast_ms: Option<u64>,
+    /// When the tx was broadcast, in Unix milliseconds (compare with the candidate's block).
+    #[serde(default)]
+    pub broadcast_at_ms: Option<u64>,
     /// Anything else worth keeping (e.g. top-up recipients and coins).
     pub detail: String,
 }
@@ -189,6 +192,7 @@ impl Default for AttemptRecord {
             error: String::new(),
             job_to_broadcast_ms: None,
             found_to_broadcast_ms: None,
+            broadcast_at_ms: None,
             detail: String::new(),
         }
     }
@@ -219,6 +223,7 @@ const CSV_COLUMNS: &[&str] = &[
     "error",
     "job_to_broadcast_ms",
     "found_to_broadcast_ms",
+    "broadcast_at_ms",
     "detail",
 ];
 
@@ -270,6 +275,7 @@ impl AttemptRecord {
             self.error.clone(),
             opt(self.job_to_broadcast_ms),
             opt(self.found_to_broadcast_ms),
+            opt(self.broadcast_at_ms),
             self.detail.clone(),
         ]
         .iter()

@@ -1314,6 +1314,7 @@ where
                 Some(broadcast_ms.saturating_sub(item.delivery.enqueued_at_ms));
             record.found_to_broadcast_ms =
                 Some(broadcast_ms.saturating_sub(item.delivery.job.found_at_ms));
+            record.broadcast_at_ms = Some(broadcast_ms);
             record.profit_value = profit(snapshot, plan, done, &tx.fee.denom);
             record.profit_usd = snapshot.prices.to_usd(record.profit_value);
             if succeeded {

@@ -60,6 +60,35 @@ async fn ensure_images(_docker: &Docker) {
         .await;
 }
 
+/// The engine with the worker images built, and the Redis and devnet the workers use; `None`
+/// when `test` is skipped ([`docker_or_skip`]).
+async fn ready_to_run_workers(test: &str) -> Option<(Docker, Backends)> {
+    let docker = docker_or_skip(test).await?;
+    ensure_images(&docker).await;
+    Some((docker, start_backends().await))
+}
+
+/// Kills container `name` (SIGKILL) and waits until `scaler` counts no running `kind` worker.
+async fn kill_and_wait_gone(docker: &Docker, scaler: &DockerScaler, kind: WorkerKind, name: &str) {
+    docker
+        .kill_container(
+            name,
+            Some(
+                KillContainerOptionsBuilder::default()
+                    .signal("SIGKILL")
+                    .build(),
+            ),
+        )
+        .await
+        .unwrap();
+    wait_for(
+        || async { scaler.observe(kind).await.unwrap().running == 0 },
+        Duration::from_secs(30),
+    )
+    .await
+    .expect("the killed worker stops");
+}
+
 /// A deployment name no other test (or earlier run) uses.
 fn unique_deployment(test: &str) -> String {
     static COUNTER: AtomicU32 = AtomicU32::new(0);
@@ -211,11 +240,10 @@ async fn assert_stay_up(docker: &Docker, scaler: &DockerScaler, kind: WorkerKind
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scales_adopts_and_removes_orphans() {
-    let Some(docker) = docker_or_skip("scales_adopts_and_removes_orphans").await else {
+    let Some((docker, backends)) = ready_to_run_workers("scales_adopts_and_removes_orphans").await
+    else {
         return;
     };
-    ensure_images(&docker).await;
-    let backends = start_backends().await;
     let deployment = unique_deployment("scale");
     let _cleanup = Cleanup(deployment.clone());
     let kind = WorkerKind::HealthChecker;
@@ -306,23 +334,7 @@ async fn scales_adopts_and_removes_orphans() {
     assert_eq!(scaler.containers(kind).await.unwrap(), survivor);
 
     // A worker that dies is replaced: kill it, reconcile, and a new one runs.
-    docker
-        .kill_container(
-            &survivor[0].0,
-            Some(
-                KillContainerOptionsBuilder::default()
-                    .signal("SIGKILL")
-                    .build(),
-            ),
-        )
-        .await
-        .unwrap();
-    wait_for(
-        || async { scaler.observe(kind).await.unwrap().running == 0 },
-        Duration::from_secs(30),
-    )
-    .await
-    .expect("the killed worker stops");
+    kill_and_wait_gone(&docker, &scaler, kind, &survivor[0].0).await;
     scaler.scale_to(kind, 1).await.unwrap();
     wait_for_count(&scaler, kind, count(1, 1)).await;
     let replacement = scaler.containers(kind).await.unwrap();
@@ -338,11 +350,9 @@ async fn scales_adopts_and_removes_orphans() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_stops_every_kind_and_leaves_other_deployments() {
-    let Some(docker) = docker_or_skip("shutdown_stops_every_kind").await else {
+    let Some((docker, backends)) = ready_to_run_workers("shutdown_stops_every_kind").await else {
         return;
     };
-    ensure_images(&docker).await;
-    let backends = start_backends().await;
     let ours = unique_deployment("shutdown");
     let theirs = unique_deployment("neighbour");
     let _cleanup = (Cleanup(ours.clone()), Cleanup(theirs.clone()));
@@ -395,11 +405,11 @@ async fn a_dead_liquidator_containers_wallet_slots_go_to_its_replacement() {
     use redline_pipeline::redis_conn::{self, ConnectOptions};
     use std::collections::BTreeMap;
 
-    let Some(docker) = docker_or_skip("a_dead_liquidator_containers_wallet_slots").await else {
+    let Some((docker, backends)) =
+        ready_to_run_workers("a_dead_liquidator_containers_wallet_slots").await
+    else {
         return;
     };
-    ensure_images(&docker).await;
-    let backends = start_backends().await;
     let deployment = unique_deployment("handoff");
     let _cleanup = Cleanup(deployment.clone());
     let redis = redis_conn::connect(&backends.redis.queue_config(), ConnectOptions::default())
@@ -445,30 +455,7 @@ async fn a_dead_liquidator_containers_wallet_slots_go_to_its_replacement() {
     .expect("the liquidator leases its wallet slots");
     let slots = slots_of(dead.clone()).await;
 
-    docker
-        .kill_container(
-            &dead,
-            Some(
-                KillContainerOptionsBuilder::default()
-                    .signal("SIGKILL")
-                    .build(),
-            ),
-        )
-        .await
-        .unwrap();
-    wait_for(
-        || async {
-            scaler
-                .observe(WorkerKind::Liquidator)
-                .await
-                .unwrap()
-                .running
-                == 0
-        },
-        Duration::from_secs(30),
-    )
-    .await
-    .expect("the killed liquidator stops");
+    kill_and_wait_gone(&docker, &scaler, WorkerKind::Liquidator, &dead).await;
     scaler.scale_to(WorkerKind::Liquidator, 1).await.unwrap();
     wait_for_count(&scaler, WorkerKind::Liquidator, count(1, 1)).await;
     let replacement = scaler.containers(WorkerKind::Liquidator).await.unwrap()[0]

@@ -191,6 +191,90 @@ impl Leases {
     }
 }
 
+/// The locks a worker holds, renewed in the background every third of their ttl for as long as
+/// they are held. A batch planned at the start of a step may wait many blocks for room before
+/// its tx goes out (full blocks, a small in-flight window); without renewal its accounts' locks
+/// would expire meanwhile, and another worker could liquidate the same account in the same
+/// block. A lock found taken over (it expired while Redis was unreachable) is dropped from the
+/// set; its tx's failure, if it comes to that, is recorded as any other.
+#[derive(Clone)]
+pub struct LockKeeper {
+    held: std::sync::Arc<std::sync::Mutex<std::collections::BTreeMap<String, Lease>>>,
+    renewal: std::sync::Arc<tokio::task::AbortHandle>,
+}
+
+impl std::fmt::Debug for LockKeeper {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LockKeeper")
+            .field("held", &self.held().len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl LockKeeper {
+    /// Starts renewing, every third of `ttl`, what [`LockKeeper::hold`] is given.
+    pub fn start(leases: Leases, ttl: Duration) -> Self {
+        let held: std::sync::Arc<std::sync::Mutex<std::collections::BTreeMap<String, Lease>>> =
+            Default::default();
+        let renewing = held.clone();
+        let task = tokio::spawn(async move {
+            let period = (ttl / 3).max(Duration::from_millis(10));
+            loop {
+                tokio::time::sleep(period).await;
+                let leases_now: Vec<Lease> = lock_held(&renewing).values().cloned().collect();
+                for lease in leases_now {
+                    match leases.renew(&lease).await {
+                        Ok(true) => {}
+                        Ok(false) => {
+                            tracing::warn!(key = %lease.key, "an account lock expired while held; no longer renewed");
+                            lock_held(&renewing).remove(&lease.key);
+                        }
+                        Err(error) => {
+                            tracing::debug!(key = %lease.key, %error, "renewing a lock failed; retrying")
+                        }
+                    }
+                }
+            }
+        });
+        LockKeeper {
+            held,
+            renewal: std::sync::Arc::new(task.abort_handle()),
+        }
+    }
+
+    fn held(&self) -> std::sync::MutexGuard<'_, std::collections::BTreeMap<String, Lease>> {
+        lock_held(&self.held)
+    }
+
+    /// Keeps `lease` renewed until [`LockKeeper::release`].
+    pub fn hold(&self, lease: &Lease) {
+        self.held().insert(lease.key.clone(), lease.clone());
+    }
+
+    /// Stops renewing `lease` (before it is released).
+    pub fn release(&self, lease: &Lease) {
+        let mut held = self.held();
+        if held.get(&lease.key).is_some_and(|h| h.token == lease.token) {
+            held.remove(&lease.key);
+        }
+    }
+}
+
+impl Drop for LockKeeper {
+    fn drop(&mut self) {
+        // The last clone stops the renewals.
+        if std::sync::Arc::strong_count(&self.renewal) == 1 {
+            self.renewal.abort();
+        }
+    }
+}
+
+fn lock_held(
+    held: &std::sync::Mutex<std::collections::BTreeMap<String, Lease>>,
+) -> std::sync::MutexGuard<'_, std::collections::BTreeMap<String, Lease>> {
+    held.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// The swap-pool locks for swaps outside a credit-account liquidation (the rebalancer's): with
 /// them, none of redline's txs swaps through a pool another of its txs swaps through in the
 /// same block, so each is included on the pool it was simulated on.

@@ -682,8 +682,9 @@ impl<C: ChainClient> TxSender<C> {
     pub async fn simulate_tx(&self, messages: &[Any]) -> Result<Simulation, SendError> {
         self.gas_price.refresh(&self.client, &self.address).await;
         let mut resynced = false;
+        let mut at_dropped = None;
         loop {
-            let sequence = self.sequence.peek();
+            let sequence = at_dropped.unwrap_or_else(|| self.sequence.peek());
             let probe = self
                 .builder
                 .sign_for_simulation(
@@ -702,6 +703,13 @@ impl<C: ChainClient> TxSender<C> {
                     resynced = true;
                     if self.dropped_beneath(&rejection) {
                         return Err(self.wait_out_dropped(None).await);
+                    }
+                    if let Some(expected) = self.dropped_unresolved(&rejection) {
+                        // The chain expects a sequence only txs of unknown fate hold: they were
+                        // dropped (expired), and the next broadcast settles them first. The
+                        // simulation need not wait for that.
+                        at_dropped = Some(expected);
+                        continue;
                     }
                     let Some(committed) = self.resync_past_in_flight().await? else {
                         return Err(SendError::Simulation(rejection));
@@ -1096,6 +1104,16 @@ impl<C: ChainClient> TxSender<C> {
             return false;
         };
         lock(&self.ledger).in_flight.contains_key(&expected)
+    }
+
+    /// The sequence a wrong-sequence refusal expects when one of this wallet's unresolved txs
+    /// holds it (the chain never executed it): a simulation may take it meanwhile.
+    fn dropped_unresolved(&self, rejection: &TxRejection) -> Option<u64> {
+        let expected = expected_sequence(&rejection.log)?;
+        lock(&self.ledger)
+            .unresolved
+            .contains_key(&expected)
+            .then_some(expected)
     }
 
     /// Waits until the wallet's txs in flight, which the mempool dropped, have settled (by their

@@ -48,7 +48,7 @@ use tracing::Instrument;
 use crate::bid::{BidInput, BidPolicy, Competition};
 use crate::capital::{CapitalBoard, Shortages};
 use crate::execute::{self, Dropped, Executed, PreparedBatch};
-use crate::locks::{KeySpace, Lease, Leases};
+use crate::locks::{KeySpace, Lease, Leases, LockKeeper};
 use crate::metrics::LiquidatorMetrics;
 use crate::plan::{NoPlan, Plan, PlanContext, Shortfall};
 use crate::recheck::{inclusion_window, MarketSnapshot, PositionReader, ReadError};
@@ -290,6 +290,8 @@ pub struct Worker<C, Q> {
     perps_reported: std::sync::Mutex<std::collections::BTreeSet<String>>,
     /// Liquidations lost lately to someone who got there first: what fee bids answer.
     competition: std::sync::Mutex<Competition>,
+    /// Renews the account and pool locks held while their batches wait for room.
+    keeper: LockKeeper,
 }
 
 impl<C, Q> Worker<C, Q>
@@ -298,6 +300,7 @@ where
     Q: Parking<Job = LiquidationCandidate>,
 {
     pub fn new(slot: u32, deps: WorkerDeps<C, Q>) -> Self {
+        let keeper = LockKeeper::start(deps.leases.clone(), deps.settings.lock_ttl);
         Worker {
             slot,
             settings: deps.settings,
@@ -327,6 +330,7 @@ where
             declined_credit: BTreeMap::new(),
             perps_reported: Default::default(),
             competition: std::sync::Mutex::new(Competition::new(COMPETITION_WINDOW_BLOCKS)),
+            keeper,
         }
     }
 
@@ -733,7 +737,10 @@ where
             .keys
             .account_lock(candidate.protocol.as_str(), &candidate.account.as_string());
         match self.leases.try_acquire(&key, self.settings.lock_ttl).await {
-            Ok(Some(lock)) => Some(lock),
+            Ok(Some(lock)) => {
+                self.keeper.hold(&lock);
+                Some(lock)
+            }
             Ok(None) => {
                 tracing::debug!(account = %candidate.account, "account locked by another worker; skipping");
                 self.metrics.job("locked");
@@ -1651,6 +1658,7 @@ where
     }
 
     async fn unlock(&self, lock: &Lease) {
+        self.keeper.release(lock);
         if let Err(error) = self.leases.release(lock).await {
             tracing::warn!(key = %lock.key, %error, "cannot release an account lock; it expires by itself");
         }

@@ -326,6 +326,9 @@ async fn a_tx_that_misses_its_blocks_is_known_dead_at_its_timeout_height() {
         DEFAULT_MAX_IN_FLIGHT / 2,
         "a missed block halves the window"
     );
+    // Unsettled yet, the expired tx's sequence is the chain's: a simulation takes it.
+    let simulated = a.simulate(std::slice::from_ref(&message)).await;
+    assert!(simulated.is_ok(), "{simulated:?}");
     busy.abort();
     assert!(h.client.latest_height().await.unwrap() >= timeout_height);
     match a.resolve_unresolved().await.unwrap() {

@@ -634,6 +634,7 @@ where
     async fn lock_swap_pool(&self, key: &str, locks: &mut Vec<Lease>) -> bool {
         match self.leases.try_acquire(key, self.settings.lock_ttl).await {
             Ok(Some(lock)) => {
+                self.keeper.hold(&lock);
                 locks.push(lock);
                 true
             }

@@ -36,6 +36,7 @@ async fn by_smart_queries(devnet: &Devnet, cm: &str, id: u64) -> Option<StoredCr
     let client = &devnet.client;
     let msg = credit_manager::QueryMsg::Positions {
         account_id: id.to_string(),
+        action: None,
     };
     let positions: Positions = client.query_smart(cm, &msg, None).await.unwrap();
     if positions.debts.is_empty() {

@@ -65,6 +65,34 @@ mod contracts {
         (user, id)
     }
 
+    /// `positions` takes an `action` on core-contracts (its health contract asks with one) and
+    /// refuses the field on the v2.1 line, whose message has none: the parse error Mars's
+    /// contract gives.
+    #[test]
+    fn positions_take_an_action_on_core_contracts_only() {
+        for (config, core) in [(fixture_config(), false), (neutron_config(), true)] {
+            let mut dn = Devnet::rover_with(config);
+            let (_, id) = funded_account(&mut dn, AccountKind::Default);
+            let asked = dn.query_on::<mars::msg::credit_manager::Positions>(
+                &dn.credit_manager(),
+                &QueryMsg::Positions {
+                    account_id: id.clone(),
+                    action: Some(ActionKind::Liquidation),
+                },
+            );
+            if core {
+                assert_eq!(asked.unwrap(), dn.positions(&id));
+            } else {
+                assert!(
+                    asked.as_ref().is_err_and(|e| e.contains(
+                        "Error parsing into type mars_types::credit_manager::QueryMsg: unknown field `action`"
+                    )),
+                    "{asked:?}"
+                );
+            }
+        }
+    }
+
     #[test]
     fn account_deposits_borrows_lends_and_is_valued_by_the_health_contract() {
         let mut dn = Devnet::rover();

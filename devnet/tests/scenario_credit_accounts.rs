@@ -62,6 +62,7 @@ impl Seeded {
     fn positions(&self, account_id: &str) -> Positions {
         let msg = credit_manager::QueryMsg::Positions {
             account_id: account_id.to_string(),
+            action: None,
         };
         query(&self.state, &self.credit_manager, &msg)
     }

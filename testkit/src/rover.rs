@@ -34,6 +34,7 @@ impl<C: ChainClient> RoverQueries<C> {
     pub async fn positions(&self, id: &str, height: Option<u64>) -> Positions {
         let query = credit_manager::QueryMsg::Positions {
             account_id: id.to_string(),
+            action: None,
         };
         self.client
             .query_smart(&self.credit_manager, &query, height)

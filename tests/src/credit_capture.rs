@@ -155,6 +155,7 @@ async fn read_positions(
 ) -> anyhow::Result<Positions> {
     let query = credit_manager::QueryMsg::Positions {
         account_id: id.clone(),
+        action: None,
     };
     client
         .query_smart(credit_manager, &query, None)

@@ -96,12 +96,12 @@ pub fn query_core(deps: Deps, env: Env, msg: health::core::QueryMsg) -> HealthRe
     Ok(match msg {
         Core::HealthValues { account_id, action } => {
             let peers = Peers::load(deps)?;
-            let positions = peers.positions(deps, &account_id)?;
+            let positions = peers.positions(deps, &account_id, Some(action))?;
             to_json_binary(&core_values(deps, &peers, &positions, action)?)?
         }
         Core::HealthState { account_id, action } => {
             let peers = Peers::load(deps)?;
-            let positions = peers.positions(deps, &account_id)?;
+            let positions = peers.positions(deps, &account_id, Some(action))?;
             let has_perps = positions.perps.as_ref().is_some_and(|p| !p.is_empty());
             if positions.debts.is_empty() && !has_perps {
                 return Ok(to_json_binary(&HealthState::Healthy)?);
@@ -155,11 +155,19 @@ impl Peers {
         })
     }
 
-    fn positions(&self, deps: Deps, account_id: &str) -> HealthResult<Positions> {
+    /// The account's positions; `action` as core-contracts' health contract asks for them (the
+    /// v2.1 line asks without one).
+    fn positions(
+        &self,
+        deps: Deps,
+        account_id: &str,
+        action: Option<ActionKind>,
+    ) -> HealthResult<Positions> {
         Ok(deps.querier.query_wasm_smart(
             &self.credit_manager,
             &credit_manager::QueryMsg::Positions {
                 account_id: account_id.to_string(),
+                action,
             },
         )?)
     }
@@ -225,7 +233,7 @@ pub fn health_values(
     action: ActionKind,
 ) -> HealthResult<HealthValuesResponse> {
     let peers = Peers::load(deps)?;
-    let positions = peers.positions(deps, account_id)?;
+    let positions = peers.positions(deps, account_id, None)?;
     compute(deps, &peers, &positions, kind, action)
 }
 
@@ -237,7 +245,7 @@ pub fn health_state(
     action: ActionKind,
 ) -> HealthResult<HealthState> {
     let peers = Peers::load(deps)?;
-    let positions = peers.positions(deps, account_id)?;
+    let positions = peers.positions(deps, account_id, None)?;
     if positions.debts.is_empty() {
         return Ok(HealthState::Healthy);
     }

@@ -88,6 +88,7 @@ impl Devnet {
             &self.credit_manager(),
             &QueryMsg::Positions {
                 account_id: account_id.into(),
+                action: None,
             },
         )
         .unwrap()

@@ -313,9 +313,12 @@ pub enum QueryMsg {
         limit: Option<u32>,
     },
     Config {},
-    /// Answers [`Positions`].
+    /// Answers [`Positions`]. `action` (core-contracts only; the v2.1 line refuses the field)
+    /// prices perps positions for that kind of action; no perps, no difference.
     Positions {
         account_id: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        action: Option<crate::msg::oracle::ActionKind>,
     },
     /// Answers `Vec<CoinBalanceResponseItem>`; `start_after` is (account id, denom).
     AllCoinBalances {
@@ -530,9 +533,22 @@ mod tests {
     fn queries_json_match_mars() {
         assert_eq!(
             to_value(&QueryMsg::Positions {
-                account_id: "1".into()
+                account_id: "1".into(),
+                action: None,
             }),
             json!({"positions": {"account_id": "1"}})
+        );
+        // core-contracts' health contract asks with the action.
+        let q: QueryMsg = serde_json::from_value(
+            json!({"positions": {"account_id": "1", "action": "liquidation"}}),
+        )
+        .unwrap();
+        assert_eq!(
+            q,
+            QueryMsg::Positions {
+                account_id: "1".into(),
+                action: Some(crate::msg::oracle::ActionKind::Liquidation),
+            }
         );
         let q: QueryMsg = serde_json::from_value(
             json!({"all_debt_shares": {"start_after": ["1", "uusdc"], "limit": 30}}),

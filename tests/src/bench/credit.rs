@@ -222,6 +222,7 @@ pub async fn left_in_own_accounts(
     for (wallet, id) in own {
         let query = credit_manager::QueryMsg::Positions {
             account_id: id.clone(),
+            action: None,
         };
         let positions: Positions = client
             .query_smart(credit_manager, &query, None)

@@ -116,6 +116,12 @@ pub enum CreditManagerError {
     /// devnet runs no perps contract.
     #[error("usdc margin accounts are not supported by the devnet (it runs no perps contract)")]
     UsdcMarginUnsupported,
+    /// What the other contract line's JSON parser says of a message field it does not have.
+    #[error("Error parsing into type mars_types::credit_manager::{message}: {problem}")]
+    OtherLine {
+        message: &'static str,
+        problem: String,
+    },
 }
 
 from_common_errors!(CreditManagerError);

@@ -17,7 +17,7 @@ use super::state::{
     INCENTIVES, MAX_SLIPPAGE, MAX_UNLOCKING_POSITIONS, ORACLE, PARAMS, RED_BANK, REWARDS_COLLECTOR,
     SWAPPER, TOTAL_DEBT_SHARES, ZAPPER,
 };
-use super::CreditManagerResult;
+use super::{CreditManagerError, CreditManagerResult};
 use crate::contracts::support::{page, page_limit, OWNER};
 
 pub fn query(deps: Deps, _env: Env, msg: QueryMsg) -> CreditManagerResult<Binary> {
@@ -29,7 +29,15 @@ pub fn query(deps: Deps, _env: Env, msg: QueryMsg) -> CreditManagerResult<Binary
             limit,
         } => json(&accounts(deps, owner, start_after, limit)?),
         QueryMsg::Config {} => json(&config(deps)?),
-        QueryMsg::Positions { account_id } => json(&positions(deps, &account_id)?),
+        QueryMsg::Positions { account_id, action } => {
+            if action.is_some() && !is_core_line(deps.storage) {
+                return Err(CreditManagerError::OtherLine {
+                    message: "QueryMsg",
+                    problem: "unknown field `action`, expected `account_id`".into(),
+                });
+            }
+            json(&positions(deps, &account_id)?)
+        }
         QueryMsg::AllCoinBalances { start_after, limit } => {
             let items: Vec<CoinBalanceResponseItem> =
                 account_denom_page(deps, &COIN_BALANCES, start_after, limit)?;

@@ -106,11 +106,13 @@ pub struct LiquidatorArgs {
     #[arg(long, env = "MIN_PROFIT_USD", default_value = "0", value_parser = decimal)]
     pub min_profit_usd: Decimal,
     /// The largest share of a liquidation's expected profit its tx may pay in fees to get ahead
-    /// of other bots in the block. Nothing extra is paid until competition shows (a liquidation
-    /// lost to another bot in the last 20 blocks, or one tried again); each sign of it then
-    /// quadruples the tx's fee, up to this share, and the profit after fees never falls below
-    /// `--min-profit-usd`. 0 turns bidding off: txs pay the market's price.
-    #[arg(long, env = "MAX_FEE_SHARE", default_value = "0.5", value_parser = share)]
+    /// of other bots in the block (0, the default: bidding off, txs pay the market's price).
+    /// Nothing extra is paid until competition shows (a liquidation lost to another bot in the
+    /// last 20 blocks, or one tried again); each sign of it then quadruples the tx's fee, up to
+    /// this share, and the profit after fees never falls below `--min-profit-usd`. Where the
+    /// fee denom is also lent (Neutron's untrn), bids draw on the same balance as repayments:
+    /// keep `--fee-reserve-gas` large enough for them.
+    #[arg(long, env = "MAX_FEE_SHARE", default_value = "0", value_parser = share)]
     pub max_fee_share: Decimal,
     /// How far a credit-account liquidation's swap pool may move against it between its
     /// simulation and its block, as a share of the swap's proceeds: a liquidation whose swap

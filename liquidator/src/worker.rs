@@ -1503,11 +1503,7 @@ where
             }
         }
         if self.sender.has_unresolved().await {
-            for lock in self.in_doubt.iter().flat_map(InDoubt::locks) {
-                if let Err(error) = self.leases.renew(lock).await {
-                    tracing::warn!(key = %lock.key, %error, "cannot renew the lock of an account in doubt");
-                }
-            }
+            // Their locks stay held (the lock keeper renews them) until the tx is settled.
             return Ok(false);
         }
         // Settled by another caller of the sender (its outcome logged there).

@@ -199,7 +199,7 @@ impl Leases {
 /// set; its tx's failure, if it comes to that, is recorded as any other.
 #[derive(Clone)]
 pub struct LockKeeper {
-    held: std::sync::Arc<std::sync::Mutex<std::collections::BTreeMap<String, Lease>>>,
+    held: HeldLocks,
     renewal: std::sync::Arc<tokio::task::AbortHandle>,
 }
 
@@ -214,8 +214,7 @@ impl std::fmt::Debug for LockKeeper {
 impl LockKeeper {
     /// Starts renewing, every third of `ttl`, what [`LockKeeper::hold`] is given.
     pub fn start(leases: Leases, ttl: Duration) -> Self {
-        let held: std::sync::Arc<std::sync::Mutex<std::collections::BTreeMap<String, Lease>>> =
-            Default::default();
+        let held = HeldLocks::default();
         let renewing = held.clone();
         let task = tokio::spawn(async move {
             let period = (ttl / 3).max(Duration::from_millis(10));
@@ -227,7 +226,7 @@ impl LockKeeper {
                         Ok(true) => {}
                         Ok(false) => {
                             tracing::warn!(key = %lease.key, "an account lock expired while held; no longer renewed");
-                            lock_held(&renewing).remove(&lease.key);
+                            forget(&renewing, &lease);
                         }
                         Err(error) => {
                             tracing::debug!(key = %lease.key, %error, "renewing a lock failed; retrying")
@@ -253,10 +252,7 @@ impl LockKeeper {
 
     /// Stops renewing `lease` (before it is released).
     pub fn release(&self, lease: &Lease) {
-        let mut held = self.held();
-        if held.get(&lease.key).is_some_and(|h| h.token == lease.token) {
-            held.remove(&lease.key);
-        }
+        forget(&self.held, lease);
     }
 }
 
@@ -269,10 +265,21 @@ impl Drop for LockKeeper {
     }
 }
 
+/// The locks a [`LockKeeper`] renews, by key.
+type HeldLocks = std::sync::Arc<std::sync::Mutex<std::collections::BTreeMap<String, Lease>>>;
+
 fn lock_held(
-    held: &std::sync::Mutex<std::collections::BTreeMap<String, Lease>>,
+    held: &HeldLocks,
 ) -> std::sync::MutexGuard<'_, std::collections::BTreeMap<String, Lease>> {
     held.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Drops `lease` from the renewed set, unless its key is held again under another token.
+fn forget(held: &HeldLocks, lease: &Lease) {
+    let mut held = lock_held(held);
+    if held.get(&lease.key).is_some_and(|h| h.token == lease.token) {
+        held.remove(&lease.key);
+    }
 }
 
 /// The swap-pool locks for swaps outside a credit-account liquidation (the rebalancer's): with

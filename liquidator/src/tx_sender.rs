@@ -759,17 +759,17 @@ impl<C: ChainClient> TxSender<C> {
             .await
     }
 
-    /// [`TxSender::broadcast_simulated`] bidding up to `fee` for its place in the block: signed
-    /// at the gas price that pays at most `fee` ([`crate::bid::price_for_fee`]), or at the
-    /// market's price when that is higher.
+    /// [`TxSender::broadcast_simulated`] bidding up to `bid` for its place in the block: signed
+    /// at the gas price that pays at most that fee ([`crate::bid::price_for_fee`]), or at the
+    /// market's price when that is higher (always, without a bid).
     pub async fn broadcast_bidding(
         &self,
         messages: Vec<Any>,
         memo: &str,
         gas_used: u64,
-        fee: Uint128,
+        bid: Option<Uint128>,
     ) -> Result<Broadcast, SendError> {
-        self.broadcast_inner(messages, memo, Some(gas_used), Some(fee))
+        self.broadcast_inner(messages, memo, Some(gas_used), bid)
             .await
     }
 

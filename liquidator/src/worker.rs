@@ -975,19 +975,10 @@ where
         );
         let memo = format!("redline liquidation ({} accounts)", items.len());
         let send_timer = self.metrics.stage_timer("send");
-        let (messages, gas_used) = (prepared.messages.clone(), prepared.gas_used);
-        let broadcast = match bid {
-            Some(fee) => {
-                self.sender
-                    .broadcast_bidding(messages, &memo, gas_used, fee)
-                    .await
-            }
-            None => {
-                self.sender
-                    .broadcast_simulated(messages, &memo, gas_used)
-                    .await
-            }
-        };
+        let broadcast = self
+            .sender
+            .broadcast_bidding(prepared.messages.clone(), &memo, prepared.gas_used, bid)
+            .await;
         send_timer.observe_duration();
         match broadcast {
             Ok(broadcast) => Some((items, prepared, broadcast)),
@@ -1097,8 +1088,6 @@ where
         }
     }
 
-    /// Takes the batch's fee from what the step has left for fees; `false` when it does not
-    /// fit: the batch's jobs then wait for funds (recorded and settled here).
     /// Someone else liquidated an account this worker planned at `height`.
     fn lost_race(&self, height: u64) {
         self.competition
@@ -1152,6 +1141,8 @@ where
         (fee > market_fee).then_some(fee)
     }
 
+    /// Takes the batch's fee from what the step has left for fees; `false` when it does not
+    /// fit: the batch's jobs then wait for funds (recorded and settled here).
     async fn take_fee(
         &self,
         items: &[Planned],

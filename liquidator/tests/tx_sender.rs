@@ -516,7 +516,7 @@ async fn a_bid_gets_ahead_of_a_bot_that_fills_every_block() {
     let paid_before = h.balances(&wallet).await;
     let sequence = h.client.account(&wallet).await.unwrap().sequence;
     let broadcast = a
-        .broadcast_bidding(vec![message], "bid", gas_used, bid)
+        .broadcast_bidding(vec![message], "bid", gas_used, Some(bid))
         .await
         .unwrap();
     let sent = tokio::time::timeout(Duration::from_secs(60), a.confirm(broadcast))

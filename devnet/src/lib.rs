@@ -2,6 +2,7 @@
 //! CometBFT-compatible JSON-RPC server, producing blocks on an interval.
 
 pub mod chain;
+pub mod competitor;
 pub mod contracts;
 pub mod flavor;
 pub mod rpc;

@@ -14,6 +14,7 @@ use clap::{Args, Parser, Subcommand};
 use cosmwasm_std::Decimal;
 use mars::manifest::Manifest;
 use redline_devnet::chain::ChainConfig;
+use redline_devnet::competitor::{Competitor, CompetitorConfig, Style, Watch};
 use redline_devnet::flavor::Flavor;
 use redline_devnet::rpc::{self, NodeConfig};
 use redline_devnet::scenario::{self, ScenarioConfig, DEFAULT_LIQUIDATOR_MNEMONIC};
@@ -101,6 +102,38 @@ struct RunArgs {
     /// utilization, 30,000,000; Osmosis: none).
     #[arg(long, env = "DEVNET_BLOCK_GAS_LIMIT", value_parser = clap::value_parser!(u64).range(1..))]
     block_gas_limit: Option<u64>,
+    #[command(flatten)]
+    competitor: CompetitorArgs,
+}
+
+/// A competing liquidation bot inside the devnet, with its own funded wallet.
+#[derive(Args, Debug)]
+struct CompetitorArgs {
+    /// `baseline`: the public Mars bot's loop (the worst 10 unhealthy positions, one tx after
+    /// another at the chain's gas price); `fast`: every liquidatable position in the next block
+    /// at `--competitor-price-multiple` times the gas price. None unless given.
+    #[arg(long, env = "DEVNET_COMPETITOR")]
+    competitor: Option<Style>,
+    /// The gas price `fast` pays, as a multiple of the chain's current one.
+    #[arg(long, env = "DEVNET_COMPETITOR_PRICE_MULTIPLE", value_parser = decimal, default_value = "2")]
+    competitor_price_multiple: Decimal,
+    /// From a block's commit to the competitor's look at it (its latency), in milliseconds.
+    #[arg(long, env = "DEVNET_COMPETITOR_DELAY_MS", default_value_t = 0)]
+    competitor_delay_ms: u64,
+    /// The gas limit of each of its liquidation txs.
+    #[arg(long, env = "DEVNET_COMPETITOR_GAS_LIMIT", default_value_t = 500_000, value_parser = clap::value_parser!(u64).range(1..))]
+    competitor_gas_limit: u64,
+}
+
+impl CompetitorArgs {
+    fn config(&self) -> Option<CompetitorConfig> {
+        self.competitor.map(|style| CompetitorConfig {
+            style,
+            price_multiple: self.competitor_price_multiple,
+            delay: Duration::from_millis(self.competitor_delay_ms),
+            gas_limit: self.competitor_gas_limit,
+        })
+    }
 }
 
 #[derive(Args, Debug)]
@@ -191,6 +224,7 @@ fn scenario_config(args: &RunArgs) -> anyhow::Result<ScenarioConfig> {
         liquidator_wallets: args.liquidator_wallets,
         price_path,
         flavor: args.flavor,
+        competitor: args.competitor.competitor.is_some(),
     })
 }
 
@@ -224,6 +258,22 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             .with_context(|| format!("--manifest {}: cannot write", path.display()))?;
         tracing::info!(path = %path.display(), "manifest written");
     }
+    let _competitor = match args.competitor.config() {
+        None => None,
+        Some(config) => Some(
+            Competitor::start(
+                handle.chain().clone(),
+                config,
+                Watch {
+                    red_bank: info.contracts.red_bank.clone(),
+                    oracle: info.contracts.oracle.clone(),
+                    users: info.debtors.clone(),
+                },
+            )
+            .await
+            .context("starting the competitor")?,
+        ),
+    };
     tracing::info!(
         rpc = %handle.rpc_http_url(),
         websocket = %handle.rpc_ws_url(),

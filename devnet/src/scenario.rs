@@ -78,6 +78,9 @@ pub struct ScenarioConfig {
     /// Which Mars runs (the node's chain config must be the flavor's: see
     /// [`Flavor::chain_config`]).
     pub flavor: Flavor,
+    /// Funds the in-process competitor's wallet ([`crate::competitor`]) and lists the
+    /// borrowers with debt in [`ScenarioInfo::debtors`] for it to watch.
+    pub competitor: bool,
 }
 
 impl std::fmt::Debug for ScenarioConfig {
@@ -90,6 +93,7 @@ impl std::fmt::Debug for ScenarioConfig {
             .field("liquidator_wallets", &self.liquidator_wallets)
             .field("price_path", &self.price_path)
             .field("flavor", &self.flavor)
+            .field("competitor", &self.competitor)
             .finish()
     }
 }
@@ -104,6 +108,7 @@ impl Default for ScenarioConfig {
             liquidator_wallets: 8,
             price_path: Vec::new(),
             flavor: Flavor::Osmosis,
+            competitor: false,
         }
     }
 }
@@ -427,6 +432,10 @@ pub struct ScenarioInfo {
     pub credit_accounts: usize,
     /// Liquidation health factors of the credit accounts, as the Red Bank would weigh them.
     pub credit_health: HealthSpread,
+    /// The seeded borrowers with debt, when the competitor is funded (else empty).
+    pub debtors: Vec<String>,
+    /// The competitor's wallet, when funded.
+    pub competitor: Option<String>,
     pub seeding_time: Duration,
     pub genesis_time: Duration,
 }
@@ -462,6 +471,15 @@ pub fn genesis(state: &mut ChainState, cfg: &ScenarioConfig) -> anyhow::Result<S
             .context("seeding credit accounts")?;
     }
     let seeding_time = seeding.elapsed();
+    let debtors: Vec<String> = if cfg.competitor {
+        positions[..cfg.accounts.min(positions.len())]
+            .iter()
+            .filter(|p| !p.debt.is_empty())
+            .map(|p| p.user.to_string())
+            .collect()
+    } else {
+        Vec::new()
+    };
     let credit_health = health_spread(&markets, &credit::as_positions(&credit_accounts));
     state.seeded_accounts = cfg.accounts as u64;
 
@@ -482,6 +500,22 @@ pub fn genesis(state: &mut ChainState, cfg: &ScenarioConfig) -> anyhow::Result<S
         state.fund(&address, coins)?;
         liquidators.push(address);
     }
+    // The competitor gets a hundred times as much: it sends each borrower's whole debt and has
+    // the refund back within the tx.
+    let competitor = if cfg.competitor {
+        let coins = markets
+            .iter()
+            .map(|m| {
+                Coin::new(
+                    amount_worth(m, Uint128::new(1_000_000_000_000_000)),
+                    m.denom,
+                )
+            })
+            .collect();
+        Some(crate::competitor::fund(state, coins)?)
+    } else {
+        None
+    };
     let fee_collector = state.fee_collector().to_string();
     let native = cfg.flavor.native_denom();
     state.fund(&fee_collector, vec![Coin::new(1_000_000u128, native)])?;
@@ -532,6 +566,8 @@ pub fn genesis(state: &mut ChainState, cfg: &ScenarioConfig) -> anyhow::Result<S
         health,
         credit_accounts: cfg.credit_accounts,
         credit_health,
+        debtors,
+        competitor,
         seeding_time,
         genesis_time: started.elapsed(),
     })

@@ -21,6 +21,8 @@ use redline_chain::{
     TxBuilder, TxOutcome, Wallet,
 };
 use redline_devnet::chain::ChainState;
+use redline_devnet::competitor::tally::liquidation_txs;
+use redline_devnet::competitor::{Competitor, CompetitorConfig, Contest, Watch};
 use redline_devnet::contracts::SeedPosition;
 use redline_devnet::rpc::{NodeConfig, NodeHandle};
 use redline_devnet::scenario::{self, ScenarioConfig, ScenarioInfo};
@@ -60,6 +62,7 @@ pub struct DevnetBuilder {
     scenario: ScenarioConfig,
     chain: redline_devnet::chain::ChainConfig,
     after_genesis: Option<AfterGenesis>,
+    competitor: Option<CompetitorConfig>,
 }
 
 impl DevnetBuilder {
@@ -94,6 +97,14 @@ impl DevnetBuilder {
     /// which sets the flavor's own): txs that do not fit wait for a later block.
     pub fn block_gas_limit(mut self, gas: u64) -> Self {
         self.chain.max_block_gas = Some(gas);
+        self
+    }
+
+    /// A competing bot on the chain from its first block, watching the seeded debtors (none
+    /// unless set).
+    pub fn competitor(mut self, config: CompetitorConfig) -> Self {
+        self.scenario.competitor = true;
+        self.competitor = Some(config);
         self
     }
 
@@ -141,6 +152,21 @@ impl DevnetBuilder {
         .context("starting the devnet scenario")?;
         let manifest = scenario::manifest(&node, &info, &cfg);
         let client = TendermintClient::new(ChainConfig::from_manifest(&manifest)?)?;
+        let competitor = match self.competitor {
+            None => None,
+            Some(config) => Some(
+                Competitor::start(
+                    node.chain().clone(),
+                    config,
+                    Watch {
+                        red_bank: info.contracts.red_bank.clone(),
+                        oracle: info.contracts.oracle.clone(),
+                        users: info.debtors.clone(),
+                    },
+                )
+                .await?,
+            ),
+        };
         let borrowers = positions
             .iter()
             .take(cfg.accounts)
@@ -153,6 +179,7 @@ impl DevnetBuilder {
             client,
             positions,
             borrowers,
+            competitor,
         })
     }
 }
@@ -169,6 +196,8 @@ pub struct Devnet {
     pub positions: Vec<SeedPosition>,
     /// The seeded borrowers in seeding order (about 90% of them have debt).
     pub borrowers: Vec<String>,
+    /// The competing bot, when [`DevnetBuilder::competitor`] asked for one.
+    pub competitor: Option<Competitor>,
 }
 
 impl Devnet {
@@ -187,12 +216,24 @@ impl Devnet {
                 ..Default::default()
             },
             after_genesis: None,
+            competitor: None,
         }
     }
 
     /// The chain client's config, built from the manifest as services build it.
     pub fn chain_config(&self) -> ChainConfig {
         ChainConfig::from_manifest(&self.manifest).expect("the devnet writes a valid manifest")
+    }
+
+    /// Who won each Red Bank liquidation from height `from` on, and which of the others' txs
+    /// the competitor beat, read from the committed blocks alone. Empty without a competitor.
+    pub fn contest(&self, from: u64) -> Contest {
+        let Some(competitor) = &self.competitor else {
+            return Contest::default();
+        };
+        let store = self.node.chain().store();
+        let txs = liquidation_txs(&store, self.red_bank(), from, store.latest_height());
+        Contest::of(&txs, &competitor.address)
     }
 
     pub fn red_bank(&self) -> &str {

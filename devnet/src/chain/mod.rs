@@ -102,6 +102,8 @@ enum Command {
     Info {
         reply: oneshot::Sender<ChainInfo>,
     },
+    /// Runs on the chain thread between blocks (the in-process competitor's look at state).
+    Inspect(Box<dyn FnOnce(&mut ChainState) + Send>),
     Shutdown,
 }
 
@@ -167,6 +169,19 @@ impl ChainHandle {
 
     pub async fn info(&self) -> Result<ChainInfo, ChainError> {
         self.ask(|reply| Command::Info { reply }).await
+    }
+
+    /// Runs `look` on the chain thread between blocks and answers what it returns.
+    pub async fn inspect<T: Send + 'static>(
+        &self,
+        look: impl FnOnce(&mut ChainState) -> T + Send + 'static,
+    ) -> Result<T, ChainError> {
+        self.ask(|reply| {
+            Command::Inspect(Box::new(move |state| {
+                let _ = reply.send(look(state));
+            }))
+        })
+        .await
     }
 
     /// Read access to the committed blocks.
@@ -367,6 +382,7 @@ fn handle(state: &mut ChainState, command: Command) {
                 can_move_prices: state.has_price_setter(),
             });
         }
+        Command::Inspect(look) => look(state),
         Command::Shutdown => {}
     }
 }

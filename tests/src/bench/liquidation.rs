@@ -51,10 +51,12 @@ use redline_protocol::{AccountKey, RedBank};
 use redline_service::config::Secret;
 use testkit::RedisServer;
 
+use super::contest::ContestFigures;
 use super::credit::{self, CreditWatch, CREDIT_FEE_ESTIMATE_GAS};
 use super::targets::{self, Target};
 use crate::capture::{CaptureOracle, CaptureReport};
 use crate::credit_capture::{CreditCaptureReport, CreditOracle, OracleAccount};
+use redline_devnet::competitor::CompetitorConfig;
 use testkit::devnet::Devnet;
 
 /// Gas limit a one-account liquidation tx is assumed to take (simulated ≈ 215k, × 1.3), to
@@ -105,6 +107,10 @@ pub struct Options {
     /// no swap pool repays a borrow. Without it, a credit capture target must also pay through
     /// the pools as they stand at the drop.
     pub credit_wallet_funding: bool,
+    /// A competing bot on the devnet (none unless set).
+    pub competitor: Option<CompetitorConfig>,
+    /// The liquidators' `--max-fee-share` (fee bidding; 0 is off, their default).
+    pub max_fee_share: Decimal,
 }
 
 impl Default for Options {
@@ -125,6 +131,8 @@ impl Default for Options {
             deadline: Duration::from_secs(600),
             flavor: Flavor::Osmosis,
             credit_wallet_funding: true,
+            competitor: None,
+            max_fee_share: Decimal::zero(),
         }
     }
 }
@@ -241,6 +249,8 @@ pub struct Figures {
     pub drop_to_last_liquidation: Duration,
     pub total: Duration,
     pub profit_usd: Value,
+    /// Who won what against the competing bot, when one ran.
+    pub contest: Option<ContestFigures>,
 }
 
 /// The value at percentile `p` of sorted `values`.
@@ -279,17 +289,7 @@ impl Figures {
                     && self.capture.profitable.is_empty()
                     && self.capture.other.is_empty(),
             ),
-            Target::enforced(
-                "failed liquidation txs",
-                "0",
-                format!(
-                    "{} ({} failed in a block, {} for sequence or gas)",
-                    self.failed_txs,
-                    self.failed_on_chain,
-                    self.sequence_or_gas_failures.len()
-                ),
-                self.failed_txs == 0 && self.sequence_or_gas_failures.is_empty(),
-            ),
+            self.failed_txs_target(),
             Target::enforced(
                 "accounts liquidated twice in one block",
                 "0",
@@ -371,7 +371,35 @@ impl Figures {
         if self.credit_accounts > 0 {
             targets.push(self.credit_latency_target());
         }
+        if let Some(contest) = &self.contest {
+            targets.extend(contest.targets(self));
+        }
         targets
+    }
+
+    /// No failed tx, or with a competitor, none but those it beat.
+    fn failed_txs_target(&self) -> Target {
+        let lost = self
+            .contest
+            .as_ref()
+            .map_or(0, |c| c.contest.others_lost_to_competitor.len());
+        let unexplained = self.failed_txs.saturating_sub(lost);
+        let measured = format!(
+            "{} ({} failed in a block, {} for sequence or gas)",
+            self.failed_txs,
+            self.failed_on_chain,
+            self.sequence_or_gas_failures.len()
+        );
+        let met = unexplained == 0 && self.sequence_or_gas_failures.is_empty();
+        if self.contest.is_none() {
+            return Target::enforced("failed liquidation txs", "0", measured, met);
+        }
+        Target::enforced(
+            "failed liquidation txs not lost to the competitor",
+            "0",
+            format!("{unexplained} of {measured}; {lost} lost to the competitor"),
+            met,
+        )
     }
 
     /// `; N own credit accounts, M not empty` when credit accounts were seeded.
@@ -687,6 +715,9 @@ impl Figures {
         if self.credit_accounts > 0 {
             md.push_str(&self.credit_rows());
         }
+        if let Some(contest) = &self.contest {
+            md.push_str(&contest.rows(self));
+        }
         let _ = writeln!(md, "\n### Targets\n");
         md.push_str(&targets::markdown(&self.targets()));
         md
@@ -887,13 +918,14 @@ pub async fn run(options: &Options) -> anyhow::Result<Figures> {
         "credit accounts are liquidated from the real pipeline's candidates only"
     );
     let workers = options.instances * options.workers_per_instance as usize;
-    let scenario = Devnet::scenario(options.accounts, options.seed)
+    let mut scenario = Devnet::scenario(options.accounts, options.seed)
         .flavor(options.flavor)
         .credit_accounts(options.credit_accounts)
-        .block_time(options.block_time)
-        .start()
-        .await
-        .context("starting the scenario")?;
+        .block_time(options.block_time);
+    if let Some(competitor) = &options.competitor {
+        scenario = scenario.competitor(competitor.clone());
+    }
+    let scenario = scenario.start().await.context("starting the scenario")?;
     let manifest = scenario.manifest.clone();
     let client = scenario.client.clone();
     let block_time = Duration::from_millis(manifest.block_time_ms);
@@ -1175,6 +1207,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Figures> {
             // Only redline's own (pool-locked) swaps move the devnet's pools.
             credit_swap_margin: Decimal::zero(),
             no_credit_wallet_funding: !options.credit_wallet_funding,
+            max_fee_share: options.max_fee_share,
             ..LiquidatorArgs::default()
         };
         let mut queue = queue_config.clone();
@@ -1321,9 +1354,18 @@ pub async fn run(options: &Options) -> anyhow::Result<Figures> {
         .collect();
     figures.liquidations = liquidations.len();
     let liquidated: BTreeSet<&str> = liquidations.iter().map(|r| r.account.as_str()).collect();
+    let contest = options
+        .competitor
+        .as_ref()
+        .map(|_| scenario.contest(drop_height));
     figures.missed = liquidatable
         .iter()
         .filter(|a| !liquidated.contains(a.as_str()))
+        .filter(|a| {
+            contest
+                .as_ref()
+                .is_none_or(|c| !c.won_by_competitor.contains(*a))
+        })
         .cloned()
         .collect();
     figures.credit_missed = credit_watch
@@ -1641,9 +1683,34 @@ pub async fn run(options: &Options) -> anyhow::Result<Figures> {
         })
         .collect();
     figures.block_to_broadcast_ms.sort();
+    if let (Some(config), Some(contest)) = (&options.competitor, contest) {
+        let mut fees_usd = Value::zero();
+        for record in &records {
+            if let Some((amount, denom)) = split_coin(&record.fee) {
+                fees_usd += snapshot
+                    .prices
+                    .to_usd(snapshot.prices.value(denom, amount)?);
+            }
+        }
+        figures.contest = Some(ContestFigures {
+            style: config.style,
+            delay_ms: config.delay.as_millis() as u64,
+            price_multiple: config.price_multiple,
+            max_fee_share: options.max_fee_share,
+            contest,
+            fees_usd,
+        });
+    }
     figures.total = started.elapsed();
     scenario.shutdown().await;
     Ok(figures)
+}
+
+/// `1234uosmo` as its amount and denom.
+fn split_coin(coin: &str) -> Option<(Uint128, &str)> {
+    let digits = coin.find(|c: char| !c.is_ascii_digit())?;
+    let (amount, denom) = coin.split_at(digits);
+    Some((amount.parse().ok()?, denom))
 }
 
 /// The start of an attempt's error, up to its first figure: what kind of reason it is.

@@ -8,6 +8,7 @@
 //! - [`pipeline`]: one timed run of a block's jobs through the health checker;
 //! - [`report`]: the machine description and the markdown.
 
+pub mod contest;
 pub mod credit;
 pub mod devnet;
 pub mod liquidation;

@@ -15,6 +15,8 @@ enum Part {
     Health,
     /// The price drop liquidated by the real pipeline.
     Liquidation,
+    /// The same against the devnet's competing bot.
+    Contested,
 }
 
 #[derive(Debug, Parser)]
@@ -108,6 +110,21 @@ struct Cli {
         default_value_t = 1_000
     )]
     neutron_credit_liquidation_accounts: usize,
+    /// Contested runs: borrowers seeded (0 skips them).
+    #[arg(long, env = "BENCH_CONTESTED_ACCOUNTS", default_value_t = 3_000)]
+    contested_accounts: usize,
+    /// Contested runs: the devnet block interval, in milliseconds.
+    #[arg(long, env = "BENCH_CONTESTED_BLOCK_MS", default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(1..))]
+    contested_block_ms: u64,
+    /// Contested runs against the fast bot: redline's `--max-fee-share` settings, one run each.
+    #[arg(
+        long,
+        env = "BENCH_CONTESTED_FEE_SHARES",
+        value_delimiter = ',',
+        default_value = "0,0.1,0.5",
+        value_parser = fee_share
+    )]
+    contested_fee_shares: Vec<cosmwasm_std::Decimal>,
     /// On-chain baseline: queries in flight at once.
     #[arg(long, env = "BENCH_ONCHAIN_CONCURRENCY", default_value_t = 32)]
     onchain_concurrency: usize,
@@ -115,6 +132,12 @@ struct Cli {
     /// Default: both.
     #[arg(long, env = "BENCH_ONLY", value_enum)]
     only: Option<Part>,
+}
+
+fn fee_share(text: &str) -> Result<cosmwasm_std::Decimal, String> {
+    text.trim()
+        .parse()
+        .map_err(|_| format!("`{text}` is not a decimal number"))
 }
 
 /// One liquidation run: its `BENCHMARKS.md` section and its targets, each named with the
@@ -187,6 +210,77 @@ async fn liquidation_section(
         })
         .collect();
     Ok((figures.markdown(), targets))
+}
+
+/// The contested section: one run against the baseline bot (no latency), then one against the
+/// fast bot per fee share, the fast bot reacting as late as redline did against the baseline
+/// (its candidate's block → broadcast, p50).
+async fn contested_section(
+    accounts: usize,
+    block_ms: u64,
+    fee_shares: &[cosmwasm_std::Decimal],
+) -> anyhow::Result<(String, Vec<bench::targets::Target>)> {
+    use redline_devnet::competitor::{CompetitorConfig, Style};
+    let mut markdown = String::from(
+        "## Contested liquidations\n\nThe liquidation run again, with the devnet's competing bot \
+         on the chain (`devnet --competitor`): it liquidates from its own wallet through the \
+         same CheckTx and mempool (highest gas price first). Who won each account is read from \
+         the committed blocks (first successful `liquidate`).\n",
+    );
+    let mut targets = Vec::new();
+    let run = |competitor: CompetitorConfig, max_fee_share| bench::liquidation::Options {
+        accounts,
+        block_time: std::time::Duration::from_millis(block_ms),
+        competitor: Some(competitor),
+        max_fee_share,
+        ..Default::default()
+    };
+    let mut latency_ms = 0;
+    let mut runs = vec![(
+        CompetitorConfig::new(Style::Baseline),
+        cosmwasm_std::Decimal::zero(),
+    )];
+    runs.extend(
+        fee_shares
+            .iter()
+            .map(|share| (CompetitorConfig::new(Style::Fast), *share)),
+    );
+    for (mut competitor, share) in runs {
+        if competitor.style == Style::Fast {
+            competitor.delay = std::time::Duration::from_millis(latency_ms);
+        }
+        let label = format!("against {} bot, max fee share {share}", competitor.style);
+        eprintln!("[bench] contested: {accounts} accounts, {block_ms} ms blocks, {label}");
+        let options = run(competitor, share);
+        let figures = bench::liquidation::run(&options)
+            .await
+            .with_context(|| format!("contested run {label}"))?;
+        eprintln!("[bench] {}", figures.summary());
+        if let Some(contest) = &figures.contest {
+            for (height, _, log) in contest.contest.others_failed_otherwise.iter().take(10) {
+                eprintln!("[bench] failed, not lost to the competitor, at {height}: {log}");
+            }
+        }
+        if options
+            .competitor
+            .as_ref()
+            .is_some_and(|c| c.style == Style::Baseline)
+        {
+            latency_ms = bench::liquidation::percentile(&figures.block_to_broadcast_ms, 50.0);
+        }
+        let section = figures.markdown();
+        markdown.push_str(&format!("\n### {label}\n"));
+        markdown.push_str(
+            section
+                .split_once('\n')
+                .map_or(section.as_str(), |(_, rest)| rest),
+        );
+        targets.extend(figures.targets().into_iter().map(|mut target| {
+            target.name = format!("{} (contested, {label})", target.name);
+            target
+        }));
+    }
+    Ok((markdown, targets))
 }
 
 #[tokio::main]
@@ -277,6 +371,19 @@ async fn main() -> anyhow::Result<()> {
             markdown.push_str(&section);
             targets.extend(section_targets);
         }
+    }
+    if runs(Part::Contested) && cli.contested_accounts > 0 {
+        let (section, section_targets) = contested_section(
+            cli.contested_accounts,
+            cli.contested_block_ms,
+            &cli.contested_fee_shares,
+        )
+        .await?;
+        if !markdown.is_empty() {
+            markdown.push('\n');
+        }
+        markdown.push_str(&section);
+        targets.extend(section_targets);
     }
     std::fs::write(&cli.output, &markdown)
         .with_context(|| format!("writing {}", cli.output.display()))?;

@@ -137,17 +137,35 @@ impl Feed {
             }
         };
         tracing::info!(%url, "following blocks over websocket");
-        // A chain that misses ten blocks in a row is as good as disconnected.
+        // A websocket silent for ten blocks is as good as disconnected.
         let stall = (block_time * 10).max(Duration::from_secs(3));
+        // A block late, the (hedged) HTTP client is asked too, then every quarter block: a
+        // hung node's websocket stays open and silent, and waiting out `stall` would cost the
+        // blocks in between.
+        let on_time = block_time + block_time / 4;
+        let poll = (block_time / 4).max(Duration::from_millis(20));
+        let mut wait = on_time;
+        let mut silent_since = Instant::now();
         let mut delivered = false;
         let reason = loop {
-            match tokio::time::timeout(stall, subscription.next()).await {
+            match tokio::time::timeout(wait, subscription.next()).await {
                 // A chain that has not produced its first block yet is not stalled: keep
                 // waiting on this subscription, quietly.
                 Err(_) if self.last.is_none() && self.chain_has_no_block().await => {
                     tracing::debug!(%url, "block feed: waiting for the chain's first block");
+                    silent_since = Instant::now();
                 }
-                Err(_) => break format!("no block for {stall:?}"),
+                Err(_) => {
+                    if let Err(closed) = self.catch_up_over_http().await {
+                        let _ = ws.close();
+                        driver.abort();
+                        return Err(closed);
+                    }
+                    if silent_since.elapsed() >= stall {
+                        break format!("no block for {stall:?}");
+                    }
+                    wait = poll;
+                }
                 Ok(None) => break "subscription closed".to_string(),
                 Ok(Some(Err(e))) => break format!("subscription error: {e}"),
                 Ok(Some(Ok(event))) => {
@@ -164,12 +182,34 @@ impl Feed {
                         return Err(closed);
                     }
                     delivered = true;
+                    silent_since = Instant::now();
+                    wait = on_time;
                 }
             }
         };
         let _ = ws.close();
         driver.abort();
         ended(delivered, reason)
+    }
+
+    /// Delivers the newest block over HTTP when the chain is past the last one delivered (the
+    /// blocks in between are replayed by [`Feed::deliver`]). Errors are left to the next try.
+    async fn catch_up_over_http(&mut self) -> Result<(), Closed> {
+        let latest = match self.client.latest_height().await {
+            Ok(latest) if latest > 0 && self.last.is_none_or(|last| latest > last) => latest,
+            Ok(_) => return Ok(()),
+            Err(e) => {
+                tracing::debug!(error = %e, "block feed: polling the latest height");
+                return Ok(());
+            }
+        };
+        match self.client.block(Some(latest)).await {
+            Ok(block) => self.deliver(block).await,
+            Err(e) => {
+                tracing::debug!(error = %e, "block feed: fetching the latest block");
+                Ok(())
+            }
+        }
     }
 
     /// Polls HTTP for new blocks until `deadline` (forever with `None`).

@@ -422,6 +422,40 @@ async fn fails_over_to_the_next_endpoint_and_names_the_dead_one() {
     node.shutdown().await;
 }
 
+/// A node that hangs keeps its websocket open and silent. The block feed asks the HTTP client
+/// once a block is a quarter of a block late, so the blocks keep coming about on time instead
+/// of after the feed's stall timeout (3 s here, 15 blocks).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_websocket_costs_the_block_feed_about_a_block() {
+    use redline_tests::ProxyMode;
+
+    let node = bank_node(0).await;
+    let target = node
+        .node
+        .rpc_http_url()
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .parse()
+        .unwrap();
+    let ws = TcpProxy::start(target).await.unwrap();
+    let mut config = node.chain_config();
+    config.rpc_ws = vec![format!("ws://{}/websocket", ws.addr()).parse().unwrap()];
+    let block_time = config.block_time;
+    let client = TendermintClient::new(config).unwrap();
+    let mut blocks = client.subscribe_blocks();
+    let mut last = next_block(&mut blocks).await.height;
+    ws.set_mode(ProxyMode::Stalled);
+    for _ in 0..5 {
+        let block = tokio::time::timeout(block_time * 3, blocks.next())
+            .await
+            .expect("a block within three block times of the last, websocket hung")
+            .expect("the feed does not end");
+        assert_eq!(block.height, last + 1);
+        last = block.height;
+    }
+    node.shutdown().await;
+}
+
 /// A request the preferred endpoint leaves unanswered past `hedge_after` goes to the next
 /// endpoint too, and the first answer wins. With the preferred endpoint hung (connections
 /// accepted, never answered), reads and a broadcast each answer long before the two-minute

@@ -183,14 +183,20 @@ impl TcpProxy {
                     });
                     continue;
                 }
+                let modes = modes.clone();
                 tokio::spawn(async move {
                     let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await else {
                         return;
                     };
-                    // Either side closing, or a cut, ends the connection (dropping both ends).
+                    // Either side closing, or a cut, ends the connection (dropping both ends);
+                    // a hang freezes it instead: open, silent, until the next cut.
                     tokio::select! {
                         _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
-                        _ = cuts.changed() => {}
+                        _ = cuts.changed() => {
+                            if modes.load(Ordering::SeqCst) == ProxyMode::Stalled as u8 {
+                                let _ = cuts.changed().await;
+                            }
+                        }
                     }
                 });
             }
@@ -218,8 +224,9 @@ impl TcpProxy {
         self.cut.send_modify(|generation| *generation += 1);
     }
 
-    /// Switches how new connections are treated; leaving `Open` also cuts the open ones (an
-    /// endpoint going down or hanging drops what it was serving).
+    /// Switches how connections are treated: going down closes the open ones, hanging freezes
+    /// them (open, never answered again, as a hung node's), and coming back closes the frozen
+    /// ones.
     pub fn set_mode(&self, mode: ProxyMode) {
         let before = self
             .mode

@@ -52,6 +52,16 @@ async fn with_two_endpoints_every_service_fails_over_when_one_hangs_or_goes_down
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_hedging_a_hung_endpoint_costs_request_timeouts() -> anyhow::Result<()> {
+    let dir = tempfile::Builder::new()
+        .prefix("chaos-rpc-unhedged")
+        .tempdir()?;
+    let result = hung_unhedged(dir.path()).await;
+    keep_on_failure(dir, &result);
+    result
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_one_endpoint_every_service_waits_out_the_outage_and_recovers() -> anyhow::Result<()> {
     let dir = tempfile::Builder::new().prefix("chaos-rpc-one").tempdir()?;
     let result = one_endpoint(dir.path()).await;
@@ -244,6 +254,49 @@ async fn two_endpoints(dir: &std::path::Path) -> anyhow::Result<()> {
         started.elapsed().as_secs_f64()
     );
     let figures = report::Figures::RpcTwo(RpcTwoFigures { hung, down });
+    let landed = (liquidations, dead_letters);
+    chaos::stop_and_report(&mut p, &mut fragment, started, figures, landed).await?;
+    Ok(())
+}
+
+/// The first phase of [`two_endpoints`] with hedging off (`--rpc-hedge-after-ms=0`): what a hung
+/// endpoint costs when only a timed-out request moves to the next endpoint, the figure hedging
+/// is measured against.
+async fn hung_unhedged(dir: &std::path::Path) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let mut fragment = Fragment::new("chaos_rpc", "hung-unhedged");
+    let (devnet, proxies) = devnet_behind_proxies(2).await?;
+    let (first, second) = (&proxies[0], &proxies[1]);
+    let options = PipelineOptions {
+        rpc: vec![url(first), url(second)],
+        manager_args: vec![
+            "--rpc-timeout-ms=2000".to_owned(),
+            "--rpc-hedge-after-ms=0".to_owned(),
+        ],
+        ..PipelineOptions::default()
+    };
+    let (mut p, chain, before) = start_settled(dir, options, devnet, &mut fragment).await?;
+    let hung = Failure {
+        failing: first,
+        mode: ProxyMode::Stalled,
+        working: second,
+        what: "the first endpoint hung (no hedging)",
+        moved: "to the second endpoint",
+    };
+    let hung = fail_over(&mut p, &chain, &before, hung).await?;
+    let (liquidations, dead_letters) = chaos::liquidations_land(&p, QUIET).await?;
+    same_processes(&p, &before, "after the liquidations")?;
+    eprintln!(
+        "no hedging: first hung at height {}: {} connections to the second, on time after {:.1} s, \
+         {} blocks missed ({}); {:.0} s",
+        hung.at_height,
+        hung.connections_moved,
+        hung.recovery_s,
+        hung.window.missed(),
+        hung.window.describe(),
+        started.elapsed().as_secs_f64()
+    );
+    let figures = report::Figures::RpcHungUnhedged(hung);
     let landed = (liquidations, dead_letters);
     chaos::stop_and_report(&mut p, &mut fragment, started, figures, landed).await?;
     Ok(())

@@ -71,6 +71,9 @@ pub fn worker_env(args: &ServiceArgs) -> Vec<(String, String)> {
     if let Some(timeout) = chain.rpc_timeout_ms {
         set("RPC_TIMEOUT_MS", timeout.to_string());
     }
+    if let Some(hedge) = chain.rpc_hedge_after_ms {
+        set("RPC_HEDGE_AFTER_MS", hedge.to_string());
+    }
 
     let queue = &args.queue;
     set("REDIS_URL", queue.redis.redis_url.clone());
@@ -197,9 +200,12 @@ mod tests {
             "http://b:2",
             "--rpc-timeout-ms",
             "2500",
+            "--rpc-hedge-after-ms",
+            "0",
         ]);
         let get = |key: &str| value(&env, key);
         assert_eq!(get("RPC_TIMEOUT_MS"), Some("2500"));
+        assert_eq!(get("RPC_HEDGE_AFTER_MS"), Some("0"));
         assert_eq!(get("REDIS_URL"), Some("redis://127.0.0.1:7000"));
         assert_eq!(get("QUEUE_PREFIX"), Some("t1"));
         assert_eq!(get("LOG_FORMAT"), Some("json"));

@@ -24,11 +24,12 @@ use super::LiquidationWatch;
 pub const DIR_ENV: &str = "RELIABILITY_DIR";
 
 /// The cases RELIABILITY.md is rendered from, as `(test, case)`.
-pub const EXPECTED: [(&str, &str); 5] = [
+pub const EXPECTED: [(&str, &str); 6] = [
     ("chaos_kill", "process"),
     ("chaos_kill", "docker"),
     ("chaos_redis", "restart"),
     ("chaos_rpc", "two-endpoints"),
+    ("chaos_rpc", "hung-unhedged"),
     ("chaos_rpc", "one-endpoint"),
 ];
 
@@ -457,6 +458,8 @@ pub enum Figures {
     Kill(KillFigures),
     Redis(RedisFigures),
     RpcTwo(RpcTwoFigures),
+    /// The preferred of two endpoints hangs, with hedging off.
+    RpcHungUnhedged(RpcPhase),
     RpcOne(RpcOneFigures),
 }
 
@@ -629,8 +632,16 @@ pub fn render(all: &[Fragment], source: &str) -> anyhow::Result<String> {
     let kill_docker = get("chaos_kill", "docker");
     let redis = get("chaos_redis", "restart");
     let rpc_two = get("chaos_rpc", "two-endpoints");
+    let rpc_unhedged = get("chaos_rpc", "hung-unhedged");
     let rpc_one = get("chaos_rpc", "one-endpoint");
-    let cases = [kill_process, kill_docker, redis, rpc_two, rpc_one];
+    let cases = [
+        kill_process,
+        kill_docker,
+        redis,
+        rpc_two,
+        rpc_unhedged,
+        rpc_one,
+    ];
     let ran: Vec<&Fragment> = cases
         .iter()
         .copied()
@@ -792,6 +803,11 @@ pub fn render(all: &[Fragment], source: &str) -> anyhow::Result<String> {
                     t.hung.window.missed(),
                     t.down.window.missed()
                 ),
+                "none held (no worker died)".into(),
+            ),
+            Figures::RpcHungUnhedged(h) => (
+                "the preferred of two endpoints hangs, hedging off".into(),
+                format!("{} while hung", h.window.missed()),
                 "none held (no worker died)".into(),
             ),
             Figures::RpcOne(o) => (
@@ -966,7 +982,7 @@ pub fn render(all: &[Fragment], source: &str) -> anyhow::Result<String> {
         .flag_ms("--account-lock-ttl-ms")
         .map(|ms| format!(" ({} here)", secs(ms as f64 / 1000.0)))
         .unwrap_or_default();
-    let others: Vec<String> = [redis, rpc_two, rpc_one]
+    let others: Vec<String> = [redis, rpc_two, rpc_unhedged, rpc_one]
         .into_iter()
         .filter(|f| f.skipped.is_none())
         .map(|f| {
@@ -1135,10 +1151,10 @@ pub fn render(all: &[Fragment], source: &str) -> anyhow::Result<String> {
             w,
             "- **Phase 1.** The preferred endpoint hangs at height {}. {timeout}{} new \
              connections go to the second endpoint, and {} blocks in a row are on time {} \
-             later. **{} blocks were missed** (of blocks {}: {}) while the services waited out requests \
-             to the hung endpoint: a client fails over only after a request times out, and \
-             each service (and each of its websocket and HTTP clients) pays that timeout on \
-             its own.\n\
+             later. **{} blocks were missed** (of blocks {}: {}). Requests are hedged: one \
+             unanswered for a quarter of a block also goes to the next endpoint, and the first \
+             answer wins, so the hung endpoint costs a fraction of a block, not a request \
+             timeout.\n\
              - **Phase 2.** The first endpoint comes back and the second goes down at height \
              {}. {} new connections go to the first endpoint, {} blocks in a row are on time \
              after {}, and **{} blocks were missed** (of blocks {}: {}).\n\
@@ -1166,6 +1182,41 @@ pub fn render(all: &[Fragment], source: &str) -> anyhow::Result<String> {
             dead(rpc_two).describe(),
             capture(rpc_two).describe(),
             whole_secs(rpc_two.runtime_s),
+        );
+    }
+    let _ = writeln!(
+        w,
+        "**Two endpoints, hedging off (the figure hedging is measured against).**\n"
+    );
+    if let Some(why) = &rpc_unhedged.skipped {
+        let _ = writeln!(w, "Skipped in this run: {why}.\n");
+    } else {
+        let Some(Figures::RpcHungUnhedged(h)) = &rpc_unhedged.figures else {
+            anyhow::bail!("the chaos_rpc hung-unhedged fragment holds no figures");
+        };
+        let l = liquidations(rpc_unhedged);
+        let _ = writeln!(
+            w,
+            "- The same first phase with `--rpc-hedge-after-ms=0`: only a request that times \
+             out moves to the next endpoint. The preferred endpoint hangs at height {}; {} new \
+             connections go to the second endpoint, and {} blocks in a row are on time {} \
+             later. **{} blocks were missed** (of blocks {}: {}) while each service (and each \
+             of its websocket and HTTP clients) waited out a request timeout on its own.\n\
+             - Then {} liquidations for {} accounts, {} twice in one block; dead letters: {}; \
+             profitable left: {}. The test takes {}.\n",
+            h.at_height,
+            h.connections_moved,
+            h.on_time_run,
+            secs(h.recovery_s),
+            h.window.missed(),
+            h.window.range(),
+            h.window.breakdown(),
+            l.total,
+            l.accounts,
+            l.twice_in_a_block.len(),
+            dead(rpc_unhedged).describe(),
+            capture(rpc_unhedged).describe(),
+            whole_secs(rpc_unhedged.runtime_s),
         );
     }
     let _ = writeln!(w, "**One endpoint.**\n");
@@ -1203,23 +1254,22 @@ pub fn render(all: &[Fragment], source: &str) -> anyhow::Result<String> {
             whole_secs(rpc_one.runtime_s),
         );
     }
-    let rpc_clean = [rpc_two, rpc_one]
+    let rpc_clean = [rpc_two, rpc_unhedged, rpc_one]
         .into_iter()
         .filter(|f| f.skipped.is_none())
         .all(|f| capture(f).clean() && liquidations(f).twice_in_a_block.is_empty());
     let _ = writeln!(
         w,
-        "**Lost: {}. Cost: the blocks during the outage, and about one request timeout for a \
-         hung endpoint.**\n",
+        "**Lost: {}. Cost: the blocks during the outage; for a hung endpoint, a fraction of a \
+         block with hedging and about one request timeout without.**\n",
         if rpc_clean { "nothing" } else { "see above" }
     );
     let _ = writeln!(
         w,
-        "A hung endpoint costs request timeouts before fail-over. The timeout is a flag, \
-         `--rpc-timeout-ms` (env `RPC_TIMEOUT_MS`; `--help` gives its default), and the manager \
-         passes it on to its workers. Still to do: hedged requests (ask the next endpoint when \
-         the first is slower than a block), which would make a hung node cost less than one \
-         block.\n"
+        "Without hedging a hung endpoint costs request timeouts before fail-over. The timeout \
+         is a flag, `--rpc-timeout-ms` (env `RPC_TIMEOUT_MS`; `--help` gives its default), and \
+         so is the hedge, `--rpc-hedge-after-ms` (env `RPC_HEDGE_AFTER_MS`; default a quarter of \
+         the block time, 0 turns it off); the manager passes both on to its workers.\n"
     );
     let _ = writeln!(
         w,
@@ -1487,7 +1537,15 @@ mod tests {
                 "two-endpoints",
                 Figures::RpcTwo(RpcTwoFigures {
                     hung: phase.clone(),
-                    down: phase,
+                    down: phase.clone(),
+                }),
+            ),
+            ran(
+                "chaos_rpc",
+                "hung-unhedged",
+                Figures::RpcHungUnhedged(RpcPhase {
+                    window: window(9, 30, &[10, 11, 12, 13, 14]),
+                    ..phase
                 }),
             ),
         ];
@@ -1511,6 +1569,7 @@ mod tests {
             "0 (of 5 left below HF 1: 5 only at a loss)",
             "(8.0 s here)",
             "**Lost: nothing.**",
+            "| the preferred of two endpoints hangs, hedging off | 5 while hung |",
         ] {
             assert!(md.contains(expected), "missing {expected:?} in\n{md}");
         }

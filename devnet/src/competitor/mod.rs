@@ -35,8 +35,12 @@ pub const COMPETITOR_MNEMONIC: &str = "zoo zoo zoo zoo zoo zoo zoo zoo zoo zoo z
 
 /// Positions the baseline takes per look, as the Mars bot does.
 const BASELINE_BATCH: usize = 10;
-/// Users looked at per visit to the chain thread, so other clients' requests get in between.
-const USERS_PER_VISIT: usize = 256;
+/// Users looked at per visit to the chain thread: small, so other clients' requests wait for
+/// at most a few milliseconds of the competitor's look.
+const USERS_PER_VISIT: usize = 16;
+/// Without a price move, every user is looked at every this many blocks; in between, only
+/// those the last look found liquidatable.
+const FULL_LOOK_EVERY_BLOCKS: u64 = 10;
 /// Blocks a sent liquidation keeps its user from being sent again (its tx may still wait).
 const RESEND_AFTER_BLOCKS: u64 = 3;
 /// Blocks the baseline waits for one tx's inclusion before moving on.
@@ -250,14 +254,25 @@ struct Bot {
 impl Bot {
     async fn run(mut self) {
         let mut blocks = self.chain.subscribe_blocks();
+        let mut last_full = 0;
+        let mut known: Vec<String> = Vec::new();
         loop {
-            let height = match blocks.recv().await {
-                Ok(block) => block.height().value(),
+            let (height, prices_moved) = match blocks.recv().await {
+                Ok(block) => (block.height().value(), !block.finalize_events.is_empty()),
                 Err(RecvError::Lagged(_)) => continue,
                 Err(RecvError::Closed) => return,
             };
             tokio::time::sleep(self.config.delay).await;
-            if let Err(error) = self.round(height).await {
+            let full = prices_moved || height >= last_full + FULL_LOOK_EVERY_BLOCKS;
+            if full {
+                last_full = height;
+            }
+            let users = if full {
+                self.watch.users.clone()
+            } else {
+                known.clone()
+            };
+            if let Err(error) = self.round(height, &users, &mut known).await {
                 tracing::warn!(%error, "competitor round failed");
             }
             // The baseline's round waited for blocks; it looks again at the newest one.
@@ -265,8 +280,17 @@ impl Bot {
         }
     }
 
-    async fn round(&mut self, height: u64) -> anyhow::Result<()> {
-        let mut targets = self.look().await?;
+    /// Looks at `users`, notes in `known` those liquidatable, and liquidates them.
+    async fn round(
+        &mut self,
+        height: u64,
+        users: &[String],
+        known: &mut Vec<String>,
+    ) -> anyhow::Result<()> {
+        let looked = std::time::Instant::now();
+        let mut targets = self.look(users).await?;
+        let look_ms = looked.elapsed().as_millis() as u64;
+        *known = targets.iter().map(|t| t.user.clone()).collect();
         targets.retain(|t| {
             self.sent_at
                 .get(&t.user)
@@ -294,6 +318,8 @@ impl Bot {
         }
         tracing::info!(
             height,
+            looked_at = users.len(),
+            look_ms,
             found = targets.len(),
             sent,
             "competitor sent liquidations"
@@ -301,10 +327,10 @@ impl Bot {
         Ok(())
     }
 
-    /// The liquidatable users now, worst first, looked at in slices.
-    async fn look(&mut self) -> anyhow::Result<Vec<Target>> {
+    /// The liquidatable ones of `users` now, worst first, looked at in slices.
+    async fn look(&mut self, users: &[String]) -> anyhow::Result<Vec<Target>> {
         let mut found = Vec::new();
-        for slice in self.watch.users.chunks(USERS_PER_VISIT) {
+        for slice in users.chunks(USERS_PER_VISIT) {
             let slice = slice.to_vec();
             let (red_bank, oracle) = (self.watch.red_bank.clone(), self.watch.oracle.clone());
             found.extend(

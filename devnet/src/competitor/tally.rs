@@ -78,6 +78,8 @@ pub struct Contest {
     pub won_by_competitor: BTreeSet<String>,
     /// Users both sides sent an included liquidation for.
     pub contested: BTreeSet<String>,
+    /// The height of the competitor's first successful liquidation of each user it liquidated.
+    pub competitor_first: BTreeMap<String, u64>,
     /// Failed txs of the others that named a user the competitor had liquidated earlier (an
     /// earlier block, or earlier in the same block): raced, as `(height, signer, log)`.
     pub others_lost_to_competitor: Vec<(u64, String, String)>,
@@ -104,6 +106,12 @@ impl Contest {
             }
             if tx.succeeded {
                 for user in &tx.users {
+                    if ours {
+                        contest
+                            .competitor_first
+                            .entry(user.clone())
+                            .or_insert(tx.height);
+                    }
                     if won.insert(user) {
                         if ours {
                             taken_by_competitor.insert(user);
@@ -132,6 +140,13 @@ impl Contest {
             .map(|(user, _)| user.to_string())
             .collect();
         contest
+    }
+
+    /// Whether the competitor had liquidated `user` at or before `height`.
+    pub fn competitor_liquidated_by(&self, user: &str, height: u64) -> bool {
+        self.competitor_first
+            .get(user)
+            .is_some_and(|h| *h <= height)
     }
 
     /// Contested users the others won.
@@ -195,5 +210,8 @@ mod tests {
         assert_eq!(contest.others_lost_to_competitor[0].0, 10);
         assert_eq!(contest.others_failed_otherwise.len(), 1);
         assert_eq!(contest.others_failed_otherwise[0].0, 11);
+        assert!(contest.competitor_liquidated_by("a", 10));
+        assert!(!contest.competitor_liquidated_by("a", 9));
+        assert!(!contest.competitor_liquidated_by("b", 12));
     }
 }

@@ -114,9 +114,10 @@ impl ContestFigures {
         );
         let _ = writeln!(
             md,
-            "| Redline's failed txs, explained | {} lost to the competitor (it had liquidated an account of the tx earlier), {} otherwise |",
+            "| Redline's failed txs, explained | {} lost to the competitor (it had liquidated an account of the tx earlier), {} otherwise; {} liquidations repaid less than sent (refunded) after the competitor had liquidated the account |",
             c.others_lost_to_competitor.len(),
-            c.others_failed_otherwise.len()
+            c.others_failed_otherwise.len(),
+            figures.refunds_after_competitor
         );
         let _ = writeln!(
             md,

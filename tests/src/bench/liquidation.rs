@@ -216,6 +216,8 @@ pub struct Figures {
     pub records: usize,
     /// Liquidations the contract refunded part of (account, sent, repaid): must be empty.
     pub refunds: Vec<String>,
+    /// Refunded liquidations of accounts the competitor had liquidated first (explained).
+    pub refunds_after_competitor: usize,
     pub top_ups: usize,
     pub worker_slots: Vec<u32>,
     pub treasurers: usize,
@@ -1427,9 +1429,21 @@ pub async fn run(options: &Options) -> anyhow::Result<Figures> {
     // A Red Bank liquidation repaying less than it sent refunds the rest: a plan off the
     // contract's cap. A credit-account liquidation borrows the debt and repays what the
     // contract did not use in the same tx, so its shortfall costs nothing.
+    // Against a competitor, an account it liquidated first may be left with less to repay.
+    let refunded_after_competitor = |r: &&&AttemptRecord| {
+        contest
+            .as_ref()
+            .is_some_and(|c| c.competitor_liquidated_by(&r.account, r.height))
+    };
+    figures.refunds_after_competitor = liquidations
+        .iter()
+        .filter(|r| r.protocol == ProtocolKind::RedBank && r.debt_repaid < r.debt_sent)
+        .filter(refunded_after_competitor)
+        .count();
     figures.refunds = liquidations
         .iter()
         .filter(|r| r.protocol == ProtocolKind::RedBank && r.debt_repaid < r.debt_sent)
+        .filter(|r| !refunded_after_competitor(r))
         .map(|r| {
             format!(
                 "{} sent {}{} repaid {} (candidate height {}, included {})",

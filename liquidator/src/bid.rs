@@ -24,6 +24,9 @@ const RAISE_PER_SIGN: u128 = 4;
 pub struct BidPolicy {
     /// The largest share of the expected profit paid in fees (0 turns bidding off).
     pub max_fee_share: Decimal,
+    /// Signs of competition assumed before any is seen: against a bot known to tip on every
+    /// liquidation, 1 makes a first try bid as a race lost would.
+    pub assumed_competition: u32,
 }
 
 /// What one tx bids with: its fee at the market's price, the profit it expects and the floor
@@ -108,6 +111,7 @@ mod tests {
     fn policy(percent: u64) -> BidPolicy {
         BidPolicy {
             max_fee_share: Decimal::percent(percent),
+            assumed_competition: 0,
         }
     }
 

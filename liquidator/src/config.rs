@@ -114,6 +114,12 @@ pub struct LiquidatorArgs {
     /// keep `--fee-reserve-gas` large enough for them.
     #[arg(long, env = "MAX_FEE_SHARE", default_value = "0", value_parser = share)]
     pub max_fee_share: Decimal,
+    /// Signs of competition to assume before any is seen, with `--max-fee-share` above 0 (0,
+    /// the default: bid only once a race is lost or a liquidation is tried again). Against a
+    /// bot known to tip on every liquidation, 1 makes a first try bid four times the market's
+    /// fee (within the share), as after one race lost.
+    #[arg(long, env = "ASSUMED_COMPETITION", default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=8))]
+    pub assumed_competition: u32,
     /// How far a credit-account liquidation's swap pool may move against it between its
     /// simulation and its block, as a share of the swap's proceeds: a liquidation whose swap
     /// would then no longer repay the borrow is not sent (its tx would fail the credit
@@ -222,6 +228,7 @@ pub struct LiquidatorConfig {
     pub gas_price_headroom: Decimal,
     pub min_profit_usd: Decimal,
     pub max_fee_share: Decimal,
+    pub assumed_competition: u32,
     pub dry_run: bool,
     pub csv: Option<PathBuf>,
     pub inclusion_timeout: Duration,
@@ -282,6 +289,7 @@ impl LiquidatorArgs {
             gas_price_headroom: self.gas_price_headroom,
             min_profit_usd: self.min_profit_usd,
             max_fee_share: self.max_fee_share,
+            assumed_competition: self.assumed_competition,
             dry_run: self.dry_run,
             csv: self.csv.clone(),
             inclusion_timeout,

@@ -301,6 +301,7 @@ impl<C: ChainClient + Clone + 'static> Liquidator<C> {
             credit_wallet_funding: config.credit_wallet_funding,
             bid: bid::BidPolicy {
                 max_fee_share: config.max_fee_share,
+                assumed_competition: config.assumed_competition,
             },
         }
     }

@@ -1118,7 +1118,9 @@ where
             .map(|item| item.delivery.deliveries.saturating_sub(1))
             .max()
             .unwrap_or(0);
-        let pressure = races.saturating_add(u32::try_from(retries).unwrap_or(u32::MAX));
+        let pressure = races
+            .saturating_add(u32::try_from(retries).unwrap_or(u32::MAX))
+            .saturating_add(policy.assumed_competition);
         if pressure == 0 {
             return None;
         }

@@ -18,7 +18,7 @@ use redline_liquidator::strategy::{
     AfterLiquidation, BatchReport, Decision, Opportunity, Strategy,
 };
 use redline_liquidator::tx_sender::{SendOptions, TxSender};
-use redline_liquidator::worker::Worker;
+use redline_liquidator::worker::{Worker, WorkerSettings};
 use redline_pipeline::queue::Queue as _;
 use support::Harness;
 
@@ -609,7 +609,7 @@ async fn a_stopping_worker_settles_its_batch_without_the_after_hook() {
 /// the gas it simulated at, hence the margins.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_liquidation_tried_again_bids_four_times_the_market_fee() {
-    let h = Harness::start(300, 17, 3).await.unwrap();
+    let h = Harness::start(300, 17, 4).await.unwrap();
     let (drop_height, plans) = h.drop_atom().await.unwrap();
     let fee_denom = h.manifest.fee.denom.clone();
     let mut untouched_fee_denom = plans
@@ -633,7 +633,7 @@ async fn a_liquidation_tried_again_bids_four_times_the_market_fee() {
     let taken = other.fetch(1, Duration::from_secs(1)).await.unwrap();
     assert_eq!(taken.len(), 1);
     other.release(&taken[0]).await.unwrap();
-    let (paid, market) = liquidate_alone(&h, 1, retried).await;
+    let (paid, market) = liquidate_alone(&h, 1, retried, h.settings(1)).await;
     let snapshot = h.reader.latest().await.unwrap();
     let profit = snapshot
         .prices
@@ -651,11 +651,24 @@ async fn a_liquidation_tried_again_bids_four_times_the_market_fee() {
     );
     drop(queue);
 
-    let _queue = h.enqueue(&[candidate(first)]).await.unwrap();
-    let (paid, market) = liquidate_alone(&h, 2, first).await;
+    let queue = h.enqueue(&[candidate(first)]).await.unwrap();
+    let (paid, market) = liquidate_alone(&h, 2, first, h.settings(1)).await;
     assert!(
         paid <= market.mul_ceil(Decimal::percent(110)),
         "a first try pays the market's price: paid {paid}, market fee {market}"
+    );
+    drop(queue);
+
+    // Told to assume one sign of competition, a first try bids as after a race lost.
+    let assumed = untouched_fee_denom.next().unwrap();
+    let _queue = h.enqueue(&[candidate(assumed)]).await.unwrap();
+    let mut settings = h.settings(1);
+    settings.bid.assumed_competition = 1;
+    let (paid, market) = liquidate_alone(&h, 3, assumed, settings).await;
+    assert!(
+        paid >= market.mul_floor(Decimal::percent(360))
+            && paid <= market.mul_ceil(Decimal::percent(440)),
+        "a first try assuming competition: paid {paid}, market fee {market}"
     );
 }
 
@@ -665,10 +678,11 @@ async fn liquidate_alone(
     h: &Harness,
     slot: u32,
     plan: &redline_liquidator::plan::Plan,
+    settings: WorkerSettings,
 ) -> (Uint128, Uint128) {
     let fee_denom = &h.manifest.fee.denom;
     let mut worker = h
-        .worker(slot, h.settings(1), SendOptions::default())
+        .worker(slot, settings, SendOptions::default())
         .await
         .unwrap();
     let wallet = worker.sender().address().to_string();

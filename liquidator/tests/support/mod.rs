@@ -371,6 +371,7 @@ impl Harness {
             credit_wallet_funding: true,
             bid: redline_liquidator::bid::BidPolicy {
                 max_fee_share: cosmwasm_std::Decimal::percent(50),
+                assumed_competition: 0,
             },
         }
     }

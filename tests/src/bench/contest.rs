@@ -23,6 +23,8 @@ pub struct ContestFigures {
     pub price_multiple: Decimal,
     /// Redline's `--max-fee-share`.
     pub max_fee_share: Decimal,
+    /// Redline's `--assumed-competition`.
+    pub assumed_competition: u32,
     pub contest: Contest,
     /// Fees redline paid for its liquidation txs, in USD.
     pub fees_usd: Value,
@@ -95,14 +97,15 @@ impl ContestFigures {
         let c = &self.contest;
         let _ = writeln!(
             md,
-            "| Competitor | `{}` after {} ms, gas price × {}; redline's max fee share {} |",
+            "| Competitor | `{}` after {} ms, gas price × {}; redline's max fee share {}, assumed competition {} |",
             self.style,
             self.delay_ms,
             match self.style {
                 Style::Baseline => Decimal::one(),
                 Style::Fast => self.price_multiple,
             },
-            self.max_fee_share
+            self.max_fee_share,
+            self.assumed_competition
         );
         let _ = writeln!(
             md,

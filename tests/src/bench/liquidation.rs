@@ -111,6 +111,8 @@ pub struct Options {
     pub competitor: Option<CompetitorConfig>,
     /// The liquidators' `--max-fee-share` (fee bidding; 0 is off, their default).
     pub max_fee_share: Decimal,
+    /// The liquidators' `--assumed-competition`.
+    pub assumed_competition: u32,
 }
 
 impl Default for Options {
@@ -133,6 +135,7 @@ impl Default for Options {
             credit_wallet_funding: true,
             competitor: None,
             max_fee_share: Decimal::zero(),
+            assumed_competition: 0,
         }
     }
 }
@@ -1210,6 +1213,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Figures> {
             credit_swap_margin: Decimal::zero(),
             no_credit_wallet_funding: !options.credit_wallet_funding,
             max_fee_share: options.max_fee_share,
+            assumed_competition: options.assumed_competition,
             ..LiquidatorArgs::default()
         };
         let mut queue = queue_config.clone();
@@ -1711,6 +1715,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Figures> {
             delay_ms: config.delay.as_millis() as u64,
             price_multiple: config.price_multiple,
             max_fee_share: options.max_fee_share,
+            assumed_competition: options.assumed_competition,
             contest,
             fees_usd,
         });

@@ -125,6 +125,10 @@ struct Cli {
         value_parser = fee_share
     )]
     contested_fee_shares: Vec<cosmwasm_std::Decimal>,
+    /// Contested runs against the fast bot: redline's `--assumed-competition` where its fee
+    /// share is above 0 (the fast bot tips on every liquidation from the first block on).
+    #[arg(long, env = "BENCH_CONTESTED_ASSUMED_COMPETITION", default_value_t = 1)]
+    contested_assumed_competition: u32,
     /// On-chain baseline: queries in flight at once.
     #[arg(long, env = "BENCH_ONCHAIN_CONCURRENCY", default_value_t = 32)]
     onchain_concurrency: usize,
@@ -219,21 +223,32 @@ async fn contested_section(
     accounts: usize,
     block_ms: u64,
     fee_shares: &[cosmwasm_std::Decimal],
+    assumed_competition: u32,
 ) -> anyhow::Result<(String, Vec<bench::targets::Target>)> {
     use redline_devnet::competitor::{CompetitorConfig, Style};
     let mut markdown = String::from(
         "## Contested liquidations\n\nThe liquidation run again, with the devnet's competing bot \
          on the chain (`devnet --competitor`): it liquidates from its own wallet through the \
          same CheckTx and mempool (highest gas price first). Who won each account is read from \
-         the committed blocks (first successful `liquidate`).\n",
+         the committed blocks (first successful `liquidate`). The baseline bot reacts at once; \
+         the fast bot as late as redline's candidates reached broadcast against the baseline \
+         (p50), paying twice the gas price. What a hung RPC endpoint costs, with hedging and \
+         without, is measured by `make reliability` (RELIABILITY.md, `chaos_rpc`).\n",
     );
     let mut targets = Vec::new();
-    let run = |competitor: CompetitorConfig, max_fee_share| bench::liquidation::Options {
-        accounts,
-        block_time: std::time::Duration::from_millis(block_ms),
-        competitor: Some(competitor),
-        max_fee_share,
-        ..Default::default()
+    let run = |competitor: CompetitorConfig, max_fee_share: cosmwasm_std::Decimal| {
+        bench::liquidation::Options {
+            accounts,
+            block_time: std::time::Duration::from_millis(block_ms),
+            assumed_competition: if competitor.style == Style::Fast && !max_fee_share.is_zero() {
+                assumed_competition
+            } else {
+                0
+            },
+            competitor: Some(competitor),
+            max_fee_share,
+            ..Default::default()
+        }
     };
     let mut latency_ms = 0;
     let mut runs = vec![(
@@ -249,9 +264,15 @@ async fn contested_section(
         if competitor.style == Style::Fast {
             competitor.delay = std::time::Duration::from_millis(latency_ms);
         }
-        let label = format!("against {} bot, max fee share {share}", competitor.style);
+        let options = run(competitor.clone(), share);
+        let mut label = format!("against {} bot, max fee share {share}", competitor.style);
+        if options.assumed_competition > 0 {
+            label.push_str(&format!(
+                ", assumed competition {}",
+                options.assumed_competition
+            ));
+        }
         eprintln!("[bench] contested: {accounts} accounts, {block_ms} ms blocks, {label}");
-        let options = run(competitor, share);
         let figures = bench::liquidation::run(&options)
             .await
             .with_context(|| format!("contested run {label}"))?;
@@ -377,6 +398,7 @@ async fn main() -> anyhow::Result<()> {
             cli.contested_accounts,
             cli.contested_block_ms,
             &cli.contested_fee_shares,
+            cli.contested_assumed_competition,
         )
         .await?;
         if !markdown.is_empty() {

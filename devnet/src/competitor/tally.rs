@@ -81,7 +81,8 @@ pub struct Contest {
     /// The height of the competitor's first successful liquidation of each user it liquidated.
     pub competitor_first: BTreeMap<String, u64>,
     /// Failed txs of the others that named a user the competitor had liquidated earlier (an
-    /// earlier block, or earlier in the same block): raced, as `(height, signer, log)`.
+    /// earlier block, or earlier in the same block), first or not: the account changed under
+    /// their plan. As `(height, signer, log)`.
     pub others_lost_to_competitor: Vec<(u64, String, String)>,
     /// The others' other failed txs: not explained by the competitor.
     pub others_failed_otherwise: Vec<(u64, String, String)>,
@@ -107,6 +108,7 @@ impl Contest {
             if tx.succeeded {
                 for user in &tx.users {
                     if ours {
+                        taken_by_competitor.insert(user);
                         contest
                             .competitor_first
                             .entry(user.clone())
@@ -114,7 +116,6 @@ impl Contest {
                     }
                     if won.insert(user) {
                         if ours {
-                            taken_by_competitor.insert(user);
                             contest.won_by_competitor.insert(user.clone());
                         } else {
                             contest.won_by_others.insert(user.clone());
@@ -194,6 +195,9 @@ mod tests {
             tx(11, 0, "them", &["b"], false),
             tx(11, 1, "us", &["d"], false),
             tx(12, 0, "us", &["c", "d"], true),
+            // The competitor liquidates c again after redline won it; redline's next try fails.
+            tx(13, 0, "them", &["c"], true),
+            tx(14, 0, "us", &["c"], false),
         ];
         let contest = Contest::of(&txs, "them");
         assert_eq!(contest.won_by_competitor, BTreeSet::from(["a".to_string()]));
@@ -203,15 +207,20 @@ mod tests {
         );
         assert_eq!(
             contest.contested,
-            BTreeSet::from(["a".to_string(), "b".to_string()])
+            BTreeSet::from(["a".to_string(), "b".to_string(), "c".to_string()])
         );
-        assert_eq!(contest.contested_won_by_others(), 1);
-        assert_eq!(contest.others_lost_to_competitor.len(), 1);
-        assert_eq!(contest.others_lost_to_competitor[0].0, 10);
+        assert_eq!(contest.contested_won_by_others(), 2);
+        let lost: Vec<u64> = contest
+            .others_lost_to_competitor
+            .iter()
+            .map(|l| l.0)
+            .collect();
+        assert_eq!(lost, vec![10, 14]);
         assert_eq!(contest.others_failed_otherwise.len(), 1);
         assert_eq!(contest.others_failed_otherwise[0].0, 11);
         assert!(contest.competitor_liquidated_by("a", 10));
         assert!(!contest.competitor_liquidated_by("a", 9));
         assert!(!contest.competitor_liquidated_by("b", 12));
+        assert!(contest.competitor_liquidated_by("c", 13));
     }
 }

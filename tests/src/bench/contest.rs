@@ -50,7 +50,7 @@ impl ContestFigures {
         )
     }
 
-    /// Redline's fees per dollar of its net profit.
+    /// Redline's fees per million dollars of its net profit.
     pub fn fees_per_dollar(&self, profit_usd: Value) -> String {
         let fees: f64 = self.fees_usd.to_string().parse().unwrap_or(0.0);
         let profit: f64 = profit_usd.to_string().parse().unwrap_or(0.0);
@@ -58,8 +58,8 @@ impl ContestFigures {
             return format!("{} USD of fees, no profit", self.fees_usd);
         }
         format!(
-            "{:.4} USD per USD ({} USD of fees, {} USD of profit after them)",
-            fees / profit,
+            "{:.2} USD per million USD of profit ({} USD of fees, {} USD of profit after them)",
+            fees / profit * 1e6,
             self.fees_usd,
             profit_usd
         )
@@ -124,7 +124,7 @@ impl ContestFigures {
         );
         let _ = writeln!(
             md,
-            "| Fees per dollar of profit | {} |",
+            "| Fees paid against profit | {} |",
             self.fees_per_dollar(figures.profit_usd)
         );
         let _ = writeln!(

@@ -346,8 +346,14 @@ impl Figures {
             p99 <= 1,
         );
         // The next-block goal is set for real block times; shorter blocks only compress time.
+        // Against the fast bot, which takes the next block's accounts first at a higher price,
+        // it is reported: what is left for redline lands later by design.
+        let outbid = self
+            .contest
+            .as_ref()
+            .is_some_and(|c| c.style == redline_devnet::competitor::Style::Fast);
         targets.push(Target {
-            enforced: self.block_time >= Duration::from_secs(1),
+            enforced: self.block_time >= Duration::from_secs(1) && !outbid,
             ..next_block
         });
         targets.push(Target::informational(

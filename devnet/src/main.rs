@@ -261,17 +261,9 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let _competitor = match args.competitor.config() {
         None => None,
         Some(config) => Some(
-            Competitor::start(
-                handle.chain().clone(),
-                config,
-                Watch {
-                    red_bank: info.contracts.red_bank.clone(),
-                    oracle: info.contracts.oracle.clone(),
-                    users: info.debtors.clone(),
-                },
-            )
-            .await
-            .context("starting the competitor")?,
+            Competitor::start(handle.chain().clone(), config, Watch::scenario(&info))
+                .await
+                .context("starting the competitor")?,
         ),
     };
     tracing::info!(

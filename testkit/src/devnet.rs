@@ -154,18 +154,9 @@ impl DevnetBuilder {
         let client = TendermintClient::new(ChainConfig::from_manifest(&manifest)?)?;
         let competitor = match self.competitor {
             None => None,
-            Some(config) => Some(
-                Competitor::start(
-                    node.chain().clone(),
-                    config,
-                    Watch {
-                        red_bank: info.contracts.red_bank.clone(),
-                        oracle: info.contracts.oracle.clone(),
-                        users: info.debtors.clone(),
-                    },
-                )
-                .await?,
-            ),
+            Some(config) => {
+                Some(Competitor::start(node.chain().clone(), config, Watch::scenario(&info)).await?)
+            }
         };
         let borrowers = positions
             .iter()

@@ -197,28 +197,39 @@ async fn fail_over(
     })
 }
 
+/// The pipeline on `first` then `second`, a request timing out after 2 s: 4 blocks of 500 ms
+/// here (the default, 10 s, is under 2 blocks of a 6 s chain); hedged or not.
+fn two_endpoint_options(first: &TcpProxy, second: &TcpProxy, hedged: bool) -> PipelineOptions {
+    let mut manager_args = vec!["--rpc-timeout-ms=2000".to_owned()];
+    if !hedged {
+        manager_args.push("--rpc-hedge-after-ms=0".to_owned());
+    }
+    PipelineOptions {
+        rpc: vec![url(first), url(second)],
+        manager_args,
+        ..PipelineOptions::default()
+    }
+}
+
+/// The preferred endpoint hangs: its connections stay open, never answered.
+fn first_hangs<'a>(first: &'a TcpProxy, second: &'a TcpProxy, what: &'static str) -> Failure<'a> {
+    Failure {
+        failing: first,
+        mode: ProxyMode::Stalled,
+        working: second,
+        what,
+        moved: "to the second endpoint",
+    }
+}
+
 async fn two_endpoints(dir: &std::path::Path) -> anyhow::Result<()> {
     let started = Instant::now();
     let mut fragment = Fragment::new("chaos_rpc", "two-endpoints");
     let (devnet, proxies) = devnet_behind_proxies(2).await?;
     let (first, second) = (&proxies[0], &proxies[1]);
-    let options = PipelineOptions {
-        rpc: vec![url(first), url(second)],
-        // A hung endpoint costs one request timeout per fail-over: 4 blocks of 500 ms here
-        // (the default, 10 s, is under 2 blocks of a 6 s chain).
-        manager_args: vec!["--rpc-timeout-ms=2000".to_owned()],
-        ..PipelineOptions::default()
-    };
+    let options = two_endpoint_options(first, second, true);
     let (mut p, chain, before) = start_settled(dir, options, devnet, &mut fragment).await?;
-
-    // The preferred endpoint hangs: connections accepted, never answered.
-    let hung = Failure {
-        failing: first,
-        mode: ProxyMode::Stalled,
-        working: second,
-        what: "the first endpoint hung",
-        moved: "to the second endpoint",
-    };
+    let hung = first_hangs(first, second, "the first endpoint hung");
     let hung = fail_over(&mut p, &chain, &before, hung).await?;
 
     // It comes back, and the second one goes down (connections closed at once).
@@ -267,22 +278,9 @@ async fn hung_unhedged(dir: &std::path::Path) -> anyhow::Result<()> {
     let mut fragment = Fragment::new("chaos_rpc", "hung-unhedged");
     let (devnet, proxies) = devnet_behind_proxies(2).await?;
     let (first, second) = (&proxies[0], &proxies[1]);
-    let options = PipelineOptions {
-        rpc: vec![url(first), url(second)],
-        manager_args: vec![
-            "--rpc-timeout-ms=2000".to_owned(),
-            "--rpc-hedge-after-ms=0".to_owned(),
-        ],
-        ..PipelineOptions::default()
-    };
+    let options = two_endpoint_options(first, second, false);
     let (mut p, chain, before) = start_settled(dir, options, devnet, &mut fragment).await?;
-    let hung = Failure {
-        failing: first,
-        mode: ProxyMode::Stalled,
-        working: second,
-        what: "the first endpoint hung (no hedging)",
-        moved: "to the second endpoint",
-    };
+    let hung = first_hangs(first, second, "the first endpoint hung (no hedging)");
     let hung = fail_over(&mut p, &chain, &before, hung).await?;
     let (liquidations, dead_letters) = chaos::liquidations_land(&p, QUIET).await?;
     same_processes(&p, &before, "after the liquidations")?;

@@ -55,6 +55,16 @@ fn amount_of(coins: &[Coin], denom: &str) -> Uint256 {
         .unwrap_or_default()
 }
 
+/// The address `node` serves RPC at, for a proxy in front of it.
+fn rpc_addr(node: &TestNode) -> std::net::SocketAddr {
+    node.node
+        .rpc_http_url()
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .parse()
+        .unwrap()
+}
+
 /// The next block of the feed, failing the test after 10 s.
 async fn next_block(blocks: &mut BlockStream) -> NewBlock {
     tokio::time::timeout(Duration::from_secs(10), blocks.next())
@@ -430,13 +440,7 @@ async fn a_hung_websocket_costs_the_block_feed_about_a_block() {
     use redline_tests::ProxyMode;
 
     let node = bank_node(0).await;
-    let target = node
-        .node
-        .rpc_http_url()
-        .trim_start_matches("http://")
-        .trim_end_matches('/')
-        .parse()
-        .unwrap();
+    let target = rpc_addr(&node);
     let ws = TcpProxy::start(target).await.unwrap();
     let mut config = node.chain_config();
     config.rpc_ws = vec![format!("ws://{}/websocket", ws.addr()).parse().unwrap()];
@@ -468,13 +472,7 @@ async fn a_hung_endpoint_is_hedged_past_and_a_repeated_broadcast_is_accepted() {
     use redline_tests::ProxyMode;
 
     let node = bank_node(2).await;
-    let target = node
-        .node
-        .rpc_http_url()
-        .trim_start_matches("http://")
-        .trim_end_matches('/')
-        .parse()
-        .unwrap();
+    let target = rpc_addr(&node);
     let (hung, working) = (
         TcpProxy::start(target).await.unwrap(),
         TcpProxy::start(target).await.unwrap(),

@@ -125,6 +125,17 @@ pub struct Watch {
     pub users: Vec<String>,
 }
 
+impl Watch {
+    /// The scenario's Red Bank and debtors (listed when its competitor was funded).
+    pub fn scenario(info: &crate::scenario::ScenarioInfo) -> Watch {
+        Watch {
+            red_bank: info.contracts.red_bank.clone(),
+            oracle: info.contracts.oracle.clone(),
+            users: info.debtors.clone(),
+        }
+    }
+}
+
 /// The running competitor; stops when dropped.
 pub struct Competitor {
     pub address: String,

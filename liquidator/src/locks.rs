@@ -224,9 +224,12 @@ impl LockKeeper {
                 for lease in leases_now {
                     match leases.renew(&lease).await {
                         Ok(true) => {}
+                        // A lease released since this round's list was taken is no
+                        // longer held: an expected race, quiet.
                         Ok(false) => {
-                            tracing::warn!(key = %lease.key, "an account lock expired while held; no longer renewed");
-                            forget(&renewing, &lease);
+                            if forget(&renewing, &lease) {
+                                tracing::warn!(key = %lease.key, "an account lock expired while held; no longer renewed");
+                            }
                         }
                         Err(error) => {
                             tracing::debug!(key = %lease.key, %error, "renewing a lock failed; retrying")
@@ -275,11 +278,14 @@ fn lock_held(
 }
 
 /// Drops `lease` from the renewed set, unless its key is held again under another token.
-fn forget(held: &HeldLocks, lease: &Lease) {
+/// Stops keeping `lease` if it is still held with its token; whether it was.
+fn forget(held: &HeldLocks, lease: &Lease) -> bool {
     let mut held = lock_held(held);
-    if held.get(&lease.key).is_some_and(|h| h.token == lease.token) {
+    let still_held = held.get(&lease.key).is_some_and(|h| h.token == lease.token);
+    if still_held {
         held.remove(&lease.key);
     }
+    still_held
 }
 
 /// The swap-pool locks for swaps outside a credit-account liquidation (the rebalancer's): with

@@ -116,6 +116,14 @@ async fn the_fast_competitor_liquidates_every_liquidatable_debtor_in_the_next_bl
     let contest = devnet.contest(drop);
     assert_eq!(contest.won_by_competitor, expected);
     assert!(contest.won_by_others.is_empty());
+    // Its own count agrees with the blocks: every tx it sent was taken at CheckTx and included.
+    let stats = devnet.competitor.as_ref().unwrap().stats();
+    assert_eq!(
+        stats.refused, 0,
+        "refused at CheckTx: {:?}",
+        stats.last_refusal
+    );
+    assert_eq!(stats.sent, next_block.len() as u64);
     devnet.shutdown().await;
 }
 

@@ -139,7 +139,7 @@ impl Watch {
 /// The running competitor; stops when dropped.
 pub struct Competitor {
     pub address: String,
-    pub stats: Arc<Mutex<CompetitorStats>>,
+    stats: Arc<Mutex<CompetitorStats>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -187,6 +187,11 @@ impl Competitor {
             stats,
             task,
         })
+    }
+
+    /// What it has done so far, as it counts it.
+    pub fn stats(&self) -> CompetitorStats {
+        self.stats.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 }
 

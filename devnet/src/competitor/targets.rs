@@ -24,24 +24,18 @@ pub struct Target {
     pub collateral_denom: String,
 }
 
-/// The liquidatable ones among `users`, as the chain's state answers now, worst first. A user
-/// whose queries fail (no position any more, an unpriced denom) is left out.
+/// The liquidatable ones among `users`, as the chain's state answers now, in `users`' order. A
+/// user whose queries fail (no position any more, an unpriced denom) is left out.
 pub fn liquidatable(
     state: &ChainState,
     red_bank: &str,
     oracle: &str,
     users: &[String],
 ) -> Vec<Target> {
-    let mut found: Vec<Target> = users
+    users
         .iter()
         .filter_map(|user| target(state, red_bank, oracle, user))
-        .collect();
-    found.sort_by(|a, b| {
-        a.health_factor
-            .cmp(&b.health_factor)
-            .then(a.user.cmp(&b.user))
-    });
-    found
+        .collect()
 }
 
 fn target(state: &ChainState, red_bank: &str, oracle: &str, user: &str) -> Option<Target> {

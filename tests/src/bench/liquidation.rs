@@ -41,7 +41,7 @@ use redline_liquidator::plan::{Plan, PlanContext};
 use redline_liquidator::recheck::{
     inclusion_window, AccountPosition, MarketSnapshot, PositionReader,
 };
-use redline_liquidator::record::{parse_csv_line, read_records, AttemptRecord, Outcome};
+use redline_liquidator::record::{parse_csv_line, read_records, unix_ms, AttemptRecord, Outcome};
 use redline_liquidator::Liquidator;
 use redline_pipeline::jobs::{
     LiquidationCandidate, LiquidationPlan, ProtocolKind, LIQUIDATION_QUEUE,
@@ -231,6 +231,12 @@ pub struct Figures {
     pub blocks_from_candidate: Vec<u64>,
     /// Per liquidation, candidate enqueued → broadcast (sorted, ms).
     pub job_to_broadcast_ms: Vec<u64>,
+    /// Per liquidation, the part of job → broadcast spent in the queue: enqueued → taken by a
+    /// worker (sorted, ms).
+    pub queue_wait_ms: Vec<u64>,
+    /// Per liquidation, the worker's part: taken → broadcast (re-read, plan, simulate, sign,
+    /// send; sorted, ms).
+    pub taken_to_broadcast_ms: Vec<u64>,
     /// Per liquidation, the commit of the block its candidate was found at → its broadcast
     /// (sorted, ms; block header time, which on the devnet is the commit's wall time).
     pub block_to_broadcast_ms: Vec<u64>,
@@ -707,6 +713,16 @@ impl Figures {
             md,
             "| Latency job → broadcast (per liquidation) | {} |",
             p50_p99(&self.job_to_broadcast_ms, " ms")
+        );
+        let _ = writeln!(
+            md,
+            "| … of which in the queue (enqueued → taken by a worker) | {} |",
+            p50_p99(&self.queue_wait_ms, " ms")
+        );
+        let _ = writeln!(
+            md,
+            "| … of which in the worker (taken → broadcast) | {} |",
+            p50_p99(&self.taken_to_broadcast_ms, " ms")
         );
         let _ = writeln!(
             md,
@@ -1699,6 +1715,19 @@ pub async fn run(options: &Options) -> anyhow::Result<Figures> {
         .filter_map(|r| r.job_to_broadcast_ms)
         .collect();
     figures.job_to_broadcast_ms.sort();
+    for record in &liquidations {
+        let (Some(job_ms), Some(broadcast_ms)) =
+            (record.job_to_broadcast_ms, record.broadcast_at_ms)
+        else {
+            continue;
+        };
+        let taken_ms = unix_ms(record.started_at);
+        let in_worker = broadcast_ms.saturating_sub(taken_ms);
+        figures.taken_to_broadcast_ms.push(in_worker);
+        figures.queue_wait_ms.push(job_ms.saturating_sub(in_worker));
+    }
+    figures.taken_to_broadcast_ms.sort();
+    figures.queue_wait_ms.sort();
     figures.block_to_broadcast_ms = liquidations
         .iter()
         .filter_map(|r| {

@@ -1,4 +1,5 @@
 local out = {}
+local ready = 0
 local n = tonumber(ARGV[1])
 for i = 0, n - 1 do
   local key = ARGV[2 + i * 4]
@@ -48,6 +49,7 @@ for i = 0, n - 1 do
       end
     else
       redis.call('ZADD', KEYS[1], score, id)
+      ready = ready + 1
     end
     redis.call('HSET', KEYS[3], id, payload)
     redis.call('HSET', KEYS[4], id, score)
@@ -58,4 +60,5 @@ for i = 0, n - 1 do
   table.insert(out, id)
   table.insert(out, status)
 end
+if ready > 0 then ring(ready) end
 return out

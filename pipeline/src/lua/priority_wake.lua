@@ -28,4 +28,5 @@ for _, id in ipairs(ids) do
     n = n + 1
   end
 end
+if n > 0 then ring(n) end
 return n

@@ -25,6 +25,7 @@
 //! ```
 
 mod config;
+mod doorbell;
 mod envelope;
 mod priority;
 mod redis_common;

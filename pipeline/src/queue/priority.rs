@@ -26,6 +26,7 @@
 //! | `<base>:dead`            | stream | dead letters: reason, source id, deliveries, original job |
 //! | `<base>:parked`          | zset   | jobs waiting for a resource, score = wait order (highest first) |
 //! | `<base>:parked_needs`    | hash   | parked job id → what it waits for (`denom=amount,…`)    |
+//! | `<base>:doorbell`        | stream | one entry each time jobs became ready (its last ~100)   |
 //!
 //! # Job ids and deduplication
 //!
@@ -66,6 +67,12 @@
 //!   least a tenth of (see [`Parking`](super::Parking)).
 //!
 //! Delivery is at least once, as with the stream queue.
+//!
+//! # Waiting for jobs
+//!
+//! An idle fetch polls (every 5 ms at first, backing off to 100 ms) and wakes at once when the
+//! enqueue, release or wake script rings the doorbell (see [`super::doorbell`]): a liquidation
+//! found after a quiet spell is not left waiting for the poll.
 
 use std::marker::PhantomData;
 use std::sync::Arc;
@@ -75,6 +82,7 @@ use cosmwasm_std::Decimal;
 use redis::{FromRedisValue, RedisError, Script, Value};
 
 use super::config::QueueConfig;
+use super::doorbell::Doorbell;
 use super::envelope::{self, JOB_FIELD};
 use super::redis_common::{self, millis, now_ms, Counters};
 use super::redis_stream::DeadLetter;
@@ -84,7 +92,7 @@ use crate::redis_conn::RedisConn;
 
 /// Expired in-flight jobs moved per reclaim script call (bounds the script's run time).
 const RECLAIM_BATCH: usize = 1_000;
-/// Polling interval bounds while a fetch waits for jobs.
+/// Polling interval bounds while a fetch waits for jobs (the doorbell wakes it sooner).
 const POLL_MIN: Duration = Duration::from_millis(5);
 const POLL_MAX: Duration = Duration::from_millis(100);
 
@@ -188,7 +196,7 @@ pub struct Waiting<J> {
 
 // Shared Lua: removes a job from every structure; keeps `latest` unless it points to this job.
 // KEYS order for every script: 1 ready, 2 inflight, 3 payloads, 4 priorities, 5 deliveries,
-// 6 owners, 7 latest, 8 seq, 9 dead, 10 parked, 11 parked_needs.
+// 6 owners, 7 latest, 8 seq, 9 dead, 10 parked, 11 parked_needs, 12 doorbell.
 const LUA_HELPERS: &str = include_str!("../lua/priority_helpers.lua");
 
 /// ARGV: n, then n × (dedup key or '', generation, score, payload).
@@ -285,6 +293,7 @@ pub struct PriorityKeys {
     pub dead: String,
     pub parked: String,
     pub parked_needs: String,
+    pub doorbell: String,
 }
 
 impl PriorityKeys {
@@ -304,10 +313,11 @@ impl PriorityKeys {
             dead: key("dead"),
             parked: key("parked"),
             parked_needs: key("parked_needs"),
+            doorbell: key("doorbell"),
         }
     }
 
-    fn in_order(&self) -> [&str; 11] {
+    fn in_order(&self) -> [&str; 12] {
         [
             &self.ready,
             &self.inflight,
@@ -320,6 +330,7 @@ impl PriorityKeys {
             &self.dead,
             &self.parked,
             &self.parked_needs,
+            &self.doorbell,
         ]
     }
 }
@@ -334,6 +345,8 @@ struct Inner {
     conn: RedisConn,
     scripts: Scripts,
     counters: Counters,
+    doorbell: Doorbell,
+    poll: (Duration, Duration),
 }
 
 /// A reliable priority queue of `J` jobs on Redis. Cheap to clone; clones share the connection,
@@ -383,11 +396,16 @@ impl<J: PriorityJob> PriorityQueue<J> {
     pub async fn connect(config: &QueueConfig, name: &str) -> Result<Self, QueueError> {
         // Braces would end the hash tag that keeps the queue's keys in one cluster slot.
         let redis_common::Connection {
-            redacted_url, conn, ..
+            redacted_url,
+            conn,
+            target,
         } = redis_common::connect(config, name, |c| c == '{' || c == '}').await?;
+        let keys = PriorityKeys::new(&config.queue_prefix, name);
         let inner = Inner {
             redacted_url,
-            keys: PriorityKeys::new(&config.queue_prefix, name),
+            doorbell: Doorbell::new(target, keys.doorbell.clone()),
+            poll: (POLL_MIN, POLL_MAX),
+            keys,
             consumer: config.consumer_name(),
             visibility: config.visibility_timeout(),
             max_deliveries: u64::from(config.queue_max_deliveries),
@@ -400,6 +418,16 @@ impl<J: PriorityJob> PriorityQueue<J> {
             inner: Arc::new(inner),
             job: PhantomData,
         })
+    }
+
+    /// Sets how often an idle fetch polls, from `min` backing off to `max` (5 ms to 100 ms by
+    /// default), besides waking at the doorbell. Call it on a handle not yet cloned; on a shared
+    /// one it changes nothing.
+    pub fn with_idle_poll(mut self, min: Duration, max: Duration) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.poll = (min, max.max(min));
+        }
+        self
     }
 
     pub fn keys(&self) -> &PriorityKeys {
@@ -847,16 +875,24 @@ impl<J: PriorityJob> Queue for PriorityQueue<J> {
             return Ok(Vec::new());
         }
         let deadline = Instant::now() + block;
-        let mut pause = POLL_MIN;
+        let (poll_min, poll_max) = self.inner.poll;
+        let mut pause = poll_min;
         loop {
+            let ring = self.inner.doorbell.next_ring();
+            tokio::pin!(ring);
+            ring.as_mut().enable();
             self.requeue_expired().await?;
             let deliveries = self.claim(max).await?;
             let now = Instant::now();
             if !deliveries.is_empty() || now >= deadline {
                 return Ok(deliveries);
             }
-            tokio::time::sleep(pause.min(deadline - now)).await;
-            pause = (pause * 2).min(POLL_MAX);
+            tokio::select! {
+                _ = ring => {}
+                _ = tokio::time::sleep(pause.min(deadline - now)) => {
+                    pause = (pause * 2).min(poll_max);
+                }
+            }
         }
     }
 
@@ -1132,7 +1168,7 @@ mod tests {
         // Nothing is left behind in any key.
         let mut conn = q.inner.conn.clone();
         for key in q.keys().in_order() {
-            if key == q.keys().seq {
+            if key == q.keys().seq || key == q.keys().doorbell {
                 continue;
             }
             let exists: u64 = redis::cmd("EXISTS")
@@ -1142,6 +1178,47 @@ mod tests {
                 .unwrap();
             assert_eq!(exists, 0, "{key} still exists");
         }
+    }
+
+    #[tokio::test]
+    async fn priority_idle_fetch_wakes_at_the_doorbell_not_at_its_poll() {
+        let server = RedisServer::start().unwrap();
+        // It polls once an hour: within its 30 s wait only the doorbell can wake it.
+        let hour = Duration::from_secs(3_600);
+        let consumer = queue(&server, "a").await.with_idle_poll(hour, hour);
+        let producer = queue(&server, "b").await;
+        let fetch = tokio::spawn(async move { consumer.fetch(1, Duration::from_secs(30)).await });
+        // The consumer found the queue empty and its doorbell listener is blocked reading.
+        let mut conn = producer.inner.conn.clone();
+        testkit::wait_for(
+            || {
+                let mut conn = conn.clone();
+                async move {
+                    let clients: String = redis::cmd("CLIENT")
+                        .arg("LIST")
+                        .query_async(&mut conn)
+                        .await
+                        .unwrap();
+                    clients.contains("cmd=xread")
+                }
+            },
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap();
+        producer.push(&[bid("alice", 1, 1.0)]).await.unwrap();
+        let got = tokio::time::timeout(Duration::from_secs(10), fetch)
+            .await
+            .expect("the fetch woke within 10 s of the job")
+            .unwrap()
+            .unwrap();
+        assert_eq!(accounts(&got), ["alice"]);
+        let rings: u64 = redis::cmd("XLEN")
+            .arg(&producer.keys().doorbell)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(rings, 1, "one enqueue, one ring");
     }
 
     #[tokio::test]

@@ -74,28 +74,7 @@ pub fn near_score(health_factor: Decimal) -> String {
     Decimal::new(cosmwasm_std::Uint128::new(truncated)).to_string()
 }
 
-/// Keys of one chain's and protocol's near-liquidation set.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NearKeys {
-    pub all: String,
-    pub heights: String,
-    bucket_prefix: String,
-}
-
-impl NearKeys {
-    pub fn new(prefix: &str, chain_id: &str, protocol: ProtocolKind) -> Self {
-        let base = format!("{prefix}:{chain_id}:{}:near", protocol.as_str());
-        Self {
-            heights: format!("{base}:heights"),
-            bucket_prefix: format!("{base}:bucket:"),
-            all: base,
-        }
-    }
-
-    pub fn bucket(&self, bucket: u32) -> String {
-        format!("{}{bucket}", self.bucket_prefix)
-    }
-}
+pub use redline_pipeline::near::NearKeys;
 
 /// An account below the watch threshold.
 #[derive(Debug, Clone, PartialEq, Eq)]

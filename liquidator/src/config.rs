@@ -41,6 +41,15 @@ fn share(text: &str) -> Result<Decimal, String> {
     Ok(value)
 }
 
+/// A health factor above 1.
+fn above_one(text: &str) -> Result<Decimal, String> {
+    let value = decimal(text)?;
+    if value <= Decimal::one() {
+        return Err(format!("{value} is not above 1"));
+    }
+    Ok(value)
+}
+
 fn gas_adjustment(text: &str) -> Result<Decimal, String> {
     let value = decimal(text)?;
     if value < Decimal::one() || value > Decimal::percent(1_000) {
@@ -120,6 +129,16 @@ pub struct LiquidatorArgs {
     /// fee (within the share), as after one race lost.
     #[arg(long, env = "ASSUMED_COMPETITION", default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=8))]
     pub assumed_competition: u32,
+    /// Red Bank accounts whose positions each liquidator process keeps read ahead: the lowest
+    /// of the health checkers' near-liquidation set, below `--armed-below-hf`. When a block's
+    /// prices make one liquidatable, the process queues it as the block comes, ahead of the
+    /// health checkers (the worker re-checks it on chain as any candidate). 0 arms none.
+    #[arg(long, env = "ARMED_ACCOUNTS", default_value_t = 200, value_parser = clap::value_parser!(u64).range(0..=100_000))]
+    pub armed_accounts: u64,
+    /// The health factor under which a near-liquidation account is armed (the health checkers'
+    /// `--watch-threshold` bounds the set it is taken from).
+    #[arg(long, env = "ARMED_BELOW_HF", default_value = "1.05", value_parser = above_one)]
+    pub armed_below_hf: Decimal,
     /// How far a credit-account liquidation's swap pool may move against it between its
     /// simulation and its block, as a share of the swap's proceeds: a liquidation whose swap
     /// would then no longer repay the borrow is not sent (its tx would fail the credit
@@ -229,6 +248,7 @@ pub struct LiquidatorConfig {
     pub min_profit_usd: Decimal,
     pub max_fee_share: Decimal,
     pub assumed_competition: u32,
+    pub armed: crate::armed::ArmedConfig,
     pub dry_run: bool,
     pub csv: Option<PathBuf>,
     pub inclusion_timeout: Duration,
@@ -290,6 +310,10 @@ impl LiquidatorArgs {
             min_profit_usd: self.min_profit_usd,
             max_fee_share: self.max_fee_share,
             assumed_competition: self.assumed_competition,
+            armed: crate::armed::ArmedConfig {
+                accounts: self.armed_accounts as usize,
+                below_hf: self.armed_below_hf,
+            },
             dry_run: self.dry_run,
             csv: self.csv.clone(),
             inclusion_timeout,

@@ -22,6 +22,7 @@
 //!
 //! [`Liquidator::run`] wires them into a running service.
 
+pub mod armed;
 pub mod balances;
 pub mod bid;
 pub mod capital;
@@ -52,7 +53,8 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use mars::manifest::Manifest;
 use redline_chain::{ChainClient, ChainConfig, ChainError, Wallet};
-use redline_pipeline::jobs::{LiquidationCandidate, LIQUIDATION_QUEUE};
+use redline_pipeline::jobs::{LiquidationCandidate, ProtocolKind, LIQUIDATION_QUEUE};
+use redline_pipeline::near::NearKeys;
 use redline_pipeline::queue::{PriorityQueue, QueueConfig};
 use redline_pipeline::redis_conn::RedisConn;
 use redline_service::config::Secret;
@@ -183,9 +185,13 @@ impl<C: ChainClient + Clone + 'static> Liquidator<C> {
         }
         let worker_slots: Vec<u32> = workers.iter().map(|w| w.guard.slot).collect();
         tracing::info!(slots = ?worker_slots, dry_run = self.config.dry_run, "liquidator workers running");
+        let armory = self.spawn_armory(&shared, &stop).await?;
 
         shutdown.await;
         trigger.trigger();
+        if let Some(armory) = armory {
+            armory.abort();
+        }
         let ran_treasurer = self.drain(&shared, workers, treasurer).await;
         // The last balances, read after every tx settled.
         if let Err(error) = balances.await {
@@ -195,6 +201,36 @@ impl<C: ChainClient + Clone + 'static> Liquidator<C> {
             worker_slots,
             ran_treasurer,
         })
+    }
+
+    /// With `--armed-accounts` above 0, keeps the positions closest to liquidation read ahead
+    /// and queues them as soon as a block makes them liquidatable (see [`armed`]).
+    async fn spawn_armory(
+        &self,
+        shared: &Shared<C>,
+        stop: &Shutdown,
+    ) -> anyhow::Result<Option<JoinHandle<()>>> {
+        let config = self.config.armed;
+        if config.accounts == 0 {
+            return Ok(None);
+        }
+        let queue = PriorityQueue::<LiquidationCandidate>::connect(&self.queue, LIQUIDATION_QUEUE)
+            .await
+            .context("connecting to the liquidation queue")?;
+        let armory = armed::Armory {
+            reader: shared.reader.clone(),
+            queue,
+            redis: self.redis.clone(),
+            near: NearKeys::new(
+                &self.queue.queue_prefix,
+                &self.manifest.chain_id,
+                ProtocolKind::RedBank,
+            ),
+            chain_id: self.manifest.chain_id.clone(),
+            block_interval: shared.settings.block_interval,
+            config,
+        };
+        Ok(Some(tokio::spawn(armory.run(stop.clone()))))
     }
 
     /// Builds what the workers and the master's duty share.

@@ -599,7 +599,7 @@ impl<'a> PlanContext<'a> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use mars::msg::red_bank::{UserCollateralResponse, UserDebtResponse};
     use mars::types::Market;
@@ -607,7 +607,7 @@ mod tests {
 
     use testkit::fixtures::{asset_params as params, dec};
 
-    fn snapshot(atom_price: &str) -> MarketSnapshot {
+    pub(crate) fn snapshot(atom_price: &str) -> MarketSnapshot {
         let prices: BTreeMap<String, Decimal> = [
             ("uatom".to_string(), dec(atom_price)),
             ("uusdc".to_string(), dec("1")),
@@ -644,7 +644,7 @@ mod tests {
         }
     }
 
-    fn position(collateral: &[(&str, u128)], debt: &[(&str, u128)]) -> AccountPosition {
+    pub(crate) fn position(collateral: &[(&str, u128)], debt: &[(&str, u128)]) -> AccountPosition {
         AccountPosition {
             account: "osmo1user".into(),
             height: 5,

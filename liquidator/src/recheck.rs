@@ -130,6 +130,12 @@ impl<C: ChainClient> PositionReader<C> {
         if height == 0 {
             return Err(ReadError::NoBlockYet);
         }
+        self.snapshot_at_least(height).await
+    }
+
+    /// The snapshot of block `height`, or of a later block already read: for a caller told
+    /// that block `height` was just committed, without asking the chain for its latest height.
+    pub async fn snapshot_at_least(&self, height: u64) -> Result<Arc<MarketSnapshot>, ReadError> {
         let mut cached = self.snapshot.lock().await;
         if let Some(snapshot) = cached.as_ref().filter(|s| s.height >= height) {
             return Ok(snapshot.clone());

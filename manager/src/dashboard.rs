@@ -64,7 +64,12 @@ pub fn parse_addr(raw: &str) -> Result<Option<SocketAddr>, String> {
 /// The near-liquidation set the health checkers write (see the health checker's `output`
 /// module).
 pub fn near_key(queue_prefix: &str, chain_id: &str) -> String {
-    format!("{queue_prefix}:{chain_id}:red_bank:near")
+    redline_pipeline::near::NearKeys::new(
+        queue_prefix,
+        chain_id,
+        redline_pipeline::jobs::ProtocolKind::RedBank,
+    )
+    .all
 }
 
 /// The liquidators' wallet balances (see the liquidator's `balances` module).

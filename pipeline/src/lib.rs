@@ -6,6 +6,7 @@ pub mod capital;
 pub mod deployment;
 pub mod index;
 pub mod jobs;
+pub mod near;
 pub mod queue;
 pub mod redis_conn;
 pub mod wallet_slots;

@@ -40,6 +40,7 @@ use std::time::{Duration, SystemTime};
 
 use cosmwasm_std::{Coin, Decimal, Uint128};
 use futures::future::join_all;
+use futures::StreamExt as _;
 use redline_chain::{ChainClient, TxErrorCode, TxHash};
 use redline_pipeline::jobs::{AccountKey, LiquidationCandidate, ProtocolKind};
 use redline_pipeline::queue::{Delivery, Parking};
@@ -75,6 +76,9 @@ const RACE_MARKERS: &[&str] = &[
     "Nothing lent to reclaim",
     "No debt to repay",
 ];
+
+/// A step's batch simulations in flight at once (a node answers them side by side).
+const SIMULATIONS_IN_FLIGHT: usize = 8;
 
 /// Whether a contract's refusal is an expected race rather than a problem.
 pub fn is_race(log: &str) -> bool {
@@ -911,12 +915,23 @@ where
         while planned.peek().is_some() {
             batches.push(planned.by_ref().take(per_tx).collect());
         }
+        // Every batch is simulated before any is broadcast, several at once: each simulation
+        // signs with the sequence the chain expects now, and the last batch does not wait for
+        // every simulation and broadcast before it, one after the other.
+        let simulations: Vec<_> = batches
+            .iter()
+            .map(|batch| self.simulate_batch(batch, &snapshot))
+            .collect();
+        let simulations: Vec<_> = futures::stream::iter(simulations)
+            .buffered(SIMULATIONS_IN_FLIGHT)
+            .collect()
+            .await;
         // Each tx is confirmed from the moment it is broadcast, beside the broadcasts of the
         // next ones (the sender holds a broadcast back while `max_in_flight` are unsettled);
         // the batches are recorded and settled as their confirmations finish.
-        for batch in batches {
+        for (batch, simulation) in batches.into_iter().zip(simulations) {
             if let Some((items, prepared, broadcast)) = self
-                .broadcast_batch(batch, snapshot.clone(), &mut fee_budget, report)
+                .broadcast_batch(batch, simulation, snapshot.clone(), &mut fee_budget, report)
                 .await
             {
                 let (hash, sequence) = (broadcast.hash(), broadcast.sequence());
@@ -939,11 +954,14 @@ where
     async fn broadcast_batch(
         &mut self,
         planned: Vec<Planned>,
+        simulation: Result<PreparedBatch, SendError>,
         snapshot: Arc<MarketSnapshot>,
         fee_budget: &mut Uint128,
         report: &mut StepReport,
     ) -> Option<(Vec<Planned>, PreparedBatch, Broadcast)> {
-        let mut prepared = self.simulate(&planned, &snapshot, report).await?;
+        let mut prepared = self
+            .settle_unsimulated(&planned, simulation, &snapshot, report)
+            .await?;
         let items = self
             .settle_dropped(planned, &prepared, &snapshot, report)
             .await;
@@ -991,28 +1009,39 @@ where
     }
 
     /// Simulates the batch, which drops the liquidations that fail or fall below the profit
-    /// floor. `None` when the simulation itself failed: the jobs are then recorded and released.
-    async fn simulate(
+    /// floor.
+    fn simulate_batch(
         &self,
         planned: &[Planned],
+        snapshot: &Arc<MarketSnapshot>,
+    ) -> impl std::future::Future<Output = Result<PreparedBatch, SendError>> + Send + 'static {
+        let plans: Vec<Plan> = planned.iter().map(|p| p.plan.clone()).collect();
+        let (sender, snapshot) = (self.sender.clone(), snapshot.clone());
+        let (red_bank, metrics) = (self.settings.red_bank.clone(), self.metrics.clone());
+        let min_profit = Value::from(self.settings.min_profit_usd);
+        async move {
+            let simulate_timer = metrics.stage_timer("simulate");
+            let prepared =
+                execute::prepare_batch(&sender, &red_bank, &plans, &snapshot.prices, min_profit)
+                    .await;
+            simulate_timer.observe_duration();
+            prepared
+        }
+    }
+
+    /// The batch's simulation, or `None` when it failed: the jobs are then recorded and
+    /// released.
+    async fn settle_unsimulated(
+        &self,
+        planned: &[Planned],
+        simulation: Result<PreparedBatch, SendError>,
         snapshot: &MarketSnapshot,
         report: &mut StepReport,
     ) -> Option<PreparedBatch> {
-        let plans: Vec<Plan> = planned.iter().map(|p| p.plan.clone()).collect();
-        let simulate_timer = self.metrics.stage_timer("simulate");
-        let prepared = execute::prepare_batch(
-            &self.sender,
-            &self.settings.red_bank,
-            &plans,
-            &snapshot.prices,
-            Value::from(self.settings.min_profit_usd),
-        )
-        .await;
-        simulate_timer.observe_duration();
-        match prepared {
+        match simulation {
             Ok(prepared) => Some(prepared),
             Err(error) => {
-                tracing::warn!(%error, accounts = ?plans.iter().map(|p| &p.account).collect::<Vec<_>>(), "cannot simulate the batch; jobs released");
+                tracing::warn!(%error, accounts = ?planned.iter().map(|p| &p.plan.account).collect::<Vec<_>>(), "cannot simulate the batch; jobs released");
                 for item in planned {
                     self.record_unsent(item, snapshot, Outcome::NotSent, error.to_string())
                         .await;

@@ -464,6 +464,7 @@ fn job_output(
             found_at_ms,
             health: health.clone(),
             plan: plan.clone(),
+            armed: false,
         })
         .collect();
     let near = evaluation
@@ -621,6 +622,7 @@ impl<C: ChainClient + 'static> HealthChecker<C> {
                 found_at_ms,
                 health,
                 plan,
+                armed: false,
             })
             .collect();
         let output = self

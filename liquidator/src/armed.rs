@@ -18,10 +18,10 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use cosmwasm_std::{Decimal, Uint128};
-use futures::{stream, StreamExt};
+use futures::{stream, FutureExt as _, StreamExt};
 use mars::types::AccountKey;
 use mars::value::Value;
 use redline_chain::ChainClient;
@@ -32,7 +32,7 @@ use redline_pipeline::redis_conn::RedisConn;
 use redline_protocol::{AccountPosition, MarketSnapshot};
 
 use crate::plan::PlanContext;
-use crate::recheck::{inclusion_window, PositionReader};
+use crate::recheck::PositionReader;
 use crate::shutdown::Shutdown;
 
 /// An armed position is read again after this many blocks: stored (scaled) amounts change only
@@ -50,7 +50,7 @@ pub struct ArmedConfig {
     pub below_hf: Decimal,
 }
 
-struct Armed {
+struct ArmedPosition {
     position: AccountPosition,
     read_at: u64,
 }
@@ -62,15 +62,26 @@ pub struct Armory<C> {
     pub redis: RedisConn,
     pub near: NearKeys,
     pub chain_id: String,
-    pub block_interval: Duration,
     pub config: ArmedConfig,
+    /// How many positions are armed now.
+    pub gauge: prometheus::IntGauge,
 }
 
-impl<C: ChainClient> Armory<C> {
-    /// Follows blocks until `stop`: at each, fires what the block made liquidatable, then
-    /// re-arms for the next.
+/// The armed positions, by account: the arming task writes them, the firing one reads them.
+type Armed = Arc<std::sync::RwLock<HashMap<String, ArmedPosition>>>;
+
+impl<C: ChainClient + 'static> Armory<C> {
+    /// Follows blocks until `stop`: at each, fires what the block made liquidatable; beside
+    /// that, re-arms (reading positions takes longer than firing, and must not delay it).
     pub async fn run(self, stop: Shutdown) {
-        let mut armed: HashMap<String, Armed> = HashMap::new();
+        let armory = Arc::new(self);
+        let armed: Armed = Arc::default();
+        let arming = tokio::spawn(armory.clone().keep_armed(armed.clone(), stop.clone()));
+        armory.keep_firing(armed, stop).await;
+        let _ = arming.await;
+    }
+
+    async fn keep_firing(&self, armed: Armed, stop: Shutdown) {
         let mut fired: HashSet<String> = HashSet::new();
         let mut blocks = self.reader.client().subscribe_blocks();
         let stopped = stop.requested();
@@ -80,14 +91,40 @@ impl<C: ChainClient> Armory<C> {
                 block = blocks.next() => block,
                 () = &mut stopped => return,
             };
-            let Some(block) = block else { return };
-            match self.fire(&armed, &fired, block.height).await {
+            let Some(mut block) = block else { return };
+            // Behind: only the newest block's prices matter.
+            while let Some(Some(newer)) = blocks.next().now_or_never() {
+                block = newer;
+            }
+            let positions: Vec<AccountPosition> = armed
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .values()
+                .map(|a| a.position.clone())
+                .collect();
+            match self.fire(&positions, &fired, block.height).await {
                 Ok(now) => fired = now,
                 Err(error) => {
                     tracing::debug!(height = block.height, %error, "armed liquidations not checked at this block")
                 }
             }
-            if let Err(error) = self.arm(&mut armed, block.height).await {
+        }
+    }
+
+    async fn keep_armed(self: Arc<Self>, armed: Armed, stop: Shutdown) {
+        let mut blocks = self.reader.client().subscribe_blocks();
+        let stopped = stop.requested();
+        tokio::pin!(stopped);
+        loop {
+            let block = tokio::select! {
+                block = blocks.next() => block,
+                () = &mut stopped => return,
+            };
+            let Some(mut block) = block else { return };
+            while let Some(Some(newer)) = blocks.next().now_or_never() {
+                block = newer;
+            }
+            if let Err(error) = self.arm(&armed, block.height).await {
                 tracing::debug!(height = block.height, %error, "cannot re-arm");
             }
         }
@@ -96,24 +133,18 @@ impl<C: ChainClient> Armory<C> {
     /// Queues the armed accounts block `height` made liquidatable; which they are.
     async fn fire(
         &self,
-        armed: &HashMap<String, Armed>,
+        positions: &[AccountPosition],
         fired_before: &HashSet<String>,
         height: u64,
     ) -> anyhow::Result<HashSet<String>> {
-        if armed.is_empty() {
+        if positions.is_empty() {
             return Ok(HashSet::new());
         }
         let snapshot = self.reader.snapshot_at_least(height).await?;
         let found_at_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
-        let candidates = liquidatable(
-            &snapshot,
-            armed.values().map(|a| &a.position),
-            self.block_interval,
-            &self.chain_id,
-            found_at_ms,
-        );
+        let candidates = liquidatable(&snapshot, positions.iter(), &self.chain_id, found_at_ms);
         if candidates.is_empty() {
             return Ok(HashSet::new());
         }
@@ -134,7 +165,7 @@ impl<C: ChainClient> Armory<C> {
     }
 
     /// Keeps `armed` to the lowest of the near set, reading the new ones and the stale ones.
-    async fn arm(&self, armed: &mut HashMap<String, Armed>, height: u64) -> anyhow::Result<()> {
+    async fn arm(&self, armed: &Armed, height: u64) -> anyhow::Result<()> {
         if self.config.accounts == 0 {
             return Ok(());
         }
@@ -148,15 +179,20 @@ impl<C: ChainClient> Armory<C> {
             .arg(self.config.accounts)
             .query_async(&mut self.redis.clone())
             .await?;
-        armed.retain(|account, _| near.contains(account));
-        let due: Vec<String> = near
-            .into_iter()
-            .filter(|account| {
-                armed
-                    .get(account)
-                    .is_none_or(|a| height >= a.read_at + REFRESH_BLOCKS)
-            })
-            .collect();
+        let due: Vec<String> = {
+            let mut armed = armed.write().unwrap_or_else(|p| p.into_inner());
+            let listed: HashSet<&String> = near.iter().collect();
+            armed.retain(|account, _| listed.contains(account));
+            self.gauge.set(armed.len() as i64);
+            near.iter()
+                .filter(|account| {
+                    armed
+                        .get(*account)
+                        .is_none_or(|a| height >= a.read_at + REFRESH_BLOCKS)
+                })
+                .cloned()
+                .collect()
+        };
         let reads = stream::iter(due)
             .map(|account| async move {
                 let key = AccountKey::Address(account.clone());
@@ -165,12 +201,13 @@ impl<C: ChainClient> Armory<C> {
             .buffer_unordered(READS_IN_FLIGHT)
             .collect::<Vec<_>>()
             .await;
+        let mut armed = armed.write().unwrap_or_else(|p| p.into_inner());
         for (account, read) in reads {
             match read {
                 Ok(position) => {
                     armed.insert(
                         account,
-                        Armed {
+                        ArmedPosition {
                             position,
                             read_at: height,
                         },
@@ -179,17 +216,18 @@ impl<C: ChainClient> Armory<C> {
                 Err(error) => tracing::debug!(%account, %error, "cannot arm"),
             }
         }
+        self.gauge.set(armed.len() as i64);
         Ok(())
     }
 }
 
 /// The candidates, among `positions`, that `snapshot`'s prices make liquidatable, each with
-/// the plan unlimited funds would make (its profit is the queue's priority; the worker plans
-/// again with its own funds).
+/// the plan unlimited funds would make at the snapshot's block time (its profit is the queue's
+/// priority; the worker plans again for its inclusion window and with its own funds). Priced at
+/// that one time, a healthy position costs one health computation.
 pub fn liquidatable<'a>(
     snapshot: &MarketSnapshot,
     positions: impl Iterator<Item = &'a AccountPosition>,
-    block_interval: Duration,
     chain_id: &str,
     found_at_ms: u64,
 ) -> Vec<LiquidationCandidate> {
@@ -198,10 +236,10 @@ pub fn liquidatable<'a>(
         .keys()
         .map(|denom| (denom.clone(), Uint128::MAX))
         .collect();
-    let (earliest, latest) = inclusion_window(snapshot, block_interval);
+    let at = snapshot.block_time_secs;
     positions
         .filter_map(|position| {
-            let plan = PlanContext::new(snapshot, position, earliest, latest)
+            let plan = PlanContext::new(snapshot, position, at, at)
                 .and_then(|context| context.best_plan(&unlimited))
                 .ok()?;
             let profit = snapshot.prices.to_usd(plan.expected_profit);
@@ -221,6 +259,7 @@ pub fn liquidatable<'a>(
                         .unwrap_or_default(),
                     from_lend: false,
                 }),
+                armed: true,
             })
         })
         .collect()
@@ -232,8 +271,6 @@ mod tests {
     use crate::plan::tests::{position, snapshot};
     use testkit::fixtures::dec;
 
-    const BLOCK: Duration = Duration::from_secs(1);
-
     #[test]
     fn a_price_that_crosses_the_line_fires_the_armed_position_and_no_other() {
         // 10,000 uatom at a liquidation threshold of 0.8 against 65,000 uusdc of debt:
@@ -243,17 +280,18 @@ mod tests {
         safe.account = "osmo1safe".into();
         let armed = [under_water, safe];
 
-        let before = liquidatable(&snapshot("10"), armed.iter(), BLOCK, "devnet-1", 7);
+        let before = liquidatable(&snapshot("10"), armed.iter(), "devnet-1", 7);
         assert!(before.is_empty(), "{before:?}");
 
         // At 7.5 the second one still has HF 20,000 × 7.5 × 0.8 / 65,000 = 1.846.
-        let after = liquidatable(&snapshot("7.5"), armed.iter(), BLOCK, "devnet-1", 7);
+        let after = liquidatable(&snapshot("7.5"), armed.iter(), "devnet-1", 7);
         assert_eq!(after.len(), 1, "{after:?}");
         let candidate = &after[0];
         assert_eq!(candidate.account, AccountKey::Address("osmo1user".into()));
         assert_eq!(candidate.height, 5);
         assert_eq!(candidate.found_at_ms, 7);
         assert_eq!(candidate.protocol, ProtocolKind::RedBank);
+        assert!(candidate.armed);
         // 60,000 / 65,000 = 0.923076923076923076 (the contract's decimal, truncated).
         assert_eq!(
             candidate.health.liquidation_health_factor,

@@ -227,8 +227,8 @@ impl<C: ChainClient + Clone + 'static> Liquidator<C> {
                 ProtocolKind::RedBank,
             ),
             chain_id: self.manifest.chain_id.clone(),
-            block_interval: shared.settings.block_interval,
             config,
+            gauge: shared.metrics.armed.clone(),
         };
         Ok(Some(tokio::spawn(armory.run(stop.clone()))))
     }

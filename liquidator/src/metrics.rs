@@ -33,6 +33,8 @@ pub struct LiquidatorMetrics {
     /// Stage latencies of one batch (`recheck`, `simulate`, `send`).
     pub stage_seconds: HistogramVec,
     pub workers: IntGauge,
+    /// Positions kept read ahead (see [`crate::armed`]).
+    pub armed: IntGauge,
     /// Balance of each wallet this process signs with, by `wallet` address, HD `slot` and
     /// `denom`, in base units (kept current by [`crate::balances::BalanceBook`]).
     pub wallet_balance: GaugeVec,
@@ -122,6 +124,11 @@ impl LiquidatorMetrics {
                 &["stage"],
             )
             .expect("static metric definition"),
+            armed: IntGauge::new(
+                "liquidator_armed_accounts",
+                "Positions near liquidation this process keeps read ahead to queue as a block comes",
+            )
+            .expect("static metric definition"),
             workers: IntGauge::new("liquidator_workers", "Workers running in this process")
                 .expect("static metric definition"),
             wallet_balance: GaugeVec::new(
@@ -155,6 +162,7 @@ impl LiquidatorMetrics {
     /// is an error naming it.
     pub fn register(&self, registry: &Registry) -> Result<(), prometheus::Error> {
         registry.register(Box::new(self.attempts.clone()))?;
+        registry.register(Box::new(self.armed.clone()))?;
         registry.register(Box::new(self.jobs.clone()))?;
         registry.register(Box::new(self.txs.clone()))?;
         registry.register(Box::new(self.profit_usd.clone()))?;

@@ -77,6 +77,9 @@ const RACE_MARKERS: &[&str] = &[
     "No debt to repay",
 ];
 
+/// The record's detail for a candidate the liquidator armed (see [`crate::armed`]).
+pub const ARMED_DETAIL: &str = "armed: queued by the liquidator as its block came";
+
 /// A step's batch simulations in flight at once (a node answers them side by side).
 const SIMULATIONS_IN_FLIGHT: usize = 8;
 
@@ -889,6 +892,11 @@ where
             collateral_denom: plan.collateral_denom.clone(),
             debt_sent: plan.debt_to_send,
             expected_profit_usd: snapshot.prices.to_usd(plan.expected_profit),
+            detail: if delivery.job.armed {
+                ARMED_DETAIL.to_owned()
+            } else {
+                String::new()
+            },
             ..AttemptRecord::default()
         }
     }

@@ -13,7 +13,7 @@ use redline_liquidator::armed::{ArmedConfig, Armory};
 use redline_liquidator::shutdown::shutdown_channel;
 use redline_pipeline::jobs::ProtocolKind;
 use redline_pipeline::near::NearKeys;
-use support::{Harness, BLOCK_TIME};
+use support::Harness;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn armed_accounts_are_queued_at_the_block_that_makes_them_liquidatable() {
@@ -54,11 +54,11 @@ async fn armed_accounts_are_queued_at_the_block_that_makes_them_liquidatable() {
         redis: h.redis.clone(),
         near,
         chain_id: h.manifest.chain_id.clone(),
-        block_interval: BLOCK_TIME,
         config: ArmedConfig {
             accounts: 1_000,
             below_hf: Decimal::percent(10_000),
         },
+        gauge: prometheus::IntGauge::new("armed", "armed").unwrap(),
     };
     let task = tokio::spawn(armory.run(stop));
     // It arms at the blocks after it starts.
@@ -96,6 +96,7 @@ async fn armed_accounts_are_queued_at_the_block_that_makes_them_liquidatable() {
         waiting
             .into_iter()
             .filter_map(|w| w.job)
+            .inspect(|job| assert!(job.armed, "{job:?}"))
             .map(|job| (job.account.as_string(), job.height))
             .collect::<BTreeSet<_>>()
     };

@@ -76,6 +76,10 @@ pub struct LiquidationCandidate {
     pub found_at_ms: u64,
     pub health: Health,
     pub plan: Option<LiquidationPlan>,
+    /// Queued by a liquidator from a position it had read ahead, as the block came (see the
+    /// liquidator's `armed` module), rather than by a health checker.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub armed: bool,
 }
 
 impl LiquidationCandidate {

@@ -120,6 +120,7 @@ fn liquidation_candidate() -> impl Strategy<Value = LiquidationCandidate> {
                     found_at_ms,
                     health,
                     plan,
+                    armed: false,
                 }
             },
         )

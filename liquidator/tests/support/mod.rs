@@ -292,6 +292,7 @@ impl Harness {
                 expected_profit_usd: profit_usd,
                 from_lend: false,
             }),
+            armed: false,
         }
     }
 

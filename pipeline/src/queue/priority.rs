@@ -1581,6 +1581,7 @@ mod tests {
                 expected_profit_usd: Decimal::from_ratio(profit, 100u128),
                 from_lend: false,
             }),
+            armed: false,
         };
         q.push(&[
             candidate("osmo1a", 5, 150),

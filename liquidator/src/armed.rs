@@ -82,7 +82,7 @@ impl<C: ChainClient + 'static> Armory<C> {
     }
 
     async fn keep_firing(&self, armed: Armed, stop: Shutdown) {
-        let mut fired: HashSet<String> = HashSet::new();
+        let mut liquidatable_before: HashSet<String> = HashSet::new();
         let mut blocks = self.reader.client().subscribe_blocks();
         let stopped = stop.requested();
         tokio::pin!(stopped);
@@ -102,8 +102,11 @@ impl<C: ChainClient + 'static> Armory<C> {
                 .values()
                 .map(|a| a.position.clone())
                 .collect();
-            match self.fire(&positions, &fired, block.height).await {
-                Ok(now) => fired = now,
+            match self
+                .fire(&positions, &liquidatable_before, block.height)
+                .await
+            {
+                Ok(now) => liquidatable_before = now,
                 Err(error) => {
                     tracing::debug!(height = block.height, %error, "armed liquidations not checked at this block")
                 }
@@ -130,11 +133,14 @@ impl<C: ChainClient + 'static> Armory<C> {
         }
     }
 
-    /// Queues the armed accounts block `height` made liquidatable; which they are.
+    /// Queues the armed accounts that block `height` made liquidatable; answers every armed
+    /// account liquidatable at it. One still liquidatable since the block before (not yet
+    /// liquidated, or not worth a tx) is left to the health checkers, which queue it again at
+    /// each block: the armory is for the block that moves the price.
     async fn fire(
         &self,
         positions: &[AccountPosition],
-        fired_before: &HashSet<String>,
+        liquidatable_before: &HashSet<String>,
         height: u64,
     ) -> anyhow::Result<HashSet<String>> {
         if positions.is_empty() {
@@ -144,24 +150,18 @@ impl<C: ChainClient + 'static> Armory<C> {
         let found_at_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
-        let candidates = liquidatable(&snapshot, positions.iter(), &self.chain_id, found_at_ms);
-        if candidates.is_empty() {
-            return Ok(HashSet::new());
-        }
-        self.queue.push(&candidates).await?;
-        let fired: HashSet<String> = candidates.iter().map(|c| c.account.as_string()).collect();
-        // Accounts still liquidatable a block later (e.g. waiting for funds) are queued again,
-        // quietly: the line is for a price move.
-        let new = fired.difference(fired_before).count();
-        if new > 0 {
+        let mut candidates = liquidatable(&snapshot, positions.iter(), &self.chain_id, found_at_ms);
+        let now: HashSet<String> = candidates.iter().map(|c| c.account.as_string()).collect();
+        candidates.retain(|c| !liquidatable_before.contains(&c.account.as_string()));
+        if !candidates.is_empty() {
+            self.queue.push(&candidates).await?;
             tracing::info!(
                 height = snapshot.height,
                 queued = candidates.len(),
-                new,
                 "armed liquidations queued as the block came"
             );
         }
-        Ok(fired)
+        Ok(now)
     }
 
     /// Keeps `armed` to the lowest of the near set, reading the new ones and the stale ones.

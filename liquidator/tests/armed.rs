@@ -13,7 +13,7 @@ use redline_liquidator::armed::{ArmedConfig, Armory};
 use redline_liquidator::shutdown::shutdown_channel;
 use redline_pipeline::jobs::ProtocolKind;
 use redline_pipeline::near::NearKeys;
-use support::Harness;
+use support::{Harness, BLOCK_TIME};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn armed_accounts_are_queued_at_the_block_that_makes_them_liquidatable() {
@@ -123,6 +123,13 @@ async fn armed_accounts_are_queued_at_the_block_that_makes_them_liquidatable() {
             "{account}: not armed, not queued"
         );
     }
+    // Still liquidatable two blocks later, they are not queued again: later blocks are the
+    // health checkers' (none runs here), the armory is for the block that moves the price.
+    while h.client.latest_height().await.unwrap() < drop + 2 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(BLOCK_TIME).await;
+    assert!(queued().await.iter().all(|(_, height)| *height == drop));
     trigger.trigger();
     task.await.unwrap();
 }

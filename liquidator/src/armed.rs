@@ -35,9 +35,10 @@ use crate::plan::PlanContext;
 use crate::recheck::PositionReader;
 use crate::shutdown::Shutdown;
 
-/// An armed position is read again after this many blocks: stored (scaled) amounts change only
-/// when the account acts, and the worker re-reads every candidate anyway.
-const REFRESH_BLOCKS: u64 = 10;
+/// An armed position is read again after this long: stored (scaled) amounts change only when
+/// the account acts, and the worker re-reads every candidate anyway. In time, not blocks, so
+/// that fast blocks do not multiply the reads.
+const REFRESH: std::time::Duration = std::time::Duration::from_secs(10);
 /// Position reads in flight at once while arming.
 const READS_IN_FLIGHT: usize = 8;
 
@@ -52,7 +53,7 @@ pub struct ArmedConfig {
 
 struct ArmedPosition {
     position: AccountPosition,
-    read_at: u64,
+    read_at: std::time::Instant,
 }
 
 /// What arming needs, connected.
@@ -67,6 +68,14 @@ pub struct Armory<C> {
     pub gauge: prometheus::IntGauge,
 }
 
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// The armed positions, by account: the arming task writes them, the firing one reads them.
 type Armed = Arc<std::sync::RwLock<HashMap<String, ArmedPosition>>>;
 
@@ -76,9 +85,11 @@ impl<C: ChainClient + 'static> Armory<C> {
     pub async fn run(self, stop: Shutdown) {
         let armory = Arc::new(self);
         let armed: Armed = Arc::default();
-        let arming = tokio::spawn(armory.clone().keep_armed(armed.clone(), stop.clone()));
+        // Stopped with the firing, or when this task is aborted: a read in progress is of no use.
+        let _arming = AbortOnDrop(tokio::spawn(
+            armory.clone().keep_armed(armed.clone(), stop.clone()),
+        ));
         armory.keep_firing(armed, stop).await;
-        let _ = arming.await;
     }
 
     async fn keep_firing(&self, armed: Armed, stop: Shutdown) {
@@ -188,7 +199,7 @@ impl<C: ChainClient + 'static> Armory<C> {
                 .filter(|account| {
                     armed
                         .get(*account)
-                        .is_none_or(|a| height >= a.read_at + REFRESH_BLOCKS)
+                        .is_none_or(|a| a.read_at.elapsed() >= REFRESH)
                 })
                 .cloned()
                 .collect()
@@ -209,7 +220,7 @@ impl<C: ChainClient + 'static> Armory<C> {
                         account,
                         ArmedPosition {
                             position,
-                            read_at: height,
+                            read_at: std::time::Instant::now(),
                         },
                     );
                 }

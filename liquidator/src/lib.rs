@@ -172,6 +172,7 @@ impl<C: ChainClient + Clone + 'static> Liquidator<C> {
     ) -> anyhow::Result<RunSummary> {
         let shared = self.share().await?;
         let (trigger, stop) = shutdown_channel();
+        let armory = self.spawn_armory(&shared, &stop).await?;
         let balances = tokio::spawn(
             shared
                 .balances
@@ -185,7 +186,6 @@ impl<C: ChainClient + Clone + 'static> Liquidator<C> {
         }
         let worker_slots: Vec<u32> = workers.iter().map(|w| w.guard.slot).collect();
         tracing::info!(slots = ?worker_slots, dry_run = self.config.dry_run, "liquidator workers running");
-        let armory = self.spawn_armory(&shared, &stop).await?;
 
         shutdown.await;
         trigger.trigger();

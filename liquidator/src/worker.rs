@@ -80,6 +80,10 @@ const RACE_MARKERS: &[&str] = &[
 /// The record's detail for a candidate the liquidator armed (see [`crate::armed`]).
 pub const ARMED_DETAIL: &str = "armed: queued by the liquidator as its block came";
 
+/// Ends a below-the-floor record's error when the wallet's funds, not the contract, kept the
+/// liquidation small (the job waits for funds).
+pub const CAPPED_BY_FUNDS: &str = "; capped by the wallet's funds, waiting for more";
+
 /// A step's batch simulations in flight at once (a node answers them side by side).
 const SIMULATIONS_IN_FLIGHT: usize = 8;
 
@@ -923,21 +927,34 @@ where
         while planned.peek().is_some() {
             batches.push(planned.by_ref().take(per_tx).collect());
         }
-        // Every batch is simulated before any is broadcast, several at once: each simulation
-        // signs with the sequence the chain expects now, and the last batch does not wait for
-        // every simulation and broadcast before it, one after the other.
-        let simulations: Vec<_> = batches
+        // The batches the wallet has room in flight for now are simulated before any is
+        // broadcast, several at once: each simulation signs with the sequence the chain expects
+        // now, and the last of them does not wait for every simulation and broadcast before it,
+        // one after the other. A batch beyond that room waits for earlier txs to settle, so it
+        // is simulated when its turn comes, not blocks before its broadcast.
+        let room = self
+            .sender
+            .window()
+            .saturating_sub(self.sender.in_flight())
+            .max(1);
+        let ahead: Vec<_> = batches
             .iter()
+            .take(room)
             .map(|batch| self.simulate_batch(batch, &snapshot))
             .collect();
-        let simulations: Vec<_> = futures::stream::iter(simulations)
+        let mut simulated = futures::stream::iter(ahead)
             .buffered(SIMULATIONS_IN_FLIGHT)
-            .collect()
-            .await;
+            .collect::<Vec<_>>()
+            .await
+            .into_iter();
         // Each tx is confirmed from the moment it is broadcast, beside the broadcasts of the
         // next ones (the sender holds a broadcast back while `max_in_flight` are unsettled);
         // the batches are recorded and settled as their confirmations finish.
-        for (batch, simulation) in batches.into_iter().zip(simulations) {
+        for batch in batches {
+            let simulation = match simulated.next() {
+                Some(simulation) => simulation,
+                None => self.simulate_batch(&batch, &snapshot).await,
+            };
             if let Some((items, prepared, broadcast)) = self
                 .broadcast_batch(batch, simulation, snapshot.clone(), &mut fee_budget, report)
                 .await
@@ -1108,10 +1125,13 @@ where
             Dropped::BelowMinProfit {
                 profit_after_fee_usd,
             } => {
-                let error = format!(
+                let mut error = format!(
                     "profit after fee {profit_after_fee_usd} USD < --min-profit-usd {}",
                     self.settings.min_profit_usd
                 );
+                if plan.shortfall.is_some() {
+                    error.push_str(CAPPED_BY_FUNDS);
+                }
                 tracing::debug!(account = %plan.account, %profit_after_fee_usd, "below the profit floor");
                 let verdict = match &plan.shortfall {
                     // Only the wallet's balance kept it small: worth it once funds come.

@@ -59,7 +59,12 @@ pub async fn read_accounts(
 pub struct Pools(BTreeMap<(String, String), PoolResponse>);
 
 impl Pools {
-    pub async fn read(client: &TendermintClient, swapper: &str) -> anyhow::Result<Self> {
+    /// The pools at `height` (`None`: the latest block).
+    pub async fn read(
+        client: &TendermintClient,
+        swapper: &str,
+        height: Option<u64>,
+    ) -> anyhow::Result<Self> {
         let pools: Vec<PoolResponse> = client
             .query_smart(
                 swapper,
@@ -67,7 +72,7 @@ impl Pools {
                     start_after: None,
                     limit: Some(100),
                 },
-                None,
+                height,
             )
             .await
             .context("the swap contract's pools")?;
@@ -260,8 +265,8 @@ pub struct CreditWatch {
 
 impl CreditWatch {
     /// Watches the capture targets among `accounts` (read before the drop: the drop moves no
-    /// position) under the post-drop `snapshot`, with the pools as they are now (nothing has
-    /// swapped since the drop).
+    /// position) under the post-drop `snapshot`, with the pools at the snapshot's block (the
+    /// liquidators' swaps land after it).
     pub async fn start(
         rover: Rover<TendermintClient>,
         ids: Vec<u64>,
@@ -279,16 +284,16 @@ impl CreditWatch {
             watched: BTreeSet::new(),
             left: BTreeSet::new(),
         };
-        let pools = watch.pools().await?;
+        let pools = watch.pools(Some(snapshot.height)).await?;
         watch.targets = profitable(snapshot, accounts, debts, &watch.fee, pools.as_ref())?;
         watch.watched = watch.targets.clone();
         watch.left = watch.targets.clone();
         Ok(watch)
     }
 
-    async fn pools(&self) -> anyhow::Result<Option<Pools>> {
+    async fn pools(&self, height: Option<u64>) -> anyhow::Result<Option<Pools>> {
         match &self.swapper {
-            Some((client, swapper)) => Ok(Some(Pools::read(client, swapper).await?)),
+            Some((client, swapper)) => Ok(Some(Pools::read(client, swapper, height).await?)),
             None => Ok(None),
         }
     }
@@ -296,14 +301,14 @@ impl CreditWatch {
     /// Looks at the watched accounts again.
     pub async fn refresh(&mut self, snapshot: &MarketSnapshot) -> anyhow::Result<()> {
         let watched: Vec<u64> = self.watched.iter().copied().collect();
-        let pools = self.pools().await?;
+        let pools = self.pools(None).await?;
         self.left = plannable(&self.rover, &watched, snapshot, &self.fee, pools.as_ref()).await?;
         Ok(())
     }
 
     /// Looks at every seeded account, watching any found with a profitable liquidation.
     pub async fn full_pass(&mut self, snapshot: &MarketSnapshot) -> anyhow::Result<()> {
-        let pools = self.pools().await?;
+        let pools = self.pools(None).await?;
         self.left = plannable(&self.rover, &self.ids, snapshot, &self.fee, pools.as_ref()).await?;
         self.watched.extend(self.left.iter().copied());
         Ok(())

@@ -210,6 +210,9 @@ pub struct Figures {
     /// Accounts with a profitable liquidation right after the drop.
     pub liquidatable: usize,
     pub missed: Vec<String>,
+    /// Accounts the liquidator dropped at least twice as below the profit floor after its
+    /// simulated fee (not for want of funds), never liquidated.
+    pub at_a_loss: BTreeSet<String>,
     pub liquidations: usize,
     pub liquidations_on_chain: usize,
     pub txs: usize,
@@ -319,7 +322,7 @@ impl Figures {
                         String::new()
                     } else {
                         format!(
-                            ", {at_a_loss} left that the oracle's simulation finds only at a loss \
+                            ", {at_a_loss} left that the liquidator's and the oracle's simulations find only at a loss \
                              in a tx of its own"
                         )
                     },
@@ -498,13 +501,16 @@ impl Figures {
         )
     }
 
-    /// The targets never liquidated but for those the capture oracle's simulation (its real
-    /// gas) finds only at a loss in a tx of their own: their profit was judged against an
-    /// estimated one-account fee, so those are explained, not missed.
+    /// The targets never liquidated but for those both the liquidator's simulations and the
+    /// capture oracle's (their real gas) find only at a loss in a tx of their own: their profit
+    /// was judged against an estimated one-account fee, so those are explained, not missed.
     fn unexplained_missed(&self) -> Vec<&String> {
         self.missed
             .iter()
-            .filter(|account| !self.capture.unprofitable.iter().any(|(a, _)| a == *account))
+            .filter(|account| {
+                !(self.at_a_loss.contains(*account)
+                    && self.capture.unprofitable.iter().any(|(a, _)| a == *account))
+            })
             .collect()
     }
 
@@ -962,7 +968,7 @@ fn armed_gauges(registries: &[redline_liquidator::prometheus::Registry]) -> u64 
 }
 
 /// Accounts never liquidated whose liquidation the liquidator dropped at least twice, its
-/// simulation finding it below the profit floor after the tx's fee.
+/// simulation finding it below the profit floor after the tx's fee (and not for want of funds).
 async fn found_at_a_loss(
     redis: &redline_pipeline::redis_conn::RedisConn,
     stream: &str,
@@ -972,7 +978,13 @@ async fn found_at_a_loss(
     let mut liquidated = BTreeSet::new();
     for record in &records {
         match record.outcome {
-            Outcome::BelowMinProfit => *drops.entry(record.account.as_str()).or_default() += 1,
+            Outcome::BelowMinProfit
+                if !record
+                    .error
+                    .ends_with(redline_liquidator::worker::CAPPED_BY_FUNDS) =>
+            {
+                *drops.entry(record.account.as_str()).or_default() += 1
+            }
             Outcome::Liquidated => {
                 liquidated.insert(record.account.as_str());
             }
@@ -1401,6 +1413,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Figures> {
     let mut drop_to_done = None;
     let attempts_stream =
         KeySpace::new(&queue_config.queue_prefix, &manifest.chain_id).attempts_stream("attempts");
+    let mut at_a_loss = BTreeSet::new();
     let credit_done =
         |watch: &Option<CreditWatch>| watch.as_ref().is_none_or(|w| w.left.is_empty());
     loop {
@@ -1412,6 +1425,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Figures> {
             }
             full_passes += 1;
             (plan_height, plans) = plannable(&reader, &borrowers, block_time, &fee).await?;
+            plans.retain(|plan| !at_a_loss.contains(&plan.account));
             if let Some(watch) = credit_watch.as_mut() {
                 watch.full_pass(&*reader.latest().await?).await?;
             }
@@ -1447,13 +1461,14 @@ pub async fn run(options: &Options) -> anyhow::Result<Figures> {
         (plan_height, plans) = plannable(&reader, &watched, block_time, &fee).await?;
         // The estimated fee can be short of a lone tx's real one: an account the liquidator's
         // simulations found at a loss twice is not waited for (the capture oracle judges it).
-        let at_a_loss = found_at_a_loss(&redis, &attempts_stream).await?;
+        at_a_loss = found_at_a_loss(&redis, &attempts_stream).await?;
         plans.retain(|plan| !at_a_loss.contains(&plan.account));
         if let Some(watch) = credit_watch.as_mut() {
             watch.refresh(&*reader.latest().await?).await?;
         }
     }
     let drop_to_done = drop_to_done.unwrap_or_else(|| drop_seen.elapsed());
+    let at_a_loss = found_at_a_loss(&redis, &attempts_stream).await?;
     let _ = watch_stop.send(true);
     let _ = watcher.await;
     let _ = pipeline_stop.send(true);
@@ -1491,6 +1506,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Figures> {
         producer_rounds,
         initial_scan,
         drop_to_done,
+        at_a_loss,
         ..Figures::default()
     };
     for run in runs {

@@ -927,16 +927,18 @@ where
         while planned.peek().is_some() {
             batches.push(planned.by_ref().take(per_tx).collect());
         }
-        // The batches the wallet has room in flight for now are simulated before any is
-        // broadcast, several at once: each simulation signs with the sequence the chain expects
-        // now, and the last of them does not wait for every simulation and broadcast before it,
-        // one after the other. A batch beyond that room waits for earlier txs to settle, so it
-        // is simulated when its turn comes, not blocks before its broadcast.
-        let room = self
-            .sender
-            .window()
-            .saturating_sub(self.sender.in_flight())
-            .max(1);
+        // When the wallet has nothing in flight (a block has just moved prices after a quiet
+        // spell), the batches it has room for are simulated before any is broadcast, several at
+        // once: each simulation signs with the sequence the chain expects now, and the last of
+        // them does not wait for every simulation and broadcast before it, one after the other.
+        // Otherwise each batch is simulated just before its broadcast: that simulation is also
+        // what finds the wallet's earlier txs dropped at their timeout height (the chain then
+        // expects an older sequence), before a tx is signed past them.
+        let room = if self.sender.in_flight() == 0 {
+            self.sender.window()
+        } else {
+            0
+        };
         let ahead: Vec<_> = batches
             .iter()
             .take(room)

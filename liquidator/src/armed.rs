@@ -97,29 +97,17 @@ impl<C: ChainClient + 'static> Armory<C> {
         let mut blocks = self.reader.client().subscribe_blocks();
         let stopped = stop.requested();
         tokio::pin!(stopped);
-        loop {
-            let block = tokio::select! {
-                block = blocks.next() => block,
-                () = &mut stopped => return,
-            };
-            let Some(mut block) = block else { return };
-            // Behind: only the newest block's prices matter.
-            while let Some(Some(newer)) = blocks.next().now_or_never() {
-                block = newer;
-            }
+        while let Some(height) = newest_block(&mut blocks, stopped.as_mut()).await {
             let positions: Vec<AccountPosition> = armed
                 .read()
                 .unwrap_or_else(|p| p.into_inner())
                 .values()
                 .map(|a| a.position.clone())
                 .collect();
-            match self
-                .fire(&positions, &liquidatable_before, block.height)
-                .await
-            {
+            match self.fire(&positions, &liquidatable_before, height).await {
                 Ok(now) => liquidatable_before = now,
                 Err(error) => {
-                    tracing::debug!(height = block.height, %error, "armed liquidations not checked at this block")
+                    tracing::debug!(height, %error, "armed liquidations not checked at this block")
                 }
             }
         }
@@ -129,17 +117,9 @@ impl<C: ChainClient + 'static> Armory<C> {
         let mut blocks = self.reader.client().subscribe_blocks();
         let stopped = stop.requested();
         tokio::pin!(stopped);
-        loop {
-            let block = tokio::select! {
-                block = blocks.next() => block,
-                () = &mut stopped => return,
-            };
-            let Some(mut block) = block else { return };
-            while let Some(Some(newer)) = blocks.next().now_or_never() {
-                block = newer;
-            }
-            if let Err(error) = self.arm(&armed, block.height).await {
-                tracing::debug!(height = block.height, %error, "cannot re-arm");
+        while let Some(height) = newest_block(&mut blocks, stopped.as_mut()).await {
+            if let Err(error) = self.arm(&armed, height).await {
+                tracing::debug!(height, %error, "cannot re-arm");
             }
         }
     }
@@ -230,6 +210,22 @@ impl<C: ChainClient + 'static> Armory<C> {
         self.gauge.set(armed.len() as i64);
         Ok(())
     }
+}
+
+/// The height of the next block, or of the newest one when several came meanwhile (only the
+/// newest block's prices matter); `None` once `stopped` resolves or the feed ends.
+async fn newest_block(
+    blocks: &mut redline_chain::BlockStream,
+    stopped: std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
+) -> Option<u64> {
+    let mut block = tokio::select! {
+        block = blocks.next() => block?,
+        () = stopped => return None,
+    };
+    while let Some(Some(newer)) = blocks.next().now_or_never() {
+        block = newer;
+    }
+    Some(block.height)
 }
 
 /// The candidates, among `positions`, that `snapshot`'s prices make liquidatable, each with

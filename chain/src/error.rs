@@ -127,6 +127,8 @@ pub enum TxErrorCode {
     OutOfGas,
     /// sdk 13: fee below the gas price.
     InsufficientFee,
+    /// sdk 30: the chain is past the tx's timeout height; sign again with a later one.
+    TimeoutHeight,
     /// sdk 32: the sequence in the tx is not the account's; resync and re-sign.
     WrongSequence,
     /// The contract refused the message (codespace `wasm`); the log carries its message.
@@ -142,6 +144,7 @@ impl TxErrorCode {
             ("sdk" | "", 5) => TxErrorCode::InsufficientFunds,
             ("sdk" | "", 11) => TxErrorCode::OutOfGas,
             ("sdk" | "", 13) => TxErrorCode::InsufficientFee,
+            ("sdk" | "", 30) => TxErrorCode::TimeoutHeight,
             ("sdk" | "", 32) => TxErrorCode::WrongSequence,
             ("wasm", _) => TxErrorCode::Contract,
             _ => TxErrorCode::Other,
@@ -212,6 +215,8 @@ mod tests {
             TxErrorCode::classify("sdk", 13),
             TxErrorCode::InsufficientFee
         );
+        // cosmos-sdk types/errors: ErrTxTimeoutHeight is code 30.
+        assert_eq!(TxErrorCode::classify("sdk", 30), TxErrorCode::TimeoutHeight);
         // wasmd's "execute wasm contract failed" is code 5 too, in its own codespace.
         assert_eq!(TxErrorCode::classify("wasm", 5), TxErrorCode::Contract);
         assert_eq!(TxErrorCode::classify("sdk", 2), TxErrorCode::Other);

@@ -802,11 +802,11 @@ impl<C: ChainClient> TxSender<C> {
             }
             false => self.tip_clear_of_drops().await?,
         };
-        let timeout_height = match self.options.timeout_blocks {
+        let mut timeout_height = match self.options.timeout_blocks {
             Some(blocks) => tip.map(|tip| tip + blocks),
             None => None,
         };
-        let signing_builder = || {
+        let signing_builder = |timeout_height: Option<u64>| {
             let builder = self.builder.at_market(self.gas_price.base());
             let builder = match bid {
                 Some(fee) => builder.with_gas_price(crate::bid::price_for_fee(
@@ -821,8 +821,8 @@ impl<C: ChainClient> TxSender<C> {
                 None => builder,
             }
         };
-        let mut builder = signing_builder();
-        let (mut resynced, mut repriced) = (false, false);
+        let mut builder = signing_builder(timeout_height);
+        let (mut resynced, mut repriced, mut retimed) = (false, false, false);
         loop {
             let sequence = self.sequence.peek();
             let signed = builder
@@ -904,12 +904,29 @@ impl<C: ChainClient> TxSender<C> {
                         repriced = true;
                         self.gas_price.expire();
                         self.gas_price.refresh(&self.client, &self.address).await;
-                        builder = signing_builder();
+                        builder = signing_builder(timeout_height);
                         tracing::debug!(
                             wallet = %self.address,
                             log = %rejection.log,
                             price = %builder.gas_price(),
                             "fee below the market's price: re-read it and signed again"
+                        );
+                        continue;
+                    }
+                    if rejection.kind == TxErrorCode::TimeoutHeight && !retimed {
+                        // The chain passed the timeout height before the tx reached it (a slow
+                        // step, or the tip read half a block ago): nothing was paid and the
+                        // sequence is unused; sign again from the height now.
+                        retimed = true;
+                        let tip = self.tip.height(&self.client, &self.address, Duration::ZERO);
+                        let blocks = self.options.timeout_blocks.unwrap_or_default();
+                        timeout_height = tip.await.map(|tip| tip + blocks);
+                        builder = signing_builder(timeout_height);
+                        tracing::debug!(
+                            wallet = %self.address,
+                            log = %rejection.log,
+                            ?timeout_height,
+                            "timeout height passed before CheckTx: signed again from the chain's height now"
                         );
                         continue;
                     }

@@ -252,6 +252,45 @@ async fn a_tx_refused_for_its_fee_is_signed_again_at_the_price_read_then() {
     );
 }
 
+/// A sender whose reading of the chain's height is still fresh by its clock (it believes
+/// blocks come every 10 minutes) while the chain has moved past the timeout height that
+/// reading gives: CheckTx refuses the tx for its timeout height, nothing is paid and the
+/// sequence is unused, so the sender reads the height afresh, signs again, and the tx lands
+/// once. Without the second signing the tx would fail at CheckTx.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tx_refused_for_its_timeout_height_is_signed_again_from_the_height_then() {
+    use redline_liquidator::tx_sender::{SigningPermit, TxSender};
+
+    let h = Harness::start(10, 31, 3).await.unwrap();
+    let slow_clock = redline_chain::ChainConfig {
+        block_time: Duration::from_secs(600),
+        ..h.chain.clone()
+    };
+    let a = TxSender::new(
+        h.client.clone(),
+        &slow_clock,
+        h.wallet(1),
+        SendOptions::default(),
+        SigningPermit::granted(),
+    )
+    .await
+    .unwrap();
+    let wallet = a.address().to_string();
+    let to = h.wallet(2).address().to_string();
+    let Sent::Included(first) = a.send(vec![send_uatom(&a, &to, 5)], "one").await.unwrap() else {
+        panic!("not a dry run")
+    };
+    // Its height reading (taken for the first tx) is now more than two blocks old.
+    wait_for_height(&h, first.height() + 4).await;
+
+    let account = h.client.account(&wallet).await.unwrap();
+    let before = h.balances(&wallet).await;
+    let message = send_uatom(&a, &to, 7);
+    let gas_used = a.simulate(std::slice::from_ref(&message)).await.unwrap();
+    let sent = a.send_simulated(vec![message], "re-timed", gas_used).await;
+    landed_paying_once(&h, sent, &wallet, account.sequence, &before).await;
+}
+
 /// Checks that `sent` landed and succeeded at `sequence`, that `wallet` paid its fee once (its
 /// fee-denom balance fell by exactly the fee since `before`) and that its sequence moved by one;
 /// the gas price paid.

@@ -47,7 +47,8 @@ async fn main() -> anyhow::Result<()> {
                 .await?
         }
         BackendKind::Ecs => {
-            run.until_signal(EcsScaler::connect(cli.ecs, env).await?)
+            let ecs = EcsScaler::connect(cli.ecs, env).await?;
+            run.until_signal(ecs.with_wallet_handoff(app::wallet_handoff(&context)))
                 .await?
         }
     }

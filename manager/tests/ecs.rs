@@ -65,6 +65,23 @@ struct Moto {
 /// The Python that has moto (the one `make deps-py` installs into).
 const PYTHON: &str = "python3";
 
+/// `moto_server`, with one fix to its answers: ECS's API gives a task's containers' `cpu` and
+/// `memory` as strings, moto as numbers, which the Rust SDK refuses to read (RunTask,
+/// DescribeTasks).
+const MOTO_SERVER: &str = r#"
+import sys
+import moto.ecs.models as ecs
+container_init = ecs.Container.__init__
+def as_aws_answers(self, *args, **kwargs):
+    container_init(self, *args, **kwargs)
+    for field in ("cpu", "memory"):
+        if getattr(self, field, None) is not None:
+            setattr(self, field, str(getattr(self, field)))
+ecs.Container.__init__ = as_aws_answers
+from moto.server import main
+main(sys.argv[1:])
+"#;
+
 fn check_moto_installed() {
     let found = Command::new(PYTHON)
         .args(["-c", "import moto.server, boto3"])
@@ -85,12 +102,12 @@ impl Moto {
         check_moto_installed();
         for _attempt in 0..5 {
             let port = free_port().expect("a free port");
-            // `python3 -m moto.server` is `moto_server`, without depending on where pip put
-            // its scripts (pyenv shims, ~/.local/bin).
+            // `moto.server`'s main is `moto_server`, without depending on where pip put its
+            // scripts (pyenv shims, ~/.local/bin).
             let mut child = Command::new(PYTHON)
                 .args([
-                    "-m",
-                    "moto.server",
+                    "-c",
+                    MOTO_SERVER,
                     "-H",
                     "127.0.0.1",
                     "-p",
@@ -488,5 +505,132 @@ fn errors_name_the_field_or_resource() {
                 && message.contains("subnet-00000000000000000"),
             "{message}"
         );
+    });
+}
+
+/// A liquidator task that ECS reports stopped gives its wallet slots back at the manager's next
+/// scaling tick, for its replacement to lease the same wallets at once instead of after the
+/// leases' ttl; a running task keeps its slots, and so does a task of another group (not this
+/// service's worker) even once stopped. moto starts no tasks for services, so the test starts
+/// them as ECS's service scheduler would (RunTask in the group `service:<name>`) and stops one.
+#[test]
+fn a_stopped_liquidator_tasks_wallet_slots_are_freed_at_once() {
+    use redline_manager::handoff::WalletHandoff;
+    use redline_pipeline::redis_conn::{self, ConnectOptions};
+    use redline_pipeline::{ecs_task, wallet_slots};
+
+    run(async {
+        let cluster = "redline-handoff";
+        let (_moto, config, client) = start_cluster(cluster).await;
+        let redis_server = testkit::RedisServer::start().expect("starting redis-server");
+        let redis = redis_conn::connect(&redis_server.queue_config(), ConnectOptions::default())
+            .await
+            .unwrap();
+        let scaler = EcsScaler::connect(config.clone(), worker_env())
+            .await
+            .expect("connecting to moto")
+            .with_wallet_handoff(WalletHandoff::new(redis.clone(), "handoff", "devnet-1"));
+        scaler.scale_to(WorkerKind::Liquidator, 2).await.unwrap();
+        // moto's RunTask fails on an awsvpc definition (its ENI model lacks a DNS name) and on
+        // one without container memory, so the tasks run a bridge-mode stand-in definition; the
+        // handoff reads only their group, status and ARN.
+        let definition = client
+            .register_task_definition()
+            .family("redline-liquidator-tasks")
+            .network_mode(NetworkMode::Bridge)
+            .container_definitions(
+                aws_sdk_ecs::types::ContainerDefinition::builder()
+                    .name("worker")
+                    .image("redline/liquidator:v1")
+                    .memory(512)
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("RegisterTaskDefinition in moto")
+            .task_definition()
+            .and_then(|d| d.task_definition_arn())
+            .unwrap()
+            .to_owned();
+        let start_task = |group: &'static str| {
+            let (client, definition) = (client.clone(), definition.clone());
+            async move {
+                let started = client
+                    .run_task()
+                    .cluster(cluster)
+                    .task_definition(definition)
+                    .launch_type(LaunchType::Fargate)
+                    .group(group)
+                    .send()
+                    .await
+                    .expect("RunTask in moto");
+                started.tasks()[0].task_arn().unwrap().to_owned()
+            }
+        };
+        let dead = start_task("service:redline-liquidator").await;
+        let alive = start_task("service:redline-liquidator").await;
+        let other = start_task("family:redline-liquidator").await;
+
+        // Each task's worker leased one slot, as a liquidator does.
+        let base = wallet_slots::liquidator_base("handoff", "devnet-1");
+        for (slot, arn) in [(0, &dead), (1, &alive), (2, &other)] {
+            let owner = ecs_task::consumer_name(arn);
+            let _: () = redis::cmd("SET")
+                .arg(wallet_slots::slot_key(&base, slot))
+                .arg(format!("{owner}:lease-{slot}"))
+                .query_async(&mut redis.clone())
+                .await
+                .unwrap();
+            wallet_slots::record_holder(&redis, &base, slot, &owner)
+                .await
+                .unwrap();
+        }
+        let leased = || {
+            let (redis, base) = (redis.clone(), base.clone());
+            async move {
+                let mut leased = Vec::new();
+                for slot in 0..3 {
+                    let token: Option<String> = redis::cmd("GET")
+                        .arg(wallet_slots::slot_key(&base, slot))
+                        .query_async(&mut redis.clone())
+                        .await
+                        .unwrap();
+                    if token.is_some() {
+                        leased.push(slot);
+                    }
+                }
+                leased
+            }
+        };
+
+        scaler.scale_to(WorkerKind::Liquidator, 2).await.unwrap();
+        assert_eq!(leased().await, [0, 1, 2], "running tasks keep their slots");
+
+        for arn in [&dead, &other] {
+            client
+                .stop_task()
+                .cluster(cluster)
+                .task(arn)
+                .reason("test: the worker died")
+                .send()
+                .await
+                .expect("StopTask in moto");
+        }
+        scaler.scale_to(WorkerKind::Liquidator, 2).await.unwrap();
+        assert_eq!(
+            leased().await,
+            [1, 2],
+            "the stopped liquidator's slot is free; the running one's and the other group's stay"
+        );
+        // Each stopped task is handed off once: later ticks leave Redis alone (this token, in
+        // the dead task's name, would otherwise be deleted again).
+        let _: () = redis::cmd("SET")
+            .arg(wallet_slots::slot_key(&base, 0))
+            .arg(format!("{}:lease-again", ecs_task::consumer_name(&dead)))
+            .query_async(&mut redis.clone())
+            .await
+            .unwrap();
+        scaler.scale_to(WorkerKind::Liquidator, 2).await.unwrap();
+        assert_eq!(leased().await, [0, 1, 2]);
     });
 }

@@ -4,6 +4,7 @@
 
 pub mod capital;
 pub mod deployment;
+pub mod ecs_task;
 pub mod index;
 pub mod jobs;
 pub mod near;

@@ -22,6 +22,11 @@
 //! (the CloudFormation deployment in deploy/ does this) the services and their task definitions
 //! belong to the infrastructure code and the backend only reads and sets counts.
 //!
+//! # Dead liquidators' wallets
+//! With [`EcsScaler::with_wallet_handoff`], each scaling tick also lists the liquidator
+//! service's stopped tasks and frees the wallet slots of each one whose container has exited,
+//! so its replacement signs with the same, funded wallet at once (see `ecs_stopped`).
+//!
 //! Region and credentials come from the standard AWS chain (environment, profile, ECS task
 //! role, instance metadata); `--ecs-endpoint` points the client elsewhere (a local
 //! `moto_server` in the tests).
@@ -38,6 +43,9 @@ use aws_sdk_ecs::Client;
 use clap::{Args, ValueEnum};
 use tracing::{debug, info};
 
+use crate::handoff::WalletHandoff;
+
+use super::ecs_stopped::StoppedTasks;
 use super::env::{self, parse_env_entries};
 use super::{Scaler, ScalerError, WorkerCount, WorkerImage, WorkerImageFlags, WorkerKind};
 
@@ -287,7 +295,10 @@ fn backend_error(operation: impl Into<String>, message: impl std::fmt::Display) 
 
 /// An SDK error with its service code and message (`ClusterNotFoundException: Cluster not
 /// found.`) rather than the bare "service error".
-fn sdk_error<E>(operation: impl Into<String>, error: aws_sdk_ecs::error::SdkError<E>) -> ScalerError
+pub(super) fn sdk_error<E>(
+    operation: impl Into<String>,
+    error: aws_sdk_ecs::error::SdkError<E>,
+) -> ScalerError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
@@ -588,6 +599,8 @@ pub struct EcsScaler {
     env: Vec<(String, String)>,
     /// Task definition ARN per kind, once registered (or found matching) by this scaler.
     task_definitions: tokio::sync::Mutex<HashMap<WorkerKind, String>>,
+    /// Frees the wallet slots of liquidator tasks ECS reports stopped.
+    stopped_liquidators: Option<StoppedTasks>,
 }
 
 impl std::fmt::Debug for EcsScaler {
@@ -639,9 +652,17 @@ impl EcsScaler {
             region,
             env,
             task_definitions: tokio::sync::Mutex::new(HashMap::new()),
+            stopped_liquidators: None,
         };
         scaler.check_cluster().await?;
         Ok(scaler)
+    }
+
+    /// Frees the wallet slots of each liquidator task as soon as ECS reports it stopped, for
+    /// its replacement to take over at once, instead of after the lease's ttl.
+    pub fn with_wallet_handoff(mut self, handoff: WalletHandoff) -> Self {
+        self.stopped_liquidators = Some(StoppedTasks::new(handoff));
+        self
     }
 
     pub fn config(&self) -> &EcsConfig {
@@ -908,6 +929,15 @@ impl Scaler for EcsScaler {
 
     async fn scale_to(&self, kind: WorkerKind, desired: u32) -> Result<(), ScalerError> {
         let name = self.config.service_name(kind);
+        if let Some(stopped) = self
+            .stopped_liquidators
+            .as_ref()
+            .filter(|_| kind == WorkerKind::Liquidator)
+        {
+            stopped
+                .hand_off(&self.client, self.config.cluster(), &name)
+                .await;
+        }
         let desired_count = i32::try_from(desired)
             .map_err(|_| backend_error(format!("UpdateService {name}"), "count too large"))?;
         let service = self.describe(kind).await?;

@@ -11,8 +11,13 @@ use redline_telemetry::LogFormat;
 use super::ScalerError;
 
 /// Variables a worker must not inherit from the manager: each worker names its own queue
-/// consumer, and serves metrics on its own port.
-pub const NOT_INHERITED: &[&str] = &["QUEUE_CONSUMER", "METRICS_ADDR"];
+/// consumer, and serves metrics on its own port. A worker that inherited the manager's ECS
+/// task metadata endpoint would name itself after the manager's task.
+pub const NOT_INHERITED: &[&str] = &[
+    "QUEUE_CONSUMER",
+    "METRICS_ADDR",
+    redline_pipeline::ecs_task::METADATA_ENV,
+];
 
 /// `KEY=VALUE` pairs for a worker, from the manager's parsed shared flags. Unset optional
 /// flags are left out (the worker's own default applies). A relative manifest path is made

@@ -4,6 +4,7 @@
 
 pub mod docker;
 pub mod ecs;
+mod ecs_stopped;
 pub mod env;
 pub mod process;
 

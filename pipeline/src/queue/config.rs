@@ -354,8 +354,23 @@ pub(crate) fn redact_url(raw: &str) -> String {
     }
 }
 
+/// `ecs-<task id>` on ECS, so the manager can name a stopped task's worker; elsewhere
+/// `<hostname>-<pid>`. Read once: the metadata endpoint is asked at most once per process.
 fn default_consumer_name() -> String {
-    consumer_name_of(std::process::id())
+    static NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    NAME.get_or_init(|| {
+        let Ok(uri) = std::env::var(crate::ecs_task::METADATA_ENV) else {
+            return consumer_name_of(std::process::id());
+        };
+        match crate::ecs_task::task_arn(&uri) {
+            Ok(arn) => crate::ecs_task::consumer_name(&arn),
+            Err(error) => {
+                tracing::warn!(%error, "cannot read this ECS task's ARN: naming the worker <host>-<pid>, so its wallet slots free only when their leases expire if it dies");
+                consumer_name_of(std::process::id())
+            }
+        }
+    })
+    .clone()
 }
 
 /// The default consumer name (`<hostname>-<pid>`) of process `pid` on this host: what a worker

@@ -141,9 +141,16 @@ impl<C: ChainClient + 'static> Armory<C> {
         let found_at_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
-        let mut candidates = liquidatable(&snapshot, positions.iter(), &self.chain_id, found_at_ms);
-        let now: HashSet<String> = candidates.iter().map(|c| c.account.as_string()).collect();
-        candidates.retain(|c| !liquidatable_before.contains(&c.account.as_string()));
+        let found = liquidatable(&snapshot, positions.iter(), &self.chain_id, found_at_ms);
+        let mut now = HashSet::with_capacity(found.len());
+        let mut candidates = Vec::new();
+        for candidate in found {
+            let account = candidate.account.as_string();
+            if !liquidatable_before.contains(&account) {
+                candidates.push(candidate);
+            }
+            now.insert(account);
+        }
         if !candidates.is_empty() {
             self.queue.push(&candidates).await?;
             tracing::info!(

@@ -918,9 +918,17 @@ impl<C: ChainClient> TxSender<C> {
                         // step, or the tip read half a block ago): nothing was paid and the
                         // sequence is unused; sign again from the height now.
                         retimed = true;
-                        let tip = self.tip.height(&self.client, &self.address, Duration::ZERO);
+                        let tip = self
+                            .tip
+                            .height(&self.client, &self.address, Duration::ZERO)
+                            .await;
+                        if self.in_flight_doomed(tip) {
+                            // The same stale reading may have hidden a tx of this wallet past
+                            // its last block: one signed on top of it would be refused too.
+                            return Err(self.wait_out_dropped(None).await);
+                        }
                         let blocks = self.options.timeout_blocks.unwrap_or_default();
-                        timeout_height = tip.await.map(|tip| tip + blocks);
+                        timeout_height = tip.map(|tip| tip + blocks);
                         builder = signing_builder(timeout_height);
                         tracing::debug!(
                             wallet = %self.address,

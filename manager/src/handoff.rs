@@ -38,27 +38,30 @@ impl WalletHandoff {
 
     /// The liquidator whose queue consumer name is `worker` has exited: frees the slots it
     /// still holds. Call it only once the exit is certain (the process is reaped, the container
-    /// stopped).
-    pub async fn worker_exited(&self, worker: &str) {
+    /// stopped). Whether Redis answered (a `false` leaves the slots to their leases' ttl).
+    pub async fn worker_exited(&self, worker: &str) -> bool {
         let released = tokio::time::timeout(
             REDIS_TIMEOUT,
             wallet_slots::release_dead_owner(&self.redis, &self.base, worker),
         )
         .await;
         match released {
-            Ok(Ok(slots)) if slots.is_empty() => {}
+            Ok(Ok(slots)) if slots.is_empty() => true,
             Ok(Ok(slots)) => {
                 info!(
                     worker,
                     ?slots,
                     "exited liquidator's wallet slots freed for its replacement"
-                )
+                );
+                true
             }
             Ok(Err(error)) => {
-                warn!(worker, %error, "cannot free the exited liquidator's wallet slots; they free when their leases expire")
+                warn!(worker, %error, "cannot free the exited liquidator's wallet slots; they free when their leases expire");
+                false
             }
             Err(_) => {
-                warn!(worker, "Redis did not answer in time to free the exited liquidator's wallet slots; they free when their leases expire")
+                warn!(worker, "Redis did not answer in time to free the exited liquidator's wallet slots; they free when their leases expire");
+                false
             }
         }
     }

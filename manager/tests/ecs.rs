@@ -616,7 +616,12 @@ fn a_stopped_liquidator_tasks_wallet_slots_are_freed_at_once() {
                 .await
                 .expect("StopTask in moto");
         }
-        scaler.scale_to(WorkerKind::Liquidator, 2).await.unwrap();
+        // The stopped tasks are read at most every two seconds: tick until they have been.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while leased().await != [1, 2] && Instant::now() < deadline {
+            scaler.scale_to(WorkerKind::Liquidator, 2).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
         assert_eq!(
             leased().await,
             [1, 2],
@@ -630,6 +635,7 @@ fn a_stopped_liquidator_tasks_wallet_slots_are_freed_at_once() {
             .query_async(&mut redis.clone())
             .await
             .unwrap();
+        tokio::time::sleep(Duration::from_millis(2_500)).await;
         scaler.scale_to(WorkerKind::Liquidator, 2).await.unwrap();
         assert_eq!(leased().await, [0, 1, 2]);
     });

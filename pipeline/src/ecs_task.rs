@@ -4,7 +4,7 @@
 //! its wallet slots to the replacement at once.
 
 use std::io::{Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
+use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -12,8 +12,9 @@ use serde::Deserialize;
 /// The variable ECS sets in every container of a task (Fargate platform 1.4 and later).
 pub const METADATA_ENV: &str = "ECS_CONTAINER_METADATA_URI_V4";
 
-/// The endpoint is local to the task; an answer slower than this means it is not there.
-const TIMEOUT: Duration = Duration::from_secs(2);
+/// The endpoint is local to the task (the agent answers in milliseconds); an answer slower
+/// than this means it is not there. Asked once, when the worker first names itself.
+const TIMEOUT: Duration = Duration::from_millis(500);
 
 /// The queue consumer name of the worker that runs as the task `task_arn`: `ecs-<task id>`.
 pub fn consumer_name(task_arn: &str) -> String {
@@ -55,12 +56,17 @@ pub fn task_arn(metadata_uri: &str) -> Result<String, MetadataError> {
         return Err(url_error(format!("scheme {}", url.scheme())));
     }
     let host = url.host_str().ok_or_else(|| url_error("no host".into()))?;
-    let port = url.port_or_known_default().unwrap_or(80);
     let io_error = |source| MetadataError::Io {
         url: url.to_string(),
         source,
     };
-    let (status, body) = get(host, port, url.path()).map_err(io_error)?;
+    let address = url
+        .socket_addrs(|| Some(80))
+        .map_err(io_error)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| io_error(std::io::Error::other("the host has no address")))?;
+    let (status, body) = get(address, host, url.path()).map_err(io_error)?;
     if status.split_whitespace().nth(1) != Some("200") {
         return Err(MetadataError::Status {
             url: url.to_string(),
@@ -76,12 +82,8 @@ pub fn task_arn(metadata_uri: &str) -> Result<String, MetadataError> {
 }
 
 /// One GET: the status line and the body.
-fn get(host: &str, port: u16, path: &str) -> std::io::Result<(String, Vec<u8>)> {
+fn get(address: SocketAddr, host: &str, path: &str) -> std::io::Result<(String, Vec<u8>)> {
     use std::io::{Error, ErrorKind};
-    let address = (host, port)
-        .to_socket_addrs()?
-        .next()
-        .ok_or_else(|| Error::new(ErrorKind::NotFound, "the host has no address"))?;
     let mut stream = TcpStream::connect_timeout(&address, TIMEOUT)?;
     stream.set_read_timeout(Some(TIMEOUT))?;
     stream.set_write_timeout(Some(TIMEOUT))?;

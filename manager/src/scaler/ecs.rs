@@ -289,7 +289,10 @@ fn config_error(field: &'static str, problem: impl Into<String>) -> ScalerError 
     ScalerError::config(BACKEND, field, problem)
 }
 
-fn backend_error(operation: impl Into<String>, message: impl std::fmt::Display) -> ScalerError {
+pub(super) fn backend_error(
+    operation: impl Into<String>,
+    message: impl std::fmt::Display,
+) -> ScalerError {
     ScalerError::backend(BACKEND, operation, message)
 }
 

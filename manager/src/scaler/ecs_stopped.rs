@@ -1,12 +1,14 @@
 //! Liquidator tasks that ECS reports stopped give their wallet slots back at once. A worker on
 //! ECS names itself after its task ([`redline_pipeline::ecs_task`]), so a stopped task's ARN
 //! names the owner of the slots to free. ECS lists a stopped task for about an hour; each one
-//! is handed off once.
+//! is handed off once. The stopped tasks are read at most every two seconds, within the
+//! scaling tick.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
-use aws_sdk_ecs::types::DesiredStatus;
+use aws_sdk_ecs::types::{DesiredStatus, Task};
 use aws_sdk_ecs::Client;
 use redline_pipeline::ecs_task;
 use tracing::{info, warn};
@@ -18,6 +20,26 @@ use crate::handoff::WalletHandoff;
 /// DescribeTasks takes at most this many tasks per call.
 const DESCRIBE_BATCH: usize = 100;
 
+/// The scaling tick is half a second; ECS's list calls are rate-limited per account, and a
+/// stopped task takes seconds to be reported anyway.
+const THROTTLE: Duration = Duration::from_secs(2);
+
+/// How long a reading may hold up the scaling tick it runs in.
+const READ_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Desired STOPPED may still be in its SIGTERM grace: a task is dead once its containers have
+/// exited (ECS then notes when its execution stopped, and goes on to detach its network, which
+/// can take tens of seconds before its last status reads STOPPED).
+fn has_exited(task: &Task) -> bool {
+    let containers = task.containers();
+    task.last_status() == Some("STOPPED")
+        || task.execution_stopped_at().is_some()
+        || (!containers.is_empty()
+            && containers
+                .iter()
+                .all(|container| container.last_status() == Some("STOPPED")))
+}
+
 /// The stopped tasks of one service whose slots were freed, and the handoff that frees them.
 #[derive(Debug)]
 pub struct StoppedTasks {
@@ -26,6 +48,7 @@ pub struct StoppedTasks {
     /// Whether the last reading failed: said once when it starts failing and once when it
     /// answers again, not at every scaling tick.
     failing: AtomicBool,
+    last_read: std::sync::Mutex<Option<Instant>>,
 }
 
 impl StoppedTasks {
@@ -34,13 +57,24 @@ impl StoppedTasks {
             handoff,
             handed_off: tokio::sync::Mutex::new(HashSet::new()),
             failing: AtomicBool::new(false),
+            last_read: std::sync::Mutex::new(None),
         }
     }
 
     /// Frees the slots of every task of `service` that has stopped since the last call. A
     /// failure never holds up scaling: the slots then free when their leases expire.
     pub async fn hand_off(&self, client: &Client, cluster: &str, service: &str) {
-        match self.try_hand_off(client, cluster, service).await {
+        if !self.due() {
+            return;
+        }
+        let read = tokio::time::timeout(READ_TIMEOUT, self.try_hand_off(client, cluster, service));
+        let result = read.await.unwrap_or_else(|_| {
+            Err(super::ecs::backend_error(
+                format!("following {service}'s stopped tasks"),
+                format!("no answer within {READ_TIMEOUT:?}"),
+            ))
+        });
+        match result {
             Ok(()) => {
                 if self.failing.swap(false, Ordering::Relaxed) {
                     info!(service, "stopped tasks are followed again");
@@ -79,21 +113,30 @@ impl StoppedTasks {
                 .await
                 .map_err(|error| sdk_error(format!("DescribeTasks in {cluster}"), error))?;
             for task in described.tasks() {
-                // Desired STOPPED may still be running its SIGTERM grace: only a task whose
-                // container has exited is known dead.
-                let stopped = task.last_status() == Some("STOPPED");
-                let (Some(arn), true) = (task.task_arn(), stopped) else {
+                let (Some(arn), true) = (task.task_arn(), has_exited(task)) else {
                     continue;
                 };
-                if task.group() == Some(group.as_str()) {
-                    self.handoff
+                let freed = task.group() != Some(group.as_str())
+                    || self
+                        .handoff
                         .worker_exited(&ecs_task::consumer_name(arn))
                         .await;
+                if freed {
+                    handed_off.insert(arn.to_owned());
                 }
-                handed_off.insert(arn.to_owned());
             }
         }
         Ok(())
+    }
+
+    /// Whether the last reading was `THROTTLE` ago or more, noting this one if so.
+    fn due(&self) -> bool {
+        let mut last = self.last_read.lock().unwrap_or_else(|p| p.into_inner());
+        if last.is_some_and(|at| at.elapsed() < THROTTLE) {
+            return false;
+        }
+        *last = Some(Instant::now());
+        true
     }
 
     /// The ARNs of the service's tasks ECS is stopping or has stopped.

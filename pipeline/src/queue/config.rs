@@ -148,8 +148,8 @@ pub struct QueueConfig {
     /// Consumer group: the consumers that share (split) one queue's jobs.
     #[arg(long, env = "QUEUE_GROUP", default_value = DEFAULT_GROUP)]
     pub queue_group: String,
-    /// This consumer's name within the group (default: `<hostname>-<pid>`). Must be unique
-    /// among live consumers.
+    /// This consumer's name within the group (default: `ecs-<task id>` in an ECS task, else
+    /// `<hostname>-<pid>`). Must be unique among live consumers.
     #[arg(long, env = "QUEUE_CONSUMER")]
     pub queue_consumer: Option<String>,
     /// How long a consumer may hold a job without acknowledging it before another consumer
@@ -265,7 +265,7 @@ impl QueueConfig {
         format!("{}:{name}", self.queue_prefix)
     }
 
-    /// `--queue-consumer`, or `<hostname>-<pid>`.
+    /// `--queue-consumer`, or `ecs-<task id>` on ECS, else `<hostname>-<pid>`.
     pub fn consumer_name(&self) -> String {
         self.queue_consumer
             .clone()
@@ -406,6 +406,10 @@ mod tests {
 
     #[test]
     fn consumer_name_defaults_to_host_and_pid() {
+        if std::env::var_os(crate::ecs_task::METADATA_ENV).is_some() {
+            eprintln!("skipped: this process runs in an ECS task, so it names itself after it");
+            return;
+        }
         let name = QueueConfig::default().consumer_name();
         assert!(
             name.ends_with(&format!("-{}", std::process::id())),

@@ -210,22 +210,9 @@ async fn a_tx_lands_after_the_fee_market_price_rose_between_simulate_and_broadca
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tx_refused_for_its_fee_is_signed_again_at_the_price_read_then() {
     use cosmwasm_std::Decimal;
-    use redline_liquidator::tx_sender::{SigningPermit, TxSender};
 
     let h = fee_market_harness(29).await;
-    let slow_clock = redline_chain::ChainConfig {
-        block_time: Duration::from_secs(600),
-        ..h.chain.clone()
-    };
-    let a = TxSender::new(
-        h.client.clone(),
-        &slow_clock,
-        h.wallet(1),
-        SendOptions::default(),
-        SigningPermit::granted(),
-    )
-    .await
-    .unwrap();
+    let a = slow_clock_sender(&h).await;
     let wallet = a.address().to_string();
     let to = h.wallet(2).address().to_string();
     let message = send_uatom(&a, &to, 5);
@@ -259,22 +246,8 @@ async fn a_tx_refused_for_its_fee_is_signed_again_at_the_price_read_then() {
 /// once. Without the second signing the tx would fail at CheckTx.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tx_refused_for_its_timeout_height_is_signed_again_from_the_height_then() {
-    use redline_liquidator::tx_sender::{SigningPermit, TxSender};
-
     let h = Harness::start(10, 31, 3).await.unwrap();
-    let slow_clock = redline_chain::ChainConfig {
-        block_time: Duration::from_secs(600),
-        ..h.chain.clone()
-    };
-    let a = TxSender::new(
-        h.client.clone(),
-        &slow_clock,
-        h.wallet(1),
-        SendOptions::default(),
-        SigningPermit::granted(),
-    )
-    .await
-    .unwrap();
+    let a = slow_clock_sender(&h).await;
     let wallet = a.address().to_string();
     let to = h.wallet(2).address().to_string();
     let Sent::Included(first) = a.send(vec![send_uatom(&a, &to, 5)], "one").await.unwrap() else {
@@ -289,6 +262,28 @@ async fn a_tx_refused_for_its_timeout_height_is_signed_again_from_the_height_the
     let gas_used = a.simulate(std::slice::from_ref(&message)).await.unwrap();
     let sent = a.send_simulated(vec![message], "re-timed", gas_used).await;
     landed_paying_once(&h, sent, &wallet, account.sequence, &before).await;
+}
+
+/// A sender for wallet 1 that believes blocks come every 10 minutes, so it keeps its readings
+/// of the chain (height, fee market's price) long after they are stale.
+async fn slow_clock_sender(
+    h: &Harness,
+) -> redline_liquidator::tx_sender::TxSender<redline_chain::TendermintClient> {
+    use redline_liquidator::tx_sender::{SigningPermit, TxSender};
+
+    let slow_clock = redline_chain::ChainConfig {
+        block_time: Duration::from_secs(600),
+        ..h.chain.clone()
+    };
+    TxSender::new(
+        h.client.clone(),
+        &slow_clock,
+        h.wallet(1),
+        SendOptions::default(),
+        SigningPermit::granted(),
+    )
+    .await
+    .unwrap()
 }
 
 /// Checks that `sent` landed and succeeded at `sequence`, that `wallet` paid its fee once (its

@@ -802,10 +802,11 @@ impl<C: ChainClient> TxSender<C> {
             }
             false => self.tip_clear_of_drops().await?,
         };
-        let mut timeout_height = match self.options.timeout_blocks {
-            Some(blocks) => tip.map(|tip| tip + blocks),
-            None => None,
+        let timeout_from = |tip: Option<u64>| {
+            let blocks = self.options.timeout_blocks?;
+            tip.map(|tip| tip + blocks)
         };
+        let mut timeout_height = timeout_from(tip);
         let signing_builder = |timeout_height: Option<u64>| {
             let builder = self.builder.at_market(self.gas_price.base());
             let builder = match bid {
@@ -927,8 +928,7 @@ impl<C: ChainClient> TxSender<C> {
                             // its last block: one signed on top of it would be refused too.
                             return Err(self.wait_out_dropped(None).await);
                         }
-                        let blocks = self.options.timeout_blocks.unwrap_or_default();
-                        timeout_height = tip.map(|tip| tip + blocks);
+                        timeout_height = timeout_from(tip);
                         builder = signing_builder(timeout_height);
                         tracing::debug!(
                             wallet = %self.address,
